@@ -1,0 +1,99 @@
+/* fx_kernels.h - freeml-tx fixed-point kernels (Q15 activations, per-channel Q15 weights).
+ *
+ * Freestanding C99: no malloc, no float, no libc beyond <stdint.h>/<stddef.h>.
+ * The exact semantics (rounding, saturation, wrapping) are defined in docs/lir.md; the numpy
+ * interpreter (transpiler/lir/kernels.py) is the reference these kernels must equal bit for bit.
+ *
+ * Every kernel computes a sub-range of its outputs (a tile) so the intermittent runtime can run
+ * a step tile by tile: running the same range twice writes the same bytes (idempotent), and a
+ * kernel never writes memory it reads.
+ */
+#ifndef FX_KERNELS_H
+#define FX_KERNELS_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Activation applied to the int16 result of a step (docs/lir.md, "Activations"). */
+enum { FX_ACT_NONE = 0, FX_ACT_RELU = 1, FX_ACT_CLIP = 2, FX_ACT_LEAKY = 3 };
+
+typedef struct {
+    uint8_t kind;      /* FX_ACT_* */
+    int16_t lo, hi;    /* clip bounds in the output's Q format */
+    int16_t alpha;     /* leaky slope in Q15, 0 <= alpha */
+} fx_act_t;
+
+/* conv: 1-D (ih = 1, kh = 1) and 2-D, stride, padding, dilation, groups (depthwise when
+ * group == cin == cout). x is [cin][ih][iw], y is [cout][oh][ow], w is [cout][cin/group][kh][kw]. */
+typedef struct {
+    uint16_t cin, ih, iw;
+    uint16_t cout, oh, ow;
+    uint16_t kh, kw;
+    uint16_t sh, sw, dh, dw;
+    uint16_t pt, pl;            /* top/left padding; bottom/right follow from oh/ow */
+    uint16_t group;
+    const int16_t *w;
+    const int32_t *bias;        /* [cout], accumulator scale; never NULL */
+    const int8_t *shift;        /* [cout] requant shifts */
+    fx_act_t act;
+} fx_conv_t;
+
+/* Output channels [co0, co1) x output rows [oy0, oy1), all columns. */
+void fx_conv(const fx_conv_t *p, const int16_t *x, int16_t *y,
+             uint16_t co0, uint16_t co1, uint16_t oy0, uint16_t oy1);
+
+/* fc: y[n] = act(requant(bias[n] + sum_k x[k] * w[n][k], shift[n])). */
+typedef struct {
+    uint16_t k, n;
+    const int16_t *w;           /* [n][k] */
+    const int32_t *bias;        /* [n] */
+    const int8_t *shift;        /* [n] */
+    fx_act_t act;
+} fx_fc_t;
+
+/* Outputs [n0, n1). */
+void fx_fc(const fx_fc_t *p, const int16_t *x, int16_t *y, uint16_t n0, uint16_t n1);
+
+/* max / average pooling over [c][ih][iw] -> [c][oh][ow]. */
+typedef struct {
+    uint16_t c, ih, iw, oh, ow;
+    uint16_t kh, kw, sh, sw, dh, dw;
+    uint16_t pt, pl, pb, pr;
+    uint16_t count_include_pad;  /* avgpool only */
+} fx_pool_t;
+
+/* Channels [c0, c1). */
+void fx_maxpool(const fx_pool_t *p, const int16_t *x, int16_t *y, uint16_t c0, uint16_t c1);
+void fx_avgpool(const fx_pool_t *p, const int16_t *x, int16_t *y, uint16_t c0, uint16_t c1);
+
+/* add: y = act(requant((a << shift_a) + (b << shift_b), shift)). */
+typedef struct {
+    uint8_t shift_a, shift_b;
+    int8_t shift;
+    fx_act_t act;
+} fx_add_t;
+
+/* Elements [i0, i1). */
+void fx_add(const fx_add_t *p, const int16_t *a, const int16_t *b, int16_t *y, uint32_t i0, uint32_t i1);
+
+/* Stand-alone activation, elements [i0, i1). */
+void fx_act(const fx_act_t *a, const int16_t *x, int16_t *y, uint32_t i0, uint32_t i1);
+
+/* y[i] = requant(x[i], shift) for i in [i0, i1): one input of a concat (the caller offsets y). */
+void fx_requant_copy(const int16_t *x, int16_t *y, int8_t shift, uint32_t i0, uint32_t i1);
+
+/* Index of the first maximum of x[0..n). */
+uint16_t fx_argmax(const int16_t *x, uint16_t n);
+
+/* The scalar helpers, exposed for tests and generated code. */
+int16_t fx_requant(int32_t acc, int8_t shift);
+int16_t fx_apply_act(const fx_act_t *a, int16_t y);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FX_KERNELS_H */

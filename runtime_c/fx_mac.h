@@ -1,0 +1,24 @@
+/* fx_mac.h - the multiply-accumulate primitive every dot product in the kernels goes through.
+ *
+ *   FX_MAC_BEGIN(bias);    start a 32-bit wrapping accumulator at bias (int32_t)
+ *   FX_MAC(a, b);          acc += (int32_t)a * b   (a, b int16_t)
+ *   FX_MAC_END()           the accumulator as int32_t
+ *
+ * Only one accumulation may be open at a time (MPY32 has one result register). The portable
+ * version below is used on the host and wherever FX_USE_MPY32 is not defined; the MSP430 platform
+ * provides the MPY32 version (RESLO/RESHI preloaded with the bias, then MACS/OP2 per product).
+ */
+#ifndef FX_MAC_H
+#define FX_MAC_H
+
+#include <stdint.h>
+
+#if defined(FX_USE_MPY32)
+#include "fx_mac_mpy32.h"
+#else
+#define FX_MAC_BEGIN(bias) uint32_t fx_mac_acc_ = (uint32_t)(int32_t)(bias)
+#define FX_MAC(a, b) (fx_mac_acc_ += (uint32_t)((int32_t)(a) * (int32_t)(b)))
+#define FX_MAC_END() ((int32_t)fx_mac_acc_)
+#endif
+
+#endif /* FX_MAC_H */

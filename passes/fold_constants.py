@@ -1,0 +1,113 @@
+"""`fold-constants`: evaluate every subgraph that depends only on constants into one initializer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import onnx.numpy_helper
+import onnx_graphsurgeon as gs
+
+from transpiler.model import OnnxModel
+from transpiler.pass_infra import Pass, PassResult, register
+
+from passes.normalize_util import detach, is_const, quiet_gs
+
+# How each form of the Constant op's attribute becomes a numpy value (dtype as ONNX defines it).
+_CONSTANT_ATTRS = {
+    "value_float": np.float32,
+    "value_floats": np.float32,
+    "value_int": np.int64,
+    "value_ints": np.int64,
+}
+
+
+@dataclass(frozen=True)
+class FoldConstantsOptions:
+    """Options of `fold-constants`.
+
+    ``keep_initializer_inputs``: keep initializers that are also listed as graph inputs (old
+    exporters did that; by default they are plain constants).
+    """
+
+    keep_initializer_inputs: bool = False
+
+
+def constant_node_value(node: gs.Node) -> np.ndarray | None:
+    """The value of a ``Constant`` node, or None for a form we do not read (sparse, strings)."""
+    for key, dtype in _CONSTANT_ATTRS.items():
+        if key in node.attrs:
+            return np.asarray(node.attrs[key], dtype=dtype)
+    value = node.attrs.get("value")
+    if isinstance(value, gs.Constant):
+        return np.asarray(value.values)
+    if isinstance(value, onnx.TensorProto):
+        return onnx.numpy_helper.to_array(value)
+    return None
+
+
+def lower_constant_nodes(graph: gs.Graph) -> int:
+    """Turn ``Constant`` nodes into initializers with the dtype ONNX gives them; return the count."""
+    lowered = 0
+    for node in list(graph.nodes):
+        if node.op != "Constant" or node.domain not in (None, "", "ai.onnx") or len(node.outputs) != 1:
+            continue
+        value = constant_node_value(node)
+        if value is None:
+            continue
+        out = node.outputs[0]
+        detach(node)
+        out.to_constant(value)
+        lowered += 1
+    return lowered
+
+
+@register
+class FoldConstants(Pass):
+    """Fold everything computable from initializers and Constant nodes into initializers.
+
+    Before -> after::
+
+        s = Shape(x); i = Gather(s, 0); u = Unsqueeze(i, [0])
+        r = Reshape(h, Concat(u, [-1]))             ->  r = Reshape(h, [1, -1])   (x: [1,16,4,4])
+        w = Mul(Constant(W), Constant(2.0))         ->  w = initializer W*2
+        Constant nodes                              ->  initializers (float32/int64 as ONNX says)
+
+    Runs onnx-graphsurgeon's ``fold_constants`` (onnxruntime evaluates, ``Shape`` of a static shape
+    folds), then drops dead nodes. Initializers listed as graph inputs stop being inputs unless
+    ``keep_initializer_inputs``. Graph outputs are never turned into constants.
+    """
+
+    name = "fold-constants"
+    options_type = FoldConstantsOptions
+    level = "onnx"
+    preserves_semantics = True
+
+    def run(self, model: OnnxModel) -> PassResult[OnnxModel]:
+        graph = model.graph
+        nodes_before = len(graph.nodes)
+        lowered = lower_constant_nodes(graph)
+        removed_inputs = 0
+        if not self.options.keep_initializer_inputs:
+            kept = [t for t in graph.inputs if not is_const(t)]
+            removed_inputs = len(graph.inputs) - len(kept)
+            graph.inputs = kept
+        outputs = list(graph.outputs)
+        with quiet_gs():
+            graph.fold_constants(fold_shapes=True, error_ok=True, flatten_subgraphs=False)
+            graph.cleanup(remove_unused_graph_inputs=False)
+        # fold_constants may have replaced a graph output by a constant; keep the output a tensor
+        # the model computes (ONNX cannot make an initializer a graph output in every runtime).
+        constant_outputs = [t.name for t in graph.outputs if is_const(t)]
+        if constant_outputs:
+            graph.outputs = outputs
+        graph.toposort()
+        lower_constant_nodes(graph)
+        with quiet_gs():
+            graph.cleanup(remove_unused_graph_inputs=False)
+        folded = nodes_before - len(graph.nodes)
+        stats = {"nodes-removed": folded, "constant-nodes": lowered, "initializer-inputs-removed": removed_inputs}
+        if constant_outputs:
+            stats["constant-outputs"] = constant_outputs
+        return PassResult(model, bool(folded or lowered or removed_inputs), stats)

@@ -1,0 +1,117 @@
+"""`normalize`: bring a model from any exporter to the normal form of docs/normal-form.md."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from transpiler.model import OnnxModel
+from transpiler.pass_infra import Pass, PassResult, register
+
+from passes.canonical_arith import CanonicalizeArith
+from passes.canonical_reshape import CanonicalizeReshape
+from passes.check_supported import CheckSupported
+from passes.classifier_tail import StripClassifierTail
+from passes.explicit_attributes import ExplicitAttributes
+from passes.fold_batchnorm import FoldBatchNorm
+from passes.fold_constants import FoldConstants, FoldConstantsOptions
+from passes.infer_shapes import InferShapes, InferShapesOptions
+from passes.matmul_to_gemm import MatMulToGemm
+from passes.name_nodes import NameNodes
+from passes.reduce_mean_to_gap import ReduceMeanToGap
+from passes.remove_noops import RemoveNoops
+from passes.upgrade_opset import UpgradeOpset, UpgradeOpsetOptions
+
+#: Rewrites that may enable each other; repeated (with shape inference) until none changes anything.
+REWRITES: tuple[type[Pass], ...] = (RemoveNoops, ExplicitAttributes, ReduceMeanToGap, MatMulToGemm,
+                                    CanonicalizeArith, FoldBatchNorm, CanonicalizeReshape, FoldConstants)
+MAX_ROUNDS = 4
+
+
+@dataclass(frozen=True)
+class NormalizeOptions:
+    """Options of `normalize`.
+
+    ``check``: end with `check-supported` (one error listing every unsupported node).
+    ``keep_initializer_inputs``: see `fold-constants`.
+    ``opset``: models below this default-domain opset are converted to it.
+    """
+
+    check: bool = True
+    keep_initializer_inputs: bool = False
+    opset: int = 13
+
+
+@register
+class Normalize(Pass):
+    """Run the normalize sub-passes in order; the result is in the normal form or an error says why.
+
+    Before -> after (a torch export with dynamic batch)::
+
+        x[batch,1,28,28] -> Conv -> BatchNormalization -> Relu -> Dropout -> ReduceMean{2,3}
+          -> Shape/Gather/Unsqueeze/Concat -> Reshape -> MatMul -> Add -> Softmax -> y[batch,10]
+        ->
+        x[1,1,28,28] -> Conv(W*s, B') -> Relu -> GlobalAveragePool -> Reshape[1,C]
+          -> Gemm{transB=1} -> Softmax -> y[1,10]          (every node named, with `origin`)
+
+    Order: name-nodes, upgrade-opset, infer-shapes, fold-constants, infer-shapes, strip-classifier-tail,
+    then the rewrites (remove-noops, explicit-attributes, reduce-mean-to-gap, matmul-to-gemm,
+    canonicalize-arith, fold-batchnorm, canonicalize-reshape, fold-constants, infer-shapes) repeated
+    until nothing changes, then name-nodes and check-supported. The stats hold each sub-pass's
+    stats (summed over rounds) and the number of rounds.
+    """
+
+    name = "normalize"
+    options_type = NormalizeOptions
+    level = "onnx"
+    preserves_semantics = False  # strip-classifier-tail removes the label output of classifiers
+    ensures = frozenset({"normal-form", "static-shapes"})
+
+    def run(self, model: OnnxModel) -> PassResult[OnnxModel]:
+        stats: dict[str, Any] = {}
+        changed = False
+        opts = self.options
+        fold = FoldConstantsOptions(keep_initializer_inputs=opts.keep_initializer_inputs)
+        prologue: list[tuple[type[Pass], Any]] = [
+            (NameNodes, None), (UpgradeOpset, UpgradeOpsetOptions(target=opts.opset)),
+            (InferShapes, InferShapesOptions(require_static=False)), (FoldConstants, fold),
+            (InferShapes, InferShapesOptions(require_static=False)), (StripClassifierTail, None)]
+        for cls, options in prologue:
+            model, did = self._step(cls, options, model, stats)
+            changed |= did
+        rounds = 0
+        for rounds in range(1, MAX_ROUNDS + 1):
+            round_changed = False
+            for cls in REWRITES:
+                model, did = self._step(cls, fold if cls is FoldConstants else None, model, stats)
+                round_changed |= did
+            model, _ = self._step(InferShapes, InferShapesOptions(require_static=False), model, stats)
+            changed |= round_changed
+            if not round_changed:
+                break
+        model, did = self._step(InferShapes, InferShapesOptions(require_static=True), model, stats)
+        model, did_names = self._step(NameNodes, None, model, stats)
+        changed |= did or did_names
+        if opts.check:
+            model, _ = self._step(CheckSupported, None, model, stats)
+        stats["rounds"] = rounds
+        stats["nodes"] = len(model.graph.nodes)
+        return PassResult(model, changed, stats)
+
+    def _step(self, cls: type[Pass], options: Any, model: OnnxModel,
+              stats: dict[str, Any]) -> tuple[OnnxModel, bool]:
+        self.context.say(f"normalize: {cls.name}")
+        result = cls(options, self.context).run(model)
+        _accumulate(stats.setdefault(cls.name, {}), result.stats)
+        return result.model, result.changed
+
+
+def _accumulate(total: dict[str, Any], new: dict[str, Any]) -> None:
+    """Sum numeric stats over rounds; keep the latest value of anything else."""
+    for key, value in new.items():
+        old = total.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and isinstance(old, (int, float)) \
+                and not isinstance(old, bool):
+            total[key] = old + value
+        else:
+            total[key] = value

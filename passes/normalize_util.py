@@ -1,0 +1,289 @@
+"""Graph helpers shared by the `normalize` sub-passes (onnx-graphsurgeon graphs).
+
+Nothing here is a pass. The helpers answer small questions about a gs graph (is this tensor a
+constant, what is its static shape, who consumes it), make fresh unique names, rewire around a node
+that is being removed, keep the ``origin`` annotations in step with node rewrites, and round-trip a
+model through a ``ModelProto`` (for onnx shape inference and the version converter) without losing
+the annotation table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Sequence
+
+import numpy as np
+import onnx
+import onnx_graphsurgeon as gs
+
+from transpiler.errors import Location
+from transpiler.model import OnnxModel
+
+ORIGIN = "origin"
+DEFAULT_DOMAINS = ("", "ai.onnx")
+
+
+# --------------------------------------------------------------------------- gs logging
+@contextlib.contextmanager
+def quiet_gs() -> Iterator[None]:
+    """Silence onnx-graphsurgeon's warnings (folding failures are expected and harmless)."""
+    logger = gs.logger.G_LOGGER
+    old = logger.severity
+    logger.severity = logger.CRITICAL
+    try:
+        yield
+    finally:
+        logger.severity = old
+
+
+# --------------------------------------------------------------------------- tensors
+def is_const(tensor: gs.Tensor | None) -> bool:
+    """True for an initializer (gs.Constant)."""
+    return isinstance(tensor, gs.Constant)
+
+
+def const_value(tensor: gs.Tensor | None) -> np.ndarray | None:
+    """The numpy value of a gs.Constant, or None for anything else."""
+    if not isinstance(tensor, gs.Constant):
+        return None
+    return np.asarray(tensor.values)
+
+
+def is_empty(tensor: gs.Tensor | None) -> bool:
+    """True for an omitted optional input/output (ONNX empty name)."""
+    return tensor is None or (isinstance(tensor, gs.Variable) and tensor.is_empty())
+
+
+def static_shape(tensor: gs.Tensor | None) -> tuple[int, ...] | None:
+    """The shape as a tuple of positive ints, or None if unknown or partly dynamic."""
+    if tensor is None:
+        return None
+    shape = tensor.shape
+    if shape is None:
+        return None
+    dims = tuple(shape)
+    if all(isinstance(d, (int, np.integer)) and int(d) >= 0 for d in dims):
+        return tuple(int(d) for d in dims)
+    return None
+
+
+def shape_text(tensor: gs.Tensor | None) -> str:
+    """A shape for messages: ``[1,8,28,28]``, ``[batch,784]`` or ``?``."""
+    if tensor is None or tensor.shape is None:
+        return "?"
+    return "[" + ",".join("?" if d is None else str(d) for d in tensor.shape) + "]"
+
+
+def data_inputs(node: gs.Node) -> list[gs.Tensor]:
+    """The node's inputs that are not constants or empty."""
+    return [t for t in node.inputs if not is_const(t) and not is_empty(t)]
+
+
+def consumers(tensor: gs.Tensor) -> list[gs.Node]:
+    """Nodes that read ``tensor``."""
+    return list(tensor.outputs)
+
+
+def producer(tensor: gs.Tensor) -> gs.Node | None:
+    """The node that writes ``tensor`` (None for inputs and constants)."""
+    return tensor.inputs[0] if tensor.inputs else None
+
+
+def is_graph_output(graph: gs.Graph, tensor: gs.Tensor) -> bool:
+    return any(t is tensor for t in graph.outputs)
+
+
+def is_graph_input(graph: gs.Graph, tensor: gs.Tensor) -> bool:
+    return any(t is tensor for t in graph.inputs)
+
+
+def only_consumer(graph: gs.Graph, tensor: gs.Tensor, node: gs.Node) -> bool:
+    """True when ``node`` is the only reader of ``tensor`` and it is not a graph output."""
+    readers = consumers(tensor)
+    return len(readers) == 1 and readers[0] is node and not is_graph_output(graph, tensor)
+
+
+def opset_of(model: OnnxModel) -> int:
+    """The default-domain opset of the model."""
+    for domain, version in _imports(model.graph).items():
+        if domain in DEFAULT_DOMAINS:
+            return version
+    return model.opset
+
+
+def _imports(graph: gs.Graph) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for entry in graph.import_domains or []:
+        found[entry.domain] = int(entry.version)
+    if "" not in found and "ai.onnx" not in found and graph.opset:
+        found[""] = int(graph.opset)
+    return found
+
+
+def domain_version(model: OnnxModel, domain: str) -> int | None:
+    """The imported version of ``domain`` (None if not imported)."""
+    imports = _imports(model.graph)
+    if domain in DEFAULT_DOMAINS:
+        return imports.get("", imports.get("ai.onnx"))
+    return imports.get(domain)
+
+
+# --------------------------------------------------------------------------- names
+class NameSource:
+    """Fresh node and tensor names that collide with nothing in the graph."""
+
+    def __init__(self, graph: gs.Graph) -> None:
+        self.used: set[str] = {n.name for n in graph.nodes if n.name}
+        self.used.update(graph.tensors().keys())
+
+    def fresh(self, base: str) -> str:
+        base = base or "t"
+        if base not in self.used:
+            self.used.add(base)
+            return base
+        n = 1
+        while f"{base}_{n}" in self.used:
+            n += 1
+        name = f"{base}_{n}"
+        self.used.add(name)
+        return name
+
+
+def new_constant(names: NameSource, base: str, values: np.ndarray) -> gs.Constant:
+    """A new initializer with a fresh name."""
+    return gs.Constant(names.fresh(base), np.ascontiguousarray(values))
+
+
+def new_variable(names: NameSource, base: str, dtype: object = None,
+                 shape: Sequence[int] | None = None) -> gs.Variable:
+    """A new activation tensor with a fresh name."""
+    return gs.Variable(names.fresh(base), dtype=dtype, shape=list(shape) if shape is not None else None)
+
+
+# --------------------------------------------------------------------------- origins
+def origin_of(model: OnnxModel, node: gs.Node) -> list[str]:
+    """The input-model node names ``node`` came from (its own name if not annotated)."""
+    value = model.annotations.get(node.name, ORIGIN)
+    if value:
+        return list(value)
+    return [node.name] if node.name else []
+
+
+def set_origin(model: OnnxModel, node: gs.Node, names: Sequence[str]) -> None:
+    """Annotate ``node`` with the de-duplicated list ``names`` (order kept)."""
+    unique: list[str] = []
+    for name in names:
+        if name and name not in unique:
+            unique.append(name)
+    if node.name and unique:
+        model.annotations.set(node.name, ORIGIN, unique)
+
+
+def merge_origin(model: OnnxModel, target: gs.Node, *sources: gs.Node) -> None:
+    """``target`` now also stands for ``sources`` (e.g. a Conv that absorbed a BatchNormalization)."""
+    names = origin_of(model, target)
+    for src in sources:
+        names.extend(origin_of(model, src))
+    set_origin(model, target, names)
+
+
+def prune_origins(model: OnnxModel) -> None:
+    """Drop ``origin`` annotations whose node no longer exists."""
+    alive = {n.name for n in model.graph.nodes}
+    for target in model.annotations.targets(ORIGIN):
+        if target not in alive:
+            model.annotations.remove(target, ORIGIN)
+
+
+def add_node(graph: gs.Graph, names: NameSource, op: str, base: str, inputs: list[gs.Tensor],
+             outputs: list[gs.Tensor], attrs: dict[str, object] | None = None) -> gs.Node:
+    """Append a new default-domain node with a fresh name."""
+    node = gs.Node(op=op, name=names.fresh(base), attrs=dict(attrs or {}), inputs=inputs, outputs=outputs)
+    graph.nodes.append(node)
+    return node
+
+
+# --------------------------------------------------------------------------- rewiring
+def set_tensors(tensors: list[gs.Tensor], new: Sequence[gs.Tensor]) -> None:
+    """Replace the contents of a node's ``inputs``/``outputs`` list, keeping gs's edges in sync.
+
+    (gs's synchronized lists do not support slice assignment.)
+    """
+    tensors.clear()
+    tensors.extend(list(new))
+
+
+def detach(node: gs.Node) -> None:
+    """Disconnect ``node`` from all tensors; ``graph.cleanup()`` then drops it."""
+    node.inputs.clear()
+    node.outputs.clear()
+
+
+def replace_uses(graph: gs.Graph, old: gs.Tensor, new: gs.Tensor) -> None:
+    """Every reader of ``old`` (nodes and graph outputs) reads ``new`` instead."""
+    for reader in consumers(old):
+        for i, t in enumerate(reader.inputs):
+            if t is old:
+                reader.inputs[i] = new
+    for i, t in enumerate(graph.outputs):
+        if t is old:
+            graph.outputs[i] = new
+
+
+def bypass(graph: gs.Graph, node: gs.Node, keep: int = 0) -> bool:
+    """Remove a node that passes its input ``keep`` through unchanged; False if it cannot be removed.
+
+    ``y = Op(x)`` with readers of ``y`` -> the readers read ``x``. When ``y`` is a graph output its
+    name must survive: the producer of ``x`` then writes ``y`` directly (impossible when ``x`` is a
+    graph input, a constant or itself a graph output; such a node is kept).
+    """
+    x, y = node.inputs[keep], node.outputs[0]
+    if is_graph_output(graph, y):
+        writer = producer(x)
+        if writer is None or is_graph_output(graph, x) or is_graph_input(graph, x):
+            return False
+        if x.dtype is not None and y.dtype is not None and x.dtype != y.dtype:
+            return False
+        detach(node)
+        readers = consumers(x)
+        for i, t in enumerate(writer.outputs):
+            if t is x:
+                writer.outputs[i] = y
+        for reader in readers:
+            for i, t in enumerate(reader.inputs):
+                if t is x:
+                    reader.inputs[i] = y
+        if y.shape is None:
+            y.shape = x.shape
+        return True
+    detach(node)
+    replace_uses(graph, y, x)
+    return True
+
+
+# --------------------------------------------------------------------------- proto round trip
+def replace_graph(model: OnnxModel, proto: onnx.ModelProto) -> None:
+    """Make ``model`` hold the graph of ``proto``; annotations and metadata stay."""
+    with quiet_gs():
+        model.graph = gs.import_onnx(proto)
+
+
+def to_proto(model: OnnxModel) -> onnx.ModelProto:
+    """Export without the type check (intermediate tensors may have no dtype yet)."""
+    with quiet_gs():
+        return model.to_proto()
+
+
+def node_location(model: OnnxModel, node: gs.Node, pass_name: str | None = None) -> Location:
+    """A Location naming the node, its op and its first input's shape."""
+    first = node.inputs[0] if node.inputs else None
+    return Location(file=model.source, node=node.name or None, op=node.op,
+                    shape=shape_text(first) if first is not None else None, pass_name=pass_name)
+
+
+def attr(node: gs.Node, name: str, default: object = None) -> object:
+    """An attribute value, or ``default``."""
+    value = node.attrs.get(name, default)
+    if isinstance(value, bytes):
+        return value.decode()
+    return value

@@ -1,0 +1,85 @@
+"""`reduce-mean-to-gap`: ReduceMean over all spatial axes becomes GlobalAveragePool."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_graphsurgeon as gs
+
+from transpiler.model import OnnxModel
+from transpiler.pass_infra import Pass, PassResult, register
+
+from passes.normalize_util import (NameSource, add_node, const_value, is_empty, new_constant, new_variable,
+                                   opset_of, origin_of, quiet_gs, set_origin, set_tensors,
+                                   static_shape)
+
+
+def reduce_axes(node: gs.Node, rank: int, opset: int) -> list[int] | None:
+    """The (non-negative, sorted) axes a ReduceMean reduces, or None if not known statically.
+
+    Opset < 18 keeps them in the ``axes`` attribute, opset 18+ in the second input. No axes means
+    every axis (or none at all with ``noop_with_empty_axes=1``: returned as ``[]``).
+    """
+    if opset >= 18 or (len(node.inputs) > 1 and "axes" not in node.attrs):
+        if len(node.inputs) > 1 and not is_empty(node.inputs[1]):
+            value = const_value(node.inputs[1])
+            if value is None:
+                return None
+            axes = [int(a) for a in np.asarray(value).reshape(-1)]
+        else:
+            axes = []
+    else:
+        axes = [int(a) for a in node.attrs.get("axes", [])]
+    if not axes:
+        return [] if int(node.attrs.get("noop_with_empty_axes", 0)) else list(range(rank))
+    return sorted({a + rank if a < 0 else a for a in axes})
+
+
+@register
+class ReduceMeanToGap(Pass):
+    """Turn a ReduceMean over every spatial axis of ``[1, C, ...]`` into GlobalAveragePool.
+
+    Before -> after::
+
+        y = ReduceMean(x: [1,C,H,W]) {axes=[2,3], keepdims=1}   ->  y = GlobalAveragePool(x)
+        y = ReduceMean(x: [1,C,H,W], axes=[-2,-1]) {keepdims=0} ->  g = GlobalAveragePool(x)
+                                                                    y = Reshape(g, [1, C])
+        y = ReduceMean(x: [1,C,L]) {axes=[2]}                   ->  y = GlobalAveragePool(x)
+
+    The axes come from the attribute (opset < 18) or the constant second input (opset 18+). Other
+    reductions are left for `check-supported` to report.
+    """
+
+    name = "reduce-mean-to-gap"
+    level = "onnx"
+    preserves_semantics = True
+
+    def run(self, model: OnnxModel) -> PassResult[OnnxModel]:
+        graph = model.graph
+        names = NameSource(graph)
+        opset = opset_of(model)
+        rewritten = 0
+        for node in list(graph.nodes):
+            if node.op != "ReduceMean" or node.domain not in (None, "", "ai.onnx"):
+                continue
+            shape = static_shape(node.inputs[0])
+            if shape is None or len(shape) < 3:
+                continue
+            if reduce_axes(node, len(shape), opset) != list(range(2, len(shape))):
+                continue
+            keepdims = int(node.attrs.get("keepdims", 1))
+            x, y = node.inputs[0], node.outputs[0]
+            node.op = "GlobalAveragePool"
+            node.attrs.clear()
+            set_tensors(node.inputs, [x])
+            if not keepdims:
+                pooled = new_variable(names, f"{node.name}_pooled", x.dtype, [*shape[:2], *[1] * (len(shape) - 2)])
+                set_tensors(node.outputs, [pooled])
+                target = new_constant(names, f"{node.name}_shape", np.array(shape[:2], dtype=np.int64))
+                reshape = add_node(graph, names, "Reshape", f"{node.name}_reshape", [pooled, target], [y])
+                set_origin(model, reshape, origin_of(model, node))
+            rewritten += 1
+        if rewritten:
+            graph.toposort()
+            with quiet_gs():
+                graph.cleanup(remove_unused_graph_inputs=False)
+        return PassResult(model, bool(rewritten), {"rewritten": rewritten})

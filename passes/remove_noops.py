@@ -1,0 +1,95 @@
+"""`remove-noops`: remove nodes that pass their input through unchanged at inference time."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnx_graphsurgeon as gs
+
+from transpiler.model import OnnxModel
+from transpiler.pass_infra import Pass, PassResult, register
+
+from passes.normalize_util import bypass, const_value, consumers, is_empty, quiet_gs, static_shape
+
+_RESHAPING = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Expand")
+
+
+def _dropout_is_noop(node: gs.Node) -> bool:
+    """Dropout is the identity unless training_mode is on (or unknown) or its mask is read."""
+    if len(node.inputs) >= 3 and not is_empty(node.inputs[2]):
+        mode = const_value(node.inputs[2])
+        if mode is None or bool(np.any(mode)):
+            return False
+    if int(node.attrs.get("is_test", 1)) == 0 and "is_test" in node.attrs:
+        return False
+    return all(is_empty(t) or not consumers(t) for t in node.outputs[1:])
+
+
+def _cast_is_noop(node: gs.Node) -> bool:
+    source = node.inputs[0].dtype
+    if source is None or "to" not in node.attrs:
+        return False
+    target = onnx.helper.tensor_dtype_to_np_dtype(int(node.attrs["to"]))
+    return np.dtype(source) == np.dtype(target)
+
+
+def _reshape_is_noop(node: gs.Node) -> bool:
+    before, after = static_shape(node.inputs[0]), static_shape(node.outputs[0])
+    return before is not None and before == after
+
+
+def noop_reason(node: gs.Node) -> str | None:
+    """Why ``node`` is a no-op (a stats key), or None if it is not one."""
+    if node.domain not in (None, "", "ai.onnx") or not node.inputs or not node.outputs:
+        return None
+    if node.op == "Identity":
+        return "Identity"
+    if node.op == "Dropout" and _dropout_is_noop(node):
+        return "Dropout"
+    if node.op == "Cast" and _cast_is_noop(node):
+        return "Cast"
+    if node.op in _RESHAPING and _reshape_is_noop(node):
+        return node.op
+    return None
+
+
+@register
+class RemoveNoops(Pass):
+    """Remove Identity, inference-mode Dropout, Cast to the same type and shape-keeping reshapes.
+
+    Before -> after::
+
+        y = Identity(x); z = Relu(y)           ->  z = Relu(x)
+        y, mask = Dropout(x, 0.5)  (mask unused)->  (readers of y read x)
+        y = Cast(x: float32) {to=FLOAT}         ->  (readers of y read x)
+        y = Reshape(x: [1,10], [1,10])          ->  (readers of y read x)
+        out = Identity(Softmax(x))  (graph out) ->  out = Softmax(x)    (the output keeps its name)
+
+    A Dropout whose mask is read or whose ``training_mode`` is not a constant false is kept (and
+    rejected later by `check-supported`). A no-op that connects a graph input straight to a graph
+    output cannot go and is kept.
+    """
+
+    name = "remove-noops"
+    level = "onnx"
+    preserves_semantics = True
+
+    def run(self, model: OnnxModel) -> PassResult[OnnxModel]:
+        graph = model.graph
+        removed: dict[str, int] = {}
+        kept = 0
+        for node in list(graph.nodes):
+            reason = noop_reason(node)
+            if reason is None:
+                continue
+            if bypass(graph, node):
+                removed[reason] = removed.get(reason, 0) + 1
+            else:
+                kept += 1
+        if removed:
+            with quiet_gs():
+                graph.cleanup(remove_unused_graph_inputs=False)
+        stats: dict[str, object] = {"removed": sum(removed.values()), **{f"removed-{k}": v for k, v in removed.items()}}
+        if kept:
+            stats["kept-unremovable"] = kept
+        return PassResult(model, bool(removed), stats)

@@ -1,0 +1,163 @@
+"""transpiler.data: npz loading, shape checks against the model inputs, the seeded split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx_graphsurgeon as gs
+import pytest
+from onnx import TensorProto, helper
+
+from transpiler.data import DEFAULT_SPLIT, Dataset, input_specs, load_dataset
+from transpiler.errors import DataError
+
+
+def _save(tmp_path: Path, name: str = "d.npz", **arrays: np.ndarray) -> Path:
+    path = tmp_path / name
+    np.savez(path, **arrays)
+    return path
+
+
+def test_loads_x_and_y_as_float32_and_int64(tmp_path: Path) -> None:
+    x = np.arange(5 * 4, dtype=np.float64).reshape(5, 1, 2, 2)
+    y = np.array([0, 1, 2, 1, 0], dtype=np.int32)
+    ds = load_dataset(_save(tmp_path, x=x, y=y), {"input": (1, 2, 2)})
+    assert len(ds) == 5
+    assert ds.names == ["input"]
+    assert ds.x.dtype == np.float32 and ds.x.shape == (5, 1, 2, 2)
+    assert ds.labels is not None and ds.labels.dtype == np.int64
+    np.testing.assert_array_equal(ds.labels, y)
+    np.testing.assert_array_equal(ds.x, x.astype(np.float32))
+    assert ds.source == str(tmp_path / "d.npz")
+
+
+def test_size_one_axes_may_differ(tmp_path: Path) -> None:
+    x = np.random.default_rng(0).normal(size=(3, 28, 28))
+    ds = load_dataset(_save(tmp_path, x=x), {"input": (1, 28, 28)})
+    assert ds.x.shape == (3, 1, 28, 28)
+    np.testing.assert_array_equal(ds.x[:, 0], x.astype(np.float32))
+    # the batch-1 axis kept in the data: [n, 1, 1, 28, 28]
+    ds2 = load_dataset(_save(tmp_path, "e.npz", x=x[:, None, None]), {"input": (1, 28, 28)})
+    assert ds2.x.shape == (3, 1, 28, 28)
+
+
+def test_ambiguous_reshape_is_rejected_with_file_key_and_shapes(tmp_path: Path) -> None:
+    path = _save(tmp_path, x=np.zeros((4, 784)))
+    with pytest.raises(DataError) as info:
+        load_dataset(path, {"input": (1, 28, 28)})
+    text = info.value.render()
+    assert "d.npz" in text and "'x'" in text and "[784]" in text and "[1, 28, 28]" in text
+    assert info.value.hint and "[n, 1, 28, 28]" in info.value.hint
+
+
+def test_multi_input_uses_input_names(tmp_path: Path) -> None:
+    path = _save(tmp_path, a=np.ones((2, 3)), b=np.zeros((2, 4, 1)), y=np.array([1, 0]))
+    ds = load_dataset(path, {"a": (3,), "b": (4,)})
+    assert ds.names == ["a", "b"]
+    assert ds.inputs["b"].shape == (2, 4)
+    feed = ds.inputs_for(1)
+    assert feed["a"].shape == (1, 3) and feed["b"].shape == (1, 4)
+    with pytest.raises(DataError, match="no array for model input 'c'") as info:
+        load_dataset(path, {"a": (3,), "c": (4,)})
+    assert "a, c" in (info.value.hint or "")
+
+
+def test_single_input_may_use_its_name(tmp_path: Path) -> None:
+    ds = load_dataset(_save(tmp_path, **{"input.1": np.ones((2, 5))}), {"input.1": (5,)})
+    assert ds.x.shape == (2, 5)
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ({"x": np.ones((3, 2)), "y": np.ones(4)}, "labels 'y' have 4 rows"),
+    ({"x": np.array([[np.nan, 1.0]])}, "non-finite"),
+    ({"z": np.ones((3, 2))}, "no array for model input"),
+    ({"x": np.array(["a", "b"])}, "expected numbers"),
+])
+def test_bad_files(tmp_path: Path, arrays: dict[str, np.ndarray], message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        load_dataset(_save(tmp_path, **arrays), {"input": (2,)})
+
+
+def test_missing_and_corrupt_files(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="not found"):
+        load_dataset(tmp_path / "nope.npz", {"input": (2,)})
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip file at all")
+    with pytest.raises(DataError, match="readable"):
+        load_dataset(bad, {"input": (2,)})
+
+
+def test_one_hot_labels_become_indices() -> None:
+    y = np.eye(4)[[3, 0, 2]]
+    ds = Dataset.from_arrays({"x": np.zeros((3, 2))}, y)
+    np.testing.assert_array_equal(ds.labels, [3, 0, 2])
+
+
+def _dataset(n: int) -> Dataset:
+    return Dataset.from_arrays({"x": np.arange(n, dtype=np.float32).reshape(n, 1)}, np.arange(n) % 3)
+
+
+def test_split_is_reproducible_disjoint_and_complete() -> None:
+    ds = _dataset(101)
+    a, b = ds.split(seed=7), ds.split(seed=7)
+    assert list(a) == [name for name, _ in DEFAULT_SPLIT]
+    for name in a:
+        np.testing.assert_array_equal(a[name].x, b[name].x)
+    sizes = {k: len(v) for k, v in a.items()}
+    assert sizes == {"train": 61, "val": 20, "test": 20}  # round(cumsum * n) cuts: 61, 81, 101
+    ids = np.concatenate([v.indices for v in a.values()])
+    assert sorted(ids.tolist()) == list(range(101))
+    # the values follow the indices, labels follow the samples, order inside a part is file order
+    for part in a.values():
+        np.testing.assert_array_equal(part.x[:, 0], part.indices)
+        np.testing.assert_array_equal(part.labels, part.indices % 3)
+        assert np.all(np.diff(part.indices) > 0)
+    c = ds.split(seed=8)
+    assert not np.array_equal(a["train"].indices, c["train"].indices)
+    # the documented permutation
+    perm = np.random.default_rng(7).permutation(101)
+    np.testing.assert_array_equal(a["val"].indices, np.sort(perm[61:81]))
+
+
+def test_split_custom_fractions_and_errors() -> None:
+    parts = _dataset(10).split(seed=0, fractions=(("a", 0.5), ("b", 0.5)))
+    assert [len(p) for p in parts.values()] == [5, 5]
+    tiny = _dataset(2).split()
+    assert sum(len(p) for p in tiny.values()) == 2
+    with pytest.raises(DataError, match="sum to 1"):
+        _dataset(10).split(fractions=(("a", 0.5), ("b", 0.6)))
+    with pytest.raises(DataError, match="unique"):
+        _dataset(10).split(fractions=(("a", 0.5), ("a", 0.5)))
+
+
+def test_batches_subset_take_and_calibration_part() -> None:
+    ds = _dataset(10)
+    sizes = [len(b) for b in ds.batches(4)]
+    assert sizes == [4, 4, 2]
+    np.testing.assert_array_equal(np.concatenate([b.x for b in ds.batches(4)]), ds.x)
+    assert len(ds.take(3)) == 3 and len(ds.take(30)) == 10
+    assert ds.inputs_for(2)["x"].shape == (1, 1)
+    with pytest.raises(IndexError):
+        ds.inputs_for(10)
+    assert len(ds.calibration_part()) == 10          # train part would be 6 < 20 samples
+    assert len(_dataset(100).calibration_part()) == 60
+    with pytest.raises(ValueError):
+        list(ds.batches(0))
+
+
+def test_inconsistent_arrays_rejected() -> None:
+    with pytest.raises(DataError, match="different sample counts"):
+        Dataset.from_arrays({"a": np.zeros((2, 1)), "b": np.zeros((3, 1))})
+
+
+def test_input_specs_from_graph() -> None:
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3, 8])])
+    g = gs.import_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    assert input_specs(g) == {"x": (3, 8)}
+    g.inputs[0].shape = [1, "n", 8]
+    with pytest.raises(DataError, match="dynamic"):
+        input_specs(g)

@@ -1,0 +1,254 @@
+"""Calibration / training data: a `Dataset` of model inputs (and optional labels) from an npz file.
+
+File format (``numpy.savez``):
+
+- ``x``: the inputs of a single-input model, first axis = samples (``[n, ...]``);
+- ``y`` (optional): labels, first axis = samples (class indices ``[n]``, or one-hot ``[n, k]``
+  which is turned into indices);
+- a multi-input model uses its input *names* as keys instead of ``x`` (a single-input model may do
+  the same).
+
+Each input is checked against the model: the per-sample shape must be the model input's shape
+without its batch axis (``input_specs``). Size-1 axes are the only freedom: ``x`` of shape
+``[n, 28, 28]`` fits a model input ``[1, 1, 28, 28]`` (per-sample ``[1, 28, 28]``), and so does
+``[n, 1, 1, 28, 28]`` (the batch-1 axis kept); the data is reshaped, which is unambiguous because
+dropping size-1 axes from both sides leaves the same shape. Anything else (``[n, 784]`` for a
+``[1, 28, 28]`` input, say) is a :class:`DataError` naming the file, the key, the expected and the
+actual per-sample shape. Values become float32.
+
+The split (:meth:`Dataset.split`) is explicit and reproducible: sample indices are permuted by
+``numpy.random.default_rng(seed).permutation(n)`` and cut into consecutive parts whose sizes are
+``round(cumsum(fractions) * n)`` differences; inside a part the samples keep their file order. The
+same seed, fractions and ``n`` give the same parts on every machine and numpy version that keeps
+``PCG64`` stable (numpy guarantees this for ``default_rng``).
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from transpiler.errors import DataError, Location
+
+DEFAULT_SPLIT: tuple[tuple[str, float], ...] = (("train", 0.6), ("val", 0.2), ("test", 0.2))
+
+
+@dataclass
+class Dataset:
+    """Model inputs by input name, each ``float32 [n, *per-sample shape]``, plus optional labels.
+
+    ``labels`` is an ``int64 [n]`` array of class indices (or whatever numeric labels the file held,
+    first axis ``n``) or None. ``source`` is the file it came from, for messages.
+    """
+
+    inputs: dict[str, np.ndarray]
+    labels: np.ndarray | None = None
+    source: str | None = None
+    indices: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        counts = {name: int(a.shape[0]) for name, a in self.inputs.items()}
+        if not counts:
+            raise DataError("a dataset needs at least one input array",
+                            location=Location(file=self.source))
+        if len(set(counts.values())) != 1:
+            raise DataError(f"the inputs have different sample counts: {counts}",
+                            location=Location(file=self.source),
+                            hint="every input array needs the same first (sample) axis")
+        n = next(iter(counts.values()))
+        if self.labels is not None and int(self.labels.shape[0]) != n:
+            raise DataError(f"labels 'y' have {self.labels.shape[0]} rows but the inputs have {n} samples",
+                            location=Location(file=self.source),
+                            hint="give one label per sample (first axis of 'y')")
+        if self.indices is None:
+            self.indices = np.arange(n, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return int(next(iter(self.inputs.values())).shape[0])
+
+    @property
+    def names(self) -> list[str]:
+        """The model input names this dataset feeds."""
+        return list(self.inputs)
+
+    @property
+    def x(self) -> np.ndarray:
+        """The inputs of a single-input dataset, ``[n, ...]``."""
+        if len(self.inputs) != 1:
+            raise DataError(f"dataset has {len(self.inputs)} inputs ({', '.join(self.inputs)}); use .inputs[name]",
+                            location=Location(file=self.source))
+        return next(iter(self.inputs.values()))
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> "Dataset":
+        """The samples at `indices` (positions in this dataset), in that order."""
+        idx = np.asarray(indices, dtype=np.int64)
+        assert self.indices is not None
+        return Dataset(inputs={k: v[idx] for k, v in self.inputs.items()},
+                       labels=None if self.labels is None else self.labels[idx],
+                       source=self.source, indices=self.indices[idx])
+
+    def take(self, n: int) -> "Dataset":
+        """The first `n` samples (all of them if there are fewer)."""
+        return self.subset(np.arange(min(n, len(self))))
+
+    def inputs_for(self, i: int) -> dict[str, np.ndarray]:
+        """Sample `i` as onnxruntime feeds: ``{name: float32 [1, *per-sample shape]}``."""
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"sample {i} out of range for a dataset of {len(self)}")
+        return {k: v[i:i + 1] for k, v in self.inputs.items()}
+
+    def batches(self, size: int) -> Iterator["Dataset"]:
+        """Consecutive sub-datasets of `size` samples (the last may be shorter), in order."""
+        if size < 1:
+            raise ValueError(f"batch size must be >= 1, got {size}")
+        for start in range(0, len(self), size):
+            yield self.subset(np.arange(start, min(start + size, len(self))))
+
+    def split(self, seed: int = 0,
+              fractions: Sequence[tuple[str, float]] = DEFAULT_SPLIT) -> dict[str, "Dataset"]:
+        """Split into named parts by a seeded permutation (see the module docstring).
+
+        ``fractions`` are ``(name, fraction)`` pairs, positive, summing to 1. Parts are disjoint and
+        cover every sample; a part may be empty when the dataset is tiny.
+        """
+        names = [name for name, _ in fractions]
+        values = np.array([float(f) for _, f in fractions], dtype=np.float64)
+        if not names or len(set(names)) != len(names):
+            raise DataError(f"split part names must be unique and non-empty, got {names}")
+        if np.any(values <= 0) or abs(float(values.sum()) - 1.0) > 1e-6:
+            raise DataError(f"split fractions must be positive and sum to 1, got {dict(zip(names, values.tolist()))}",
+                            hint="e.g. (('train', 0.6), ('val', 0.2), ('test', 0.2))")
+        n = len(self)
+        perm = np.random.default_rng(seed).permutation(n)
+        cuts = np.rint(np.cumsum(values) * n).astype(np.int64)
+        cuts[-1] = n
+        parts: dict[str, Dataset] = {}
+        start = 0
+        for name, stop in zip(names, cuts.tolist()):
+            stop = max(start, min(stop, n))
+            parts[name] = self.subset(np.sort(perm[start:stop]))
+            start = stop
+        return parts
+
+    def calibration_part(self, seed: int = 0, min_samples: int = 20) -> "Dataset":
+        """The part to calibrate/train on: the "train" part of :meth:`split`, or everything if tiny.
+
+        "Tiny" means the train part would have fewer than `min_samples` samples.
+        """
+        train = self.split(seed)["train"]
+        return train if len(train) >= min_samples else self
+
+    @classmethod
+    def from_arrays(cls, inputs: Mapping[str, Any], labels: Any = None,
+                    source: str | None = None) -> "Dataset":
+        """A dataset from in-memory arrays (no shape checks against a model; values become float32)."""
+        return cls(inputs={k: np.asarray(v, dtype=np.float32) for k, v in inputs.items()},
+                   labels=None if labels is None else _labels(np.asarray(labels), source),
+                   source=source)
+
+
+def input_specs(graph: Any) -> dict[str, tuple[int, ...]]:
+    """Per-sample input shapes of an onnx-graphsurgeon graph (its inputs without the batch axis).
+
+    A graph input of rank 0 or 1 has no batch axis to drop and is returned as is. Dynamic dims
+    (strings / None) in axis 0 are the batch; elsewhere they raise :class:`DataError`.
+    """
+    specs: dict[str, tuple[int, ...]] = {}
+    for tensor in graph.inputs:
+        shape = list(tensor.shape or [])
+        rest = shape[1:] if len(shape) >= 2 else shape
+        if any(not isinstance(d, int) or d < 0 for d in rest):
+            raise DataError(f"model input '{tensor.name}' has a dynamic shape {shape}",
+                            hint="fix it with --input-shape name=1x...")
+        specs[tensor.name] = tuple(int(d) for d in rest)
+    return specs
+
+
+def load_dataset(path: str | os.PathLike[str], input_specs: Mapping[str, Sequence[int]]) -> Dataset:
+    """Load an npz file and check it against the model inputs (see the module docstring).
+
+    `input_specs` maps each model input name to its per-sample shape (the input's shape without the
+    batch axis), as :func:`input_specs` returns it.
+    """
+    path = os.fspath(path)
+    where = Location(file=path)
+    if not os.path.exists(path):
+        raise DataError("data file not found", location=where,
+                        hint="pass an .npz made with numpy.savez(path, x=inputs, y=labels)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise DataError(f"not a readable .npz file: {exc}", location=where,
+                        hint="make it with numpy.savez(path, x=inputs, y=labels)") from exc
+    specs = {name: tuple(int(d) for d in shape) for name, shape in input_specs.items()}
+    if not specs:
+        raise DataError("the model has no inputs to feed", location=where)
+    inputs: dict[str, np.ndarray] = {}
+    for name, spec in specs.items():
+        key = _key_for(name, specs, arrays, path)
+        inputs[name] = _fit(arrays[key], spec, key, name, path)
+    labels = arrays.get("y")
+    if labels is not None and "y" in specs:
+        labels = None  # 'y' is a model input here, not labels
+    return Dataset(inputs=inputs, labels=None if labels is None else _labels(labels, path), source=path)
+
+
+def _key_for(name: str, specs: Mapping[str, tuple[int, ...]], arrays: Mapping[str, np.ndarray],
+             path: str) -> str:
+    if name in arrays:
+        return name
+    if len(specs) == 1 and "x" in arrays:
+        return "x"
+    wanted = f"'{name}' or 'x'" if len(specs) == 1 else f"'{name}'"
+    raise DataError(f"no array for model input '{name}' (keys in the file: {sorted(arrays) or 'none'})",
+                    location=Location(file=path),
+                    hint=f"store the inputs under {wanted}"
+                         + ("" if len(specs) == 1 else f"; a multi-input model needs one key per input: "
+                            f"{', '.join(specs)}"))
+
+
+def _fit(array: np.ndarray, spec: tuple[int, ...], key: str, name: str, path: str) -> np.ndarray:
+    """Check `array` [n, ...] against the per-sample `spec` and reshape when unambiguous."""
+    where = Location(file=path, shape=str(list(array.shape)))
+    if array.dtype.kind not in "fiub":
+        raise DataError(f"array '{key}' has dtype {array.dtype}; expected numbers", location=where)
+    if array.ndim == 0:
+        raise DataError(f"array '{key}' is a scalar; expected [n, {', '.join(map(str, spec))}]",
+                        location=where)
+    got = tuple(int(d) for d in array.shape[1:])
+    if got != spec:
+        squeezed_got = tuple(d for d in got if d != 1)
+        squeezed_spec = tuple(d for d in spec if d != 1)
+        if squeezed_got != squeezed_spec:
+            raise DataError(
+                f"array '{key}' (model input '{name}') has per-sample shape {list(got)}, "
+                f"expected {list(spec)}",
+                location=where,
+                hint=f"store it as [n, {', '.join(map(str, spec))}] (first axis = samples); only size-1 "
+                     f"axes may differ")
+        array = array.reshape((array.shape[0],) + spec)
+    out = array.astype(np.float32)
+    if not np.all(np.isfinite(out)):
+        bad = int(np.count_nonzero(~np.isfinite(out)))
+        raise DataError(f"array '{key}' holds {bad} non-finite values (NaN/inf)", location=where)
+    return out
+
+
+def _labels(labels: np.ndarray, source: str | None) -> np.ndarray:
+    """Class indices from labels: one-hot [n, k] -> argmax; integral floats -> int64."""
+    where = Location(file=source, shape=str(list(labels.shape)))
+    if labels.ndim == 0:
+        raise DataError("labels 'y' are a scalar; expected one label per sample", location=where)
+    if labels.ndim == 2 and labels.shape[1] > 1 and labels.dtype.kind in "fiub":
+        return np.argmax(labels, axis=1).astype(np.int64)
+    if labels.dtype.kind in "iub":
+        return labels.astype(np.int64)
+    if labels.dtype.kind == "f" and np.all(np.isfinite(labels)) and np.all(labels == np.round(labels)):
+        return labels.astype(np.int64)
+    return labels

@@ -1,0 +1,252 @@
+"""The MSP430FR5994 build of a generated C package: ``msp430.mk``.
+
+The host ``Makefile`` that the C emitter writes ends with ``-include msp430.mk``; then
+
+    make -C build msp430                      # -> build/<model>.elf (needs msp430-elf-gcc)
+    make -C build msp430 MSP430_COUNTERS=1    # the same with per-step cycle counts
+    make -C build msp430-run                  # run it in msp430-elf-run, stats in <model>.stats.json
+
+The toolchain comes from ``MSP430_GCC_ROOT`` (``$MSP430_GCC_ROOT/bin/msp430-elf-gcc``) or ``PATH``, and
+as a last resort from the places ``tools/msp430-toolchain.sh`` installs to (/opt/msp430-elf,
+~/.local/msp430-elf). Without it ``make msp430`` stops with a message saying how to get it; the
+host targets never need it.
+
+The program is ``runtime_c/platform/msp430/main_sim.c`` around the generated model: it includes the
+model header (``-DFX_MODEL_HEADER``), runs ``FX_RUN`` on each input of ``sim_input.c`` (written by
+:func:`transpiler.sim.write_sim_input`) and prints the outputs through CIO. Objects go to
+``msp430-obj/`` so they never mix with the host build's; a stamp of the flags rebuilds them when
+``MSP430_COUNTERS`` or other flags change.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from transpiler.errors import InputError
+
+#: Bytes of lower FRAM (0x4000-0xFF7F) that code, constants and .persistent share.
+LOWER_FRAM_BYTES = 0xBF80
+#: Bytes of HIFRAM (0x10000-0x43FFF), reachable only in the large memory model (-mlarge).
+HIFRAM_BYTES = 0x34000
+#: Lower FRAM kept free for code, the runtime, CIO and sim_input when deciding on -mlarge.
+DEFAULT_CODE_RESERVE = 16 * 1024
+
+#: Compiler flags of every MSP430 object (the -mlarge flag is added by msp430_makefile).
+MSP430_BASE_CFLAGS = (
+    "-mmcu=msp430fr5994", "-O2", "-ffreestanding", "-DFX_USE_MPY32",
+    "-Wall", "-Wextra", "-Werror", "--param=min-pagesize=0",
+    "-ffunction-sections", "-fdata-sections",
+)
+#: Link flags (before the objects); the libraries come after them.
+MSP430_BASE_LDFLAGS = (
+    "-mmcu=msp430fr5994", "-nostdlib", "-nostartfiles", "-Wl,--gc-sections",
+    "-Wl,--no-warn-rwx-segments", "-Wl,--orphan-handling=error",
+)
+MSP430_LDLIBS = ("-lgcc", "-lmul_f5")
+
+#: Files of runtime_c/ (relative to it) that an MSP430 build needs besides the kernels.
+MSP430_RUNTIME_FILES = (
+    "fx_mac.h", "fx_mac_mpy32.h", "fx_platform.h",
+    "platform/msp430/fr5994.ld", "platform/msp430/crt0.S",
+    "platform/msp430/cio.c", "platform/msp430/cio.h",
+    "platform/msp430/fx_platform_msp430.c", "platform/msp430/fx_platform_msp430.h",
+    "platform/msp430/main_sim.c",
+)
+
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SOURCE_RE = re.compile(r"^[A-Za-z0-9_./+-]+\.(c|S)$")
+
+
+def needs_large_model(fram_const_bytes: int, *, code_reserve: int = DEFAULT_CODE_RESERVE) -> bool:
+    """True when constants of ``fram_const_bytes`` bytes do not fit lower FRAM beside the code.
+
+    The generated code must then be built with ``large=True`` and mark its big tables
+    ``FX_UPPER`` (fx_platform.h), which places them in HIFRAM.
+    """
+    return fram_const_bytes + code_reserve > LOWER_FRAM_BYTES
+
+
+def _object_name(source: str) -> str:
+    """``runtime/fx_conv.c`` -> ``msp430-obj/runtime__fx_conv.o`` (flat, no clashes)."""
+    stem = source.rsplit(".", 1)[0]
+    return "$(MSP430_OBJDIR)/" + stem.replace("/", "__").replace(".", "_") + ".o"
+
+
+def _check_source(path: str) -> None:
+    if not _SOURCE_RE.match(path) or path.startswith("/") or ".." in path.split("/"):
+        raise InputError(
+            f"msp430.mk: source path {path!r} is not a relative .c/.S path of plain characters",
+            hint="pass paths relative to the build directory, e.g. 'runtime/fx_conv.c'")
+
+
+def msp430_makefile(model_name: str, sources: Sequence[str], large: bool, *,
+                    runtime_dir: str = "runtime",
+                    header: str | None = None,
+                    run_symbol: str | None = None,
+                    input_len: int | str | None = None,
+                    output_len: int | str | None = None,
+                    sim_input: str = "sim_input.c",
+                    include_dirs: Sequence[str] = (".",),
+                    command_line: str | None = None) -> str:
+    """Return the text of ``msp430.mk`` for a generated package.
+
+    Args:
+        model_name: the model's C name (``lenet5_mnist``); the ELF is ``<model_name>.elf``.
+        sources: C files of the model and of the runtime kernels, relative to the build directory
+            (``lenet5_mnist.c``, ``runtime/fx_conv.c``, ...). The platform files (crt0.S, cio.c,
+            fx_platform_msp430.c, main_sim.c) and ``sim_input`` are added here; do not list them.
+        large: build with ``-mlarge`` (20-bit pointers; needed when tables live in HIFRAM, see
+            :func:`needs_large_model`).
+        runtime_dir: where the emitter copied runtime_c/ (its files listed in
+            :data:`MSP430_RUNTIME_FILES` must be there, same relative layout).
+        header: the generated header (default ``<model_name>.h``).
+        run_symbol: ``int run(const int16_t *in, int16_t *out)`` (default ``fx_<model_name>_run``).
+        input_len, output_len: int16 elements of one input / output, as numbers or as macro names
+            defined in the header (default ``FX_<MODEL_NAME>_INPUT_LEN`` / ``..._OUTPUT_LEN``).
+        sim_input: the generated inputs file (see :func:`transpiler.sim.write_sim_input`).
+        include_dirs: extra include directories (the build directory by default).
+        command_line: the freeml-tx command line, written into the header comment.
+
+    Raises:
+        InputError: a name or path that cannot appear in a Makefile.
+    """
+    if not _NAME_RE.match(model_name):
+        raise InputError(f"msp430.mk: model name {model_name!r} is not a C identifier",
+                         hint="the emitter must sanitize the model name (letters, digits, _)")
+    for src in list(sources) + [sim_input]:
+        _check_source(src)
+    upper = model_name.upper()
+    header = header or f"{model_name}.h"
+    run_symbol = run_symbol or f"fx_{model_name}_run"
+    in_len = str(input_len) if input_len is not None else f"FX_{upper}_INPUT_LEN"
+    out_len = str(output_len) if output_len is not None else f"FX_{upper}_OUTPUT_LEN"
+    for what, value in (("header", header), ("run_symbol", run_symbol), ("input_len", in_len),
+                        ("output_len", out_len)):
+        if not re.match(r"^[A-Za-z0-9_./+-]+$", value):
+            raise InputError(f"msp430.mk: {what} {value!r} contains characters a Makefile cannot carry")
+    rt = runtime_dir.rstrip("/") or "."
+    plat = f"{rt}/platform/msp430"
+
+    all_sources: list[str] = list(dict.fromkeys(list(sources) + [
+        f"{plat}/cio.c", f"{plat}/fx_platform_msp430.c", f"{plat}/main_sim.c", sim_input]))
+    includes = " ".join(f"-I{d}" for d in list(include_dirs) + [rt, plat])
+
+    out: list[str] = []
+    w = out.append
+    w(f"# msp430.mk - MSP430FR5994 build of {model_name} (generated by freeml-tx; do not edit).")
+    if command_line:
+        w(f"# command line: {command_line}")
+    w("#")
+    w("#   make msp430                    build $(MSP430_ELF) for the FR5994 / msp430-elf-run")
+    w("#   make msp430 MSP430_COUNTERS=1  ... with FX_SIM_COUNTERS: run and per-step cycle counts")
+    w("#   make msp430-run                run it in the simulator (stats: $(MSP430_STATS))")
+    w("#   make msp430-size msp430-clean")
+    w("#")
+    w("# The toolchain: $MSP430_GCC_ROOT/bin/msp430-elf-gcc, else msp430-elf-gcc on PATH, else")
+    w("# /opt/msp430-elf or ~/.local/msp430-elf (tools/msp430-toolchain.sh installs it there).")
+    w("")
+    w("MSP430_GCC_ROOT ?=")
+    w("msp430_find_bin = $(strip $(if $(MSP430_GCC_ROOT),$(MSP430_GCC_ROOT)/bin/,"
+      "$(if $(shell command -v msp430-elf-gcc 2>/dev/null),,"
+      "$(firstword $(dir $(wildcard /opt/msp430-elf/bin/msp430-elf-gcc "
+      "$(HOME)/.local/msp430-elf/bin/msp430-elf-gcc))))))")
+    w("# Evaluated once, when first used (the host targets never pay for the lookup).")
+    w("MSP430_BIN = $(eval MSP430_BIN := $(msp430_find_bin))$(MSP430_BIN)")
+    w("MSP430_CC = $(MSP430_BIN)msp430-elf-gcc")
+    w("MSP430_RUN = $(MSP430_BIN)msp430-elf-run")
+    w("MSP430_SIZE = $(MSP430_BIN)msp430-elf-size")
+    w("")
+    w(f"MSP430_ELF := {model_name}.elf")
+    w(f"MSP430_STATS := {model_name}.stats.json")
+    w("MSP430_OBJDIR := msp430-obj")
+    w(f"MSP430_LDSCRIPT := {plat}/fr5994.ld")
+    w("MSP430_LARGE := " + ("-mlarge" if large else ""))
+    w("MSP430_OPT ?= -O2")
+    w("MSP430_CFLAGS_EXTRA ?=")
+    w("MSP430_COUNTERS ?=")
+    w("MSP430_CFLAGS = " + " ".join(f for f in MSP430_BASE_CFLAGS if f != "-O2")
+      + " $(MSP430_OPT) $(MSP430_LARGE) " + includes
+      + " $(if $(MSP430_COUNTERS),-DFX_SIM_COUNTERS,) $(MSP430_CFLAGS_EXTRA)")
+    w("MSP430_LDFLAGS = " + " ".join(MSP430_BASE_LDFLAGS)
+      + " $(MSP430_LARGE) -T $(MSP430_LDSCRIPT)")
+    w("MSP430_LDLIBS = " + " ".join(MSP430_LDLIBS))
+    w(f"MSP430_MAIN_DEFS = -DFX_MODEL_HEADER='\"{header}\"' -DFX_RUN={run_symbol} "
+      f"-DFX_INPUT_LEN={in_len} -DFX_OUTPUT_LEN={out_len}")
+    objs = [f"$(MSP430_OBJDIR)/crt0.o"] + [_object_name(s) for s in all_sources]
+    w("MSP430_OBJS = " + " \\\n    ".join(objs))
+    w("")
+    w(".PHONY: msp430 msp430-run msp430-size msp430-clean msp430-toolchain FORCE")
+    w("msp430: $(MSP430_ELF)")
+    w("FORCE:")
+    w("")
+    w("msp430-toolchain:")
+    w("\t@command -v $(MSP430_CC) >/dev/null 2>&1 || { echo \"msp430.mk: $(MSP430_CC) not found: put "
+      "msp430-elf-gcc on PATH or set MSP430_GCC_ROOT=/path/to/msp430-elf (install it with "
+      "tools/msp430-toolchain.sh; freeml-tx doctor shows what is found)\" >&2; exit 1; }")
+    w("")
+    w("# Rebuild every object when the flags change (MSP430_COUNTERS=1, MSP430_OPT=...).")
+    w("$(MSP430_OBJDIR)/flags.stamp: FORCE | msp430-toolchain")
+    w("\t@mkdir -p $(MSP430_OBJDIR)")
+    w("\t@echo '$(MSP430_CC) $(MSP430_CFLAGS) $(MSP430_MAIN_DEFS)' | cmp -s - $@ "
+      "|| echo '$(MSP430_CC) $(MSP430_CFLAGS) $(MSP430_MAIN_DEFS)' > $@")
+    w("")
+    w(f"$(MSP430_OBJDIR)/crt0.o: {plat}/crt0.S $(MSP430_OBJDIR)/flags.stamp")
+    w("\t$(MSP430_CC) -mmcu=msp430fr5994 $(MSP430_LARGE) -c $< -o $@")
+    for src in all_sources:
+        obj = _object_name(src)
+        extra = " $(MSP430_MAIN_DEFS)" if src == f"{plat}/main_sim.c" else ""
+        w(f"{obj}: {src} $(MSP430_OBJDIR)/flags.stamp")
+        w(f"\t$(MSP430_CC) $(MSP430_CFLAGS){extra} -MMD -MP -c $< -o $@")
+    w("")
+    w(f"{sim_input}:")
+    w(f"\t@echo \"msp430.mk: {sim_input} is missing: write it with "
+      "transpiler.sim.write_sim_input() (the emitter writes a zero input)\" >&2; exit 1")
+    w("")
+    w("$(MSP430_ELF): $(MSP430_OBJS) $(MSP430_LDSCRIPT)")
+    w("\t$(MSP430_CC) $(MSP430_LDFLAGS) $(MSP430_OBJS) $(MSP430_LDLIBS) -o $@")
+    w("\t@$(MSP430_SIZE) $@")
+    w("")
+    w("msp430-run: $(MSP430_ELF)")
+    w("\tMSP430_SIM_STATS=$(MSP430_STATS) $(MSP430_RUN) $(MSP430_ELF)")
+    w("\t@cat $(MSP430_STATS); echo")
+    w("")
+    w("msp430-size: $(MSP430_ELF)")
+    w("\t$(MSP430_SIZE) -A $(MSP430_ELF)")
+    w("")
+    w("msp430-clean:")
+    w("\trm -rf $(MSP430_OBJDIR) $(MSP430_ELF) $(MSP430_STATS)")
+    w("")
+    w("-include $(wildcard $(MSP430_OBJDIR)/*.d)")
+    return "\n".join(out) + "\n"
+
+
+def runtime_c_dir() -> Path:
+    """The runtime_c/ directory: the installed package data, else the source tree's."""
+    try:
+        import freeml_runtime_c  # type: ignore[import-not-found]
+
+        paths = list(getattr(freeml_runtime_c, "__path__", []))
+        for p in paths:
+            if (Path(p) / "fx_kernels.h").is_file():
+                return Path(p)
+    except ImportError:
+        pass
+    return Path(__file__).resolve().parents[2] / "runtime_c"
+
+
+def copy_msp430_runtime(dest: Path, *, runtime: Path | None = None) -> list[Path]:
+    """Copy :data:`MSP430_RUNTIME_FILES` from runtime_c/ to ``dest`` (same layout); return them."""
+    src_root = runtime or runtime_c_dir()
+    written: list[Path] = []
+    for rel in MSP430_RUNTIME_FILES:
+        src = src_root / rel
+        if not src.is_file():
+            raise InputError(f"runtime file {src} is missing",
+                             hint="reinstall freeml-tx; runtime_c/ must ship with the package")
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(src.read_bytes())
+        written.append(target)
+    return written

@@ -1,0 +1,70 @@
+/* fx_mac_mpy32.h - FX_MAC_BEGIN / FX_MAC / FX_MAC_END on the MSP430's MPY32 multiplier.
+ *
+ * Included by fx_mac.h when FX_USE_MPY32 is defined (the msp430.mk build does that). Same
+ * contract as the portable version in fx_mac.h: a 32-bit accumulator that wraps modulo 2^32,
+ * started at a bias, plus signed 16x16 products:
+ *
+ *   FX_MAC_BEGIN(bias)  RESLO = bias bits 0-15, RESHI = bias bits 16-31 (preload)
+ *   FX_MAC(a, b)        MACS = a; OP2 = b      (RESHI:RESLO += a * b, signed, wraps)
+ *   FX_MAC_END()        (int32_t)(RESHI << 16 | RESLO)
+ *
+ * The chain is always started by preloading RESLO/RESHI, never by MPYS: one code path for every
+ * bias, no special first product, and a chain of zero products gives the bias.
+ *
+ * The registers are `extern volatile' objects whose addresses come from the linker script
+ * (platform/msp430/fr5994.ld; TI's linker scripts define the same names), so no cast constant
+ * address trips GCC 12's -Warray-bounds. Volatile keeps the stores in program order: MACS before
+ * OP2, every product before the result is read.
+ *
+ * Rules for code between FX_MAC_BEGIN and FX_MAC_END (the multiplier has ONE result register):
+ *   - no multiplication of two non-constant integers: msp430-elf-gcc turns it into a call of a
+ *     libgcc helper (__mspabi_mpyi_f5hw, ...) that uses the same MPY32 registers and destroys the
+ *     accumulator; compute indices by additions (strength reduction) before or outside the chain;
+ *   - no function calls that might multiply, no nested FX_MAC_BEGIN;
+ *   - no interrupt handler that uses the multiplier may run (freeml-tx code runs with interrupts
+ *     off; an application that enables them must save and restore MPY32 in its handlers).
+ * The portable version does not have these limits, so tests must run the kernels on the
+ * simulator (tests/msp430/) to catch a violation.
+ */
+#ifndef FX_MAC_MPY32_H
+#define FX_MAC_MPY32_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+extern volatile int16_t MACS, OP2;
+extern volatile uint16_t RESLO, RESHI;
+
+#ifdef __cplusplus
+}
+#endif
+
+#define FX_MAC_BEGIN(bias)                                                   \
+    do {                                                                     \
+        uint32_t fx_mac_bias_ = (uint32_t)(int32_t)(bias);                   \
+        RESLO = (uint16_t)fx_mac_bias_;                                      \
+        RESHI = (uint16_t)(fx_mac_bias_ >> 16);                              \
+    } while (0)
+
+#define FX_MAC(a, b) (MACS = (int16_t)(a), OP2 = (int16_t)(b))
+
+#define FX_MAC_END() fx_mac_mpy32_result_()
+
+/* Reads RESLO before RESHI (one statement each, so the order is fixed). The halves go through a
+ * union (the MSP430 is little-endian): msp430-elf-gcc 12 compiles ((uint32_t)hi << 16) | lo into
+ * a call of the libgcc shift helper, the union into two moves. */
+static inline int32_t fx_mac_mpy32_result_(void)
+{
+    union {
+        uint32_t u;
+        uint16_t h[2];
+    } r;
+    r.h[0] = RESLO;
+    r.h[1] = RESHI;
+    return (int32_t)r.u;
+}
+
+#endif /* FX_MAC_MPY32_H */

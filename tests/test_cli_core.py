@@ -1,0 +1,225 @@
+"""The command line: exit codes, error output, `passes`, `inspect`, the default command, output dirs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from transpiler import cli
+from transpiler.cli import UsageError, _route_default_command, main
+from transpiler.errors import FreemlError
+from transpiler.outdir import MARKER, atomic_output_dir
+from transpiler.pass_infra import Pass, PassResult
+
+
+class ZeroBias(Pass):
+    """Set the bias B to zero (test pass).
+
+    Before -> after::  Add(h, B)  ->  Add(h, 0)
+    """
+
+    name = "t-zero-bias"
+
+    def run(self, model: Any) -> PassResult[Any]:
+        bias = model.graph.tensors()["B"]
+        bias.values = np.zeros_like(bias.values)
+        return PassResult(model, True, {"zeroed": int(bias.values.size)})
+
+
+class Keep(Pass):
+    """Keep the model as it is (test pass)."""
+
+    name = "t-keep"
+    preserves_semantics = True
+
+    def run(self, model: Any) -> PassResult[Any]:
+        return PassResult(model, False)
+
+
+@pytest.fixture
+def passes(register_passes: Any) -> None:
+    register_passes(ZeroBias, Keep)
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_passes_lists_name_level_summary(capsys: pytest.CaptureFixture[str], passes: None) -> None:
+    code, out, _ = run_cli(capsys, "passes")
+    assert code == 0
+    line = next(l for l in out.splitlines() if l.startswith("t-zero-bias"))
+    assert "onnx" in line and "Set the bias B to zero" in line
+    code, out, _ = run_cli(capsys, "passes", "--verbose")
+    assert "preserves semantics" in out
+
+
+def test_inspect_prints_a_table_per_pass(capsys: pytest.CaptureFixture[str], passes: None, tiny_model: Any,
+                                         tmp_path: Path) -> None:
+    model = tiny_model("mlp")
+    dump = tmp_path / "dump"
+    code, out, err = run_cli(capsys, "inspect", str(model), "--pipeline", "t-keep,t-zero-bias",
+                             "--print-pipeline", "--timing", "--dump-dir", str(dump), "--print-after-change")
+    assert code == 0, err
+    assert "inputs: x: float32[N,4]" in out and "pipeline: t-keep,t-zero-bias" in out
+    rows = {l.split()[1]: l.split() for l in out.splitlines() if l[:1].isdigit()}
+    assert rows["t-keep"][2] == "no" and rows["t-zero-bias"][2] == "yes"
+    assert rows["t-zero-bias"][3:7] == ["3", "15", "12", "60"]  # nodes, params, non-zeros, bytes
+    assert "zeroed: 3" in out and "timing:" in out and "after 2 t-zero-bias (changed)" in out
+    assert "after 1 t-keep" not in out
+    assert (dump / "02-t-zero-bias.onnx").is_file()
+
+
+def test_inspect_stop_after(capsys: pytest.CaptureFixture[str], passes: None, tiny_model: Any) -> None:
+    code, out, _ = run_cli(capsys, "inspect", str(tiny_model("mlp")), "--pipeline", "t-keep,t-zero-bias",
+                           "--stop-after", "t-keep", "--print-pipeline")
+    assert code == 0
+    assert "pipeline: t-keep\n" in out and "t-zero-bias" not in out.split("pipeline:")[1]
+
+
+@pytest.mark.parametrize("setup, args, words", [
+    ("missing", [], "no such file"),
+    ("garbage", [], "not an ONNX model"),
+    ("truncated", [], "truncated"),
+    ("old-opset", [], "opset 9"),
+    ("ok", ["--pipeline", "t-keep,,"], "unexpected ','"),
+    ("ok", ["--pipeline", "t-nope"], "unknown pass 't-nope'"),
+    ("ok", ["--pipeline", "t-keep{x=1}"], "has no option 'x'"),
+    ("ok", ["--input-shape", "x:1x4"], "NAME=DIMS"),
+    ("ok", ["--input-shape", "q=1x4"], "not an input"),
+    ("ok", ["--pipeline", "t-keep", "--stop-after", "t-zero-bias"], "--stop-after"),
+    ("ok", ["--pipeline", "t-keep", "--data", "nope.npz"], "data file not found"),
+])
+def test_bad_inputs_exit_2_and_write_nothing(capsys: pytest.CaptureFixture[str], passes: None,
+                                              tiny_model: Any, tmp_path: Path, setup: str,
+                                              args: list[str], words: str) -> None:
+    path = tmp_path / "model.onnx"
+    if setup == "ok":
+        path = tiny_model("mlp")
+    elif setup == "garbage":
+        path.write_bytes(b"\x07" * 64)
+    elif setup == "truncated":
+        data = tiny_model("conv").read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif setup == "old-opset":
+        path = tiny_model("mlp", opset=9, ir_version=4)
+    out_dir = tmp_path / "out"
+    code, _out, err = run_cli(capsys, "inspect", str(path), "--dump-dir", str(out_dir), *args)
+    assert code == 2
+    assert err.startswith("error: ") and words in err
+    assert "Traceback" not in err
+    assert not out_dir.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_diagnostics_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _out, err = run_cli(capsys, "inspect", str(tmp_path / "nope.onnx"), "--diagnostics", "json")
+    assert code == 2
+    data = json.loads(err)
+    assert data["kind"] == "InputError" and data["location"]["file"].endswith("nope.onnx")
+    assert data["exit_code"] == 2 and data["hint"]
+
+
+def test_debug_shows_the_traceback(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _out, err = run_cli(capsys, "--debug", "inspect", str(tmp_path / "nope.onnx"))
+    assert code == 2 and "Traceback" in err and "no such file" in err
+
+
+def test_internal_errors_exit_1_without_traceback(capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from transpiler.cli import inspect_cmd
+
+    def broken(args: Any) -> int:
+        raise RuntimeError("kaput")
+
+    monkeypatch.setattr(inspect_cmd, "run", broken)
+    code, _out, err = run_cli(capsys, "inspect", str(tmp_path / "m.onnx"))
+    assert code == 1
+    assert "internal error: RuntimeError: kaput (re-run with --debug)" in err and "Traceback" not in err
+
+
+def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _out, err = run_cli(capsys, "inspect", "--bogus", "m.onnx")
+    assert code == 2 and "unrecognized arguments: --bogus" in err and "freeml-tx inspect --help" in err
+    code, _out, err = run_cli(capsys)
+    assert code == 2 and "COMMAND" in err
+    code, out, _err = run_cli(capsys, "--version")
+    assert code == 0 and out.startswith("freeml-tx ")
+
+
+def test_model_without_command_runs_compile() -> None:
+    assert _route_default_command(["m.onnx", "-o", "build"], ["compile", "inspect"]) == [
+        "compile", "m.onnx", "-o", "build"]
+    assert _route_default_command(["inspect", "m.onnx"], ["compile", "inspect"]) == ["inspect", "m.onnx"]
+    with pytest.raises(UsageError, match="compile command"):
+        _route_default_command(["m.onnx"], ["inspect"])
+
+
+@pytest.mark.skipif(find_spec("transpiler.cli.compile_cmd") is not None, reason="compile exists")
+def test_model_without_command_before_compile_exists(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _out, err = run_cli(capsys, "m.onnx", "-o", "build")
+    assert code == 2 and "compile command" in err
+
+
+def test_command_modules_are_a_tuple_of_names() -> None:
+    assert {"passes_cmd", "inspect_cmd", "compile_cmd"} <= set(cli.COMMAND_MODULES)
+    names = [m.__name__.rsplit(".", 1)[1] for m in cli.command_modules()]
+    assert names[:2] == ["passes_cmd", "inspect_cmd"]
+
+
+def test_python_dash_m(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "transpiler", "inspect", str(tmp_path / "x.onnx")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "no such file" in done.stderr
+
+
+def test_atomic_output_dir(tmp_path: Path) -> None:
+    target = tmp_path / "build"
+    with atomic_output_dir(target) as tmp:
+        (tmp / "a.txt").write_text("1")
+        assert not target.exists()
+    assert (target / "a.txt").read_text() == "1" and (target / MARKER).exists()
+    with atomic_output_dir(target) as tmp:  # an earlier freeml-tx output is replaced
+        (tmp / "b.txt").write_text("2")
+    assert sorted(p.name for p in target.iterdir()) == [MARKER, "b.txt"]
+    with pytest.raises(RuntimeError):
+        with atomic_output_dir(target) as tmp:
+            (tmp / "c.txt").write_text("half")
+            raise RuntimeError("failed half-way")
+    assert sorted(p.name for p in target.iterdir()) == [MARKER, "b.txt"]  # untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["build"]  # no temp folders left
+    foreign = tmp_path / "home"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("precious")
+    with pytest.raises(FreemlError, match="not made by freeml-tx"):
+        with atomic_output_dir(foreign):
+            pass
+    assert (foreign / "thesis.tex").read_text() == "precious"
+
+
+SAMPLES = ["lenet5_mnist", "mlp_mnist_big", "cnn_digits", "mlp_digits_sklearn", "tiny_conv1d", "tiny_residual"]
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+def test_inspect_samples_with_normalize(capsys: pytest.CaptureFixture[str], samples_dir: Path, name: str) -> None:
+    from transpiler.pass_infra import registry
+
+    path = samples_dir / f"{name}.onnx"
+    if not path.is_file():
+        pytest.skip(f"{path} not built (python samples/make_all.py)")
+    if "normalize" not in registry():
+        pytest.skip("the normalize pass is not registered yet")
+    code, out, err = run_cli(capsys, "inspect", str(path), "--print-pipeline")
+    assert code == 0, err
+    assert "pipeline: normalize" in out
+    row = next(l.split() for l in out.splitlines() if l[:1].isdigit() and " normalize " in l)
+    assert int(row[3]) > 0  # nodes left after normalize

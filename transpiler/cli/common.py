@@ -1,0 +1,105 @@
+"""Arguments and helpers shared by the commands that load a model and run a pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import Any
+
+from transpiler.errors import InputError
+from transpiler.pass_infra import PassContext
+
+_SHAPE = re.compile(r"^[0-9]+(x[0-9]+)*$")
+
+
+def default_onnx_pipeline(args: argparse.Namespace) -> str:
+    """The ONNX-level pipeline run when --pipeline is not given (the one place that decides it).
+
+    ``normalize``, then ``quantize`` when --data is given and the quantize pass is registered.
+    """
+    from transpiler.pass_infra import registry
+
+    if getattr(args, "data", None) and "quantize" in registry():
+        return "normalize,quantize"
+    return "normalize"
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """MODEL, --input-shape and --data."""
+    parser.add_argument("model", metavar="MODEL", help="the .onnx file")
+    parser.add_argument("--input-shape", action="append", default=[], metavar="NAME=1x1x28x28",
+                        help="fix the symbolic dimensions of an input (repeat for several inputs)")
+    parser.add_argument("--data", metavar="FILE.npz",
+                        help="sample inputs (one array [N, ...] per input name) for calibration and checks")
+
+
+def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    """--pipeline and the instrument flags of the pass manager."""
+    parser.add_argument("--pipeline", metavar="TEXT",
+                        help="the passes to run, e.g. 'normalize,sparsify{budget=64KiB}' "
+                             "(`freeml-tx passes` lists them)")
+    parser.add_argument("--print-pipeline", action="store_true", help="print the pipeline that runs")
+    parser.add_argument("--print-after", action="append", default=[], metavar="NAME|all",
+                        help="print the model after this pass (repeatable; 'all' for every pass)")
+    parser.add_argument("--print-after-all", action="store_true", help="same as --print-after all")
+    parser.add_argument("--print-after-change", action="store_true",
+                        help="print the model after every pass that changed it")
+    parser.add_argument("--dump-dir", metavar="DIR",
+                        help="write NN-pass.onnx and NN-pass.json after every pass into DIR")
+    parser.add_argument("--timing", action="store_true", help="print the time each pass took")
+    parser.add_argument("--stop-after", metavar="NAME", help="stop after this pass")
+    parser.add_argument("--verify", action="store_true", default=None,
+                        help="check every semantics-preserving pass with onnxruntime "
+                             "(default: on when FREEML_TX_VERIFY=1)")
+
+
+def instrument_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments for transpiler.instruments.make_instruments from the parsed flags."""
+    print_after: list[str] | None = list(args.print_after) or None
+    if args.print_after_all:
+        print_after = ["all"]
+    return {"print_after": print_after, "print_after_change": args.print_after_change,
+            "dump_dir": args.dump_dir, "timing": args.timing, "stop_after": args.stop_after}
+
+
+def parse_input_shapes(values: list[str]) -> dict[str, tuple[int, ...]]:
+    """``["x=1x1x28x28"]`` -> ``{"x": (1, 1, 28, 28)}``; InputError for a malformed entry."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for value in values:
+        name, sep, dims = value.rpartition("=")
+        if not sep or not name or not _SHAPE.match(dims):
+            raise InputError(f"--input-shape '{value}' is not NAME=DIMS",
+                             hint="write the input name and its dimensions joined by x, e.g. "
+                                  "--input-shape input=1x1x28x28")
+        shape = tuple(int(d) for d in dims.split("x"))
+        if any(d <= 0 for d in shape):
+            raise InputError(f"--input-shape '{value}' has a zero dimension",
+                             hint="every dimension must be 1 or more")
+        if name in shapes:
+            raise InputError(f"--input-shape gives '{name}' twice")
+        shapes[name] = shape
+    return shapes
+
+
+def load_data(path: str | None, model: Any, input_shapes: dict[str, tuple[int, ...]]) -> Any:
+    """The --data file as a :class:`transpiler.data.Dataset` checked against the model's inputs
+    (their shapes with ``input_shapes`` applied, without the batch axis); None without --data."""
+    if path is None:
+        return None
+    from transpiler.data import load_dataset
+    from transpiler.ort import input_specs
+
+    per_sample = {spec.name: spec.shape[1:] if len(spec.shape) >= 2 else spec.shape
+                  for spec in input_specs(model, input_shapes)}
+    return load_dataset(path, per_sample)
+
+
+def make_context(args: argparse.Namespace, pipeline_text: str, model: Any,
+                 input_shapes: dict[str, tuple[int, ...]]) -> PassContext:
+    """The PassContext for a command: input shapes, --data checked against ``model``, the command line."""
+    import shlex
+
+    return PassContext(data=load_data(getattr(args, "data", None), model, input_shapes),
+                       input_shapes=dict(input_shapes),
+                       command_line=shlex.join(["freeml-tx", *getattr(args, "argv", [])]),
+                       pipeline_text=pipeline_text)

@@ -223,3 +223,14 @@ def test_inspect_samples_with_normalize(capsys: pytest.CaptureFixture[str], samp
     assert "pipeline: normalize" in out
     row = next(l.split() for l in out.splitlines() if l[:1].isdigit() and " normalize " in l)
     assert int(row[3]) > 0  # nodes left after normalize
+
+
+def test_foreign_dump_dir_is_refused_before_anything_runs(capsys: pytest.CaptureFixture[str], passes: None,
+                                                          tiny_model: Any, tmp_path: Path) -> None:
+    foreign = tmp_path / "notes"
+    foreign.mkdir()
+    (foreign / "todo.txt").write_text("mine")
+    code, out, err = run_cli(capsys, "inspect", str(tiny_model("mlp")), "--pipeline", "t-keep",
+                             "--dump-dir", str(foreign))
+    assert code == 2 and "not made by freeml-tx" in err and out == ""
+    assert sorted(p.name for p in foreign.iterdir()) == ["todo.txt"]

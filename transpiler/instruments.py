@@ -27,7 +27,7 @@ import onnx.numpy_helper
 import onnx.printer
 
 from transpiler.model import OnnxModel
-from transpiler.outdir import AtomicOutputDir
+from transpiler.outdir import AtomicOutputDir, check_replaceable
 from transpiler.pass_infra import Pass, PassContext
 from transpiler.pipeline import PassSpec, format_spec, pipeline_error
 from transpiler.stats import PassRecord, PipelineReport, jsonable
@@ -156,6 +156,7 @@ class Dump(Instrument):
         self.width = 2
 
     def plan(self, specs: list[PassSpec], pipeline_text: str) -> list[PassSpec]:
+        check_replaceable(self.out.path)  # refuse a foreign folder before anything runs
         self.width = max(2, len(str(len(specs))))
         return specs
 

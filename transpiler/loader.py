@@ -31,6 +31,8 @@ _MODEL_FIELDS = {1: "ir_version", 2: "producer_name", 3: "producer_version", 4: 
 _WIRE_TYPES = {0: "varint", 1: "64-bit", 2: "length-delimited", 5: "32-bit"}
 # Expected wire type of each field (all strings/messages are length-delimited, the ints varints).
 _FIELD_WIRE = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2, 26: 2}
+_EXPORT_HINT = ("give a model exported to ONNX (.onnx): torch.onnx.export for PyTorch, tf2onnx for "
+                "TensorFlow/Keras, skl2onnx for scikit-learn")
 _MAGIC = [
     (b"PK\x03\x04", "a zip archive (a PyTorch .pt checkpoint?)",
      "export the model to ONNX first, e.g. torch.onnx.export(model, example_input, 'model.onnx')"),
@@ -85,7 +87,7 @@ def parse_model_bytes(data: bytes, source: str = "<bytes>") -> onnx.ModelProto:
         raise _decode_error(data, where) from None
     if not proto.HasField("graph"):
         raise InputError("not an ONNX model: the file has no graph", location=where,
-                         hint=_text_hint(data) or "give a model exported to ONNX (.onnx)")
+                         hint=_text_hint(data) or _EXPORT_HINT)
     if not proto.opset_import:
         raise InputError("the ONNX file has a graph but no opset_import (truncated?)", location=where,
                          hint="re-export the model; a complete ONNX file lists its opsets")
@@ -119,7 +121,7 @@ def _decode_error(data: bytes, where: Location) -> InputError:
                           f"'{seen[-1]}'", location=where,
                           hint="re-export or re-download the model")
     return InputError("not an ONNX model: the bytes are not an ONNX protobuf", location=where,
-                      hint=_text_hint(data) or "give a model exported to ONNX (.onnx)")
+                      hint=_text_hint(data) or _EXPORT_HINT)
 
 
 def _truncated(where: Location, size: int, field_name: str, missing: int) -> InputError:

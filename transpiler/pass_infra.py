@@ -36,12 +36,14 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from importlib import import_module
+import pkgutil
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, Generic, TypeVar
 
 from transpiler.errors import PipelineError
 
 ENTRY_POINT_GROUP = "freeml_tx.passes"
+BUILTIN_PACKAGES = ("passes", "backends")   # every public module in them is imported to register its passes
 _KEBAB = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
 M = TypeVar("M")
@@ -131,8 +133,11 @@ def _load_builtin_and_plugins() -> None:
     if _entry_points_loaded:
         return
     _entry_points_loaded = True
-    import_module("passes")
-    import_module("backends")
+    for package_name in BUILTIN_PACKAGES:
+        package = import_module(package_name)
+        for info in pkgutil.iter_modules(package.__path__):
+            if not info.name.startswith("_"):
+                import_module(f"{package_name}.{info.name}")
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         obj = ep.load()
         if isinstance(obj, type) and issubclass(obj, Pass):

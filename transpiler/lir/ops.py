@@ -1,0 +1,351 @@
+"""The LIR op table: one entry per op with its inputs, attributes, shape rule and tile rank.
+
+docs/lir.md defines what each op computes; this table is what the verifier (and any tool that needs
+an op's signature) reads. Everything op-specific that is not arithmetic lives here:
+
+- ``inputs``: the roles of the inputs (``("x", "w", "b")``); ``variadic`` ops (concat) take one or
+  more inputs of the first role. Every op has one output.
+- ``attrs``: name -> :class:`AttrSpec` (kind ``int``, ``ints`` or ``str``, required or not, fixed
+  list length, value range, allowed strings). Ops with ``has_act`` also take ``act`` and, depending
+  on it, ``lo``/``hi`` (clip) or ``alpha`` (leaky); see :func:`act_attr_specs`.
+- ``infer(attrs, input_shapes) -> [output shape, ...]``: the acceptable output shapes, canonical
+  first (pools accept the floor and the ceil variant of the output size). Raises :class:`ShapeError`
+  when the inputs or shape-dependent attributes (``shift`` length = Cout, ...) do not fit.
+  ``infer`` may assume that every attribute passed :func:`check_attrs`.
+- ``check_output(attrs, input_shapes, output_shape) -> [problem, ...]``: checks that need the chosen
+  output shape (every pooling window must see at least one input position).
+- ``tile_rank``: the length of a step's ``tile`` dims (``[channels, rows, cols]`` for conv and the
+  pools, ``[elements]`` otherwise).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from transpiler.lir.ir import AttrValue
+
+Shape = tuple[int, ...]
+
+ACT_KINDS = ("none", "relu", "clip", "leaky")
+SHIFT_MIN, SHIFT_MAX = -15, 31
+INT16_MIN, INT16_MAX = -32768, 32767
+DIM_MAX = 65535
+"""The C kernels take dimensions as uint16_t."""
+
+
+class ShapeError(Exception):
+    """The inputs of a step, or its shape-dependent attributes, do not fit the op."""
+
+
+@dataclass(frozen=True)
+class AttrSpec:
+    """One attribute: kind ("int", "ints", "str"), whether it is required, and its constraints.
+
+    length: the exact list length for "ints" (None: any). lo/hi: inclusive bounds for an "int" or
+    for every element of "ints". choices: the allowed values of a "str".
+    """
+
+    kind: str
+    required: bool = True
+    length: int | None = None
+    lo: int | None = None
+    hi: int | None = None
+    choices: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """Everything the verifier knows about one op (see the module docstring)."""
+
+    name: str
+    inputs: tuple[str, ...]
+    attrs: Mapping[str, AttrSpec]
+    infer: Callable[[Mapping[str, AttrValue], Sequence[Shape]], list[Shape]]
+    tile_rank: int
+    has_act: bool = False
+    variadic: bool = False
+    weights: tuple[int, ...] = ()
+    """Input positions that must be constants (conv/fc weights and bias)."""
+    input_dtypes: tuple[str, ...] = ()
+    """dtype per input position (the last one repeats for variadic ops)."""
+    check_output: Callable[[Mapping[str, AttrValue], Sequence[Shape], Shape], list[str]] = field(
+        default=lambda attrs, shapes, out: [])
+
+
+def _size(shape: Shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def _rank(shape: Shape, rank: int, what: str) -> None:
+    if len(shape) != rank:
+        raise ShapeError(f"{what} must have rank {rank}, got shape {list(shape)}")
+
+
+def _ints(attrs: Mapping[str, AttrValue], key: str) -> list[int]:
+    value = attrs[key]
+    assert isinstance(value, list)
+    return value
+
+
+def _int(attrs: Mapping[str, AttrValue], key: str) -> int:
+    value = attrs[key]
+    assert isinstance(value, int)
+    return value
+
+
+def conv_out_size(n: int, k: int, s: int, p0: int, p1: int, d: int) -> int:
+    """Convolution output extent: floor((n + p0 + p1 - d*(k-1) - 1) / s) + 1."""
+    return (n + p0 + p1 - d * (k - 1) - 1) // s + 1
+
+
+def pool_out_sizes(n: int, k: int, s: int, p0: int, p1: int, d: int) -> list[int]:
+    """Pooling output extents: [floor variant, ceil variant] (equal when the division is exact)."""
+    span = n + p0 + p1 - d * (k - 1) - 1
+    floor = span // s + 1
+    ceil = -(-span // s) + 1
+    return [floor] if ceil == floor else [floor, ceil]
+
+
+def window_problems(axis: str, n: int, out: int, k: int, s: int, p0: int, p1: int, d: int,
+                    inside_padding: bool) -> list[str]:
+    """Output positions along one axis whose window sees no position it may count.
+
+    The counted positions are those inside ``[0, n)``, or with ``inside_padding`` inside
+    ``[-p0, n + p1)`` (average pooling with count_include_pad=1).
+    """
+    lo, hi = (-p0, n + p1) if inside_padding else (0, n)
+    for o in range(out):
+        start = o * s - p0
+        if not any(lo <= start + j * d < hi for j in range(k)):
+            return [f"the pooling window of output {axis} {o} covers no input position "
+                    f"(window starts at {start}, input {axis}s [0,{n}))"]
+    return []
+
+
+# ----------------------------------------------------------------------------------------------
+# Shape rules
+
+
+def _infer_conv(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) -> list[Shape]:
+    x, w, b = shapes
+    _rank(x, 3, "conv input x [Cin,H,W]")
+    _rank(w, 4, "conv weight w [Cout,Cin/group,kh,kw]")
+    _rank(b, 1, "conv bias b [Cout]")
+    cin, h, wd = x
+    cout, cpg, kh, kw = w
+    g = _int(attrs, "group")
+    if cin % g or cout % g:
+        raise ShapeError(f"group {g} must divide Cin {cin} and Cout {cout}")
+    if cpg * g != cin:
+        raise ShapeError(f"weight shape {list(w)} needs Cin/group = {cin // g} input channels, "
+                         f"has {cpg}")
+    if b != (cout,):
+        raise ShapeError(f"bias shape {list(b)} must be [{cout}] (Cout)")
+    if len(_ints(attrs, "shift")) != cout:
+        raise ShapeError(f"shift has {len(_ints(attrs, 'shift'))} entries, Cout is {cout}")
+    sh, sw = _ints(attrs, "stride")
+    pt, pl, pb, pr = _ints(attrs, "pads")
+    dh, dw = _ints(attrs, "dilation")
+    oh = conv_out_size(h, kh, sh, pt, pb, dh)
+    ow = conv_out_size(wd, kw, sw, pl, pr, dw)
+    if oh < 1 or ow < 1:
+        raise ShapeError(f"the kernel {kh}x{kw} (dilation {dh},{dw}) is larger than the padded "
+                         f"input {h + pt + pb}x{wd + pl + pr}")
+    return [(cout, oh, ow)]
+
+
+def _infer_fc(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) -> list[Shape]:
+    x, w, b = shapes
+    _rank(w, 2, "fc weight w [N,K]")
+    n, k = w
+    if _size(x) != k:
+        raise ShapeError(f"input has {_size(x)} elements, weight {list(w)} needs K = {k}")
+    if b != (n,):
+        raise ShapeError(f"bias shape {list(b)} must be [{n}] (N)")
+    if len(_ints(attrs, "shift")) != n:
+        raise ShapeError(f"shift has {len(_ints(attrs, 'shift'))} entries, N is {n}")
+    return [(n,)]
+
+
+def _pool_geometry(attrs: Mapping[str, AttrValue]) -> tuple[list[int], list[int], list[int], list[int]]:
+    kernel = _ints(attrs, "kernel")
+    stride = _ints(attrs, "stride")
+    pads = _ints(attrs, "pads")
+    dilation = _ints(attrs, "dilation") if "dilation" in attrs else [1, 1]
+    return kernel, stride, pads, dilation
+
+
+def _infer_pool(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) -> list[Shape]:
+    (x,) = shapes
+    _rank(x, 3, "pool input x [C,H,W]")
+    c, h, w = x
+    (kh, kw), (sh, sw), (pt, pl, pb, pr), (dh, dw) = _pool_geometry(attrs)
+    if h + pt + pb < dh * (kh - 1) + 1 or w + pl + pr < dw * (kw - 1) + 1:
+        raise ShapeError(f"the window {kh}x{kw} (dilation {dh},{dw}) is larger than the padded "
+                         f"input {h + pt + pb}x{w + pl + pr}")
+    return [(c, oh, ow) for oh in pool_out_sizes(h, kh, sh, pt, pb, dh)
+            for ow in pool_out_sizes(w, kw, sw, pl, pr, dw)]
+
+
+def _check_pool_output(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape],
+                       out: Shape) -> list[str]:
+    (_, h, w), (_, oh, ow) = shapes[0], out
+    (kh, kw), (sh, sw), (pt, pl, pb, pr), (dh, dw) = _pool_geometry(attrs)
+    padded = attrs.get("count_include_pad") == 1
+    return (window_problems("row", h, oh, kh, sh, pt, pb, dh, padded)
+            + window_problems("column", w, ow, kw, sw, pl, pr, dw, padded))
+
+
+def _infer_add(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) -> list[Shape]:
+    a, b = shapes
+    if a != b:
+        raise ShapeError(f"inputs have different shapes {list(a)} and {list(b)}")
+    return [a]
+
+
+def _infer_same(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) -> list[Shape]:
+    return [shapes[0]]
+
+
+def _infer_concat(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) -> list[Shape]:
+    if len(_ints(attrs, "shifts")) != len(shapes):
+        raise ShapeError(f"shifts has {len(_ints(attrs, 'shifts'))} entries for {len(shapes)} inputs")
+    first = shapes[0]
+    if len(first) not in (1, 3):
+        raise ShapeError(f"concat inputs must be [C,H,W] or [N], got {list(first)}")
+    for s in shapes[1:]:
+        if len(s) != len(first) or s[1:] != first[1:]:
+            raise ShapeError(f"inputs {list(first)} and {list(s)} differ outside axis 0")
+    return [(sum(s[0] for s in shapes),) + tuple(first[1:])]
+
+
+def _infer_argmax(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) -> list[Shape]:
+    return [(1,)]
+
+
+# ----------------------------------------------------------------------------------------------
+# The table
+
+_SHIFT = AttrSpec("int", lo=SHIFT_MIN, hi=SHIFT_MAX)
+_SHIFTS = AttrSpec("ints", lo=SHIFT_MIN, hi=SHIFT_MAX)
+_STRIDE = AttrSpec("ints", length=2, lo=1)
+_PADS = AttrSpec("ints", length=4, lo=0)
+_DILATION = AttrSpec("ints", length=2, lo=1)
+_KERNEL = AttrSpec("ints", length=2, lo=1)
+
+OPS: dict[str, OpSpec] = {
+    "conv": OpSpec("conv", ("x", "w", "b"), {
+        "stride": _STRIDE, "pads": _PADS, "dilation": _DILATION,
+        "group": AttrSpec("int", lo=1), "shift": _SHIFTS,
+    }, _infer_conv, tile_rank=3, has_act=True, weights=(1, 2), input_dtypes=("i16", "i16", "i32")),
+    "fc": OpSpec("fc", ("x", "w", "b"), {"shift": _SHIFTS}, _infer_fc, tile_rank=1, has_act=True,
+                 weights=(1, 2), input_dtypes=("i16", "i16", "i32")),
+    "maxpool": OpSpec("maxpool", ("x",), {
+        "kernel": _KERNEL, "stride": _STRIDE, "pads": _PADS, "dilation": _DILATION,
+    }, _infer_pool, tile_rank=3, input_dtypes=("i16",), check_output=_check_pool_output),
+    "avgpool": OpSpec("avgpool", ("x",), {
+        "kernel": _KERNEL, "stride": _STRIDE, "pads": _PADS,
+        "count_include_pad": AttrSpec("int", lo=0, hi=1),
+    }, _infer_pool, tile_rank=3, input_dtypes=("i16",), check_output=_check_pool_output),
+    "add": OpSpec("add", ("a", "b"), {
+        "shift_a": AttrSpec("int", lo=0, hi=15), "shift_b": AttrSpec("int", lo=0, hi=15),
+        "shift": _SHIFT,
+    }, _infer_add, tile_rank=1, has_act=True, input_dtypes=("i16", "i16")),
+    "act": OpSpec("act", ("x",), {}, _infer_same, tile_rank=1, has_act=True, input_dtypes=("i16",)),
+    "concat": OpSpec("concat", ("x",), {"shifts": _SHIFTS}, _infer_concat, tile_rank=1,
+                     variadic=True, input_dtypes=("i16",)),
+    "argmax": OpSpec("argmax", ("x",), {}, _infer_argmax, tile_rank=1, input_dtypes=("i16",)),
+}
+"""Every LIR op. Output dtype is i16 for all of them."""
+
+SAME_Q_OPS = ("maxpool", "avgpool", "act")
+"""Ops whose output has the input's Q format (docs/lir.md)."""
+
+
+def act_attr_specs(act: object) -> dict[str, AttrSpec]:
+    """The activation attributes an op with ``has_act`` takes for the given ``act`` value."""
+    specs = {"act": AttrSpec("str", choices=ACT_KINDS)}
+    if act == "clip":
+        specs["lo"] = AttrSpec("int", lo=INT16_MIN, hi=INT16_MAX)
+        specs["hi"] = AttrSpec("int", lo=INT16_MIN, hi=INT16_MAX)
+    elif act == "leaky":
+        specs["alpha"] = AttrSpec("int", lo=0, hi=INT16_MAX)
+    return specs
+
+
+def attr_specs(op: OpSpec, attrs: Mapping[str, AttrValue]) -> dict[str, AttrSpec]:
+    """All attributes `op` takes given the step's attributes (act-dependent ones included)."""
+    specs = dict(op.attrs)
+    if op.has_act:
+        specs.update(act_attr_specs(attrs.get("act")))
+    return specs
+
+
+def _kind_of(value: object) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return "ints"
+    return None
+
+
+def check_attrs(op: OpSpec, attrs: Mapping[str, AttrValue]) -> list[str]:
+    """Problems with a step's attributes that do not depend on shapes (missing, unknown, kind,
+    list length, range, choices, clip's lo <= hi)."""
+    problems: list[str] = []
+    specs = attr_specs(op, attrs)
+    for key in attrs:
+        if key not in specs:
+            why = ""
+            if op.has_act and key in ("lo", "hi", "alpha"):
+                why = f" with act={attrs.get('act')!r}"
+            problems.append(f"unknown attribute {key!r} for op {op.name}{why} "
+                            f"(takes: {', '.join(sorted(specs)) or 'none'})")
+    for key, spec in specs.items():
+        if key not in attrs:
+            if spec.required:
+                problems.append(f"missing attribute {key!r} ({spec.kind})")
+            continue
+        value = attrs[key]
+        kind = _kind_of(value)
+        if kind != spec.kind:
+            problems.append(f"attribute {key}={value!r} must be {_KIND_NAMES[spec.kind]}")
+            continue
+        if spec.kind == "ints":
+            assert isinstance(value, list)
+            if spec.length is not None and len(value) != spec.length:
+                problems.append(f"attribute {key}={value} must have {spec.length} entries")
+            values = value
+        elif spec.kind == "int":
+            assert isinstance(value, int)
+            values = [value]
+        else:
+            if spec.choices is not None and value not in spec.choices:
+                problems.append(f"attribute {key}={value!r} must be one of "
+                                f"{', '.join(repr(c) for c in spec.choices)}")
+            continue
+        bad = [v for v in values if (spec.lo is not None and v < spec.lo)
+               or (spec.hi is not None and v > spec.hi)]
+        if bad:
+            lo = "-inf" if spec.lo is None else spec.lo
+            hi = "inf" if spec.hi is None else spec.hi
+            problems.append(f"attribute {key}={value} out of range [{lo}, {hi}]")
+    lo, hi = attrs.get("lo"), attrs.get("hi")
+    if attrs.get("act") == "clip" and isinstance(lo, int) and isinstance(hi, int) and lo > hi:
+        problems.append(f"clip needs lo <= hi, got lo={lo}, hi={hi}")
+    if op.name == "avgpool" and not problems:
+        kh, kw = _ints(attrs, "kernel")
+        if kh * kw > INT16_MAX:
+            problems.append(f"avgpool kernel {kh}x{kw} has more than {INT16_MAX} positions")
+    return problems
+
+
+_KIND_NAMES = {"int": "an integer", "ints": "a list of integers", "str": "a string"}

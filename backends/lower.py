@@ -1,0 +1,871 @@
+"""The `lower` pass: a normalised, quantised ONNX model -> a LIR Program (docs/lir.md).
+
+Input: the normal form (docs/normal-form.md) with the annotations of `quantize` (``qformat`` on
+every activation, per-channel ``qformat`` lists on weights). Output: a
+:class:`transpiler.lir.ir.Program` whose steps compute, in fixed point, what the ONNX graph computes
+in float. Every rule lives in one handler below; the numbers follow docs/lir.md.
+
+Layout: the batch axis (always 1) is dropped; ``[1, C, H, W] -> [C, H, W]``, a 1-D feature map
+``[1, C, L] -> [C, 1, L]`` (1-D convolutions and pools become 2-D ones with ``H = 1``), a vector
+``[1, N] -> [N]``. Flatten / Reshape produce an alias buffer (same bytes, other shape), no step.
+
+Rules (node -> step):
+
+- ``Conv`` [+ per-channel ``Add`` of a constant] [+ ``Relu``/``Clip``/``LeakyRelu``] -> ``conv``;
+  the Add and the activation are fused when the tensor before them has that one consumer and is not
+  a graph output. ``Gemm`` [+ Add] [+ act] -> ``fc``. ``Mul`` by a per-channel constant [+ Add]
+  [+ act] -> depthwise 1x1 ``conv`` (``group = C``, weight = the scale). A per-channel constant
+  ``Add`` alone -> depthwise 1x1 ``conv`` with weight 1 and the constant as bias; a per-element
+  constant ``Add`` -> ``add`` with an i16 constant buffer. ``Add`` of two activations [+ act] ->
+  ``add``. ``MaxPool``/``AveragePool`` -> ``maxpool``/``avgpool`` (the output shape carries
+  ceil_mode); ``GlobalAveragePool`` -> ``avgpool`` with kernel ``[H, W]``. A lone activation ->
+  ``act``. ``Concat`` (axis 1) -> ``concat``. A final ``Softmax`` is dropped: the program output is
+  the pre-softmax logits tensor (``meta["scores"]`` says so), and for classifiers (a dropped Softmax
+  or the ``classifier-tail`` annotation) an ``argmax`` step writes the output port ``"class"``.
+- Q formats: a buffer takes the ``qformat`` of its ONNX tensor, except that the outputs of
+  ``maxpool``/``avgpool``/``act``/aliases keep their input's format (the ops do not rescale), and a
+  fused LeakyRelu output takes the coarser of the pre- and post-activation formats (the negative
+  pre-activation range must fit before it is scaled by alpha).
+- Weights: ``w_q[c] = sat16(round(w[c] * 2^f_w[c]))``; ``f_w`` is the weight's annotation (or
+  computed as in `quantize`), lowered so that ``shift[c] = f_in + f_w[c] - f_out`` stays
+  ``<= max_shift`` with ``f_out`` the format of the pre-activation result (accumulator headroom, see
+  passes/quantize.py) and ``<= 31``; when a shift would fall below ``-15`` (tiny weights feeding a
+  very fine output format) the output format is made coarser to ``f_in + min(f_w) + 15`` instead,
+  which loses nothing: the accumulator has no finer bits to give. Biases:
+  ``b_q[c] = sat32(round(b[c] * 2^(f_in + f_w[c])))``, a fused per-channel Add folded in.
+- ``add``: the inputs are aligned at ``q_c = max(q_a, q_b)`` (left shifts ``q_c - q_a``,
+  ``q_c - q_b``, at most 15) and requantised by ``q_c - q_out``. ``concat``: ``shifts[i] = q_i -
+  q_out``. Clip bounds: ``sat16(round(v * 2^f_out))``. Leaky slope: ``round(alpha * 2^15)``
+  (``0 <= alpha < 1``).
+
+Names: buffers are the ONNX tensor / initializer names reduced to ``[A-Za-z0-9_]`` and made unique;
+steps are named after their main ONNX node; ``origin`` lists the ONNX nodes of the step (fused ones
+included), taken from the ``origin`` annotations of `normalize` where present. Every node that cannot
+be lowered ends up in one :class:`UnsupportedError`.
+
+Before -> after::
+
+    Conv(x, W, B) -> Relu -> MaxPool -> Flatten -> Gemm -> Softmax
+    =>
+    step conv "conv1" (%x, %W, %B) -> (%relu_out) {act="relu", shift=[...], ...}
+    step maxpool "pool" (%relu_out) -> (%pool_out) {...}
+    buffer %flat : i16[N] alias %pool_out
+    step fc "fc" (%flat, %fc_W, %fc_B) -> (%logits) {act="none", shift=[...]}
+    step argmax "argmax" (%logits) -> (%class)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx_graphsurgeon as gs
+
+from passes.quantize import (DEFAULT_MAX_SHIFT, is_per_channel, limit_weight_formats,
+                             per_channel_values, round_half_up, weight_frac_bits)
+from transpiler.errors import Location, PassError, UnsupportedError
+from transpiler.lir.ir import Buffer, Program, Step
+from transpiler.lir.qio import ONNX_SHAPES_META, dequantize_outputs, quantize_inputs
+from transpiler.model import OnnxModel
+from transpiler.pass_infra import Pass, PassResult, register
+
+__all__ = ["Lower", "LowerOptions", "lower_model", "quantize_inputs", "dequantize_outputs",
+           "sanitize_name"]
+
+SHIFT_MIN, SHIFT_MAX = -15, 31
+INT32_MIN, INT32_MAX = -(2 ** 31), 2 ** 31 - 1
+ACTIVATIONS = ("Relu", "Clip", "LeakyRelu")
+CLASS_PORT = "class"
+
+
+def sanitize_name(name: str) -> str:
+    """An ONNX name reduced to [A-Za-z0-9_] (runs of other characters -> one '_'), never empty and
+    never starting with a digit."""
+    s = re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_")
+    s = re.sub(r"__+", "_", s)
+    if not s or s[0].isdigit():
+        s = "t_" + s if s else "t"
+    return s
+
+
+@dataclass(frozen=True)
+class LowerOptions:
+    """Options of `lower`.
+
+    max_shift: the accumulator-headroom limit of the requant shift (see passes/quantize.py); keep
+    it equal to quantize's.
+    argmax: append the ``argmax`` step (port "class") for classifiers.
+    """
+
+    max_shift: int = DEFAULT_MAX_SHIFT
+    argmax: bool = True
+
+
+class _Skip(Exception):
+    """A node cannot be lowered because one of its inputs came from a node that could not."""
+
+
+class _Unsupported(Exception):
+    """A node cannot be lowered; the message says why."""
+
+
+@dataclass
+class _Chain:
+    """A main node plus what is fused into it: a per-channel constant Add and an activation."""
+
+    node: gs.Node
+    bias_add: gs.Node | None = None
+    bias_const: gs.Constant | None = None
+    act: gs.Node | None = None
+
+    @property
+    def nodes(self) -> list[gs.Node]:
+        return [n for n in (self.node, self.bias_add, self.act) if n is not None]
+
+    @property
+    def pre_act(self) -> gs.Variable:
+        """The tensor the accumulator holds (before the activation)."""
+        return (self.bias_add or self.node).outputs[0]
+
+    @property
+    def output(self) -> gs.Variable:
+        return (self.act or self.bias_add or self.node).outputs[0]
+
+
+@dataclass
+class _Lowerer:
+    model: OnnxModel
+    options: LowerOptions
+    program: Program = field(init=False)
+    buf_of: dict[str, str] = field(default_factory=dict)
+    used: set[str] = field(default_factory=set)
+    consumers: dict[str, list[gs.Node]] = field(default_factory=dict)
+    done: set[int] = field(default_factory=set)
+    problems: list[str] = field(default_factory=list)
+    softmax: list[tuple[gs.Node, str, str]] = field(default_factory=list)  # (node, logits, probs)
+    stats: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.graph = self.model.graph
+        self.ann = self.model.annotations
+        self.program = Program(name=self.model.name)
+        self.graph_outputs = {t.name for t in self.graph.outputs}
+        for node in self.graph.nodes:
+            for t in node.inputs:
+                if isinstance(t, gs.Variable) and t.name:
+                    self.consumers.setdefault(t.name, []).append(node)
+
+    # -- entry ---------------------------------------------------------------------------------
+
+    def run(self) -> Program:
+        for tensor in self.graph.inputs:
+            self._graph_input(tensor)
+        for node in _toposort(self.graph):
+            if id(node) in self.done:
+                continue
+            try:
+                self._lower_node(node)
+            except _Skip:
+                self._placeholder(node)
+            except _Unsupported as exc:
+                self.problems.append(f"{node.name} ({node.op}{_opset_note(node)}): {exc}; inputs "
+                                     f"{_input_shapes(node)}{self._origin_note(node)}")
+                self._placeholder(node)
+        if self.problems:
+            raise UnsupportedError(
+                f"{len(self.problems)} node(s) cannot be lowered to the LIR",
+                location=Location(file=self.model.source, pass_name="lower"),
+                details=self.problems,
+                hint="rewrite these nodes in the exporting framework or run normalize first; "
+                     "docs/normal-form.md lists what lower accepts")
+        self._ports()
+        self._meta()
+        return self.program
+
+    # -- naming and buffers --------------------------------------------------------------------
+
+    def _name(self, base: str) -> str:
+        s = sanitize_name(base)
+        name, k = s, 2
+        while name in self.used:
+            name, k = f"{s}_{k}", k + 1
+        self.used.add(name)
+        return name
+
+    def _q(self, tensor: str) -> int:
+        q = self.ann.get(tensor, "qformat")
+        if q is None:
+            raise PassError(f"tensor '{tensor}' has no qformat annotation",
+                            location=Location(file=self.model.source, pass_name="lower"),
+                            hint="run quantize before lower")
+        if not isinstance(q, int):
+            raise PassError(f"tensor '{tensor}' has a per-channel qformat {q}; activations need one int",
+                            location=Location(file=self.model.source, pass_name="lower"),
+                            hint="re-run quantize")
+        return q
+
+    def _storage(self, tensor: gs.Variable, q: int, step_shape: tuple[int, ...] | None = None) -> str:
+        """Create the buffer a step writes for `tensor` (shape `step_shape`, default its LIR shape)
+        and map the tensor to it (or to an alias of it in the tensor's own LIR shape)."""
+        natural = _lir_shape(tensor)
+        shape = step_shape if step_shape is not None else natural
+        name = self._name(tensor.name)
+        self.program.add(Buffer(name=name, dtype="i16", shape=shape, q=q))
+        self.buf_of[tensor.name] = name if shape == natural else self._view(name, natural)
+        return name
+
+    def _view(self, buf: str, shape: tuple[int, ...]) -> str:
+        """`buf` read as `shape` (an alias of its storage; `buf` itself if the shape matches)."""
+        b = self.program.buffers[buf]
+        if b.shape == shape:
+            return buf
+        root = self.program.storage_of(buf)
+        if _size(shape) != root.size:
+            raise _Unsupported(f"cannot view %{buf} {list(b.shape)} as {list(shape)}")
+        for other in self.program.buffers.values():
+            if other.alias == root.name and other.shape == shape:
+                return other.name
+        name = self._name(f"{root.name}_{'x'.join(map(str, shape))}")
+        self.program.add(Buffer(name=name, dtype="i16", shape=shape, q=root.q, alias=root.name))
+        return name
+
+    def _input(self, tensor: Any, shape: tuple[int, ...] | None = None) -> str:
+        """The buffer holding activation `tensor` (viewed as `shape` if given)."""
+        if isinstance(tensor, gs.Constant):
+            raise _Unsupported(f"input '{tensor.name}' is a constant where an activation is expected")
+        if tensor.name not in self.buf_of:
+            raise _Skip()
+        buf = self.buf_of[tensor.name]
+        return buf if shape is None else self._view(buf, shape)
+
+    def _qbuf(self, buf: str) -> int:
+        q = self.program.buffers[buf].q
+        assert isinstance(q, int)
+        return q
+
+    def _const(self, base: str, data: np.ndarray, dtype: str, q: int | list[int] | None) -> str:
+        name = self._name(base)
+        self.program.add(Buffer(name=name, dtype=dtype, shape=tuple(int(d) for d in data.shape), q=q,
+                                data=np.ascontiguousarray(data)))
+        return name
+
+    def _graph_input(self, tensor: gs.Variable) -> None:
+        try:
+            self._storage(tensor, self._q(tensor.name))
+        except _Unsupported as exc:
+            self.problems.append(f"graph input '{tensor.name}': {exc}")
+
+    def _placeholder(self, node: gs.Node) -> None:
+        """Mark outputs of a node that was not lowered so dependants are skipped, not reported."""
+        for t in node.outputs:
+            self.buf_of.pop(t.name, None)
+
+    def _origin(self, nodes: Sequence[gs.Node]) -> list[str]:
+        out: list[str] = []
+        for n in nodes:
+            for name in self.ann.get(n.name, "origin") or [n.name]:
+                if name not in out:
+                    out.append(str(name))
+        return out
+
+    def _origin_note(self, node: gs.Node) -> str:
+        origin = self.ann.get(node.name, "origin")
+        return f"; from {', '.join(origin)}" if origin and origin != [node.name] else ""
+
+    def _step(self, op: str, chain_nodes: Sequence[gs.Node], inputs: list[str], output: str,
+              attrs: dict[str, Any]) -> None:
+        main = chain_nodes[0]
+        self.program.steps.append(Step(op=op, name=main.name, inputs=inputs, outputs=[output],
+                                       attrs=attrs, origin=self._origin(chain_nodes)))
+        for n in chain_nodes:
+            self.done.add(id(n))
+        self.stats[op] = self.stats.get(op, 0) + 1
+
+    # -- fusion --------------------------------------------------------------------------------
+
+    def _sole_consumer(self, tensor: gs.Variable) -> gs.Node | None:
+        users = self.consumers.get(tensor.name, [])
+        if len(users) != 1 or tensor.name in self.graph_outputs:
+            return None
+        return users[0]
+
+    def _chain(self, node: gs.Node, allow_bias: bool) -> _Chain:
+        chain = _Chain(node)
+        out = node.outputs[0]
+        nxt = self._sole_consumer(out)
+        if allow_bias and nxt is not None and nxt.op == "Add":
+            const = _per_channel_const_operand(nxt, out)
+            if const is not None:
+                chain.bias_add, chain.bias_const = nxt, const
+                out = nxt.outputs[0]
+                nxt = self._sole_consumer(out)
+        if nxt is not None and nxt.op in ACTIVATIONS and _act_fusable(nxt):
+            chain.act = nxt
+        return chain
+
+    def _out_format(self, chain: _Chain) -> int:
+        f = self._q(chain.output.name)
+        if chain.act is not None and chain.act.op == "LeakyRelu":
+            f = min(f, self._q(chain.pre_act.name))
+        return f
+
+    def _act_attrs(self, node: gs.Node | None, f_out: int) -> dict[str, Any]:
+        """The `act` attributes of an activation node (None -> act="none")."""
+        if node is None:
+            return {"act": "none"}
+        if node.op == "Relu":
+            return {"act": "relu"}
+        if node.op == "Clip":
+            lo, hi = _clip_bounds(node)
+            return {"act": "clip", "lo": _q16(lo, f_out, -32768), "hi": _q16(hi, f_out, 32767)}
+        if node.op == "LeakyRelu":
+            alpha = float(node.attrs.get("alpha", 0.01))
+            a = int(round_half_up(alpha * 32768.0))
+            if not 0.0 <= alpha < 1.0 or a > 32767:
+                raise _Unsupported(f"LeakyRelu alpha={alpha} is outside [0, 1) (Q15 slope)")
+            return {"act": "leaky", "alpha": a}
+        raise _Unsupported(f"{node.op} is not an activation")
+
+    # -- weighted steps (conv, fc, depthwise) ----------------------------------------------------
+
+    def _weight_formats(self, const_name: str | None, maxes: np.ndarray, f_in: int, f_acc: int,
+                        f_out: int) -> tuple[list[int], int, list[int]]:
+        """Per-channel weight formats, the (possibly coarser) output format and the shifts."""
+        ann = self.ann.get(const_name, "qformat") if const_name else None
+        if isinstance(ann, list) and len(ann) == len(maxes):
+            f_w = [int(f) for f in ann]
+        else:
+            f_w = [weight_frac_bits(float(m)) for m in maxes]
+        f_w = limit_weight_formats(f_w, f_in, f_acc, self.options.max_shift)
+        f_w = [min(f, SHIFT_MAX + f_out - f_in) for f in f_w]
+        if f_in + min(f_w) - f_out < SHIFT_MIN:
+            f_out = f_in + min(f_w) - SHIFT_MIN
+            self.stats["coarser_outputs"] = self.stats.get("coarser_outputs", 0) + 1
+            f_w = [min(f, SHIFT_MAX + f_out - f_in) for f in f_w]
+        shifts = [f_in + f - f_out for f in f_w]
+        assert all(SHIFT_MIN <= s <= SHIFT_MAX for s in shifts), shifts
+        return f_w, f_out, shifts
+
+    def _affine(self, chain: _Chain, x_buf: str, weights: np.ndarray, bias: np.ndarray,
+                weight_name: str | None, bias_name: str, op: str,
+                step_shape: tuple[int, ...] | None, attrs: dict[str, Any]) -> None:
+        """Quantise weights/bias of a conv or fc step (weights [Cout, ...]) and emit it."""
+        f_in = self._qbuf(x_buf)
+        f_acc = self._q(chain.pre_act.name)
+        maxes = np.abs(weights.astype(np.float64)).reshape(weights.shape[0], -1).max(axis=1)
+        f_w, f_out, shifts = self._weight_formats(weight_name, maxes, f_in, f_acc,
+                                                  self._out_format(chain))
+        scale = np.power(2.0, np.array(f_w, dtype=np.float64)).reshape((-1,) + (1,) * (weights.ndim - 1))
+        w_q = np.clip(round_half_up(weights.astype(np.float64) * scale), -32768, 32767).astype(np.int16)
+        b_scale = np.power(2.0, np.array(f_w, dtype=np.float64) + f_in)
+        b_q = np.clip(round_half_up(bias.astype(np.float64) * b_scale), INT32_MIN, INT32_MAX).astype(np.int32)
+        w_buf = self._const(weight_name or f"{chain.node.name}_w", w_q, "i16", list(f_w))
+        b_buf = self._const(bias_name, b_q, "i32", None)
+        y_buf = self._storage(chain.output, f_out, step_shape)
+        attrs = {**attrs, "shift": shifts, **self._act_attrs(chain.act, f_out)}
+        self._step(op, chain.nodes, [x_buf, w_buf, b_buf], y_buf, attrs)
+
+    def _fold_bias(self, chain: _Chain, bias: np.ndarray, act_shape: Sequence[int]) -> tuple[np.ndarray, str]:
+        """Add a fused per-channel constant to `bias`; the bias buffer's base name."""
+        if chain.bias_const is None:
+            return bias, f"{chain.node.name}_b"
+        extra = per_channel_values(np.asarray(chain.bias_const.values), act_shape)
+        return bias + extra, chain.bias_const.name
+
+    # -- handlers --------------------------------------------------------------------------------
+
+    def _lower_node(self, node: gs.Node) -> None:
+        handler = getattr(self, f"_op_{node.op}", None)
+        if node.domain not in ("", "ai.onnx", None) or handler is None:
+            raise _Unsupported("op not in the normal form that lower accepts")
+        for t in node.outputs:
+            if t.dtype is not None and np.dtype(t.dtype).kind != "f":
+                raise _Unsupported(f"output '{t.name}' is {np.dtype(t.dtype).name}, not float")
+        handler(node)
+
+    def _op_Conv(self, node: gs.Node) -> None:
+        x = node.inputs[0]
+        if len(node.inputs) < 2 or not isinstance(node.inputs[1], gs.Constant):
+            raise _Unsupported("the weight W is not a constant")
+        w = np.asarray(node.inputs[1].values, dtype=np.float64)
+        rank = w.ndim - 2
+        if rank not in (1, 2):
+            raise _Unsupported(f"{rank}-D convolution (only 1-D and 2-D)")
+        b_in = node.inputs[2] if len(node.inputs) > 2 else None
+        if b_in is not None and not isinstance(b_in, gs.Constant) and b_in.name:
+            raise _Unsupported("the bias B is not a constant")
+        bias = (np.asarray(b_in.values, dtype=np.float64).reshape(-1) if isinstance(b_in, gs.Constant)
+                else np.zeros(w.shape[0]))
+        if node.attrs.get("auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET"):
+            raise _Unsupported(f"auto_pad={node.attrs.get('auto_pad')} (normalize resolves it to pads)")
+        kernel = [int(k) for k in node.attrs.get("kernel_shape", w.shape[2:])]
+        strides = [int(s) for s in node.attrs.get("strides", [1] * rank)]
+        dil = [int(d) for d in node.attrs.get("dilations", [1] * rank)]
+        pads = [int(p) for p in node.attrs.get("pads", [0] * 2 * rank)]
+        group = int(node.attrs.get("group", 1))
+        if list(w.shape[2:]) != kernel:
+            raise _Unsupported(f"kernel_shape {kernel} does not match W {list(w.shape)}")
+        if rank == 1:
+            w = w.reshape(w.shape[0], w.shape[1], 1, w.shape[2])
+            strides, dil, pads = [1, strides[0]], [1, dil[0]], [0, pads[0], 0, pads[1]]
+        chain = self._chain(node, allow_bias=True)
+        bias, bias_name = self._fold_bias(chain, bias, node.outputs[0].shape)
+        if b_in is not None and isinstance(b_in, gs.Constant) and chain.bias_const is None:
+            bias_name = b_in.name
+        x_buf = self._input(x, _as_3d(_lir_shape(x)))
+        out_shape = _as_3d(_lir_shape(node.outputs[0]))
+        self._affine(chain, x_buf, w, bias, node.inputs[1].name, bias_name, "conv", out_shape,
+                     {"stride": strides, "pads": pads, "dilation": dil, "group": group})
+
+    def _op_Gemm(self, node: gs.Node) -> None:
+        a = node.attrs
+        if (float(a.get("alpha", 1.0)) != 1.0 or float(a.get("beta", 1.0)) != 1.0
+                or int(a.get("transA", 0)) != 0 or int(a.get("transB", 0)) != 1):
+            raise _Unsupported("Gemm is not canonical (alpha=1, beta=1, transA=0, transB=1)")
+        if len(node.inputs) < 2 or not isinstance(node.inputs[1], gs.Constant):
+            raise _Unsupported("B is not a constant")
+        w = np.asarray(node.inputs[1].values, dtype=np.float64)
+        if w.ndim != 2:
+            raise _Unsupported(f"B has shape {list(w.shape)}, expected [N, K]")
+        n_out = w.shape[0]
+        c_in = node.inputs[2] if len(node.inputs) > 2 else None
+        if c_in is not None and not isinstance(c_in, gs.Constant) and c_in.name:
+            raise _Unsupported("C is not a constant")
+        bias = (per_channel_values(np.asarray(c_in.values), [1, n_out])
+                if isinstance(c_in, gs.Constant) else np.zeros(n_out))
+        if isinstance(c_in, gs.Constant) and not is_per_channel(c_in.values.shape, [1, n_out]):
+            raise _Unsupported(f"C has shape {list(c_in.values.shape)}, expected [N]")
+        chain = self._chain(node, allow_bias=True)
+        bias, bias_name = self._fold_bias(chain, bias, [1, n_out])
+        if isinstance(c_in, gs.Constant) and chain.bias_const is None:
+            bias_name = c_in.name
+        x_buf = self._input(node.inputs[0], (w.shape[1],))
+        self._affine(chain, x_buf, w, bias, node.inputs[1].name, bias_name, "fc", None, {})
+
+    def _depthwise(self, chain: _Chain, x: gs.Variable, scale: np.ndarray, scale_name: str | None,
+                   bias: np.ndarray, bias_name: str) -> None:
+        shape3 = _as_3d(_lir_shape(x))
+        x_buf = self._input(x, shape3)
+        c = shape3[0]
+        w = scale.reshape(c, 1, 1, 1)
+        self._affine(chain, x_buf, w, bias, scale_name, bias_name, "conv", shape3,
+                     {"stride": [1, 1], "pads": [0, 0, 0, 0], "dilation": [1, 1], "group": c})
+
+    def _op_Mul(self, node: gs.Node) -> None:
+        consts = [t for t in node.inputs if isinstance(t, gs.Constant)]
+        acts = [t for t in node.inputs if isinstance(t, gs.Variable)]
+        if len(consts) != 1 or len(acts) != 1:
+            raise _Unsupported("Mul needs one activation and one per-channel constant")
+        x, k = acts[0], consts[0]
+        if not is_per_channel(k.values.shape, x.shape):
+            raise _Unsupported(f"the constant {list(k.values.shape)} is not per-channel for {list(x.shape)}")
+        scale = per_channel_values(np.asarray(k.values), x.shape)
+        chain = self._chain(node, allow_bias=True)
+        bias, bias_name = self._fold_bias(chain, np.zeros_like(scale), x.shape)
+        self._depthwise(chain, x, scale, k.name, bias, bias_name)
+
+    def _op_Add(self, node: gs.Node) -> None:
+        consts = [t for t in node.inputs if isinstance(t, gs.Constant)]
+        acts = [t for t in node.inputs if isinstance(t, gs.Variable)]
+        if len(acts) == 2:
+            self._add_two(node, acts[0], acts[1])
+            return
+        if len(consts) != 1 or len(acts) != 1:
+            raise _Unsupported("Add of two constants (normalize folds these)")
+        x, k = acts[0], consts[0]
+        if is_per_channel(k.values.shape, x.shape):
+            # Add alone: depthwise 1x1 conv with unit weight and the constant as bias.
+            chain = self._chain(node, allow_bias=False)
+            bias = per_channel_values(np.asarray(k.values), x.shape)
+            self._depthwise(chain, x, np.ones_like(bias), None, bias, k.name)
+            return
+        values = np.asarray(k.values, dtype=np.float64)
+        try:
+            full = np.broadcast_to(values, x.shape)
+        except ValueError:
+            raise _Unsupported(f"the constant {list(values.shape)} does not broadcast to {list(x.shape)}") from None
+        if np.broadcast_shapes(values.shape, tuple(x.shape)) != tuple(x.shape):
+            raise _Unsupported(f"the constant {list(values.shape)} enlarges the activation {list(x.shape)}")
+        f = self.ann.get(k.name, "qformat")
+        if not isinstance(f, int):
+            f = weight_frac_bits(float(np.max(np.abs(values))) if values.size else 0.0, -8, 30)
+        data = np.clip(round_half_up(full.reshape(_lir_shape(x)) * 2.0 ** f), -32768, 32767).astype(np.int16)
+        k_buf = self._const(k.name, data, "i16", int(f))
+        self._add_two(node, x, None, const_buf=k_buf)
+
+    def _add_two(self, node: gs.Node, a: gs.Variable, b: gs.Variable | None, const_buf: str | None = None) -> None:
+        if b is not None and tuple(a.shape) != tuple(b.shape):
+            raise _Unsupported(f"Add with broadcasting {list(a.shape)} + {list(b.shape)}")
+        a_buf = self._input(a)
+        b_buf = const_buf if const_buf is not None else self._input(b)
+        qa, qb = self._qbuf(a_buf), self._qbuf(b_buf)
+        qc = max(qa, qb)
+        if qc - min(qa, qb) > 15:
+            raise _Unsupported(f"the operands' Q formats differ by {qc - min(qa, qb)} bits (> 15): "
+                               f"their calibration ranges differ by more than 2^15")
+        chain = self._chain(node, allow_bias=False)
+        f_out = self._out_format(chain)
+        f_out = min(max(f_out, qc - SHIFT_MAX), qc - SHIFT_MIN)
+        y_buf = self._storage(chain.output, f_out)
+        attrs = {"shift_a": qc - qa, "shift_b": qc - qb, "shift": qc - f_out,
+                 **self._act_attrs(chain.act, f_out)}
+        self._step("add", chain.nodes, [a_buf, b_buf], y_buf, attrs)
+
+    def _same_q(self, node: gs.Node, op: str, attrs: dict[str, Any], shape3: bool) -> None:
+        x = node.inputs[0]
+        x_buf = self._input(x, _as_3d(_lir_shape(x)) if shape3 else None)
+        out = node.outputs[0]
+        y_buf = self._storage(out, self._qbuf(x_buf), _as_3d(_lir_shape(out)) if shape3 else None)
+        self._step(op, [node], [x_buf], y_buf, attrs)
+
+    def _pool_geometry(self, node: gs.Node, rank: int) -> tuple[list[int], list[int], list[int], list[int]]:
+        a = node.attrs
+        if a.get("auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET"):
+            raise _Unsupported(f"auto_pad={a.get('auto_pad')} (normalize resolves it to pads)")
+        kernel = [int(k) for k in a["kernel_shape"]]
+        strides = [int(s) for s in a.get("strides", [1] * rank)]
+        pads = [int(p) for p in a.get("pads", [0] * 2 * rank)]
+        dil = [int(d) for d in a.get("dilations", [1] * rank)]
+        if len(kernel) != rank:
+            raise _Unsupported(f"kernel_shape {kernel} does not fit a {rank}-D input")
+        if rank == 1:
+            return [1, kernel[0]], [1, strides[0]], [0, pads[0], 0, pads[1]], [1, dil[0]]
+        return kernel, strides, pads, dil
+
+    def _spatial_rank(self, node: gs.Node) -> int:
+        shape = node.inputs[0].shape
+        rank = len(shape) - 2 if shape is not None else -1
+        if rank not in (1, 2):
+            raise _Unsupported(f"input shape {shape}: only 1-D and 2-D feature maps")
+        return rank
+
+    def _op_MaxPool(self, node: gs.Node) -> None:
+        if len([t for t in node.outputs if t.name]) > 1 and self.consumers.get(node.outputs[1].name):
+            raise _Unsupported("the Indices output is used")
+        if int(node.attrs.get("storage_order", 0)) != 0:
+            raise _Unsupported("storage_order=1")
+        kernel, strides, pads, dil = self._pool_geometry(node, self._spatial_rank(node))
+        self._same_q(node, "maxpool", {"kernel": kernel, "stride": strides, "pads": pads,
+                                       "dilation": dil}, True)
+
+    def _op_AveragePool(self, node: gs.Node) -> None:
+        kernel, strides, pads, dil = self._pool_geometry(node, self._spatial_rank(node))
+        if any(d != 1 for d in dil):
+            raise _Unsupported(f"AveragePool with dilations {dil}")
+        if kernel[0] * kernel[1] > 32767:
+            raise _Unsupported(f"kernel {kernel} has more than 32767 positions")
+        self._same_q(node, "avgpool", {"kernel": kernel, "stride": strides, "pads": pads,
+                                       "count_include_pad": int(node.attrs.get("count_include_pad", 0))},
+                     True)
+
+    def _op_GlobalAveragePool(self, node: gs.Node) -> None:
+        self._spatial_rank(node)
+        _, h, w = _as_3d(_lir_shape(node.inputs[0]))
+        if h * w > 32767:
+            raise _Unsupported(f"global pooling over {h}x{w} > 32767 positions")
+        self._same_q(node, "avgpool", {"kernel": [h, w], "stride": [1, 1], "pads": [0, 0, 0, 0],
+                                       "count_include_pad": 0}, True)
+
+    def _act_alone(self, node: gs.Node) -> None:
+        x_buf = self._input(node.inputs[0])
+        f = self._qbuf(x_buf)
+        y_buf = self._storage(node.outputs[0], f)
+        self._step("act", [node], [x_buf], y_buf, self._act_attrs(node, f))
+
+    _op_Relu = _act_alone
+    _op_Clip = _act_alone
+    _op_LeakyRelu = _act_alone
+
+    def _op_Concat(self, node: gs.Node) -> None:
+        out = node.outputs[0]
+        rank = len(out.shape)
+        axis = int(node.attrs.get("axis", 1))
+        if axis < 0:
+            axis += rank
+        if axis != 1:
+            raise _Unsupported(f"Concat on axis {node.attrs.get('axis')} (only the channel axis 1)")
+        if any(isinstance(t, gs.Constant) for t in node.inputs):
+            raise _Unsupported("Concat with a constant input")
+        bufs = [self._input(t) for t in node.inputs]
+        qs = [self._qbuf(b) for b in bufs]
+        f_out = self._q(out.name)
+        f_out = min(max(f_out, max(qs) - SHIFT_MAX), min(qs) - SHIFT_MIN)
+        y_buf = self._storage(out, f_out)
+        self._step("concat", [node], bufs, y_buf, {"shifts": [q - f_out for q in qs]})
+
+    def _alias(self, node: gs.Node) -> None:
+        x_buf = self._input(node.inputs[0])
+        out = node.outputs[0]
+        self.buf_of[out.name] = self._view(x_buf, _lir_shape(out))
+        self.done.add(id(node))
+        self.stats["alias"] = self.stats.get("alias", 0) + 1
+
+    def _op_Flatten(self, node: gs.Node) -> None:
+        if int(node.attrs.get("axis", 1)) != 1:
+            raise _Unsupported(f"Flatten axis={node.attrs.get('axis')} (only 1)")
+        self._alias(node)
+
+    def _op_Reshape(self, node: gs.Node) -> None:
+        if len(node.inputs) < 2 or not isinstance(node.inputs[1], gs.Constant):
+            raise _Unsupported("the target shape is not a constant")
+        if node.outputs[0].shape is None or node.outputs[0].shape[0] != 1:
+            raise _Unsupported(f"output shape {node.outputs[0].shape} does not keep the batch axis 1")
+        self._alias(node)
+
+    def _op_Softmax(self, node: gs.Node) -> None:
+        out = node.outputs[0]
+        x = node.inputs[0]
+        rank = len(x.shape)
+        axis = int(node.attrs.get("axis", -1 if self.model.opset >= 13 else 1))
+        if axis < 0:
+            axis += rank
+        if out.name not in self.graph_outputs or self.consumers.get(out.name):
+            raise _Unsupported("Softmax that is not the final output (only a final Softmax is dropped)")
+        if axis != rank - 1 or any(d != 1 for d in x.shape[1:-1]):
+            raise _Unsupported(f"Softmax over axis {axis} of {list(x.shape)} (only over the class axis)")
+        self.buf_of[out.name] = self._input(x)
+        self.softmax.append((node, x.name, out.name))
+        self.done.add(id(node))
+
+    # -- ports and meta ----------------------------------------------------------------------------
+
+    def _ports(self) -> None:
+        prog = self.program
+        shapes: dict[str, list[int]] = {}
+        for t in self.graph.inputs:
+            prog.inputs.append(_port(t.name, self.buf_of[t.name]))
+            shapes[t.name] = [int(d) for d in t.shape]
+        dropped = {probs: logits for _, logits, probs in self.softmax}
+        seen: set[str] = set()
+        for t in self.graph.outputs:
+            name = dropped.get(t.name, t.name)
+            if name in seen:
+                continue
+            seen.add(name)
+            prog.outputs.append(_port(name, self.buf_of[t.name]))
+            src = self.graph.tensors().get(name)
+            shapes[name] = [int(d) for d in (src.shape if src is not None and src.shape else t.shape)]
+        scores = self._scores_output(dropped)
+        if self.options.argmax and scores is not None:
+            x_buf = self.buf_of[scores]
+            size = prog.storage_of(x_buf).size
+            x_vec = self._view(x_buf, (size,))
+            port = CLASS_PORT
+            while port in seen:
+                port = "_" + port
+            y = self._name(port)
+            prog.add(Buffer(name=y, dtype="i16", shape=(1,), q=0))
+            origin = [n.name for n, _, _ in self.softmax] or [str(self._tail().get("label_output") or "argmax")]
+            prog.steps.append(Step(op="argmax", name="argmax", inputs=[x_vec], outputs=[y], origin=origin))
+            prog.outputs.append(_port(port, y))
+            prog.meta["class-output"] = port
+            shapes[port] = [1]
+            self.stats["argmax"] = 1
+        prog.meta[ONNX_SHAPES_META] = json.dumps(shapes, sort_keys=True, separators=(",", ":"))
+
+    def _tail(self) -> dict[str, Any]:
+        tail = self.ann.get("graph", "classifier-tail")
+        return tail if isinstance(tail, dict) else {}
+
+    def _scores_output(self, dropped: dict[str, str]) -> str | None:
+        """The graph output an argmax reads (a dropped Softmax's or the classifier tail's scores)."""
+        tail = self._tail()
+        want = tail.get("scores_output")
+        if isinstance(want, str) and want in self.buf_of:
+            return want
+        if tail and len(self.graph.outputs) == 1:
+            return self.graph.outputs[0].name
+        if len(self.softmax) == 1:
+            return self.softmax[0][2]
+        return None
+
+    def _meta(self) -> None:
+        meta = self.program.meta
+        meta["model"] = self.model.name
+        digest = _source_sha256(self.model)
+        if digest:
+            meta["source"] = digest
+        if self.softmax:
+            notes = [f"output '{logits}' holds the pre-softmax logits of '{probs}' (Softmax "
+                     f"'{node.name}' dropped; apply softmax on the host for probabilities)"
+                     for node, logits, probs in self.softmax]
+            meta["scores"] = "; ".join(notes)
+            meta["softmax"] = json.dumps({logits: probs for _, logits, probs in self.softmax},
+                                         sort_keys=True, separators=(",", ":"))
+        labels = self._tail().get("labels")
+        if isinstance(labels, list):
+            meta["labels"] = json.dumps(labels, separators=(",", ":"))
+
+
+def _port(name: str, buf: str) -> Any:
+    from transpiler.lir.ir import Port
+    return Port(onnx_name=name, buffer=buf)
+
+
+def _size(shape: Sequence[int]) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def _lir_shape(tensor: Any) -> tuple[int, ...]:
+    """The LIR shape of an ONNX activation: batch axis dropped, 1-D maps as [C, 1, L]."""
+    shape = tensor.shape
+    if shape is None or any(not isinstance(d, int) or d < 0 for d in shape):
+        raise _Unsupported(f"'{tensor.name}' has no static shape ({shape})")
+    shape = [int(d) for d in shape]
+    if len(shape) < 2 or shape[0] != 1:
+        raise _Unsupported(f"'{tensor.name}' has shape {shape}; expected a batch axis of 1 first")
+    if len(shape) == 2:
+        return (shape[1],)
+    if len(shape) == 3:
+        return (shape[1], 1, shape[2])
+    if len(shape) == 4:
+        return tuple(shape[1:])
+    raise _Unsupported(f"'{tensor.name}' has rank {len(shape)} (only [1,N], [1,C,L], [1,C,H,W])")
+
+
+def _as_3d(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A vector [N] seen as a feature map [N, 1, 1]; a map as is."""
+    return (shape[0], 1, 1) if len(shape) == 1 else shape
+
+
+def _per_channel_const_operand(add: gs.Node, act: gs.Variable) -> gs.Constant | None:
+    """The constant operand of Add(act, const) when it is per-channel for `act`, else None."""
+    if len(add.inputs) != 2:
+        return None
+    others = [t for t in add.inputs if t is not act]
+    if len(others) != 1 or not isinstance(others[0], gs.Constant) or act.shape is None:
+        return None
+    const = others[0]
+    if not is_per_channel(const.values.shape, act.shape):
+        return None
+    return const
+
+
+def _clip_bounds(node: gs.Node) -> tuple[float, float]:
+    lo, hi = -np.inf, np.inf
+    if "min" in node.attrs:
+        lo = float(node.attrs["min"])
+    if "max" in node.attrs:
+        hi = float(node.attrs["max"])
+    for i, default in ((1, lo), (2, hi)):
+        if len(node.inputs) > i:
+            t = node.inputs[i]
+            if isinstance(t, gs.Constant):
+                v = float(np.asarray(t.values).reshape(-1)[0])
+                if i == 1:
+                    lo = v
+                else:
+                    hi = v
+            elif t.name:
+                raise _Unsupported(f"Clip bound '{t.name}' is not a constant")
+    return lo, hi
+
+
+def _act_fusable(node: gs.Node) -> bool:
+    """Can this activation node be fused (its parameters are lowerable)?"""
+    try:
+        if node.op == "Clip":
+            _clip_bounds(node)
+        if node.op == "LeakyRelu":
+            alpha = float(node.attrs.get("alpha", 0.01))
+            return 0.0 <= alpha < 1.0 and int(round_half_up(alpha * 32768.0)) <= 32767
+    except _Unsupported:
+        return False
+    return True
+
+
+def _q16(v: float, f: int, default: int) -> int:
+    if not np.isfinite(v):
+        return default if (v < 0) == (default < 0) else -default - 1
+    return int(np.clip(round_half_up(v * 2.0 ** f), -32768, 32767))
+
+
+def _input_shapes(node: gs.Node) -> str:
+    return ", ".join(f"{t.name or '-'}{list(t.shape) if getattr(t, 'shape', None) is not None else '?'}"
+                     for t in node.inputs)
+
+
+def _opset_note(node: gs.Node) -> str:
+    return f", domain {node.domain}" if node.domain not in ("", "ai.onnx", None) else ""
+
+
+def _toposort(graph: gs.Graph) -> list[gs.Node]:
+    """Nodes in a topological order that keeps the graph's order where it is already valid."""
+    produced = {o.name: n for n in graph.nodes for o in n.outputs}
+    order: list[gs.Node] = []
+    state: dict[int, int] = {}
+
+    def visit(node: gs.Node) -> None:
+        stack = [(node, 0)]
+        while stack:
+            n, i = stack.pop()
+            if i == 0:
+                if state.get(id(n)) == 2:
+                    continue
+                state[id(n)] = 1
+            deps = [produced[t.name] for t in n.inputs
+                    if isinstance(t, gs.Variable) and t.name in produced]
+            if i < len(deps):
+                stack.append((n, i + 1))
+                d = deps[i]
+                if state.get(id(d)) is None:
+                    stack.append((d, 0))
+                continue
+            state[id(n)] = 2
+            order.append(n)
+
+    for node in graph.nodes:
+        if state.get(id(node)) is None:
+            visit(node)
+    return order
+
+
+def _source_sha256(model: OnnxModel) -> str | None:
+    src = model.source
+    if src and os.path.isfile(src):
+        h = hashlib.sha256()
+        with open(src, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        return h.hexdigest()
+    return model.metadata.get("freeml_tx.source_sha256")
+
+
+def lower_model(model: OnnxModel, options: LowerOptions | None = None) -> tuple[Program, dict[str, Any]]:
+    """Lower a normalised, quantised model; returns the Program and statistics."""
+    lowerer = _Lowerer(model, options or LowerOptions())
+    program = lowerer.run()
+    stats: dict[str, Any] = {"steps": len(program.steps), "buffers": len(program.buffers),
+                             "ops": dict(sorted(lowerer.stats.items())),
+                             "weight_bytes": sum(b.nbytes for b in program.buffers.values() if b.is_const)}
+    return program, stats
+
+
+@register
+class Lower(Pass):
+    """Lower a normalised, quantised ONNX model to a fixed-point LIR Program.
+
+    Before -> after: ``Conv -> Relu -> MaxPool -> Flatten -> Gemm -> Softmax`` (float ONNX with
+    ``qformat`` annotations) -> ``conv{act=relu}, maxpool, alias, fc, argmax`` (LIR; see the module
+    docstring for every rule).
+    """
+
+    name = "lower"
+    options_type = LowerOptions
+    level = "lower"
+    requires = frozenset({"normal-form", "quantized"})
+    ensures = frozenset({"lir"})
+
+    def run(self, model: OnnxModel) -> PassResult[Program]:
+        program, stats = lower_model(model, self.options)
+        self.context.say(f"lower: {stats['steps']} steps, {stats['buffers']} buffers")
+        return PassResult(program, True, stats)

@@ -1,0 +1,173 @@
+"""The error bound a lowered program's Q formats imply, for one run (used by tests and `verify`).
+
+For a run of the interpreter (``run_program(program, inputs, trace=True)``) this propagates, step by
+step, an upper bound ``e[buf]`` on ``max |dequantised value - float value|`` over the elements of each
+buffer, where "float value" is what the float model computes from the same (unquantised) input:
+
+- input ``x``: ``2^-(q+1)`` (input rounding); an i16 constant: ``2^-(q+1)``.
+- ``conv``/``fc``, per output channel ``c`` with dequantised weights ``W'`` (``|W' - W| <= 2^-(f_w+1)``
+  per element, unless a weight saturated), ``taps`` products per output and ``m = max|x'| + e_x``:
+  ``e_c = sum|W'_c| * e_x + taps * 2^-(f_w[c]+1) * m + 2^-(f_in+f_w[c]+1)`` (bias rounding)
+  ``+ 2^-(f_out+1)`` when the shift rounds (``shift > 0``).
+- activations are 1-Lipschitz (leaky with ``alpha < 1``); a clip adds the rounding of its bounds
+  (``2^-(f+1)``); a leaky adds ``2^-16 * max|x|`` (slope rounding) plus its requant rounding.
+- ``maxpool``: ``e_x``; ``avgpool``: ``e_x + 2^-(f+1)`` (divround); ``add``: ``e_a + e_b`` plus the
+  requant rounding; ``concat``: the largest input bound plus its requant rounding.
+
+It is a worst case for this input (errors of different elements are assumed to line up), so it is
+loose but sound, provided nothing saturated: any int16 result at the end of its range (-32768 or
+32767) sets ``saturated`` and the bound no longer holds (nor is it meant to). The 32-bit accumulator
+never wraps while the result does not saturate when the shift is within the limit that `quantize`
+documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from transpiler.lir.ir import Program
+
+
+@dataclass
+class ErrorBounds:
+    """Per-buffer and per-output-port bounds of one run, and which buffers saturated.
+
+    ``buffers``/``outputs``: the worst-case bound; ``typical``: the statistical estimate
+    (``sigmas`` standard deviations of the propagated rounding noise, see :func:`error_bounds`).
+    """
+
+    buffers: dict[str, float] = field(default_factory=dict)
+    outputs: dict[str, float] = field(default_factory=dict)
+    typical: dict[str, float] = field(default_factory=dict)
+    saturated: list[str] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return not self.saturated
+
+
+def _lsb_half(q: int) -> float:
+    return 2.0 ** (-q - 1)
+
+
+def error_bounds(program: Program, trace: Mapping[str, np.ndarray], sigmas: float = 6.0) -> ErrorBounds:
+    """Bounds for the run whose ``run_program(..., trace=True)`` result is `trace`.
+
+    Besides the worst case it propagates the variance of the rounding noise, treating every rounding
+    as an independent error uniform over one LSB (variance ``LSB^2 / 12``): a ``conv``/``fc``
+    channel gets ``sum W'^2 * var_x + sum x^2 * LSB_w^2 / 12 + LSB_out^2 / 12`` (``sum x^2`` from
+    this run: exact for ``fc``, ``taps * mean(x^2)`` for ``conv``), ``add`` sums the variances,
+    activations and pools keep them (a conservative choice), and ``typical`` is ``sigmas`` standard
+    deviations. That estimate is what a correct lowering stays under in practice; the worst case is
+    what it can never exceed.
+    """
+    out = ErrorBounds()
+    e = out.buffers
+    var: dict[str, float] = {}
+
+    def value(name: str) -> np.ndarray:
+        buf = program.buffers[name]
+        if buf.is_const:
+            return np.asarray(buf.data)
+        return np.asarray(trace["%" + name])
+
+    def root(name: str) -> str:
+        r = program.storage_of(name).name
+        if r not in e:
+            buf = program.buffers[r]
+            q = buf.q if isinstance(buf.q, int) else None
+            e[r] = _lsb_half(q) if q is not None else 0.0
+            var[r] = (2.0 ** -q) ** 2 / 12.0 if q is not None else 0.0
+        return r
+
+    def err(name: str) -> float:
+        return e[root(name)]
+
+    def variance(name: str) -> float:
+        return var[root(name)]
+
+    def real(name: str) -> np.ndarray:
+        buf = program.buffers[name]
+        q = buf.q if isinstance(buf.q, int) else 0
+        return value(name).astype(np.float64) * 2.0 ** -q
+
+    def mag(name: str) -> float:
+        v = real(name)
+        return float(np.max(np.abs(v))) if v.size else 0.0
+
+    def act_err(attrs: Mapping[str, object], q_out: int, m: float) -> float:
+        kind = attrs.get("act", "none")
+        if kind == "clip":
+            return _lsb_half(q_out)
+        if kind == "leaky":
+            return 2.0 ** -16 * m + _lsb_half(q_out)
+        return 0.0
+
+    for port in program.inputs:
+        root(port.buffer)
+
+    for step in program.steps:
+        y = step.outputs[0]
+        ybuf = program.buffers[y]
+        q_out = ybuf.q if isinstance(ybuf.q, int) else 0
+        lsb2 = (2.0 ** -q_out) ** 2 / 12.0
+        if step.op in ("conv", "fc"):
+            x, w, _ = step.inputs
+            wbuf = program.buffers[w]
+            f_w = np.asarray(wbuf.q, dtype=np.float64)
+            w_q = np.asarray(wbuf.data, dtype=np.float64).reshape(wbuf.shape[0], -1)
+            taps = w_q.shape[1]
+            scale = 2.0 ** -f_w
+            l1 = np.abs(w_q).sum(axis=1) * scale
+            l2 = (w_q ** 2).sum(axis=1) * scale ** 2
+            e_x, m = err(x), mag(x) + err(x)
+            xv = real(x)
+            energy = float(np.sum(xv ** 2)) if step.op == "fc" else taps * float(np.mean(xv ** 2))
+            q_in = program.buffers[x].q
+            assert isinstance(q_in, int)
+            shifts = np.asarray(step.attrs["shift"], dtype=np.int64)
+            rounds = np.where(shifts > 0, 1.0, 0.0)
+            e_c = l1 * e_x + taps * 0.5 * scale * m + 0.5 * 2.0 ** -(q_in + f_w) + rounds * _lsb_half(q_out)
+            v_c = l2 * variance(x) + energy * scale ** 2 / 12.0 + rounds * lsb2
+            pre = float(np.max(e_c))
+            e[y] = pre + act_err(step.attrs, q_out, mag(y) + pre)
+            var[y] = float(np.max(v_c)) + (lsb2 if step.attrs.get("act") in ("clip", "leaky") else 0.0)
+        elif step.op == "maxpool":
+            e[y], var[y] = err(step.inputs[0]), variance(step.inputs[0])
+        elif step.op == "avgpool":
+            e[y] = err(step.inputs[0]) + _lsb_half(q_out)
+            var[y] = variance(step.inputs[0]) + lsb2
+        elif step.op == "add":
+            a, b = step.inputs
+            shift = step.attrs["shift"]
+            assert isinstance(shift, int)
+            rounds = 1.0 if shift > 0 else 0.0
+            pre = err(a) + err(b) + rounds * _lsb_half(q_out)
+            e[y] = pre + act_err(step.attrs, q_out, mag(y) + pre)
+            var[y] = variance(a) + variance(b) + rounds * lsb2
+        elif step.op == "act":
+            x = step.inputs[0]
+            e[y] = err(x) + act_err(step.attrs, q_out, mag(x))
+            var[y] = variance(x) + (lsb2 if step.attrs.get("act") in ("clip", "leaky") else 0.0)
+        elif step.op == "concat":
+            shifts = step.attrs["shifts"]
+            assert isinstance(shifts, list)
+            e[y] = max(err(x) + (_lsb_half(q_out) if s > 0 else 0.0) for x, s in zip(step.inputs, shifts))
+            var[y] = max(variance(x) + (lsb2 if s > 0 else 0.0) for x, s in zip(step.inputs, shifts))
+        elif step.op == "argmax":
+            e[y] = var[y] = 0.0
+            continue
+        else:
+            e[y] = var[y] = float("inf")
+        v = value(y)
+        if v.size and (int(v.min()) <= -32768 or int(v.max()) >= 32767):
+            out.saturated.append(y)
+
+    for port in program.outputs:
+        out.outputs[port.onnx_name] = err(port.buffer)
+        out.typical[port.onnx_name] = sigmas * float(np.sqrt(variance(port.buffer))) + _lsb_half(
+            program.storage_of(port.buffer).q if isinstance(program.storage_of(port.buffer).q, int) else 0)
+    return out

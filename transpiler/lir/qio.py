@@ -1,0 +1,84 @@
+"""Quantise program inputs and dequantise program outputs (the host side of a LIR program's ports).
+
+A real value ``v`` of a buffer with ``q = f`` is stored as ``round(v * 2^f)`` saturated to int16,
+rounding half up (``floor(v * 2^f + 1/2)``), the same rounding as requant (docs/lir.md). The ONNX
+shape of each port (batch axis included) is kept by `lower` in ``Program.meta["onnx-shapes"]`` (JSON)
+so outputs come back in the shape onnxruntime gives them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from transpiler.errors import DataError, Location
+from transpiler.lir.ir import Program
+
+ONNX_SHAPES_META = "onnx-shapes"
+
+
+def onnx_shapes(program: Program) -> dict[str, list[int]]:
+    """Port name -> ONNX shape recorded by `lower` (empty if the program has none)."""
+    text = program.meta.get(ONNX_SHAPES_META)
+    if not text:
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    return {str(k): [int(d) for d in v] for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def quantize_array(values: Any, frac_bits: int) -> np.ndarray:
+    """``sat16(floor(v * 2^f + 1/2))`` as int16."""
+    v = np.asarray(values, dtype=np.float64) * (2.0 ** frac_bits)
+    return np.clip(np.floor(v + 0.5), -32768, 32767).astype(np.int16)
+
+
+def dequantize_array(values: Any, frac_bits: int) -> np.ndarray:
+    """``q * 2^-f`` as float32."""
+    return (np.asarray(values, dtype=np.float64) * (2.0 ** -frac_bits)).astype(np.float32)
+
+
+def quantize_inputs(program: Program, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Float inputs by ONNX name -> int16 arrays in the shape of each input buffer."""
+    out: dict[str, np.ndarray] = {}
+    for port in program.inputs:
+        if port.onnx_name not in inputs:
+            raise DataError(f"no value for program input '{port.onnx_name}'",
+                            hint="the inputs are " + ", ".join(p.onnx_name for p in program.inputs))
+        buf = program.buffers[port.buffer]
+        arr = np.asarray(inputs[port.onnx_name])
+        if arr.size != buf.size:
+            raise DataError(f"input '{port.onnx_name}' has {arr.size} values ({list(arr.shape)}), the "
+                            f"program buffer %{buf.name} needs {buf.size} ({list(buf.shape)})",
+                            location=Location(shape=str(list(arr.shape))))
+        q = buf.q if isinstance(buf.q, int) else 0
+        out[port.onnx_name] = quantize_array(arr, q).reshape(buf.shape)
+    return out
+
+
+def dequantize_outputs(program: Program, outputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """int16 outputs by port name -> real values (float32, ONNX shape where recorded).
+
+    A buffer with no Q format or q = 0 on an index output (argmax "class") comes back as int64.
+    """
+    shapes = onnx_shapes(program)
+    out: dict[str, np.ndarray] = {}
+    for port in program.outputs:
+        if port.onnx_name not in outputs:
+            continue
+        buf = program.buffers[port.buffer]
+        arr = np.asarray(outputs[port.onnx_name])
+        if buf.q is None or program.meta.get("class-output") == port.onnx_name:
+            value: np.ndarray = arr.astype(np.int64)
+        else:
+            value = dequantize_array(arr, buf.q if isinstance(buf.q, int) else 0)
+        shape = shapes.get(port.onnx_name)
+        if shape is not None and int(np.prod(shape)) == value.size:
+            value = value.reshape(shape)
+        out[port.onnx_name] = value
+    return out

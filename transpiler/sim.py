@@ -391,13 +391,16 @@ def build_elf(build_dir: str | os.PathLike[str], *, counters: bool = False,
 
 def run_model(build_dir: str | os.PathLike[str], model_name: str,
               inputs: Sequence[Iterable[int]], *, counters: bool = False,
-              toolchain: Msp430Toolchain | None = None, **run_options: object) -> SimResult:
+              toolchain: Msp430Toolchain | None = None,
+              make_vars: Mapping[str, str] | None = None,
+              **run_options: object) -> SimResult:
     """Write ``build_dir/sim_input.c``, rebuild ``<model_name>.elf`` and run it.
 
-    ``run_options`` go to :func:`run_elf` (power_fail, max_failures, max_cycles, ...).
+    ``make_vars`` go to make (e.g. ``MSP430_CFLAGS_EXTRA``); ``run_options`` to :func:`run_elf`
+    (power_fail, max_failures, max_cycles, ...).
     """
     tc = toolchain or find_msp430_toolchain()
     write_sim_input(Path(build_dir) / "sim_input.c", inputs)
-    build_elf(build_dir, counters=counters, toolchain=tc)
+    build_elf(build_dir, counters=counters, toolchain=tc, make_vars=make_vars)
     return run_elf(Path(build_dir) / f"{model_name}.elf", toolchain=tc,
                    **run_options)  # type: ignore[arg-type]

@@ -88,6 +88,7 @@ def msp430_makefile(model_name: str, sources: Sequence[str], large: bool, *,
                     input_len: int | str | None = None,
                     output_len: int | str | None = None,
                     sim_input: str = "sim_input.c",
+                    new_input_symbol: str | None = None,
                     include_dirs: Sequence[str] = (".",),
                     command_line: str | None = None) -> str:
     """Return the text of ``msp430.mk`` for a generated package.
@@ -104,8 +105,12 @@ def msp430_makefile(model_name: str, sources: Sequence[str], large: bool, *,
         header: the generated header (default ``<model_name>.h``).
         run_symbol: ``int run(const int16_t *in, int16_t *out)`` (default ``fx_<model_name>_run``).
         input_len, output_len: int16 elements of one input / output, as numbers or as macro names
-            defined in the header (default ``FX_<MODEL_NAME>_INPUT_LEN`` / ``..._OUTPUT_LEN``).
+            defined in the header (default ``FX_<MODEL_NAME>_IN_SIZE`` / ``..._OUT_SIZE``, what
+            the C emitter's header defines).
         sim_input: the generated inputs file (see :func:`transpiler.sim.write_sim_input`).
+        new_input_symbol: ``void fn(void)`` that main_sim.c calls once before the first FX_RUN
+            call of each input (not again when the run resumes after a power failure), e.g. the
+            model's progress reset; None when FX_RUN starts a new inference by itself.
         include_dirs: extra include directories (the build directory by default).
         command_line: the freeml-tx command line, written into the header comment.
 
@@ -120,11 +125,11 @@ def msp430_makefile(model_name: str, sources: Sequence[str], large: bool, *,
     upper = model_name.upper()
     header = header or f"{model_name}.h"
     run_symbol = run_symbol or f"fx_{model_name}_run"
-    in_len = str(input_len) if input_len is not None else f"FX_{upper}_INPUT_LEN"
-    out_len = str(output_len) if output_len is not None else f"FX_{upper}_OUTPUT_LEN"
+    in_len = str(input_len) if input_len is not None else f"FX_{upper}_IN_SIZE"
+    out_len = str(output_len) if output_len is not None else f"FX_{upper}_OUT_SIZE"
     for what, value in (("header", header), ("run_symbol", run_symbol), ("input_len", in_len),
-                        ("output_len", out_len)):
-        if not re.match(r"^[A-Za-z0-9_./+-]+$", value):
+                        ("output_len", out_len), ("new_input_symbol", new_input_symbol or "")):
+        if value and not re.match(r"^[A-Za-z0-9_./+-]+$", value):
             raise InputError(f"msp430.mk: {what} {value!r} contains characters a Makefile cannot carry")
     rt = runtime_dir.rstrip("/") or "."
     plat = f"{rt}/platform/msp430"
@@ -173,7 +178,8 @@ def msp430_makefile(model_name: str, sources: Sequence[str], large: bool, *,
       + " $(MSP430_LARGE) -T $(MSP430_LDSCRIPT)")
     w("MSP430_LDLIBS = " + " ".join(MSP430_LDLIBS))
     w(f"MSP430_MAIN_DEFS = -DFX_MODEL_HEADER='\"{header}\"' -DFX_RUN={run_symbol} "
-      f"-DFX_INPUT_LEN={in_len} -DFX_OUTPUT_LEN={out_len}")
+      f"-DFX_INPUT_LEN={in_len} -DFX_OUTPUT_LEN={out_len}"
+      + (f" -DFX_SIM_NEW_INPUT={new_input_symbol}" if new_input_symbol else ""))
     objs = [f"$(MSP430_OBJDIR)/crt0.o"] + [_object_name(s) for s in all_sources]
     w("MSP430_OBJS = " + " \\\n    ".join(objs))
     w("")

@@ -4,8 +4,8 @@
  * tests/msp430/test_msp430_mac_sim.py, which requires identical output.
  *
  * Cases: a 64-element dot product from a zero and from a negative bias, a chain of no products
- * (gives the bias), one product, sums that wrap modulo 2^32 in both directions, and two chains
- * back to back (the second must not see the first's result).
+ * (gives the bias), one product, sums that wrap modulo 2^32 in both directions, two chains
+ * back to back (the second must not see the first's result), and FX_MAC_PP dot products.
  */
 #include <stdint.h>
 
@@ -53,6 +53,27 @@ static int32_t __attribute__((noinline)) m_dot(int32_t bias, const int16_t *a, c
     return FX_MAC_END();
 }
 
+/* The same through FX_MAC_PP (inline assembly with FX_USE_MPY32), unrolled by four as the
+ * kernels would use it. */
+#ifndef FX_MAC_PP
+#define FX_MAC_PP(xp, wp) (FX_MAC(*(xp), *(wp)), ++(xp), ++(wp))
+#endif
+static int32_t __attribute__((noinline)) m_dot_pp(int32_t bias, const int16_t *a, const int16_t *b,
+                                                  uint16_t n)
+{
+    const int16_t *end = a + n;
+    FX_MAC_BEGIN(bias);
+    while ((uint16_t)(end - a) & 3u)
+        FX_MAC_PP(a, b);
+    while (a != end) {
+        FX_MAC_PP(a, b);
+        FX_MAC_PP(a, b);
+        FX_MAC_PP(a, b);
+        FX_MAC_PP(a, b);
+    }
+    return FX_MAC_END();
+}
+
 int main(void)
 {
     static const int16_t extremes[4] = {-32768, -32768, -32768, -32768};
@@ -75,5 +96,9 @@ int main(void)
     m_put("wrap.down", m_dot((-0x7FFFFFFF - 1), extremes, maxes, 3));
     m_put("chain.a", m_dot(1, ma, ma, M_N));
     m_put("chain.b", m_dot(-1, mb, mb, 17));
+    m_put("pp.dot64", m_dot_pp((int32_t)0xC0001234u, ma, mb, M_N));
+    m_put("pp.dot63", m_dot_pp(3, ma + 1, mb, 63));
+    m_put("pp.dot2", m_dot_pp(-3, ma + 7, mb + 2, 2));
+    m_put("pp.empty", m_dot_pp(99, ma, mb, 0));
     return 0;
 }

@@ -32,7 +32,8 @@ def test_host_lines_are_right(host_lines: list[str]) -> None:
     assert values["empty.bias"] == f"{-123456789 & 0xFFFFFFFF:08x}"
     assert values["wrap.minmin"] == "00000005"
     assert values["wrap.up"] == f"{(0x7FFFFFFF + 4 * 32767 * 32767) & 0xFFFFFFFF:08x}"
-    assert len(host_lines) == 9
+    assert values["pp.dot64"] == values["dot64.biasneg"] and values["pp.empty"] == "00000063"
+    assert len(host_lines) == 13
 
 
 @pytest.mark.parametrize("flags", [["-DFX_USE_MPY32"], [], ["-DFX_USE_MPY32", "-mlarge"]],

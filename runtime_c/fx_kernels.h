@@ -6,7 +6,11 @@
  *
  * Every kernel computes a sub-range of its outputs (a tile) so the intermittent runtime can run
  * a step tile by tile: running the same range twice writes the same bytes (idempotent), and a
- * kernel never writes memory it reads.
+ * kernel never writes memory it reads. A kernel writes exactly the outputs of its range, each
+ * through FX_STORE (fx_store.h), so host power-failure injection can fail between any two.
+ * Ranges are half-open, [lo, hi) with lo <= hi <= the extent; an empty range does nothing.
+ * Shifts: requant shifts in [-15, 31], add's shift_a/shift_b in [0, 15] (docs/lir.md).
+ * Dot products go through FX_MAC_* (fx_mac.h); see README.md for the rules that keeps.
  */
 #ifndef FX_KERNELS_H
 #define FX_KERNELS_H
@@ -28,7 +32,10 @@ typedef struct {
 } fx_act_t;
 
 /* conv: 1-D (ih = 1, kh = 1) and 2-D, stride, padding, dilation, groups (depthwise when
- * group == cin == cout). x is [cin][ih][iw], y is [cout][oh][ow], w is [cout][cin/group][kh][kw]. */
+ * group == cin == cout). x is [cin][ih][iw], y is [cout][oh][ow], w is [cout][cin/group][kh][kw].
+ * Input positions outside [0, ih) x [0, iw) count as 0; an output whose window lies entirely in
+ * the padding is act(requant(bias)). 1x1 kernels with stride 1, no top/left padding and
+ * ow == iw take a pointwise fast path; depthwise runs the general loops with one input channel. */
 typedef struct {
     uint16_t cin, ih, iw;
     uint16_t cout, oh, ow;
@@ -58,7 +65,9 @@ typedef struct {
 /* Outputs [n0, n1). */
 void fx_fc(const fx_fc_t *p, const int16_t *x, int16_t *y, uint16_t n0, uint16_t n1);
 
-/* max / average pooling over [c][ih][iw] -> [c][oh][ow]. */
+/* max / average pooling over [c][ih][iw] -> [c][oh][ow]. oh/ow are the caller's (floor or ceil
+ * mode); dh/dw apply to both (1 for avgpool, whose LIR op has no dilation). A window with no
+ * input position gives INT16_MIN (maxpool) or 0 (avgpool). avgpool needs kh * kw <= 32767. */
 typedef struct {
     uint16_t c, ih, iw, oh, ow;
     uint16_t kh, kw, sh, sw, dh, dw;
@@ -86,7 +95,7 @@ void fx_act(const fx_act_t *a, const int16_t *x, int16_t *y, uint32_t i0, uint32
 /* y[i] = requant(x[i], shift) for i in [i0, i1): one input of a concat (the caller offsets y). */
 void fx_requant_copy(const int16_t *x, int16_t *y, int8_t shift, uint32_t i0, uint32_t i1);
 
-/* Index of the first maximum of x[0..n). */
+/* Index of the first maximum of x[0..n); 0 when n == 0. The LIR stores it as int16 (n <= 32768). */
 uint16_t fx_argmax(const int16_t *x, uint16_t n);
 
 /* The scalar helpers, exposed for tests and generated code. */

@@ -59,13 +59,23 @@ _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SOURCE_RE = re.compile(r"^[A-Za-z0-9_./+-]+\.(c|S)$")
 
 
-def needs_large_model(fram_const_bytes: int, *, code_reserve: int = DEFAULT_CODE_RESERVE) -> bool:
-    """True when constants of ``fram_const_bytes`` bytes do not fit lower FRAM beside the code.
+#: The largest object the small memory model can declare (its size_t is 16 bits: GCC rejects
+#: ``int16_t w[16384]`` with "size '32768' of array 'w' exceeds maximum object size '32767'").
+SMALL_MODEL_MAX_OBJECT = 32767
 
-    The generated code must then be built with ``large=True`` and mark its big tables
-    ``FX_UPPER`` (fx_platform.h), which places them in HIFRAM.
+
+def needs_large_model(fram_bytes: int, *, largest_object: int = 0,
+                      code_reserve: int = DEFAULT_CODE_RESERVE) -> bool:
+    """True when the model needs ``-mlarge``.
+
+    That is when its FRAM data (constants and FRAM-resident buffers, ``fram_bytes``) does not fit
+    lower FRAM beside ``code_reserve`` bytes of code, or when one table is larger than the small
+    model can declare (``largest_object`` > 32767 bytes). The generated code must then mark its
+    big tables ``__attribute__((upper))`` (const, -> .upper.rodata) or
+    ``__attribute__((section(".upper.persistent")))`` (writable, FRAM), which places them in HIFRAM.
     """
-    return fram_const_bytes + code_reserve > LOWER_FRAM_BYTES
+    return (fram_bytes + code_reserve > LOWER_FRAM_BYTES
+            or largest_object > SMALL_MODEL_MAX_OBJECT)
 
 
 def _object_name(source: str) -> str:

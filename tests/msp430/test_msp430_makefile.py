@@ -51,6 +51,8 @@ def test_needs_large_model() -> None:
     assert not needs_large_model(10_000)
     assert needs_large_model(LOWER_FRAM_BYTES)
     assert needs_large_model(40_000) and not needs_large_model(40_000, code_reserve=4096)
+    assert needs_large_model(32_768, largest_object=32_768, code_reserve=1024)
+    assert not needs_large_model(32_767, largest_object=32_767, code_reserve=1024)
 
 
 def test_copy_runtime(tmp_path: Path) -> None:

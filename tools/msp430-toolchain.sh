@@ -44,12 +44,14 @@ die() { printf 'msp430-toolchain: error: %s\n' "$*" >&2; exit 1; }
 SUDO=""
 if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
 
-# The runtime libraries GCC's cc1 links against (libgmp10 and libzstd1 are always present).
+LDCONFIG=$(command -v ldconfig 2>/dev/null || echo /sbin/ldconfig)
+
+# The runtime libraries GCC's cc1 links against (libzstd1 is always present).
 ensure_runtime_libs() {
     local missing=() lib pkg
     for pair in libmpc.so.3:libmpc3 libmpfr.so.6:libmpfr6 libgmp.so.10:libgmp10; do
         lib=${pair%%:*}; pkg=${pair#*:}
-        if ! /sbin/ldconfig -p 2>/dev/null | grep -q "$lib"; then missing+=("$pkg"); fi
+        if ! "$LDCONFIG" -p 2>/dev/null | grep -q "$lib"; then missing+=("$pkg"); fi
     done
     if [ ${#missing[@]} -eq 0 ]; then return 0; fi
     command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]} and no apt-get: install them by hand"

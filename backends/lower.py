@@ -362,7 +362,11 @@ class _Lowerer:
         f_w, f_out, shifts = self._weight_formats(weight_name, maxes, f_in, f_acc,
                                                   self._out_format(chain))
         scale = np.power(2.0, np.array(f_w, dtype=np.float64)).reshape((-1,) + (1,) * (weights.ndim - 1))
-        w_q = np.clip(round_half_up(weights.astype(np.float64) * scale), -32768, 32767).astype(np.int16)
+        w_r = round_half_up(weights.astype(np.float64) * scale)
+        clipped = int(np.count_nonzero((w_r < -32768) | (w_r > 32767)))
+        if clipped:
+            self.stats["saturated_weights"] = self.stats.get("saturated_weights", 0) + clipped
+        w_q = np.clip(w_r, -32768, 32767).astype(np.int16)
         b_scale = np.power(2.0, np.array(f_w, dtype=np.float64) + f_in)
         b_q = np.clip(round_half_up(bias.astype(np.float64) * b_scale), INT32_MIN, INT32_MAX).astype(np.int32)
         w_buf = self._const(weight_name or f"{chain.node.name}_w", w_q, "i16", list(f_w))
@@ -662,7 +666,11 @@ class _Lowerer:
             y = self._name(port)
             prog.add(Buffer(name=y, dtype="i16", shape=(1,), q=0))
             origin = [n.name for n, _, _ in self.softmax] or [str(self._tail().get("label_output") or "argmax")]
-            prog.steps.append(Step(op="argmax", name="argmax", inputs=[x_vec], outputs=[y], origin=origin))
+            step_names = {s.name for s in prog.steps}
+            name, k = "argmax", 2
+            while name in step_names:
+                name, k = f"argmax_{k}", k + 1
+            prog.steps.append(Step(op="argmax", name=name, inputs=[x_vec], outputs=[y], origin=origin))
             prog.outputs.append(_port(port, y))
             prog.meta["class-output"] = port
             shapes[port] = [1]

@@ -10,10 +10,11 @@ Rules (one place; `lower` imports the helpers below so both sides agree):
   ``max|v| * margin * 2^f <= 32767``, clamped to ``[-8, 30]``; a tensor that was 0 on every sample
   gets 15. ``margin`` defaults to 1.25: formats are powers of two, so the calibration maximum already
   lands anywhere in the upper half of the int16 range; the margin guarantees at least 25 % headroom
-  above the largest value seen on (at most 256) calibration samples, which covers the usual growth of
-  the maximum on unseen data (the extremes of a few hundred samples underestimate those of thousands
-  by 10-20 % on our sample models) at the cost of one bit on the ~32 % of tensors whose maximum lies
-  within 1/1.25 of a power-of-two boundary.
+  above the largest value seen on (at most 256) calibration samples, which covers the growth of the
+  maximum on unseen data: calibrating on the "train" part of each trained sample's data and
+  measuring on all of it, the largest tensor maximum grew by 7 % (lenet5_mnist), 4 %
+  (mlp_mnist_big), 8 % (mlp_digits_sklearn) and 24 % (cnn_digits, 216 calibration images). The cost
+  is one bit on the ~32 % of tensors whose maximum lies within 1/1.25 of a power-of-two boundary.
 - **Weights** of Conv / Gemm and the per-channel constant of a Mul: one ``f`` per output channel
   (axis 0 of W; the channel axis of the Mul constant): the largest ``f`` with
   ``round(max|w_c| * 2^f) <= 32767``, clamped to ``[0, 30]``; an all-zero channel gets 15.

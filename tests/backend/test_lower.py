@@ -603,13 +603,19 @@ def test_quantize_and_dequantize_helpers() -> None:
 SAMPLE_NAMES = ["lenet5_mnist", "mlp_mnist_big", "cnn_digits", "mlp_digits_sklearn", "tiny_conv1d", "tiny_residual"]
 
 
-@pytest.mark.parametrize("name", SAMPLE_NAMES)
-def test_samples_agree_with_onnxruntime(name: str) -> None:
-    """Calibrate on the "train" part of the sample's split, compare on every sample of the npz."""
+@pytest.mark.parametrize("name, calibrate", [(n, True) for n in SAMPLE_NAMES]
+                         + [("lenet5_mnist", False), ("cnn_digits", False)])
+def test_samples_agree_with_onnxruntime(name: str, calibrate: bool) -> None:
+    """Calibrate on the "train" part of the sample's split (or without data: synthetic inputs),
+    compare on every sample of the npz."""
     path = SAMPLES / f"{name}.onnx"
     model = Normalize(context=PassContext()).run(OnnxModel.from_proto(onnx.load(str(path)), source=str(path))).model
     ds = load_dataset(SAMPLES / f"{name}.npz", input_specs(model.graph))
-    qmodel = Quantize(context=PassContext(data=ds)).run(model).model
+    if calibrate:
+        qmodel = Quantize(context=PassContext(data=ds)).run(model).model
+    else:
+        with pytest.warns(UserWarning, match="no --data"):
+            qmodel = Quantize(context=PassContext()).run(model).model
     prog, _ = lower_model(qmodel)
     verify_program(prog)
     outs = [p.onnx_name for p in prog.outputs if p.onnx_name != prog.meta.get("class-output")]
@@ -629,7 +635,7 @@ def test_samples_agree_with_onnxruntime(name: str) -> None:
         worst = max(worst, err)
         agree += int(np.argmax(got)) == int(np.argmax(ref))
     rate = agree / len(ds)
-    print(f"{name}: top-1 agreement {agree}/{len(ds)} = {100 * rate:.1f} %, max |error| {worst:.3g}, "
+    print(f"{name} ({'data' if calibrate else 'no data'}): top-1 agreement {agree}/{len(ds)} = {100 * rate:.1f} %, max |error| {worst:.3g}, "
           f"saturated runs {saturated}")
     assert rate >= 0.995
     assert saturated <= 0.01 * len(ds)

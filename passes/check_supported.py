@@ -20,7 +20,7 @@ from transpiler.pass_infra import Pass, PassResult, register
 
 from passes.canonical_arith import channel_shape, channel_vector
 from passes.normalize_util import (DEFAULT_DOMAINS, ORIGIN, const_value, consumers, domain_version, is_const,
-                                   is_empty, is_graph_output, origin_of, shape_text, static_shape)
+                                   is_empty, is_graph_output, is_read, origin_of, shape_text, static_shape)
 
 SUPPORTED_OPS = ("Conv", "Gemm", "Relu", "Clip", "LeakyRelu", "MaxPool", "AveragePool", "GlobalAveragePool",
                  "Add", "Mul", "Concat", "Flatten", "Reshape", "Softmax")
@@ -141,7 +141,7 @@ def _leaky(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
 
 def _maxpool(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
     out = _spatial_rank(node)
-    if len(node.outputs) > 1 and not is_empty(node.outputs[1]) and consumers(node.outputs[1]):
+    if len(node.outputs) > 1 and is_read(model.graph, node.outputs[1]):
         out.append(("the Indices output is used", "max-unpooling is not supported; do not use return_indices"))
     return out + _need_explicit(node, ("kernel_shape", "strides", "pads", "dilations", "ceil_mode"))
 

@@ -8,8 +8,7 @@ import onnx_graphsurgeon as gs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
-from passes.normalize_util import (NameSource, consumers, is_empty, new_constant, opset_of, quiet_gs,
-                                   static_shape)
+from passes.normalize_util import NameSource, is_empty, is_read, new_constant, opset_of, quiet_gs, static_shape
 
 _POOLS = ("MaxPool", "AveragePool")
 
@@ -59,10 +58,10 @@ def _window_attrs(node: gs.Node, kernel: list[int], dilated: bool) -> bool:
     return node.attrs != before
 
 
-def _drop_unused_outputs(node: gs.Node) -> bool:
+def _drop_unused_outputs(graph: gs.Graph, node: gs.Node) -> bool:
     """Drop trailing optional outputs nobody reads (MaxPool Indices, BatchNormalization stats)."""
     changed = False
-    while len(node.outputs) > 1 and (is_empty(node.outputs[-1]) or not consumers(node.outputs[-1])):
+    while len(node.outputs) > 1 and not is_read(graph, node.outputs[-1]):
         del node.outputs[-1]
         changed = True
     return changed
@@ -99,7 +98,7 @@ class ExplicitAttributes(Pass):
         for node in list(graph.nodes):
             if node.domain not in (None, "", "ai.onnx"):
                 continue
-            changed = self._node(node, names, opset)
+            changed = self._node(graph, node, names, opset)
             if changed:
                 touched[node.op] = touched.get(node.op, 0) + 1
         if touched:
@@ -108,7 +107,7 @@ class ExplicitAttributes(Pass):
         return PassResult(model, bool(touched), {"nodes-changed": sum(touched.values()),
                                                  **{f"changed-{k}": v for k, v in sorted(touched.items())}})
 
-    def _node(self, node: gs.Node, names: NameSource, opset: int) -> bool:
+    def _node(self, graph: gs.Graph, node: gs.Node, names: NameSource, opset: int) -> bool:
         op = node.op
         if op == "Conv":
             weight = node.inputs[1] if len(node.inputs) > 1 else None
@@ -123,7 +122,7 @@ class ExplicitAttributes(Pass):
             if "kernel_shape" not in node.attrs:
                 return False
             before = dict(node.attrs)
-            changed = _drop_unused_outputs(node)
+            changed = _drop_unused_outputs(graph, node)
             _window_attrs(node, list(node.attrs["kernel_shape"]), dilated=op == "MaxPool")
             node.attrs["ceil_mode"] = int(node.attrs.get("ceil_mode", 0))
             if op == "AveragePool":
@@ -141,7 +140,7 @@ class ExplicitAttributes(Pass):
         if op == "Clip":
             return self._clip_bounds(node, names)
         if op in ("BatchNormalization", "Dropout"):
-            return _drop_unused_outputs(node)
+            return _drop_unused_outputs(graph, node)
         return False
 
     @staticmethod

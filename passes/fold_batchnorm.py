@@ -10,15 +10,15 @@ from transpiler.pass_infra import Pass, PassResult, register
 
 from passes.canonical_arith import channel_shape, channel_vector
 from passes.normalize_util import (NameSource, add_node, const_value, consumers, detach, is_empty,
-                                   is_graph_output, merge_origin, new_constant, new_variable, origin_of,
+                                   is_graph_output, is_read, merge_origin, new_constant, new_variable, origin_of,
                                    producer, quiet_gs, set_origin, set_tensors, static_shape)
 
 
-def batchnorm_affine(node: gs.Node) -> tuple[np.ndarray, np.ndarray] | None:
+def batchnorm_affine(graph: gs.Graph, node: gs.Node) -> tuple[np.ndarray, np.ndarray] | None:
     """(scale, shift) per channel of an inference-mode BatchNormalization with constant statistics."""
     if int(node.attrs.get("training_mode", 0)) != 0 or len(node.inputs) != 5:
         return None
-    if any(not is_empty(t) and consumers(t) for t in node.outputs[1:]):
+    if any(is_read(graph, t) for t in node.outputs[1:]):
         return None
     values = [const_value(t) for t in node.inputs[1:]]
     if any(v is None for v in values):
@@ -104,7 +104,7 @@ class FoldBatchNorm(Pass):
     @staticmethod
     def _split(model: OnnxModel, node: gs.Node, names: NameSource) -> str | None:
         """BatchNormalization -> Mul(x, s) -> Add(., t); returns the Mul's name (None: not split)."""
-        affine = batchnorm_affine(node)
+        affine = batchnorm_affine(model.graph, node)
         shape = static_shape(node.inputs[0])
         if affine is None or shape is None or len(shape) < 2 or shape[0] != 1 or shape[1] != affine[0].size:
             return None

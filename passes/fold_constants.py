@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import onnx
 import onnx.numpy_helper
@@ -21,17 +19,6 @@ _CONSTANT_ATTRS = {
     "value_int": np.int64,
     "value_ints": np.int64,
 }
-
-
-@dataclass(frozen=True)
-class FoldConstantsOptions:
-    """Options of `fold-constants`.
-
-    ``keep_initializer_inputs``: keep initializers that are also listed as graph inputs (old
-    exporters did that; by default they are plain constants).
-    """
-
-    keep_initializer_inputs: bool = False
 
 
 def constant_node_value(node: gs.Node) -> np.ndarray | None:
@@ -75,12 +62,12 @@ class FoldConstants(Pass):
         Constant nodes                              ->  initializers (float32/int64 as ONNX says)
 
     Runs onnx-graphsurgeon's ``fold_constants`` (onnxruntime evaluates, ``Shape`` of a static shape
-    folds), then drops dead nodes. Initializers listed as graph inputs stop being inputs unless
-    ``keep_initializer_inputs``. Graph outputs are never turned into constants.
+    folds), then drops dead nodes. Initializers that old exporters also listed as graph inputs are
+    constants, not inputs (the model loader already reads them so; any left are dropped here).
+    Graph outputs are never turned into constants.
     """
 
     name = "fold-constants"
-    options_type = FoldConstantsOptions
     level = "onnx"
     preserves_semantics = True
 
@@ -88,11 +75,9 @@ class FoldConstants(Pass):
         graph = model.graph
         nodes_before = len(graph.nodes)
         lowered = lower_constant_nodes(graph)
-        removed_inputs = 0
-        if not self.options.keep_initializer_inputs:
-            kept = [t for t in graph.inputs if not is_const(t)]
-            removed_inputs = len(graph.inputs) - len(kept)
-            graph.inputs = kept
+        kept = [t for t in graph.inputs if not is_const(t)]
+        removed_inputs = len(graph.inputs) - len(kept)
+        graph.inputs = kept
         outputs = list(graph.outputs)
         with quiet_gs():
             graph.fold_constants(fold_shapes=True, error_ok=True, flatten_subgraphs=False)

@@ -106,14 +106,22 @@ def _check_given(model: OnnxModel, tensor: gs.Variable, declared: list[object] |
 
 
 def _forget_inferred(graph: gs.Graph) -> None:
-    """Drop every non-input tensor shape (exporters write stale, symbolic ones); outputs keep dtype."""
+    """Drop the shapes exporters wrote (often stale or symbolic) so inference starts afresh.
+
+    Graph outputs keep their dtype, and their shape when it is fully static (strict inference then
+    checks it; some ops, such as MaxPool's Indices output, have no inference for every output).
+    """
     inputs = {id(t) for t in graph.inputs}
     outputs = {id(t) for t in graph.outputs}
     for tensor in graph.tensors().values():
-        if isinstance(tensor, gs.Variable) and id(tensor) not in inputs:
+        if not isinstance(tensor, gs.Variable) or id(tensor) in inputs or not _is_tensor(tensor):
+            continue
+        if id(tensor) in outputs:
+            if static_shape(tensor) is None:
+                tensor.shape = None
+        else:
             tensor.shape = None
-            if id(tensor) not in outputs:
-                tensor.dtype = None
+            tensor.dtype = None
 
 
 def _is_tensor(tensor: gs.Tensor) -> bool:
@@ -133,6 +141,9 @@ def missing_shapes(graph: gs.Graph) -> list[gs.Variable]:
 def infer(model: OnnxModel, pass_name: str) -> None:
     """Run onnx shape inference (strict, with data propagation); fall back to onnxruntime."""
     proto = to_proto(model)
+    for output in proto.graph.output:
+        if not output.type.HasField("tensor_type"):
+            output.ClearField("type")  # gs cannot write map types (ZipMap); let inference fill it in
     try:
         inferred = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True, data_prop=True)
     except Exception as strict_exc:  # InferenceError, or a checker error for ops it does not know
@@ -180,20 +191,35 @@ def _runs(proto: onnx.ModelProto, model: OnnxModel) -> bool:
         return False
 
 
+def _tainted_by_other_domains(graph: gs.Graph) -> set[str]:
+    """Names of tensors computed (transitively) from ops outside the default domain."""
+    tainted: set[str] = set()
+    for node in graph.nodes:  # topologically sorted
+        if node.domain not in (None, "", "ai.onnx") or any(t.name in tainted for t in node.inputs):
+            tainted.update(t.name for t in node.outputs)
+    return tainted
+
+
 def _fill_from_onnxruntime(model: OnnxModel) -> None:
-    """Shapes onnx inference left open (ops without inference functions): read them from a run."""
+    """Shapes onnx inference left open because of ops of other domains (ai.onnx.ml): measure them.
+
+    Default-domain ops always have inference functions; a shape they leave open on their own
+    depends on the data (NonZero, ...) and one run would show only one instance of it, so only
+    tensors downstream of other-domain ops are measured, with one onnxruntime run on zeros.
+    """
     import onnxruntime as ort
 
     graph = model.graph
-    missing = [t for t in missing_shapes(graph) if t.dtype is not None and not any(t is i for i in graph.inputs)]
+    tainted = _tainted_by_other_domains(graph)
+    missing = [t for t in missing_shapes(graph) if t.dtype is not None and t.name in tainted]
     feeds = _feeds(graph)
     if not missing or feeds is None:
         return
     probe = graph.copy()
     wanted = {t.name for t in missing}
     probe_tensors = probe.tensors()
-    probe.outputs = list(probe.outputs) + [probe_tensors[n] for n in sorted(wanted)
-                                           if not any(o.name == n for o in probe.outputs)]
+    probe.outputs = [o for o in probe.outputs if _is_tensor(o) and o.name not in wanted] + \
+        [probe_tensors[n] for n in sorted(wanted)]
     try:
         proto = gs.export_onnx(probe, do_type_check=False)
         options = ort.SessionOptions()

@@ -14,7 +14,7 @@ from passes.check_supported import CheckSupported
 from passes.classifier_tail import StripClassifierTail
 from passes.explicit_attributes import ExplicitAttributes
 from passes.fold_batchnorm import FoldBatchNorm
-from passes.fold_constants import FoldConstants, FoldConstantsOptions
+from passes.fold_constants import FoldConstants
 from passes.infer_shapes import InferShapes, InferShapesOptions
 from passes.matmul_to_gemm import MatMulToGemm
 from passes.name_nodes import NameNodes
@@ -33,12 +33,10 @@ class NormalizeOptions:
     """Options of `normalize`.
 
     ``check``: end with `check-supported` (one error listing every unsupported node).
-    ``keep_initializer_inputs``: see `fold-constants`.
     ``opset``: models below this default-domain opset are converted to it.
     """
 
     check: bool = True
-    keep_initializer_inputs: bool = False
     opset: int = 13
 
 
@@ -54,8 +52,8 @@ class Normalize(Pass):
         x[1,1,28,28] -> Conv(W*s, B') -> Relu -> GlobalAveragePool -> Reshape[1,C]
           -> Gemm{transB=1} -> Softmax -> y[1,10]          (every node named, with `origin`)
 
-    Order: name-nodes, upgrade-opset, infer-shapes, fold-constants, infer-shapes, strip-classifier-tail,
-    then the rewrites (remove-noops, explicit-attributes, reduce-mean-to-gap, matmul-to-gemm,
+    Order: name-nodes, strip-classifier-tail (first: onnx-graphsurgeon cannot represent ZipMap's map
+    type), upgrade-opset, infer-shapes, fold-constants, infer-shapes, then the rewrites (remove-noops, explicit-attributes, reduce-mean-to-gap, matmul-to-gemm,
     canonicalize-arith, fold-batchnorm, canonicalize-reshape, fold-constants, infer-shapes) repeated
     until nothing changes, then name-nodes and check-supported. The stats hold each sub-pass's
     stats (summed over rounds) and the number of rounds.
@@ -71,11 +69,10 @@ class Normalize(Pass):
         stats: dict[str, Any] = {}
         changed = False
         opts = self.options
-        fold = FoldConstantsOptions(keep_initializer_inputs=opts.keep_initializer_inputs)
         prologue: list[tuple[type[Pass], Any]] = [
-            (NameNodes, None), (UpgradeOpset, UpgradeOpsetOptions(target=opts.opset)),
-            (InferShapes, InferShapesOptions(require_static=False)), (FoldConstants, fold),
-            (InferShapes, InferShapesOptions(require_static=False)), (StripClassifierTail, None)]
+            (NameNodes, None), (StripClassifierTail, None), (UpgradeOpset, UpgradeOpsetOptions(target=opts.opset)),
+            (InferShapes, InferShapesOptions(require_static=False)), (FoldConstants, None),
+            (InferShapes, InferShapesOptions(require_static=False))]
         for cls, options in prologue:
             model, did = self._step(cls, options, model, stats)
             changed |= did
@@ -83,7 +80,7 @@ class Normalize(Pass):
         for rounds in range(1, MAX_ROUNDS + 1):
             round_changed = False
             for cls in REWRITES:
-                model, did = self._step(cls, fold if cls is FoldConstants else None, model, stats)
+                model, did = self._step(cls, None, model, stats)
                 round_changed |= did
             model, _ = self._step(InferShapes, InferShapesOptions(require_static=False), model, stats)
             changed |= round_changed

@@ -97,6 +97,11 @@ def is_graph_input(graph: gs.Graph, tensor: gs.Tensor) -> bool:
     return any(t is tensor for t in graph.inputs)
 
 
+def is_read(graph: gs.Graph, tensor: gs.Tensor | None) -> bool:
+    """True if a node reads ``tensor`` or it is a graph output."""
+    return tensor is not None and not is_empty(tensor) and (bool(tensor.outputs) or is_graph_output(graph, tensor))
+
+
 def only_consumer(graph: gs.Graph, tensor: gs.Tensor, node: gs.Node) -> bool:
     """True when ``node`` is the only reader of ``tensor`` and it is not a graph output."""
     readers = consumers(tensor)
@@ -150,8 +155,9 @@ class NameSource:
 
 
 def new_constant(names: NameSource, base: str, values: np.ndarray) -> gs.Constant:
-    """A new initializer with a fresh name."""
-    return gs.Constant(names.fresh(base), np.ascontiguousarray(values))
+    """A new initializer with a fresh name (C-contiguous; 0-d values stay 0-d)."""
+    values = np.asarray(values)
+    return gs.Constant(names.fresh(base), values if values.flags.c_contiguous else values.copy(order="C"))
 
 
 def new_variable(names: NameSource, base: str, dtype: object = None,

@@ -9,12 +9,12 @@ import onnx_graphsurgeon as gs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
-from passes.normalize_util import bypass, const_value, consumers, is_empty, quiet_gs, static_shape
+from passes.normalize_util import bypass, const_value, is_empty, is_read, quiet_gs, static_shape
 
 _RESHAPING = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Expand")
 
 
-def _dropout_is_noop(node: gs.Node) -> bool:
+def _dropout_is_noop(graph: gs.Graph, node: gs.Node) -> bool:
     """Dropout is the identity unless training_mode is on (or unknown) or its mask is read."""
     if len(node.inputs) >= 3 and not is_empty(node.inputs[2]):
         mode = const_value(node.inputs[2])
@@ -22,7 +22,7 @@ def _dropout_is_noop(node: gs.Node) -> bool:
             return False
     if int(node.attrs.get("is_test", 1)) == 0 and "is_test" in node.attrs:
         return False
-    return all(is_empty(t) or not consumers(t) for t in node.outputs[1:])
+    return not any(is_read(graph, t) for t in node.outputs[1:])
 
 
 def _cast_is_noop(node: gs.Node) -> bool:
@@ -38,13 +38,13 @@ def _reshape_is_noop(node: gs.Node) -> bool:
     return before is not None and before == after
 
 
-def noop_reason(node: gs.Node) -> str | None:
+def noop_reason(graph: gs.Graph, node: gs.Node) -> str | None:
     """Why ``node`` is a no-op (a stats key), or None if it is not one."""
     if node.domain not in (None, "", "ai.onnx") or not node.inputs or not node.outputs:
         return None
     if node.op == "Identity":
         return "Identity"
-    if node.op == "Dropout" and _dropout_is_noop(node):
+    if node.op == "Dropout" and _dropout_is_noop(graph, node):
         return "Dropout"
     if node.op == "Cast" and _cast_is_noop(node):
         return "Cast"
@@ -79,7 +79,7 @@ class RemoveNoops(Pass):
         removed: dict[str, int] = {}
         kept = 0
         for node in list(graph.nodes):
-            reason = noop_reason(node)
+            reason = noop_reason(graph, node)
             if reason is None:
                 continue
             if bypass(graph, node):

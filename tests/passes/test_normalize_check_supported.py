@@ -1,0 +1,113 @@
+"""`check-supported` and `check_normal_form`: every offending node in one error, with what to do."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from normalize_helpers import load, parse, rand, run_pass, static
+
+from passes.check_supported import CheckSupported, check_normal_form
+from passes.normalize import Normalize
+from transpiler.errors import UnsupportedError
+
+UNSUPPORTED = """
+<ir_version: 8, opset_import: ["" : 13]>
+g (float[N, 2, 4, 4] x) => (float[1, 1, 3, 8] y, float[1, 2, 8, 8] z, float[1, 4, 2, 4] t) {
+    s = Reshape(x, shape)
+    l1, l2, l3 = LSTM <hidden_size = 3> (s, lw, lr)
+    y = Reshape(l1, shape2)
+    z = Resize(x, roi, scales)
+    t = Transpose <perm = [0, 3, 1, 2]> (x)
+}
+"""
+
+
+def _unsupported():
+    return parse(UNSUPPORTED, shape=np.array([2, 1, 16], np.int64), lw=rand(1, 12, 16), lr=rand(1, 12, 3),
+                 shape2=np.array([1, 1, 3, 8], np.int64), roi=np.zeros(0, np.float32),
+                 scales=np.array([1, 1, 2, 2], np.float32))
+
+
+def test_every_unsupported_node_is_listed_in_one_error() -> None:
+    with pytest.raises(UnsupportedError) as info:
+        run_pass(Normalize, load(_unsupported()))
+    error = info.value
+    text = error.render()
+    assert error.message.startswith("4 node(s) cannot be compiled")
+    for name, op in [("LSTM_1", "LSTM"), ("Resize_3", "Resize"), ("Transpose_4", "Transpose"),
+                     ("Reshape_0", "Reshape")]:
+        assert any(f"'{name}' ({op}, ai.onnx v13" in line for line in error.details), text
+    assert any("Conv1d" in line for line in error.details)          # what to do about the LSTM
+    assert any("channels-first" in line for line in error.details)  # ... and the Transpose
+    assert any("[1,2,4,4]" in line for line in error.details)       # input shapes are shown
+    assert "hint: see docs/normal-form.md" in text
+
+
+ATTRIBUTE_LEVEL = """
+<ir_version: 8, opset_import: ["" : 13]>
+g (float[1, 2, 4, 4] x, float[2, 2, 1, 1] w) => (float[1, 2, 8, 4] c, float[1, 2, 4, 4] a, int64[1, 2, 2, 2] i,
+                                                  float[1, 8] f, float[1, 2, 4, 4] l) {
+    k = Conv <kernel_shape = [1, 1]> (x, w)
+    c = Concat <axis = 2> (k, x)
+    a = Mul(x, row)
+    m, i = MaxPool <kernel_shape = [2, 2], strides = [2, 2]> (x)
+    s = Softmax(m)
+    f = Reshape(s, shape)
+    l = Sigmoid(x)
+}
+"""
+
+
+def test_attribute_level_problems_are_all_reported() -> None:
+    proto = parse(ATTRIBUTE_LEVEL, row=rand(2, 1, 4), shape=np.array([1, 8], np.int64))
+    with pytest.raises(UnsupportedError) as info:
+        run_pass(Normalize, load(proto))
+    details = "\n".join(info.value.details)
+    for words in ["weights are not a constant", "Concat on axis 2", "constant of shape [2, 1, 4]",
+                  "the Indices output is used", "Softmax inside the network", "replace this activation"]:
+        assert words in details, details
+
+
+def test_batch_other_than_one_and_non_float_inputs_are_reported() -> None:
+    proto = parse("""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[2, 3] x, int64[1, 3] k) => (float[2, 3] y, int64[1, 3] z) {
+        y = Relu(x)
+        z = Identity(k)
+    }
+    """)
+    with pytest.raises(UnsupportedError) as info:
+        run_pass(CheckSupported, static(proto))
+    text = info.value.render()
+    assert "input 'x' has shape [2, 3]" in text and "--input-shape x=1x" in text
+    assert "input 'k' has dtype int64" in text
+
+
+def test_check_normal_form_flags_raw_exports_and_accepts_normalized_ones() -> None:
+    proto = parse("""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[N, 4] x) => (float[N, 3] y) {
+        m = MatMul(x, w)
+        a = Add(m, b)
+        y = Identity(a)
+    }
+    """, w=rand(4, 3), b=rand(3))
+    problems = check_normal_form(load(proto))
+    assert any("no static shape" in p for p in problems)
+    assert any("MatMul is not supported" in p for p in problems)
+    assert any("Identity" in p for p in problems)
+    assert any("has no name" in p for p in problems)
+    normalized = run_pass(Normalize, load(proto)).model
+    assert check_normal_form(normalized) == []
+
+
+def test_check_supported_passes_a_normalized_model_unchanged() -> None:
+    proto = parse("""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 4] x) => (float[1, 3] y) {
+        y = Gemm <alpha = 1.0, beta = 1.0, transA = 0, transB = 1> (x, w, b)
+    }
+    """, w=rand(3, 4), b=rand(3))
+    result = run_pass(CheckSupported, static(proto))
+    assert not result.changed

@@ -1,0 +1,86 @@
+"""`remove-noops`: Identity, Dropout, same-type Cast and shape-keeping reshapes disappear."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from normalize_helpers import assert_same_outputs, check_pass, ops, parse, rand, run_pass, static, torch_export
+
+from passes.remove_noops import RemoveNoops
+
+
+def test_identity_dropout_cast_and_reshape_go() -> None:
+    proto = parse("""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 4] x) => (float[1, 4] y) {
+        a = Identity(x)
+        b = Cast <to = 1> (a)
+        c, mask = Dropout(b, ratio)
+        d = Reshape(c, shape)
+        y = Relu(d)
+    }
+    """, ratio=np.array(0.5, np.float32), shape=np.array([1, 4], np.int64))
+    result = check_pass(RemoveNoops, proto, {"x": rand(1, 4)})
+    assert ops(result.model) == ["Relu"]
+    assert result.stats["removed"] == 4
+
+
+def test_noop_before_a_graph_output_keeps_the_output_name() -> None:
+    proto = parse("""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 4] x) => (float[1, 4] probabilities, float[1, 4] r) {
+        s = Softmax(x)
+        probabilities = Identity(s)
+        r = Relu(s)
+    }
+    """)
+    result = check_pass(RemoveNoops, proto, {"x": rand(1, 4)})
+    after = result.model.to_proto()
+    assert [o.name for o in after.graph.output] == ["probabilities", "r"]
+    assert ops(result.model) == ["Softmax", "Relu"]
+
+
+def test_unremovable_and_real_ones_stay() -> None:
+    proto = parse("""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 4] x) => (float[1, 4] y, bool[1, 4] mask, int32[1, 4] z) {
+        y, mask = Dropout(x, ratio, on)
+        z = Cast <to = 6> (x)
+    }
+    """, ratio=np.array(0.5, np.float32), on=np.array(False))
+    result = run_pass(RemoveNoops, static(proto))
+    # the mask is read (a graph output) and the Cast changes the type: both stay
+    assert ops(result.model) == ["Dropout", "Cast"] and not result.changed
+
+
+def test_training_mode_dropout_stays() -> None:
+    proto = parse("""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 4] x) => (float[1, 4] y) {
+        d = Dropout(x, ratio, on)
+        y = Relu(d)
+    }
+    """, ratio=np.array(0.5, np.float32), on=np.array(True))
+    assert ops(run_pass(RemoveNoops, static(proto)).model) == ["Dropout", "Relu"]
+
+
+def test_input_to_output_identity_is_kept() -> None:
+    proto = parse("""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 4] x) => (float[1, 4] y) {
+        y = Identity(x)
+    }
+    """)
+    result = run_pass(RemoveNoops, static(proto))
+    assert ops(result.model) == ["Identity"] and result.stats["kept-unremovable"] == 1
+
+
+def test_torch_flatten_of_a_vector() -> None:
+    torch = pytest.importorskip("torch")
+    module = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Dropout(0.5), torch.nn.Flatten(), torch.nn.ReLU())
+    proto = torch_export(module, torch.randn(1, 4))
+    assert "Flatten" in ops(proto)
+    result = run_pass(RemoveNoops, static(proto))
+    assert ops(result.model) == ["Gemm", "Relu"]
+    assert_same_outputs(proto, result.model.to_proto(), {"input": rand(1, 4)})

@@ -69,8 +69,9 @@ import onnx_graphsurgeon as gs
 
 from passes.quantize import (DEFAULT_MAX_SHIFT, is_per_channel, limit_weight_formats,
                              per_channel_values, round_half_up, weight_frac_bits)
+from transpiler.annotations import Annotations
 from transpiler.errors import Location, PassError, UnsupportedError
-from transpiler.lir.ir import Buffer, Program, Step
+from transpiler.lir.ir import Buffer, Port, Program, Step
 from transpiler.lir.qio import ONNX_SHAPES_META, dequantize_outputs, quantize_inputs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
@@ -140,9 +141,14 @@ class _Chain:
 
 @dataclass
 class _Lowerer:
+    """The state of one lowering: the program so far and the ONNX tensor -> buffer map."""
+
     model: OnnxModel
     options: LowerOptions
     program: Program = field(init=False)
+    graph: gs.Graph = field(init=False)
+    ann: Annotations = field(init=False)
+    graph_outputs: set[str] = field(init=False)
     buf_of: dict[str, str] = field(default_factory=dict)
     used: set[str] = field(default_factory=set)
     consumers: dict[str, list[gs.Node]] = field(default_factory=dict)
@@ -711,8 +717,7 @@ class _Lowerer:
             meta["labels"] = json.dumps(labels, separators=(",", ":"))
 
 
-def _port(name: str, buf: str) -> Any:
-    from transpiler.lir.ir import Port
+def _port(name: str, buf: str) -> Port:
     return Port(onnx_name=name, buffer=buf)
 
 

@@ -1,0 +1,445 @@
+"""One C printer per LIR op (a table, tinygrad style): LIR step -> descriptor + step function body.
+
+Every step becomes ``static void fx_<m>_step_<i>_<name>(uint16_t u0, uint16_t u1)`` computing the
+work units ``[u0, u1)`` of that step. A *work unit* is the smallest piece the runtime schedules (and
+the intermittent runtime commits between); running a unit twice writes the same bytes:
+
+==========  ========================================================  ============================
+op          one work unit                                              units
+==========  ========================================================  ============================
+conv        one output row of one output channel, ``u = co*OH + oy``   ``Cout * OH``
+fc          one output                                                 ``N``
+maxpool     one output channel                                         ``C``
+avgpool     one output channel                                         ``C``
+add, act    a chunk of ``ELTWISE_CHUNK`` output elements               ``ceil(n / ELTWISE_CHUNK)``
+concat      a chunk of ``ELTWISE_CHUNK`` output elements               ``ceil(n / ELTWISE_CHUNK)``
+argmax      the whole step                                             ``1``
+==========  ========================================================  ============================
+
+A step's :class:`~transpiler.lir.ir.TilePlan` becomes ``tile_units``, the number of consecutive units
+run between two scheduling points (see :func:`tile_units`). Printers check the shapes they rely
+on and raise :class:`UnsupportedError` naming the step otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from backends.c.cnames import C_TYPES, c_array_init, c_comment_text
+from transpiler.errors import Location, UnsupportedError
+from transpiler.lir.ir import Buffer, Program, Step
+
+ELTWISE_CHUNK = 32
+MAX_UNITS = 0xFFFF
+
+ACT_KINDS = {"none": "FX_ACT_NONE", "relu": "FX_ACT_RELU", "clip": "FX_ACT_CLIP", "leaky": "FX_ACT_LEAKY"}
+
+
+@dataclass
+class CDef:
+    """A constant object for ``<m>_weights.c``: its extern declaration and its definition."""
+
+    decl: str
+    definition: str
+
+
+@dataclass
+class StepEnv:
+    """What a printer may use: the program, the step, and how to spell buffers in C."""
+
+    program: Program
+    step: Step
+    index: int
+    prefix: str                          # "fx_<m>_"
+    ptr: Callable[[str], str]            # buffer name -> C pointer expression (activations and consts)
+    placement: Callable[[str], str]      # const buffer name -> "FX_FRAM" / "FX_HIFRAM"
+
+    def buf(self, name: str) -> Buffer:
+        return self.program.buffers[name]
+
+    def sym(self, what: str) -> str:
+        """The name of a per-step object in weights.c, e.g. fx_m_s3_conv."""
+        return f"{self.prefix}s{self.index}_{what}"
+
+    def fail(self, message: str, hint: str | None = None) -> UnsupportedError:
+        return UnsupportedError(message, location=Location(pass_name="emit-c", node=self.step.name,
+                                                           op=self.step.op),
+                                hint=hint or "this LIR is outside what emit-c supports; see docs/lir.md")
+
+
+@dataclass
+class StepCode:
+    """A printed step: its work units, the function body and the constant objects it needs."""
+
+    units: int
+    unit_doc: str
+    body: list[str]
+    defs: list[CDef] = field(default_factory=list)
+    helpers: set[str] = field(default_factory=set)   # model.c helpers it calls (HELPERS keys)
+    kernels: set[str] = field(default_factory=set)
+
+
+# --- helpers shared by printers -------------------------------------------------------------------
+
+def _attr_list(env: StepEnv, key: str, n: int | None = None, default: list[int] | None = None) -> list[int]:
+    value = env.step.attrs.get(key, default)
+    if not isinstance(value, list) or not all(isinstance(v, int) for v in value):
+        raise env.fail(f"attribute {key} must be a list of ints, got {value!r}")
+    if n is not None and len(value) != n:
+        raise env.fail(f"attribute {key} must have {n} values, got {len(value)}")
+    return list(value)
+
+
+def _attr_int(env: StepEnv, key: str, default: int | None = None) -> int:
+    value = env.step.attrs.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise env.fail(f"attribute {key} must be an int, got {value!r}")
+    return value
+
+
+def _u16(env: StepEnv, what: str, value: int) -> str:
+    if not 0 <= value <= 0xFFFF:
+        raise env.fail(f"{what} = {value} does not fit uint16_t")
+    return f"{value}u"
+
+
+def _act_init(env: StepEnv) -> str:
+    kind = env.step.attrs.get("act", "none")
+    if kind not in ACT_KINDS:
+        raise env.fail(f"unknown activation {kind!r}", hint=f"one of {', '.join(ACT_KINDS)}")
+    lo = _attr_int(env, "lo", 0) if kind == "clip" else 0
+    hi = _attr_int(env, "hi", 0) if kind == "clip" else 0
+    alpha = _attr_int(env, "alpha", 0) if kind == "leaky" else 0
+    for what, v in (("lo", lo), ("hi", hi), ("alpha", alpha)):
+        if not -32768 <= v <= 32767:
+            raise env.fail(f"activation {what} = {v} does not fit int16")
+    return f"{{ {ACT_KINDS[str(kind)]}, {lo}, {hi}, {alpha} }}"
+
+
+def _shift_def(env: StepEnv, shifts: list[int], key: str = "shift") -> tuple[str, CDef]:
+    for s in shifts:
+        if not -128 <= s <= 127:
+            raise env.fail(f"{key} value {s} does not fit int8")
+    name = env.sym(key)
+    decl = f"extern const int8_t {name}[{len(shifts)}] FX_FRAM;"
+    init = c_array_init(np.asarray(shifts, dtype=np.int64), "i8", per_line=16)
+    return name, CDef(decl, f"const int8_t {name}[{len(shifts)}] FX_FRAM = {init};")
+
+
+def _struct_def(env: StepEnv, ctype: str, what: str, fields: list[tuple[str, str]]) -> tuple[str, CDef]:
+    name = env.sym(what)
+    body = ",\n".join(f"    .{k} = {v}" for k, v in fields)
+    return name, CDef(f"extern const {ctype} {name} FX_FRAM;", f"const {ctype} {name} FX_FRAM = {{\n{body}\n}};")
+
+
+def _shape(env: StepEnv, name: str, rank: int, role: str) -> tuple[int, ...]:
+    b = env.buf(name)
+    if len(b.shape) != rank:
+        raise env.fail(f"{role} %{name} has shape {list(b.shape)}; expected rank {rank}")
+    return b.shape
+
+
+def _check_io(env: StepEnv, n_in: int | tuple[int, int], n_out: int = 1) -> None:
+    lo, hi = (n_in, n_in) if isinstance(n_in, int) else n_in
+    if not lo <= len(env.step.inputs) <= hi or len(env.step.outputs) != n_out:
+        raise env.fail(f"expected {lo}..{hi} inputs and {n_out} output(s), got "
+                       f"{len(env.step.inputs)} and {len(env.step.outputs)}")
+
+
+def _pointer_lines(env: StepEnv, inputs: list[tuple[str, str]], outputs: list[tuple[str, str]]) -> list[str]:
+    """`const int16_t *x = ...;   /* %t1 i16[6,24,24] q=10 sram @0 */` lines for the body."""
+    lines = []
+    for role, names in (("const ", inputs), ("", outputs)):
+        for var, name in names:
+            b = env.buf(name)
+            store = env.program.storage_of(name)
+            where = f"{store.space} @{store.offset}" if store.space is not None else "unplanned"
+            alias = f" (view of %{store.name})" if store is not b else ""
+            ctype = C_TYPES[b.dtype]
+            lines.append(f"{role}{ctype} *{var} = {env.ptr(name)};  "
+                         f"/* %{c_comment_text(name)}{c_comment_text(alias)} {b.dtype}{list(b.shape)} "
+                         f"q={b.q if not isinstance(b.q, list) else 'per-channel'} {where} */")
+    return lines
+
+
+def _eltwise_range(n: int) -> list[str]:
+    return [f"uint32_t i0 = (uint32_t)u0 * {ELTWISE_CHUNK}u;",
+            f"uint32_t i1 = (uint32_t)u1 * {ELTWISE_CHUNK}u;",
+            f"if (i1 > {n}u) {{",
+            f"    i1 = {n}u;",
+            "}"]
+
+
+def _eltwise_units(env: StepEnv, n: int) -> int:
+    units = -(-n // ELTWISE_CHUNK)
+    if units > MAX_UNITS:
+        raise env.fail(f"{n} elements are more than {MAX_UNITS} work units of {ELTWISE_CHUNK}")
+    return units
+
+
+# --- the printers -----------------------------------------------------------------------------
+
+def print_conv(env: StepEnv) -> StepCode:
+    """conv -> fx_conv over output rows; descriptor fx_conv_t with the weights, bias and shifts."""
+    _check_io(env, (2, 3))
+    x, w = env.step.inputs[0], env.step.inputs[1]
+    bias = env.step.inputs[2] if len(env.step.inputs) > 2 else None
+    y = env.step.outputs[0]
+    cin, ih, iw = _shape(env, x, 3, "input")
+    cout, oh, ow = _shape(env, y, 3, "output")
+    wc, wcin, kh, kw = _shape(env, w, 4, "weight")
+    group = _attr_int(env, "group", 1)
+    sh, sw = _attr_list(env, "stride", 2, [1, 1])
+    dh, dw = _attr_list(env, "dilation", 2, [1, 1])
+    pt, pl, _pb, _pr = _attr_list(env, "pads", 4, [0, 0, 0, 0])
+    shifts = _attr_list(env, "shift", cout)
+    if wc != cout or group < 1 or cin % group or cout % group or wcin * group != cin:
+        raise env.fail(f"weight shape {[wc, wcin, kh, kw]} does not match input channels {cin}, "
+                       f"output channels {cout} and group {group}")
+    if env.buf(w).dtype != "i16" or (bias is not None and env.buf(bias).dtype != "i32"):
+        raise env.fail("conv needs i16 weights and an i32 bias")
+    units = cout * oh
+    if units > MAX_UNITS:
+        raise env.fail(f"{cout} channels x {oh} rows = {units} work units exceed {MAX_UNITS}")
+    defs = []
+    bias_ptr = env.ptr(bias) if bias is not None else env.sym("bias")
+    if bias is None:
+        defs.append(CDef(f"extern const int32_t {bias_ptr}[{cout}] FX_FRAM;",
+                         f"const int32_t {bias_ptr}[{cout}] FX_FRAM = "
+                         f"{c_array_init(np.zeros(cout, dtype=np.int64), 'i32')};"))
+    shift_name, shift_def = _shift_def(env, shifts)
+    defs.append(shift_def)
+    desc, desc_def = _struct_def(env, "fx_conv_t", "conv", [
+        ("cin", _u16(env, "cin", cin)), ("ih", _u16(env, "ih", ih)), ("iw", _u16(env, "iw", iw)),
+        ("cout", _u16(env, "cout", cout)), ("oh", _u16(env, "oh", oh)), ("ow", _u16(env, "ow", ow)),
+        ("kh", _u16(env, "kh", kh)), ("kw", _u16(env, "kw", kw)),
+        ("sh", _u16(env, "sh", sh)), ("sw", _u16(env, "sw", sw)),
+        ("dh", _u16(env, "dh", dh)), ("dw", _u16(env, "dw", dw)),
+        ("pt", _u16(env, "pt", pt)), ("pl", _u16(env, "pl", pl)),
+        ("group", _u16(env, "group", group)),
+        ("w", env.ptr(w)), ("bias", bias_ptr), ("shift", shift_name), ("act", _act_init(env)),
+    ])
+    defs.append(desc_def)
+    body = _pointer_lines(env, [("x", x)], [("y", y)])
+    body.append(f"{env.prefix}conv_units(&{desc}, x, y, u0, u1);")
+    return StepCode(units, f"output rows: u = co * {oh} + oy ({cout} x {oh})", body, defs,
+                    {"conv_units"}, {"fx_conv"})
+
+
+def print_fc(env: StepEnv) -> StepCode:
+    """fc -> fx_fc over outputs; descriptor fx_fc_t."""
+    _check_io(env, 3)
+    x, w, bias = env.step.inputs
+    y = env.step.outputs[0]
+    (k,) = _shape(env, x, 1, "input")
+    (n,) = _shape(env, y, 1, "output")
+    wn, wk = _shape(env, w, 2, "weight")
+    if (wn, wk) != (n, k):
+        raise env.fail(f"weight shape {[wn, wk]} does not match [{n}, {k}]")
+    if env.buf(w).dtype != "i16" or env.buf(bias).dtype != "i32":
+        raise env.fail("fc needs i16 weights and an i32 bias")
+    shift_name, shift_def = _shift_def(env, _attr_list(env, "shift", n))
+    desc, desc_def = _struct_def(env, "fx_fc_t", "fc", [
+        ("k", _u16(env, "k", k)), ("n", _u16(env, "n", n)), ("w", env.ptr(w)), ("bias", env.ptr(bias)),
+        ("shift", shift_name), ("act", _act_init(env))])
+    body = _pointer_lines(env, [("x", x)], [("y", y)])
+    body.append(f"fx_fc(&{desc}, x, y, u0, u1);")
+    return StepCode(n, f"outputs ({n})", body, [shift_def, desc_def], set(), {"fx_fc"})
+
+
+def _print_pool(env: StepEnv, kernel: str) -> StepCode:
+    _check_io(env, 1)
+    x, y = env.step.inputs[0], env.step.outputs[0]
+    c, ih, iw = _shape(env, x, 3, "input")
+    c2, oh, ow = _shape(env, y, 3, "output")
+    if c2 != c:
+        raise env.fail(f"pooling changes the channel count {c} -> {c2}")
+    kh, kw = _attr_list(env, "kernel", 2)
+    sh, sw = _attr_list(env, "stride", 2, [1, 1])
+    dh, dw = _attr_list(env, "dilation", 2, [1, 1]) if kernel == "maxpool" else (1, 1)
+    pt, pl, pb, pr = _attr_list(env, "pads", 4, [0, 0, 0, 0])
+    cip = _attr_int(env, "count_include_pad", 0) if kernel == "avgpool" else 0
+    if kernel == "avgpool" and kh * kw > 32767:
+        raise env.fail(f"average pooling window {kh}x{kw} is larger than 32767 elements")
+    desc, desc_def = _struct_def(env, "fx_pool_t", "pool", [
+        ("c", _u16(env, "c", c)), ("ih", _u16(env, "ih", ih)), ("iw", _u16(env, "iw", iw)),
+        ("oh", _u16(env, "oh", oh)), ("ow", _u16(env, "ow", ow)),
+        ("kh", _u16(env, "kh", kh)), ("kw", _u16(env, "kw", kw)),
+        ("sh", _u16(env, "sh", sh)), ("sw", _u16(env, "sw", sw)),
+        ("dh", _u16(env, "dh", dh)), ("dw", _u16(env, "dw", dw)),
+        ("pt", _u16(env, "pt", pt)), ("pl", _u16(env, "pl", pl)),
+        ("pb", _u16(env, "pb", pb)), ("pr", _u16(env, "pr", pr)),
+        ("count_include_pad", _u16(env, "count_include_pad", cip))])
+    body = _pointer_lines(env, [("x", x)], [("y", y)])
+    body.append(f"fx_{kernel}(&{desc}, x, y, u0, u1);")
+    return StepCode(c, f"output channels ({c})", body, [desc_def], set(), {f"fx_{kernel}"})
+
+
+def print_maxpool(env: StepEnv) -> StepCode:
+    """maxpool -> fx_maxpool over channels; descriptor fx_pool_t."""
+    return _print_pool(env, "maxpool")
+
+
+def print_avgpool(env: StepEnv) -> StepCode:
+    """avgpool -> fx_avgpool over channels; descriptor fx_pool_t."""
+    return _print_pool(env, "avgpool")
+
+
+def print_add(env: StepEnv) -> StepCode:
+    """add -> fx_add over element chunks; descriptor fx_add_t."""
+    _check_io(env, 2)
+    a, b = env.step.inputs
+    y = env.step.outputs[0]
+    n = env.buf(y).size
+    if env.buf(a).size != n or env.buf(b).size != n:
+        raise env.fail(f"add operands have {env.buf(a).size} and {env.buf(b).size} elements, the output {n}")
+    sa, sb, s = _attr_int(env, "shift_a", 0), _attr_int(env, "shift_b", 0), _attr_int(env, "shift", 0)
+    if not (0 <= sa <= 15 and 0 <= sb <= 15 and -128 <= s <= 127):
+        raise env.fail(f"add shifts out of range: shift_a={sa}, shift_b={sb}, shift={s}")
+    desc, desc_def = _struct_def(env, "fx_add_t", "add", [
+        ("shift_a", f"{sa}u"), ("shift_b", f"{sb}u"), ("shift", str(s)), ("act", _act_init(env))])
+    body = _pointer_lines(env, [("a", a), ("b", b)], [("y", y)]) + _eltwise_range(n)
+    body.append(f"fx_add(&{desc}, a, b, y, i0, i1);")
+    return StepCode(_eltwise_units(env, n), f"chunks of {ELTWISE_CHUNK} elements ({n})", body, [desc_def],
+                    set(), {"fx_add"})
+
+
+def print_act(env: StepEnv) -> StepCode:
+    """act -> fx_act over element chunks; descriptor fx_act_t."""
+    _check_io(env, 1)
+    x, y = env.step.inputs[0], env.step.outputs[0]
+    n = env.buf(y).size
+    if env.buf(x).size != n:
+        raise env.fail(f"act input has {env.buf(x).size} elements, the output {n}")
+    name = env.sym("act")
+    desc_def = CDef(f"extern const fx_act_t {name} FX_FRAM;", f"const fx_act_t {name} FX_FRAM = {_act_init(env)};")
+    body = _pointer_lines(env, [("x", x)], [("y", y)]) + _eltwise_range(n)
+    body.append(f"fx_act(&{name}, x, y, i0, i1);")
+    return StepCode(_eltwise_units(env, n), f"chunks of {ELTWISE_CHUNK} elements ({n})", body, [desc_def],
+                    set(), {"fx_act"})
+
+
+def print_concat(env: StepEnv) -> StepCode:
+    """concat -> fx_requant_copy of each input's part of an element chunk of the output."""
+    if len(env.step.inputs) < 1 or len(env.step.outputs) != 1:
+        raise env.fail("concat needs at least one input and one output")
+    y = env.step.outputs[0]
+    n = env.buf(y).size
+    shifts = _attr_list(env, "shifts", len(env.step.inputs))
+    sizes = [env.buf(x).size for x in env.step.inputs]
+    if sum(sizes) != n:
+        raise env.fail(f"concat inputs have {sum(sizes)} elements, the output {n}")
+    for s in shifts:
+        if not -128 <= s <= 127:
+            raise env.fail(f"concat shift {s} does not fit int8")
+    ins = [(f"x{i}", name) for i, name in enumerate(env.step.inputs)]
+    body = _pointer_lines(env, ins, [("y", y)]) + _eltwise_range(n)
+    off = 0
+    for i, size in enumerate(sizes):
+        body.append(f"{env.prefix}concat_part(x{i}, y, {shifts[i]}, {off}u, {size}u, i0, i1);")
+        off += size
+    return StepCode(_eltwise_units(env, n), f"chunks of {ELTWISE_CHUNK} output elements ({n})", body, [],
+                    {"concat_part"}, {"fx_requant_copy"})
+
+
+def print_argmax(env: StepEnv) -> StepCode:
+    """argmax -> fx_argmax; one unit."""
+    _check_io(env, 1)
+    x, y = env.step.inputs[0], env.step.outputs[0]
+    n = env.buf(x).size
+    if env.buf(y).size != 1:
+        raise env.fail(f"argmax output has {env.buf(y).size} elements; expected 1")
+    if n > 0xFFFF:
+        raise env.fail(f"argmax over {n} elements exceeds uint16_t")
+    body = _pointer_lines(env, [("x", x)], [("y", y)])
+    value = f"(int16_t)fx_argmax(x, {n}u)"
+    store = (f"FX_STORE(y[0], {value});" if env.program.storage_of(y).space == "fram"
+             else f"y[0] = {value};")
+    body += ["if (u0 < u1) {", f"    {store}", "}"]
+    return StepCode(1, "the whole step (1)", body, [], set(), {"fx_argmax"})
+
+
+PRINTERS: dict[str, Callable[[StepEnv], StepCode]] = {
+    "conv": print_conv,
+    "fc": print_fc,
+    "maxpool": print_maxpool,
+    "avgpool": print_avgpool,
+    "add": print_add,
+    "act": print_act,
+    "concat": print_concat,
+    "argmax": print_argmax,
+}
+
+
+# model.c helpers that several steps share; emitted once, only when some step needs them.
+HELPERS: dict[str, str] = {
+    "conv_units": """\
+/* Conv work units are output rows, u = co * oh + oy. Runs [u0, u1) as whole channels where it can
+ * and as partial channels at the ends (fx_conv computes channels x rows). */
+static void {p}conv_units(const fx_conv_t *p, const int16_t *x, int16_t *y, uint16_t u0, uint16_t u1)
+{{
+    const uint16_t oh = p->oh;
+    while (u0 < u1) {{
+        uint16_t co = (uint16_t)(u0 / oh);
+        uint16_t oy = (uint16_t)(u0 - (uint16_t)(co * oh));
+        uint16_t left = (uint16_t)(u1 - u0);
+        if (oy == 0u && left >= oh) {{
+            uint16_t nc = (uint16_t)(left / oh);
+            fx_conv(p, x, y, co, (uint16_t)(co + nc), 0u, oh);
+            u0 = (uint16_t)(u0 + (uint16_t)(nc * oh));
+        }} else {{
+            uint16_t oy1 = (uint16_t)((uint16_t)(oh - oy) <= left ? oh : (uint16_t)(oy + left));
+            fx_conv(p, x, y, co, (uint16_t)(co + 1u), oy, oy1);
+            u0 = (uint16_t)(u0 + (uint16_t)(oy1 - oy));
+        }}
+    }}
+}}
+""",
+    "concat_part": """\
+/* The part of output elements [i0, i1) that comes from one concat input: y[off + i] =
+ * requant(x[i], shift) for the i in [0, n) with off + i in [i0, i1). */
+static void {p}concat_part(const int16_t *x, int16_t *y, int8_t shift, uint32_t off, uint32_t n,
+{pad}uint32_t i0, uint32_t i1)
+{{
+    uint32_t lo, hi;
+    if (i1 <= off || i0 >= off + n) {{
+        return;
+    }}
+    lo = i0 > off ? i0 - off : 0u;
+    hi = i1 < off + n ? i1 - off : n;
+    fx_requant_copy(x, y + off, shift, lo, hi);
+}}
+""",
+}
+
+
+def render_helper(key: str, prefix: str) -> str:
+    pad = " " * len(f"static void {prefix}concat_part(")
+    return HELPERS[key].format(p=prefix, pad=pad)
+
+
+def tile_units(step: Step, code: StepCode, program: Program) -> int:
+    """Units per tile from the step's TilePlan (all units when there is none).
+
+    conv ``dims=[channels, rows, cols]``: whole channels (``channels * OH`` units) when ``rows``
+    covers OH, else ``rows`` units (a tile is a run of rows; columns are never split). pool
+    ``[channels]``, fc ``[outputs]``: ``dims[0]`` units. add/act/concat ``[elements]``:
+    ``ceil(elements / ELTWISE_CHUNK)`` units. argmax: 1.
+    """
+    if step.tile is None or not step.tile.dims:
+        return max(code.units, 1)
+    dims = step.tile.dims
+    if step.op == "conv":
+        oh = program.buffers[step.outputs[0]].shape[1]
+        rows = dims[1] if len(dims) > 1 else oh
+        per = dims[0] * oh if rows >= oh else rows
+    elif step.op in ("add", "act", "concat"):
+        per = -(-dims[0] // ELTWISE_CHUNK)
+    elif step.op == "argmax":
+        per = 1
+    else:
+        per = dims[0]
+    return max(1, min(per, max(code.units, 1)))

@@ -1,0 +1,438 @@
+"""`plan-memory`: give every LIR buffer a memory space and a byte offset, reusing storage by liveness.
+
+Before -> after::
+
+    buffer %x  : i16[1,28,28] q=12                 buffer %x  : i16[1,28,28] q=12 sram @0
+    buffer %t1 : i16[6,24,24] q=10                 buffer %t1 : i16[6,24,24] q=10 fram @0
+    buffer %t2 : i16[6,12,12] q=10                 buffer %t2 : i16[6,12,12] q=10 sram @1568
+    buffer %t3 : i16[16,8,8]  q=9                  buffer %t3 : i16[16,8,8]  q=9  sram @0   (reuses %x)
+    const  %w1 : i16[6,1,5,5] ...                  const  %w1 : i16[6,1,5,5] ... fram @6912
+    const  %w9 : i16[120,400] ...                  const  %w9 : i16[120,400] ... hifram @0
+
+The MSP430FR5994 memory map this plans for (DESIGN.md section 1)::
+
+    SRAM     8 KiB   activations + the call stack (``stack`` bytes are reserved for it)
+    FRAM     0x4000-0xFF7F (lower, 48 KiB): code, descriptors, small constants, FRAM activations
+    HIFRAM   0x10000-    (upper, the rest of ``fram``): large constants (``__attribute__((upper))``)
+
+Rules:
+
+- **Constants** (weights, biases, tables) live in FRAM. A constant larger than ``hifram_threshold``
+  goes to ``hifram``; the others go to lower ``fram`` smallest first while it has room (after the
+  code estimate, the step descriptors and the FRAM activations), the rest to ``hifram``.
+- **Activations** live in SRAM when they fit, else FRAM. Storage is shared between buffers whose
+  lifetimes do not overlap (greedy best-fit by size: the largest buffer first, each into the
+  smallest gap between already-placed buffers that are live at the same time). A buffer is live
+  from the step that writes it (program inputs: from before step 0) to the last step that reads it
+  (program outputs: to the end); a step's inputs and outputs are live together, so a step never
+  writes storage that it reads. While the SRAM plan is over budget the largest buffer live at the
+  peak moves to FRAM (``fram_activations=false`` forbids that and makes it an error instead).
+  With ``persistent=true`` every activation goes to FRAM (intermittent execution: SRAM is lost at
+  every power failure).
+- **Aliases** (``alias %other``) have no storage: they keep ``space``/``offset`` unset and extend
+  the lifetime of the buffer they view.
+- Offsets are byte offsets inside their space, aligned to the element size (2 for i16, 4 for i32).
+  In ``fram`` the activation arena starts at 0 and the constants follow it.
+
+A plan that cannot fit raises :class:`BudgetError` before any code is generated, naming the largest
+buffers (bytes, lifetime, the steps that write and read them) and what would help.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from transpiler.errors import BudgetError, Location, PassError
+from transpiler.lir.ir import DTYPES, Buffer, Program, Step
+from transpiler.lir.liveness import liveness, overlaps
+from transpiler.pass_infra import Pass, PassResult, register
+
+LOWER_FRAM_BYTES = 0xFF80 - 0x4000   # lower FRAM of the MSP430FR5994: 0x4000-0xFF7F
+RUNTIME_CODE_BYTES = 6144            # kernels + run loop, rough (checked against the ELF by bench/)
+CODE_BYTES_PER_STEP = 96             # one step function + its table entry, rough
+
+
+@dataclass(frozen=True)
+class Lifetime:
+    """When a buffer's storage is in use: steps `start` to `end`, both included (transpiler.lir.liveness).
+
+    Program inputs are live from step 0, outputs up to the last step, constants always; an unused
+    buffer has the empty interval (0, -1). `writers`/`readers` are step indices (aliases included);
+    `is_input`/`is_output` say whether a program port holds it.
+    """
+
+    start: int
+    end: int
+    writers: tuple[int, ...] = ()
+    readers: tuple[int, ...] = ()
+    is_input: bool = False
+    is_output: bool = False
+
+    def overlaps(self, other: "Lifetime") -> bool:
+        return overlaps((self.start, self.end), (other.start, other.end))
+
+
+def lifetimes(p: Program) -> dict[str, Lifetime]:
+    """The lifetime of every buffer that owns storage (aliases count as their storage buffer)."""
+    writes: dict[str, list[int]] = {}
+    reads: dict[str, list[int]] = {}
+    for i, s in enumerate(p.steps):
+        for name in s.outputs:
+            writes.setdefault(p.storage_of(name).name, []).append(i)
+        for name in s.inputs:
+            reads.setdefault(p.storage_of(name).name, []).append(i)
+    inputs = {p.storage_of(port.buffer).name for port in p.inputs}
+    outputs = {p.storage_of(port.buffer).name for port in p.outputs}
+    return {name: Lifetime(first, last, tuple(writes.get(name, [])), tuple(reads.get(name, [])),
+                           name in inputs, name in outputs)
+            for name, (first, last) in liveness(p).items()}
+
+
+def live_at(p: Program, lives: dict[str, Lifetime], names: list[str]) -> tuple[int, list[str]]:
+    """The step index where the named buffers need the most bytes, and those live."""
+    best_t, best_bytes = 0, -1
+    for t in range(max(len(p.steps), 1)):
+        total = sum(p.buffers[n].nbytes for n in names if lives[n].start <= t <= lives[n].end)
+        if total > best_bytes:
+            best_t, best_bytes = t, total
+    return best_t, sorted(n for n in names if lives[n].start <= best_t <= lives[n].end)
+
+
+def descriptor_bytes(s: Step) -> int:
+    """FRAM bytes of a step's kernel descriptor and shift table (estimate; 4-byte pointers)."""
+    act = 8
+    shifts = len(s.attrs.get("shift", [])) if isinstance(s.attrs.get("shift"), list) else 0
+    size = {"conv": 15 * 2 + 3 * 4 + act, "fc": 2 * 2 + 3 * 4 + act, "maxpool": 16 * 2,
+            "avgpool": 16 * 2, "add": 4 + act, "act": act}.get(s.op, 0)
+    if s.op == "concat":
+        shifts = len(s.inputs)
+    return _align_up(size + shifts, 2)
+
+
+def estimate_code_bytes(p: Program) -> int:
+    """Rough bytes of code the program needs in lower FRAM."""
+    return RUNTIME_CODE_BYTES + CODE_BYTES_PER_STEP * len(p.steps)
+
+
+def fmt_bytes(n: int) -> str:
+    """`900 B`, `6.8 KiB (6912 B)`."""
+    return f"{n} B" if n < 1024 else f"{n / 1024:.1f} KiB ({n} B)"
+
+
+def suggest_size(n: int) -> str:
+    """A budget flag value at least `n` bytes: whole KiB."""
+    return f"{max(1, -(-n // 1024))}KiB"
+
+
+@dataclass(frozen=True)
+class PlanMemoryOptions:
+    """Options of `plan-memory` (sizes in bytes; the pipeline text accepts ``16KiB``)."""
+
+    sram: int | None = None            # SRAM size; default PassContext.sram_bytes (--sram)
+    fram: int | None = None            # FRAM size; default PassContext.fram_bytes (--fram)
+    stack: int = 1024                  # SRAM reserved for the call stack and runtime state
+    persistent: bool = False           # every activation in FRAM (intermittent mode)
+    fram_activations: bool = True      # activations that do not fit SRAM may spill to FRAM
+    hifram_threshold: int = 8192       # constants larger than this go to HIFRAM
+    code: int | None = None            # bytes of code in lower FRAM; estimated when None
+    reuse: bool = True                 # share storage between buffers with disjoint lifetimes
+
+
+@dataclass
+class _Item:
+    """One buffer to place: its aligned size, alignment and lifetime."""
+
+    name: str
+    size: int
+    align: int
+    life: Lifetime
+    offset: int = 0
+
+
+@dataclass
+class Packing:
+    """The result of packing items into one address space."""
+
+    offsets: dict[str, int] = field(default_factory=dict)
+    total: int = 0        # bytes the arena needs
+    unshared: int = 0     # bytes it would need without reuse
+
+    @property
+    def savings(self) -> int:
+        return self.unshared - self.total
+
+
+def _align_up(value: int, align: int) -> int:
+    return (value + align - 1) // align * align
+
+
+def pack(items: list[_Item], reuse: bool = True) -> Packing:
+    """Greedy best-fit by size over lifetimes (the TFLite "greedy by size" arena planner).
+
+    Items are placed largest first; each goes into the smallest gap between the already-placed items
+    whose lifetimes overlap its own, or after the highest of them. Without ``reuse`` every item gets
+    its own bytes. Deterministic: ties are broken by start of life, then name.
+    """
+    out = Packing()
+    placed: list[_Item] = []
+    for it in sorted(items, key=lambda i: (-i.size, i.life.start, i.name)):
+        out.unshared = _align_up(out.unshared, it.align) + it.size
+        if not reuse:
+            it.offset = _align_up(out.total, it.align)
+        else:
+            busy = sorted((p.offset, p.offset + p.size) for p in placed if p.life.overlaps(it.life))
+            best: int | None = None
+            best_gap = 0
+            cursor = 0
+            for lo, hi in busy:
+                cand = _align_up(cursor, it.align)
+                gap = lo - cand
+                if gap >= it.size and (best is None or gap < best_gap):
+                    best, best_gap = cand, gap
+                cursor = max(cursor, hi)
+            it.offset = best if best is not None else _align_up(cursor, it.align)
+        placed.append(it)
+        out.offsets[it.name] = it.offset
+        out.total = max(out.total, it.offset + it.size)
+    return out
+
+
+def _check_overlaps(items: list[_Item]) -> None:
+    """Internal consistency check: no two live-together items share a byte."""
+    for i, a in enumerate(items):
+        for b in items[i + 1:]:
+            if a.life.overlaps(b.life) and a.offset < b.offset + b.size and b.offset < a.offset + a.size:
+                raise AssertionError(f"plan-memory placed {a.name} and {b.name} in the same bytes")
+
+
+def _storage_buffers(p: Program) -> tuple[list[Buffer], list[Buffer]]:
+    """(activations, constants) that own storage, in declaration order."""
+    acts = [b for b in p.buffers.values() if b.alias is None and not b.is_const]
+    consts = [b for b in p.buffers.values() if b.alias is None and b.is_const]
+    return acts, consts
+
+
+def _item(b: Buffer, life: Lifetime) -> _Item:
+    align = max(2, DTYPES[b.dtype].itemsize)
+    return _Item(b.name, _align_up(b.nbytes, 2), align, life)
+
+
+def _describe(p: Program, name: str, life: Lifetime) -> str:
+    """`%t1  6.8 KiB (6912 B)  i16[6,24,24]  steps 1..2: written by 'conv1', read by 'pool1'`."""
+    b = p.buffers[name]
+    shape = ",".join(str(d) for d in b.shape)
+    writers = [f"'{w}'" for w in sorted({p.steps[i].name for i in life.writers})]
+    if life.is_input:
+        writers.insert(0, "the program input")
+    readers = [f"'{r}'" for r in sorted({p.steps[i].name for i in life.readers})]
+    if life.is_output:
+        readers.append("the program output")
+    writer = ", ".join(writers) or "nothing"
+    read = ", ".join(readers) or "nothing"
+    return (f"%{name}  {fmt_bytes(b.nbytes)}  {b.dtype}[{shape}]  steps {life.start}..{life.end}: "
+            f"written by {writer}, read by {read}")
+
+
+@register
+class PlanMemory(Pass):
+    """Place every buffer in SRAM, FRAM or HIFRAM and reuse storage by liveness; fail early if over budget.
+
+    Before -> after: ``buffer %t : i16[6,24,24] q=10`` -> ``buffer %t : i16[6,24,24] q=10 sram @1568``
+    (see the module docstring for the rules and the memory map).
+    """
+
+    name = "plan-memory"
+    options_type = PlanMemoryOptions
+    level = "lir"
+    ensures = frozenset({"memory-planned"})
+
+    def run(self, model: Program) -> PassResult[Program]:
+        o: PlanMemoryOptions = self.options
+        p = model
+        sram = o.sram if o.sram is not None else self.context.sram_bytes
+        fram = o.fram if o.fram is not None else self.context.fram_bytes
+        if o.stack < 0 or o.stack > sram:
+            raise PassError(f"stack reserve {o.stack} B does not fit in {sram} B of SRAM",
+                            location=Location(pass_name=self.name),
+                            hint="give plan-memory{stack=...} a value below --sram")
+        lives = lifetimes(p)
+        acts, consts = _storage_buffers(p)
+        for b in acts:
+            if b.dtype not in ("i16", "u16", "i8"):
+                raise PassError(f"activation %{b.name} has type {b.dtype}; activations are i16",
+                                location=Location(pass_name=self.name, node=b.name),
+                                hint="this is a bug in the pass that produced the LIR (lower)")
+        before = {n: (b.space, b.offset) for n, b in p.buffers.items()}
+
+        # --- activations: SRAM first, spill to FRAM --------------------------------------------
+        sram_cap = sram - o.stack
+        in_fram: list[Buffer] = list(acts) if o.persistent else []
+        in_sram: list[Buffer] = [] if o.persistent else list(acts)
+        spilled: list[str] = []
+        while True:
+            items = [_item(b, lives[b.name]) for b in in_sram]
+            sram_pack = pack(items, o.reuse)
+            if sram_pack.total <= sram_cap:
+                break
+            step_at, live = live_at(p, lives, [b.name for b in in_sram])
+            if not o.fram_activations:
+                self._sram_error(p, lives, sram_pack.total, sram, o.stack, step_at, live, spill_allowed=False)
+            victim = max(live, key=lambda n: (p.buffers[n].nbytes, n))
+            spilled.append(victim)
+            in_sram = [b for b in in_sram if b.name != victim]
+            in_fram.append(p.buffers[victim])
+        _check_overlaps(items)
+        fram_items = [_item(b, lives[b.name]) for b in in_fram]
+        fram_pack = pack(fram_items, o.reuse)
+        _check_overlaps(fram_items)
+
+        # --- constants: lower FRAM (small first) or HIFRAM ------------------------------------
+        lower_cap = min(fram, LOWER_FRAM_BYTES)
+        hifram_cap = max(0, fram - LOWER_FRAM_BYTES)
+        code = o.code if o.code is not None else estimate_code_bytes(p)
+        descr = sum(descriptor_bytes(s) for s in p.steps)
+        lower_used = code + descr + fram_pack.total
+        if lower_used > lower_cap:
+            self._fram_error(p, lives, sram, fram, lower_cap, code, descr, fram_pack.total, in_fram, consts, "lower")
+        const_off = _align_up(fram_pack.total, 4)
+        hi_off = 0
+        placement: dict[str, tuple[str, int]] = {}
+        small_first = sorted(consts, key=lambda b: (b.nbytes, b.name))
+        for b in small_first:
+            align = max(2, DTYPES[b.dtype].itemsize)
+            size = _align_up(b.nbytes, 2)
+            wants_high = b.nbytes > o.hifram_threshold and hifram_cap > 0
+            if not wants_high and lower_used + size <= lower_cap:
+                const_off = _align_up(const_off, align)
+                placement[b.name] = ("fram", const_off)
+                const_off += size
+                lower_used += size
+            else:
+                hi_off = _align_up(hi_off, align)
+                placement[b.name] = ("hifram", hi_off)
+                hi_off += size
+        if hi_off > hifram_cap:
+            self._fram_error(p, lives, sram, fram, lower_cap, code, descr, fram_pack.total, in_fram, consts, "all")
+
+        # --- write the plan --------------------------------------------------------------------
+        for b in in_sram:
+            b.space, b.offset = "sram", sram_pack.offsets[b.name]
+        for b in in_fram:
+            b.space, b.offset = "fram", fram_pack.offsets[b.name]
+        for b in consts:
+            b.space, b.offset = placement[b.name]
+        for b in p.buffers.values():
+            if b.alias is not None:
+                b.space, b.offset = None, None
+        changed = any(before[n] != (b.space, b.offset) for n, b in p.buffers.items())
+
+        summary = memory_summary(p)
+        stats: dict[str, Any] = {
+            **summary,
+            "sram_budget": sram,
+            "sram_available": sram_cap,
+            "stack_reserve": o.stack,
+            "fram_budget": fram,
+            "lower_fram_capacity": lower_cap,
+            "lower_fram_used": lower_used,
+            "code_estimate": code,
+            "reuse_savings_sram": sram_pack.savings,
+            "reuse_savings_fram": fram_pack.savings,
+            "spilled_to_fram": spilled,
+            "persistent": o.persistent,
+        }
+        self.context.extra["plan-memory"] = stats
+        self.context.say(
+            f"plan-memory: SRAM {fmt_bytes(summary['sram_peak'])} of {fmt_bytes(sram_cap)} "
+            f"({fmt_bytes(o.stack)} reserved for the stack), FRAM weights {fmt_bytes(summary['fram_weights'])}, "
+            f"activations in FRAM {fmt_bytes(summary['fram_activations'])}, reuse saved "
+            f"{fmt_bytes(sram_pack.savings + fram_pack.savings)}")
+        return PassResult(p, changed, stats)
+
+    # --- errors ---------------------------------------------------------------------------------
+    def _sram_error(self, p: Program, lives: dict[str, Lifetime], need: int, sram: int, stack: int,
+                    step_at: int, live: list[str], spill_allowed: bool) -> None:
+        where = f"at step {step_at} '{p.steps[step_at].name}'" if 0 <= step_at < len(p.steps) else "at step 0"
+        biggest = sorted(live, key=lambda n: (-p.buffers[n].nbytes, n))
+        details = [f"live {where}:"] + ["  " + _describe(p, n, lives[n]) for n in biggest[:6]]
+        helps = [f"a larger SRAM budget: --sram {suggest_size(need + stack)}"]
+        if not spill_allowed:
+            helps.insert(0, "let activations spill to FRAM (drop --sram-only / plan-memory{fram-activations=false})")
+        if 0 <= step_at < len(p.steps):
+            helps.append(f"tile the layer '{p.steps[step_at].name}' (the tile pass) so that it works in SRAM")
+        raise BudgetError(
+            f"activations need {fmt_bytes(need)} of SRAM but {fmt_bytes(sram - stack)} are available "
+            f"({fmt_bytes(sram)} SRAM - {fmt_bytes(stack)} reserved for the stack)",
+            location=Location(pass_name=self.name,
+                              node=p.steps[step_at].name if 0 <= step_at < len(p.steps) else None),
+            details=details, hint="; ".join(helps))
+
+    def _fram_error(self, p: Program, lives: dict[str, Lifetime], sram: int, fram: int, lower_cap: int, code: int,
+                    descr: int, fram_acts: int, in_fram: list[Buffer], consts: list[Buffer],
+                    which: str) -> None:
+        const_bytes = sum(_align_up(b.nbytes, 2) for b in consts)
+        total = code + descr + fram_acts + const_bytes
+        readers: dict[str, list[str]] = {}
+        for s in p.steps:
+            for n in s.inputs:
+                readers.setdefault(p.storage_of(n).name, []).append(s.name)
+        big = sorted([*consts, *in_fram], key=lambda b: (-b.nbytes, b.name))[:6]
+        details = []
+        for b in big:
+            if b.is_const:
+                used = ", ".join(f"'{r}'" for r in sorted(set(readers.get(b.name, [])))) or "no step"
+                shape = ",".join(str(d) for d in b.shape)
+                details.append(f"const %{b.name}  {fmt_bytes(b.nbytes)}  {b.dtype}[{shape}]  used by {used}")
+            else:
+                details.append("activation " + _describe(p, b.name, lives[b.name]))
+        if which == "lower":
+            msg = (f"lower FRAM (0x4000-0xFF7F, {fmt_bytes(lower_cap)}) cannot hold the code (~{fmt_bytes(code)}), "
+                   f"the step descriptors ({fmt_bytes(descr)}) and the FRAM activations ({fmt_bytes(fram_acts)})")
+            hint = ("tile the largest layers (the tile pass) so their activations fit SRAM"
+                    + (f", or give more SRAM (--sram {suggest_size(sram + fram_acts)}) so they stay there"
+                       if fram_acts else "") + "; smaller code: fewer layers")
+        else:
+            msg = (f"the model needs about {fmt_bytes(total)} of FRAM (constants {fmt_bytes(const_bytes)}, "
+                   f"code ~{fmt_bytes(code)}, descriptors {fmt_bytes(descr)}, activations {fmt_bytes(fram_acts)}) "
+                   f"but the budget is {fmt_bytes(fram)}")
+            hint = (f"compress the weights (sparsify{{budget=...}}, separate) or raise the budget with "
+                    f"--fram {suggest_size(total)} if the part has more FRAM")
+        details.insert(0, "largest buffers:")
+        raise BudgetError(msg, location=Location(pass_name=self.name), details=details, hint=hint)
+
+
+def memory_summary(p: Program) -> dict[str, Any]:
+    """Bytes by memory kind of a planned program (used by the pass stats, the report and the manifest).
+
+    Keys: ``sram_peak`` (SRAM activation arena), ``fram_activations`` (FRAM activation arena),
+    ``fram_weights`` (i16/i8 constants), ``fram_bias`` (i32 constants), ``fram_other`` (other
+    constants, e.g. u16 indices), ``fram_descriptors`` (kernel descriptor structs and shift tables,
+    estimated), ``hifram_bytes`` (constants placed in HIFRAM, included in the kinds above),
+    ``fram_constants`` (all constants), ``parameters`` (number of constant elements).
+    """
+    acts, consts = _storage_buffers(p)
+    sram_peak = max((b.offset + b.nbytes for b in acts if b.space == "sram" and b.offset is not None), default=0)
+    fram_acts = [b for b in acts if b.space == "fram" and b.offset is not None]
+    fram_act_bytes = (max(b.offset + b.nbytes for b in fram_acts) - min(b.offset for b in fram_acts)
+                      if fram_acts else 0)
+    weights = sum(b.nbytes for b in consts if b.dtype in ("i16", "i8"))
+    bias = sum(b.nbytes for b in consts if b.dtype == "i32")
+    other = sum(b.nbytes for b in consts if b.dtype not in ("i16", "i8", "i32"))
+    return {
+        "sram_peak": sram_peak,
+        "fram_activations": fram_act_bytes,
+        "fram_weights": weights,
+        "fram_bias": bias,
+        "fram_other": other,
+        "fram_constants": weights + bias + other,
+        "fram_descriptors": sum(descriptor_bytes(s) for s in p.steps),
+        "hifram_bytes": sum(b.nbytes for b in consts if b.space == "hifram"),
+        "parameters": sum(b.size for b in consts),
+    }
+
+
+def is_planned(p: Program) -> bool:
+    """True when every buffer that owns storage has a space and an offset."""
+    return all(b.space is not None and b.offset is not None
+               for b in p.buffers.values() if b.alias is None)

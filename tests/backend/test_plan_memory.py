@@ -1,0 +1,230 @@
+"""The `plan-memory` pass: placement rules, reuse by liveness, spilling, budgets and their errors."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from passes.plan_memory import (LOWER_FRAM_BYTES, Lifetime, PlanMemory, PlanMemoryOptions, _Item, is_planned,
+                                lifetimes, memory_summary, pack)
+from transpiler.errors import BudgetError, PassError
+from transpiler.lir.ir import Buffer, Port, Program, Step
+from transpiler.lir.liveness import liveness, overlaps
+from transpiler.lir.verify import verify_program
+from transpiler.pass_infra import PassContext
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lir"))
+from strategies_lir import programs  # noqa: E402
+
+
+def act(p: Program, name: str, shape: tuple[int, ...], q: int = 8) -> str:
+    p.add(Buffer(name, "i16", shape, q=q))
+    return name
+
+
+def const(p: Program, name: str, dtype: str, shape: tuple[int, ...], q: object = None) -> str:
+    info = np.iinfo(np.dtype({"i16": "<i2", "i32": "<i4"}[dtype]))
+    data = np.random.default_rng(len(p.buffers)).integers(-100, 100, size=shape).clip(info.min, info.max)
+    p.add(Buffer(name, dtype, shape, q=q, data=data.astype({"i16": "<i2", "i32": "<i4"}[dtype])))
+    return name
+
+
+def act_chain(n: int, size: int = 256) -> Program:
+    """x -> act -> t1 -> act -> t2 ... -> tn, every buffer `size` int16."""
+    p = Program("chain")
+    prev = act(p, "x", (size,))
+    p.inputs.append(Port("in", prev))
+    for i in range(1, n + 1):
+        cur = act(p, f"t{i}", (size,))
+        p.steps.append(Step("act", f"a{i}", [prev], [cur], {"act": "relu"}))
+        prev = cur
+    p.outputs.append(Port("out", prev))
+    return p
+
+
+def lenet_like() -> Program:
+    """conv 1x28x28 -> 6x24x24, maxpool -> 6x12x12, flatten (alias), fc 864 -> 10."""
+    p = Program("lenet_like")
+    x = act(p, "x", (1, 28, 28), 12)
+    w = const(p, "w1", "i16", (6, 1, 5, 5), [14] * 6)
+    b = const(p, "b1", "i32", (6,))
+    t1 = act(p, "t1", (6, 24, 24), 10)
+    t2 = act(p, "t2", (6, 12, 12), 10)
+    p.add(Buffer("t2f", "i16", (864,), q=10, alias="t2"))
+    w2 = const(p, "w2", "i16", (10, 864), [12] * 10)
+    b2 = const(p, "b2", "i32", (10,))
+    y = act(p, "y", (10,), 9)
+    conv_attrs = {"act": "relu", "dilation": [1, 1], "group": 1, "pads": [0, 0, 0, 0], "shift": [16] * 6,
+                  "stride": [1, 1]}
+    p.steps.append(Step("conv", "conv1", [x, w, b], [t1], conv_attrs, origin=["/conv1/Conv"]))
+    p.steps.append(Step("maxpool", "pool1", [t1], [t2], {"kernel": [2, 2], "stride": [2, 2], "pads": [0, 0, 0, 0],
+                                                         "dilation": [1, 1]}))
+    p.steps.append(Step("fc", "fc1", ["t2f", w2, b2], [y], {"act": "none", "shift": [13] * 10}))
+    p.inputs.append(Port("input", x))
+    p.outputs.append(Port("logits", y))
+    return p
+
+
+def plan(p: Program, **opts: object) -> tuple[Program, dict]:
+    ctx = PassContext()
+    result = PlanMemory(PlanMemoryOptions(**opts), ctx).run(p)  # type: ignore[arg-type]
+    return result.model, result.stats
+
+
+def assert_no_shared_live_bytes(p: Program) -> None:
+    live = liveness(p)
+    placed = [b for b in p.buffers.values() if b.alias is None]
+    for i, a in enumerate(placed):
+        for b in placed[i + 1:]:
+            if a.space == b.space and overlaps(live[a.name], live[b.name]):
+                assert a.offset + a.nbytes <= b.offset or b.offset + b.nbytes <= a.offset, (a.name, b.name)
+
+
+def test_lenet_like_places_everything_and_verifies() -> None:
+    p, stats = plan(lenet_like())
+    assert is_planned(p)
+    verify_program(p)                       # includes the verifier's own overlap check
+    assert_no_shared_live_bytes(p)
+    assert p.buffers["t2f"].space is None and p.buffers["t2f"].offset is None   # aliases own nothing
+    for name in ("w1", "b1", "w2", "b2"):
+        assert p.buffers[name].space in ("fram", "hifram")
+    for b in p.buffers.values():
+        if b.offset is not None:
+            assert b.offset % max(2, b.data.dtype.itemsize if b.data is not None else 2) == 0
+    # x (1568 B) + t1 (6912 B) do not fit 8 KiB - 1 KiB stack: the larger one, live at the peak, spills
+    assert stats["spilled_to_fram"] == ["t1"]
+    assert p.buffers["t1"].space == "fram" and p.buffers["x"].space == "sram"
+    assert stats["sram_peak"] <= 7 * 1024 and stats["stack_reserve"] == 1024
+    assert stats["fram_weights"] == (150 + 8640) * 2 and stats["fram_bias"] == 16 * 4
+
+
+def test_reuse_by_liveness_needs_two_slots_for_a_chain() -> None:
+    p, stats = plan(act_chain(6, 256))
+    assert stats["sram_peak"] == 2 * 512          # each step reads one slot and writes the other
+    assert stats["reuse_savings_sram"] == 7 * 512 - 2 * 512
+    assert_no_shared_live_bytes(p)
+    p2, stats2 = plan(act_chain(6, 256), reuse=False)
+    assert stats2["sram_peak"] == 7 * 512 and stats2["reuse_savings_sram"] == 0
+
+
+def test_alias_extends_the_lifetime_of_its_storage() -> None:
+    p = act_chain(3, 64)
+    # read t1 again at the end, through an alias: t1 must stay live, so t3 cannot take its bytes
+    p.add(Buffer("t1v", "i16", (8, 8), q=8, alias="t1"))
+    p.add(Buffer("t1w", "i16", (64,), q=8, alias="t1v" if False else "t1"))
+    p.add(Buffer("s", "i16", (64,), q=8))
+    p.steps.append(Step("add", "late", ["t3", "t1w"], ["s"], {"shift_a": 0, "shift_b": 0, "shift": 0, "act": "none"}))
+    p.outputs[0] = Port("out", "s")
+    lives = lifetimes(p)
+    assert lives["t1"].end == 3 and 3 in lives["t1"].readers
+    p, _ = plan(p)
+    assert_no_shared_live_bytes(p)
+    t1, t3 = p.buffers["t1"], p.buffers["t3"]
+    assert t1.offset + t1.nbytes <= t3.offset or t3.offset + t3.nbytes <= t1.offset
+
+
+def test_sram_only_budget_error_names_the_largest_buffers_and_what_helps() -> None:
+    with pytest.raises(BudgetError) as info:
+        plan(lenet_like(), fram_activations=False)
+    err = info.value
+    text = err.render()
+    # the peak is at pool1: t1 (6912 B, written by conv1) and t2 (1728 B) live together
+    assert "%t1  6.8 KiB (6912 B)" in text and "%t2" in text and "written by 'conv1'" in text
+    assert err.location.node == "pool1"
+    assert "--sram 10KiB" in (err.hint or "")         # 6912 + 1728 + 1024 stack = 9664 B
+    assert "FRAM" in (err.hint or "") and "tile" in (err.hint or "")
+    assert err.location.pass_name == "plan-memory"
+
+
+def test_persistent_puts_every_activation_in_fram() -> None:
+    p, stats = plan(lenet_like(), persistent=True)
+    acts = [b for b in p.buffers.values() if b.alias is None and not b.is_const]
+    assert acts and all(b.space == "fram" for b in acts)
+    assert stats["sram_peak"] == 0 and stats["fram_activations"] > 0
+    assert_no_shared_live_bytes(p)
+    # constants follow the activation arena in the fram space
+    arena_end = max(b.offset + b.nbytes for b in acts)
+    assert all(b.offset >= arena_end for b in p.buffers.values() if b.is_const and b.space == "fram")
+
+
+def test_large_constants_go_to_hifram_small_ones_stay_low() -> None:
+    p, stats = plan(lenet_like(), hifram_threshold=1024)
+    assert p.buffers["w2"].space == "hifram"          # 17280 B > 1 KiB
+    assert p.buffers["w1"].space == "fram" and p.buffers["b1"].space == "fram"
+    assert stats["hifram_bytes"] == 17280
+    p2, _ = plan(lenet_like(), hifram_threshold=1 << 20)
+    assert p2.buffers["w2"].space == "fram"
+
+
+def test_lower_fram_overflow_moves_constants_to_hifram() -> None:
+    p = lenet_like()
+    p, stats = plan(p, sram=16 * 1024, hifram_threshold=1 << 20, code=LOWER_FRAM_BYTES - 4000)
+    assert p.buffers["w2"].space == "hifram" and p.buffers["w1"].space == "fram"
+    assert stats["lower_fram_used"] <= stats["lower_fram_capacity"]
+
+
+def test_fram_budget_error_names_the_largest_constant() -> None:
+    with pytest.raises(BudgetError) as info:
+        plan(lenet_like(), fram=LOWER_FRAM_BYTES + 1024)
+    text = info.value.render()
+    assert "w2" in text and "fc1" in text and "17280" in text
+    assert "sparsify" in (info.value.hint or "") and "--fram" in (info.value.hint or "")
+
+
+def test_lower_fram_too_small_for_code_and_fram_activations() -> None:
+    with pytest.raises(BudgetError) as info:
+        plan(lenet_like(), code=LOWER_FRAM_BYTES - 2048)
+    assert "lower FRAM" in info.value.message and "%t1" in info.value.render()
+    assert "--sram 15KiB" in (info.value.hint or "")   # 8192 + 6912
+
+
+def test_stack_larger_than_sram_is_an_error() -> None:
+    with pytest.raises(PassError, match="stack reserve"):
+        plan(act_chain(1), sram=1024, stack=2048)
+
+
+def test_context_budgets_are_the_defaults() -> None:
+    ctx = PassContext(sram_bytes=16 * 1024)
+    stats = PlanMemory(PlanMemoryOptions(), ctx).run(lenet_like()).stats
+    assert stats["spilled_to_fram"] == [] and stats["sram_budget"] == 16 * 1024
+    assert ctx.extra["plan-memory"]["sram_peak"] == stats["sram_peak"]
+
+
+def test_memory_summary_matches_the_placement() -> None:
+    p, _ = plan(lenet_like())
+    s = memory_summary(p)
+    assert s["parameters"] == 150 + 6 + 8640 + 10
+    assert s["fram_constants"] == s["fram_weights"] + s["fram_bias"] + s["fram_other"]
+    assert s["sram_peak"] == max(b.offset + b.nbytes for b in p.buffers.values() if b.space == "sram")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 300), st.integers(0, 9), st.integers(0, 9), st.sampled_from([2, 4])),
+                min_size=1, max_size=12))
+def test_pack_never_overlaps_and_is_at_least_the_peak(raw: list[tuple[int, int, int, int]]) -> None:
+    items = [_Item(f"b{i}", -(-size // align) * align, align, Lifetime(min(a, b), max(a, b)))
+             for i, (size, a, b, align) in enumerate(raw)]
+    packing = pack(items)
+    for it in items:
+        assert it.offset % it.align == 0
+    for i, a in enumerate(items):
+        for b in items[i + 1:]:
+            if a.life.overlaps(b.life):
+                assert a.offset + a.size <= b.offset or b.offset + b.size <= a.offset
+    peak = max(sum(it.size for it in items if it.life.start <= t <= it.life.end) for t in range(10))
+    assert peak <= packing.total <= packing.unshared
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(programs(planned=False))
+def test_random_programs_plan_and_verify(p: Program) -> None:
+    p, stats = plan(p)
+    assert is_planned(p)
+    verify_program(p)
+    assert_no_shared_live_bytes(p)
+    assert stats["sram_peak"] <= stats["sram_available"]

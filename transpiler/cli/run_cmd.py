@@ -1,0 +1,132 @@
+"""``freeml-tx run DIR --input x.npy [--output y.npy]``: run a generated C package on the host.
+
+    freeml-tx run build/ --input digit.npy --output logits.npy
+
+The float input is quantised with the manifest's Q formats (round half up, saturated), the host
+binary is built with make when needed and run on every sample of the file, and the outputs are
+dequantised. It prints each output (and the class with its label, for classifiers) and saves them:
+``.npy`` gets the scores output (the first one that is not the class index), ``.npz`` all of them.
+The input file may hold one sample or ``[N, ...]`` samples; a ``.npz`` has one array per input name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from transpiler.errors import DataError, Location
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser("run", help="run a generated C package on the host",
+                                   description="Quantise the input, run DIR's host binary, print and save the outputs.")
+    parser.add_argument("dir", metavar="DIR", help="a folder written by `freeml-tx MODEL.onnx -o DIR`")
+    parser.add_argument("--input", "-i", required=True, metavar="X.npy",
+                        help="float input: .npy (one input) or .npz (one array per input name)")
+    parser.add_argument("--output", "-o", metavar="Y.npy", help="save the outputs (.npy: scores, .npz: all)")
+    parser.add_argument("--cc", metavar="CC", help="C compiler for the build (default: $CC or cc)")
+    parser.add_argument("--sanitize", action="store_true", help="build and run with ASan + UBSan")
+    parser.add_argument("--json", action="store_true", help="print the outputs as JSON")
+    return parser
+
+
+def load_inputs(path: str, manifest: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The float inputs of a .npy / .npz file by manifest input name."""
+    where = Location(file=path)
+    if not Path(path).is_file():
+        raise DataError("no such input file", location=where, hint="give a .npy or .npz of float inputs")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"cannot read the input: {exc}", location=where,
+                        hint="save it with numpy.save(path, array)") from exc
+    names = [p["name"] for p in manifest["inputs"]]
+    if isinstance(loaded, np.ndarray):
+        if len(names) != 1:
+            raise DataError(f"the model has {len(names)} inputs ({', '.join(names)}); a .npy holds one",
+                            location=where, hint="give a .npz with one array per input name")
+        return {names[0]: loaded}
+    with loaded:
+        arrays = {k: loaded[k] for k in loaded.files}
+    if len(names) == 1 and names[0] not in arrays:
+        keys = [k for k in arrays if k != "y"]
+        if len(keys) == 1:
+            return {names[0]: arrays[keys[0]]}
+    missing = [n for n in names if n not in arrays]
+    if missing:
+        raise DataError(f"no array for input(s) {', '.join(missing)}", location=where,
+                        hint=f"the .npz holds {', '.join(sorted(arrays)) or 'nothing'}")
+    return {n: arrays[n] for n in names}
+
+
+def execute(out_dir: str, inputs: dict[str, np.ndarray], cc: str | None = None,
+            sanitize: bool = False) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Build (if needed) and run; returns (manifest, int16 outputs, real outputs), each ``[N, ...]``."""
+    from transpiler import hostrun
+
+    man = hostrun.load_manifest(out_dir)
+    x = hostrun.quantize(man, inputs)
+    exe = hostrun.build(out_dir, cc=cc, sanitize=sanitize)
+    y = hostrun.run_raw(exe, man, x)
+    raw = hostrun.split_outputs(man, y)
+    return man, raw, hostrun.dequantize(man, raw)
+
+
+def scores_name(man: dict[str, Any]) -> str | None:
+    """The first output that is not the class index."""
+    for pt in man["outputs"]:
+        if pt["name"] != man.get("class_output"):
+            return str(pt["name"])
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from transpiler import hostrun
+
+    man = hostrun.load_manifest(args.dir)
+    inputs = load_inputs(args.input, man)
+    man, _raw, real = execute(args.dir, inputs, args.cc, args.sanitize)
+    n = next(iter(real.values())).shape[0] if real else 0
+    labels = man.get("labels")
+    cls_name = man.get("class_output")
+    scores = scores_name(man)
+    classes: list[int] = []
+    if cls_name is not None:
+        classes = [int(v) for v in real[cls_name].reshape(n, -1)[:, 0]]
+    elif scores is not None and real[scores][0].size > 1 and labels:
+        classes = [int(v) for v in real[scores].reshape(n, -1).argmax(axis=1)]
+
+    def label_of(c: int) -> Any:
+        return labels[c] if labels and 0 <= c < len(labels) else None
+
+    if args.json:
+        doc = {"samples": n, "outputs": {k: v.tolist() for k, v in real.items()},
+               "classes": classes, "labels": [label_of(c) for c in classes] if labels else None}
+        print(json.dumps(doc))
+    else:
+        np.set_printoptions(precision=4, suppress=True, linewidth=100, threshold=40)
+        for pt in man["outputs"]:
+            value = real[pt["name"]]
+            shown = value[0] if n == 1 else value
+            print(f"{pt['name']} {list(value.shape[1:])} q={pt['q']}:" + ("" if n == 1 else f" ({n} samples)"))
+            print(f"  {shown}")
+        for i, c in enumerate(classes[:20]):
+            lab = label_of(c)
+            prefix = "class" if n == 1 else f"sample {i}: class"
+            print(f"{prefix} {c}" + (f" (label {lab!r})" if lab is not None and str(lab) != str(c) else ""))
+        if len(classes) > 20:
+            print(f"... {len(classes) - 20} more")
+    if args.output:
+        out = Path(args.output)
+        if out.suffix == ".npz":
+            np.savez(out, **{k: v for k, v in real.items()})
+        else:
+            key = scores or next(iter(real))
+            np.save(out, real[key])
+        if not args.json:
+            print(f"saved {out}")
+    return 0

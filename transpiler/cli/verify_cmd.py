@@ -1,0 +1,142 @@
+"""``freeml-tx verify DIR --data d.npz``: the generated C against onnxruntime on a data set.
+
+    freeml-tx verify build/ --data samples/lenet5_mnist.npz --min-agreement 0.995
+
+Every sample runs through the host build of DIR (one process for all of them) and through
+onnxruntime on ``DIR/normalized.onnx`` (the float model that was lowered). Per output it prints the
+top-1 agreement (argmax equal), the max and mean absolute error of the dequantised C output, and,
+when the data has labels ``y``, the accuracy of both. The class-index output of a classifier is
+compared with the argmax of the onnxruntime scores it came from. Exit status 1 when an agreement is
+below ``--min-agreement`` (default 0.995).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from transpiler.errors import InputError, Location
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser("verify", help="compare the generated C with onnxruntime on data",
+                                   description="Run DIR's host build and onnxruntime (normalized.onnx) on every "
+                                               "sample; print agreement and errors per output.")
+    parser.add_argument("dir", metavar="DIR", help="a folder written by `freeml-tx MODEL.onnx -o DIR`")
+    parser.add_argument("--data", required=True, metavar="D.npz", help="inputs (and optional labels y)")
+    parser.add_argument("--min-agreement", type=float, default=0.995, metavar="F",
+                        help="fail (exit 1) below this top-1 agreement (default 0.995)")
+    parser.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N samples")
+    parser.add_argument("--cc", metavar="CC", help="C compiler for the build (default: $CC or cc)")
+    parser.add_argument("--sanitize", action="store_true", help="build and run with ASan + UBSan")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    return parser
+
+
+def reference_outputs(model_path: Path, names: list[str], inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """onnxruntime values of the tensors `names` for every sample (``[N, ...]`` per name)."""
+    import onnx
+
+    from transpiler import ort
+
+    proto = ort.with_outputs(onnx.load(str(model_path)), names)
+    sess = ort.session(proto, source=str(model_path))
+    n = next(iter(inputs.values())).shape[0]
+    rows: dict[str, list[np.ndarray]] = {k: [] for k in names}
+    for i in range(n):
+        feeds = {k: v[i:i + 1] for k, v in inputs.items()}
+        values = sess.run(names, feeds)
+        for k, v in zip(names, values):
+            rows[k].append(np.asarray(v, dtype=np.float64).reshape(-1))
+    return {k: np.stack(v) for k, v in rows.items()}
+
+
+def compare(man: dict[str, Any], c_real: dict[str, np.ndarray], ref: dict[str, np.ndarray],
+            labels: np.ndarray | None) -> list[dict[str, Any]]:
+    """Per-output figures: agreement, errors, accuracy vs labels."""
+    results = []
+    cls_name = man.get("class_output")
+    for pt in man["outputs"]:
+        name = pt["name"]
+        n = c_real[name].shape[0]
+        c = c_real[name].reshape(n, -1).astype(np.float64)
+        row: dict[str, Any] = {"output": name, "size": int(pt["size"]), "q": pt["q"], "samples": n}
+        if name == cls_name:
+            src = man.get("class_source")
+            if src not in ref:
+                continue
+            c_cls = c[:, 0].astype(np.int64)
+            r_cls = ref[src].argmax(axis=1)
+            row.update({"kind": "class", "compared_with": f"argmax of '{src}'"})
+        else:
+            r = ref[name]
+            err = np.abs(c - r)
+            row.update({"kind": "values", "max_abs_error": float(err.max()) if err.size else 0.0,
+                        "mean_abs_error": float(err.mean()) if err.size else 0.0,
+                        "max_abs_reference": float(np.abs(r).max()) if r.size else 0.0})
+            if c.shape[1] < 2:
+                results.append(row)
+                continue
+            c_cls, r_cls = c.argmax(axis=1), r.argmax(axis=1)
+        agree = int((c_cls == r_cls).sum())
+        row.update({"agreement": agree / n if n else 1.0, "agree": agree})
+        if labels is not None and labels.ndim == 1 and labels.shape[0] == n:
+            row["accuracy_c"] = float((c_cls == labels).mean())
+            row["accuracy_onnxruntime"] = float((r_cls == labels).mean())
+        results.append(row)
+    return results
+
+
+def run(args: argparse.Namespace) -> int:
+    from transpiler import hostrun
+    from transpiler.cli.run_cmd import execute
+    from transpiler.data import input_specs, load_dataset
+    from transpiler.loader import load
+
+    out_dir = Path(args.dir)
+    man = hostrun.load_manifest(out_dir)
+    model_path = out_dir / "normalized.onnx"
+    if not model_path.is_file():
+        raise InputError("no normalized.onnx to compare with", location=Location(file=str(out_dir)),
+                         hint="compile the ONNX model with `freeml-tx MODEL.onnx -o DIR` (build-lir output "
+                              "has no float model); `freeml-tx run` still works")
+    model = load(str(model_path))
+    ds = load_dataset(args.data, input_specs(model.graph))
+    if args.limit is not None:
+        ds = ds.take(args.limit)
+    _man, _raw, c_real = execute(str(out_dir), ds.inputs, args.cc, args.sanitize)
+    names = [pt["name"] for pt in man["outputs"] if pt["name"] != man.get("class_output")]
+    if man.get("class_output") and man.get("class_source") and man["class_source"] not in names:
+        names.append(man["class_source"])
+    ref = reference_outputs(model_path, names, ds.inputs)
+    results = compare(man, c_real, ref, ds.labels)
+    rated = [r for r in results if "agreement" in r]
+    worst = min((r["agreement"] for r in rated), default=1.0)
+    ok = worst >= args.min_agreement
+    if args.json:
+        print(json.dumps({"dir": str(out_dir), "data": args.data, "samples": len(ds), "outputs": results,
+                          "min_agreement": args.min_agreement, "pass": ok}, indent=2, sort_keys=True))
+    else:
+        print(f"verify {out_dir}/ on {args.data} ({len(ds)} samples): generated C (host) vs onnxruntime "
+              f"on normalized.onnx")
+        for r in results:
+            parts = []
+            if "agreement" in r:
+                parts.append(f"top-1 agreement {100 * r['agreement']:.2f}% ({r['agree']}/{r['samples']})")
+            if "max_abs_error" in r:
+                parts.append(f"max abs error {r['max_abs_error']:.4g}, mean abs error {r['mean_abs_error']:.4g} "
+                             f"(|reference| <= {r['max_abs_reference']:.4g})")
+            if "compared_with" in r:
+                parts.append(f"vs {r['compared_with']}")
+            print(f"  output '{r['output']}' (q={r['q']}): " + ", ".join(parts))
+            if "accuracy_c" in r:
+                print(f"    accuracy vs labels: C {100 * r['accuracy_c']:.2f}%, "
+                      f"onnxruntime {100 * r['accuracy_onnxruntime']:.2f}%")
+        verdict = "PASS" if ok else "FAIL"
+        print(f"{verdict}: lowest top-1 agreement {100 * worst:.2f}% "
+              f"({'>=' if ok else '<'} {100 * args.min_agreement:.2f}%)")
+    return 0 if ok else 1

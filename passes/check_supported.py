@@ -35,7 +35,8 @@ _OP_HINTS: dict[str, str] = {
     **{op: "only ReLU, ReLU6 (Clip) and LeakyReLU activations are supported (others are planned); "
            "replace this activation with ReLU at export" for op in _ACTIVATIONS},
     "Transpose": "keep the channels-first layout and export without permutes (tf2onnx: --inputs-as-nchw)",
-    "Pad": "use the padding= argument of the Conv/pooling layer instead of a separate padding layer",
+    "Pad": "only zero padding of the spatial axes in front of Conv (or AveragePool with "
+           "count_include_pad) is supported; use the padding= argument of the layer",
     "MatMul": "a MatMul needs a constant [K, N] right operand and a [1, K] left operand (it then becomes "
               "Gemm); use nn.Linear on a flattened tensor",
     "ConvTranspose": "transposed convolution is not supported; use Conv layers",

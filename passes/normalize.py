@@ -15,6 +15,7 @@ from passes.classifier_tail import StripClassifierTail
 from passes.explicit_attributes import ExplicitAttributes
 from passes.fold_batchnorm import FoldBatchNorm
 from passes.fold_constants import FoldConstants
+from passes.fold_pad import FoldPad
 from passes.infer_shapes import InferShapes, InferShapesOptions
 from passes.matmul_to_gemm import MatMulToGemm
 from passes.name_nodes import NameNodes
@@ -23,7 +24,7 @@ from passes.remove_noops import RemoveNoops
 from passes.upgrade_opset import UpgradeOpset, UpgradeOpsetOptions
 
 #: Rewrites that may enable each other; repeated (with shape inference) until none changes anything.
-REWRITES: tuple[type[Pass], ...] = (RemoveNoops, ExplicitAttributes, ReduceMeanToGap, MatMulToGemm,
+REWRITES: tuple[type[Pass], ...] = (RemoveNoops, ExplicitAttributes, FoldPad, ReduceMeanToGap, MatMulToGemm,
                                     CanonicalizeArith, FoldBatchNorm, CanonicalizeReshape, FoldConstants)
 MAX_ROUNDS = 4
 
@@ -52,11 +53,13 @@ class Normalize(Pass):
         x[1,1,28,28] -> Conv(W*s, B') -> Relu -> GlobalAveragePool -> Reshape[1,C]
           -> Gemm{transB=1} -> Softmax -> y[1,10]          (every node named, with `origin`)
 
-    Order: name-nodes, strip-classifier-tail (first: onnx-graphsurgeon cannot represent ZipMap's map
-    type), upgrade-opset, infer-shapes, fold-constants, infer-shapes, then the rewrites (remove-noops, explicit-attributes, reduce-mean-to-gap, matmul-to-gemm,
+    Order: name-nodes; strip-classifier-tail (first: onnx-graphsurgeon cannot represent ZipMap's
+    map type); upgrade-opset; infer-shapes, fold-constants, infer-shapes; then the rewrites
+    (remove-noops, explicit-attributes, fold-pad, reduce-mean-to-gap, matmul-to-gemm,
     canonicalize-arith, fold-batchnorm, canonicalize-reshape, fold-constants, infer-shapes) repeated
-    until nothing changes, then name-nodes and check-supported. The stats hold each sub-pass's
-    stats (summed over rounds) and the number of rounds.
+    until nothing changes (at most 4 rounds); then infer-shapes requiring static shapes, name-nodes
+    and check-supported. The stats hold each sub-pass's stats (numbers summed over rounds) and the
+    number of rounds.
     """
 
     name = "normalize"

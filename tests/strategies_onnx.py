@@ -10,7 +10,7 @@ and the seed, not thousands of floats.
 
 With ``quirks=True`` (the default) the model also uses the forms exporters write and `normalize`
 removes: MatMul + Add instead of Gemm, Gemm with alpha/beta/transB=0, ReduceMean instead of
-GlobalAveragePool, ``auto_pad``, omitted default attributes, Identity/Dropout, Sub/Div by constants,
+GlobalAveragePool, ``auto_pad``, zero Pad nodes in front of Conv, omitted default attributes, Identity/Dropout, Sub/Div by constants,
 Reshape to ``[1, -1]``, negative axes and a dynamic batch dimension. With ``quirks=False`` every node
 is already in the normal form of docs/normal-form.md, with every tensor's shape recorded, except
 for the ``origin`` annotations (useful for back-end tests).
@@ -141,7 +141,13 @@ def _conv(draw: Draw, b: _Builder, cout: int | None = None, same: bool = False, 
            for i in range(n)]
     attrs: dict[str, object] = {**win, "group": group}
     if b.quirks and not same:
-        style = draw(st.sampled_from(["explicit", "defaults", "auto_pad"]))
+        style = draw(st.sampled_from(["explicit", "defaults", "auto_pad", "pad-node"]))
+        if style == "pad-node" and any(win["pads"]):
+            # the padding as a separate zero Pad node in front (tf2onnx, nn.ZeroPad2d)
+            pads = [0, 0, *win["pads"][:n], 0, 0, *win["pads"][n:]]
+            padded = b.node("Pad", [b.current, b.const("pads", np.array(pads, np.int64))], update=False)
+            inputs[0] = padded
+            attrs["pads"] = [0] * 2 * n
         if style == "defaults":
             if all(s == 1 for s in win["strides"]):
                 attrs.pop("strides")

@@ -269,6 +269,8 @@ SAME_Q_OPS = ("maxpool", "avgpool", "act")
 def act_attr_specs(act: object) -> dict[str, AttrSpec]:
     """The activation attributes an op with ``has_act`` takes for the given ``act`` value."""
     specs = {"act": AttrSpec("str", choices=ACT_KINDS)}
+    if not isinstance(act, str):
+        return specs
     if act == "clip":
         specs["lo"] = AttrSpec("int", lo=INT16_MIN, hi=INT16_MAX)
         specs["hi"] = AttrSpec("int", lo=INT16_MIN, hi=INT16_MAX)
@@ -339,7 +341,9 @@ def check_attrs(op: OpSpec, attrs: Mapping[str, AttrValue]) -> list[str]:
             hi = "inf" if spec.hi is None else spec.hi
             problems.append(f"attribute {key}={value} out of range [{lo}, {hi}]")
     lo, hi = attrs.get("lo"), attrs.get("hi")
-    if attrs.get("act") == "clip" and isinstance(lo, int) and isinstance(hi, int) and lo > hi:
+    act = attrs.get("act")
+    if (isinstance(act, str) and act == "clip" and isinstance(lo, int) and isinstance(hi, int)
+            and lo > hi):
         problems.append(f"clip needs lo <= hi, got lo={lo}, hi={hi}")
     if op.name == "avgpool" and not problems:
         kh, kw = _ints(attrs, "kernel")

@@ -80,6 +80,8 @@ class _Checker:
         self.p = p
         self.source = source
         self.problems: list[Problem] = []
+        self.bad: set[str] = set()
+        """Buffers with a malformed dtype, shape or q (reported once; steps skip typed checks)."""
 
     # -- reporting -----------------------------------------------------------------------------
     def _loc(self, pos: tuple[int, int] | None, node: str | None = None,
@@ -113,8 +115,11 @@ class _Checker:
             if not shape_ok:
                 self.buffer(name, f"shape {buf.shape!r} must be a tuple of Python ints >= 1")
             q = buf.q
-            if not (q is None or _is_int(q) or (isinstance(q, list) and all(map(_is_int, q)))):
+            q_ok = q is None or _is_int(q) or (isinstance(q, list) and all(map(_is_int, q)))
+            if not q_ok:
                 self.buffer(name, f"q={q!r} must be absent, an integer or a list of integers")
+            if not (dtype_ok and shape_ok and q_ok):
+                self.bad.add(name)
             if buf.space is not None and not (isinstance(buf.space, str) and buf.space in SPACES):
                 self.buffer(name, f"unknown memory space {buf.space!r} (known: {', '.join(SPACES)})")
             if buf.offset is not None:
@@ -132,8 +137,9 @@ class _Checker:
                 if data.shape != buf.shape or data.dtype != DTYPES[buf.dtype]:
                     self.buffer(name, f"constant data is {data.dtype}{list(data.shape)}, declared "
                                       f"{buf.dtype}{list(buf.shape)}")
+        for name, buf in self.p.buffers.items():
             if buf.alias is not None:
-                self.check_alias(name, buf, shape_ok)
+                self.check_alias(name, buf, _valid_shape(buf.shape))
 
     def check_alias(self, name: str, buf: Buffer, shape_ok: bool) -> None:
         target = self.p.buffers.get(buf.alias) if buf.alias is not None else None
@@ -151,7 +157,7 @@ class _Checker:
         if shape_ok and _valid_shape(target.shape) and buf.size != target.size:
             self.buffer(name, f"alias has {buf.size} elements {list(buf.shape)}, %{buf.alias} has "
                               f"{target.size} {list(target.shape)}")
-        if buf.dtype != target.dtype:
+        if name not in self.bad and buf.alias not in self.bad and buf.dtype != target.dtype:
             self.buffer(name, f"alias has dtype {buf.dtype}, %{buf.alias} has {target.dtype}")
 
     # -- ports ---------------------------------------------------------------------------------
@@ -239,6 +245,8 @@ class _Checker:
             self.step(i, step, msg)
         if not count_ok or len(step.outputs) != 1 or missing_buffers:
             return
+        if any(n in self.bad for n in (*step.inputs, *step.outputs)):
+            return  # the malformed buffer is reported on its own
         ins = [p.buffers[n] for n in step.inputs]
         out = p.buffers[step.outputs[0]]
         typed_ok = True
@@ -294,6 +302,11 @@ class _Checker:
     def check_tile(self, i: int, step: Step, op: OpSpec) -> None:
         tile = step.tile
         assert tile is not None
+        if not (isinstance(tile.dims, list) and all(map(_is_int, tile.dims))
+                and _is_int(tile.per_commit)):
+            self.step(i, step, f"tile {tile.dims!r} x{tile.per_commit!r} must be a list of "
+                               f"integers and an integer count")
+            return
         if len(tile.dims) != op.tile_rank:
             what = "[channels, rows, cols]" if op.tile_rank == 3 else "[elements]"
             self.step(i, step, f"tile {tile.dims} must have {op.tile_rank} dims {what}")

@@ -59,11 +59,13 @@ def _absorbs(node: gs.Node, extra: list[int]) -> bool:
         return False
     if node.op == "Conv":
         return True
-    if node.op == "AveragePool" and int(node.attrs.get("count_include_pad", 0)) == 1:
+    if node.op == "AveragePool" and int(node.attrs.get("ceil_mode", 0)) == 0:
         kernel = list(node.attrs.get("kernel_shape", []))
         pads = list(node.attrs.get("pads", [0] * len(extra)))
         spatial = len(kernel)
-        return len(extra) == 2 * spatial and all(
+        # the padded zeros are counted: fine if the pool counts its own padding or has none
+        counted = int(node.attrs.get("count_include_pad", 0)) == 1 or not any(pads)
+        return counted and len(extra) == 2 * spatial and all(
             pads[i] + extra[i] < kernel[i % spatial] for i in range(2 * spatial))
     return False
 
@@ -76,8 +78,9 @@ class FoldPad(Pass):
 
         p = Pad(x: [1,C,H,W], [0,0,1,2, 0,0,1,0]); y = Conv(p, W) {pads=[0,0,0,0]}
             ->  y = Conv(x, W) {pads=[1,2,1,0]}                       origin [pad, conv]
-        p = Pad(x, ...); y = AveragePool(p) {count_include_pad=1}
-            ->  y = AveragePool(x) {pads += ...}   (only while every pad stays below the kernel)
+        p = Pad(x, ...); y = AveragePool(p) {pads=0 or count_include_pad=1, ceil_mode=0}
+            ->  y = AveragePool(x) {pads += ..., count_include_pad=1}
+                                   (only while every pad stays below the kernel)
 
     Every reader of the Pad must absorb it; other Pads (reflect/edge modes, non-zero values,
     padding of batch or channels, a Pad before MaxPool) are left for `check-supported`.
@@ -107,6 +110,8 @@ class FoldPad(Pass):
                 spatial = len(extra) // 2
                 pads = [int(p) for p in reader.attrs.get("pads", [0] * 2 * spatial)]
                 reader.attrs["pads"] = [p + e for p, e in zip(pads, extra)]
+                if reader.op == "AveragePool":
+                    reader.attrs["count_include_pad"] = 1
                 reader.inputs[0] = source
                 set_origin(model, reader, origin_of(model, node) + origin_of(model, reader))
             detach(node)

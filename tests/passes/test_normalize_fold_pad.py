@@ -52,6 +52,23 @@ def test_other_pads_are_kept_and_reported(body: str, reason: str) -> None:
         run_pass(Normalize, static(proto))
 
 
+def test_pad_before_unpadded_average_pool_makes_it_count_the_padding() -> None:
+    proto = parse("""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 2, 6] x) => (float[1, 2, 4] y, float[1, 2, 3] z) {
+        p = Pad(x, pads)
+        y = AveragePool <kernel_shape = [3], strides = [2]> (p)
+        q = Pad(x, pads)
+        z = AveragePool <kernel_shape = [3], strides = [2], pads = [1, 0]> (q)
+    }
+    """, pads=np.array([0, 0, 1, 0, 0, 1], np.int64))
+    result = check_pass(FoldPad, proto, {"x": rand(1, 2, 6)})
+    assert sorted(ops(result.model)) == ["AveragePool", "AveragePool", "Pad"]  # z's pool counts no padding
+    first = [n for n in result.model.graph.nodes if n.outputs[0].name == "y"][0]
+    assert first.inputs[0].name == "x"
+    assert first.attrs["count_include_pad"] == 1 and first.attrs["pads"] == [1, 1]
+
+
 def test_pad_before_maxpool_is_not_folded() -> None:
     proto = parse("""
     <ir_version: 8, opset_import: ["" : 13]>

@@ -145,7 +145,7 @@ def test_settings_and_environment_pass_through(tmp_path: Path) -> None:
 
 
 def test_timeout(tmp_path: Path) -> None:
-    tc = _fake_tc(tmp_path, "sleep 5")
+    tc = _fake_tc(tmp_path, "exec sleep 5")
     elf = tmp_path / "x.elf"
     elf.write_bytes(b"\x7fELF")
     with pytest.raises(ToolchainError, match="longer than 0.3 s"):

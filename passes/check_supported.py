@@ -68,6 +68,7 @@ class Finding:
     hint: str
 
     def render(self) -> str:
+        """One line: where, what and what to do."""
         domain = self.domain or "ai.onnx"
         version = f" v{self.opset}" if self.opset is not None else ""
         origin = f"; from {', '.join(self.origin)}" if self.origin and list(self.origin) != [self.node] else ""
@@ -261,6 +262,11 @@ def node_findings(model: OnnxModel, node: gs.Node) -> list[Finding]:
         problems = [(f"{node.op} is not supported", hint)]
     else:
         problems = RULES[node.op](model, node)
+    open_shapes = [t.name for t in node.outputs if not is_empty(t) and static_shape(t) is None]
+    if open_shapes:
+        problems = [(f"output {', '.join(open_shapes)} has no static shape",
+                     "fix the input shapes with --input-shape; shapes that depend on the data are not "
+                     "supported")] + problems
     if not problems:
         return []
     inputs = ", ".join(shape_text(t) for t in node.inputs if not is_empty(t)) or "none"

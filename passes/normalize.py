@@ -89,7 +89,9 @@ class Normalize(Pass):
             changed |= round_changed
             if not round_changed:
                 break
-        model, did = self._step(InferShapes, InferShapesOptions(require_static=True), model, stats)
+        # with the check on, a tensor left without a static shape is reported together with every
+        # other problem by check-supported; without it, infer-shapes itself insists
+        model, did = self._step(InferShapes, InferShapesOptions(require_static=not opts.check), model, stats)
         model, did_names = self._step(NameNodes, None, model, stats)
         changed |= did or did_names
         if opts.check:
@@ -106,12 +108,16 @@ class Normalize(Pass):
         return result.model, result.changed
 
 
+#: Stats that describe the model (not work done): the last run's value is kept, not the sum.
+GAUGES = frozenset({"static-tensors", "unknown-tensors", "opset", "from-opset", "nodes"})
+
+
 def _accumulate(total: dict[str, Any], new: dict[str, Any]) -> None:
-    """Sum numeric stats over rounds; keep the latest value of anything else."""
+    """Sum counts over rounds; keep the latest value of gauges and of anything not numeric."""
     for key, value in new.items():
         old = total.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and isinstance(old, (int, float)) \
-                and not isinstance(old, bool):
+        if key not in GAUGES and isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and isinstance(old, (int, float)) and not isinstance(old, bool):
             total[key] = old + value
         else:
             total[key] = value

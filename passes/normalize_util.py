@@ -90,10 +90,12 @@ def producer(tensor: gs.Tensor) -> gs.Node | None:
 
 
 def is_graph_output(graph: gs.Graph, tensor: gs.Tensor) -> bool:
+    """True if ``tensor`` is one of the graph's outputs."""
     return any(t is tensor for t in graph.outputs)
 
 
 def is_graph_input(graph: gs.Graph, tensor: gs.Tensor) -> bool:
+    """True if ``tensor`` is one of the graph's inputs."""
     return any(t is tensor for t in graph.inputs)
 
 
@@ -142,6 +144,7 @@ class NameSource:
         self.used.update(graph.tensors().keys())
 
     def fresh(self, base: str) -> str:
+        """``base`` if unused, else ``base_1``, ``base_2``, ...; the name is then taken."""
         base = base or "t"
         if base not in self.used:
             self.used.add(base)

@@ -62,6 +62,7 @@ def load(proto: onnx.ModelProto, source: str = "test.onnx") -> OnnxModel:
 
 def run_pass(cls: type[Pass], model: OnnxModel, options: Any = None,
              context: PassContext | None = None) -> PassResult[OnnxModel]:
+    """Run one pass directly (no manager)."""
     return cls(options, context).run(model)
 
 
@@ -119,4 +120,5 @@ def parse(text: str, **initializers: np.ndarray) -> onnx.ModelProto:
 
 
 def rand(*shape: int, seed: int = 0) -> np.ndarray:
+    """Seeded standard-normal float32 values."""
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 
 from normalize_helpers import load, parse, rand, run_pass, static
@@ -23,7 +24,7 @@ g (float[N, 2, 4, 4] x) => (float[1, 1, 3, 8] y, float[1, 2, 8, 8] z, float[1, 4
 """
 
 
-def _unsupported():
+def _unsupported() -> onnx.ModelProto:
     return parse(UNSUPPORTED, shape=np.array([2, 1, 16], np.int64), lw=rand(1, 12, 16), lr=rand(1, 12, 3),
                  shape2=np.array([1, 1, 3, 8], np.int64), roi=np.zeros(0, np.float32),
                  scales=np.array([1, 1, 2, 2], np.float32))
@@ -111,3 +112,17 @@ def test_check_supported_passes_a_normalized_model_unchanged() -> None:
     """, w=rand(3, 4), b=rand(3))
     result = run_pass(CheckSupported, static(proto))
     assert not result.changed
+
+
+def test_data_dependent_shapes_are_listed_with_the_other_problems() -> None:
+    proto = parse("""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 4] x) => (int64[2, K] y, float[1, 4] t) {
+        y = NonZero(x)
+        t = Tanh(x)
+    }
+    """)
+    with pytest.raises(UnsupportedError) as info:
+        run_pass(Normalize, load(proto))
+    details = "\n".join(info.value.details)
+    assert "'NonZero_0'" in details and "no static shape" in details and "'Tanh_1'" in details

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 
 from normalize_helpers import assert_same_outputs, load, ops, ort_run, run_pass, static
@@ -15,7 +16,7 @@ pytest.importorskip("sklearn")
 pytest.importorskip("skl2onnx")
 
 
-def _mlp(zipmap: bool, classes: int = 3, string_labels: bool = False):
+def _mlp(zipmap: bool, classes: int = 3, string_labels: bool = False) -> tuple[onnx.ModelProto, np.ndarray]:
     from sklearn.neural_network import MLPClassifier
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType

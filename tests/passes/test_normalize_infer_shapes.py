@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 
 from normalize_helpers import assert_same_outputs, load, parse, rand, run_pass, torch_export
@@ -21,7 +22,7 @@ g (float[N, 2, H, W] x) => (float[N, 4, H2, W2] y) {
 """
 
 
-def _conv(batch_only: bool = True):
+def _conv(batch_only: bool = True) -> onnx.ModelProto:
     text = CONV.replace("float[N, 2, H, W] x", "float[N, 2, 6, 6] x") if batch_only else CONV
     return parse(text, w=rand(4, 2, 3, 3))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx_graphsurgeon as gs
 import pytest
 
 from normalize_helpers import assert_same_outputs, check_pass, ops, parse, rand, run_pass, static, torch_export
@@ -11,7 +12,7 @@ from passes.matmul_to_gemm import MatMulToGemm
 from passes.normalize_util import ORIGIN, const_value
 
 
-def _canonical(node) -> None:
+def _canonical(node: gs.Node) -> None:
     assert node.op == "Gemm"
     assert node.attrs == {"alpha": 1.0, "beta": 1.0, "transA": 0, "transB": 1}
     n, k = const_value(node.inputs[1]).shape

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx_graphsurgeon as gs
 import pytest
 
 from normalize_helpers import assert_same_outputs, check_pass, ops, parse, rand, run_pass, static, torch_export
@@ -11,7 +12,7 @@ from passes.canonical_reshape import CanonicalizeReshape
 from passes.normalize_util import ORIGIN, const_value
 
 
-def _target(node) -> list[int]:
+def _target(node: gs.Node) -> list[int]:
     return [int(d) for d in const_value(node.inputs[1])]
 
 

@@ -23,7 +23,6 @@ and ``{input name: float32 array}`` of the model's static (batch 1) input shape.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -419,8 +418,8 @@ def onnx_models(draw: Draw, *, dims: tuple[int, ...] = (0, 1, 2), max_layers: in
 
 
 def save_model(model: onnx.ModelProto, label: str) -> str:
-    """Write a (failing) model for inspection; the directory is $FREEML_FAILURES or a temp dir."""
-    folder = os.environ.get("FREEML_FAILURES") or os.path.join(tempfile.gettempdir(), "freeml-tx-failures")
+    """Write a (failing) model for inspection into $FREEML_FAILURES or tests/failures/ (gitignored)."""
+    folder = os.environ.get("FREEML_FAILURES") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "failures")
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"{label}.onnx")
     onnx.save(model, path)

@@ -74,12 +74,15 @@ def fix_input_shapes(model: OnnxModel, given: dict[str, tuple[int, ...]], pass_n
                 fixed += 1
             else:
                 label = f"'{dim}'" if isinstance(dim, str) and dim else "unnamed"
+                dynamic = [str(j) for j, d in enumerate(declared)
+                           if j > 0 and not (isinstance(d, (int, np.integer)) and int(d) > 0)]
                 raise UnsupportedError(
                     f"input '{tensor.name}' has a dynamic dimension {i} ({label}) in shape "
                     f"{shape_text(tensor)}; only the batch dimension (0) may be dynamic",
                     location=Location(file=model.source, pass_name=pass_name, shape=shape_text(tensor)),
-                    hint=f"fix it with {_flag_example(tensor.name, declared)} (replace the 1s "
-                         f"with the real sizes; batch must be 1)")
+                    hint=f"fix it with {_flag_example(tensor.name, declared)}, putting the real sizes of "
+                         f"dimension{'s' if len(dynamic) > 1 else ''} {', '.join(dynamic)} in place of "
+                         f"the 1s there (batch must be 1)")
         tensor.shape = new
     return fixed
 

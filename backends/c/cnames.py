@@ -73,18 +73,5 @@ def c_array_init(values: np.ndarray, dtype: str, per_line: int = 12, indent: str
 def c_comment_text(text: str) -> str:
     """Text that is safe inside a /* */ comment (no comment terminator, printable ASCII)."""
     safe = text.replace("*/", "* /").replace("/*", "/ *")
-    return "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in safe)
-
-
-def c_string(text: str) -> str:
-    """A C string literal (printable ASCII kept, everything else escaped)."""
-    out = []
-    for ch in text:
-        if ch in ('"', "\\"):
-            out.append("\\" + ch)
-        elif 32 <= ord(ch) < 127:
-            out.append(ch)
-        else:
-            for byte in ch.encode("utf-8"):
-                out.append(f"\\{byte:03o}")
-    return '"' + "".join(out) + '"'
+    safe = "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in safe)
+    return safe.replace("??", "? ?").replace("??", "? ?")     # no trigraphs (-std=c99 has them)

@@ -25,7 +25,7 @@ TESTS = Path(__file__).resolve().parents[1]
 FAILURES = TESTS / "failures"
 for sub in ("", "lir"):
     if str(TESTS / sub) not in sys.path:
-        sys.path.insert(0, str(TESTS / sub))
+        sys.path.append(str(TESTS / sub))
 
 #: (compiler, sanitize) pairs: every generated package is built warning-free (-Werror) by both, and
 #: the clang build runs under AddressSanitizer + UndefinedBehaviorSanitizer.
@@ -98,9 +98,17 @@ def build_all(out_dir: Path, builds: Sequence[tuple[str, bool]] = BUILDS) -> lis
 
 def save_failure(label: str, program: Program | None = None, onnx_model: Any = None,
                  out_dir: Path | None = None, note: str = "") -> str:
-    """Keep a failing case under tests/failures/<label>/ and return that path."""
-    folder = FAILURES / label
+    """Keep a failing case under tests/failures/<test>/ and return that path.
+
+    `label` is ``<test>/<case>`` (e.g. ``random_lir/seed_17``). The folder of a test holds only its
+    latest failure: while hypothesis shrinks, each smaller failing case replaces the one before, and
+    the minimal case, which hypothesis runs last, is what stays.
+    """
+    test, _, case = label.partition("/")
+    folder = FAILURES / test
+    shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
+    note = f"case: {case or test}\n{note}"
     if program is not None:
         (folder / "program.lir").write_text(print_program(program), encoding="utf-8")
     if onnx_model is not None:

@@ -60,7 +60,7 @@ def test_sample_model_c_equals_interpreter(name: str, tmp_path: Path) -> None:
     # the host has no FRAM limit: the big MLP (> 256 KiB of weights before sparsify) builds too
     program = lower_model(model, ds, tmp_path / "gen", fram_bytes=4 << 20)
     inputs = quantised_inputs(program, ds) + random_inputs(program, 8, seed=7)
-    check_c_equals_interpreter(program, tmp_path / "gen2", inputs, f"sample_{name}")
+    check_c_equals_interpreter(program, tmp_path / "gen2", inputs, f"sample_{name}/test_set")
 
 
 @settings(max_examples=20, deadline=None, print_blob=True,
@@ -83,9 +83,9 @@ def test_random_onnx_models_c_equals_interpreter(tmp_path_factory: pytest.TempPa
         # plan-memory or emit-c is ours
         if exc.location.pass_name in ("plan-memory", "emit-c"):
             from emit_c_helpers import save_failure
-            where = save_failure(f"onnx_{digest}", onnx_model=proto, note=exc.render() + "\n" + proto.doc_string)
+            where = save_failure(f"random_onnx/{digest}", onnx_model=proto, note=exc.render() + "\n" + proto.doc_string)
             raise AssertionError(f"{exc.render()}\nsaved to {where}") from exc
         assume(False)
         return
     inputs = quantised_inputs(program, ds) + random_inputs(program, 6, seed=int(digest[:6], 16))
-    check_c_equals_interpreter(program, out / "c", inputs, f"onnx_{digest}", onnx_model=proto)
+    check_c_equals_interpreter(program, out / "c", inputs, f"random_onnx/{digest}", onnx_model=proto)

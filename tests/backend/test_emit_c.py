@@ -85,7 +85,7 @@ def test_layout_api_and_bit_exact(tmp_path: Path) -> None:
     assert man["inputs"][0]["scale"] == 2.0 ** -12 and man["api"]["in_size"] == 126
     assert sorted(stats["files"]) == stats["files"] or True
     inputs = random_inputs(small_cnn(), 12, seed=1)
-    check_c_equals_interpreter(small_cnn(), tmp_path / "again", inputs, "small_cnn")
+    check_c_equals_interpreter(small_cnn(), tmp_path / "again", inputs, "small_cnn/inputs_seed_1")
 
 
 @pytest.mark.parametrize("dims", [[1, 2, 9], [3, 7, 9], [4, 5, 9], [2, 3, 9]])
@@ -97,7 +97,7 @@ def test_tile_plans_run_in_tiles_with_the_same_result(tmp_path: Path, dims: list
     tile = dims[0] * oh if dims[1] >= oh else dims[1]
     assert re.search(rf"{{ fx_small_cnn_step_0_conv, 28u, {tile}u, 2u }}", text)
     check_c_equals_interpreter(small_cnn(TilePlan(dims, per_commit=2)), tmp_path / "c", random_inputs(p, 6, 2),
-                               f"tiles_{'_'.join(map(str, dims))}")
+                               f"tiles/{'_'.join(map(str, dims))}")
 
 
 def test_every_generated_file_has_the_provenance_header(tmp_path: Path) -> None:
@@ -214,7 +214,7 @@ def test_fram_activations_and_hifram_constants_are_placed_by_macros(tmp_path: Pa
     assert re.search(r"const int16_t fx_small_cnn_c_w2\[800\] FX_HIFRAM =", weights)
     assert re.search(r"const int16_t fx_small_cnn_c_w\[72\] FX_FRAM =", weights)
     assert "FX_STORE(dst[i]" in src                          # inputs copied into FRAM count as FRAM stores
-    check_c_equals_interpreter(small_cnn(), tmp_path / "c", random_inputs(small_cnn(), 4, 5), "persistent",
+    check_c_equals_interpreter(small_cnn(), tmp_path / "c", random_inputs(small_cnn(), 4, 5), "persistent/small_cnn",
                                builds=(("clang", True),))
 
 
@@ -227,7 +227,7 @@ def test_random_lir_programs_c_equals_interpreter(tmp_path_factory: pytest.TempP
 
     out = tmp_path_factory.mktemp("lir")
     try:
-        check_c_equals_interpreter(p, out, random_inputs(p, 16, seed), f"lir_{seed}", builds=(("gcc", True),))
+        check_c_equals_interpreter(p, out, random_inputs(p, 16, seed), f"random_lir/seed_{seed}", builds=(("gcc", True),))
     except FreemlError as exc:   # pragma: no cover - a failure path
         raise AssertionError(exc.render()) from exc
     # the work units the C schedules are the ones the tile pass's cost model counts

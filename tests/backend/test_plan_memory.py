@@ -18,7 +18,7 @@ from transpiler.lir.liveness import liveness, overlaps
 from transpiler.lir.verify import verify_program
 from transpiler.pass_infra import PassContext
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lir"))
+sys.path.append(str(Path(__file__).resolve().parents[1] / "lir"))
 from strategies_lir import programs  # noqa: E402
 
 

@@ -167,6 +167,7 @@ def make_summary(args: argparse.Namespace, context: Any, report: Any) -> dict[st
     return {
         "model": str(args.model),
         "output": str(out_dir),
+        "data": getattr(args, "data", None),
         "c_name": manifest.get("c_name"),
         "pipeline": context.pipeline_text,
         "calibration": "data" if context.data is not None else "weight-derived ranges (no --data)",
@@ -207,15 +208,15 @@ def format_summary(s: dict[str, Any]) -> str:
         + (f" ({_b(r['stack_reserve'])} reserved for the stack)" if r.get("stack_reserve") is not None else "")
         + (f"; moved to FRAM: {', '.join(r['spilled_to_fram'])}" if r["spilled_to_fram"] else ""),
         "  Q formats   " + "; ".join(
-            [f"input {k} q={v}" for k, v in s["q"]["inputs"].items()]
-            + [f"output {k} q={v}" for k, v in s["q"]["outputs"].items()]
+            [f"input '{k}' q={v}" for k, v in s["q"]["inputs"].items()]
+            + [f"output '{k}' q={v}" for k, v in s["q"]["outputs"].items()]
             + ([f"activations q={qa[0]}..{qa[1]}"] if qa else [])),
         f"  calibration {s['calibration']}",
     ]
     if s.get("labels"):
         lines.append(f"  labels      {', '.join(str(x) for x in s['labels'])}")
     lines.append(f"  report      {s['report']}")
-    lines.append(f"next: make -C {s['output']} && freeml-tx verify {s['output']} --data DATA.npz")
+    lines.append(f"next: make -C {s['output']} && freeml-tx verify {s['output']} --data {s.get('data') or 'DATA.npz'}")
     return "\n".join(lines)
 
 

@@ -110,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         np.set_printoptions(precision=4, suppress=True, linewidth=100, threshold=40)
         for pt in man["outputs"]:
+            if pt["name"] == cls_name:
+                continue        # printed as "class N" below
             value = real[pt["name"]]
             shown = value[0] if n == 1 else value
             print(f"{pt['name']} {list(value.shape[1:])} q={pt['q']}:" + ("" if n == 1 else f" ({n} samples)"))

@@ -1,0 +1,216 @@
+"""The compile, build-lir, run and verify commands, end to end on the sample models."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from emit_c_helpers import import_all_passes
+
+from transpiler import hostrun
+from transpiler.cli import main
+from transpiler.cli.compile_cmd import default_pipeline, parse_size
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "samples"
+ALL = ("lenet5_mnist", "mlp_mnist_big", "cnn_digits", "mlp_digits_sklearn", "tiny_conv1d", "tiny_residual")
+
+import_all_passes()
+
+
+def sample(name: str) -> tuple[str, str]:
+    model, data = SAMPLES / f"{name}.onnx", SAMPLES / f"{name}.npz"
+    if not model.is_file() or not data.is_file():
+        pytest.skip(f"samples/{name} is absent (python samples/make_all.py makes it)")
+    return str(model), str(data)
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def digests(root: Path) -> dict[str, str]:
+    return {str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest()
+            for f in sorted(root.rglob("*")) if f.is_file()}
+
+
+def test_compile_prints_the_summary_and_writes_the_package(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model, data = sample("tiny_residual")
+    out = tmp_path / "build"
+    code, text, err = cli(capsys, model, "-o", str(out), "--data", data, "--print-pipeline")
+    assert code == 0, err
+    assert "pipeline: normalize,quantize,lower,plan-memory,emit-c" in text
+    for word in ("ops ", "parameters", "FRAM", "weights", "descriptors", "SRAM", "peak activations",
+                 "Q formats", "input 'input' q=", str(out / "report.txt")):
+        assert word in text, word
+    assert "warning" not in err
+    for f in ("tiny_residual.c", "tiny_residual.h", "tiny_residual_weights.c", "Makefile", "main_host.c",
+              "manifest.json", "final.lir", "report.txt", "normalized.onnx", "runtime/fx_kernels.h", "msp430.mk"):
+        assert (out / f).is_file(), f
+    man = hostrun.load_manifest(out)
+    assert man["generator"]["pipeline"] == "normalize,quantize,lower,plan-memory,emit-c"
+    assert man["generator"]["source_sha256"] == hashlib.sha256(Path(model).read_bytes()).hexdigest()
+    assert man["generator"]["command"].startswith("freeml-tx ")
+    r = subprocess.run(["make", "-C", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (out / "tiny_residual_host").is_file()
+
+
+def test_compile_json_and_warning_without_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model, _ = sample("tiny_conv1d")
+    code, text, err = cli(capsys, model, "-o", str(tmp_path / "b"), "--json", "--sram", "4KiB", "--stack", "512")
+    assert code == 0, err
+    doc = json.loads(text)
+    assert doc["c_name"] == "tiny_conv1d" and doc["steps"] >= 3
+    assert doc["sram"]["budget"] == 4096 and doc["sram"]["stack_reserve"] == 512
+    assert doc["pipeline"] == "normalize,quantize,lower,plan-memory{stack=512},emit-c"
+    assert set(doc["fram"]) == {"weights", "biases", "descriptors", "activations", "hifram"}
+    assert doc["calibration"].startswith("weight-derived")
+    assert "warning: no --data" in err and "weight-derived" in err
+
+
+def test_budget_error_exits_2_names_the_largest_buffers_and_leaves_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model, data = sample("mlp_mnist_big")
+    out = tmp_path / "build"
+    code, text, err = cli(capsys, model, "-o", str(out), "--data", data)
+    assert code == 2
+    assert "plan-memory" in err and "of FRAM" in err and "largest buffers" in err
+    assert "const %" in err and "used by" in err and "sparsify" in err and "--fram" in err
+    assert not out.exists() and not any(tmp_path.iterdir())          # nothing left behind
+    # an earlier output in -o survives a failed run untouched
+    small, small_data = sample("tiny_conv1d")
+    assert cli(capsys, small, "-o", str(out), "--data", small_data)[0] == 0
+    before = digests(out)
+    code, _, err = cli(capsys, model, "-o", str(out), "--data", data)
+    assert code == 2 and digests(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["build"]
+
+
+def test_sram_only_budget_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model, data = sample("lenet5_mnist")
+    code, _, err = cli(capsys, model, "-o", str(tmp_path / "b"), "--data", data, "--sram-only")
+    assert code == 2 and "of SRAM" in err and "reserved for the stack" in err
+    assert "written by" in err and "--sram" in err and "tile the layer" in err
+    assert not (tmp_path / "b").exists()
+
+
+def test_budget_error_exit_code_through_the_console_script(tmp_path: Path) -> None:
+    model, data = sample("lenet5_mnist")
+    exe = shutil.which("freeml-tx")
+    cmd = [exe] if exe else [sys.executable, "-m", "transpiler"]
+    r = subprocess.run([*cmd, model, "-o", str(tmp_path / "b"), "--data", data, "--sram", "2KiB", "--sram-only"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "BudgetError" not in r.stderr and "error:" in r.stderr
+    assert not (tmp_path / "b").exists()
+
+
+def test_pipeline_without_emit_c_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model, _ = sample("tiny_conv1d")
+    code, _, err = cli(capsys, model, "-o", str(tmp_path / "b"), "--pipeline", "normalize,quantize,lower")
+    assert code == 2 and "emit-c" in err
+    assert not (tmp_path / "b").exists()
+
+
+def test_same_input_gives_byte_identical_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model, data = sample("cnn_digits")
+    out = tmp_path / "b"
+    assert cli(capsys, model, "-o", str(out), "--data", data)[0] == 0
+    first = digests(out)
+    assert cli(capsys, model, "-o", str(out), "--data", data)[0] == 0
+    assert digests(out) == first and len(first) > 12
+
+
+def test_build_lir_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model, data = sample("tiny_residual")
+    one, two, dumps = tmp_path / "one", tmp_path / "two", tmp_path / "dumps"
+    assert cli(capsys, model, "-o", str(one), "--data", data, "--dump-dir", str(dumps))[0] == 0
+    code, text, err = cli(capsys, "build-lir", str(one / "final.lir"), "-o", str(two))
+    assert code == 0, err
+    assert "pipeline    emit-c" in text                     # planned already: no re-planning
+    for f in ("tiny_residual.c", "tiny_residual_weights.c", "tiny_residual.h", "final.lir"):
+        a = [x for x in (one / f).read_text().splitlines() if "command:" not in x and "pipeline:" not in x]
+        b = [x for x in (two / f).read_text().splitlines() if "command:" not in x and "pipeline:" not in x]
+        assert a == b, f
+    # a dump from before plan-memory gets planned
+    lowered = sorted(dumps.glob("*-lower.lir"))
+    assert lowered, sorted(p.name for p in dumps.iterdir())
+    code, text, err = cli(capsys, "build-lir", str(lowered[0]), "-o", str(tmp_path / "three"), "--name", "t3")
+    assert code == 0, err
+    assert "plan-memory" in text and (tmp_path / "three" / "t3.c").is_file()
+    xs = np.random.default_rng(0).integers(-32768, 32768, (5, hostrun.load_manifest(one)["api"]["in_size"]))
+    ys = [hostrun.run_raw(hostrun.build(d, cc="gcc"), hostrun.load_manifest(d), xs)
+          for d in (one, two, tmp_path / "three")]
+    assert np.array_equal(ys[0], ys[1]) and np.array_equal(ys[0], ys[2])
+
+
+def test_run_prints_outputs_and_class(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model, data = sample("mlp_digits_sklearn")
+    out = tmp_path / "b"
+    assert cli(capsys, model, "-o", str(out), "--data", data)[0] == 0
+    d = np.load(data)
+    np.save(tmp_path / "x.npy", d["x"][:1])
+    code, text, err = cli(capsys, "run", str(out), "--input", str(tmp_path / "x.npy"),
+                          "--output", str(tmp_path / "y.npy"))
+    assert code == 0, err
+    assert f"class {int(d['y'][0])}" in text
+    y = np.load(tmp_path / "y.npy")
+    assert y.shape == (1, 10) and y.dtype == np.float32 and int(y.argmax()) == int(d["y"][0])
+    np.save(tmp_path / "x3.npy", d["x"][:3])
+    code, text, _ = cli(capsys, "run", str(out), "-i", str(tmp_path / "x3.npy"), "--json")
+    doc = json.loads(text)
+    scores = np.asarray(doc["outputs"][next(k for k in doc["outputs"] if k != "class")])
+    assert doc["samples"] == 3 and doc["classes"] == scores.argmax(axis=1).tolist() == doc["outputs"]["class"]
+    assert doc["labels"] == doc["classes"]                 # sklearn's labels are the digits 0..9
+    np.save(tmp_path / "bad.npy", d["x"][:1, :10])
+    code, _, err = cli(capsys, "run", str(out), "-i", str(tmp_path / "bad.npy"))
+    assert code == 2 and "64" in err
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_verify_top1_agreement_on_the_sample_test_sets(name: str, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    model, data = sample(name)
+    out = tmp_path / "b"
+    extra = ["--fram", "1MiB"] if name == "mlp_mnist_big" else []   # it needs sparsify for a real part
+    assert cli(capsys, model, "-o", str(out), "--data", data, *extra)[0] == 0
+    code, text, err = cli(capsys, "verify", str(out), "--data", data, "--json")
+    assert code == 0, text + err
+    doc = json.loads(text)
+    assert doc["pass"] and doc["samples"] == len(np.load(data)["x"])
+    for row in doc["outputs"]:
+        if "agreement" in row:
+            assert row["agreement"] >= 0.995, row
+        if "max_abs_error" in row:
+            assert row["max_abs_error"] <= 0.05 * max(1.0, row["max_abs_reference"]), row
+    if name == "lenet5_mnist":
+        code, text, _ = cli(capsys, "verify", str(out), "--data", data, "--min-agreement", "1.01", "--limit", "20")
+        assert code == 1 and "FAIL" in text and "top-1 agreement" in text
+
+
+def test_verify_needs_the_normalized_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model, data = sample("tiny_conv1d")
+    assert cli(capsys, model, "-o", str(tmp_path / "a"), "--data", data)[0] == 0
+    assert cli(capsys, "build-lir", str(tmp_path / "a" / "final.lir"), "-o", str(tmp_path / "b"))[0] == 0
+    code, _, err = cli(capsys, "verify", str(tmp_path / "b"), "--data", data)
+    assert code == 2 and "normalized.onnx" in err
+
+
+def test_flags_make_the_pipeline_and_sizes_parse() -> None:
+    class Args:
+        stack = None
+        persistent = True
+        sram_only = True
+
+    assert default_pipeline(Args()) == \
+        "normalize,quantize,lower,plan-memory{persistent=true,fram-activations=false},emit-c"
+    assert parse_size("8KiB") == 8192 and parse_size("256KB") == 256 * 1024 and parse_size("100") == 100
+    assert parse_size("1MiB") == 1 << 20

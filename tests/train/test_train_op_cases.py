@@ -1,0 +1,153 @@
+"""Every supported op on its own: forward == onnxruntime on a batch, gradients == finite differences."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from train_helpers import batch_inputs, check_gradients, make_model, ort_batch, rand
+
+from transpiler.model import OnnxModel
+
+from passes.train import build_net
+from passes.train.nodes import SUPPORTED_OPS
+
+
+def _conv2d_grouped() -> OnnxModel:
+    return make_model([helper.make_node("Conv", ["x", "W", "B"], ["y"], name="conv", kernel_shape=[3, 2],
+                                        strides=[2, 1], pads=[1, 0, 2, 1], dilations=[1, 2], group=2)],
+                      {"x": [1, 4, 7, 6]}, "y", {"W": rand(6, 2, 3, 2, seed=1), "B": rand(6, seed=2)})
+
+
+def _conv2d_depthwise() -> OnnxModel:
+    return make_model([helper.make_node("Conv", ["x", "W"], ["y"], name="dw", kernel_shape=[3, 3],
+                                        strides=[2, 2], pads=[1, 1, 1, 1], dilations=[1, 1], group=3)],
+                      {"x": [1, 3, 6, 5]}, "y", {"W": rand(6, 1, 3, 3, seed=3)})
+
+
+def _conv1d() -> OnnxModel:
+    return make_model([helper.make_node("Conv", ["x", "W", "B"], ["y"], name="conv1d", kernel_shape=[3],
+                                        strides=[2], pads=[2, 1], dilations=[2], group=1)],
+                      {"x": [1, 2, 11]}, "y", {"W": rand(3, 2, 3, seed=4), "B": rand(3, seed=5)})
+
+
+def _gemm() -> OnnxModel:
+    return make_model([helper.make_node("Gemm", ["x", "W", "B"], ["y"], name="fc", transB=1)],
+                      {"x": [1, 5]}, "y", {"W": rand(4, 5, seed=6), "B": rand(4, seed=7)})
+
+
+def _gemm_odd() -> OnnxModel:
+    return make_model([helper.make_node("Gemm", ["x", "W", "B"], ["y"], name="fc", alpha=0.5, beta=2.0, transB=0)],
+                      {"x": [1, 5]}, "y", {"W": rand(5, 3, seed=8), "B": rand(1, 3, seed=9)})
+
+
+def _activations() -> OnnxModel:
+    return make_model([helper.make_node("Gemm", ["x", "W"], ["h"], name="fc", transB=1),
+                       helper.make_node("Relu", ["h"], ["r"], name="relu"),
+                       helper.make_node("Clip", ["h", "lo", "hi"], ["c"], name="clip"),
+                       helper.make_node("LeakyRelu", ["h"], ["l"], name="leaky", alpha=0.1),
+                       helper.make_node("Add", ["r", "c"], ["s"], name="add1"),
+                       helper.make_node("Add", ["s", "l"], ["y"], name="add2")],
+                      {"x": [1, 6]}, "y", {"W": rand(8, 6, seed=10), "lo": np.float32(-0.5), "hi": np.float32(0.7)})
+
+
+def _maxpool_ceil() -> OnnxModel:
+    return make_model([helper.make_node("MaxPool", ["x"], ["y"], name="mp", kernel_shape=[3, 2], strides=[2, 2],
+                                        pads=[1, 0, 1, 1], dilations=[1, 2], ceil_mode=1)],
+                      {"x": [1, 2, 8, 7]}, "y", {})
+
+
+def _avgpool_include_pad() -> OnnxModel:
+    return make_model([helper.make_node("AveragePool", ["x"], ["y"], name="ap", kernel_shape=[3, 3], strides=[2, 2],
+                                        pads=[1, 1, 1, 0], count_include_pad=1, ceil_mode=1)],
+                      {"x": [1, 2, 7, 7]}, "y", {})
+
+
+def _avgpool_exclude_pad_1d() -> OnnxModel:
+    return make_model([helper.make_node("AveragePool", ["x"], ["y"], name="ap1d", kernel_shape=[3], strides=[2],
+                                        pads=[1, 2], count_include_pad=0, ceil_mode=0)],
+                      {"x": [1, 3, 9]}, "y", {})
+
+
+def _maxpool_1d() -> OnnxModel:
+    return make_model([helper.make_node("MaxPool", ["x"], ["y"], name="mp1d", kernel_shape=[2], strides=[1],
+                                        pads=[1, 0], dilations=[2], ceil_mode=0)],
+                      {"x": [1, 2, 8]}, "y", {})
+
+
+def _gap_reshape_softmax() -> OnnxModel:
+    return make_model([helper.make_node("Conv", ["x", "W", "B"], ["c"], name="conv", kernel_shape=[1, 1],
+                                        strides=[1, 1], pads=[0, 0, 0, 0], dilations=[1, 1], group=1),
+                       helper.make_node("GlobalAveragePool", ["c"], ["g"], name="gap"),
+                       helper.make_node("Reshape", ["g", "shape"], ["f"], name="reshape"),
+                       helper.make_node("Softmax", ["f"], ["y"], name="softmax", axis=-1)],
+                      {"x": [1, 2, 5, 4]}, "y", {"W": rand(4, 2, 1, 1, seed=11), "B": rand(4, seed=12),
+                                                 "shape": np.array([1, 4], np.int64)})
+
+
+def _affine_concat_flatten() -> OnnxModel:
+    return make_model([helper.make_node("Mul", ["x", "scale"], ["m"], name="mul"),
+                       helper.make_node("Add", ["shift", "m"], ["a"], name="add"),
+                       helper.make_node("Add", ["a", "elem"], ["e"], name="add_elem"),
+                       helper.make_node("Conv", ["x", "W", "B"], ["c"], name="conv", kernel_shape=[3, 3],
+                                        strides=[1, 1], pads=[1, 1, 1, 1], dilations=[1, 1], group=1),
+                       helper.make_node("Concat", ["e", "c"], ["cat"], name="concat", axis=1),
+                       helper.make_node("Flatten", ["cat"], ["f"], name="flatten", axis=1),
+                       helper.make_node("Gemm", ["f", "fcW", "fcB"], ["y"], name="fc", transB=1)],
+                      {"x": [1, 3, 4, 4]}, "y",
+                      {"scale": rand(3, 1, 1, seed=13), "shift": rand(1, 3, 1, 1, seed=14),
+                       "elem": rand(1, 3, 4, 4, seed=15), "W": rand(2, 3, 3, 3, seed=16), "B": rand(2, seed=17),
+                       "fcW": rand(3, 80, seed=18, scale=0.2), "fcB": rand(3, seed=19)})
+
+
+def _residual_1d_vector_affine() -> OnnxModel:
+    return make_model([helper.make_node("Conv", ["x", "W", "B"], ["c"], name="conv", kernel_shape=[3], strides=[1],
+                                        pads=[1, 1], dilations=[1], group=1),
+                       helper.make_node("Relu", ["c"], ["r"], name="relu"),
+                       helper.make_node("Add", ["x", "r"], ["s"], name="residual"),
+                       helper.make_node("Flatten", ["s"], ["f"], name="flatten", axis=1),
+                       helper.make_node("Mul", ["f", "k"], ["y"], name="mul_vec")],
+                      {"x": [1, 2, 6]}, "y", {"W": rand(2, 2, 3, seed=20), "B": rand(2, seed=21),
+                                              "k": rand(1, 12, seed=22)})
+
+
+CASES: dict[str, Callable[[], OnnxModel]] = {
+    "conv2d-grouped": _conv2d_grouped, "conv2d-depthwise": _conv2d_depthwise, "conv1d": _conv1d, "gemm": _gemm,
+    "gemm-alpha-beta-transB0": _gemm_odd, "activations": _activations, "maxpool-ceil-dilated": _maxpool_ceil,
+    "avgpool-include-pad-ceil": _avgpool_include_pad, "avgpool-1d": _avgpool_exclude_pad_1d,
+    "maxpool-1d": _maxpool_1d, "gap-reshape-softmax": _gap_reshape_softmax,
+    "affine-concat-flatten": _affine_concat_flatten, "residual-1d": _residual_1d_vector_affine,
+}
+
+
+def test_the_cases_cover_every_supported_op() -> None:
+    used = {node.op for make in CASES.values() for node in make().graph.nodes}
+    assert used == set(SUPPORTED_OPS)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_forward_matches_onnxruntime_on_a_batch(case: str) -> None:
+    model = CASES[case]()
+    net = build_net(model, train_affine=True)
+    feeds = batch_inputs(net, 5, seed=1)
+    ours = net.forward(feeds)
+    ref = ort_batch(model, feeds)
+    for name in net.outputs:
+        np.testing.assert_allclose(ours[name], ref[name], rtol=1e-5, atol=1e-5, err_msg=f"{case}: {name}")
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_gradients_match_finite_differences(case: str) -> None:
+    net = build_net(CASES[case](), train_affine=True, dtype=np.float64)
+    assert net.param_names or case.startswith(("maxpool", "avgpool"))
+    problems = check_gradients(net, batch_inputs(net, 3, seed=2), seed=3)
+    assert problems == []
+
+
+def test_affine_constants_are_parameters_only_when_asked() -> None:
+    model = _affine_concat_flatten()
+    assert set(build_net(model).param_names) == {"W", "B", "fcW", "fcB"}
+    assert set(build_net(model, train_affine=True).param_names) == {"scale", "shift", "elem", "W", "B", "fcW", "fcB"}

@@ -23,9 +23,9 @@ Rules:
 - **Activations** live in SRAM when they fit, else FRAM. Storage is shared between buffers whose
   lifetimes do not overlap (greedy best-fit by size: the largest buffer first, each into the
   smallest gap between already-placed buffers that are live at the same time). A buffer is live
-  from the step that writes it (program inputs: from before step 0) to the last step that reads it
-  (program outputs: to the end); a step's inputs and outputs are live together, so a step never
-  writes storage that it reads. While the SRAM plan is over budget the largest buffer live at the
+  from the step that writes it (program inputs: from step 0) to the last step that reads it
+  (program outputs: to the last step), as transpiler.lir.liveness defines it; a step's inputs and
+  outputs are live together, so a step never writes storage that it reads. While the SRAM plan is over budget the largest buffer live at the
   peak moves to FRAM (``fram_activations=false`` forbids that and makes it an error instead).
   With ``persistent=true`` every activation goes to FRAM (intermittent execution: SRAM is lost at
   every power failure).
@@ -33,6 +33,14 @@ Rules:
   the lifetime of the buffer they view.
 - Offsets are byte offsets inside their space, aligned to the element size (2 for i16, 4 for i32).
   In ``fram`` the activation arena starts at 0 and the constants follow it.
+- SRAM keeps ``stack`` bytes (default 1 KiB) free for the call stack and the runtime's own state;
+  the activations get ``sram - stack``. Lower FRAM keeps room for the code (a rough estimate,
+  ``RUNTIME_CODE_BYTES + CODE_BYTES_PER_STEP`` per step, unless ``code`` is given) and the kernel
+  descriptors.
+
+Stats: ``sram_peak``, ``fram_weights``/``fram_bias``/``fram_descriptors``/``fram_activations``,
+``hifram_bytes``, ``reuse_savings_sram``/``reuse_savings_fram`` (bytes saved by sharing),
+``spilled_to_fram``, the budgets; also left in ``PassContext.extra["plan-memory"]`` for emit-c's report.
 
 A plan that cannot fit raises :class:`BudgetError` before any code is generated, naming the largest
 buffers (bytes, lifetime, the steps that write and read them) and what would help.

@@ -70,6 +70,11 @@ def c_array_init(values: np.ndarray, dtype: str, per_line: int = 12, indent: str
     return "{\n" + "\n".join(lines) + "\n}"
 
 
+def shape_text(shape: object) -> str:
+    """``[6,24,24]`` (no spaces), for comments and reports."""
+    return "[" + ",".join(str(int(d)) for d in shape) + "]"  # type: ignore[union-attr]
+
+
 def c_comment_text(text: str) -> str:
     """Text that is safe inside a /* */ comment (no comment terminator, printable ASCII)."""
     safe = text.replace("*/", "* /").replace("/*", "/ *")

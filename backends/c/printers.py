@@ -28,7 +28,7 @@ from typing import Callable
 
 import numpy as np
 
-from backends.c.cnames import C_TYPES, c_array_init, c_comment_text
+from backends.c.cnames import C_TYPES, c_array_init, c_comment_text, shape_text
 from transpiler.errors import Location, UnsupportedError
 from transpiler.lir.ir import Buffer, Program, Step
 
@@ -160,7 +160,7 @@ def _pointer_lines(env: StepEnv, inputs: list[tuple[str, str]], outputs: list[tu
             alias = f" (view of %{store.name})" if store is not b else ""
             ctype = C_TYPES[b.dtype]
             lines.append(f"{role}{ctype} *{var} = {env.ptr(name)};  "
-                         f"/* %{c_comment_text(name)}{c_comment_text(alias)} {b.dtype}{list(b.shape)} "
+                         f"/* %{c_comment_text(name)}{c_comment_text(alias)} {b.dtype}{shape_text(b.shape)} "
                          f"q={b.q if not isinstance(b.q, list) else 'per-channel'} {where} */")
     return lines
 

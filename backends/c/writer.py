@@ -24,7 +24,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from backends.c.cnames import C_TYPES, Namer, c_array_init, c_comment_text, c_ident
+from backends.c.cnames import C_TYPES, Namer, c_array_init, c_comment_text, c_ident, shape_text
 from backends.c.printers import PRINTERS, CDef, StepCode, StepEnv, render_helper, tile_units
 from passes.plan_memory import Lifetime, fmt_bytes, is_planned, lifetimes, memory_summary
 from transpiler.errors import Location, UnsupportedError, PassError
@@ -290,7 +290,7 @@ def _model_h(info: GenInfo, p: Program, m: str, M: str, in_ports: list[Any], out
         macro_names = _port_macro_names([port.onnx_name for port, _ in ports])
         for i, ((port, b), o, mn) in enumerate(zip(ports, offs, macro_names)):
             lines.append(f"/* {kind.lower()}put {i} \"{c_comment_text(port.onnx_name)}\": "
-                         f"{b.dtype}{list(b.shape)}, q={_q_text(b.q)} */")
+                         f"{b.dtype}{shape_text(b.shape)}, q={_q_text(b.q)} */")
             for key in (f"{kind}{i}", f"{kind}_{mn}"):
                 lines.append(f"#define FX_{M}_{key}_OFFSET {o}u")
                 lines.append(f"#define FX_{M}_{key}_SIZE {b.size}u")
@@ -351,7 +351,7 @@ def _weights(info: GenInfo, p: Program, m: str, M: str, sp: _Spelling,
         ctype = C_TYPES[b.dtype]
         decls.append(f"extern const {ctype} {cname}[{b.size}] {place};")
         used = ", ".join(sorted(set(users.get(b.name, [])))) or "no step"
-        defs.append(f"/* %{c_comment_text(b.name)} {b.dtype}{list(b.shape)} q={_q_text(b.q)} "
+        defs.append(f"/* %{c_comment_text(b.name)} {b.dtype}{shape_text(b.shape)} q={_q_text(b.q)} "
                     f"{b.space} @{b.offset}, used by {c_comment_text(used)} */")
         defs.append(f"const {ctype} {cname}[{b.size}] {place} = {c_array_init(b.data, b.dtype)};")
         defs.append("")
@@ -761,13 +761,13 @@ def report(info: GenInfo, p: Program, m: str, manifest: dict[str, Any], runtime:
     lines.append(f"  FRAM weights              {fmt_bytes(s['fram_weights'])}")
     lines.append(f"  FRAM biases               {fmt_bytes(s['fram_bias'])}")
     lines.append(f"  FRAM descriptors (est.)   {fmt_bytes(s['fram_descriptors'])}")
-    lines.append(f"  of the constants in HIFRAM {fmt_bytes(s['hifram_bytes'])}")
+    lines.append(f"  in HIFRAM (of the above)  {fmt_bytes(s['hifram_bytes'])}")
     lines.append(f"  parameters                {s['parameters']}")
     lines.append("")
     lines.append("ports (real value = stored int16 / 2^q)")
     for kind in ("inputs", "outputs"):
         for pt in manifest[kind]:
-            lines.append(f"  {kind[:-1]:6s} {pt['name']!r:24s} {pt['dtype']}{pt['shape']} q={pt['q']} "
+            lines.append(f"  {kind[:-1]:6s} {pt['name']!r:24s} {pt['dtype']}{shape_text(pt['shape'])} q={pt['q']} "
                          f"offset {pt['offset']} size {pt['size']}")
     if manifest.get("labels"):
         lines.append(f"  labels {manifest['labels']}")
@@ -776,14 +776,14 @@ def report(info: GenInfo, p: Program, m: str, manifest: dict[str, Any], runtime:
     lines.append(f"  {'#':>3} {'op':8s} {'name':24s} {'output':18s} {'q':>4} {'MACs':>9} {'units':>6} {'tile':>6}  origin")
     for st in manifest["steps"]:
         oq = st["output_q"]
-        lines.append(f"  {st['index']:>3} {st['op']:8s} {st['name'][:24]:24s} {str(st['output_shape']):18s} "
+        lines.append(f"  {st['index']:>3} {st['op']:8s} {st['name'][:24]:24s} {shape_text(st['output_shape']):18s} "
                      f"{str(oq):>4} {st['macs']:>9} {st['units']:>6} {st['tile_units']:>6}  "
                      f"{', '.join(st['origin'])}")
     lines.append("")
     lines.append("buffers")
     lines.append(f"  {'name':24s} {'kind':10s} {'type':20s} {'q':>12} {'space':7s} {'offset':>7} {'bytes':>7}  life")
     for b in manifest["buffers"]:
-        typ = f"{b['dtype']}{b['shape']}"
+        typ = f"{b['dtype']}{shape_text(b['shape'])}"
         life = f"{b['lifetime'][0]}..{b['lifetime'][1]}" if b["lifetime"] else ""
         where = b["space"] or (f"->%{b['alias']}" if b["alias"] else "-")
         lines.append(f"  {b['name'][:24]:24s} {b['kind']:10s} {typ[:20]:20s} {_q_text(b['q']):>12} "

@@ -329,7 +329,9 @@ class _Lowerer:
             return {"act": "relu"}
         if node.op == "Clip":
             lo, hi = _clip_bounds(node)
-            return {"act": "clip", "lo": _q16(lo, f_out, -32768), "hi": _q16(hi, f_out, 32767)}
+            q_lo, q_hi = _q16(lo, f_out, -32768), _q16(hi, f_out, 32767)
+            # ONNX Clip with min > max outputs max everywhere; min(max(y, hi), hi) does the same.
+            return {"act": "clip", "lo": min(q_lo, q_hi), "hi": q_hi}
         if node.op == "LeakyRelu":
             alpha = float(node.attrs.get("alpha", 0.01))
             a = int(round_half_up(alpha * 32768.0))

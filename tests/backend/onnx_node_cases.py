@@ -617,11 +617,7 @@ BUG = "bug"
 
 #: Every case not matched here must pass. Reasons are what docs/onnx-node-tests.md prints.
 EXPECTATIONS: tuple[Expect, ...] = (
-    # known bugs first (they override the categories below)
-    Expect(r"^test_clip_min_greater_than_max$", BUG,
-           "lower emits `act` with clip lo > hi (lo=8192, hi=4096) for Clip(min=2 > max=1); the LIR "
-           "verifier (and so plan-memory / emit-c) rejects the program, although the interpreter computes "
-           "the right values (min(max(y, lo), hi) = hi)"),
+    # known bugs first (they override the categories below); none open
     # forms outside the normal form, by category
     Expect(r"_expanded(_ver\d+)?$", UNSUPPORTED,
            "function-expanded form: the graph is the op's function body (Less/Where, CastLike/Max, "

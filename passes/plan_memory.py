@@ -111,7 +111,8 @@ def descriptor_bytes(s: Step) -> int:
     """FRAM bytes of a step's kernel descriptor and shift table (estimate; 4-byte pointers)."""
     act = 8
     shifts = len(s.attrs.get("shift", [])) if isinstance(s.attrs.get("shift"), list) else 0
-    size = {"conv": 15 * 2 + 3 * 4 + act, "fc": 2 * 2 + 3 * 4 + act, "maxpool": 16 * 2,
+    size = {"conv": 15 * 2 + 3 * 4 + act, "fc": 2 * 2 + 3 * 4 + act, "conv_sparse": 15 * 2 + 5 * 4 + act,
+            "fc_sparse": 2 * 2 + 5 * 4 + act, "maxpool": 16 * 2,
             "avgpool": 16 * 2, "add": 4 + act, "act": act}.get(s.op, 0)
     if s.op == "concat":
         shifts = len(s.inputs)

@@ -8,7 +8,9 @@ the intermittent runtime commits between); running a unit twice writes the same 
 op          one work unit                                              units
 ==========  ========================================================  ============================
 conv        one output row of one output channel, ``u = co*OH + oy``   ``Cout * OH``
+conv_sparse as conv                                                    ``Cout * OH``
 fc          one output                                                 ``N``
+fc_sparse   one output                                                 ``N``
 maxpool     one output channel                                         ``C``
 avgpool     one output channel                                         ``C``
 add, act    a chunk of ``ELTWISE_CHUNK`` output elements               ``ceil(n / ELTWISE_CHUNK)``
@@ -182,28 +184,93 @@ def _eltwise_units(env: StepEnv, n: int) -> int:
 
 # --- the printers -----------------------------------------------------------------------------
 
+def _conv_geometry(env: StepEnv, x: str, y: str, kh: int, kw: int, cin_g: int | None) -> list[tuple[str, str]]:
+    """The fx_conv_t / fx_conv_sparse_t geometry fields (shared by both printers)."""
+    cin, ih, iw = _shape(env, x, 3, "input")
+    cout, oh, ow = _shape(env, y, 3, "output")
+    group = _attr_int(env, "group", 1)
+    sh, sw = _attr_list(env, "stride", 2, [1, 1])
+    dh, dw = _attr_list(env, "dilation", 2, [1, 1])
+    pt, pl, _pb, _pr = _attr_list(env, "pads", 4, [0, 0, 0, 0])
+    if group < 1 or cin % group or cout % group or (cin_g is not None and cin_g * group != cin):
+        raise env.fail(f"input channels {cin}, output channels {cout} and group {group} do not match"
+                       + (f" the weights' {cin_g} input channels per group" if cin_g is not None else ""))
+    if cout * oh > MAX_UNITS:
+        raise env.fail(f"{cout} channels x {oh} rows = {cout * oh} work units exceed {MAX_UNITS}")
+    return [("cin", _u16(env, "cin", cin)), ("ih", _u16(env, "ih", ih)), ("iw", _u16(env, "iw", iw)),
+            ("cout", _u16(env, "cout", cout)), ("oh", _u16(env, "oh", oh)), ("ow", _u16(env, "ow", ow)),
+            ("kh", _u16(env, "kh", kh)), ("kw", _u16(env, "kw", kw)),
+            ("sh", _u16(env, "sh", sh)), ("sw", _u16(env, "sw", sw)),
+            ("dh", _u16(env, "dh", dh)), ("dw", _u16(env, "dw", dw)),
+            ("pt", _u16(env, "pt", pt)), ("pl", _u16(env, "pl", pl)),
+            ("group", _u16(env, "group", group))]
+
+
+def _check_dtypes(env: StepEnv, want: dict[int, str]) -> None:
+    for pos, dtype in want.items():
+        name = env.step.inputs[pos]
+        if env.buf(name).dtype != dtype or not env.program.storage_of(name).is_const:
+            raise env.fail(f"input {pos} %{name} must be a constant {dtype} (is {env.buf(name).dtype})")
+
+
+def print_conv_sparse(env: StepEnv) -> StepCode:
+    """conv_sparse -> fx_conv_sparse over output rows; descriptor fx_conv_sparse_t (values, offsets,
+    chanptr: docs/lir.md "Sparse ops")."""
+    _check_io(env, 5)
+    x, values, offsets, chanptr, bias = env.step.inputs
+    y = env.step.outputs[0]
+    _check_dtypes(env, {1: "i16", 2: "u16", 3: "u16", 4: "i32"})
+    cout, oh, _ow = _shape(env, y, 3, "output")
+    kh, kw = _attr_list(env, "kernel", 2)
+    if env.buf(chanptr).size != cout + 1 or env.buf(bias).size != cout:
+        raise env.fail(f"chanptr needs {cout + 1} entries and the bias {cout}")
+    geometry = _conv_geometry(env, x, y, kh, kw, None)
+    shift_name, shift_def = _shift_def(env, _attr_list(env, "shift", cout))
+    desc, desc_def = _struct_def(env, "fx_conv_sparse_t", "conv", [
+        *geometry, ("values", env.ptr(values)), ("offsets", env.ptr(offsets)), ("chanptr", env.ptr(chanptr)),
+        ("bias", env.ptr(bias)), ("shift", shift_name), ("act", _act_init(env))])
+    body = _pointer_lines(env, [("x", x)], [("y", y)])
+    body.append(f"{env.prefix}conv_sparse_units(&{desc}, x, y, u0, u1);")
+    nnz = env.buf(values).size
+    return StepCode(cout * oh, f"output rows: u = co * {oh} + oy ({cout} x {oh}); {nnz} stored weights",
+                    body, [shift_def, desc_def], {"conv_sparse_units"}, {"fx_conv_sparse"})
+
+
+def print_fc_sparse(env: StepEnv) -> StepCode:
+    """fc_sparse -> fx_fc_sparse over outputs; descriptor fx_fc_sparse_t (CSR values, cols, rowptr)."""
+    _check_io(env, 5)
+    x, values, cols, rowptr, bias = env.step.inputs
+    y = env.step.outputs[0]
+    _check_dtypes(env, {1: "i16", 2: "u16", 3: "u16", 4: "i32"})
+    k = env.buf(x).size
+    (n,) = _shape(env, y, 1, "output")
+    if env.buf(rowptr).size != n + 1 or env.buf(bias).size != n:
+        raise env.fail(f"rowptr needs {n + 1} entries and the bias {n}")
+    shift_name, shift_def = _shift_def(env, _attr_list(env, "shift", n))
+    desc, desc_def = _struct_def(env, "fx_fc_sparse_t", "fc", [
+        ("k", _u16(env, "k", k)), ("n", _u16(env, "n", n)), ("values", env.ptr(values)),
+        ("cols", env.ptr(cols)), ("rowptr", env.ptr(rowptr)), ("bias", env.ptr(bias)),
+        ("shift", shift_name), ("act", _act_init(env))])
+    body = _pointer_lines(env, [("x", x)], [("y", y)])
+    body.append(f"fx_fc_sparse(&{desc}, x, y, u0, u1);")
+    return StepCode(n, f"outputs ({n}); {env.buf(values).size} stored weights", body, [shift_def, desc_def],
+                    set(), {"fx_fc_sparse"})
+
+
 def print_conv(env: StepEnv) -> StepCode:
     """conv -> fx_conv over output rows; descriptor fx_conv_t with the weights, bias and shifts."""
     _check_io(env, (2, 3))
     x, w = env.step.inputs[0], env.step.inputs[1]
     bias = env.step.inputs[2] if len(env.step.inputs) > 2 else None
     y = env.step.outputs[0]
-    cin, ih, iw = _shape(env, x, 3, "input")
-    cout, oh, ow = _shape(env, y, 3, "output")
+    cout, oh, _ow = _shape(env, y, 3, "output")
     wc, wcin, kh, kw = _shape(env, w, 4, "weight")
-    group = _attr_int(env, "group", 1)
-    sh, sw = _attr_list(env, "stride", 2, [1, 1])
-    dh, dw = _attr_list(env, "dilation", 2, [1, 1])
-    pt, pl, _pb, _pr = _attr_list(env, "pads", 4, [0, 0, 0, 0])
-    shifts = _attr_list(env, "shift", cout)
-    if wc != cout or group < 1 or cin % group or cout % group or wcin * group != cin:
-        raise env.fail(f"weight shape {[wc, wcin, kh, kw]} does not match input channels {cin}, "
-                       f"output channels {cout} and group {group}")
+    if wc != cout:
+        raise env.fail(f"weight shape {[wc, wcin, kh, kw]} does not match {cout} output channels")
     if env.buf(w).dtype != "i16" or (bias is not None and env.buf(bias).dtype != "i32"):
         raise env.fail("conv needs i16 weights and an i32 bias")
-    units = cout * oh
-    if units > MAX_UNITS:
-        raise env.fail(f"{cout} channels x {oh} rows = {units} work units exceed {MAX_UNITS}")
+    geometry = _conv_geometry(env, x, y, kh, kw, wcin)
+    shifts = _attr_list(env, "shift", cout)
     defs = []
     bias_ptr = env.ptr(bias) if bias is not None else env.sym("bias")
     if bias is None:
@@ -213,19 +280,11 @@ def print_conv(env: StepEnv) -> StepCode:
     shift_name, shift_def = _shift_def(env, shifts)
     defs.append(shift_def)
     desc, desc_def = _struct_def(env, "fx_conv_t", "conv", [
-        ("cin", _u16(env, "cin", cin)), ("ih", _u16(env, "ih", ih)), ("iw", _u16(env, "iw", iw)),
-        ("cout", _u16(env, "cout", cout)), ("oh", _u16(env, "oh", oh)), ("ow", _u16(env, "ow", ow)),
-        ("kh", _u16(env, "kh", kh)), ("kw", _u16(env, "kw", kw)),
-        ("sh", _u16(env, "sh", sh)), ("sw", _u16(env, "sw", sw)),
-        ("dh", _u16(env, "dh", dh)), ("dw", _u16(env, "dw", dw)),
-        ("pt", _u16(env, "pt", pt)), ("pl", _u16(env, "pl", pl)),
-        ("group", _u16(env, "group", group)),
-        ("w", env.ptr(w)), ("bias", bias_ptr), ("shift", shift_name), ("act", _act_init(env)),
-    ])
+        *geometry, ("w", env.ptr(w)), ("bias", bias_ptr), ("shift", shift_name), ("act", _act_init(env))])
     defs.append(desc_def)
     body = _pointer_lines(env, [("x", x)], [("y", y)])
     body.append(f"{env.prefix}conv_units(&{desc}, x, y, u0, u1);")
-    return StepCode(units, f"output rows: u = co * {oh} + oy ({cout} x {oh})", body, defs,
+    return StepCode(cout * oh, f"output rows: u = co * {oh} + oy ({cout} x {oh})", body, defs,
                     {"conv_units"}, {"fx_conv"})
 
 
@@ -234,7 +293,7 @@ def print_fc(env: StepEnv) -> StepCode:
     _check_io(env, 3)
     x, w, bias = env.step.inputs
     y = env.step.outputs[0]
-    (k,) = _shape(env, x, 1, "input")
+    k = env.buf(x).size                       # fc reads any input shape as a vector of K elements
     (n,) = _shape(env, y, 1, "output")
     wn, wk = _shape(env, w, 2, "weight")
     if (wn, wk) != (n, k):
@@ -364,7 +423,9 @@ def print_argmax(env: StepEnv) -> StepCode:
 
 PRINTERS: dict[str, Callable[[StepEnv], StepCode]] = {
     "conv": print_conv,
+    "conv_sparse": print_conv_sparse,
     "fc": print_fc,
+    "fc_sparse": print_fc_sparse,
     "maxpool": print_maxpool,
     "avgpool": print_avgpool,
     "add": print_add,
@@ -377,9 +438,9 @@ PRINTERS: dict[str, Callable[[StepEnv], StepCode]] = {
 # model.c helpers that several steps share; emitted once, only when some step needs them.
 HELPERS: dict[str, str] = {
     "conv_units": """\
-/* Conv work units are output rows, u = co * oh + oy. Runs [u0, u1) as whole channels where it can
- * and as partial channels at the ends (fx_conv computes channels x rows). */
-static void {p}conv_units(const fx_conv_t *p, const int16_t *x, int16_t *y, uint16_t u0, uint16_t u1)
+/* {kernel} work units are output rows, u = co * oh + oy. Runs [u0, u1) as whole channels where it
+ * can and as partial channels at the ends ({kernel} computes channels x rows). */
+static void {p}{key}(const {ctype} *p, const int16_t *x, int16_t *y, uint16_t u0, uint16_t u1)
 {{
     const uint16_t oh = p->oh;
     while (u0 < u1) {{
@@ -388,11 +449,11 @@ static void {p}conv_units(const fx_conv_t *p, const int16_t *x, int16_t *y, uint
         uint16_t left = (uint16_t)(u1 - u0);
         if (oy == 0u && left >= oh) {{
             uint16_t nc = (uint16_t)(left / oh);
-            fx_conv(p, x, y, co, (uint16_t)(co + nc), 0u, oh);
+            {kernel}(p, x, y, co, (uint16_t)(co + nc), 0u, oh);
             u0 = (uint16_t)(u0 + (uint16_t)(nc * oh));
         }} else {{
             uint16_t oy1 = (uint16_t)((uint16_t)(oh - oy) <= left ? oh : (uint16_t)(oy + left));
-            fx_conv(p, x, y, co, (uint16_t)(co + 1u), oy, oy1);
+            {kernel}(p, x, y, co, (uint16_t)(co + 1u), oy, oy1);
             u0 = (uint16_t)(u0 + (uint16_t)(oy1 - oy));
         }}
     }}
@@ -416,7 +477,14 @@ static void {p}concat_part(const int16_t *x, int16_t *y, int8_t shift, uint32_t 
 }
 
 
+_CONV_HELPERS = {"conv_units": ("fx_conv", "fx_conv_t"), "conv_sparse_units": ("fx_conv_sparse", "fx_conv_sparse_t")}
+
+
 def render_helper(key: str, prefix: str) -> str:
+    """The C text of a model.c helper (HELPERS; the conv one serves dense and sparse convs)."""
+    if key in _CONV_HELPERS:
+        kernel, ctype = _CONV_HELPERS[key]
+        return HELPERS["conv_units"].format(p=prefix, key=key, kernel=kernel, ctype=ctype)
     pad = " " * len(f"static void {prefix}concat_part(")
     return HELPERS[key].format(p=prefix, pad=pad)
 
@@ -432,7 +500,7 @@ def tile_units(step: Step, code: StepCode, program: Program) -> int:
     if step.tile is None or not step.tile.dims:
         return max(code.units, 1)
     dims = step.tile.dims
-    if step.op == "conv":
+    if step.op in ("conv", "conv_sparse"):
         oh = program.buffers[step.outputs[0]].shape[1]
         rows = dims[1] if len(dims) > 1 else oh
         per = dims[0] * oh if rows >= oh else rows

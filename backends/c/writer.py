@@ -142,6 +142,11 @@ def _macs(p: Program, s: Step) -> int:
     if s.op == "fc":
         n, k = p.buffers[s.inputs[1]].shape
         return int(n * k)
+    if s.op == "fc_sparse":
+        return int(p.buffers[s.inputs[1]].size)
+    if s.op == "conv_sparse":
+        _, oh, ow = p.buffers[s.outputs[0]].shape
+        return int(p.buffers[s.inputs[1]].size * oh * ow)     # stored weights x output positions
     return 0
 
 

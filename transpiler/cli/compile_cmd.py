@@ -199,7 +199,7 @@ def format_summary(s: dict[str, Any]) -> str:
     lines = [
         f"compiled {s['model']} -> {s['output']}/ (fx_{s['c_name']}_run) in {s['ms'] / 1000:.1f} s",
         f"  pipeline    {s['pipeline']}",
-        f"  ops         {s['steps']} steps: {ops}",
+        f"  ops         {s['steps']} step{'' if s['steps'] == 1 else 's'}: {ops or 'none'}",
         f"  parameters  {s['parameters']:,}",
         f"  FRAM        weights {_b(f['weights'])}, biases {_b(f['biases'])}, descriptors {_b(f['descriptors'])}"
         + (f", activations {_b(f['activations'])}" if f["activations"] else "")
@@ -210,7 +210,7 @@ def format_summary(s: dict[str, Any]) -> str:
         "  Q formats   " + "; ".join(
             [f"input '{k}' q={v}" for k, v in s["q"]["inputs"].items()]
             + [f"output '{k}' q={v}" for k, v in s["q"]["outputs"].items()]
-            + ([f"activations q={qa[0]}..{qa[1]}"] if qa else [])),
+            + ([f"activations q={qa[0]}" + (f"..{qa[1]}" if qa[1] != qa[0] else "")] if qa else [])),
         f"  calibration {s['calibration']}",
     ]
     if s.get("labels"):

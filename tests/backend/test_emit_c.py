@@ -57,6 +57,64 @@ def small_cnn(tile: TilePlan | None = None) -> Program:
     return p
 
 
+def sparsified(p: Program, seed: int = 0) -> tuple[Program, Program]:
+    """(dense, sparse): `p` with about half its conv/fc weights zeroed, and the same program with the
+    conv as conv_sparse and the fc as fc_sparse (docs/lir.md "Sparse ops" encodings)."""
+    import copy
+
+    rng = np.random.default_rng(seed)
+    dense = copy.deepcopy(p)
+    for name in ("w", "w2"):
+        data = dense.buffers[name].data.copy()
+        data[rng.random(data.shape) < 0.5] = 0
+        data[1] = 0                                        # an output with no stored weight
+        dense.buffers[name].data = data
+    sparse = copy.deepcopy(dense)
+    w = sparse.buffers.pop("w")
+    flat = w.data.reshape(w.shape[0], -1)
+    idx = [np.nonzero(row)[0] for row in flat]
+    if not sum(len(i) for i in idx):
+        idx[0] = np.array([0])
+    sparse.add(Buffer("wv", "i16", (sum(len(i) for i in idx),), q=w.q,
+                      data=np.concatenate([row[i] for row, i in zip(flat, idx)]).astype("<i2")))
+    sparse.add(Buffer("wo", "u16", (sum(len(i) for i in idx),), data=np.concatenate(idx).astype("<u2")))
+    sparse.add(Buffer("wp", "u16", (w.shape[0] + 1,), data=np.cumsum([0] + [len(i) for i in idx]).astype("<u2")))
+    conv = sparse.steps[0]
+    conv.op, conv.inputs = "conv_sparse", ["x", "wv", "wo", "wp", "b"]
+    conv.attrs = {**conv.attrs, "kernel": [w.shape[2], w.shape[3]]}
+    w2 = sparse.buffers.pop("w2")
+    idx2 = [np.nonzero(row)[0] for row in w2.data]
+    sparse.add(Buffer("w2v", "i16", (sum(len(i) for i in idx2),), q=w2.q,
+                      data=np.concatenate([row[i] for row, i in zip(w2.data, idx2)]).astype("<i2")))
+    sparse.add(Buffer("w2c", "u16", (sum(len(i) for i in idx2),), data=np.concatenate(idx2).astype("<u2")))
+    sparse.add(Buffer("w2p", "u16", (w2.shape[0] + 1,),
+                      data=np.cumsum([0] + [len(i) for i in idx2]).astype("<u2")))
+    fc = sparse.steps[3]
+    fc.op, fc.inputs = "fc_sparse", ["y3", "w2v", "w2c", "w2p", "b2"]    # fc reads the [8,4,5] map as K=160
+    return dense, sparse
+
+
+def test_sparse_ops_equal_the_dense_ones_in_c(tmp_path: Path) -> None:
+    from transpiler.lir.interp import OPS
+
+    if "conv_sparse" not in OPS or not (runtime_dir() / "fx_sparse.c").is_file():
+        pytest.skip("the sparse kernels (fx_sparse.c) or their interpreter ops are not in this tree")
+    dense, sparse = sparsified(small_cnn())
+    from transpiler.lir.verify import verify_program
+
+    verify_program(sparse)
+    inputs = random_inputs(dense, 10, seed=4)
+    check_c_equals_interpreter(sparse, tmp_path / "sparse", inputs, "sparse/small_cnn")
+    want = interp_outputs(dense, inputs)
+    got = hostrun.run_raw(hostrun.build(tmp_path / "sparse", cc="gcc"), hostrun.load_manifest(tmp_path / "sparse"),
+                          pack_inputs(sparse, inputs))
+    assert np.array_equal(got, want)                       # sparse C == dense interpreter, bit for bit
+    src = (tmp_path / "sparse" / "small_cnn.c").read_text()
+    assert "fx_conv_sparse(p, x, y, co" in src and "fx_fc_sparse(&fx_small_cnn_s3_fc" in src
+    runtime = {f.name for f in (tmp_path / "sparse" / "runtime").iterdir()}
+    assert "fx_sparse.c" in runtime and "fx_conv.c" not in runtime and "fx_fc.c" not in runtime
+
+
 def files_digest(root: Path) -> dict[str, str]:
     return {str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest()
             for f in sorted(root.rglob("*")) if f.is_file() and "_host" not in f.name}
@@ -216,6 +274,34 @@ def test_fram_activations_and_hifram_constants_are_placed_by_macros(tmp_path: Pa
     assert "FX_STORE(dst[i]" in src                          # inputs copied into FRAM count as FRAM stores
     check_c_equals_interpreter(small_cnn(), tmp_path / "c", random_inputs(small_cnn(), 4, 5), "persistent/small_cnn",
                                builds=(("clang", True),))
+
+
+@pytest.mark.parametrize("where", ["sram+fram", "persistent+hifram"])
+def test_msp430_build_equals_the_interpreter(tmp_path: Path, where: str) -> None:
+    """The same package through `make msp430` (msp430.mk) on the FR5994 simulator: -Werror clean,
+    placement macros land in the right sections, outputs equal the interpreter's."""
+    from transpiler.sim import parse_cio_output, run_model
+    from transpiler.toolchain import find_msp430_toolchain_or_none
+
+    tc, reason = find_msp430_toolchain_or_none()
+    if tc is None:
+        pytest.skip(reason)
+    opts = {"persistent": True, "hifram_threshold": 256} if where == "persistent+hifram" else {"sram": 1536}
+    p = small_cnn()
+    emit(p, tmp_path, plan=True, **opts)
+    inputs = random_inputs(p, 3, seed=9)
+    result = run_model(tmp_path, "small_cnn", pack_inputs(p, inputs).tolist(), toolchain=tc)
+    got = parse_cio_output(result.stdout).outputs
+    assert np.array_equal(np.array([got[i] for i in range(3)]), interp_outputs(p, inputs))
+    sections = subprocess.run([str(tc.size), "-A", str(tmp_path / "small_cnn.elf")], capture_output=True,
+                              text=True, check=True).stdout
+    sizes = {line.split()[0]: int(line.split()[1]) for line in sections.splitlines() if line.startswith(".")}
+    planned = json.loads((tmp_path / "manifest.json").read_text())["sizes"]
+    assert planned["fram_activations"] > 0
+    assert sizes.get(".persistent", 0) >= planned["fram_activations"]       # the FRAM arena
+    assert sizes.get(".upper.rodata", 0) >= planned["hifram_bytes"]          # FX_HIFRAM constants
+    assert (planned["hifram_bytes"] > 0) == (where == "persistent+hifram")
+    assert sizes.get(".bss", 0) >= planned["sram_peak"]                      # the SRAM arena
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -47,7 +47,7 @@ class TileOptions:
 
 def _tile_dims(program: Program, step: Step, tile_units: int) -> list[int]:
     out = program.buffers[step.outputs[0]]
-    if step.op == "conv":
+    if step.op in ("conv", "conv_sparse"):
         _, oh, ow = out.shape[-3:]
         if tile_units >= oh:
             return [tile_units // oh, oh, ow]
@@ -60,7 +60,7 @@ def _tile_dims(program: Program, step: Step, tile_units: int) -> list[int]:
 def _natural_tile(program: Program, step: Step, group_units: int) -> int:
     """The tile (units per kernel call) for a group of `group_units`: whole channels for conv when
     the group covers at least one channel, else the group itself."""
-    if step.op == "conv":
+    if step.op in ("conv", "conv_sparse"):
         oh = program.buffers[step.outputs[0]].shape[-2]
         if group_units >= oh:
             return oh

@@ -65,6 +65,48 @@ typedef struct {
 /* Outputs [n0, n1). */
 void fx_fc(const fx_fc_t *p, const int16_t *x, int16_t *y, uint16_t n0, uint16_t n1);
 
+/* Sparse weights (docs/lir.md, "Sparse ops"; fx_sparse.c). Both equal the dense kernel on the
+ * weights they encode, bit for bit. Index arrays are uint16: at most 65535 stored values. */
+
+/* fc_sparse (CSR): the weights of output n are values[j] at columns cols[j], j in
+ * [rowptr[n], rowptr[n+1]); columns strictly increase within a row. */
+typedef struct {
+    uint16_t k, n;
+    const int16_t *values;      /* [nnz] */
+    const uint16_t *cols;       /* [nnz], < k */
+    const uint16_t *rowptr;     /* [n + 1], rowptr[0] = 0, rowptr[n] = nnz */
+    const int32_t *bias;        /* [n] */
+    const int8_t *shift;        /* [n] */
+    fx_act_t act;
+} fx_fc_sparse_t;
+
+/* Outputs [n0, n1). */
+void fx_fc_sparse(const fx_fc_sparse_t *p, const int16_t *x, int16_t *y, uint16_t n0, uint16_t n1);
+
+/* conv_sparse: the geometry of fx_conv_t; the weights of output channel co are values[j] at
+ * offsets[j] = ci' * kh * kw + ky * kw + kx (increasing), j in [chanptr[co], chanptr[co+1]).
+ * Channel-major, so a tile of channels [c0, c1) reads the one run [chanptr[c0], chanptr[c1]).
+ * Needs cin / group * ih * iw <= 65535. Uses about 300 bytes of stack (FX_SPARSE_CONV_TAPS,
+ * FX_SPARSE_CONV_SEG in fx_sparse.c). */
+typedef struct {
+    uint16_t cin, ih, iw;
+    uint16_t cout, oh, ow;
+    uint16_t kh, kw;
+    uint16_t sh, sw, dh, dw;
+    uint16_t pt, pl;            /* top/left padding; bottom/right follow from oh/ow */
+    uint16_t group;
+    const int16_t *values;      /* [nnz] */
+    const uint16_t *offsets;    /* [nnz], < cin / group * kh * kw */
+    const uint16_t *chanptr;    /* [cout + 1], chanptr[0] = 0, chanptr[cout] = nnz */
+    const int32_t *bias;        /* [cout] */
+    const int8_t *shift;        /* [cout] */
+    fx_act_t act;
+} fx_conv_sparse_t;
+
+/* Output channels [co0, co1) x output rows [oy0, oy1), all columns. */
+void fx_conv_sparse(const fx_conv_sparse_t *p, const int16_t *x, int16_t *y,
+                    uint16_t co0, uint16_t co1, uint16_t oy0, uint16_t oy1);
+
 /* max / average pooling over [c][ih][iw] -> [c][oh][ow]. oh/ow are the caller's (floor or ceil
  * mode); dh/dw apply to both (1 for avgpool, whose LIR op has no dilation). A window with no
  * input position gives INT16_MIN (maxpool) or 0 (avgpool). avgpool needs kh * kw <= 32767. */

@@ -379,7 +379,8 @@ def test_all_problems_are_listed_in_one_error() -> None:
 
 
 def test_op_table_is_consistent() -> None:
-    assert set(OPS) == {"conv", "fc", "maxpool", "avgpool", "add", "act", "concat", "argmax"}
+    assert set(OPS) == {"conv", "fc", "fc_sparse", "conv_sparse", "maxpool", "avgpool", "add", "act",
+                        "concat", "argmax"}
     for name, op in OPS.items():
         assert op.name == name
         assert op.tile_rank in (1, 3)

@@ -5,6 +5,8 @@ backends/c/printers.py (tests check they agree):
 
     conv      one output row of one output channel     Cout * OH units
     fc        one output                                N
+    conv_sparse  as conv                                Cout * OH units
+    fc_sparse    as fc                                  N
     maxpool   one output channel                        C
     avgpool   one output channel                        C
     add, act, concat   a chunk of ELTWISE_CHUNK elements   ceil(n / 32)
@@ -13,11 +15,21 @@ backends/c/printers.py (tests check they agree):
 The cost of a unit is ``base + mac * MACs + store * outputs`` cycles with per-op constants
 (:data:`COSTS`) fitted to the simulator's counts of the kernels by ``bench/calibrate_cost.py``
 (which prints the fit; re-run it when the kernels change). A commit and a boot have fixed costs.
+
+Sparse steps: ``MACs`` are the stored weights of the unit (the sparse kernels skip the zeros), and
+``index`` cycles per stored weight of a conv_sparse channel are added once per kernel call for the
+decoding of its taps (runtime_c/fx_sparse.c). :func:`step_work` is per unit and must not
+underestimate any unit (the tile pass sizes power cycles with it), so for sparse steps it counts
+the unit with the most stored weights; :func:`step_cycles` predicts a whole step, with every unit's
+own weights. The sparse constants come from bench/sparse_speed.py (per stored weight and per output,
+relative to the dense kernels measured the same way).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
 
 from transpiler.lir.ir import Program, Step
 
@@ -31,6 +43,8 @@ class OpCost:
     base: float
     mac: float
     store: float
+    index: float = 0.0
+    """conv_sparse: cycles per stored weight to decode a channel's taps (once per kernel call)."""
 
 
 # Fitted with bench/calibrate_cost.py on the patched msp430-elf-run (-O2, MPY32).
@@ -43,6 +57,12 @@ COSTS: dict[str, OpCost] = {
     "act": OpCost(base=100.0, mac=0.0, store=20.0),
     "concat": OpCost(base=100.0, mac=0.0, store=25.0),
     "argmax": OpCost(base=100.0, mac=6.0, store=0.0),
+    # Measured with bench/sparse_speed.py (the slope and intercept between densities 0.05 and 0.1):
+    # fc_sparse 12.7 cycles per stored weight (dense fx_fc: 8.4 per weight) and ~200 per output;
+    # conv_sparse 15.3 per stored tap per output, ~240 per output (requant, act, store, the table
+    # walk's set-up), ~40 per tap to decode a channel.
+    "fc_sparse": OpCost(base=170.0, mac=12.7, store=30.0),
+    "conv_sparse": OpCost(base=200.0, mac=15.3, store=210.0, index=40.0),
 }
 COMMIT_CYCLES = 160      # fx_progress_commit: find the older record, checksum, five FRAM stores
 BOOT_CYCLES = 600        # reset to the first unit: crt0, .data/.bss setup, progress load, dispatch
@@ -84,10 +104,45 @@ def step_work(program: Program, step: Step) -> StepWork:
         units, macs, stores = -(-out.size // ELTWISE_CHUNK), 0, ELTWISE_CHUNK
     elif op == "argmax":
         units, macs, stores = 1, bufs[step.inputs[0]].size, 1
+    elif op == "fc_sparse":
+        units, macs, stores = out.size, max(_per_output_nnz(program, step), default=0), 1
+    elif op == "conv_sparse":
+        cout, oh, ow = out.shape[-3:]
+        units, stores = cout * oh, ow
+        macs = ow * max(_per_output_nnz(program, step), default=0)
     else:
         raise KeyError(f"no cost model for LIR op {op!r} (step {step.name})")
     cost = COSTS[op]
-    return StepWork(units, macs, stores, cost.base + cost.mac * macs + cost.store * stores)
+    cycles = cost.base + cost.mac * macs + cost.store * stores
+    if cost.index and stores:
+        cycles += cost.index * (macs // stores)   # a one-row call decodes its channel's taps
+    return StepWork(units, macs, stores, cycles)
+
+
+def _per_output_nnz(program: Program, step: Step) -> list[int]:
+    """Stored weights per output (fc_sparse) or per output channel (conv_sparse): the differences
+    of the pointer array (input 3)."""
+    ptr = program.buffers[step.inputs[3]].data
+    if ptr is None:
+        raise KeyError(f"step {step.name}: the pointer %{step.inputs[3]} is not a constant")
+    return [int(v) for v in np.diff(np.asarray(ptr, dtype=np.int64).reshape(-1))]
+
+
+def step_cycles(program: Program, step: Step) -> float:
+    """Predicted cycles of a whole step without commits: units x per-unit cost, except for the
+    sparse ops, whose units are summed with their own stored weights (conv_sparse decoding each
+    channel once, as whole-channel tiles do)."""
+    if step.op not in ("fc_sparse", "conv_sparse"):
+        work = step_work(program, step)
+        return work.units * work.cycles_per_unit
+    cost = COSTS[step.op]
+    per = _per_output_nnz(program, step)
+    out = program.buffers[step.outputs[0]]
+    if step.op == "fc_sparse":
+        return len(per) * (cost.base + cost.store) + cost.mac * sum(per)
+    _, oh, ow = out.shape[-3:]
+    return (len(per) * oh * (cost.base + cost.store * ow) + cost.mac * oh * ow * sum(per)
+            + cost.index * sum(per))
 
 
 def tile_unit_count(program: Program, step: Step) -> int:
@@ -96,7 +151,7 @@ def tile_unit_count(program: Program, step: Step) -> int:
     if step.tile is None:
         return max(work.units, 1)
     dims = step.tile.dims
-    if step.op == "conv":
+    if step.op in ("conv", "conv_sparse"):
         oh = program.buffers[step.outputs[0]].shape[-2]
         per = dims[0] * oh if dims[1] >= oh else dims[1]
     elif step.op in ("add", "act", "concat"):

@@ -134,6 +134,23 @@ def _run_fc(st: _State, step: Step) -> np.ndarray:
     return kernels.fc(x, w, b, _int_list(step.attrs, "shift", w.shape[0]), _act(step.attrs))
 
 
+def _run_fc_sparse(st: _State, step: Step) -> np.ndarray:
+    _arity(step, 5)
+    x, values, cols, rowptr, b = (st.view(n) for n in step.inputs)
+    return kernels.fc_sparse(x, values, cols, rowptr, b,
+                             _int_list(step.attrs, "shift", b.shape[0]), _act(step.attrs))
+
+
+def _run_conv_sparse(st: _State, step: Step) -> np.ndarray:
+    _arity(step, 5)
+    x, values, offsets, chanptr, b = (st.view(n) for n in step.inputs)
+    a = step.attrs
+    return kernels.conv_sparse(x, values, offsets, chanptr, b, _int_list(a, "kernel", 2),
+                               _int_list(a, "stride", 2), _int_list(a, "pads", 4),
+                               _int_list(a, "dilation", 2, [1, 1]), _int(a, "group", 1),
+                               _int_list(a, "shift", b.shape[0]), _act(a), _out_hw(st, step))
+
+
 def _run_maxpool(st: _State, step: Step) -> np.ndarray:
     _arity(step, 1)
     a = step.attrs
@@ -178,6 +195,8 @@ def _run_argmax(st: _State, step: Step) -> np.ndarray:
 OPS: dict[str, Callable[[_State, Step], np.ndarray]] = {
     "conv": _run_conv,
     "fc": _run_fc,
+    "fc_sparse": _run_fc_sparse,
+    "conv_sparse": _run_conv_sparse,
     "maxpool": _run_maxpool,
     "avgpool": _run_avgpool,
     "add": _run_add,

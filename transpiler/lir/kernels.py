@@ -302,3 +302,157 @@ def argmax(x: np.ndarray) -> np.ndarray:
     if x.size > INT16_MAX + 1:
         raise ValueError(f"argmax: {x.size} elements do not fit an int16 index")
     return np.array([int(np.argmax(x))], dtype=np.int16)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sparse weights (docs/lir.md, "Sparse ops"): CSR for fc, per-channel (offset, value) lists for
+# conv. Both ops equal the dense op on the weights they encode, bit for bit: the accumulator wraps
+# modulo 2^32, so skipping zero products and the order of the additions change nothing.
+
+SPARSE_INDEX_MAX = 65535
+"""Indices and pointers are uint16: at most 65535 stored values per layer."""
+
+
+def sparse_index_problems(values_len: int, index: np.ndarray, ptr: np.ndarray, rows: int,
+                          limit: int, row_word: str = "row", index_word: str = "column") -> list[str]:
+    """What is wrong with a compressed-row index (nothing: []).
+
+    ``ptr`` has ``rows + 1`` entries, starts at 0, never decreases and ends at ``values_len``;
+    ``index`` has ``values_len`` entries, each below ``limit`` and strictly increasing within a row
+    (so every position is stored at most once and the encoding of a dense matrix is unique).
+    """
+    index = np.asarray(index).reshape(-1).astype(np.int64)
+    ptr = np.asarray(ptr).reshape(-1).astype(np.int64)
+    problems: list[str] = []
+    if ptr.size != rows + 1:
+        return [f"the {row_word} pointer has {ptr.size} entries, needs {rows + 1}"]
+    if index.size != values_len:
+        return [f"{values_len} values but {index.size} {index_word} indices"]
+    if ptr[0] != 0:
+        problems.append(f"the {row_word} pointer starts at {ptr[0]}, not 0")
+    if ptr[-1] != values_len:
+        problems.append(f"the {row_word} pointer ends at {ptr[-1]}, the values have {values_len} "
+                        f"entries")
+    steps = np.diff(ptr)
+    if (steps < 0).any():
+        r = int(np.flatnonzero(steps < 0)[0])
+        problems.append(f"the {row_word} pointer decreases at {row_word} {r} "
+                        f"({ptr[r]} -> {ptr[r + 1]})")
+    if problems:
+        return problems
+    if index.size and (index.min() < 0 or index.max() >= limit):
+        bad = int(np.flatnonzero((index < 0) | (index >= limit))[0])
+        problems.append(f"{index_word} index {index[bad]} at entry {bad} is outside [0, {limit})")
+    if index.size > 1:
+        same_row = np.repeat(np.arange(rows), steps)
+        rising = np.diff(index) > 0
+        bad_pairs = ~rising & (same_row[1:] == same_row[:-1])
+        if bad_pairs.any():
+            j = int(np.flatnonzero(bad_pairs)[0])
+            problems.append(f"{index_word} indices of {row_word} {same_row[j]} are not strictly "
+                            f"increasing ({index[j]} then {index[j + 1]} at entries {j}, {j + 1})")
+    return problems
+
+
+def _compress_rows(w2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of a 2-D int16 matrix -> (values, index, pointer). An all-zero matrix keeps one explicit
+    zero (row 0, index 0) so that no array is empty."""
+    rows, cols = np.nonzero(w2)
+    if rows.size == 0:
+        rows, cols = np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
+    values = w2[rows, cols].astype(np.int16)
+    ptr = np.zeros(w2.shape[0] + 1, dtype=np.int64)
+    np.add.at(ptr, rows + 1, 1)
+    ptr = np.cumsum(ptr)
+    if values.size > SPARSE_INDEX_MAX:
+        raise ValueError(f"{values.size} non-zero weights exceed the {SPARSE_INDEX_MAX} that uint16 "
+                         f"pointers can address")
+    return values, cols.astype(np.uint16), ptr.astype(np.uint16)
+
+
+def csr_from_dense(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """fc weights [N, K] int16 -> (values i16[nnz], cols u16[nnz], rowptr u16[N+1]), row-major.
+
+    Zeros are dropped; an all-zero matrix keeps one explicit zero. Raises ValueError when more than
+    65535 values remain.
+    """
+    w = np.asarray(w)
+    if w.ndim != 2:
+        raise ValueError(f"csr_from_dense: weights must be [N, K], got {w.shape}")
+    return _compress_rows(w)
+
+
+def csr_to_dense(values: np.ndarray, cols: np.ndarray, rowptr: np.ndarray, k: int) -> np.ndarray:
+    """The dense int16 [N, K] matrix a CSR triple encodes."""
+    values = np.asarray(values).reshape(-1)
+    cols = np.asarray(cols).reshape(-1).astype(np.int64)
+    rowptr = np.asarray(rowptr).reshape(-1).astype(np.int64)
+    n = rowptr.size - 1
+    problems = sparse_index_problems(values.size, cols, rowptr, n, k)
+    if problems:
+        raise ValueError("fc_sparse: " + "; ".join(problems))
+    w = np.zeros((n, k), dtype=np.int16)
+    w[np.repeat(np.arange(n), np.diff(rowptr)), cols] = values
+    return w
+
+
+def conv_sparse_from_dense(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """conv weights [Cout, Cin/g, kh, kw] int16 -> (values i16[nnz], offsets u16[nnz],
+    chanptr u16[Cout+1]); offset = ci' * kh * kw + ky * kw + kx, increasing within a channel.
+
+    Channel-major order: the weights of output channels [c0, c1) are the contiguous entries
+    [chanptr[c0], chanptr[c1]), one tile's weights in one run.
+    """
+    w = np.asarray(w)
+    if w.ndim != 4:
+        raise ValueError(f"conv_sparse_from_dense: weights must be [Cout, Cin/g, kh, kw], got {w.shape}")
+    return _compress_rows(w.reshape(w.shape[0], -1))
+
+
+def conv_sparse_to_dense(values: np.ndarray, offsets: np.ndarray, chanptr: np.ndarray,
+                         cin_g: int, kernel: IntSeq) -> np.ndarray:
+    """The dense int16 [Cout, Cin/g, kh, kw] weights a conv_sparse triple encodes."""
+    kh, kw = kernel
+    flat = csr_to_dense(values, offsets, chanptr, cin_g * kh * kw)
+    return flat.reshape(flat.shape[0], cin_g, kh, kw)
+
+
+def fc_sparse(x: np.ndarray, values: np.ndarray, cols: np.ndarray, rowptr: np.ndarray,
+              b: np.ndarray, shift: IntSeq | np.ndarray, act: Act | str = "none") -> np.ndarray:
+    """The `fc_sparse` op: acc[n] = b[n] + sum_{j in [rowptr[n], rowptr[n+1])} x[cols[j]] * values[j],
+    wrapped to 32 bits; y[n] = act(requant(acc[n], shift[n])). Equals `fc` on csr_to_dense(...)."""
+    x = np.asarray(x, dtype=np.int64).reshape(-1)
+    values = np.asarray(values, dtype=np.int64).reshape(-1)
+    cols = np.asarray(cols).reshape(-1).astype(np.int64)
+    rowptr = np.asarray(rowptr).reshape(-1).astype(np.int64)
+    n = rowptr.size - 1
+    problems = sparse_index_problems(values.size, cols, rowptr, n, x.size)
+    if problems:
+        raise ValueError("fc_sparse: " + "; ".join(problems))
+    b = np.asarray(b, dtype=np.int64).reshape(-1)
+    if b.size != n:
+        raise ValueError(f"fc_sparse: bias has {b.size} entries, the row pointer {n} rows")
+    acc = b.copy()
+    # Exact in int64: at most 65535 products of magnitude <= 2^30 per row.
+    np.add.at(acc, np.repeat(np.arange(n), np.diff(rowptr)), values * x[cols])
+    return apply_act(requant(wrap32(acc), np.asarray(shift, dtype=np.int64)), act)
+
+
+def conv_sparse(x: np.ndarray, values: np.ndarray, offsets: np.ndarray, chanptr: np.ndarray,
+                b: np.ndarray, kernel: IntSeq, stride: IntSeq, pads: IntSeq, dilation: IntSeq,
+                group: int, shift: IntSeq | np.ndarray, act: Act | str = "none",
+                out_shape: tuple[int, int] | None = None) -> np.ndarray:
+    """The `conv_sparse` op: `conv` with the weights conv_sparse_to_dense(values, offsets, chanptr).
+
+    acc[co, oy, ox] = b[co] + sum_{j in [chanptr[co], chanptr[co+1])} values[j] * x[ci, iy, ix]
+    with offsets[j] = ci' * kh * kw + ky * kw + kx (ci = the group's first channel + ci'), iy/ix as
+    in `conv`, out-of-range input = 0. Computed through the dense kernel: the wrapped sum of the
+    stored products is the wrapped sum of all products, the zero ones included.
+    """
+    x = np.asarray(x)
+    if x.ndim != 3:
+        raise ValueError(f"conv_sparse: input must be [C, H, W], got shape {x.shape}")
+    if group < 1 or x.shape[0] % group:
+        raise ValueError(f"conv_sparse: group={group} does not divide cin={x.shape[0]}")
+    w = conv_sparse_to_dense(values, offsets, chanptr, x.shape[0] // group, kernel)
+    return conv(x, w, b, stride, pads, dilation, group, shift, act, out_shape)

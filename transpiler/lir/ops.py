@@ -16,6 +16,8 @@ an op's signature) reads. Everything op-specific that is not arithmetic lives he
   output shape (every pooling window must see at least one input position).
 - ``tile_rank``: the length of a step's ``tile`` dims (``[channels, rows, cols]`` for conv and the
   pools, ``[elements]`` otherwise).
+- ``check_data(attrs, input_shapes, input_data) -> [problem, ...]``: checks of constant contents
+  (the index arrays of ``fc_sparse``/``conv_sparse``: pointers, ranges, order).
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from transpiler.lir.ir import AttrValue
+from transpiler.lir.kernels import SPARSE_INDEX_MAX, sparse_index_problems
 
 Shape = tuple[int, ...]
 
@@ -71,6 +76,10 @@ class OpSpec:
     """dtype per input position (the last one repeats for variadic ops)."""
     check_output: Callable[[Mapping[str, AttrValue], Sequence[Shape], Shape], list[str]] = field(
         default=lambda attrs, shapes, out: [])
+    check_data: Callable[[Mapping[str, AttrValue], Sequence[Shape], Sequence[np.ndarray | None]],
+                         list[str]] = field(default=lambda attrs, shapes, data: [])
+    """Checks of constant inputs' contents (sparse index arrays); data[k] is None for activations.
+    May assume that the shapes passed ``infer``."""
 
 
 def _size(shape: Shape) -> int:
@@ -227,6 +236,80 @@ def _infer_argmax(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) -> li
     return [(1,)]
 
 
+def _sparse_common(shapes: Sequence[Shape], rows: int, what: str) -> None:
+    """values [nnz], index [nnz], pointer [rows + 1], bias [rows]."""
+    _, values, index, ptr, b = shapes
+    _rank(values, 1, f"{what} values [nnz]")
+    _rank(index, 1, f"{what} indices [nnz]")
+    _rank(ptr, 1, f"{what} pointer [{rows}+1]")
+    if index != values:
+        raise ShapeError(f"{values[0]} values but {index[0]} indices")
+    if values[0] > SPARSE_INDEX_MAX:
+        raise ShapeError(f"{values[0]} stored weights exceed {SPARSE_INDEX_MAX} (uint16 pointers)")
+    if ptr != (rows + 1,):
+        raise ShapeError(f"pointer shape {list(ptr)} must be [{rows + 1}] (outputs + 1)")
+    if b != (rows,):
+        raise ShapeError(f"bias shape {list(b)} must be [{rows}]")
+
+
+def _infer_fc_sparse(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) -> list[Shape]:
+    x, _, _, _, b = shapes
+    _rank(b, 1, "fc_sparse bias b [N]")
+    n = b[0]
+    _sparse_common(shapes, n, "fc_sparse")
+    if _size(x) > DIM_MAX:
+        raise ShapeError(f"input has {_size(x)} elements; column indices are uint16 (K <= {DIM_MAX})")
+    if len(_ints(attrs, "shift")) != n:
+        raise ShapeError(f"shift has {len(_ints(attrs, 'shift'))} entries, N is {n}")
+    return [(n,)]
+
+
+def _check_fc_sparse_data(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape],
+                          data: Sequence[np.ndarray | None]) -> list[str]:
+    _, values, cols, rowptr, _ = data
+    if values is None or cols is None or rowptr is None:
+        return []
+    return sparse_index_problems(values.size, cols, rowptr, shapes[4][0], _size(shapes[0]))
+
+
+def _infer_conv_sparse(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) -> list[Shape]:
+    x, _, _, _, b = shapes
+    _rank(x, 3, "conv_sparse input x [Cin,H,W]")
+    _rank(b, 1, "conv_sparse bias b [Cout]")
+    cin, h, wd = x
+    cout = b[0]
+    _sparse_common(shapes, cout, "conv_sparse")
+    g = _int(attrs, "group")
+    if cin % g or cout % g:
+        raise ShapeError(f"group {g} must divide Cin {cin} and Cout {cout}")
+    kh, kw = _ints(attrs, "kernel")
+    if (cin // g) * kh * kw > DIM_MAX + 1:
+        raise ShapeError(f"Cin/group * kh * kw = {(cin // g) * kh * kw} tap positions; offsets are "
+                         f"uint16")
+    if len(_ints(attrs, "shift")) != cout:
+        raise ShapeError(f"shift has {len(_ints(attrs, 'shift'))} entries, Cout is {cout}")
+    sh, sw = _ints(attrs, "stride")
+    pt, pl, pb, pr = _ints(attrs, "pads")
+    dh, dw = _ints(attrs, "dilation")
+    oh = conv_out_size(h, kh, sh, pt, pb, dh)
+    ow = conv_out_size(wd, kw, sw, pl, pr, dw)
+    if oh < 1 or ow < 1:
+        raise ShapeError(f"the kernel {kh}x{kw} (dilation {dh},{dw}) is larger than the padded "
+                         f"input {h + pt + pb}x{wd + pl + pr}")
+    return [(cout, oh, ow)]
+
+
+def _check_conv_sparse_data(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape],
+                            data: Sequence[np.ndarray | None]) -> list[str]:
+    _, values, offsets, chanptr, _ = data
+    if values is None or offsets is None or chanptr is None:
+        return []
+    kh, kw = _ints(attrs, "kernel")
+    taps = shapes[0][0] // _int(attrs, "group") * kh * kw
+    return sparse_index_problems(values.size, offsets, chanptr, shapes[4][0], taps,
+                                 row_word="channel", index_word="offset")
+
+
 # ----------------------------------------------------------------------------------------------
 # The table
 
@@ -244,6 +327,15 @@ OPS: dict[str, OpSpec] = {
     }, _infer_conv, tile_rank=3, has_act=True, weights=(1, 2), input_dtypes=("i16", "i16", "i32")),
     "fc": OpSpec("fc", ("x", "w", "b"), {"shift": _SHIFTS}, _infer_fc, tile_rank=1, has_act=True,
                  weights=(1, 2), input_dtypes=("i16", "i16", "i32")),
+    "fc_sparse": OpSpec("fc_sparse", ("x", "values", "cols", "rowptr", "b"), {"shift": _SHIFTS},
+                        _infer_fc_sparse, tile_rank=1, has_act=True, weights=(1, 2, 3, 4),
+                        input_dtypes=("i16", "i16", "u16", "u16", "i32"),
+                        check_data=_check_fc_sparse_data),
+    "conv_sparse": OpSpec("conv_sparse", ("x", "values", "offsets", "chanptr", "b"), {
+        "kernel": _KERNEL, "stride": _STRIDE, "pads": _PADS, "dilation": _DILATION,
+        "group": AttrSpec("int", lo=1), "shift": _SHIFTS,
+    }, _infer_conv_sparse, tile_rank=3, has_act=True, weights=(1, 2, 3, 4),
+        input_dtypes=("i16", "i16", "u16", "u16", "i32"), check_data=_check_conv_sparse_data),
     "maxpool": OpSpec("maxpool", ("x",), {
         "kernel": _KERNEL, "stride": _STRIDE, "pads": _PADS, "dilation": _DILATION,
     }, _infer_pool, tile_rank=3, input_dtypes=("i16",), check_output=_check_pool_output),
@@ -264,6 +356,10 @@ OPS: dict[str, OpSpec] = {
 
 SAME_Q_OPS = ("maxpool", "avgpool", "act")
 """Ops whose output has the input's Q format (docs/lir.md)."""
+
+SPARSE_OPS = ("fc_sparse", "conv_sparse")
+"""Ops with compressed weights: ``values`` (q = one entry per output channel), an index array and a
+pointer array (docs/lir.md, "Sparse ops")."""
 
 
 def act_attr_specs(act: object) -> dict[str, AttrSpec]:

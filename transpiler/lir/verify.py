@@ -20,8 +20,12 @@ shifts in [-15, 31], add's input shifts in [0, 15], clip lo <= hi in int16, leak
 [0, 32767], ...); dtypes (activations i16, conv/fc weights i16 and constant, biases i32 and
 constant); the output shape equals the op's shape rule (conv/pool size formulas, group divides Cin
 and Cout, weight/bias shapes, fc K = input size, concat channel sum, per-channel shift count); every
-pooling window sees an input; per-channel weight q has Cout entries; maxpool/avgpool/act keep the
-input's q; argmax's output has q = 0; dimensions fit the kernels' uint16.
+pooling window sees an input; per-channel weight q has Cout entries (for fc_sparse/conv_sparse
+the q list of the values buffer, one entry per output channel); maxpool/avgpool/act keep the
+input's q; argmax's output has q = 0; dimensions fit the kernels' uint16. Sparse index arrays
+(fc_sparse cols/rowptr, conv_sparse offsets/chanptr): pointers start at 0, never decrease and end
+at the value count; indices lie below K (fc) or Cin/group * kh * kw (conv) and strictly increase
+within a row/channel.
 
 Dataflow: no step writes a buffer it reads (following aliases); no step writes a constant or a
 program input; every activation buffer is written by exactly one step or is a program input; no
@@ -43,7 +47,8 @@ import numpy as np
 from transpiler.errors import LirError, Location
 from transpiler.lir.ir import DTYPES, SPACES, Buffer, Port, Program, Step
 from transpiler.lir.liveness import _root, liveness, overlaps
-from transpiler.lir.ops import (DIM_MAX, OPS, SAME_Q_OPS, OpSpec, ShapeError, check_attrs)
+from transpiler.lir.ops import (DIM_MAX, OPS, SAME_Q_OPS, SPARSE_OPS, OpSpec, ShapeError,
+                                check_attrs)
 from transpiler.lir.text import SourceMap, source_map_of
 
 
@@ -285,14 +290,18 @@ class _Checker:
             return
         for msg in op.check_output(step.attrs, shapes, tuple(out.shape)):
             self.step(i, step, msg)
+        datas = [np.asarray(b.data) if b.is_const else None for b in ins]
+        for msg in op.check_data(step.attrs, shapes, datas):
+            self.step(i, step, msg)
         self.check_q(i, step, op, ins, out)
 
     def check_q(self, i: int, step: Step, op: OpSpec, ins: list[Buffer], out: Buffer) -> None:
         if op.weights:
             w = ins[1]
-            cout = w.shape[0]
+            cout = out.shape[0] if op.name in SPARSE_OPS else w.shape[0]
             if isinstance(w.q, list) and len(w.q) != cout:
-                self.step(i, step, f"weight %{w.name} has {len(w.q)} q entries, Cout is {cout}")
+                what = "sparse values" if op.name in SPARSE_OPS else "weight"
+                self.step(i, step, f"{what} %{w.name} has {len(w.q)} q entries, Cout is {cout}")
         if op.name in SAME_Q_OPS and ins[0].q != out.q:
             self.step(i, step, f"output %{out.name} has q={out.q}, must equal the input's "
                                f"q={ins[0].q}")

@@ -1,0 +1,174 @@
+"""fc_sparse / conv_sparse in the LIR: text round trip, verifier checks (one failing example each),
+the interpreter (== the dense program with the same weights), the cost model."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from transpiler.errors import LirError
+from transpiler.lir import kernels as K
+from transpiler.lir.compare import programs_equal
+from transpiler.lir.cost import step_cycles, step_work, tile_unit_count
+from transpiler.lir.interp import run_program
+from transpiler.lir.ir import Buffer, Port, Program, Step, TilePlan
+from transpiler.lir.text import parse_program, print_program
+from transpiler.lir.verify import check_program, verify_program
+
+
+def _pruned(rng: np.random.Generator, shape: tuple[int, ...], density: float) -> np.ndarray:
+    w = rng.integers(-2000, 2000, shape).astype(np.int16)
+    return np.where(rng.random(shape) < density, w, 0).astype(np.int16)
+
+
+def dense_and_sparse(seed: int = 3) -> tuple[Program, Program]:
+    """x[2,7,7] -> conv 3x3 pad 1 (4 ch) -> flatten -> fc 196 -> 5, dense and sparse."""
+    rng = np.random.default_rng(seed)
+    wc = _pruned(rng, (4, 2, 3, 3), 0.3)
+    wc[1] = 0                                    # an output channel with no weight
+    wf = _pruned(rng, (5, 196), 0.1)
+    bc = rng.integers(-5000, 5000, 4).astype(np.int32)
+    bf = rng.integers(-5000, 5000, 5).astype(np.int32)
+    conv_attrs = {"act": "relu", "dilation": [1, 1], "group": 1, "pads": [1, 1, 1, 1],
+                  "shift": [10, 11, 10, 9], "stride": [1, 1]}
+    fc_attrs = {"act": "none", "shift": [12, 12, 13, 12, 12]}
+    programs = []
+    for sparse in (False, True):
+        p = Program("net")
+        p.add(Buffer("x", "i16", (2, 7, 7), q=12))
+        p.add(Buffer("c", "i16", (4, 7, 7), q=9))
+        p.add(Buffer("flat", "i16", (196,), q=9, alias="c"))
+        p.add(Buffer("y", "i16", (5,), q=7))
+        p.add(Buffer("bc", "i32", (4,), data=bc))
+        p.add(Buffer("bf", "i32", (5,), data=bf))
+        if sparse:
+            v, o, cp = K.conv_sparse_from_dense(wc)
+            p.add(Buffer("wc_values", "i16", v.shape, q=[14, 13, 14, 14], data=v))
+            p.add(Buffer("wc_offsets", "u16", o.shape, data=o))
+            p.add(Buffer("wc_chanptr", "u16", cp.shape, data=cp))
+            v, c, rp = K.csr_from_dense(wf)
+            p.add(Buffer("wf_values", "i16", v.shape, q=[13] * 5, data=v))
+            p.add(Buffer("wf_cols", "u16", c.shape, data=c))
+            p.add(Buffer("wf_rowptr", "u16", rp.shape, data=rp))
+            p.steps.append(Step("conv_sparse", "conv1", ["x", "wc_values", "wc_offsets", "wc_chanptr", "bc"],
+                                ["c"], {**conv_attrs, "kernel": [3, 3]}, ["/conv1/Conv"], TilePlan([2, 7, 7], 1)))
+            p.steps.append(Step("fc_sparse", "fc1", ["flat", "wf_values", "wf_cols", "wf_rowptr", "bf"], ["y"],
+                                dict(fc_attrs), ["/fc1/Gemm"]))
+        else:
+            p.add(Buffer("wc", "i16", wc.shape, q=[14, 13, 14, 14], data=wc))
+            p.add(Buffer("wf", "i16", wf.shape, q=[13] * 5, data=wf))
+            p.steps.append(Step("conv", "conv1", ["x", "wc", "bc"], ["c"], dict(conv_attrs), ["/conv1/Conv"],
+                                TilePlan([2, 7, 7], 1)))
+            p.steps.append(Step("fc", "fc1", ["flat", "wf", "bf"], ["y"], dict(fc_attrs), ["/fc1/Gemm"]))
+        p.inputs.append(Port("in", "x"))
+        p.outputs.append(Port("out", "y"))
+        programs.append(p)
+    return programs[0], programs[1]
+
+
+def test_sparse_program_verifies_and_round_trips() -> None:
+    _, sparse = dense_and_sparse()
+    verify_program(sparse)
+    text = print_program(sparse)
+    assert "step conv_sparse" in text and "step fc_sparse" in text and "kernel=[3,3]" in text
+    back = parse_program(text)
+    assert programs_equal(back, sparse)
+    assert print_program(back) == text
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_interpreter_sparse_equals_dense(seed: int) -> None:
+    dense, sparse = dense_and_sparse(seed)
+    rng = np.random.default_rng(seed)
+    for _ in range(5):
+        x = rng.integers(-32768, 32768, (2, 7, 7)).astype(np.int16)
+        a = run_program(dense, {"in": x}, trace=True)
+        b = run_program(sparse, {"in": x}, trace=True)
+        assert np.array_equal(a["out"], b["out"]) and np.array_equal(a["%c"], b["%c"])
+
+
+def _problems(p: Program) -> list[str]:
+    return [str(pr) for pr in check_program(p)]
+
+
+def _mutate(what: str) -> Program:
+    _, p = dense_and_sparse()
+    p = copy.deepcopy(p)
+    b = p.buffers
+    if what == "rowptr-decreasing":
+        rp = b["wf_rowptr"].data.copy()
+        rp[2], rp[3] = rp[3], rp[2]
+        b["wf_rowptr"].data = rp
+    elif what == "col-out-of-range":
+        c = b["wf_cols"].data.copy()
+        c[-1] = 196
+        b["wf_cols"].data = c
+    elif what == "cols-not-increasing":
+        rp = b["wf_rowptr"].data
+        j = int(np.flatnonzero(np.diff(rp.astype(int)) >= 2)[0])
+        c = b["wf_cols"].data.copy()
+        c[rp[j]], c[rp[j] + 1] = c[rp[j] + 1], c[rp[j]]
+        b["wf_cols"].data = c
+    elif what == "offset-out-of-range":
+        o = b["wc_offsets"].data.copy()
+        o[-1] = 18
+        b["wc_offsets"].data = o
+    elif what == "q-per-nnz":
+        b["wf_values"].q = [13] * b["wf_values"].size
+    elif what == "index-dtype":
+        b["wf_cols"] = Buffer("wf_cols", "i16", b["wf_cols"].shape, data=b["wf_cols"].data.astype(np.int16))
+    elif what == "chanptr-length":
+        cp = b["wc_chanptr"].data
+        b["wc_chanptr"] = Buffer("wc_chanptr", "u16", (cp.size - 1,), data=cp[:-1].copy())
+    elif what == "missing-kernel":
+        del p.steps[0].attrs["kernel"]
+    elif what == "values-not-const":
+        v = b["wf_values"]
+        b["wf_values"] = Buffer("wf_values", "i16", v.shape, q=v.q)
+    elif what == "index-count":
+        c = b["wf_cols"].data
+        b["wf_cols"] = Buffer("wf_cols", "u16", (c.size - 1,), data=c[:-1].copy())
+    return p
+
+
+@pytest.mark.parametrize("what, message", [
+    ("rowptr-decreasing", "pointer decreases at row 2"),
+    ("col-out-of-range", "column index 196 at entry"),
+    ("cols-not-increasing", "are not strictly increasing"),
+    ("offset-out-of-range", "offset index 18 at entry"),
+    ("q-per-nnz", "sparse values %wf_values has"),
+    ("index-dtype", "input cols %wf_cols has dtype i16, needs u16"),
+    ("chanptr-length", "pointer shape [4] must be [5]"),
+    ("missing-kernel", "missing attribute 'kernel'"),
+    ("values-not-const", "input values %wf_values must be a constant"),
+    ("index-count", "values but"),
+])
+def test_verifier_rejects(what: str, message: str) -> None:
+    problems = _problems(_mutate(what))
+    assert any(message in pr for pr in problems), problems
+    with pytest.raises(LirError):
+        verify_program(_mutate(what))
+
+
+def test_cost_model_counts_stored_weights() -> None:
+    dense, sparse = dense_and_sparse()
+    for i in range(2):
+        d, s = step_work(dense, dense.steps[i]), step_work(sparse, sparse.steps[i])
+        assert d.units == s.units
+        assert tile_unit_count(dense, dense.steps[i]) == tile_unit_count(sparse, sparse.steps[i])
+    nnz_rows = np.diff(sparse.buffers["wf_rowptr"].data.astype(int))
+    assert step_work(sparse, sparse.steps[1]).macs_per_unit == nnz_rows.max()
+    # a tenth of the weights: the sparse fc is predicted several times faster than the dense one
+    assert step_cycles(sparse, sparse.steps[1]) < step_cycles(dense, dense.steps[1]) / 3
+    # more stored weights cost more
+    denser = copy.deepcopy(sparse)
+    w = K.csr_to_dense(denser.buffers["wf_values"].data, denser.buffers["wf_cols"].data,
+                       denser.buffers["wf_rowptr"].data, 196)
+    w[:, :50] = 7
+    v, c, rp = K.csr_from_dense(w)
+    denser.buffers["wf_values"] = Buffer("wf_values", "i16", v.shape, q=[13] * 5, data=v)
+    denser.buffers["wf_cols"] = Buffer("wf_cols", "u16", c.shape, data=c)
+    denser.buffers["wf_rowptr"] = Buffer("wf_rowptr", "u16", rp.shape, data=rp)
+    assert step_cycles(denser, denser.steps[1]) > step_cycles(sparse, sparse.steps[1])

@@ -3,6 +3,8 @@
  *   FX_MAC_BEGIN(bias);    start a 32-bit wrapping accumulator at bias (int32_t)
  *   FX_MAC(a, b);          acc += (int32_t)a * b   (a, b int16_t)
  *   FX_MAC_END()           the accumulator as int32_t
+ *   FX_MAC_PP(xp, wp);     acc += *xp * *wp, then ++xp, ++wp (xp, wp: `const int16_t *'
+ *                          variables); on the MSP430 two auto-increment moves into MACS/OP2
  *
  * Only one accumulation may be open at a time (MPY32 has one result register). The portable
  * version below is used on the host and wherever FX_USE_MPY32 is not defined; the MSP430 platform
@@ -19,6 +21,10 @@
 #define FX_MAC_BEGIN(bias) uint32_t fx_mac_acc_ = (uint32_t)(int32_t)(bias)
 #define FX_MAC(a, b) (fx_mac_acc_ += (uint32_t)((int32_t)(a) * (int32_t)(b)))
 #define FX_MAC_END() ((int32_t)fx_mac_acc_)
+#endif
+
+#ifndef FX_MAC_PP
+#define FX_MAC_PP(xp, wp) (FX_MAC(*(xp), *(wp)), ++(xp), ++(wp))
 #endif
 
 #endif /* FX_MAC_H */

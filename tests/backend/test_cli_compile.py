@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -127,6 +128,13 @@ def test_same_input_gives_byte_identical_output(tmp_path: Path, capsys: pytest.C
     first = digests(out)
     assert cli(capsys, model, "-o", str(out), "--data", data)[0] == 0
     assert digests(out) == first and len(first) > 12
+    # and in another process, with another string-hash seed (no set/dict-order leaks)
+    exe = shutil.which("freeml-tx")
+    cmd = [exe] if exe else [sys.executable, "-m", "transpiler"]
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    r = subprocess.run([*cmd, model, "-o", str(out), "--data", data], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert digests(out) == first
 
 
 def test_build_lir_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

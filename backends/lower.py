@@ -26,6 +26,10 @@ Rules (node -> step):
   ``maxpool``/``avgpool``/``act``/aliases keep their input's format (the ops do not rescale), and a
   fused LeakyRelu output takes the coarser of the pre- and post-activation formats (the negative
   pre-activation range must fit before it is scaled by alpha).
+- Dense or sparse: the weights of every ``Conv``/``Gemm`` are stored dense (``conv``/``fc``) or
+  compressed (``conv_sparse``/``fc_sparse``: the non-zero quantised weights as ``<W>_values``,
+  ``<W>_cols``/``<W>_offsets``, ``<W>_rowptr``/``<W>_chanptr``), by the option ``sparse``
+  (backends/lower_sparse.py: bytes, predicted cycles, the FRAM budget); both compute the same bits.
 - Weights: ``w_q[c] = sat16(round(w[c] * 2^f_w[c]))``; ``f_w`` is the weight's annotation (or
   computed as in `quantize`), lowered so that ``shift[c] = f_in + f_w[c] - f_out`` stays
   ``<= max_shift`` with ``f_out`` the format of the pre-activation result (accumulator headroom, see
@@ -62,11 +66,12 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import onnx_graphsurgeon as gs
 
+from backends import lower_sparse
 from passes.quantize import (DEFAULT_MAX_SHIFT, is_per_channel, limit_weight_formats,
                              per_channel_values, round_half_up, weight_frac_bits)
 from transpiler.annotations import Annotations
@@ -102,10 +107,15 @@ class LowerOptions:
     max_shift: the accumulator-headroom limit of the requant shift (see passes/quantize.py); keep
     it equal to quantize's.
     argmax: append the ``argmax`` step (port "class") for classifiers.
+    sparse: weight storage of every Conv and Gemm: "auto" (sparse where it saves bytes and is at
+    most ``sparse_max_slowdown`` times slower, or saves bytes when the dense weights do not fit the
+    FRAM budget), "never" or "always" (backends/lower_sparse.py).
     """
 
     max_shift: int = DEFAULT_MAX_SHIFT
     argmax: bool = True
+    sparse: Literal["auto", "never", "always"] = "auto"
+    sparse_max_slowdown: float = 1.5
 
 
 class _Skip(Exception):
@@ -156,6 +166,9 @@ class _Lowerer:
     problems: list[str] = field(default_factory=list)
     softmax: list[tuple[gs.Node, str, str]] = field(default_factory=list)  # (node, logits, probs)
     stats: dict[str, int] = field(default_factory=dict)
+    fram_bytes: int | None = None
+    storage: list[dict[str, Any]] = field(default_factory=list)  # dense/sparse per Conv/Gemm
+    fram_tight: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         self.graph = self.model.graph
@@ -166,6 +179,10 @@ class _Lowerer:
             for t in node.inputs:
                 if isinstance(t, gs.Variable) and t.name:
                     self.consumers.setdefault(t.name, []).append(node)
+        dense = sum(2 * int(np.asarray(t.values).size) if k == 1 else 4 * int(np.asarray(t.values).size)
+                    for node in self.graph.nodes if node.op in ("Conv", "Gemm")
+                    for k, t in enumerate(node.inputs[1:3], start=1) if isinstance(t, gs.Constant))
+        self.fram_tight = lower_sparse.fram_is_tight(dense, self.fram_bytes)
 
     # -- entry ---------------------------------------------------------------------------------
 
@@ -362,8 +379,11 @@ class _Lowerer:
 
     def _affine(self, chain: _Chain, x_buf: str, weights: np.ndarray, bias: np.ndarray,
                 weight_name: str | None, bias_name: str, op: str,
-                step_shape: tuple[int, ...] | None, attrs: dict[str, Any]) -> None:
-        """Quantise weights/bias of a conv or fc step (weights [Cout, ...]) and emit it."""
+                step_shape: tuple[int, ...] | None, attrs: dict[str, Any],
+                may_be_sparse: bool = False) -> None:
+        """Quantise weights/bias of a conv or fc step (weights [Cout, ...]) and emit it; for an ONNX
+        Conv or Gemm (``may_be_sparse``) as conv_sparse / fc_sparse when the ``sparse`` option
+        chooses so (backends/lower_sparse.py)."""
         f_in = self._qbuf(x_buf)
         f_acc = self._q(chain.pre_act.name)
         maxes = np.abs(weights.astype(np.float64)).reshape(weights.shape[0], -1).max(axis=1)
@@ -377,11 +397,27 @@ class _Lowerer:
         w_q = np.clip(w_r, -32768, 32767).astype(np.int16)
         b_scale = np.power(2.0, np.array(f_w, dtype=np.float64) + f_in)
         b_q = np.clip(round_half_up(bias.astype(np.float64) * b_scale), INT32_MIN, INT32_MAX).astype(np.int32)
-        w_buf = self._const(weight_name or f"{chain.node.name}_w", w_q, "i16", list(f_w))
-        b_buf = self._const(bias_name, b_q, "i32", None)
-        y_buf = self._storage(chain.output, f_out, step_shape)
         attrs = {**attrs, "shift": shifts, **self._act_attrs(chain.act, f_out)}
-        self._step(op, chain.nodes, [x_buf, w_buf, b_buf], y_buf, attrs)
+        base = weight_name or f"{chain.node.name}_w"
+        choice = None
+        if may_be_sparse:
+            x_shape = self.program.buffers[x_buf].shape
+            y_shape = step_shape if step_shape is not None else (int(w_q.shape[0]),)
+            choice = lower_sparse.choose(self.options.sparse, self.options.sparse_max_slowdown,
+                                         self.fram_tight, chain.node.name, op, w_q, x_shape, y_shape, attrs)
+            self.storage.append(choice.record)
+        if choice is not None and choice.sparse:
+            sop, arrays, attrs, roles = lower_sparse.sparse_step(op, w_q, attrs)
+            inputs = [x_buf]
+            for role in roles:
+                dtype, q = ("i16", list(f_w)) if role == "values" else ("u16", None)
+                inputs.append(self._const(f"{base}_{role}", arrays[role], dtype, q))
+            op = sop
+        else:
+            inputs = [x_buf, self._const(base, w_q, "i16", list(f_w))]
+        inputs.append(self._const(bias_name, b_q, "i32", None))
+        y_buf = self._storage(chain.output, f_out, step_shape)
+        self._step(op, chain.nodes, inputs, y_buf, attrs)
 
     def _fold_bias(self, chain: _Chain, bias: np.ndarray, act_shape: Sequence[int]) -> tuple[np.ndarray, str]:
         """Add a fused per-channel constant to `bias`; the bias buffer's base name."""
@@ -433,7 +469,8 @@ class _Lowerer:
         x_buf = self._input(x, _as_3d(_lir_shape(x)))
         out_shape = _as_3d(_lir_shape(node.outputs[0]))
         self._affine(chain, x_buf, w, bias, node.inputs[1].name, bias_name, "conv", out_shape,
-                     {"stride": strides, "pads": pads, "dilation": dil, "group": group})
+                     {"stride": strides, "pads": pads, "dilation": dil, "group": group},
+                     may_be_sparse=True)
 
     def _op_Gemm(self, node: gs.Node) -> None:
         a = node.attrs
@@ -458,7 +495,8 @@ class _Lowerer:
         if isinstance(c_in, gs.Constant) and chain.bias_const is None:
             bias_name = c_in.name
         x_buf = self._input(node.inputs[0], (w.shape[1],))
-        self._affine(chain, x_buf, w, bias, node.inputs[1].name, bias_name, "fc", None, {})
+        self._affine(chain, x_buf, w, bias, node.inputs[1].name, bias_name, "fc", None, {},
+                     may_be_sparse=True)
 
     def _depthwise(self, chain: _Chain, x: gs.Variable, scale: np.ndarray, scale_name: str | None,
                    bias: np.ndarray, bias_name: str) -> None:
@@ -855,13 +893,21 @@ def _source_sha256(model: OnnxModel) -> str | None:
     return model.metadata.get("freeml_tx.source_sha256")
 
 
-def lower_model(model: OnnxModel, options: LowerOptions | None = None) -> tuple[Program, dict[str, Any]]:
-    """Lower a normalised, quantised model; returns the Program and statistics."""
-    lowerer = _Lowerer(model, options or LowerOptions())
+def lower_model(model: OnnxModel, options: LowerOptions | None = None,
+                fram_bytes: int | None = None) -> tuple[Program, dict[str, Any]]:
+    """Lower a normalised, quantised model; returns the Program and statistics.
+
+    ``fram_bytes``: the FRAM budget, for ``sparse=auto`` (None: no budget). The stats hold, besides
+    counts, ``weight_storage``: one record per Conv/Gemm (backends/lower_sparse.py: storage,
+    density, bytes dense and sparse, predicted cycles, reason) and ``sparse_layers``.
+    """
+    lowerer = _Lowerer(model, options or LowerOptions(), fram_bytes=fram_bytes)
     program = lowerer.run()
     stats: dict[str, Any] = {"steps": len(program.steps), "buffers": len(program.buffers),
                              "ops": dict(sorted(lowerer.stats.items())),
-                             "weight_bytes": sum(b.nbytes for b in program.buffers.values() if b.is_const)}
+                             "weight_bytes": sum(b.nbytes for b in program.buffers.values() if b.is_const),
+                             "weight_storage": lowerer.storage,
+                             "sparse_layers": sum(1 for r in lowerer.storage if r["storage"] == "sparse")}
     return program, stats
 
 
@@ -881,6 +927,6 @@ class Lower(Pass):
     ensures = frozenset({"lir"})
 
     def run(self, model: OnnxModel) -> PassResult[Program]:
-        program, stats = lower_model(model, self.options)
+        program, stats = lower_model(model, self.options, fram_bytes=self.context.fram_bytes)
         self.context.say(f"lower: {stats['steps']} steps, {stats['buffers']} buffers")
         return PassResult(program, True, stats)

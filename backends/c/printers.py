@@ -225,6 +225,12 @@ def print_conv_sparse(env: StepEnv) -> StepCode:
     if env.buf(chanptr).size != cout + 1 or env.buf(bias).size != cout:
         raise env.fail(f"chanptr needs {cout + 1} entries and the bias {cout}")
     geometry = _conv_geometry(env, x, y, kh, kw, None)
+    cin, ih, iw = _shape(env, x, 3, "input")
+    group_elems = cin // _attr_int(env, "group", 1) * ih * iw
+    if group_elems > 0xFFFF:
+        raise env.fail(f"one group's input has {group_elems} elements; fx_conv_sparse indexes it with "
+                       f"uint16 (at most 65535)",
+                       hint="store this layer dense (lower{sparse=never}); lower does so by itself")
     shift_name, shift_def = _shift_def(env, _attr_list(env, "shift", cout))
     desc, desc_def = _struct_def(env, "fx_conv_sparse_t", "conv", [
         *geometry, ("values", env.ptr(values)), ("offsets", env.ptr(offsets)), ("chanptr", env.ptr(chanptr)),

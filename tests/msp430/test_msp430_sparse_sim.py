@@ -1,0 +1,161 @@
+"""The sparse kernels (runtime_c/fx_sparse.c) on the MSP430 simulator equal numpy, and so do whole
+pruned models compiled with sparse weights.
+
+The MSP430 build of fx_sparse.c uses its own inline-assembly multiply-accumulate (FX_SPARSE_MAC:
+index load, address add, MACS/OP2) and ADDA with 20-bit pointers in the large model; the host
+tests never run that code. Here:
+
+- generated programs hold a layer's input, compressed weights, bias, shifts and numpy's expected
+  output as constants, call the kernel over tiles (and again over the whole step) and fail (exit
+  status 255) on the first wrong output; every case runs with MPY32 (small and large model, weights
+  in HIFRAM) and with the portable C MAC;
+- pruned LeNet-5 (sparse=always, small model) and the pruned big MLP (sparse=auto, large model)
+  go through emit-c and `make msp430`; the simulator's outputs equal the interpreter's.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from msp430_testlib import REPO, build_msp430, msp430_tc  # noqa: F401
+
+from transpiler.lir import kernels as K
+from transpiler.sim import run_elf, run_model
+from transpiler.toolchain import Msp430Toolchain
+
+PLATFORM = REPO / "runtime_c" / "platform" / "msp430"
+VARIANTS = {
+    "mpy32": ["-DFX_USE_MPY32"],
+    "portable": [],
+    "mpy32-large": ["-DFX_USE_MPY32", "-mlarge"],
+}
+
+
+@dataclass(frozen=True)
+class ConvCase:
+    """conv geometry + density: (cin, h, w, cout, kh, kw, stride, pads, dilation, group)."""
+
+    name: str
+    geo: tuple[int, int, int, int, int, int, tuple[int, int], tuple[int, int, int, int], tuple[int, int], int]
+    density: float
+
+
+CONV_CASES = [
+    ConvCase("interior-5x5", (6, 12, 12, 4, 5, 5, (1, 1), (0, 0, 0, 0), (1, 1), 1), 0.1),
+    ConvCase("padded-3x3", (4, 9, 11, 3, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1), 0.3),
+    ConvCase("chunked", (10, 6, 7, 2, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1), 0.9),
+    ConvCase("strided-dilated-grouped", (4, 9, 9, 4, 3, 2, (2, 1), (2, 0, 1, 1), (2, 2), 2), 0.5),
+    ConvCase("depthwise-1d", (3, 1, 20, 3, 1, 5, (1, 2), (0, 2, 0, 2), (1, 1), 3), 0.6),
+]
+FC_CASES = [("fc-40x9", 40, 9, 0.2), ("fc-300x20", 300, 20, 0.05), ("fc-17x5-dense", 17, 5, 1.0)]
+
+
+def _arr(qual: str, ctype: str, name: str, a: np.ndarray, attr: str = "") -> str:
+    flat = np.asarray(a).reshape(-1).astype(np.int64)
+    return f"{qual} {ctype} {name}[{flat.size}] {attr} = {{{', '.join(str(int(v)) for v in flat)}}};\n"
+
+
+def _pruned(rng: np.random.Generator, shape: tuple[int, ...], density: float) -> np.ndarray:
+    w = rng.integers(-32768, 32768, shape).astype(np.int16)
+    w = np.where(rng.random(shape) < density, w, 0).astype(np.int16)
+    w[0] = 0  # an output with no stored weight
+    return w
+
+
+def case_program() -> str:
+    """One C program running every case; main returns 1 + the failing case's index."""
+    rng = np.random.default_rng(2024)
+    decls = ["#include <stdint.h>", '#include "fx_kernels.h"',
+             "#ifdef __MSP430X_LARGE__", "#define HI __attribute__((upper))", "#else", "#define HI", "#endif",
+             "static int16_t y[2048] __attribute__((persistent)) = {0};",
+             "static int check(const int16_t *want, uint16_t n)",
+             "{", "    uint16_t i;", "    for (i = 0; i < n; ++i) {", "        if (y[i] != want[i]) {",
+             "            return 1;", "        }", "        y[i] = 0;", "    }", "    return 0;", "}", ""]
+    calls: list[str] = []
+    for i, (name, k, n, density) in enumerate(FC_CASES):
+        x = rng.integers(-32768, 32768, k).astype(np.int16)
+        w = _pruned(rng, (n, k), density)
+        b = rng.integers(-2**31, 2**31, n, dtype=np.int64).astype(np.int32)
+        shift = rng.integers(-3, 31, n)
+        want = K.fc(x, w, b, shift, "relu")
+        v, c, rp = K.csr_from_dense(w)
+        p = f"f{i}"
+        decls += [f"/* {name} */", _arr("static const", "int16_t", f"{p}x", x),
+                  _arr("static const", "int16_t", f"{p}v", v, "HI"), _arr("static const", "uint16_t", f"{p}c", c, "HI"),
+                  _arr("static const", "uint16_t", f"{p}r", rp, "HI"), _arr("static const", "int32_t", f"{p}b", b),
+                  _arr("static const", "int8_t", f"{p}s", shift), _arr("static const", "int16_t", f"{p}want", want),
+                  f"static const fx_fc_sparse_t {p} = {{ {k}u, {n}u, {p}v, {p}c, {p}r, {p}b, {p}s, "
+                  f"{{ FX_ACT_RELU, 0, 0, 0 }} }};\n"]
+        half = n // 2
+        calls += [f"    fx_fc_sparse(&{p}, {p}x, y, {half}u, {n}u);",
+                  f"    fx_fc_sparse(&{p}, {p}x, y, 0u, {half}u);",
+                  f"    if (check({p}want, {n}u)) return {len(calls) // 3 + 1};"]
+    for j, case in enumerate(CONV_CASES):
+        cin, h, wd, cout, kh, kw, stride, pads, dil, group = case.geo
+        x = rng.integers(-32768, 32768, (cin, h, wd)).astype(np.int16)
+        w = _pruned(rng, (cout, cin // group, kh, kw), case.density)
+        b = rng.integers(-2**20, 2**20, cout).astype(np.int32)
+        shift = rng.integers(8, 24, cout)
+        want = K.conv(x, w, b, stride, pads, dil, group, shift, "none")
+        oh, ow = want.shape[1:]
+        v, o, cp = K.conv_sparse_from_dense(w)
+        p = f"c{j}"
+        decls += [f"/* {case.name} */", _arr("static const", "int16_t", f"{p}x", x),
+                  _arr("static const", "int16_t", f"{p}v", v, "HI"), _arr("static const", "uint16_t", f"{p}o", o, "HI"),
+                  _arr("static const", "uint16_t", f"{p}c", cp, "HI"), _arr("static const", "int32_t", f"{p}b", b),
+                  _arr("static const", "int8_t", f"{p}s", shift), _arr("static const", "int16_t", f"{p}want", want),
+                  f"static const fx_conv_sparse_t {p} = {{ {cin}u, {h}u, {wd}u, {cout}u, {oh}u, {ow}u, {kh}u, "
+                  f"{kw}u, {stride[0]}u, {stride[1]}u, {dil[0]}u, {dil[1]}u, {pads[0]}u, {pads[1]}u, {group}u, "
+                  f"{p}v, {p}o, {p}c, {p}b, {p}s, {{ FX_ACT_NONE, 0, 0, 0 }} }};\n"]
+        # rows in reverse, one call each, then the whole step again
+        calls += [f"    {{ uint16_t r; for (r = {oh}u; r-- > 0u;) fx_conv_sparse(&{p}, {p}x, y, 0u, {cout}u, r, "
+                  f"(uint16_t)(r + 1u)); }}",
+                  f"    if (check({p}want, {cout * oh * ow}u)) return {len(calls) // 3 + 1};",
+                  f"    fx_conv_sparse(&{p}, {p}x, y, 0u, {cout}u, 0u, {oh}u);",
+                  f"    if (check({p}want, {cout * oh * ow}u)) return {len(calls) // 3 + 1};"]
+    return "\n".join(decls) + "\nint main(void)\n{\n" + "\n".join(calls) + "\n    return 0;\n}\n"
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_sparse_kernels_match_numpy_on_sim(variant: str, msp430_tc: Msp430Toolchain,  # noqa: F811
+                                           tmp_path: Path) -> None:
+    src = tmp_path / "sparse_cases.c"
+    src.write_text(case_program())
+    runtime = REPO / "runtime_c"
+    elf = build_msp430(msp430_tc, [src, runtime / "fx_sparse.c", runtime / "fx_requant.c"],
+                       tmp_path / f"sparse-{variant}.elf", flags=VARIANTS[variant])
+    r = run_elf(elf, toolchain=msp430_tc, max_cycles=300_000_000, timeout=600)
+    assert r.exit_reason == "halt" and r.returncode == 0, (
+        f"{variant}: a sparse kernel's output differs from numpy (exit {r.returncode}, {r.exit_reason}); "
+        f"stderr: {r.stderr[-500:]}")
+
+
+@pytest.mark.parametrize("name, fraction, mode", [("lenet5_mnist", 0.9, "always"),
+                                                   ("mlp_mnist_big", 0.95, "auto")])
+def test_pruned_model_on_sim_equals_interpreter(name: str, fraction: float, mode: str,
+                                                msp430_tc: Msp430Toolchain,  # noqa: F811
+                                                tmp_path: Path) -> None:
+    sys.path.insert(0, str(REPO / "tests" / "backend"))
+    from emit_c_helpers import emit, interp_outputs, pack_inputs, random_inputs
+    from test_sparse_e2e import compile_lir, dataset, prune_model
+
+    from transpiler.lir.qio import quantize_inputs
+
+    model = prune_model(name, fraction, tmp_path)
+    ds = dataset(name, model)
+    program, _ = compile_lir(model, ds, mode, tmp_path / "lir")
+    assert any(s.op.endswith("_sparse") for s in program.steps)
+    out = tmp_path / "c"
+    info = emit(program, out)
+    inputs = [quantize_inputs(program, ds.inputs_for(i)) for i in range(3)] + random_inputs(program, 2, seed=3)
+    want = interp_outputs(program, inputs)
+    r = run_model(out, info["c_name"], [row.tolist() for row in pack_inputs(program, inputs)],
+                  toolchain=msp430_tc, max_cycles=2_000_000_000, timeout=900).check()
+    got = r.output().outputs
+    assert sorted(got) == list(range(len(inputs)))
+    for i in range(len(inputs)):
+        assert got[i] == want[i].tolist(), f"input {i}: the simulator differs from the interpreter"

@@ -25,10 +25,17 @@ from transpiler.model import OnnxModel  # noqa: E402
 from transpiler.pass_infra import PassContext  # noqa: E402
 
 
+def small_data(name: str, model: OnnxModel, limit: int = 600) -> Dataset:
+    """samples/<name>.npz, every n-th sample so that at most ``limit`` remain (fast tests)."""
+    data = sample_data(name, model)
+    step = -(-len(data) // limit)
+    return data.subset(np.arange(0, len(data), step))
+
+
 def attached(name: str, seed: int = 0, data: Dataset | None = None, **options: Any) -> tuple[OnnxModel, dict[str, Any]]:
     """samples/<name> normalized, with a gNet attached (few epochs: the tests check structure)."""
     model = sample_model(name)
-    ctx = PassContext(data=data if data is not None else sample_data(name, model), seed=seed)
+    ctx = PassContext(data=data if data is not None else small_data(name, model), seed=seed)
     opts = AttachGnetOptions(**{"epochs": 8, **options})
     result = AttachGnet(opts, ctx).run(model)
     return result.model, result.stats
@@ -156,7 +163,7 @@ def test_exit_k_ignores_later_layers(lenet: tuple[OnnxModel, dict[str, Any]]) ->
 def test_accuracy_stats_match_onnxruntime(digits: tuple[OnnxModel, dict[str, Any]]) -> None:
     """The per-exit accuracy the pass reports is what onnxruntime measures on the val part."""
     model, stats = digits
-    data = sample_data("cnn_digits", model)
+    data = small_data("cnn_digits", model)
     val = data.split(0)["val"]
     outs = ort_all(model, val.x, [exit_output(k) for k in (1, 2, 3)])
     for k in (1, 2, 3):
@@ -198,7 +205,7 @@ def test_options_pool_per_exit_conv1x1_avg_and_fc_pooling() -> None:
 
 def test_distillation_without_labels() -> None:
     model = sample_model("cnn_digits")
-    data = sample_data("cnn_digits", model)
+    data = small_data("cnn_digits", model)
     unlabeled = Dataset(inputs=data.inputs, labels=None, source=data.source)
     _, stats = attached("cnn_digits", data=unlabeled, epochs=20, baseline="none")
     assert stats["loss"] == "distill"

@@ -23,6 +23,7 @@ from typing import Any
 
 from transpiler.cli.common import (add_model_arguments, add_pipeline_arguments, instrument_options, make_context,
                                    parse_input_shapes)
+from transpiler.cli.gnet_flags import add_gnet_arguments, format_gnet, gnet_summary, with_gnet
 from transpiler.errors import PipelineError
 
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(KiB|MiB|KB|kB|MB|K|M|B)?\s*$")
@@ -63,6 +64,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--name", metavar="NAME", help="C name of the model (default: the file name)")
     parser.add_argument("--target", choices=TARGETS, default="host", help="build target (default host)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_gnet_arguments(parser)
     add_pipeline_arguments(parser)
     return parser
 
@@ -77,7 +79,7 @@ def default_pipeline(args: argparse.Namespace) -> str:
     if getattr(args, "sram_only", False):
         plan.append("fram-activations=false")
     plan_spec = "plan-memory" + (f"{{{','.join(plan)}}}" if plan else "")
-    return f"normalize,quantize,lower,{plan_spec},emit-c"
+    return with_gnet(f"normalize,quantize,lower,{plan_spec},emit-c", args)
 
 
 def keep_onnx_instrument(context: Any) -> Any:
@@ -185,6 +187,7 @@ def make_summary(args: argparse.Namespace, context: Any, report: Any) -> dict[st
         "labels": manifest.get("labels"),
         "report": str(out_dir / "report.txt"),
         "ms": round(report.total_ms, 1),
+        "gnet": gnet_summary(context),
     }
 
 
@@ -215,6 +218,8 @@ def format_summary(s: dict[str, Any]) -> str:
     ]
     if s.get("labels"):
         lines.append(f"  labels      {', '.join(str(x) for x in s['labels'])}")
+    if s.get("gnet"):
+        lines += format_gnet(s["gnet"])
     lines.append(f"  report      {s['report']}")
     lines.append(f"next: make -C {s['output']} && freeml-tx verify {s['output']} --data {s.get('data') or 'DATA.npz'}")
     return "\n".join(lines)

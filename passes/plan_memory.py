@@ -34,13 +34,25 @@ Rules:
 - Offsets are byte offsets inside their space, aligned to the element size (2 for i16, 4 for i32).
   In ``fram`` the activation arena starts at 0 and the constants follow it.
 - SRAM keeps ``stack`` bytes (default 1 KiB) free for the call stack and the runtime's own state;
-  the activations get ``sram - stack``. Lower FRAM keeps room for the code (a rough estimate,
-  ``RUNTIME_CODE_BYTES + CODE_BYTES_PER_STEP`` per step, unless ``code`` is given) and the kernel
-  descriptors.
+  the activations get ``sram - stack``. Lower FRAM keeps room for the code and the read-only tables
+  (unless ``code`` is given, :func:`estimate_code_bytes` and :func:`estimate_rodata_bytes`).
+
+Code estimate (what ``freeml-tx report`` compares with the linked ELF, within 5 %): the runtime's
+part is exact up to compiler changes: ``passes/msp430_code_sizes.py`` (written by
+``tools/msp430_code_sizes.py`` from the compiled runtime and libgcc) holds every section's size and
+references, and :func:`runtime_bytes` adds up what ``--gc-sections`` keeps: the sections reachable
+from the entry points the program's ops call (:data:`OP_ENTRY_POINTS`; ``fx_requant``, libgcc's
+division helpers and the like counted once). The generated part (one step function per step, the
+run loop, helpers; :data:`GENERATED_CODE`) is measured on the samples. Both depend on the memory
+model: the large one (``-mlarge``, 20-bit pointers), which the C emitter picks when a constant lives
+in HIFRAM or an object exceeds 32767 bytes, has bigger code and 4-byte pointers in the descriptors;
+the plan is made with the small model's figures and redone with the large ones when it needs HIFRAM.
 
 Stats: ``sram_peak``, ``fram_weights``/``fram_bias``/``fram_descriptors``/``fram_activations``,
 ``hifram_bytes``, ``reuse_savings_sram``/``reuse_savings_fram`` (bytes saved by sharing),
-``spilled_to_fram``, the budgets; also left in ``PassContext.extra["plan-memory"]`` for emit-c's report.
+``spilled_to_fram``, the budgets, ``memory_model`` (small/large), ``code_estimate`` and
+``rodata_estimate`` (descriptors with the model's pointer size, the step table, the runtime's tables);
+also left in ``PassContext.extra["plan-memory"]`` for emit-c's report and manifest.
 
 A plan that cannot fit raises :class:`BudgetError` before any code is generated, naming the largest
 buffers (bytes, lifetime, the steps that write and read them) and what would help.
@@ -48,6 +60,7 @@ buffers (bytes, lifetime, the steps that write and read them) and what would hel
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,8 +70,28 @@ from transpiler.lir.liveness import liveness, overlaps
 from transpiler.pass_infra import Pass, PassResult, register
 
 LOWER_FRAM_BYTES = 0xFF80 - 0x4000   # lower FRAM of the MSP430FR5994: 0x4000-0xFF7F
-RUNTIME_CODE_BYTES = 6144            # kernels + run loop, rough (checked against the ELF by bench/)
-CODE_BYTES_PER_STEP = 96             # one step function + its table entry, rough
+RUNTIME_CODE_BYTES = 6144            # kernels + run loop, when passes/msp430_code_sizes.py is absent
+CODE_BYTES_PER_STEP = 96             # one step function + its table entry, likewise
+SMALL_MODEL_MAX_OBJECT = 32767       # the small memory model's largest object (16-bit size_t)
+
+#: The runtime functions the C of each LIR op calls (backends/c/printers.py).
+OP_ENTRY_POINTS: dict[str, tuple[str, ...]] = {
+    "conv": ("fx_conv",), "conv_sparse": ("fx_conv_sparse",), "fc": ("fx_fc",),
+    "fc_sparse": ("fx_fc_sparse",), "maxpool": ("fx_maxpool",), "avgpool": ("fx_avgpool",),
+    "add": ("fx_add",), "act": ("fx_act",), "concat": ("fx_requant_copy",), "argmax": ("fx_argmax",),
+}
+#: Code of an entry point missing from the measured table (a new kernel): a guess.
+UNKNOWN_KERNEL_BYTES = 1024
+#: Bytes of the generated C per memory model (msp430-elf-gcc -O2, measured on the samples):
+#: ``run`` the run loop, ``step`` a step function that calls a kernel, ``op_extra`` more for ops
+#: whose step has a loop of its own (per input for concat), ``helper`` the shared unit helpers
+#: (conv_units, conv_sparse_units), ``step_entry`` one entry of the step table (fn, 3 x u16).
+GENERATED_CODE: dict[str, dict[str, Any]] = {
+    "small": {"run": 112, "step": 28, "helper": 170, "step_entry": 8, "pointer": 2,
+              "op_extra": {"act": 80, "add": 80, "argmax": -4}, "concat_per_input": 135},
+    "large": {"run": 124, "step": 32, "helper": 178, "step_entry": 10, "pointer": 4,
+              "op_extra": {"act": 88, "add": 88, "argmax": -4}, "concat_per_input": 148},
+}
 
 
 @dataclass(frozen=True)
@@ -107,21 +140,109 @@ def live_at(p: Program, lives: dict[str, Lifetime], names: list[str]) -> tuple[i
     return best_t, sorted(n for n in names if lives[n].start <= best_t <= lives[n].end)
 
 
-def descriptor_bytes(s: Step) -> int:
-    """FRAM bytes of a step's kernel descriptor and shift table (estimate; 4-byte pointers)."""
+def descriptor_bytes(s: Step, pointer: int = 4) -> int:
+    """FRAM bytes of a step's kernel descriptor and shift table (``pointer``: 4 in the large memory
+    model, 2 in the small one; the default over-estimates)."""
     act = 8
     shifts = len(s.attrs.get("shift", [])) if isinstance(s.attrs.get("shift"), list) else 0
-    size = {"conv": 15 * 2 + 3 * 4 + act, "fc": 2 * 2 + 3 * 4 + act, "conv_sparse": 15 * 2 + 5 * 4 + act,
-            "fc_sparse": 2 * 2 + 5 * 4 + act, "maxpool": 16 * 2,
-            "avgpool": 16 * 2, "add": 4 + act, "act": act}.get(s.op, 0)
+    size = {"conv": 15 * 2 + 3 * pointer + act, "fc": 2 * 2 + 3 * pointer + act,
+            "conv_sparse": 15 * 2 + 5 * pointer + act, "fc_sparse": 2 * 2 + 5 * pointer + act,
+            "maxpool": 16 * 2, "avgpool": 16 * 2, "add": 4 + act, "act": act}.get(s.op, 0)
     if s.op == "concat":
         shifts = len(s.inputs)
     return _align_up(size + shifts, 2)
 
 
-def estimate_code_bytes(p: Program) -> int:
-    """Rough bytes of code the program needs in lower FRAM."""
-    return RUNTIME_CODE_BYTES + CODE_BYTES_PER_STEP * len(p.steps)
+def _code_table() -> Mapping[str, Any] | None:
+    """The measured runtime table (passes/msp430_code_sizes.py), None when it is absent."""
+    try:
+        from passes.msp430_code_sizes import GRAPHS
+    except ImportError:
+        return None
+    return GRAPHS
+
+
+def closure_bytes(entries: Iterable[str], graph: Mapping[str, Any]) -> tuple[int, int, list[str]]:
+    """(code bytes, read-only bytes, unknown entry points) of what ``entries`` reach in ``graph``.
+
+    ``graph`` is one memory model of passes/msp430_code_sizes.py: ``sections`` (key -> [bytes, kind]),
+    ``edges`` (key -> keys it refers to), ``entries`` (function -> key). Every section counts once.
+    """
+    sections: Mapping[str, Any] = graph["sections"]
+    edges: Mapping[str, Any] = graph["edges"]
+    starts: list[str] = []
+    unknown: list[str] = []
+    for e in entries:
+        key = graph["entries"].get(e)
+        if key is None:
+            unknown.append(e)
+        else:
+            starts.append(key)
+    seen: set[str] = set()
+    while starts:
+        k = starts.pop()
+        if k in seen:
+            continue
+        seen.add(k)
+        starts.extend(edges.get(k, []))
+    code = sum(int(sections[k][0]) for k in seen if k in sections and sections[k][1] == "code")
+    rodata = sum(int(sections[k][0]) for k in seen if k in sections and sections[k][1] != "code")
+    return code, rodata, sorted(set(unknown))
+
+
+def runtime_bytes(ops: Iterable[str], large: bool = False) -> tuple[int, int]:
+    """(code, read-only tables) of the runtime kernels that steps of these ops pull into the ELF.
+
+    Ops without a kernel add nothing; a kernel missing from the table counts
+    :data:`UNKNOWN_KERNEL_BYTES`. Without the table: :data:`RUNTIME_CODE_BYTES` for everything.
+    """
+    graphs = _code_table()
+    if graphs is None:
+        return RUNTIME_CODE_BYTES, 0
+    entries = sorted({e for op in ops for e in OP_ENTRY_POINTS.get(op, ())})
+    code, rodata, unknown = closure_bytes(entries, graphs["large" if large else "small"])
+    return code + UNKNOWN_KERNEL_BYTES * len(unknown), rodata
+
+
+def generated_code_bytes(p: Program, large: bool = False) -> int:
+    """Bytes of the C emitter's code for ``p``: run loop, step functions, unit helpers."""
+    g = GENERATED_CODE["large" if large else "small"]
+    total = int(g["run"]) + int(g["step"]) * len(p.steps)
+    for s in p.steps:
+        if s.op == "concat":
+            total += int(g["concat_per_input"]) * len(s.inputs)
+        else:
+            total += int(g["op_extra"].get(s.op, 0))
+    helpers = {"conv_units" if s.op == "conv" else "conv_sparse_units"
+               for s in p.steps if s.op in ("conv", "conv_sparse")}
+    return total + int(g["helper"]) * len(helpers)
+
+
+def estimate_code_bytes(p: Program, large: bool = False) -> int:
+    """Bytes of code the program needs in lower FRAM: the generated C and the runtime kernels it
+    calls, libgcc helpers included (see the module docstring); ``large`` for ``-mlarge``."""
+    if _code_table() is None:
+        return RUNTIME_CODE_BYTES + CODE_BYTES_PER_STEP * len(p.steps)
+    return generated_code_bytes(p, large) + runtime_bytes((s.op for s in p.steps), large)[0]
+
+
+def estimate_rodata_bytes(p: Program, large: bool = False) -> int:
+    """Read-only bytes besides the constants: kernel descriptors and shift tables (with the memory
+    model's pointer size), the step table, and the runtime's own tables."""
+    g = GENERATED_CODE["large" if large else "small"]
+    descr = sum(descriptor_bytes(s, int(g["pointer"])) for s in p.steps)
+    return descr + int(g["step_entry"]) * len(p.steps) + runtime_bytes((s.op for s in p.steps), large)[1]
+
+
+def uses_large_model(p: Program) -> bool:
+    """Whether the C emitter builds a planned program with ``-mlarge``: a constant in HIFRAM, or an
+    object (constant, activation arena) larger than the small model can declare."""
+    acts, consts = _storage_buffers(p)
+    if any(b.space == "hifram" for b in consts):
+        return True
+    s = memory_summary(p)
+    largest = max([b.nbytes for b in consts] + [s["fram_activations"], s["sram_peak"]])
+    return largest > SMALL_MODEL_MAX_OBJECT
 
 
 def fmt_bytes(n: int) -> str:
@@ -297,30 +418,22 @@ class PlanMemory(Pass):
         _check_overlaps(fram_items)
 
         # --- constants: lower FRAM (small first) or HIFRAM ------------------------------------
+        # First with the small memory model's code; when that plan needs -mlarge (HIFRAM, or an
+        # object over 32767 bytes), again with the large model's bigger code and pointers.
         lower_cap = min(fram, LOWER_FRAM_BYTES)
         hifram_cap = max(0, fram - LOWER_FRAM_BYTES)
-        code = o.code if o.code is not None else estimate_code_bytes(p)
-        descr = sum(descriptor_bytes(s) for s in p.steps)
-        lower_used = code + descr + fram_pack.total
-        if lower_used > lower_cap:
+        large = (max([b.nbytes for b in consts] + [fram_pack.total, sram_pack.total])
+                 > SMALL_MODEL_MAX_OBJECT)
+        while True:
+            code = o.code if o.code is not None else estimate_code_bytes(p, large)
+            descr = estimate_rodata_bytes(p, large)
+            placement, lower_used, hi_off = self._place_constants(
+                consts, code + descr + fram_pack.total, lower_cap, hifram_cap, fram_pack.total)
+            if large or hi_off == 0:
+                break
+            large = True
+        if code + descr + fram_pack.total > lower_cap:
             self._fram_error(p, lives, sram, fram, lower_cap, code, descr, fram_pack.total, in_fram, consts, "lower")
-        const_off = _align_up(fram_pack.total, 4)
-        hi_off = 0
-        placement: dict[str, tuple[str, int]] = {}
-        small_first = sorted(consts, key=lambda b: (b.nbytes, b.name))
-        for b in small_first:
-            align = max(2, DTYPES[b.dtype].itemsize)
-            size = _align_up(b.nbytes, 2)
-            wants_high = b.nbytes > o.hifram_threshold and hifram_cap > 0
-            if not wants_high and lower_used + size <= lower_cap:
-                const_off = _align_up(const_off, align)
-                placement[b.name] = ("fram", const_off)
-                const_off += size
-                lower_used += size
-            else:
-                hi_off = _align_up(hi_off, align)
-                placement[b.name] = ("hifram", hi_off)
-                hi_off += size
         if hi_off > hifram_cap:
             self._fram_error(p, lives, sram, fram, lower_cap, code, descr, fram_pack.total, in_fram, consts, "all")
 
@@ -346,6 +459,8 @@ class PlanMemory(Pass):
             "lower_fram_capacity": lower_cap,
             "lower_fram_used": lower_used,
             "code_estimate": code,
+            "rodata_estimate": descr,
+            "memory_model": "large" if large else "small",
             "reuse_savings_sram": sram_pack.savings,
             "reuse_savings_fram": fram_pack.savings,
             "spilled_to_fram": spilled,
@@ -358,6 +473,30 @@ class PlanMemory(Pass):
             f"activations in FRAM {fmt_bytes(summary['fram_activations'])}, reuse saved "
             f"{fmt_bytes(sram_pack.savings + fram_pack.savings)}")
         return PassResult(p, changed, stats)
+
+    def _place_constants(self, consts: list[Buffer], lower_used: int, lower_cap: int, hifram_cap: int,
+                         arena: int) -> tuple[dict[str, tuple[str, int]], int, int]:
+        """Constants smallest first into lower FRAM (after ``lower_used`` bytes, offsets after the
+        FRAM arena of ``arena`` bytes) while they fit, the rest and the large ones into HIFRAM.
+        Returns (name -> (space, offset), lower FRAM bytes used, HIFRAM bytes used)."""
+        o: PlanMemoryOptions = self.options
+        const_off = _align_up(arena, 4)
+        hi_off = 0
+        placement: dict[str, tuple[str, int]] = {}
+        for b in sorted(consts, key=lambda b: (b.nbytes, b.name)):
+            align = max(2, DTYPES[b.dtype].itemsize)
+            size = _align_up(b.nbytes, 2)
+            wants_high = b.nbytes > o.hifram_threshold and hifram_cap > 0
+            if not wants_high and lower_used + size <= lower_cap:
+                const_off = _align_up(const_off, align)
+                placement[b.name] = ("fram", const_off)
+                const_off += size
+                lower_used += size
+            else:
+                hi_off = _align_up(hi_off, align)
+                placement[b.name] = ("hifram", hi_off)
+                hi_off += size
+        return placement, lower_used, hi_off
 
     # --- errors ---------------------------------------------------------------------------------
     def _sram_error(self, p: Program, lives: dict[str, Lifetime], need: int, sram: int, stack: int,

@@ -5,6 +5,11 @@ The host ``Makefile`` that the C emitter writes ends with ``-include msp430.mk``
     make -C build msp430                      # -> build/<model>.elf (needs msp430-elf-gcc)
     make -C build msp430 MSP430_COUNTERS=1    # the same with per-step cycle counts
     make -C build msp430-run                  # run it in msp430-elf-run, stats in <model>.stats.json
+    make -C build msp430 MSP430_RUN_COUNTERS=1   # only main_sim.c counts: a "run" line per input,
+                                              # the model's code is exactly that of a plain build
+
+The link also writes ``<model>.map`` (GNU ld map): ``freeml-tx report`` reads it to split the ELF's
+sections into the model's bytes and the simulator harness's (transpiler/msp430_size.py).
 
 The toolchain comes from ``MSP430_GCC_ROOT`` (``$MSP430_GCC_ROOT/bin/msp430-elf-gcc``) or ``PATH``, and
 as a last resort from the places ``tools/msp430-toolchain.sh`` installs to (/opt/msp430-elf,
@@ -156,6 +161,7 @@ def msp430_makefile(model_name: str, sources: Sequence[str], large: bool, *,
     w("#")
     w("#   make msp430                    build $(MSP430_ELF) for the FR5994 / msp430-elf-run")
     w("#   make msp430 MSP430_COUNTERS=1  ... with FX_SIM_COUNTERS: run and per-step cycle counts")
+    w("#   make msp430 MSP430_RUN_COUNTERS=1  ... counts in main_sim.c only (run lines, no step hooks)")
     w("#   make msp430-run                run it in the simulator (stats: $(MSP430_STATS))")
     w("#   make msp430-size msp430-clean")
     w("#")
@@ -175,12 +181,14 @@ def msp430_makefile(model_name: str, sources: Sequence[str], large: bool, *,
     w("")
     w(f"MSP430_ELF := {model_name}.elf")
     w(f"MSP430_STATS := {model_name}.stats.json")
+    w("MSP430_MAP = $(basename $(MSP430_ELF)).map")
     w("MSP430_OBJDIR := msp430-obj")
     w(f"MSP430_LDSCRIPT := {plat}/fr5994.ld")
     w("MSP430_LARGE := " + ("-mlarge" if large else ""))
     w("MSP430_OPT ?= -O2")
     w("MSP430_CFLAGS_EXTRA ?=")
     w("MSP430_COUNTERS ?=")
+    w("MSP430_RUN_COUNTERS ?=")
     w("MSP430_CFLAGS = " + " ".join(f for f in MSP430_BASE_CFLAGS if f != "-O2")
       + " $(MSP430_OPT) $(MSP430_LARGE) " + includes
       + " $(if $(MSP430_COUNTERS),-DFX_SIM_COUNTERS,) $(MSP430_CFLAGS_EXTRA)")
@@ -189,7 +197,8 @@ def msp430_makefile(model_name: str, sources: Sequence[str], large: bool, *,
     w("MSP430_LDLIBS = " + " ".join(MSP430_LDLIBS))
     w(f"MSP430_MAIN_DEFS = -DFX_MODEL_HEADER='\"{header}\"' -DFX_RUN={run_symbol} "
       f"-DFX_INPUT_LEN={in_len} -DFX_OUTPUT_LEN={out_len}"
-      + (f" -DFX_SIM_NEW_INPUT={new_input_symbol}" if new_input_symbol else ""))
+      + (f" -DFX_SIM_NEW_INPUT={new_input_symbol}" if new_input_symbol else "")
+      + " $(if $(MSP430_RUN_COUNTERS),-DFX_SIM_COUNTERS,)")
     objs = [f"$(MSP430_OBJDIR)/crt0.o"] + [_object_name(s) for s in all_sources]
     w("MSP430_OBJS = " + " \\\n    ".join(objs))
     w("")
@@ -221,7 +230,7 @@ def msp430_makefile(model_name: str, sources: Sequence[str], large: bool, *,
       "transpiler.sim.write_sim_input() (the emitter writes a zero input)\" >&2; exit 1")
     w("")
     w("$(MSP430_ELF): $(MSP430_OBJS) $(MSP430_LDSCRIPT)")
-    w("\t$(MSP430_CC) $(MSP430_LDFLAGS) $(MSP430_OBJS) $(MSP430_LDLIBS) -o $@")
+    w("\t$(MSP430_CC) $(MSP430_LDFLAGS) -Wl,-Map,$(MSP430_MAP) $(MSP430_OBJS) $(MSP430_LDLIBS) -o $@")
     w("\t@$(MSP430_SIZE) $@")
     w("")
     w("msp430-run: $(MSP430_ELF)")
@@ -232,7 +241,7 @@ def msp430_makefile(model_name: str, sources: Sequence[str], large: bool, *,
     w("\t$(MSP430_SIZE) -A $(MSP430_ELF)")
     w("")
     w("msp430-clean:")
-    w("\trm -rf $(MSP430_OBJDIR) $(MSP430_ELF) $(MSP430_STATS)")
+    w("\trm -rf $(MSP430_OBJDIR) $(MSP430_ELF) $(MSP430_STATS) $(MSP430_MAP)")
     w("")
     w("-include $(wildcard $(MSP430_OBJDIR)/*.d)")
     return "\n".join(out) + "\n"

@@ -97,6 +97,12 @@ def write_package(p: Program, ctx: PassContext, out_dir: Path, name: str = "") -
         (out_dir / rel).write_text(files[rel], encoding="utf-8", newline="\n")
     for f in runtime:
         (out_dir / "runtime" / f).write_bytes((root / f).read_bytes())
+    if gen.manifest.get("intermittent"):
+        from backends.c.intermittent import HOST_PF_RUNTIME
+
+        for f in HOST_PF_RUNTIME:   # the host power-failure platform (make host-intermittent)
+            (out_dir / "runtime" / f).parent.mkdir(parents=True, exist_ok=True)
+            (out_dir / "runtime" / f).write_bytes((root / f).read_bytes())
     if target_files:
         from backends.c.msp430_mk import copy_msp430_runtime
 
@@ -145,7 +151,8 @@ def _msp430_files(p: Program, info: GenInfo, m: str, manifest: dict[str, Any],
     large = bool(manifest["needs_hifram"]) or largest > 32767
     mk = msp430_makefile(m, sources, large=large, runtime_dir="runtime",
                          header=f"{m}.h", run_symbol=f"fx_{m}_run", input_len=f"FX_{M}_IN_SIZE",
-                         output_len=f"FX_{M}_OUT_SIZE", command_line=info.command_line or None)
+                         output_len=f"FX_{M}_OUT_SIZE", command_line=info.command_line or None,
+                         new_input_symbol=f"fx_{m}_reset")
     zero = sim_input_text([[0] * int(manifest["api"]["in_size"])])
     return {"msp430.mk": hash_header(info, p.name, m, "msp430.mk") + mk,
             "sim_input.c": c_header(info, p.name, m, "sim_input.c (a zero input; transpiler.sim rewrites it)")

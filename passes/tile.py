@@ -17,9 +17,16 @@ Without a budget (continuous power) the pass leaves steps untiled: the runtime t
 step ends. A step whose single unit plus a commit cannot fit is a BudgetError naming the layer, the
 budget and the smallest need.
 
-Stats: per step the tile shape, tiles per commit, predicted cycles per group, FRAM bytes for progress;
-and predicted end-to-end cycles including commits and re-boots (and seconds, with recharge time, when a
-power supply with a harvest power is known).
+With a budget the pass also records an :class:`~transpiler.intermittent.IntermittentPlan` in
+``program.meta["intermittent"]`` (budget, margin, input-copy chunks per commit): emit-c then generates
+the intermittent run loop (backends/c/intermittent.py). The input copy (progress step 0) is sized like
+a step, and the output copy (after the last commit, no commit of its own) must fit too.
+
+Stats: per step the tile shape, tiles per commit, groups, predicted cycles per group, FRAM bytes for
+progress; and the predicted end-to-end run under a failure every ``budget`` cycles
+(transpiler.intermittent.simulate_power_cycles: boots, lost partial groups and re-executions
+included), the same model's cycles under continuous power, and seconds with the recharge time
+when the power supply (``context.extra["power"]``) has a harvest power.
 """
 
 from __future__ import annotations
@@ -29,7 +36,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from transpiler.errors import BudgetError, Location
-from transpiler.lir.cost import BOOT_CYCLES, COMMIT_CYCLES, step_work
+from transpiler.intermittent import (INPUT_CHUNK, META_KEY, IntermittentPlan, commit_pieces, input_chunks,
+                                     output_size, simulate_power_cycles)
+from transpiler.lir.cost import (BOOT_CYCLES, COMMIT_CYCLES, COPY_CYCLES_PER_ELEMENT, RUN_CYCLES, STEP_CYCLES,
+                                 TILE_CALL_CYCLES, step_work)
 from transpiler.lir.ir import Program, Step, TilePlan
 from transpiler.pass_infra import Pass, PassResult, register
 
@@ -46,14 +56,19 @@ class TileOptions:
 
 
 def _tile_dims(program: Program, step: Step, tile_units: int) -> list[int]:
+    """The TilePlan dims of a tile of `tile_units` work units (docs/lir.md: conv and pools
+    ``[channels, rows, cols]``, the others ``[elements]``; never beyond the output extent)."""
     out = program.buffers[step.outputs[0]]
     if step.op in ("conv", "conv_sparse"):
         _, oh, ow = out.shape[-3:]
         if tile_units >= oh:
             return [tile_units // oh, oh, ow]
         return [1, tile_units, ow]
+    if step.op in ("maxpool", "avgpool"):
+        _, oh, ow = out.shape[-3:]
+        return [tile_units, oh, ow]
     if step.op in ("add", "act", "concat"):
-        return [tile_units * 32]
+        return [min(tile_units * 32, out.size)]
     return [tile_units]
 
 
@@ -67,6 +82,17 @@ def _natural_tile(program: Program, step: Step, group_units: int) -> int:
     return group_units
 
 
+def _budget_error(what: str, op: str, need: float, budget: int, margin: float, usable: float,
+                  detail: str, hint_tail: str) -> BudgetError:
+    return BudgetError(
+        f"layer '{what}' ({op}) cannot fit one power cycle: {detail} needs {need:.0f} cycles with its "
+        f"commit and the boot, but the budget is {budget} cycles with a {margin:.0%} margin "
+        f"({usable + BOOT_CYCLES:.0f} usable)",
+        location=Location(pass_name="tile", node=what, op=op),
+        hint=f"a budget of at least {math.ceil(need / (1 - margin))} cycles "
+             f"(a larger capacitor or lower active power), or {hint_tail}")
+
+
 @register
 class Tile(Pass):
     """Choose tile shapes and commit groups that fit one power cycle (intermittent execution)."""
@@ -78,6 +104,7 @@ class Tile(Pass):
 
     def run(self, program: Program) -> PassResult[Program]:
         budget = int(self.options.budget or self.context.extra.get("cycles_per_power_cycle", 0) or 0)
+        margin = self.options.margin
         steps: list[dict[str, Any]] = []
         total = 0.0
         commits = 0
@@ -89,21 +116,33 @@ class Tile(Pass):
                               "per_commit": None, "group_cycles": round(work.units * work.cycles_per_unit)})
             return PassResult(program, False, {"budget": 0, "steps": steps,
                                                "predicted_cycles": round(total)})
-        usable = budget * (1.0 - self.options.margin) - BOOT_CYCLES
+        # cycles of one power cycle left for work between two commits, after the boot
+        usable = budget * (1.0 - margin) - BOOT_CYCLES
         changed = False
+        # progress step 0: the input copy, in chunks of INPUT_CHUNK elements
+        chunk_cycles = INPUT_CHUNK * COPY_CYCLES_PER_ELEMENT
+        room = usable - COMMIT_CYCLES - RUN_CYCLES
+        in_per_commit = int(room // chunk_cycles) if room > 0 else 0
+        if in_per_commit < 1:
+            need = chunk_cycles + COMMIT_CYCLES + RUN_CYCLES + BOOT_CYCLES
+            raise _budget_error("input copy", "copy", need, budget, margin, usable,
+                                f"one chunk of {INPUT_CHUNK} input elements", "a smaller input")
+        in_per_commit = min(in_per_commit, input_chunks(program))
+        out_need = output_size(program) * COPY_CYCLES_PER_ELEMENT + RUN_CYCLES
+        if out_need > usable:
+            raise _budget_error("output copy", "copy", out_need + BOOT_CYCLES, budget, margin, usable,
+                                f"copying the {output_size(program)} output elements", "fewer outputs")
         for step in program.steps:
             work = step_work(program, step)
-            group = int((usable - COMMIT_CYCLES) // work.cycles_per_unit) if usable > COMMIT_CYCLES else 0
+            # conservative: every unit its own kernel call
+            per_unit = work.cycles_per_unit + TILE_CALL_CYCLES
+            room = usable - COMMIT_CYCLES - STEP_CYCLES
+            group = int(room // per_unit) if room > 0 else 0
             if group < 1:
-                need = work.cycles_per_unit + COMMIT_CYCLES + BOOT_CYCLES
-                raise BudgetError(
-                    f"layer '{step.name}' ({step.op}) cannot fit one power cycle: its smallest tile "
-                    f"(one work unit, {work.macs_per_unit} MACs) needs {need:.0f} cycles with its commit "
-                    f"and the boot, but the budget is {budget} cycles with a {self.options.margin:.0%} margin "
-                    f"({usable:.0f} usable)",
-                    location=Location(pass_name=self.name, node=step.name, op=step.op),
-                    hint=f"a budget of at least {math.ceil(need / (1 - self.options.margin))} cycles "
-                         f"(a larger capacitor or lower active power), or a smaller layer")
+                need = per_unit + COMMIT_CYCLES + STEP_CYCLES + BOOT_CYCLES
+                raise _budget_error(step.name, step.op, need, budget, margin, usable,
+                                    f"its smallest tile (one work unit, {work.macs_per_unit} MACs)",
+                                    "a smaller layer")
             group = min(group, work.units)
             tile_units = _natural_tile(program, step, group)
             per_commit = max(1, group // tile_units)
@@ -113,22 +152,37 @@ class Tile(Pass):
                 step.tile = plan
                 changed = True
             n_groups = math.ceil(work.units / group)
-            group_cycles = group * work.cycles_per_unit + COMMIT_CYCLES
+            group_cycles = group * work.cycles_per_unit + per_commit * TILE_CALL_CYCLES + COMMIT_CYCLES
             total += work.units * work.cycles_per_unit + n_groups * COMMIT_CYCLES
             commits += n_groups
             steps.append({"step": step.name, "op": step.op, "units": work.units, "tile": plan.dims,
-                          "per_commit": per_commit, "groups": n_groups,
+                          "tile_units": tile_units, "per_commit": per_commit, "groups": n_groups,
                           "group_cycles": round(group_cycles)})
-        power_cycles = math.ceil(total / max(usable, 1.0))
-        predicted = total + power_cycles * BOOT_CYCLES
-        stats: dict[str, Any] = {"budget": budget, "margin": self.options.margin, "steps": steps,
-                                 "commits": commits, "predicted_cycles": round(predicted),
-                                 "predicted_power_cycles": power_cycles,
+        iplan = IntermittentPlan(budget, margin, in_per_commit)
+        meta = iplan.to_meta()
+        if program.meta.get(META_KEY) != meta:
+            program.meta[META_KEY] = meta
+            changed = True
+        pieces = commit_pieces(program, iplan)
+        run = simulate_power_cycles(pieces, budget, BOOT_CYCLES)
+        continuous = simulate_power_cycles(pieces, 0, BOOT_CYCLES)
+        commits += sum(1 for p in pieces if p.step == 0)
+        stats: dict[str, Any] = {"budget": budget, "margin": margin, "steps": steps,
+                                 "input_copy": {"chunks": input_chunks(program), "per_commit": in_per_commit},
+                                 "commits": commits, "predicted_cycles": round(run.total_cycles),
+                                 "predicted_power_failures": run.power_failures,
+                                 "predicted_power_cycles": run.power_failures + 1,
+                                 "predicted_lost_cycles": round(run.lost_cycles),
+                                 "predicted_continuous_cycles": round(continuous.total_cycles),
+                                 "max_group_cycles": round(max(p.cycles for p in pieces)),
                                  "progress_fram_bytes": PROGRESS_FRAM_BYTES}
         power = self.context.extra.get("power")
         if power is not None:
-            seconds = predicted / power.freq_hz
+            seconds = run.total_cycles / power.freq_hz
             if power.recharge_s is not None:
-                seconds += max(power_cycles - 1, 0) * power.recharge_s
+                seconds += run.power_failures * power.recharge_s
             stats["predicted_seconds"] = round(seconds, 6)
+            stats["freq_hz"] = power.freq_hz
+            stats["recharge_s"] = power.recharge_s
+        self.context.extra["tile"] = stats
         return PassResult(program, changed, stats)

@@ -24,10 +24,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from backends.c import intermittent as pf
 from backends.c.cnames import C_TYPES, Namer, c_array_init, c_comment_text, c_ident, shape_text
 from backends.c.printers import PRINTERS, CDef, StepCode, StepEnv, render_helper, tile_units
 from passes.plan_memory import Lifetime, fmt_bytes, is_planned, lifetimes, memory_summary
 from transpiler.errors import Location, UnsupportedError, PassError
+from transpiler.intermittent import input_chunks, plan_of
 from transpiler.lir.ir import Buffer, Program, Step
 
 
@@ -168,6 +170,9 @@ def generate(program: Program, info: GenInfo, name_override: str | None = None) 
     M = m.upper()
     prefix = f"fx_{m}_"
     sp = _Spelling(p, prefix)
+    plan = plan_of(p)
+    if plan is not None:
+        pf.check_persistent(p)
     lives = lifetimes(p)
 
     # --- steps ---------------------------------------------------------------------------------
@@ -220,6 +225,8 @@ def generate(program: Program, info: GenInfo, name_override: str | None = None) 
     files[f"{m}.c"] = _model_c(info, p, m, M, sp, codes, fn_names, tiles, per_commit, in_ports, out_ports,
                                in_offsets, out_offsets)
     files["main_host.c"] = _main_host_c(info, p, m, M)
+    if plan is not None:
+        files["main_intermittent.c"] = pf.main_intermittent_c(c_header(info, p.name, m, "main_intermittent.c"), m, M)
 
     steps_info = []
     for i, (s, c) in enumerate(zip(p.steps, codes)):
@@ -232,6 +239,12 @@ def generate(program: Program, info: GenInfo, name_override: str | None = None) 
         })
     manifest = _manifest(info, p, m, in_ports, out_ports, in_offsets, out_offsets, in_size, out_size,
                          steps_info, lives)
+    manifest["api"]["reset"] = f"fx_{m}_reset"
+    manifest["intermittent"] = None if plan is None else {
+        "budget": plan.budget, "margin": plan.margin, "input_chunks": input_chunks(p),
+        "input_per_commit": plan.input_per_commit, "progress_done": len(p.steps) + 1,
+        "host_pf_binary": f"{m}_host_pf", "host_pf_asan_binary": f"{m}_host_pf_asan",
+        "schedule_unit": "FRAM stores", **pf.store_counts(p, plan)}
     return Generated(files, m, [f"{m}.c", f"{m}_weights.c", "main_host.c"], steps_info, manifest)
 
 
@@ -318,7 +331,7 @@ def _model_h(info: GenInfo, p: Program, m: str, M: str, in_ports: list[Any], out
         f"void fx_{m}_store_outputs(int16_t *out);",
         f"/* Fill the SRAM activations with garbage (a simulated power failure). */",
         f"void fx_{m}_wipe_sram(void);",
-        "",
+        *pf.header_lines(m, M, plan_of(p), n, input_chunks(p)),
         f"typedef void (*fx_{m}_step_fn)(uint16_t u0, uint16_t u1);",
         "typedef struct {",
         f"    fx_{m}_step_fn fn;      /* computes work units [u0, u1) of the step */",
@@ -384,7 +397,11 @@ def _model_c(info: GenInfo, p: Program, m: str, M: str, sp: _Spelling, codes: li
     prefix = f"fx_{m}_"
     out = [c_header(info, p.name, m, f"{m}.c"),
            f"#include \"{m}.h\"", f"#include \"{m}_config.h\"", f"#include \"{m}_weights.h\"",
-           "#include \"fx_kernels.h\"", "#include \"fx_platform.h\"", "#include \"fx_store.h\"", ""]
+           "#include \"fx_kernels.h\"", "#include \"fx_platform.h\"", "#include \"fx_store.h\""]
+    plan = plan_of(p)
+    if plan is not None:
+        out.append("#include \"fx_progress.h\"")
+    out.append("")
     out.append("/* Activation storage, placed by plan-memory (buffers with disjoint lifetimes share bytes). */")
     if sp.sram_elems:
         names = ", ".join(f"%{b.name}@{b.offset}" for b in sorted(sp.sram, key=lambda b: (b.offset, b.name)))
@@ -469,6 +486,10 @@ def _model_c(info: GenInfo, p: Program, m: str, M: str, sp: _Spelling, codes: li
                 "    }"]
     out.append("}")
     out.append("")
+    out += pf.wipe_fram_lines(prefix, sp.fram_elems)
+    out += pf.run_lines(p, m, M, plan, sp.ptr, in_ports, in_offsets, out_ports, out_offsets)
+    if plan is not None:
+        return "\n".join(out)
     out.append(f"int {prefix}run(const int16_t *in, int16_t *out)")
     out.append("{")
     if n:
@@ -685,7 +706,7 @@ clean:
 .PHONY: all asan clean
 
 -include msp430.mk
-"""
+""" + (pf.makefile_rules(m) if plan_of(p) is not None else "")
 
 
 def _manifest(info: GenInfo, p: Program, m: str, in_ports: list[Any], out_ports: list[Any],
@@ -785,6 +806,11 @@ def report(info: GenInfo, p: Program, m: str, manifest: dict[str, Any], runtime:
                      f"{str(oq):>4} {st['macs']:>9} {st['units']:>6} {st['tile_units']:>6}  "
                      f"{', '.join(st['origin'])}")
     lines.append("")
+    if manifest.get("intermittent"):
+        lines += pf.report_lines(pf.IntermittentPlan(manifest["intermittent"]["budget"],
+                                                     manifest["intermittent"]["margin"],
+                                                     manifest["intermittent"]["input_per_commit"]),
+                                 manifest["steps"], manifest["intermittent"]["input_chunks"])
     lines.append("buffers")
     lines.append(f"  {'name':24s} {'kind':10s} {'type':20s} {'q':>12} {'space':7s} {'offset':>7} {'bytes':>7}  life")
     for b in manifest["buffers"]:

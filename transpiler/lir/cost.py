@@ -66,6 +66,11 @@ COSTS: dict[str, OpCost] = {
 }
 COMMIT_CYCLES = 160      # fx_progress_commit: find the older record, checksum, five FRAM stores
 BOOT_CYCLES = 600        # reset to the first unit: crt0, .data/.bss setup, progress load, dispatch
+# The intermittent run loop (backends/c/intermittent.py, transpiler/intermittent.py):
+COPY_CYCLES_PER_ELEMENT = 12.0   # input copy into FRAM / output copy out, per int16 element
+RUN_CYCLES = 120         # one fx_<m>_run call: progress load and the dispatch to the saved step
+STEP_CYCLES = 40         # entering a step in the loop (table entry, group size)
+TILE_CALL_CYCLES = 60    # one step-function call for a tile (the call, descriptor, kernel set-up)
 
 
 @dataclass(frozen=True)

@@ -326,7 +326,7 @@ class Measurement:
         return {
             "elf": str(self.elf),
             "sections": [{"name": s.name, "size": s.size, "address": s.vma, "region": s.region,
-                          "load_address": s.lma if s.lma != s.vma else None} for s in self.sections],
+                          "load_address": s.lma if s.loaded and s.lma != s.vma else None} for s in self.sections],
             "fram_total": self.fram_total, "lower_fram": self.lower_fram_total, "hifram": self.hifram_total,
             "sram_total": self.sram_total, "sram_free": self.sram_free,
             "by_owner": self.by_owner, "load_image": self.load_image, "unattributed": self.unattributed,

@@ -29,7 +29,10 @@ from transpiler.errors import PipelineError
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(KiB|MiB|KB|kB|MB|K|M|B)?\s*$")
 _UNITS = {None: 1, "B": 1, "K": 1024, "KB": 1024, "kB": 1024, "KiB": 1024, "M": 1 << 20, "MB": 1 << 20,
           "MiB": 1 << 20}
-TARGETS = ("host",)
+TARGETS = ("host", "msp430fr5994")
+#: What the MSP430FR5994 has: --sram / --fram may not exceed it with --target msp430fr5994.
+FR5994_SRAM = 8 * 1024
+FR5994_FRAM = 256 * 1024
 
 
 def parse_size(text: str) -> int:
@@ -62,7 +65,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--persistent", action="store_true",
                         help="keep every activation in FRAM (for intermittent execution)")
     parser.add_argument("--name", metavar="NAME", help="C name of the model (default: the file name)")
-    parser.add_argument("--target", choices=TARGETS, default="host", help="build target (default host)")
+    parser.add_argument("--target", choices=TARGETS, default="host",
+                        help="build target (default host). msp430fr5994: plan for the part's memory map "
+                             "(8 KiB SRAM, 48 KiB lower FRAM + HIFRAM, 256 KiB in all; the large memory model "
+                             "when constants go above 64 KiB) and check that --sram/--fram fit it; then "
+                             "`make -C DIR msp430`, `freeml-tx run DIR --on sim`, `freeml-tx report DIR`")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_gnet_arguments(parser)
     add_pipeline_arguments(parser)
@@ -108,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
     from transpiler.outdir import atomic_output_dir
     from transpiler.pipeline import format_pipeline
 
+    check_target(args)
     pipeline = args.pipeline if args.pipeline is not None else default_pipeline(args)
     shapes = parse_input_shapes(args.input_shape)
     model = load(args.model, shapes)
@@ -158,6 +166,31 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_target(args: argparse.Namespace) -> None:
+    """With ``--target msp430fr5994``, --sram and --fram must fit the part.
+
+    Raises:
+        InputError: a budget larger than the FR5994's memory.
+    """
+    from transpiler.errors import InputError
+
+    if getattr(args, "target", "host") != "msp430fr5994":
+        return
+    for flag, value, limit in (("--sram", args.sram, FR5994_SRAM), ("--fram", args.fram, FR5994_FRAM)):
+        if value > limit:
+            raise InputError(f"{flag} {value} B is more than the MSP430FR5994 has ({limit} B)",
+                             hint=f"drop {flag} (the part's size is the default), or use --target host "
+                                  "for a host-only build without the part's limits")
+
+
+def msp430_summary(context: Any) -> dict[str, Any]:
+    """The planner's MSP430 figures: memory model, code and read-only estimates, lower FRAM use."""
+    plan = context.extra.get("plan-memory", {})
+    return {"memory_model": plan.get("memory_model"), "code_estimate": plan.get("code_estimate"),
+            "rodata_estimate": plan.get("rodata_estimate"), "lower_fram_used": plan.get("lower_fram_used"),
+            "lower_fram_capacity": plan.get("lower_fram_capacity")}
+
+
 def make_summary(args: argparse.Namespace, context: Any, report: Any) -> dict[str, Any]:
     """The figures the compile command prints (and --json emits)."""
     emitted = context.extra.get("emit-c", {})
@@ -188,6 +221,8 @@ def make_summary(args: argparse.Namespace, context: Any, report: Any) -> dict[st
         "report": str(out_dir / "report.txt"),
         "ms": round(report.total_ms, 1),
         "gnet": gnet_summary(context),
+        "target": getattr(args, "target", "host"),
+        "msp430": msp430_summary(context),
     }
 
 
@@ -221,7 +256,16 @@ def format_summary(s: dict[str, Any]) -> str:
     if s.get("gnet"):
         lines += format_gnet(s["gnet"])
     lines.append(f"  report      {s['report']}")
+    m4 = s.get("msp430") or {}
+    if s.get("target") == "msp430fr5994" and m4.get("memory_model"):
+        large = m4["memory_model"] == "large"
+        lines.append(f"  MSP430FR5994 {m4['memory_model']} memory model" + (" (-mlarge: constants in HIFRAM)" if large else "")
+                     + f"; code ~{_b(int(m4['code_estimate'] or 0))}, lower FRAM "
+                     f"{_b(int(m4['lower_fram_used'] or 0))} of {_b(int(m4['lower_fram_capacity'] or 0))} (planned)")
     lines.append(f"next: make -C {s['output']} && freeml-tx verify {s['output']} --data {s.get('data') or 'DATA.npz'}")
+    if s.get("target") == "msp430fr5994":
+        lines.append(f"      make -C {s['output']} msp430 && freeml-tx run {s['output']} --on sim --input X.npy"
+                     f" && freeml-tx report {s['output']}")
     return "\n".join(lines)
 
 

@@ -1,6 +1,13 @@
-"""``freeml-tx run DIR --input x.npy [--output y.npy]``: run a generated C package on the host.
+"""``freeml-tx run DIR --input x.npy [--output y.npy] [--on host|sim]``: run a generated C package.
 
     freeml-tx run build/ --input digit.npy --output logits.npy
+    freeml-tx run build/ --on sim --input digit.npy      # in the MSP430FR5994 simulator
+
+With ``--on sim`` the package's MSP430 build (``make msp430``, msp430.mk, with the simulator's
+counters read around each inference by main_sim.c: ``MSP430_RUN_COUNTERS=1``) runs every sample in
+``msp430-elf-run`` (transpiler/simpackage.py); besides the outputs it prints the cycles and
+instructions of each inference and of the whole simulation. The outputs are bit-identical to the
+host build's (tests/msp430/test_msp430_models_sim.py).
 
 The float input is quantised with the manifest's Q formats (round half up, saturated), the host
 binary is built with make when needed and run on every sample of the file, and the outputs are
@@ -31,6 +38,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--cc", metavar="CC", help="C compiler for the build (default: $CC or cc)")
     parser.add_argument("--sanitize", action="store_true", help="build and run with ASan + UBSan")
     parser.add_argument("--json", action="store_true", help="print the outputs as JSON")
+    parser.add_argument("--on", choices=("host", "sim"), default="host",
+                        help="where to run: the host binary (default) or the MSP430FR5994 simulator "
+                             "(needs the msp430-elf toolchain: MSP430_GCC_ROOT or PATH)")
     return parser
 
 
@@ -84,12 +94,56 @@ def scores_name(man: dict[str, Any]) -> str | None:
     return None
 
 
+def execute_sim(out_dir: str, inputs: dict[str, np.ndarray]) -> tuple[dict[str, Any], dict[str, np.ndarray],
+                                                                   dict[str, np.ndarray], Any]:
+    """Run in the MSP430 simulator; returns (manifest, int16 outputs, real outputs, the PackageRun)."""
+    from transpiler import hostrun
+    from transpiler.simpackage import run_package
+
+    man = hostrun.load_manifest(out_dir)
+    x = hostrun.quantize(man, inputs)
+    sim = run_package(out_dir, x, counters="run")
+    raw = hostrun.split_outputs(man, sim.outputs)
+    return man, raw, hostrun.dequantize(man, raw), sim
+
+
+def sim_summary(sim: Any) -> dict[str, Any]:
+    """The simulator figures of a run (for --json and the text output)."""
+    n = len(sim.cycles)
+    return {"inferences": n, "cycles": list(sim.cycles), "instructions": list(sim.instructions),
+            "mean_cycles": round(sum(sim.cycles) / n, 1) if n else None,
+            "mean_instructions": round(sum(sim.instructions) / n, 1) if n else None,
+            "total_cycles": sim.total_cycles, "total_instructions": sim.total_instructions,
+            "elf": str(sim.elf)}
+
+
+def _print_sim(s: dict[str, Any]) -> None:
+    n = s["inferences"]
+    if n == 1:
+        print(f"simulator (msp430-elf-run, MSP430FR5994): {s['cycles'][0]:,} cycles, "
+              f"{s['instructions'][0]:,} instructions per inference")
+    else:
+        for i, (c, k) in enumerate(zip(s["cycles"][:20], s["instructions"][:20])):
+            print(f"  inference {i}: {c:,} cycles, {k:,} instructions")
+        if n > 20:
+            print(f"  ... {n - 20} more")
+        print(f"simulator (msp430-elf-run, MSP430FR5994): {n} inferences, mean {s['mean_cycles']:,.0f} cycles, "
+              f"{s['mean_instructions']:,.0f} instructions per inference")
+    print(f"  whole simulation (boot, CIO output included): {s['total_cycles']:,} cycles, "
+          f"{s['total_instructions']:,} instructions ({Path(s['elf']).name})")
+
+
 def run(args: argparse.Namespace) -> int:
     from transpiler import hostrun
 
     man = hostrun.load_manifest(args.dir)
     inputs = load_inputs(args.input, man)
-    man, _raw, real = execute(args.dir, inputs, args.cc, args.sanitize)
+    sim_info: dict[str, Any] | None = None
+    if getattr(args, "on", "host") == "sim":
+        man, _raw, real, sim = execute_sim(args.dir, inputs)
+        sim_info = sim_summary(sim)
+    else:
+        man, _raw, real = execute(args.dir, inputs, args.cc, args.sanitize)
     n = next(iter(real.values())).shape[0] if real else 0
     labels = man.get("labels")
     cls_name = man.get("class_output")
@@ -106,6 +160,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         doc = {"samples": n, "outputs": {k: v.tolist() for k, v in real.items()},
                "classes": classes, "labels": [label_of(c) for c in classes] if labels else None}
+        if sim_info is not None:
+            doc["sim"] = sim_info
         print(json.dumps(doc))
     else:
         np.set_printoptions(precision=4, suppress=True, linewidth=100, threshold=40)
@@ -122,6 +178,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{prefix} {c}" + (f" (label {lab!r})" if lab is not None and str(lab) != str(c) else ""))
         if len(classes) > 20:
             print(f"... {len(classes) - 20} more")
+        if sim_info is not None:
+            _print_sim(sim_info)
     if args.output:
         out = Path(args.output)
         if out.suffix == ".npz":

@@ -57,12 +57,13 @@ COSTS: dict[str, OpCost] = {
     "act": OpCost(base=100.0, mac=0.0, store=20.0),
     "concat": OpCost(base=100.0, mac=0.0, store=25.0),
     "argmax": OpCost(base=100.0, mac=6.0, store=0.0),
-    # Measured with bench/sparse_speed.py (the slope and intercept between densities 0.05 and 0.1):
-    # fc_sparse 12.7 cycles per stored weight (dense fx_fc: 8.4 per weight) and ~200 per output;
-    # conv_sparse 15.3 per stored tap per output, ~240 per output (requant, act, store, the table
-    # walk's set-up), ~40 per tap to decode a channel.
-    "fc_sparse": OpCost(base=170.0, mac=12.7, store=30.0),
-    "conv_sparse": OpCost(base=200.0, mac=15.3, store=210.0, index=40.0),
+    # Measured with bench/sparse_speed.py (its fit of cycles per output over densities <= 0.1):
+    # fc_sparse 12.4 cycles per stored weight (dense fx_fc: 8.6 per weight) and ~150 per output;
+    # conv_sparse ~14 per stored tap per output (16 with padded borders), ~215 per output
+    # (requant, act, store, the call into the tap loop, the row's geometry), ~25 per tap to decode
+    # a channel's taps.
+    "fc_sparse": OpCost(base=120.0, mac=12.4, store=30.0),
+    "conv_sparse": OpCost(base=200.0, mac=14.5, store=190.0, index=25.0),
 }
 COMMIT_CYCLES = 160      # fx_progress_commit: find the older record, checksum, five FRAM stores
 BOOT_CYCLES = 600        # reset to the first unit: crt0, .data/.bss setup, progress load, dispatch

@@ -3,7 +3,9 @@
 ``programs()`` builds a chain of ops starting from one program input: conv (groups, strides, pads,
 dilation), maxpool/avgpool (floor and ceil output sizes, count_include_pad), act (all kinds), add
 (with an earlier value of the same shape, itself, or a constant), concat (with earlier values of
-the same spatial size), flatten (an alias) + fc, and a final argmax. Every program it returns passes
+the same spatial size), flatten (an alias) + fc, and a final argmax. conv and fc are sometimes
+pruned and stored compressed (conv_sparse, fc_sparse; densities 0, 0.2, 0.5, 1). Every program it
+returns passes
 ``verify_program``; the interpreter can run it (shifts in range, constants of the right dtype).
 
 Options: ``max_steps``; ``planned`` (None: either) places every buffer with a first-fit planner
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from hypothesis import strategies as st
 
+from transpiler.lir import kernels as K
 from transpiler.lir.ir import DTYPES, Buffer, Port, Program, Step, TilePlan
 from transpiler.lir.liveness import liveness, overlaps
 
@@ -86,6 +89,25 @@ class _Builder:
         self.program.steps.append(Step(op, self.label(), inputs, [out.name], attrs, origin=origin))
         self.values.append(out)
 
+    def maybe_sparse(self, op: str, wname: str) -> tuple[str, list[str], dict[str, list[int]]]:
+        """Sometimes prune the weight constant ``wname`` and store it compressed: the sparse op,
+        the weight inputs that replace ``wname`` and the extra attributes (conv: ``kernel``)."""
+        if not self.draw(st.booleans()):
+            return op, [wname], {}
+        w = self.program.buffers.pop(wname)
+        assert w.data is not None
+        density = self.draw(st.sampled_from([0.0, 0.2, 0.5, 1.0]))
+        data = np.where(self.rng.random(w.shape) < density, w.data, 0).astype(np.int16)
+        encode = K.csr_from_dense if op == "fc" else K.conv_sparse_from_dense
+        names = []
+        for role, arr in zip(("values", "index", "ptr"), encode(data)):
+            name = self.fresh("c")
+            self.program.add(Buffer(name, "i16" if role == "values" else "u16", arr.shape,
+                                    q=w.q if role == "values" else None, data=arr))
+            names.append(name)
+        extra = {"kernel": [int(w.shape[2]), int(w.shape[3])]} if op == "conv" else {}
+        return f"{op}_sparse", names, extra
+
     # -- ops -----------------------------------------------------------------------------------
     def conv(self, x: _Value) -> _Value:
         cin, h, w = x.shape
@@ -110,8 +132,9 @@ class _Builder:
             "stride": strides, "pads": pads, "dilation": dils, "group": g,
             "shift": self.draw(st.lists(st.integers(-15, 31), min_size=cout, max_size=cout)),
             **self.act_attrs()}
+        op, weights, extra = self.maybe_sparse("conv", wname)
         out = self.activation((cout, oh, ow))
-        self.step("conv", [x.name, wname, bname], out, attrs)
+        self.step(op, [x.name, *weights, bname], out, {**attrs, **extra})
         return out
 
     def pool(self, x: _Value, op: str) -> _Value:
@@ -191,8 +214,9 @@ class _Builder:
         attrs: dict[str, int | str | list[int]] = {
             "shift": self.draw(st.lists(st.integers(-15, 31), min_size=n, max_size=n)),
             **self.act_attrs()}
+        op, weights, extra = self.maybe_sparse("fc", wname)
         out = self.activation((n,))
-        self.step("fc", [x.name, wname, bname], out, attrs)
+        self.step(op, [x.name, *weights, bname], out, {**attrs, **extra})
         return out
 
     def argmax(self, x: _Value) -> _Value:
@@ -201,7 +225,7 @@ class _Builder:
         return out
 
 
-_TILE_RANK = {"conv": 3, "maxpool": 3, "avgpool": 3}
+_TILE_RANK = {"conv": 3, "conv_sparse": 3, "maxpool": 3, "avgpool": 3}
 
 
 def _plan(draw: st.DrawFn, p: Program) -> None:

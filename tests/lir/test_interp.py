@@ -142,6 +142,13 @@ def test_every_step_equals_its_kernel_on_the_traced_values(p: Program) -> None:
             want = K.conv(*ins, a["stride"], a["pads"], a["dilation"], a["group"], a["shift"], act)
         elif step.op == "fc":
             want = K.fc(*ins, a["shift"], act)
+        elif step.op == "fc_sparse":   # the dense kernel on the decoded weights
+            w = K.csr_to_dense(ins[1], ins[2], ins[3], ins[0].size)
+            want = K.fc(ins[0], w, ins[4], a["shift"], act)
+        elif step.op == "conv_sparse":
+            w = K.conv_sparse_to_dense(ins[1], ins[2], ins[3], ins[0].shape[0] // a["group"], a["kernel"])
+            want = K.conv(ins[0], w, ins[4], a["stride"], a["pads"], a["dilation"], a["group"], a["shift"],
+                          act, out_shape=out_shape[1:])
         elif step.op == "maxpool":
             want = K.maxpool(ins[0], a["kernel"], a["stride"], a["pads"],
                              a.get("dilation", [1, 1]), out_shape=out_shape[1:])

@@ -5,8 +5,8 @@ dilation), maxpool/avgpool (floor and ceil output sizes, count_include_pad), act
 (with an earlier value of the same shape, itself, or a constant), concat (with earlier values of
 the same spatial size), flatten (an alias) + fc, and a final argmax. conv and fc are sometimes
 pruned and stored compressed (conv_sparse, fc_sparse; densities 0, 0.2, 0.5, 1). Every program it
-returns passes
-``verify_program``; the interpreter can run it (shifts in range, constants of the right dtype).
+returns passes ``verify_program``; the interpreter can run it (shifts in range, constants of the
+right dtype).
 
 Options: ``max_steps``; ``planned`` (None: either) places every buffer with a first-fit planner
 that reuses bytes of dead buffers; ``tiled`` (None: either) gives steps tile plans; ``odd_names``

@@ -71,7 +71,7 @@ from typing import Any, Literal
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from backends import lower_sparse
+from backends import lower_gnet, lower_sparse
 from passes.quantize import (DEFAULT_MAX_SHIFT, is_per_channel, limit_weight_formats,
                              per_channel_values, round_half_up, weight_frac_bits)
 from transpiler.annotations import Annotations
@@ -168,6 +168,7 @@ class _Lowerer:
     stats: dict[str, int] = field(default_factory=dict)
     fram_bytes: int | None = None
     storage: list[dict[str, Any]] = field(default_factory=list)  # dense/sparse per Conv/Gemm
+    skip_outputs: set[str] = field(default_factory=set)          # graph outputs that are no ports (gNet)
     fram_tight: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
@@ -189,6 +190,7 @@ class _Lowerer:
     def run(self) -> Program:
         for tensor in self.graph.inputs:
             self._graph_input(tensor)
+        gnet = lower_gnet.GnetLowering.attach(self)   # None without an attached gNet
         for node in _toposort(self.graph):
             if id(node) in self.done:
                 continue
@@ -200,6 +202,8 @@ class _Lowerer:
                 self.problems.append(f"{node.name} ({node.op}{_opset_note(node)}): {exc}; inputs "
                                      f"{_input_shapes(node)}{self._origin_note(node)}")
                 self._placeholder(node)
+            if gnet is not None and not self.problems:
+                gnet.after_node()
         if self.problems:
             raise UnsupportedError(
                 f"{len(self.problems)} node(s) cannot be lowered to the LIR",
@@ -208,6 +212,8 @@ class _Lowerer:
                 hint="rewrite these nodes in the exporting framework or run normalize first; "
                      "docs/normal-form.md lists what lower accepts")
         self._ports()
+        if gnet is not None:
+            gnet.finish()
         self._meta()
         return self.program
 
@@ -695,7 +701,7 @@ class _Lowerer:
         seen: set[str] = set()
         for t in self.graph.outputs:
             name = dropped.get(t.name, t.name)
-            if name in seen:
+            if name in seen or name in self.skip_outputs:
                 continue
             seen.add(name)
             prog.outputs.append(_port(name, self.buf_of[t.name]))

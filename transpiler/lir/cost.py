@@ -11,6 +11,8 @@ backends/c/printers.py (tests check they agree):
     avgpool   one output channel                        C
     add, act, concat   a chunk of ELTWISE_CHUNK elements   ceil(n / 32)
     argmax    the whole step                            1
+    gnet_feature  a chunk of ELTWISE_CHUNK elements of its slice   ceil(n / 32)
+    gnet_exit     one output (on demand: the head)      N
 
 The cost of a unit is ``base + mac * MACs + store * outputs`` cycles with per-op constants
 (:data:`COSTS`) fitted to the simulator's counts of the kernels by ``bench/calibrate_cost.py``
@@ -64,6 +66,9 @@ COSTS: dict[str, OpCost] = {
     # a channel's taps.
     "fc_sparse": OpCost(base=120.0, mac=12.4, store=30.0),
     "conv_sparse": OpCost(base=200.0, mac=14.5, store=190.0, index=25.0),
+    # gNet (not calibrated on the simulator yet: the fc and concat constants of the same kernels)
+    "gnet_feature": OpCost(base=100.0, mac=0.0, store=25.0),    # fx_requant_copy, as concat
+    "gnet_exit": OpCost(base=120.0, mac=8.0, store=30.0),       # fx_fc over the feature vector
 }
 COMMIT_CYCLES = 160      # fx_progress_commit: find the older record, checksum, five FRAM stores
 BOOT_CYCLES = 600        # reset to the first unit: crt0, .data/.bss setup, progress load, dispatch
@@ -108,6 +113,10 @@ def step_work(program: Program, step: Step) -> StepWork:
         units, macs, stores = c, oh * ow * _prod(kernel if isinstance(kernel, list) else [kernel]), oh * ow
     elif op in ("add", "act", "concat"):
         units, macs, stores = -(-out.size // ELTWISE_CHUNK), 0, ELTWISE_CHUNK
+    elif op == "gnet_feature":      # chunks of the slice it writes
+        units, macs, stores = -(-bufs[step.inputs[0]].size // ELTWISE_CHUNK), 0, ELTWISE_CHUNK
+    elif op == "gnet_exit":
+        units, macs, stores = out.size, bufs[step.inputs[0]].size, 1
     elif op == "argmax":
         units, macs, stores = 1, bufs[step.inputs[0]].size, 1
     elif op == "fc_sparse":
@@ -160,7 +169,7 @@ def tile_unit_count(program: Program, step: Step) -> int:
     if step.op in ("conv", "conv_sparse"):
         oh = program.buffers[step.outputs[0]].shape[-2]
         per = dims[0] * oh if dims[1] >= oh else dims[1]
-    elif step.op in ("add", "act", "concat"):
+    elif step.op in ("add", "act", "concat", "gnet_feature"):
         per = -(-dims[0] // ELTWISE_CHUNK)
     elif step.op == "argmax":
         per = 1

@@ -13,12 +13,14 @@ output through an alias updates the owner.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from transpiler.errors import LirError, Location
 from transpiler.lir import kernels
 from transpiler.lir.ir import DTYPES, Buffer, Program, Step
+from transpiler.lir.ops import ON_DEMAND_OPS
 
 Attrs = dict[str, object]
 
@@ -28,6 +30,7 @@ class _State:
 
     def __init__(self, program: Program) -> None:
         self.program = program
+        self.exits_present = 0            # gNet: exits whose features are in F (gnet_feature steps run)
         self.values: dict[str, np.ndarray] = {}
         for name, buf in program.buffers.items():
             if buf.alias is not None:
@@ -192,6 +195,19 @@ def _run_argmax(st: _State, step: Step) -> np.ndarray:
     return kernels.argmax(st.view(step.inputs[0]))
 
 
+def _run_gnet_feature(st: _State, step: Step) -> np.ndarray:
+    _arity(step, 1)
+    a = step.attrs
+    result = kernels.gnet_feature(st.view(step.outputs[0]), st.view(step.inputs[0]), _int(a, "offset"),
+                                  _int(a, "shift"))
+    st.exits_present = _int(a, "exit")
+    return result
+
+
+def _run_gnet_exit(st: _State, step: Step) -> np.ndarray:
+    return _run_fc(st, step)
+
+
 OPS: dict[str, Callable[[_State, Step], np.ndarray]] = {
     "conv": _run_conv,
     "fc": _run_fc,
@@ -203,6 +219,8 @@ OPS: dict[str, Callable[[_State, Step], np.ndarray]] = {
     "act": _run_act,
     "concat": _run_concat,
     "argmax": _run_argmax,
+    "gnet_feature": _run_gnet_feature,
+    "gnet_exit": _run_gnet_exit,
 }
 """The ops the interpreter knows, by LIR op name."""
 
@@ -228,16 +246,8 @@ def _load_input(st: _State, name: str, buffer: str, value: np.ndarray) -> None:
     st.write(buffer, arr)
 
 
-def run_program(p: Program, inputs: dict[str, np.ndarray], trace: bool = False
-                ) -> dict[str, np.ndarray]:
-    """Execute the steps of `p` in order and return its outputs.
-
-    inputs: int16 arrays keyed by the ONNX names of the program inputs, already in the Q formats
-    of their buffers (a leading batch axis of 1 is accepted). Returns copies of the outputs keyed
-    by their ONNX names; with trace=True also every buffer, keyed by "%" + buffer name.
-    Raises LirError for a missing or extra input, an unknown op or malformed attributes (the
-    error names the step).
-    """
+def _start(p: Program, inputs: dict[str, np.ndarray]) -> _State:
+    """A fresh state with the program inputs loaded (every other buffer zero)."""
     st = _State(p)
     expected = {port.onnx_name for port in p.inputs}
     extra = sorted(set(inputs) - expected)
@@ -247,25 +257,98 @@ def run_program(p: Program, inputs: dict[str, np.ndarray], trace: bool = False
         if port.onnx_name not in inputs:
             raise LirError(f"program input {port.onnx_name!r} was not given")
         _load_input(st, port.onnx_name, port.buffer, inputs[port.onnx_name])
+    return st
 
-    for i, step in enumerate(p.steps):
-        where = Location(node=step.name, op=step.op)
-        run = OPS.get(step.op)
-        if run is None:
-            raise LirError(f"step {i} {step.name!r}: the interpreter does not know op "
-                           f"{step.op!r}", location=where,
-                           hint=f"known ops: {', '.join(sorted(OPS))}")
-        try:
-            result = run(st, step)
-            st.write(step.outputs[0], result)
-        except LirError as e:
-            raise LirError(f"step {i} {step.name!r} ({step.op}): {e.message}", location=where,
-                           hint=e.hint) from None
-        except ValueError as e:
-            raise LirError(f"step {i} {step.name!r} ({step.op}): {e}", location=where) from None
 
+def _run_step(st: _State, i: int, step: Step) -> None:
+    where = Location(node=step.name, op=step.op)
+    run = OPS.get(step.op)
+    if run is None:
+        raise LirError(f"step {i} {step.name!r}: the interpreter does not know op "
+                       f"{step.op!r}", location=where,
+                       hint=f"known ops: {', '.join(sorted(OPS))}")
+    try:
+        result = run(st, step)
+        st.write(step.outputs[0], result)
+    except LirError as e:
+        raise LirError(f"step {i} {step.name!r} ({step.op}): {e.message}", location=where,
+                       hint=e.hint) from None
+    except ValueError as e:
+        raise LirError(f"step {i} {step.name!r} ({step.op}): {e}", location=where) from None
+
+
+def _outputs(p: Program, st: _State, trace: bool) -> dict[str, np.ndarray]:
     out = {port.onnx_name: st.view(port.buffer).copy() for port in p.outputs}
     if trace:
         for name in p.buffers:
             out["%" + name] = st.view(name).copy()
     return out
+
+
+def run_program(p: Program, inputs: dict[str, np.ndarray], trace: bool = False
+                ) -> dict[str, np.ndarray]:
+    """Execute the steps of `p` in order and return its outputs.
+
+    inputs: int16 arrays keyed by the ONNX names of the program inputs, already in the Q formats
+    of their buffers (a leading batch axis of 1 is accepted). Returns copies of the outputs keyed
+    by their ONNX names; with trace=True also every buffer, keyed by "%" + buffer name.
+    On-demand steps (the gNet head, ``ON_DEMAND_OPS``) are not run: see :func:`run_exits`.
+    Raises LirError for a missing or extra input, an unknown op or malformed attributes (the
+    error names the step).
+    """
+    st = _start(p, inputs)
+    for i, step in enumerate(p.steps):
+        if step.op not in ON_DEMAND_OPS:
+            _run_step(st, i, step)
+    return _outputs(p, st, trace)
+
+
+@dataclass(frozen=True)
+class ExitAnswer:
+    """What the gNet head answers at one moment: the exit index (exits whose features were there),
+    the head's int16 scores (in the head's Q format) and the class (first maximum)."""
+
+    exit: int
+    scores: np.ndarray
+    cls: int
+
+
+def _answer(p: Program, st: _State) -> ExitAnswer:
+    """Run every on-demand step on the current state (the gNet head) and read its answer."""
+    head = [(i, s) for i, s in enumerate(p.steps) if s.op in ON_DEMAND_OPS]
+    if not head:
+        raise LirError("the program has no on-demand gNet head (gnet_exit step)",
+                       hint="attach a gNet (attach-gnet) before lowering")
+    for i, step in head:
+        _run_step(st, i, step)
+    scores = st.view(head[-1][1].outputs[0]).copy()
+    return ExitAnswer(st.exits_present, scores, int(kernels.argmax(scores)[0]))
+
+
+def run_exits(p: Program, inputs: dict[str, np.ndarray], trace: bool = False
+              ) -> tuple[dict[str, np.ndarray], list[ExitAnswer]]:
+    """Run the program like :func:`run_program`, asking the gNet head after every `gnet_feature`
+    step: returns the outputs and one :class:`ExitAnswer` per exit (exit 1, 2, ..., K in order).
+
+    This is what the generated C's ``fx_<m>_exit()`` returns when called after exit k's step; the
+    head's buffers are live for the whole program, so asking does not disturb the inference.
+    """
+    st = _start(p, inputs)
+    answers: list[ExitAnswer] = []
+    for i, step in enumerate(p.steps):
+        if step.op in ON_DEMAND_OPS:
+            continue
+        _run_step(st, i, step)
+        if step.op == "gnet_feature":
+            answers.append(_answer(p, st))
+    return _outputs(p, st, trace), answers
+
+
+def run_until(p: Program, inputs: dict[str, np.ndarray], stop: int) -> ExitAnswer:
+    """The head's answer when the run stops before in-sequence step index ``stop`` (what the
+    generated C returns when its exit policy stops there)."""
+    st = _start(p, inputs)
+    for i, step in enumerate(p.steps[:stop]):
+        if step.op not in ON_DEMAND_OPS:
+            _run_step(st, i, step)
+    return _answer(p, st)

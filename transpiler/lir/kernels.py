@@ -304,6 +304,17 @@ def argmax(x: np.ndarray) -> np.ndarray:
     return np.array([int(np.argmax(x))], dtype=np.int16)
 
 
+def gnet_feature(features: np.ndarray, x: np.ndarray, offset: int, shift: int) -> np.ndarray:
+    """The `gnet_feature` op: ``features`` with ``[offset, offset + n)`` replaced by requant(x, shift)
+    (x flattened, n elements); the other elements are kept. Returns a new int16 vector."""
+    f = np.array(features, dtype=np.int16).reshape(-1)
+    x = np.asarray(x, dtype=np.int64).reshape(-1)
+    if offset < 0 or offset + x.size > f.size:
+        raise ValueError(f"gnet_feature: the slice [{offset},{offset + x.size}) does not fit {f.size} features")
+    f[offset:offset + x.size] = requant(x, shift)
+    return f
+
+
 # ---------------------------------------------------------------------------------------------
 # Sparse weights (docs/lir.md, "Sparse ops"): CSR for fc, per-channel (offset, value) lists for
 # conv. Both ops equal the dense op on the weights they encode, bit for bit: the accumulator wraps

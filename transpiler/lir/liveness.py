@@ -7,7 +7,10 @@ step indices in which its bytes must be kept:
   reads or writes it; reads and writes through aliases count for the aliased buffer;
 - program inputs are live from step 0, program outputs up to the last step;
 - constants are live for the whole program;
-- a buffer nothing uses gets the empty interval ``(0, -1)``.
+- a buffer nothing uses gets the empty interval ``(0, -1)``;
+- the gNet feature vector (written by ``gnet_feature`` steps) and every buffer of an on-demand step
+  (the gNet head, which the runtime may run between any two steps) are live for the whole program:
+  the vector is zeroed when an inference starts and read whenever the head is asked.
 
 Two buffers may share bytes exactly when their intervals are disjoint (:func:`overlaps`). A step's
 inputs and outputs are all live at that step, so a step never gets an output placed over one of
@@ -17,6 +20,7 @@ its inputs.
 from __future__ import annotations
 
 from transpiler.lir.ir import Program
+from transpiler.lir.ops import ON_DEMAND_OPS, PARTIAL_WRITE_OPS
 
 
 def _root(p: Program, name: str) -> str | None:
@@ -53,9 +57,14 @@ def liveness(p: Program) -> dict[str, tuple[int, int]]:
         root = _root(p, port.buffer)
         if root is not None:
             uses[root].append(end)
+    whole: set[str] = set()
+    for step in p.steps:
+        names = (*step.inputs, *step.outputs) if step.op in ON_DEMAND_OPS else \
+            tuple(step.outputs) if step.op in PARTIAL_WRITE_OPS else ()
+        whole.update(r for r in (_root(p, n) for n in names) if r is not None)
     result: dict[str, tuple[int, int]] = {}
     for name, idx in uses.items():
-        if p.buffers[name].is_const:
+        if p.buffers[name].is_const or name in whole:
             result[name] = (0, end)
         elif idx:
             result[name] = (min(idx), max(idx))

@@ -310,6 +310,20 @@ def _check_conv_sparse_data(attrs: Mapping[str, AttrValue], shapes: Sequence[Sha
                                  row_word="channel", index_word="offset")
 
 
+def _infer_gnet_feature(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) -> list[Shape]:
+    (x,) = shapes
+    n, offset, features = _size(x), _int(attrs, "offset"), _int(attrs, "features")
+    if offset + n > features:
+        raise ShapeError(f"the slice [{offset},{offset + n}) of {n} features does not fit the "
+                         f"{features} features of the vector")
+    return [(features,)]
+
+
+def _infer_gnet_exit(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) -> list[Shape]:
+    _rank(shapes[0], 1, "gnet_exit features F [NF]")
+    return _infer_fc(attrs, shapes)
+
+
 # ----------------------------------------------------------------------------------------------
 # The table
 
@@ -351,11 +365,27 @@ OPS: dict[str, OpSpec] = {
     "concat": OpSpec("concat", ("x",), {"shifts": _SHIFTS}, _infer_concat, tile_rank=1,
                      variadic=True, input_dtypes=("i16",)),
     "argmax": OpSpec("argmax", ("x",), {}, _infer_argmax, tile_rank=1, input_dtypes=("i16",)),
+    "gnet_feature": OpSpec("gnet_feature", ("x",), {
+        "offset": AttrSpec("int", lo=0, hi=DIM_MAX), "features": AttrSpec("int", lo=1, hi=DIM_MAX),
+        "shift": _SHIFT, "exit": AttrSpec("int", lo=1, hi=DIM_MAX),
+    }, _infer_gnet_feature, tile_rank=1, input_dtypes=("i16",)),
+    "gnet_exit": OpSpec("gnet_exit", ("x", "w", "b"), {"shift": _SHIFTS, "exits": AttrSpec("int", lo=1, hi=DIM_MAX)},
+                        _infer_gnet_exit, tile_rank=1, has_act=True, weights=(1, 2),
+                        input_dtypes=("i16", "i16", "i32")),
 }
 """Every LIR op. Output dtype is i16 for all of them."""
 
 SAME_Q_OPS = ("maxpool", "avgpool", "act")
 """Ops whose output has the input's Q format (docs/lir.md)."""
+
+ON_DEMAND_OPS = ("gnet_exit",)
+"""Ops that do not run in the step sequence but when the runtime asks (the gNet head, on the
+features so far); they come after every other step and their buffers are live for the whole
+program (docs/lir.md, "gNet")."""
+
+PARTIAL_WRITE_OPS = ("gnet_feature",)
+"""Ops that write one slice of their output and keep the rest: several steps may write one buffer
+(disjoint slices); it is zero when an inference starts and live for the whole program."""
 
 SPARSE_OPS = ("fc_sparse", "conv_sparse")
 """Ops with compressed weights: ``values`` (q = one entry per output channel), an index array and a

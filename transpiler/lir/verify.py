@@ -31,6 +31,12 @@ Dataflow: no step writes a buffer it reads (following aliases); no step writes a
 program input; every activation buffer is written by exactly one step or is a program input; no
 buffer is read before it is written; program outputs are written.
 
+gNet (``gnet_feature`` / ``gnet_exit``): several gnet_feature steps may write one feature vector, at
+disjoint slices, numbered exit=1, 2, ... in step order; no in-sequence step other than them touches
+it; the on-demand head (``gnet_exit``) comes after every in-sequence step, reads a vector that
+gnet_feature steps write (its ``exits`` = their count), and its output is neither read by an
+in-sequence step nor a program output.
+
 Tiles: as many dims as the op tiles (conv/pools 3, others 1), each in [1, output extent]; at least
 one tile per commit.
 
@@ -47,8 +53,8 @@ import numpy as np
 from transpiler.errors import LirError, Location
 from transpiler.lir.ir import DTYPES, SPACES, Buffer, Port, Program, Step
 from transpiler.lir.liveness import _root, liveness, overlaps
-from transpiler.lir.ops import (DIM_MAX, OPS, SAME_Q_OPS, SPARSE_OPS, OpSpec, ShapeError,
-                                check_attrs)
+from transpiler.lir.ops import (DIM_MAX, ON_DEMAND_OPS, OPS, PARTIAL_WRITE_OPS, SAME_Q_OPS, SPARSE_OPS,
+                                OpSpec, ShapeError, check_attrs)
 from transpiler.lir.text import SourceMap, source_map_of
 
 
@@ -217,8 +223,9 @@ class _Checker:
                     self.step(i, step, f"writes the program input %{root}{via}")
                 elif root in writer:
                     first = p.steps[writer[root]]
-                    self.step(i, step, f"writes %{root}{via}, already written by step "
-                                       f"{writer[root]} {first.name!r}")
+                    if not (step.op in PARTIAL_WRITE_OPS and first.op in PARTIAL_WRITE_OPS):
+                        self.step(i, step, f"writes %{root}{via}, already written by step "
+                                           f"{writer[root]} {first.name!r}")
                 else:
                     writer[root] = i
             if step.tile is not None and op is not None:
@@ -329,6 +336,63 @@ class _Checker:
         if tile.per_commit < 1:
             self.step(i, step, f"tile count x{tile.per_commit} must be >= 1")
 
+    # -- gNet: partial writes and on-demand steps -----------------------------------------------
+    def check_gnet(self) -> None:
+        """Slices of gnet_feature steps, exit numbering, and the on-demand head (docs/lir.md, "gNet")."""
+        p = self.p
+        sequential = [i for i, s in enumerate(p.steps) if s.op not in ON_DEMAND_OPS]
+        last_seq = max(sequential, default=-1)
+        partial: dict[str, list[int]] = {}
+        for i, step in enumerate(p.steps):
+            if step.op in PARTIAL_WRITE_OPS and len(step.outputs) == 1:
+                root = _root(p, step.outputs[0])
+                if root is not None:
+                    partial.setdefault(root, []).append(i)
+        for root, writers in partial.items():
+            spans: list[tuple[int, int, int]] = []
+            for k, i in enumerate(writers, 1):
+                step = p.steps[i]
+                off, exit_ = step.attrs.get("offset"), step.attrs.get("exit")
+                x = p.buffers.get(step.inputs[0]) if len(step.inputs) == 1 else None
+                if not _is_int(off) or x is None or not _valid_shape(x.shape):
+                    continue
+                if exit_ != k:
+                    self.step(i, step, f"is the {k}. step writing %{root} but has exit={exit_!r} (exits "
+                                       f"count 1, 2, ... in step order)")
+                for lo, hi, j in spans:
+                    if off < hi and lo < off + x.size:  # type: ignore[operator]
+                        self.step(i, step, f"writes [{off},{off + x.size}) of %{root}, which overlaps "  # type: ignore[operator]
+                                           f"[{lo},{hi}) written by step {j} {p.steps[j].name!r}")
+                spans.append((off, off + x.size, i))  # type: ignore[operator]
+            for i in sequential:
+                step = p.steps[i]
+                if step.op not in PARTIAL_WRITE_OPS and any(_root(p, n) == root for n in step.inputs):
+                    self.step(i, step, f"reads the gNet feature vector %{root}, which only the "
+                                       f"on-demand head may read")
+        for i, step in enumerate(p.steps):
+            if step.op not in ON_DEMAND_OPS:
+                continue
+            if i < last_seq:
+                self.step(i, step, f"is an on-demand step before the in-sequence step {last_seq} "
+                                   f"{p.steps[last_seq].name!r} (on-demand steps come last)")
+            outs = {_root(p, n) for n in step.outputs} - {None}
+            for j in sequential:
+                if any(_root(p, n) in outs for n in p.steps[j].inputs):
+                    self.step(j, p.steps[j], f"reads %{', %'.join(sorted(o for o in outs if o))}, "
+                                             f"the output of the on-demand step {step.name!r}")
+            for port in p.outputs:
+                if _root(p, port.buffer) in outs:
+                    self.port("output", port, f"%{port.buffer} is written by the on-demand step "
+                                              f"{step.name!r}, which the program does not run in sequence")
+            if step.op == "gnet_exit" and step.inputs:
+                root = _root(p, step.inputs[0])
+                writers = partial.get(root or "", [])
+                if not writers:
+                    self.step(i, step, f"reads %{step.inputs[0]}, which no gnet_feature step writes")
+                elif step.attrs.get("exits") != len(writers):
+                    self.step(i, step, f"has exits={step.attrs.get('exits')!r} but {len(writers)} "
+                                       f"gnet_feature steps write %{root}")
+
     # -- memory --------------------------------------------------------------------------------
     def check_overlaps(self) -> None:
         p = self.p
@@ -365,6 +429,7 @@ def check_program(p: Program, source: SourceMap | None = None) -> list[Problem]:
     checker.check_buffers()
     checker.check_ports()
     checker.check_steps()
+    checker.check_gnet()
     checker.check_overlaps()
     return checker.problems
 

@@ -7,12 +7,12 @@ msp430-elf-gcc (freeml-tx msp430 toolchain, Debian gcc-12-source 12.2.0-14+deb12
 its section. plan-memory adds up what is reachable from the entry points a program's steps call.
 """
 
-SOURCES_SHA256 = 'b51418768f2e592a445f07b9071952cfc04ed128dd592ca5bfe860cbd2a3a79e'
+SOURCES_SHA256 = 'e20cb57ca22e12aafca7dbbdfb578b345855da7cd0ff9c3be5ebc5b3e2ee60ce'
 
 GRAPHS: dict[str, dict[str, dict[str, object]]] = {
  "large": {
   "edges": {
-   "fx_conv.c:.rodata.CSWTCH.35": [
+   "fx_conv.c:.rodata.CSWTCH.71": [
     "fx_conv.c:.text.fx_conv_run_k1",
     "fx_conv.c:.text.fx_conv_run_k2",
     "fx_conv.c:.text.fx_conv_run_k3",
@@ -20,59 +20,54 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_conv.c:.text.fx_conv_run_k5"
    ],
    "fx_conv.c:.text.fx_conv": [
-    "fx_conv.c:.rodata.CSWTCH.35",
-    "fx_conv.c:.text.fx_conv_border",
+    "fx_conv.c:.rodata.CSWTCH.71",
     "fx_conv.c:.text.fx_conv_run_33",
     "fx_conv.c:.text.fx_conv_run_55",
+    "fx_conv.c:.text.fx_conv_run_edge",
     "fx_conv.c:.text.fx_conv_run_kn",
     "fx_conv.c:.text.fx_conv_run_strided",
+    "fx_conv.c:.text.fx_conv_window",
     "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant",
+    "fx_requant.c:.text.fx_requant_fn",
     "libgcc.a(lib2divHI.o):.text.__udivhi3",
     "libgcc.a(lib2divSI.o):.text.__udivsi3",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
-   "fx_conv.c:.text.fx_conv_border": [
-    "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant",
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2"
-   ],
    "fx_conv.c:.text.fx_conv_run_33": [
-    "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant"
+    "fx_requant.c:.text.fx_apply_act"
    ],
    "fx_conv.c:.text.fx_conv_run_55": [
-    "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant"
+    "fx_requant.c:.text.fx_apply_act"
+   ],
+   "fx_conv.c:.text.fx_conv_run_edge": [
+    "fx_requant.c:.text.fx_apply_act"
    ],
    "fx_conv.c:.text.fx_conv_run_k1": [
-    "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant"
+    "fx_requant.c:.text.fx_apply_act"
    ],
    "fx_conv.c:.text.fx_conv_run_k2": [
-    "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant"
+    "fx_requant.c:.text.fx_apply_act"
    ],
    "fx_conv.c:.text.fx_conv_run_k3": [
-    "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant"
+    "fx_requant.c:.text.fx_apply_act"
    ],
    "fx_conv.c:.text.fx_conv_run_k4": [
-    "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant"
+    "fx_requant.c:.text.fx_apply_act"
    ],
    "fx_conv.c:.text.fx_conv_run_k5": [
-    "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant"
+    "fx_requant.c:.text.fx_apply_act"
    ],
    "fx_conv.c:.text.fx_conv_run_kn": [
-    "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant"
+    "fx_requant.c:.text.fx_apply_act"
    ],
    "fx_conv.c:.text.fx_conv_run_strided": [
+    "fx_requant.c:.text.fx_apply_act"
+   ],
+   "fx_conv.c:.text.fx_conv_window": [
+    "fx_conv.c:.text.fx_conv_run_edge",
     "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant"
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2"
    ],
    "fx_eltwise.c:.text.fx_act": [
     "fx_requant.c:.text.fx_apply_act"
@@ -161,10 +156,15 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.rodata.fx_rq_table",
     "fx_requant.c:.text.fx_rq_15"
    ],
+   "fx_requant.c:.text.fx_requant_fn": [
+    "fx_requant.c:.rodata.fx_rq_table",
+    "fx_requant.c:.text.fx_rq_15"
+   ],
    "fx_sparse.c:.text.fx_conv_sparse": [
     "fx_requant.c:.text.fx_apply_act",
     "fx_requant.c:.text.fx_requant",
     "fx_sparse.c:.text.fx_sparse_decode",
+    "fx_sparse.c:.text.fx_sparse_dot",
     "fx_sparse.c:.text.fx_sparse_pixel",
     "fx_sparse.c:.text.fx_sparse_row_geometry",
     "libgcc.a(lib2divHI.o):.text.__udivhi3",
@@ -180,6 +180,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
    "fx_sparse.c:.text.fx_sparse_pixel": [
+    "fx_sparse.c:.text.fx_sparse_dot",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
    "fx_sparse.c:.text.fx_sparse_row_geometry": [
@@ -211,55 +212,60 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_progress_load": "fx_progress.c:.text.fx_progress_load",
    "fx_progress_reset": "fx_progress.c:.text.fx_progress_reset",
    "fx_requant": "fx_requant.c:.text.fx_requant",
-   "fx_requant_copy": "fx_eltwise.c:.text.fx_requant_copy"
+   "fx_requant_copy": "fx_eltwise.c:.text.fx_requant_copy",
+   "fx_requant_fn": "fx_requant.c:.text.fx_requant_fn"
   },
   "sections": {
-   "fx_conv.c:.rodata.CSWTCH.35": [
+   "fx_conv.c:.rodata.CSWTCH.71": [
     20,
     "rodata"
    ],
    "fx_conv.c:.text.fx_conv": [
-    3208,
-    "code"
-   ],
-   "fx_conv.c:.text.fx_conv_border": [
-    1004,
+    4490,
     "code"
    ],
    "fx_conv.c:.text.fx_conv_run_33": [
-    254,
+    290,
     "code"
    ],
    "fx_conv.c:.text.fx_conv_run_55": [
-    386,
+    422,
+    "code"
+   ],
+   "fx_conv.c:.text.fx_conv_run_edge": [
+    356,
     "code"
    ],
    "fx_conv.c:.text.fx_conv_run_k1": [
-    238,
+    284,
     "code"
    ],
    "fx_conv.c:.text.fx_conv_run_k2": [
-    254,
+    300,
     "code"
    ],
    "fx_conv.c:.text.fx_conv_run_k3": [
-    270,
+    316,
     "code"
    ],
    "fx_conv.c:.text.fx_conv_run_k4": [
-    254,
+    300,
     "code"
    ],
    "fx_conv.c:.text.fx_conv_run_k5": [
-    262,
+    308,
     "code"
    ],
    "fx_conv.c:.text.fx_conv_run_kn": [
-    282,
+    332,
     "code"
    ],
    "fx_conv.c:.text.fx_conv_run_strided": [
-    252,
+    292,
+    "code"
+   ],
+   "fx_conv.c:.text.fx_conv_window": [
+    818,
     "code"
    ],
    "fx_eltwise.c:.text.fx_act": [
@@ -283,11 +289,11 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_pool.c:.text.fx_avgpool": [
-    2096,
+    2176,
     "code"
    ],
    "fx_pool.c:.text.fx_maxpool": [
-    1348,
+    1352,
     "code"
    ],
    "fx_progress.c:.text.fx_progress_commit": [
@@ -318,563 +324,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     36,
     "code"
    ],
-   "fx_requant.c:.text.fx_rq_0": [
-    44,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_1": [
-    48,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_10": [
-    50,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_11": [
-    48,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_12": [
-    48,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_13": [
-    48,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_14": [
-    48,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_15": [
-    42,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_16": [
-    50,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_17": [
-    58,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_18": [
-    64,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_19": [
-    70,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_2": [
-    50,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_20": [
-    54,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_21": [
-    54,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_22": [
-    54,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_23": [
-    54,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_24": [
-    78,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_25": [
-    74,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_26": [
-    70,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_27": [
-    66,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_28": [
-    62,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_29": [
-    58,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_3": [
-    50,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_30": [
-    44,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_31": [
-    30,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_32": [
-    10,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_33": [
-    12,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_34": [
-    12,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_35": [
-    12,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_36": [
-    14,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_37": [
-    16,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_38": [
-    16,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_39": [
-    16,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_4": [
-    50,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_40": [
-    16,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_41": [
-    16,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_42": [
-    16,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_43": [
-    16,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_44": [
-    16,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_45": [
-    16,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_46": [
-    16,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_5": [
-    50,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_6": [
-    50,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_7": [
-    50,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_8": [
-    50,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_rq_9": [
-    50,
-    "code"
-   ],
-   "fx_sparse.c:.text.fx_conv_sparse": [
-    2632,
-    "code"
-   ],
-   "fx_sparse.c:.text.fx_fc_sparse": [
-    388,
-    "code"
-   ],
-   "fx_sparse.c:.text.fx_sparse_decode": [
-    422,
-    "code"
-   ],
-   "fx_sparse.c:.text.fx_sparse_pixel": [
-    784,
-    "code"
-   ],
-   "fx_sparse.c:.text.fx_sparse_row_geometry": [
-    500,
-    "code"
-   ],
-   "libgcc.a(lib2divHI.o):.text.__udivhi3": [
-    8,
-    "code"
-   ],
-   "libgcc.a(lib2divHI.o):.text.udivmodhi4": [
-    58,
-    "code"
-   ],
-   "libgcc.a(lib2divSI.o):.text.__divsi3": [
-    76,
-    "code"
-   ],
-   "libgcc.a(lib2divSI.o):.text.__udivsi3": [
-    18,
-    "code"
-   ],
-   "libgcc.a(lib2divSI.o):.text.udivmodsi4": [
-    130,
-    "code"
-   ],
-   "libgcc.a(slli.o):.text.__mspabi_slll": [
-    12,
-    "code"
-   ],
-   "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2": [
-    22,
-    "code"
-   ],
-   "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhisi2": [
-    26,
-    "code"
-   ],
-   "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2": [
-    34,
-    "code"
-   ],
-   "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2": [
-    26,
-    "code"
-   ]
-  }
- },
- "small": {
-  "edges": {
-   "fx_conv.c:.rodata.CSWTCH.35": [
-    "fx_conv.c:.text.fx_conv_run_k1",
-    "fx_conv.c:.text.fx_conv_run_k2",
-    "fx_conv.c:.text.fx_conv_run_k3",
-    "fx_conv.c:.text.fx_conv_run_k4",
-    "fx_conv.c:.text.fx_conv_run_k5"
-   ],
-   "fx_conv.c:.text.fx_conv": [
-    "fx_conv.c:.rodata.CSWTCH.35",
-    "fx_conv.c:.text.fx_conv_border",
-    "fx_conv.c:.text.fx_conv_run_33",
-    "fx_conv.c:.text.fx_conv_run_55",
-    "fx_conv.c:.text.fx_conv_run_kn",
-    "fx_conv.c:.text.fx_conv_run_strided",
-    "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant",
-    "libgcc.a(lib2divHI.o):.text.__udivhi3",
-    "libgcc.a(lib2divSI.o):.text.__udivsi3",
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
-   ],
-   "fx_conv.c:.text.fx_conv_border": [
-    "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant",
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2"
-   ],
-   "fx_conv.c:.text.fx_conv_run_33": [
-    "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant"
-   ],
-   "fx_conv.c:.text.fx_conv_run_55": [
-    "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant"
-   ],
-   "fx_conv.c:.text.fx_conv_run_k1": [
-    "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant"
-   ],
-   "fx_conv.c:.text.fx_conv_run_k2": [
-    "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant"
-   ],
-   "fx_conv.c:.text.fx_conv_run_k3": [
-    "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant"
-   ],
-   "fx_conv.c:.text.fx_conv_run_k4": [
-    "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant"
-   ],
-   "fx_conv.c:.text.fx_conv_run_k5": [
-    "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant"
-   ],
-   "fx_conv.c:.text.fx_conv_run_kn": [
-    "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant"
-   ],
-   "fx_conv.c:.text.fx_conv_run_strided": [
-    "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant"
-   ],
-   "fx_eltwise.c:.text.fx_act": [
-    "fx_requant.c:.text.fx_apply_act"
-   ],
-   "fx_eltwise.c:.text.fx_add": [
-    "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant",
-    "libgcc.a(slli.o):.text.__mspabi_slll"
-   ],
-   "fx_eltwise.c:.text.fx_requant_copy": [
-    "fx_requant.c:.text.fx_requant"
-   ],
-   "fx_fc.c:.text.fx_fc": [
-    "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant",
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2"
-   ],
-   "fx_pool.c:.text.fx_avgpool": [
-    "libgcc.a(lib2divSI.o):.text.__divsi3",
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
-   ],
-   "fx_pool.c:.text.fx_maxpool": [
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
-   ],
-   "fx_progress.c:.text.fx_progress_commit": [
-    "fx_progress.c:.text.fx_progress_current"
-   ],
-   "fx_progress.c:.text.fx_progress_load": [
-    "fx_progress.c:.text.fx_progress_current"
-   ],
-   "fx_requant.c:.rodata.fx_rq_table": [
-    "fx_requant.c:.text.fx_rq_0",
-    "fx_requant.c:.text.fx_rq_1",
-    "fx_requant.c:.text.fx_rq_10",
-    "fx_requant.c:.text.fx_rq_11",
-    "fx_requant.c:.text.fx_rq_12",
-    "fx_requant.c:.text.fx_rq_13",
-    "fx_requant.c:.text.fx_rq_14",
-    "fx_requant.c:.text.fx_rq_15",
-    "fx_requant.c:.text.fx_rq_16",
-    "fx_requant.c:.text.fx_rq_17",
-    "fx_requant.c:.text.fx_rq_18",
-    "fx_requant.c:.text.fx_rq_19",
-    "fx_requant.c:.text.fx_rq_2",
-    "fx_requant.c:.text.fx_rq_20",
-    "fx_requant.c:.text.fx_rq_21",
-    "fx_requant.c:.text.fx_rq_22",
-    "fx_requant.c:.text.fx_rq_23",
-    "fx_requant.c:.text.fx_rq_24",
-    "fx_requant.c:.text.fx_rq_25",
-    "fx_requant.c:.text.fx_rq_26",
-    "fx_requant.c:.text.fx_rq_27",
-    "fx_requant.c:.text.fx_rq_28",
-    "fx_requant.c:.text.fx_rq_29",
-    "fx_requant.c:.text.fx_rq_3",
-    "fx_requant.c:.text.fx_rq_30",
-    "fx_requant.c:.text.fx_rq_31",
-    "fx_requant.c:.text.fx_rq_32",
-    "fx_requant.c:.text.fx_rq_33",
-    "fx_requant.c:.text.fx_rq_34",
-    "fx_requant.c:.text.fx_rq_35",
-    "fx_requant.c:.text.fx_rq_36",
-    "fx_requant.c:.text.fx_rq_37",
-    "fx_requant.c:.text.fx_rq_38",
-    "fx_requant.c:.text.fx_rq_39",
-    "fx_requant.c:.text.fx_rq_4",
-    "fx_requant.c:.text.fx_rq_40",
-    "fx_requant.c:.text.fx_rq_41",
-    "fx_requant.c:.text.fx_rq_42",
-    "fx_requant.c:.text.fx_rq_43",
-    "fx_requant.c:.text.fx_rq_44",
-    "fx_requant.c:.text.fx_rq_45",
-    "fx_requant.c:.text.fx_rq_46",
-    "fx_requant.c:.text.fx_rq_5",
-    "fx_requant.c:.text.fx_rq_6",
-    "fx_requant.c:.text.fx_rq_7",
-    "fx_requant.c:.text.fx_rq_8",
-    "fx_requant.c:.text.fx_rq_9"
-   ],
-   "fx_requant.c:.text.fx_apply_act": [
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhisi2"
-   ],
-   "fx_requant.c:.text.fx_requant": [
-    "fx_requant.c:.rodata.fx_rq_table",
-    "fx_requant.c:.text.fx_rq_15"
-   ],
-   "fx_sparse.c:.text.fx_conv_sparse": [
-    "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant",
-    "fx_sparse.c:.text.fx_sparse_decode",
-    "fx_sparse.c:.text.fx_sparse_pixel",
-    "fx_sparse.c:.text.fx_sparse_row_geometry",
-    "libgcc.a(lib2divHI.o):.text.__udivhi3",
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
-   ],
-   "fx_sparse.c:.text.fx_fc_sparse": [
-    "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant"
-   ],
-   "fx_sparse.c:.text.fx_sparse_decode": [
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
-   ],
-   "fx_sparse.c:.text.fx_sparse_pixel": [
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
-   ],
-   "fx_sparse.c:.text.fx_sparse_row_geometry": [
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
-   ],
-   "libgcc.a(lib2divHI.o):.text.__udivhi3": [
-    "libgcc.a(lib2divHI.o):.text.udivmodhi4"
-   ],
-   "libgcc.a(lib2divSI.o):.text.__divsi3": [
-    "libgcc.a(lib2divSI.o):.text.udivmodsi4"
-   ],
-   "libgcc.a(lib2divSI.o):.text.__udivsi3": [
-    "libgcc.a(lib2divSI.o):.text.udivmodsi4"
-   ]
-  },
-  "entries": {
-   "fx_act": "fx_eltwise.c:.text.fx_act",
-   "fx_add": "fx_eltwise.c:.text.fx_add",
-   "fx_apply_act": "fx_requant.c:.text.fx_apply_act",
-   "fx_argmax": "fx_eltwise.c:.text.fx_argmax",
-   "fx_avgpool": "fx_pool.c:.text.fx_avgpool",
-   "fx_conv": "fx_conv.c:.text.fx_conv",
-   "fx_conv_sparse": "fx_sparse.c:.text.fx_conv_sparse",
-   "fx_fc": "fx_fc.c:.text.fx_fc",
-   "fx_fc_sparse": "fx_sparse.c:.text.fx_fc_sparse",
-   "fx_maxpool": "fx_pool.c:.text.fx_maxpool",
-   "fx_progress_commit": "fx_progress.c:.text.fx_progress_commit",
-   "fx_progress_load": "fx_progress.c:.text.fx_progress_load",
-   "fx_progress_reset": "fx_progress.c:.text.fx_progress_reset",
-   "fx_requant": "fx_requant.c:.text.fx_requant",
-   "fx_requant_copy": "fx_eltwise.c:.text.fx_requant_copy"
-  },
-  "sections": {
-   "fx_conv.c:.rodata.CSWTCH.35": [
-    10,
-    "rodata"
-   ],
-   "fx_conv.c:.text.fx_conv": [
-    2562,
-    "code"
-   ],
-   "fx_conv.c:.text.fx_conv_border": [
-    914,
-    "code"
-   ],
-   "fx_conv.c:.text.fx_conv_run_33": [
-    240,
-    "code"
-   ],
-   "fx_conv.c:.text.fx_conv_run_55": [
-    372,
-    "code"
-   ],
-   "fx_conv.c:.text.fx_conv_run_k1": [
-    218,
-    "code"
-   ],
-   "fx_conv.c:.text.fx_conv_run_k2": [
-    234,
-    "code"
-   ],
-   "fx_conv.c:.text.fx_conv_run_k3": [
-    250,
-    "code"
-   ],
-   "fx_conv.c:.text.fx_conv_run_k4": [
-    234,
-    "code"
-   ],
-   "fx_conv.c:.text.fx_conv_run_k5": [
-    242,
-    "code"
-   ],
-   "fx_conv.c:.text.fx_conv_run_kn": [
-    250,
-    "code"
-   ],
-   "fx_conv.c:.text.fx_conv_run_strided": [
-    234,
-    "code"
-   ],
-   "fx_eltwise.c:.text.fx_act": [
-    96,
-    "code"
-   ],
-   "fx_eltwise.c:.text.fx_add": [
-    214,
-    "code"
-   ],
-   "fx_eltwise.c:.text.fx_argmax": [
-    48,
-    "code"
-   ],
-   "fx_eltwise.c:.text.fx_requant_copy": [
-    158,
-    "code"
-   ],
-   "fx_fc.c:.text.fx_fc": [
-    312,
-    "code"
-   ],
-   "fx_pool.c:.text.fx_avgpool": [
-    1944,
-    "code"
-   ],
-   "fx_pool.c:.text.fx_maxpool": [
-    1142,
-    "code"
-   ],
-   "fx_progress.c:.text.fx_progress_commit": [
-    110,
-    "code"
-   ],
-   "fx_progress.c:.text.fx_progress_current": [
-    198,
-    "code"
-   ],
-   "fx_progress.c:.text.fx_progress_load": [
-    52,
-    "code"
-   ],
-   "fx_progress.c:.text.fx_progress_reset": [
-    10,
-    "code"
-   ],
-   "fx_requant.c:.rodata.fx_rq_table": [
-    94,
-    "rodata"
-   ],
-   "fx_requant.c:.text.fx_apply_act": [
-    122,
-    "code"
-   ],
-   "fx_requant.c:.text.fx_requant": [
+   "fx_requant.c:.text.fx_requant_fn": [
     32,
     "code"
    ],
@@ -1067,23 +517,27 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_sparse.c:.text.fx_conv_sparse": [
-    2270,
+    2200,
     "code"
    ],
    "fx_sparse.c:.text.fx_fc_sparse": [
-    342,
+    518,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_decode": [
-    406,
+    274,
+    "code"
+   ],
+   "fx_sparse.c:.text.fx_sparse_dot": [
+    326,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_pixel": [
-    724,
+    642,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_row_geometry": [
-    518,
+    500,
     "code"
    ],
    "libgcc.a(lib2divHI.o):.text.__udivhi3": [
@@ -1095,6 +549,580 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "libgcc.a(lib2divSI.o):.text.__divsi3": [
+    76,
+    "code"
+   ],
+   "libgcc.a(lib2divSI.o):.text.__udivsi3": [
+    18,
+    "code"
+   ],
+   "libgcc.a(lib2divSI.o):.text.udivmodsi4": [
+    130,
+    "code"
+   ],
+   "libgcc.a(slli.o):.text.__mspabi_slll": [
+    12,
+    "code"
+   ],
+   "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2": [
+    22,
+    "code"
+   ],
+   "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhisi2": [
+    26,
+    "code"
+   ],
+   "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2": [
+    34,
+    "code"
+   ],
+   "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2": [
+    26,
+    "code"
+   ]
+  }
+ },
+ "small": {
+  "edges": {
+   "fx_conv.c:.rodata.CSWTCH.71": [
+    "fx_conv.c:.text.fx_conv_run_k1",
+    "fx_conv.c:.text.fx_conv_run_k2",
+    "fx_conv.c:.text.fx_conv_run_k3",
+    "fx_conv.c:.text.fx_conv_run_k4",
+    "fx_conv.c:.text.fx_conv_run_k5"
+   ],
+   "fx_conv.c:.text.fx_conv": [
+    "fx_conv.c:.rodata.CSWTCH.71",
+    "fx_conv.c:.text.fx_conv_run_33",
+    "fx_conv.c:.text.fx_conv_run_55",
+    "fx_conv.c:.text.fx_conv_run_edge",
+    "fx_conv.c:.text.fx_conv_run_kn",
+    "fx_conv.c:.text.fx_conv_run_strided",
+    "fx_conv.c:.text.fx_conv_window",
+    "fx_requant.c:.text.fx_apply_act",
+    "fx_requant.c:.text.fx_requant_fn",
+    "libgcc.a(lib2divHI.o):.text.__udivhi3",
+    "libgcc.a(lib2divSI.o):.text.__udivsi3",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   ],
+   "fx_conv.c:.text.fx_conv_run_33": [
+    "fx_requant.c:.text.fx_apply_act"
+   ],
+   "fx_conv.c:.text.fx_conv_run_55": [
+    "fx_requant.c:.text.fx_apply_act"
+   ],
+   "fx_conv.c:.text.fx_conv_run_edge": [
+    "fx_requant.c:.text.fx_apply_act"
+   ],
+   "fx_conv.c:.text.fx_conv_run_k1": [
+    "fx_requant.c:.text.fx_apply_act"
+   ],
+   "fx_conv.c:.text.fx_conv_run_k2": [
+    "fx_requant.c:.text.fx_apply_act"
+   ],
+   "fx_conv.c:.text.fx_conv_run_k3": [
+    "fx_requant.c:.text.fx_apply_act"
+   ],
+   "fx_conv.c:.text.fx_conv_run_k4": [
+    "fx_requant.c:.text.fx_apply_act"
+   ],
+   "fx_conv.c:.text.fx_conv_run_k5": [
+    "fx_requant.c:.text.fx_apply_act"
+   ],
+   "fx_conv.c:.text.fx_conv_run_kn": [
+    "fx_requant.c:.text.fx_apply_act"
+   ],
+   "fx_conv.c:.text.fx_conv_run_strided": [
+    "fx_requant.c:.text.fx_apply_act"
+   ],
+   "fx_conv.c:.text.fx_conv_window": [
+    "fx_conv.c:.text.fx_conv_run_edge",
+    "fx_requant.c:.text.fx_apply_act",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2"
+   ],
+   "fx_eltwise.c:.text.fx_act": [
+    "fx_requant.c:.text.fx_apply_act"
+   ],
+   "fx_eltwise.c:.text.fx_add": [
+    "fx_requant.c:.text.fx_apply_act",
+    "fx_requant.c:.text.fx_requant",
+    "libgcc.a(slli.o):.text.__mspabi_slll"
+   ],
+   "fx_eltwise.c:.text.fx_requant_copy": [
+    "fx_requant.c:.text.fx_requant"
+   ],
+   "fx_fc.c:.text.fx_fc": [
+    "fx_requant.c:.text.fx_apply_act",
+    "fx_requant.c:.text.fx_requant",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2"
+   ],
+   "fx_pool.c:.text.fx_avgpool": [
+    "libgcc.a(lib2divSI.o):.text.__divsi3",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   ],
+   "fx_pool.c:.text.fx_maxpool": [
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   ],
+   "fx_progress.c:.text.fx_progress_commit": [
+    "fx_progress.c:.text.fx_progress_current"
+   ],
+   "fx_progress.c:.text.fx_progress_load": [
+    "fx_progress.c:.text.fx_progress_current"
+   ],
+   "fx_requant.c:.rodata.fx_rq_table": [
+    "fx_requant.c:.text.fx_rq_0",
+    "fx_requant.c:.text.fx_rq_1",
+    "fx_requant.c:.text.fx_rq_10",
+    "fx_requant.c:.text.fx_rq_11",
+    "fx_requant.c:.text.fx_rq_12",
+    "fx_requant.c:.text.fx_rq_13",
+    "fx_requant.c:.text.fx_rq_14",
+    "fx_requant.c:.text.fx_rq_15",
+    "fx_requant.c:.text.fx_rq_16",
+    "fx_requant.c:.text.fx_rq_17",
+    "fx_requant.c:.text.fx_rq_18",
+    "fx_requant.c:.text.fx_rq_19",
+    "fx_requant.c:.text.fx_rq_2",
+    "fx_requant.c:.text.fx_rq_20",
+    "fx_requant.c:.text.fx_rq_21",
+    "fx_requant.c:.text.fx_rq_22",
+    "fx_requant.c:.text.fx_rq_23",
+    "fx_requant.c:.text.fx_rq_24",
+    "fx_requant.c:.text.fx_rq_25",
+    "fx_requant.c:.text.fx_rq_26",
+    "fx_requant.c:.text.fx_rq_27",
+    "fx_requant.c:.text.fx_rq_28",
+    "fx_requant.c:.text.fx_rq_29",
+    "fx_requant.c:.text.fx_rq_3",
+    "fx_requant.c:.text.fx_rq_30",
+    "fx_requant.c:.text.fx_rq_31",
+    "fx_requant.c:.text.fx_rq_32",
+    "fx_requant.c:.text.fx_rq_33",
+    "fx_requant.c:.text.fx_rq_34",
+    "fx_requant.c:.text.fx_rq_35",
+    "fx_requant.c:.text.fx_rq_36",
+    "fx_requant.c:.text.fx_rq_37",
+    "fx_requant.c:.text.fx_rq_38",
+    "fx_requant.c:.text.fx_rq_39",
+    "fx_requant.c:.text.fx_rq_4",
+    "fx_requant.c:.text.fx_rq_40",
+    "fx_requant.c:.text.fx_rq_41",
+    "fx_requant.c:.text.fx_rq_42",
+    "fx_requant.c:.text.fx_rq_43",
+    "fx_requant.c:.text.fx_rq_44",
+    "fx_requant.c:.text.fx_rq_45",
+    "fx_requant.c:.text.fx_rq_46",
+    "fx_requant.c:.text.fx_rq_5",
+    "fx_requant.c:.text.fx_rq_6",
+    "fx_requant.c:.text.fx_rq_7",
+    "fx_requant.c:.text.fx_rq_8",
+    "fx_requant.c:.text.fx_rq_9"
+   ],
+   "fx_requant.c:.text.fx_apply_act": [
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhisi2"
+   ],
+   "fx_requant.c:.text.fx_requant": [
+    "fx_requant.c:.rodata.fx_rq_table",
+    "fx_requant.c:.text.fx_rq_15"
+   ],
+   "fx_requant.c:.text.fx_requant_fn": [
+    "fx_requant.c:.rodata.fx_rq_table",
+    "fx_requant.c:.text.fx_rq_15"
+   ],
+   "fx_sparse.c:.text.fx_conv_sparse": [
+    "fx_requant.c:.text.fx_apply_act",
+    "fx_requant.c:.text.fx_requant",
+    "fx_sparse.c:.text.fx_sparse_decode",
+    "fx_sparse.c:.text.fx_sparse_dot",
+    "fx_sparse.c:.text.fx_sparse_pixel",
+    "fx_sparse.c:.text.fx_sparse_row_geometry",
+    "libgcc.a(lib2divHI.o):.text.__udivhi3",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   ],
+   "fx_sparse.c:.text.fx_fc_sparse": [
+    "fx_requant.c:.text.fx_apply_act",
+    "fx_requant.c:.text.fx_requant"
+   ],
+   "fx_sparse.c:.text.fx_sparse_decode": [
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   ],
+   "fx_sparse.c:.text.fx_sparse_pixel": [
+    "fx_sparse.c:.text.fx_sparse_dot",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   ],
+   "fx_sparse.c:.text.fx_sparse_row_geometry": [
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   ],
+   "libgcc.a(lib2divHI.o):.text.__udivhi3": [
+    "libgcc.a(lib2divHI.o):.text.udivmodhi4"
+   ],
+   "libgcc.a(lib2divSI.o):.text.__divsi3": [
+    "libgcc.a(lib2divSI.o):.text.udivmodsi4"
+   ],
+   "libgcc.a(lib2divSI.o):.text.__udivsi3": [
+    "libgcc.a(lib2divSI.o):.text.udivmodsi4"
+   ]
+  },
+  "entries": {
+   "fx_act": "fx_eltwise.c:.text.fx_act",
+   "fx_add": "fx_eltwise.c:.text.fx_add",
+   "fx_apply_act": "fx_requant.c:.text.fx_apply_act",
+   "fx_argmax": "fx_eltwise.c:.text.fx_argmax",
+   "fx_avgpool": "fx_pool.c:.text.fx_avgpool",
+   "fx_conv": "fx_conv.c:.text.fx_conv",
+   "fx_conv_sparse": "fx_sparse.c:.text.fx_conv_sparse",
+   "fx_fc": "fx_fc.c:.text.fx_fc",
+   "fx_fc_sparse": "fx_sparse.c:.text.fx_fc_sparse",
+   "fx_maxpool": "fx_pool.c:.text.fx_maxpool",
+   "fx_progress_commit": "fx_progress.c:.text.fx_progress_commit",
+   "fx_progress_load": "fx_progress.c:.text.fx_progress_load",
+   "fx_progress_reset": "fx_progress.c:.text.fx_progress_reset",
+   "fx_requant": "fx_requant.c:.text.fx_requant",
+   "fx_requant_copy": "fx_eltwise.c:.text.fx_requant_copy",
+   "fx_requant_fn": "fx_requant.c:.text.fx_requant_fn"
+  },
+  "sections": {
+   "fx_conv.c:.rodata.CSWTCH.71": [
+    10,
+    "rodata"
+   ],
+   "fx_conv.c:.text.fx_conv": [
+    3668,
+    "code"
+   ],
+   "fx_conv.c:.text.fx_conv_run_33": [
+    282,
+    "code"
+   ],
+   "fx_conv.c:.text.fx_conv_run_55": [
+    414,
+    "code"
+   ],
+   "fx_conv.c:.text.fx_conv_run_edge": [
+    312,
+    "code"
+   ],
+   "fx_conv.c:.text.fx_conv_run_k1": [
+    264,
+    "code"
+   ],
+   "fx_conv.c:.text.fx_conv_run_k2": [
+    280,
+    "code"
+   ],
+   "fx_conv.c:.text.fx_conv_run_k3": [
+    296,
+    "code"
+   ],
+   "fx_conv.c:.text.fx_conv_run_k4": [
+    278,
+    "code"
+   ],
+   "fx_conv.c:.text.fx_conv_run_k5": [
+    286,
+    "code"
+   ],
+   "fx_conv.c:.text.fx_conv_run_kn": [
+    290,
+    "code"
+   ],
+   "fx_conv.c:.text.fx_conv_run_strided": [
+    278,
+    "code"
+   ],
+   "fx_conv.c:.text.fx_conv_window": [
+    742,
+    "code"
+   ],
+   "fx_eltwise.c:.text.fx_act": [
+    94,
+    "code"
+   ],
+   "fx_eltwise.c:.text.fx_add": [
+    212,
+    "code"
+   ],
+   "fx_eltwise.c:.text.fx_argmax": [
+    48,
+    "code"
+   ],
+   "fx_eltwise.c:.text.fx_requant_copy": [
+    154,
+    "code"
+   ],
+   "fx_fc.c:.text.fx_fc": [
+    308,
+    "code"
+   ],
+   "fx_pool.c:.text.fx_avgpool": [
+    1960,
+    "code"
+   ],
+   "fx_pool.c:.text.fx_maxpool": [
+    1102,
+    "code"
+   ],
+   "fx_progress.c:.text.fx_progress_commit": [
+    108,
+    "code"
+   ],
+   "fx_progress.c:.text.fx_progress_current": [
+    198,
+    "code"
+   ],
+   "fx_progress.c:.text.fx_progress_load": [
+    52,
+    "code"
+   ],
+   "fx_progress.c:.text.fx_progress_reset": [
+    10,
+    "code"
+   ],
+   "fx_requant.c:.rodata.fx_rq_table": [
+    94,
+    "rodata"
+   ],
+   "fx_requant.c:.text.fx_apply_act": [
+    120,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_requant": [
+    32,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_requant_fn": [
+    28,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_0": [
+    44,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_1": [
+    48,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_10": [
+    50,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_11": [
+    48,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_12": [
+    48,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_13": [
+    48,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_14": [
+    48,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_15": [
+    42,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_16": [
+    50,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_17": [
+    58,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_18": [
+    64,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_19": [
+    70,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_2": [
+    50,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_20": [
+    54,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_21": [
+    54,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_22": [
+    54,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_23": [
+    54,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_24": [
+    78,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_25": [
+    74,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_26": [
+    70,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_27": [
+    66,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_28": [
+    62,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_29": [
+    58,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_3": [
+    50,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_30": [
+    44,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_31": [
+    30,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_32": [
+    10,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_33": [
+    12,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_34": [
+    12,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_35": [
+    12,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_36": [
+    14,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_37": [
+    16,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_38": [
+    16,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_39": [
+    16,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_4": [
+    50,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_40": [
+    16,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_41": [
+    16,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_42": [
+    16,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_43": [
+    16,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_44": [
+    16,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_45": [
+    16,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_46": [
+    16,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_5": [
+    50,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_6": [
+    50,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_7": [
+    50,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_8": [
+    50,
+    "code"
+   ],
+   "fx_requant.c:.text.fx_rq_9": [
+    50,
+    "code"
+   ],
+   "fx_sparse.c:.text.fx_conv_sparse": [
+    1904,
+    "code"
+   ],
+   "fx_sparse.c:.text.fx_fc_sparse": [
+    468,
+    "code"
+   ],
+   "fx_sparse.c:.text.fx_sparse_decode": [
+    250,
+    "code"
+   ],
+   "fx_sparse.c:.text.fx_sparse_dot": [
+    310,
+    "code"
+   ],
+   "fx_sparse.c:.text.fx_sparse_pixel": [
+    578,
+    "code"
+   ],
+   "fx_sparse.c:.text.fx_sparse_row_geometry": [
+    488,
+    "code"
+   ],
+   "libgcc.a(lib2divHI.o):.text.__udivhi3": [
+    8,
+    "code"
+   ],
+   "libgcc.a(lib2divHI.o):.text.udivmodhi4": [
+    54,
+    "code"
+   ],
+   "libgcc.a(lib2divSI.o):.text.__divsi3": [
     72,
     "code"
    ],
@@ -1103,7 +1131,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "libgcc.a(lib2divSI.o):.text.udivmodsi4": [
-    130,
+    124,
     "code"
    ],
    "libgcc.a(slli.o):.text.__mspabi_slll": [

@@ -28,7 +28,7 @@ Rules:
   outputs are live together, so a step never writes storage that it reads. While the SRAM plan is over budget the largest buffer live at the
   peak moves to FRAM (``fram_activations=false`` forbids that and makes it an error instead).
   With ``persistent=true`` every activation goes to FRAM (intermittent execution: SRAM is lost at
-  every power failure).
+  every power failure). The gNet feature vector always goes to FRAM (:func:`fram_pinned`).
 - **Aliases** (``alias %other``) have no storage: they keep ``space``/``offset`` unset and extend
   the lifetime of the buffer they view.
 - Offsets are byte offsets inside their space, aligned to the element size (2 for i16, 4 for i32).
@@ -86,10 +86,12 @@ UNKNOWN_KERNEL_BYTES = 1024
 #: ``run`` the run loop, ``step`` a step function that calls a kernel, ``op_extra`` more for ops
 #: whose step has a loop of its own (per input for concat), ``helper`` the shared unit helpers
 #: (conv_units, conv_sparse_units), ``step_entry`` one entry of the step table (fn, 3 x u16).
+#: With a single step GCC folds the step table into the run loop: ``run_one_step``, no table.
+#: (``+ 2``: fx_<m>_reset, which main_sim.c calls before each new input.)
 GENERATED_CODE: dict[str, dict[str, Any]] = {
-    "small": {"run": 112, "step": 28, "helper": 170, "step_entry": 8, "pointer": 2,
+    "small": {"run": 112 + 2, "run_one_step": 30 + 2, "step": 28, "helper": 170, "step_entry": 8, "pointer": 2,
               "op_extra": {"act": 80, "add": 80, "argmax": -4}, "concat_per_input": 135},
-    "large": {"run": 124, "step": 32, "helper": 178, "step_entry": 10, "pointer": 4,
+    "large": {"run": 124 + 2, "run_one_step": 34 + 2, "step": 32, "helper": 178, "step_entry": 10, "pointer": 4,
               "op_extra": {"act": 88, "add": 88, "argmax": -4}, "concat_per_input": 148},
 }
 
@@ -207,7 +209,7 @@ def runtime_bytes(ops: Iterable[str], large: bool = False) -> tuple[int, int]:
 def generated_code_bytes(p: Program, large: bool = False) -> int:
     """Bytes of the C emitter's code for ``p``: run loop, step functions, unit helpers."""
     g = GENERATED_CODE["large" if large else "small"]
-    total = int(g["run"]) + int(g["step"]) * len(p.steps)
+    total = int(g["run_one_step" if len(p.steps) == 1 else "run"]) + int(g["step"]) * len(p.steps)
     for s in p.steps:
         if s.op == "concat":
             total += int(g["concat_per_input"]) * len(s.inputs)
@@ -216,6 +218,13 @@ def generated_code_bytes(p: Program, large: bool = False) -> int:
     helpers = {"conv_units" if s.op == "conv" else "conv_sparse_units"
                for s in p.steps if s.op in ("conv", "conv_sparse")}
     return total + int(g["helper"]) * len(helpers)
+
+
+def fram_pinned(p: Program) -> set[str]:
+    """Activations that live in FRAM in every plan: the gNet feature vector (the output of
+    `gnet_feature` steps), which an early exit reads after any step and which must survive power
+    failures."""
+    return {p.storage_of(s.outputs[0]).name for s in p.steps if s.op == "gnet_feature" and s.outputs}
 
 
 def estimate_code_bytes(p: Program, large: bool = False) -> int:
@@ -231,7 +240,8 @@ def estimate_rodata_bytes(p: Program, large: bool = False) -> int:
     model's pointer size), the step table, and the runtime's own tables."""
     g = GENERATED_CODE["large" if large else "small"]
     descr = sum(descriptor_bytes(s, int(g["pointer"])) for s in p.steps)
-    return descr + int(g["step_entry"]) * len(p.steps) + runtime_bytes((s.op for s in p.steps), large)[1]
+    table = int(g["step_entry"]) * len(p.steps) if len(p.steps) > 1 else 0
+    return descr + table + runtime_bytes((s.op for s in p.steps), large)[1]
 
 
 def uses_large_model(p: Program) -> bool:
@@ -397,8 +407,9 @@ class PlanMemory(Pass):
 
         # --- activations: SRAM first, spill to FRAM --------------------------------------------
         sram_cap = sram - o.stack
-        in_fram: list[Buffer] = list(acts) if o.persistent else []
-        in_sram: list[Buffer] = [] if o.persistent else list(acts)
+        pinned = fram_pinned(p)      # the gNet feature vector persists in FRAM (DESIGN.md section 8)
+        in_fram: list[Buffer] = list(acts) if o.persistent else [b for b in acts if b.name in pinned]
+        in_sram: list[Buffer] = [] if o.persistent else [b for b in acts if b.name not in pinned]
         spilled: list[str] = []
         while True:
             items = [_item(b, lives[b.name]) for b in in_sram]

@@ -161,19 +161,60 @@ def build_graph(objects: list[ObjectInfo]) -> dict[str, object]:
     }
 
 
+def _run(cmd: list[str], what: str) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise ToolchainError(f"{what} failed", details=(proc.stderr or proc.stdout).strip().splitlines()[-10:],
+                             hint="the runtime must build warning-free with msp430.mk's flags")
+
+
+def linked_sizes(tc: Msp430Toolchain, model: str, objs: list[tuple[Path, str]], entries: list[str],
+                 work: Path) -> dict[str, int]:
+    """Section sizes after linking (``--gc-sections``, fr5994.ld, a stub main that keeps every entry
+    point): the linker relaxes branches and calls, so a section's linked size differs from the
+    object's by a few bytes (larger for functions longer than a 10-bit jump reaches)."""
+    from transpiler.msp430_size import parse_link_map
+
+    stub = work / f"{model}_keep.c"
+    decls = "".join(f"extern void {e}(void);\n" for e in entries)
+    stub.write_text("/* keeps every runtime entry point (tools/msp430_code_sizes.py) */\n" + decls
+                    + "void (*volatile const fx_keep[])(void) = {" + ", ".join(entries) + "};\n"
+                    + "int main(void) { return fx_keep[0] == 0; }\n")
+    flags = ["-mmcu=msp430fr5994", "-O2", *MODELS[model]]
+    crt0 = work / f"{model}_crt0.o"
+    _run([str(tc.gcc), *flags, "-c", str(PLATFORM / "crt0.S"), "-o", str(crt0)], "assembling crt0.S")
+    elf, map_file = work / f"{model}_keep.elf", work / f"{model}_keep.map"
+    _run([str(tc.gcc), *flags, "-ffreestanding", "-ffunction-sections", "-fdata-sections", "-nostdlib",
+          "-nostartfiles", "-Wl,--gc-sections", "-Wl,--no-warn-rwx-segments", f"-Wl,-Map,{map_file}",
+          "-T", str(PLATFORM / "fr5994.ld"), str(crt0), str(stub), *(str(o) for o, _ in objs),
+          "-lgcc", "-lmul_f5", "-o", str(elf)], f"linking the runtime ({model} model)")
+    labels = {o.name: label for o, label in objs}
+    sizes: dict[str, int] = {}
+    for inp in parse_link_map(map_file.read_text()).inputs:
+        if not inp.source or inp.size == 0:
+            continue
+        src = inp.source.split("/")[-1]
+        if ".a(" in inp.source:
+            label = src
+        elif src in labels:
+            label = labels[src]
+        else:
+            continue
+        sizes[f"{label}:{inp.name}"] = inp.size
+    return sizes
+
+
 def measure(tc: Msp430Toolchain, model: str, work: Path) -> dict[str, object]:
-    """Compile the runtime for one memory model and return its section graph."""
+    """Compile the runtime for one memory model and return its section graph (linked sizes)."""
     flags = [*MSP430_BASE_CFLAGS, *MODELS[model], f"-I{RUNTIME}", f"-I{PLATFORM}"]
     objects: list[ObjectInfo] = []
+    objs: list[tuple[Path, str]] = []
     for src in sorted(RUNTIME.glob("fx_*.c")):
         obj = work / f"{model}_{src.stem}.o"
-        proc = subprocess.run([str(tc.gcc), *flags, "-c", str(src), "-o", str(obj)], capture_output=True,
-                              text=True, check=False)
-        if proc.returncode != 0:
-            raise ToolchainError(f"compiling {src.name} for the MSP430 ({model} model) failed",
-                                 details=(proc.stderr or proc.stdout).strip().splitlines()[-10:],
-                                 hint="the runtime must build warning-free with msp430.mk's flags")
+        _run([str(tc.gcc), *flags, "-c", str(src), "-o", str(obj)],
+             f"compiling {src.name} for the MSP430 ({model} model)")
         objects += read_objects(tc, obj, src.name)
+        objs.append((obj, src.name))
     for lib in ("libgcc.a", "libmul_f5.a"):
         proc = subprocess.run([str(tc.gcc), "-mmcu=msp430fr5994", *MODELS[model], f"-print-file-name={lib}"],
                               capture_output=True, text=True, check=False)
@@ -181,7 +222,13 @@ def measure(tc: Msp430Toolchain, model: str, work: Path) -> dict[str, object]:
         if not path.is_file():
             raise ToolchainError(f"{lib} of the {model} multilib not found ({path})")
         objects += read_objects(tc, path, lib)
-    return build_graph(objects)
+    graph = build_graph(objects)
+    linked = linked_sizes(tc, model, objs, sorted(graph["entries"]), work)  # type: ignore[arg-type]
+    sections: dict[str, list[object]] = graph["sections"]  # type: ignore[assignment]
+    for key, entry in sections.items():
+        if key in linked:
+            entry[0] = linked[key]
+    return graph
 
 
 def sources_digest() -> str:

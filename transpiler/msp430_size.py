@@ -17,10 +17,10 @@ Two views of the same ELF:
   platform counters, ``sim_input.c``, the vectors), and to a kind: ``code``, ``constants``
   (``fx_<m>_c_*``: weights, biases, tables), ``descriptors`` (the other read-only data of the model:
   kernel descriptors, shift tables, the step table), ``fram_data`` (``.persistent``: FRAM
-  activations) and ``sram`` (``.data``/``.bss``/``.noinit``). Alignment fill goes to the owner of
-  the section before it. A libgcc member belongs to the model when the file that made the linker
-  include it (the map's "Archive member included" list) does; the model's objects come first on
-  the link line, so a helper both sides need is the model's.
+  activations) and ``sram`` (``.data``/``.bss``/``.noinit``). A libgcc member belongs to the model
+  when the file that made the linker include it (the map's "Archive member included" list) does;
+  the model's objects come first on the link line, so a helper both sides need is the model's.
+  Fill (alignment) goes with the section before it.
 
 The planner (``plan-memory``, recorded in manifest.json under ``sizes`` and ``plan``) counts the
 model only: its code estimate, the constants, the descriptor estimate and the FRAM activation arena;
@@ -54,8 +54,10 @@ LOWER_FRAM_BYTES = 0xBF80
 HIFRAM_BYTES = 0x34000
 #: What the FR5994 has in all: 256 KiB of FRAM (lower FRAM + HIFRAM + vectors) and 8 KiB of SRAM.
 FRAM_PART_BYTES = 256 * 1024
-#: Agreement the planner must reach with the ELF (relative to the ELF's figure).
+#: Agreement the planner must reach with the ELF (relative to the ELF's figure) ...
 AGREEMENT = 0.05
+#: ... or, for programs so small that 5 % is less than one function (under 1.3 KiB), this many bytes.
+AGREEMENT_FLOOR = 64
 
 KINDS = ("code", "constants", "descriptors", "fram_data", "sram")
 OWNERS = ("model", "harness")
@@ -337,8 +339,8 @@ def attribute(link_map: LinkMap, sections: list[ElfSection], c_name: str | None)
         dict[str, dict[str, int]], dict[str, int], int]:
     """Sum the map's input sections by owner and kind; returns (by_owner, load_image, unattributed).
 
-    Fill and linker-script data go to the owner of the input section before them in the same output
-    section (the vectors, which have none, to the harness). Bytes of an ELF section that the map
+    Fill and linker-script data go to the owner and kind of the input section before them in the
+    same output section (the vectors, which have none, to the harness). Bytes of an ELF section that the map
     does not account for are returned as ``unattributed`` (0 for a consistent map).
     """
     by_owner = {o: {k: 0 for k in KINDS} for o in OWNERS}
@@ -346,16 +348,19 @@ def attribute(link_map: LinkMap, sections: list[ElfSection], c_name: str | None)
     elf = {s.name: s for s in sections}
     seen: dict[str, int] = {}
     previous_owner: dict[str, str] = {}
+    previous_kind: dict[str, str] = {}
     for inp in link_map.inputs:
         if inp.output not in elf or inp.size == 0:
             continue
         sec = elf[inp.output]
         if inp.source:
             owner = classify_owner(inp.source, link_map)
-        else:
+            kind = _kind(inp.output, inp.name, c_name)
+        else:   # fill or linker-script data: the owner and kind of the section before it
             owner = previous_owner.get(inp.output, "harness")
+            kind = previous_kind.get(inp.output, _kind(inp.output, inp.name, c_name))
         previous_owner[inp.output] = owner
-        kind = _kind(inp.output, inp.name, c_name)
+        previous_kind[inp.output] = kind
         if sec.region == "sram":
             kind = "sram"
             if sec.loaded and sec.load_region in ("fram", "hifram"):
@@ -446,8 +451,8 @@ class Comparison:
 
     @property
     def agrees(self) -> bool:
-        """Within :data:`AGREEMENT` of the ELF."""
-        return self.relative <= AGREEMENT
+        """Within :data:`AGREEMENT` of the ELF, or :data:`AGREEMENT_FLOOR` bytes."""
+        return self.relative <= AGREEMENT or abs(self.difference) <= AGREEMENT_FLOOR
 
 
 def planner_figures(manifest: Mapping[str, Any]) -> dict[str, int]:
@@ -512,6 +517,6 @@ def fits_part(meas: Measurement, stack_reserve: int) -> tuple[bool, list[str]]:
     return not problems, problems
 
 
-__all__ = ["AGREEMENT", "Comparison", "ElfSection", "InputSection", "LinkMap", "Measurement", "attribute",
+__all__ = ["AGREEMENT", "AGREEMENT_FLOOR", "Comparison", "ElfSection", "InputSection", "LinkMap", "Measurement", "attribute",
            "classify_owner", "compare_with_plan", "fits_part", "measure_build", "measure_elf",
            "parse_link_map", "parse_section_headers", "planner_figures", "region_of"]

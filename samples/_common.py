@@ -69,6 +69,34 @@ def digits_split():
     return train_test_split(x, y, test_size=DIGITS_TEST_SIZE, random_state=SPLIT_SEED, stratify=y)
 
 
+VAL_FRACTION = 0.5         # of the held-out images: marked "val" (the rest "test"), stratified
+
+
+def held_out_marks(y_test):
+    """ "val"/"test" for each held-out image: a stratified half (train_test_split(random_state=SPLIT_SEED)) is
+    "val", the rest "test". Neither the sample model nor a fine-tuning step ever trains on them."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(y_test))
+    _, val = train_test_split(idx, test_size=VAL_FRACTION, random_state=SPLIT_SEED, stratify=y_test)
+    marks = np.full(len(y_test), "test", dtype="<U5")
+    marks[val] = "val"
+    return marks
+
+
+def save_data(path, x_test, y_test, x_train=None, y_train=None):
+    """Write a sample's npz (np.savez_compressed): x float32, y int64 and, with the training images,
+    ``split`` marks (transpiler.data): the held-out images first, in the order the scripts always stored
+    them ("val"/"test", see held_out_marks), then the images the model was trained on ("train")."""
+    if x_train is None:
+        np.savez_compressed(path, x=x_test.astype(np.float32), y=y_test.astype(np.int64))
+        return
+    x = np.concatenate([x_test, x_train]).astype(np.float32)
+    y = np.concatenate([y_test, y_train]).astype(np.int64)
+    marks = np.concatenate([held_out_marks(y_test), np.full(len(y_train), "train", dtype="<U5")])
+    np.savez_compressed(path, x=x, y=y, split=marks)
+
+
 def export_torch(model, example, path, *, opset, dynamic_batch=True, input_name="input",
                  output_name="output", **kw):
     """Legacy (TorchScript) exporter, eval mode, optional dynamic batch dim named 'batch'."""

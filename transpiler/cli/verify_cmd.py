@@ -5,7 +5,8 @@
 Every sample runs through the host build of DIR (one process for all of them) and through
 onnxruntime on ``DIR/normalized.onnx`` (the float model that was lowered). Per output it prints the
 top-1 agreement (argmax equal), the max and mean absolute error of the dequantised C output, and,
-when the data has labels ``y``, the accuracy of both. The class-index output of a classifier is
+when the data has labels ``y``, the accuracy of both (on the samples the file's ``split`` marks
+``test`` when it has marks: the others are the model's training or validation images). The class-index output of a classifier is
 compared with the argmax of the onnxruntime scores it came from. Exit status 1 when an agreement is
 below ``--min-agreement`` (default 0.995).
 """
@@ -56,8 +57,9 @@ def reference_outputs(model_path: Path, names: list[str], inputs: dict[str, np.n
 
 
 def compare(man: dict[str, Any], c_real: dict[str, np.ndarray], ref: dict[str, np.ndarray],
-            labels: np.ndarray | None) -> list[dict[str, Any]]:
-    """Per-output figures: agreement, errors, accuracy vs labels."""
+            labels: np.ndarray | None, accuracy_rows: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """Per-output figures: agreement, errors, accuracy vs labels (over ``accuracy_rows``, a boolean
+    mask of the samples, when given: the test split)."""
     results = []
     cls_name = man.get("class_output")
     for pt in man["outputs"]:
@@ -85,8 +87,11 @@ def compare(man: dict[str, Any], c_real: dict[str, np.ndarray], ref: dict[str, n
         agree = int((c_cls == r_cls).sum())
         row.update({"agreement": agree / n if n else 1.0, "agree": agree})
         if labels is not None and labels.ndim == 1 and labels.shape[0] == n:
-            row["accuracy_c"] = float((c_cls == labels).mean())
-            row["accuracy_onnxruntime"] = float((r_cls == labels).mean())
+            rows = np.ones(n, dtype=bool) if accuracy_rows is None else accuracy_rows
+            if rows.any():
+                row["accuracy_c"] = float((c_cls == labels)[rows].mean())
+                row["accuracy_onnxruntime"] = float((r_cls == labels)[rows].mean())
+                row["accuracy_samples"] = int(rows.sum())
         results.append(row)
     return results
 
@@ -113,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
     if man.get("class_output") and man.get("class_source") and man["class_source"] not in names:
         names.append(man["class_source"])
     ref = reference_outputs(model_path, names, ds.inputs)
-    results = compare(man, c_real, ref, ds.labels)
+    test_rows = None if ds.marks is None else ds.marks == "test"
+    results = compare(man, c_real, ref, ds.labels, test_rows)
     rated = [r for r in results if "agreement" in r]
     worst = min((r["agreement"] for r in rated), default=1.0)
     ok = worst >= args.min_agreement
@@ -134,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
                 parts.append(f"vs {r['compared_with']}")
             print(f"  output '{r['output']}' (q={r['q']}): " + ", ".join(parts))
             if "accuracy_c" in r:
-                print(f"    accuracy vs labels: C {100 * r['accuracy_c']:.2f}%, "
+                split = "" if test_rows is None else ", the test split"
+                print(f"    accuracy vs labels ({r['accuracy_samples']} samples{split}): C {100 * r['accuracy_c']:.2f}%, "
                       f"onnxruntime {100 * r['accuracy_onnxruntime']:.2f}%")
         verdict = "PASS" if ok else "FAIL"
         print(f"{verdict}: lowest top-1 agreement {100 * worst:.2f}% "

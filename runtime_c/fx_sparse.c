@@ -226,6 +226,35 @@ static int32_t fx_sparse_dot(const int16_t *xw, const fx_sparse_taps_t *t, const
     }
 }
 
+/* count interior outputs of one row: y[i] = act(requant(bias + sum_taps xw[d] * v, shift)),
+ * the window origin moving by sw. Its own function, so that GCC keeps the tap loop's pointers in
+ * registers. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static void fx_sparse_interior(const int16_t *xw, uint16_t sw, uint16_t count,
+                               const fx_sparse_taps_t *t, const int16_t *v, int32_t bias,
+                               int8_t shift, const fx_act_t *act, int16_t *yp)
+{
+    const uint16_t n = t->n;
+    for (;;) {
+        int32_t acc = bias;
+        if (n != 0u) {
+            const uint16_t *dp = t->d;
+            const int16_t *vp = v;
+            FX_MAC_BEGIN(bias);
+            FX_SPARSE_DOT(xw, dp, vp, n);
+            acc = FX_MAC_END();
+        }
+        FX_STORE(*yp, fx_sparse_act(act, fx_requant(acc, shift)));
+        if (--count == 0u) {
+            break;
+        }
+        ++yp;
+        xw += sw;
+    }
+}
+
 /* The same over the taps with ky in [ky0, ky0 + nky) and kx in [kx0, kx0 + nkx) (the others
  * fall into the padding). base: the window origin's index into xg, mod 2^16 (may be
  * "negative"); base + d is the input index of a valid tap. */
@@ -289,7 +318,8 @@ static int32_t fx_sparse_pixel(const fx_conv_sparse_t *p, const int16_t *xg,
                                uint16_t in_hi, const fx_sparse_taps_t *t, const int16_t *v,
                                int32_t acc)
 {
-    const int32_t ix0 = (int32_t)ox * p->sw - p->pl;
+    /* no multiplication for stride 1 (on the MSP430 it is a libgcc call) */
+    const int32_t ix0 = (p->sw == 1u ? (int32_t)ox : (int32_t)ox * p->sw) - p->pl;
     uint16_t kx0, kx1;
     if (r->full && ox >= in_lo && ox < in_hi) {
         return fx_sparse_dot(xg + (r->row + ix0), t, v, acc);
@@ -320,15 +350,9 @@ static void fx_sparse_rows(const fx_conv_sparse_t *p, const int16_t *xg, int16_t
                 ++yp;
             }
             xw = xg + (r.row + (int32_t)in_lo * p->sw - p->pl);
-            for (;;) {
-                FX_STORE(*yp, fx_sparse_act(&p->act, fx_requant(fx_sparse_dot(xw, t, v, bias),
-                                                                shift)));
-                ++yp;
-                if (++ox == in_hi) {
-                    break;
-                }
-                xw += p->sw;
-            }
+            fx_sparse_interior(xw, p->sw, (uint16_t)(in_hi - in_lo), t, v, bias, shift, &p->act, yp);
+            yp += in_hi - in_lo;
+            ox = in_hi;
         }
         for (; ox < ow; ++ox) {
             FX_STORE(*yp, fx_sparse_act(&p->act, fx_requant(

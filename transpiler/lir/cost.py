@@ -61,11 +61,10 @@ COSTS: dict[str, OpCost] = {
     "argmax": OpCost(base=100.0, mac=6.0, store=0.0),
     # Measured with bench/sparse_speed.py (its fit of cycles per output over densities <= 0.1):
     # fc_sparse 12.4 cycles per stored weight (dense fx_fc: 8.6 per weight) and ~150 per output;
-    # conv_sparse ~14 per stored tap per output (16 with padded borders), ~215 per output
-    # (requant, act, store, the call into the tap loop, the row's geometry), ~25 per tap to decode
-    # a channel's taps.
+    # conv_sparse ~14 per stored tap per output (16 with padded borders), ~180 per output
+    # (requant, act, store, the row's geometry), ~25 per tap to decode a channel's taps.
     "fc_sparse": OpCost(base=120.0, mac=12.4, store=30.0),
-    "conv_sparse": OpCost(base=200.0, mac=14.5, store=190.0, index=25.0),
+    "conv_sparse": OpCost(base=200.0, mac=14.5, store=160.0, index=25.0),
     # gNet (not calibrated on the simulator yet: the fc and concat constants of the same kernels)
     "gnet_feature": OpCost(base=100.0, mac=0.0, store=25.0),    # fx_requant_copy, as concat
     "gnet_exit": OpCost(base=120.0, mac=8.0, store=30.0),       # fx_fc over the feature vector

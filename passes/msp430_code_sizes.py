@@ -7,12 +7,12 @@ msp430-elf-gcc (freeml-tx msp430 toolchain, Debian gcc-12-source 12.2.0-14+deb12
 its section. plan-memory adds up what is reachable from the entry points a program's steps call.
 """
 
-SOURCES_SHA256 = 'e20cb57ca22e12aafca7dbbdfb578b345855da7cd0ff9c3be5ebc5b3e2ee60ce'
+SOURCES_SHA256 = '8a6a9569ebbaea3263ad3f748fae8b65f6a640d0e1277c2abe74de21c42b4704'
 
 GRAPHS: dict[str, dict[str, dict[str, object]]] = {
  "large": {
   "edges": {
-   "fx_conv.c:.rodata.CSWTCH.71": [
+   "fx_conv.c:.rodata.CSWTCH.72": [
     "fx_conv.c:.text.fx_conv_run_k1",
     "fx_conv.c:.text.fx_conv_run_k2",
     "fx_conv.c:.text.fx_conv_run_k3",
@@ -20,7 +20,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_conv.c:.text.fx_conv_run_k5"
    ],
    "fx_conv.c:.text.fx_conv": [
-    "fx_conv.c:.rodata.CSWTCH.71",
+    "fx_conv.c:.rodata.CSWTCH.72",
     "fx_conv.c:.text.fx_conv_run_33",
     "fx_conv.c:.text.fx_conv_run_55",
     "fx_conv.c:.text.fx_conv_run_edge",
@@ -86,11 +86,24 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2"
    ],
    "fx_pool.c:.text.fx_avgpool": [
+    "fx_pool.c:.text.fx_pool_geo",
+    "fx_requant.c:.text.fx_requant_fn",
     "libgcc.a(lib2divSI.o):.text.__divsi3",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
    "fx_pool.c:.text.fx_maxpool": [
+    "fx_pool.c:.text.fx_maxpool_window.isra.0",
+    "fx_pool.c:.text.fx_pool_geo",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   ],
+   "fx_pool.c:.text.fx_maxpool_window.isra.0": [
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   ],
+   "fx_pool.c:.text.fx_pool_geo": [
+    "libgcc.a(lib2divSI.o):.text.__udivsi3",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
@@ -165,6 +178,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.text.fx_requant",
     "fx_sparse.c:.text.fx_sparse_decode",
     "fx_sparse.c:.text.fx_sparse_dot",
+    "fx_sparse.c:.text.fx_sparse_interior",
     "fx_sparse.c:.text.fx_sparse_pixel",
     "fx_sparse.c:.text.fx_sparse_row_geometry",
     "libgcc.a(lib2divHI.o):.text.__udivhi3",
@@ -178,6 +192,10 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_sparse.c:.text.fx_sparse_decode": [
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   ],
+   "fx_sparse.c:.text.fx_sparse_interior": [
+    "fx_requant.c:.text.fx_apply_act",
+    "fx_requant.c:.text.fx_requant"
    ],
    "fx_sparse.c:.text.fx_sparse_pixel": [
     "fx_sparse.c:.text.fx_sparse_dot",
@@ -216,12 +234,12 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_requant_fn": "fx_requant.c:.text.fx_requant_fn"
   },
   "sections": {
-   "fx_conv.c:.rodata.CSWTCH.71": [
+   "fx_conv.c:.rodata.CSWTCH.72": [
     20,
     "rodata"
    ],
    "fx_conv.c:.text.fx_conv": [
-    4490,
+    4754,
     "code"
    ],
    "fx_conv.c:.text.fx_conv_run_33": [
@@ -289,11 +307,19 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_pool.c:.text.fx_avgpool": [
-    2176,
+    3802,
     "code"
    ],
    "fx_pool.c:.text.fx_maxpool": [
-    1352,
+    1480,
+    "code"
+   ],
+   "fx_pool.c:.text.fx_maxpool_window.isra.0": [
+    538,
+    "code"
+   ],
+   "fx_pool.c:.text.fx_pool_geo": [
+    632,
     "code"
    ],
    "fx_progress.c:.text.fx_progress_commit": [
@@ -517,7 +543,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_sparse.c:.text.fx_conv_sparse": [
-    2200,
+    2162,
     "code"
    ],
    "fx_sparse.c:.text.fx_fc_sparse": [
@@ -530,6 +556,10 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    ],
    "fx_sparse.c:.text.fx_sparse_dot": [
     326,
+    "code"
+   ],
+   "fx_sparse.c:.text.fx_sparse_interior": [
+    488,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_pixel": [
@@ -584,7 +614,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
  },
  "small": {
   "edges": {
-   "fx_conv.c:.rodata.CSWTCH.71": [
+   "fx_conv.c:.rodata.CSWTCH.72": [
     "fx_conv.c:.text.fx_conv_run_k1",
     "fx_conv.c:.text.fx_conv_run_k2",
     "fx_conv.c:.text.fx_conv_run_k3",
@@ -592,7 +622,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_conv.c:.text.fx_conv_run_k5"
    ],
    "fx_conv.c:.text.fx_conv": [
-    "fx_conv.c:.rodata.CSWTCH.71",
+    "fx_conv.c:.rodata.CSWTCH.72",
     "fx_conv.c:.text.fx_conv_run_33",
     "fx_conv.c:.text.fx_conv_run_55",
     "fx_conv.c:.text.fx_conv_run_edge",
@@ -659,12 +689,25 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2"
    ],
    "fx_pool.c:.text.fx_avgpool": [
+    "fx_pool.c:.text.fx_pool_geo",
+    "fx_requant.c:.text.fx_requant_fn",
     "libgcc.a(lib2divSI.o):.text.__divsi3",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
    "fx_pool.c:.text.fx_maxpool": [
+    "fx_pool.c:.text.fx_maxpool_window",
+    "fx_pool.c:.text.fx_pool_geo",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   ],
+   "fx_pool.c:.text.fx_maxpool_window": [
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   ],
+   "fx_pool.c:.text.fx_pool_geo": [
+    "libgcc.a(lib2divSI.o):.text.__udivsi3",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
@@ -739,6 +782,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.text.fx_requant",
     "fx_sparse.c:.text.fx_sparse_decode",
     "fx_sparse.c:.text.fx_sparse_dot",
+    "fx_sparse.c:.text.fx_sparse_interior",
     "fx_sparse.c:.text.fx_sparse_pixel",
     "fx_sparse.c:.text.fx_sparse_row_geometry",
     "libgcc.a(lib2divHI.o):.text.__udivhi3",
@@ -752,6 +796,10 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_sparse.c:.text.fx_sparse_decode": [
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   ],
+   "fx_sparse.c:.text.fx_sparse_interior": [
+    "fx_requant.c:.text.fx_apply_act",
+    "fx_requant.c:.text.fx_requant"
    ],
    "fx_sparse.c:.text.fx_sparse_pixel": [
     "fx_sparse.c:.text.fx_sparse_dot",
@@ -790,12 +838,12 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_requant_fn": "fx_requant.c:.text.fx_requant_fn"
   },
   "sections": {
-   "fx_conv.c:.rodata.CSWTCH.71": [
+   "fx_conv.c:.rodata.CSWTCH.72": [
     10,
     "rodata"
    ],
    "fx_conv.c:.text.fx_conv": [
-    3668,
+    3916,
     "code"
    ],
    "fx_conv.c:.text.fx_conv_run_33": [
@@ -863,11 +911,19 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_pool.c:.text.fx_avgpool": [
-    1960,
+    3468,
     "code"
    ],
    "fx_pool.c:.text.fx_maxpool": [
-    1102,
+    1202,
+    "code"
+   ],
+   "fx_pool.c:.text.fx_maxpool_window": [
+    508,
+    "code"
+   ],
+   "fx_pool.c:.text.fx_pool_geo": [
+    542,
     "code"
    ],
    "fx_progress.c:.text.fx_progress_commit": [
@@ -1091,7 +1147,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_sparse.c:.text.fx_conv_sparse": [
-    1904,
+    1864,
     "code"
    ],
    "fx_sparse.c:.text.fx_fc_sparse": [
@@ -1104,6 +1160,10 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    ],
    "fx_sparse.c:.text.fx_sparse_dot": [
     310,
+    "code"
+   ],
+   "fx_sparse.c:.text.fx_sparse_interior": [
+    456,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_pixel": [

@@ -249,15 +249,16 @@ def _kind(output: str, name: str, c_name: str | None) -> str:
     return "harness_other"
 
 
-def classify_owner(source: str, link_map: LinkMap) -> str:
-    """``model`` or ``harness`` for an object file or archive member of the link."""
+def classify_owner(source: str, link_map: LinkMap, harness: re.Pattern[str] | None = None) -> str:
+    """``model`` or ``harness`` for an object file or archive member of the link (``harness``: the
+    pattern of harness object paths; default crt0.o, sim_input.o and runtime/platform/msp430/)."""
     seen: set[str] = set()
     while ".a(" in source and source not in seen:
         seen.add(source)
         source = link_map.members.get(source, "")
     if not source:
         return "harness"
-    return "harness" if _HARNESS_OBJECTS.search(source) else "model"
+    return "harness" if (harness or _HARNESS_OBJECTS).search(source) else "model"
 
 
 @dataclass
@@ -335,8 +336,8 @@ class Measurement:
         }
 
 
-def attribute(link_map: LinkMap, sections: list[ElfSection], c_name: str | None) -> tuple[
-        dict[str, dict[str, int]], dict[str, int], int]:
+def attribute(link_map: LinkMap, sections: list[ElfSection], c_name: str | None,
+              harness: re.Pattern[str] | None = None) -> tuple[dict[str, dict[str, int]], dict[str, int], int]:
     """Sum the map's input sections by owner and kind; returns (by_owner, load_image, unattributed).
 
     Fill and linker-script data go to the owner and kind of the input section before them in the
@@ -354,7 +355,7 @@ def attribute(link_map: LinkMap, sections: list[ElfSection], c_name: str | None)
             continue
         sec = elf[inp.output]
         if inp.source:
-            owner = classify_owner(inp.source, link_map)
+            owner = classify_owner(inp.source, link_map, harness)
             kind = _kind(inp.output, inp.name, c_name)
         else:   # fill or linker-script data: the owner and kind of the section before it
             owner = previous_owner.get(inp.output, "harness")
@@ -397,8 +398,10 @@ def _run_tool(tool: Path, args: list[str]) -> str:
 
 
 def measure_elf(elf: str | os.PathLike[str], *, map_file: str | os.PathLike[str] | None = None,
-                c_name: str | None = None, toolchain: Msp430Toolchain | None = None) -> Measurement:
-    """Sections of ``elf`` (objdump -h) and, with a map file, the model/harness attribution.
+                c_name: str | None = None, toolchain: Msp430Toolchain | None = None,
+                harness: re.Pattern[str] | None = None) -> Measurement:
+    """Sections of ``elf`` (objdump -h) and, with a map file, the model/harness attribution
+    (``harness``: see :func:`classify_owner`).
 
     Raises:
         ToolchainError: the ELF is missing or objdump fails.
@@ -411,7 +414,7 @@ def measure_elf(elf: str | os.PathLike[str], *, map_file: str | os.PathLike[str]
     meas = Measurement(elf=path, sections=sections)
     if map_file is not None and Path(map_file).is_file():
         lm = parse_link_map(Path(map_file).read_text(encoding="utf-8", errors="replace"))
-        meas.by_owner, meas.load_image, meas.unattributed = attribute(lm, sections, c_name)
+        meas.by_owner, meas.load_image, meas.unattributed = attribute(lm, sections, c_name, harness)
     return meas
 
 

@@ -359,7 +359,9 @@ def test_pool_equals_onnx_pool(data: st.DataObject, mode: str) -> None:
         real = run_ort(node, {"x": xq[None].astype(np.float64)}, {})[0]
         got = K.maxpool(xq.astype(np.int16), kernel, stride, pads, dil,
                         out_shape=real.shape[1:])
-        np.testing.assert_array_equal(got, real)
+        # A window that sees only padding (possible with dilation) is -FLT_MAX in onnxruntime and
+        # the saturated -32768 here (docs/lir.md, edge cases): compare after saturating.
+        np.testing.assert_array_equal(got, np.clip(real, -32768, 32767))
     else:
         cip = d(st.integers(0, 1))
         node = oh.make_node("AveragePool", ["x"], ["y"], kernel_shape=kernel, strides=stride,

@@ -181,6 +181,8 @@ def _feeds(graph: gs.Graph) -> dict[str, np.ndarray] | None:
 def _runs(proto: onnx.ModelProto, model: OnnxModel) -> bool:
     import onnxruntime as ort
 
+    ort.set_default_logger_severity(3)  # graph-optimiser warnings are noise for users
+
     feeds = _feeds(model.graph)
     if feeds is None:
         return False
@@ -211,6 +213,8 @@ def _fill_from_onnxruntime(model: OnnxModel) -> None:
     tensors downstream of other-domain ops are measured, with one onnxruntime run on zeros.
     """
     import onnxruntime as ort
+
+    ort.set_default_logger_severity(3)  # graph-optimiser warnings are noise for users
 
     graph = model.graph
     tainted = _tainted_by_other_domains(graph)

@@ -45,6 +45,8 @@ def session(model: ModelLike, *, optimize: bool = False, source: str | None = No
     """
     import onnxruntime as ort
 
+    ort.set_default_logger_severity(3)  # graph-optimiser warnings are noise for users
+
     options = ort.SessionOptions()
     options.log_severity_level = 3
     if not optimize:

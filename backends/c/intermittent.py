@@ -111,8 +111,11 @@ def wipe_fram_lines(prefix: str, fram_elems: int) -> list[str]:
 
 def run_lines(p: Program, m: str, M: str, plan: IntermittentPlan | None, ptr: Callable[[str], str],
               in_ports: list[Any], in_offsets: list[int], out_ports: list[Any],
-              out_offsets: list[int]) -> list[str]:
+              out_offsets: list[int], gnet: Any = None) -> list[str]:
     """``fx_<m>_reset`` and, for an intermittent plan, the input/output copies and ``fx_<m>_run``.
+
+    ``gnet`` (backends/c/printers_gnet.GnetC): a new inference zeroes the gNet features (with the
+    first input chunk), and before each step the exit policy may answer early.
 
     Returns the reset function only (the writer prints its straight loop) when `plan` is None.
     """
@@ -121,6 +124,8 @@ def run_lines(p: Program, m: str, M: str, plan: IntermittentPlan | None, ptr: Ca
         return [f"void {prefix}reset(void)", "{", "}", ""]
     n = len(p.steps)
     in_size = sum(b.size for _, b in in_ports)
+    # 16-bit indices when every chunk bound fits them (the MSP430's native width: 3x faster copies)
+    it = "uint16_t" if input_chunks(p) * INPUT_CHUNK <= 0xFFFF else "uint32_t"
     out: list[str] = [
         "/* --- intermittent execution (DESIGN.md section 8) ----------------------------------------",
         f" * Sized for {plan.budget} cycles per power cycle ({plan.margin:.0%} margin). Progress (s, u) in",
@@ -142,7 +147,7 @@ def run_lines(p: Program, m: str, M: str, plan: IntermittentPlan | None, ptr: Ca
         f"/* Input chunks [c0, c1): elements [c0 * {INPUT_CHUNK}, min(c1 * {INPUT_CHUNK}, {in_size})) of `in`. */",
         f"static void {prefix}copy_input_chunks(const int16_t *in, uint16_t c0, uint16_t c1)",
         "{",
-        f"    uint32_t i0 = (uint32_t)c0 * {INPUT_CHUNK}u, i1 = (uint32_t)c1 * {INPUT_CHUNK}u;",
+        f"    {it} i0 = ({it})(({it})c0 * {INPUT_CHUNK}u), i1 = ({it})(({it})c1 * {INPUT_CHUNK}u);",
         f"    if (i1 > {in_size}u) {{",
         f"        i1 = {in_size}u;",
         "    }",
@@ -153,9 +158,9 @@ def run_lines(p: Program, m: str, M: str, plan: IntermittentPlan | None, ptr: Ca
         out += [f"    {{   /* input {i} '{c_comment_text(port.onnx_name)}' -> %{c_comment_text(b.name)}: "
                 f"in[{o}, {o + b.size}) */",
                 f"        int16_t *dst = {ptr(b.name)};",
-                f"        uint32_t i, hi = {hi};",
+                f"        {it} i, hi = {hi};",
                 f"        for (i = {lo}; i < hi; ++i) {{",
-                f"            FX_STORE(dst[i - {o}u], in[i]);",
+                f"            FX_STORE(dst[i - {o}u], in[i]);" if o else "            FX_STORE(dst[i], in[i]);",
                 "        }",
                 "    }"]
     out += ["}", "",
@@ -184,6 +189,8 @@ def run_lines(p: Program, m: str, M: str, plan: IntermittentPlan | None, ptr: Ca
             "        u = 0u;",
             "    }",
             "    if (s == 0u) {",
+            *([f"        if (u == 0u) {{", *gnet.begin_lines(prefix, "            "), "        }"]
+              if gnet is not None else []),
             f"        while (u < FX_{M}_IN_CHUNKS) {{",
             f"            uint16_t end = (uint16_t)(FX_{M}_IN_CHUNKS - u > FX_{M}_IN_PER_COMMIT"
             f" ? u + FX_{M}_IN_PER_COMMIT : FX_{M}_IN_CHUNKS);",
@@ -201,6 +208,7 @@ def run_lines(p: Program, m: str, M: str, plan: IntermittentPlan | None, ptr: Ca
         out += [f"    for (; s <= FX_{M}_N_STEPS; ++s, u = 0u) {{",
                 f"        const fx_{m}_step_t *st = &{prefix}steps[s - 1u];",
                 "        const uint32_t group = (uint32_t)st->tile_units * st->per_commit;",
+                *(gnet.stop_lines(prefix, "(uint16_t)(s - 1u)") if gnet is not None else []),
                 "        FX_STEP_BEGIN(s - 1u);",
                 "        while (u < st->units) {",
                 "            const uint16_t gend = (uint16_t)((uint32_t)(st->units - u) > group"

@@ -510,7 +510,7 @@ def tile_units(step: Step, code: StepCode, program: Program) -> int:
         oh = program.buffers[step.outputs[0]].shape[1]
         rows = dims[1] if len(dims) > 1 else oh
         per = dims[0] * oh if rows >= oh else rows
-    elif step.op in ("add", "act", "concat"):
+    elif step.op in ("add", "act", "concat", "gnet_feature"):
         per = -(-dims[0] // ELTWISE_CHUNK)
     elif step.op == "argmax":
         per = 1

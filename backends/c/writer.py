@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backends.c import intermittent as pf
+from backends.c import printers_gnet as gnet_c
 from backends.c.cnames import C_TYPES, Namer, c_array_init, c_comment_text, c_ident, shape_text
 from backends.c.printers import PRINTERS, CDef, StepCode, StepEnv, render_helper, tile_units
 from passes.plan_memory import Lifetime, fmt_bytes, is_planned, lifetimes, memory_summary
@@ -159,7 +160,7 @@ def _port_macro_names(ports: list[str]) -> list[str]:
 
 def generate(program: Program, info: GenInfo, name_override: str | None = None) -> Generated:
     """Print every file of the package (runtime copies excluded; see backends.c.runtime_files)."""
-    p = program
+    p, gnet = gnet_c.prepare(program)     # the gNet head runs on demand: no entry in the step table
     if not is_planned(p):
         unplanned = sorted(b.name for b in p.buffers.values() if b.alias is None and
                            (b.space is None or b.offset is None))
@@ -218,13 +219,15 @@ def generate(program: Program, info: GenInfo, name_override: str | None = None) 
     files: dict[str, str] = {}
     files[f"{m}_config.h"] = _config_h(info, p, m, M)
     files[f"{m}.h"] = _model_h(info, p, m, M, in_ports, out_ports, in_offsets, out_offsets,
-                               in_size, out_size, codes)
+                               in_size, out_size, codes, gnet.header_lines(m, M) if gnet else [])
     weights_h, weights_c = _weights(info, p, m, M, sp, codes)
     files[f"{m}_weights.h"] = weights_h
     files[f"{m}_weights.c"] = weights_c
     files[f"{m}.c"] = _model_c(info, p, m, M, sp, codes, fn_names, tiles, per_commit, in_ports, out_ports,
-                               in_offsets, out_offsets)
+                               in_offsets, out_offsets, gnet)
     files["main_host.c"] = _main_host_c(info, p, m, M)
+    if gnet is not None:
+        files["main_gnet.c"] = gnet_c.main_gnet_c(c_header(info, p.name, m, "main_gnet.c"), m, M)
     if plan is not None:
         files["main_intermittent.c"] = pf.main_intermittent_c(c_header(info, p.name, m, "main_intermittent.c"), m, M)
 
@@ -240,6 +243,7 @@ def generate(program: Program, info: GenInfo, name_override: str | None = None) 
     manifest = _manifest(info, p, m, in_ports, out_ports, in_offsets, out_offsets, in_size, out_size,
                          steps_info, lives)
     manifest["api"]["reset"] = f"fx_{m}_reset"
+    manifest["gnet"] = gnet.manifest(m) if gnet is not None else None
     manifest["intermittent"] = None if plan is None else {
         "budget": plan.budget, "margin": plan.margin, "input_chunks": input_chunks(p),
         "input_per_commit": plan.input_per_commit, "progress_done": len(p.steps) + 1,
@@ -293,7 +297,7 @@ def _config_h(info: GenInfo, p: Program, m: str, M: str) -> str:
 
 def _model_h(info: GenInfo, p: Program, m: str, M: str, in_ports: list[Any], out_ports: list[Any],
              in_offsets: list[int], out_offsets: list[int], in_size: int, out_size: int,
-             codes: list[StepCode]) -> str:
+             codes: list[StepCode], extra_decls: list[str] | None = None) -> str:
     n = len(p.steps)
     lines = [c_header(info, p.name, m, f"{m}.h"), f"#ifndef FX_{M}_H", f"#define FX_{M}_H", "",
              "#include <stdint.h>", "", "#ifdef __cplusplus", 'extern "C" {', "#endif", "",
@@ -343,6 +347,8 @@ def _model_h(info: GenInfo, p: Program, m: str, M: str, in_ports: list[Any], out
     if n:
         lines += [f"extern const fx_{m}_step_t fx_{m}_steps[FX_{M}_N_STEPS];",
                   f"extern const uint16_t FX_{M}_STEP_UNITS[FX_{M}_N_STEPS];"]
+    if extra_decls:
+        lines += ["", *extra_decls]
     lines += ["", "#ifdef __cplusplus", "}", "#endif", f"#endif /* FX_{M}_H */", ""]
     return "\n".join(lines)
 
@@ -393,7 +399,8 @@ def _weights(info: GenInfo, p: Program, m: str, M: str, sp: _Spelling,
 
 def _model_c(info: GenInfo, p: Program, m: str, M: str, sp: _Spelling, codes: list[StepCode],
              fn_names: list[str], tiles: list[int], per_commit: list[int], in_ports: list[Any],
-             out_ports: list[Any], in_offsets: list[int], out_offsets: list[int]) -> str:
+             out_ports: list[Any], in_offsets: list[int], out_offsets: list[int],
+             gnet: gnet_c.GnetC | None = None) -> str:
     prefix = f"fx_{m}_"
     out = [c_header(info, p.name, m, f"{m}.c"),
            f"#include \"{m}.h\"", f"#include \"{m}_config.h\"", f"#include \"{m}_weights.h\"",
@@ -436,6 +443,8 @@ def _model_c(info: GenInfo, p: Program, m: str, M: str, sp: _Spelling, codes: li
         out.append(f"const uint16_t FX_{M}_STEP_UNITS[FX_{M}_N_STEPS] = {{ "
                    + ", ".join(f"{c.units}u" for c in codes) + " };")
         out.append("")
+    if gnet is not None:
+        out += gnet.model_c_lines(m, M, sp.ptr, sp.placement, out_ports, out_offsets)
 
     def loop_type(size: int) -> str:
         return "uint16_t" if size <= 0xFFFF else "uint32_t"
@@ -487,7 +496,7 @@ def _model_c(info: GenInfo, p: Program, m: str, M: str, sp: _Spelling, codes: li
     out.append("}")
     out.append("")
     out += pf.wipe_fram_lines(prefix, sp.fram_elems)
-    out += pf.run_lines(p, m, M, plan, sp.ptr, in_ports, in_offsets, out_ports, out_offsets)
+    out += pf.run_lines(p, m, M, plan, sp.ptr, in_ports, in_offsets, out_ports, out_offsets, gnet=gnet)
     if plan is not None:
         return "\n".join(out)
     out.append(f"int {prefix}run(const int16_t *in, int16_t *out)")
@@ -495,9 +504,11 @@ def _model_c(info: GenInfo, p: Program, m: str, M: str, sp: _Spelling, codes: li
     if n:
         out += ["    uint16_t s;",
                 f"    {prefix}load_inputs(in);",
+                *(gnet.begin_lines(prefix) if gnet is not None else []),
                 f"    for (s = 0u; s < FX_{M}_N_STEPS; ++s) {{",
                 f"        const fx_{m}_step_t *st = &{prefix}steps[s];",
                 "        uint16_t u = 0u;",
+                *(gnet.stop_lines(prefix, "s") if gnet is not None else []),
                 "        FX_STEP_BEGIN(s);",
                 "        while (u < st->units) {",
                 "            uint16_t end = (uint16_t)(st->units - u > st->tile_units ? u + st->tile_units : st->units);",
@@ -625,7 +636,9 @@ int main(int argc, char **argv)
     }}
     free(raw);
     for (k = 0; k < count; ++k) {{
-        int rc = fx_{m}_run(in + k * (size_t)FX_{M}_IN_SIZE, out + k * (size_t)FX_{M}_OUT_SIZE);
+        int rc;
+        fx_{m}_reset();   /* a new inference (intermittent builds keep their progress otherwise) */
+        rc = fx_{m}_run(in + k * (size_t)FX_{M}_IN_SIZE, out + k * (size_t)FX_{M}_OUT_SIZE);
         if (rc != 0) {{
             fprintf(stderr, "{m}_host: fx_{m}_run failed with %d on sample %lu\\n", rc, (unsigned long)k);
             free(in);
@@ -706,7 +719,8 @@ clean:
 .PHONY: all asan clean
 
 -include msp430.mk
-""" + (pf.makefile_rules(m) if plan_of(p) is not None else "")
+""" + (pf.makefile_rules(m) if plan_of(p) is not None else "") + (
+        gnet_c.GnetC.makefile_rules(m) if gnet_c.has_gnet(p) else "")
 
 
 def _manifest(info: GenInfo, p: Program, m: str, in_ports: list[Any], out_ports: list[Any],
@@ -806,6 +820,8 @@ def report(info: GenInfo, p: Program, m: str, manifest: dict[str, Any], runtime:
                      f"{str(oq):>4} {st['macs']:>9} {st['units']:>6} {st['tile_units']:>6}  "
                      f"{', '.join(st['origin'])}")
     lines.append("")
+    if manifest.get("gnet"):
+        lines += gnet_c.report_lines(manifest["gnet"], manifest["steps"])
     if manifest.get("intermittent"):
         lines += pf.report_lines(pf.IntermittentPlan(manifest["intermittent"]["budget"],
                                                      manifest["intermittent"]["margin"],

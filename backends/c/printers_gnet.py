@@ -1,0 +1,651 @@
+"""The gNet runtime in the generated C: feature steps, the on-demand head, the exit policy and the
+host driver (``main_gnet.c``). docs/lir.md ("gNet") defines the ops; DESIGN.md section 8 the idea.
+
+What a program with a gNet gets, besides the ordinary steps (``<m>`` = the C name, ``<M>`` upper)::
+
+    <m>.h   FX_<M>_GNET_EXITS / _FEATURES / _CLASSES / _SCORES_Q, FX_<M>_GNET_EXIT_CYCLES
+            int  fx_<m>_exit(int16_t *scores, uint16_t *cls);  head on the features present;
+                                                               returns k = exits present (0..K)
+            void fx_<m>_gnet_begin(void);                      zero F and the exit count
+            int  fx_<m>_policy(uint32_t next_cycles, uint32_t energy);   nonzero: answer now
+            uint32_t fx_energy_level(void);                    platform hook (-DFX_ENERGY_LEVEL_HOOK)
+            FX_<M>_STEP_CYCLES[s], FX_<M>_GNET_STEP_EXIT[s]    predicted cycles; k after step s (or 0)
+    <m>.c   gnet_feature steps: fx_requant_copy of the slice into F (FRAM), the count k stored with
+            the slice's last chunk (it commits with the step); the head (fc over F) as a function
+            outside the step table; fx_<m>_exit, fx_<m>_gnet_begin, the default policy; and in the
+            run loop: fx_<m>_gnet_begin() when an inference starts, and before every step s
+                if (fx_<m>_gnet_stop(s)) return fx_<m>_gnet_answer(out);
+            where gnet_stop asks the policy only once some exit is present, with next_cycles = the
+            step's predicted cycles plus the head's (transpiler/lir/cost.py), energy =
+            fx_energy_level() (without the hook: 0xFFFFFFFF, so the whole model always runs).
+            gnet_answer writes the exit's class into the class output and its scores, requantised
+            to the port's Q, into the scores output; fx_<m>_run then returns k (0: the whole model ran).
+    main_gnet.c   host driver (``make gnet`` -> <m>_host_gnet, built with -DFX_STEP_HOOKS
+            -DFX_ENERGY_LEVEL_HOOK): ``exits`` mode records every exit's answer after its feature
+            step (the bit-exact comparison with the interpreter's run_exits); ``energy`` mode runs
+            the samples under a harvested-power trace and a capacitor (transpiler/power.py's model)
+            and reports which exit answered each one (transpiler/gnet_energy.py drives it).
+
+Replacing the policy: build with ``-DFX_<M>_POLICY`` and link your own ``fx_<m>_policy``. The
+platform provides ``fx_energy_level()`` (energy left, in CPU cycles at the active power) and builds
+with ``-DFX_ENERGY_LEVEL_HOOK``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from backends.c.cnames import c_array_init, c_comment_text
+from backends.c.printers import HELPERS, PRINTERS, StepCode, StepEnv, _attr_int, _check_io, _eltwise_range, \
+    _eltwise_units, _pointer_lines, print_fc
+from transpiler.lir import cost
+from transpiler.lir.ir import Program, Step
+from transpiler.lir.ops import ON_DEMAND_OPS
+
+EXIT_FULL = 0
+"""fx_<m>_run's return value when the whole model ran (k >= 1: gNet exit k answered)."""
+
+
+def print_gnet_feature(env: StepEnv) -> StepCode:
+    """gnet_feature -> fx_requant_copy of chunks of the slice into F; the exit count with the last chunk."""
+    _check_io(env, 1)
+    x, f = env.step.inputs[0], env.step.outputs[0]
+    n = env.buf(x).size
+    offset, features = _attr_int(env, "offset"), env.buf(f).size
+    shift, k = _attr_int(env, "shift"), _attr_int(env, "exit")
+    if offset + n > features or not -128 <= shift <= 127:
+        raise env.fail(f"slice [{offset},{offset + n}) of {features} features, shift {shift}")
+    units = _eltwise_units(env, n)
+    body = _pointer_lines(env, [("x", x)], [("f", f)]) + _eltwise_range(n)
+    body += [f"fx_requant_copy(x, f + {offset}u, {shift}, i0, i1);",
+             f"if (u1 == {units}u) {{   /* the slice is complete: {k} exit(s) present */",
+             f"    FX_STORE({env.prefix}gnet_present, (uint16_t){k}u);",
+             "}"]
+    return StepCode(units, f"chunks of 32 features of exit {k} ({n} -> F[{offset}:{offset + n}])", body, [],
+                    {"gnet_state"}, {"fx_requant_copy"})
+
+
+PRINTERS["gnet_feature"] = print_gnet_feature
+PRINTERS["gnet_exit"] = print_fc          # the head is an fc over F (printed outside the step table)
+HELPERS["gnet_state"] = """\
+/* gNet: the number of exits whose features are in F (FRAM; 0 when an inference starts). */
+static uint16_t {p}gnet_present FX_PERSISTENT = 0u;
+"""
+
+
+@dataclass
+class GnetC:
+    """The gNet parts of one generated package (see the module docstring)."""
+
+    full: Program                       # the program with the on-demand head
+    seq: Program                        # the same without on-demand steps (the writer's steps)
+    head: list[tuple[int, Step]]        # (index in `full`, step) of the on-demand steps
+    meta: dict[str, Any]
+    exit_steps: list[int]               # in-sequence index of exit k's gnet_feature step, k = 1..K
+
+    @property
+    def exits(self) -> int:
+        return len(self.exit_steps)
+
+    @property
+    def features_buffer(self) -> str:
+        return next(s for _, s in self.head if s.op == "gnet_exit").inputs[0]
+
+    @property
+    def scores_buffer(self) -> str:
+        return self.head[-1][1].outputs[0]
+
+    @property
+    def classes(self) -> int:
+        return self.full.buffers[self.scores_buffer].size
+
+    def step_cycles(self) -> list[int]:
+        """Predicted cycles of every in-sequence step (transpiler/lir/cost.py)."""
+        return [int(round(cost.step_cycles(self.seq, s))) for s in self.seq.steps]
+
+    def exit_cycles(self) -> int:
+        """Predicted cycles of an early answer: the head, the argmax and the copies."""
+        head = sum(cost.step_cycles(self.full, s) for _, s in self.head)
+        arg = cost.COSTS["argmax"]
+        return int(round(head + arg.base + arg.mac * self.classes + 30 * self.classes))
+
+    # --- <m>.h --------------------------------------------------------------------------------
+    def header_lines(self, m: str, M: str) -> list[str]:
+        q = self.full.buffers[self.scores_buffer].q
+        return [
+            "/* gNet: one shared early exit (docs/lir.md \"gNet\"). Exit k = the head over the features of",
+            " * exits 1..k (the rest zero). fx_<m>_run returns the exit that answered: 0 = the whole model,",
+            " * k >= 1 = gNet exit k (its class and scores are then in the outputs). */".replace("<m>", m),
+            f"#define FX_{M}_GNET_EXITS {self.exits}u",
+            f"#define FX_{M}_GNET_FEATURES {self.full.buffers[self.features_buffer].size}u",
+            f"#define FX_{M}_GNET_CLASSES {self.classes}u",
+            f"#define FX_{M}_GNET_SCORES_Q ({q})",
+            f"#define FX_{M}_GNET_EXIT_CYCLES {self.exit_cycles()}ul",
+            "/* Run the head on the features present: scores[FX_<M>_GNET_CLASSES] (Q FX_<M>_GNET_SCORES_Q),"
+            .replace("<M>", M),
+            " * *cls = the class (first maximum). Returns k, the exits present (0: none yet). */",
+            f"int fx_{m}_exit(int16_t *scores, uint16_t *cls);",
+            "/* Zero the feature vector and the exit count (the run function does it when an inference starts). */",
+            f"void fx_{m}_gnet_begin(void);",
+            "/* The exit policy, asked before every step once an exit is present: nonzero = answer now.",
+            " * next_cycles: the step's predicted cycles plus the head's; energy: fx_energy_level().",
+            f" * Default: energy < next_cycles. Build with -DFX_{M}_POLICY and link your own to replace it. */",
+            f"int fx_{m}_policy(uint32_t next_cycles, uint32_t energy);",
+            "/* Platform hook (build with -DFX_ENERGY_LEVEL_HOOK and define it): the energy left, in CPU cycles",
+            " * at the active power. Without the hook the runtime assumes plenty (the whole model runs). */",
+            "uint32_t fx_energy_level(void);",
+            f"extern const uint32_t FX_{M}_STEP_CYCLES[FX_{M}_N_STEPS];     /* predicted cycles per step */",
+            f"extern const uint8_t FX_{M}_GNET_STEP_EXIT[FX_{M}_N_STEPS];   /* k after exit k's feature step, else 0 */",
+            "",
+        ]
+
+    # --- <m>.c --------------------------------------------------------------------------------
+    def model_c_lines(self, m: str, M: str, ptr: Callable[[str], str], placement: Callable[[str], str],
+                      out_ports: list[Any], out_offsets: list[int]) -> list[str]:
+        prefix = f"fx_{m}_"
+        index, step = next((i, s) for i, s in self.head if s.op == "gnet_exit")
+        code = print_fc(StepEnv(self.full, step, index, prefix, ptr, placement))
+        nf = self.full.buffers[self.features_buffer].size
+        c = self.classes
+        exit_of = [0] * len(self.seq.steps)
+        for k, s in enumerate(self.exit_steps, 1):
+            exit_of[s] = k
+        out = ["/* --- gNet (backends/c/printers_gnet.py) ------------------------------------------------- */",
+               "#ifdef FX_ENERGY_LEVEL_HOOK",
+               f"#define {prefix.upper()}ENERGY() fx_energy_level()",
+               "#else",
+               f"#define {prefix.upper()}ENERGY() ((uint32_t)0xFFFFFFFFul)   /* unknown: never stop early */",
+               "#endif",
+               "",
+               f"const uint32_t FX_{M}_STEP_CYCLES[FX_{M}_N_STEPS] = "
+               + c_array_init(np.asarray(self.step_cycles(), dtype=np.int64), "i32", per_line=8) + ";",
+               f"const uint8_t FX_{M}_GNET_STEP_EXIT[FX_{M}_N_STEPS] = "
+               + "{ " + ", ".join(f"{k}u" for k in exit_of) + " };",
+               ""]
+        for d in code.defs:
+            out.append(d.definition)
+        out += ["",
+                f"/* the head: {c_comment_text(step.name)} from ONNX {c_comment_text(', '.join(step.origin))}; "
+                f"work units: {c_comment_text(code.unit_doc)} */",
+                f"static void {prefix}gnet_head(uint16_t u0, uint16_t u1)", "{"]
+        out += [f"    {line}" for line in code.body]
+        out += ["}", "",
+                f"void {prefix}gnet_begin(void)", "{",
+                f"    int16_t *f = {ptr(self.features_buffer)};",
+                "    uint16_t i;",
+                f"    for (i = 0u; i < {nf}u; ++i) {{",
+                "        FX_STORE(f[i], 0);",
+                "    }",
+                f"    FX_STORE({prefix}gnet_present, (uint16_t)0u);",
+                "}", "",
+                f"int {prefix}exit(int16_t *scores, uint16_t *cls)", "{",
+                f"    const int16_t *y = {ptr(self.scores_buffer)};",
+                "    uint16_t i;",
+                f"    {prefix}gnet_head(0u, {c}u);",
+                f"    for (i = 0u; i < {c}u; ++i) {{",
+                "        scores[i] = y[i];",
+                "    }",
+                f"    *cls = fx_argmax(y, {c}u);",
+                f"    return (int){prefix}gnet_present;",
+                "}", "",
+                f"#ifndef FX_{M}_POLICY",
+                f"int {prefix}policy(uint32_t next_cycles, uint32_t energy)", "{",
+                "    return energy < next_cycles;",
+                "}",
+                "#endif", "",
+                f"/* Before step s: answer now? Only once an exit is present (else there is nothing to answer). */",
+                f"static int {prefix}gnet_stop(uint16_t s)", "{",
+                f"    if ({prefix}gnet_present == 0u) {{",
+                "        return 0;",
+                "    }",
+                f"    return {prefix}policy(FX_{M}_STEP_CYCLES[s] + FX_{M}_GNET_EXIT_CYCLES, {prefix.upper()}ENERGY());",
+                "}", ""]
+        out += self._answer_lines(prefix, out_ports, out_offsets)
+        return out
+
+    def _answer_lines(self, prefix: str, out_ports: list[Any], out_offsets: list[int]) -> list[str]:
+        """fx_<m>_gnet_answer(out): the exit's class and scores into the class / scores outputs."""
+        c = self.classes
+        q_head = self.full.buffers[self.scores_buffer].q
+        lines = [f"/* An early answer: run the head, write its class and scores into `out`; returns the exit k. */",
+                 f"static int {prefix}gnet_answer(int16_t *out)", "{",
+                 f"    int16_t scores[{c}];",
+                 "    uint16_t cls;",
+                 f"    int k = {prefix}exit(scores, &cls);",
+                 "    uint16_t i;"]
+        used = False
+        for (port, b), off in zip(out_ports, out_offsets):
+            if port.onnx_name == self.full.meta.get("class-output"):
+                lines.append(f"    FX_STORE(out[{off}u], (int16_t)cls);   /* '{c_comment_text(port.onnx_name)}' */")
+            elif port.onnx_name == self.meta.get("scores_port") and b.size == c and isinstance(b.q, int):
+                shift = int(q_head) - int(b.q)  # type: ignore[arg-type]
+                value = "scores[i]" if shift == 0 else f"fx_requant((int32_t)scores[i], {shift})"
+                lines += [f"    for (i = 0u; i < {c}u; ++i) {{   /* '{c_comment_text(port.onnx_name)}' q={b.q} */",
+                          f"        FX_STORE(out[{off}u + i], {value});",
+                          "    }"]
+                used = True
+        if not used:
+            lines.append("    (void)scores;")
+        lines += ["    (void)i;", "    return k;", "}", ""]
+        return lines
+
+    # --- the run loop hooks ---------------------------------------------------------------------
+    @staticmethod
+    def begin_lines(prefix: str, indent: str = "    ") -> list[str]:
+        return [f"{indent}{prefix}gnet_begin();"]
+
+    @staticmethod
+    def stop_lines(prefix: str, step: str, indent: str = "        ") -> list[str]:
+        return [f"{indent}if ({prefix}gnet_stop({step})) {{",
+                f"{indent}    return {prefix}gnet_answer(out);",
+                f"{indent}}}"]
+
+    # --- build files, manifest, report ------------------------------------------------------------
+    @staticmethod
+    def makefile_rules(m: str) -> str:
+        return f"""
+# gNet host driver (main_gnet.c): every exit's answer, or runs under an energy trace
+GNET_BIN ?= $(MODEL)_host_gnet
+GNET_ASAN_BIN ?= $(MODEL)_host_gnet_asan
+GNET_FLAGS := -DFX_STEP_HOOKS -DFX_ENERGY_LEVEL_HOOK
+
+gnet: $(GNET_BIN)
+
+$(GNET_BIN): $(FX_SRCS) main_gnet.c $(FX_HDRS)
+\t$(CC) $(CFLAGS) $(GNET_FLAGS) $(INCLUDES) -o $@ $(FX_SRCS) main_gnet.c $(LDFLAGS)
+
+gnet-asan: $(GNET_ASAN_BIN)
+
+$(GNET_ASAN_BIN): $(FX_SRCS) main_gnet.c $(FX_HDRS)
+\t$(CC) $(ASAN_CFLAGS) $(GNET_FLAGS) $(INCLUDES) -o $@ $(FX_SRCS) main_gnet.c $(LDFLAGS)
+
+.PHONY: gnet gnet-asan
+"""
+
+    def manifest(self, m: str) -> dict[str, Any]:
+        return {"exits": self.exits, "features": self.full.buffers[self.features_buffer].size,
+                "classes": self.classes, "scores_q": self.full.buffers[self.scores_buffer].q,
+                "exit_steps": list(self.exit_steps), "step_cycles": self.step_cycles(),
+                "exit_cycles": self.exit_cycles(), "onnx_outputs": list(self.meta.get("outputs", [])),
+                "exit_tensors": [e["tensor"] for e in self.meta.get("exits", [])],
+                "scores_port": self.meta.get("scores_port"), "class_port": self.full.meta.get("class-output"),
+                "binary": f"{m}_host_gnet", "asan_binary": f"{m}_host_gnet_asan", "function": f"fx_{m}_exit",
+                "feature_bytes": 2 * self.full.buffers[self.features_buffer].size + 2}
+
+
+def prepare(program: Program) -> tuple[Program, GnetC | None]:
+    """(the program the writer prints, without on-demand steps; the gNet parts or None)."""
+    head = [(i, s) for i, s in enumerate(program.steps) if s.op in ON_DEMAND_OPS]
+    if not head:
+        return program, None
+    seq = dataclasses.replace(program, steps=[s for s in program.steps if s.op not in ON_DEMAND_OPS])
+    meta = json.loads(program.meta.get("gnet", "{}") or "{}")
+    exit_steps = [i for i, s in enumerate(seq.steps) if s.op == "gnet_feature"]
+    return seq, GnetC(program, seq, head, meta, exit_steps)
+
+
+def has_gnet(program: Program) -> bool:
+    """Does the program carry a gNet head (an on-demand step)?"""
+    return any(s.op in ON_DEMAND_OPS for s in program.steps)
+
+
+def report_lines(g: dict[str, Any], steps: list[dict[str, Any]]) -> list[str]:
+    """The report.txt section of the manifest's ``gnet`` record."""
+    where = ", ".join(f"{k}: after step {s} '{steps[s]['name']}'" for k, s in enumerate(g["exit_steps"], 1))
+    return ["gNet (one shared early exit)",
+            f"  exits {g['exits']}: {where}",
+            f"  feature vector: {g['features']} features in FRAM ({g['feature_bytes']} B with the exit count); "
+            f"head: {g['classes']} classes, scores q={g['scores_q']}, ~{g['exit_cycles']} cycles an answer",
+            f"  {g['function']}() asks the head; the run function returns the exit that answered (0 = the whole "
+            f"model); host driver: make gnet -> {g['binary']}", ""]
+
+
+def main_gnet_c(header: str, m: str, M: str) -> str:
+    """The host gNet driver (see the module docstring); hosted C99 (stdio, setjmp)."""
+    return header + f"""\
+/* Host gNet driver: {m}_host_gnet MODE ...   (make gnet; built with -DFX_STEP_HOOKS -DFX_ENERGY_LEVEL_HOOK)
+ *
+ *   exits IN.raw OUT.raw COUNT
+ *       Runs the whole model on each sample and asks the head right after each exit's feature step.
+ *       OUT per sample: the outputs (FX_{M}_OUT_SIZE int16), then for k = 1..FX_{M}_GNET_EXITS:
+ *       k, the class, the scores (FX_{M}_GNET_CLASSES int16, Q FX_{M}_GNET_SCORES_Q).
+ *   energy IN.raw OUT.raw COUNT TRACE CAP VON VOFF ACTIVE FREQ PERIOD
+ *       Runs the samples one after the other on a capacitor charged by a harvested power trace.
+ *       TRACE: text lines "time_s power_W", times increasing; the power holds until the next line
+ *       (the last value forever). CAP (F), VON/VOFF (V): the usable energy is CAP*(VON^2-VOFF^2)/2,
+ *       full at time 0. ACTIVE (W) at FREQ (Hz) while running; each step costs its predicted cycles
+ *       (FX_{M}_STEP_CYCLES), an early answer FX_{M}_GNET_EXIT_CYCLES. Sample i is requested at
+ *       i * PERIOD s (a later start if the previous one still runs); between runs the capacitor
+ *       charges (up to full). If the energy runs out during a run, that inference gives no answer
+ *       and the device waits until the capacitor is full again. fx_energy_level() reports the energy
+ *       left in cycles; the exit policy stops early when the next step plus the head do not fit.
+ *       OUT per sample: the status (-1: no answer; 0: the whole model; k: gNet exit k), then the
+ *       outputs. stdout, per sample: "sample I status S start T0 end T1 energy E0 E1 cycles C".
+ * Exit status 0 on success, 1 on an I/O error, 2 on a usage error. */
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "{m}.h"
+
+enum {{ MODE_EXITS = 1, MODE_ENERGY = 2 }};
+static int mode;
+static int16_t *exits_rec;               /* exits mode: where the current sample's answers go */
+static double *tr_t, *tr_p;              /* the trace */
+static size_t tr_n;
+static double e_now, e_max, t_now, p_act, freq;
+static double cycles_run;
+static int dead;                         /* the last run failed: wait for a full capacitor */
+static jmp_buf power_fail;
+
+void fx_step_begin(uint16_t step)
+{{
+    (void)step;
+}}
+
+static double power_at(double t, size_t *seg)
+{{
+    size_t j = *seg;
+    while (j + 1u < tr_n && tr_t[j + 1u] <= t) {{
+        ++j;
+    }}
+    *seg = j;
+    return t < tr_t[0] ? tr_p[0] : tr_p[j];
+}}
+
+/* Harvested energy over [t0, t1] (J): the piecewise-constant trace integrated. */
+static double harvest(double t0, double t1)
+{{
+    size_t seg = 0u;
+    double e = 0.0, t = t0;
+    while (t < t1) {{
+        double p = power_at(t, &seg);
+        double next = (t < tr_t[0]) ? tr_t[0] : (seg + 1u < tr_n ? tr_t[seg + 1u] : t1);
+        double end = next < t1 ? next : t1;
+        if (end <= t) {{
+            end = t1;
+        }}
+        e += p * (end - t);
+        t = end;
+    }}
+    return e;
+}}
+
+/* Charge until the capacitor is full; 0 if the trace never gives the energy. */
+static int charge_full(void)
+{{
+    size_t seg = 0u;
+    while (e_now < e_max) {{
+        double p = power_at(t_now, &seg);
+        double next = (t_now < tr_t[0]) ? tr_t[0] : (seg + 1u < tr_n ? tr_t[seg + 1u] : -1.0);
+        if (next < 0.0) {{                       /* the last power level holds forever */
+            if (p <= 0.0) {{
+                return 0;
+            }}
+            t_now += (e_max - e_now) / p;
+            e_now = e_max;
+            return 1;
+        }}
+        if (p > 0.0 && e_now + p * (next - t_now) >= e_max) {{
+            t_now += (e_max - e_now) / p;
+            e_now = e_max;
+            return 1;
+        }}
+        e_now += p * (next - t_now);
+        t_now = next;
+    }}
+    return 1;
+}}
+
+static void spend(double cycles)
+{{
+    double dt = cycles / freq;
+    e_now += harvest(t_now, t_now + dt) - p_act * dt;
+    t_now += dt;
+    cycles_run += cycles;
+    if (e_now > e_max) {{
+        e_now = e_max;
+    }}
+    if (e_now < 0.0) {{
+        longjmp(power_fail, 1);
+    }}
+}}
+
+void fx_step_end(uint16_t step)
+{{
+    if (mode == MODE_EXITS) {{
+        uint8_t k = FX_{M}_GNET_STEP_EXIT[step];
+        if (k != 0u) {{
+            int16_t *r = exits_rec + (size_t)(k - 1u) * (2u + FX_{M}_GNET_CLASSES);
+            uint16_t cls = 0u;
+            r[0] = (int16_t)fx_{m}_exit(r + 2, &cls);
+            r[1] = (int16_t)cls;
+        }}
+    }} else if (mode == MODE_ENERGY) {{
+        spend((double)FX_{M}_STEP_CYCLES[step]);
+    }}
+}}
+
+uint32_t fx_energy_level(void)
+{{
+    double cycles;
+    if (mode != MODE_ENERGY) {{
+        return 0xFFFFFFFFul;
+    }}
+    cycles = e_now > 0.0 ? e_now * freq / p_act : 0.0;
+    return cycles >= 4294967295.0 ? 0xFFFFFFFFul : (uint32_t)cycles;
+}}
+
+static unsigned char *read_all(const char *path, size_t *len)
+{{
+    FILE *f = fopen(path, "rb");
+    unsigned char *buf = NULL;
+    size_t cap = 0, n = 0;
+    if (f == NULL) {{
+        return NULL;
+    }}
+    for (;;) {{
+        size_t got;
+        if (n == cap) {{
+            unsigned char *bigger;
+            cap = cap ? 2u * cap : 65536u;
+            bigger = (unsigned char *)realloc(buf, cap);
+            if (bigger == NULL) {{
+                free(buf);
+                fclose(f);
+                return NULL;
+            }}
+            buf = bigger;
+        }}
+        got = fread(buf + n, 1u, cap - n, f);
+        n += got;
+        if (got == 0u) {{
+            break;
+        }}
+    }}
+    fclose(f);
+    *len = n;
+    return buf;
+}}
+
+static int read_trace(const char *path)
+{{
+    FILE *f = fopen(path, "r");
+    size_t cap = 0u;
+    double t, p;
+    if (f == NULL) {{
+        return -1;
+    }}
+    while (fscanf(f, "%lf %lf", &t, &p) == 2) {{
+        if (tr_n == cap) {{
+            double *nt, *np;
+            cap = cap ? 2u * cap : 256u;
+            nt = (double *)realloc(tr_t, cap * sizeof(double));
+            np = (double *)realloc(tr_p, cap * sizeof(double));
+            if (nt == NULL || np == NULL) {{
+                fclose(f);
+                free(nt ? nt : tr_t);
+                free(np ? np : tr_p);
+                tr_t = tr_p = NULL;
+                return -1;
+            }}
+            tr_t = nt;
+            tr_p = np;
+        }}
+        if ((tr_n > 0u && t <= tr_t[tr_n - 1u]) || p < 0.0) {{
+            fclose(f);
+            return -1;
+        }}
+        tr_t[tr_n] = t;
+        tr_p[tr_n] = p;
+        ++tr_n;
+    }}
+    fclose(f);
+    return tr_n > 0u ? 0 : -1;
+}}
+
+/* One inference under the energy model: 0 (whole model), k (gNet exit k) or -1 (power failed). */
+static int run_guarded(const int16_t *in, int16_t *out)
+{{
+    volatile int status = -1;
+    cycles_run = 0.0;
+    if (setjmp(power_fail) == 0) {{
+        int rc = fx_{m}_run(in, out);
+        if (rc > 0) {{
+            spend((double)FX_{M}_GNET_EXIT_CYCLES);
+        }}
+        status = rc;
+    }} else {{
+        status = -1;
+        e_now = 0.0;
+        dead = 1;
+    }}
+    return status;
+}}
+
+static int write_le(const char *path, const int16_t *v, size_t n)
+{{
+    FILE *f = fopen(path, "wb");
+    size_t k;
+    int ok = f != NULL;
+    for (k = 0u; ok && k < n; ++k) {{
+        uint16_t u = (uint16_t)v[k];
+        ok = fputc((int)(u & 0xFFu), f) != EOF && fputc((int)(u >> 8), f) != EOF;
+    }}
+    if (f != NULL && fclose(f) != 0) {{
+        ok = 0;
+    }}
+    return ok ? 0 : -1;
+}}
+
+int main(int argc, char **argv)
+{{
+    const size_t in_size = FX_{M}_IN_SIZE, out_size = FX_{M}_OUT_SIZE;
+    const size_t rec = FX_{M}_GNET_EXITS * (2u + FX_{M}_GNET_CLASSES);
+    unsigned char *raw;
+    int16_t *in, *res;
+    size_t len = 0u, count, k, per;
+    double period = 0.0;
+    char *end = NULL;
+    if (argc >= 2 && strcmp(argv[1], "exits") == 0 && argc == 5) {{
+        mode = MODE_EXITS;
+    }} else if (argc >= 2 && strcmp(argv[1], "energy") == 0 && argc == 12) {{
+        double cap = strtod(argv[6], NULL), von = strtod(argv[7], NULL), voff = strtod(argv[8], NULL);
+        mode = MODE_ENERGY;
+        p_act = strtod(argv[9], NULL);
+        freq = strtod(argv[10], NULL);
+        period = strtod(argv[11], NULL);
+        e_max = 0.5 * cap * (von * von - voff * voff);
+        if (!(cap > 0.0 && von > voff && voff >= 0.0 && p_act > 0.0 && freq > 0.0 && period >= 0.0)) {{
+            fprintf(stderr, "{m}_host_gnet: bad supply parameters\\n");
+            return 2;
+        }}
+        if (read_trace(argv[5]) != 0) {{
+            fprintf(stderr, "{m}_host_gnet: %s: not a trace of increasing times and powers >= 0\\n", argv[5]);
+            return 1;
+        }}
+    }} else {{
+        fprintf(stderr, "usage: %s exits IN OUT COUNT | energy IN OUT COUNT TRACE CAP VON VOFF ACTIVE FREQ PERIOD\\n",
+                argv[0]);
+        return 2;
+    }}
+    count = (size_t)strtoul(argv[4], &end, 10);
+    if (end == argv[4] || *end != '\\0' || count == 0u) {{
+        fprintf(stderr, "{m}_host_gnet: COUNT must be a positive integer\\n");
+        return 2;
+    }}
+    raw = read_all(argv[2], &len);
+    if (raw == NULL || len != count * 2u * in_size) {{
+        free(raw);
+        fprintf(stderr, "{m}_host_gnet: %s: expected %lu samples of %lu int16\\n", argv[2],
+                (unsigned long)count, (unsigned long)in_size);
+        return 1;
+    }}
+    per = mode == MODE_EXITS ? out_size + rec : 1u + out_size;
+    in = (int16_t *)malloc(count * in_size * sizeof(int16_t));
+    res = (int16_t *)calloc(count * per, sizeof(int16_t));
+    if (in == NULL || res == NULL) {{
+        free(raw);
+        free(in);
+        free(res);
+        return 1;
+    }}
+    for (k = 0u; k < count * in_size; ++k) {{
+        long v = (long)raw[2u * k] | ((long)raw[2u * k + 1u] << 8);
+        in[k] = (int16_t)(v >= 32768L ? v - 65536L : v);
+    }}
+    free(raw);
+    e_now = e_max;
+    for (k = 0u; k < count; ++k) {{
+        int16_t *r = res + k * per;
+        if (mode == MODE_EXITS) {{
+            exits_rec = r + out_size;
+            if (fx_{m}_run(in + k * in_size, r) != 0) {{
+                fprintf(stderr, "{m}_host_gnet: the run stopped early without an energy hook\\n");
+                return 1;
+            }}
+        }} else {{
+            int status;
+            double t_req = (double)k * period, t0, e0;
+            if (dead) {{                            /* after a failure: off until the capacitor is full */
+                if (!charge_full()) {{
+                    r[0] = -1;
+                    printf("sample %lu status -1 start %.9g end %.9g energy 0 0 cycles 0\\n", (unsigned long)k,
+                           t_now, t_now);
+                    continue;
+                }}
+                dead = 0;
+            }}
+            if (t_now < t_req) {{
+                e_now += harvest(t_now, t_req);
+                if (e_now > e_max) {{
+                    e_now = e_max;
+                }}
+                t_now = t_req;
+            }}
+            t0 = t_now;
+            e0 = e_now;
+            status = run_guarded(in + k * in_size, r + 1);
+            r[0] = (int16_t)status;
+            printf("sample %lu status %d start %.9g end %.9g energy %.9g %.9g cycles %.0f\\n", (unsigned long)k,
+                   (int)status, t0, t_now, e0, e_now, cycles_run);
+        }}
+    }}
+    if (write_le(argv[3], res, count * per) != 0) {{
+        fprintf(stderr, "{m}_host_gnet: %s: cannot write\\n", argv[3]);
+        return 1;
+    }}
+    free(in);
+    free(res);
+    free(tr_t);
+    free(tr_p);
+    return 0;
+}}
+"""

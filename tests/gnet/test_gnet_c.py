@@ -1,0 +1,199 @@
+"""gNet end to end: compile --gnet, then every exit of the generated C (ASan+UBSan) == the LIR
+interpreter bit for bit and == onnxruntime's gnet_exit_k top-1 (>= 99.5 %); the energy driver == the
+Python reference model; the policy hook; run --energy-trace; the compile summary and report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from transpiler import hostrun, ort
+from transpiler.cli import main
+from transpiler.gnet_energy import (EnergyTrace, load_trace, run_energy, run_exits, simulate)
+from transpiler.lir.interp import run_exits as interp_exits
+from transpiler.lir.interp import run_program
+from transpiler.lir.text import parse_program
+from transpiler.model import OnnxModel
+from transpiler.power import parse_power
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "samples"
+SUPPLY = "cap=10uF,von=3.3V,voff=1.8V,active=1.5mW"
+
+
+def subset(name: str, path: Path, step: int) -> Path:
+    """Every ``step``-th sample of samples/<name>.npz (x, y) as a new data file."""
+    with np.load(SAMPLES / f"{name}.npz") as d:
+        np.savez(path, x=d["x"][::step], y=d["y"][::step])
+    return path
+
+
+def compile_gnet(tmp: Path, name: str, step: int, *extra: str) -> tuple[Path, Path]:
+    data = subset(name, tmp / f"{name}_data.npz", step)
+    out = tmp / f"{name}_build"
+    code = main([str(SAMPLES / f"{name}.onnx"), "-o", str(out), "--data", str(data), "--gnet", *extra])
+    assert code == 0
+    return out, data
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return compile_gnet(tmp_path_factory.mktemp("gnet"), "cnn_digits", 1, "epochs=15")
+
+
+@pytest.fixture(scope="module")
+def lenet(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return compile_gnet(tmp_path_factory.mktemp("gnet"), "lenet5_mnist", 10, "epochs=8")
+
+
+def program(out: Path) -> Any:
+    return parse_program((out / "final.lir").read_text())
+
+
+def check_exits(out: Path, data: Path, n: int) -> None:
+    """C == interpreter (every exit, scores and class), C top-1 == onnxruntime's gnet_exit_k."""
+    man = hostrun.load_manifest(out)
+    g = man["gnet"]
+    with np.load(data) as d:
+        x = d["x"][:n]
+    xq = hostrun.quantize(man, {"input": x})
+    got = run_exits(out, xq, sanitize=True)
+    p = program(out)
+    in_shape = p.buffers[p.inputs[0].buffer].shape
+    for i in range(n):
+        outputs, answers = interp_exits(p, {"input": xq[i].reshape(in_shape)})
+        assert [a.exit for a in answers] == list(got.exits[i]) == list(range(1, g["exits"] + 1))
+        for k, a in enumerate(answers):
+            assert got.classes[i, k] == a.cls
+            np.testing.assert_array_equal(got.scores[i, k], a.scores)
+        flat = np.concatenate([outputs[pt["name"]].reshape(-1) for pt in man["outputs"]])
+        np.testing.assert_array_equal(got.outputs[i], flat)       # the backbone is not disturbed
+    onnx = OnnxModel.from_proto(__import__("onnx").load(str(out / "normalized.onnx")))
+    sess = ort.session(onnx)
+    ref = np.stack([np.stack([o.reshape(-1) for o in sess.run(g["onnx_outputs"], {"input": x[i:i + 1]})])
+                    for i in range(n)])                                   # [n, K, C]
+    agree = (ref.argmax(axis=2) == got.classes).mean(axis=0)
+    assert (agree >= 0.995).all(), agree
+
+
+def test_every_exit_of_the_c_matches_interpreter_and_onnxruntime_digits(digits: tuple[Path, Path]) -> None:
+    check_exits(*digits, n=360)
+
+
+def test_every_exit_of_the_c_matches_interpreter_and_onnxruntime_lenet(lenet: tuple[Path, Path]) -> None:
+    check_exits(*lenet, n=200)
+
+
+def test_package_layout_and_report(digits: tuple[Path, Path]) -> None:
+    out, _ = digits
+    man = hostrun.load_manifest(out)
+    g = man["gnet"]
+    assert g["exits"] == 3 and g["classes"] == 10 and g["features"] == 256
+    assert [man["steps"][s]["op"] for s in g["exit_steps"]] == ["gnet_feature"] * 3
+    assert "gnet_exit" not in man["ops"] and len(g["step_cycles"]) == len(man["steps"])
+    fbuf = next(b for b in man["buffers"] if b["name"] == "gnet_F")
+    assert fbuf["space"] == "fram"                                    # persists across power failures
+    header = (out / "cnn_digits.h").read_text()
+    for decl in ("int fx_cnn_digits_exit(int16_t *scores, uint16_t *cls);", "void fx_cnn_digits_gnet_begin(void);",
+                 "int fx_cnn_digits_policy(uint32_t next_cycles, uint32_t energy);", "uint32_t fx_energy_level(void);"):
+        assert decl in header
+    assert "gNet (one shared early exit)" in (out / "report.txt").read_text()
+    # the plain host build runs the whole model (no energy hook): its outputs == the interpreter's
+    with np.load(digits[1]) as d:
+        x = d["x"][:5]
+    xq = hostrun.quantize(man, {"input": x})
+    y = hostrun.run_raw(hostrun.build(out), man, xq)
+    p = program(out)
+    for i in range(5):
+        ref = run_program(p, {"input": xq[i].reshape(1, 8, 8)})
+        np.testing.assert_array_equal(y[i], np.concatenate([ref[pt["name"]].reshape(-1) for pt in man["outputs"]]))
+
+
+def trace_file(path: Path) -> Path:
+    path.write_text("time_s,power_W\n0,0.0005\n0.5,0.00005\n1.0,0.001\n")
+    return path
+
+
+def test_energy_driver_matches_the_reference_model(digits: tuple[Path, Path], tmp_path: Path) -> None:
+    out, data = digits
+    man = hostrun.load_manifest(out)
+    g = man["gnet"]
+    with np.load(data) as d:
+        x = d["x"][-60:]
+    xq = hostrun.quantize(man, {"input": x})
+    trace = load_trace(trace_file(tmp_path / "t.csv"))
+    supply = parse_power(SUPPLY)
+    assert supply.cycles_per_power_cycle < sum(g["step_cycles"])   # the whole model never fits one charge
+    run = run_energy(out, xq, trace, supply, 0.05, sanitize=True)
+    status, answers = simulate(program(out), xq, trace, supply, 0.05, g["step_cycles"], g["exit_cycles"])
+    np.testing.assert_array_equal(run.status, status)
+    counts = run.counts(3)
+    assert counts["full"] == 0 and counts["1"] + counts["2"] + counts["3"] > len(x) // 2
+    cls_at = next(pt["offset"] for pt in man["outputs"] if pt["name"] == "class")
+    for i, a in enumerate(answers):
+        if a is not None:
+            assert run.outputs[i, cls_at] == a.cls
+    # plenty of energy: every inference runs the whole model
+    rich = run_energy(out, xq[:5], EnergyTrace(np.array([0.0]), np.array([1.0])), parse_power(
+        "cap=1F,von=3.3V,voff=1.8V,active=1.5mW"), 0.05)
+    assert (rich.status == 0).all()
+
+
+def test_policy_is_replaceable(digits: tuple[Path, Path], tmp_path: Path) -> None:
+    """-DFX_<M>_POLICY and an own fx_<m>_policy: this one answers as soon as exit 1 is there."""
+    out, data = digits
+    man = hostrun.load_manifest(out)
+    policy = tmp_path / "policy.c"
+    policy.write_text("#include <stdint.h>\nint fx_cnn_digits_policy(uint32_t next_cycles, uint32_t energy)\n"
+                      "{\n    (void)next_cycles;\n    (void)energy;\n    return 1;\n}\n")
+    exe = tmp_path / "own_policy"
+    sources = [str(out / "cnn_digits.c"), str(out / "cnn_digits_weights.c"), str(out / "main_gnet.c"), str(policy)]
+    sources += [str(f) for f in sorted((out / "runtime").glob("*.c"))]
+    cmd = [hostrun.find_cc(), "-std=c99", "-O1", "-Wall", "-Wextra", "-Werror", "-DFX_STEP_HOOKS",
+           "-DFX_ENERGY_LEVEL_HOOK", "-DFX_CNN_DIGITS_POLICY", f"-I{out}", f"-I{out / 'runtime'}", "-o", str(exe),
+           *sources]
+    subprocess.run(cmd, check=True, capture_output=True)
+    with np.load(data) as d:
+        xq = hostrun.quantize(man, {"input": d["x"][:4]})
+    (tmp_path / "in.raw").write_bytes(np.ascontiguousarray(xq, dtype="<i2").tobytes())
+    trace_file(tmp_path / "t.txt")
+    (tmp_path / "t.txt").write_text("0 1.0\n")
+    proc = subprocess.run([str(exe), "energy", str(tmp_path / "in.raw"), str(tmp_path / "out.raw"), "4",
+                           str(tmp_path / "t.txt"), "1", "3.3", "1.8", "0.0015", "8e6", "0.05"],
+                          capture_output=True, text=True, check=True)
+    assert [line.split()[3] for line in proc.stdout.splitlines()] == ["1"] * 4
+
+
+def test_run_command_with_an_energy_trace(digits: tuple[Path, Path], tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    out, data = digits
+    with np.load(data) as d:
+        np.savez(tmp_path / "x.npz", x=d["x"][-30:], y=d["y"][-30:])
+    trace = trace_file(tmp_path / "t.csv")
+    code = main(["run", str(out), "--input", str(tmp_path / "x.npz"), "--energy-trace", str(trace),
+                 "--energy-supply", SUPPLY, "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0 and doc["samples"] == 30
+    assert sum(doc["counts"].values()) == 30 and doc["answered"] == 30 - doc["counts"]["none"]
+    assert doc["accuracy_of_answers"] is not None and doc["accuracy_of_answers"] > 0.6
+    code = main(["run", str(out), "--input", str(tmp_path / "x.npz"), "--energy-trace", str(trace)])
+    text = capsys.readouterr().out
+    assert code == 0 and "sample 0: " in text and "answered " in text and "accuracy of the answers" in text
+    bad = tmp_path / "bad.csv"
+    bad.write_text("0,0.001\n0,0.002\n")
+    assert main(["run", str(out), "--input", str(tmp_path / "x.npz"), "--energy-trace", str(bad)]) == 2
+    assert "does not increase" in capsys.readouterr().err
+
+
+def test_trace_files(tmp_path: Path) -> None:
+    f = tmp_path / "t.csv"
+    f.write_text("# a recorded harvester\ntime,power\n0.0, 0.001\n0.5; 0.0\n2 0.002\n")
+    t = load_trace(f)
+    assert t.times.tolist() == [0.0, 0.5, 2.0] and t.powers.tolist() == [0.001, 0.0, 0.002]
+    assert t.harvest(0.0, 1.0) == pytest.approx(0.0005)
+    assert t.harvest(1.0, 3.0) == pytest.approx(0.002)

@@ -11,6 +11,12 @@ import onnx
 import onnx.helper as oh
 import onnx.parser
 import pytest
+from hypothesis import settings
+
+# CI runs are reproducible: the same examples every run (derandomize), and no example database.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 # Every semantics-preserving pass is checked with onnxruntime in the tests (and their subprocesses).
 os.environ["FREEML_TX_VERIFY"] = "1"

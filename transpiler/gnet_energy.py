@@ -34,8 +34,8 @@ import numpy as np
 from transpiler.errors import DataError, InputError, Location, ToolchainError
 from transpiler.power import PowerSupply
 
-DEFAULT_SUPPLY = "cap=10uF,von=3.3V,voff=1.8V,active=1.5mW,freq=8MHz"
-"""38 uJ usable: about 200,000 cycles at 8 MHz and 1.5 mW, less than a LeNet-5 inference."""
+DEFAULT_SUPPLY = "cap=47uF,von=3.3V,voff=1.8V,active=1.5mW,freq=8MHz"
+"""180 uJ usable: about 960,000 cycles at 8 MHz and 1.5 mW."""
 NO_ANSWER = -1
 WHOLE_MODEL = 0
 _LOG = re.compile(r"^sample (\d+) status (-?\d+) start (\S+) end (\S+) energy (\S+) (\S+) cycles (\S+)$")

@@ -23,7 +23,6 @@ from transpiler.power import parse_power
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"
-SUPPLY = "cap=10uF,von=3.3V,voff=1.8V,active=1.5mW"
 
 
 def subset(name: str, path: Path, step: int) -> Path:
@@ -43,12 +42,12 @@ def compile_gnet(tmp: Path, name: str, step: int, *extra: str) -> tuple[Path, Pa
 
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return compile_gnet(tmp_path_factory.mktemp("gnet"), "cnn_digits", 1, "epochs=15")
+    return compile_gnet(tmp_path_factory.mktemp("gnet"), "cnn_digits", 2, "epochs=15,baseline=none")
 
 
 @pytest.fixture(scope="module")
 def lenet(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return compile_gnet(tmp_path_factory.mktemp("gnet"), "lenet5_mnist", 10, "epochs=8")
+    return compile_gnet(tmp_path_factory.mktemp("gnet"), "lenet5_mnist", 10, "epochs=8,baseline=none")
 
 
 def program(out: Path) -> Any:
@@ -82,7 +81,7 @@ def check_exits(out: Path, data: Path, n: int) -> None:
 
 
 def test_every_exit_of_the_c_matches_interpreter_and_onnxruntime_digits(digits: tuple[Path, Path]) -> None:
-    check_exits(*digits, n=360)
+    check_exits(*digits, n=300)
 
 
 def test_every_exit_of_the_c_matches_interpreter_and_onnxruntime_lenet(lenet: tuple[Path, Path]) -> None:
@@ -114,8 +113,16 @@ def test_package_layout_and_report(digits: tuple[Path, Path]) -> None:
         np.testing.assert_array_equal(y[i], np.concatenate([ref[pt["name"]].reshape(-1) for pt in man["outputs"]]))
 
 
+def supply_for(g: dict[str, Any]) -> Any:
+    """A capacitor whose full charge pays for 1.2x the cycles up to exit 2 plus an answer (at 1.5 mW,
+    8 MHz): short of the whole model, whatever the cost model's constants are."""
+    cycles = 1.2 * (sum(g["step_cycles"][:g["exit_steps"][1] + 1]) + g["exit_cycles"])
+    cap = 2 * cycles * 1.5e-3 / 8e6 / (3.3 ** 2 - 1.8 ** 2)
+    return parse_power(f"cap={cap * 1e6:.4f}uF,von=3.3V,voff=1.8V,active=1.5mW")
+
+
 def trace_file(path: Path) -> Path:
-    path.write_text("time_s,power_W\n0,0.0005\n0.5,0.00005\n1.0,0.001\n")
+    path.write_text("time_s,power_W\n0,0.0001\n0.5,0.00002\n1.0,0.0002\n")   # far below the 1.5 mW load
     return path
 
 
@@ -127,13 +134,13 @@ def test_energy_driver_matches_the_reference_model(digits: tuple[Path, Path], tm
         x = d["x"][-60:]
     xq = hostrun.quantize(man, {"input": x})
     trace = load_trace(trace_file(tmp_path / "t.csv"))
-    supply = parse_power(SUPPLY)
+    supply = supply_for(g)
     assert supply.cycles_per_power_cycle < sum(g["step_cycles"])   # the whole model never fits one charge
     run = run_energy(out, xq, trace, supply, 0.05, sanitize=True)
     status, answers = simulate(program(out), xq, trace, supply, 0.05, g["step_cycles"], g["exit_cycles"])
     np.testing.assert_array_equal(run.status, status)
     counts = run.counts(3)
-    assert counts["full"] == 0 and counts["1"] + counts["2"] + counts["3"] > len(x) // 2
+    assert counts["full"] == 0 and counts["2"] > 0 and counts["none"] < len(x)
     cls_at = next(pt["offset"] for pt in man["outputs"] if pt["name"] == "class")
     for i, a in enumerate(answers):
         if a is not None:
@@ -175,13 +182,16 @@ def test_run_command_with_an_energy_trace(digits: tuple[Path, Path], tmp_path: P
     with np.load(data) as d:
         np.savez(tmp_path / "x.npz", x=d["x"][-30:], y=d["y"][-30:])
     trace = trace_file(tmp_path / "t.csv")
+    cap = supply_for(hostrun.load_manifest(out)["gnet"]).cap_f
+    spec = f"cap={cap * 1e6:.4f}uF,von=3.3V,voff=1.8V,active=1.5mW"
     code = main(["run", str(out), "--input", str(tmp_path / "x.npz"), "--energy-trace", str(trace),
-                 "--energy-supply", SUPPLY, "--json"])
+                 "--energy-supply", spec, "--json"])
     doc = json.loads(capsys.readouterr().out)
     assert code == 0 and doc["samples"] == 30
     assert sum(doc["counts"].values()) == 30 and doc["answered"] == 30 - doc["counts"]["none"]
     assert doc["accuracy_of_answers"] is not None and doc["accuracy_of_answers"] > 0.6
-    code = main(["run", str(out), "--input", str(tmp_path / "x.npz"), "--energy-trace", str(trace)])
+    code = main(["run", str(out), "--input", str(tmp_path / "x.npz"), "--energy-trace", str(trace),
+                 "--energy-supply", spec])
     text = capsys.readouterr().out
     assert code == 0 and "sample 0: " in text and "answered " in text and "accuracy of the answers" in text
     bad = tmp_path / "bad.csv"

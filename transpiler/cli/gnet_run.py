@@ -28,7 +28,7 @@ def add_energy_arguments(parser: argparse.ArgumentParser) -> None:
                              "print which exit answered each one")
     parser.add_argument("--energy-supply", metavar="SPEC", default=None,
                         help="the capacitor and load for --energy-trace (default "
-                             "cap=10uF,von=3.3V,voff=1.8V,active=1.5mW,freq=8MHz)")
+                             "cap=47uF,von=3.3V,voff=1.8V,active=1.5mW,freq=8MHz)")
     parser.add_argument("--energy-period", type=float, default=0.05, metavar="SECONDS",
                         help="time between two inference requests for --energy-trace (default 0.05)")
 

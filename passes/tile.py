@@ -38,8 +38,8 @@ from typing import Any
 from transpiler.errors import BudgetError, Location
 from transpiler.intermittent import (INPUT_CHUNK, META_KEY, IntermittentPlan, commit_pieces, input_chunks,
                                      output_size, simulate_power_cycles)
-from transpiler.lir.cost import (BOOT_CYCLES, COMMIT_CYCLES, COPY_CYCLES_PER_ELEMENT, RUN_CYCLES, STEP_CYCLES,
-                                 TILE_CALL_CYCLES, step_work)
+from transpiler.lir.cost import (BOOT_CYCLES, COMMIT_CYCLES, COPY_CYCLES_PER_ELEMENT, COSTS, RUN_CYCLES,
+                                 STEP_CYCLES, step_work)
 from transpiler.lir.ir import Program, Step, TilePlan
 from transpiler.pass_infra import Pass, PassResult, register
 
@@ -73,24 +73,56 @@ def _tile_dims(program: Program, step: Step, tile_units: int) -> list[int]:
 
 
 def _natural_tile(program: Program, step: Step, group_units: int) -> int:
-    """The tile (units per kernel call) for a group of `group_units`: whole channels for conv when
-    the group covers at least one channel, else the group itself."""
+    """The tile (units per kernel call) for a group of `group_units`: the group itself, rounded
+    down to whole channels for conv when it covers at least one (a conv tile is a run of rows of
+    one channel or whole channels). One call per group: a kernel call costs thousands of cycles of
+    set-up (cost.OpCost.call), and the activations are in FRAM, so a bigger tile needs no SRAM."""
     if step.op in ("conv", "conv_sparse"):
         oh = program.buffers[step.outputs[0]].shape[-2]
         if group_units >= oh:
-            return oh
+            return group_units // oh * oh
     return group_units
 
 
-def _budget_error(what: str, op: str, need: float, budget: int, margin: float, usable: float,
-                  detail: str, hint_tail: str) -> BudgetError:
+def _largest_group(program: Program, step: Step, units: int, per_unit: float, call: float, room: float) -> int:
+    """The most units one group may hold so that ``units * per_unit + calls * call <= room``.
+
+    A group is one kernel call (a run of rows, outputs, channels or chunks; _natural_tile); 0 when
+    not even one unit fits.
+    """
+    one_call = int((room - call) // per_unit) if room > call else 0
+    group = min(one_call, units)
+    if step.op in ("conv", "conv_sparse"):
+        oh = program.buffers[step.outputs[0]].shape[-2]
+        group = min(group, oh - 1) if oh > 1 else group
+        channels = int(room // (oh * per_unit + call)) if room > 0 else 0
+        if channels >= 1:
+            group = max(group, min(channels * oh, units))
+    return max(group, 0)
+
+
+def smallest_need(program: Program) -> float:
+    """Cycles the largest piece of work that cannot be split further needs in one power cycle:
+    one unit of the costliest step (with its call, commit and the boot), one input chunk, the output
+    copy."""
+    need = INPUT_CHUNK * COPY_CYCLES_PER_ELEMENT + COMMIT_CYCLES + RUN_CYCLES + BOOT_CYCLES
+    need = max(need, output_size(program) * COPY_CYCLES_PER_ELEMENT + RUN_CYCLES + BOOT_CYCLES)
+    for step in program.steps:
+        work = step_work(program, step)
+        need = max(need, work.cycles_per_unit + COSTS[step.op].call + COMMIT_CYCLES + STEP_CYCLES + BOOT_CYCLES)
+    return need
+
+
+def _budget_error(program: Program, what: str, op: str, need: float, budget: int, margin: float,
+                  usable: float, detail: str, hint_tail: str) -> BudgetError:
+    enough = math.ceil(smallest_need(program) / (1 - margin))
     return BudgetError(
         f"layer '{what}' ({op}) cannot fit one power cycle: {detail} needs {need:.0f} cycles with its "
         f"commit and the boot, but the budget is {budget} cycles with a {margin:.0%} margin "
         f"({usable + BOOT_CYCLES:.0f} usable)",
         location=Location(pass_name="tile", node=what, op=op),
-        hint=f"a budget of at least {math.ceil(need / (1 - margin))} cycles "
-             f"(a larger capacitor or lower active power), or {hint_tail}")
+        hint=f"a budget of at least {enough} cycles, which fits every layer of the model (a larger "
+             f"capacitor or lower active power), or {hint_tail}")
 
 
 @register
@@ -125,25 +157,23 @@ class Tile(Pass):
         in_per_commit = int(room // chunk_cycles) if room > 0 else 0
         if in_per_commit < 1:
             need = chunk_cycles + COMMIT_CYCLES + RUN_CYCLES + BOOT_CYCLES
-            raise _budget_error("input copy", "copy", need, budget, margin, usable,
+            raise _budget_error(program, "input copy", "copy", need, budget, margin, usable,
                                 f"one chunk of {INPUT_CHUNK} input elements", "a smaller input")
         in_per_commit = min(in_per_commit, input_chunks(program))
         out_need = output_size(program) * COPY_CYCLES_PER_ELEMENT + RUN_CYCLES
         if out_need > usable:
-            raise _budget_error("output copy", "copy", out_need + BOOT_CYCLES, budget, margin, usable,
+            raise _budget_error(program, "output copy", "copy", out_need + BOOT_CYCLES, budget, margin, usable,
                                 f"copying the {output_size(program)} output elements", "fewer outputs")
         for step in program.steps:
             work = step_work(program, step)
-            # conservative: every unit its own kernel call
-            per_unit = work.cycles_per_unit + TILE_CALL_CYCLES
+            call = COSTS[step.op].call
             room = usable - COMMIT_CYCLES - STEP_CYCLES
-            group = int(room // per_unit) if room > 0 else 0
+            group = _largest_group(program, step, work.units, work.cycles_per_unit, call, room)
             if group < 1:
-                need = per_unit + COMMIT_CYCLES + STEP_CYCLES + BOOT_CYCLES
-                raise _budget_error(step.name, step.op, need, budget, margin, usable,
+                need = work.cycles_per_unit + call + COMMIT_CYCLES + STEP_CYCLES + BOOT_CYCLES
+                raise _budget_error(program, step.name, step.op, need, budget, margin, usable,
                                     f"its smallest tile (one work unit, {work.macs_per_unit} MACs)",
                                     "a smaller layer")
-            group = min(group, work.units)
             tile_units = _natural_tile(program, step, group)
             per_commit = max(1, group // tile_units)
             group = tile_units * per_commit
@@ -152,7 +182,7 @@ class Tile(Pass):
                 step.tile = plan
                 changed = True
             n_groups = math.ceil(work.units / group)
-            group_cycles = group * work.cycles_per_unit + per_commit * TILE_CALL_CYCLES + COMMIT_CYCLES
+            group_cycles = group * work.cycles_per_unit + per_commit * call + COMMIT_CYCLES
             total += work.units * work.cycles_per_unit + n_groups * COMMIT_CYCLES
             commits += n_groups
             steps.append({"step": step.name, "op": step.op, "units": work.units, "tile": plan.dims,

@@ -111,8 +111,8 @@ class Piece:
 
 def commit_pieces(program: Program, plan: IntermittentPlan) -> list[Piece]:
     """Every piece of work between two commits of one inference, in order (see the module doc)."""
-    from transpiler.lir.cost import (COMMIT_CYCLES, COPY_CYCLES_PER_ELEMENT, RUN_CYCLES, STEP_CYCLES,
-                                     TILE_CALL_CYCLES, step_work, tile_unit_count)
+    from transpiler.lir.cost import (COMMIT_CYCLES, COPY_CYCLES_PER_ELEMENT, COSTS, RUN_CYCLES, STEP_CYCLES,
+                                     step_cycles, step_work, tile_unit_count)
 
     pieces: list[Piece] = []
     n_in = input_size(program)
@@ -128,7 +128,8 @@ def commit_pieces(program: Program, plan: IntermittentPlan) -> list[Piece]:
         c = end
     for i, step in enumerate(program.steps):
         work = step_work(program, step)
-        tile = tile_unit_count(program, step)
+        per_unit = step_cycles(program, step) / max(work.units, 1)   # the average unit (the tile pass
+        tile = tile_unit_count(program, step)                        # sizes groups by the worst one)
         per_commit = step.tile.per_commit if step.tile is not None else 1
         group = max(1, tile * per_commit)
         u = 0
@@ -137,7 +138,7 @@ def commit_pieces(program: Program, plan: IntermittentPlan) -> list[Piece]:
             n = min(group, work.units - u)
             calls = math.ceil(n / tile)
             pieces.append(Piece(step.name, i + 1,
-                                extra + n * work.cycles_per_unit + calls * TILE_CALL_CYCLES + COMMIT_CYCLES,
+                                extra + n * per_unit + calls * COSTS[step.op].call + COMMIT_CYCLES,
                                 n * work.stores_per_unit + COMMIT_STORES))
             extra = 0.0
             u += n

@@ -39,7 +39,8 @@ class PowerSupply:
 
     @property
     def cycles_per_power_cycle(self) -> int:
-        return int(self.freq_hz * self.energy_j / self.active_w)
+        # rounded to 1e-6 first: 8 MHz * 382.5 uJ / 1.5 mW is 2039999.9999999998 in binary floating point
+        return int(round(self.freq_hz * self.energy_j / self.active_w, 6))
 
     @property
     def recharge_s(self) -> float | None:

@@ -21,7 +21,7 @@ import os
 import re
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -201,6 +201,7 @@ class SimPowerRun:
     """A simulator run under power failures and the same run without them.
 
     ``reexecuted_cycles`` = cycles - baseline_cycles: the boots and the lost partial groups.
+    ``baseline_outputs``: the uninterrupted run's outputs (None when its cycles were given).
     """
 
     outputs: np.ndarray
@@ -210,7 +211,7 @@ class SimPowerRun:
     instructions: int
     exit_reason: str
     spec: str
-    run_cycles: dict[int, int] = field(default_factory=dict)
+    baseline_outputs: np.ndarray | None = None
 
     @property
     def reexecuted_cycles(self) -> int:
@@ -221,40 +222,40 @@ def run_sim_pf(out_dir: str | os.PathLike[str], manifest: Mapping[str, Any], inp
                power_fail: str | None, max_failures: int = DEFAULT_SIM_MAX_FAILURES,
                baseline: int | None = None, sram_fill: str | None = None,
                timeout: float = 600.0) -> SimPowerRun:
-    """Build ``<m>.elf`` for these inputs and run it in msp430-elf-run with ``power_fail`` (cycles).
-
-    ``baseline`` is the uninterrupted run's cycle count when known (else one more run measures it).
+    """Run int16 inputs ``[N, in_size]`` through the package's simulator build (a plain ``make
+    msp430``, transpiler/simpackage.py) with ``power_fail`` (cycles), and without failures for the
+    baseline unless ``baseline`` (its total cycles) is given.
 
     Raises:
         PowerFailError: the simulator stopped at ``max_failures`` (exit status 3: the failures come
-            faster than one commit group) or the program did not halt.
+            faster than one commit group plus a boot).
         ToolchainError: no toolchain, a build or simulator problem.
     """
-    from transpiler import sim
+    from transpiler.simpackage import run_package
 
-    in_size, out_size = int(manifest["api"]["in_size"]), int(manifest["api"]["out_size"])
-    x = np.asarray(inputs).reshape(-1, in_size).astype(np.int64)
-    rows = [list(map(int, r)) for r in x]
-    m = str(manifest["c_name"])
+    require_intermittent(manifest, str(out_dir))
+    in_size = int(manifest["api"]["in_size"])
+    x = np.asarray(inputs).reshape(-1, in_size)
     spec = sim_spec(power_fail) if power_fail else None
-    r = sim.run_model(out_dir, m, rows, power_fail=spec, max_failures=max_failures, timeout=timeout,
-                      sram_fill=sram_fill)
-    if r.exit_reason == "max_failures":
-        raise PowerFailError(
-            f"cannot make progress on the simulator under {spec}: {r.power_failures} power failures "
-            f"(MSP430_SIM_MAX_FAILURES) and the inference has not finished",
-            hint="the failures come faster than one commit group plus the boot: give longer power cycles "
-                 "or compile for a smaller --cycles-per-power-cycle")
-    r.check()
-    out = r.output()
-    if out.done != len(rows) or any(i not in out.outputs for i in range(len(rows))):
-        raise PowerFailError(f"the simulator printed outputs for {len(out.outputs)} of {len(rows)} inputs",
-                             details=out.errors[-3:] + out.other[-3:])
-    y = np.array([out.outputs[i] for i in range(len(rows))], dtype=np.int16).reshape(len(rows), out_size)
+    options: dict[str, Any] = {"max_failures": max_failures, "timeout": timeout}
+    if sram_fill is not None:
+        options["sram_fill"] = sram_fill
+    try:
+        r = run_package(out_dir, x, counters="none", power_fail=spec, **options)
+    except ToolchainError as exc:
+        if "'max_failures'" in exc.message:
+            raise PowerFailError(
+                f"cannot make progress on the simulator under {spec}: {max_failures} power failures "
+                "(MSP430_SIM_MAX_FAILURES, exit status 3) and the inference has not finished",
+                hint="the failures come faster than one commit group plus the boot: give longer power "
+                     "cycles, or compile for a smaller --cycles-per-power-cycle") from exc
+        raise
+    base_outputs = None
     if baseline is None:
-        baseline = r.cycles if not spec else sim.run_elf(Path(out_dir) / f"{m}.elf", timeout=timeout).check().cycles
-    return SimPowerRun(y, r.power_failures, r.cycles, int(baseline), r.instructions, r.exit_reason,
-                       spec or "none", {k: v.cycles for k, v in out.runs.items()})
+        r0 = r if not spec else run_package(out_dir, x, counters="none", timeout=timeout)
+        baseline, base_outputs = r0.total_cycles, r0.outputs
+    return SimPowerRun(r.outputs, r.power_failures, r.total_cycles, int(baseline), r.total_instructions,
+                       "halt", spec or "none", base_outputs)
 
 
 __all__ = ["PowerFailError", "host_spec", "sim_spec", "require_intermittent", "build_host_pf",

@@ -24,6 +24,7 @@ from typing import Any
 from transpiler.cli.common import (add_model_arguments, add_pipeline_arguments, instrument_options, make_context,
                                    parse_input_shapes)
 from transpiler.cli.gnet_flags import add_gnet_arguments, format_gnet, gnet_summary, with_gnet
+from transpiler.cli.power_flags import add_power_arguments, apply_power, format_power, power_summary, with_power
 from transpiler.errors import PipelineError
 
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(KiB|MiB|KB|kB|MB|K|M|B)?\s*$")
@@ -72,6 +73,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                              "`make -C DIR msp430`, `freeml-tx run DIR --on sim`, `freeml-tx report DIR`")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_gnet_arguments(parser)
+    add_power_arguments(parser)
     add_pipeline_arguments(parser)
     return parser
 
@@ -86,7 +88,7 @@ def default_pipeline(args: argparse.Namespace) -> str:
     if getattr(args, "sram_only", False):
         plan.append("fram-activations=false")
     plan_spec = "plan-memory" + (f"{{{','.join(plan)}}}" if plan else "")
-    return with_gnet(f"normalize,quantize,lower,{plan_spec},emit-c", args)
+    return with_power(with_gnet(f"normalize,quantize,lower,{plan_spec},emit-c", args), args)
 
 
 def keep_onnx_instrument(context: Any) -> Any:
@@ -121,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
     model = load(args.model, shapes)
     context = make_context(args, pipeline, model, shapes)
     context.sram_bytes, context.fram_bytes, context.target = args.sram, args.fram, args.target
+    apply_power(context, args)
     source = Path(args.model)
     context.extra["model_name"] = args.name or source.stem
     context.extra["source_sha256"] = hashlib.sha256(source.read_bytes()).hexdigest()
@@ -223,6 +226,7 @@ def make_summary(args: argparse.Namespace, context: Any, report: Any) -> dict[st
         "gnet": gnet_summary(context),
         "target": getattr(args, "target", "host"),
         "msp430": msp430_summary(context),
+        "intermittent": power_summary(context),
     }
 
 
@@ -255,6 +259,8 @@ def format_summary(s: dict[str, Any]) -> str:
         lines.append(f"  labels      {', '.join(str(x) for x in s['labels'])}")
     if s.get("gnet"):
         lines += format_gnet(s["gnet"])
+    if s.get("intermittent"):
+        lines += format_power(s["intermittent"])
     lines.append(f"  report      {s['report']}")
     m4 = s.get("msp430") or {}
     if s.get("target") == "msp430fr5994" and m4.get("memory_model"):

@@ -2,6 +2,13 @@
 
     freeml-tx run build/ --input digit.npy --output logits.npy
     freeml-tx run build/ --on sim --input digit.npy      # in the MSP430FR5994 simulator
+    freeml-tx run build/ --input x.npy --power-fail random:seed=1,min=2000,max=40000   # intermittent
+    freeml-tx run build/ --on sim --input x.npy --power-fail every:30000                # packages
+
+``--power-fail`` (packages compiled with --power / --cycles-per-power-cycle) injects power failures:
+on the host counted in FRAM stores, in the simulator in cycles; it prints the number of failures,
+the re-executed work and checks the output against the uninterrupted run
+(transpiler/cli/powerfail_run.py).
 
 With ``--on sim`` the package's MSP430 build (``make msp430``, msp430.mk, with the simulator's
 counters read around each inference by main_sim.c: ``MSP430_RUN_COUNTERS=1``) runs every sample in
@@ -25,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from transpiler.cli.powerfail_run import add_power_fail_arguments, execute_power_fail, format_power_fail
 from transpiler.errors import DataError, Location
 
 
@@ -41,6 +49,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--on", choices=("host", "sim"), default="host",
                         help="where to run: the host binary (default) or the MSP430FR5994 simulator "
                              "(needs the msp430-elf toolchain: MSP430_GCC_ROOT or PATH)")
+    add_power_fail_arguments(parser)
     return parser
 
 
@@ -139,7 +148,10 @@ def run(args: argparse.Namespace) -> int:
     man = hostrun.load_manifest(args.dir)
     inputs = load_inputs(args.input, man)
     sim_info: dict[str, Any] | None = None
-    if getattr(args, "on", "host") == "sim":
+    pf_info: dict[str, Any] | None = None
+    if getattr(args, "power_fail", None):
+        man, real, pf_info = execute_power_fail(args, inputs)
+    elif getattr(args, "on", "host") == "sim":
         man, _raw, real, sim = execute_sim(args.dir, inputs)
         sim_info = sim_summary(sim)
     else:
@@ -162,6 +174,8 @@ def run(args: argparse.Namespace) -> int:
                "classes": classes, "labels": [label_of(c) for c in classes] if labels else None}
         if sim_info is not None:
             doc["sim"] = sim_info
+        if pf_info is not None:
+            doc["power_fail"] = pf_info
         print(json.dumps(doc))
     else:
         np.set_printoptions(precision=4, suppress=True, linewidth=100, threshold=40)
@@ -180,6 +194,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"... {len(classes) - 20} more")
         if sim_info is not None:
             _print_sim(sim_info)
+        if pf_info is not None:
+            print("\n".join(format_power_fail(pf_info, n)))
     if args.output:
         out = Path(args.output)
         if out.suffix == ".npz":

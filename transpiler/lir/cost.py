@@ -47,18 +47,25 @@ class OpCost:
     store: float
     index: float = 0.0
     """conv_sparse: cycles per stored weight to decode a channel's taps (once per kernel call)."""
+    slow_mac: float = 0.0
+    """conv: cycles per MAC of a window on the general path (image borders, dilation > 1); 0 = mac."""
+    border: float = 0.0
+    """conv: cycles per output on the general path (instead of ``store``); 0 = store."""
+    call: float = 0.0
+    """cycles of one kernel call (one tile): the run loop's dispatch, the step function, the kernel's
+    set-up before its first unit (fx_conv's geometry and per-channel pointers: thousands)."""
 
 
 # Fitted with bench/calibrate_cost.py on the patched msp430-elf-run (-O2, MPY32).
 COSTS: dict[str, OpCost] = {
-    "conv": OpCost(base=180.0, mac=9.0, store=40.0),
-    "fc": OpCost(base=120.0, mac=8.0, store=30.0),
-    "maxpool": OpCost(base=150.0, mac=7.0, store=30.0),
-    "avgpool": OpCost(base=150.0, mac=7.0, store=120.0),
-    "add": OpCost(base=100.0, mac=0.0, store=30.0),
-    "act": OpCost(base=100.0, mac=0.0, store=20.0),
-    "concat": OpCost(base=100.0, mac=0.0, store=25.0),
-    "argmax": OpCost(base=100.0, mac=6.0, store=0.0),
+    "conv": OpCost(base=413.1, mac=8.68, slow_mac=17.51, store=72.11, border=377.23, call=1792),
+    "fc": OpCost(base=171.21, mac=8.27, store=0.0, call=281),
+    "maxpool": OpCost(base=763.88, mac=16.97, slow_mac=87.61, store=0.0, border=0.0, call=1176),
+    "avgpool": OpCost(base=252.5, mac=65.86, slow_mac=296.95, store=50.97, border=0.0, call=991),
+    "add": OpCost(base=0.0, mac=0.0, store=182.11, call=316),
+    "act": OpCost(base=0.0, mac=0.0, store=36.97, call=208),
+    "concat": OpCost(base=287.76, mac=83.9, store=0.0, call=302),
+    "argmax": OpCost(base=0.0, mac=22.0, store=0.0, call=0),
     # Measured with bench/sparse_speed.py (its fit of cycles per output over densities <= 0.1):
     # fc_sparse 12.4 cycles per stored weight (dense fx_fc: 8.6 per weight) and ~150 per output;
     # conv_sparse ~14 per stored tap per output (16 with padded borders), ~180 per output
@@ -69,13 +76,12 @@ COSTS: dict[str, OpCost] = {
     "gnet_feature": OpCost(base=100.0, mac=0.0, store=25.0),    # fx_requant_copy, as concat
     "gnet_exit": OpCost(base=120.0, mac=8.0, store=30.0),       # fx_fc over the feature vector
 }
-COMMIT_CYCLES = 160      # fx_progress_commit: find the older record, checksum, five FRAM stores
-BOOT_CYCLES = 600        # reset to the first unit: crt0, .data/.bss setup, progress load, dispatch
+COMMIT_CYCLES = 252      # fx_progress_commit: find the older record, checksum, five FRAM stores
+BOOT_CYCLES = 759        # reset to the first unit: crt0, .data/.bss setup, progress load, dispatch
 # The intermittent run loop (backends/c/intermittent.py, transpiler/intermittent.py):
-COPY_CYCLES_PER_ELEMENT = 12.0   # input copy into FRAM / output copy out, per int16 element
-RUN_CYCLES = 120         # one fx_<m>_run call: progress load and the dispatch to the saved step
-STEP_CYCLES = 40         # entering a step in the loop (table entry, group size)
-TILE_CALL_CYCLES = 60    # one step-function call for a tile (the call, descriptor, kernel set-up)
+COPY_CYCLES_PER_ELEMENT = 11.0   # input copy into FRAM / output copy out, per int16 element
+RUN_CYCLES = 0         # one fx_<m>_run call: progress load and the dispatch to the saved step
+STEP_CYCLES = 0         # entering a step in the loop (table entry, group size)
 
 
 @dataclass(frozen=True)
@@ -103,15 +109,20 @@ def step_work(program: Program, step: Step) -> StepWork:
     if op == "conv":
         cout, oh, ow = out.shape[-3:]
         w = bufs[step.inputs[1]]
-        units, macs, stores = cout * oh, ow * _prod(w.shape[1:]), ow
+        rows = conv_rows(program, step)
+        worst = max(_conv_row_cycles(COSTS["conv"], r) for r in rows) if rows else COSTS["conv"].base
+        return StepWork(cout * oh, ow * _prod(w.shape[1:]), ow, worst)
     elif op == "fc":
         units, macs, stores = out.size, bufs[step.inputs[0]].size, 1
-    elif op in ("maxpool", "avgpool"):
+    elif op in ("maxpool", "avgpool"):    # "MACs": the window taps inside the input (padding is free)
         c, oh, ow = out.shape[-3:]
-        kernel = step.attrs.get("kernel", [1, 1])
-        units, macs, stores = c, oh * ow * _prod(kernel if isinstance(kernel, list) else [kernel]), oh * ow
-    elif op in ("add", "act", "concat"):
+        win = pool_windows(program, step)
+        return StepWork(c, win.fast_macs + win.slow_macs, oh * ow, _conv_row_cycles(COSTS[op], win))
+    elif op in ("add", "act"):
         units, macs, stores = -(-out.size // ELTWISE_CHUNK), 0, ELTWISE_CHUNK
+    elif op == "concat":            # "MACs": the elements of a chunk that are requantised (shift != 0)
+        units, stores = -(-out.size // ELTWISE_CHUNK), ELTWISE_CHUNK
+        macs = ELTWISE_CHUNK if _concat_requantised(program, step) else 0
     elif op == "gnet_feature":      # chunks of the slice it writes
         units, macs, stores = -(-bufs[step.inputs[0]].size // ELTWISE_CHUNK), 0, ELTWISE_CHUNK
     elif op == "gnet_exit":
@@ -142,10 +153,117 @@ def _per_output_nnz(program: Program, step: Step) -> list[int]:
     return [int(v) for v in np.diff(np.asarray(ptr, dtype=np.int64).reshape(-1))]
 
 
+@dataclass(frozen=True)
+class ConvRow:
+    """The work of one output row of one channel of a dense conv (fx_conv's three runs of columns).
+
+    fast_macs/fast_outputs: the interior windows (all kw taps inside the input, dilation 1 along
+    the width; every window of a pointwise conv), run by the specialised runners; slow_macs/
+    slow_outputs: the border windows and every window of a width-dilated conv (the general path).
+    MACs count the valid taps only (padding taps cost nothing).
+    """
+
+    fast_macs: int
+    slow_macs: int
+    fast_outputs: int
+    slow_outputs: int
+
+
+def _valid_taps(i0: int, k: int, d: int, n: int) -> int:
+    return sum(1 for t in range(k) if 0 <= i0 + t * d < n)
+
+
+def pool_windows(program: Program, step: Step) -> ConvRow:
+    """The work of one channel of a pooling step: the windows entirely inside the input (the
+    kernels' fast path; dilation 1 along the width) and the others (valid tap range first), their
+    taps inside the input (padding is free) and their outputs, in a ConvRow's fields."""
+    x, y = program.buffers[step.inputs[0]], program.buffers[step.outputs[0]]
+    _, ih, iw = x.shape[-3:]
+    _, oh, ow = y.shape[-3:]
+
+    def pair(key: str, default: int) -> list[int]:
+        v = step.attrs.get(key, [default, default])
+        return [int(a) for a in v] if isinstance(v, list) and len(v) >= 2 else [default, default]
+
+    kh, kw = pair("kernel", 1)
+    sh, sw = pair("stride", 1)
+    dh, dw = pair("dilation", 1)
+    pads = step.attrs.get("pads", [0, 0, 0, 0])
+    pt, pl = (int(pads[0]), int(pads[1])) if isinstance(pads, list) and len(pads) >= 2 else (0, 0)
+    rows = [(oy * sh - pt, _valid_taps(oy * sh - pt, kh, dh, ih)) for oy in range(oh)]
+    cols = [(ox * sw - pl, _valid_taps(ox * sw - pl, kw, dw, iw)) for ox in range(ow)]
+    row_in = [i0 >= 0 and i0 + (kh - 1) * dh < ih for i0, _ in rows]
+    col_in = [dw == 1 and i0 >= 0 and i0 + kw - 1 < iw for i0, _ in cols]
+    fast_taps = slow_taps = fast_out = slow_out = 0
+    for (_, ny), rin in zip(rows, row_in):
+        for (_, nx), cin in zip(cols, col_in):
+            if rin and cin:
+                fast_taps += ny * nx
+                fast_out += 1
+            else:
+                slow_taps += ny * nx
+                slow_out += 1
+    return ConvRow(fast_taps, slow_taps, fast_out, slow_out)
+
+
+def conv_rows(program: Program, step: Step) -> list[ConvRow]:
+    """Per output row (the same for every output channel): the work of a dense conv unit."""
+    bufs = program.buffers
+    x, w, y = bufs[step.inputs[0]], bufs[step.inputs[1]], bufs[step.outputs[0]]
+    _, cg, kh, kw = w.shape
+    _, ih, iw = x.shape[-3:]
+    _, oh, ow = y.shape[-3:]
+
+    def pair(key: str, default: int) -> list[int]:
+        v = step.attrs.get(key, [default, default])
+        return [int(a) for a in v] if isinstance(v, list) else [default, default]
+
+    sh, sw = pair("stride", 1)
+    dh, dw = pair("dilation", 1)
+    pads = step.attrs.get("pads", [0, 0, 0, 0])
+    pt, pl = (int(pads[0]), int(pads[1])) if isinstance(pads, list) and len(pads) >= 2 else (0, 0)
+    pointwise = kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0 and ow == iw
+    # columns: interior windows and the valid taps of each border window
+    interior = 0
+    border_taps: list[int] = []
+    for ox in range(ow):
+        i0 = ox * sw - pl
+        if pointwise or (dw == 1 and i0 >= 0 and i0 + kw <= iw):
+            interior += 1
+        else:
+            border_taps.append(_valid_taps(i0, kw, dw, iw))
+    rows = []
+    for oy in range(oh):
+        nky = _valid_taps(oy * sh - pt, kh, dh, ih)
+        rows.append(ConvRow(interior * cg * nky * kw, cg * nky * sum(border_taps), interior, len(border_taps)))
+    return rows
+
+
+def _conv_row_cycles(c: OpCost, r: ConvRow) -> float:
+    return (c.base + c.mac * r.fast_macs + (c.slow_mac or c.mac) * r.slow_macs
+            + c.store * r.fast_outputs + (c.border or c.store) * r.slow_outputs)
+
+
+def _concat_requantised(program: Program, step: Step) -> int:
+    """Elements of a concat's output that fx_requant_copy requantises (their input's shift != 0)."""
+    shifts = step.attrs.get("shifts", [])
+    if not isinstance(shifts, list):
+        return 0
+    return sum(program.buffers[x].size for x, sh in zip(step.inputs, shifts) if sh != 0)
+
+
 def step_cycles(program: Program, step: Step) -> float:
-    """Predicted cycles of a whole step without commits: units x per-unit cost, except for the
-    sparse ops, whose units are summed with their own stored weights (conv_sparse decoding each
-    channel once, as whole-channel tiles do)."""
+    """Predicted cycles of a whole step without commits: units x per-unit cost, except for conv,
+    whose rows are summed with their own borders and padding, and the sparse ops, whose units are
+    summed with their own stored weights (conv_sparse decoding each channel once, as whole-channel
+    tiles do)."""
+    if step.op == "conv":
+        cout = program.buffers[step.outputs[0]].shape[-3]
+        return cout * sum(_conv_row_cycles(COSTS["conv"], r) for r in conv_rows(program, step))
+    if step.op == "concat":
+        c = COSTS["concat"]
+        n = program.buffers[step.outputs[0]].size
+        return -(-n // ELTWISE_CHUNK) * c.base + c.store * n + c.mac * _concat_requantised(program, step)
     if step.op not in ("fc_sparse", "conv_sparse"):
         work = step_work(program, step)
         return work.units * work.cycles_per_unit

@@ -14,7 +14,9 @@ running step costs its predicted cycles (transpiler/lir/cost.py) at the active p
 ``cycles / freq`` seconds; sample ``i`` is requested at ``i * period`` (later if the previous one
 still runs). Before every step, once an exit is present, the exit policy answers early when
 ``E * freq / P_active < cycles(step) + cycles(head)``. An inference whose energy runs out gives no
-answer, and the device then stays off until the capacitor is full again.
+answer, and the device then stays off until the capacitor is full again. Before its first step an
+inference sleeps until the capacitor pays for the cycles up to exit 1's answer
+(``fx_energy_wait``; ``gnet.start_cycles``).
 """
 
 from __future__ import annotations
@@ -234,13 +236,18 @@ def run_energy(out_dir: str | os.PathLike[str], x_q: np.ndarray, trace: EnergyTr
 
 # --------------------------------------------------------------------------- the reference model
 def simulate(program: Any, x_q: np.ndarray, trace: EnergyTrace, supply: PowerSupply, period: float,
-             step_cycles: Sequence[int], exit_cycles: int) -> tuple[np.ndarray, list[Any]]:
+             step_cycles: Sequence[int], exit_cycles: int, early_exit: bool = True,
+             answers: bool = True, start_cycles: int | None = None) -> tuple[np.ndarray, list[Any]]:
     """The energy model of the module docstring over the LIR interpreter: per sample the status and
     the answer (transpiler.lir.interp.ExitAnswer, or None for the whole model / no answer).
 
     ``step_cycles`` / ``exit_cycles``: the manifest's ``gnet.step_cycles`` / ``gnet.exit_cycles``
     (the in-sequence steps' predicted cycles, the head's). The arithmetic follows main_gnet.c
-    operation by operation, so the decisions match the C's.
+    operation by operation, so the decisions match the C's. ``early_exit=False`` is the same device
+    without the gNet (every inference runs the whole model or fails); ``answers=False`` skips the
+    interpreter runs (statuses only). ``start_cycles``: the manifest's ``gnet.start_cycles``, what an
+    inference waits (asleep, charging) to be able to pay before its first step (with
+    ``early_exit=False`` the whole model's cycles), at most a full capacitor.
     """
     from transpiler.lir.interp import run_until
     from transpiler.lir.ops import ON_DEMAND_OPS
@@ -251,7 +258,7 @@ def simulate(program: Any, x_q: np.ndarray, trace: EnergyTrace, supply: PowerSup
     e_max = 0.5 * supply.cap_f * (supply.von_v * supply.von_v - supply.voff_v * supply.voff_v)
     e, t, dead = e_max, 0.0, False
     status = np.full(len(x_q), NO_ANSWER, dtype=np.int64)
-    answers: list[Any] = []
+    found: list[Any] = []
     name = program.inputs[0].onnx_name
 
     def spend(cycles: float) -> bool:
@@ -269,17 +276,27 @@ def simulate(program: Any, x_q: np.ndarray, trace: EnergyTrace, supply: PowerSup
     for i, x in enumerate(x_q):
         t_req = i * period
         if dead:
-            full_at = _charge_full(trace, e_max, e, t)
+            full_at = _charge_to(trace, e_max, e, t)
             if full_at is None:
-                answers.append(None)
+                found.append(None)
                 continue
             e, t, dead = e_max, full_at, False
         if t < t_req:
             e = min(e_max, e + trace.harvest(t, t_req))
             t = t_req
+        wait = sum(step_cycles) if not early_exit else start_cycles
+        if wait is not None:
+            target = min(float(int(wait)) * p_act / freq, e_max)
+            if e < target:
+                ready_at = _charge_to(trace, target, e, t)
+                if ready_at is None:
+                    e, dead = 0.0, True
+                    found.append(None)
+                    continue
+                e, t = target, ready_at
         present, stop, ok = 0, None, True
         for s in range(len(seq)):
-            if present and level() < step_cycles[s] + exit_cycles:
+            if early_exit and present and level() < step_cycles[s] + exit_cycles:
                 stop = s
                 break
             if not spend(step_cycles[s]):
@@ -290,32 +307,36 @@ def simulate(program: Any, x_q: np.ndarray, trace: EnergyTrace, supply: PowerSup
             ok = spend(exit_cycles)
         if not ok:
             e, dead = 0.0, True
-            answers.append(None)
+            found.append(None)
             continue
         if stop is None:
             status[i] = WHOLE_MODEL
-            answers.append(None)
+            found.append(None)
+        elif not answers:
+            status[i] = present
+            found.append(None)
         else:
             ans = run_until(program, {name: x.reshape(program.buffers[program.inputs[0].buffer].shape)},
                             program.steps.index(seq[stop]))
             status[i] = ans.exit
-            answers.append(ans)
-    return status, answers
+            found.append(ans)
+    return status, found
 
 
-def _charge_full(trace: EnergyTrace, e_max: float, e: float, t: float) -> float | None:
-    """The time the capacitor is full again (None: the trace never gives the energy)."""
+def _charge_to(trace: EnergyTrace, target: float, e: float, t: float) -> float | None:
+    """The time the capacitor holds ``target`` J again (None: the trace never gives the energy);
+    main_gnet.c's charge_to."""
     n = len(trace.times)
-    while e < e_max:
+    while e < target:
         j = int(np.searchsorted(trace.times, t, side="right")) - 1
         p = float(trace.powers[max(j, 0)])
         nxt = float(trace.times[0]) if t < trace.times[0] else (float(trace.times[j + 1]) if j + 1 < n else -1.0)
         if nxt < 0.0:
             if p <= 0.0:
                 return None
-            return t + (e_max - e) / p
-        if p > 0.0 and e + p * (nxt - t) >= e_max:
-            return t + (e_max - e) / p
+            return t + (target - e) / p
+        if p > 0.0 and e + p * (nxt - t) >= target:
+            return t + (target - e) / p
         e += p * (nxt - t)
         t = nxt
     return t

@@ -9,8 +9,11 @@ What a program with a gNet gets, besides the ordinary steps (``<m>`` = the C nam
             void fx_<m>_gnet_begin(void);                      zero F and the exit count
             int  fx_<m>_policy(uint32_t next_cycles, uint32_t energy);   nonzero: answer now
             uint32_t fx_energy_level(void);                    platform hook (-DFX_ENERGY_LEVEL_HOOK)
+            void fx_energy_wait(uint32_t cycles);              platform hook (-DFX_ENERGY_WAIT_HOOK):
+                                                               sleep until the energy pays for cycles
             FX_<M>_STEP_CYCLES[s], FX_<M>_GNET_STEP_EXIT[s]    predicted cycles; k after step s (or 0)
-    <m>.c   gnet_feature steps: fx_requant_copy of the slice into F (FRAM), the count k stored with
+    <m>.c   (an inference starts with fx_<m>_gnet_begin() and a wait until exit 1 is affordable)
+            gnet_feature steps: fx_requant_copy of the slice into F (FRAM), the count k stored with
             the slice's last chunk (it commits with the step); the head (fc over F) as a function
             outside the step table; fx_<m>_exit, fx_<m>_gnet_begin, the default policy; and in the
             run loop: fx_<m>_gnet_begin() when an inference starts, and before every step s
@@ -108,6 +111,10 @@ class GnetC:
         """Predicted cycles of every in-sequence step (transpiler/lir/cost.py)."""
         return [int(round(cost.step_cycles(self.seq, s))) for s in self.seq.steps]
 
+    def start_cycles(self) -> int:
+        """Predicted cycles from the start to exit 1's answer (what an inference waits for)."""
+        return int(sum(self.step_cycles()[:self.exit_steps[0] + 1]) + self.exit_cycles())
+
     def exit_cycles(self) -> int:
         """Predicted cycles of an early answer: the head, the argmax and the copies."""
         head = sum(cost.step_cycles(self.full, s) for _, s in self.head)
@@ -126,6 +133,7 @@ class GnetC:
             f"#define FX_{M}_GNET_CLASSES {self.classes}u",
             f"#define FX_{M}_GNET_SCORES_Q ({q})",
             f"#define FX_{M}_GNET_EXIT_CYCLES {self.exit_cycles()}ul",
+            f"#define FX_{M}_GNET_START_CYCLES {self.start_cycles()}ul   /* up to exit 1's answer */",
             "/* Run the head on the features present: scores[FX_<M>_GNET_CLASSES] (Q FX_<M>_GNET_SCORES_Q),"
             .replace("<M>", M),
             " * *cls = the class (first maximum). Returns k, the exits present (0: none yet). */",
@@ -139,6 +147,9 @@ class GnetC:
             "/* Platform hook (build with -DFX_ENERGY_LEVEL_HOOK and define it): the energy left, in CPU cycles",
             " * at the active power. Without the hook the runtime assumes plenty (the whole model runs). */",
             "uint32_t fx_energy_level(void);",
+            "/* Platform hook (build with -DFX_ENERGY_WAIT_HOOK and define it): sleep until fx_energy_level() >= cycles",
+            " * (or the capacitor is full). An inference waits so before its first step until it can reach exit 1. */",
+            "void fx_energy_wait(uint32_t cycles);",
             f"extern const uint32_t FX_{M}_STEP_CYCLES[FX_{M}_N_STEPS];     /* predicted cycles per step */",
             f"extern const uint8_t FX_{M}_GNET_STEP_EXIT[FX_{M}_N_STEPS];   /* k after exit k's feature step, else 0 */",
             "",
@@ -160,6 +171,11 @@ class GnetC:
                f"#define {prefix.upper()}ENERGY() fx_energy_level()",
                "#else",
                f"#define {prefix.upper()}ENERGY() ((uint32_t)0xFFFFFFFFul)   /* unknown: never stop early */",
+               "#endif",
+               "#ifdef FX_ENERGY_WAIT_HOOK",
+               f"#define {prefix.upper()}ENERGY_WAIT(c) fx_energy_wait(c)",
+               "#else",
+               f"#define {prefix.upper()}ENERGY_WAIT(c) ((void)0)",
                "#endif",
                "",
                f"const uint32_t FX_{M}_STEP_CYCLES[FX_{M}_N_STEPS] = "
@@ -237,7 +253,9 @@ class GnetC:
     # --- the run loop hooks ---------------------------------------------------------------------
     @staticmethod
     def begin_lines(prefix: str, indent: str = "    ") -> list[str]:
-        return [f"{indent}{prefix}gnet_begin();"]
+        """A new inference: zero the features, then (platform hook) wait until exit 1 is affordable."""
+        return [f"{indent}{prefix}gnet_begin();",
+                f"{indent}{prefix.upper()}ENERGY_WAIT(FX_{prefix[3:-1].upper()}_GNET_START_CYCLES);"]
 
     @staticmethod
     def stop_lines(prefix: str, step: str, indent: str = "        ") -> list[str]:
@@ -252,7 +270,7 @@ class GnetC:
 # gNet host driver (main_gnet.c): every exit's answer, or runs under an energy trace
 GNET_BIN ?= $(MODEL)_host_gnet
 GNET_ASAN_BIN ?= $(MODEL)_host_gnet_asan
-GNET_FLAGS := -DFX_STEP_HOOKS -DFX_ENERGY_LEVEL_HOOK
+GNET_FLAGS := -DFX_STEP_HOOKS -DFX_ENERGY_LEVEL_HOOK -DFX_ENERGY_WAIT_HOOK
 
 gnet: $(GNET_BIN)
 
@@ -271,7 +289,7 @@ $(GNET_ASAN_BIN): $(FX_SRCS) main_gnet.c $(FX_HDRS)
         return {"exits": self.exits, "features": self.full.buffers[self.features_buffer].size,
                 "classes": self.classes, "scores_q": self.full.buffers[self.scores_buffer].q,
                 "exit_steps": list(self.exit_steps), "step_cycles": self.step_cycles(),
-                "exit_cycles": self.exit_cycles(), "onnx_outputs": list(self.meta.get("outputs", [])),
+                "exit_cycles": self.exit_cycles(), "start_cycles": self.start_cycles(), "onnx_outputs": list(self.meta.get("outputs", [])),
                 "exit_tensors": [e["tensor"] for e in self.meta.get("exits", [])],
                 "scores_port": self.meta.get("scores_port"), "class_port": self.full.meta.get("class-output"),
                 "binary": f"{m}_host_gnet", "asan_binary": f"{m}_host_gnet_asan", "function": f"fx_{m}_exit",
@@ -378,24 +396,24 @@ static double harvest(double t0, double t1)
     return e;
 }}
 
-/* Charge until the capacitor is full; 0 if the trace never gives the energy. */
-static int charge_full(void)
+/* Charge (off, or asleep) until the capacitor holds `target` J; 0 if the trace never gives it. */
+static int charge_to(double target)
 {{
     size_t seg = 0u;
-    while (e_now < e_max) {{
+    while (e_now < target) {{
         double p = power_at(t_now, &seg);
         double next = (t_now < tr_t[0]) ? tr_t[0] : (seg + 1u < tr_n ? tr_t[seg + 1u] : -1.0);
         if (next < 0.0) {{                       /* the last power level holds forever */
             if (p <= 0.0) {{
                 return 0;
             }}
-            t_now += (e_max - e_now) / p;
-            e_now = e_max;
+            t_now += (target - e_now) / p;
+            e_now = target;
             return 1;
         }}
-        if (p > 0.0 && e_now + p * (next - t_now) >= e_max) {{
-            t_now += (e_max - e_now) / p;
-            e_now = e_max;
+        if (p > 0.0 && e_now + p * (next - t_now) >= target) {{
+            t_now += (target - e_now) / p;
+            e_now = target;
             return 1;
         }}
         e_now += p * (next - t_now);
@@ -430,6 +448,21 @@ void fx_step_end(uint16_t step)
         }}
     }} else if (mode == MODE_ENERGY) {{
         spend((double)FX_{M}_STEP_CYCLES[step]);
+    }}
+}}
+
+/* The platform's sleep: until the energy pays for `cycles` (at most a full capacitor). */
+void fx_energy_wait(uint32_t cycles)
+{{
+    double target = (double)cycles * p_act / freq;
+    if (mode != MODE_ENERGY) {{
+        return;
+    }}
+    if (target > e_max) {{
+        target = e_max;
+    }}
+    if (e_now < target && !charge_to(target)) {{
+        longjmp(power_fail, 1);                  /* the harvester never gives it: no answer */
     }}
 }}
 
@@ -615,7 +648,7 @@ int main(int argc, char **argv)
             int status;
             double t_req = (double)k * period, t0, e0;
             if (dead) {{                            /* after a failure: off until the capacitor is full */
-                if (!charge_full()) {{
+                if (!charge_to(e_max)) {{
                     r[0] = -1;
                     printf("sample %lu status -1 start %.9g end %.9g energy 0 0 cycles 0\\n", (unsigned long)k,
                            t_now, t_now);

@@ -137,7 +137,8 @@ def test_energy_driver_matches_the_reference_model(digits: tuple[Path, Path], tm
     supply = supply_for(g)
     assert supply.cycles_per_power_cycle < sum(g["step_cycles"])   # the whole model never fits one charge
     run = run_energy(out, xq, trace, supply, 0.05, sanitize=True)
-    status, answers = simulate(program(out), xq, trace, supply, 0.05, g["step_cycles"], g["exit_cycles"])
+    status, answers = simulate(program(out), xq, trace, supply, 0.05, g["step_cycles"], g["exit_cycles"],
+                               start_cycles=g["start_cycles"])
     np.testing.assert_array_equal(run.status, status)
     counts = run.counts(3)
     assert counts["full"] == 0 and counts["2"] > 0 and counts["none"] < len(x)

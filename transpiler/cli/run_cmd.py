@@ -5,6 +5,9 @@
     freeml-tx run build/ --input x.npy --power-fail random:seed=1,min=2000,max=40000   # intermittent
     freeml-tx run build/ --on sim --input x.npy --power-fail every:30000                # packages
 
+``--energy-trace trace.csv`` (packages compiled with --gnet) runs the samples on harvested power and
+prints which exit of the gNet answered each one (transpiler/cli/gnet_run.py).
+
 ``--power-fail`` (packages compiled with --power / --cycles-per-power-cycle) injects power failures:
 on the host counted in FRAM stores, in the simulator in cycles; it prints the number of failures,
 the re-executed work and checks the output against the uninterrupted run
@@ -32,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from transpiler.cli.gnet_run import add_energy_arguments, run_energy_command
 from transpiler.cli.powerfail_run import add_power_fail_arguments, execute_power_fail, format_power_fail
 from transpiler.errors import DataError, Location
 
@@ -50,6 +54,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="where to run: the host binary (default) or the MSP430FR5994 simulator "
                              "(needs the msp430-elf toolchain: MSP430_GCC_ROOT or PATH)")
     add_power_fail_arguments(parser)
+    add_energy_arguments(parser)
     return parser
 
 
@@ -147,6 +152,8 @@ def run(args: argparse.Namespace) -> int:
 
     man = hostrun.load_manifest(args.dir)
     inputs = load_inputs(args.input, man)
+    if getattr(args, "energy_trace", None):       # gNet packages on harvested power
+        return run_energy_command(args, inputs)
     sim_info: dict[str, Any] | None = None
     pf_info: dict[str, Any] | None = None
     if getattr(args, "power_fail", None):

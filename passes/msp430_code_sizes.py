@@ -7,20 +7,19 @@ msp430-elf-gcc (freeml-tx msp430 toolchain, Debian gcc-12-source 12.2.0-14+deb12
 its section. plan-memory adds up what is reachable from the entry points a program's steps call.
 """
 
-SOURCES_SHA256 = '8a6a9569ebbaea3263ad3f748fae8b65f6a640d0e1277c2abe74de21c42b4704'
+SOURCES_SHA256 = 'c05cd648f8844aa7e044e5aa17f8f20fa07a5bdcd4760a2492320ac57d630f60'
 
 GRAPHS: dict[str, dict[str, dict[str, object]]] = {
  "large": {
   "edges": {
-   "fx_conv.c:.rodata.CSWTCH.72": [
-    "fx_conv.c:.text.fx_conv_run_k1",
+   "fx_conv.c:.rodata.CSWTCH.70": [
     "fx_conv.c:.text.fx_conv_run_k2",
     "fx_conv.c:.text.fx_conv_run_k3",
-    "fx_conv.c:.text.fx_conv_run_k4",
-    "fx_conv.c:.text.fx_conv_run_k5"
+    "fx_conv.c:.text.fx_conv_run_k5",
+    "fx_conv.c:.text.fx_conv_run_kn"
    ],
    "fx_conv.c:.text.fx_conv": [
-    "fx_conv.c:.rodata.CSWTCH.72",
+    "fx_conv.c:.rodata.CSWTCH.70",
     "fx_conv.c:.text.fx_conv_run_33",
     "fx_conv.c:.text.fx_conv_run_55",
     "fx_conv.c:.text.fx_conv_run_edge",
@@ -43,16 +42,10 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_conv.c:.text.fx_conv_run_edge": [
     "fx_requant.c:.text.fx_apply_act"
    ],
-   "fx_conv.c:.text.fx_conv_run_k1": [
-    "fx_requant.c:.text.fx_apply_act"
-   ],
    "fx_conv.c:.text.fx_conv_run_k2": [
     "fx_requant.c:.text.fx_apply_act"
    ],
    "fx_conv.c:.text.fx_conv_run_k3": [
-    "fx_requant.c:.text.fx_apply_act"
-   ],
-   "fx_conv.c:.text.fx_conv_run_k4": [
     "fx_requant.c:.text.fx_apply_act"
    ],
    "fx_conv.c:.text.fx_conv_run_k5": [
@@ -86,21 +79,31 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2"
    ],
    "fx_pool.c:.text.fx_avgpool": [
+    "fx_pool.c:.text.fx_avgpool_run.isra.0",
+    "fx_pool.c:.text.fx_avgpool_window",
     "fx_pool.c:.text.fx_pool_geo",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   ],
+   "fx_pool.c:.text.fx_avgpool_run.isra.0": [
     "fx_requant.c:.text.fx_requant_fn",
+    "libgcc.a(lib2divSI.o):.text.__divsi3",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   ],
+   "fx_pool.c:.text.fx_avgpool_window": [
     "libgcc.a(lib2divSI.o):.text.__divsi3",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
    "fx_pool.c:.text.fx_maxpool": [
-    "fx_pool.c:.text.fx_maxpool_window.isra.0",
+    "fx_pool.c:.text.fx_maxpool_run.isra.0",
+    "fx_pool.c:.text.fx_maxpool_window",
     "fx_pool.c:.text.fx_pool_geo",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
-   "fx_pool.c:.text.fx_maxpool_window.isra.0": [
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   "fx_pool.c:.text.fx_maxpool_window": [
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2"
    ],
    "fx_pool.c:.text.fx_pool_geo": [
     "libgcc.a(lib2divSI.o):.text.__udivsi3",
@@ -234,12 +237,12 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_requant_fn": "fx_requant.c:.text.fx_requant_fn"
   },
   "sections": {
-   "fx_conv.c:.rodata.CSWTCH.72": [
-    20,
+   "fx_conv.c:.rodata.CSWTCH.70": [
+    16,
     "rodata"
    ],
    "fx_conv.c:.text.fx_conv": [
-    4754,
+    4760,
     "code"
    ],
    "fx_conv.c:.text.fx_conv_run_33": [
@@ -254,20 +257,12 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     356,
     "code"
    ],
-   "fx_conv.c:.text.fx_conv_run_k1": [
-    284,
-    "code"
-   ],
    "fx_conv.c:.text.fx_conv_run_k2": [
     300,
     "code"
    ],
    "fx_conv.c:.text.fx_conv_run_k3": [
     316,
-    "code"
-   ],
-   "fx_conv.c:.text.fx_conv_run_k4": [
-    300,
     "code"
    ],
    "fx_conv.c:.text.fx_conv_run_k5": [
@@ -307,19 +302,31 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_pool.c:.text.fx_avgpool": [
-    3802,
+    1526,
+    "code"
+   ],
+   "fx_pool.c:.text.fx_avgpool_run.isra.0": [
+    744,
+    "code"
+   ],
+   "fx_pool.c:.text.fx_avgpool_window": [
+    1456,
     "code"
    ],
    "fx_pool.c:.text.fx_maxpool": [
-    1480,
+    1034,
     "code"
    ],
-   "fx_pool.c:.text.fx_maxpool_window.isra.0": [
-    538,
+   "fx_pool.c:.text.fx_maxpool_run.isra.0": [
+    264,
+    "code"
+   ],
+   "fx_pool.c:.text.fx_maxpool_window": [
+    502,
     "code"
    ],
    "fx_pool.c:.text.fx_pool_geo": [
-    632,
+    770,
     "code"
    ],
    "fx_progress.c:.text.fx_progress_commit": [
@@ -614,15 +621,14 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
  },
  "small": {
   "edges": {
-   "fx_conv.c:.rodata.CSWTCH.72": [
-    "fx_conv.c:.text.fx_conv_run_k1",
+   "fx_conv.c:.rodata.CSWTCH.70": [
     "fx_conv.c:.text.fx_conv_run_k2",
     "fx_conv.c:.text.fx_conv_run_k3",
-    "fx_conv.c:.text.fx_conv_run_k4",
-    "fx_conv.c:.text.fx_conv_run_k5"
+    "fx_conv.c:.text.fx_conv_run_k5",
+    "fx_conv.c:.text.fx_conv_run_kn"
    ],
    "fx_conv.c:.text.fx_conv": [
-    "fx_conv.c:.rodata.CSWTCH.72",
+    "fx_conv.c:.rodata.CSWTCH.70",
     "fx_conv.c:.text.fx_conv_run_33",
     "fx_conv.c:.text.fx_conv_run_55",
     "fx_conv.c:.text.fx_conv_run_edge",
@@ -646,16 +652,10 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_conv.c:.text.fx_conv_run_edge": [
     "fx_requant.c:.text.fx_apply_act"
    ],
-   "fx_conv.c:.text.fx_conv_run_k1": [
-    "fx_requant.c:.text.fx_apply_act"
-   ],
    "fx_conv.c:.text.fx_conv_run_k2": [
     "fx_requant.c:.text.fx_apply_act"
    ],
    "fx_conv.c:.text.fx_conv_run_k3": [
-    "fx_requant.c:.text.fx_apply_act"
-   ],
-   "fx_conv.c:.text.fx_conv_run_k4": [
     "fx_requant.c:.text.fx_apply_act"
    ],
    "fx_conv.c:.text.fx_conv_run_k5": [
@@ -689,26 +689,36 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2"
    ],
    "fx_pool.c:.text.fx_avgpool": [
+    "fx_pool.c:.text.fx_avgpool_run.isra.0",
+    "fx_pool.c:.text.fx_avgpool_window",
     "fx_pool.c:.text.fx_pool_geo",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   ],
+   "fx_pool.c:.text.fx_avgpool_run.isra.0": [
     "fx_requant.c:.text.fx_requant_fn",
     "libgcc.a(lib2divSI.o):.text.__divsi3",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   ],
+   "fx_pool.c:.text.fx_avgpool_window": [
+    "libgcc.a(lib2divSI.o):.text.__divsi3",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
    "fx_pool.c:.text.fx_maxpool": [
+    "fx_pool.c:.text.fx_maxpool_run.isra.0",
     "fx_pool.c:.text.fx_maxpool_window",
     "fx_pool.c:.text.fx_pool_geo",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
    "fx_pool.c:.text.fx_maxpool_window": [
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2"
    ],
    "fx_pool.c:.text.fx_pool_geo": [
     "libgcc.a(lib2divSI.o):.text.__udivsi3",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
    "fx_progress.c:.text.fx_progress_commit": [
@@ -838,12 +848,12 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_requant_fn": "fx_requant.c:.text.fx_requant_fn"
   },
   "sections": {
-   "fx_conv.c:.rodata.CSWTCH.72": [
-    10,
+   "fx_conv.c:.rodata.CSWTCH.70": [
+    8,
     "rodata"
    ],
    "fx_conv.c:.text.fx_conv": [
-    3916,
+    3924,
     "code"
    ],
    "fx_conv.c:.text.fx_conv_run_33": [
@@ -858,20 +868,12 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     312,
     "code"
    ],
-   "fx_conv.c:.text.fx_conv_run_k1": [
-    264,
-    "code"
-   ],
    "fx_conv.c:.text.fx_conv_run_k2": [
     280,
     "code"
    ],
    "fx_conv.c:.text.fx_conv_run_k3": [
     296,
-    "code"
-   ],
-   "fx_conv.c:.text.fx_conv_run_k4": [
-    278,
     "code"
    ],
    "fx_conv.c:.text.fx_conv_run_k5": [
@@ -911,19 +913,31 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_pool.c:.text.fx_avgpool": [
-    3468,
+    1362,
+    "code"
+   ],
+   "fx_pool.c:.text.fx_avgpool_run.isra.0": [
+    652,
+    "code"
+   ],
+   "fx_pool.c:.text.fx_avgpool_window": [
+    1380,
     "code"
    ],
    "fx_pool.c:.text.fx_maxpool": [
-    1202,
+    898,
+    "code"
+   ],
+   "fx_pool.c:.text.fx_maxpool_run.isra.0": [
+    200,
     "code"
    ],
    "fx_pool.c:.text.fx_maxpool_window": [
-    508,
+    558,
     "code"
    ],
    "fx_pool.c:.text.fx_pool_geo": [
-    542,
+    692,
     "code"
    ],
    "fx_progress.c:.text.fx_progress_commit": [

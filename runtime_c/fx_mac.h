@@ -27,4 +27,10 @@
 #define FX_MAC_PP(xp, wp) (FX_MAC(*(xp), *(wp)), ++(xp), ++(wp))
 #endif
 
+/* After FX_MAC_END, for kernels that produce many outputs per channel: fx_requant specialised
+ * for one shift (fx_requant.c), chosen once per output channel. fx_requant_fn(s)(acc) ==
+ * fx_requant(acc, s), without the per-call dispatch on s. */
+typedef int16_t fx_requant_fn_t(int32_t acc);
+fx_requant_fn_t *fx_requant_fn(int8_t shift);
+
 #endif /* FX_MAC_H */

@@ -13,6 +13,7 @@
  * multiplication or division is left: about 40-60 cycles for any shift.
  */
 #include "fx_kernels.h"
+#include "fx_mac.h"
 
 /* The 16-bit halves of a 32-bit value. msp430-elf-gcc 12 turns even `(uint32_t)v >> 16' into a
  * libgcc call, the union into nothing (the MSP430 is little-endian; the halves are registers). */
@@ -80,8 +81,6 @@ static inline int16_t fx_requant_by(int32_t acc, const int s)
 /* One function per shift (index = shift + 15), called through a table: each is a few
  * straight-line instructions with its own registers (a 47-case switch in one function compiles to
  * a tree of compares and a large stack frame). */
-typedef int16_t fx_rq_fn_t(int32_t acc);
-
 #define FX_RQ_FN(i)                                                          \
     static int16_t fx_rq_##i(int32_t acc) { return fx_requant_by(acc, (i) - 15); }
 
@@ -133,7 +132,7 @@ FX_RQ_FN(44)
 FX_RQ_FN(45)
 FX_RQ_FN(46)
 
-static fx_rq_fn_t *const fx_rq_table[47] = {
+static fx_requant_fn_t *const fx_rq_table[47] = {
     fx_rq_0, fx_rq_1, fx_rq_2, fx_rq_3, fx_rq_4, fx_rq_5,
     fx_rq_6, fx_rq_7, fx_rq_8, fx_rq_9, fx_rq_10, fx_rq_11,
     fx_rq_12, fx_rq_13, fx_rq_14, fx_rq_15, fx_rq_16, fx_rq_17,
@@ -144,11 +143,16 @@ static fx_rq_fn_t *const fx_rq_table[47] = {
     fx_rq_42, fx_rq_43, fx_rq_44, fx_rq_45, fx_rq_46,
 };
 
-int16_t fx_requant(int32_t acc, int8_t shift)
+fx_requant_fn_t *fx_requant_fn(int8_t shift)
 {
     const uint16_t i = (uint16_t)(shift + 15);
     /* shifts outside [-15, 31] (which the LIR never has) act as 0 */
-    return fx_rq_table[i <= 46u ? i : 15u](acc);
+    return fx_rq_table[i <= 46u ? i : 15u];
+}
+
+int16_t fx_requant(int32_t acc, int8_t shift)
+{
+    return fx_requant_fn(shift)(acc);
 }
 
 int16_t fx_apply_act(const fx_act_t *a, int16_t y)

@@ -41,6 +41,7 @@ from transpiler.intermittent import (INPUT_CHUNK, META_KEY, IntermittentPlan, co
 from transpiler.lir.cost import (BOOT_CYCLES, COMMIT_CYCLES, COPY_CYCLES_PER_ELEMENT, COSTS, RUN_CYCLES,
                                  STEP_CYCLES, step_work)
 from transpiler.lir.ir import Program, Step, TilePlan
+from transpiler.lir.ops import ON_DEMAND_OPS
 from transpiler.pass_infra import Pass, PassResult, register
 
 PROGRESS_FRAM_BYTES = 16     # two records of four uint16_t
@@ -108,6 +109,8 @@ def smallest_need(program: Program) -> float:
     need = INPUT_CHUNK * COPY_CYCLES_PER_ELEMENT + COMMIT_CYCLES + RUN_CYCLES + BOOT_CYCLES
     need = max(need, output_size(program) * COPY_CYCLES_PER_ELEMENT + RUN_CYCLES + BOOT_CYCLES)
     for step in program.steps:
+        if step.op in ON_DEMAND_OPS:      # the gNet head runs on demand, outside the commit sequence
+            continue
         work = step_work(program, step)
         need = max(need, work.cycles_per_unit + COSTS[step.op].call + COMMIT_CYCLES + STEP_CYCLES + BOOT_CYCLES)
     return need
@@ -142,6 +145,8 @@ class Tile(Pass):
         commits = 0
         if budget <= 0:
             for step in program.steps:
+                if step.op in ON_DEMAND_OPS:
+                    continue
                 work = step_work(program, step)
                 total += work.units * work.cycles_per_unit
                 steps.append({"step": step.name, "op": step.op, "units": work.units, "tile": None,
@@ -165,6 +170,8 @@ class Tile(Pass):
             raise _budget_error(program, "output copy", "copy", out_need + BOOT_CYCLES, budget, margin, usable,
                                 f"copying the {output_size(program)} output elements", "fewer outputs")
         for step in program.steps:
+            if step.op in ON_DEMAND_OPS:   # the gNet head: run on demand, not tiled
+                continue
             work = step_work(program, step)
             call = COSTS[step.op].call
             room = usable - COMMIT_CYCLES - STEP_CYCLES

@@ -126,7 +126,11 @@ def commit_pieces(program: Program, plan: IntermittentPlan) -> list[Piece]:
                             elems + COMMIT_STORES))
         first = 0.0
         c = end
+    from transpiler.lir.ops import ON_DEMAND_OPS
+
     for i, step in enumerate(program.steps):
+        if step.op in ON_DEMAND_OPS:      # the gNet head runs on demand, outside the commit sequence
+            continue
         work = step_work(program, step)
         per_unit = step_cycles(program, step) / max(work.units, 1)   # the average unit (the tile pass
         tile = tile_unit_count(program, step)                        # sizes groups by the worst one)

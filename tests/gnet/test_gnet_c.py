@@ -208,3 +208,20 @@ def test_trace_files(tmp_path: Path) -> None:
     assert t.times.tolist() == [0.0, 0.5, 2.0] and t.powers.tolist() == [0.001, 0.0, 0.002]
     assert t.harvest(0.0, 1.0) == pytest.approx(0.0005)
     assert t.harvest(1.0, 3.0) == pytest.approx(0.002)
+
+
+def test_intermittent_build_with_gnet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--gnet with --cycles-per-power-cycle: the intermittent run loop zeroes F at a new inference and
+    keeps the exit hook; power failures leave the outputs as the uninterrupted run's; the head is not
+    tiled nor counted in the predicted cycles."""
+    out, data = compile_gnet(tmp_path, "cnn_digits", 6, "epochs=3,baseline=none", "--cycles-per-power-cycle",
+                             "50000", "--json")
+    summary = json.loads(capsys.readouterr().out)
+    steps = [s["step"] for s in summary["intermittent"]["steps"]] if summary.get("intermittent") else []
+    assert "gnet_head" not in steps
+    text = (out / "cnn_digits.c").read_text()
+    assert "fx_cnn_digits_gnet_begin();" in text and "fx_cnn_digits_gnet_stop((uint16_t)(s - 1u))" in text
+    with np.load(data) as d:
+        np.save(tmp_path / "x.npy", d["x"][:3])
+    code = main(["run", str(out), "--input", str(tmp_path / "x.npy"), "--power-fail", "random:seed=3,min=150,max=2500"])
+    assert code == 0 and "output identical to the uninterrupted run: yes" in capsys.readouterr().out

@@ -72,10 +72,10 @@ COSTS: dict[str, OpCost] = {
     # (requant, act, store, the row's geometry), ~25 per tap to decode a channel's taps.
     "fc_sparse": OpCost(base=120.0, mac=12.4, store=30.0),
     "conv_sparse": OpCost(base=200.0, mac=14.5, store=160.0, index=25.0),
-    # gNet (not calibrated on the simulator yet: the fc and concat constants of the same kernels)
-    "gnet_feature": OpCost(base=100.0, mac=0.0, store=25.0),    # fx_requant_copy, as concat
-    "gnet_exit": OpCost(base=120.0, mac=8.0, store=30.0),       # fx_fc over the feature vector
 }
+# gNet: the same kernels as concat (fx_requant_copy of a slice) and fc (the head over F)
+COSTS["gnet_feature"] = COSTS["concat"]
+COSTS["gnet_exit"] = COSTS["fc"]
 COMMIT_CYCLES = 252      # fx_progress_commit: find the older record, checksum, five FRAM stores
 BOOT_CYCLES = 759        # reset to the first unit: crt0, .data/.bss setup, progress load, dispatch
 # The intermittent run loop (backends/c/intermittent.py, transpiler/intermittent.py):
@@ -123,8 +123,9 @@ def step_work(program: Program, step: Step) -> StepWork:
     elif op == "concat":            # "MACs": the elements of a chunk that are requantised (shift != 0)
         units, stores = -(-out.size // ELTWISE_CHUNK), ELTWISE_CHUNK
         macs = ELTWISE_CHUNK if _concat_requantised(program, step) else 0
-    elif op == "gnet_feature":      # chunks of the slice it writes
-        units, macs, stores = -(-bufs[step.inputs[0]].size // ELTWISE_CHUNK), 0, ELTWISE_CHUNK
+    elif op == "gnet_feature":      # chunks of the slice it writes; "MACs" as for concat
+        units, stores = -(-bufs[step.inputs[0]].size // ELTWISE_CHUNK), ELTWISE_CHUNK
+        macs = ELTWISE_CHUNK if step.attrs.get("shift", 0) != 0 else 0
     elif op == "gnet_exit":
         units, macs, stores = out.size, bufs[step.inputs[0]].size, 1
     elif op == "argmax":

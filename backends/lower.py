@@ -42,6 +42,11 @@ Rules (node -> step):
   q_out``. Clip bounds: ``sat16(round(v * 2^f_out))``. Leaky slope: ``round(alpha * 2^15)``
   (``0 <= alpha < 1``).
 
+- gNet (an ``attach-gnet`` annotation): the exits' pooling nodes lower as usual; each exit's
+  features go into the feature vector with a ``gnet_feature`` step, the shared head becomes one
+  on-demand ``gnet_exit`` step after everything else, and the ``gnet_exit_k`` outputs are no ports
+  (backends/lower_gnet.py).
+
 Names: buffers are the ONNX tensor / initializer names reduced to ``[A-Za-z0-9_]`` and made unique;
 steps are named after their main ONNX node; ``origin`` lists the ONNX nodes of the step (fused ones
 included), taken from the ``origin`` annotations of `normalize` where present. Every node that cannot

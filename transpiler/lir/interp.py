@@ -8,6 +8,8 @@ output through an alias updates the owner.
     outputs = run_program(program, {"input.1": x_q})          # {"logits": int16 array}
     everything = run_program(program, {"input.1": x_q}, trace=True)
     everything["%t1"]                                           # one buffer, by "%" + name
+    outputs, answers = run_exits(program, {"input.1": x_q})     # gNet: the head after every exit
+    run_until(program, {"input.1": x_q}, stop=5)                # gNet: the answer if stopped there
 """
 
 from __future__ import annotations

@@ -164,6 +164,22 @@ def _code_table() -> Mapping[str, Any] | None:
     return GRAPHS
 
 
+def code_table_stale() -> bool:
+    """Whether passes/msp430_code_sizes.py was generated from other runtime sources than the installed
+    runtime_c/fx_*.[ch] (then the code estimate may be off: run tools/msp430_code_sizes.py --write)."""
+    import hashlib
+
+    try:
+        from passes.msp430_code_sizes import SOURCES_SHA256
+        from backends.c.runtime_files import runtime_dir
+    except ImportError:
+        return False
+    h = hashlib.sha256()
+    for f in sorted(runtime_dir().glob("fx_*.[ch]")):
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest() != SOURCES_SHA256
+
+
 def closure_bytes(entries: Iterable[str], graph: Mapping[str, Any]) -> tuple[int, int, list[str]]:
     """(code bytes, read-only bytes, unknown entry points) of what ``entries`` reach in ``graph``.
 

@@ -165,6 +165,17 @@ def test_comparison_agreement_and_planner_figures() -> None:
                                     "stack_reserve": 1024}
 
 
+def test_code_table_staleness(monkeypatch: pytest.MonkeyPatch) -> None:
+    import passes.msp430_code_sizes as table
+    from passes.plan_memory import code_table_stale
+
+    fresh = code_table_stale()
+    monkeypatch.setattr(table, "SOURCES_SHA256", "0" * 64)
+    assert code_table_stale()
+    monkeypatch.undo()
+    assert code_table_stale() == fresh
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory, msp430_tc: Msp430Toolchain) -> Path:  # noqa: F811
     """tiny_conv1d compiled for the FR5994 (the report builds what it needs)."""

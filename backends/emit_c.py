@@ -89,6 +89,12 @@ def write_package(p: Program, ctx: PassContext, out_dir: Path, name: str = "") -
         f"model:    {p.name} (sha256 {info.source_sha256})"))
     files["final.lir"] = lir_head + final_lir
     files["report.txt"] = report(info, p, m, gen.manifest, runtime, ctx.extra.get("plan-memory"))
+    if gen.manifest.get("gnet") and ctx.extra.get("attach-gnet"):   # the gNet's training figures
+        from passes.attach_gnet import summary, summary_lines
+
+        trained = summary(ctx.extra["attach-gnet"])
+        files["report.txt"] += "\n".join(["gNet training (attach-gnet)", *summary_lines(trained), ""]) + "\n"
+        files["manifest.json"] = manifest_text({**json.loads(files["manifest.json"]), "gnet_training": trained})
     target_files = _msp430_files(p, info, m, gen.manifest, runtime)
     files.update(target_files)
     out_dir.mkdir(parents=True, exist_ok=True)

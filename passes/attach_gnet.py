@@ -709,6 +709,41 @@ def attach(model: OnnxModel, opts: AttachGnetOptions, train: Dataset, evaluate: 
     return stats
 
 
+def summary(stats: Mapping[str, Any]) -> dict[str, Any]:
+    """The pass's figures for reports: per-exit accuracy on the held-out "test" part (else "val",
+    else "train"), the backbone's, and the sizes of gNet and of the per-exit baseline."""
+    acc = stats["accuracy"]
+    part = "test" if "test" in acc else ("val" if "val" in acc else "train")
+    return {"exits": stats["exits"], "feature_lengths": stats["feature_lengths"], "loss": stats["loss"],
+            "accuracy_on": part, "samples": acc[part]["samples"], "backbone_accuracy": acc[part]["backbone"],
+            "gnet_accuracy": acc[part]["gnet"], "baseline_accuracy": acc[part].get("baseline"),
+            "val_accuracy": acc.get("val", {}).get("gnet"),
+            "gnet": stats["gnet"], "baseline": stats["baseline"]}
+
+
+def summary_lines(g: Mapping[str, Any], indent: str = "  ") -> list[str]:
+    """Text lines of :func:`summary`: per-exit accuracy, parameters and FRAM bytes of both."""
+    def pct(v: float | None) -> str:
+        return "  -  " if v is None else f"{100 * v:5.1f}"
+
+    pad = indent + " " * 12
+    what = "agreement with the backbone" if g["loss"] == "distill" else "accuracy"
+    lines = [f"{indent}gNet        {len(g['exits'])} exits, {g['gnet']['features']} features; {what} on the "
+             f"{g['accuracy_on']} part ({g['samples']} samples), backbone {pct(g['backbone_accuracy']).strip()} %"]
+    base = g.get("baseline_accuracy") or [None] * len(g["exits"])
+    lines.append(f"{pad}exit  features   gNet %  per-exit %")
+    for k, (name, n, a, b) in enumerate(zip(g["exits"], g["feature_lengths"], g["gnet_accuracy"], base), 1):
+        lines.append(f"{pad}{k:>4}  {n:>8}   {pct(a)}   {pct(b)}     {name}")
+    gn, bl = g["gnet"], g["baseline"]
+    lines.append(f"{pad}gNet: {gn['params']:,} params, FRAM {gn['fram_bytes']:,} B "
+                 f"(weights {gn['fram_weight_bytes']:,} B + saved features {gn['fram_feature_bytes']:,} B)")
+    if bl.get("kind") != "none" and "params" in bl:
+        ratio = bl["params"] / max(gn["params"], 1)
+        lines.append(f"{pad}per-exit classifiers ({bl['kind']} maps): {bl['params']:,} params, "
+                     f"FRAM {bl['fram_bytes']:,} B ({ratio:.1f}x the gNet's parameters)")
+    return lines
+
+
 @register
 class AttachGnet(Pass):
     """Attach one shared early-exit head (FreeML gNet) over pooled features of every exit point.

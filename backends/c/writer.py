@@ -174,7 +174,7 @@ def generate(program: Program, info: GenInfo, name_override: str | None = None) 
     plan = plan_of(p)
     if plan is not None:
         pf.check_persistent(p)
-    lives = lifetimes(p)
+    lives = lifetimes(program)    # the gNet head's buffers are live for the whole program
 
     # --- steps ---------------------------------------------------------------------------------
     codes: list[StepCode] = []

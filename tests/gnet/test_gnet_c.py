@@ -121,6 +121,20 @@ def supply_for(g: dict[str, Any]) -> Any:
     return parse_power(f"cap={cap * 1e6:.4f}uF,von=3.3V,voff=1.8V,active=1.5mW")
 
 
+def test_packages_are_deterministic(digits: tuple[Path, Path], tmp_path: Path) -> None:
+    """The same command twice (training included) writes the same C, LIR and manifest."""
+    out, data = digits
+    again = tmp_path / "again"
+    assert main([str(SAMPLES / "cnn_digits.onnx"), "-o", str(again), "--data", str(data), "--gnet",
+                 "epochs=15,baseline=none"]) == 0
+    for f in ("cnn_digits.c", "cnn_digits.h", "cnn_digits_weights.c", "main_gnet.c", "final.lir", "Makefile"):
+        a = (out / f).read_text().replace(str(out), "OUT")
+        b = (again / f).read_text().replace(str(again), "OUT")
+        assert a == b, f
+    ma, mb = (json.loads((d / "manifest.json").read_text()) for d in (out, again))
+    assert ma["gnet"] == mb["gnet"] and ma["gnet_training"] == mb["gnet_training"]
+
+
 def trace_file(path: Path) -> Path:
     path.write_text("time_s,power_W\n0,0.0001\n0.5,0.00002\n1.0,0.0002\n")   # far below the 1.5 mW load
     return path

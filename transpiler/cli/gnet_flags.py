@@ -111,38 +111,17 @@ def with_gnet(pipeline: str, args: argparse.Namespace) -> str:
 
 def gnet_summary(context: Any) -> dict[str, Any] | None:
     """The figures of attach-gnet for the compile summary (None when it did not run)."""
+    from passes.attach_gnet import summary
+
     stats = context.extra.get("attach-gnet")
-    if not stats:
-        return None
-    acc = stats["accuracy"]
-    part = "test" if "test" in acc else ("val" if "val" in acc else "train")
-    return {"exits": stats["exits"], "feature_lengths": stats["feature_lengths"], "loss": stats["loss"],
-            "accuracy_on": part, "samples": acc[part]["samples"], "backbone_accuracy": acc[part]["backbone"],
-            "gnet_accuracy": acc[part]["gnet"], "baseline_accuracy": acc[part].get("baseline"),
-            "val_accuracy": acc.get("val", {}).get("gnet"),
-            "gnet": stats["gnet"], "baseline": stats["baseline"]}
+    return summary(stats) if stats else None
 
 
 def format_gnet(g: dict[str, Any]) -> list[str]:
     """Summary lines: per-exit accuracy, parameters and FRAM bytes of gNet and of the baseline."""
-    def pct(v: float | None) -> str:
-        return "  -  " if v is None else f"{100 * v:5.1f}"
+    from passes.attach_gnet import summary_lines
 
-    what = "agreement with the backbone" if g["loss"] == "distill" else "accuracy"
-    lines = [f"  gNet        {len(g['exits'])} exits, {g['gnet']['features']} features; {what} on the "
-             f"{g['accuracy_on']} part ({g['samples']} samples), backbone {pct(g['backbone_accuracy']).strip()} %"]
-    base = g.get("baseline_accuracy") or [None] * len(g["exits"])
-    lines.append("              exit  features   gNet %  per-exit %")
-    for k, (name, n, a, b) in enumerate(zip(g["exits"], g["feature_lengths"], g["gnet_accuracy"], base), 1):
-        lines.append(f"              {k:>4}  {n:>8}   {pct(a)}   {pct(b)}     {name}")
-    gn, bl = g["gnet"], g["baseline"]
-    lines.append(f"              gNet: {gn['params']:,} params, FRAM {gn['fram_bytes']:,} B "
-                 f"(weights {gn['fram_weight_bytes']:,} B + saved features {gn['fram_feature_bytes']:,} B)")
-    if bl.get("kind") != "none" and "params" in bl:
-        ratio = bl["params"] / max(gn["params"], 1)
-        lines.append(f"              per-exit classifiers ({bl['kind']} maps): {bl['params']:,} params, "
-                     f"FRAM {bl['fram_bytes']:,} B ({ratio:.1f}x the gNet's parameters)")
-    return lines
+    return summary_lines(g)
 
 
 __all__ = ["add_gnet_arguments", "parse_gnet_options", "gnet_spec_text", "with_gnet", "gnet_summary", "format_gnet"]

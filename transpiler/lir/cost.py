@@ -58,10 +58,10 @@ class OpCost:
 
 # Fitted with bench/calibrate_cost.py on the patched msp430-elf-run (-O2, MPY32).
 COSTS: dict[str, OpCost] = {
-    "conv": OpCost(base=413.1, mac=8.68, slow_mac=17.51, store=72.11, border=377.23, call=1792),
+    "conv": OpCost(base=394.44, mac=8.7, slow_mac=17.39, store=70.64, border=393.08, call=1792),
     "fc": OpCost(base=171.21, mac=8.27, store=0.0, call=281),
-    "maxpool": OpCost(base=763.88, mac=16.97, slow_mac=87.61, store=0.0, border=0.0, call=1176),
-    "avgpool": OpCost(base=252.5, mac=65.86, slow_mac=296.95, store=50.97, border=0.0, call=991),
+    "maxpool": OpCost(base=773.23, mac=16.69, slow_mac=63.02, store=0.0, border=0.0, call=1609),
+    "avgpool": OpCost(base=605.31, mac=14.01, slow_mac=327.03, store=78.17, border=0.0, call=1116),
     "add": OpCost(base=0.0, mac=0.0, store=182.11, call=316),
     "act": OpCost(base=0.0, mac=0.0, store=36.97, call=208),
     "concat": OpCost(base=287.76, mac=83.9, store=0.0, call=302),

@@ -7,22 +7,28 @@ msp430-elf-gcc (freeml-tx msp430 toolchain, Debian gcc-12-source 12.2.0-14+deb12
 its section. plan-memory adds up what is reachable from the entry points a program's steps call.
 """
 
-SOURCES_SHA256 = 'c05cd648f8844aa7e044e5aa17f8f20fa07a5bdcd4760a2492320ac57d630f60'
+SOURCES_SHA256 = '8f5366c764f8132bf153aba2522f1299cce78976fe7fe4f52c2bc1efa4078668'
 
 GRAPHS: dict[str, dict[str, dict[str, object]]] = {
  "large": {
   "edges": {
-   "fx_conv.c:.rodata.CSWTCH.70": [
+   "fx_conv.c:.rodata.CSWTCH.73": [
     "fx_conv.c:.text.fx_conv_run_k2",
     "fx_conv.c:.text.fx_conv_run_k3",
     "fx_conv.c:.text.fx_conv_run_k5",
     "fx_conv.c:.text.fx_conv_run_kn"
    ],
+   "fx_conv.c:.rodata.CSWTCH.75": [
+    "fx_conv.c:.text.fx_conv_run_edge2",
+    "fx_conv.c:.text.fx_conv_run_edge3",
+    "fx_conv.c:.text.fx_conv_run_edge4"
+   ],
    "fx_conv.c:.text.fx_conv": [
-    "fx_conv.c:.rodata.CSWTCH.70",
+    "fx_conv.c:.rodata.CSWTCH.73",
+    "fx_conv.c:.rodata.CSWTCH.75",
     "fx_conv.c:.text.fx_conv_run_33",
     "fx_conv.c:.text.fx_conv_run_55",
-    "fx_conv.c:.text.fx_conv_run_edge",
+    "fx_conv.c:.text.fx_conv_run_edgen",
     "fx_conv.c:.text.fx_conv_run_kn",
     "fx_conv.c:.text.fx_conv_run_strided",
     "fx_conv.c:.text.fx_conv_window",
@@ -39,7 +45,16 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_conv.c:.text.fx_conv_run_55": [
     "fx_requant.c:.text.fx_apply_act"
    ],
-   "fx_conv.c:.text.fx_conv_run_edge": [
+   "fx_conv.c:.text.fx_conv_run_edge2": [
+    "fx_requant.c:.text.fx_apply_act"
+   ],
+   "fx_conv.c:.text.fx_conv_run_edge3": [
+    "fx_requant.c:.text.fx_apply_act"
+   ],
+   "fx_conv.c:.text.fx_conv_run_edge4": [
+    "fx_requant.c:.text.fx_apply_act"
+   ],
+   "fx_conv.c:.text.fx_conv_run_edgen": [
     "fx_requant.c:.text.fx_apply_act"
    ],
    "fx_conv.c:.text.fx_conv_run_k2": [
@@ -58,7 +73,8 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.text.fx_apply_act"
    ],
    "fx_conv.c:.text.fx_conv_window": [
-    "fx_conv.c:.text.fx_conv_run_edge",
+    "fx_conv.c:.rodata.CSWTCH.75",
+    "fx_conv.c:.text.fx_conv_run_edgen",
     "fx_requant.c:.text.fx_apply_act",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2"
    ],
@@ -237,12 +253,16 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_requant_fn": "fx_requant.c:.text.fx_requant_fn"
   },
   "sections": {
-   "fx_conv.c:.rodata.CSWTCH.70": [
+   "fx_conv.c:.rodata.CSWTCH.73": [
     16,
     "rodata"
    ],
+   "fx_conv.c:.rodata.CSWTCH.75": [
+    12,
+    "rodata"
+   ],
    "fx_conv.c:.text.fx_conv": [
-    4760,
+    4784,
     "code"
    ],
    "fx_conv.c:.text.fx_conv_run_33": [
@@ -253,7 +273,19 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     422,
     "code"
    ],
-   "fx_conv.c:.text.fx_conv_run_edge": [
+   "fx_conv.c:.text.fx_conv_run_edge2": [
+    320,
+    "code"
+   ],
+   "fx_conv.c:.text.fx_conv_run_edge3": [
+    336,
+    "code"
+   ],
+   "fx_conv.c:.text.fx_conv_run_edge4": [
+    320,
+    "code"
+   ],
+   "fx_conv.c:.text.fx_conv_run_edgen": [
     356,
     "code"
    ],
@@ -274,11 +306,11 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_conv.c:.text.fx_conv_run_strided": [
-    292,
+    364,
     "code"
    ],
    "fx_conv.c:.text.fx_conv_window": [
-    818,
+    852,
     "code"
    ],
    "fx_eltwise.c:.text.fx_act": [
@@ -621,17 +653,23 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
  },
  "small": {
   "edges": {
-   "fx_conv.c:.rodata.CSWTCH.70": [
+   "fx_conv.c:.rodata.CSWTCH.73": [
     "fx_conv.c:.text.fx_conv_run_k2",
     "fx_conv.c:.text.fx_conv_run_k3",
     "fx_conv.c:.text.fx_conv_run_k5",
     "fx_conv.c:.text.fx_conv_run_kn"
    ],
+   "fx_conv.c:.rodata.CSWTCH.75": [
+    "fx_conv.c:.text.fx_conv_run_edge2",
+    "fx_conv.c:.text.fx_conv_run_edge3",
+    "fx_conv.c:.text.fx_conv_run_edge4"
+   ],
    "fx_conv.c:.text.fx_conv": [
-    "fx_conv.c:.rodata.CSWTCH.70",
+    "fx_conv.c:.rodata.CSWTCH.73",
+    "fx_conv.c:.rodata.CSWTCH.75",
     "fx_conv.c:.text.fx_conv_run_33",
     "fx_conv.c:.text.fx_conv_run_55",
-    "fx_conv.c:.text.fx_conv_run_edge",
+    "fx_conv.c:.text.fx_conv_run_edgen",
     "fx_conv.c:.text.fx_conv_run_kn",
     "fx_conv.c:.text.fx_conv_run_strided",
     "fx_conv.c:.text.fx_conv_window",
@@ -649,7 +687,16 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_conv.c:.text.fx_conv_run_55": [
     "fx_requant.c:.text.fx_apply_act"
    ],
-   "fx_conv.c:.text.fx_conv_run_edge": [
+   "fx_conv.c:.text.fx_conv_run_edge2": [
+    "fx_requant.c:.text.fx_apply_act"
+   ],
+   "fx_conv.c:.text.fx_conv_run_edge3": [
+    "fx_requant.c:.text.fx_apply_act"
+   ],
+   "fx_conv.c:.text.fx_conv_run_edge4": [
+    "fx_requant.c:.text.fx_apply_act"
+   ],
+   "fx_conv.c:.text.fx_conv_run_edgen": [
     "fx_requant.c:.text.fx_apply_act"
    ],
    "fx_conv.c:.text.fx_conv_run_k2": [
@@ -668,7 +715,8 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.text.fx_apply_act"
    ],
    "fx_conv.c:.text.fx_conv_window": [
-    "fx_conv.c:.text.fx_conv_run_edge",
+    "fx_conv.c:.rodata.CSWTCH.75",
+    "fx_conv.c:.text.fx_conv_run_edgen",
     "fx_requant.c:.text.fx_apply_act",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2"
    ],
@@ -848,12 +896,16 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_requant_fn": "fx_requant.c:.text.fx_requant_fn"
   },
   "sections": {
-   "fx_conv.c:.rodata.CSWTCH.70": [
+   "fx_conv.c:.rodata.CSWTCH.73": [
     8,
     "rodata"
    ],
+   "fx_conv.c:.rodata.CSWTCH.75": [
+    6,
+    "rodata"
+   ],
    "fx_conv.c:.text.fx_conv": [
-    3924,
+    3946,
     "code"
    ],
    "fx_conv.c:.text.fx_conv_run_33": [
@@ -864,7 +916,19 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     414,
     "code"
    ],
-   "fx_conv.c:.text.fx_conv_run_edge": [
+   "fx_conv.c:.text.fx_conv_run_edge2": [
+    302,
+    "code"
+   ],
+   "fx_conv.c:.text.fx_conv_run_edge3": [
+    318,
+    "code"
+   ],
+   "fx_conv.c:.text.fx_conv_run_edge4": [
+    300,
+    "code"
+   ],
+   "fx_conv.c:.text.fx_conv_run_edgen": [
     312,
     "code"
    ],
@@ -885,11 +949,11 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_conv.c:.text.fx_conv_run_strided": [
-    278,
+    348,
     "code"
    ],
    "fx_conv.c:.text.fx_conv_window": [
-    742,
+    766,
     "code"
    ],
    "fx_eltwise.c:.text.fx_act": [

@@ -71,11 +71,12 @@ typedef struct {
 typedef void fx_conv_runner_t(const fx_conv_run_t *r, const int16_t *xo, int16_t *yp, uint16_t n);
 
 /* ---- window bodies: the products of one window, between FX_MAC_BEGIN and FX_MAC_END ---------
- * They use the runner's locals: xp, wp (window origin, first weight), wend, rowlen, xrow, wrow,
- * xch, wch, kw, nrem. */
+ * They use the runner's locals: xp, wp (window origin, first weight), wend, wq, rowlen, xrow,
+ * wrow, xch, wch, kw, nrem. */
 #define FX_PP FX_MAC_PP(xp, wp)
 #define FX_ROW2 FX_PP; FX_PP
 #define FX_ROW3 FX_PP; FX_PP; FX_PP
+#define FX_ROW4 FX_PP; FX_PP; FX_PP; FX_PP
 #define FX_ROW5 FX_PP; FX_PP; FX_PP; FX_PP; FX_PP
 #define FX_ROWK                                                              \
     do {                                                                     \
@@ -103,14 +104,14 @@ typedef void fx_conv_runner_t(const fx_conv_run_t *r, const int16_t *xo, int16_t
     }
 
 /* Border windows: rows of kw taps out of wider weight rows. */
-#define FX_WIN_EDGE                                                          \
+#define FX_WIN_EDGE(ROW)                                                     \
     for (;;) {                                                               \
         const int16_t *const re_ = wp + rowlen;                              \
-        FX_ROWK;                                                             \
+        ROW;                                                                 \
         while (wp != re_) {                                                  \
             xp += xrow;                                                      \
             wp += wrow;                                                      \
-            FX_ROWK;                                                         \
+            ROW;                                                             \
         }                                                                    \
         if (wp == wend) {                                                    \
             break;                                                           \
@@ -149,21 +150,11 @@ typedef void fx_conv_runner_t(const fx_conv_run_t *r, const int16_t *xo, int16_t
         xp += xch;                                                           \
     }
 
-/* Single-tap rows with one step xrow between all of them (1x1 kernels: the input channels),
- * unrolled four times after the (taps - 1) mod 4 first steps. */
+/* Single-tap rows with one step xrow between all of them (1x1 kernels: the input channels):
+ * the first product, then four at a time up to wq = wend - (taps - 1) mod 4, then the rest. */
 #define FX_WIN_STRIDED                                                       \
     FX_PP;                                                                   \
-    if (nrem & 1u) {                                                         \
-        xp += xrow;                                                          \
-        FX_PP;                                                               \
-    }                                                                        \
-    if (nrem & 2u) {                                                         \
-        xp += xrow;                                                          \
-        FX_PP;                                                               \
-        xp += xrow;                                                          \
-        FX_PP;                                                               \
-    }                                                                        \
-    if (wp != wend) {                                                        \
+    if (wp != wq) {                                                          \
         for (;;) {                                                           \
             xp += xrow;                                                      \
             FX_PP;                                                           \
@@ -173,10 +164,20 @@ typedef void fx_conv_runner_t(const fx_conv_run_t *r, const int16_t *xo, int16_t
             FX_PP;                                                           \
             xp += xrow;                                                      \
             FX_PP;                                                           \
-            if (wp == wend) {                                                \
+            if (wp == wq) {                                                  \
                 break;                                                       \
             }                                                                \
         }                                                                    \
+    }                                                                        \
+    if (nrem & 1u) {                                                         \
+        xp += xrow;                                                          \
+        FX_PP;                                                               \
+    }                                                                        \
+    if (nrem & 2u) {                                                         \
+        xp += xrow;                                                          \
+        FX_PP;                                                               \
+        xp += xrow;                                                          \
+        FX_PP;                                                               \
     }
 
 /* A runner: n >= 1 outputs, the first window at xo, written at yp, yp + ystep, ... */
@@ -185,6 +186,7 @@ typedef void fx_conv_runner_t(const fx_conv_run_t *r, const int16_t *xo, int16_t
     {                                                                        \
         const int16_t *const w0 = r->w;                                      \
         const int16_t *const wend = w0 + r->wlen;                            \
+        const int16_t *const wq = wend - r->nrem;                            \
         const size_t rowlen = r->rowlen, xrow = r->xrow, wrow = r->wrow;     \
         const size_t xch = r->xch, wch = r->wch;                             \
         const size_t xstep = r->xstep, ystep = r->ystep;                     \
@@ -199,6 +201,7 @@ typedef void fx_conv_runner_t(const fx_conv_run_t *r, const int16_t *xo, int16_t
         (void)wch;                                                           \
         (void)kw;                                                            \
         (void)nrem;                                                          \
+        (void)wq;                                                            \
         for (;;) {                                                           \
             const int16_t *xp = xo, *wp = w0;                                \
             int32_t acc;                                                     \
@@ -223,7 +226,10 @@ FX_CONV_RUNNER(fx_conv_run_k5, FX_WIN_ROWS(FX_ROW5))
 FX_CONV_RUNNER(fx_conv_run_kn, FX_WIN_ROWS(FX_ROWK))
 FX_CONV_RUNNER(fx_conv_run_33, FX_WIN_33)
 FX_CONV_RUNNER(fx_conv_run_55, FX_WIN_55)
-FX_CONV_RUNNER(fx_conv_run_edge, FX_WIN_EDGE)
+FX_CONV_RUNNER(fx_conv_run_edge2, FX_WIN_EDGE(FX_ROW2))
+FX_CONV_RUNNER(fx_conv_run_edge3, FX_WIN_EDGE(FX_ROW3))
+FX_CONV_RUNNER(fx_conv_run_edge4, FX_WIN_EDGE(FX_ROW4))
+FX_CONV_RUNNER(fx_conv_run_edgen, FX_WIN_EDGE(FX_ROWK))
 
 /* Rows of kw taps, any number of them per channel (the common widths unrolled). */
 static fx_conv_runner_t *fx_conv_rows_runner(uint16_t kw)
@@ -237,6 +243,21 @@ static fx_conv_runner_t *fx_conv_rows_runner(uint16_t kw)
         return fx_conv_run_k5;
     default:
         return fx_conv_run_kn;
+    }
+}
+
+/* Border windows with rows of nkx taps (the widths of 3x3 and 5x5 kernels' borders unrolled). */
+static fx_conv_runner_t *fx_conv_edge_runner(uint16_t nkx)
+{
+    switch (nkx) {
+    case 2:
+        return fx_conv_run_edge2;
+    case 3:
+        return fx_conv_run_edge3;
+    case 4:
+        return fx_conv_run_edge4;
+    default:
+        return fx_conv_run_edgen;
     }
 }
 
@@ -370,7 +391,7 @@ static void fx_conv_window(fx_conv_run_t *e, const fx_conv_geo_t *g, const int16
     } else {
         fx_conv_set_cols(e, g, (uint16_t)(kx1 - kx0));
         e->w = wrow + kx0;
-        fx_conv_run_edge(e, xrow + (ix0 + kx0), yp, 1u);
+        fx_conv_edge_runner(e->kw)(e, xrow + (ix0 + kx0), yp, 1u);
     }
 }
 
@@ -535,7 +556,7 @@ void fx_conv(const fx_conv_t *p, const int16_t *x, int16_t *y,
                 } else {
                     fx_conv_set_cols(&e, &g, (uint16_t)(kx1 - kx0));
                     e.w = wc + kx0;
-                    fx_conv_run_edge(&e, xtop + (ix0 + kx0), ytop + ox, n);
+                    fx_conv_edge_runner(e.kw)(&e, xtop + (ix0 + kx0), ytop + ox, n);
                 }
             }
         }

@@ -239,3 +239,13 @@ def test_intermittent_build_with_gnet(tmp_path: Path, capsys: pytest.CaptureFixt
         np.save(tmp_path / "x.npy", d["x"][:3])
     code = main(["run", str(out), "--input", str(tmp_path / "x.npy"), "--power-fail", "random:seed=3,min=150,max=2500"])
     assert code == 0 and "output identical to the uninterrupted run: yes" in capsys.readouterr().out
+
+
+def test_verify_checks_every_exit(digits: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    out, data = digits
+    code = main(["verify", str(out), "--data", str(data), "--limit", "120", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    rows = {r["output"]: r for r in doc["outputs"]}
+    assert code == 0 and doc["pass"]
+    for k in (1, 2, 3):
+        assert rows[f"gnet_exit_{k}"]["kind"] == "gnet-exit" and rows[f"gnet_exit_{k}"]["agreement"] >= 0.995

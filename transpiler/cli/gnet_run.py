@@ -1,5 +1,6 @@
 """``freeml-tx run DIR --input x.npy --energy-trace trace.csv``: inferences of a gNet package under an
-energy trace (transpiler/gnet_energy.py has the model; main_gnet.c runs it).
+energy trace (transpiler/gnet_energy.py has the model; main_gnet.c runs it). Also the gNet rows of
+``freeml-tx verify`` (:func:`gnet_verify_rows`: every exit of the C against onnxruntime).
 
     freeml-tx run build/ --input x.npy --energy-trace trace.csv
     freeml-tx run build/ --input test.npz --energy-trace trace.csv --energy-supply cap=22uF,von=3.3V,voff=1.8V,active=1.5mW --energy-period 0.05
@@ -142,4 +143,37 @@ def run_energy_command(args: argparse.Namespace, inputs: dict[str, np.ndarray]) 
     return 0
 
 
-__all__ = ["add_energy_arguments", "execute_energy", "format_energy", "run_energy_command"]
+def gnet_verify_rows(out_dir: Path, man: dict[str, Any], inputs: dict[str, np.ndarray], labels: np.ndarray | None,
+                     accuracy_rows: np.ndarray | None, cc: str | None = None,
+                     sanitize: bool = False) -> list[dict[str, Any]]:
+    """`freeml-tx verify` rows for the gNet exits ([] without one): the class of every exit of the
+    generated C (the host driver's ``exits`` mode) against the argmax of onnxruntime's
+    ``gnet_exit_k`` on normalized.onnx, and both accuracies against the labels."""
+    from transpiler import hostrun
+    from transpiler.cli.verify_cmd import reference_outputs
+    from transpiler.gnet_energy import run_exits
+
+    g = man.get("gnet")
+    if not g:
+        return []
+    got = run_exits(out_dir, hostrun.quantize(man, inputs), cc, sanitize)
+    ref = reference_outputs(out_dir / "normalized.onnx", list(g["onnx_outputs"]), inputs)
+    rows = []
+    n = got.classes.shape[0]
+    for k, name in enumerate(g["onnx_outputs"]):
+        c_cls, r_cls = got.classes[:, k], ref[name].argmax(axis=1)
+        agree = int((c_cls == r_cls).sum())
+        row: dict[str, Any] = {"output": name, "size": int(g["classes"]), "q": g["scores_q"], "samples": n,
+                               "kind": "gnet-exit", "agreement": agree / n if n else 1.0, "agree": agree,
+                               "compared_with": f"the head after exit {k + 1} (fx_<m>_exit)"}
+        if labels is not None and labels.ndim == 1 and labels.shape[0] == n:
+            sel = np.ones(n, dtype=bool) if accuracy_rows is None else accuracy_rows
+            if sel.any():
+                row["accuracy_c"] = float((c_cls == labels)[sel].mean())
+                row["accuracy_onnxruntime"] = float((r_cls == labels)[sel].mean())
+                row["accuracy_samples"] = int(sel.sum())
+        rows.append(row)
+    return rows
+
+
+__all__ = ["add_energy_arguments", "execute_energy", "format_energy", "gnet_verify_rows", "run_energy_command"]

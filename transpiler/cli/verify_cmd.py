@@ -8,7 +8,8 @@ top-1 agreement (argmax equal), the max and mean absolute error of the dequantis
 when the data has labels ``y``, the accuracy of both (on the samples the file's ``split`` marks
 ``test`` when it has marks: the others are the model's training or validation images). The class-index output of a classifier is
 compared with the argmax of the onnxruntime scores it came from. Exit status 1 when an agreement is
-below ``--min-agreement`` (default 0.995).
+below ``--min-agreement`` (default 0.995). A package with a gNet also compares every exit: the
+class of the C's head after exit k against the argmax of onnxruntime's ``gnet_exit_k``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from transpiler.cli.gnet_run import gnet_verify_rows
 from transpiler.errors import InputError, Location
 
 
@@ -120,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
     ref = reference_outputs(model_path, names, ds.inputs)
     test_rows = None if ds.marks is None else ds.marks == "test"
     results = compare(man, c_real, ref, ds.labels, test_rows)
+    results += gnet_verify_rows(out_dir, man, ds.inputs, ds.labels, test_rows, args.cc, args.sanitize)  # gNet exits
     rated = [r for r in results if "agreement" in r]
     worst = min((r["agreement"] for r in rated), default=1.0)
     ok = worst >= args.min_agreement

@@ -577,30 +577,53 @@ clean-intermittent:
 """
 
 
-def store_counts(p: Program, plan: IntermittentPlan) -> dict[str, int]:
+def store_counts(p: Program, plan: IntermittentPlan) -> dict[str, Any]:
     """FRAM stores of one uninterrupted inference and of its largest piece between two commits
-    (upper bounds from the cost model's stores per unit): a host schedule whose gaps are below
-    ``max_piece_stores`` may never make progress."""
+    (upper bounds from the cost model's stores per unit: a host schedule whose gaps are below
+    ``max_piece_stores`` may never make progress), and the predicted cycles: per step its largest
+    commit group, the run under a failure every ``budget`` cycles and without failures."""
     from transpiler.intermittent import commit_pieces
 
+    from transpiler.intermittent import simulate_power_cycles
+    from transpiler.lir.cost import BOOT_CYCLES
+
     pieces = commit_pieces(p, plan)
+    run = simulate_power_cycles(pieces, plan.budget, BOOT_CYCLES)
+    cont = simulate_power_cycles(pieces, 0, BOOT_CYCLES)
+    group_cycles = [round(max((pc.cycles for pc in pieces if pc.step == i + 1), default=0.0))
+                    for i in range(len(p.steps))]
     return {"max_piece_stores": max(pc.stores for pc in pieces),
             "stores_per_inference": sum(pc.stores for pc in pieces),
-            "commits_per_inference": sum(1 for pc in pieces if pc.step <= len(p.steps))}
+            "commits_per_inference": sum(1 for pc in pieces if pc.step <= len(p.steps)),
+            # the cost model's prediction (transpiler.intermittent): a failure every `budget` cycles
+            "group_cycles": group_cycles, "max_group_cycles": round(max(pc.cycles for pc in pieces)),
+            "predicted_cycles": round(run.total_cycles), "predicted_power_failures": run.power_failures,
+            "predicted_lost_cycles": round(run.lost_cycles),
+            "predicted_continuous_cycles": round(cont.total_cycles)}
 
 
-def report_lines(plan: IntermittentPlan, steps: list[dict[str, Any]], in_chunks: int) -> list[str]:
-    """The report's intermittent section (per step: units, tile, tiles per commit)."""
+def report_lines(plan: IntermittentPlan, steps: list[dict[str, Any]], in_chunks: int,
+                 figures: dict[str, Any] | None = None) -> list[str]:
+    """The report's intermittent section: per step units, tile, tiles per commit, commits and
+    predicted cycles per group; the predicted run (`figures`: the manifest's intermittent section)."""
+    figures = figures or {}
+    group_cycles = list(figures.get("group_cycles") or [])
     lines = ["intermittent execution",
              f"  budget {plan.budget} cycles per power cycle, {plan.margin:.0%} margin; progress: two "
              f"records in FRAM (16 B)",
              f"  input copy: {in_chunks} chunk(s) of {INPUT_CHUNK} elements, {plan.input_per_commit} per commit",
-             f"  {'#':>3} {'name':24s} {'units':>6} {'tile':>6} {'x/commit':>8} {'commits':>7}"]
+             f"  {'#':>3} {'name':24s} {'units':>6} {'tile':>6} {'x/commit':>8} {'commits':>7} {'cycles/group':>12}"]
     for st in steps:
         group = max(1, int(st["tile_units"]) * int(st["per_commit"]))
         commits = -(-int(st["units"]) // group)
+        gc = group_cycles[st["index"]] if st["index"] < len(group_cycles) else None
         lines.append(f"  {st['index']:>3} {st['name'][:24]:24s} {st['units']:>6} {st['tile_units']:>6} "
-                     f"{st['per_commit']:>8} {commits:>7}")
+                     f"{st['per_commit']:>8} {commits:>7} {gc if gc is not None else '-':>12}")
+    if "predicted_cycles" in figures:
+        lines.append(f"  predicted: {figures['predicted_cycles']} cycles with {figures['predicted_power_failures']} "
+                     f"power failures (a failure every {plan.budget} cycles; "
+                     f"{figures['predicted_continuous_cycles']} without failures); "
+                     f"{figures['stores_per_inference']} FRAM stores per inference")
     lines.append("")
     return lines
 

@@ -826,7 +826,8 @@ def report(info: GenInfo, p: Program, m: str, manifest: dict[str, Any], runtime:
         lines += pf.report_lines(pf.IntermittentPlan(manifest["intermittent"]["budget"],
                                                      manifest["intermittent"]["margin"],
                                                      manifest["intermittent"]["input_per_commit"]),
-                                 manifest["steps"], manifest["intermittent"]["input_chunks"])
+                                 manifest["steps"], manifest["intermittent"]["input_chunks"],
+                                 manifest["intermittent"])
     lines.append("buffers")
     lines.append(f"  {'name':24s} {'kind':10s} {'type':20s} {'q':>12} {'space':7s} {'offset':>7} {'bytes':>7}  life")
     for b in manifest["buffers"]:

@@ -121,8 +121,11 @@ def gnet_manifest(manifest: Mapping[str, Any], out_dir: str | os.PathLike[str]) 
     return g
 
 
-def build_driver(out_dir: str | os.PathLike[str], cc: str | None = None, sanitize: bool = False) -> Path:
-    """``make gnet`` (or ``gnet-asan``) in a generated directory; the driver's path."""
+def build_driver(out_dir: str | os.PathLike[str], cc: str | None = None, sanitize: bool = False,
+                 start_cycles: int | None = None) -> Path:
+    """``make gnet`` (or ``gnet-asan``) in a generated directory; the driver's path. ``start_cycles``
+    overrides ``FX_<M>_GNET_START_CYCLES`` (what an inference waits to afford before it starts; a
+    separate binary)."""
     from transpiler.hostrun import find_cc, load_manifest
 
     d = Path(out_dir)
@@ -132,7 +135,12 @@ def build_driver(out_dir: str | os.PathLike[str], cc: str | None = None, sanitiz
     compiler = find_cc(cc)
     name = g["asan_binary"] if sanitize else g["binary"]
     var = "GNET_ASAN_BIN" if sanitize else "GNET_BIN"
-    cmd = ["make", "-C", str(d), "gnet-asan" if sanitize else "gnet", f"CC={compiler}", f"{var}={name}"]
+    cmd = ["make", "-C", str(d), "gnet-asan" if sanitize else "gnet", f"CC={compiler}"]
+    if start_cycles is not None:
+        name = f"{name}_start{int(start_cycles)}"
+        macro = f"FX_{str(load_manifest(d)['c_name']).upper()}_GNET_START_CYCLES"
+        cmd.append(f"GNET_DEFS=-D{macro}={int(start_cycles)}ul")
+    cmd.append(f"{var}={name}")
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-25:]
@@ -207,15 +215,17 @@ class EnergyRun:
 
 
 def run_energy(out_dir: str | os.PathLike[str], x_q: np.ndarray, trace: EnergyTrace, supply: PowerSupply,
-               period: float, cc: str | None = None, sanitize: bool = False) -> EnergyRun:
-    """Run the driver's ``energy`` mode on int16 inputs ``[N, in_size]`` (see the module docstring)."""
+               period: float, cc: str | None = None, sanitize: bool = False,
+               start_cycles: int | None = None) -> EnergyRun:
+    """Run the driver's ``energy`` mode on int16 inputs ``[N, in_size]`` (see the module docstring);
+    ``start_cycles``: see :func:`build_driver`."""
     from transpiler.hostrun import load_manifest
 
     if period < 0 or not math.isfinite(period):
         raise InputError(f"the period {period} s must be >= 0")
     man = load_manifest(out_dir)
     gnet_manifest(man, out_dir)
-    exe = build_driver(out_dir, cc, sanitize)
+    exe = build_driver(out_dir, cc, sanitize, start_cycles)
     in_size, out_size = int(man["api"]["in_size"]), int(man["api"]["out_size"])
     x = np.ascontiguousarray(np.asarray(x_q).reshape(-1, in_size), dtype="<i2")
     with tempfile.TemporaryDirectory(prefix="freeml-gnet-") as tmp:

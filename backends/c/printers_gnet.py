@@ -133,7 +133,9 @@ class GnetC:
             f"#define FX_{M}_GNET_CLASSES {self.classes}u",
             f"#define FX_{M}_GNET_SCORES_Q ({q})",
             f"#define FX_{M}_GNET_EXIT_CYCLES {self.exit_cycles()}ul",
+            f"#ifndef FX_{M}_GNET_START_CYCLES   /* what an inference waits to afford (-D to wait for more) */",
             f"#define FX_{M}_GNET_START_CYCLES {self.start_cycles()}ul   /* up to exit 1's answer */",
+            "#endif",
             "/* Run the head on the features present: scores[FX_<M>_GNET_CLASSES] (Q FX_<M>_GNET_SCORES_Q),"
             .replace("<M>", M),
             " * *cls = the class (first maximum). Returns k, the exits present (0: none yet). */",
@@ -271,16 +273,17 @@ class GnetC:
 GNET_BIN ?= $(MODEL)_host_gnet
 GNET_ASAN_BIN ?= $(MODEL)_host_gnet_asan
 GNET_FLAGS := -DFX_STEP_HOOKS -DFX_ENERGY_LEVEL_HOOK -DFX_ENERGY_WAIT_HOOK
+GNET_DEFS ?=
 
 gnet: $(GNET_BIN)
 
 $(GNET_BIN): $(FX_SRCS) main_gnet.c $(FX_HDRS)
-\t$(CC) $(CFLAGS) $(GNET_FLAGS) $(INCLUDES) -o $@ $(FX_SRCS) main_gnet.c $(LDFLAGS)
+\t$(CC) $(CFLAGS) $(GNET_FLAGS) $(GNET_DEFS) $(INCLUDES) -o $@ $(FX_SRCS) main_gnet.c $(LDFLAGS)
 
 gnet-asan: $(GNET_ASAN_BIN)
 
 $(GNET_ASAN_BIN): $(FX_SRCS) main_gnet.c $(FX_HDRS)
-\t$(CC) $(ASAN_CFLAGS) $(GNET_FLAGS) $(INCLUDES) -o $@ $(FX_SRCS) main_gnet.c $(LDFLAGS)
+\t$(CC) $(ASAN_CFLAGS) $(GNET_FLAGS) $(GNET_DEFS) $(INCLUDES) -o $@ $(FX_SRCS) main_gnet.c $(LDFLAGS)
 
 .PHONY: gnet gnet-asan
 """

@@ -160,6 +160,13 @@ def test_energy_driver_matches_the_reference_model(digits: tuple[Path, Path], tm
     for i, a in enumerate(answers):
         if a is not None:
             assert run.outputs[i, cls_at] == a.cls
+    # -DFX_<M>_GNET_START_CYCLES: wait for a full charge before each inference
+    full = sum(g["step_cycles"])
+    waited = run_energy(out, xq, trace, supply, 0.05, start_cycles=full)
+    ref, _ = simulate(program(out), xq, trace, supply, 0.05, g["step_cycles"], g["exit_cycles"], start_cycles=full,
+                      answers=False)
+    np.testing.assert_array_equal(waited.status, ref)
+    assert (waited.status >= 0).all() and waited.end[-1] > run.end[-1]       # later, never dry
     # plenty of energy: every inference runs the whole model
     rich = run_energy(out, xq[:5], EnergyTrace(np.array([0.0]), np.array([1.0])), parse_power(
         "cap=1F,von=3.3V,voff=1.8V,active=1.5mW"), 0.05)

@@ -49,7 +49,7 @@ def build(entries: list[tuple[str, tuple[str, Any]]]) -> Annotations:
 
 @pytest.fixture(scope="module")
 def mlp_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from conftest import tiny_proto
+    from tiny_models import tiny_proto
 
     path = tmp_path_factory.mktemp("annotations") / "mlp.onnx"
     onnx.save(tiny_proto("mlp"), str(path))

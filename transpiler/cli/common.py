@@ -47,6 +47,8 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dump-dir", metavar="DIR",
                         help="write NN-pass.onnx and NN-pass.json after every pass into DIR")
     parser.add_argument("--timing", action="store_true", help="print the time each pass took")
+    parser.add_argument("--progress", action="store_true",
+                        help="print the passes' progress lines on stderr (e.g. each sparsify step)")
     parser.add_argument("--stop-after", metavar="NAME", help="stop after this pass")
     parser.add_argument("--verify", action="store_true", default=None,
                         help="check every semantics-preserving pass with onnxruntime "
@@ -102,4 +104,12 @@ def make_context(args: argparse.Namespace, pipeline_text: str, model: Any,
     return PassContext(data=load_data(getattr(args, "data", None), model, input_shapes),
                        input_shapes=dict(input_shapes),
                        command_line=shlex.join(["freeml-tx", *getattr(args, "argv", [])]),
-                       pipeline_text=pipeline_text)
+                       pipeline_text=pipeline_text,
+                       log=_stderr_line if getattr(args, "progress", False) else None)
+
+
+def _stderr_line(text: str) -> None:
+    """Where --progress sends the passes' progress lines."""
+    import sys
+
+    print(text, file=sys.stderr, flush=True)

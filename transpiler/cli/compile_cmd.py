@@ -4,7 +4,9 @@
     make -C build && freeml-tx verify build/ --data samples/lenet5_mnist.npz
 
 The default pipeline comes from the flags (:func:`default_pipeline`, the one place that decides
-it): ``normalize,quantize,lower,plan-memory,emit-c``. The output folder is written atomically:
+it): ``normalize,quantize,lower,plan-memory,emit-c``; when the model does not fit ``--fram`` it gains
+``separate,sparsify{budget=...,max-drop=...}`` after normalize (transpiler/cli/compress_flags.py,
+which needs ``--data``). The output folder is written atomically:
 after any error nothing is left in ``-o`` (an earlier freeml-tx output there stays as it was).
 Besides what emit-c writes, DIR holds ``normalized.onnx``: the float model that ``lower`` got (what
 ``freeml-tx verify`` compares the C with in onnxruntime).
@@ -23,6 +25,8 @@ from typing import Any
 
 from transpiler.cli.common import (add_model_arguments, add_pipeline_arguments, instrument_options, make_context,
                                    parse_input_shapes)
+from transpiler.cli.compress_flags import (add_compress_arguments, compression_spec, compression_summary,
+                                           format_compression, with_compression)
 from transpiler.cli.gnet_flags import add_gnet_arguments, format_gnet, gnet_summary, with_gnet
 from transpiler.cli.power_flags import add_power_arguments, apply_power, format_power, power_summary, with_power
 from transpiler.errors import PipelineError
@@ -72,6 +76,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                              "when constants go above 64 KiB) and check that --sram/--fram fit it; then "
                              "`make -C DIR msp430`, `freeml-tx run DIR --on sim`, `freeml-tx report DIR`")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_compress_arguments(parser)
     add_gnet_arguments(parser)
     add_power_arguments(parser)
     add_pipeline_arguments(parser)
@@ -122,6 +127,9 @@ def run(args: argparse.Namespace) -> int:
     shapes = parse_input_shapes(args.input_shape)
     model = load(args.model, shapes)
     context = make_context(args, pipeline, model, shapes)
+    if args.pipeline is None:   # too big for --fram: separate + sparsify (transpiler/cli/compress_flags.py)
+        pipeline = with_compression(pipeline, compression_spec(args, model, context.data, shapes))
+        context.pipeline_text = pipeline
     context.sram_bytes, context.fram_bytes, context.target = args.sram, args.fram, args.target
     apply_power(context, args)
     source = Path(args.model)
@@ -161,6 +169,10 @@ def run(args: argparse.Namespace) -> int:
             import onnx
 
             onnx.save(keep.proto, str(tmp / "normalized.onnx"))
+        compression = compression_summary(context, report)
+        if compression is not None and (tmp / "report.txt").is_file():
+            with open(tmp / "report.txt", "a", encoding="utf-8") as f:
+                f.write("\nCompression (separate, sparsify)\n" + "\n".join(format_compression(compression)) + "\n")
     summary = make_summary(args, context, report)
     if args.json:
         print(json.dumps(summary, indent=2, sort_keys=True))
@@ -224,6 +236,7 @@ def make_summary(args: argparse.Namespace, context: Any, report: Any) -> dict[st
         "report": str(out_dir / "report.txt"),
         "ms": round(report.total_ms, 1),
         "gnet": gnet_summary(context),
+        "compression": compression_summary(context, report),
         "target": getattr(args, "target", "host"),
         "msp430": msp430_summary(context),
         "intermittent": power_summary(context),
@@ -257,6 +270,8 @@ def format_summary(s: dict[str, Any]) -> str:
     ]
     if s.get("labels"):
         lines.append(f"  labels      {', '.join(str(x) for x in s['labels'])}")
+    if s.get("compression"):
+        lines += format_compression(s["compression"])
     if s.get("gnet"):
         lines += format_gnet(s["gnet"])
     if s.get("intermittent"):

@@ -1,0 +1,133 @@
+"""The compile command's compression flags: ``--max-drop`` and ``--compress``.
+
+    freeml-tx model.onnx -o build/ --data d.npz --fram 32KiB --max-drop 1.0
+
+When the model's parameters, in Q15 with indices, biases, shifts and descriptors
+(passes/compress_size.py), do not fit what the FRAM budget leaves after code and FRAM activations
+(:func:`passes.compress_size.weight_budget`), the default pipeline gains
+``separate{budget=B,max-drop=D},sparsify{budget=B,max-drop=D}`` right after normalize
+(:func:`with_compression`): first the low-rank separation of oversized layers, then pruning with
+fine-tuning to the budget, both bounded by ``--max-drop`` accuracy points on the validation part of
+``--data``. Without ``--data`` that is an error (compressing needs data); ``--compress never``
+leaves the pipeline alone (plan-memory then reports the overflow). The compile summary and
+report.txt gain the per-layer table: :func:`compression_summary` / :func:`format_compression`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from transpiler.errors import BudgetError, Location
+
+
+def add_compress_arguments(parser: argparse.ArgumentParser) -> None:
+    """--max-drop and --compress."""
+    parser.add_argument("--max-drop", type=float, default=1.0, metavar="POINTS",
+                        help="accuracy points the compression may lose on the validation part of --data "
+                             "(default 1.0; used when the model must be compressed to fit --fram)")
+    parser.add_argument("--compress", choices=("auto", "never"), default="auto",
+                        help="auto (default): separate + sparsify when the Q15 model does not fit the FRAM "
+                             "budget; never: compile as is")
+
+
+def compression_spec(args: argparse.Namespace, model: Any, data: Any,
+                     input_shapes: dict[str, tuple[int, ...]] | None = None) -> str | None:
+    """The ``separate{...},sparsify{...}`` text the flags and the model ask for, or None when the
+    model fits (or ``--compress never``). Raises BudgetError when compression is needed without data."""
+    from passes.compress_size import model_size, weight_budget
+    from passes.normalize import Normalize
+    from transpiler.pass_infra import PassContext
+
+    if getattr(args, "compress", "auto") == "never":
+        return None
+    normalized = Normalize(context=PassContext(input_shapes=dict(input_shapes or {}))).run(model.copy()).model
+    size = model_size(normalized).total
+    stack = getattr(args, "stack", None)
+    budget = weight_budget(normalized, args.fram, args.sram, *([stack] if stack is not None else []))
+    if size <= budget:
+        return None
+    if data is None:
+        raise BudgetError(f"the model's parameters take {size:,} B in Q15 but --fram {args.fram:,} B leaves about "
+                          f"{budget:,} B for them (after code and FRAM activations); compressing them to fit "
+                          f"needs data", location=Location(file=str(getattr(args, "model", "")) or None),
+                          hint="pass --data d.npz (inputs 'x', labels 'y' if you have them: without labels the "
+                               "compressed model learns from the original model's outputs), or a larger --fram")
+    drop = f"{args.max_drop:g}"
+    return f"separate{{budget={budget},max-drop={drop}}},sparsify{{budget={budget},max-drop={drop}}}"
+
+
+def with_compression(pipeline: str, spec: str | None) -> str:
+    """``pipeline`` with ``spec`` inserted right after normalize (before attach-gnet and quantize);
+    unchanged when ``spec`` is None or the pipeline already compresses."""
+    from transpiler.pipeline import format_pipeline, parse_pipeline
+
+    if spec is None:
+        return pipeline
+    specs = parse_pipeline(pipeline)
+    names = [s.name for s in specs]
+    if "sparsify" in names or "separate" in names:
+        return pipeline
+    at = names.index("normalize") + 1 if "normalize" in names else 0
+    return format_pipeline([*specs[:at], *parse_pipeline(spec), *specs[at:]])
+
+
+def compression_summary(context: Any, report: Any = None) -> dict[str, Any] | None:
+    """The figures of separate/sparsify for the compile summary (None when sparsify did not run):
+    sizes, accuracies and one row per layer (with lower's storage choice when ``report`` has it)."""
+    stats = context.extra.get("sparsify")
+    if not stats:
+        return None
+    storage: dict[str, dict[str, Any]] = {}
+    separated: list[dict[str, Any]] = []
+    float32 = stats.get("float32_bytes")
+    for record in getattr(report, "records", []) or []:
+        if record.name == "lower":
+            storage = {r["step"]: r for r in record.pass_stats.get("weight_storage", [])}
+        if record.name == "separate":
+            separated = [r for r in record.pass_stats.get("layers", []) if r.get("kept")]
+            float32 = record.pass_stats.get("float32_bytes", float32)   # the model before separation
+    rows = []
+    for layer in stats.get("layers", []):
+        lowered = storage.get(layer["node"])
+        rows.append({"node": layer["node"], "shape": layer["shape"], "density": layer["density"],
+                     "nnz": layer["nnz"], "bytes_before": layer.get("bytes_before"), "bytes": layer["bytes"],
+                     "storage": lowered["storage"] if lowered else layer["storage"],
+                     "lowered_bytes": lowered["bytes"] if lowered else None, "fragile": layer.get("fragile", False)})
+    return {"budget": stats.get("budget"), "size_before": stats.get("size_before"), "size_after": stats.get("size_after"),
+            "float32_bytes": float32, "measure": stats.get("measure"),
+            "accuracy_reference": stats.get("accuracy_reference"), "accuracy_before": stats.get("accuracy_before"),
+            "accuracy_after": stats.get("accuracy_after"), "drop": stats.get("drop"),
+            "val_samples": stats.get("val_samples"), "steps": len(stats.get("steps", [])),
+            "separated": [{"node": r["node"], "kind": r["kind"], "ranks": r["ranks"]} for r in separated],
+            "units_removed": stats.get("units_removed", []), "layers": rows}
+
+
+def format_compression(c: dict[str, Any]) -> list[str]:
+    """Summary/report lines: sizes, accuracy before/after and the per-layer table."""
+    def pct(value: Any) -> str:
+        return f"{100 * value:.2f} %" if isinstance(value, (int, float)) else "-"
+
+    before, after, f32 = c.get("size_before") or 0, c.get("size_after") or 0, c.get("float32_bytes") or 0
+    lines = [f"  compression {before:,} B -> {after:,} B Q15 parameters (budget {c.get('budget') or 0:,} B; "
+             f"{f32 / max(after, 1):.1f}x smaller than the {f32:,} B of float32), {c.get('steps')} sparsify steps",
+             f"              {c.get('measure')} on {c.get('val_samples')} val samples: original "
+             f"{pct(c.get('accuracy_reference'))}, before {pct(c.get('accuracy_before'))}, after "
+             f"{pct(c.get('accuracy_after'))} (drop {c.get('drop')} points)"]
+    for sep in c.get("separated", []):
+        lines.append(f"              separated '{sep['node']}' ({sep['kind']}, rank {'x'.join(map(str, sep['ranks']))})")
+    for unit in c.get("units_removed", []):
+        lines.append(f"              dead units removed after '{unit['first']}': {unit['units_before']} -> "
+                     f"{unit['units_after']}")
+    lines.append(f"    {'layer':<30} {'shape':<14} {'storage':<7} {'density':>8} {'nnz':>7} {'bytes before':>13} "
+                 f"{'bytes':>8}")
+    for row in c.get("layers", []):
+        shape = "x".join(map(str, row["shape"]))
+        fragile = "  fragile" if row.get("fragile") else ""
+        lines.append(f"    {row['node'][:30]:<30} {shape:<14} {row['storage']:<7} {row['density']:>8.4f} "
+                     f"{row['nnz']:>7} {row.get('bytes_before') or 0:>13,} {row['bytes']:>8,}{fragile}")
+    return lines
+
+
+__all__ = ["add_compress_arguments", "compression_spec", "compression_summary", "format_compression",
+           "with_compression"]

@@ -4,6 +4,7 @@ Before -> after::
 
     Program (every buffer placed by plan-memory)      DIR/<m>.h <m>.c <m>_weights.[ch] <m>_config.h
                                                       DIR/main_host.c Makefile runtime/*.[ch]
+                                                      runtime/platform/host/fx_host_io.[ch]
                                                       DIR/manifest.json final.lir report.txt
 
 The program itself is returned unchanged. backends/c/writer.py documents the layout, backends/c/
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backends.c.runtime_files import needed_files, runtime_dir
+from backends.c.runtime_files import HOST_IO_RUNTIME, needed_files, runtime_dir
 from backends.c.writer import (GenInfo, c_header, generate, hash_header, hash_safe, makefile, manifest_text, model_c_name,
                                report)
 from transpiler import __version__
@@ -101,19 +102,19 @@ def write_package(p: Program, ctx: PassContext, out_dir: Path, name: str = "") -
     (out_dir / "runtime").mkdir(exist_ok=True)
     for rel in sorted(files):
         (out_dir / rel).write_text(files[rel], encoding="utf-8", newline="\n")
-    for f in runtime:
-        (out_dir / "runtime" / f).write_bytes((root / f).read_bytes())
+    host = list(HOST_IO_RUNTIME)    # the host drivers' file I/O (make, make gnet, ...)
     if gen.manifest.get("intermittent"):
         from backends.c.intermittent import HOST_PF_RUNTIME
 
-        for f in HOST_PF_RUNTIME:   # the host power-failure platform (make host-intermittent)
-            (out_dir / "runtime" / f).parent.mkdir(parents=True, exist_ok=True)
-            (out_dir / "runtime" / f).write_bytes((root / f).read_bytes())
+        host += HOST_PF_RUNTIME      # the host power-failure platform (make host-intermittent)
+    for f in runtime + host:
+        (out_dir / "runtime" / f).parent.mkdir(parents=True, exist_ok=True)
+        (out_dir / "runtime" / f).write_bytes((root / f).read_bytes())
     if target_files:
         from backends.c.msp430_mk import copy_msp430_runtime
 
         copy_msp430_runtime(out_dir / "runtime", runtime=root)
-    return {"out_dir": str(out_dir), "c_name": m, "files": sorted(files) + [f"runtime/{f}" for f in runtime],
+    return {"out_dir": str(out_dir), "c_name": m, "files": sorted(files) + [f"runtime/{f}" for f in runtime + host],
             "sizes": gen.manifest["sizes"], "steps": len(p.steps), "manifest": gen.manifest}
 
 

@@ -252,13 +252,15 @@ def main_intermittent_c(header: str, m: str, M: str) -> str:
  *   {{"sample": k, "runs": r, "failures": f, "boots": b, "stores": s, "reexecuted_stores": x,
  *    "baseline_stores": s0, "mismatches": m, "stuck": c}}
  * Exit status: 0 all runs finished with the reference output, 1 I/O error, 2 usage error,
- * 3 a run could not make progress (max boots), 4 a run's output differed from the reference. */
+ * 3 a run could not make progress (max boots), 4 a run's output differed from the reference.
+ * File I/O: runtime/platform/host/fx_host_io.c. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "{m}.h"
+#include "fx_host_io.h"
 #include "fx_power_host.h"
 
 #define PF_USAGE "usage: %s [--schedule SPEC] [--repeat N] [--exhaustive] [--max-boots K] INPUT OUTPUT [COUNT]\\n"
@@ -267,53 +269,6 @@ typedef struct {{
     unsigned long runs, failures, boots, mismatches, stuck;
     unsigned long long stores, reexecuted, baseline;
 }} pf_totals_t;
-
-static unsigned char *read_all(const char *path, size_t *len)
-{{
-    FILE *f = fopen(path, "rb");
-    unsigned char *buf = NULL;
-    size_t cap = 0, n = 0;
-    if (f == NULL) {{
-        return NULL;
-    }}
-    for (;;) {{
-        size_t got;
-        if (n == cap) {{
-            unsigned char *bigger;
-            cap = cap ? 2u * cap : 65536u;
-            bigger = (unsigned char *)realloc(buf, cap);
-            if (bigger == NULL) {{
-                free(buf);
-                fclose(f);
-                return NULL;
-            }}
-            buf = bigger;
-        }}
-        got = fread(buf + n, 1u, cap - n, f);
-        n += got;
-        if (got == 0u) {{
-            break;
-        }}
-    }}
-    if (ferror(f)) {{
-        free(buf);
-        fclose(f);
-        return NULL;
-    }}
-    fclose(f);
-    *len = n;
-    return buf;
-}}
-
-static int parse_ulong(const char *text, unsigned long *v)
-{{
-    char *end = NULL;
-    if (text == NULL || *text < '0' || *text > '9') {{
-        return -1;
-    }}
-    *v = strtoul(text, &end, 10);
-    return *end == '\\0' ? 0 : -1;
-}}
 
 /* One run from a new inference on garbage FRAM and a garbage output. */
 static int one_run(const int16_t *x, int16_t *y, const fx_fail_schedule_t *s, uint32_t max_boots,
@@ -397,11 +352,9 @@ int main(int argc, char **argv)
     fx_fail_schedule_t sched, none;
     unsigned long repeat = 0ul, max_boots = {DEFAULT_MAX_BOOTS}ul, count_arg = 0ul;
     int exhaustive = 0, npaths = 0, status = 0, a;
-    unsigned char *raw, *wire;
     int16_t *in, *out, *ref;
     size_t len = 0, count, k;
     pf_totals_t total;
-    FILE *f;
 
     memset(&sched, 0, sizeof sched);
     memset(&none, 0, sizeof none);
@@ -414,12 +367,12 @@ int main(int argc, char **argv)
                 return 2;
             }}
         }} else if (strcmp(argv[a], "--repeat") == 0 && a + 1 < argc) {{
-            if (parse_ulong(argv[++a], &repeat) != 0 || repeat == 0ul) {{
+            if (fx_host_parse_count(argv[++a], &repeat) != 0) {{
                 fprintf(stderr, "{m}_host_pf: --repeat needs a positive integer, got '%s'\\n", argv[a]);
                 return 2;
             }}
         }} else if (strcmp(argv[a], "--max-boots") == 0 && a + 1 < argc) {{
-            if (parse_ulong(argv[++a], &max_boots) != 0 || max_boots == 0ul || max_boots > 0xFFFFFFFFul) {{
+            if (fx_host_parse_count(argv[++a], &max_boots) != 0 || max_boots > 0xFFFFFFFFul) {{
                 fprintf(stderr, "{m}_host_pf: --max-boots needs a positive integer, got '%s'\\n", argv[a]);
                 return 2;
             }}
@@ -440,40 +393,30 @@ int main(int argc, char **argv)
         fprintf(stderr, "  (--repeat needs a random schedule; --exhaustive takes no schedule)\\n");
         return 2;
     }}
-    if (npaths == 3 && (parse_ulong(paths[2], &count_arg) != 0 || count_arg == 0ul)) {{
+    if (npaths == 3 && fx_host_parse_count(paths[2], &count_arg) != 0) {{
         fprintf(stderr, "{m}_host_pf: COUNT must be a positive integer, got '%s'\\n", paths[2]);
         return 2;
     }}
-    raw = read_all(paths[0], &len);
-    if (raw == NULL) {{
-        fprintf(stderr, "{m}_host_pf: %s: cannot read the input file\\n", paths[0]);
-        return 1;
+    in = fx_host_read_int16(paths[0], &len);
+    if (in == NULL) {{
+        return fx_host_fail("{m}_host_pf", paths[0], "cannot read the input file");
     }}
     count = count_arg ? (size_t)count_arg : (in_bytes ? len / in_bytes : 0u);
     if (count == 0u || len != count * in_bytes) {{
         fprintf(stderr, "{m}_host_pf: %s: %lu bytes is not %s samples of %u int16\\n", paths[0],
                 (unsigned long)len, count_arg ? "COUNT" : "a positive number of", (unsigned)FX_{M}_IN_SIZE);
-        free(raw);
+        free(in);
         return 1;
     }}
-    in = (int16_t *)malloc(count * in_bytes);
     out = (int16_t *)malloc(count * 2u * (size_t)FX_{M}_OUT_SIZE);
     ref = (int16_t *)malloc(2u * (size_t)FX_{M}_OUT_SIZE + 2u);
-    wire = (unsigned char *)malloc(count * 2u * (size_t)FX_{M}_OUT_SIZE);
-    if (in == NULL || out == NULL || ref == NULL || wire == NULL) {{
-        free(raw);
+    if (out == NULL || ref == NULL) {{
         free(in);
         free(out);
         free(ref);
-        free(wire);
         fprintf(stderr, "{m}_host_pf: out of memory\\n");
         return 1;
     }}
-    for (k = 0; k < count * (size_t)FX_{M}_IN_SIZE; ++k) {{
-        long v = (long)raw[2u * k] | ((long)raw[2u * k + 1u] << 8);
-        in[k] = (int16_t)(v >= 32768L ? v - 65536L : v);
-    }}
-    free(raw);
     for (k = 0; k < count && status == 0; ++k) {{
         const int16_t *x = in + k * (size_t)FX_{M}_IN_SIZE;
         int16_t *y = out + k * (size_t)FX_{M}_OUT_SIZE;
@@ -518,28 +461,12 @@ int main(int argc, char **argv)
         total.stuck += t.stuck;
     }}
     print_totals("total", (unsigned long)count, &total);
-    if (status == 0) {{
-        for (k = 0; k < count * (size_t)FX_{M}_OUT_SIZE; ++k) {{
-            uint16_t u = (uint16_t)out[k];
-            wire[2u * k] = (unsigned char)(u & 0xFFu);
-            wire[2u * k + 1u] = (unsigned char)(u >> 8);
-        }}
-        f = fopen(paths[1], "wb");
-        if (f == NULL || fwrite(wire, 1u, count * 2u * (size_t)FX_{M}_OUT_SIZE, f) != count * 2u * (size_t)FX_{M}_OUT_SIZE) {{
-            if (f != NULL) {{
-                fclose(f);
-            }}
-            fprintf(stderr, "{m}_host_pf: %s: cannot write the output file\\n", paths[1]);
-            status = 1;
-        }} else if (fclose(f) != 0) {{
-            fprintf(stderr, "{m}_host_pf: %s: cannot write the output file\\n", paths[1]);
-            status = 1;
-        }}
+    if (status == 0 && fx_host_write_int16(paths[1], out, count * (size_t)FX_{M}_OUT_SIZE) != 0) {{
+        status = fx_host_fail("{m}_host_pf", paths[1], "cannot write the output file");
     }}
     free(in);
     free(out);
     free(ref);
-    free(wire);
     return status;
 }}
 """
@@ -556,19 +483,18 @@ def makefile_rules(m: str) -> str:
 # make host-intermittent-asan   the same with AddressSanitizer + UndefinedBehaviorSanitizer
 PF_BIN ?= $(MODEL)_host_pf
 PF_ASAN_BIN ?= $(MODEL)_host_pf_asan
-PF_SRCS := main_intermittent.c {srcs}
-PF_HDRS := {hdrs}
-PF_INCLUDES := $(INCLUDES) -Iruntime/platform/host
+PF_SRCS := main_intermittent.c {srcs} $(HOST_IO_SRCS)
+PF_HDRS := {hdrs} $(HOST_IO_HDRS)
 
 host-intermittent: $(PF_BIN)
 
 $(PF_BIN): $(FX_SRCS) $(PF_SRCS) $(FX_HDRS) $(PF_HDRS)
-\t$(CC) $(CFLAGS) -DFX_HOST_POWER_FAIL $(PF_INCLUDES) -o $@ $(FX_SRCS) $(PF_SRCS) $(LDFLAGS)
+\t$(CC) $(CFLAGS) -DFX_HOST_POWER_FAIL $(HOST_INCLUDES) -o $@ $(FX_SRCS) $(PF_SRCS) $(LDFLAGS)
 
 host-intermittent-asan: $(PF_ASAN_BIN)
 
 $(PF_ASAN_BIN): $(FX_SRCS) $(PF_SRCS) $(FX_HDRS) $(PF_HDRS)
-\t$(CC) $(ASAN_CFLAGS) -DFX_HOST_POWER_FAIL $(PF_INCLUDES) -o $@ $(FX_SRCS) $(PF_SRCS) $(LDFLAGS)
+\t$(CC) $(ASAN_CFLAGS) -DFX_HOST_POWER_FAIL $(HOST_INCLUDES) -o $@ $(FX_SRCS) $(PF_SRCS) $(LDFLAGS)
 
 clean-intermittent:
 \trm -f $(PF_BIN) $(PF_ASAN_BIN)

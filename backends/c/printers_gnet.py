@@ -277,13 +277,13 @@ GNET_DEFS ?=
 
 gnet: $(GNET_BIN)
 
-$(GNET_BIN): $(FX_SRCS) main_gnet.c $(FX_HDRS)
-\t$(CC) $(CFLAGS) $(GNET_FLAGS) $(GNET_DEFS) $(INCLUDES) -o $@ $(FX_SRCS) main_gnet.c $(LDFLAGS)
+$(GNET_BIN): $(FX_SRCS) main_gnet.c $(HOST_IO_SRCS) $(FX_HDRS) $(HOST_IO_HDRS)
+\t$(CC) $(CFLAGS) $(GNET_FLAGS) $(GNET_DEFS) $(HOST_INCLUDES) -o $@ $(FX_SRCS) main_gnet.c $(HOST_IO_SRCS) $(LDFLAGS)
 
 gnet-asan: $(GNET_ASAN_BIN)
 
-$(GNET_ASAN_BIN): $(FX_SRCS) main_gnet.c $(FX_HDRS)
-\t$(CC) $(ASAN_CFLAGS) $(GNET_FLAGS) $(GNET_DEFS) $(INCLUDES) -o $@ $(FX_SRCS) main_gnet.c $(LDFLAGS)
+$(GNET_ASAN_BIN): $(FX_SRCS) main_gnet.c $(HOST_IO_SRCS) $(FX_HDRS) $(HOST_IO_HDRS)
+\t$(CC) $(ASAN_CFLAGS) $(GNET_FLAGS) $(GNET_DEFS) $(HOST_INCLUDES) -o $@ $(FX_SRCS) main_gnet.c $(HOST_IO_SRCS) $(LDFLAGS)
 
 .PHONY: gnet gnet-asan
 """
@@ -347,7 +347,8 @@ def main_gnet_c(header: str, m: str, M: str) -> str:
  *       left in cycles; the exit policy stops early when the next step plus the head do not fit.
  *       OUT per sample: the status (-1: no answer; 0: the whole model; k: gNet exit k), then the
  *       outputs. stdout, per sample: "sample I status S start T0 end T1 energy E0 E1 cycles C".
- * Exit status 0 on success, 1 on an I/O error, 2 on a usage error. */
+ * Exit status 0 on success, 1 on an I/O error, 2 on a usage error.
+ * File I/O: runtime/platform/host/fx_host_io.c. */
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -355,6 +356,7 @@ def main_gnet_c(header: str, m: str, M: str) -> str:
 #include <string.h>
 
 #include "{m}.h"
+#include "fx_host_io.h"
 
 enum {{ MODE_EXITS = 1, MODE_ENERGY = 2 }};
 static int mode;
@@ -479,38 +481,6 @@ uint32_t fx_energy_level(void)
     return cycles >= 4294967295.0 ? 0xFFFFFFFFul : (uint32_t)cycles;
 }}
 
-static unsigned char *read_all(const char *path, size_t *len)
-{{
-    FILE *f = fopen(path, "rb");
-    unsigned char *buf = NULL;
-    size_t cap = 0, n = 0;
-    if (f == NULL) {{
-        return NULL;
-    }}
-    for (;;) {{
-        size_t got;
-        if (n == cap) {{
-            unsigned char *bigger;
-            cap = cap ? 2u * cap : 65536u;
-            bigger = (unsigned char *)realloc(buf, cap);
-            if (bigger == NULL) {{
-                free(buf);
-                fclose(f);
-                return NULL;
-            }}
-            buf = bigger;
-        }}
-        got = fread(buf + n, 1u, cap - n, f);
-        n += got;
-        if (got == 0u) {{
-            break;
-        }}
-    }}
-    fclose(f);
-    *len = n;
-    return buf;
-}}
-
 static int read_trace(const char *path)
 {{
     FILE *f = fopen(path, "r");
@@ -566,30 +536,15 @@ static int run_guarded(const int16_t *in, int16_t *out)
     return status;
 }}
 
-static int write_le(const char *path, const int16_t *v, size_t n)
-{{
-    FILE *f = fopen(path, "wb");
-    size_t k;
-    int ok = f != NULL;
-    for (k = 0u; ok && k < n; ++k) {{
-        uint16_t u = (uint16_t)v[k];
-        ok = fputc((int)(u & 0xFFu), f) != EOF && fputc((int)(u >> 8), f) != EOF;
-    }}
-    if (f != NULL && fclose(f) != 0) {{
-        ok = 0;
-    }}
-    return ok ? 0 : -1;
-}}
-
 int main(int argc, char **argv)
 {{
     const size_t in_size = FX_{M}_IN_SIZE, out_size = FX_{M}_OUT_SIZE;
     const size_t rec = FX_{M}_GNET_EXITS * (2u + FX_{M}_GNET_CLASSES);
-    unsigned char *raw;
     int16_t *in, *res;
     size_t len = 0u, count, k, per;
+    unsigned long count_arg = 0ul;
     double period = 0.0;
-    char *end = NULL;
+    int rc = 0;
     if (argc >= 2 && strcmp(argv[1], "exits") == 0 && argc == 5) {{
         mode = MODE_EXITS;
     }} else if (argc >= 2 && strcmp(argv[1], "energy") == 0 && argc == 12) {{
@@ -612,32 +567,24 @@ int main(int argc, char **argv)
                 argv[0]);
         return 2;
     }}
-    count = (size_t)strtoul(argv[4], &end, 10);
-    if (end == argv[4] || *end != '\\0' || count == 0u) {{
+    if (fx_host_parse_count(argv[4], &count_arg) != 0) {{
         fprintf(stderr, "{m}_host_gnet: COUNT must be a positive integer\\n");
         return 2;
     }}
-    raw = read_all(argv[2], &len);
-    if (raw == NULL || len != count * 2u * in_size) {{
-        free(raw);
+    count = (size_t)count_arg;
+    in = fx_host_read_int16(argv[2], &len);
+    if (in == NULL || len != count * 2u * in_size) {{
+        free(in);
         fprintf(stderr, "{m}_host_gnet: %s: expected %lu samples of %lu int16\\n", argv[2],
                 (unsigned long)count, (unsigned long)in_size);
         return 1;
     }}
     per = mode == MODE_EXITS ? out_size + rec : 1u + out_size;
-    in = (int16_t *)malloc(count * in_size * sizeof(int16_t));
     res = (int16_t *)calloc(count * per, sizeof(int16_t));
-    if (in == NULL || res == NULL) {{
-        free(raw);
+    if (res == NULL) {{
         free(in);
-        free(res);
         return 1;
     }}
-    for (k = 0u; k < count * in_size; ++k) {{
-        long v = (long)raw[2u * k] | ((long)raw[2u * k + 1u] << 8);
-        in[k] = (int16_t)(v >= 32768L ? v - 65536L : v);
-    }}
-    free(raw);
     e_now = e_max;
     for (k = 0u; k < count; ++k) {{
         int16_t *r = res + k * per;
@@ -645,7 +592,8 @@ int main(int argc, char **argv)
             exits_rec = r + out_size;
             if (fx_{m}_run(in + k * in_size, r) != 0) {{
                 fprintf(stderr, "{m}_host_gnet: the run stopped early without an energy hook\\n");
-                return 1;
+                rc = 1;
+                break;
             }}
         }} else {{
             int status;
@@ -674,14 +622,13 @@ int main(int argc, char **argv)
                    (int)status, t0, t_now, e0, e_now, cycles_run);
         }}
     }}
-    if (write_le(argv[3], res, count * per) != 0) {{
-        fprintf(stderr, "{m}_host_gnet: %s: cannot write\\n", argv[3]);
-        return 1;
+    if (rc == 0 && fx_host_write_int16(argv[3], res, count * per) != 0) {{
+        rc = fx_host_fail("{m}_host_gnet", argv[3], "cannot write");
     }}
     free(in);
     free(res);
     free(tr_t);
     free(tr_p);
-    return 0;
+    return rc;
 }}
 """

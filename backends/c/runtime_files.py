@@ -1,9 +1,13 @@
 """Find the hand-written C runtime (package ``freeml_runtime_c``) and pick the files a model needs.
 
 The runtime ships as package data, so this works from a source checkout, an editable install and a
-wheel alike. Only the portable top level is considered (``platform/`` belongs to the platform
+wheel alike. Only the portable top level is searched (``platform/`` belongs to the platform
 generators). A file is needed when generated code includes it (headers) or when it defines a
 function that generated code, or an already needed file, calls; the search runs to a fixed point.
+
+Besides those, every package gets :data:`HOST_IO_RUNTIME`, the host drivers' file I/O: main_host.c,
+main_intermittent.c and main_gnet.c link it (not the device build), so it is copied whole, with its
+path below ``runtime/``.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from pathlib import Path
 from transpiler.errors import ToolchainError
 
 RUNTIME_PACKAGE = "freeml_runtime_c"
+#: runtime_c files (relative) that every package copies for its host drivers (Makefile: HOST_IO_SRCS).
+HOST_IO_RUNTIME = ("platform/host/fx_host_io.c", "platform/host/fx_host_io.h")
 
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 _CALL = re.compile(r"\b(fx_[A-Za-z0-9_]+)\s*\(")

@@ -8,7 +8,8 @@ Layout of the output directory (``<m>`` is the C name of the model)::
     <m>_config.h       placement macros FX_FRAM / FX_HIFRAM / FX_PERSISTENT (override with -D)
     main_host.c        host driver: raw int16 input file -> raw int16 output file, N samples a run
     Makefile           `make` (host binary), `make asan`, `-include msp430.mk` hook
-    runtime/           the C runtime files this model needs (copied from package freeml_runtime_c)
+    runtime/           the C runtime files this model needs (copied from package freeml_runtime_c),
+                       and platform/host/fx_host_io.[ch], the host drivers' file I/O
     manifest.json      machine-readable summary (ports, scales, buffers, sizes, steps, labels)
     final.lir          the program that was emitted (text form; `freeml-tx build-lir` reloads it)
     report.txt         human summary
@@ -28,6 +29,7 @@ from backends.c import intermittent as pf
 from backends.c import printers_gnet as gnet_c
 from backends.c.cnames import C_TYPES, Namer, c_array_init, c_comment_text, c_ident, shape_text
 from backends.c.printers import PRINTERS, CDef, StepCode, StepEnv, render_helper, tile_units
+from backends.c.runtime_files import HOST_IO_RUNTIME
 from passes.plan_memory import Lifetime, fmt_bytes, is_planned, lifetimes, memory_summary
 from transpiler.errors import Location, UnsupportedError, PassError
 from transpiler.intermittent import input_chunks, plan_of
@@ -529,148 +531,76 @@ def _main_host_c(info: GenInfo, p: Program, m: str, M: str) -> str:
  *   INPUT   raw little-endian int16, COUNT x FX_{M}_IN_SIZE values (the quantised inputs)
  *   OUTPUT  written as raw little-endian int16, COUNT x FX_{M}_OUT_SIZE values
  *   COUNT   samples in INPUT; default: the file size / (2 * FX_{M}_IN_SIZE)
- * Exit status 0 on success, 1 on an I/O or size error, 2 on a usage error. */
+ * Exit status 0 on success, 1 on an I/O or size error, 2 on a usage error.
+ * File I/O: runtime/platform/host/fx_host_io.c. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "{m}.h"
+#include "fx_host_io.h"
 
-static int fail(const char *what, const char *path)
-{{
-    fprintf(stderr, "{m}_host: %s: %s\\n", path, what);
-    return 1;
-}}
-
-static unsigned char *read_all(const char *path, size_t *len)
-{{
-    FILE *f = fopen(path, "rb");
-    unsigned char *buf = NULL;
-    size_t cap = 0, n = 0;
-    if (f == NULL) {{
-        return NULL;
-    }}
-    for (;;) {{
-        size_t got;
-        if (n == cap) {{
-            unsigned char *bigger;
-            cap = cap ? 2u * cap : 65536u;
-            bigger = (unsigned char *)realloc(buf, cap);
-            if (bigger == NULL) {{
-                free(buf);
-                fclose(f);
-                return NULL;
-            }}
-            buf = bigger;
-        }}
-        got = fread(buf + n, 1u, cap - n, f);
-        n += got;
-        if (got == 0u) {{
-            break;
-        }}
-    }}
-    if (ferror(f)) {{
-        free(buf);
-        fclose(f);
-        return NULL;
-    }}
-    fclose(f);
-    *len = n;
-    return buf;
-}}
+#define PROG "{m}_host"
 
 int main(int argc, char **argv)
 {{
     const size_t in_bytes = 2u * (size_t)FX_{M}_IN_SIZE;
-    unsigned char *raw, *wire;
     int16_t *in, *out;
     size_t len = 0, count, k;
-    FILE *f;
     if (argc < 3 || argc > 4) {{
         fprintf(stderr, "usage: %s INPUT.raw OUTPUT.raw [COUNT]\\n", argv[0]);
         return 2;
     }}
-    raw = read_all(argv[1], &len);
-    if (raw == NULL) {{
-        return fail("cannot read the input file", argv[1]);
+    in = fx_host_read_int16(argv[1], &len);
+    if (in == NULL) {{
+        return fx_host_fail(PROG, argv[1], "cannot read the input file");
     }}
     if (argc == 4) {{
-        char *end = NULL;
-        unsigned long c = strtoul(argv[3], &end, 10);
-        if (end == argv[3] || *end != '\\0' || c == 0ul) {{
-            free(raw);
-            fprintf(stderr, "{m}_host: COUNT must be a positive integer, got '%s'\\n", argv[3]);
+        unsigned long c = 0ul;
+        if (fx_host_parse_count(argv[3], &c) != 0) {{
+            free(in);
+            fprintf(stderr, PROG ": COUNT must be a positive integer, got '%s'\\n", argv[3]);
             return 2;
         }}
         count = (size_t)c;
         if (len != count * in_bytes) {{
-            free(raw);
-            fprintf(stderr, "{m}_host: %s: %lu bytes, expected %lu (%lu samples of %u int16)\\n", argv[1],
+            free(in);
+            fprintf(stderr, PROG ": %s: %lu bytes, expected %lu (%lu samples of %u int16)\\n", argv[1],
                     (unsigned long)len, (unsigned long)(count * in_bytes), (unsigned long)count,
                     (unsigned)FX_{M}_IN_SIZE);
             return 1;
         }}
     }} else {{
         if (len == 0u || len % in_bytes != 0u) {{
-            free(raw);
-            fprintf(stderr, "{m}_host: %s: %lu bytes is not a positive multiple of %lu (one sample)\\n",
+            free(in);
+            fprintf(stderr, PROG ": %s: %lu bytes is not a positive multiple of %lu (one sample)\\n",
                     argv[1], (unsigned long)len, (unsigned long)in_bytes);
             return 1;
         }}
         count = len / in_bytes;
     }}
-    in = (int16_t *)malloc(count * in_bytes);
     out = (int16_t *)malloc(count * 2u * (size_t)FX_{M}_OUT_SIZE);
-    wire = (unsigned char *)malloc(count * 2u * (size_t)FX_{M}_OUT_SIZE);
-    if (in == NULL || out == NULL || wire == NULL) {{
-        free(raw);
+    if (out == NULL) {{
         free(in);
-        free(out);
-        free(wire);
-        return fail("out of memory", argv[1]);
+        return fx_host_fail(PROG, argv[1], "out of memory");
     }}
-    for (k = 0; k < count * (size_t)FX_{M}_IN_SIZE; ++k) {{
-        long v = (long)raw[2u * k] | ((long)raw[2u * k + 1u] << 8);
-        in[k] = (int16_t)(v >= 32768L ? v - 65536L : v);
-    }}
-    free(raw);
     for (k = 0; k < count; ++k) {{
         int rc;
         fx_{m}_reset();   /* a new inference (intermittent builds keep their progress otherwise) */
         rc = fx_{m}_run(in + k * (size_t)FX_{M}_IN_SIZE, out + k * (size_t)FX_{M}_OUT_SIZE);
         if (rc != 0) {{
-            fprintf(stderr, "{m}_host: fx_{m}_run failed with %d on sample %lu\\n", rc, (unsigned long)k);
+            fprintf(stderr, PROG ": fx_{m}_run failed with %d on sample %lu\\n", rc, (unsigned long)k);
             free(in);
             free(out);
-            free(wire);
             return 1;
         }}
     }}
-    for (k = 0; k < count * (size_t)FX_{M}_OUT_SIZE; ++k) {{
-        uint16_t u = (uint16_t)out[k];
-        wire[2u * k] = (unsigned char)(u & 0xFFu);
-        wire[2u * k + 1u] = (unsigned char)(u >> 8);
-    }}
-    f = fopen(argv[2], "wb");
-    if (f == NULL || fwrite(wire, 1u, count * 2u * (size_t)FX_{M}_OUT_SIZE, f) != count * 2u * (size_t)FX_{M}_OUT_SIZE) {{
-        if (f != NULL) {{
-            fclose(f);
-        }}
-        free(in);
-        free(out);
-        free(wire);
-        return fail("cannot write the output file", argv[2]);
-    }}
-    if (fclose(f) != 0) {{
-        free(in);
-        free(out);
-        free(wire);
-        return fail("cannot write the output file", argv[2]);
-    }}
     free(in);
+    if (fx_host_write_int16(argv[2], out, count * (size_t)FX_{M}_OUT_SIZE) != 0) {{
+        free(out);
+        return fx_host_fail(PROG, argv[2], "cannot write the output file");
+    }}
     free(out);
-    free(wire);
     return 0;
 }}
 """
@@ -690,6 +620,7 @@ def makefile(info: GenInfo, p: Program, m: str, runtime: list[str]) -> str:
 #
 # MSP430: platform generators write msp430.mk next to this file; it is included at the end and
 # may use MODEL, FX_SRCS (model + runtime sources, without main_host.c), FX_HDRS and INCLUDES.
+# HOST_IO_SRCS/HOST_IO_HDRS: the host drivers' file I/O (runtime/platform/host), host builds only.
 
 MODEL := {m}
 CC ?= cc
@@ -700,18 +631,21 @@ LDFLAGS ?=
 INCLUDES := -I. -Iruntime
 FX_SRCS := {cont.join(srcs)}
 FX_HDRS := {cont.join(hdrs)}
+HOST_INCLUDES := $(INCLUDES) -Iruntime/platform/host
+HOST_IO_SRCS := {" ".join(f"runtime/{f}" for f in HOST_IO_RUNTIME if f.endswith(".c"))}
+HOST_IO_HDRS := {" ".join(f"runtime/{f}" for f in HOST_IO_RUNTIME if f.endswith(".h"))}
 BIN ?= $(MODEL)_host
 ASAN_BIN ?= $(MODEL)_host_asan
 
 all: $(BIN)
 
-$(BIN): $(FX_SRCS) main_host.c $(FX_HDRS)
-\t$(CC) $(CFLAGS) $(INCLUDES) -o $@ $(FX_SRCS) main_host.c $(LDFLAGS)
+$(BIN): $(FX_SRCS) main_host.c $(HOST_IO_SRCS) $(FX_HDRS) $(HOST_IO_HDRS)
+\t$(CC) $(CFLAGS) $(HOST_INCLUDES) -o $@ $(FX_SRCS) main_host.c $(HOST_IO_SRCS) $(LDFLAGS)
 
 asan: $(ASAN_BIN)
 
-$(ASAN_BIN): $(FX_SRCS) main_host.c $(FX_HDRS)
-\t$(CC) $(ASAN_CFLAGS) $(INCLUDES) -o $@ $(FX_SRCS) main_host.c $(LDFLAGS)
+$(ASAN_BIN): $(FX_SRCS) main_host.c $(HOST_IO_SRCS) $(FX_HDRS) $(HOST_IO_HDRS)
+\t$(CC) $(ASAN_CFLAGS) $(HOST_INCLUDES) -o $@ $(FX_SRCS) main_host.c $(HOST_IO_SRCS) $(LDFLAGS)
 
 clean:
 \trm -f $(BIN) $(ASAN_BIN)

@@ -250,8 +250,13 @@ def test_host_driver_checks_its_input(tmp_path: Path) -> None:
     good.write_bytes(b"\1\0" * 252)
     r = subprocess.run([str(exe), str(good), str(tmp_path / "o.raw"), "3"], capture_output=True, text=True)
     assert r.returncode == 1 and "expected 756" in r.stderr
-    r = subprocess.run([str(exe), str(good), str(tmp_path / "o.raw"), "x"], capture_output=True, text=True)
-    assert r.returncode == 2
+    for count in ("x", "-1", "+2", "0", "99999999999999999999999"):   # digits only, positive, no overflow
+        r = subprocess.run([str(exe), str(good), str(tmp_path / "o.raw"), count], capture_output=True, text=True)
+        assert r.returncode == 2 and f"COUNT must be a positive integer, got '{count}'" in r.stderr
+    r = subprocess.run([str(exe), str(tmp_path / "none.raw"), str(tmp_path / "o.raw")], capture_output=True, text=True)
+    assert r.returncode == 1 and "none.raw: cannot read the input file" in r.stderr
+    r = subprocess.run([str(exe), str(good), str(tmp_path / "no" / "o.raw"), "2"], capture_output=True, text=True)
+    assert r.returncode == 1 and "o.raw: cannot write the output file" in r.stderr
     r = subprocess.run([str(exe)], capture_output=True, text=True)
     assert r.returncode == 2 and "usage" in r.stderr
     r = subprocess.run([str(exe), str(good), str(tmp_path / "o.raw")], capture_output=True, text=True)

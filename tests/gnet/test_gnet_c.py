@@ -182,10 +182,11 @@ def test_policy_is_replaceable(digits: tuple[Path, Path], tmp_path: Path) -> Non
                       "{\n    (void)next_cycles;\n    (void)energy;\n    return 1;\n}\n")
     exe = tmp_path / "own_policy"
     sources = [str(out / "cnn_digits.c"), str(out / "cnn_digits_weights.c"), str(out / "main_gnet.c"), str(policy)]
-    sources += [str(f) for f in sorted((out / "runtime").glob("*.c"))]
+    host = out / "runtime" / "platform" / "host"
+    sources += [str(f) for f in sorted((out / "runtime").glob("*.c"))] + [str(host / "fx_host_io.c")]
     cmd = [hostrun.find_cc(), "-std=c99", "-O1", "-Wall", "-Wextra", "-Werror", "-DFX_STEP_HOOKS",
-           "-DFX_ENERGY_LEVEL_HOOK", "-DFX_CNN_DIGITS_POLICY", f"-I{out}", f"-I{out / 'runtime'}", "-o", str(exe),
-           *sources]
+           "-DFX_ENERGY_LEVEL_HOOK", "-DFX_CNN_DIGITS_POLICY", f"-I{out}", f"-I{out / 'runtime'}", f"-I{host}",
+           "-o", str(exe), *sources]
     subprocess.run(cmd, check=True, capture_output=True)
     with np.load(data) as d:
         xq = hostrun.quantize(man, {"input": d["x"][:4]})

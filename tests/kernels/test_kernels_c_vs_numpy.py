@@ -13,9 +13,10 @@ import os
 import shutil
 import struct
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -41,15 +42,17 @@ EXAMPLES = settings(max_examples=40, deadline=None,
 
 @dataclass
 class Case:
-    """One harness call sequence: an op, its parameters, arrays and tile ranges."""
+    """One harness call sequence: an op, its parameters, arrays and tile ranges (the stream format of
+    tests/c/harness.h; ``codes`` maps op names to the harness's op numbers)."""
 
+    codes: ClassVar[Mapping[str, int]] = OP
     op: str
     params: list[int]
     arrays: list[np.ndarray]
     ranges: list[tuple[int, ...]] = field(default_factory=list)
 
     def encode(self) -> bytes:
-        words: list[int] = [OP[self.op], len(self.params), *self.params, len(self.arrays)]
+        words: list[int] = [self.codes[self.op], len(self.params), *self.params, len(self.arrays)]
         for a in self.arrays:
             flat = np.asarray(a).reshape(-1).astype(np.int64)
             words.append(flat.size)
@@ -87,16 +90,15 @@ class Harness:
         return results
 
 
-@pytest.fixture(scope="session")
-def harnesses(tmp_path_factory: pytest.TempPathFactory) -> list[Harness]:
-    """The harness built with every available host compiler (gcc and clang), in parallel."""
-    out_dir = tmp_path_factory.mktemp("kernel_harness")
-    sources = [str(HARNESS)] + [str(RUNTIME / s) for s in KERNEL_SOURCES]
+def build_harnesses(out_dir: Path, source: Path, runtime_sources: Sequence[str]) -> list[Harness]:
+    """The harness `source` with the runtime files `runtime_sources`, built with every available host
+    compiler (gcc and clang, in parallel) into `out_dir`; skips the test without a compiler."""
+    sources = [str(source)] + [str(RUNTIME / s) for s in runtime_sources]
     procs: list[tuple[str, Path, subprocess.Popen[bytes]]] = []
     for cc in ("gcc", "clang"):
         if shutil.which(cc) is None:
             continue
-        exe = out_dir / f"kernel_harness_{cc}"
+        exe = out_dir / f"{source.stem}_{cc}"
         cmd = [cc, *CFLAGS, f"-I{RUNTIME}", *sources, "-o", str(exe)]
         procs.append((cc, exe, subprocess.Popen(cmd, stdout=subprocess.PIPE,
                                                 stderr=subprocess.STDOUT)))
@@ -105,9 +107,15 @@ def harnesses(tmp_path_factory: pytest.TempPathFactory) -> list[Harness]:
     built: list[Harness] = []
     for cc, exe, proc in procs:
         log, _ = proc.communicate(timeout=300)
-        assert proc.returncode == 0, f"{cc} failed to build the harness:\n{log.decode()}"
+        assert proc.returncode == 0, f"{cc} failed to build {source.name}:\n{log.decode()}"
         built.append(Harness(cc, exe))
     return built
+
+
+@pytest.fixture(scope="session")
+def harnesses(tmp_path_factory: pytest.TempPathFactory) -> list[Harness]:
+    """kernel_harness built with gcc and clang (ASan + UBSan)."""
+    return build_harnesses(tmp_path_factory.mktemp("kernel_harness"), HARNESS, KERNEL_SOURCES)
 
 
 def check(harnesses: list[Harness], cases: Sequence[Case], expected: Sequence[np.ndarray]) -> None:

@@ -10,17 +10,17 @@ must equal numpy's dense op exactly, so the sparse C output also equals the dens
 from __future__ import annotations
 
 import shutil
-import struct
 import subprocess
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_kernels_c_vs_numpy import (CFLAGS, EXAMPLES, FILL, Harness, act_params, acts, check,
-                                     int16_array, int32_array, modes, seeds, split_points,
+from test_kernels_c_vs_numpy import (EXAMPLES, FILL, Case, Harness, act_params, acts, build_harnesses,
+                                     check, int16_array, int32_array, modes, seeds, split_points,
                                      tiling_1d)
 
 from transpiler.lir import kernels as K
@@ -33,47 +33,16 @@ OP = {"fc_sparse": 1, "conv_sparse": 2, "fc": 3, "conv": 4}
 TAPS = 32  # FX_SPARSE_CONV_TAPS: channels with more stored taps take the chunked path
 
 
-@dataclass
-class SparseCase:
-    """One sparse_harness call sequence (same stream format as kernel_harness)."""
+class SparseCase(Case):
+    """One sparse_harness call sequence (same stream format as kernel_harness, its own op numbers)."""
 
-    op: str
-    params: list[int]
-    arrays: list[np.ndarray]
-    ranges: list[tuple[int, ...]] = field(default_factory=list)
-
-    def encode(self) -> bytes:
-        words: list[int] = [OP[self.op], len(self.params), *self.params, len(self.arrays)]
-        for a in self.arrays:
-            flat = np.asarray(a).reshape(-1).astype(np.int64)
-            words.append(flat.size)
-            words.extend(int(v) for v in flat)
-        words.append(sum(len(r) for r in self.ranges))
-        for r in self.ranges:
-            words.extend(r)
-        return struct.pack(f"<{len(words)}i", *words)
+    codes: ClassVar[Mapping[str, int]] = OP
 
 
 @pytest.fixture(scope="session")
 def sparse_harnesses(tmp_path_factory: pytest.TempPathFactory) -> list[Harness]:
-    """sparse_harness built with gcc and clang (ASan + UBSan), in parallel."""
-    out_dir = tmp_path_factory.mktemp("sparse_harness")
-    sources = [str(HARNESS)] + [str(RUNTIME / s) for s in SOURCES]
-    procs = []
-    for cc in ("gcc", "clang"):
-        if shutil.which(cc) is None:
-            continue
-        exe = out_dir / f"sparse_harness_{cc}"
-        procs.append((cc, exe, subprocess.Popen([cc, *CFLAGS, f"-I{RUNTIME}", *sources, "-o", str(exe)],
-                                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)))
-    if not procs:
-        pytest.skip("no host C compiler (gcc or clang)")
-    built = []
-    for cc, exe, proc in procs:
-        log, _ = proc.communicate(timeout=300)
-        assert proc.returncode == 0, f"{cc} failed to build the sparse harness:\n{log.decode()}"
-        built.append(Harness(cc, exe))
-    return built
+    """sparse_harness built with gcc and clang (ASan + UBSan)."""
+    return build_harnesses(tmp_path_factory.mktemp("sparse_harness"), HARNESS, SOURCES)
 
 
 def prune(rng: np.random.Generator, w: np.ndarray, density: float) -> np.ndarray:

@@ -159,7 +159,7 @@ def _msp430_files(p: Program, info: GenInfo, m: str, manifest: dict[str, Any],
     mk = msp430_makefile(m, sources, large=large, runtime_dir="runtime",
                          header=f"{m}.h", run_symbol=f"fx_{m}_run", input_len=f"FX_{M}_IN_SIZE",
                          output_len=f"FX_{M}_OUT_SIZE", command_line=info.command_line or None,
-                         new_input_symbol=f"fx_{m}_reset")
+                         new_input_symbol=f"fx_{m}_reset", gnet=bool(manifest.get("gnet")))
     zero = sim_input_text([[0] * int(manifest["api"]["in_size"])])
     return {"msp430.mk": hash_header(info, p.name, m, "msp430.mk") + mk,
             "sim_input.c": c_header(info, p.name, m, "sim_input.c (a zero input; transpiler.sim rewrites it)")

@@ -57,7 +57,7 @@ MSP430_RUNTIME_FILES = (
     "platform/msp430/fr5994.ld", "platform/msp430/crt0.S",
     "platform/msp430/cio.c", "platform/msp430/cio.h",
     "platform/msp430/fx_platform_msp430.c", "platform/msp430/fx_platform_msp430.h",
-    "platform/msp430/main_sim.c",
+    "platform/msp430/main_sim.c", "platform/msp430/main_gnet_sim.c",
 )
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -105,7 +105,9 @@ def msp430_makefile(model_name: str, sources: Sequence[str], large: bool, *,
                     sim_input: str = "sim_input.c",
                     new_input_symbol: str | None = None,
                     include_dirs: Sequence[str] = (".",),
-                    command_line: str | None = None) -> str:
+                    command_line: str | None = None,
+                    gnet: bool = False,
+                    sim_energy: str = "sim_energy.c") -> str:
     """Return the text of ``msp430.mk`` for a generated package.
 
     Args:
@@ -128,6 +130,10 @@ def msp430_makefile(model_name: str, sources: Sequence[str], large: bool, *,
             model's progress reset; None when FX_RUN starts a new inference by itself.
         include_dirs: extra include directories (the build directory by default).
         command_line: the freeml-tx command line, written into the header comment.
+        gnet: the model has a gNet: ``make msp430 MSP430_GNET=1`` (with its own MSP430_OBJDIR and
+            MSP430_ELF) builds the energy-trace program instead, ``main_gnet_sim.c`` with the
+            generated trace ``sim_energy`` (transpiler/gnet_sim.py writes both the file and the
+            power-failure schedule), the model compiled with the energy hooks.
 
     Raises:
         InputError: a name or path that cannot appear in a Makefile.
@@ -135,7 +141,7 @@ def msp430_makefile(model_name: str, sources: Sequence[str], large: bool, *,
     if not _NAME_RE.match(model_name):
         raise InputError(f"msp430.mk: model name {model_name!r} is not a C identifier",
                          hint="the emitter must sanitize the model name (letters, digits, _)")
-    for src in list(sources) + [sim_input]:
+    for src in list(sources) + [sim_input] + ([sim_energy] if gnet else []):
         _check_source(src)
     upper = model_name.upper()
     header = header or f"{model_name}.h"
@@ -152,6 +158,8 @@ def msp430_makefile(model_name: str, sources: Sequence[str], large: bool, *,
     all_sources: list[str] = list(dict.fromkeys(list(sources) + [
         f"{plat}/cio.c", f"{plat}/fx_platform_msp430.c", f"{plat}/main_sim.c", sim_input]))
     includes = " ".join(f"-I{d}" for d in list(include_dirs) + [rt, plat])
+    gnet_sources = [f"{plat}/main_gnet_sim.c", sim_energy] if gnet else []
+    main_obj = _object_name(f"{plat}/main_sim.c")
 
     out: list[str] = []
     w = out.append
@@ -189,9 +197,12 @@ def msp430_makefile(model_name: str, sources: Sequence[str], large: bool, *,
     w("MSP430_CFLAGS_EXTRA ?=")
     w("MSP430_COUNTERS ?=")
     w("MSP430_RUN_COUNTERS ?=")
+    if gnet:
+        w("MSP430_GNET ?=")
     w("MSP430_CFLAGS = " + " ".join(f for f in MSP430_BASE_CFLAGS if f != "-O2")
       + " $(MSP430_OPT) $(MSP430_LARGE) " + includes
-      + " $(if $(MSP430_COUNTERS),-DFX_SIM_COUNTERS,) $(MSP430_CFLAGS_EXTRA)")
+      + " $(if $(MSP430_COUNTERS),-DFX_SIM_COUNTERS,) $(MSP430_CFLAGS_EXTRA)"
+      + (" $(if $(MSP430_GNET),-DFX_ENERGY_LEVEL_HOOK -DFX_ENERGY_WAIT_HOOK,)" if gnet else ""))
     w("MSP430_LDFLAGS = " + " ".join(MSP430_BASE_LDFLAGS)
       + " $(MSP430_LARGE) -T $(MSP430_LDSCRIPT)")
     w("MSP430_LDLIBS = " + " ".join(MSP430_LDLIBS))
@@ -200,6 +211,9 @@ def msp430_makefile(model_name: str, sources: Sequence[str], large: bool, *,
       + (f" -DFX_SIM_NEW_INPUT={new_input_symbol}" if new_input_symbol else "")
       + " $(if $(MSP430_RUN_COUNTERS),-DFX_SIM_COUNTERS,)")
     objs = [f"$(MSP430_OBJDIR)/crt0.o"] + [_object_name(s) for s in all_sources]
+    if gnet:     # MSP430_GNET=1: the energy-trace program in place of main_sim.c
+        at = objs.index(main_obj)
+        objs[at] = f"$(if $(MSP430_GNET),{' '.join(_object_name(s) for s in gnet_sources)},{main_obj})"
     w("MSP430_OBJS = " + " \\\n    ".join(objs))
     w("")
     w(".PHONY: msp430 msp430-run msp430-size msp430-clean msp430-toolchain FORCE")
@@ -219,9 +233,11 @@ def msp430_makefile(model_name: str, sources: Sequence[str], large: bool, *,
     w("")
     w(f"$(MSP430_OBJDIR)/crt0.o: {plat}/crt0.S $(MSP430_OBJDIR)/flags.stamp")
     w("\t$(MSP430_CC) -mmcu=msp430fr5994 $(MSP430_LARGE) -c $< -o $@")
-    for src in all_sources:
+    for src in all_sources + gnet_sources:
         obj = _object_name(src)
-        extra = " $(MSP430_MAIN_DEFS)" if src == f"{plat}/main_sim.c" else ""
+        extra = " $(MSP430_MAIN_DEFS)" if src in (f"{plat}/main_sim.c", f"{plat}/main_gnet_sim.c") else ""
+        if src == f"{plat}/main_gnet_sim.c":
+            extra += " -DFX_SIM_COUNTERS"     # the energy model reads the cycle counter
         w(f"{obj}: {src} $(MSP430_OBJDIR)/flags.stamp")
         w(f"\t$(MSP430_CC) $(MSP430_CFLAGS){extra} -MMD -MP -c $< -o $@")
     w("")
@@ -229,6 +245,11 @@ def msp430_makefile(model_name: str, sources: Sequence[str], large: bool, *,
     w(f"\t@echo \"msp430.mk: {sim_input} is missing: write it with "
       "transpiler.sim.write_sim_input() (the emitter writes a zero input)\" >&2; exit 1")
     w("")
+    if gnet:
+        w(f"{sim_energy}:")
+        w(f"\t@echo \"msp430.mk: {sim_energy} is missing: transpiler.gnet_sim.run_energy_sim() writes it "
+          "(freeml-tx run DIR --on sim --energy-trace T.csv)\" >&2; exit 1")
+        w("")
     w("$(MSP430_ELF): $(MSP430_OBJS) $(MSP430_LDSCRIPT)")
     w("\t$(MSP430_CC) $(MSP430_LDFLAGS) -Wl,-Map,$(MSP430_MAP) $(MSP430_OBJS) $(MSP430_LDLIBS) -o $@")
     w("\t@$(MSP430_SIZE) $@")
@@ -248,17 +269,10 @@ def msp430_makefile(model_name: str, sources: Sequence[str], large: bool, *,
 
 
 def runtime_c_dir() -> Path:
-    """The runtime_c/ directory: the installed package data, else the source tree's."""
-    try:
-        import freeml_runtime_c  # type: ignore[import-not-found]
+    """The runtime_c/ directory (backends.c.runtime_files.runtime_dir: beside this code, else the package's)."""
+    from backends.c.runtime_files import runtime_dir
 
-        paths = list(getattr(freeml_runtime_c, "__path__", []))
-        for p in paths:
-            if (Path(p) / "fx_kernels.h").is_file():
-                return Path(p)
-    except ImportError:
-        pass
-    return Path(__file__).resolve().parents[2] / "runtime_c"
+    return runtime_dir()
 
 
 def copy_msp430_runtime(dest: Path, *, runtime: Path | None = None) -> list[Path]:

@@ -67,12 +67,16 @@ def _matching_paren(text: str, open_at: int) -> int:
 
 
 def runtime_dir() -> Path:
-    """The directory of the installed C runtime.
+    """The directory of the installed C runtime: the source tree's runtime_c/ beside this code when
+    there is one (a checkout or a git worktree on PYTHONPATH uses its own runtime), else the package's.
 
     ``freeml_runtime_c`` has no ``__init__.py`` (it is data), so it may be a namespace package whose
     search path also holds non-directories (editable installs): try importlib.resources first, then
     every entry of the package's search path.
     """
+    beside = Path(__file__).resolve().parents[2] / "runtime_c"
+    if (beside / "fx_kernels.h").is_file():
+        return beside
     candidates: list[Path] = []
     try:
         candidates.append(Path(str(resources.files(RUNTIME_PACKAGE))))

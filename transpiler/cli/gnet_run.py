@@ -4,6 +4,11 @@ energy trace (transpiler/gnet_energy.py has the model; main_gnet.c runs it). Als
 
     freeml-tx run build/ --input x.npy --energy-trace trace.csv
     freeml-tx run build/ --input test.npz --energy-trace trace.csv --energy-supply cap=22uF,von=3.3V,voff=1.8V,active=1.5mW --energy-period 0.05
+    freeml-tx run build/ --on sim --input x.npy --energy-trace trace.csv    # in the MSP430 simulator
+
+On the host (``make gnet``) a step costs its predicted cycles; with ``--on sim`` the program runs in
+msp430-elf-run, every simulated cycle of the model costs energy and the power fails at the cycle the
+capacitor is empty (transpiler/gnet_sim.py).
 
 Each sample prints which exit answered and its class (``exit k`` of the gNet, ``whole model``, or
 ``no answer`` when the capacitor ran dry); then the fraction answered per exit, and with labels
@@ -44,6 +49,11 @@ def _labels(path: str, n: int) -> np.ndarray | None:
     return y.astype(np.int64) if y.size == n and y.dtype.kind in "iu" else None
 
 
+def _finite(v: np.ndarray) -> list[float | None]:
+    """JSON-able times: None where a sample has none (NaN: never requested, or never reported)."""
+    return [float(t) if np.isfinite(t) else None for t in v.tolist()]
+
+
 def execute_energy(args: argparse.Namespace, inputs: dict[str, np.ndarray]) -> dict[str, Any]:
     """Run and summarise; the JSON-able record the command prints."""
     from transpiler import hostrun
@@ -57,7 +67,12 @@ def execute_energy(args: argparse.Namespace, inputs: dict[str, np.ndarray]) -> d
     trace = load_trace(args.energy_trace)
     supply = parse_power(args.energy_supply or DEFAULT_SUPPLY)
     x = hostrun.quantize(man, inputs)
-    run = run_energy(args.dir, x, trace, supply, args.energy_period, args.cc, args.sanitize)
+    if getattr(args, "on", "host") == "sim":
+        from transpiler.gnet_sim import run_energy_sim
+
+        run = run_energy_sim(args.dir, x, trace, supply, args.energy_period).energy_run(supply)
+    else:
+        run = run_energy(args.dir, x, trace, supply, args.energy_period, args.cc, args.sanitize)
     n = len(run.status)
     cls_port = next((pt for pt in man["outputs"] if pt["name"] == man.get("class_output")), None)
     scores_port = next((pt for pt in man["outputs"] if pt["name"] == g.get("scores_port")), None)
@@ -80,8 +95,11 @@ def execute_energy(args: argparse.Namespace, inputs: dict[str, np.ndarray]) -> d
                    "cycles_per_charge": supply.cycles_per_power_cycle},
         "period_s": args.energy_period, "trace": str(args.energy_trace),
         "model_cycles": int(sum(g["step_cycles"])), "exit_cycles": int(g["exit_cycles"]),
-        "start_s": run.start.tolist(), "end_s": run.end.tolist(),
+        "start_s": _finite(run.start), "end_s": _finite(run.end), "cycles": run.cycles.tolist(),
+        "on": run.extra.get("on", "host"),
     }
+    if record["on"] == "sim":
+        record["sim"] = {k: run.extra[k] for k in ("power_failures", "failures", "simulator_runs", "total_cycles")}
     if labels is not None:
         right = (classes == labels) & answered
         record["accuracy_of_answers"] = float(right.sum() / answered.sum()) if answered.any() else None
@@ -110,6 +128,10 @@ def format_energy(r: dict[str, Any], labels: list[Any] | None = None) -> list[st
     lines.append(f"energy: {r['trace']}, {sup['cap_f'] * 1e6:g} uF {sup['von_v']:g}-{sup['voff_v']:g} V, "
                  f"{sup['active_w'] * 1e3:g} mW at {sup['freq_hz'] / 1e6:g} MHz (~{sup['cycles_per_charge']:,} cycles a "
                  f"full charge; the model needs ~{r['model_cycles']:,}), a request every {r['period_s']:g} s")
+    if r.get("sim"):
+        sim = r["sim"]
+        lines.append(f"simulator (msp430-elf-run): {sim['power_failures']} power failures (at the cycles the capacitor "
+                     f"was empty), {sim['total_cycles']:,} cycles in all, {sim['simulator_runs']} simulator runs")
     c = r["counts"]
     parts = [f"exit {k}: {v}" for k, v in c.items() if k not in ("none", "full")] + \
         [f"whole model: {c['full']}", f"no answer: {c['none']}"]

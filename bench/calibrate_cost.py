@@ -36,6 +36,13 @@ Three measurements, all on the patched msp430-elf-run (msp430.mk's flags: -O2, M
    compute code (step functions and kernels, not crt0, main_sim.c, the run loop or the progress
    records) bounds the boot cost, then a second list refines it to 2 cycles.
 
+5. gNet (``--gnet-only`` runs just this part): the GNET_SAMPLES compiled with ``--gnet``;
+   the steps build gives every gnet_feature step's cycles (fitted like the other ops:
+   ``gnet_feature`` base / mac / store), and the energy-trace program on the simulator
+   (transpiler/gnet_sim.py) on a weak harvester, where the policy answers early, gives each early
+   answer's cycles (from the policy's stop to the answer): GNET_ANSWER_CYCLES is their median
+   minus the head (the fc constants) and argmax. Prints predicted vs simulated per step and answer.
+
 Run it again whenever the kernels change; it prints every fit's relative errors.
 """
 
@@ -104,6 +111,9 @@ def step_features(p: Program, s: Any) -> list[float]:
                 float(c * win.slow_outputs)]
     if s.op == "concat":       # MACs: requantised elements (cost._concat_requantised)
         return [float(w.units), float(cost._concat_requantised(p, s)), float(p.buffers[s.outputs[0]].size)]
+    if s.op == "gnet_feature":  # MACs: the slice's elements when requantised (cost.step_cycles)
+        n = p.buffers[s.inputs[0]].size
+        return [float(w.units), float(n if s.attrs.get("shift", 0) else 0), float(n)]
     return [float(w.units), float(w.units * w.macs_per_unit), float(w.units * w.stores_per_unit)]
 
 
@@ -313,6 +323,119 @@ def boot_cycles(c: P.Compiled, x: np.ndarray) -> int:
     return fine if fine is not None else coarse
 
 
+GNET_SAMPLES = ("cnn_digits", "mlp_digits_sklearn", "tiny_residual", "tiny_conv1d")   # not lenet5_mnist: its -mlarge build has no room in lower FRAM for the soft-float
+#                                   energy model (main_gnet_sim.c), 2 KB short
+
+
+@dataclass
+class GnetMeasure:
+    """gNet figures of one package: gnet_feature steps and early answers (predicted parts, measured)."""
+
+    model: str
+    features: list[StepSample]
+    answers: list[int]            # simulated cycles of each early answer
+    head: float                   # predicted: the head (fc constants) + argmax
+    answer_predicted: int         # the manifest's exit_cycles
+
+
+def measure_gnet(work: Path) -> list[GnetMeasure]:
+    """Compile the GNET_SAMPLES with --gnet and measure them on the simulator (part 5)."""
+    from transpiler import hostrun
+    from transpiler.cli import main as cli
+    from transpiler.gnet_energy import EnergyTrace
+    from transpiler.gnet_sim import run_energy_sim, running_segments
+    from transpiler.lir.text import parse_program
+    from transpiler.power import parse_power
+    from transpiler.simpackage import run_package
+
+    out: list[GnetMeasure] = []
+    for name in GNET_SAMPLES:
+        with np.load(P.REPO / "samples" / f"{name}.npz") as d:     # every 10th sample (all of a tiny set)
+            x_all = d["x"]
+            step = 10 if len(x_all) > 200 else 1
+            np.savez(work / f"{name}_gnet.npz", x=x_all[::step], **({"y": d["y"][::step]} if "y" in d.files else {}))
+        d_out = work / f"{name}_gnet"
+        if cli([str(P.REPO / "samples" / f"{name}.onnx"), "-o", str(d_out), "--data", str(work / f"{name}_gnet.npz"),
+                "--gnet", "epochs=2,baseline=none"]) != 0:
+            raise SystemExit(f"compiling {name} --gnet failed")
+        man = hostrun.load_manifest(d_out)
+        g = man["gnet"]
+        p = parse_program((d_out / "final.lir").read_text())
+        seq = [s for s in p.steps if s.op != "gnet_exit"]
+        xq = hostrun.quantize(man, {man["inputs"][0]["name"]: x_all[-6:]})
+        steps = run_package(d_out, xq[:1], counters="steps").steps[0]
+        feats = [StepSample(name, s.name, s.op, step_features(p, s), steps[i].cycles)
+                 for i, s in enumerate(seq) if s.op == "gnet_feature"]
+        # a full charge pays for 1.2x the cycles up to exit 2's answer; 1/15 of the load harvested
+        need = 1.2 * (sum(g["step_cycles"][:g["exit_steps"][min(1, g["exits"] - 1)] + 1]) + g["exit_cycles"])
+        cap = 2 * need * 1.5e-3 / 8e6 / (3.3 ** 2 - 1.8 ** 2)
+        run = run_energy_sim(d_out, xq, EnergyTrace(np.array([0.0]), np.array([1e-4])),
+                             parse_power(f"cap={cap * 1e6:.4f}uF,von=3.3V,voff=1.8V,active=1.5mW"), 0.05)
+        answers = []
+        for boot in sorted({s.boot for s in run.syncs}):
+            segs = running_segments(run.syncs, boot)
+            mine = [s for s in run.syncs if s.boot == boot]
+            for (sy, first, last), nxt in zip(segs, mine[1:]):
+                if sy.why == "l" and nxt.why == "a" and run.status[sy.sample] > 0:
+                    answers.append(last - first)
+        head_step = next(s for s in p.steps if s.op == "gnet_exit")
+        arg = cost.COSTS["argmax"]
+        head = cost.step_cycles(p, head_step) + arg.base + arg.mac * g["classes"]
+        out.append(GnetMeasure(name, feats, answers, head, int(g["exit_cycles"])))
+    return out
+
+
+def fit_gnet(measures: list[GnetMeasure]) -> tuple[cost.OpCost, float, int]:
+    """(gnet_feature OpCost, its max relative error, GNET_ANSWER_CYCLES)."""
+    rows = [s for m in measures for s in m.features]
+    a = np.array([s.features for s in rows], dtype=np.float64)
+    y = np.array([s.cycles for s in rows], dtype=np.float64)
+    wts = 1.0 / np.maximum(y, 1.0)
+    keep = [j for j in range(3) if a[:, j].any()]
+    coef, _ = nnls(a[:, keep] * wts[:, None], y * wts)
+    full = np.zeros(3)
+    full[keep] = coef
+    err = float(np.max(np.abs(a @ full - y) / y))
+    extra = [c - m.head for m in measures for c in m.answers]
+    if not extra:
+        raise SystemExit("no early answer on the simulator: the gNet measurement found nothing to time")
+    oc = cost.OpCost(base=round(float(full[0]), 2), mac=round(float(full[1]), 2), store=round(float(full[2]), 2),
+                     call=cost.COSTS["gnet_feature"].call)
+    return oc, err, max(0, int(round(float(np.median(extra)))))
+
+
+def report_gnet(measures: list[GnetMeasure], oc: cost.OpCost, answer: int) -> None:
+    print("\n5. gNet (gnet_feature steps; early answers on the energy-trace program)")
+    old = cost.COSTS["gnet_feature"]
+    print(f"   gnet_feature base={oc.base:g} mac={oc.mac:g} store={oc.store:g}   (was base={old.base:g} "
+          f"mac={old.mac:g} store={old.store:g});  GNET_ANSWER_CYCLES={answer}   (was {cost.GNET_ANSWER_CYCLES})")
+    print(f"   {'model':16s} {'step':28s} {'cycles':>9} {'before':>9} {'err':>7} {'fitted':>9} {'err':>7}")
+    for m in measures:
+        for s in m.features:
+            before, after = predict(old, s.op, s.features), predict(oc, s.op, s.features)
+            print(f"   {m.model[:16]:16s} {s.step[:28]:28s} {s.cycles:>9} {before:>9.0f} "
+                  f"{(before - s.cycles) / s.cycles:>+7.1%} {after:>9.0f} {(after - s.cycles) / s.cycles:>+7.1%}")
+        if m.answers:
+            sim_mean = float(np.mean(m.answers))
+            fitted = m.head + answer
+            print(f"   {m.model[:16]:16s} {'early answer (head, argmax, copies)':28s} {sim_mean:>9.0f} "
+                  f"{m.answer_predicted:>9} {(m.answer_predicted - sim_mean) / sim_mean:>+7.1%} {fitted:>9.0f} "
+                  f"{(fitted - sim_mean) / sim_mean:>+7.1%}   ({len(m.answers)} answers, "
+                  f"{min(m.answers)}..{max(m.answers)})")
+
+
+def rewrite_gnet_costs(oc: cost.OpCost, answer: int) -> None:
+    """Replace the gNet constants in transpiler/lir/cost.py."""
+    path = P.REPO / "transpiler" / "lir" / "cost.py"
+    text = path.read_text()
+    fields = f"base={oc.base}, mac={oc.mac}, store={oc.store}, call={round(oc.call)}"
+    text, n = re.subn(r'\nCOSTS\["gnet_feature"\] = OpCost\([^)]*\)', f'\nCOSTS["gnet_feature"] = OpCost({fields})', text)
+    assert n == 1
+    text, n = re.subn(r"\nGNET_ANSWER_CYCLES = [0-9]+", f"\nGNET_ANSWER_CYCLES = {answer}", text)
+    assert n == 1
+    path.write_text(text)
+
+
 def rewrite_cost_py(fits: dict[str, tuple[cost.OpCost, float]], loop: dict[str, float], commit: float,
                     boot: int) -> None:
     """Replace the fitted numbers in transpiler/lir/cost.py (dense ops and loop constants)."""
@@ -337,11 +460,21 @@ def main() -> int:
     ap.add_argument("--write", action="store_true", help="rewrite the constants in transpiler/lir/cost.py")
     ap.add_argument("--quick", action="store_true", help="fewer samples")
     ap.add_argument("--keep", metavar="DIR", help="build in DIR (kept) instead of a temporary folder")
+    ap.add_argument("--gnet-only", action="store_true", help="only part 5 (the gNet constants)")
     args = ap.parse_args()
     t_start = time.time()
     with tempfile.TemporaryDirectory(prefix="fx-calib-") as tmp:
         work = Path(args.keep) if args.keep else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
+        if args.gnet_only:
+            measures = measure_gnet(work)
+            oc, _err, answer = fit_gnet(measures)
+            report_gnet(measures, oc, answer)
+            print(f"\n(measured in {time.time() - t_start:.0f} s)")
+            if args.write:
+                rewrite_gnet_costs(oc, answer)
+                print("rewrote the gNet constants in transpiler/lir/cost.py")
+            return 0
         all_models = models(args.quick)
         samples: list[StepSample] = []
         compiled: dict[str, P.Compiled] = {}
@@ -408,9 +541,13 @@ def main() -> int:
         boot = boot_cycles(boot_source, boot_x)
         print(f"\n4. BOOT_CYCLES (reset after a failure -> first instruction of the resumed work, "
               f"{boot_source.c_name}): {boot}")
+        measures = measure_gnet(work)
+        goc, _gerr, answer = fit_gnet(measures)
+        report_gnet(measures, goc, answer)
         print(f"\n(measured in {time.time() - t_start:.0f} s)")
         if args.write:
             rewrite_cost_py(fits, loop, commit, boot)
+            rewrite_gnet_costs(goc, answer)
             print("rewrote transpiler/lir/cost.py")
     return 0
 

@@ -237,7 +237,9 @@ def msp430_makefile(model_name: str, sources: Sequence[str], large: bool, *,
         obj = _object_name(src)
         extra = " $(MSP430_MAIN_DEFS)" if src in (f"{plat}/main_sim.c", f"{plat}/main_gnet_sim.c") else ""
         if src == f"{plat}/main_gnet_sim.c":
-            extra += " -DFX_SIM_COUNTERS"     # the energy model reads the cycle counter
+            # the energy model reads the cycle counter; with -mlarge its code (and the soft-float it
+            # calls stays below) goes to HIFRAM, beside a model that fills lower FRAM
+            extra += " -DFX_SIM_COUNTERS $(if $(MSP430_LARGE),-mcode-region=upper,)"
         w(f"{obj}: {src} $(MSP430_OBJDIR)/flags.stamp")
         w(f"\t$(MSP430_CC) $(MSP430_CFLAGS){extra} -MMD -MP -c $< -o $@")
     w("")

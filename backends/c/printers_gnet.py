@@ -119,7 +119,7 @@ class GnetC:
         """Predicted cycles of an early answer: the head, the argmax and the copies."""
         head = sum(cost.step_cycles(self.full, s) for _, s in self.head)
         arg = cost.COSTS["argmax"]
-        return int(round(head + arg.base + arg.mac * self.classes + 30 * self.classes))
+        return int(round(head + arg.base + arg.mac * self.classes + cost.GNET_ANSWER_CYCLES))
 
     # --- <m>.h --------------------------------------------------------------------------------
     def header_lines(self, m: str, M: str) -> list[str]:

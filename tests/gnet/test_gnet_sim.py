@@ -130,6 +130,12 @@ def test_sim_energy_run_matches_host_driver_reference_and_interpreter(digits: tu
     assert check_device_arithmetic(sim, trace) > 0
     if start is None:
         assert sim.failures == [] and answered.all() and len(set(sim.status.tolist())) > 1
+        # the calibrated cost of an early answer (head, argmax, copies) vs the simulator's cycles
+        mine = [s for s in sim.syncs if s.boot == 1]
+        answers = [last - first for (s, first, last), nxt in zip(running_segments(sim.syncs, 1), mine[1:])
+                   if s.why == "l" and nxt.why == "a"]
+        assert len(answers) == N and all(abs(a - g["exit_cycles"]) <= 0.05 * a for a in answers), \
+            (answers, g["exit_cycles"])
     else:
         assert len(sim.failures) == int((~answered).sum()) > 0 and answered.any()
         assert sim.runs == len(sim.failures) + 1 and sim.result.power_failures == len(sim.failures)

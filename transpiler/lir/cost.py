@@ -73,9 +73,13 @@ COSTS: dict[str, OpCost] = {
     "fc_sparse": OpCost(base=120.0, mac=12.4, store=30.0),
     "conv_sparse": OpCost(base=200.0, mac=14.5, store=160.0, index=25.0),
 }
-# gNet: the same kernels as concat (fx_requant_copy of a slice) and fc (the head over F)
-COSTS["gnet_feature"] = COSTS["concat"]
+# gNet, fitted with bench/calibrate_cost.py (its part 5: gNet packages of the samples on the simulator):
+# gnet_feature (fx_requant_copy of a slice into F, per chunk / requantised element / element) and an
+# early answer = the head (gnet_exit: fx_fc over F, the fc constants) + argmax + GNET_ANSWER_CYCLES
+# (the policy's last question, the scores into the outputs, the return).
+COSTS["gnet_feature"] = OpCost(base=256.8, mac=72.58, store=3.18, call=302)
 COSTS["gnet_exit"] = COSTS["fc"]
+GNET_ANSWER_CYCLES = 94
 COMMIT_CYCLES = 252      # fx_progress_commit: find the older record, checksum, five FRAM stores
 BOOT_CYCLES = 759        # reset to the first unit: crt0, .data/.bss setup, progress load, dispatch
 # The intermittent run loop (backends/c/intermittent.py, transpiler/intermittent.py):
@@ -265,6 +269,10 @@ def step_cycles(program: Program, step: Step) -> float:
         c = COSTS["concat"]
         n = program.buffers[step.outputs[0]].size
         return -(-n // ELTWISE_CHUNK) * c.base + c.store * n + c.mac * _concat_requantised(program, step)
+    if step.op == "gnet_feature":      # as concat: per chunk, per element, per requantised element
+        c = COSTS["gnet_feature"]
+        n = program.buffers[step.inputs[0]].size
+        return -(-n // ELTWISE_CHUNK) * c.base + c.store * n + (c.mac * n if step.attrs.get("shift", 0) else 0.0)
     if step.op not in ("fc_sparse", "conv_sparse"):
         work = step_work(program, step)
         return work.units * work.cycles_per_unit

@@ -28,7 +28,7 @@ Rules (node -> step):
   pre-activation range must fit before it is scaled by alpha).
 - Dense or sparse: the weights of every ``Conv``/``Gemm`` are stored dense (``conv``/``fc``) or
   compressed (``conv_sparse``/``fc_sparse``: the non-zero quantised weights as ``<W>_values``,
-  ``<W>_cols``/``<W>_offsets``, ``<W>_rowptr``/``<W>_chanptr``), by the option ``sparse``
+  ``<W>_deltas``/``<W>_offsets``, ``<W>_rowptr``/``<W>_chanptr``), by the option ``sparse``
   (backends/lower_sparse.py: bytes, predicted cycles, the FRAM budget); both compute the same bits.
 - Weights: ``w_q[c] = sat16(round(w[c] * 2^f_w[c]))``; ``f_w`` is the weight's annotation (or
   computed as in `quantize`), lowered so that ``shift[c] = f_in + f_w[c] - f_out`` stays

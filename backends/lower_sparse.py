@@ -67,8 +67,8 @@ def sparse_limit(op: str, w: np.ndarray, x_shape: Sequence[int]) -> str | None:
     if nnz > kernels.SPARSE_INDEX_MAX:
         return f"{nnz} non-zero weights exceed the {kernels.SPARSE_INDEX_MAX} that u16 pointers address"
     per_row = int(np.prod(w.shape[1:]))
-    if op == "fc" and per_row > 65535:
-        return f"K = {per_row} inputs exceed u16 column indices"
+    if op == "fc" and per_row > kernels.FC_SPARSE_K_MAX:
+        return f"K = {per_row} inputs exceed the {kernels.FC_SPARSE_K_MAX} that u16 byte steps reach"
     if op == "conv":
         if per_row > 65536:
             return f"Cin/group * kh * kw = {per_row} tap positions exceed u16 offsets"
@@ -86,12 +86,12 @@ def sparse_step(op: str, w: np.ndarray, attrs: Mapping[str, AttrValue]
     of its weight inputs in order (the step's inputs are x, those, then the bias).
 
     ``w`` is the quantised dense weight ([N, K] or [Cout, Cin/g, kh, kw]); the returned arrays are
-    ``values`` (i16), ``cols``/``offsets`` and ``rowptr``/``chanptr`` (u16).
+    ``values`` (i16), ``deltas``/``offsets`` and ``rowptr``/``chanptr`` (u16).
     """
     if op == "fc":
         values, index, ptr = kernels.csr_from_dense(w)
-        return "fc_sparse", {"values": values, "cols": index, "rowptr": ptr}, dict(attrs), \
-            ["values", "cols", "rowptr"]
+        return "fc_sparse", {"values": values, "deltas": index, "rowptr": ptr}, dict(attrs), \
+            ["values", "deltas", "rowptr"]
     values, index, ptr = kernels.conv_sparse_from_dense(w)
     new_attrs = dict(attrs)
     new_attrs["kernel"] = [int(w.shape[2]), int(w.shape[3])]

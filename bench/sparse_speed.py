@@ -129,11 +129,11 @@ def program(layer: Layer, w: np.ndarray, sparse: bool, rng: np.random.Generator)
         decl.append(c_array("static const", "int16_t", "want", want))
         decl.append(f"static int16_t y[{rows}] OUT = {{0}};\n")
         if sparse:
-            values, cols, rowptr = K.csr_from_dense(w)
+            values, deltas, rowptr = K.csr_from_dense(w)
             decl.append(c_array("static const", "int16_t", "values", values, big))
-            decl.append(c_array("static const", "uint16_t", "cols", cols, big))
+            decl.append(c_array("static const", "uint16_t", "deltas", deltas, big))
             decl.append(c_array("static const", "uint16_t", "rowptr", rowptr, big))
-            setup = (f"    static const fx_fc_sparse_t p = {{ {k}u, {rows}u, values, cols, rowptr, bias, "
+            setup = (f"    static const fx_fc_sparse_t p = {{ {k}u, {rows}u, values, deltas, rowptr, bias, "
                      f"shift, {{ FX_ACT_RELU, 0, 0, 0 }} }};\n")
             call = f"fx_fc_sparse(&p, x, y, 0u, {rows}u);"
         else:

@@ -68,12 +68,13 @@ void fx_fc(const fx_fc_t *p, const int16_t *x, int16_t *y, uint16_t n0, uint16_t
 /* Sparse weights (docs/lir.md, "Sparse ops"; fx_sparse.c). Both equal the dense kernel on the
  * weights they encode, bit for bit. Index arrays are uint16: at most 65535 stored values. */
 
-/* fc_sparse (CSR): the weights of output n are values[j] at columns cols[j], j in
- * [rowptr[n], rowptr[n+1]); columns strictly increase within a row. */
+/* fc_sparse (CSR with byte steps): the weights of output n are values[j], j in
+ * [rowptr[n], rowptr[n+1]), at the columns reached by stepping from x[0] deltas[rowptr[n]],
+ * ..., deltas[j] bytes (2 per column; columns strictly increase within a row, so K <= 32768). */
 typedef struct {
     uint16_t k, n;
     const int16_t *values;      /* [nnz] */
-    const uint16_t *cols;       /* [nnz], < k */
+    const uint16_t *deltas;     /* [nnz], even: byte steps through x */
     const uint16_t *rowptr;     /* [n + 1], rowptr[0] = 0, rowptr[n] = nnz */
     const int32_t *bias;        /* [n] */
     const int8_t *shift;        /* [n] */

@@ -4,11 +4,13 @@
  * (docs/lir.md, "Sparse ops"): the accumulator wraps modulo 2^32, so skipping the zero products
  * changes no bit.
  *
- * fx_fc_sparse: CSR rows, y[n] = act(requant(bias[n] + sum_j x[cols[j]] * values[j], shift[n]))
- * over j in [rowptr[n], rowptr[n+1]). The inner loop (FX_SPARSE_DOT) is five instructions per
- * stored weight on the MSP430 (load the column, double it, add x, move x[col] into MACS, move the
- * value into OP2), unrolled eight times: 12.4 cycles per stored weight against 8.4 per weight of
- * the dense fx_fc (bench/sparse_speed.py).
+ * fx_fc_sparse: CSR rows with byte steps, y[n] = act(requant(bias[n] + sum_j x[c_j] * values[j],
+ * shift[n])) over j in [rowptr[n], rowptr[n+1]), where a pointer that starts at x for every row
+ * advances deltas[j] bytes before product j. The inner loop (FX_SPARSE_DOT) is three
+ * instructions per stored weight on the MSP430 (add the step to the pointer, move x[c_j] into
+ * MACS, move the value into OP2): 10.5 cycles per stored weight against 8.6 per weight of the
+ * dense fx_fc (bench/sparse_speed.py). In the large model the pointer arithmetic is 16 bits wide,
+ * so an x that reaches past 64 KiB takes a portable loop (fx_fc_sparse_far).
  *
  * fx_conv_sparse: per output channel the pairs (offset, value), offset = ci' * kh * kw + ky * kw
  * + kx. Before the outputs of a channel are computed its taps are decoded (without division:
@@ -35,64 +37,64 @@
 #include "fx_store.h"
 #include "fx_window.h"
 
-/* FX_SPARSE_MAC(xb, ip, vp): acc += xb[*ip] * *vp, then ++ip, ++vp (xb: `const int16_t *',
- * ip: `const uint16_t *', vp: `const int16_t *' variables). On the MSP430 with MPY32 five
- * instructions, 12 cycles: `mov @ip+, r; rla r; add(a) xb, r; mov @r, &MACS; mov @vp+, &OP2'
- * (GCC's code for the C form needs a loop counter compare on top). ADDA in the large model,
- * where pointers are 20 bits; the index is below 32768 (rla keeps 16 bits). */
+/* FX_SPARSE_STEP(xr, dp, vp): xr advances by *dp bytes, acc += *xr * *vp, then ++dp, ++vp
+ * (xr, vp: `const int16_t *', dp: `const uint16_t *' variables). On the MSP430 with MPY32 three
+ * instructions, 10 cycles: `add @dp+, xr; mov @xr, &MACS; mov @vp+, &OP2'. The add is 16 bits
+ * wide (the MSP430X clears bits 19-16 of its destination), so in the large model the caller makes
+ * sure that xr stays below 64 KiB (FX_SPARSE_NEAR). */
 #if defined(FX_USE_MPY32) && defined(__MSP430__)
-#if defined(__MSP430X_LARGE__)
-#define FX_SPARSE_ADD_ "adda"
+#define FX_SPARSE_STEP(xr, dp, vp)                                                       \
+    __asm__ volatile("add @%1+, %0\n\tmov @%0, &MACS\n\tmov @%2+, &OP2"                 \
+                     : "+r"(xr), "+r"(dp), "+r"(vp)                                      \
+                     :                                                                   \
+                     : "memory")
 #else
-#define FX_SPARSE_ADD_ "add"
-#endif
-#define FX_SPARSE_MAC(xb, ip, vp)                                                        \
-    do {                                                                                 \
-        const int16_t *fx_sp_a_;                                                         \
-        __asm__ volatile("mov @%1+, %0\n\trla %0\n\t" FX_SPARSE_ADD_ " %3, %0\n\t"         \
-                         "mov @%0, &MACS\n\tmov @%2+, &OP2"                                \
-                         : "=&r"(fx_sp_a_), "+r"(ip), "+r"(vp)                            \
-                         : "r"(xb)                                                        \
-                         : "memory");                                                     \
-    } while (0)
-#else
-#define FX_SPARSE_MAC(xb, ip, vp)                                                        \
-    do {                                                                                 \
-        FX_MAC((xb)[*(ip)], *(vp));                                                      \
-        ++(ip);                                                                          \
-        ++(vp);                                                                          \
-    } while (0)
+#define FX_SPARSE_STEP(xr, dp, vp) FX_SPARSE_STEP_C(xr, dp, vp)
 #endif
 
-/* acc += sum_{i < n} xb[ip[i]] * vp[i]; advances ip and vp by n. Inside an open FX_MAC chain.
- * Unrolled eight times (12.4 cycles per product on the MSP430 against 12.75 for four); the loop
- * ends on a pointer compare, the n mod 8 rest follows by bits. */
-#define FX_SPARSE_DOT(xb, ip, vp, n)                                                     \
+/* The portable form of FX_SPARSE_STEP, for any address. */
+#define FX_SPARSE_STEP_C(xr, dp, vp)                                                     \
     do {                                                                                 \
-        const uint16_t fx_sp_n_ = (n);                                                   \
-        const uint16_t *const fx_sp_end8_ = (ip) + (fx_sp_n_ & ~7u);                     \
-        while ((ip) != fx_sp_end8_) {                                                    \
-            FX_SPARSE_MAC(xb, ip, vp);                                                   \
-            FX_SPARSE_MAC(xb, ip, vp);                                                   \
-            FX_SPARSE_MAC(xb, ip, vp);                                                   \
-            FX_SPARSE_MAC(xb, ip, vp);                                                   \
-            FX_SPARSE_MAC(xb, ip, vp);                                                   \
-            FX_SPARSE_MAC(xb, ip, vp);                                                   \
-            FX_SPARSE_MAC(xb, ip, vp);                                                   \
-            FX_SPARSE_MAC(xb, ip, vp);                                                   \
+        (xr) = (const int16_t *)(const void *)((const uint8_t *)(xr) + *(dp));           \
+        FX_MAC(*(xr), *(vp));                                                            \
+        ++(dp);                                                                          \
+        ++(vp);                                                                          \
+    } while (0)
+
+/* Whether FX_SPARSE_STEP may walk the `bytes' bytes from x: always, except in the MSP430's large
+ * model, where x + bytes must not pass 64 KiB (the generated code's activations never do: they
+ * are in SRAM or lower FRAM). */
+#if defined(FX_USE_MPY32) && defined(__MSP430X_LARGE__)
+#define FX_SPARSE_NEAR(x, bytes) ((uint32_t)(uintptr_t)(x) + (uint32_t)(bytes) <= 0x10000ul)
+#else
+#define FX_SPARSE_NEAR(x, bytes) 1
+#endif
+
+/* acc += the n products of FX_SPARSE_STEP(xr, dp, vp), inside an open FX_MAC chain. The n mod 8
+ * first (a jump into an unrolled run), then eight at a time with the test at the bottom. */
+#define FX_SPARSE_DOT(xr, dp, vp, n)                                                     \
+    do {                                                                                 \
+        uint16_t fx_sp_g_ = (uint16_t)((n) >> 3);                                        \
+        switch ((n) & 7u) {                                                              \
+        case 7u: FX_SPARSE_STEP(xr, dp, vp); /* fall through */                          \
+        case 6u: FX_SPARSE_STEP(xr, dp, vp); /* fall through */                          \
+        case 5u: FX_SPARSE_STEP(xr, dp, vp); /* fall through */                          \
+        case 4u: FX_SPARSE_STEP(xr, dp, vp); /* fall through */                          \
+        case 3u: FX_SPARSE_STEP(xr, dp, vp); /* fall through */                          \
+        case 2u: FX_SPARSE_STEP(xr, dp, vp); /* fall through */                          \
+        case 1u: FX_SPARSE_STEP(xr, dp, vp); /* fall through */                          \
+        default: break;                                                                  \
         }                                                                                \
-        if (fx_sp_n_ & 4u) {                                                             \
-            FX_SPARSE_MAC(xb, ip, vp);                                                   \
-            FX_SPARSE_MAC(xb, ip, vp);                                                   \
-            FX_SPARSE_MAC(xb, ip, vp);                                                   \
-            FX_SPARSE_MAC(xb, ip, vp);                                                   \
-        }                                                                                \
-        if (fx_sp_n_ & 2u) {                                                             \
-            FX_SPARSE_MAC(xb, ip, vp);                                                   \
-            FX_SPARSE_MAC(xb, ip, vp);                                                   \
-        }                                                                                \
-        if (fx_sp_n_ & 1u) {                                                             \
-            FX_SPARSE_MAC(xb, ip, vp);                                                   \
+        while (fx_sp_g_ != 0u) {                                                         \
+            FX_SPARSE_STEP(xr, dp, vp);                                                  \
+            FX_SPARSE_STEP(xr, dp, vp);                                                  \
+            FX_SPARSE_STEP(xr, dp, vp);                                                  \
+            FX_SPARSE_STEP(xr, dp, vp);                                                  \
+            FX_SPARSE_STEP(xr, dp, vp);                                                  \
+            FX_SPARSE_STEP(xr, dp, vp);                                                  \
+            FX_SPARSE_STEP(xr, dp, vp);                                                  \
+            FX_SPARSE_STEP(xr, dp, vp);                                                  \
+            --fx_sp_g_;                                                                  \
         }                                                                                \
     } while (0)
 
@@ -113,47 +115,145 @@ static inline int16_t fx_sparse_act(const fx_act_t *a, int16_t y)
     return a->kind == FX_ACT_NONE ? y : fx_apply_act(a, y);
 }
 
+/* Rows [n0, n1) with x anywhere: FX_SPARSE_STEP_C one product at a time (the large model's
+ * fallback when x lies above 64 KiB). */
+static void fx_fc_sparse_far(const fx_fc_sparse_t *p, const int16_t *x, int16_t *y, uint16_t n0,
+                             uint16_t n1)
+{
+    uint16_t n;
+    for (n = n0; n < n1; ++n) {
+        const uint16_t j0 = p->rowptr[n], j1 = p->rowptr[n + 1u];
+        const uint16_t *dp = p->deltas + j0;
+        const int16_t *vp = p->values + j0;
+        const int16_t *xr = x;
+        uint16_t j;
+        int32_t acc;
+        FX_MAC_BEGIN(p->bias[n]);
+        for (j = j0; j < j1; ++j) {
+            FX_SPARSE_STEP_C(xr, dp, vp);
+        }
+        acc = FX_MAC_END();
+        FX_STORE(y[n], fx_sparse_act(&p->act, fx_requant(acc, p->shift[n])));
+    }
+}
+
 void fx_fc_sparse(const fx_fc_sparse_t *p, const int16_t *x, int16_t *y, uint16_t n0, uint16_t n1)
 {
     const uint16_t *rp;
-    const uint16_t *cp;
+    const uint16_t *dp;
     const int16_t *vp;
     const int32_t *bp;
     const int8_t *sp;
     int16_t *yp;
-    uint16_t start, n;
+    int16_t *yend;
+    fx_requant_fn_t *rq;
+    int8_t shift;
+    uint16_t start;
+    uint8_t relu;
 
     if (n0 >= n1) {
         return;
     }
+    if (!FX_SPARSE_NEAR(x, (uint32_t)p->k * 2u)) {
+        fx_fc_sparse_far(p, x, y, n0, n1);
+        return;
+    }
     rp = p->rowptr + n0;
     start = *rp;
-    cp = p->cols + start;
+    dp = p->deltas + start;
     vp = p->values + start;
     bp = p->bias + n0;
     sp = p->shift + n0;
     yp = y + n0;
-    for (n = n0;;) {
+    yend = y + n1;
+    shift = *sp;
+    rq = fx_requant_fn(shift);
+    relu = (uint8_t)(p->act.kind == FX_ACT_RELU);
+    do {
         const uint16_t end = *++rp;
         const uint16_t cnt = (uint16_t)(end - start);
+        const int16_t *xr = x;
         int32_t acc;
+        int16_t v;
         start = end;
-        if (cnt != 0u) {
-            FX_MAC_BEGIN(*bp);
-            FX_SPARSE_DOT(x, cp, vp, cnt);
-            acc = FX_MAC_END();
-        } else {
-            acc = *bp;
-        }
-        FX_STORE(*yp, fx_sparse_act(&p->act, fx_requant(acc, *sp)));
-        if (++n == n1) {
-            break;
-        }
+        FX_MAC_BEGIN(*bp);
+        FX_SPARSE_DOT(xr, dp, vp, cnt);
+        acc = FX_MAC_END();
         ++bp;
+        if (*sp != shift) {
+            shift = *sp;
+            rq = fx_requant_fn(shift);
+        }
         ++sp;
-        ++yp;
-    }
+        v = rq(acc);
+        if (relu) {
+            v = v < 0 ? 0 : v;
+        } else if (p->act.kind != FX_ACT_NONE) {
+            v = fx_apply_act(&p->act, v);
+        }
+        FX_STORE(*yp, v);
+    } while (++yp != yend);
 }
+
+/* FX_SPARSE_TAP(xb, ip, vp): acc += xb[*ip] * *vp, then ++ip, ++vp (xb: `const int16_t *',
+ * ip: `const uint16_t *' element offsets, vp: `const int16_t *'): the conv taps' form. On the
+ * MSP430 with MPY32 five instructions, 12 cycles: `mov @ip+, r; rla r; add(a) xb, r;
+ * mov @r, &MACS; mov @vp+, &OP2' (ADDA in the large model, where pointers are 20 bits; the
+ * offset is below 32768, so rla keeps 16 bits). */
+#if defined(FX_USE_MPY32) && defined(__MSP430__)
+#if defined(__MSP430X_LARGE__)
+#define FX_SPARSE_ADD_ "adda"
+#else
+#define FX_SPARSE_ADD_ "add"
+#endif
+#define FX_SPARSE_TAP(xb, ip, vp)                                                        \
+    do {                                                                                 \
+        const int16_t *fx_sp_a_;                                                         \
+        __asm__ volatile("mov @%1+, %0\n\trla %0\n\t" FX_SPARSE_ADD_ " %3, %0\n\t"         \
+                         "mov @%0, &MACS\n\tmov @%2+, &OP2"                                \
+                         : "=&r"(fx_sp_a_), "+r"(ip), "+r"(vp)                            \
+                         : "r"(xb)                                                        \
+                         : "memory");                                                     \
+    } while (0)
+#else
+#define FX_SPARSE_TAP(xb, ip, vp)                                                        \
+    do {                                                                                 \
+        FX_MAC((xb)[*(ip)], *(vp));                                                      \
+        ++(ip);                                                                          \
+        ++(vp);                                                                          \
+    } while (0)
+#endif
+
+/* acc += sum_{i < n} xb[ip[i]] * vp[i]; advances ip and vp by n. Inside an open FX_MAC chain.
+ * Unrolled eight times; the loop ends on a pointer compare, the n mod 8 rest follows by bits. */
+#define FX_SPARSE_TAPS(xb, ip, vp, n)                                                    \
+    do {                                                                                 \
+        const uint16_t fx_sp_n_ = (n);                                                   \
+        const uint16_t *const fx_sp_end8_ = (ip) + (fx_sp_n_ & ~7u);                     \
+        while ((ip) != fx_sp_end8_) {                                                    \
+            FX_SPARSE_TAP(xb, ip, vp);                                                   \
+            FX_SPARSE_TAP(xb, ip, vp);                                                   \
+            FX_SPARSE_TAP(xb, ip, vp);                                                   \
+            FX_SPARSE_TAP(xb, ip, vp);                                                   \
+            FX_SPARSE_TAP(xb, ip, vp);                                                   \
+            FX_SPARSE_TAP(xb, ip, vp);                                                   \
+            FX_SPARSE_TAP(xb, ip, vp);                                                   \
+            FX_SPARSE_TAP(xb, ip, vp);                                                   \
+        }                                                                                \
+        if (fx_sp_n_ & 4u) {                                                             \
+            FX_SPARSE_TAP(xb, ip, vp);                                                   \
+            FX_SPARSE_TAP(xb, ip, vp);                                                   \
+            FX_SPARSE_TAP(xb, ip, vp);                                                   \
+            FX_SPARSE_TAP(xb, ip, vp);                                                   \
+        }                                                                                \
+        if (fx_sp_n_ & 2u) {                                                             \
+            FX_SPARSE_TAP(xb, ip, vp);                                                   \
+            FX_SPARSE_TAP(xb, ip, vp);                                                   \
+        }                                                                                \
+        if (fx_sp_n_ & 1u) {                                                             \
+            FX_SPARSE_TAP(xb, ip, vp);                                                   \
+        }                                                                                \
+    } while (0)
 
 /* The decoded taps of (part of) one output channel. */
 typedef struct {
@@ -221,7 +321,7 @@ static int32_t fx_sparse_dot(const int16_t *xw, const fx_sparse_taps_t *t, const
     }
     {
         FX_MAC_BEGIN(acc);
-        FX_SPARSE_DOT(xw, dp, v, t->n);
+        FX_SPARSE_TAPS(xw, dp, v, t->n);
         return FX_MAC_END();
     }
 }
@@ -243,7 +343,7 @@ static void fx_sparse_interior(const int16_t *xw, uint16_t sw, uint16_t count,
             const uint16_t *dp = t->d;
             const int16_t *vp = v;
             FX_MAC_BEGIN(bias);
-            FX_SPARSE_DOT(xw, dp, vp, n);
+            FX_SPARSE_TAPS(xw, dp, vp, n);
             acc = FX_MAC_END();
         }
         FX_STORE(*yp, fx_sparse_act(act, fx_requant(acc, shift)));

@@ -243,9 +243,10 @@ def print_conv_sparse(env: StepEnv) -> StepCode:
 
 
 def print_fc_sparse(env: StepEnv) -> StepCode:
-    """fc_sparse -> fx_fc_sparse over outputs; descriptor fx_fc_sparse_t (CSR values, cols, rowptr)."""
+    """fc_sparse -> fx_fc_sparse over outputs; descriptor fx_fc_sparse_t (CSR values, byte steps
+    deltas, rowptr)."""
     _check_io(env, 5)
-    x, values, cols, rowptr, bias = env.step.inputs
+    x, values, deltas, rowptr, bias = env.step.inputs
     y = env.step.outputs[0]
     _check_dtypes(env, {1: "i16", 2: "u16", 3: "u16", 4: "i32"})
     k = env.buf(x).size
@@ -255,7 +256,7 @@ def print_fc_sparse(env: StepEnv) -> StepCode:
     shift_name, shift_def = _shift_def(env, _attr_list(env, "shift", n))
     desc, desc_def = _struct_def(env, "fx_fc_sparse_t", "fc", [
         ("k", _u16(env, "k", k)), ("n", _u16(env, "n", n)), ("values", env.ptr(values)),
-        ("cols", env.ptr(cols)), ("rowptr", env.ptr(rowptr)), ("bias", env.ptr(bias)),
+        ("deltas", env.ptr(deltas)), ("rowptr", env.ptr(rowptr)), ("bias", env.ptr(bias)),
         ("shift", shift_name), ("act", _act_init(env))])
     body = _pointer_lines(env, [("x", x)], [("y", y)])
     body.append(f"fx_fc_sparse(&{desc}, x, y, u0, u1);")

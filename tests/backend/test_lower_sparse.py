@@ -37,8 +37,8 @@ def test_bytes_formulas() -> None:
     nnz = int(np.count_nonzero(w))
     assert ls.dense_bytes(w) == 2 * 256 * 784
     assert ls.sparse_bytes(w) == 4 * nnz + 2 * 257
-    values, cols, rowptr = K.csr_from_dense(w)
-    assert ls.sparse_bytes(w) == values.nbytes + cols.nbytes + rowptr.nbytes
+    values, deltas, rowptr = K.csr_from_dense(w)
+    assert ls.sparse_bytes(w) == values.nbytes + deltas.nbytes + rowptr.nbytes
     assert ls.sparse_bytes(np.zeros((3, 4), np.int16)) == 4 + 2 * 4   # one explicit zero is kept
 
 
@@ -110,4 +110,4 @@ def test_sparse_step_encodes_the_weights() -> None:
     back = K.conv_sparse_to_dense(arrays["values"], arrays["offsets"], arrays["chanptr"], 3, (2, 2))
     assert np.array_equal(back, w)
     op, arrays, attrs, roles = ls.sparse_step("fc", w.reshape(4, 12), {"shift": [1] * 4})
-    assert op == "fc_sparse" and roles == ["values", "cols", "rowptr"] and "kernel" not in attrs
+    assert op == "fc_sparse" and roles == ["values", "deltas", "rowptr"] and "kernel" not in attrs

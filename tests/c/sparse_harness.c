@@ -4,7 +4,7 @@
  * Same stream format as kernel_harness.c (harness.h; tests/kernels/test_sparse_kernels.py builds
  * it with gcc and clang under ASan+UBSan); ranges: conv co0 co1 oy0 oy1, fc lo hi.
  *
- * ops: 1 fc_sparse   params k n act[4]; arrays x values cols rowptr bias shift
+ * ops: 1 fc_sparse   params k n act[4]; arrays x values deltas rowptr bias shift
  *      2 conv_sparse params cin ih iw cout oh ow kh kw sh sw dh dw pt pl group act[4];
  *                    arrays x values offsets chanptr bias shift
  *      3 fc          params k n act[4]; arrays x w bias shift
@@ -28,7 +28,7 @@ static void run_fc_sparse(const case_t *c)
     const int32_t *q = c->params;
     fx_fc_sparse_t p;
     int16_t *x, *values, *y;
-    uint16_t *cols, *rowptr;
+    uint16_t *deltas, *rowptr;
     int8_t *shift;
     int32_t i;
     need(c, 6, 6, 2);
@@ -37,11 +37,11 @@ static void run_fc_sparse(const case_t *c)
     p.act = act_from(q + 2);
     x = as_i16(&c->arrays[0]);
     values = as_i16(&c->arrays[1]);
-    cols = as_u16(&c->arrays[2]);
+    deltas = as_u16(&c->arrays[2]);
     rowptr = as_u16(&c->arrays[3]);
     shift = as_i8(&c->arrays[5]);
     p.values = values;
-    p.cols = cols;
+    p.deltas = deltas;
     p.rowptr = rowptr;
     p.bias = c->arrays[4].v;
     p.shift = shift;
@@ -50,7 +50,7 @@ static void run_fc_sparse(const case_t *c)
         fx_fc_sparse(&p, x, y, (uint16_t)c->ranges[i], (uint16_t)c->ranges[i + 1]);
     }
     emit_i16(y, p.n);
-    free(x); free(values); free(cols); free(rowptr); free(shift); free(y);
+    free(x); free(values); free(deltas); free(rowptr); free(shift); free(y);
 }
 
 static void run_conv_sparse(const case_t *c)

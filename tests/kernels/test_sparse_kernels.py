@@ -91,10 +91,19 @@ def test_fc_sparse_equals_dense_fc(seed: int, density: float, k: int, n: int, ac
     w = prune(rng, int16_array(rng, "mix", (n, k)), density)
     x, b = int16_array(rng, "full", (k,)), int32_array(rng, "mix", n)
     shift = rng.integers(-15, 32, size=n)
-    values, cols, rowptr = K.csr_from_dense(w)
-    assert np.array_equal(K.csr_to_dense(values, cols, rowptr, k), w)
-    assert K.sparse_index_problems(values.size, cols, rowptr, n, k) == []
-    assert np.array_equal(K.fc_sparse(x, values, cols, rowptr, b, shift, act), K.fc(x, w, b, shift, act))
+    values, deltas, rowptr = K.csr_from_dense(w)
+    assert np.array_equal(K.csr_to_dense(values, deltas, rowptr, k), w)
+    assert K.fc_sparse_problems(values.size, deltas, rowptr, n, k) == []
+    rows, cols = np.nonzero(w)
+    assert np.array_equal(K.cols_from_deltas(deltas, rowptr)[:cols.size], cols)
+    assert np.array_equal(K.fc_sparse(x, values, deltas, rowptr, b, shift, act), K.fc(x, w, b, shift, act))
+
+
+def test_deltas_are_byte_steps_from_each_rows_start() -> None:
+    w = np.array([[0, 3, 0, 4], [0, 0, 0, 0], [5, 0, 0, 6]], dtype=np.int16)
+    values, deltas, rowptr = K.csr_from_dense(w)
+    assert values.tolist() == [3, 4, 5, 6] and rowptr.tolist() == [0, 2, 2, 4]
+    assert deltas.tolist() == [2, 4, 0, 6]
 
 
 @given(seed=seeds, density=densities, group=st.sampled_from([1, 2, 3]), act=acts(),
@@ -125,11 +134,11 @@ def test_conv_sparse_equals_dense_conv(seed: int, density: float, group: int, ac
 
 
 def test_all_zero_weights_keep_one_explicit_zero() -> None:
-    values, cols, rowptr = K.csr_from_dense(np.zeros((3, 5), dtype=np.int16))
-    assert values.tolist() == [0] and cols.tolist() == [0] and rowptr.tolist() == [0, 1, 1, 1]
+    values, deltas, rowptr = K.csr_from_dense(np.zeros((3, 5), dtype=np.int16))
+    assert values.tolist() == [0] and deltas.tolist() == [0] and rowptr.tolist() == [0, 1, 1, 1]
     x = np.arange(5, dtype=np.int16)
     b = np.array([7, -8, 9], dtype=np.int32)
-    assert K.fc_sparse(x, values, cols, rowptr, b, [0, 0, 0]).tolist() == [7, -8, 9]
+    assert K.fc_sparse(x, values, deltas, rowptr, b, [0, 0, 0]).tolist() == [7, -8, 9]
 
 
 @pytest.mark.parametrize("rowptr, cols, message", [
@@ -145,14 +154,26 @@ def test_index_problems_are_reported(rowptr: list[int], cols: list[int], message
     assert any(message in p for p in problems), problems
     if len(rowptr) != 3:
         return  # the kernel takes the row count from the pointer: one row, a valid index
+    deltas = K.deltas_from_cols(np.array(cols), np.array(rowptr))
+    assert any(message in p for p in K.fc_sparse_problems(3, deltas, np.array(rowptr), 2, 4))
     with pytest.raises(ValueError):
-        K.fc_sparse(np.zeros(4, np.int16), np.ones(3, np.int16), np.array(cols), np.array(rowptr),
+        K.fc_sparse(np.zeros(4, np.int16), np.ones(3, np.int16), deltas, np.array(rowptr),
                     np.zeros(len(rowptr) - 1, np.int32), [0] * (len(rowptr) - 1))
+
+
+def test_odd_byte_steps_are_reported() -> None:
+    problems = K.fc_sparse_problems(3, np.array([2, 3, 2]), np.array([0, 1, 3]), 2, 4)
+    assert problems == ["byte step 3 at entry 1 is odd (x is int16: steps are 2 x columns)"]
+
+
+def test_more_than_32768_inputs_is_refused() -> None:
+    with pytest.raises(ValueError, match="32768"):
+        K.csr_from_dense(np.zeros((1, 32769), dtype=np.int16))
 
 
 def test_more_than_65535_values_is_refused() -> None:
     with pytest.raises(ValueError, match="65535"):
-        K.csr_from_dense(np.ones((2, 40000), dtype=np.int16))
+        K.csr_from_dense(np.ones((3, 30000), dtype=np.int16))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,12 +191,12 @@ def fc_sparse_cases(draw: st.DrawFn) -> list[tuple[SparseCase, np.ndarray]]:
     b = int32_array(rng, draw(modes), n)
     shift = rng.integers(-15, 32, size=n)
     act = draw(acts())
-    values, cols, rowptr = K.csr_from_dense(w)
-    y = K.fc_sparse(x, values, cols, rowptr, b, shift, act)
+    values, deltas, rowptr = K.csr_from_dense(w)
+    y = K.fc_sparse(x, values, deltas, rowptr, b, shift, act)
     assert np.array_equal(y, K.fc(x, w, b, shift, act))
     ranges, mask = draw(tiling_1d(n))
     params = [k, n, *act_params(act)]
-    return [(SparseCase("fc_sparse", params, [x, values, cols, rowptr, b, shift], ranges),
+    return [(SparseCase("fc_sparse", params, [x, values, deltas, rowptr, b, shift], ranges),
              np.where(mask, y, FILL)),
             (SparseCase("fc", params, [x, w, b, shift], [(0, n)]), y)]
 
@@ -298,9 +319,9 @@ def test_fc_sparse_large_layer(sparse_harnesses: list[Harness]) -> None:
     x, b = int16_array(rng, "full", (k,)), int32_array(rng, "small", n)
     shift = np.full(n, 20)
     act = K.Act("none")
-    values, cols, rowptr = K.csr_from_dense(w)
+    values, deltas, rowptr = K.csr_from_dense(w)
     y = K.fc(x, w, b, shift, act)
-    case = SparseCase("fc_sparse", [k, n, *act_params(act)], [x, values, cols, rowptr, b, shift],
+    case = SparseCase("fc_sparse", [k, n, *act_params(act)], [x, values, deltas, rowptr, b, shift],
                       [(200, 256), (0, 100), (100, 200)])
     check(sparse_harnesses, [case], [y])  # type: ignore[list-item]
 

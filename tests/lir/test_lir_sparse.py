@@ -50,11 +50,11 @@ def dense_and_sparse(seed: int = 3) -> tuple[Program, Program]:
             p.add(Buffer("wc_chanptr", "u16", cp.shape, data=cp))
             v, c, rp = K.csr_from_dense(wf)
             p.add(Buffer("wf_values", "i16", v.shape, q=[13] * 5, data=v))
-            p.add(Buffer("wf_cols", "u16", c.shape, data=c))
+            p.add(Buffer("wf_deltas", "u16", c.shape, data=c))
             p.add(Buffer("wf_rowptr", "u16", rp.shape, data=rp))
             p.steps.append(Step("conv_sparse", "conv1", ["x", "wc_values", "wc_offsets", "wc_chanptr", "bc"],
                                 ["c"], {**conv_attrs, "kernel": [3, 3]}, ["/conv1/Conv"], TilePlan([2, 7, 7], 1)))
-            p.steps.append(Step("fc_sparse", "fc1", ["flat", "wf_values", "wf_cols", "wf_rowptr", "bf"], ["y"],
+            p.steps.append(Step("fc_sparse", "fc1", ["flat", "wf_values", "wf_deltas", "wf_rowptr", "bf"], ["y"],
                                 dict(fc_attrs), ["/fc1/Gemm"]))
         else:
             p.add(Buffer("wc", "i16", wc.shape, q=[14, 13, 14, 14], data=wc))
@@ -102,15 +102,19 @@ def _mutate(what: str) -> Program:
         rp[2], rp[3] = rp[3], rp[2]
         b["wf_rowptr"].data = rp
     elif what == "col-out-of-range":
-        c = b["wf_cols"].data.copy()
-        c[-1] = 196
-        b["wf_cols"].data = c
+        c = b["wf_deltas"].data.copy()
+        c[-1] += 2 * 196    # the row's last column moves 196 to the right
+        b["wf_deltas"].data = c
     elif what == "cols-not-increasing":
         rp = b["wf_rowptr"].data
         j = int(np.flatnonzero(np.diff(rp.astype(int)) >= 2)[0])
-        c = b["wf_cols"].data.copy()
-        c[rp[j]], c[rp[j] + 1] = c[rp[j] + 1], c[rp[j]]
-        b["wf_cols"].data = c
+        c = b["wf_deltas"].data.copy()
+        c[rp[j] + 1] = 0    # the row's second entry on its first column
+        b["wf_deltas"].data = c
+    elif what == "odd-step":
+        c = b["wf_deltas"].data.copy()
+        c[0] += 1
+        b["wf_deltas"].data = c
     elif what == "offset-out-of-range":
         o = b["wc_offsets"].data.copy()
         o[-1] = 18
@@ -118,7 +122,7 @@ def _mutate(what: str) -> Program:
     elif what == "q-per-nnz":
         b["wf_values"].q = [13] * b["wf_values"].size
     elif what == "index-dtype":
-        b["wf_cols"] = Buffer("wf_cols", "i16", b["wf_cols"].shape, data=b["wf_cols"].data.astype(np.int16))
+        b["wf_deltas"] = Buffer("wf_deltas", "i16", b["wf_deltas"].shape, data=b["wf_deltas"].data.astype(np.int16))
     elif what == "chanptr-length":
         cp = b["wc_chanptr"].data
         b["wc_chanptr"] = Buffer("wc_chanptr", "u16", (cp.size - 1,), data=cp[:-1].copy())
@@ -128,18 +132,19 @@ def _mutate(what: str) -> Program:
         v = b["wf_values"]
         b["wf_values"] = Buffer("wf_values", "i16", v.shape, q=v.q)
     elif what == "index-count":
-        c = b["wf_cols"].data
-        b["wf_cols"] = Buffer("wf_cols", "u16", (c.size - 1,), data=c[:-1].copy())
+        c = b["wf_deltas"].data
+        b["wf_deltas"] = Buffer("wf_deltas", "u16", (c.size - 1,), data=c[:-1].copy())
     return p
 
 
 @pytest.mark.parametrize("what, message", [
     ("rowptr-decreasing", "pointer decreases at row 2"),
-    ("col-out-of-range", "column index 196 at entry"),
+    ("col-out-of-range", "is outside [0, 196)"),
     ("cols-not-increasing", "are not strictly increasing"),
+    ("odd-step", "is odd"),
     ("offset-out-of-range", "offset index 18 at entry"),
     ("q-per-nnz", "sparse values %wf_values has"),
-    ("index-dtype", "input cols %wf_cols has dtype i16, needs u16"),
+    ("index-dtype", "input deltas %wf_deltas has dtype i16, needs u16"),
     ("chanptr-length", "pointer shape [4] must be [5]"),
     ("missing-kernel", "missing attribute 'kernel'"),
     ("values-not-const", "input values %wf_values must be a constant"),
@@ -164,11 +169,11 @@ def test_cost_model_counts_stored_weights() -> None:
     assert step_cycles(sparse, sparse.steps[1]) < step_cycles(dense, dense.steps[1]) / 3
     # more stored weights cost more
     denser = copy.deepcopy(sparse)
-    w = K.csr_to_dense(denser.buffers["wf_values"].data, denser.buffers["wf_cols"].data,
+    w = K.csr_to_dense(denser.buffers["wf_values"].data, denser.buffers["wf_deltas"].data,
                        denser.buffers["wf_rowptr"].data, 196)
     w[:, :50] = 7
     v, c, rp = K.csr_from_dense(w)
     denser.buffers["wf_values"] = Buffer("wf_values", "i16", v.shape, q=[13] * 5, data=v)
-    denser.buffers["wf_cols"] = Buffer("wf_cols", "u16", c.shape, data=c)
+    denser.buffers["wf_deltas"] = Buffer("wf_deltas", "u16", c.shape, data=c)
     denser.buffers["wf_rowptr"] = Buffer("wf_rowptr", "u16", rp.shape, data=rp)
     assert step_cycles(denser, denser.steps[1]) > step_cycles(sparse, sparse.steps[1])

@@ -141,8 +141,8 @@ def _run_fc(st: _State, step: Step) -> np.ndarray:
 
 def _run_fc_sparse(st: _State, step: Step) -> np.ndarray:
     _arity(step, 5)
-    x, values, cols, rowptr, b = (st.view(n) for n in step.inputs)
-    return kernels.fc_sparse(x, values, cols, rowptr, b,
+    x, values, deltas, rowptr, b = (st.view(n) for n in step.inputs)
+    return kernels.fc_sparse(x, values, deltas, rowptr, b,
                              _int_list(step.attrs, "shift", b.shape[0]), _act(step.attrs))
 
 

@@ -322,6 +322,31 @@ def gnet_feature(features: np.ndarray, x: np.ndarray, offset: int, shift: int) -
 
 SPARSE_INDEX_MAX = 65535
 """Indices and pointers are uint16: at most 65535 stored values per layer."""
+FC_SPARSE_K_MAX = 32768
+"""fc_sparse steps through x in bytes (u16): at most 32768 inputs."""
+
+
+def pointer_problems(values_len: int, index_len: int, ptr: np.ndarray, rows: int, row_word: str,
+                     index_what: str) -> list[str]:
+    """What is wrong with a compressed-row pointer (nothing: []): ``rows + 1`` entries, starting
+    at 0, never decreasing, ending at ``values_len``; and ``index_len == values_len``."""
+    ptr = np.asarray(ptr).reshape(-1).astype(np.int64)
+    problems: list[str] = []
+    if ptr.size != rows + 1:
+        return [f"the {row_word} pointer has {ptr.size} entries, needs {rows + 1}"]
+    if index_len != values_len:
+        return [f"{values_len} values but {index_len} {index_what}"]
+    if ptr[0] != 0:
+        problems.append(f"the {row_word} pointer starts at {ptr[0]}, not 0")
+    if ptr[-1] != values_len:
+        problems.append(f"the {row_word} pointer ends at {ptr[-1]}, the values have {values_len} "
+                        f"entries")
+    steps = np.diff(ptr)
+    if (steps < 0).any():
+        r = int(np.flatnonzero(steps < 0)[0])
+        problems.append(f"the {row_word} pointer decreases at {row_word} {r} "
+                        f"({ptr[r]} -> {ptr[r + 1]})")
+    return problems
 
 
 def sparse_index_problems(values_len: int, index: np.ndarray, ptr: np.ndarray, rows: int,
@@ -334,23 +359,10 @@ def sparse_index_problems(values_len: int, index: np.ndarray, ptr: np.ndarray, r
     """
     index = np.asarray(index).reshape(-1).astype(np.int64)
     ptr = np.asarray(ptr).reshape(-1).astype(np.int64)
-    problems: list[str] = []
-    if ptr.size != rows + 1:
-        return [f"the {row_word} pointer has {ptr.size} entries, needs {rows + 1}"]
-    if index.size != values_len:
-        return [f"{values_len} values but {index.size} {index_word} indices"]
-    if ptr[0] != 0:
-        problems.append(f"the {row_word} pointer starts at {ptr[0]}, not 0")
-    if ptr[-1] != values_len:
-        problems.append(f"the {row_word} pointer ends at {ptr[-1]}, the values have {values_len} "
-                        f"entries")
-    steps = np.diff(ptr)
-    if (steps < 0).any():
-        r = int(np.flatnonzero(steps < 0)[0])
-        problems.append(f"the {row_word} pointer decreases at {row_word} {r} "
-                        f"({ptr[r]} -> {ptr[r + 1]})")
+    problems = pointer_problems(values_len, index.size, ptr, rows, row_word, f"{index_word} indices")
     if problems:
         return problems
+    steps = np.diff(ptr)
     if index.size and (index.min() < 0 or index.max() >= limit):
         bad = int(np.flatnonzero((index < 0) | (index >= limit))[0])
         problems.append(f"{index_word} index {index[bad]} at entry {bad} is outside [0, {limit})")
@@ -381,29 +393,70 @@ def _compress_rows(w2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return values, cols.astype(np.uint16), ptr.astype(np.uint16)
 
 
-def csr_from_dense(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """fc weights [N, K] int16 -> (values i16[nnz], cols u16[nnz], rowptr u16[N+1]), row-major.
+def deltas_from_cols(cols: np.ndarray, rowptr: np.ndarray) -> np.ndarray:
+    """Column indices of a CSR matrix -> fc_sparse's byte steps: ``2 * cols[j]`` for the first entry
+    of a row, ``2 * (cols[j] - cols[j-1])`` for the others (u16; the caller keeps ``2 * col`` below
+    65536)."""
+    cols = np.asarray(cols).reshape(-1).astype(np.int64)
+    rowptr = np.asarray(rowptr).reshape(-1).astype(np.int64)
+    prev = np.concatenate(([0], cols[:-1]))
+    prev[rowptr[:-1][np.diff(rowptr) > 0]] = 0          # a row's first entry steps from x itself
+    return (2 * (cols - prev)).astype(np.uint16)
 
-    Zeros are dropped; an all-zero matrix keeps one explicit zero. Raises ValueError when more than
-    65535 values remain.
+
+def cols_from_deltas(deltas: np.ndarray, rowptr: np.ndarray) -> np.ndarray:
+    """fc_sparse's byte steps -> the column of each entry (int64): the inverse of
+    :func:`deltas_from_cols` for a valid row pointer (:func:`fc_sparse_problems`)."""
+    d = np.asarray(deltas).reshape(-1).astype(np.int64)
+    rowptr = np.asarray(rowptr).reshape(-1).astype(np.int64)
+    total = np.concatenate(([0], np.cumsum(d)))            # total[j] = sum of the steps before j
+    return (total[1:] - np.repeat(total[rowptr[:-1]], np.diff(rowptr))) // 2
+
+
+def fc_sparse_problems(values_len: int, deltas: np.ndarray, rowptr: np.ndarray, rows: int,
+                       k: int) -> list[str]:
+    """What is wrong with fc_sparse's (deltas, rowptr) (nothing: []): the row pointer and the
+    columns the steps reach as in :func:`sparse_index_problems` (strictly increasing within a row,
+    below ``k``), and every step even (x is int16)."""
+    d = np.asarray(deltas).reshape(-1).astype(np.int64)
+    ptr = np.asarray(rowptr).reshape(-1).astype(np.int64)
+    problems = pointer_problems(values_len, d.size, ptr, rows, "row", "byte steps")
+    if problems:
+        return problems
+    if (d % 2).any():
+        bad = int(np.flatnonzero(d % 2)[0])
+        return [f"byte step {d[bad]} at entry {bad} is odd (x is int16: steps are 2 x columns)"]
+    return sparse_index_problems(values_len, cols_from_deltas(d, ptr), ptr, rows, k)
+
+
+def csr_from_dense(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """fc weights [N, K] int16 -> (values i16[nnz], deltas u16[nnz], rowptr u16[N+1]), row-major.
+
+    ``deltas`` are byte steps through x (:func:`deltas_from_cols`): the kernel adds each to a
+    pointer that starts at x for every row. Zeros are dropped; an all-zero matrix keeps one
+    explicit zero. Raises ValueError when more than 65535 values remain or K > 32768 (a byte
+    offset past u16).
     """
     w = np.asarray(w)
     if w.ndim != 2:
         raise ValueError(f"csr_from_dense: weights must be [N, K], got {w.shape}")
-    return _compress_rows(w)
+    if w.shape[1] > FC_SPARSE_K_MAX:
+        raise ValueError(f"csr_from_dense: K = {w.shape[1]} inputs exceed the {FC_SPARSE_K_MAX} that "
+                         f"u16 byte steps reach")
+    values, cols, rowptr = _compress_rows(w)
+    return values, deltas_from_cols(cols, rowptr), rowptr
 
 
-def csr_to_dense(values: np.ndarray, cols: np.ndarray, rowptr: np.ndarray, k: int) -> np.ndarray:
-    """The dense int16 [N, K] matrix a CSR triple encodes."""
+def csr_to_dense(values: np.ndarray, deltas: np.ndarray, rowptr: np.ndarray, k: int) -> np.ndarray:
+    """The dense int16 [N, K] matrix an fc_sparse triple encodes."""
     values = np.asarray(values).reshape(-1)
-    cols = np.asarray(cols).reshape(-1).astype(np.int64)
     rowptr = np.asarray(rowptr).reshape(-1).astype(np.int64)
     n = rowptr.size - 1
-    problems = sparse_index_problems(values.size, cols, rowptr, n, k)
+    problems = fc_sparse_problems(values.size, deltas, rowptr, n, k)
     if problems:
         raise ValueError("fc_sparse: " + "; ".join(problems))
     w = np.zeros((n, k), dtype=np.int16)
-    w[np.repeat(np.arange(n), np.diff(rowptr)), cols] = values
+    w[np.repeat(np.arange(n), np.diff(rowptr)), cols_from_deltas(deltas, rowptr)] = values
     return w
 
 
@@ -424,20 +477,29 @@ def conv_sparse_to_dense(values: np.ndarray, offsets: np.ndarray, chanptr: np.nd
                          cin_g: int, kernel: IntSeq) -> np.ndarray:
     """The dense int16 [Cout, Cin/g, kh, kw] weights a conv_sparse triple encodes."""
     kh, kw = kernel
-    flat = csr_to_dense(values, offsets, chanptr, cin_g * kh * kw)
-    return flat.reshape(flat.shape[0], cin_g, kh, kw)
+    values = np.asarray(values).reshape(-1)
+    chanptr = np.asarray(chanptr).reshape(-1).astype(np.int64)
+    offsets = np.asarray(offsets).reshape(-1).astype(np.int64)
+    n = chanptr.size - 1
+    problems = sparse_index_problems(values.size, offsets, chanptr, n, cin_g * kh * kw,
+                                     row_word="channel", index_word="offset")
+    if problems:
+        raise ValueError("conv_sparse: " + "; ".join(problems))
+    flat = np.zeros((n, cin_g * kh * kw), dtype=np.int16)
+    flat[np.repeat(np.arange(n), np.diff(chanptr)), offsets] = values
+    return flat.reshape(n, cin_g, kh, kw)
 
 
-def fc_sparse(x: np.ndarray, values: np.ndarray, cols: np.ndarray, rowptr: np.ndarray,
+def fc_sparse(x: np.ndarray, values: np.ndarray, deltas: np.ndarray, rowptr: np.ndarray,
               b: np.ndarray, shift: IntSeq | np.ndarray, act: Act | str = "none") -> np.ndarray:
-    """The `fc_sparse` op: acc[n] = b[n] + sum_{j in [rowptr[n], rowptr[n+1])} x[cols[j]] * values[j],
+    """The `fc_sparse` op: acc[n] = b[n] + sum_{j in [rowptr[n], rowptr[n+1])} x[col[j]] * values[j]
+    with col[j] = (deltas[rowptr[n]] + ... + deltas[j]) / 2 (byte steps through x from x[0]),
     wrapped to 32 bits; y[n] = act(requant(acc[n], shift[n])). Equals `fc` on csr_to_dense(...)."""
     x = np.asarray(x, dtype=np.int64).reshape(-1)
     values = np.asarray(values, dtype=np.int64).reshape(-1)
-    cols = np.asarray(cols).reshape(-1).astype(np.int64)
     rowptr = np.asarray(rowptr).reshape(-1).astype(np.int64)
     n = rowptr.size - 1
-    problems = sparse_index_problems(values.size, cols, rowptr, n, x.size)
+    problems = fc_sparse_problems(values.size, deltas, rowptr, n, x.size)
     if problems:
         raise ValueError("fc_sparse: " + "; ".join(problems))
     b = np.asarray(b, dtype=np.int64).reshape(-1)
@@ -445,7 +507,7 @@ def fc_sparse(x: np.ndarray, values: np.ndarray, cols: np.ndarray, rowptr: np.nd
         raise ValueError(f"fc_sparse: bias has {b.size} entries, the row pointer {n} rows")
     acc = b.copy()
     # Exact in int64: at most 65535 products of magnitude <= 2^30 per row.
-    np.add.at(acc, np.repeat(np.arange(n), np.diff(rowptr)), values * x[cols])
+    np.add.at(acc, np.repeat(np.arange(n), np.diff(rowptr)), values * x[cols_from_deltas(deltas, rowptr)])
     return apply_act(requant(wrap32(acc), np.asarray(shift, dtype=np.int64)), act)
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from transpiler.lir.ir import AttrValue
-from transpiler.lir.kernels import SPARSE_INDEX_MAX, sparse_index_problems
+from transpiler.lir.kernels import FC_SPARSE_K_MAX, SPARSE_INDEX_MAX, fc_sparse_problems, sparse_index_problems
 
 Shape = tuple[int, ...]
 
@@ -257,8 +257,9 @@ def _infer_fc_sparse(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) ->
     _rank(b, 1, "fc_sparse bias b [N]")
     n = b[0]
     _sparse_common(shapes, n, "fc_sparse")
-    if _size(x) > DIM_MAX:
-        raise ShapeError(f"input has {_size(x)} elements; column indices are uint16 (K <= {DIM_MAX})")
+    if _size(x) > FC_SPARSE_K_MAX:
+        raise ShapeError(f"input has {_size(x)} elements; the byte steps through it are uint16 "
+                         f"(K <= {FC_SPARSE_K_MAX})")
     if len(_ints(attrs, "shift")) != n:
         raise ShapeError(f"shift has {len(_ints(attrs, 'shift'))} entries, N is {n}")
     return [(n,)]
@@ -266,10 +267,10 @@ def _infer_fc_sparse(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) ->
 
 def _check_fc_sparse_data(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape],
                           data: Sequence[np.ndarray | None]) -> list[str]:
-    _, values, cols, rowptr, _ = data
-    if values is None or cols is None or rowptr is None:
+    _, values, deltas, rowptr, _ = data
+    if values is None or deltas is None or rowptr is None:
         return []
-    return sparse_index_problems(values.size, cols, rowptr, shapes[4][0], _size(shapes[0]))
+    return fc_sparse_problems(values.size, deltas, rowptr, shapes[4][0], _size(shapes[0]))
 
 
 def _infer_conv_sparse(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) -> list[Shape]:
@@ -341,7 +342,7 @@ OPS: dict[str, OpSpec] = {
     }, _infer_conv, tile_rank=3, has_act=True, weights=(1, 2), input_dtypes=("i16", "i16", "i32")),
     "fc": OpSpec("fc", ("x", "w", "b"), {"shift": _SHIFTS}, _infer_fc, tile_rank=1, has_act=True,
                  weights=(1, 2), input_dtypes=("i16", "i16", "i32")),
-    "fc_sparse": OpSpec("fc_sparse", ("x", "values", "cols", "rowptr", "b"), {"shift": _SHIFTS},
+    "fc_sparse": OpSpec("fc_sparse", ("x", "values", "deltas", "rowptr", "b"), {"shift": _SHIFTS},
                         _infer_fc_sparse, tile_rank=1, has_act=True, weights=(1, 2, 3, 4),
                         input_dtypes=("i16", "i16", "u16", "u16", "i32"),
                         check_data=_check_fc_sparse_data),

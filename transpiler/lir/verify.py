@@ -23,7 +23,7 @@ and Cout, weight/bias shapes, fc K = input size, concat channel sum, per-channel
 pooling window sees an input; per-channel weight q has Cout entries (for fc_sparse/conv_sparse
 the q list of the values buffer, one entry per output channel); maxpool/avgpool/act keep the
 input's q; argmax's output has q = 0; dimensions fit the kernels' uint16. Sparse index arrays
-(fc_sparse cols/rowptr, conv_sparse offsets/chanptr): pointers start at 0, never decrease and end
+(fc_sparse deltas/rowptr, conv_sparse offsets/chanptr): pointers start at 0, never decrease and end
 at the value count; indices lie below K (fc) or Cin/group * kh * kw (conv) and strictly increase
 within a row/channel.
 

@@ -158,3 +158,18 @@ def test_the_big_mlp_sample_is_separated_through_the_pipeline() -> None:
         np.testing.assert_allclose(ort_outputs(out, x), net_outputs(out, x), rtol=1e-4, atol=1e-4)
     else:
         assert "max-drop" in first["why"]
+
+
+def test_with_a_budget_factors_larger_than_the_layers_share_are_left_to_sparsify() -> None:
+    """A factorisation that would itself have to be pruned (factors over the layer's share of the
+    budget) is skipped with the reason; with a looser budget the same layer is separated."""
+    rng = np.random.default_rng(8)
+    model = _gemm_model(rng, rank=3)
+    x = rng.standard_normal((400, 32)).astype(np.float32)
+    data = labelled_by(model, x, _marks(400))
+    total = model_size(model).total
+    tight = Separate(SeparateOptions(budget=total // 20, **QUICK), context(data)).run(model.copy())
+    record = next(r for r in tight.stats["layers"] if r["node"] == "fc1")
+    assert not record["kept"] and "share of the budget" in record["why"] and not tight.changed
+    loose = Separate(SeparateOptions(budget=total // 2, **QUICK), context(data)).run(model.copy())
+    assert next(r for r in loose.stats["layers"] if r["node"] == "fc1")["kept"]

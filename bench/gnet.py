@@ -46,7 +46,9 @@ if str(REPO) not in sys.path:
 from transpiler import hostrun  # noqa: E402
 from transpiler.cli import main  # noqa: E402
 from transpiler.data import load_dataset  # noqa: E402
+from transpiler.errors import ToolchainError  # noqa: E402
 from transpiler.gnet_energy import EnergyTrace, run_energy, simulate  # noqa: E402
+from transpiler.gnet_sim import MAX_TRACE_ROWS, run_energy_sim, sim_capacity  # noqa: E402
 from transpiler.lir.text import parse_program  # noqa: E402
 from transpiler.power import parse_power  # noqa: E402
 
@@ -72,7 +74,8 @@ def harvester(seed: int, seconds: float, weak: float, strong: float, step: float
     return EnergyTrace(np.arange(n) * step, level)
 
 
-def energy_figures(out: Path, name: str, charge: float, period: float | None, seed: int) -> dict[str, Any]:
+def energy_figures(out: Path, name: str, charge: float, period: float | None, seed: int,
+                   sim_samples: int) -> dict[str, Any]:
     """Test-part inferences under the energy trace, with and without the gNet."""
     man = hostrun.load_manifest(out)
     g = man["gnet"]
@@ -114,6 +117,34 @@ def energy_figures(out: Path, name: str, charge: float, period: float | None, se
     full_cls = (y[:, cls_port["offset"]] if cls_port is not None
                 else y[:, scores["offset"]:scores["offset"] + scores["size"]].argmax(axis=1)).astype(np.int64)
     plain_ok = plain == 0
+
+    def classes_of(outputs: np.ndarray) -> np.ndarray:
+        if cls_port is not None:
+            return outputs[:, cls_port["offset"]].astype(np.int64)
+        return outputs[:, scores["offset"]:scores["offset"] + scores["size"]].argmax(axis=1).astype(np.int64)
+
+    def sim_run() -> dict[str, Any]:
+        """The first --sim-samples inferences in the simulator and on the host driver, same trace."""
+        try:
+            n = min(sim_samples, sim_capacity(man), len(x))
+            # the trace up to 3x the requests' span (the tables sit in lower FRAM beside the model)
+            rows = min(len(trace.times), MAX_TRACE_ROWS, int(np.searchsorted(trace.times, 3 * period * n + 5)) + 1)
+            short = EnergyTrace(trace.times[:rows], trace.powers[:rows])
+            t0 = time.perf_counter()
+            sim = run_energy_sim(out, x[:n], short, supply, period)
+            seconds = time.perf_counter() - t0
+        except ToolchainError as exc:        # no toolchain, or no room for the energy program
+            return {"skipped": exc.message}
+        host = run_energy(out, x[:n], short, supply, period)
+        sc, hc = classes_of(sim.outputs), classes_of(host.outputs)
+        ok = sim.status >= 0
+        same = (sim.status == host.status) & (~ok | (sc == hc))
+        return {"samples": int(n), "answered": float(ok.mean()), "counts": sim.energy_run(supply).counts(int(g["exits"])),
+                "accuracy_of_answers": float((sc[ok] == labels[:n][ok]).mean()) if ok.any() else None,
+                "accuracy_of_requests": float(((sc == labels[:n]) & ok).mean()),
+                "host_answered": float((host.status >= 0).mean()),
+                "agreement_with_host": float(same.mean()), "power_failures": len(sim.failures),
+                "simulator_runs": sim.runs, "seconds": round(seconds, 1)}
     return {
         "samples": int(len(x)), "model_cycles": int(total), "charge_cycles": supply.cycles_per_power_cycle,
         "cap_uF": round(cap * 1e6, 3), "period_s": round(period, 4),
@@ -123,6 +154,7 @@ def energy_figures(out: Path, name: str, charge: float, period: float | None, se
                     "accuracy_of_answers": float((full_cls[plain_ok] == labels[plain_ok]).mean()) if plain_ok.any()
                     else None,
                     "accuracy_of_requests": float(((full_cls == labels) & plain_ok).mean())},
+        "sim": sim_run(),
     }
 
 
@@ -146,7 +178,8 @@ def bench(name: str, args: argparse.Namespace) -> dict[str, Any]:
             "4x_smaller": result["params"]["ratio"] >= 4.0,
             "last_exit_within_2_points": s["backbone_accuracy"] - s["gnet_accuracy"][-1] <= 0.02,
         }
-        result["energy"] = [energy_figures(out, name, c, args.period, args.seed) for c in args.charge]
+        result["energy"] = [energy_figures(out, name, c, args.period, args.seed, args.sim_samples)
+                            for c in args.charge]
     return result
 
 
@@ -185,6 +218,15 @@ def energy_lines(e: dict[str, Any]) -> list[str]:
         lines.append(f"     {titles[who]:30s}: answered {pct(v['answered'])}, "
                      f"accuracy of the answers {pct(v['accuracy_of_answers'])}, correct answers per request "
                      f"{pct(v['accuracy_of_requests'])}{extra}")
+    v = e.get("sim", {})
+    if "skipped" in v:
+        lines.append(f"     {'simulator':30s}: skipped ({v['skipped']})")
+    elif v:
+        lines.append(f"     {'gNet in the simulator':30s}: answered {pct(v['answered'])}, accuracy of the answers "
+                     f"{pct(v['accuracy_of_answers'])}, correct answers per request {pct(v['accuracy_of_requests'])}  "
+                     f"exits {v['counts']}; first {v['samples']} inferences: host driver answered "
+                     f"{pct(v['host_answered'])}, same exit and class as the host {pct(v['agreement_with_host'])}, "
+                     f"{v['power_failures']} power failures ({v['simulator_runs']} simulator runs, {v['seconds']} s)")
     return lines
 
 
@@ -199,6 +241,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="seconds between inference requests (default: the time the mean harvest needs to pay "
                          "for --charge of the model)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the harvester trace")
+    ap.add_argument("--sim-samples", type=int, default=20,
+                    help="test inferences also run in the MSP430 simulator (at most what one run holds)")
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     return ap.parse_args(argv)
 

@@ -119,6 +119,64 @@ def export_torch(model, example, path, *, opset, dynamic_batch=True, input_name=
     return m
 
 
+def train_classifier(model, x, y, *, epochs, batch, lr, logits=None, cosine=False, log_every=1):
+    """Train a torch classifier on numpy images x / labels y: Adam(lr) on cross-entropy, every epoch
+    the training images in a new permutation (a torch.Generator seeded 0) in mini-batches of `batch`;
+    prints the mean loss every `log_every` epochs. `logits` maps a batch to the class scores (default:
+    the model itself); `cosine` anneals the learning rate over the epochs (CosineAnnealingLR)."""
+    import torch
+    import torch.nn.functional as F
+
+    logits = logits or model
+    x_t, y_t = torch.from_numpy(x), torch.from_numpy(y)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs) if cosine else None
+    gen = torch.Generator().manual_seed(0)
+    for epoch in range(epochs):
+        model.train()
+        perm = torch.randperm(len(x_t), generator=gen)
+        total = 0.0
+        for i in range(0, len(perm), batch):
+            idx = perm[i:i + batch]
+            opt.zero_grad()
+            loss = F.cross_entropy(logits(x_t[idx]), y_t[idx])
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        if sched is not None:
+            sched.step()
+        if (epoch + 1) % log_every == 0:
+            print(f"epoch {epoch + 1}/{epochs} loss {total / len(perm):.4f}")
+
+
+def export_checked(model, example, x_test, y_test, name, *, opset, output_name, atol, **kw):
+    """Export a trained torch classifier (eval mode, export_torch) to HERE/<name>.onnx and require
+    onnxruntime to agree with torch on x_test: the same argmax, outputs allclose within atol.
+    Returns (the ONNX model, torch's test accuracy, onnxruntime's test accuracy)."""
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        torch_out = model(torch.from_numpy(x_test)).numpy()
+    path = HERE / f"{name}.onnx"
+    m = export_torch(model, example, path, opset=opset, output_name=output_name, **kw)
+    (ort_out,) = ort_run(path, x_test)
+    assert np.array_equal(ort_out.argmax(1), torch_out.argmax(1)), "ORT and torch disagree"
+    assert np.allclose(ort_out, torch_out, atol=atol), np.abs(ort_out - torch_out).max()
+    return m, (torch_out.argmax(1) == y_test).mean(), (ort_out.argmax(1) == y_test).mean()
+
+
+def save_and_report(name, split, summary, acc, min_acc):
+    """The end of a training script: <name>.npz from split = (x_train, x_test, y_train, y_test)
+    (save_data: the held-out images first, then the training images), `summary` and the ONNX file's
+    description printed, and onnxruntime's test accuracy `acc` at least `min_acc`."""
+    xtr, xte, ytr, yte = split
+    save_data(HERE / f"{name}.npz", xte, yte, xtr, ytr)
+    print(summary)
+    print_description(HERE / f"{name}.onnx")
+    assert acc >= min_acc, acc
+
+
 def ort_session(path):
     import onnxruntime as ort
 

@@ -16,8 +16,6 @@ cnn_digits.npz (x float32 [1797,1,8,8], y int64 [1797], split: the 360 held-out 
 import sys
 from pathlib import Path
 
-import numpy as np
-import onnx
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -59,48 +57,20 @@ def main():
     C.seed_everything(0)
     xtr, xte, ytr, yte = C.digits_split()
     xtr, xte = xtr.reshape(-1, 1, 8, 8), xte.reshape(-1, 1, 8, 8)
-    xtr_t, ytr_t = torch.from_numpy(xtr), torch.from_numpy(ytr)
     model = DigitsCNN()
     n_params = sum(p.numel() for p in model.parameters())
-    opt = torch.optim.Adam(model.parameters(), lr=LR)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, EPOCHS)
-    gen = torch.Generator().manual_seed(0)
-    for epoch in range(EPOCHS):
-        model.train()
-        perm = torch.randperm(len(xtr_t), generator=gen)
-        total = 0.0
-        for i in range(0, len(perm), BATCH):
-            idx = perm[i:i + BATCH]
-            opt.zero_grad()
-            loss = F.cross_entropy(model.logits(xtr_t[idx]), ytr_t[idx])
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-        sched.step()
-        if (epoch + 1) % 10 == 0:
-            print(f"epoch {epoch + 1}/{EPOCHS} loss {total / len(perm):.4f}")
-
-    model.eval()
-    with torch.no_grad():
-        torch_probs = model(torch.from_numpy(xte)).numpy()
-    path = C.HERE / f"{NAME}.onnx"
-    m = C.export_torch(model, torch.zeros(1, 1, 8, 8), path, opset=OPSET,
-                       output_name="probabilities", do_constant_folding=False)
+    C.train_classifier(model, xtr, ytr, epochs=EPOCHS, batch=BATCH, lr=LR, logits=model.logits, cosine=True,
+                       log_every=10)
+    m, acc_torch, acc = C.export_checked(model, torch.zeros(1, 1, 8, 8), xte, yte, NAME, opset=OPSET,
+                                         output_name="probabilities", atol=1e-5, do_constant_folding=False)
     ops = [n.op_type for n in m.graph.node]
     assert ops.count("BatchNormalization") == 3, ops
     assert "ReduceMean" in ops and "Softmax" in ops and "Clip" in ops, ops
     assert any(n.op_type == "Conv" and any(a.name == "group" and a.i == 16 for a in n.attribute)
                for n in m.graph.node), "no depthwise conv"
-    (ort_probs,) = C.ort_run(path, xte)
-    assert np.array_equal(ort_probs.argmax(1), torch_probs.argmax(1)), "ORT and torch disagree"
-    assert np.allclose(ort_probs, torch_probs, atol=1e-5), np.abs(ort_probs - torch_probs).max()
-    acc_torch = (torch_probs.argmax(1) == yte).mean()
-    acc = (ort_probs.argmax(1) == yte).mean()
-    C.save_data(C.HERE / f"{NAME}.npz", xte, yte, xtr, ytr)   # held-out images first, then the training images
-    print(f"{NAME}: {n_params} torch parameters; torch test accuracy {acc_torch:.4f}; "
-          f"onnxruntime test accuracy {acc:.4f} ({len(yte)} held-out images)")
-    C.print_description(path)
-    assert acc >= 0.95, acc
+    C.save_and_report(NAME, (xtr, xte, ytr, yte),
+                      f"{NAME}: {n_params} torch parameters; torch test accuracy {acc_torch:.4f}; "
+                      f"onnxruntime test accuracy {acc:.4f} ({len(yte)} held-out images)", acc, 0.95)
 
 
 if __name__ == "__main__":

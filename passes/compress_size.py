@@ -299,12 +299,51 @@ def fram_overhead(model: OnnxModel, sram_bytes: int, stack_bytes: int = DEFAULT_
     return RUNTIME_CODE_BYTES + CODE_BYTES_PER_STEP * len(steps) + sum(moved.values())
 
 
+def measured_fram_overhead(model: OnnxModel, sram_bytes: int, stack_bytes: int = DEFAULT_STACK_BYTES,
+                           persistent: bool = False) -> int:
+    """FRAM the model needs besides its parameters, measured: :func:`fram_overhead` guesses, this lowers.
+
+    The (dense) model goes through ``quantize,lower,plan-memory`` with an unbounded FRAM and the
+    given SRAM, stack and ``persistent`` (every activation in FRAM, the intermittent build); the
+    overhead is plan-memory's code estimate (the generated C and the runtime kernels it calls, from
+    passes/msp430_code_sizes.py), its read-only tables (descriptors, step table) and the FRAM
+    activations, plus what compression may add: the sparse kernels' code and two more generated
+    steps per Gemm/Conv (`separate` splits a layer into two or three). Quantize has no data here:
+    it derives ranges from the weights, which does not change any buffer's size.
+    """
+    import warnings
+
+    from passes.plan_memory import GENERATED_CODE, runtime_bytes
+    from transpiler.manager import run_pipeline
+    from transpiler.pass_infra import PassContext
+
+    plan = f"plan-memory{{fram={1 << 30},stack={stack_bytes},persistent={str(persistent).lower()}}}"
+    context = PassContext(sram_bytes=sram_bytes, fram_bytes=1 << 30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program, _ = run_pipeline(model.copy(), f"normalize,quantize,lower,{plan}", context, verify=False)
+    stats = context.extra["plan-memory"]
+    large = stats["memory_model"] == "large"
+    ops = {step.op for step in program.steps}
+    sparse = ops | {f"{op}_sparse" for op in ops if op in ("fc", "conv")}
+    sparse_code = runtime_bytes(sparse, large)[0] - runtime_bytes(ops, large)[0]
+    layers = sum(1 for step in program.steps if step.op in ("fc", "conv"))
+    more_steps = 2 * layers * int(GENERATED_CODE["large" if large else "small"]["step"])
+    return (int(stats["code_estimate"]) + int(stats["rodata_estimate"]) + int(stats["fram_activations"])
+            + sparse_code + more_steps)
+
+
 def weight_budget(model: OnnxModel, fram_bytes: int, sram_bytes: int,
-                  stack_bytes: int = DEFAULT_STACK_BYTES) -> int:
+                  stack_bytes: int = DEFAULT_STACK_BYTES, *, measured: bool = False,
+                  persistent: bool = False) -> int:
     """The parameter bytes (:func:`model_size`) that leave room for the rest in ``fram_bytes``:
-    ``fram_bytes * (1 - FRAM_MARGIN) - fram_overhead``, at least 0."""
-    return max(int(fram_bytes * (1.0 - FRAM_MARGIN)) - fram_overhead(model, sram_bytes, stack_bytes), 0)
+    ``fram_bytes * (1 - FRAM_MARGIN) - overhead``, at least 0; the overhead is
+    :func:`measured_fram_overhead` with ``measured`` (what the compile command uses), else the quick
+    guess :func:`fram_overhead`."""
+    overhead = (measured_fram_overhead(model, sram_bytes, stack_bytes, persistent) if measured
+                else fram_overhead(model, sram_bytes, stack_bytes))
+    return max(int(fram_bytes * (1.0 - FRAM_MARGIN)) - overhead, 0)
 
 
-__all__ = ["LayerSize", "ModelSize", "float32_bytes", "fram_overhead", "layer_size", "model_size",
-           "sparse_form_bytes", "weight_budget"]
+__all__ = ["LayerSize", "ModelSize", "float32_bytes", "fram_overhead", "layer_size", "measured_fram_overhead",
+           "model_size", "sparse_form_bytes", "weight_budget"]

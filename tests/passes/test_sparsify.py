@@ -225,7 +225,7 @@ def test_compile_compresses_to_fit_and_the_c_agrees(tmp_path: Path, capsys: pyte
     compressed model agrees with onnxruntime on it (top-1 >= 99.5 %)."""
     data = str(SAMPLES / f"{DIGITS}.npz")
     out = tmp_path / "b"
-    code = main([str(SAMPLES / f"{DIGITS}.onnx"), "-o", str(out), "--data", data, "--fram", "15KiB",
+    code = main([str(SAMPLES / f"{DIGITS}.onnx"), "-o", str(out), "--data", data, "--fram", "12KiB",
                  "--max-drop", "1.5", "--json"])
     text, err = capsys.readouterr()
     assert code == 0, err
@@ -246,7 +246,7 @@ def test_compile_compresses_to_fit_and_the_c_agrees(tmp_path: Path, capsys: pyte
 
 
 def test_compile_without_data_says_compression_needs_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main([str(SAMPLES / f"{DIGITS}.onnx"), "-o", str(tmp_path / "b"), "--fram", "15KiB"])
+    code = main([str(SAMPLES / f"{DIGITS}.onnx"), "-o", str(tmp_path / "b"), "--fram", "12KiB"])
     _, err = capsys.readouterr()
     assert code == 2 and "needs data" in err and "--data" in err
     assert not (tmp_path / "b").exists()

@@ -44,7 +44,8 @@ def compression_spec(args: argparse.Namespace, model: Any, data: Any,
     normalized = Normalize(context=PassContext(input_shapes=dict(input_shapes or {}))).run(model.copy()).model
     size = model_size(normalized).total
     stack = getattr(args, "stack", None)
-    budget = weight_budget(normalized, args.fram, args.sram, *([stack] if stack is not None else []))
+    budget = weight_budget(normalized, args.fram, args.sram, *([stack] if stack is not None else []),
+                           measured=True, persistent=_persistent(args))
     if size <= budget:
         return None
     if data is None:
@@ -55,6 +56,13 @@ def compression_spec(args: argparse.Namespace, model: Any, data: Any,
                                "compressed model learns from the original model's outputs), or a larger --fram")
     drop = f"{args.max_drop:g}"
     return f"separate{{budget={budget},max-drop={drop}}},sparsify{{budget={budget},max-drop={drop}}}"
+
+
+def _persistent(args: argparse.Namespace) -> bool:
+    """Whether the build keeps every activation in FRAM (--persistent, or a power budget)."""
+    from transpiler.cli.power_flags import power_budget
+
+    return bool(getattr(args, "persistent", False)) or power_budget(args)[0] is not None
 
 
 def with_compression(pipeline: str, spec: str | None) -> str:

@@ -214,6 +214,23 @@ def tiling_1d(draw: st.DrawFn, n: int) -> tuple[list[tuple[int, int]], np.ndarra
     return draw(st.permutations(tiles)), mask
 
 
+@st.composite
+def tiling_conv(draw: st.DrawFn, y: np.ndarray) -> tuple[list[tuple[int, ...]], np.ndarray]:
+    """Tiles (co0, co1, oy0, oy1) over the output channels x output rows of a conv output y
+    [cout, oh, ow], and what the harness must return: as tiling_1d, a shuffled partition with
+    repeated tiles (y), or one tile alone (y inside it, FILL elsewhere)."""
+    co_cuts, oy_cuts = split_points(draw, y.shape[0]), split_points(draw, y.shape[1])
+    tiles = [(co_cuts[i], co_cuts[i + 1], oy_cuts[j], oy_cuts[j + 1])
+             for i in range(len(co_cuts) - 1) for j in range(len(oy_cuts) - 1)]
+    expected = y.astype(np.int64)
+    if len(tiles) > 1 and draw(st.booleans()):
+        keep = draw(st.sampled_from(tiles))
+        mask = np.zeros_like(expected, dtype=bool)
+        mask[keep[0]:keep[1], keep[2]:keep[3]] = True
+        return [keep], np.where(mask, expected, FILL)
+    return draw(st.permutations(tiles + draw(st.lists(st.sampled_from(tiles), max_size=2)))), expected
+
+
 # ---------------------------------------------------------------------------------------------
 # the kernels
 
@@ -258,19 +275,7 @@ def conv_cases(draw: st.DrawFn) -> tuple[Case, np.ndarray]:
     act = draw(acts())
     y = K.conv(x, w, b, (sh, sw), (pt, pl, pb, pr), (dh, dw), group, shift, act)
     assert y.shape == (cout, oh, ow)
-    # Tiles over output channels x output rows.
-    co_cuts, oy_cuts = split_points(draw, cout), split_points(draw, oh)
-    tiles = [(co_cuts[i], co_cuts[i + 1], oy_cuts[j], oy_cuts[j + 1])
-             for i in range(len(co_cuts) - 1) for j in range(len(oy_cuts) - 1)]
-    expected = y.astype(np.int64)
-    if len(tiles) > 1 and draw(st.booleans()):
-        keep = draw(st.sampled_from(tiles))
-        tiles = [keep]
-        mask = np.zeros_like(expected, dtype=bool)
-        mask[keep[0]:keep[1], keep[2]:keep[3]] = True
-        expected = np.where(mask, expected, FILL)
-    else:
-        tiles = draw(st.permutations(tiles + draw(st.lists(st.sampled_from(tiles), max_size=2))))
+    tiles, expected = draw(tiling_conv(y))
     params = [cin, ih, iw, cout, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, group, *act_params(act)]
     return Case("conv", params, [x, w, b, shift], tiles), expected
 

@@ -20,8 +20,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from test_kernels_c_vs_numpy import (EXAMPLES, FILL, Case, Harness, act_params, acts, build_harnesses,
-                                     check, int16_array, int32_array, modes, seeds, split_points,
-                                     tiling_1d)
+                                     check, int16_array, int32_array, modes, seeds,
+                                     tiling_1d, tiling_conv)
 
 from transpiler.lir import kernels as K
 
@@ -250,18 +250,7 @@ def conv_sparse_cases(draw: st.DrawFn) -> list[tuple[SparseCase, np.ndarray]]:
     stride, pads, dil = (sh, sw), (pt, pl, pb, pr), (dh, dw)
     y = K.conv_sparse(x, values, offsets, chanptr, b, (kh, kw), stride, pads, dil, group, shift, act)
     assert y.shape == (cout, oh, ow)
-    co_cuts, oy_cuts = split_points(draw, cout), split_points(draw, oh)
-    tiles = [(co_cuts[i], co_cuts[i + 1], oy_cuts[j], oy_cuts[j + 1])
-             for i in range(len(co_cuts) - 1) for j in range(len(oy_cuts) - 1)]
-    expected = y.astype(np.int64)
-    if len(tiles) > 1 and draw(st.booleans()):
-        keep = draw(st.sampled_from(tiles))
-        tiles = [keep]
-        mask = np.zeros_like(expected, dtype=bool)
-        mask[keep[0]:keep[1], keep[2]:keep[3]] = True
-        expected = np.where(mask, expected, FILL)
-    else:
-        tiles = draw(st.permutations(tiles + draw(st.lists(st.sampled_from(tiles), max_size=2))))
+    tiles, expected = draw(tiling_conv(y))
     params = [cin, ih, iw, cout, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl, group, *act_params(act)]
     return [(SparseCase("conv_sparse", params, [x, values, offsets, chanptr, b, shift], tiles), expected),
             (SparseCase("conv", params, [x, w, b, shift], [(0, cout, 0, oh)]), y)]

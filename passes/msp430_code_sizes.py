@@ -7,7 +7,7 @@ msp430-elf-gcc (freeml-tx msp430 toolchain, Debian gcc-12-source 12.2.0-14+deb12
 its section. plan-memory adds up what is reachable from the entry points a program's steps call.
 """
 
-SOURCES_SHA256 = 'd547bdb96304d434c8dc6c74b6bece7dc76a1a0bd1e5d90152ff541ecf354106'
+SOURCES_SHA256 = 'f0406ffc7c32f6ff1f1bb63df9b2132c3368ffd88930720477f4dd0d2096bda5'
 
 GRAPHS: dict[str, dict[str, dict[str, object]]] = {
  "large": {
@@ -193,14 +193,11 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.text.fx_rq_15"
    ],
    "fx_sparse.c:.text.fx_conv_sparse": [
-    "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant",
-    "fx_sparse.c:.text.fx_sparse_decode",
-    "fx_sparse.c:.text.fx_sparse_dot",
-    "fx_sparse.c:.text.fx_sparse_interior",
-    "fx_sparse.c:.text.fx_sparse_pixel",
-    "fx_sparse.c:.text.fx_sparse_row_geometry",
+    "fx_sparse.c:.text.fx_sparse_chunked",
+    "fx_sparse.c:.text.fx_sparse_fast",
     "libgcc.a(lib2divHI.o):.text.__udivhi3",
+    "libgcc.a(lib2divHI.o):.text.__umodhi3",
+    "libgcc.a(lib2divSI.o):.text.__udivsi3",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
@@ -209,23 +206,40 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.text.fx_requant",
     "fx_requant.c:.text.fx_requant_fn"
    ],
-   "fx_sparse.c:.text.fx_sparse_decode": [
+   "fx_sparse.c:.text.fx_sparse_chunked": [
+    "fx_requant.c:.text.fx_apply_act",
+    "fx_requant.c:.text.fx_requant",
+    "fx_sparse.c:.text.fx_sparse_dot",
+    "fx_sparse.c:.text.fx_sparse_pixel",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
-   "fx_sparse.c:.text.fx_sparse_interior": [
-    "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant"
+   "fx_sparse.c:.text.fx_sparse_fast": [
+    "fx_sparse.c:.text.fx_sparse_run",
+    "libgcc.a(slli.o):.text.__mspabi_slli",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
    "fx_sparse.c:.text.fx_sparse_pixel": [
     "fx_sparse.c:.text.fx_sparse_dot",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
-   "fx_sparse.c:.text.fx_sparse_row_geometry": [
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   "fx_sparse.c:.text.fx_sparse_run": [
+    "fx_sparse.c:.text.fx_sparse_slow",
+    "libgcc.a(srli.o):.text.__mspabi_srll",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2"
+   ],
+   "fx_sparse.c:.text.fx_sparse_slow": [
+    "fx_requant.c:.text.fx_apply_act",
+    "fx_requant.c:.text.fx_requant",
+    "libgcc.a(slli.o):.text.__mspabi_slll"
    ],
    "libgcc.a(lib2divHI.o):.text.__udivhi3": [
+    "libgcc.a(lib2divHI.o):.text.udivmodhi4"
+   ],
+   "libgcc.a(lib2divHI.o):.text.__umodhi3": [
     "libgcc.a(lib2divHI.o):.text.udivmodhi4"
    ],
    "libgcc.a(lib2divSI.o):.text.__divsi3": [
@@ -583,34 +597,42 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_sparse.c:.text.fx_conv_sparse": [
-    2162,
+    1212,
     "code"
    ],
    "fx_sparse.c:.text.fx_fc_sparse": [
     838,
     "code"
    ],
-   "fx_sparse.c:.text.fx_sparse_decode": [
-    274,
+   "fx_sparse.c:.text.fx_sparse_chunked": [
+    2038,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_dot": [
     326,
     "code"
    ],
-   "fx_sparse.c:.text.fx_sparse_interior": [
-    488,
+   "fx_sparse.c:.text.fx_sparse_fast": [
+    1846,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_pixel": [
     642,
     "code"
    ],
-   "fx_sparse.c:.text.fx_sparse_row_geometry": [
-    500,
+   "fx_sparse.c:.text.fx_sparse_run": [
+    796,
+    "code"
+   ],
+   "fx_sparse.c:.text.fx_sparse_slow": [
+    82,
     "code"
    ],
    "libgcc.a(lib2divHI.o):.text.__udivhi3": [
+    8,
+    "code"
+   ],
+   "libgcc.a(lib2divHI.o):.text.__umodhi3": [
     8,
     "code"
    ],
@@ -630,8 +652,16 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     130,
     "code"
    ],
+   "libgcc.a(slli.o):.text.__mspabi_slli": [
+    10,
+    "code"
+   ],
    "libgcc.a(slli.o):.text.__mspabi_slll": [
     12,
+    "code"
+   ],
+   "libgcc.a(srli.o):.text.__mspabi_srll": [
+    14,
     "code"
    ],
    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2": [
@@ -837,38 +867,52 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.text.fx_rq_15"
    ],
    "fx_sparse.c:.text.fx_conv_sparse": [
-    "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant",
-    "fx_sparse.c:.text.fx_sparse_decode",
-    "fx_sparse.c:.text.fx_sparse_dot",
-    "fx_sparse.c:.text.fx_sparse_interior",
-    "fx_sparse.c:.text.fx_sparse_pixel",
-    "fx_sparse.c:.text.fx_sparse_row_geometry",
+    "fx_sparse.c:.text.fx_sparse_chunked",
+    "fx_sparse.c:.text.fx_sparse_fast",
     "libgcc.a(lib2divHI.o):.text.__udivhi3",
+    "libgcc.a(lib2divHI.o):.text.__umodhi3",
+    "libgcc.a(lib2divSI.o):.text.__udivsi3",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
    "fx_sparse.c:.text.fx_fc_sparse": [
     "fx_requant.c:.text.fx_apply_act",
     "fx_requant.c:.text.fx_requant_fn"
    ],
-   "fx_sparse.c:.text.fx_sparse_decode": [
+   "fx_sparse.c:.text.fx_sparse_chunked": [
+    "fx_requant.c:.text.fx_apply_act",
+    "fx_requant.c:.text.fx_requant",
+    "fx_sparse.c:.text.fx_sparse_dot",
+    "fx_sparse.c:.text.fx_sparse_pixel",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
-   "fx_sparse.c:.text.fx_sparse_interior": [
-    "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant"
+   "fx_sparse.c:.text.fx_sparse_fast": [
+    "fx_sparse.c:.text.fx_sparse_run",
+    "libgcc.a(slli.o):.text.__mspabi_slli",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
    "fx_sparse.c:.text.fx_sparse_pixel": [
     "fx_sparse.c:.text.fx_sparse_dot",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
-   "fx_sparse.c:.text.fx_sparse_row_geometry": [
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   "fx_sparse.c:.text.fx_sparse_run": [
+    "fx_sparse.c:.text.fx_sparse_slow",
+    "libgcc.a(srli.o):.text.__mspabi_srll",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2"
+   ],
+   "fx_sparse.c:.text.fx_sparse_slow": [
+    "fx_requant.c:.text.fx_apply_act",
+    "fx_requant.c:.text.fx_requant",
+    "libgcc.a(slli.o):.text.__mspabi_slll"
    ],
    "libgcc.a(lib2divHI.o):.text.__udivhi3": [
+    "libgcc.a(lib2divHI.o):.text.udivmodhi4"
+   ],
+   "libgcc.a(lib2divHI.o):.text.__umodhi3": [
     "libgcc.a(lib2divHI.o):.text.udivmodhi4"
    ],
    "libgcc.a(lib2divSI.o):.text.__divsi3": [
@@ -1226,34 +1270,42 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_sparse.c:.text.fx_conv_sparse": [
-    1864,
+    902,
     "code"
    ],
    "fx_sparse.c:.text.fx_fc_sparse": [
     504,
     "code"
    ],
-   "fx_sparse.c:.text.fx_sparse_decode": [
-    250,
+   "fx_sparse.c:.text.fx_sparse_chunked": [
+    1940,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_dot": [
     310,
     "code"
    ],
-   "fx_sparse.c:.text.fx_sparse_interior": [
-    456,
+   "fx_sparse.c:.text.fx_sparse_fast": [
+    1776,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_pixel": [
     578,
     "code"
    ],
-   "fx_sparse.c:.text.fx_sparse_row_geometry": [
-    488,
+   "fx_sparse.c:.text.fx_sparse_run": [
+    768,
+    "code"
+   ],
+   "fx_sparse.c:.text.fx_sparse_slow": [
+    82,
     "code"
    ],
    "libgcc.a(lib2divHI.o):.text.__udivhi3": [
+    8,
+    "code"
+   ],
+   "libgcc.a(lib2divHI.o):.text.__umodhi3": [
     8,
     "code"
    ],
@@ -1273,8 +1325,16 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     124,
     "code"
    ],
+   "libgcc.a(slli.o):.text.__mspabi_slli": [
+    10,
+    "code"
+   ],
    "libgcc.a(slli.o):.text.__mspabi_slll": [
     12,
+    "code"
+   ],
+   "libgcc.a(srli.o):.text.__mspabi_srll": [
+    14,
     "code"
    ],
    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2": [

@@ -87,8 +87,9 @@ void fx_fc_sparse(const fx_fc_sparse_t *p, const int16_t *x, int16_t *y, uint16_
 /* conv_sparse: the geometry of fx_conv_t; the weights of output channel co are values[j] at
  * offsets[j] = ci' * kh * kw + ky * kw + kx (increasing), j in [chanptr[co], chanptr[co+1]).
  * Channel-major, so a tile of channels [c0, c1) reads the one run [chanptr[c0], chanptr[c1]).
- * Needs cin / group * ih * iw <= 65535. Uses up to about 330 bytes of stack for its tap table
- * and partial sums (FX_SPARSE_CONV_TAPS, FX_SPARSE_CONV_SEG in fx_sparse.c). */
+ * Needs cin / group * ih * iw <= 65535. Uses up to about 450 bytes of stack for its tap list
+ * and table (FX_SPARSE_RUN_TAPS), or its partial sums (FX_SPARSE_CONV_TAPS, FX_SPARSE_CONV_SEG in
+ * fx_sparse.c). */
 typedef struct {
     uint16_t cin, ih, iw;
     uint16_t cout, oh, ow;

@@ -13,16 +13,20 @@
  * so an x that reaches past 64 KiB takes a portable loop (fx_fc_sparse_far).
  *
  * fx_conv_sparse: per output channel the pairs (offset, value), offset = ci' * kh * kw + ky * kw
- * + kx. Before the outputs of a channel are computed its taps are decoded (without division:
- * the offsets increase within a channel) into a table on the stack: the input offset of each tap
- * from the window origin, d = ci' * ih * iw + ky * dh * iw + kx * dw, and (ky, kx). An output
- * whose window lies inside the input (the interior) then costs one table read, one indexed load
- * into MACS and one load into OP2 per tap, with no bounds check; a border output checks each tap
- * against its valid ranges [ky0, ky1) x [kx0, kx1) (taps in the padding are skipped, as the
- * dense kernel reads 0 there). A channel with more than FX_SPARSE_CONV_TAPS taps is done in
- * chunks of taps over segments of FX_SPARSE_CONV_SEG outputs with 32-bit partial sums, so the
- * stack use is bounded: (3 * FX_SPARSE_CONV_TAPS + 1) * 2 + 4 * FX_SPARSE_CONV_SEG bytes (322
- * with the defaults, 32 and 32).
+ * + kx. A channel with at most FX_SPARSE_RUN_TAPS taps (the fast path) is decoded once per call
+ * (without division: the offsets increase) into a list of (d, ky, kx, value), d = ci' * ih * iw
+ * + ky * dh * iw + kx * dw the tap's input offset from the window origin. The outputs are then
+ * cut into blocks whose windows see the same taps (interior rows x interior columns, each border
+ * row, each border column down the rows); a block's taps go into a table of (byte step, value)
+ * pairs and fx_sparse_run computes the block without bounds checks: on the MSP430 an assembly
+ * loop, per output a jump into an unrolled chain of `add @p+, xr; mov @xr, &MACS;
+ * mov @p+, &OP2' (10 cycles per tap; the pointer runs on from one output's last tap to the next
+ * output's first) and a requantisation on 16-bit halves (about 40 cycles per output besides the
+ * taps; bench/sparse_speed.py). A channel with more taps, or x or y above 64 KiB in the large
+ * model, takes the chunked path: taps decoded FX_SPARSE_CONV_TAPS at a time, segments of
+ * FX_SPARSE_CONV_SEG outputs with 32-bit partial sums, interior windows without checks and
+ * border taps checked against their valid ranges. Stack: about 450 bytes (the fast path's list
+ * and table; the chunked path (3 * FX_SPARSE_CONV_TAPS + 1) * 2 + 4 * FX_SPARSE_CONV_SEG).
  *
  * Offsets and d are uint16: the input of one group must have at most 65535 elements
  * (cin / group * ih * iw <= 65535; d is computed modulo 2^16 and every valid tap's input index
@@ -43,12 +47,14 @@
  * wide (the MSP430X clears bits 19-16 of its destination), so in the large model the caller makes
  * sure that xr stays below 64 KiB (FX_SPARSE_NEAR). */
 #if defined(FX_USE_MPY32) && defined(__MSP430__)
+#define FX_SPARSE_ASM 1
 #define FX_SPARSE_STEP(xr, dp, vp)                                                       \
     __asm__ volatile("add @%1+, %0\n\tmov @%0, &MACS\n\tmov @%2+, &OP2"                 \
                      : "+r"(xr), "+r"(dp), "+r"(vp)                                      \
                      :                                                                   \
                      : "memory")
 #else
+#define FX_SPARSE_ASM 0
 #define FX_SPARSE_STEP(xr, dp, vp) FX_SPARSE_STEP_C(xr, dp, vp)
 #endif
 
@@ -326,35 +332,6 @@ static int32_t fx_sparse_dot(const int16_t *xw, const fx_sparse_taps_t *t, const
     }
 }
 
-/* count interior outputs of one row: y[i] = act(requant(bias + sum_taps xw[d] * v, shift)),
- * the window origin moving by sw. Its own function, so that GCC keeps the tap loop's pointers in
- * registers. */
-#if defined(__GNUC__)
-__attribute__((noinline))
-#endif
-static void fx_sparse_interior(const int16_t *xw, uint16_t sw, uint16_t count,
-                               const fx_sparse_taps_t *t, const int16_t *v, int32_t bias,
-                               int8_t shift, const fx_act_t *act, int16_t *yp)
-{
-    const uint16_t n = t->n;
-    for (;;) {
-        int32_t acc = bias;
-        if (n != 0u) {
-            const uint16_t *dp = t->d;
-            const int16_t *vp = v;
-            FX_MAC_BEGIN(bias);
-            FX_SPARSE_TAPS(xw, dp, vp, n);
-            acc = FX_MAC_END();
-        }
-        FX_STORE(*yp, fx_sparse_act(act, fx_requant(acc, shift)));
-        if (--count == 0u) {
-            break;
-        }
-        ++yp;
-        xw += sw;
-    }
-}
-
 /* The same over the taps with ky in [ky0, ky0 + nky) and kx in [kx0, kx0 + nkx) (the others
  * fall into the padding). base: the window origin's index into xg, mod 2^16 (may be
  * "negative"); base + d is the input index of a valid tap. */
@@ -375,24 +352,6 @@ static int32_t fx_sparse_dot_checked(const int16_t *xg, uint16_t base, uint16_t 
         }
         return FX_MAC_END();
     }
-}
-
-/* Output columns [*lo, *hi) whose window lies inside [0, iw) (a contiguous run, maybe empty). */
-static void fx_sparse_inner_cols(const fx_conv_sparse_t *p, uint16_t *lo, uint16_t *hi)
-{
-    const int32_t span = (int32_t)(p->kw - 1u) * p->dw;
-    uint16_t ox = 0;
-    int32_t ix0 = -(int32_t)p->pl;
-    while (ox < p->ow && ix0 < 0) {
-        ++ox;
-        ix0 += p->sw;
-    }
-    *lo = ox;
-    while (ox < p->ow && ix0 + span < (int32_t)p->iw) {
-        ++ox;
-        ix0 += p->sw;
-    }
-    *hi = ox;
 }
 
 /* One output row: where its windows start and which kernel rows see the input. */
@@ -429,39 +388,6 @@ static int32_t fx_sparse_pixel(const fx_conv_sparse_t *p, const int16_t *xg,
                                  (uint16_t)(kx1 - kx0), t, v, acc);
 }
 
-/* Rows [oy0, oy1) of one channel whose taps all fit one table (decoded in t): interior outputs
- * straight from the table, border outputs with the checks. */
-static void fx_sparse_rows(const fx_conv_sparse_t *p, const int16_t *xg, int16_t *yp,
-                           uint16_t oy0, uint16_t oy1, uint16_t in_lo, uint16_t in_hi,
-                           const fx_sparse_taps_t *t, const int16_t *v, int32_t bias,
-                           int8_t shift)
-{
-    const uint16_t ow = p->ow;
-    uint16_t oy;
-    for (oy = oy0; oy < oy1; ++oy) {
-        fx_sparse_row_t r;
-        uint16_t ox = 0;
-        fx_sparse_row_geometry(p, oy, &r);
-        if (r.full && in_lo < in_hi) {
-            const int16_t *xw;
-            for (; ox < in_lo; ++ox) {
-                FX_STORE(*yp, fx_sparse_act(&p->act, fx_requant(
-                    fx_sparse_pixel(p, xg, &r, ox, in_lo, in_hi, t, v, bias), shift)));
-                ++yp;
-            }
-            xw = xg + (r.row + (int32_t)in_lo * p->sw - p->pl);
-            fx_sparse_interior(xw, p->sw, (uint16_t)(in_hi - in_lo), t, v, bias, shift, &p->act, yp);
-            yp += in_hi - in_lo;
-            ox = in_hi;
-        }
-        for (; ox < ow; ++ox) {
-            FX_STORE(*yp, fx_sparse_act(&p->act, fx_requant(
-                fx_sparse_pixel(p, xg, &r, ox, in_lo, in_hi, t, v, bias), shift)));
-            ++yp;
-        }
-    }
-}
-
 /* acc[i] += the taps of t for output (oy, ox0 + i), i < ox1 - ox0: one row piece of a segment
  * of the chunked path (interior columns without checks, as in fx_sparse_rows). */
 static void fx_sparse_piece(const fx_conv_sparse_t *p, const int16_t *xg, uint16_t oy,
@@ -495,6 +421,459 @@ static void fx_sparse_piece(const fx_conv_sparse_t *p, const int16_t *xg, uint16
     }
 }
 
+/* ---- conv: channels with at most FX_SPARSE_RUN_TAPS taps -----------------------------------
+ *
+ * The taps of the channel are decoded once into a list (input offset d from the window origin,
+ * kernel row and column, value). The outputs of the call are then cut into blocks whose windows
+ * see the same taps: the rows with the same valid kernel rows [ky0, ky1) (the full rows, and each
+ * top or bottom border row) times the columns with the same valid kernel columns (the interior
+ * run, and each left or right border column). A block's valid taps go into one table, and
+ * fx_sparse_run computes the block: ncols x nrows outputs whose window origins step by cstep
+ * elements along a row and rstep from row to row, all from that table, with no bounds checks. */
+
+#ifndef FX_SPARSE_RUN_TAPS
+#define FX_SPARSE_RUN_TAPS 32
+#endif
+
+/* One decoded tap. */
+typedef struct {
+    uint16_t d;         /* input offset from the window origin, elements, mod 2^16 */
+    uint16_t ky, kx;
+    int16_t v;
+} fx_sparse_tap_t;
+
+/* A block's table and its channel's requantisation.
+ * MSP430 with MPY32 (FX_SPARSE_ASM): pairs[2i] is the byte step from tap i-1 to tap i (from the
+ * previous output's last tap to tap 0, the window having moved by cstep meanwhile), pairs[2i+1]
+ * the value; bias includes the rounding of requant, r1/l1/e2 steer the assembly's fast
+ * requantisation (fx_sparse_rq). Elsewhere pairs[2i] is the offset d of tap i. */
+typedef struct {
+    uint32_t round;     /* added to the bias: 2^(shift-1) when the fast requantisation applies */
+    uint32_t bias;      /* bias + round, modulo 2^32 */
+    uint16_t r1, l1;    /* hi + r1 < l1 (unsigned): the result fits int16 (l1 = 0: never) */
+    uint16_t e2;        /* byte offset of the requantisation ladder's entry */
+    int8_t shift;
+    const fx_act_t *act;
+    uint16_t n;
+    uint16_t dlast;     /* d of the last tap (asm: where the input pointer ends an output) */
+    uint16_t pairs[2 * FX_SPARSE_RUN_TAPS];
+} fx_sparse_table_t;
+
+/* A block of outputs computed from one table. */
+typedef struct {
+    const int16_t *xg;  /* the group's input */
+    uint16_t org;       /* window origin of the first output: index into xg, mod 2^16 */
+    uint16_t cstep;     /* origin step to the next column, elements */
+    uint16_t rstep;     /* origin step from a row's first output to the next row's */
+    uint16_t ncols, nrows;
+    int16_t *yp;        /* the first output */
+    uint16_t ow;        /* outputs per row of y */
+} fx_sparse_block_t;
+
+/* Decode the n (<= FX_SPARSE_RUN_TAPS) increasing offsets of a channel into list: one walk over
+ * the kernel rows (ci', ky) up to the last offset, no division (16-bit arithmetic: every row
+ * start up to the last offset fits). The column's input offset kx * dw is kept as dx and
+ * stepped with kx, so nothing is multiplied. */
+static void fx_sparse_list(const fx_conv_sparse_t *p, const uint16_t *off, const int16_t *val,
+                           uint16_t n, fx_sparse_tap_t *list)
+{
+    const uint16_t kw = p->kw, kh = p->kh, dw = p->dw;
+    const uint16_t hw = (uint16_t)((uint32_t)p->ih * p->iw);          /* mod 2^16 */
+    const uint16_t rowstep = (uint16_t)((uint32_t)p->dh * p->iw);     /* mod 2^16 */
+    const fx_sparse_tap_t *const end = list + n;
+    uint16_t row = 0;               /* kernel offset of the current kernel row (ci', ky) */
+    uint16_t ky = 0;
+    uint16_t dchan = 0, drow = 0;   /* input offsets of channel ci' and of its row ky */
+    uint16_t kx = 0, dx = 0;        /* the last tap's column and its input offset */
+    for (; list != end; ++list, ++off, ++val) {
+        uint16_t rel = (uint16_t)(*off - row);
+        if (rel >= kw) {            /* a later kernel row: walk to it */
+            do {
+                rel = (uint16_t)(rel - kw);
+                row = (uint16_t)(row + kw);
+                if (++ky == kh) {
+                    ky = 0;
+                    dchan = (uint16_t)(dchan + hw);
+                    drow = dchan;
+                } else {
+                    drow = (uint16_t)(drow + rowstep);
+                }
+            } while (rel >= kw);
+            kx = 0;
+            dx = 0;
+        }
+        if (dw == 1u) {
+            dx = rel;
+        } else {
+            while (kx < rel) {      /* rel >= kx: offsets increase within a row */
+                ++kx;
+                dx = (uint16_t)(dx + dw);
+            }
+        }
+        kx = rel;
+        list->d = (uint16_t)(drow + dx);
+        list->ky = ky;
+        list->kx = kx;
+        list->v = *val;
+    }
+}
+
+/* t's taps: those of list with ky in [ky0, ky1) and kx in [kx0, kx1), in the form
+ * fx_sparse_run reads (for a block whose origin moves by cstep elements per column). */
+static void fx_sparse_table(fx_sparse_table_t *t, const fx_sparse_tap_t *list, uint16_t n,
+                            uint16_t ky0, uint16_t ky1, uint16_t kx0, uint16_t kx1,
+                            uint16_t cstep)
+{
+    const fx_sparse_tap_t *const end = list + n;
+    const uint16_t nky = (uint16_t)(ky1 - ky0), nkx = (uint16_t)(kx1 - kx0);
+    uint16_t *q = t->pairs;
+    uint16_t prev = 0;
+    for (; list != end; ++list) {
+        if ((uint16_t)(list->ky - ky0) < nky && (uint16_t)(list->kx - kx0) < nkx) {
+#if FX_SPARSE_ASM
+            q[0] = (uint16_t)(2u * (uint16_t)(list->d - prev));
+#else
+            q[0] = list->d;
+#endif
+            q[1] = (uint16_t)list->v;
+            q += 2;
+            prev = list->d;
+        }
+    }
+    t->n = (uint16_t)((uint16_t)(q - t->pairs) >> 1);
+    t->dlast = prev;
+#if FX_SPARSE_ASM
+    if (t->n != 0u) {      /* tap 0 steps from the previous output's last tap */
+        t->pairs[0] = (uint16_t)(t->pairs[0] + 2u * (uint16_t)(cstep - prev));
+    }
+#else
+    (void)cstep;
+#endif
+}
+
+/* The requantisation of t's channel: bias, shift, activation. */
+static void fx_sparse_rq(fx_sparse_table_t *t, int32_t bias, int8_t shift, const fx_act_t *act)
+{
+    const uint8_t kind = act->kind;
+    t->shift = shift;
+    t->act = act;
+    t->round = 0;       /* the assembly: every output through fx_sparse_slow */
+    t->r1 = 0;
+    t->l1 = 0xFFFFu;
+    t->e2 = 0xFFFFu;
+    if (shift >= 1 && shift <= 16 && (kind == FX_ACT_NONE || kind == FX_ACT_RELU)) {
+        const uint16_t k = (uint16_t)(16 - shift);      /* the ladder's left shifts */
+        const uint16_t half = (uint16_t)(1u << (shift - 1));
+        t->round = half;
+        t->r1 = (uint16_t)(half - 1u);
+        t->l1 = (uint16_t)(half + half - 1u);
+        t->e2 = (uint16_t)((kind == FX_ACT_RELU ? 122u : 60u) - 4u * k);
+    }
+    t->bias = (uint32_t)bias + t->round;
+}
+
+#if FX_SPARSE_ASM
+#if defined(__MSP430X_LARGE__)
+#define FX_SP_A_ "a"            /* mova, adda, suba, bra, calla: 20-bit addresses */
+#define FX_SP_X_ "x.a"          /* incdx.a, addx.a, pushx.a, popx.a */
+#define FX_SP_M_ ".a"           /* pushm.a, popm.a */
+#define FX_SP_FRAME_ "48"       /* bytes of pushm.a #12 */
+#else
+#define FX_SP_A_ ""
+#define FX_SP_X_ ""
+#define FX_SP_M_ ".w"
+#define FX_SP_FRAME_ "24"
+#endif
+#define FX_SP_STR2_(v) #v
+#define FX_SP_STR_(v) FX_SP_STR2_(v)
+
+/* act(requant(a - t->round, t->shift)): an output the assembly's fast path does not finish
+ * (shift outside [1, 16], an activation other than none and ReLU, or saturation). tab is
+ * t->pairs (the assembly calls it with the MSP430 ABI: a in R12 (low) and R13, tab in R14). */
+static int16_t fx_sparse_slow(uint16_t lo, uint16_t hi, const uint16_t *tab)
+{
+    const fx_sparse_table_t *t = (const fx_sparse_table_t *)(const void *)
+        ((const uint8_t *)tab - offsetof(fx_sparse_table_t, pairs));
+    const uint32_t a = ((uint32_t)hi << 16) | lo;
+    return fx_sparse_act(t->act, fx_requant((int32_t)(a - t->round), t->shift));
+}
+
+/* The block b from table t, on the MSP430 with MPY32. Per output: RESLO/RESHI = bias (with the
+ * rounding), a jump into an unrolled chain of FX_SPARSE_RUN_TAPS steps at the entry that leaves
+ * t->n of them (10 cycles each: add @p+, xr; mov @xr, &MACS; mov @p+, &OP2), then the
+ * requantisation: the range test on the high half, a jump into a ladder of `rla lo; rlc hi'
+ * pairs that shifts left by 16 - shift (the high half is the result), ReLU or nothing, the store:
+ * 38 + 2 (16 - shift) cycles besides the taps. The input pointer xr runs on from one output's
+ * last tap to the next output's first (the table's first step includes the move of the window);
+ * at the end of a row it gets radj. Outputs the fast path does not finish go through
+ * fx_sparse_slow. 16-bit address arithmetic: x and y lie below 64 KiB (FX_SPARSE_NEAR). */
+FX_NOINLINE static void fx_sparse_run(const fx_sparse_table_t *t, const fx_sparse_block_t *b)
+{
+    struct {
+        uint16_t ncols, nrows, radj;
+        uint32_t yadj;              /* 20-bit add in the large model */
+    } m;
+    const uint16_t *tab = t->pairs;
+    const uint16_t *pp;
+    const void *e1 = (const void *)(uintptr_t)(10u * t->n);
+    const void *e2 = (const void *)(uintptr_t)t->e2;
+    uint16_t xr = (uint16_t)((uint16_t)(uintptr_t)b->xg
+                             + 2u * (uint16_t)(b->org + t->dlast - b->cstep));
+    int16_t *yp = b->yp;
+    uint16_t g = b->ncols;
+    const uint16_t blo = (uint16_t)t->bias, bhi = (uint16_t)(t->bias >> 16);
+    const uint16_t r1 = t->r1, l1 = t->l1;
+    uint16_t hi;
+
+    m.ncols = b->ncols;
+    m.nrows = b->nrows;
+    m.radj = (uint16_t)(2u * (uint16_t)(b->rstep - (uint16_t)(b->ncols * b->cstep)));
+    m.yadj = 2u * (uint32_t)(b->ow - b->ncols);
+    __asm__ volatile(
+        /* set-up: e1 = the chain's entry for n taps, e2 = the ladder's entry (or the slow call) */
+        "mov" FX_SP_A_ " #.Lend%=, %[p]\n\t"
+        "sub" FX_SP_A_ " %[e1], %[p]\n\t"
+        "mov" FX_SP_A_ " %[p], %[e1]\n\t"
+        "cmp #-1, %[e2]\n\t"
+        "jeq .Lforce%=\n\t"
+        "mov" FX_SP_A_ " #.Lladder%=, %[p]\n\t"
+        "add" FX_SP_A_ " %[p], %[e2]\n\t"
+        "jmp .Lout%=\n"
+        ".Lforce%=:\n\t"
+        "mov" FX_SP_A_ " #.Lslow%=, %[e2]\n"
+        /* one output */
+        ".Lout%=:\n\t"
+        "mov" FX_SP_A_ " %[tab], %[p]\n\t"
+        "mov %[blo], &RESLO\n\t"
+        "mov %[bhi], &RESHI\n\t"
+        "br" FX_SP_A_ " %[e1]\n"
+        ".Lchain%=:\n\t"
+        ".rept " FX_SP_STR_(FX_SPARSE_RUN_TAPS) "\n\t"
+        "add @%[p]+, %[xr]\n\t"
+        "mov @%[xr], &MACS\n\t"
+        "mov @%[p]+, &OP2\n\t"
+        ".endr\n"
+        ".Lend%=:\n\t"
+        "mov &RESLO, %[p]\n\t"
+        "mov &RESHI, %[hi]\n\t"
+        "add %[r1], %[hi]\n\t"
+        "cmp %[l1], %[hi]\n\t"
+        "jhs .Lsat%=\n\t"
+        "sub %[r1], %[hi]\n\t"
+        "br" FX_SP_A_ " %[e2]\n"
+        ".Lladder%=:\n\t"                   /* act none: 15 - k pairs, then the store */
+        ".rept 15\n\t"
+        "rla %[p]\n\t"
+        "rlc %[hi]\n\t"
+        ".endr\n\t"
+        "jmp .Lstore%=\n\t"
+        ".rept 15\n\t"                      /* ReLU */
+        "rla %[p]\n\t"
+        "rlc %[hi]\n\t"
+        ".endr\n\t"
+        "tst %[hi]\n\t"
+        "jge .Lstore%=\n\t"
+        "clr %[hi]\n"
+        ".Lstore%=:\n\t"
+        "mov %[hi], 0(%[yp])\n\t"
+        "incd" FX_SP_X_ " %[yp]\n\t"
+        "dec %[g]\n\t"
+        "jnz .Lout%=\n\t"
+        "sub #1, %[nrows]\n\t"
+        "jz .Ldone%=\n\t"
+        "add %[radj], %[xr]\n\t"
+        "add" FX_SP_X_ " %[yadj], %[yp]\n\t"
+        "mov %[ncols], %[g]\n\t"
+        "jmp .Lout%=\n"
+        /* hi + r1 >= l1: saturated (the ladder then makes 0x7FFF or 0x8000 of r1 / r1 + 1 and
+         * 0xFFFF / 0), hi = -2^(shift-1) (fits), or the exact C path */
+        ".Lsat%=:\n\t"
+        "cmp #-1, %[hi]\n\t"
+        "jeq .Lfits%=\n\t"
+        "sub %[r1], %[hi]\n\t"
+        "cmp #0x8000, %[hi]\n\t"            /* acc near -2^31, or acc + round wrapped */
+        "jeq .Lslow%=\n\t"
+        "tst %[hi]\n\t"
+        "jn .Lneg%=\n\t"
+        "mov %[r1], %[hi]\n\t"
+        "mov #-1, %[p]\n\t"
+        "br" FX_SP_A_ " %[e2]\n"
+        ".Lneg%=:\n\t"
+        "mov %[r1], %[hi]\n\t"
+        "inc %[hi]\n\t"
+        "clr %[p]\n\t"
+        "br" FX_SP_A_ " %[e2]\n"
+        ".Lfits%=:\n\t"                     /* ... unless shift = 16: hi = 0x8000 */
+        "sub %[r1], %[hi]\n\t"
+        "cmp #0x8000, %[hi]\n\t"
+        "jeq .Lslow%=\n\t"
+        "br" FX_SP_A_ " %[e2]\n"
+        ".Lslow%=:\n\t"                     /* hi = fx_sparse_slow(lo, hi, tab) */
+        "sub" FX_SP_A_ " #2, r1\n\t"        /* a slot for the result */
+        "pushm" FX_SP_M_ " #12, r15\n\t"
+        "push %[hi]\n\t"
+        "push %[p]\n\t"
+        "push" FX_SP_X_ " %[tab]\n\t"
+        "pop" FX_SP_X_ " r14\n\t"
+        "pop r12\n\t"
+        "pop r13\n\t"
+        "call" FX_SP_A_ " %[slow]\n\t"
+        "mov r12, " FX_SP_FRAME_ "(r1)\n\t"
+        "popm" FX_SP_M_ " #12, r15\n\t"
+        "pop %[hi]\n\t"
+        "jmp .Lstore%=\n"
+        ".Ldone%=:\n\t"
+        ".ifne (.Lend%= - .Lchain%=) - 10 * " FX_SP_STR_(FX_SPARSE_RUN_TAPS) "\n\t"
+        ".error \"fx_sparse_run: a chain step is not 10 bytes\"\n\t"
+        ".endif\n\t"
+        ".ifne (.Lstore%= - .Lladder%=) - 128\n\t"
+        ".error \"fx_sparse_run: the ladder layout differs from fx_sparse_rq's entries\"\n\t"
+        ".endif"
+        : [p] "=&r"(pp), [hi] "=&r"(hi), [xr] "+r"(xr), [e1] "+r"(e1), [e2] "+r"(e2),
+          [yp] "+r"(yp), [g] "+r"(g), [nrows] "+m"(m.nrows)
+        : [tab] "r"(tab), [r1] "r"(r1), [l1] "r"(l1), [blo] "r"(blo), [bhi] "r"(bhi),
+          [ncols] "m"(m.ncols), [radj] "m"(m.radj), [yadj] "m"(m.yadj), [slow] "i"(fx_sparse_slow)
+        : "memory");
+}
+#else
+/* The block b from table t, portable C: per output bias + the products of the table's taps,
+ * read at the window origin + d (mod 2^16, as every valid tap's index fits). */
+static void fx_sparse_run(const fx_sparse_table_t *t, const fx_sparse_block_t *b)
+{
+    fx_requant_fn_t *const rq = fx_requant_fn(t->shift);
+    int16_t *yrow = b->yp;
+    uint16_t row_org = b->org, r, c, i;
+    for (r = 0; r < b->nrows; ++r) {
+        uint16_t org = row_org;
+        int16_t *yp = yrow;
+        for (c = 0; c < b->ncols; ++c) {
+            const uint16_t *q = t->pairs;
+            int32_t acc;
+            FX_MAC_BEGIN(t->bias);
+            for (i = 0; i < t->n; ++i, q += 2) {
+                FX_MAC(b->xg[(uint16_t)(org + q[0])], (int16_t)q[1]);
+            }
+            acc = FX_MAC_END();
+            FX_STORE(*yp, fx_sparse_act(t->act, rq((int32_t)((uint32_t)acc - t->round))));
+            ++yp;
+            org = (uint16_t)(org + b->cstep);
+        }
+        yrow += b->ow;
+        row_org = (uint16_t)(row_org + b->rstep);
+    }
+}
+#endif
+
+/* The interior of a call: rows [ry_lo, ry_hi) and columns [in_lo, in_hi) whose windows lie
+ * inside the input (fx_inside_range). */
+typedef struct {
+    uint16_t ry_lo, ry_hi, in_lo, in_hi;
+} fx_sparse_inner_t;
+
+/* Rows [oy0, oy1) of one channel with n <= FX_SPARSE_RUN_TAPS taps (list), block by block: the
+ * interior rows as one class, each border row its own; the interior columns as one run, each
+ * border column its own (a run down the rows). */
+static void fx_sparse_channel(const fx_conv_sparse_t *p, const int16_t *xg, int16_t *ych,
+                              uint16_t oy0, uint16_t oy1, const fx_sparse_inner_t *in,
+                              const fx_sparse_tap_t *list, uint16_t n, fx_sparse_table_t *t)
+{
+    const uint16_t ow = p->ow, iw = p->iw;
+    fx_sparse_block_t b;
+    uint16_t oy = oy0;
+    b.xg = xg;
+    b.cstep = p->sw;
+    b.rstep = (uint16_t)((uint32_t)p->sh * iw);
+    b.ow = ow;
+    while (oy < oy1) {
+        const int32_t iy0 = (int32_t)oy * p->sh - p->pt;
+        uint16_t ky0 = 0, ky1 = p->kh, ry, ox = 0;
+        if (oy >= in->ry_lo && oy < in->ry_hi) {
+            ry = in->ry_hi < oy1 ? in->ry_hi : oy1;
+        } else {
+            fx_tap_range(iy0, p->kh, p->dh, (int32_t)p->ih, &ky0, &ky1);
+            ry = (uint16_t)(oy + 1u);
+        }
+        b.nrows = (uint16_t)(ry - oy);
+        while (ox < ow) {
+            const int32_t ix0 = (int32_t)ox * p->sw - p->pl;
+            uint16_t kx0 = 0, kx1 = p->kw, cx;
+            if (ox >= in->in_lo && ox < in->in_hi) {
+                cx = in->in_hi;
+            } else {
+                fx_tap_range(ix0, p->kw, p->dw, (int32_t)iw, &kx0, &kx1);
+                cx = (uint16_t)(ox + 1u);
+            }
+            b.ncols = (uint16_t)(cx - ox);
+            b.org = (uint16_t)(iy0 * (int32_t)iw + ix0);
+            b.yp = ych + (uint32_t)oy * ow + ox;
+            fx_sparse_table(t, list, n, ky0, ky1, kx0, kx1, b.cstep);
+            fx_sparse_run(t, &b);
+            ox = cx;
+        }
+        oy = ry;
+    }
+}
+
+/* Channel co, rows [oy0, oy1), with n <= FX_SPARSE_RUN_TAPS taps (the fast path). */
+FX_NOINLINE static void fx_sparse_fast(const fx_conv_sparse_t *p, const int16_t *xg, int16_t *ych,
+                                       uint16_t co, uint16_t oy0, uint16_t oy1,
+                                       const fx_sparse_inner_t *in)
+{
+    const uint16_t j0 = p->chanptr[co];
+    const uint16_t n = (uint16_t)(p->chanptr[co + 1u] - j0);
+    fx_sparse_tap_t list[FX_SPARSE_RUN_TAPS];
+    fx_sparse_table_t t;
+    fx_sparse_list(p, p->offsets + j0, p->values + j0, n, list);
+    fx_sparse_rq(&t, p->bias[co], p->shift[co], &p->act);
+    fx_sparse_channel(p, xg, ych, oy0, oy1, in, list, n, &t);
+}
+
+/* Channel co, rows [oy0, oy1), any number of taps: segments of up to FX_SPARSE_CONV_SEG outputs
+ * (in row order across rows) keep 32-bit partial sums while the taps pass in chunks of up to
+ * FX_SPARSE_CONV_TAPS. */
+FX_NOINLINE static void fx_sparse_chunked(const fx_conv_sparse_t *p, const int16_t *xg,
+                                          int16_t *ych, uint16_t co, uint16_t oy0, uint16_t oy1,
+                                          uint16_t in_lo, uint16_t in_hi)
+{
+    const uint16_t ow = p->ow;
+    const uint16_t j0 = p->chanptr[co], j1 = p->chanptr[co + 1u];
+    const int32_t bias = p->bias[co];
+    const int8_t shift = p->shift[co];
+    int16_t *yp = ych + (uint32_t)oy0 * ow;
+    int32_t acc[FX_SPARSE_CONV_SEG];
+    fx_sparse_taps_t t;
+    uint16_t oy = oy0, ox = 0;
+    while (oy < oy1) {
+        const uint16_t soy = oy, sox = ox;
+        uint16_t cnt = 0, j = j0, i;
+        while (cnt < FX_SPARSE_CONV_SEG && oy < oy1) {
+            acc[cnt++] = bias;
+            if (++ox == ow) {
+                ox = 0;
+                ++oy;
+            }
+        }
+        while (j < j1) {
+            const uint16_t m = (uint16_t)(j1 - j > FX_SPARSE_CONV_TAPS ? FX_SPARSE_CONV_TAPS : j1 - j);
+            uint16_t py = soy, px = sox, done = 0;
+            fx_sparse_decode(p, p->offsets + j, m, &t);  /* offsets are absolute */
+            while (done < cnt) {    /* the segment, one row piece at a time */
+                const uint16_t len = (uint16_t)(ow - px < cnt - done ? ow - px : cnt - done);
+                fx_sparse_piece(p, xg, py, px, (uint16_t)(px + len), in_lo, in_hi, &t,
+                                p->values + j, acc + done);
+                done = (uint16_t)(done + len);
+                px = 0;
+                ++py;
+            }
+            j = (uint16_t)(j + m);
+        }
+        for (i = 0; i < cnt; ++i) {
+            FX_STORE(*yp, fx_sparse_act(&p->act, fx_requant(acc[i], shift)));
+            ++yp;
+        }
+    }
+}
+
 void fx_conv_sparse(const fx_conv_sparse_t *p, const int16_t *x, int16_t *y,
                     uint16_t co0, uint16_t co1, uint16_t oy0, uint16_t oy1)
 {
@@ -502,58 +881,31 @@ void fx_conv_sparse(const fx_conv_sparse_t *p, const int16_t *x, int16_t *y,
     const uint16_t cout_g = (uint16_t)(p->cout / p->group);
     const uint32_t hw = (uint32_t)p->ih * p->iw;
     const uint32_t ohw = (uint32_t)p->oh * p->ow;
-    const uint16_t ow = p->ow;
-    uint16_t in_lo, in_hi, co;
-    fx_sparse_taps_t t;
+    const uint32_t ghw = (uint32_t)cin_g * hw;           /* elements of one group's input */
+    const int near = FX_SPARSE_NEAR(x, 2u * p->cin * hw) && FX_SPARSE_NEAR(y, 2u * p->cout * ohw);
+    const int16_t *xg;
+    int16_t *ych;
+    fx_sparse_inner_t in;
+    uint16_t co, gi;
 
-    if (co0 >= co1 || oy0 >= oy1 || ow == 0u) {
+    if (co0 >= co1 || oy0 >= oy1 || p->ow == 0u) {
         return;
     }
-    fx_sparse_inner_cols(p, &in_lo, &in_hi);
+    fx_inside_range(p->iw, p->kw, p->sw, p->dw, p->pl, p->ow, &in.in_lo, &in.in_hi);
+    fx_inside_range(p->ih, p->kh, p->sh, p->dh, p->pt, p->oh, &in.ry_lo, &in.ry_hi);
+    gi = (uint16_t)(co0 % cout_g);                        /* co's index inside its group */
+    xg = x + (uint32_t)(co0 / cout_g) * ghw;
+    ych = y + (uint32_t)co0 * ohw;
     for (co = co0; co < co1; ++co) {
-        const int16_t *xg = x + (uint32_t)(co / cout_g) * cin_g * hw;
-        const uint16_t j0 = p->chanptr[co], j1 = p->chanptr[co + 1u];
-        const int32_t bias = p->bias[co];
-        const int8_t shift = p->shift[co];
-        int16_t *yp = y + (uint32_t)co * ohw + (uint32_t)oy0 * ow;
-        if ((uint16_t)(j1 - j0) <= FX_SPARSE_CONV_TAPS) {
-            fx_sparse_decode(p, p->offsets + j0, (uint16_t)(j1 - j0), &t);
-            fx_sparse_rows(p, xg, yp, oy0, oy1, in_lo, in_hi, &t, p->values + j0, bias, shift);
+        if (near && (uint16_t)(p->chanptr[co + 1u] - p->chanptr[co]) <= FX_SPARSE_RUN_TAPS) {
+            fx_sparse_fast(p, xg, ych, co, oy0, oy1, &in);
         } else {
-            /* More taps than one table: segments of up to FX_SPARSE_CONV_SEG outputs (in row
-             * order across rows) keep 32-bit partial sums while the taps pass chunk by chunk. */
-            int32_t acc[FX_SPARSE_CONV_SEG];
-            uint16_t oy = oy0, ox = 0;
-            while (oy < oy1) {
-                const uint16_t soy = oy, sox = ox;
-                uint16_t cnt = 0, j = j0, i;
-                while (cnt < FX_SPARSE_CONV_SEG && oy < oy1) {
-                    acc[cnt++] = bias;
-                    if (++ox == ow) {
-                        ox = 0;
-                        ++oy;
-                    }
-                }
-                while (j < j1) {
-                    const uint16_t m = (uint16_t)(j1 - j > FX_SPARSE_CONV_TAPS
-                                                  ? FX_SPARSE_CONV_TAPS : j1 - j);
-                    uint16_t py = soy, px = sox, done = 0;
-                    fx_sparse_decode(p, p->offsets + j, m, &t);  /* offsets are absolute */
-                    while (done < cnt) {    /* the segment, one row piece at a time */
-                        const uint16_t len = (uint16_t)(ow - px < cnt - done ? ow - px : cnt - done);
-                        fx_sparse_piece(p, xg, py, px, (uint16_t)(px + len), in_lo, in_hi, &t,
-                                        p->values + j, acc + done);
-                        done = (uint16_t)(done + len);
-                        px = 0;
-                        ++py;
-                    }
-                    j = (uint16_t)(j + m);
-                }
-                for (i = 0; i < cnt; ++i) {
-                    FX_STORE(*yp, fx_sparse_act(&p->act, fx_requant(acc[i], shift)));
-                    ++yp;
-                }
-            }
+            fx_sparse_chunked(p, xg, ych, co, oy0, oy1, in.in_lo, in.in_hi);
+        }
+        ych += ohw;
+        if (++gi == cout_g) {
+            gi = 0;
+            xg += ghw;
         }
     }
 }

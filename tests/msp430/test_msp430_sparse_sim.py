@@ -37,20 +37,49 @@ VARIANTS = {
 
 @dataclass(frozen=True)
 class ConvCase:
-    """conv geometry + density: (cin, h, w, cout, kh, kw, stride, pads, dilation, group)."""
+    """conv geometry + density + activation: (cin, h, w, cout, kh, kw, stride, pads, dilation, group)."""
 
     name: str
     geo: tuple[int, int, int, int, int, int, tuple[int, int], tuple[int, int, int, int], tuple[int, int], int]
     density: float
+    act: K.Act = K.Act("none")
 
 
+# Shifts are drawn from [-2, 24): the assembly's fast requantisation covers 1..16 with act none
+# and ReLU; the others (and clip, leaky) go through fx_sparse_slow. Full-range inputs and weights
+# saturate many outputs both ways.
 CONV_CASES = [
-    ConvCase("interior-5x5", (6, 12, 12, 4, 5, 5, (1, 1), (0, 0, 0, 0), (1, 1), 1), 0.1),
+    ConvCase("interior-5x5", (6, 12, 12, 4, 5, 5, (1, 1), (0, 0, 0, 0), (1, 1), 1), 0.1, K.Act("relu")),
     ConvCase("padded-3x3", (4, 9, 11, 3, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1), 0.3),
-    ConvCase("chunked", (10, 6, 7, 2, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1), 0.9),
-    ConvCase("strided-dilated-grouped", (4, 9, 9, 4, 3, 2, (2, 1), (2, 0, 1, 1), (2, 2), 2), 0.5),
-    ConvCase("depthwise-1d", (3, 1, 20, 3, 1, 5, (1, 2), (0, 2, 0, 2), (1, 1), 3), 0.6),
+    ConvCase("chunked", (10, 6, 7, 2, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1), 0.9, K.Act("clip", lo=-900, hi=3000)),
+    ConvCase("strided-dilated-grouped", (4, 9, 9, 4, 3, 2, (2, 1), (2, 0, 1, 1), (2, 2), 2), 0.5,
+             K.Act("leaky", alpha=3277)),
+    ConvCase("depthwise-1d", (3, 1, 20, 3, 1, 5, (1, 2), (0, 2, 0, 2), (1, 1), 3), 0.6, K.Act("relu")),
+    ConvCase("wide-padding", (2, 3, 4, 5, 3, 5, (1, 1), (2, 3, 2, 3), (1, 1), 1), 0.5, K.Act("relu")),
 ]
+EDGE_SHIFTS = (1, 2, 9, 14, 15, 16)
+
+
+def _act_init(act: K.Act) -> str:
+    kind = {"none": "FX_ACT_NONE", "relu": "FX_ACT_RELU", "clip": "FX_ACT_CLIP", "leaky": "FX_ACT_LEAKY"}[act.kind]
+    return f"{{ {kind}, {act.lo}, {act.hi}, {act.alpha} }}"
+
+
+def edge_conv() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A 1x1 conv whose accumulators (bias + x, one weight 1 per channel) sit at requant's edges:
+    for each shift of EDGE_SHIFTS, channels around the positive and the negative saturation bound,
+    around INT32_MIN and where acc + 2^(shift-1) wraps past INT32_MAX. Returns x, w, b, shift."""
+    x = np.concatenate([np.arange(-40, 41), [-32768, -32767, 32766, 32767],
+                        np.linspace(-32768, 32767, 43).astype(np.int64)]).astype(np.int16).reshape(1, 8, 16)
+    biases, shifts = [], []
+    for s in EDGE_SHIFTS:
+        half = 1 << (s - 1)
+        for edge in ((1 << (15 + s)) - half, -(1 << (15 + s)) - half, -2**31 + 40, 2**31 - half - 20):
+            biases.append(edge)
+            shifts.append(s)
+    b = np.array([(v + 2**31) % 2**32 - 2**31 for v in biases], dtype=np.int64).astype(np.int32)
+    w = np.ones((b.size, 1, 1, 1), dtype=np.int16)
+    return x, w, b, np.array(shifts)
 FC_CASES = [("fc-40x9", 40, 9, 0.2), ("fc-300x20", 300, 20, 0.05), ("fc-17x5-dense", 17, 5, 1.0)]
 
 
@@ -99,8 +128,8 @@ def case_program() -> str:
         x = rng.integers(-32768, 32768, (cin, h, wd)).astype(np.int16)
         w = _pruned(rng, (cout, cin // group, kh, kw), case.density)
         b = rng.integers(-2**20, 2**20, cout).astype(np.int32)
-        shift = rng.integers(8, 24, cout)
-        want = K.conv(x, w, b, stride, pads, dil, group, shift, "none")
+        shift = rng.integers(-2, 24, cout)
+        want = K.conv(x, w, b, stride, pads, dil, group, shift, case.act)
         oh, ow = want.shape[1:]
         v, o, cp = K.conv_sparse_from_dense(w)
         p = f"c{j}"
@@ -110,12 +139,26 @@ def case_program() -> str:
                   _arr("static const", "int8_t", f"{p}s", shift), _arr("static const", "int16_t", f"{p}want", want),
                   f"static const fx_conv_sparse_t {p} = {{ {cin}u, {h}u, {wd}u, {cout}u, {oh}u, {ow}u, {kh}u, "
                   f"{kw}u, {stride[0]}u, {stride[1]}u, {dil[0]}u, {dil[1]}u, {pads[0]}u, {pads[1]}u, {group}u, "
-                  f"{p}v, {p}o, {p}c, {p}b, {p}s, {{ FX_ACT_NONE, 0, 0, 0 }} }};\n"]
+                  f"{p}v, {p}o, {p}c, {p}b, {p}s, {_act_init(case.act)} }};\n"]
         # rows in reverse, one call each, then the whole step again
         calls += [f"    {{ uint16_t r; for (r = {oh}u; r-- > 0u;) fx_conv_sparse(&{p}, {p}x, y, 0u, {cout}u, r, "
                   f"(uint16_t)(r + 1u)); }}",
                   f"    if (check({p}want, {cout * oh * ow}u)) return {len(calls) // 3 + 1};",
                   f"    fx_conv_sparse(&{p}, {p}x, y, 0u, {cout}u, 0u, {oh}u);",
+                  f"    if (check({p}want, {cout * oh * ow}u)) return {len(calls) // 3 + 1};"]
+    for act in ("none", "relu"):
+        x, w, b, shift = edge_conv()
+        want = K.conv(x, w, b, (1, 1), (0, 0, 0, 0), (1, 1), 1, shift, act)
+        cout, oh, ow = want.shape
+        v, o, cp = K.conv_sparse_from_dense(w)
+        p = f"e{act}"
+        decls += [f"/* requant edges, act {act} */", _arr("static const", "int16_t", f"{p}x", x),
+                  _arr("static const", "int16_t", f"{p}v", v, "HI"), _arr("static const", "uint16_t", f"{p}o", o, "HI"),
+                  _arr("static const", "uint16_t", f"{p}c", cp, "HI"), _arr("static const", "int32_t", f"{p}b", b),
+                  _arr("static const", "int8_t", f"{p}s", shift), _arr("static const", "int16_t", f"{p}want", want),
+                  f"static const fx_conv_sparse_t {p} = {{ 1u, {oh}u, {ow}u, {cout}u, {oh}u, {ow}u, 1u, 1u, 1u, 1u, "
+                  f"1u, 1u, 0u, 0u, 1u, {p}v, {p}o, {p}c, {p}b, {p}s, {_act_init(K.Act(act))} }};\n"]
+        calls += [f"    fx_conv_sparse(&{p}, {p}x, y, 0u, {cout}u, 0u, {oh}u);",
                   f"    if (check({p}want, {cout * oh * ow}u)) return {len(calls) // 3 + 1};"]
     return "\n".join(decls) + "\nint main(void)\n{\n" + "\n".join(calls) + "\n    return 0;\n}\n"
 

@@ -181,6 +181,7 @@ static int8_t bs[{cout}] BIG = {{0}};
     p.cin = {cin}; p.ih = {h}; p.iw = {w}; p.cout = {cout}; p.oh = {oh}; p.ow = {ow};
     p.kh = {kh}; p.kw = {kw}; p.sh = 1; p.sw = 1; p.dh = 1; p.dw = 1;
     p.pt = {pad}; p.pl = {pad}; p.group = {group};
+    fx_conv_prepare(&p);
     p.w = bw; p.bias = bb; p.shift = bs;
     p.act.kind = FX_ACT_RELU; p.act.lo = 0; p.act.hi = 0; p.act.alpha = 0;
     t0 = fx_sim_now();

@@ -165,8 +165,9 @@ def program(layer: Layer, w: np.ndarray, sparse: bool, rng: np.random.Generator)
             call = f"fx_conv_sparse(&p, x, y, 0u, {cout}u, 0u, {oh}u);"
         else:
             decl.append(c_array("static const", "int16_t", "w", w, big))
-            setup = (f"    static const fx_conv_t p = {{ {geo}, w, bias, shift, "
-                     f"{{ FX_ACT_RELU, 0, 0, 0 }} }};\n")
+            setup = (f"    static fx_conv_t p = {{ {geo}, w, bias, shift, "
+                     f"{{ FX_ACT_RELU, 0, 0, 0 }}, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u }};\n"
+                     "    fx_conv_prepare(&p);\n")
             call = f"fx_conv(&p, x, y, 0u, {cout}u, 0u, {oh}u);"
         n_out = cout * oh * ow
     return "\n".join(decl) + f"""

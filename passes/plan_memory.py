@@ -76,7 +76,7 @@ SMALL_MODEL_MAX_OBJECT = 32767       # the small memory model's largest object (
 
 #: The runtime functions the C of each LIR op calls (backends/c/printers.py).
 OP_ENTRY_POINTS: dict[str, tuple[str, ...]] = {
-    "conv": ("fx_conv",), "conv_sparse": ("fx_conv_sparse",), "fc": ("fx_fc",),
+    "conv": ("fx_conv_units",), "conv_sparse": ("fx_conv_sparse",), "fc": ("fx_fc",),
     "fc_sparse": ("fx_fc_sparse",), "maxpool": ("fx_maxpool",), "avgpool": ("fx_avgpool",),
     "add": ("fx_add",), "act": ("fx_act",), "concat": ("fx_requant_copy",), "argmax": ("fx_argmax",),
 }
@@ -84,8 +84,8 @@ OP_ENTRY_POINTS: dict[str, tuple[str, ...]] = {
 UNKNOWN_KERNEL_BYTES = 1024
 #: Bytes of the generated C per memory model (msp430-elf-gcc -O2, measured on the samples):
 #: ``run`` the run loop, ``step`` a step function that calls a kernel, ``op_extra`` more for ops
-#: whose step has a loop of its own (per input for concat), ``helper`` the shared unit helpers
-#: (conv_units, conv_sparse_units), ``step_entry`` one entry of the step table (fn, 3 x u16).
+#: whose step has a loop of its own (per input for concat), ``helper`` the shared unit helper of
+#: sparse convs (conv_sparse_units), ``step_entry`` one entry of the step table (fn, 3 x u16).
 #: With a single step GCC folds the step table into the run loop: ``run_one_step``, no table.
 #: (``+ 2``: fx_<m>_reset, which main_sim.c calls before each new input.)
 GENERATED_CODE: dict[str, dict[str, Any]] = {
@@ -147,7 +147,9 @@ def descriptor_bytes(s: Step, pointer: int = 4) -> int:
     model, 2 in the small one; the default over-estimates)."""
     act = 8
     shifts = len(s.attrs.get("shift", [])) if isinstance(s.attrs.get("shift"), list) else 0
-    size = {"conv": 15 * 2 + 3 * pointer + act, "fc": 2 * 2 + 3 * pointer + act,
+    # conv: the geometry, three pointers, the activation, then the derived fields (seven uint16,
+    # two int32, eight size_t: size_t is as wide as a pointer in both memory models)
+    size = {"conv": 22 * 2 + 2 * 4 + 11 * pointer + act, "fc": 2 * 2 + 3 * pointer + act,
             "conv_sparse": 15 * 2 + 5 * pointer + act, "fc_sparse": 2 * 2 + 5 * pointer + act,
             "maxpool": 16 * 2, "avgpool": 16 * 2, "add": 4 + act, "act": act}.get(s.op, 0)
     if s.op == "concat":
@@ -231,9 +233,8 @@ def generated_code_bytes(p: Program, large: bool = False) -> int:
             total += int(g["concat_per_input"]) * len(s.inputs)
         else:
             total += int(g["op_extra"].get(s.op, 0))
-    helpers = {"conv_units" if s.op == "conv" else "conv_sparse_units"
-               for s in p.steps if s.op in ("conv", "conv_sparse")}
-    return total + int(g["helper"]) * len(helpers)
+    helper = any(s.op == "conv_sparse" for s in p.steps)
+    return total + int(g["helper"]) * helper
 
 
 def fram_pinned(p: Program) -> set[str]:

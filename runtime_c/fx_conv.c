@@ -12,15 +12,19 @@
  * product) plus one pointer step between rows. A runner computes all outputs of a run (set-up,
  * requantisation and activation chosen once); runners are specialised by the kernel width
  * (kw = 2, 3, 5 unrolled; 3x3 and 5x5 windows fully unrolled per channel; 1x1 kernels unrolled
- * over the input channels). The output of a tile is
- * covered as:
- *   - every output row: its interior columns [oxa, oxb) as one run (all kernel rows that are
- *     inside the input; full rows take the specialised runners);
- *   - rows cut by the top or bottom edge: their border columns one window at a time;
- *   - rows with every kernel row inside: their border columns, column by column, as runs down
- *     the column (the window's valid columns [kx0, kx1) are the same all the way);
- *   - dilation > 1 along the width: every window through a plain strided loop.
- * Rows whose windows lie entirely in the padding give act(requant(bias)).
+ * over the input channels). A tile is a run of output rows, channel after channel
+ * (fx_conv_units; fx_conv's channels x rows are such runs); per channel its rows are covered as:
+ *   - interior rows [oya, oyb) (every kernel row inside the input): the interior columns
+ *     [oxa, oxb) as one run per row with the specialised runners, then the border columns,
+ *     column by column, as runs down the column (the window's valid columns [kx0, kx1) are the
+ *     same all the way); with dilation > 1 along the width every window one at a time;
+ *   - rows cut by the top or bottom edge: their interior columns as one run of the kernel rows
+ *     inside, their border columns one window at a time (a plain strided loop when dilated);
+ *     rows whose windows lie entirely in the padding give act(requant(bias)).
+ * The geometry of the layer (interior rows and columns, steps, group sizes) is in the descriptor
+ * (fx_kernels.h), so a call costs no division (unless it starts past the first group of a grouped
+ * conv) and a handful of multiplications before its first output: an intermittent build calls
+ * the kernel once per commit group.
  *
  * Depthwise convolution (cin / group == 1) runs the same code with one input channel; 1-D
  * convolutions (kh == 1) treat the input channels as the rows of one window. Pointwise 1x1
@@ -261,92 +265,110 @@ static fx_conv_runner_t *fx_conv_edge_runner(uint16_t nkx)
     }
 }
 
-/* 1x1, stride 1, no top/left padding, one output row = one input row: output pixel i of a
- * channel reads input pixel i of every input channel of its group. */
-static void fx_conv_pointwise(const fx_conv_t *p, const int16_t *x, int16_t *y,
-                              uint16_t co0, uint16_t co1, uint16_t oy0, uint16_t oy1)
-{
-    const uint16_t cin_g = (uint16_t)(p->cin / p->group);
-    const uint16_t cout_g = (uint16_t)(p->cout / p->group);
-    const uint16_t ow = p->ow;
-    const uint32_t hw = (uint32_t)p->ih * p->iw;
-    const uint32_t ohw = (uint32_t)p->oh * ow;
-    const uint32_t pix0 = (uint32_t)oy0 * ow;
-    fx_conv_run_t r;
-    uint16_t co;
+/* The state of one call: the descriptor, the current output channel's pointers, the run
+ * templates, and the kernel rows that rw / rx are set for. */
+typedef struct {
+    const fx_conv_t *p;
+    const int16_t *xg;      /* the input channels of the current output channel's group */
+    const int16_t *wc;      /* the current output channel's weights */
+    int16_t *yr;            /* the output row being computed */
+    fx_conv_run_t r;        /* interior rows: runs along a row over the interior columns */
+    fx_conv_run_t e;        /* border rows' runs, border windows, runs down a border column */
+    size_t rw;              /* (nky - 1) * kw: weight distance from the first valid row to the last */
+    size_t rx;              /* (nky - 1) * dh * iw: the same in x */
+    uint16_t nky;           /* valid kernel rows */
+} fx_conv_ctx_t;
 
-    r.wlen = cin_g;
-    r.rowlen = 1u;
-    r.xrow = (size_t)(hw - 1u);    /* from one past pixel i of a channel to pixel i of the next */
-    r.wrow = 0u;
-    r.xch = 0u;
-    r.wch = 0u;
-    r.xstep = 1u;
-    r.ystep = 1u;
-    r.kw = 1u;
-    r.nrem = (uint16_t)((cin_g - 1u) & 3u);
-    r.act = &p->act;
-    for (co = co0; co < co1; ++co) {
-        const int16_t *xp = x + (uint32_t)(co / cout_g) * cin_g * hw + pix0;
-        int16_t *yp = y + (uint32_t)co * ohw + pix0;
-        uint16_t oy = oy0;
-        r.w = p->w + (uint32_t)co * cin_g;
-        r.bias = p->bias[co];
-        r.rq = fx_requant_fn(p->shift[co]);
-        for (;;) {
-            fx_conv_run_strided(&r, xp, yp, ow);
-            if (++oy == oy1) {
-                break;
-            }
-            xp += ow;
-            yp += ow;
-        }
+/* The input channels of output channel co's group, and co's index in the group (*k): one
+ * division only when co lies beyond the first group of several channels. */
+static const int16_t *fx_conv_group(const fx_conv_t *p, const int16_t *x, uint16_t co, uint16_t *k)
+{
+    const uint16_t cg = p->cout_g;
+    uint16_t gi;
+    if (co < cg) {
+        *k = co;
+        return x;
+    }
+    if (cg == 1u) {
+        gi = co;
+        *k = 0u;
+    } else {
+        gi = (uint16_t)(co / cg);
+        *k = (uint16_t)(co - (uint16_t)(gi * cg));
+    }
+    return x + (size_t)((uint32_t)gi * p->cin_g) * p->hw;
+}
+
+/* rw / rx for windows of nky kernel rows; all kh of them without a multiplication. */
+static void fx_conv_set_rows(fx_conv_ctx_t *c, uint16_t nky)
+{
+    const fx_conv_t *p = c->p;
+    c->nky = nky;
+    if (nky == p->kh) {
+        c->rw = p->ktaps - p->kw;
+        c->rx = p->xkh;
+    } else {
+        c->rw = (size_t)((uint32_t)(nky - 1u) * p->kw);
+        c->rx = (size_t)(nky - 1u) * p->xdh;
     }
 }
 
-/* The geometry of one call, and of the kernel rows in use (nky and what follows from it). */
-typedef struct {
-    size_t hw;              /* ih * iw: input step between channels */
-    size_t ktaps;           /* kh * kw: weight step between channels */
-    size_t wsize;           /* cin_g * ktaps: the weights of one output channel */
-    size_t xrow_step;       /* dh * iw: input step between kernel rows */
-    uint16_t cin_g, kw, dw, iw;
-    uint16_t nky;           /* valid kernel rows */
-    size_t rw;              /* (nky - 1) * kw: weight distance from the first valid row to the last */
-    size_t rx;              /* (nky - 1) * xrow_step: the same in x */
-} fx_conv_geo_t;
-
-static void fx_conv_set_rows(fx_conv_geo_t *g, uint16_t nky)
+/* e: windows of c->nky rows of nkx taps from weight column kx0 (dilation 1). */
+static void fx_conv_set_cols(fx_conv_run_t *e, const fx_conv_ctx_t *c, uint16_t nkx)
 {
-    g->nky = nky;
-    g->rw = (size_t)((uint32_t)(nky - 1u) * g->kw);
-    g->rx = (size_t)((uint32_t)(nky - 1u) * g->xrow_step);
-}
-
-/* e: windows of g->nky rows of nkx taps from weight column kx0 (dilation 1). */
-static void fx_conv_set_cols(fx_conv_run_t *e, const fx_conv_geo_t *g, uint16_t nkx)
-{
+    const fx_conv_t *p = c->p;
     e->kw = nkx;
-    e->rowlen = g->rw + nkx;
-    e->wlen = g->wsize - g->ktaps + e->rowlen;
-    e->xrow = g->xrow_step - nkx;
-    e->wrow = g->kw - nkx;
-    e->xch = g->hw - g->rx - nkx;
-    e->wch = g->ktaps - e->rowlen;
+    e->rowlen = c->rw + nkx;
+    e->wlen = p->wsize - p->ktaps + e->rowlen;
+    e->xrow = p->xdh - nkx;
+    e->wrow = (size_t)(p->kw - nkx);
+    e->xch = p->hw - c->rx - nkx;
+    e->wch = p->ktaps - e->rowlen;
 }
 
-/* Dilated along the width (dw > 1): one window of g->nky rows of nkx taps, dw apart. */
-static int32_t fx_conv_dilated(const fx_conv_geo_t *g, const int16_t *xs, const int16_t *ws,
+/* r: runs of windows of all kw taps of c->nky rows; returns the runner for them. */
+static fx_conv_runner_t *fx_conv_set_row_run(fx_conv_run_t *r, const fx_conv_ctx_t *c)
+{
+    const fx_conv_t *p = c->p;
+    const uint16_t kh = p->kh, kw = p->kw;
+    r->kw = kw;
+    r->wrow = 0u;
+    if (kh == 1u) {
+        /* 1-D: the channels are the rows of one window */
+        r->wlen = p->wsize;
+        r->rowlen = p->wsize;
+        r->xrow = p->hw - kw;
+        r->xch = 0u;
+        r->wch = 0u;
+        return kw == 1u ? fx_conv_run_strided : fx_conv_rows_runner(kw);
+    }
+    r->rowlen = c->rw + kw;
+    r->wlen = p->wsize - p->ktaps + r->rowlen;
+    r->xrow = p->xdh - kw;
+    r->xch = p->hw - c->rx - kw;
+    r->wch = p->ktaps - r->rowlen;
+    if (c->nky == 3u && kh == 3u && kw == 3u) {
+        return fx_conv_run_33;
+    }
+    if (c->nky == 5u && kh == 5u && kw == 5u) {
+        return fx_conv_run_55;
+    }
+    return fx_conv_rows_runner(kw);
+}
+
+/* Dilated along the width (dw > 1): one window of c->nky rows of nkx taps, dw apart. */
+static int32_t fx_conv_dilated(const fx_conv_ctx_t *c, const int16_t *xs, const int16_t *ws,
                                uint16_t nkx, int32_t bias)
 {
-    const uint16_t kw = g->kw, dw = g->dw;
-    const size_t hw = g->hw, ktaps = g->ktaps, xrow_step = g->xrow_step;
-    uint16_t ci = g->cin_g;
+    const fx_conv_t *p = c->p;
+    const uint16_t kw = p->kw, dw = p->dw;
+    const size_t hw = p->hw, ktaps = p->ktaps, xdh = p->xdh;
+    uint16_t ci = p->cin_g;
     int32_t acc;
     FX_MAC_BEGIN(bias);
     for (;;) {
         const int16_t *xr = xs, *wr = ws;
-        uint16_t ky = g->nky;
+        uint16_t ky = c->nky;
         for (;;) {
             const int16_t *xp = xr, *wp = wr;
             const int16_t *const wend = wr + nkx;
@@ -360,7 +382,7 @@ static int32_t fx_conv_dilated(const fx_conv_geo_t *g, const int16_t *xs, const 
             if (--ky == 0u) {
                 break;
             }
-            xr += xrow_step;
+            xr += xdh;
             wr += kw;
         }
         if (--ci == 0u) {
@@ -373,192 +395,325 @@ static int32_t fx_conv_dilated(const fx_conv_geo_t *g, const int16_t *xs, const 
     return acc;
 }
 
-/* One output (at yp) whose window may be cut by the input's edges: g->nky kernel rows from the
- * input row xrow and the weight row wrow, ix0 the input column of tap 0. e holds the bias, the
- * requantisation and the activation. */
-static void fx_conv_window(fx_conv_run_t *e, const fx_conv_geo_t *g, const int16_t *xrow,
-                           const int16_t *wrow, int32_t ix0, int16_t *yp)
+/* One output (at yp) whose window may be cut by the input's edges: c->nky kernel rows from the
+ * input row xrow and the weight row wrow, ix0 the input column of tap 0. */
+static void fx_conv_window(fx_conv_ctx_t *c, const int16_t *xrow, const int16_t *wrow, int32_t ix0,
+                           int16_t *yp)
 {
+    const fx_conv_t *p = c->p;
+    fx_conv_run_t *const e = &c->e;
     uint16_t kx0, kx1;
-    fx_tap_range(ix0, g->kw, g->dw, (int32_t)g->iw, &kx0, &kx1);
+    fx_tap_range(ix0, p->kw, p->dw, (int32_t)p->iw, &kx0, &kx1);
     if (kx0 >= kx1) {
         /* the window lies entirely in the padding */
         FX_STORE(*yp, fx_apply_act(e->act, e->rq(e->bias)));
-    } else if (g->dw != 1u) {
-        const int16_t *xs = xrow + (ix0 + (int32_t)((uint32_t)kx0 * g->dw));
-        const int32_t acc = fx_conv_dilated(g, xs, wrow + kx0, (uint16_t)(kx1 - kx0), e->bias);
+    } else if (p->dw != 1u) {
+        const int16_t *xs = xrow + (ix0 + (int32_t)((uint32_t)kx0 * p->dw));
+        const int32_t acc = fx_conv_dilated(c, xs, wrow + kx0, (uint16_t)(kx1 - kx0), e->bias);
         FX_STORE(*yp, fx_apply_act(e->act, e->rq(acc)));
     } else {
-        fx_conv_set_cols(e, g, (uint16_t)(kx1 - kx0));
+        fx_conv_set_cols(e, c, (uint16_t)(kx1 - kx0));
         e->w = wrow + kx0;
         fx_conv_edge_runner(e->kw)(e, xrow + (ix0 + kx0), yp, 1u);
+    }
+}
+
+/* The border columns of one output row, one window at a time (c->nky rows from xrow / wrow). */
+static void fx_conv_border_windows(fx_conv_ctx_t *c, const int16_t *xrow, const int16_t *wrow, int16_t *yp)
+{
+    const fx_conv_t *p = c->p;
+    const uint16_t ow = p->ow, oxa = p->oxa, sw = p->sw;
+    int32_t ix0 = -(int32_t)p->pl;
+    uint16_t ox;
+    for (ox = 0; ox < oxa; ++ox, ix0 += sw) {
+        fx_conv_window(c, xrow, wrow, ix0, yp + ox);
+    }
+    for (ox = p->oxb, ix0 = p->ixb; ox < ow; ++ox, ix0 += sw) {
+        fx_conv_window(c, xrow, wrow, ix0, yp + ox);
+    }
+}
+
+/* Output row oy (at c->yr) of the current channel when kernel rows fall outside the input (the
+ * rows of the top and bottom borders): the interior columns as one run over the rows inside, the
+ * border columns one window at a time; all padding gives act(requant(bias)). */
+static FX_NOINLINE void fx_conv_edge_row(fx_conv_ctx_t *c, uint16_t oy)
+{
+    const fx_conv_t *p = c->p;
+    const int32_t iy0 = (int32_t)((uint32_t)oy * p->sh) - p->pt;
+    int16_t *const yp = c->yr;
+    const int16_t *xrow, *wrow;
+    uint16_t ky0, ky1;
+    fx_tap_range(iy0, p->kh, p->dh, (int32_t)p->ih, &ky0, &ky1);
+    if (ky0 >= ky1) {
+        /* every window of the row lies entirely in the padding */
+        const int16_t v = fx_apply_act(&p->act, c->e.rq(c->e.bias));
+        uint16_t ox;
+        for (ox = 0; ox < p->ow; ++ox) {
+            FX_STORE(yp[ox], v);
+        }
+        return;
+    }
+    fx_conv_set_rows(c, (uint16_t)(ky1 - ky0));
+    xrow = c->xg + (size_t)(uint32_t)(iy0 + (int32_t)((uint32_t)ky0 * p->dh)) * p->iw;
+    wrow = c->wc + (size_t)((uint32_t)ky0 * p->kw);
+    if (p->oxa < p->oxb) {
+        fx_conv_run_t *const e = &c->e;
+        fx_conv_runner_t *const run = fx_conv_set_row_run(e, c);
+        e->w = wrow;
+        e->xstep = p->sw;
+        e->ystep = 1u;
+        run(e, xrow + p->ixa, yp + p->oxa, (uint16_t)(p->oxb - p->oxa));
+    }
+    fx_conv_border_windows(c, xrow, wrow, yp);
+}
+
+/* Output rows [oya, oyb) of the current channel (the first at c->yr; c->yr ends at row oyb), every
+ * kernel row inside the input: the interior columns as one run per row (c->r, run), the border
+ * columns as runs down each column (one window at a time when dilated along the width). */
+static FX_NOINLINE void fx_conv_interior(fx_conv_ctx_t *c, fx_conv_runner_t *run, uint16_t oya, uint16_t oyb)
+{
+    const fx_conv_t *p = c->p;
+    const uint16_t ow = p->ow, oxa = p->oxa, oxb = p->oxb;
+    const size_t xsh = p->xsh;
+    const uint16_t n = (uint16_t)(oyb - oya);
+    const int16_t *xtop = c->xg + p->xoya;    /* row oya's first window */
+    int16_t *const ytop = c->yr;
+    uint16_t ox, i;
+    int32_t ix0;
+    if (oya != p->oya) {
+        xtop += (size_t)(oya - p->oya) * xsh;
+    }
+    c->yr = ytop + (size_t)((uint32_t)n * ow);
+    if (oxa < oxb) {
+        const int16_t *xr = xtop + p->ixa;
+        int16_t *yr = ytop + oxa;
+        c->r.w = c->wc;
+        for (i = n;;) {
+            run(&c->r, xr, yr, (uint16_t)(oxb - oxa));
+            if (--i == 0u) {
+                break;
+            }
+            xr += xsh;
+            yr += ow;
+        }
+        if (oxa == 0u && oxb == ow) {
+            return;
+        }
+    }
+    if (c->nky != p->kh) {
+        fx_conv_set_rows(c, p->kh);
+    }
+    if (p->dw != 1u) {
+        const int16_t *xr = xtop;
+        int16_t *yr = ytop;
+        for (i = n;;) {
+            fx_conv_border_windows(c, xr, c->wc, yr);
+            if (--i == 0u) {
+                break;
+            }
+            xr += xsh;
+            yr += ow;
+        }
+        return;
+    }
+    /* the border columns, each as a run down the column */
+    c->e.xstep = xsh;
+    c->e.ystep = ow;
+    ix0 = -(int32_t)p->pl;
+    for (ox = 0; ox < ow; ++ox, ix0 += p->sw) {
+        uint16_t kx0, kx1;
+        if (ox == oxa && oxa < oxb) {
+            ox = oxb;    /* (the interior columns are done) */
+            ix0 = p->ixb;
+            if (ox == ow) {
+                break;
+            }
+        }
+        fx_tap_range(ix0, p->kw, 1u, (int32_t)p->iw, &kx0, &kx1);
+        if (kx0 >= kx1) {
+            /* the windows lie entirely in the padding */
+            const int16_t v = fx_apply_act(&p->act, c->e.rq(c->e.bias));
+            int16_t *yq = ytop + ox;
+            for (i = n;;) {
+                FX_STORE(*yq, v);
+                if (--i == 0u) {
+                    break;
+                }
+                yq += ow;
+            }
+        } else {
+            fx_conv_set_cols(&c->e, c, (uint16_t)(kx1 - kx0));
+            c->e.w = c->wc + kx0;
+            fx_conv_edge_runner(c->e.kw)(&c->e, xtop + (ix0 + kx0), ytop + ox, n);
+        }
+    }
+}
+
+/* 1x1, stride 1, no padding at the top, left or bottom, ow == iw: output pixel i of a channel
+ * reads input pixel i of every input channel of its group. n rows from row oy of channel co. */
+static void fx_conv_pointwise(const fx_conv_t *p, const int16_t *x, int16_t *y, uint16_t co, uint16_t oy,
+                              uint16_t n)
+{
+    const uint16_t cin_g = p->cin_g, cout_g = p->cout_g, ow = p->ow, oh = p->oh;
+    size_t pix = (size_t)((uint32_t)oy * ow);
+    const int16_t *xg, *wc;
+    int16_t *yp;
+    fx_conv_run_t r;
+    uint16_t k;
+
+    r.wlen = cin_g;
+    r.rowlen = 1u;
+    r.xrow = p->hw - 1u;    /* from one past pixel i of a channel to pixel i of the next */
+    r.wrow = 0u;
+    r.xch = 0u;
+    r.wch = 0u;
+    r.xstep = 1u;
+    r.ystep = 1u;
+    r.kw = 1u;
+    r.nrem = (uint16_t)((cin_g - 1u) & 3u);
+    r.act = &p->act;
+    xg = fx_conv_group(p, x, co, &k);
+    wc = p->w + (size_t)((uint32_t)co * cin_g);
+    yp = y + (size_t)co * p->ohw + pix;
+    for (;;) {
+        const uint16_t rows = (uint16_t)(oh - oy) < n ? (uint16_t)(oh - oy) : n;
+        const int16_t *xp = xg + pix;
+        uint16_t i;
+        r.w = wc;
+        r.bias = p->bias[co];
+        r.rq = fx_requant_fn(p->shift[co]);
+        for (i = rows;;) {
+            fx_conv_run_strided(&r, xp, yp, ow);
+            yp += ow;
+            if (--i == 0u) {
+                break;
+            }
+            xp += ow;
+        }
+        n = (uint16_t)(n - rows);
+        if (n == 0u) {
+            break;
+        }
+        ++co;
+        oy = 0u;
+        pix = 0u;
+        wc += cin_g;
+        if (++k == cout_g) {
+            k = 0u;
+            xg += (size_t)cin_g * p->hw;
+        }
+    }
+}
+
+void fx_conv_units(const fx_conv_t *p, const int16_t *x, int16_t *y, uint16_t co, uint16_t oy, uint16_t n)
+{
+    const uint16_t oh = p->oh, ow = p->ow, cout_g = p->cout_g;
+    fx_conv_runner_t *run;
+    fx_conv_ctx_t c;
+    uint16_t k;
+
+    if (n == 0u || ow == 0u) {
+        return;
+    }
+    if (p->pointwise) {
+        fx_conv_pointwise(p, x, y, co, oy, n);
+        return;
+    }
+    c.p = p;
+    c.xg = fx_conv_group(p, x, co, &k);
+    c.wc = p->w + (size_t)co * p->wsize;
+    c.yr = y + (size_t)co * p->ohw;
+    if (oy != 0u) {
+        c.yr += (size_t)((uint32_t)oy * ow);
+    }
+    c.r.nrem = (uint16_t)((p->cin_g - 1u) & 3u);
+    c.r.xstep = p->sw;
+    c.r.ystep = 1u;
+    c.r.act = &p->act;
+    c.e.nrem = 0u;
+    c.e.act = &p->act;
+    fx_conv_set_rows(&c, p->kh);
+    run = fx_conv_set_row_run(&c.r, &c);
+    for (;;) {
+        /* rows [oy, rb) of channel co; the output rows follow each other across channels */
+        const uint16_t rb = (uint16_t)(oh - oy) < n ? oh : (uint16_t)(oy + n);
+        uint16_t oya = p->oya, oyb = p->oyb, r;
+        if (oya < oy) {
+            oya = oy;
+        } else if (oya > rb) {
+            oya = rb;
+        }
+        if (oyb > rb) {
+            oyb = rb;
+        } else if (oyb < oya) {
+            oyb = oya;
+        }
+        c.r.bias = c.e.bias = p->bias[co];
+        c.r.rq = c.e.rq = fx_requant_fn(p->shift[co]);
+        for (r = oy; r < oya; ++r) {
+            fx_conv_edge_row(&c, r);
+            c.yr += ow;
+        }
+        if (oya < oyb) {
+            fx_conv_interior(&c, run, oya, oyb);
+        }
+        for (r = oyb; r < rb; ++r) {
+            fx_conv_edge_row(&c, r);
+            c.yr += ow;
+        }
+        n = (uint16_t)(n - (rb - oy));
+        if (n == 0u) {
+            break;
+        }
+        ++co;
+        oy = 0u;
+        c.wc += p->wsize;
+        if (++k == cout_g) {
+            k = 0u;
+            c.xg += (size_t)p->cin_g * p->hw;
+        }
     }
 }
 
 void fx_conv(const fx_conv_t *p, const int16_t *x, int16_t *y,
              uint16_t co0, uint16_t co1, uint16_t oy0, uint16_t oy1)
 {
-    const uint16_t cin_g = (uint16_t)(p->cin / p->group);
-    const uint16_t cout_g = (uint16_t)(p->cout / p->group);
-    const uint16_t kh = p->kh, kw = p->kw, ow = p->ow, iw = p->iw, sw = p->sw, sh = p->sh;
-    const uint16_t dense_w = p->dw == 1u;
-    const uint32_t hw = (uint32_t)p->ih * iw;
-    const uint32_t ktaps = (uint32_t)kh * kw;
-    const uint32_t wsize = (uint32_t)cin_g * ktaps;        /* weights of one output channel */
-    const uint32_t ohw = (uint32_t)p->oh * ow;
-    const uint32_t xrow_step = (uint32_t)p->dh * iw;       /* input step from tap ky to ky + 1 */
-    uint16_t oxa = 0, oxb = 0;    /* interior columns (every kernel column inside the input) */
-    uint16_t oya, oyb;            /* interior rows of the tile (every kernel row inside) */
-    int32_t ixa, ixb;             /* input columns of the windows of oxa and oxb */
-    fx_conv_geo_t g;
-    fx_conv_run_t r;    /* runs along a row */
-    fx_conv_run_t e;    /* border windows and runs down a border column */
     uint16_t co;
-
-    if (co0 >= co1 || oy0 >= oy1 || ow == 0u) {
+    if (co0 >= co1 || oy0 >= oy1) {
         return;
     }
-    if (kh == 1u && kw == 1u && sh == 1u && sw == 1u && p->pt == 0u && p->pl == 0u
-        && ow == iw && oy1 <= p->ih) {
-        fx_conv_pointwise(p, x, y, co0, co1, oy0, oy1);
+    if (oy0 == 0u && oy1 == p->oh && (uint32_t)(co1 - co0) * p->oh <= 0xFFFFu) {
+        fx_conv_units(p, x, y, co0, 0u, (uint16_t)((co1 - co0) * p->oh));
         return;
     }
-
-    if (dense_w) {
-        fx_inside_range(iw, kw, sw, 1u, p->pl, ow, &oxa, &oxb);
-    }
-    ixa = (int32_t)((uint32_t)oxa * sw) - p->pl;
-    ixb = (int32_t)((uint32_t)oxb * sw) - p->pl;
-    fx_inside_range(p->ih, kh, sh, p->dh, p->pt, p->oh, &oya, &oyb);
-    if (oya < oy0) {
-        oya = oy0;
-    }
-    if (oyb > oy1) {
-        oyb = oy1;
-    }
-    if (oyb < oya) {
-        oyb = oya;
-    }
-    g.hw = (size_t)hw;
-    g.ktaps = (size_t)ktaps;
-    g.wsize = (size_t)wsize;
-    g.xrow_step = (size_t)xrow_step;
-    g.cin_g = cin_g;
-    g.kw = kw;
-    g.dw = p->dw;
-    g.iw = iw;
-    r.kw = kw;
-    r.wrow = 0u;
-    r.nrem = (uint16_t)((cin_g - 1u) & 3u);
-    r.xstep = sw;
-    r.ystep = 1u;
-    r.act = &p->act;
-    e.nrem = 0u;
-    e.xstep = (size_t)((uint32_t)sh * iw);
-    e.ystep = ow;
-    e.act = &p->act;
-
     for (co = co0; co < co1; ++co) {
-        const int16_t *const wc = p->w + (uint32_t)co * wsize;
-        const int16_t *const xg = x + (uint32_t)(co / cout_g) * cin_g * hw;
-        int16_t *const yc = y + (uint32_t)co * ohw;
-        int16_t *yp = yc + (uint32_t)oy0 * ow;
-        int32_t iy0 = (int32_t)((uint32_t)oy0 * sh) - p->pt;
-        uint16_t oy, ox;
-        r.bias = e.bias = p->bias[co];
-        r.rq = e.rq = fx_requant_fn(p->shift[co]);
-        g.nky = 0u;
-        for (oy = oy0; oy < oy1; ++oy, iy0 += sh, yp += ow) {
-            const int16_t *xrow, *wrow;
-            uint16_t ky0, ky1;
-            const uint16_t full = oy >= oya && oy < oyb;
-            fx_tap_range(iy0, kh, p->dh, (int32_t)p->ih, &ky0, &ky1);
-            if (ky0 >= ky1) {
-                /* every window of the row lies entirely in the padding */
-                const int16_t v = fx_apply_act(&p->act, r.rq(r.bias));
-                for (ox = 0; ox < ow; ++ox) {
-                    FX_STORE(yp[ox], v);
-                }
-                continue;
-            }
-            if (ky1 - ky0 != g.nky) {
-                fx_conv_set_rows(&g, (uint16_t)(ky1 - ky0));
-            }
-            xrow = xg + (uint32_t)(iy0 + (int32_t)((uint32_t)ky0 * p->dh)) * iw;
-            wrow = wc + (uint32_t)ky0 * kw;
-            if (oxa < oxb) {
-                fx_conv_runner_t *run;
-                r.w = wrow;
-                if (kh == 1u) {
-                    /* 1-D: the channels are the rows of one window */
-                    r.wlen = g.wsize;
-                    r.rowlen = g.wsize;
-                    r.xrow = g.hw - kw;
-                    r.xch = 0u;
-                    r.wch = 0u;
-                    run = kw == 1u ? fx_conv_run_strided : fx_conv_rows_runner(kw);
-                } else {
-                    r.rowlen = g.rw + kw;
-                    r.wlen = g.wsize - g.ktaps + r.rowlen;
-                    r.xrow = g.xrow_step - kw;
-                    r.xch = g.hw - g.rx - kw;
-                    r.wch = g.ktaps - r.rowlen;
-                    if (g.nky == 3u && kh == 3u && kw == 3u) {
-                        run = fx_conv_run_33;
-                    } else if (g.nky == 5u && kh == 5u && kw == 5u) {
-                        run = fx_conv_run_55;
-                    } else {
-                        run = fx_conv_rows_runner(kw);
-                    }
-                }
-                run(&r, xrow + ixa, yp + oxa, (uint16_t)(oxb - oxa));
-            }
-            if (!full || !dense_w) {
-                /* the border columns of this row, one window at a time */
-                int32_t ix0 = -(int32_t)p->pl;
-                for (ox = 0; ox < oxa; ++ox, ix0 += sw) {
-                    fx_conv_window(&e, &g, xrow, wrow, ix0, yp + ox);
-                }
-                for (ox = oxb, ix0 = ixb; ox < ow; ++ox, ix0 += sw) {
-                    fx_conv_window(&e, &g, xrow, wrow, ix0, yp + ox);
-                }
-            }
-        }
-        if (dense_w && oya < oyb && (oxa > 0u || oxb < ow)) {
-            /* the border columns of the interior rows, each as a run down the column */
-            const int16_t *const xtop = xg + (uint32_t)((int32_t)((uint32_t)oya * sh) - p->pt) * iw;
-            int16_t *const ytop = yc + (uint32_t)oya * ow;
-            const uint16_t n = (uint16_t)(oyb - oya);
-            int32_t ix0 = -(int32_t)p->pl;
-            fx_conv_set_rows(&g, kh);
-            for (ox = 0; ox < ow; ++ox, ix0 += sw) {
-                uint16_t kx0, kx1;
-                if (ox == oxa && oxa < oxb) {
-                    ox = oxb;    /* (the interior columns are done) */
-                    ix0 = ixb;
-                    if (ox == ow) {
-                        break;
-                    }
-                }
-                fx_tap_range(ix0, kw, 1u, (int32_t)iw, &kx0, &kx1);
-                if (kx0 >= kx1) {
-                    /* the windows lie entirely in the padding */
-                    const int16_t v = fx_apply_act(&p->act, e.rq(e.bias));
-                    int16_t *yq = ytop + ox;
-                    uint16_t i = n;
-                    for (;;) {
-                        FX_STORE(*yq, v);
-                        if (--i == 0u) {
-                            break;
-                        }
-                        yq += ow;
-                    }
-                } else {
-                    fx_conv_set_cols(&e, &g, (uint16_t)(kx1 - kx0));
-                    e.w = wc + kx0;
-                    fx_conv_edge_runner(e.kw)(&e, xtop + (ix0 + kx0), ytop + ox, n);
-                }
-            }
-        }
+        fx_conv_units(p, x, y, co, oy0, (uint16_t)(oy1 - oy0));
     }
+}
+
+void fx_conv_prepare(fx_conv_t *p)
+{
+    uint16_t a = 0u, b = 0u;
+    p->cin_g = (uint16_t)(p->cin / p->group);
+    p->cout_g = (uint16_t)(p->cout / p->group);
+    if (p->dw == 1u) {
+        fx_inside_range(p->iw, p->kw, p->sw, 1u, p->pl, p->ow, &a, &b);
+    }
+    p->oxa = a;
+    p->oxb = b;
+    fx_inside_range(p->ih, p->kh, p->sh, p->dh, p->pt, p->oh, &a, &b);
+    p->oya = a;
+    p->oyb = b;
+    p->pointwise = (uint16_t)(p->kh == 1u && p->kw == 1u && p->sh == 1u && p->sw == 1u && p->pt == 0u
+                              && p->pl == 0u && p->ow == p->iw && p->oh <= p->ih);
+    p->ixa = (int32_t)((uint32_t)p->oxa * p->sw) - p->pl;
+    p->ixb = (int32_t)((uint32_t)p->oxb * p->sw) - p->pl;
+    p->hw = (size_t)((uint32_t)p->ih * p->iw);
+    p->ohw = (size_t)((uint32_t)p->oh * p->ow);
+    p->ktaps = (size_t)((uint32_t)p->kh * p->kw);
+    p->wsize = (size_t)p->cin_g * p->ktaps;
+    p->xdh = (size_t)((uint32_t)p->dh * p->iw);
+    p->xsh = (size_t)((uint32_t)p->sh * p->iw);
+    p->xkh = (size_t)(uint32_t)(p->kh - 1u) * p->xdh;
+    p->xoya = p->oya < p->oyb ? (size_t)((uint32_t)p->oya * p->sh - p->pt) * p->iw : 0u;
 }

@@ -35,7 +35,12 @@ typedef struct {
  * group == cin == cout). x is [cin][ih][iw], y is [cout][oh][ow], w is [cout][cin/group][kh][kw].
  * Input positions outside [0, ih) x [0, iw) count as 0; an output whose window lies entirely in
  * the padding is act(requant(bias)). 1x1 kernels with stride 1, no top/left padding and
- * ow == iw take a pointwise fast path; depthwise runs the general loops with one input channel. */
+ * ow == iw take a pointwise fast path; depthwise runs the general loops with one input channel.
+ *
+ * The fields after `act' follow from the ones before: the layer's geometry, computed once so that
+ * a call (an intermittent build calls the kernel once per commit group) costs no divisions and
+ * few multiplications before its first output. The compiler emits them as constants
+ * (backends/c/printers.py); a descriptor filled at run time gets them from fx_conv_prepare(). */
 typedef struct {
     uint16_t cin, ih, iw;
     uint16_t cout, oh, ow;
@@ -47,11 +52,35 @@ typedef struct {
     const int32_t *bias;        /* [cout], accumulator scale; never NULL */
     const int8_t *shift;        /* [cout] requant shifts */
     fx_act_t act;
+    /* derived */
+    uint16_t cin_g, cout_g;     /* cin / group, cout / group */
+    uint16_t oxa, oxb;          /* interior columns: every kernel column inside the input (dw == 1;
+                                 * else 0, 0) */
+    uint16_t oya, oyb;          /* interior rows: every kernel row inside the input */
+    uint16_t pointwise;         /* 1x1, stride 1, no padding but on the right, ow == iw,
+                                 * oh <= ih: the pointwise path */
+    int32_t ixa, ixb;           /* oxa * sw - pl, oxb * sw - pl: input column of those windows */
+    size_t hw;                  /* ih * iw: input step between channels */
+    size_t ohw;                 /* oh * ow: output step between channels */
+    size_t ktaps;               /* kh * kw: weight step between input channels */
+    size_t wsize;               /* cin_g * kh * kw: the weights of one output channel */
+    size_t xdh;                 /* dh * iw: input step between kernel rows */
+    size_t xsh;                 /* sh * iw: input step between output rows */
+    size_t xkh;                 /* (kh - 1) * dh * iw: from a window's first kernel row to its last */
+    size_t xoya;                /* (oya * sh - pt) * iw: the first window of row oya (0 without
+                                 * interior rows) */
 } fx_conv_t;
 
 /* Output channels [co0, co1) x output rows [oy0, oy1), all columns. */
 void fx_conv(const fx_conv_t *p, const int16_t *x, int16_t *y,
              uint16_t co0, uint16_t co1, uint16_t oy0, uint16_t oy1);
+
+/* n work units (output rows, channel after channel: unit co * oh + oy) from row oy of output
+ * channel co: what the generated code calls per tile, with one set-up for all of them. */
+void fx_conv_units(const fx_conv_t *p, const int16_t *x, int16_t *y, uint16_t co, uint16_t oy, uint16_t n);
+
+/* Sets the derived fields of *p from the others (for descriptors built at run time). */
+void fx_conv_prepare(fx_conv_t *p);
 
 /* fc: y[n] = act(requant(bias[n] + sum_k x[k] * w[n][k], shift[n])). */
 typedef struct {

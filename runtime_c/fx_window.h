@@ -3,8 +3,9 @@
  * Along one axis, kernel tap k of output position o reads input coordinate o * s - pad + k * d.
  * The valid taps are those with 0 <= o * s - pad + k * d < size; they form one contiguous run
  * [lo, hi) (fx_tap_range). The output positions whose taps are all valid form one contiguous run
- * too, the interior (fx_inside_range): the kernels compute it once per call and take fast paths
- * there, with bounds checks only for the border positions.
+ * too, the interior (fx_inside_range): the pooling kernels compute it once per call, fx_conv
+ * finds it in its descriptor (fx_conv_prepare, or the compiler's copy in backends/c/printers.py);
+ * the kernels take fast paths there, with bounds checks only for the border positions.
  */
 #ifndef FX_WINDOW_H
 #define FX_WINDOW_H

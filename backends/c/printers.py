@@ -186,6 +186,11 @@ def _eltwise_units(env: StepEnv, n: int) -> int:
 
 def _conv_geometry(env: StepEnv, x: str, y: str, kh: int, kw: int, cin_g: int | None) -> list[tuple[str, str]]:
     """The fx_conv_t / fx_conv_sparse_t geometry fields (shared by both printers)."""
+    return [(k, _u16(env, k, v)) for k, v in _conv_dims(env, x, y, kh, kw, cin_g).items()]
+
+
+def _conv_dims(env: StepEnv, x: str, y: str, kh: int, kw: int, cin_g: int | None) -> dict[str, int]:
+    """The geometry fields of fx_conv_t / fx_conv_sparse_t (cin..group), checked."""
     cin, ih, iw = _shape(env, x, 3, "input")
     cout, oh, ow = _shape(env, y, 3, "output")
     group = _attr_int(env, "group", 1)
@@ -197,13 +202,49 @@ def _conv_geometry(env: StepEnv, x: str, y: str, kh: int, kw: int, cin_g: int | 
                        + (f" the weights' {cin_g} input channels per group" if cin_g is not None else ""))
     if cout * oh > MAX_UNITS:
         raise env.fail(f"{cout} channels x {oh} rows = {cout * oh} work units exceed {MAX_UNITS}")
-    return [("cin", _u16(env, "cin", cin)), ("ih", _u16(env, "ih", ih)), ("iw", _u16(env, "iw", iw)),
-            ("cout", _u16(env, "cout", cout)), ("oh", _u16(env, "oh", oh)), ("ow", _u16(env, "ow", ow)),
-            ("kh", _u16(env, "kh", kh)), ("kw", _u16(env, "kw", kw)),
-            ("sh", _u16(env, "sh", sh)), ("sw", _u16(env, "sw", sw)),
-            ("dh", _u16(env, "dh", dh)), ("dw", _u16(env, "dw", dw)),
-            ("pt", _u16(env, "pt", pt)), ("pl", _u16(env, "pl", pl)),
-            ("group", _u16(env, "group", group))]
+    return {"cin": cin, "ih": ih, "iw": iw, "cout": cout, "oh": oh, "ow": ow, "kh": kh, "kw": kw,
+            "sh": sh, "sw": sw, "dh": dh, "dw": dw, "pt": pt, "pl": pl, "group": group}
+
+
+def inside_range(size: int, taps: int, s: int, d: int, pad: int, out: int) -> tuple[int, int]:
+    """fx_inside_range (runtime_c/fx_window.h): the output positions ``[lo, hi)`` in ``[0, out)``
+    whose ``taps`` taps (step ``d``, stride ``s``, padding ``pad``) all lie inside ``[0, size)``."""
+    span = (taps - 1) * d + 1
+    if taps == 0 or span > size:
+        return 0, 0
+    last = size - span + pad
+    lo, hi = pad, last + 1
+    if s != 1:
+        lo, hi = (pad + s - 1) // s, last // s + 1
+    hi = min(hi, out)
+    return min(lo, hi), hi
+
+
+def conv_derived(g: dict[str, int]) -> dict[str, int]:
+    """The derived fields of fx_conv_t (runtime_c/fx_kernels.h) from its geometry ``g`` (the
+    fields cin..group): what fx_conv_prepare computes, in the struct's order."""
+    cin_g, cout_g = g["cin"] // g["group"], g["cout"] // g["group"]
+    oxa, oxb = inside_range(g["iw"], g["kw"], g["sw"], 1, g["pl"], g["ow"]) if g["dw"] == 1 else (0, 0)
+    oya, oyb = inside_range(g["ih"], g["kh"], g["sh"], g["dh"], g["pt"], g["oh"])
+    pointwise = (g["kh"] == 1 and g["kw"] == 1 and g["sh"] == 1 and g["sw"] == 1 and g["pt"] == 0
+                 and g["pl"] == 0 and g["ow"] == g["iw"] and g["oh"] <= g["ih"])
+    xdh = g["dh"] * g["iw"]
+    return {"cin_g": cin_g, "cout_g": cout_g, "oxa": oxa, "oxb": oxb, "oya": oya, "oyb": oyb,
+            "pointwise": int(pointwise), "ixa": oxa * g["sw"] - g["pl"], "ixb": oxb * g["sw"] - g["pl"],
+            "hw": g["ih"] * g["iw"], "ohw": g["oh"] * g["ow"], "ktaps": g["kh"] * g["kw"],
+            "wsize": cin_g * g["kh"] * g["kw"], "xdh": xdh, "xsh": g["sh"] * g["iw"],
+            "xkh": (g["kh"] - 1) * xdh, "xoya": (oya * g["sh"] - g["pt"]) * g["iw"] if oya < oyb else 0}
+
+
+def _conv_derived_init(name: str, v: int) -> str:
+    """The C initializer of a derived fx_conv_t field: uint16_t, int32_t (ixa, ixb) or size_t (16
+    bits in the MSP430's small memory model, where a value that does not fit is never used as a step:
+    it would leave the 64 KiB; so it may wrap without a warning)."""
+    if name in ("ixa", "ixb"):
+        return f"{v}l" if v >= 0 else f"({v}l)"
+    if name in ("cin_g", "cout_g", "oxa", "oxb", "oya", "oyb", "pointwise"):
+        return f"{v}u"
+    return f"{v}u" if v <= 0xFFFF else f"(size_t){v}ul"
 
 
 def _check_dtypes(env: StepEnv, want: dict[int, str]) -> None:
@@ -276,7 +317,7 @@ def print_conv(env: StepEnv) -> StepCode:
         raise env.fail(f"weight shape {[wc, wcin, kh, kw]} does not match {cout} output channels")
     if env.buf(w).dtype != "i16" or (bias is not None and env.buf(bias).dtype != "i32"):
         raise env.fail("conv needs i16 weights and an i32 bias")
-    geometry = _conv_geometry(env, x, y, kh, kw, wcin)
+    dims = _conv_dims(env, x, y, kh, kw, wcin)
     shifts = _attr_list(env, "shift", cout)
     defs = []
     bias_ptr = env.ptr(bias) if bias is not None else env.sym("bias")
@@ -287,12 +328,14 @@ def print_conv(env: StepEnv) -> StepCode:
     shift_name, shift_def = _shift_def(env, shifts)
     defs.append(shift_def)
     desc, desc_def = _struct_def(env, "fx_conv_t", "conv", [
-        *geometry, ("w", env.ptr(w)), ("bias", bias_ptr), ("shift", shift_name), ("act", _act_init(env))])
+        *((k, _u16(env, k, v)) for k, v in dims.items()), ("w", env.ptr(w)), ("bias", bias_ptr), ("shift", shift_name), ("act", _act_init(env)),
+        *((k, _conv_derived_init(k, v)) for k, v in conv_derived(dims).items())])
     defs.append(desc_def)
     body = _pointer_lines(env, [("x", x)], [("y", y)])
-    body.append(f"{env.prefix}conv_units(&{desc}, x, y, u0, u1);")
+    body.append(f"fx_conv_units(&{desc}, x, y, (uint16_t)(u0 / {oh}u), (uint16_t)(u0 % {oh}u), "
+                "(uint16_t)(u1 - u0));")
     return StepCode(cout * oh, f"output rows: u = co * {oh} + oy ({cout} x {oh})", body, defs,
-                    {"conv_units"}, {"fx_conv"})
+                    set(), {"fx_conv_units"})
 
 
 def print_fc(env: StepEnv) -> StepCode:
@@ -444,7 +487,7 @@ PRINTERS: dict[str, Callable[[StepEnv], StepCode]] = {
 
 # model.c helpers that several steps share; emitted once, only when some step needs them.
 HELPERS: dict[str, str] = {
-    "conv_units": """\
+    "conv_sparse_units": """\
 /* {kernel} work units are output rows, u = co * oh + oy. Runs [u0, u1) as whole channels where it
  * can and as partial channels at the ends ({kernel} computes channels x rows). */
 static void {p}{key}(const {ctype} *p, const int16_t *x, int16_t *y, uint16_t u0, uint16_t u1)
@@ -484,14 +527,14 @@ static void {p}concat_part(const int16_t *x, int16_t *y, int8_t shift, uint32_t 
 }
 
 
-_CONV_HELPERS = {"conv_units": ("fx_conv", "fx_conv_t"), "conv_sparse_units": ("fx_conv_sparse", "fx_conv_sparse_t")}
+_CONV_HELPERS = {"conv_sparse_units": ("fx_conv_sparse", "fx_conv_sparse_t")}
 
 
 def render_helper(key: str, prefix: str) -> str:
-    """The C text of a model.c helper (HELPERS; the conv one serves dense and sparse convs)."""
+    """The C text of a model.c helper (HELPERS)."""
     if key in _CONV_HELPERS:
         kernel, ctype = _CONV_HELPERS[key]
-        return HELPERS["conv_units"].format(p=prefix, key=key, kernel=kernel, ctype=ctype)
+        return HELPERS[key].format(p=prefix, key=key, kernel=kernel, ctype=ctype)
     pad = " " * len(f"static void {prefix}concat_part(")
     return HELPERS[key].format(p=prefix, pad=pad)
 

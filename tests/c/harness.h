@@ -162,6 +162,7 @@ static void run_conv(const case_t *c)
     int32_t i, n;
     need(c, 19, 4, 4);
     SET_CONV_GEOMETRY(p, c->params);
+    fx_conv_prepare(&p);
     x = as_i16(&c->arrays[0]);
     w = as_i16(&c->arrays[1]);
     shift = as_i8(&c->arrays[3]);

@@ -212,6 +212,7 @@ static void h_conv_case(const char *name, uint32_t seed, uint16_t cin, uint16_t 
     p.pt = pt; p.pl = pl; p.group = group;
     p.oh = h_out_size(ih, kh, sh, dh, pt, pb);
     p.ow = h_out_size(iw, kw, sw, dw, pl, pr);
+    fx_conv_prepare(&p);
     nw = (uint16_t)(cout * (cin / group) * kh * kw);
     ny = (uint16_t)(cout * p.oh * p.ow);
     h_seed(seed);

@@ -7,33 +7,45 @@ msp430-elf-gcc (freeml-tx msp430 toolchain, Debian gcc-12-source 12.2.0-14+deb12
 its section. plan-memory adds up what is reachable from the entry points a program's steps call.
 """
 
-SOURCES_SHA256 = 'f0406ffc7c32f6ff1f1bb63df9b2132c3368ffd88930720477f4dd0d2096bda5'
+SOURCES_SHA256 = 'e34131a8f36f40e6221e268bab516ceb515e07237984a098255532183e608b8c'
 
 GRAPHS: dict[str, dict[str, dict[str, object]]] = {
  "large": {
   "edges": {
-   "fx_conv.c:.rodata.CSWTCH.73": [
+   "fx_conv.c:.rodata.CSWTCH.56": [
     "fx_conv.c:.text.fx_conv_run_k2",
     "fx_conv.c:.text.fx_conv_run_k3",
     "fx_conv.c:.text.fx_conv_run_k5",
     "fx_conv.c:.text.fx_conv_run_kn"
    ],
-   "fx_conv.c:.rodata.CSWTCH.75": [
+   "fx_conv.c:.rodata.CSWTCH.58": [
     "fx_conv.c:.text.fx_conv_run_edge2",
     "fx_conv.c:.text.fx_conv_run_edge3",
     "fx_conv.c:.text.fx_conv_run_edge4"
    ],
    "fx_conv.c:.text.fx_conv": [
-    "fx_conv.c:.rodata.CSWTCH.73",
-    "fx_conv.c:.rodata.CSWTCH.75",
-    "fx_conv.c:.text.fx_conv_run_33",
-    "fx_conv.c:.text.fx_conv_run_55",
-    "fx_conv.c:.text.fx_conv_run_edgen",
-    "fx_conv.c:.text.fx_conv_run_kn",
-    "fx_conv.c:.text.fx_conv_run_strided",
-    "fx_conv.c:.text.fx_conv_window",
+    "fx_conv.c:.text.fx_conv_units",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   ],
+   "fx_conv.c:.text.fx_conv_border_windows": [
+    "fx_conv.c:.text.fx_conv_window"
+   ],
+   "fx_conv.c:.text.fx_conv_edge_row": [
+    "fx_conv.c:.text.fx_conv_border_windows",
+    "fx_conv.c:.text.fx_conv_set_row_run",
     "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant_fn",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   ],
+   "fx_conv.c:.text.fx_conv_interior": [
+    "fx_conv.c:.rodata.CSWTCH.58",
+    "fx_conv.c:.text.fx_conv_border_windows",
+    "fx_conv.c:.text.fx_conv_run_edgen",
+    "fx_requant.c:.text.fx_apply_act",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2"
+   ],
+   "fx_conv.c:.text.fx_conv_prepare": [
     "libgcc.a(lib2divHI.o):.text.__udivhi3",
     "libgcc.a(lib2divSI.o):.text.__udivsi3",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
@@ -72,8 +84,25 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_conv.c:.text.fx_conv_run_strided": [
     "fx_requant.c:.text.fx_apply_act"
    ],
+   "fx_conv.c:.text.fx_conv_set_row_run": [
+    "fx_conv.c:.rodata.CSWTCH.56",
+    "fx_conv.c:.text.fx_conv_run_33",
+    "fx_conv.c:.text.fx_conv_run_55",
+    "fx_conv.c:.text.fx_conv_run_kn",
+    "fx_conv.c:.text.fx_conv_run_strided"
+   ],
+   "fx_conv.c:.text.fx_conv_units": [
+    "fx_conv.c:.text.fx_conv_edge_row",
+    "fx_conv.c:.text.fx_conv_interior",
+    "fx_conv.c:.text.fx_conv_run_strided",
+    "fx_conv.c:.text.fx_conv_set_row_run",
+    "fx_requant.c:.text.fx_requant_fn",
+    "libgcc.a(lib2divHI.o):.text.__udivhi3",
+    "libgcc.a(lib2divHI.o):.text.__umodhi3",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2"
+   ],
    "fx_conv.c:.text.fx_conv_window": [
-    "fx_conv.c:.rodata.CSWTCH.75",
+    "fx_conv.c:.rodata.CSWTCH.58",
     "fx_conv.c:.text.fx_conv_run_edgen",
     "fx_requant.c:.text.fx_apply_act",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2"
@@ -256,7 +285,9 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_argmax": "fx_eltwise.c:.text.fx_argmax",
    "fx_avgpool": "fx_pool.c:.text.fx_avgpool",
    "fx_conv": "fx_conv.c:.text.fx_conv",
+   "fx_conv_prepare": "fx_conv.c:.text.fx_conv_prepare",
    "fx_conv_sparse": "fx_sparse.c:.text.fx_conv_sparse",
+   "fx_conv_units": "fx_conv.c:.text.fx_conv_units",
    "fx_fc": "fx_fc.c:.text.fx_fc",
    "fx_fc_sparse": "fx_sparse.c:.text.fx_fc_sparse",
    "fx_maxpool": "fx_pool.c:.text.fx_maxpool",
@@ -268,16 +299,32 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_requant_fn": "fx_requant.c:.text.fx_requant_fn"
   },
   "sections": {
-   "fx_conv.c:.rodata.CSWTCH.73": [
+   "fx_conv.c:.rodata.CSWTCH.56": [
     16,
     "rodata"
    ],
-   "fx_conv.c:.rodata.CSWTCH.75": [
+   "fx_conv.c:.rodata.CSWTCH.58": [
     12,
     "rodata"
    ],
    "fx_conv.c:.text.fx_conv": [
-    4784,
+    136,
+    "code"
+   ],
+   "fx_conv.c:.text.fx_conv_border_windows": [
+    230,
+    "code"
+   ],
+   "fx_conv.c:.text.fx_conv_edge_row": [
+    774,
+    "code"
+   ],
+   "fx_conv.c:.text.fx_conv_interior": [
+    1096,
+    "code"
+   ],
+   "fx_conv.c:.text.fx_conv_prepare": [
+    1216,
     "code"
    ],
    "fx_conv.c:.text.fx_conv_run_33": [
@@ -324,8 +371,16 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     364,
     "code"
    ],
+   "fx_conv.c:.text.fx_conv_set_row_run": [
+    232,
+    "code"
+   ],
+   "fx_conv.c:.text.fx_conv_units": [
+    1484,
+    "code"
+   ],
    "fx_conv.c:.text.fx_conv_window": [
-    852,
+    880,
     "code"
    ],
    "fx_eltwise.c:.text.fx_act": [
@@ -684,28 +739,40 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
  },
  "small": {
   "edges": {
-   "fx_conv.c:.rodata.CSWTCH.73": [
+   "fx_conv.c:.rodata.CSWTCH.56": [
     "fx_conv.c:.text.fx_conv_run_k2",
     "fx_conv.c:.text.fx_conv_run_k3",
     "fx_conv.c:.text.fx_conv_run_k5",
     "fx_conv.c:.text.fx_conv_run_kn"
    ],
-   "fx_conv.c:.rodata.CSWTCH.75": [
+   "fx_conv.c:.rodata.CSWTCH.58": [
     "fx_conv.c:.text.fx_conv_run_edge2",
     "fx_conv.c:.text.fx_conv_run_edge3",
     "fx_conv.c:.text.fx_conv_run_edge4"
    ],
    "fx_conv.c:.text.fx_conv": [
-    "fx_conv.c:.rodata.CSWTCH.73",
-    "fx_conv.c:.rodata.CSWTCH.75",
-    "fx_conv.c:.text.fx_conv_run_33",
-    "fx_conv.c:.text.fx_conv_run_55",
-    "fx_conv.c:.text.fx_conv_run_edgen",
-    "fx_conv.c:.text.fx_conv_run_kn",
-    "fx_conv.c:.text.fx_conv_run_strided",
-    "fx_conv.c:.text.fx_conv_window",
+    "fx_conv.c:.text.fx_conv_units",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   ],
+   "fx_conv.c:.text.fx_conv_border_windows": [
+    "fx_conv.c:.text.fx_conv_window"
+   ],
+   "fx_conv.c:.text.fx_conv_edge_row": [
+    "fx_conv.c:.text.fx_conv_border_windows",
+    "fx_conv.c:.text.fx_conv_set_row_run",
     "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant_fn",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   ],
+   "fx_conv.c:.text.fx_conv_interior": [
+    "fx_conv.c:.rodata.CSWTCH.58",
+    "fx_conv.c:.text.fx_conv_border_windows",
+    "fx_conv.c:.text.fx_conv_run_edgen",
+    "fx_requant.c:.text.fx_apply_act",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2"
+   ],
+   "fx_conv.c:.text.fx_conv_prepare": [
     "libgcc.a(lib2divHI.o):.text.__udivhi3",
     "libgcc.a(lib2divSI.o):.text.__udivsi3",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
@@ -745,8 +812,25 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_conv.c:.text.fx_conv_run_strided": [
     "fx_requant.c:.text.fx_apply_act"
    ],
+   "fx_conv.c:.text.fx_conv_set_row_run": [
+    "fx_conv.c:.rodata.CSWTCH.56",
+    "fx_conv.c:.text.fx_conv_run_33",
+    "fx_conv.c:.text.fx_conv_run_55",
+    "fx_conv.c:.text.fx_conv_run_kn",
+    "fx_conv.c:.text.fx_conv_run_strided"
+   ],
+   "fx_conv.c:.text.fx_conv_units": [
+    "fx_conv.c:.text.fx_conv_edge_row",
+    "fx_conv.c:.text.fx_conv_interior",
+    "fx_conv.c:.text.fx_conv_run_strided",
+    "fx_conv.c:.text.fx_conv_set_row_run",
+    "fx_requant.c:.text.fx_requant_fn",
+    "libgcc.a(lib2divHI.o):.text.__udivhi3",
+    "libgcc.a(lib2divHI.o):.text.__umodhi3",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2"
+   ],
    "fx_conv.c:.text.fx_conv_window": [
-    "fx_conv.c:.rodata.CSWTCH.75",
+    "fx_conv.c:.rodata.CSWTCH.58",
     "fx_conv.c:.text.fx_conv_run_edgen",
     "fx_requant.c:.text.fx_apply_act",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2"
@@ -929,7 +1013,9 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_argmax": "fx_eltwise.c:.text.fx_argmax",
    "fx_avgpool": "fx_pool.c:.text.fx_avgpool",
    "fx_conv": "fx_conv.c:.text.fx_conv",
+   "fx_conv_prepare": "fx_conv.c:.text.fx_conv_prepare",
    "fx_conv_sparse": "fx_sparse.c:.text.fx_conv_sparse",
+   "fx_conv_units": "fx_conv.c:.text.fx_conv_units",
    "fx_fc": "fx_fc.c:.text.fx_fc",
    "fx_fc_sparse": "fx_sparse.c:.text.fx_fc_sparse",
    "fx_maxpool": "fx_pool.c:.text.fx_maxpool",
@@ -941,16 +1027,32 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_requant_fn": "fx_requant.c:.text.fx_requant_fn"
   },
   "sections": {
-   "fx_conv.c:.rodata.CSWTCH.73": [
+   "fx_conv.c:.rodata.CSWTCH.56": [
     8,
     "rodata"
    ],
-   "fx_conv.c:.rodata.CSWTCH.75": [
+   "fx_conv.c:.rodata.CSWTCH.58": [
     6,
     "rodata"
    ],
    "fx_conv.c:.text.fx_conv": [
-    3946,
+    130,
+    "code"
+   ],
+   "fx_conv.c:.text.fx_conv_border_windows": [
+    228,
+    "code"
+   ],
+   "fx_conv.c:.text.fx_conv_edge_row": [
+    630,
+    "code"
+   ],
+   "fx_conv.c:.text.fx_conv_interior": [
+    936,
+    "code"
+   ],
+   "fx_conv.c:.text.fx_conv_prepare": [
+    1016,
     "code"
    ],
    "fx_conv.c:.text.fx_conv_run_33": [
@@ -997,8 +1099,16 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     348,
     "code"
    ],
+   "fx_conv.c:.text.fx_conv_set_row_run": [
+    202,
+    "code"
+   ],
+   "fx_conv.c:.text.fx_conv_units": [
+    1016,
+    "code"
+   ],
    "fx_conv.c:.text.fx_conv_window": [
-    766,
+    744,
     "code"
    ],
    "fx_eltwise.c:.text.fx_act": [

@@ -58,7 +58,7 @@ class OpCost:
 
 # Fitted with bench/calibrate_cost.py on the patched msp430-elf-run (-O2, MPY32).
 COSTS: dict[str, OpCost] = {
-    "conv": OpCost(base=394.44, mac=8.7, slow_mac=17.39, store=70.64, border=393.08, call=1792),
+    "conv": OpCost(base=347.21, mac=8.12, slow_mac=16.41, store=76.7, border=274.53, call=416),
     "fc": OpCost(base=171.21, mac=8.27, store=0.0, call=281),
     "maxpool": OpCost(base=773.23, mac=16.69, slow_mac=63.02, store=0.0, border=0.0, call=1609),
     "avgpool": OpCost(base=605.31, mac=14.01, slow_mac=327.03, store=78.17, border=0.0, call=1116),
@@ -82,7 +82,7 @@ COSTS["gnet_feature"] = OpCost(base=256.8, mac=72.58, store=3.18, call=302)
 COSTS["gnet_exit"] = COSTS["fc"]
 GNET_ANSWER_CYCLES = 94
 COMMIT_CYCLES = 252      # fx_progress_commit: find the older record, checksum, five FRAM stores
-BOOT_CYCLES = 759        # reset to the first unit: crt0, .data/.bss setup, progress load, dispatch
+BOOT_CYCLES = 758        # reset to the first unit: crt0, .data/.bss setup, progress load, dispatch
 # The intermittent run loop (backends/c/intermittent.py, transpiler/intermittent.py):
 COPY_CYCLES_PER_ELEMENT = 11.0   # input copy into FRAM / output copy out, per int16 element
 RUN_CYCLES = 0         # one fx_<m>_run call: progress load and the dispatch to the saved step

@@ -84,15 +84,16 @@ OP_ENTRY_POINTS: dict[str, tuple[str, ...]] = {
 UNKNOWN_KERNEL_BYTES = 1024
 #: Bytes of the generated C per memory model (msp430-elf-gcc -O2, measured on the samples):
 #: ``run`` the run loop, ``step`` a step function that calls a kernel, ``op_extra`` more for ops
-#: whose step has a loop of its own (per input for concat), ``helper`` the shared unit helper of
+#: whose step has a loop of its own (per input for concat) or more arguments (conv: unit -> channel
+#: and row, a division by the constant OH), ``helper`` the shared unit helper of
 #: sparse convs (conv_sparse_units), ``step_entry`` one entry of the step table (fn, 3 x u16).
 #: With a single step GCC folds the step table into the run loop: ``run_one_step``, no table.
 #: (``+ 2``: fx_<m>_reset, which main_sim.c calls before each new input.)
 GENERATED_CODE: dict[str, dict[str, Any]] = {
     "small": {"run": 112 + 2, "run_one_step": 30 + 2, "step": 28, "helper": 170, "step_entry": 8, "pointer": 2,
-              "op_extra": {"act": 80, "add": 80, "argmax": -4}, "concat_per_input": 135},
+              "op_extra": {"act": 80, "add": 80, "argmax": -4, "conv": 30}, "concat_per_input": 135},
     "large": {"run": 124 + 2, "run_one_step": 34 + 2, "step": 32, "helper": 178, "step_entry": 10, "pointer": 4,
-              "op_extra": {"act": 88, "add": 88, "argmax": -4}, "concat_per_input": 148},
+              "op_extra": {"act": 88, "add": 88, "argmax": -4, "conv": 36}, "concat_per_input": 148},
 }
 
 

@@ -76,7 +76,7 @@ def _tile_dims(program: Program, step: Step, tile_units: int) -> list[int]:
 def _natural_tile(program: Program, step: Step, group_units: int) -> int:
     """The tile (units per kernel call) for a group of `group_units`: the group itself, rounded
     down to whole channels for conv when it covers at least one (a conv tile is a run of rows of
-    one channel or whole channels). One call per group: a kernel call costs thousands of cycles of
+    one channel or whole channels). One call per group: a kernel call costs hundreds of cycles of
     set-up (cost.OpCost.call), and the activations are in FRAM, so a bigger tile needs no SRAM."""
     if step.op in ("conv", "conv_sparse"):
         oh = program.buffers[step.outputs[0]].shape[-2]

@@ -53,7 +53,8 @@ class OpCost:
     """conv: cycles per output on the general path (instead of ``store``); 0 = store."""
     call: float = 0.0
     """cycles of one kernel call (one tile): the run loop's dispatch, the step function, the kernel's
-    set-up before its first unit (fx_conv's geometry and per-channel pointers: thousands)."""
+    set-up before its first unit (fx_conv: a few hundred, its geometry is in the descriptor; plus
+    the start of a run down each border column of every channel the call touches)."""
 
 
 # Fitted with bench/calibrate_cost.py on the patched msp430-elf-run (-O2, MPY32).

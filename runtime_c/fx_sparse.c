@@ -6,11 +6,13 @@
  *
  * fx_fc_sparse: CSR rows with byte steps, y[n] = act(requant(bias[n] + sum_j x[c_j] * values[j],
  * shift[n])) over j in [rowptr[n], rowptr[n+1]), where a pointer that starts at x for every row
- * advances deltas[j] bytes before product j. The inner loop (FX_SPARSE_DOT) is three
- * instructions per stored weight on the MSP430 (add the step to the pointer, move x[c_j] into
- * MACS, move the value into OP2): 10.5 cycles per stored weight against 8.6 per weight of the
- * dense fx_fc (bench/sparse_speed.py). In the large model the pointer arithmetic is 16 bits wide,
- * so an x that reaches past 64 KiB takes a portable loop (fx_fc_sparse_far).
+ * advances deltas[j] bytes before product j: three instructions per stored weight on the MSP430
+ * (add the step to the pointer, move x[c_j] into MACS, move the value into OP2; FX_SPARSE_STEP).
+ * With MPY32 and act none or ReLU, fx_fc_sparse_asm runs the rows in one assembly loop with the
+ * requantisation of fx_sparse_run: 10.4 cycles per stored weight and about 80 per row, against
+ * 8.6 per weight of the dense fx_fc (bench/sparse_speed.py); other activations take the C loop.
+ * In the large model the pointer arithmetic is 16 bits wide, so an x that reaches past 64 KiB
+ * takes a portable loop (fx_fc_sparse_far).
  *
  * fx_conv_sparse: per output channel the pairs (offset, value), offset = ci' * kh * kw + ky * kw
  * + kx. A channel with at most FX_SPARSE_RUN_TAPS taps (the fast path) is decoded once per call
@@ -22,7 +24,7 @@
  * loop, per output a jump into an unrolled chain of `add @p+, xr; mov @xr, &MACS;
  * mov @p+, &OP2' (10 cycles per tap; the pointer runs on from one output's last tap to the next
  * output's first) and a requantisation on 16-bit halves (about 40 cycles per output besides the
- * taps; bench/sparse_speed.py). A channel with more taps, or x or y above 64 KiB in the large
+ * taps; bench/sparse_speed.py). A channel with more taps, or an x above 64 KiB in the large
  * model, takes the chunked path: taps decoded FX_SPARSE_CONV_TAPS at a time, segments of
  * FX_SPARSE_CONV_SEG outputs with 32-bit partial sums, interior windows without checks and
  * border taps checked against their valid ranges. Stack: about 450 bytes (the fast path's list
@@ -111,6 +113,26 @@
 #define FX_SPARSE_CONV_SEG 32
 #endif
 
+/* Mnemonics of the assembly loops for the memory model (FX_SPARSE_ASM). */
+#if FX_SPARSE_ASM
+#if defined(__MSP430X_LARGE__)
+#define FX_SP_A_ "a"            /* mova, adda, suba, bra, calla: 20-bit addresses */
+#define FX_SP_X_ "x.a"          /* incdx.a, addx.a, pushx.a, popx.a */
+#define FX_SP_XW_ "x.w"         /* movx.w: a 16-bit store through a 20-bit pointer */
+#define FX_SP_M_ ".a"           /* pushm.a, popm.a */
+#define FX_SP_FRAME_ "48"       /* bytes of pushm.a #12 */
+#else
+#define FX_SP_A_ ""
+#define FX_SP_X_ ""
+#define FX_SP_XW_ ""
+#define FX_SP_M_ ".w"
+#define FX_SP_FRAME_ "24"
+#endif
+#define FX_SP_STR2_(v) #v
+#define FX_SP_STR_(v) FX_SP_STR2_(v)
+#define FX_SP_STEP_ "add @%[dp]+, %[xr]\n\tmov @%[xr], &MACS\n\tmov @%[vp]+, &OP2\n\t"
+#endif
+
 /* act(y) with ReLU and "none" inline (a call of fx_apply_act costs more than the rest of an
  * output's bookkeeping); the others through fx_apply_act. */
 static inline int16_t fx_sparse_act(const fx_act_t *a, int16_t y)
@@ -143,6 +165,176 @@ static void fx_fc_sparse_far(const fx_fc_sparse_t *p, const int16_t *x, int16_t 
     }
 }
 
+#if FX_SPARSE_ASM
+/* Rows [n0, n1) on the MSP430 with MPY32, act none or ReLU, x and y below 64 KiB: one assembly
+ * loop over the rows. Per row: the count from rowptr, RESLO/RESHI = bias, the products
+ * (FX_SPARSE_STEP's three instructions) n mod 8 first by bit tests, then eight at a time; the
+ * row's shift compared with the previous row's (a new one sets the range test's r1/l1, by
+ * `rpt', and the ladder's entry e2); then the requantisation of fx_sparse_run: rounding, range
+ * test, the ladder of `rla lo; rlc hi' pairs, ReLU, the store. A row whose shift is outside
+ * 1..16, or whose accumulator is near -2^31 or wraps with the rounding, leaves the loop with
+ * the accumulator, and C finishes it (fx_requant). */
+FX_NOINLINE static void fx_fc_sparse_asm(const fx_fc_sparse_t *p, const int16_t *x, int16_t *y,
+                                         uint16_t n0, uint16_t n1)
+{
+    struct {
+        const int16_t *x;
+        int16_t *yend;
+        const void *e2;         /* the ladder's entry for the cached shift */
+        uint16_t lb;            /* the ladder's first pair for the activation (0 or 62 bytes in) */
+        int8_t s;               /* the shift r1, l1 and e2 are for */
+    } m;
+    const uint16_t *rp = p->rowptr + n0;
+    const uint16_t *dp = p->deltas + *rp;
+    const int16_t *vp = p->values + *rp;
+    const int32_t *bp = p->bias + n0;
+    const int8_t *sp = p->shift + n0;
+    int16_t *yp = y + n0;
+    const int16_t *xr;
+    uint16_t r1 = 0, l1 = 0, lo, hi, g;
+
+    m.x = x;
+    m.yend = y + n1;
+    m.e2 = (const void *)0;
+    m.lb = p->act.kind == FX_ACT_RELU ? 62u : 0u;
+    m.s = INT8_MIN;             /* no shift is -128: the first row sets r1, l1, e2 */
+    for (;;) {
+        __asm__ volatile(
+            ".Lrow%=:\n\t"
+            "mov @%[rp]+, %[lo]\n\t"
+            "mov @%[rp], %[g]\n\t"
+            "sub %[lo], %[g]\n\t"
+            "mov @%[bp]+, &RESLO\n\t"
+            "mov @%[bp]+, &RESHI\n\t"
+            "mov" FX_SP_A_ " %[x], %[xr]\n\t"
+            "bit #1, %[g]\n\t"
+            "jz 1f\n\t"
+            FX_SP_STEP_
+            "1:\n\t"
+            "bit #2, %[g]\n\t"
+            "jz 2f\n\t"
+            ".rept 2\n\t" FX_SP_STEP_ ".endr\n"
+            "2:\n\t"
+            "bit #4, %[g]\n\t"
+            "jz 3f\n\t"
+            ".rept 4\n\t" FX_SP_STEP_ ".endr\n"
+            "3:\n\t"
+            "rrum #3, %[g]\n\t"
+            "jz 5f\n"
+            "4:\n\t"
+            ".rept 8\n\t" FX_SP_STEP_ ".endr\n\t"
+            "dec %[g]\n\t"
+            "jnz 4b\n"
+            "5:\n\t"
+            "mov &RESLO, %[lo]\n\t"
+            "mov &RESHI, %[hi]\n\t"
+            "cmp.b @%[sp]+, %[s]\n\t"
+            "jne .Lnew%=\n"
+            ".Lrq%=:\n\t"
+            "setc\n\t"                              /* a = acc + r1 + 1 = acc + 2^(shift-1) */
+            "addc %[r1], %[lo]\n\t"
+            "adc %[hi]\n\t"
+            "add %[r1], %[hi]\n\t"
+            "cmp %[l1], %[hi]\n\t"
+            "jhs .Lsat%=\n\t"
+            "sub %[r1], %[hi]\n\t"
+            "br" FX_SP_A_ " %[e2]\n"
+            ".Lladder%=:\n\t"
+            ".rept 15\n\t"
+            "rla %[lo]\n\t"
+            "rlc %[hi]\n\t"
+            ".endr\n\t"
+            "jmp .Lstore%=\n\t"
+            ".rept 15\n\t"
+            "rla %[lo]\n\t"
+            "rlc %[hi]\n\t"
+            ".endr\n\t"
+            "tst %[hi]\n\t"
+            "jge .Lstore%=\n\t"
+            "clr %[hi]\n"
+            ".Lstore%=:\n\t"
+            "mov" FX_SP_XW_ " %[hi], 0(%[yp])\n\t"
+            "incd" FX_SP_X_ " %[yp]\n\t"
+            "cmp" FX_SP_X_ " %[yend], %[yp]\n\t"
+            "jne .Lrow%=\n\t"
+            "clr %[g]\n\t"
+            "jmp .Lexit%=\n"
+            /* a new shift: g = shift - 1 in 0..15, else C requantises the raw accumulator */
+            ".Lnew%=:\n\t"
+            "mov.b -1(%[sp]), %[g]\n\t"
+            "mov %[g], %[xr]\n\t"
+            "dec %[g]\n\t"
+            "cmp #16, %[g]\n\t"
+            "jhs .Lc%=\n\t"
+            "mov.b %[xr], %[s]\n\t"
+            "mov #1, %[xr]\n\t"                     /* xr = 2^shift (0 for 16), carry = shift == 16 */
+            "rpt %[g]\n\t"
+            "rlax.w %[xr]\n\t"
+            "mov %[xr], %[l1]\n\t"
+            "rrc %[xr]\n\t"
+            "mov %[xr], %[r1]\n\t"
+            "dec %[r1]\n\t"                         /* r1 = 2^(shift-1) - 1 */
+            "dec %[l1]\n\t"                         /* l1 = 2^shift - 1 */
+            "rla %[g]\n\t"
+            "rla %[g]\n\t"
+            "add %[lb], %[g]\n\t"
+            "mov" FX_SP_A_ " #.Lladder%=, %[xr]\n\t"
+            "add" FX_SP_A_ " %[g], %[xr]\n\t"       /* e2 = ladder + lb + 4 (shift - 1) */
+            "mov" FX_SP_A_ " %[xr], %[e2]\n\t"
+            "jmp .Lrq%=\n"
+            /* hi + r1 >= l1: as in fx_sparse_run */
+            ".Lsat%=:\n\t"
+            "cmp #-1, %[hi]\n\t"
+            "jeq .Lfits%=\n\t"
+            "sub %[r1], %[hi]\n\t"
+            "cmp #0x8000, %[hi]\n\t"
+            "jeq .Lraw%=\n\t"
+            "tst %[hi]\n\t"
+            "jn .Lneg%=\n\t"
+            "mov %[r1], %[hi]\n\t"
+            "mov #-1, %[lo]\n\t"
+            "br" FX_SP_A_ " %[e2]\n"
+            ".Lneg%=:\n\t"
+            "mov %[r1], %[hi]\n\t"
+            "inc %[hi]\n\t"
+            "clr %[lo]\n\t"
+            "br" FX_SP_A_ " %[e2]\n"
+            ".Lfits%=:\n\t"
+            "sub %[r1], %[hi]\n\t"
+            "cmp #0x8000, %[hi]\n\t"
+            "jeq .Lraw%=\n\t"
+            "br" FX_SP_A_ " %[e2]\n"
+            ".Lraw%=:\n\t"                          /* back to the accumulator: a - r1 - 1 */
+            "clrc\n\t"
+            "subc %[r1], %[lo]\n\t"
+            "sbc %[hi]\n"
+            ".Lc%=:\n\t"
+            "mov #1, %[g]\n"
+            ".Lexit%=:\n\t"
+            ".ifne (.Lstore%= - .Lladder%=) - 128\n\t"
+            ".error \"fx_fc_sparse_asm: the ladder layout differs from its entries\"\n\t"
+            ".endif"
+            : [dp] "+r"(dp), [vp] "+r"(vp), [rp] "+r"(rp), [bp] "+r"(bp), [sp] "+r"(sp),
+              [yp] "+r"(yp), [xr] "=&r"(xr), [lo] "=&r"(lo), [hi] "=&r"(hi), [g] "=&r"(g),
+              [r1] "+r"(r1), [l1] "+r"(l1), [s] "+m"(m.s), [e2] "+m"(m.e2)
+            : [x] "m"(m.x), [yend] "m"(m.yend), [lb] "m"(m.lb)
+            : "memory");
+        if (g == 0u) {
+            return;
+        }
+        {
+            fx_mac_u32_t a;
+            a.h[0] = lo;
+            a.h[1] = hi;
+            FX_STORE(*yp, fx_sparse_act(&p->act, fx_requant((int32_t)a.u, sp[-1])));
+        }
+        if (++yp == m.yend) {
+            return;
+        }
+    }
+}
+#endif
+
 void fx_fc_sparse(const fx_fc_sparse_t *p, const int16_t *x, int16_t *y, uint16_t n0, uint16_t n1)
 {
     const uint16_t *rp;
@@ -164,6 +356,12 @@ void fx_fc_sparse(const fx_fc_sparse_t *p, const int16_t *x, int16_t *y, uint16_
         fx_fc_sparse_far(p, x, y, n0, n1);
         return;
     }
+#if FX_SPARSE_ASM
+    if (p->act.kind == FX_ACT_NONE || p->act.kind == FX_ACT_RELU) {
+        fx_fc_sparse_asm(p, x, y, n0, n1);
+        return;
+    }
+#endif
     rp = p->rowptr + n0;
     start = *rp;
     dp = p->deltas + start;
@@ -573,19 +771,6 @@ static void fx_sparse_rq(fx_sparse_table_t *t, int32_t bias, int8_t shift, const
 }
 
 #if FX_SPARSE_ASM
-#if defined(__MSP430X_LARGE__)
-#define FX_SP_A_ "a"            /* mova, adda, suba, bra, calla: 20-bit addresses */
-#define FX_SP_X_ "x.a"          /* incdx.a, addx.a, pushx.a, popx.a */
-#define FX_SP_M_ ".a"           /* pushm.a, popm.a */
-#define FX_SP_FRAME_ "48"       /* bytes of pushm.a #12 */
-#else
-#define FX_SP_A_ ""
-#define FX_SP_X_ ""
-#define FX_SP_M_ ".w"
-#define FX_SP_FRAME_ "24"
-#endif
-#define FX_SP_STR2_(v) #v
-#define FX_SP_STR_(v) FX_SP_STR2_(v)
 
 /* act(requant(a - t->round, t->shift)): an output the assembly's fast path does not finish
  * (shift outside [1, 16], an activation other than none and ReLU, or saturation). tab is
@@ -606,7 +791,8 @@ static int16_t fx_sparse_slow(uint16_t lo, uint16_t hi, const uint16_t *tab)
  * 38 + 2 (16 - shift) cycles besides the taps. The input pointer xr runs on from one output's
  * last tap to the next output's first (the table's first step includes the move of the window);
  * at the end of a row it gets radj. Outputs the fast path does not finish go through
- * fx_sparse_slow. 16-bit address arithmetic: x and y lie below 64 KiB (FX_SPARSE_NEAR). */
+ * fx_sparse_slow. 16-bit address arithmetic on the input: x lies below 64 KiB (FX_SPARSE_NEAR);
+ * y is stored with movx.w in the large model. */
 FX_NOINLINE static void fx_sparse_run(const fx_sparse_table_t *t, const fx_sparse_block_t *b)
 {
     struct {
@@ -675,7 +861,7 @@ FX_NOINLINE static void fx_sparse_run(const fx_sparse_table_t *t, const fx_spars
         "jge .Lstore%=\n\t"
         "clr %[hi]\n"
         ".Lstore%=:\n\t"
-        "mov %[hi], 0(%[yp])\n\t"
+        "mov" FX_SP_XW_ " %[hi], 0(%[yp])\n\t"
         "incd" FX_SP_X_ " %[yp]\n\t"
         "dec %[g]\n\t"
         "jnz .Lout%=\n\t"
@@ -882,7 +1068,7 @@ void fx_conv_sparse(const fx_conv_sparse_t *p, const int16_t *x, int16_t *y,
     const uint32_t hw = (uint32_t)p->ih * p->iw;
     const uint32_t ohw = (uint32_t)p->oh * p->ow;
     const uint32_t ghw = (uint32_t)cin_g * hw;           /* elements of one group's input */
-    const int near = FX_SPARSE_NEAR(x, 2u * p->cin * hw) && FX_SPARSE_NEAR(y, 2u * p->cout * ohw);
+    const int near = FX_SPARSE_NEAR(x, 2u * p->cin * hw);
     const int16_t *xg;
     int16_t *ych;
     fx_sparse_inner_t in;

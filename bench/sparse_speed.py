@@ -165,8 +165,12 @@ def program(layer: Layer, w: np.ndarray, sparse: bool, rng: np.random.Generator)
             call = f"fx_conv_sparse(&p, x, y, 0u, {cout}u, 0u, {oh}u);"
         else:
             decl.append(c_array("static const", "int16_t", "w", w, big))
-            setup = (f"    static fx_conv_t p = {{ {geo}, w, bias, shift, "
-                     f"{{ FX_ACT_RELU, 0, 0, 0 }}, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u, 0u }};\n"
+            fields = ("cin", "ih", "iw", "cout", "oh", "ow", "kh", "kw", "sh", "sw", "dh", "dw", "pt", "pl",
+                      "group")
+            named = ", ".join(f".{f} = {v}" for f, v in zip(fields, geo.split(", ")))
+            # designated: the derived fields after act start at 0 for fx_conv_prepare, whatever they are
+            setup = (f"    static fx_conv_t p = {{ {named}, .w = w, .bias = bias, .shift = shift, "
+                     f".act = {{ FX_ACT_RELU, 0, 0, 0 }} }};\n"
                      "    fx_conv_prepare(&p);\n")
             call = f"fx_conv(&p, x, y, 0u, {cout}u, 0u, {oh}u);"
         n_out = cout * oh * ow

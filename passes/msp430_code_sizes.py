@@ -7,7 +7,7 @@ msp430-elf-gcc (freeml-tx msp430 toolchain, Debian gcc-12-source 12.2.0-14+deb12
 its section. plan-memory adds up what is reachable from the entry points a program's steps call.
 """
 
-SOURCES_SHA256 = '3ddcd092bd763bd492838c7182041dc0dd6820f4933f625803266a5bcf7a93ac'
+SOURCES_SHA256 = 'cc4ff6728265507efca56af24f50d3967bba2b3798269da52ff9482f45f0bde3'
 
 GRAPHS: dict[str, dict[str, dict[str, object]]] = {
  "large": {
@@ -262,7 +262,6 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    ],
    "fx_sparse.c:.text.fx_sparse_run": [
     "fx_sparse.c:.text.fx_sparse_slow",
-    "libgcc.a(srli.o):.text.__mspabi_srll",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2"
    ],
    "fx_sparse.c:.text.fx_sparse_slow": [
@@ -677,7 +676,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_fast": [
-    1846,
+    2322,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_pixel": [
@@ -685,7 +684,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_run": [
-    798,
+    778,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_slow": [
@@ -722,10 +721,6 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    ],
    "libgcc.a(slli.o):.text.__mspabi_slll": [
     12,
-    "code"
-   ],
-   "libgcc.a(srli.o):.text.__mspabi_srll": [
-    14,
     "code"
    ],
    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2": [
@@ -999,7 +994,6 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    ],
    "fx_sparse.c:.text.fx_sparse_run": [
     "fx_sparse.c:.text.fx_sparse_slow",
-    "libgcc.a(srli.o):.text.__mspabi_srll",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2"
    ],
    "fx_sparse.c:.text.fx_sparse_slow": [
@@ -1414,7 +1408,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_fast": [
-    1776,
+    2226,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_pixel": [
@@ -1422,7 +1416,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_run": [
-    768,
+    764,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_slow": [
@@ -1459,10 +1453,6 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    ],
    "libgcc.a(slli.o):.text.__mspabi_slll": [
     12,
-    "code"
-   ],
-   "libgcc.a(srli.o):.text.__mspabi_srll": [
-    14,
     "code"
    ],
    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2": [

@@ -668,50 +668,68 @@ typedef struct {
     uint16_t ow;        /* outputs per row of y */
 } fx_sparse_block_t;
 
-/* Decode the n (<= FX_SPARSE_RUN_TAPS) increasing offsets of a channel into list: one walk over
- * the kernel rows (ci', ky) up to the last offset, no division (16-bit arithmetic: every row
- * start up to the last offset fits). The column's input offset kx * dw is kept as dx and
- * stepped with kx, so nothing is multiplied. */
+/* The walk that decodes a channel's increasing offsets without division: the current kernel
+ * row (ci', ky) and the input offsets of its first tap and of the last decoded tap's column
+ * (16-bit arithmetic: every row start up to the last offset fits). */
+typedef struct {
+    uint16_t kw, kh, dw, hw, rowstep;   /* hw = ih * iw, rowstep = dh * iw, both mod 2^16 */
+    uint16_t row;                       /* kernel offset of the current kernel row */
+    uint16_t ky, kx;
+    uint16_t dchan, drow, dx;           /* input offsets of channel ci', of its row ky, of kx */
+} fx_sparse_walk_t;
+
+static void fx_sparse_walk_init(fx_sparse_walk_t *w, const fx_conv_sparse_t *p)
+{
+    w->kw = p->kw;
+    w->kh = p->kh;
+    w->dw = p->dw;
+    w->hw = (uint16_t)((uint32_t)p->ih * p->iw);
+    w->rowstep = (uint16_t)((uint32_t)p->dh * p->iw);
+    w->row = w->ky = w->kx = w->dchan = w->drow = w->dx = 0;
+}
+
+/* The input offset d of the tap at kernel offset o (>= the previous one); sets w->ky, w->kx. */
+static inline uint16_t fx_sparse_walk(fx_sparse_walk_t *w, uint16_t o)
+{
+    uint16_t rel = (uint16_t)(o - w->row);
+    if (rel >= w->kw) {         /* a later kernel row: walk to it */
+        do {
+            rel = (uint16_t)(rel - w->kw);
+            w->row = (uint16_t)(w->row + w->kw);
+            if (++w->ky == w->kh) {
+                w->ky = 0;
+                w->dchan = (uint16_t)(w->dchan + w->hw);
+                w->drow = w->dchan;
+            } else {
+                w->drow = (uint16_t)(w->drow + w->rowstep);
+            }
+        } while (rel >= w->kw);
+        w->kx = 0;
+        w->dx = 0;
+    }
+    if (w->dw == 1u) {
+        w->dx = rel;
+    } else {
+        while (w->kx < rel) {   /* rel >= kx: offsets increase within a row */
+            ++w->kx;
+            w->dx = (uint16_t)(w->dx + w->dw);
+        }
+    }
+    w->kx = rel;
+    return (uint16_t)(w->drow + w->dx);
+}
+
+/* Decode the n (<= FX_SPARSE_RUN_TAPS) taps of a channel into list (for blocks with borders). */
 static void fx_sparse_list(const fx_conv_sparse_t *p, const uint16_t *off, const int16_t *val,
                            uint16_t n, fx_sparse_tap_t *list)
 {
-    const uint16_t kw = p->kw, kh = p->kh, dw = p->dw;
-    const uint16_t hw = (uint16_t)((uint32_t)p->ih * p->iw);          /* mod 2^16 */
-    const uint16_t rowstep = (uint16_t)((uint32_t)p->dh * p->iw);     /* mod 2^16 */
     const fx_sparse_tap_t *const end = list + n;
-    uint16_t row = 0;               /* kernel offset of the current kernel row (ci', ky) */
-    uint16_t ky = 0;
-    uint16_t dchan = 0, drow = 0;   /* input offsets of channel ci' and of its row ky */
-    uint16_t kx = 0, dx = 0;        /* the last tap's column and its input offset */
+    fx_sparse_walk_t w;
+    fx_sparse_walk_init(&w, p);
     for (; list != end; ++list, ++off, ++val) {
-        uint16_t rel = (uint16_t)(*off - row);
-        if (rel >= kw) {            /* a later kernel row: walk to it */
-            do {
-                rel = (uint16_t)(rel - kw);
-                row = (uint16_t)(row + kw);
-                if (++ky == kh) {
-                    ky = 0;
-                    dchan = (uint16_t)(dchan + hw);
-                    drow = dchan;
-                } else {
-                    drow = (uint16_t)(drow + rowstep);
-                }
-            } while (rel >= kw);
-            kx = 0;
-            dx = 0;
-        }
-        if (dw == 1u) {
-            dx = rel;
-        } else {
-            while (kx < rel) {      /* rel >= kx: offsets increase within a row */
-                ++kx;
-                dx = (uint16_t)(dx + dw);
-            }
-        }
-        kx = rel;
-        list->d = (uint16_t)(drow + dx);
-        list->ky = ky;
-        list->kx = kx;
+        list->d = fx_sparse_walk(&w, *off);
+        list->ky = w.ky;
+        list->kx = w.kx;
         list->v = *val;
     }
 }
@@ -746,6 +764,35 @@ static void fx_sparse_table(fx_sparse_table_t *t, const fx_sparse_tap_t *list, u
     }
 #else
     (void)cstep;
+#endif
+}
+
+/* t's taps: all n of a channel, decoded straight into the table (a call without border
+ * blocks needs no list). */
+static void fx_sparse_direct(const fx_conv_sparse_t *p, const uint16_t *off, const int16_t *val,
+                             uint16_t n, fx_sparse_table_t *t)
+{
+    uint16_t *q = t->pairs;
+    uint16_t *const end = q + 2u * n;
+    uint16_t prev = 0;
+    fx_sparse_walk_t w;
+    fx_sparse_walk_init(&w, p);
+    for (; q != end; q += 2, ++off, ++val) {
+        const uint16_t d = fx_sparse_walk(&w, *off);
+#if FX_SPARSE_ASM
+        q[0] = (uint16_t)(2u * (uint16_t)(d - prev));
+#else
+        q[0] = d;
+#endif
+        q[1] = (uint16_t)*val;
+        prev = d;
+    }
+    t->n = n;
+    t->dlast = prev;
+#if FX_SPARSE_ASM
+    if (n != 0u) {
+        t->pairs[0] = (uint16_t)(t->pairs[0] + 2u * (uint16_t)(p->sw - prev));
+    }
 #endif
 }
 
@@ -807,14 +854,15 @@ FX_NOINLINE static void fx_sparse_run(const fx_sparse_table_t *t, const fx_spars
                              + 2u * (uint16_t)(b->org + t->dlast - b->cstep));
     int16_t *yp = b->yp;
     uint16_t g = b->ncols;
-    const uint16_t blo = (uint16_t)t->bias, bhi = (uint16_t)(t->bias >> 16);
+    fx_mac_u32_t bias;
     const uint16_t r1 = t->r1, l1 = t->l1;
     uint16_t hi;
 
+    bias.u = t->bias;
     m.ncols = b->ncols;
     m.nrows = b->nrows;
     m.radj = (uint16_t)(2u * (uint16_t)(b->rstep - (uint16_t)(b->ncols * b->cstep)));
-    m.yadj = 2u * (uint32_t)(b->ow - b->ncols);
+    m.yadj = (uint16_t)(2u * (uint16_t)(b->ow - b->ncols));
     __asm__ volatile(
         /* set-up: e1 = the chain's entry for n taps, e2 = the ladder's entry (or the slow call) */
         "mov" FX_SP_A_ " #.Lend%=, %[p]\n\t"
@@ -917,7 +965,7 @@ FX_NOINLINE static void fx_sparse_run(const fx_sparse_table_t *t, const fx_spars
         ".endif"
         : [p] "=&r"(pp), [hi] "=&r"(hi), [xr] "+r"(xr), [e1] "+r"(e1), [e2] "+r"(e2),
           [yp] "+r"(yp), [g] "+r"(g), [nrows] "+m"(m.nrows)
-        : [tab] "r"(tab), [r1] "r"(r1), [l1] "r"(l1), [blo] "r"(blo), [bhi] "r"(bhi),
+        : [tab] "r"(tab), [r1] "r"(r1), [l1] "r"(l1), [blo] "r"(bias.h[0]), [bhi] "r"(bias.h[1]),
           [ncols] "m"(m.ncols), [radj] "m"(m.radj), [yadj] "m"(m.yadj), [slow] "i"(fx_sparse_slow)
         : "memory");
 }
@@ -1009,8 +1057,23 @@ FX_NOINLINE static void fx_sparse_fast(const fx_conv_sparse_t *p, const int16_t 
     const uint16_t n = (uint16_t)(p->chanptr[co + 1u] - j0);
     fx_sparse_tap_t list[FX_SPARSE_RUN_TAPS];
     fx_sparse_table_t t;
-    fx_sparse_list(p, p->offsets + j0, p->values + j0, n, list);
     fx_sparse_rq(&t, p->bias[co], p->shift[co], &p->act);
+    if (in->ry_lo <= oy0 && oy1 <= in->ry_hi && in->in_lo == 0u && in->in_hi == p->ow) {
+        /* every window of the call inside the input: one block, no list */
+        fx_sparse_block_t b;
+        fx_sparse_direct(p, p->offsets + j0, p->values + j0, n, &t);
+        b.xg = xg;
+        b.org = (uint16_t)(((uint32_t)oy0 * p->sh - p->pt) * p->iw - p->pl);    /* mod 2^16 */
+        b.cstep = p->sw;
+        b.rstep = (uint16_t)((uint32_t)p->sh * p->iw);
+        b.ncols = p->ow;
+        b.nrows = (uint16_t)(oy1 - oy0);
+        b.yp = ych + (uint32_t)oy0 * p->ow;
+        b.ow = p->ow;
+        fx_sparse_run(&t, &b);
+        return;
+    }
+    fx_sparse_list(p, p->offsets + j0, p->values + j0, n, list);
     fx_sparse_channel(p, xg, ych, oy0, oy1, in, list, n, &t);
 }
 

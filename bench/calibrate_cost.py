@@ -26,7 +26,15 @@ Three measurements, all on the patched msp430-elf-run (msp430.mk's flags: -O2, M
        cycles(split) - cycles(continuous) = call[op] * (calls - 1) + COMMIT * commits
 
    gives the cost of one more kernel call of that step (``call``: the run loop's dispatch, the step
-   function and the kernel's set-up); call[op] is the median over the op's steps. The same split
+   function and the kernel's set-up); call[op] is the median over the op's steps. For conv, a call
+   that starts inside an output channel also starts its runs down the border columns again
+   (cost.call_cycles), so call and call_border are fitted over the conv steps (non-negative least
+   squares) from
+
+       cycles(split) - cycles(continuous) - COMMIT * commits
+           = call * (calls - 1) + call_border * border columns * calls starting inside a channel.
+
+   The same split
    build with only main_sim.c's counters (MSP430_RUN_COUNTERS=1) gives fx_<m>_run's cycles; what
    the measured steps do not cover is fitted as COPY * (in + out elements) + STEP * steps + RUN.
 4. BOOT: the cycles from a reset to the first unit after a power failure. A
@@ -201,14 +209,29 @@ def split_program(c: P.Compiled, work: Path) -> P.Compiled:
     return P.Compiled(out_dir, p, None, c.c_name)
 
 
-def split_counts(p: Program) -> list[tuple[int, int]]:
-    """Per step (kernel calls, commits) of a split program (one call per group)."""
+def split_counts(p: Program) -> list[tuple[int, int, int]]:
+    """Per step (kernel calls, commits, conv calls that start inside an output channel) of a split
+    program (one call per group)."""
     out = []
     for s in p.steps:
         units = step_work(p, s).units
-        calls = math.ceil(units / tile_unit_count(p, s))
-        out.append((calls, calls))
+        tile = tile_unit_count(p, s)
+        calls = math.ceil(units / tile)
+        inside = 0
+        if s.op == "conv":
+            oh = p.buffers[s.outputs[0]].shape[-2]
+            inside = sum(1 for start in range(0, units, tile) if start % oh)
+        out.append((calls, calls, inside))
     return out
+
+
+def fit_conv_calls(rows: list[tuple[float, float, float]]) -> tuple[float, float, float]:
+    """(call, call_border, max absolute error) of conv from (calls - 1, border columns x calls starting
+    inside a channel, extra cycles) per split step."""
+    a = np.array([[r[0], r[1]] for r in rows], dtype=np.float64)
+    y = np.array([r[2] for r in rows], dtype=np.float64)
+    coef, _ = nnls(a, y)
+    return float(coef[0]), float(coef[1]), float(np.max(np.abs(a @ coef - y)))
 
 
 def run_cycles(c: P.Compiled, x: np.ndarray) -> int:
@@ -443,7 +466,8 @@ def rewrite_cost_py(fits: dict[str, tuple[cost.OpCost, float]], loop: dict[str, 
     text = path.read_text()
     for op, (oc, _err) in fits.items():
         call = round(loop.get(f"call[{op}]", 0.0))
-        fields = ", ".join([f"{k}={getattr(oc, k)}" for k in FEATURES.get(op, PLAIN)] + [f"call={call}"])
+        fields = ", ".join([f"{k}={getattr(oc, k)}" for k in FEATURES.get(op, PLAIN)] + [f"call={call}"]
+                           + ([f"call_border={round(loop['call_border[conv]'], 1)}"] if op == "conv" else []))
         text, n = re.subn(rf'(\n    "{op}": OpCost\()[^)]*\)', rf"\g<1>{fields})", text)
         assert n == 1, op
     consts = {"COMMIT_CYCLES": round(commit), "BOOT_CYCLES": boot,
@@ -501,6 +525,7 @@ def main() -> int:
         print(f"\n2. COMMIT_CYCLES: fx_progress_commit {commit:.1f} cycles (fx_progress_load {load:.0f})")
 
         per_call: dict[str, list[float]] = {op: [] for op in DENSE_OPS}
+        conv_split: list[tuple[float, float, float]] = []
         loop_rows, loop_ys, labels = [], [], []
         boot_source: P.Compiled | None = None
         boot_x: np.ndarray | None = None
@@ -512,10 +537,13 @@ def main() -> int:
             cyc = r.output().step_cycles()
             counts = split_counts(split.program)
             for i, s in enumerate(split.program.steps):
-                calls, commits = counts[i]
+                calls, commits, inside = counts[i]
                 base = next(t.cycles for t in samples if t.model == name and t.step == s.name)
                 if calls > 1 and s.op in per_call:
                     per_call[s.op].append((cyc[i] - base - commit * commits) / (calls - 1))
+                if calls > 1 and s.op == "conv":
+                    conv_split.append((float(calls - 1), float(cost.conv_border_columns(split.program, s) * inside),
+                                      float(cyc[i] - base - commit * commits)))
             first_commits = math.ceil(input_chunks(split.program) / plan_of(split.program).input_per_commit)
             loop_rows.append([float(input_size(split.program) + output_size(split.program)),
                               float(len(split.program.steps)), 1.0])
@@ -528,11 +556,17 @@ def main() -> int:
         for op, v in per_call.items():
             if v:
                 print(f"   call[{op}] = {calls[op]:.0f}   (steps: {', '.join(f'{c:.0f}' for c in v)})")
+        conv_border = 0.0
+        if conv_split:
+            calls["conv"], conv_border, err = fit_conv_calls(conv_split)
+            print(f"   conv fitted: call = {calls['conv']:.0f}, call_border = {conv_border:.1f} per border column "
+                  f"of a call that starts inside a channel (max error {err:.0f} cycles per step)")
         a = np.array(loop_rows)
         yv = np.array(loop_ys)
         coef, _ = nnls(a, yv)
         loop = {"COPY": float(coef[0]), "STEP": float(coef[1]), "RUN": float(coef[2])}
         loop.update({f"call[{op}]": v for op, v in calls.items()})
+        loop["call_border[conv]"] = conv_border
         print("   loop: " + "  ".join(f"{k}={loop[k]:.1f}" for k in ("COPY", "STEP", "RUN")))
         for lab, row, yy, pp in zip(labels, loop_rows, yv, a @ coef):
             print(f"   {lab:20s} copied {row[0]:>6.0f} steps {row[1]:>3.0f}  outside the steps {yy:>7.0f}  fit {pp:>7.0f}")

@@ -39,7 +39,7 @@ from transpiler.errors import BudgetError, Location
 from transpiler.intermittent import (INPUT_CHUNK, META_KEY, IntermittentPlan, commit_pieces, input_chunks,
                                      output_size, simulate_power_cycles)
 from transpiler.lir.cost import (BOOT_CYCLES, COMMIT_CYCLES, COPY_CYCLES_PER_ELEMENT, COSTS, RUN_CYCLES,
-                                 STEP_CYCLES, step_work)
+                                 STEP_CYCLES, step_work, worst_call_cycles)
 from transpiler.lir.ir import Program, Step, TilePlan
 from transpiler.lir.ops import ON_DEMAND_OPS
 from transpiler.pass_infra import Pass, PassResult, register
@@ -85,13 +85,20 @@ def _natural_tile(program: Program, step: Step, group_units: int) -> int:
     return group_units
 
 
-def _largest_group(program: Program, step: Step, units: int, per_unit: float, call: float, room: float) -> int:
+def _whole_channels(program: Program, step: Step, tile_units: int) -> bool:
+    """Whether every tile of a conv starts at an output channel (tiles of whole channels)."""
+    return step.op in ("conv", "conv_sparse") and tile_units % program.buffers[step.outputs[0]].shape[-2] == 0
+
+
+def _largest_group(program: Program, step: Step, units: int, per_unit: float, room: float) -> int:
     """The most units one group may hold so that ``units * per_unit + calls * call <= room``.
 
     A group is one kernel call (a run of rows, outputs, channels or chunks; _natural_tile); 0 when
-    not even one unit fits.
+    not even one unit fits. A conv group of whole channels starts at a channel; a shorter one may
+    start inside one and pay the worst call (cost.worst_call_cycles).
     """
-    one_call = int((room - call) // per_unit) if room > call else 0
+    call, worst = COSTS[step.op].call, worst_call_cycles(program, step)
+    one_call = int((room - worst) // per_unit) if room > worst else 0
     group = min(one_call, units)
     if step.op in ("conv", "conv_sparse"):
         oh = program.buffers[step.outputs[0]].shape[-2]
@@ -112,7 +119,8 @@ def smallest_need(program: Program) -> float:
         if step.op in ON_DEMAND_OPS:      # the gNet head runs on demand, outside the commit sequence
             continue
         work = step_work(program, step)
-        need = max(need, work.cycles_per_unit + COSTS[step.op].call + COMMIT_CYCLES + STEP_CYCLES + BOOT_CYCLES)
+        need = max(need, work.cycles_per_unit + worst_call_cycles(program, step) + COMMIT_CYCLES + STEP_CYCLES
+                   + BOOT_CYCLES)
     return need
 
 
@@ -173,17 +181,19 @@ class Tile(Pass):
             if step.op in ON_DEMAND_OPS:   # the gNet head: run on demand, not tiled
                 continue
             work = step_work(program, step)
-            call = COSTS[step.op].call
             room = usable - COMMIT_CYCLES - STEP_CYCLES
-            group = _largest_group(program, step, work.units, work.cycles_per_unit, call, room)
+            group = _largest_group(program, step, work.units, work.cycles_per_unit, room)
             if group < 1:
-                need = work.cycles_per_unit + call + COMMIT_CYCLES + STEP_CYCLES + BOOT_CYCLES
+                need = (work.cycles_per_unit + worst_call_cycles(program, step) + COMMIT_CYCLES + STEP_CYCLES
+                        + BOOT_CYCLES)
                 raise _budget_error(program, step.name, step.op, need, budget, margin, usable,
                                     f"its smallest tile (one work unit, {work.macs_per_unit} MACs)",
                                     "a smaller layer")
             tile_units = _natural_tile(program, step, group)
             per_commit = max(1, group // tile_units)
             group = tile_units * per_commit
+            whole = _whole_channels(program, step, tile_units)
+            call = COSTS[step.op].call if whole else worst_call_cycles(program, step)
             plan = TilePlan(_tile_dims(program, step, tile_units), per_commit)
             if step.tile != plan:
                 step.tile = plan

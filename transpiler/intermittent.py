@@ -23,7 +23,6 @@ again after the next boot.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 
 from transpiler.errors import Location, PassError
@@ -111,7 +110,7 @@ class Piece:
 
 def commit_pieces(program: Program, plan: IntermittentPlan) -> list[Piece]:
     """Every piece of work between two commits of one inference, in order (see the module doc)."""
-    from transpiler.lir.cost import (COMMIT_CYCLES, COPY_CYCLES_PER_ELEMENT, COSTS, RUN_CYCLES, STEP_CYCLES,
+    from transpiler.lir.cost import (COMMIT_CYCLES, COPY_CYCLES_PER_ELEMENT, RUN_CYCLES, STEP_CYCLES, call_cycles,
                                      step_cycles, step_work, tile_unit_count)
 
     pieces: list[Piece] = []
@@ -140,9 +139,8 @@ def commit_pieces(program: Program, plan: IntermittentPlan) -> list[Piece]:
         extra = STEP_CYCLES
         while u < work.units:
             n = min(group, work.units - u)
-            calls = math.ceil(n / tile)
-            pieces.append(Piece(step.name, i + 1,
-                                extra + n * per_unit + calls * COSTS[step.op].call + COMMIT_CYCLES,
+            calls = sum(call_cycles(program, step, start) for start in range(u, u + n, tile))
+            pieces.append(Piece(step.name, i + 1, extra + n * per_unit + calls + COMMIT_CYCLES,
                                 n * work.stores_per_unit + COMMIT_STORES))
             extra = 0.0
             u += n

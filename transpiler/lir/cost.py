@@ -53,13 +53,16 @@ class OpCost:
     """conv: cycles per output on the general path (instead of ``store``); 0 = store."""
     call: float = 0.0
     """cycles of one kernel call (one tile): the run loop's dispatch, the step function, the kernel's
-    set-up before its first unit (fx_conv: a few hundred, its geometry is in the descriptor; plus
-    the start of a run down each border column of every channel the call touches)."""
+    set-up before its first unit (fx_conv: a few hundred, its geometry is in the descriptor)."""
+    call_border: float = 0.0
+    """conv: cycles per border column (:func:`conv_border_columns`) of a call that starts inside an
+    output channel: fx_conv runs down each border column once per channel it touches, so splitting
+    a channel between two calls starts those runs again (:func:`call_cycles`)."""
 
 
 # Fitted with bench/calibrate_cost.py on the patched msp430-elf-run (-O2, MPY32).
 COSTS: dict[str, OpCost] = {
-    "conv": OpCost(base=347.21, mac=8.12, slow_mac=16.41, store=76.7, border=274.53, call=416),
+    "conv": OpCost(base=347.21, mac=8.12, slow_mac=16.41, store=76.7, border=274.53, call=482, call_border=579.6),
     "fc": OpCost(base=171.21, mac=8.27, store=0.0, call=281),
     "maxpool": OpCost(base=773.23, mac=16.69, slow_mac=63.02, store=0.0, border=0.0, call=1609),
     "avgpool": OpCost(base=605.31, mac=14.01, slow_mac=327.03, store=78.17, border=0.0, call=1116),
@@ -213,8 +216,34 @@ def pool_windows(program: Program, step: Step) -> ConvRow:
     return ConvRow(fast_taps, slow_taps, fast_out, slow_out)
 
 
-def conv_rows(program: Program, step: Step) -> list[ConvRow]:
-    """Per output row (the same for every output channel): the work of a dense conv unit."""
+@dataclass(frozen=True)
+class _ConvGeometry:
+    cg: int
+    ih: int
+    iw: int
+    oh: int
+    ow: int
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    dh: int
+    dw: int
+    pt: int
+    pl: int
+
+    @property
+    def pointwise(self) -> bool:
+        """fx_conv's pointwise path: 1x1, stride 1, no padding but on the right, ow == iw, oh <= ih."""
+        return (self.kh == 1 and self.kw == 1 and self.sh == 1 and self.sw == 1 and self.pt == 0
+                and self.pl == 0 and self.ow == self.iw and self.oh <= self.ih)
+
+    def interior_column(self, ox: int) -> bool:
+        i0 = ox * self.sw - self.pl
+        return self.pointwise or (self.dw == 1 and i0 >= 0 and i0 + self.kw <= self.iw)
+
+
+def _conv_geometry(program: Program, step: Step) -> _ConvGeometry:
     bufs = program.buffers
     x, w, y = bufs[step.inputs[0]], bufs[step.inputs[1]], bufs[step.outputs[0]]
     _, cg, kh, kw = w.shape
@@ -229,21 +258,56 @@ def conv_rows(program: Program, step: Step) -> list[ConvRow]:
     dh, dw = pair("dilation", 1)
     pads = step.attrs.get("pads", [0, 0, 0, 0])
     pt, pl = (int(pads[0]), int(pads[1])) if isinstance(pads, list) and len(pads) >= 2 else (0, 0)
-    pointwise = kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0 and ow == iw
+    return _ConvGeometry(cg, ih, iw, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl)
+
+
+def conv_rows(program: Program, step: Step) -> list[ConvRow]:
+    """Per output row (the same for every output channel): the work of a dense conv unit."""
+    g = _conv_geometry(program, step)
     # columns: interior windows and the valid taps of each border window
     interior = 0
     border_taps: list[int] = []
-    for ox in range(ow):
-        i0 = ox * sw - pl
-        if pointwise or (dw == 1 and i0 >= 0 and i0 + kw <= iw):
+    for ox in range(g.ow):
+        if g.interior_column(ox):
             interior += 1
         else:
-            border_taps.append(_valid_taps(i0, kw, dw, iw))
+            border_taps.append(_valid_taps(ox * g.sw - g.pl, g.kw, g.dw, g.iw))
     rows = []
-    for oy in range(oh):
-        nky = _valid_taps(oy * sh - pt, kh, dh, ih)
-        rows.append(ConvRow(interior * cg * nky * kw, cg * nky * sum(border_taps), interior, len(border_taps)))
+    for oy in range(g.oh):
+        nky = _valid_taps(oy * g.sh - g.pt, g.kh, g.dh, g.ih)
+        rows.append(ConvRow(interior * g.cg * nky * g.kw, g.cg * nky * sum(border_taps), interior, len(border_taps)))
     return rows
+
+
+def conv_border_columns(program: Program, step: Step) -> int:
+    """The border columns fx_conv runs down the interior rows of a dense conv, each run started once
+    per output channel a call touches: the columns outside the interior when the width has
+    dilation 1 and some output row has every kernel row inside the input; 0 otherwise."""
+    if step.op != "conv":
+        return 0
+    g = _conv_geometry(program, step)
+    if g.pointwise or g.dw != 1:
+        return 0
+    if not any(oy * g.sh - g.pt >= 0 and oy * g.sh - g.pt + (g.kh - 1) * g.dh < g.ih for oy in range(g.oh)):
+        return 0
+    return sum(1 for ox in range(g.ow) if not g.interior_column(ox))
+
+
+def call_cycles(program: Program, step: Step, u0: int) -> float:
+    """Cycles of one kernel call of ``step`` that starts at unit ``u0``: ``call``, and for a conv
+    call that starts inside an output channel ``call_border`` per border column."""
+    c = COSTS[step.op]
+    if step.op == "conv" and c.call_border and u0 % program.buffers[step.outputs[0]].shape[-2]:
+        return c.call + c.call_border * conv_border_columns(program, step)
+    return c.call
+
+
+def worst_call_cycles(program: Program, step: Step) -> float:
+    """The most cycles one kernel call of ``step`` costs wherever it starts (:func:`call_cycles`)."""
+    c = COSTS[step.op]
+    if step.op != "conv" or program.buffers[step.outputs[0]].shape[-2] == 1:   # (one row: calls start at channels)
+        return c.call
+    return c.call + c.call_border * conv_border_columns(program, step)
 
 
 def _conv_row_cycles(c: OpCost, r: ConvRow) -> float:

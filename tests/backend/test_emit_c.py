@@ -20,6 +20,7 @@ from backends.emit_c import EmitC, EmitCOptions
 from transpiler import __version__, hostrun
 from transpiler.errors import FreemlError, PassError
 from transpiler.lir.ir import Buffer, Port, Program, Step, TilePlan
+from transpiler.lir.kernels import csr_from_dense
 from transpiler.lir.text import parse_program
 from transpiler.pass_infra import PassContext
 
@@ -83,12 +84,10 @@ def sparsified(p: Program, seed: int = 0) -> tuple[Program, Program]:
     conv.op, conv.inputs = "conv_sparse", ["x", "wv", "wo", "wp", "b"]
     conv.attrs = {**conv.attrs, "kernel": [w.shape[2], w.shape[3]]}
     w2 = sparse.buffers.pop("w2")
-    idx2 = [np.nonzero(row)[0] for row in w2.data]
-    sparse.add(Buffer("w2v", "i16", (sum(len(i) for i in idx2),), q=w2.q,
-                      data=np.concatenate([row[i] for row, i in zip(w2.data, idx2)]).astype("<i2")))
-    sparse.add(Buffer("w2c", "u16", (sum(len(i) for i in idx2),), data=np.concatenate(idx2).astype("<u2")))
-    sparse.add(Buffer("w2p", "u16", (w2.shape[0] + 1,),
-                      data=np.cumsum([0] + [len(i) for i in idx2]).astype("<u2")))
+    v2, d2, p2 = csr_from_dense(w2.data)                  # byte steps (docs/lir.md, fc_sparse)
+    sparse.add(Buffer("w2v", "i16", v2.shape, q=w2.q, data=v2.astype("<i2")))
+    sparse.add(Buffer("w2c", "u16", d2.shape, data=d2.astype("<u2")))
+    sparse.add(Buffer("w2p", "u16", p2.shape, data=p2.astype("<u2")))
     fc = sparse.steps[3]
     fc.op, fc.inputs = "fc_sparse", ["y3", "w2v", "w2c", "w2p", "b2"]    # fc reads the [8,4,5] map as K=160
     return dense, sparse

@@ -31,8 +31,8 @@ nothing, value + index being 4 bytes against 2), later cuts multiply by the laye
 0.5). The factor is *learned* per layer: a step that costs at most a quarter of ``fragile`` squares
 it (never below ``min-cut``, 0.1: FreeML's 10x), a rejected one takes its square root and retries.
 The last step of a run is no deeper than the budget needs, so the model ends just under the budget.
-Measured on the samples (bench/sparsecomp.py): this reaches mlp_mnist_big at 95x and lenet5_mnist at
-12x in 6-10 steps.
+Measured on the samples (bench/sparsecomp.py, docs/sparsecomp.md): mlp_mnist_big at 105-108x and
+lenet5_mnist at 12x within the 1-point bound, in 1-22 steps.
 
 Regrowth (iterative hard thresholding with feedback, as in DPF, Lin et al. 2020): every pruned layer
 keeps a dense shadow copy ``D``. The optimizer steps on the sparse weights ``S = D * topk(|D|)``;

@@ -6,21 +6,32 @@
     energy = run_energy("build/", x_q, trace, parse_power(DEFAULT_SUPPLY), period=0.05)
     energy.status                                                  # -1 no answer, 0 whole model, k exit k
 
-The energy model (the C driver main_gnet.c implements it; :func:`simulate` is the same model over
-the LIR interpreter, the reference the tests compare the C with): a capacitor holds the usable
-energy ``E`` (full, ``C (V_on^2 - V_off^2) / 2``, at time 0); the trace's power charges it (piecewise
-constant: each row's power holds until the next row, the last one forever), never above full; a
-running step costs its predicted cycles (transpiler/lir/cost.py) at the active power and takes
-``cycles / freq`` seconds; sample ``i`` is requested at ``i * period`` (later if the previous one
-still runs). Before every step, once an exit is present, the exit policy answers early when
-``E * freq / P_active < cycles(step) + cycles(head)``. An inference whose energy runs out gives no
-answer, and the device then stays off until the capacitor is full again. Before its first step an
+The energy model, in integers (:class:`EnergyModel`; the host driver main_gnet.c, the simulator
+program main_gnet_sim.c and :func:`simulate`, the reference over the LIR interpreter, compute it
+operation by operation alike, so they agree bit for bit). Time is counted in CPU cycles at the
+supply's clock, energy in units of 1/65536 of what one active cycle draws (``active / freq`` J):
+the trace becomes rows ``(cycle, harvested units per cycle)`` and the capacitor's usable energy
+``C (V_on^2 - V_off^2) / 2`` a number of units ``full``; nothing is rounded after that. The
+capacitor is full at time 0; the trace's power charges it (each row's power holds until the next
+row, the last one forever), never above full; a running CPU draws 65536 units a cycle, and the
+power fails at the first cycle the energy would go below 0. Here a step costs its predicted
+cycles (transpiler/lir/cost.py); in the simulator every executed cycle counts. Sample ``i`` is
+requested at ``i * period`` (later if the previous one still runs). Before its first step an
 inference sleeps until the capacitor pays for the cycles up to exit 1's answer
-(``fx_energy_wait``; ``gnet.start_cycles``).
+(``fx_energy_wait``; ``gnet.start_cycles``). Before every step, once an exit is present, the exit
+policy answers early when ``energy >> 16 < cycles(step) + cycles(head)`` (fx_energy_level()).
+
+A power failure: the device is off until the capacitor is full again. Then it reboots and the
+interrupted inference answers from the features its exits saved (``fx_<m>_recover``: exits 1..k,
+committed with their feature steps, so any inference that reached exit 1 answers), at the cost of
+an early answer; one that had not reached exit 1 gives no answer. A failure during that answer
+leaves the inference without one (the device tries once). A device without the plain gNet (the
+bench's baseline, ``early_exit=False``) loses every inference the power cuts short.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 import re
@@ -40,7 +51,13 @@ DEFAULT_SUPPLY = "cap=47uF,von=3.3V,voff=1.8V,active=1.5mW,freq=8MHz"
 """180 uJ usable: about 960,000 cycles at 8 MHz and 1.5 mW."""
 NO_ANSWER = -1
 WHOLE_MODEL = 0
-_LOG = re.compile(r"^sample (\d+) status (-?\d+) start (\S+) end (\S+) energy (\S+) (\S+) cycles (\S+)$")
+ENERGY_ONE = 1 << 16
+"""Energy units per active cycle: energies are integers in 1/65536 of what one cycle draws."""
+MAX_FULL = 1 << 62
+"""Largest capacitor in energy units (the C's 64-bit arithmetic never overflows below it)."""
+MAX_POWER = 1 << 32
+"""Harvested power limit in units per cycle (65536x the active power): 32-bit table entries."""
+_LOG = re.compile(r"^sample (\d+) status (-?\d+) start (\d+) end (\d+) energy (\d+) (\d+) cycles (\d+)$")
 
 
 # --------------------------------------------------------------------------- traces
@@ -51,25 +68,6 @@ class EnergyTrace:
     times: np.ndarray
     powers: np.ndarray
     source: str | None = None
-
-    def power_at(self, t: float) -> float:
-        j = int(np.searchsorted(self.times, t, side="right")) - 1
-        return float(self.powers[max(j, 0)])
-
-    def harvest(self, t0: float, t1: float) -> float:
-        """Joules harvested over ``[t0, t1]`` (the C driver's integral, term by term)."""
-        e, t = 0.0, t0
-        n = len(self.times)
-        while t < t1:
-            j = int(np.searchsorted(self.times, t, side="right")) - 1
-            p = float(self.powers[max(j, 0)])
-            nxt = float(self.times[0]) if t < self.times[0] else (float(self.times[j + 1]) if j + 1 < n else t1)
-            end = min(nxt, t1)
-            if end <= t:
-                end = t1
-            e += p * (end - t)
-            t = end
-        return e
 
 
 def load_trace(path: str | os.PathLike[str]) -> EnergyTrace:
@@ -107,9 +105,161 @@ def load_trace(path: str | os.PathLike[str]) -> EnergyTrace:
     return EnergyTrace(arr[:, 0].copy(), arr[:, 1].copy(), str(path))
 
 
-def write_trace_text(trace: EnergyTrace, path: Path) -> None:
-    """The driver's trace file: ``time power`` lines with every digit (repr) of the doubles."""
-    path.write_text("".join(f"{t!r} {p!r}\n" for t, p in zip(trace.times.tolist(), trace.powers.tolist())))
+def _ceil_div(a: int, b: int) -> int:
+    """a / b rounded up (the C's ``(a + b - 1) / b``)."""
+    return (a + b - 1) // b
+
+
+@dataclass(frozen=True)
+class EnergyModel:
+    """The integer energy model of the module docstring: a trace, a capacitor and a request period.
+
+    ``times[j]`` (cycles; ``times[0] == 0``, increasing) and ``powers[j]`` (harvested units per
+    cycle) are the trace's rows; ``full`` the capacitor's usable units; ``period`` the cycles
+    between two requests. Every method is what main_gnet.c and main_gnet_sim.c compute, with the
+    same integer operations (their 64-bit values never overflow: ``full < 2^62``, ``powers < 2^32``).
+    """
+
+    times: tuple[int, ...]
+    powers: tuple[int, ...]
+    full: int
+    period: int
+    freq: float
+    active_w: float
+
+    @classmethod
+    def of(cls, trace: EnergyTrace, supply: PowerSupply, period: float) -> EnergyModel:
+        """Quantise once: a row's time to the nearest cycle (rows at the same cycle: the later one
+        holds; the row holding at time 0 starts at 0), its power to the nearest unit per cycle, the
+        usable energy down to a unit, the period to the nearest cycle.
+
+        Raises:
+            DataError: a power above 65536x the active power, a capacitor too large, a period too long.
+        """
+        freq, act = float(supply.freq_hz), float(supply.active_w)
+        where = Location(file=trace.source) if trace.source else None
+        times: list[int] = []
+        powers: list[int] = []
+        for t_s, p_w in zip(trace.times.tolist(), trace.powers.tolist()):
+            c = max(0, int(round(t_s * freq)))
+            q = int(round(p_w / act * ENERGY_ONE))
+            if q >= MAX_POWER:
+                raise DataError(f"a harvested power of {p_w:g} W is more than 65536x the active power {act:g} W",
+                                location=where, hint="check the trace's unit (watts)")
+            if times and c <= times[-1]:
+                powers[-1] = q           # the earlier row holds for less than a cycle
+            else:
+                times.append(c)
+                powers.append(q)
+        times[0] = 0
+        full = int(round(freq * supply.energy_j / act, 6) * ENERGY_ONE)
+        if not 0 < full < MAX_FULL:
+            raise DataError(f"a capacitor of {supply.energy_j:g} J usable is {full} energy units "
+                            f"(at most {MAX_FULL - 1})", hint="a smaller capacitor or a larger active power")
+        per = int(round(period * freq))
+        if per >= 1 << 46:
+            raise DataError(f"a request period of {period:g} s is too long for the energy model")
+        return cls(tuple(times), tuple(powers), full, per, freq, act)
+
+    def seconds(self, cycles: float) -> float:
+        return float(cycles) / self.freq
+
+    def joules(self, units: float) -> float:
+        return float(units) * self.active_w / self.freq / ENERGY_ONE
+
+    def row(self, t: int) -> int:
+        """The row whose power holds at cycle ``t``."""
+        return bisect.bisect_right(self.times, t) - 1
+
+    def next_change(self, j: int) -> int | None:
+        """When row ``j``'s power ends (None: the last row holds forever)."""
+        return self.times[j + 1] if j + 1 < len(self.times) else None
+
+    def asleep(self, e: int, t0: int, t1: int) -> int:
+        """The energy at ``t1`` of a device asleep (only charging) from ``(t0, e)``."""
+        t = t0
+        while t < t1 and e < self.full:
+            j = self.row(t)
+            nxt = self.next_change(j)
+            end = nxt if nxt is not None and nxt < t1 else t1
+            p = self.powers[j]
+            if p > 0:
+                need = _ceil_div(self.full - e, p)
+                e = self.full if end - t >= need else e + p * (end - t)
+            t = end
+        return e
+
+    def running(self, e: int, t0: int, t1: int) -> tuple[int, int | None]:
+        """A CPU running from ``(t0, e)`` to ``t1``: (the energy at ``t1``, None), or (0, the first
+        cycle at which the capacitor is empty)."""
+        t = t0
+        while t < t1:
+            j = self.row(t)
+            nxt = self.next_change(j)
+            end = nxt if nxt is not None and nxt < t1 else t1
+            p = self.powers[j]
+            if p >= ENERGY_ONE:
+                gain = p - ENERGY_ONE
+                if gain > 0:
+                    need = _ceil_div(self.full - e, gain)
+                    e = self.full if end - t >= need else e + gain * (end - t)
+            else:
+                d = ENERGY_ONE - p
+                if end - t > e // d:
+                    return 0, t + e // d + 1
+                e -= d * (end - t)
+            t = end
+        return e, None
+
+    def crossing(self, e: int, t: int) -> int | None:
+        """The cycle a CPU running from ``(t, e)`` empties the capacitor (None: never); the failure
+        :meth:`running` finds, without an end."""
+        while True:
+            j = self.row(t)
+            nxt = self.next_change(j)
+            p = self.powers[j]
+            if p < ENERGY_ONE:
+                d = ENERGY_ONE - p
+                dt = e // d + 1
+                if nxt is None or t + dt <= nxt:
+                    return t + dt
+                e -= d * (nxt - t)
+            elif nxt is None:
+                return None
+            elif p > ENERGY_ONE:
+                need = _ceil_div(self.full - e, p - ENERGY_ONE)
+                e = self.full if nxt - t >= need else e + (p - ENERGY_ONE) * (nxt - t)
+            t = nxt
+
+    def charge_to(self, target: int, e: int, t: int) -> int | None:
+        """The cycle a device asleep from ``(t, e)`` holds ``target`` units (None: the trace never
+        gives them)."""
+        while e < target:
+            j = self.row(t)
+            nxt = self.next_change(j)
+            p = self.powers[j]
+            if p > 0:
+                need = _ceil_div(target - e, p)
+                if nxt is None or t + need <= nxt:
+                    return t + need
+            elif nxt is None:
+                return None
+            e += p * (nxt - t)
+            t = nxt
+        return t
+
+    def level(self, e: int) -> int:
+        """fx_energy_level(): the energy in whole cycles (at most 0xFFFFFFFF)."""
+        return min(e >> 16, 0xFFFFFFFF)
+
+    def target(self, cycles: int) -> int:
+        """fx_energy_wait(cycles): the units it waits for (at most a full capacitor)."""
+        return min(int(cycles) * ENERGY_ONE, self.full)
+
+
+def write_model_text(model: EnergyModel, path: Path) -> None:
+    """The host driver's trace file: ``cycle units_per_cycle`` lines."""
+    path.write_text("".join(f"{t} {p}\n" for t, p in zip(model.times, model.powers)))
 
 
 # --------------------------------------------------------------------------- the host driver
@@ -122,24 +272,32 @@ def gnet_manifest(manifest: Mapping[str, Any], out_dir: str | os.PathLike[str]) 
 
 
 def build_driver(out_dir: str | os.PathLike[str], cc: str | None = None, sanitize: bool = False,
-                 start_cycles: int | None = None) -> Path:
+                 start_cycles: int | None = None, energy_level: bool = True) -> Path:
     """``make gnet`` (or ``gnet-asan``) in a generated directory; the driver's path. ``start_cycles``
-    overrides ``FX_<M>_GNET_START_CYCLES`` (what an inference waits to afford before it starts; a
-    separate binary)."""
+    overrides ``FX_<M>_GNET_START_CYCLES`` (what an inference waits to afford before it starts);
+    ``energy_level=False`` builds it without ``-DFX_ENERGY_LEVEL_HOOK`` (a device that cannot read
+    its energy: the policy never answers early, answers come from the whole model or, after a
+    power failure, from the saved features). Each variant is a separate binary."""
     from transpiler.hostrun import find_cc, load_manifest
 
     d = Path(out_dir)
-    g = gnet_manifest(load_manifest(d), d)
+    man = load_manifest(d)
+    g = gnet_manifest(man, d)
     if shutil.which("make") is None:
         raise ToolchainError("`make` is not installed", hint="install make (apt-get install make)")
     compiler = find_cc(cc)
     name = g["asan_binary"] if sanitize else g["binary"]
     var = "GNET_ASAN_BIN" if sanitize else "GNET_BIN"
     cmd = ["make", "-C", str(d), "gnet-asan" if sanitize else "gnet", f"CC={compiler}"]
+    defs = []
     if start_cycles is not None:
         name = f"{name}_start{int(start_cycles)}"
-        macro = f"FX_{str(load_manifest(d)['c_name']).upper()}_GNET_START_CYCLES"
-        cmd.append(f"GNET_DEFS=-D{macro}={int(start_cycles)}ul")
+        defs.append(f"-DFX_{str(man['c_name']).upper()}_GNET_START_CYCLES={int(start_cycles)}ul")
+    if defs:
+        cmd.append("GNET_DEFS=" + " ".join(defs))
+    if not energy_level:
+        name = f"{name}_nolevel"
+        cmd.append("GNET_LEVEL=")
     cmd.append(f"{var}={name}")
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -193,7 +351,8 @@ def run_exits(out_dir: str | os.PathLike[str], x_q: np.ndarray, cc: str | None =
 @dataclass
 class EnergyRun:
     """Inferences under an energy trace: per sample the status (-1 no answer, 0 the whole model,
-    k gNet exit k), the outputs it left (meaningful when status >= 0) and the driver's log."""
+    k gNet exit k), the outputs it left (meaningful when status >= 0), the times (s) of its
+    request and of its answer, the energy (J) at its request and the cycles it ran."""
 
     status: np.ndarray
     outputs: np.ndarray
@@ -216,109 +375,118 @@ class EnergyRun:
 
 def run_energy(out_dir: str | os.PathLike[str], x_q: np.ndarray, trace: EnergyTrace, supply: PowerSupply,
                period: float, cc: str | None = None, sanitize: bool = False,
-               start_cycles: int | None = None) -> EnergyRun:
+               start_cycles: int | None = None, energy_level: bool = True) -> EnergyRun:
     """Run the driver's ``energy`` mode on int16 inputs ``[N, in_size]`` (see the module docstring);
-    ``start_cycles``: see :func:`build_driver`."""
+    ``start_cycles``, ``energy_level``: see :func:`build_driver`."""
     from transpiler.hostrun import load_manifest
 
     if period < 0 or not math.isfinite(period):
         raise InputError(f"the period {period} s must be >= 0")
+    model = EnergyModel.of(trace, supply, period)
     man = load_manifest(out_dir)
     gnet_manifest(man, out_dir)
-    exe = build_driver(out_dir, cc, sanitize, start_cycles)
+    exe = build_driver(out_dir, cc, sanitize, start_cycles, energy_level)
     in_size, out_size = int(man["api"]["in_size"]), int(man["api"]["out_size"])
     x = np.ascontiguousarray(np.asarray(x_q).reshape(-1, in_size), dtype="<i2")
     with tempfile.TemporaryDirectory(prefix="freeml-gnet-") as tmp:
         fin, fout, ftr = Path(tmp) / "in.raw", Path(tmp) / "out.raw", Path(tmp) / "trace.txt"
         fin.write_bytes(x.tobytes())
-        write_trace_text(trace, ftr)
-        proc = _run(exe, ["energy", str(fin), str(fout), str(len(x)), str(ftr), repr(supply.cap_f), repr(supply.von_v),
-                          repr(supply.voff_v), repr(supply.active_w), repr(supply.freq_hz), repr(float(period))])
+        write_model_text(model, ftr)
+        proc = _run(exe, ["energy", str(fin), str(fout), str(len(x)), str(ftr), str(model.full), str(model.period)])
         y = np.frombuffer(fout.read_bytes(), dtype="<i2").astype(np.int16).reshape(len(x), 1 + out_size)
     logs = [m.groups() for m in (_LOG.match(line) for line in proc.stdout.splitlines()) if m]
     if len(logs) != len(x):
         raise ToolchainError(f"the gNet driver logged {len(logs)} samples, expected {len(x)}",
                              details=proc.stdout.splitlines()[-5:])
-    arr = np.asarray([[float(v) for v in row] for row in logs], dtype=np.float64)
-    return EnergyRun(y[:, 0].astype(np.int64), y[:, 1:].copy(), arr[:, 2], arr[:, 3], arr[:, 4], arr[:, 6],
-                     supply, period)
+    arr = np.asarray([[int(v) for v in row] for row in logs], dtype=np.float64)
+    return EnergyRun(y[:, 0].astype(np.int64), y[:, 1:].copy(), arr[:, 2] / model.freq, arr[:, 3] / model.freq,
+                     arr[:, 4] * model.joules(1), arr[:, 6], supply, period,
+                     {"model": model, "start_cycle": arr[:, 2].astype(np.int64).tolist()})
 
 
 # --------------------------------------------------------------------------- the reference model
 def simulate(program: Any, x_q: np.ndarray, trace: EnergyTrace, supply: PowerSupply, period: float,
              step_cycles: Sequence[int], exit_cycles: int, early_exit: bool = True,
-             answers: bool = True, start_cycles: int | None = None) -> tuple[np.ndarray, list[Any]]:
+             answers: bool = True, start_cycles: int | None = None,
+             energy_level: bool = True) -> tuple[np.ndarray, list[Any]]:
     """The energy model of the module docstring over the LIR interpreter: per sample the status and
     the answer (transpiler.lir.interp.ExitAnswer, or None for the whole model / no answer).
 
     ``step_cycles`` / ``exit_cycles``: the manifest's ``gnet.step_cycles`` / ``gnet.exit_cycles``
     (the in-sequence steps' predicted cycles, the head's). The arithmetic follows main_gnet.c
     operation by operation, so the decisions match the C's. ``early_exit=False`` is the same device
-    without the gNet (every inference runs the whole model or fails); ``answers=False`` skips the
-    interpreter runs (statuses only). ``start_cycles``: the manifest's ``gnet.start_cycles``, what an
-    inference waits (asleep, charging) to be able to pay before its first step (with
+    without the gNet (every inference runs the whole model; a power failure loses it);
+    ``energy_level=False`` a gNet device without fx_energy_level() (no early answer while it runs;
+    after a power failure it answers from the saved features); ``answers=False`` skips the
+    interpreter runs (statuses only). ``start_cycles``: the manifest's ``gnet.start_cycles``, what
+    an inference waits (asleep, charging) to be able to pay before its first step (with
     ``early_exit=False`` the whole model's cycles), at most a full capacitor.
     """
     from transpiler.lir.interp import run_until
     from transpiler.lir.ops import ON_DEMAND_OPS
 
+    m = EnergyModel.of(trace, supply, period)
     seq = [s for s in program.steps if s.op not in ON_DEMAND_OPS]
-    exit_after = {i: k for k, i in enumerate([i for i, s in enumerate(seq) if s.op == "gnet_feature"], 1)}
-    freq, p_act = supply.freq_hz, supply.active_w
-    e_max = 0.5 * supply.cap_f * (supply.von_v * supply.von_v - supply.voff_v * supply.voff_v)
-    e, t, dead = e_max, 0.0, False
+    feature_steps = [i for i, s in enumerate(seq) if s.op == "gnet_feature"]
+    exit_after = {i: k for k, i in enumerate(feature_steps, 1)}
+    e, t, starved = m.full, 0, False
     status = np.full(len(x_q), NO_ANSWER, dtype=np.int64)
     found: list[Any] = []
     name = program.inputs[0].onnx_name
+    wait = sum(step_cycles) if not early_exit else start_cycles
 
-    def spend(cycles: float) -> bool:
+    def reboot(fail: int) -> bool:
+        """Off from the failure at ``fail`` until the capacitor is full; False: it never is."""
         nonlocal e, t
-        dt = cycles / freq
-        e += trace.harvest(t, t + dt) - p_act * dt
-        t += dt
-        e = min(e, e_max)
-        return e >= 0.0
-
-    def level() -> int:
-        cycles = e * freq / p_act if e > 0.0 else 0.0
-        return 0xFFFFFFFF if cycles >= 4294967295.0 else int(cycles)
+        ready = m.charge_to(m.full, 0, fail)
+        if ready is None:
+            return False
+        e, t = m.full, ready
+        return True
 
     for i, x in enumerate(x_q):
-        t_req = i * period
-        if dead:
-            full_at = _charge_to(trace, e_max, e, t)
-            if full_at is None:
-                found.append(None)
-                continue
-            e, t, dead = e_max, full_at, False
-        if t < t_req:
-            e = min(e_max, e + trace.harvest(t, t_req))
-            t = t_req
-        wait = sum(step_cycles) if not early_exit else start_cycles
-        if wait is not None:
-            target = min(float(int(wait)) * p_act / freq, e_max)
-            if e < target:
-                ready_at = _charge_to(trace, target, e, t)
-                if ready_at is None:
-                    e, dead = 0.0, True
-                    found.append(None)
-                    continue
-                e, t = target, ready_at
-        present, stop, ok = 0, None, True
-        for s in range(len(seq)):
-            if early_exit and present and level() < step_cycles[s] + exit_cycles:
-                stop = s
-                break
-            if not spend(step_cycles[s]):
-                ok = False
-                break
-            present = exit_after.get(s, present)
-        if ok and stop is not None:
-            ok = spend(exit_cycles)
-        if not ok:
-            e, dead = 0.0, True
+        if starved:
             found.append(None)
             continue
+        t_req = i * m.period
+        if t < t_req:
+            e, t = m.asleep(e, t, t_req), t_req
+        if wait is not None and e < m.target(wait):
+            ready = m.charge_to(m.target(wait), e, t)
+            if ready is None:
+                starved = True
+                found.append(None)
+                continue
+            e, t = m.target(wait), ready
+        present, stop, fail = 0, None, None
+        for s in range(len(seq)):
+            if early_exit and energy_level and present and m.level(e) < step_cycles[s] + exit_cycles:
+                stop = s
+                break
+            e, fail = m.running(e, t, t + step_cycles[s])
+            if fail is not None:
+                break
+            t += step_cycles[s]
+            present = exit_after.get(s, present)
+        if fail is None and stop is not None:
+            e, fail = m.running(e, t, t + exit_cycles)
+            t = t if fail is not None else t + exit_cycles
+        if fail is not None:
+            # off until full, then fx_<m>_recover answers from exit `present` (one try)
+            if not reboot(fail):
+                starved = True
+                found.append(None)
+                continue
+            if not early_exit or not present:
+                found.append(None)
+                continue
+            e, fail = m.running(e, t, t + exit_cycles)
+            if fail is not None:
+                starved = not reboot(fail)
+                found.append(None)
+                continue
+            t += exit_cycles
+            stop = feature_steps[present - 1] + 1
         if stop is None:
             status[i] = WHOLE_MODEL
             found.append(None)
@@ -326,27 +494,8 @@ def simulate(program: Any, x_q: np.ndarray, trace: EnergyTrace, supply: PowerSup
             status[i] = present
             found.append(None)
         else:
-            ans = run_until(program, {name: x.reshape(program.buffers[program.inputs[0].buffer].shape)},
-                            program.steps.index(seq[stop]))
+            before = program.steps.index(seq[stop]) if stop < len(seq) else len(program.steps)
+            ans = run_until(program, {name: x.reshape(program.buffers[program.inputs[0].buffer].shape)}, before)
             status[i] = ans.exit
             found.append(ans)
     return status, found
-
-
-def _charge_to(trace: EnergyTrace, target: float, e: float, t: float) -> float | None:
-    """The time the capacitor holds ``target`` J again (None: the trace never gives the energy);
-    main_gnet.c's charge_to."""
-    n = len(trace.times)
-    while e < target:
-        j = int(np.searchsorted(trace.times, t, side="right")) - 1
-        p = float(trace.powers[max(j, 0)])
-        nxt = float(trace.times[0]) if t < trace.times[0] else (float(trace.times[j + 1]) if j + 1 < n else -1.0)
-        if nxt < 0.0:
-            if p <= 0.0:
-                return None
-            return t + (target - e) / p
-        if p > 0.0 and e + p * (nxt - t) >= target:
-            return t + (target - e) / p
-        e += p * (nxt - t)
-        t = nxt
-    return t

@@ -84,19 +84,28 @@ def make_vars_for(counters: str, c_name: str) -> tuple[dict[str, str], str]:
     raise DataError(f"unknown counters mode {counters!r}", hint=f"one of {', '.join(COUNTER_MODES)}")
 
 
-def chunk_size(manifest: Mapping[str, Any], counters: str = "run") -> int:
-    """How many inputs fit in one sim_input.c beside the model (at least 1)."""
-    in_bytes = 2 * int(manifest["api"]["in_size"])
-    out_size = int(manifest["api"]["out_size"])
+def sim_input_room(manifest: Mapping[str, Any]) -> tuple[bool, int]:
+    """(the package is built in the large memory model, bytes free for sim_input.c's inputs): HIFRAM
+    beside the model's tables in the large model, else lower FRAM beside the model and the harness
+    (:data:`HARNESS_RESERVE`)."""
     sizes = manifest.get("sizes", {})
     plan = manifest.get("plan") or {}
-    large = plan.get("memory_model") == "large" or bool(manifest.get("needs_hifram"))
-    if large:
-        free = _HIFRAM - int(sizes.get("hifram_bytes", 0)) - 2048
-    else:
-        used = (int(plan.get("code_estimate", 12 * 1024)) + int(plan.get("rodata_estimate", 0))
-                + int(sizes.get("fram_constants", 0)) + int(sizes.get("fram_activations", 0)))
-        free = min(_LOWER_FRAM - used - HARNESS_RESERVE, _SMALL_MAX_OBJECT)
+    if plan.get("memory_model") == "large" or bool(manifest.get("needs_hifram")):
+        return True, _HIFRAM - int(sizes.get("hifram_bytes", 0)) - 2048
+    used = (int(plan.get("code_estimate", 12 * 1024)) + int(plan.get("rodata_estimate", 0))
+            + int(sizes.get("fram_constants", 0)) + int(sizes.get("fram_activations", 0)))
+    return False, _LOWER_FRAM - used - HARNESS_RESERVE
+
+
+def chunk_size(manifest: Mapping[str, Any], counters: str = "run", free: int | None = None) -> int:
+    """How many inputs fit in one sim_input.c beside the model (at least 1); ``free``: the bytes
+    for them when something else shares :func:`sim_input_room`'s."""
+    in_bytes = 2 * int(manifest["api"]["in_size"])
+    out_size = int(manifest["api"]["out_size"])
+    large, room = sim_input_room(manifest)
+    free = room if free is None else free
+    if not large:
+        free = min(free, _SMALL_MAX_OBJECT)
     lines_per_input = -(-out_size // 8) + (0 if counters == "none" else 1)
     return max(1, min(free // max(in_bytes, 1), 0xFFFE // lines_per_input - 1, 4096))
 
@@ -179,4 +188,4 @@ def run_package(build_dir: str | os.PathLike[str], inputs: np.ndarray, *, counte
     return run
 
 
-__all__ = ["COUNTER_MODES", "PackageRun", "chunk_size", "make_vars_for", "run_package"]
+__all__ = ["COUNTER_MODES", "PackageRun", "chunk_size", "make_vars_for", "run_package", "sim_input_room"]

@@ -115,7 +115,9 @@ def run_lines(p: Program, m: str, M: str, plan: IntermittentPlan | None, ptr: Ca
     """``fx_<m>_reset`` and, for an intermittent plan, the input/output copies and ``fx_<m>_run``.
 
     ``gnet`` (backends/c/printers_gnet.GnetC): a new inference zeroes the gNet features (with the
-    first input chunk), and before each step the exit policy may answer early.
+    first input chunk), before each step the exit policy may answer early (after zeroing the later
+    exits' features: the loop may have resumed after a failure inside the next exit's feature step),
+    and the inference is marked answered when the outputs are out (``fx_<m>_recover``).
 
     Returns the reset function only (the writer prints its straight loop) when `plan` is None.
     """
@@ -208,7 +210,7 @@ def run_lines(p: Program, m: str, M: str, plan: IntermittentPlan | None, ptr: Ca
         out += [f"    for (; s <= FX_{M}_N_STEPS; ++s, u = 0u) {{",
                 f"        const fx_{m}_step_t *st = &{prefix}steps[s - 1u];",
                 "        const uint32_t group = (uint32_t)st->tile_units * st->per_commit;",
-                *(gnet.stop_lines(prefix, "(uint16_t)(s - 1u)") if gnet is not None else []),
+                *(gnet.stop_lines(prefix, "(uint16_t)(s - 1u)", resumed=True) if gnet is not None else []),
                 "        FX_STEP_BEGIN(s - 1u);",
                 "        while (u < st->units) {",
                 "            const uint16_t gend = (uint16_t)((uint32_t)(st->units - u) > group"
@@ -228,6 +230,7 @@ def run_lines(p: Program, m: str, M: str, plan: IntermittentPlan | None, ptr: Ca
                 "        FX_STEP_END(s - 1u);",
                 "    }"]
     out += [f"    {prefix}copy_outputs(out);",
+            *(gnet.end_lines(prefix) if gnet is not None else []),
             "    return 0;",
             "}", ""]
     return out

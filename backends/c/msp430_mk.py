@@ -133,7 +133,8 @@ def msp430_makefile(model_name: str, sources: Sequence[str], large: bool, *,
         gnet: the model has a gNet: ``make msp430 MSP430_GNET=1`` (with its own MSP430_OBJDIR and
             MSP430_ELF) builds the energy-trace program instead, ``main_gnet_sim.c`` with the
             generated trace ``sim_energy`` (transpiler/gnet_sim.py writes both the file and the
-            power-failure schedule), the model compiled with the energy hooks.
+            power-failure schedule), the model compiled with the energy hooks (``MSP430_GNET_LEVEL=``:
+            without fx_energy_level, a device that cannot read its energy).
 
     Raises:
         InputError: a name or path that cannot appear in a Makefile.
@@ -199,16 +200,19 @@ def msp430_makefile(model_name: str, sources: Sequence[str], large: bool, *,
     w("MSP430_RUN_COUNTERS ?=")
     if gnet:
         w("MSP430_GNET ?=")
+        w("# MSP430_GNET_LEVEL= : the energy program for a device that cannot read its energy level")
+        w("MSP430_GNET_LEVEL ?= -DFX_ENERGY_LEVEL_HOOK")
     w("MSP430_CFLAGS = " + " ".join(f for f in MSP430_BASE_CFLAGS if f != "-O2")
       + " $(MSP430_OPT) $(MSP430_LARGE) " + includes
       + " $(if $(MSP430_COUNTERS),-DFX_SIM_COUNTERS,) $(MSP430_CFLAGS_EXTRA)"
-      + (" $(if $(MSP430_GNET),-DFX_ENERGY_LEVEL_HOOK -DFX_ENERGY_WAIT_HOOK,)" if gnet else ""))
+      + (" $(if $(MSP430_GNET),$(MSP430_GNET_LEVEL) -DFX_ENERGY_WAIT_HOOK,)" if gnet else ""))
     w("MSP430_LDFLAGS = " + " ".join(MSP430_BASE_LDFLAGS)
       + " $(MSP430_LARGE) -T $(MSP430_LDSCRIPT)")
     w("MSP430_LDLIBS = " + " ".join(MSP430_LDLIBS))
     w(f"MSP430_MAIN_DEFS = -DFX_MODEL_HEADER='\"{header}\"' -DFX_RUN={run_symbol} "
       f"-DFX_INPUT_LEN={in_len} -DFX_OUTPUT_LEN={out_len}"
       + (f" -DFX_SIM_NEW_INPUT={new_input_symbol}" if new_input_symbol else "")
+      + (f" -DFX_RECOVER=fx_{model_name}_recover" if gnet else "")
       + " $(if $(MSP430_RUN_COUNTERS),-DFX_SIM_COUNTERS,)")
     objs = [f"$(MSP430_OBJDIR)/crt0.o"] + [_object_name(s) for s in all_sources]
     if gnet:     # MSP430_GNET=1: the energy-trace program in place of main_sim.c
@@ -237,9 +241,10 @@ def msp430_makefile(model_name: str, sources: Sequence[str], large: bool, *,
         obj = _object_name(src)
         extra = " $(MSP430_MAIN_DEFS)" if src in (f"{plat}/main_sim.c", f"{plat}/main_gnet_sim.c") else ""
         if src == f"{plat}/main_gnet_sim.c":
-            # the energy model reads the cycle counter; with -mlarge its code (and the soft-float it
-            # calls stays below) goes to HIFRAM, beside a model that fills lower FRAM
-            extra += " -DFX_SIM_COUNTERS $(if $(MSP430_LARGE),-mcode-region=upper,)"
+            # the energy model reads the cycle counter; with -mlarge its code goes to HIFRAM, beside
+            # a model that fills lower FRAM (libgcc's 64-bit division, which it calls, stays below);
+            # its arithmetic runs with the clock stopped, so it is built for size (-Os)
+            extra += " -DFX_SIM_COUNTERS -Os $(if $(MSP430_LARGE),-mcode-region=upper,)"
         w(f"{obj}: {src} $(MSP430_OBJDIR)/flags.stamp")
         w(f"\t$(MSP430_CC) $(MSP430_CFLAGS){extra} -MMD -MP -c $< -o $@")
     w("")

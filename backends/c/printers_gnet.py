@@ -78,6 +78,9 @@ PRINTERS["gnet_exit"] = print_fc          # the head is an fc over F (printed ou
 HELPERS["gnet_state"] = """\
 /* gNet: the number of exits whose features are in F (FRAM; 0 when an inference starts). */
 static uint16_t {p}gnet_present FX_PERSISTENT = 0u;
+/* 1 from an inference's start until it answers (FRAM): a power failure in between leaves it set,
+ * and {p}recover() answers that inference from the features its exits saved. */
+static uint16_t {p}gnet_running FX_PERSISTENT = 0u;
 """
 
 
@@ -142,6 +145,12 @@ class GnetC:
             f"int fx_{m}_exit(int16_t *scores, uint16_t *cls);",
             "/* Zero the feature vector and the exit count (the run function does it when an inference starts). */",
             f"void fx_{m}_gnet_begin(void);",
+            "/* After a power failure (at boot): answer the inference that was running from the features its",
+            " * exits 1..k saved (committed with their feature steps; the later exits' features are zeroed",
+            " * first). Writes the class and scores into out as an early answer does and returns k; returns",
+            " * 0 (out untouched) when no inference was interrupted or none had reached exit 1. One try: the",
+            " * inference is forgotten first, so a failure during this answer leaves it without one. */",
+            f"int fx_{m}_recover(int16_t *out);",
             "/* The exit policy, asked before every step once an exit is present: nonzero = answer now.",
             " * next_cycles: the step's predicted cycles plus the head's; energy: fx_energy_level().",
             f" * Default: energy < next_cycles. Build with -DFX_{M}_POLICY and link your own to replace it. */",
@@ -196,11 +205,13 @@ class GnetC:
                 f"void {prefix}gnet_begin(void)", "{",
                 f"    int16_t *f = {ptr(self.features_buffer)};",
                 "    uint16_t i;",
+                f"    FX_STORE({prefix}gnet_present, (uint16_t)0u);   /* first: nothing to recover from */",
                 f"    for (i = 0u; i < {nf}u; ++i) {{",
                 "        FX_STORE(f[i], 0);",
                 "    }",
-                f"    FX_STORE({prefix}gnet_present, (uint16_t)0u);",
+                f"    FX_STORE({prefix}gnet_running, (uint16_t)1u);",
                 "}", "",
+                *self._forget_lines(prefix, ptr),
                 f"int {prefix}exit(int16_t *scores, uint16_t *cls)", "{",
                 f"    const int16_t *y = {ptr(self.scores_buffer)};",
                 "    uint16_t i;",
@@ -224,6 +235,39 @@ class GnetC:
                 f"    return {prefix}policy(FX_{M}_STEP_CYCLES[s] + FX_{M}_GNET_EXIT_CYCLES, {prefix.upper()}ENERGY());",
                 "}", ""]
         out += self._answer_lines(prefix, out_ports, out_offsets)
+        out += [f"int {prefix}recover(int16_t *out)", "{",
+                f"    const uint16_t k = {prefix}gnet_present, was = {prefix}gnet_running;",
+                f"    FX_STORE({prefix}gnet_running, (uint16_t)0u);   /* one try: no answer if the power fails again */",
+                "    if (was == 0u || k == 0u) {   /* nothing interrupted, or before exit 1 */",
+                "        return 0;",
+                "    }",
+                f"    {prefix}gnet_forget(k);",
+                f"    return {prefix}gnet_answer(out);",
+                "}", ""]
+        return out
+
+    def _forget_lines(self, prefix: str, ptr: Callable[[str], str]) -> list[str]:
+        """gnet_forget(k): zero the slices of F of the exits after k (see :meth:`slices`)."""
+        rows = ", ".join(f"{{ {o}u, {n}u }}" for o, n in self.slices())
+        return [f"/* Zero the features of the exits after k: a feature step that a power failure cut short may",
+                " * have written part of its slice, but not yet its exit count. Idempotent. */",
+                f"static void {prefix}gnet_forget(uint16_t k)", "{",
+                f"    static const uint16_t slice[{self.exits}][2] = {{ {rows} }};   /* offset, length */",
+                f"    int16_t *f = {ptr(self.features_buffer)};",
+                "    uint16_t j, i;",
+                f"    for (j = k; j < {self.exits}u; ++j) {{",
+                "        for (i = slice[j][0]; i < slice[j][0] + slice[j][1]; ++i) {",
+                "            FX_STORE(f[i], 0);",
+                "        }",
+                "    }",
+                "}", ""]
+
+    def slices(self) -> list[tuple[int, int]]:
+        """(offset, length) of exit k's slice of F, k = 1..K."""
+        out = []
+        for s in self.exit_steps:
+            step = self.seq.steps[s]
+            out.append((int(step.attrs["offset"]), int(self.seq.buffers[step.inputs[0]].size)))
         return out
 
     def _answer_lines(self, prefix: str, out_ports: list[Any], out_offsets: list[int]) -> list[str]:
@@ -249,7 +293,8 @@ class GnetC:
                 used = True
         if not used:
             lines.append("    (void)scores;")
-        lines += ["    (void)i;", "    return k;", "}", ""]
+        lines += ["    (void)i;", f"    FX_STORE({prefix}gnet_running, (uint16_t)0u);   /* answered */", "    return k;",
+                  "}", ""]
         return lines
 
     # --- the run loop hooks ---------------------------------------------------------------------
@@ -260,10 +305,19 @@ class GnetC:
                 f"{indent}{prefix.upper()}ENERGY_WAIT(FX_{prefix[3:-1].upper()}_GNET_START_CYCLES);"]
 
     @staticmethod
-    def stop_lines(prefix: str, step: str, indent: str = "        ") -> list[str]:
+    def stop_lines(prefix: str, step: str, indent: str = "        ", resumed: bool = False) -> list[str]:
+        """Before step ``step``: answer now if the policy says so. ``resumed``: the intermittent loop,
+        which may resume after a failure inside the next exit's feature step, so the answer first
+        zeroes the later exits' features (gnet_forget)."""
         return [f"{indent}if ({prefix}gnet_stop({step})) {{",
+                *([f"{indent}    {prefix}gnet_forget({prefix}gnet_present);"] if resumed else []),
                 f"{indent}    return {prefix}gnet_answer(out);",
                 f"{indent}}}"]
+
+    @staticmethod
+    def end_lines(prefix: str, indent: str = "    ") -> list[str]:
+        """The whole model ran: the inference has answered."""
+        return [f"{indent}FX_STORE({prefix}gnet_running, (uint16_t)0u);"]
 
     # --- build files, manifest, report ------------------------------------------------------------
     @staticmethod
@@ -272,7 +326,9 @@ class GnetC:
 # gNet host driver (main_gnet.c): every exit's answer, or runs under an energy trace
 GNET_BIN ?= $(MODEL)_host_gnet
 GNET_ASAN_BIN ?= $(MODEL)_host_gnet_asan
-GNET_FLAGS := -DFX_STEP_HOOKS -DFX_ENERGY_LEVEL_HOOK -DFX_ENERGY_WAIT_HOOK
+# GNET_LEVEL= builds it for a device that cannot read its energy level (no early answer)
+GNET_LEVEL ?= -DFX_ENERGY_LEVEL_HOOK
+GNET_FLAGS := -DFX_STEP_HOOKS $(GNET_LEVEL) -DFX_ENERGY_WAIT_HOOK
 GNET_DEFS ?=
 
 gnet: $(GNET_BIN)
@@ -329,24 +385,29 @@ def report_lines(g: dict[str, Any], steps: list[dict[str, Any]]) -> list[str]:
 def main_gnet_c(header: str, m: str, M: str) -> str:
     """The host gNet driver (see the module docstring); hosted C99 (stdio, setjmp)."""
     return header + f"""\
-/* Host gNet driver: {m}_host_gnet MODE ...   (make gnet; built with -DFX_STEP_HOOKS -DFX_ENERGY_LEVEL_HOOK)
+/* Host gNet driver: {m}_host_gnet MODE ...   (make gnet; built with -DFX_STEP_HOOKS
+ * -DFX_ENERGY_WAIT_HOOK and, unless make GNET_LEVEL=, -DFX_ENERGY_LEVEL_HOOK)
  *
  *   exits IN.raw OUT.raw COUNT
  *       Runs the whole model on each sample and asks the head right after each exit's feature step.
  *       OUT per sample: the outputs (FX_{M}_OUT_SIZE int16), then for k = 1..FX_{M}_GNET_EXITS:
  *       k, the class, the scores (FX_{M}_GNET_CLASSES int16, Q FX_{M}_GNET_SCORES_Q).
- *   energy IN.raw OUT.raw COUNT TRACE CAP VON VOFF ACTIVE FREQ PERIOD
- *       Runs the samples one after the other on a capacitor charged by a harvested power trace.
- *       TRACE: text lines "time_s power_W", times increasing; the power holds until the next line
- *       (the last value forever). CAP (F), VON/VOFF (V): the usable energy is CAP*(VON^2-VOFF^2)/2,
- *       full at time 0. ACTIVE (W) at FREQ (Hz) while running; each step costs its predicted cycles
- *       (FX_{M}_STEP_CYCLES), an early answer FX_{M}_GNET_EXIT_CYCLES. Sample i is requested at
- *       i * PERIOD s (a later start if the previous one still runs); between runs the capacitor
- *       charges (up to full). If the energy runs out during a run, that inference gives no answer
- *       and the device waits until the capacitor is full again. fx_energy_level() reports the energy
- *       left in cycles; the exit policy stops early when the next step plus the head do not fit.
+ *   energy IN.raw OUT.raw COUNT TRACE FULL PERIOD
+ *       Runs the samples one after the other on a capacitor charged by a harvested power trace, in
+ *       the integer energy model of transpiler/gnet_energy.py (which writes the arguments): time in
+ *       cycles, energy in units of 1/65536 of an active cycle's. TRACE: lines "cycle units_per_cycle"
+ *       (the first at cycle 0, cycles increasing; a row's power holds until the next one, the last
+ *       forever). FULL: the capacitor's usable units, full at cycle 0. A running step costs its
+ *       predicted cycles (FX_{M}_STEP_CYCLES, charged as it begins), an early answer
+ *       FX_{M}_GNET_EXIT_CYCLES. Sample i is requested at cycle i * PERIOD (later if the previous
+ *       one still runs). The power fails at the first cycle the energy would go below 0: the
+ *       device is off until the capacitor is full again, then fx_{m}_recover() answers the
+ *       interrupted inference from its saved exits (one try; none: no answer).
+ *       fx_energy_level() reports the energy in cycles; the exit policy stops early when the next
+ *       step plus the head do not fit.
  *       OUT per sample: the status (-1: no answer; 0: the whole model; k: gNet exit k), then the
- *       outputs. stdout, per sample: "sample I status S start T0 end T1 energy E0 E1 cycles C".
+ *       outputs. stdout, per sample: "sample I status S start C0 end C1 energy E0 E1 cycles C"
+ *       (cycles and units).
  * Exit status 0 on success, 1 on an I/O error, 2 on a usage error.
  * File I/O: runtime/platform/host/fx_host_io.c. */
 #include <setjmp.h>
@@ -358,86 +419,114 @@ def main_gnet_c(header: str, m: str, M: str) -> str:
 #include "{m}.h"
 #include "fx_host_io.h"
 
+#define ENERGY_ONE 65536u                /* energy units per active cycle */
+
 enum {{ MODE_EXITS = 1, MODE_ENERGY = 2 }};
 static int mode;
 static int16_t *exits_rec;               /* exits mode: where the current sample's answers go */
-static double *tr_t, *tr_p;              /* the trace */
+static uint64_t *tr_t;                   /* the trace: row j from cycle tr_t[j], tr_p[j] units a cycle */
+static uint32_t *tr_p;
 static size_t tr_n;
-static double e_now, e_max, t_now, p_act, freq;
-static double cycles_run;
-static int dead;                         /* the last run failed: wait for a full capacitor */
+static uint64_t e_now, e_full, t_now, fail_at;
+static uint64_t cycles_run;
 static jmp_buf power_fail;
 
-void fx_step_begin(uint16_t step)
+/* a / b rounded up (a < 2^62, 0 < b < 2^32: no overflow) */
+static uint64_t ceil_div(uint64_t a, uint64_t b)
 {{
-    (void)step;
+    return (a + b - 1u) / b;
 }}
 
-static double power_at(double t, size_t *seg)
+/* The row whose power holds at cycle t (tr_t[0] == 0). */
+static size_t row(uint64_t t)
 {{
-    size_t j = *seg;
-    while (j + 1u < tr_n && tr_t[j + 1u] <= t) {{
-        ++j;
-    }}
-    *seg = j;
-    return t < tr_t[0] ? tr_p[0] : tr_p[j];
-}}
-
-/* Harvested energy over [t0, t1] (J): the piecewise-constant trace integrated. */
-static double harvest(double t0, double t1)
-{{
-    size_t seg = 0u;
-    double e = 0.0, t = t0;
-    while (t < t1) {{
-        double p = power_at(t, &seg);
-        double next = (t < tr_t[0]) ? tr_t[0] : (seg + 1u < tr_n ? tr_t[seg + 1u] : t1);
-        double end = next < t1 ? next : t1;
-        if (end <= t) {{
-            end = t1;
+    size_t lo = 0u, hi = tr_n;
+    while (hi - lo > 1u) {{
+        size_t mid = lo + (hi - lo) / 2u;
+        if (tr_t[mid] <= t) {{
+            lo = mid;
+        }} else {{
+            hi = mid;
         }}
-        e += p * (end - t);
-        t = end;
     }}
-    return e;
+    return lo;
 }}
 
-/* Charge (off, or asleep) until the capacitor holds `target` J; 0 if the trace never gives it. */
-static int charge_to(double target)
+/* The end of row j's stretch that starts at t, at most t1. */
+static uint64_t piece_end(size_t j, uint64_t t1)
 {{
-    size_t seg = 0u;
-    while (e_now < target) {{
-        double p = power_at(t_now, &seg);
-        double next = (t_now < tr_t[0]) ? tr_t[0] : (seg + 1u < tr_n ? tr_t[seg + 1u] : -1.0);
-        if (next < 0.0) {{                       /* the last power level holds forever */
-            if (p <= 0.0) {{
-                return 0;
+    return (j + 1u < tr_n && tr_t[j + 1u] < t1) ? tr_t[j + 1u] : t1;
+}}
+
+/* Asleep (only charging) from t_now to t1. */
+static void sleep_until(uint64_t t1)
+{{
+    while (t_now < t1 && e_now < e_full) {{
+        size_t j = row(t_now);
+        uint64_t end = piece_end(j, t1);
+        if (tr_p[j] > 0u) {{
+            uint64_t need = ceil_div(e_full - e_now, tr_p[j]);
+            e_now = end - t_now >= need ? e_full : e_now + (uint64_t)tr_p[j] * (end - t_now);
+        }}
+        t_now = end;
+    }}
+    if (t_now < t1) {{
+        t_now = t1;
+    }}
+}}
+
+/* Running for `cycles`: the energy follows the trace; longjmp at the cycle the capacitor empties. */
+static void spend(uint64_t cycles)
+{{
+    uint64_t t1 = t_now + cycles;
+    cycles_run += cycles;
+    while (t_now < t1) {{
+        size_t j = row(t_now);
+        uint64_t end = piece_end(j, t1), dt = end - t_now;
+        if (tr_p[j] >= ENERGY_ONE) {{
+            uint64_t gain = tr_p[j] - ENERGY_ONE;
+            if (gain > 0u) {{
+                uint64_t need = ceil_div(e_full - e_now, gain);
+                e_now = dt >= need ? e_full : e_now + gain * dt;
             }}
-            t_now += (target - e_now) / p;
-            e_now = target;
-            return 1;
+        }} else {{
+            uint64_t d = ENERGY_ONE - tr_p[j];
+            if (dt > e_now / d) {{
+                fail_at = t_now + e_now / d + 1u;
+                longjmp(power_fail, 1);
+            }}
+            e_now -= d * dt;
         }}
-        if (p > 0.0 && e_now + p * (next - t_now) >= target) {{
-            t_now += (target - e_now) / p;
-            e_now = target;
-            return 1;
+        t_now = end;
+    }}
+}}
+
+/* Asleep from t_now until the capacitor holds `target` units; 0 if the trace never gives them. */
+static int charge_to(uint64_t target)
+{{
+    while (e_now < target) {{
+        size_t j = row(t_now);
+        int last = j + 1u >= tr_n;
+        if (tr_p[j] > 0u) {{
+            uint64_t need = ceil_div(target - e_now, tr_p[j]);
+            if (last || t_now + need <= tr_t[j + 1u]) {{
+                t_now += need;
+                e_now = target;
+                return 1;
+            }}
+        }} else if (last) {{
+            return 0;
         }}
-        e_now += p * (next - t_now);
-        t_now = next;
+        e_now += (uint64_t)tr_p[j] * (tr_t[j + 1u] - t_now);
+        t_now = tr_t[j + 1u];
     }}
     return 1;
 }}
 
-static void spend(double cycles)
+void fx_step_begin(uint16_t step)
 {{
-    double dt = cycles / freq;
-    e_now += harvest(t_now, t_now + dt) - p_act * dt;
-    t_now += dt;
-    cycles_run += cycles;
-    if (e_now > e_max) {{
-        e_now = e_max;
-    }}
-    if (e_now < 0.0) {{
-        longjmp(power_fail, 1);
+    if (mode == MODE_ENERGY) {{
+        spend(FX_{M}_STEP_CYCLES[step]);          /* a step that cannot be paid for does not run */
     }}
 }}
 
@@ -451,89 +540,117 @@ void fx_step_end(uint16_t step)
             r[0] = (int16_t)fx_{m}_exit(r + 2, &cls);
             r[1] = (int16_t)cls;
         }}
-    }} else if (mode == MODE_ENERGY) {{
-        spend((double)FX_{M}_STEP_CYCLES[step]);
     }}
 }}
 
 /* The platform's sleep: until the energy pays for `cycles` (at most a full capacitor). */
 void fx_energy_wait(uint32_t cycles)
 {{
-    double target = (double)cycles * p_act / freq;
+    uint64_t target = (uint64_t)cycles * ENERGY_ONE;
     if (mode != MODE_ENERGY) {{
         return;
     }}
-    if (target > e_max) {{
-        target = e_max;
+    if (target > e_full) {{
+        target = e_full;
     }}
     if (e_now < target && !charge_to(target)) {{
-        longjmp(power_fail, 1);                  /* the harvester never gives it: no answer */
+        fail_at = 0u;                            /* the harvester never gives it */
+        longjmp(power_fail, 2);
     }}
 }}
 
 uint32_t fx_energy_level(void)
 {{
-    double cycles;
+    uint64_t cycles = e_now >> 16;
     if (mode != MODE_ENERGY) {{
         return 0xFFFFFFFFul;
     }}
-    cycles = e_now > 0.0 ? e_now * freq / p_act : 0.0;
-    return cycles >= 4294967295.0 ? 0xFFFFFFFFul : (uint32_t)cycles;
+    return cycles >= 0xFFFFFFFFu ? 0xFFFFFFFFul : (uint32_t)cycles;
 }}
 
 static int read_trace(const char *path)
 {{
     FILE *f = fopen(path, "r");
     size_t cap = 0u;
-    double t, p;
+    unsigned long long t, p;
     if (f == NULL) {{
         return -1;
     }}
-    while (fscanf(f, "%lf %lf", &t, &p) == 2) {{
+    while (fscanf(f, "%llu %llu", &t, &p) == 2) {{
         if (tr_n == cap) {{
-            double *nt, *np;
+            uint64_t *nt;
+            uint32_t *np;
             cap = cap ? 2u * cap : 256u;
-            nt = (double *)realloc(tr_t, cap * sizeof(double));
-            np = (double *)realloc(tr_p, cap * sizeof(double));
+            nt = (uint64_t *)realloc(tr_t, cap * sizeof(uint64_t));
+            if (nt != NULL) {{
+                tr_t = nt;
+            }}
+            np = (uint32_t *)realloc(tr_p, cap * sizeof(uint32_t));
+            if (np != NULL) {{
+                tr_p = np;
+            }}
             if (nt == NULL || np == NULL) {{
                 fclose(f);
-                free(nt ? nt : tr_t);
-                free(np ? np : tr_p);
-                tr_t = tr_p = NULL;
                 return -1;
             }}
-            tr_t = nt;
-            tr_p = np;
         }}
-        if ((tr_n > 0u && t <= tr_t[tr_n - 1u]) || p < 0.0) {{
+        if ((tr_n == 0u && t != 0u) || (tr_n > 0u && t <= tr_t[tr_n - 1u]) || p > 0xFFFFFFFFull) {{
             fclose(f);
             return -1;
         }}
-        tr_t[tr_n] = t;
-        tr_p[tr_n] = p;
+        tr_t[tr_n] = (uint64_t)t;
+        tr_p[tr_n] = (uint32_t)p;
         ++tr_n;
     }}
     fclose(f);
     return tr_n > 0u ? 0 : -1;
 }}
 
-/* One inference under the energy model: 0 (whole model), k (gNet exit k) or -1 (power failed). */
+/* After a power failure at fail_at: off until full (0: never again), then the reboot. */
+static int reboot(void)
+{{
+    t_now = fail_at;
+    e_now = 0u;
+    return charge_to(e_full);
+}}
+
+/* One inference under the energy model: 0 (whole model), k (gNet exit k), -1 (no answer) or -2
+ * (no answer, and the harvester never gives the energy again). */
 static int run_guarded(const int16_t *in, int16_t *out)
 {{
-    volatile int status = -1;
-    cycles_run = 0.0;
-    if (setjmp(power_fail) == 0) {{
-        int rc = fx_{m}_run(in, out);
-        if (rc > 0) {{
-            spend((double)FX_{M}_GNET_EXIT_CYCLES);
+    volatile int stage = 0, answer = 0;
+    cycles_run = 0u;
+    switch (setjmp(power_fail)) {{
+    case 0:
+        break;
+    case 2:                                      /* fx_energy_wait: the harvester never gives it */
+        return -2;
+    default:                                     /* the power failed at fail_at */
+        if (!reboot()) {{
+            return -2;
         }}
-        status = rc;
-    }} else {{
-        status = -1;
-        e_now = 0.0;
-        dead = 1;
+        if (stage == 2) {{                        /* during the answer after the reboot: give up */
+            return -1;
+        }}
+        if (stage == 1) {{                        /* during the run: the exits it saved */
+            answer = fx_{m}_recover(out);
+        }}
+        /* stage 3, while paying for an early answer (here the head ran before it was paid for): the
+         * reboot answers again from the same features, the same head */
+        stage = 2;
+        if (answer <= 0) {{
+            return -1;
+        }}
+        spend(FX_{M}_GNET_EXIT_CYCLES);
+        return answer;
     }}
-    return status;
+    stage = 1;
+    answer = fx_{m}_run(in, out);
+    if (answer > 0) {{
+        stage = 3;
+        spend(FX_{M}_GNET_EXIT_CYCLES);
+    }}
+    return answer;
 }}
 
 int main(int argc, char **argv)
@@ -543,38 +660,42 @@ int main(int argc, char **argv)
     int16_t *in, *res;
     size_t len = 0u, count, k, per;
     unsigned long count_arg = 0ul;
-    double period = 0.0;
-    int rc = 0;
+    unsigned long long period = 0u;
+    int rc = 0, starved = 0;
     if (argc >= 2 && strcmp(argv[1], "exits") == 0 && argc == 5) {{
         mode = MODE_EXITS;
-    }} else if (argc >= 2 && strcmp(argv[1], "energy") == 0 && argc == 12) {{
-        double cap = strtod(argv[6], NULL), von = strtod(argv[7], NULL), voff = strtod(argv[8], NULL);
+    }} else if (argc >= 2 && strcmp(argv[1], "energy") == 0 && argc == 8) {{
+        char *end1, *end2;
+        unsigned long long full = strtoull(argv[6], &end1, 10);
         mode = MODE_ENERGY;
-        p_act = strtod(argv[9], NULL);
-        freq = strtod(argv[10], NULL);
-        period = strtod(argv[11], NULL);
-        e_max = 0.5 * cap * (von * von - voff * voff);
-        if (!(cap > 0.0 && von > voff && voff >= 0.0 && p_act > 0.0 && freq > 0.0 && period >= 0.0)) {{
-            fprintf(stderr, "{m}_host_gnet: bad supply parameters\\n");
+        period = strtoull(argv[7], &end2, 10);
+        e_full = (uint64_t)full;
+        if (*end1 != '\\0' || *end2 != '\\0' || full == 0u || full >= (1ull << 62)) {{
+            fprintf(stderr, "{m}_host_gnet: FULL and PERIOD must be integers, 0 < FULL < 2^62\\n");
             return 2;
         }}
         if (read_trace(argv[5]) != 0) {{
-            fprintf(stderr, "{m}_host_gnet: %s: not a trace of increasing times and powers >= 0\\n", argv[5]);
+            fprintf(stderr, "{m}_host_gnet: %s: not a trace of 'cycle units' lines from cycle 0\\n", argv[5]);
+            free(tr_t);
+            free(tr_p);
             return 1;
         }}
     }} else {{
-        fprintf(stderr, "usage: %s exits IN OUT COUNT | energy IN OUT COUNT TRACE CAP VON VOFF ACTIVE FREQ PERIOD\\n",
-                argv[0]);
+        fprintf(stderr, "usage: %s exits IN OUT COUNT | energy IN OUT COUNT TRACE FULL PERIOD\\n", argv[0]);
         return 2;
     }}
     if (fx_host_parse_count(argv[4], &count_arg) != 0) {{
         fprintf(stderr, "{m}_host_gnet: COUNT must be a positive integer\\n");
+        free(tr_t);
+        free(tr_p);
         return 2;
     }}
     count = (size_t)count_arg;
     in = fx_host_read_int16(argv[2], &len);
     if (in == NULL || len != count * 2u * in_size) {{
         free(in);
+        free(tr_t);
+        free(tr_p);
         fprintf(stderr, "{m}_host_gnet: %s: expected %lu samples of %lu int16\\n", argv[2],
                 (unsigned long)count, (unsigned long)in_size);
         return 1;
@@ -583,9 +704,11 @@ int main(int argc, char **argv)
     res = (int16_t *)calloc(count * per, sizeof(int16_t));
     if (res == NULL) {{
         free(in);
+        free(tr_t);
+        free(tr_p);
         return 1;
     }}
-    e_now = e_max;
+    e_now = e_full;
     for (k = 0u; k < count; ++k) {{
         int16_t *r = res + k * per;
         if (mode == MODE_EXITS) {{
@@ -596,30 +719,23 @@ int main(int argc, char **argv)
                 break;
             }}
         }} else {{
-            int status;
-            double t_req = (double)k * period, t0, e0;
-            if (dead) {{                            /* after a failure: off until the capacitor is full */
-                if (!charge_to(e_max)) {{
-                    r[0] = -1;
-                    printf("sample %lu status -1 start %.9g end %.9g energy 0 0 cycles 0\\n", (unsigned long)k,
-                           t_now, t_now);
-                    continue;
-                }}
-                dead = 0;
+            int status = -1;
+            uint64_t t0, e0;
+            if (!starved) {{
+                sleep_until((uint64_t)k * period);
+                t0 = t_now;
+                e0 = e_now;
+                status = run_guarded(in + k * in_size, r + 1);
+                starved = status == -2;
+            }} else {{
+                t0 = t_now;
+                e0 = 0u;
+                cycles_run = 0u;
             }}
-            if (t_now < t_req) {{
-                e_now += harvest(t_now, t_req);
-                if (e_now > e_max) {{
-                    e_now = e_max;
-                }}
-                t_now = t_req;
-            }}
-            t0 = t_now;
-            e0 = e_now;
-            status = run_guarded(in + k * in_size, r + 1);
-            r[0] = (int16_t)status;
-            printf("sample %lu status %d start %.9g end %.9g energy %.9g %.9g cycles %.0f\\n", (unsigned long)k,
-                   (int)status, t0, t_now, e0, e_now, cycles_run);
+            r[0] = (int16_t)(status < 0 ? -1 : status);
+            printf("sample %lu status %d start %llu end %llu energy %llu %llu cycles %llu\\n", (unsigned long)k,
+                   status < 0 ? -1 : status, (unsigned long long)t0, (unsigned long long)t_now,
+                   (unsigned long long)e0, (unsigned long long)e_now, (unsigned long long)cycles_run);
         }}
     }}
     if (rc == 0 && fx_host_write_int16(argv[3], res, count * per) != 0) {{

@@ -521,7 +521,8 @@ def _model_c(info: GenInfo, p: Program, m: str, M: str, sp: _Spelling, codes: li
                 "    }"]
     else:
         out.append(f"    {prefix}load_inputs(in);")
-    out += [f"    {prefix}store_outputs(out);", "    return 0;", "}", ""]
+    out += [f"    {prefix}store_outputs(out);", *(gnet.end_lines(prefix) if gnet is not None else []),
+            "    return 0;", "}", ""]
     return "\n".join(out)
 
 

@@ -12,9 +12,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from backends.c.runtime_files import runtime_dir
 from transpiler import hostrun, ort
 from transpiler.cli import main
-from transpiler.gnet_energy import (EnergyTrace, load_trace, run_energy, run_exits, simulate)
+from transpiler.gnet_energy import EnergyModel, EnergyTrace, load_trace, run_energy, run_exits, simulate
 from transpiler.lir.interp import run_exits as interp_exits
 from transpiler.lir.interp import run_program
 from transpiler.lir.text import parse_program
@@ -167,6 +168,14 @@ def test_energy_driver_matches_the_reference_model(digits: tuple[Path, Path], tm
                       answers=False)
     np.testing.assert_array_equal(waited.status, ref)
     assert (waited.status >= 0).all() and waited.end[-1] > run.end[-1]       # later, never dry
+    # a device that cannot read its energy: every inference runs until the power fails, and the
+    # reboot answers from the exits it saved (fx_<m>_recover), as the reference model says
+    blind = run_energy(out, xq, trace, supply, 0.05, energy_level=False)
+    ref, blind_answers = simulate(program(out), xq, trace, supply, 0.05, g["step_cycles"], g["exit_cycles"],
+                                  start_cycles=g["start_cycles"], energy_level=False)
+    np.testing.assert_array_equal(blind.status, ref)
+    assert (blind.status > 0).all() and blind.counts(3)["full"] == 0
+    assert all(blind.outputs[i, cls_at] == a.cls for i, a in enumerate(blind_answers))
     # plenty of energy: every inference runs the whole model
     rich = run_energy(out, xq[:5], EnergyTrace(np.array([0.0]), np.array([1.0])), parse_power(
         "cap=1F,von=3.3V,voff=1.8V,active=1.5mW"), 0.05)
@@ -191,12 +200,55 @@ def test_policy_is_replaceable(digits: tuple[Path, Path], tmp_path: Path) -> Non
     with np.load(data) as d:
         xq = hostrun.quantize(man, {"input": d["x"][:4]})
     (tmp_path / "in.raw").write_bytes(np.ascontiguousarray(xq, dtype="<i2").tobytes())
-    trace_file(tmp_path / "t.txt")
-    (tmp_path / "t.txt").write_text("0 1.0\n")
+    (tmp_path / "t.txt").write_text("0 65536000\n")                     # 1000x the load: never short
     proc = subprocess.run([str(exe), "energy", str(tmp_path / "in.raw"), str(tmp_path / "out.raw"), "4",
-                           str(tmp_path / "t.txt"), "1", "3.3", "1.8", "0.0015", "8e6", "0.05"],
-                          capture_output=True, text=True, check=True)
+                           str(tmp_path / "t.txt"), str(1 << 40), "400000"], capture_output=True, text=True, check=True)
     assert [line.split()[3] for line in proc.stdout.splitlines()] == ["1"] * 4
+
+
+def test_recover_after_a_failure_before_every_store(digits: tuple[Path, Path], tmp_path: Path) -> None:
+    """A power failure before every FRAM store of one inference (tests/gnet/recover_harness.c, the
+    package built with -DFX_HOST_POWER_FAIL and ASan+UBSan), then fx_<m>_recover: it answers from
+    the k exits whose feature steps had finished (k = 0: no answer), its class and the head's
+    scores == the interpreter's exit-k head bit for bit, also when the failure cut the next exit's
+    feature step short (its slice half written), and it tries once."""
+    out, data = digits
+    man = hostrun.load_manifest(out)
+    g = man["gnet"]
+    m, c = man["c_name"], int(g["classes"])
+    exe = tmp_path / "recover_harness"
+    host = out / "runtime" / "platform" / "host"
+    power = runtime_dir() / "platform" / "host"           # a continuous-power package does not copy it
+    sources = [str(out / f"{m}.c"), str(out / f"{m}_weights.c"), str(Path(__file__).with_name("recover_harness.c")),
+               str(host / "fx_host_io.c"), str(power / "fx_power_host.c")]
+    sources += [str(f) for f in sorted((out / "runtime").glob("*.c"))]
+    defs = {"FX_MODEL_HEADER": f'"{m}.h"', "M_RUN": f"fx_{m}_run", "M_WIPE_SRAM": f"fx_{m}_wipe_sram",
+            "M_RECOVER": f"fx_{m}_recover", "M_EXIT": f"fx_{m}_exit", "M_IN_SIZE": str(man["api"]["in_size"]),
+            "M_OUT_SIZE": str(man["api"]["out_size"]), "M_CLASSES": str(c)}
+    cmd = [hostrun.find_cc(), "-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined",
+           "-fno-sanitize-recover=all", "-DFX_HOST_POWER_FAIL", *[f"-D{k}={v}" for k, v in defs.items()],
+           f"-I{out}", f"-I{out / 'runtime'}", f"-I{host}", f"-I{power}", "-o", str(exe), *sources]
+    subprocess.run(cmd, check=True, capture_output=True)
+    with np.load(data) as d:
+        xq = hostrun.quantize(man, {"input": d["x"][7:8]})
+    (tmp_path / "in.raw").write_bytes(np.ascontiguousarray(xq, dtype="<i2").tobytes())
+    subprocess.run([str(exe), str(tmp_path / "in.raw"), str(tmp_path / "out.raw")], check=True, capture_output=True)
+    rec = np.frombuffer((tmp_path / "out.raw").read_bytes(), dtype="<i2").reshape(-1, 3 + c + int(man["api"]["out_size"]))
+    p = program(out)
+    _, answers = interp_exits(p, {"input": xq[0].reshape(p.buffers[p.inputs[0].buffer].shape)})
+    cls_at = next(pt["offset"] for pt in man["outputs"] if pt["name"] == "class")
+    k = rec[:, 0].astype(np.int64)
+    assert (np.diff(k) >= 0).all() and set(k.tolist()) == set(range(g["exits"] + 1))     # 0, 1, .., K in order
+    assert (rec[:, 1] == 0).all()                                                     # one try
+    for n in np.flatnonzero(k > 0):
+        a = answers[k[n] - 1]
+        np.testing.assert_array_equal(rec[n, 3:3 + c], a.scores)
+        assert rec[n, 2] == a.cls and rec[n, 3 + c + cls_at] == a.cls
+    assert (rec[k == 0, 3 + c + cls_at] == 0x5A5A).all()                              # no answer: out untouched
+    # the failures inside exit 2's feature step (k == 1 after the last of exit 1's stores, before the
+    # first store after exit 2's): the slice of exit 2 was partly written, and forgotten
+    in_exit2 = [n for n in np.flatnonzero(k == 1) if k[min(n + 40, len(k) - 1)] == 2]
+    assert in_exit2
 
 
 def test_run_command_with_an_energy_trace(digits: tuple[Path, Path], tmp_path: Path,
@@ -228,8 +280,9 @@ def test_trace_files(tmp_path: Path) -> None:
     f.write_text("# a recorded harvester\ntime,power\n0.0, 0.001\n0.5; 0.0\n2 0.002\n")
     t = load_trace(f)
     assert t.times.tolist() == [0.0, 0.5, 2.0] and t.powers.tolist() == [0.001, 0.0, 0.002]
-    assert t.harvest(0.0, 1.0) == pytest.approx(0.0005)
-    assert t.harvest(1.0, 3.0) == pytest.approx(0.002)
+    m = EnergyModel.of(t, parse_power("cap=10000uF,von=3.3V,voff=1.8V,active=1.5mW,freq=8MHz"), 0.05)
+    assert m.times == (0, 4_000_000, 16_000_000) and m.powers == (43691, 0, 87381)
+    assert m.joules(m.asleep(0, 0, 8_000_000)) == pytest.approx(0.0005, rel=1e-4)
 
 
 def test_intermittent_build_with_gnet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,7 +20,12 @@ images the backbone was trained on: the head trains on those, the figures are on
   the whole model every time, transpiler/gnet_energy.simulate with ``early_exit=False``). An
   inference first sleeps until the capacitor pays for its first possible answer: the gNet's exit 1
   (the default ``FX_<M>_GNET_START_CYCLES``, lowest latency), or, like the plain device, the whole
-  model (at most a full charge; the gNet then exits early only when the charge runs short).
+  model (at most a full charge; the gNet then exits early only when the charge runs short). A third
+  gNet device cannot read its energy (built without fx_energy_level): it starts on a full charge
+  and runs the whole model until the power fails; after the reboot it answers from the exits the
+  inference saved (fx_<m>_recover). The first ``--sim-samples`` test inferences of the default gNet
+  also run in the MSP430 simulator (every executed cycle costs energy), with the host driver's
+  answers on the same trace beside them.
 
 Prints a table per model and a summary; nothing here is a test.
 """
@@ -46,9 +51,9 @@ if str(REPO) not in sys.path:
 from transpiler import hostrun  # noqa: E402
 from transpiler.cli import main  # noqa: E402
 from transpiler.data import load_dataset  # noqa: E402
-from transpiler.errors import ToolchainError  # noqa: E402
+from transpiler.errors import DataError, ToolchainError  # noqa: E402
 from transpiler.gnet_energy import EnergyTrace, run_energy, simulate  # noqa: E402
-from transpiler.gnet_sim import MAX_TRACE_ROWS, run_energy_sim, sim_capacity  # noqa: E402
+from transpiler.gnet_sim import run_energy_sim, sim_capacity  # noqa: E402
 from transpiler.lir.text import parse_program  # noqa: E402
 from transpiler.power import parse_power  # noqa: E402
 
@@ -97,8 +102,8 @@ def energy_figures(out: Path, name: str, charge: float, period: float | None, se
         else None
     scores = next(pt for pt in man["outputs"] if pt["name"] == g["scores_port"])
 
-    def gnet_run(start_cycles: int | None) -> dict[str, Any]:
-        run = run_energy(out, x, trace, supply, period, start_cycles=start_cycles)
+    def gnet_run(start_cycles: int | None, energy_level: bool = True) -> dict[str, Any]:
+        run = run_energy(out, x, trace, supply, period, start_cycles=start_cycles, energy_level=energy_level)
         if cls_port is not None:
             classes = run.outputs[:, cls_port["offset"]].astype(np.int64)
         else:
@@ -126,14 +131,15 @@ def energy_figures(out: Path, name: str, charge: float, period: float | None, se
     def sim_run() -> dict[str, Any]:
         """The first --sim-samples inferences in the simulator and on the host driver, same trace."""
         try:
-            n = min(sim_samples, sim_capacity(man), len(x))
-            # the trace up to 3x the requests' span (the tables sit in lower FRAM beside the model)
-            rows = min(len(trace.times), MAX_TRACE_ROWS, int(np.searchsorted(trace.times, 3 * period * n + 5)) + 1)
+            n = min(sim_samples, len(x))
+            # the trace up to 3x the requests' span (its tables share FRAM with the model and inputs)
+            rows = min(len(trace.times), int(np.searchsorted(trace.times, 3 * period * n + 5)) + 1)
             short = EnergyTrace(trace.times[:rows], trace.powers[:rows])
+            n = min(n, sim_capacity(man, rows))
             t0 = time.perf_counter()
             sim = run_energy_sim(out, x[:n], short, supply, period)
             seconds = time.perf_counter() - t0
-        except ToolchainError as exc:        # no toolchain, or no room for the energy program
+        except (ToolchainError, DataError) as exc:        # no toolchain, or no room for the trace
             return {"skipped": exc.message}
         host = run_energy(out, x[:n], short, supply, period)
         sc, hc = classes_of(sim.outputs), classes_of(host.outputs)
@@ -150,6 +156,7 @@ def energy_figures(out: Path, name: str, charge: float, period: float | None, se
         "cap_uF": round(cap * 1e6, 3), "period_s": round(period, 4),
         "gnet": gnet_run(None),                       # starts once exit 1 is affordable (the default)
         "gnet_full_start": gnet_run(total),           # starts on a full charge, like the plain device
+        "gnet_no_level": gnet_run(total, energy_level=False),   # no energy reading: answers after failures
         "no_gnet": {"answered": float(plain_ok.mean()),
                     "accuracy_of_answers": float((full_cls[plain_ok] == labels[plain_ok]).mean()) if plain_ok.any()
                     else None,
@@ -211,8 +218,8 @@ def energy_lines(e: dict[str, Any]) -> list[str]:
     lines.append(f"   energy: a charge pays {e['charge_cycles']:,} cycles ({e['cap_uF']} uF), the model needs "
                  f"{e['model_cycles']:,}; a request every {e['period_s']} s, {e['samples']} test inferences")
     titles = {"gnet": "gNet, starts at exit-1 energy", "gnet_full_start": "gNet, starts on a full charge",
-              "no_gnet": "without gNet (full charge)"}
-    for who in ("gnet", "gnet_full_start", "no_gnet"):
+              "gnet_no_level": "gNet, no energy reading", "no_gnet": "without gNet (full charge)"}
+    for who in ("gnet", "gnet_full_start", "gnet_no_level", "no_gnet"):
         v = e[who]
         extra = (f"  exits {v['counts']}, mean latency {v['mean_latency_s']:.2f} s" if who != "no_gnet" else "")
         lines.append(f"     {titles[who]:30s}: answered {pct(v['answered'])}, "

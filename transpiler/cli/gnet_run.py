@@ -11,8 +11,9 @@ msp430-elf-run, every simulated cycle of the model costs energy and the power fa
 capacitor is empty (transpiler/gnet_sim.py).
 
 Each sample prints which exit answered and its class (``exit k`` of the gNet, ``whole model``, or
-``no answer`` when the capacitor ran dry); then the fraction answered per exit, and with labels
-(``y`` in an .npz input) the accuracy of the answers.
+``no answer`` when the power failed before exit 1; an inference the power cut short after exit k
+answers from exit k after the reboot); then the fraction answered per exit, and with labels (``y``
+in an .npz input) the accuracy of the answers.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def format_energy(r: dict[str, Any], labels: list[Any] | None = None) -> list[st
     lines = []
     for i, (s, c) in enumerate(zip(r["status"][:20], r["classes"][:20])):
         if s < 0:
-            what = "no answer (the capacitor ran dry)"
+            what = "no answer (the power failed before exit 1, or did not come back)"
         else:
             lab = labels[c] if labels and 0 <= c < len(labels) else None
             who = "whole model" if s == 0 else f"gNet exit {s}"

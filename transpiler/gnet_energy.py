@@ -400,8 +400,7 @@ def run_energy(out_dir: str | os.PathLike[str], x_q: np.ndarray, trace: EnergyTr
                              details=proc.stdout.splitlines()[-5:])
     arr = np.asarray([[int(v) for v in row] for row in logs], dtype=np.float64)
     return EnergyRun(y[:, 0].astype(np.int64), y[:, 1:].copy(), arr[:, 2] / model.freq, arr[:, 3] / model.freq,
-                     arr[:, 4] * model.joules(1), arr[:, 6], supply, period,
-                     {"model": model, "start_cycle": arr[:, 2].astype(np.int64).tolist()})
+                     arr[:, 4] * model.joules(1), arr[:, 6], supply, period)
 
 
 # --------------------------------------------------------------------------- the reference model

@@ -191,8 +191,10 @@ class SimEnergyRun:
             if a.sample < n and a.t is not None:
                 end[a.sample] = self.model.seconds(a.t)
         for boot in sorted({s.boot for s in self.syncs}):
-            for s, first, last in running_segments(self.syncs, boot):
-                if s.why in "rwlb" and s.sample < n and self.status[s.sample] != NO_ANSWER:
+            mine = [s for s in self.syncs if s.boot == boot]
+            for (s, first, last), nxt in zip(running_segments(self.syncs, boot), mine[1:]):
+                ran = s.why in "rwl" or (s.why == "b" and nxt.why == "a")     # b -> a: the answer after a failure
+                if ran and s.sample < n and self.status[s.sample] != NO_ANSWER:
                     cycles[s.sample] += last - first
         period = self.model.seconds(self.model.period)
         return EnergyRun(self.status.copy(), self.outputs.copy(), start, end, e0, cycles, supply, period,

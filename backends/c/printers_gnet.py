@@ -7,6 +7,8 @@ What a program with a gNet gets, besides the ordinary steps (``<m>`` = the C nam
             int  fx_<m>_exit(int16_t *scores, uint16_t *cls);  head on the features present;
                                                                returns k = exits present (0..K)
             void fx_<m>_gnet_begin(void);                      zero F and the exit count
+            int  fx_<m>_recover(int16_t *out);                 at boot, after a power failure:
+                                                               answer from the saved exits (k, or 0)
             int  fx_<m>_policy(uint32_t next_cycles, uint32_t energy);   nonzero: answer now
             uint32_t fx_energy_level(void);                    platform hook (-DFX_ENERGY_LEVEL_HOOK)
             void fx_energy_wait(uint32_t cycles);              platform hook (-DFX_ENERGY_WAIT_HOOK):
@@ -23,11 +25,15 @@ What a program with a gNet gets, besides the ordinary steps (``<m>`` = the C nam
             fx_energy_level() (without the hook: 0xFFFFFFFF, so the whole model always runs).
             gnet_answer writes the exit's class into the class output and its scores, requantised
             to the port's Q, into the scores output; fx_<m>_run then returns k (0: the whole model ran).
+            A FRAM flag (gnet_running) marks an inference from gnet_begin until it answers;
+            fx_<m>_recover clears it (one try), zeroes the slices of the exits after k
+            (gnet_forget: a feature step cut short may have written part of its slice) and answers.
     main_gnet.c   host driver (``make gnet`` -> <m>_host_gnet, built with -DFX_STEP_HOOKS
-            -DFX_ENERGY_LEVEL_HOOK): ``exits`` mode records every exit's answer after its feature
-            step (the bit-exact comparison with the interpreter's run_exits); ``energy`` mode runs
-            the samples under a harvested-power trace and a capacitor (transpiler/power.py's model)
-            and reports which exit answered each one (transpiler/gnet_energy.py drives it).
+            -DFX_ENERGY_WAIT_HOOK and, unless GNET_LEVEL=, -DFX_ENERGY_LEVEL_HOOK): ``exits`` mode
+            records every exit's answer after its feature step (the bit-exact comparison with the
+            interpreter's run_exits); ``energy`` mode runs the samples under a harvested-power trace
+            and a capacitor (transpiler/gnet_energy.py's integer model, which drives it), with
+            fx_<m>_recover after each power failure, and reports which exit answered each one.
 
 Replacing the policy: build with ``-DFX_<M>_POLICY`` and link your own ``fx_<m>_policy``. The
 platform provides ``fx_energy_level()`` (energy left, in CPU cycles at the active power) and builds

@@ -19,7 +19,11 @@ Rules:
 
 - **Constants** (weights, biases, tables) live in FRAM. A constant larger than ``hifram_threshold``
   goes to ``hifram``; the others go to lower ``fram`` smallest first while it has room (after the
-  code estimate, the step descriptors and the FRAM activations), the rest to ``hifram``.
+  code estimate, the step descriptors and the FRAM activations), the rest to ``hifram``. When that
+  overflows HIFRAM, the constants are split again so that lower FRAM's free bytes take as many
+  as they can (the largest sum that fits, whatever the sizes: a subset sum over the constants),
+  the rest HIFRAM; only when no split fits is it an error, naming the region that overflows and by
+  how much (with the constant that cannot move when the bytes would fit but the objects do not).
 - **Activations** live in SRAM when they fit, else FRAM. Storage is shared between buffers whose
   lifetimes do not overlap (greedy best-fit by size: the largest buffer first, each into the
   smallest gap between already-placed buffers that are live at the same time). A buffer is live
@@ -70,6 +74,8 @@ from transpiler.lir.liveness import liveness, overlaps
 from transpiler.pass_infra import Pass, PassResult, register
 
 LOWER_FRAM_BYTES = 0xFF80 - 0x4000   # lower FRAM of the MSP430FR5994: 0x4000-0xFF7F
+VECTOR_BYTES = 0x10000 - 0xFF80      # the interrupt vectors 0xFF80-0xFFFF: FRAM, but not for data
+HIFRAM_START = 0x10000               # upper FRAM: 0x10000 - (the budget less lower FRAM and the vectors)
 RUNTIME_CODE_BYTES = 6144            # kernels + run loop, when passes/msp430_code_sizes.py is absent
 CODE_BYTES_PER_STEP = 96             # one step function + its table entry, likewise
 SMALL_MODEL_MAX_OBJECT = 32767       # the small memory model's largest object (16-bit size_t)
@@ -450,7 +456,7 @@ class PlanMemory(Pass):
         # First with the small memory model's code; when that plan needs -mlarge (HIFRAM, or an
         # object over 32767 bytes), again with the large model's bigger code and pointers.
         lower_cap = min(fram, LOWER_FRAM_BYTES)
-        hifram_cap = max(0, fram - LOWER_FRAM_BYTES)
+        hifram_cap = max(0, fram - LOWER_FRAM_BYTES - VECTOR_BYTES)
         large = (max([b.nbytes for b in consts] + [fram_pack.total, sram_pack.total])
                  > SMALL_MODEL_MAX_OBJECT)
         while True:
@@ -462,9 +468,10 @@ class PlanMemory(Pass):
                 break
             large = True
         if code + descr + fram_pack.total > lower_cap:
-            self._fram_error(p, lives, sram, fram, lower_cap, code, descr, fram_pack.total, in_fram, consts, "lower")
+            self._fram_error(p, lives, sram, lower_cap, code, descr, fram_pack.total, in_fram, consts)
         if hi_off > hifram_cap:
-            self._fram_error(p, lives, sram, fram, lower_cap, code, descr, fram_pack.total, in_fram, consts, "all")
+            self._constants_error(p, lives, fram, lower_cap, hifram_cap, code, descr, fram_pack.total, consts,
+                                  placement, hi_off)
 
         # --- write the plan --------------------------------------------------------------------
         for b in in_sram:
@@ -505,27 +512,34 @@ class PlanMemory(Pass):
 
     def _place_constants(self, consts: list[Buffer], lower_used: int, lower_cap: int, hifram_cap: int,
                          arena: int) -> tuple[dict[str, tuple[str, int]], int, int]:
-        """Constants smallest first into lower FRAM (after ``lower_used`` bytes, offsets after the
-        FRAM arena of ``arena`` bytes) while they fit, the rest and the large ones into HIFRAM.
-        Returns (name -> (space, offset), lower FRAM bytes used, HIFRAM bytes used)."""
+        """Split the constants between lower FRAM (after ``lower_used`` bytes, offsets after the FRAM
+        arena of ``arena`` bytes) and HIFRAM, and give each its offset.
+
+        First the preferred split: the large ones (over ``hifram_threshold``) to HIFRAM, the others
+        smallest first into lower FRAM while they fit, the rest to HIFRAM. If that overflows HIFRAM,
+        lower FRAM takes the subset with the largest sum that fits its free bytes
+        (:func:`_fill_lower`) and HIFRAM the rest. Returns (name -> (space, offset), lower FRAM bytes
+        used, HIFRAM bytes used); the caller checks the HIFRAM bytes against ``hifram_cap``.
+        """
         o: PlanMemoryOptions = self.options
-        const_off = _align_up(arena, 4)
-        hi_off = 0
-        placement: dict[str, tuple[str, int]] = {}
+        low: list[Buffer] = []
+        high: list[Buffer] = []
+        used = lower_used
         for b in sorted(consts, key=lambda b: (b.nbytes, b.name)):
-            align = max(2, DTYPES[b.dtype].itemsize)
-            size = _align_up(b.nbytes, 2)
             wants_high = b.nbytes > o.hifram_threshold and hifram_cap > 0
-            if not wants_high and lower_used + size <= lower_cap:
-                const_off = _align_up(const_off, align)
-                placement[b.name] = ("fram", const_off)
-                const_off += size
-                lower_used += size
+            if not wants_high and used + _align_up(b.nbytes, 2) <= lower_cap:
+                low.append(b)
+                used += _align_up(b.nbytes, 2)
             else:
-                hi_off = _align_up(hi_off, align)
-                placement[b.name] = ("hifram", hi_off)
-                hi_off += size
-        return placement, lower_used, hi_off
+                high.append(b)
+        placement, low_bytes, hi_off = _layout(low, high, _align_up(arena, 4))
+        if hi_off > hifram_cap:
+            low = _fill_lower(consts, lower_cap - lower_used)
+            names = {b.name for b in low}
+            balanced = _layout(low, [b for b in consts if b.name not in names], _align_up(arena, 4))
+            if balanced[2] < hi_off:
+                placement, low_bytes, hi_off = balanced
+        return placement, lower_used + low_bytes, hi_off
 
     # --- errors ---------------------------------------------------------------------------------
     def _sram_error(self, p: Program, lives: dict[str, Lifetime], need: int, sram: int, stack: int,
@@ -545,38 +559,106 @@ class PlanMemory(Pass):
                               node=p.steps[step_at].name if 0 <= step_at < len(p.steps) else None),
             details=details, hint="; ".join(helps))
 
-    def _fram_error(self, p: Program, lives: dict[str, Lifetime], sram: int, fram: int, lower_cap: int, code: int,
-                    descr: int, fram_acts: int, in_fram: list[Buffer], consts: list[Buffer],
-                    which: str) -> None:
-        const_bytes = sum(_align_up(b.nbytes, 2) for b in consts)
-        total = code + descr + fram_acts + const_bytes
-        readers: dict[str, list[str]] = {}
-        for s in p.steps:
-            for n in s.inputs:
-                readers.setdefault(p.storage_of(n).name, []).append(s.name)
-        big = sorted([*consts, *in_fram], key=lambda b: (-b.nbytes, b.name))[:6]
-        details = []
-        for b in big:
-            if b.is_const:
-                used = ", ".join(f"'{r}'" for r in sorted(set(readers.get(b.name, [])))) or "no step"
-                shape = ",".join(str(d) for d in b.shape)
-                details.append(f"const %{b.name}  {fmt_bytes(b.nbytes)}  {b.dtype}[{shape}]  used by {used}")
-            else:
-                details.append("activation " + _describe(p, b.name, lives[b.name]))
-        if which == "lower":
-            msg = (f"lower FRAM (0x4000-0xFF7F, {fmt_bytes(lower_cap)}) cannot hold the code (~{fmt_bytes(code)}), "
-                   f"the step descriptors ({fmt_bytes(descr)}) and the FRAM activations ({fmt_bytes(fram_acts)})")
-            hint = ("tile the largest layers (the tile pass) so their activations fit SRAM"
-                    + (f", or give more SRAM (--sram {suggest_size(sram + fram_acts)}) so they stay there"
-                       if fram_acts else "") + "; smaller code: fewer layers")
-        else:
-            msg = (f"the model needs about {fmt_bytes(total)} of FRAM (constants {fmt_bytes(const_bytes)}, "
-                   f"code ~{fmt_bytes(code)}, descriptors {fmt_bytes(descr)}, activations {fmt_bytes(fram_acts)}) "
-                   f"but the budget is {fmt_bytes(fram)}")
-            hint = (f"compress the weights (sparsify{{budget=...}}, separate) or raise the budget with "
-                    f"--fram {suggest_size(total)} if the part has more FRAM")
-        details.insert(0, "largest buffers:")
+    def _fram_error(self, p: Program, lives: dict[str, Lifetime], sram: int, lower_cap: int, code: int,
+                    descr: int, fram_acts: int, in_fram: list[Buffer], consts: list[Buffer]) -> None:
+        """Lower FRAM cannot hold even the code, the descriptors and the FRAM activations."""
+        details = ["largest buffers:"] + _largest(p, lives, [*consts, *in_fram])
+        msg = (f"lower FRAM (0x4000-0xFF7F, {fmt_bytes(lower_cap)}) cannot hold the code (~{fmt_bytes(code)}), "
+               f"the step descriptors ({fmt_bytes(descr)}) and the FRAM activations ({fmt_bytes(fram_acts)})")
+        hint = ("tile the largest layers (the tile pass) so their activations fit SRAM"
+                + (f", or give more SRAM (--sram {suggest_size(sram + fram_acts)}) so they stay there"
+                   if fram_acts else "") + "; smaller code: fewer layers")
         raise BudgetError(msg, location=Location(pass_name=self.name), details=details, hint=hint)
+
+    def _constants_error(self, p: Program, lives: dict[str, Lifetime], fram: int, lower_cap: int, hifram_cap: int, code: int, descr: int,
+                         fram_acts: int, consts: list[Buffer], placement: Mapping[str, tuple[str, int]],
+                         hi_need: int) -> None:
+        """The best split of the constants still leaves ``hi_need`` bytes for HIFRAM, more than it has:
+        name the region that overflows, by how much, and whether bytes or whole objects are short."""
+        free = lower_cap - code - descr - fram_acts
+        in_low = sum(_align_up(b.nbytes, 2) for b in consts if placement[b.name][0] == "fram")
+        total = sum(_align_up(b.nbytes, 2) for b in consts)
+        over = hi_need - hifram_cap
+        if hifram_cap > 0:
+            msg = (f"HIFRAM (0x{HIFRAM_START:X}-0x{HIFRAM_START + hifram_cap - 1:X}, {fmt_bytes(hifram_cap)}) "
+                   f"overflows by {fmt_bytes(over)}: the constants need {fmt_bytes(hi_need)} there with lower "
+                   f"FRAM's free {fmt_bytes(free)} holding {fmt_bytes(in_low)} of them (constants "
+                   f"{fmt_bytes(total)}; lower FRAM also holds the code ~{fmt_bytes(code)}, the descriptors "
+                   f"{fmt_bytes(descr)} and the FRAM activations {fmt_bytes(fram_acts)})")
+        else:
+            msg = (f"lower FRAM (0x4000-0xFF7F, {fmt_bytes(lower_cap)}; the budget of {fmt_bytes(fram)} has no "
+                   f"HIFRAM) overflows by {fmt_bytes(over)}: the constants need {fmt_bytes(total)} but "
+                   f"{fmt_bytes(free)} are free after the code (~{fmt_bytes(code)}), the descriptors "
+                   f"({fmt_bytes(descr)}) and the FRAM activations ({fmt_bytes(fram_acts)})")
+        details = ["largest buffers:"] + _largest(p, lives, consts)
+        if total <= free + hifram_cap:
+            high = sorted((b for b in consts if placement[b.name][0] == "hifram"), key=lambda b: (b.nbytes, b.name))
+            details.insert(0, f"the bytes would fit ({fmt_bytes(total)} of constants, {fmt_bytes(free + hifram_cap)} "
+                              f"free in both regions) but not as whole objects: no constant in HIFRAM fits the "
+                              f"{fmt_bytes(free - in_low)} left in lower FRAM (the smallest there: %{high[0].name} "
+                              f"{fmt_bytes(high[0].nbytes)})")
+        hint = (f"compress the weights (sparsify{{budget=...}}, separate) or raise the budget with "
+                f"--fram {suggest_size(fram + over)} if the part has more FRAM")
+        raise BudgetError(msg, location=Location(pass_name=self.name), details=details, hint=hint)
+
+
+def _largest(p: Program, lives: dict[str, Lifetime], bufs: list[Buffer], n: int = 6) -> list[str]:
+    """One line for each of the ``n`` largest buffers: a constant with the steps that read it, an
+    activation with its lifetime (:func:`_describe`)."""
+    readers: dict[str, list[str]] = {}
+    for s in p.steps:
+        for name in s.inputs:
+            readers.setdefault(p.storage_of(name).name, []).append(s.name)
+    lines = []
+    for b in sorted(bufs, key=lambda b: (-b.nbytes, b.name))[:n]:
+        if b.is_const:
+            used = ", ".join(f"'{r}'" for r in sorted(set(readers.get(b.name, [])))) or "no step"
+            shape = ",".join(str(d) for d in b.shape)
+            lines.append(f"const %{b.name}  {fmt_bytes(b.nbytes)}  {b.dtype}[{shape}]  used by {used}")
+        else:
+            lines.append("activation " + _describe(p, b.name, lives[b.name]))
+    return lines
+
+
+def _layout(low: list[Buffer], high: list[Buffer], const_off: int
+            ) -> tuple[dict[str, tuple[str, int]], int, int]:
+    """Offsets for constants in lower FRAM (from ``const_off``, in the order given) and in HIFRAM
+    (from 0, in the order given), each aligned to its element size. Returns (name -> (space, offset),
+    lower FRAM bytes taken (padding included), HIFRAM bytes)."""
+    placement: dict[str, tuple[str, int]] = {}
+    start = const_off
+    for b in low:
+        const_off = _align_up(const_off, max(2, DTYPES[b.dtype].itemsize))
+        placement[b.name] = ("fram", const_off)
+        const_off += _align_up(b.nbytes, 2)
+    hi_off = 0
+    for b in high:
+        hi_off = _align_up(hi_off, max(2, DTYPES[b.dtype].itemsize))
+        placement[b.name] = ("hifram", hi_off)
+        hi_off += _align_up(b.nbytes, 2)
+    return placement, const_off - start, hi_off
+
+
+def _fill_lower(consts: list[Buffer], free: int) -> list[Buffer]:
+    """The constants that fill ``free`` bytes of lower FRAM best: the subset with the largest sum
+    of sizes (rounded to their alignment) that fits, found exactly by a subset sum over 2-byte
+    units (a bit set of reachable sums per prefix; ``free`` is below 48 KiB, so at most 24,576
+    bits). Returned in layout order: 4-byte-aligned ones first, then by size, so that no padding
+    is needed between them. Deterministic: the constants are considered largest first, by name."""
+    units = max(0, free) // 2
+    mask = (1 << (units + 1)) - 1
+    order = sorted(consts, key=lambda b: (-b.nbytes, b.name))
+    sizes = [_align_up(b.nbytes, max(2, DTYPES[b.dtype].itemsize)) // 2 for b in order]
+    reach = [1]                          # reach[i]: sums (in units) reachable with order[:i]
+    for n in sizes:
+        reach.append((reach[-1] | (reach[-1] << n)) & mask)
+    target = reach[-1].bit_length() - 1
+    chosen: list[Buffer] = []
+    for i in range(len(order) - 1, -1, -1):
+        if not (reach[i] >> target) & 1:     # not reachable without order[i]: it is in the subset
+            chosen.append(order[i])
+            target -= sizes[i]
+    return sorted(chosen, key=lambda b: (-max(2, DTYPES[b.dtype].itemsize), b.nbytes, b.name))
 
 
 def memory_summary(p: Program) -> dict[str, Any]:

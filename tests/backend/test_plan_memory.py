@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from passes.plan_memory import (LOWER_FRAM_BYTES, Lifetime, PlanMemory, PlanMemoryOptions, _Item, is_planned,
-                                lifetimes, memory_summary, pack)
+from passes.plan_memory import (HIFRAM_START, LOWER_FRAM_BYTES, VECTOR_BYTES, Lifetime, PlanMemory, PlanMemoryOptions, _Item, is_planned,
+                                fmt_bytes, lifetimes, memory_summary, pack)
 from transpiler.errors import BudgetError, PassError
-from transpiler.lir.ir import Buffer, Port, Program, Step
+from transpiler.lir.ir import DTYPES, Buffer, Port, Program, Step
 from transpiler.lir.liveness import liveness, overlaps
 from transpiler.lir.verify import verify_program
 from transpiler.pass_infra import PassContext
@@ -67,6 +67,21 @@ def lenet_like() -> Program:
     p.steps.append(Step("fc", "fc1", ["t2f", w2, b2], [y], {"act": "none", "shift": [13] * 10}))
     p.inputs.append(Port("input", x))
     p.outputs.append(Port("logits", y))
+    return p
+
+
+def gemm_chain(dims: list[int]) -> Program:
+    """fc dims[0] -> dims[1] -> ... (i16 weights [n, k], i32 biases), ReLU between."""
+    p = Program("gemm_chain")
+    prev = act(p, "x", (dims[0],))
+    p.inputs.append(Port("in", prev))
+    for i, (k, n) in enumerate(zip(dims, dims[1:]), 1):
+        w = const(p, f"w{i}", "i16", (n, k), [12] * n)
+        b = const(p, f"b{i}", "i32", (n,))
+        y = act(p, f"y{i}", (n,))
+        p.steps.append(Step("fc", f"fc{i}", [prev, w, b], [y], {"act": "relu", "shift": [13] * n}))
+        prev = y
+    p.outputs.append(Port("out", prev))
     return p
 
 
@@ -168,12 +183,92 @@ def test_lower_fram_overflow_moves_constants_to_hifram() -> None:
     assert stats["lower_fram_used"] <= stats["lower_fram_capacity"]
 
 
-def test_fram_budget_error_names_the_largest_constant() -> None:
-    with pytest.raises(BudgetError) as info:
-        plan(lenet_like(), fram=LOWER_FRAM_BYTES + 1024)
+HIFRAM_256K = 256 * 1024 - LOWER_FRAM_BYTES - VECTOR_BYTES     # 0x10000-0x43FFF
+
+
+def test_hifram_overflow_moves_large_constants_into_free_lower_fram() -> None:
+    # six 40 KiB weights (243 KiB of constants): all above hifram_threshold, but only five fit HIFRAM
+    p = gemm_chain([128, 160, 128, 160, 128, 160, 128])
+    weights = sum(b.nbytes for b in p.buffers.values() if b.is_const)
+    assert HIFRAM_256K < weights < 256 * 1024
+    p, stats = plan(p)
+    assert is_planned(p)
+    in_lower = [b for b in p.buffers.values() if b.is_const and b.space == "fram"]
+    assert any(b.nbytes > 8192 for b in in_lower)
+    assert stats["hifram_bytes"] <= HIFRAM_256K and stats["lower_fram_used"] <= stats["lower_fram_capacity"]
+    assert stats["memory_model"] == "large"
+    assert_no_shared_live_bytes(p)
+    for b in p.buffers.values():
+        if b.is_const:
+            assert b.offset % max(2, DTYPES[b.dtype].itemsize) == 0
+            if b.space == "hifram":
+                assert b.offset + b.nbytes <= HIFRAM_256K
+
+
+def test_hifram_full_of_small_constants_fits_a_large_one_in_lower_fram() -> None:
+    # the budget's HIFRAM (17 KiB) cannot take w2 (17280 B) next to the rest, lower FRAM can
+    p, stats = plan(lenet_like(), fram=LOWER_FRAM_BYTES + VECTOR_BYTES + 17 * 1024, hifram_threshold=64)
+    assert p.buffers["w2"].space == "fram"
+    assert stats["lower_fram_used"] <= stats["lower_fram_capacity"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 3000), st.sampled_from(["i16", "i32"])), min_size=1, max_size=8),
+       st.integers(0, 8000), st.integers(0, 12000), st.integers(0, 1 << 14))
+def test_constants_fit_exactly_when_some_split_of_them_fits(sizes: list[tuple[int, str]], lower_free: int,
+                                                            hifram: int, threshold: int) -> None:
+    p = act_chain(1, size=2)
+    for i, (n, dtype) in enumerate(sizes):
+        const(p, f"c{i}", dtype, (n,))
+    fixed = 256 + 64          # the descriptor and step table estimate of one act step is below this
+    code = LOWER_FRAM_BYTES - lower_free - fixed
+    budget = LOWER_FRAM_BYTES + VECTOR_BYTES + hifram
+    consts = [b for b in p.buffers.values() if b.is_const]
+    try:
+        p, stats = plan(p, code=code, fram=budget, hifram_threshold=threshold)
+    except BudgetError as exc:
+        free = LOWER_FRAM_BYTES - code - fixed
+        # no split of the constants fits lower FRAM's free bytes (at least ``free``) and HIFRAM
+        fits = any(sum(b.nbytes for j, b in enumerate(consts) if m >> j & 1) <= free and
+                   sum(b.nbytes for j, b in enumerate(consts) if not m >> j & 1) <= hifram
+                   for m in range(1 << len(consts)))
+        assert not fits, exc.render()
+        assert "overflows by" in exc.message
+        return
+    assert stats["lower_fram_used"] <= stats["lower_fram_capacity"]
+    assert stats["hifram_bytes"] <= hifram
+    for b in consts:
+        assert b.offset % max(2, DTYPES[b.dtype].itemsize) == 0
+    assert_no_shared_live_bytes(p)
+
+
+def test_fram_budget_error_names_the_overflowing_region_and_the_largest_constant() -> None:
+    with pytest.raises(BudgetError) as info:     # lower FRAM keeps ~11 KiB free: w1, b1, b2 but not w2
+        plan(lenet_like(), sram=16 * 1024, fram=LOWER_FRAM_BYTES + VECTOR_BYTES + 1024, code=LOWER_FRAM_BYTES - 12000)
     text = info.value.render()
+    assert info.value.message.startswith(f"HIFRAM (0x{HIFRAM_START:X}-0x{HIFRAM_START + 1023:X}, 1.0 KiB")
+    assert f"overflows by {fmt_bytes(17280 - 1024)}" in info.value.message   # w2 alone is left for HIFRAM
     assert "w2" in text and "fc1" in text and "17280" in text
     assert "sparsify" in (info.value.hint or "") and "--fram" in (info.value.hint or "")
+
+
+def test_constants_that_fit_as_bytes_but_not_as_objects_say_so() -> None:
+    # three 75 KiB weights: 227.5 KiB < 256 KiB, but two fill HIFRAM and the third is larger than lower FRAM
+    p = gemm_chain([160, 240, 160, 240])
+    weights = sorted(b.nbytes for b in p.buffers.values() if b.is_const and b.dtype == "i16")
+    with pytest.raises(BudgetError) as info:
+        plan(p)
+    msg = info.value.message
+    assert msg.startswith("HIFRAM (0x10000-0x43FFF, 208.0 KiB")
+    assert f"overflows by {fmt_bytes(sum(weights) - HIFRAM_256K)}" in msg
+    assert "not as whole objects" in info.value.render() and "%w1" in info.value.render()
+    assert f"--fram {(256 * 1024 + sum(weights) - HIFRAM_256K + 1023) // 1024}KiB" in (info.value.hint or "")
+
+
+def test_no_hifram_budget_names_lower_fram() -> None:
+    with pytest.raises(BudgetError) as info:
+        plan(lenet_like(), fram=LOWER_FRAM_BYTES, code=LOWER_FRAM_BYTES - 12000)
+    assert info.value.message.startswith("lower FRAM (0x4000-0xFF7F") and "overflows by" in info.value.message
 
 
 def test_lower_fram_too_small_for_code_and_fram_activations() -> None:

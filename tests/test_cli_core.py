@@ -111,7 +111,7 @@ def test_bad_inputs_exit_2_and_write_nothing(capsys: pytest.CaptureFixture[str],
         data = tiny_model("conv").read_bytes()
         path.write_bytes(data[: len(data) // 2])
     elif setup == "old-opset":
-        path = tiny_model("mlp", opset=9, ir_version=4)
+        path = tiny_model("conv", opset=9, ir_version=4)
     out_dir = tmp_path / "out"
     code, _out, err = run_cli(capsys, "inspect", str(path), "--dump-dir", str(out_dir), *args)
     assert code == 2

@@ -13,6 +13,7 @@ import pytest
 import transpiler as fx
 from transpiler.errors import FreemlError, InputError
 from transpiler.loader import describe_inputs, describe_outputs
+from transpiler.model import OnnxModel
 
 
 def load_error(path: Path, **kwargs: Any) -> InputError:
@@ -66,9 +67,15 @@ def test_truncated(tiny_model: Any) -> None:
 
 
 def test_old_opset_suggests_version_converter(tiny_model: Any) -> None:
-    err = load_error(tiny_model("mlp", opset=9, ir_version=4))
-    assert "opset 9" in err.message and "11" in err.message
+    err = load_error(tiny_model("conv", opset=9, ir_version=4))
+    assert "opset 9" in err.message and "11" in err.message and "Conv changed" in err.message
     assert "onnx.version_converter" in (err.hint or "")
+
+
+def test_old_opset_with_ops_unchanged_since_is_read(tiny_model: Any) -> None:
+    # MatMul, Add and Relu read the same at opset 9 and 11 (skl2onnx writes such minimal opsets)
+    model = fx.load(tiny_model("mlp", opset=9, ir_version=4))
+    assert model.opset == 9 and [n.op for n in model.graph.nodes] == ["MatMul", "Add", "Relu"]
 
 
 def test_checker_message_is_shown(tmp_path: Path) -> None:
@@ -144,3 +151,21 @@ def test_save_round_trip_is_atomic(tiny_model: Any, tmp_path: Path) -> None:
     assert np.array_equal(again.graph.tensors()["W"].values, model.graph.tensors()["W"].values)
     with pytest.raises(FreemlError, match="does not exist"):
         fx.save(model, tmp_path / "nowhere" / "m.onnx")
+
+
+def test_string_initializers_survive_to_proto() -> None:
+    # skl2onnx keeps string class labels in initializers; onnx-graphsurgeon cannot write them itself
+    labels = onnx.helper.make_tensor("labels", onnx.TensorProto.STRING, [3], [b"ant", b"bee", b"cow"])
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Relu", ["x"], ["y"]), onnx.helper.make_node("Identity", ["labels"], ["l"])], "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 3]),
+         onnx.helper.make_tensor_value_info("l", onnx.TensorProto.STRING, [3])], initializer=[labels])
+    proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 13)], ir_version=8)
+    model = OnnxModel.from_proto(proto, "labels.onnx")
+    back = model.to_proto()
+    onnx.checker.check_model(back)
+    (init,) = back.graph.initializer
+    assert list(init.string_data) == [b"ant", b"bee", b"cow"] and list(init.dims) == [3]
+    kept = np.asarray(model.graph.tensors()["labels"].values).tolist()  # the graph itself is unchanged
+    assert [v.decode() if isinstance(v, bytes) else v for v in kept] == ["ant", "bee", "cow"]

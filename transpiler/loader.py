@@ -2,7 +2,8 @@
 
 ``load`` checks, in order: the path is a file; the bytes are an ONNX protobuf (garbage, other model
 formats and truncated files are told apart); external-data files exist; the default-domain opset is
-11 or newer; ``onnx.checker`` accepts the model; ``input_shapes`` name real inputs of the right rank.
+11 or newer (or older, with ops that read the same at opset 11); ``onnx.checker`` accepts the model;
+``input_shapes`` name real inputs of the right rank.
 Dynamic shapes are *not* resolved here (``normalize`` does that). Several non-initializer graph
 inputs are fine; :func:`describe_inputs` lists them.
 """
@@ -209,11 +210,47 @@ def default_opset(proto: onnx.ModelProto) -> int | None:
     return max(versions) if versions else None
 
 
+def changed_before_min_opset(proto: onnx.ModelProto, opset: int) -> list[str]:
+    """The default-domain ops of ``proto`` (sorted) whose definition changed after ``opset`` up to
+    :data:`MIN_OPSET` (or that have no schema): an older model is read as an opset-11 one only
+    when this list is empty."""
+    changed: set[str] = set()
+    for node in _all_nodes(proto.graph):
+        if node.domain not in ("", "ai.onnx"):
+            continue
+        try:
+            schema = onnx.defs.get_schema(node.op_type, MIN_OPSET, "")
+        except onnx.defs.SchemaError:
+            changed.add(node.op_type)
+            continue
+        if schema.since_version > opset:
+            changed.add(node.op_type)
+    return sorted(changed)
+
+
+def _all_nodes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    nodes = list(graph.node)
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("g"):
+                nodes.extend(_all_nodes(attr.g))
+            for sub in attr.graphs:
+                nodes.extend(_all_nodes(sub))
+    return nodes
+
+
 def check_opset(proto: onnx.ModelProto, source: str) -> None:
-    """InputError when the default-domain opset is older than :data:`MIN_OPSET`."""
+    """InputError when the default-domain opset is older than :data:`MIN_OPSET` and some of the
+    model's default-domain ops changed since (an older model whose ops all read the same at
+    :data:`MIN_OPSET`, e.g. skl2onnx's opset-9 LogisticRegression with only a Cast, is accepted;
+    `upgrade-opset` converts it)."""
     opset = default_opset(proto)
-    if opset is not None and opset < MIN_OPSET:
-        raise InputError(f"the model uses opset {opset}; freeml-tx needs opset {MIN_OPSET} or newer",
+    if opset is None or opset >= MIN_OPSET:
+        return
+    changed = changed_before_min_opset(proto, opset)
+    if changed:
+        raise InputError(f"the model uses opset {opset}; freeml-tx needs opset {MIN_OPSET} or newer "
+                         f"({', '.join(changed)} changed since opset {opset})",
                          location=Location(file=source),
                          hint="convert it: m = onnx.version_converter.convert_version(onnx.load(path), "
                               f"{TARGET_OPSET}); onnx.save(m, 'model-opset{TARGET_OPSET}.onnx') "

@@ -18,6 +18,7 @@ from passes.fold_constants import FoldConstants
 from passes.fold_pad import FoldPad
 from passes.infer_shapes import InferShapes, InferShapesOptions
 from passes.matmul_to_gemm import MatMulToGemm
+from passes.ml_ops import MlOpsToOnnx
 from passes.name_nodes import NameNodes
 from passes.reduce_mean_to_gap import ReduceMeanToGap
 from passes.remove_noops import RemoveNoops
@@ -53,8 +54,9 @@ class Normalize(Pass):
         x[1,1,28,28] -> Conv(W*s, B') -> Relu -> GlobalAveragePool -> Reshape[1,C]
           -> Gemm{transB=1} -> Softmax -> y[1,10]          (every node named, with `origin`)
 
-    Order: name-nodes; strip-classifier-tail (first: onnx-graphsurgeon cannot represent ZipMap's
-    map type); upgrade-opset; infer-shapes, fold-constants, infer-shapes; then the rewrites
+    Order: name-nodes; ml-to-onnx (scikit-learn's Scaler/LinearClassifier as standard ops, with the
+    label path strip-classifier-tail knows); strip-classifier-tail (early: onnx-graphsurgeon cannot
+    represent ZipMap's map type); upgrade-opset; infer-shapes, fold-constants, infer-shapes; then the rewrites
     (remove-noops, explicit-attributes, fold-pad, reduce-mean-to-gap, matmul-to-gemm,
     canonicalize-arith, fold-batchnorm, canonicalize-reshape, fold-constants, infer-shapes) repeated
     until nothing changes (at most 4 rounds); then infer-shapes requiring static shapes, name-nodes
@@ -73,7 +75,8 @@ class Normalize(Pass):
         changed = False
         opts = self.options
         prologue: list[tuple[type[Pass], Any]] = [
-            (NameNodes, None), (StripClassifierTail, None), (UpgradeOpset, UpgradeOpsetOptions(target=opts.opset)),
+            (NameNodes, None), (MlOpsToOnnx, None), (StripClassifierTail, None),
+            (UpgradeOpset, UpgradeOpsetOptions(target=opts.opset)),
             (InferShapes, InferShapesOptions(require_static=False)), (FoldConstants, None),
             (InferShapes, InferShapesOptions(require_static=False))]
         for cls, options in prologue:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
+import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
@@ -46,8 +47,28 @@ class OnnxModel:
                    producer=" ".join(p for p in (proto.producer_name, proto.producer_version) if p))
 
     def to_proto(self) -> onnx.ModelProto:
-        """Export to a ModelProto with metadata and annotations restored."""
-        proto = gs.export_onnx(self.graph, do_type_check=False)
+        """Export to a ModelProto with metadata and annotations restored.
+
+        String initializers (skl2onnx's class labels) are written by this method: onnx-graphsurgeon
+        can read them but not write them.
+        """
+        strings = [t for t in self.graph.tensors().values()
+                   if isinstance(t, gs.Constant) and np.asarray(t.values).dtype.kind in "OSU"]
+        saved = [t.values for t in strings]
+        try:
+            for t in strings:
+                t.values = np.zeros(np.shape(t.values), dtype=np.int8)
+            proto = gs.export_onnx(self.graph, do_type_check=False)
+        finally:
+            for t, values in zip(strings, saved):
+                t.values = values
+        for init in proto.graph.initializer:
+            tensor = next((t for t in strings if t.name == init.name), None)
+            if tensor is not None:
+                values = np.asarray(tensor.values).reshape(-1)
+                init.CopyFrom(onnx.helper.make_tensor(
+                    init.name, onnx.TensorProto.STRING, list(np.shape(tensor.values)),
+                    [v if isinstance(v, bytes) else str(v).encode() for v in values.tolist()]))
         if self.ir_version is not None:
             # gs bumps the IR version to its own; keep the input's so old runtimes still load it.
             proto.ir_version = max(self.ir_version, _min_ir_version(proto))

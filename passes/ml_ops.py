@@ -1,0 +1,194 @@
+"""`ml-to-onnx`: scikit-learn's ``ai.onnx.ml`` Scaler, LinearClassifier and Normalizer as standard ops.
+
+skl2onnx writes linear models (LogisticRegression, LinearSVC, SGDClassifier with several classes,
+RidgeClassifier, ...) as one ``LinearClassifier`` node and StandardScaler as a ``Scaler`` node.
+Both are plain arithmetic; this pass spells them with default-domain ops so the rest of `normalize`
+(and `strip-classifier-tail` for the label output) treats them like any other model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_graphsurgeon as gs
+
+from transpiler.model import OnnxModel
+from transpiler.pass_infra import Pass, PassResult, register
+
+from passes.normalize_util import (NameSource, add_node, attr, bypass, consumers, detach, is_read,
+                                   new_constant, new_variable, origin_of, quiet_gs, set_origin)
+
+ML_DOMAIN = "ai.onnx.ml"
+#: post_transform -> the default-domain op applied to the scores (None: no op).
+POST_OPS: dict[str, str | None] = {"NONE": None, "SOFTMAX": "Softmax", "LOGISTIC": "Sigmoid"}
+
+
+def _floats(node: gs.Node, name: str) -> np.ndarray | None:
+    value = node.attrs.get(name)
+    return None if value is None else np.asarray(value, dtype=np.float32).reshape(-1)
+
+
+def _class_labels(node: gs.Node) -> np.ndarray | None:
+    ints = node.attrs.get("classlabels_ints")
+    if ints is not None and len(ints):
+        return np.asarray(ints, dtype=np.int64)
+    strings = node.attrs.get("classlabels_strings")
+    if strings is not None and len(strings):
+        return np.array([s.decode() if isinstance(s, bytes) else str(s) for s in strings], dtype=object)
+    return None
+
+
+def _input_width(node: gs.Node) -> int | None:
+    shape = node.inputs[0].shape if node.inputs else None
+    if shape is None or len(shape) != 2 or not isinstance(shape[1], (int, np.integer)) or int(shape[1]) <= 0:
+        return None
+    return int(shape[1])
+
+
+def linear_weights(node: gs.Node) -> tuple[np.ndarray, np.ndarray, bool] | None:
+    """The ``[rows, K]`` weights and ``[rows]`` biases of a LinearClassifier the way onnxruntime uses
+    them, and whether they were doubled from one row; None when the rows cannot be told apart (no
+    input width and no intercepts) or do not fit the labels.
+
+    A binary classifier stored with one row ``w`` (and two labels) gets the rows ``[-w; w]`` and the
+    biases ``[-b; b]``: with LOGISTIC, onnxruntime's scores are ``[1 - s(z), s(z)] = s([-z, z])``.
+    """
+    coefs = _floats(node, "coefficients")
+    labels = _class_labels(node)
+    if coefs is None or labels is None:
+        return None
+    bias = _floats(node, "intercepts")
+    width = _input_width(node)
+    rows = len(bias) if bias is not None and len(bias) else (coefs.size // width if width else None)
+    if rows is None or rows == 0 or coefs.size % rows or (width is not None and coefs.size != rows * width):
+        return None
+    weights = coefs.reshape(rows, coefs.size // rows)
+    bias = np.zeros(rows, dtype=np.float32) if bias is None or not len(bias) else bias
+    if rows == 1 and len(labels) == 2:
+        return np.concatenate([-weights, weights]), np.concatenate([-bias, bias]), True
+    if rows != len(labels):
+        return None
+    return weights, bias, False
+
+
+@register
+class MlOpsToOnnx(Pass):
+    """Rewrite ``ai.onnx.ml`` Scaler, LinearClassifier (and the Normalizer after its softmax).
+
+    Before -> after::
+
+        y = Scaler(x) {offset=o, scale=s}          ->  y = Mul(Add(x, -o), s)
+        label, p = LinearClassifier(x) {coefficients=W, intercepts=b, classlabels_ints=L,
+                                        post_transform=SOFTMAX}
+        q = Normalizer(p) {norm=L1}
+            ->
+        q = Softmax(Gemm(x, W[C,K], b) {transB=1}) {axis=1}
+        label = Reshape(ArrayFeatureExtractor(L, ArgMax(q) {axis=1, keepdims=1}), [-1])
+
+    ``post_transform`` NONE adds no op and LOGISTIC a Sigmoid. A binary classifier stored with one
+    weight row and LOGISTIC gets the rows ``[-w; w]`` (onnxruntime's scores ``[1-s(z), s(z)]``; with
+    one row and NONE its scores are ``[1-z, z]`` but its label is ``z > 0``, not their argmax, so
+    that form is left alone). An L1 Normalizer of a softmax changes nothing and goes. The label path is the one
+    skl2onnx writes for other classifiers, which `strip-classifier-tail` removes next (recording the
+    labels). Everything else (post_transform SOFTMAX_ZERO or PROBIT, a Normalizer of other scores,
+    weights that do not fit the labels) is left as it is for `check-supported` to report.
+    """
+
+    name = "ml-to-onnx"
+    level = "onnx"
+    preserves_semantics = True
+
+    def run(self, model: OnnxModel) -> PassResult[OnnxModel]:
+        graph = model.graph
+        names = NameSource(graph)
+        stats = {"scalers": 0, "linear-classifiers": 0, "normalizers": 0}
+        for node in list(graph.nodes):
+            if node.domain != ML_DOMAIN:
+                continue
+            if node.op == "Scaler" and self._scaler(model, names, node):
+                stats["scalers"] += 1
+            elif node.op == "LinearClassifier":
+                done = self._linear(model, names, node)
+                if done is not None:
+                    stats["linear-classifiers"] += 1
+                    stats["normalizers"] += done
+        changed = any(stats.values())
+        if changed:
+            graph.toposort()
+            with quiet_gs():
+                graph.cleanup(remove_unused_graph_inputs=False)
+        return PassResult(model, changed, stats)
+
+    def _scaler(self, model: OnnxModel, names: NameSource, node: gs.Node) -> bool:
+        """``y = (x - offset) * scale`` as Add and Mul of constants (an identity part is left out)."""
+        offset, scale = _floats(node, "offset"), _floats(node, "scale")
+        width = _input_width(node)
+        if offset is None and scale is None:
+            return False
+        x, y = node.inputs[0], node.outputs[0]
+        steps: list[tuple[str, np.ndarray]] = []
+        if offset is not None and np.any(offset != 0):
+            steps.append(("Add", -offset))
+        if scale is not None and np.any(scale != 1):
+            steps.append(("Mul", scale))
+        origin = origin_of(model, node)
+        detach(node)
+        if not steps:
+            steps.append(("Add", np.zeros(1, dtype=np.float32)))
+        current: gs.Tensor = x
+        for i, (op, value) in enumerate(steps):
+            if value.size == 1 and width is not None:
+                value = np.full(width, value[0], dtype=np.float32)
+            out = y if i == len(steps) - 1 else new_variable(names, f"{node.name}_shifted", np.float32)
+            const = new_constant(names, f"{node.name}_{'offset' if op == 'Add' else 'scale'}", value)
+            new = add_node(model.graph, names, op, f"{node.name}_{op.lower()}", [current, const], [out])
+            set_origin(model, new, origin)
+            current = out
+        return True
+
+    def _linear(self, model: OnnxModel, names: NameSource, node: gs.Node) -> int | None:
+        """Rewrite one LinearClassifier; the number of Normalizers removed, or None if left alone."""
+        graph = model.graph
+        post = str(attr(node, "post_transform", "NONE"))
+        found = linear_weights(node)
+        labels = _class_labels(node)
+        if found is None or labels is None or post not in POST_OPS or len(node.outputs) != 2:
+            return None
+        weights, bias, doubled = found
+        if doubled and post != "LOGISTIC":
+            return None  # one row: onnxruntime scores [1 - z, z] but labels z > 0 (not their argmax)
+        origin = origin_of(model, node)
+        x, label, scores = node.inputs[0], node.outputs[0], node.outputs[1]
+        detach(node)
+        w = new_constant(names, f"{node.name}_weights", weights.astype(np.float32))
+        b = new_constant(names, f"{node.name}_bias", bias.astype(np.float32))
+        post_op = POST_OPS[post]
+        raw = new_variable(names, f"{node.name}_scores", np.float32) if post_op else scores
+        made = [add_node(graph, names, "Gemm", f"{node.name}_gemm", [x, w, b], [raw], {"transB": 1})]
+        if post_op:
+            made.append(add_node(graph, names, post_op, f"{node.name}_{post_op.lower()}", [raw], [scores],
+                                 {"axis": 1} if post_op == "Softmax" else {}))
+        removed = 0
+        readers = consumers(scores)
+        if post == "SOFTMAX" and len(readers) == 1 and readers[0].op == "Normalizer" \
+                and readers[0].domain == ML_DOMAIN and str(attr(readers[0], "norm", "")) == "L1":
+            norm = readers[0]
+            origin = origin + origin_of(model, norm)
+            final = norm.outputs[0]
+            if bypass(graph, norm):  # the Softmax now writes the Normalizer's output if that is a graph output
+                scores = final if any(t is final for t in made[-1].outputs) else scores
+                removed = 1
+        if is_read(graph, label):
+            classes = new_constant(names, f"{node.name}_classes", labels)
+            index = new_variable(names, f"{node.name}_argmax", np.int64)
+            picked = new_variable(names, f"{node.name}_label", label.dtype)
+            shape = new_constant(names, f"{node.name}_label_shape", np.array([-1], dtype=np.int64))
+            made.append(add_node(graph, names, "ArgMax", f"{node.name}_argmax", [scores], [index],
+                                 {"axis": 1, "keepdims": 1}))
+            extract = gs.Node(op="ArrayFeatureExtractor", name=names.fresh(f"{node.name}_labels"),
+                              domain=ML_DOMAIN, inputs=[classes, index], outputs=[picked])
+            graph.nodes.append(extract)
+            made.append(extract)
+            made.append(add_node(graph, names, "Reshape", f"{node.name}_label_reshape", [picked, shape], [label]))
+        for new in made:
+            set_origin(model, new, origin)
+        return removed

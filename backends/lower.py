@@ -19,9 +19,11 @@ Rules (node -> step):
   constant ``Add`` -> ``add`` with an i16 constant buffer. ``Add`` of two activations [+ act] ->
   ``add``. ``MaxPool``/``AveragePool`` -> ``maxpool``/``avgpool`` (the output shape carries
   ceil_mode); ``GlobalAveragePool`` -> ``avgpool`` with kernel ``[H, W]``. A lone activation ->
-  ``act``. ``Concat`` (axis 1) -> ``concat``. A final ``Softmax`` is dropped: the program output is
-  the pre-softmax logits tensor (``meta["scores"]`` says so), and for classifiers (a dropped Softmax
-  or the ``classifier-tail`` annotation) an ``argmax`` step writes the output port ``"class"``.
+  ``act``. ``Concat`` (axis 1) -> ``concat``. A final ``Softmax``, ``LogSoftmax`` or ``Sigmoid``
+  is dropped (each keeps the argmax): the program output is the tensor before it, the logits
+  (``meta["scores"]`` says so; ``meta["softmax"]`` maps the logits of a dropped Softmax to its
+  output), and for classifiers (one dropped final activation or the ``classifier-tail``
+  annotation) an ``argmax`` step writes the output port ``"class"``.
 - Q formats: a buffer takes the ``qformat`` of its ONNX tensor, except that the outputs of
   ``maxpool``/``avgpool``/``act``/aliases keep their input's format (the ops do not rescale), and a
   fused LeakyRelu output takes the coarser of the pre- and post-activation formats (the negative
@@ -169,7 +171,7 @@ class _Lowerer:
     consumers: dict[str, list[gs.Node]] = field(default_factory=dict)
     done: set[int] = field(default_factory=set)
     problems: list[str] = field(default_factory=list)
-    softmax: list[tuple[gs.Node, str, str]] = field(default_factory=list)  # (node, logits, probs)
+    finals: list[tuple[gs.Node, str, str]] = field(default_factory=list)  # dropped (node, logits, probs)
     stats: dict[str, int] = field(default_factory=dict)
     fram_bytes: int | None = None
     storage: list[dict[str, Any]] = field(default_factory=list)  # dense/sparse per Conv/Gemm
@@ -680,18 +682,27 @@ class _Lowerer:
         self._alias(node)
 
     def _op_Softmax(self, node: gs.Node) -> None:
-        out = node.outputs[0]
         x = node.inputs[0]
         rank = len(x.shape)
         axis = int(node.attrs.get("axis", -1 if self.model.opset >= 13 else 1))
         if axis < 0:
             axis += rank
-        if out.name not in self.graph_outputs or self.consumers.get(out.name):
-            raise _Unsupported("Softmax that is not the final output (only a final Softmax is dropped)")
         if axis != rank - 1 or any(d != 1 for d in x.shape[1:-1]):
-            raise _Unsupported(f"Softmax over axis {axis} of {list(x.shape)} (only over the class axis)")
-        self.buf_of[out.name] = self._input(x)
-        self.softmax.append((node, x.name, out.name))
+            raise _Unsupported(f"{node.op} over axis {axis} of {list(x.shape)} (only over the class axis)")
+        self._drop_final(node)
+
+    _op_LogSoftmax = _op_Softmax
+
+    def _op_Sigmoid(self, node: gs.Node) -> None:
+        self._drop_final(node)
+
+    def _drop_final(self, node: gs.Node) -> None:
+        """A final activation that keeps the argmax: its output is the buffer of its input."""
+        out = node.outputs[0]
+        if out.name not in self.graph_outputs or self.consumers.get(out.name):
+            raise _Unsupported(f"{node.op} that is not the final output (only a final {node.op} is dropped)")
+        self.buf_of[out.name] = self._input(node.inputs[0])
+        self.finals.append((node, node.inputs[0].name, out.name))
         self.done.add(id(node))
 
     # -- ports and meta ----------------------------------------------------------------------------
@@ -702,7 +713,7 @@ class _Lowerer:
         for t in self.graph.inputs:
             prog.inputs.append(_port(t.name, self.buf_of[t.name]))
             shapes[t.name] = [int(d) for d in t.shape]
-        dropped = {probs: logits for _, logits, probs in self.softmax}
+        dropped = {probs: logits for _, logits, probs in self.finals}
         seen: set[str] = set()
         for t in self.graph.outputs:
             name = dropped.get(t.name, t.name)
@@ -722,7 +733,7 @@ class _Lowerer:
                 port = "_" + port
             y = self._name(port)
             prog.add(Buffer(name=y, dtype="i16", shape=(1,), q=0))
-            origin = [n.name for n, _, _ in self.softmax] or [str(self._tail().get("label_output") or "argmax")]
+            origin = [n.name for n, _, _ in self.finals] or [str(self._tail().get("label_output") or "argmax")]
             step_names = {s.name for s in prog.steps}
             name, k = "argmax", 2
             while name in step_names:
@@ -746,8 +757,8 @@ class _Lowerer:
             return want
         if tail and len(self.graph.outputs) == 1:
             return self.graph.outputs[0].name
-        if len(self.softmax) == 1:
-            return self.softmax[0][2]
+        if len(self.finals) == 1:
+            return self.finals[0][2]
         return None
 
     def _meta(self) -> None:
@@ -756,13 +767,14 @@ class _Lowerer:
         digest = _source_sha256(self.model)
         if digest:
             meta["source"] = digest
-        if self.softmax:
-            notes = [f"output '{logits}' holds the pre-softmax logits of '{probs}' (Softmax "
-                     f"'{node.name}' dropped; apply softmax on the host for probabilities)"
-                     for node, logits, probs in self.softmax]
+        if self.finals:
+            notes = [f"output '{logits}' holds the pre-{node.op.lower()} logits of '{probs}' ({node.op} "
+                     f"'{node.name}' dropped; apply {node.op.lower()} on the host for its values)"
+                     for node, logits, probs in self.finals]
             meta["scores"] = "; ".join(notes)
-            meta["softmax"] = json.dumps({logits: probs for _, logits, probs in self.softmax},
-                                         sort_keys=True, separators=(",", ":"))
+            softmax = {logits: probs for node, logits, probs in self.finals if node.op == "Softmax"}
+            if softmax:
+                meta["softmax"] = json.dumps(softmax, sort_keys=True, separators=(",", ":"))
         labels = self._tail().get("labels")
         if isinstance(labels, list):
             meta["labels"] = json.dumps(labels, separators=(",", ":"))

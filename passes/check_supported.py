@@ -23,9 +23,9 @@ from passes.normalize_util import (DEFAULT_DOMAINS, ORIGIN, const_value, consume
                                    is_empty, is_graph_output, is_read, origin_of, shape_text, static_shape)
 
 SUPPORTED_OPS = ("Conv", "Gemm", "Relu", "Clip", "LeakyRelu", "MaxPool", "AveragePool", "GlobalAveragePool",
-                 "Add", "Mul", "Concat", "Flatten", "Reshape", "Softmax")
+                 "Add", "Mul", "Concat", "Flatten", "Reshape", "Softmax", "LogSoftmax", "Sigmoid")
 
-_ACTIVATIONS = ("Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Elu", "Selu", "Gelu", "Softplus", "Softsign",
+_ACTIVATIONS = ("Tanh", "HardSigmoid", "HardSwish", "Elu", "Selu", "Gelu", "Softplus", "Softsign",
                 "Mish", "PRelu", "Celu", "ThresholdedRelu", "Erf", "Exp", "Log", "Sqrt", "Pow", "Neg", "Abs")
 _OP_HINTS: dict[str, str] = {
     **{op: "recurrent layers are not supported; replace them with Conv1d layers over the sequence at export"
@@ -43,7 +43,6 @@ _OP_HINTS: dict[str, str] = {
     "Sub": "only subtraction of a constant is supported (it becomes Add)",
     "Div": "only division by a constant is supported (it becomes Mul)",
     "ReduceMean": "only a mean over all spatial axes (global average pooling) is supported",
-    "LogSoftmax": "use Softmax or no final activation (the device returns logits and the class index)",
     "BatchNormalization": "export the model in inference mode (model.eval()) so BatchNorm can be folded",
     "Dropout": "export the model in inference mode (model.eval()) so Dropout disappears",
     "Identity": "an Identity straight from an input to an output is not a model; remove it",
@@ -229,22 +228,31 @@ def _reshape(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
     return []
 
 
-def _softmax(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
+def _final(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
+    """Softmax, LogSoftmax (over the class axis) and Sigmoid only as the final node (lower drops it)."""
     out = node.outputs[0]
+    if not is_graph_output(model.graph, out) or consumers(out):
+        hint = (f"{node.op} is only supported as the final node (it is dropped: the device returns logits "
+                "and the class index)")
+        if node.op == "Sigmoid":
+            hint += "; inside the network only ReLU, ReLU6 (Clip) and LeakyReLU are supported"
+        return [(f"{node.op} inside the network", hint)]
+    if node.op == "Sigmoid":
+        return []
     shape = static_shape(node.inputs[0])
     rank = len(shape) if shape is not None else 0
     axis = int(node.attrs.get("axis", -1))
-    if not is_graph_output(model.graph, out) or consumers(out):
-        return [("Softmax inside the network", "Softmax is only supported as the final node")]
-    if axis not in (-1, rank - 1):
-        return [(f"Softmax over axis {axis} of {shape_text(node.inputs[0])}", "use Softmax over the last axis")]
+    if axis not in (-1, rank - 1) or (shape is not None and any(d != 1 for d in shape[1:-1])):
+        return [(f"{node.op} over axis {axis} of {shape_text(node.inputs[0])}",
+                 f"use {node.op} over the class axis of [1, classes] scores")]
     return []
 
 
 RULES: dict[str, Rule] = {
     "Conv": _conv, "Gemm": _gemm, "Clip": _clip, "LeakyRelu": _leaky, "MaxPool": _maxpool,
     "AveragePool": _avgpool, "GlobalAveragePool": _gap, "Add": _binary, "Mul": _binary, "Concat": _concat,
-    "Flatten": _flatten, "Reshape": _reshape, "Softmax": _softmax, "Relu": lambda m, n: [],
+    "Flatten": _flatten, "Reshape": _reshape, "Softmax": _final, "LogSoftmax": _final, "Sigmoid": _final,
+    "Relu": lambda m, n: [],
 }
 
 

@@ -263,9 +263,10 @@ def float32_bytes(model: OnnxModel) -> int:
     return total
 
 
-ALIAS_OPS = ("Relu", "Clip", "LeakyRelu", "Flatten", "Reshape", "Softmax")
+ALIAS_OPS = ("Relu", "Clip", "LeakyRelu", "Flatten", "Reshape", "Softmax", "LogSoftmax", "Sigmoid")
 """Nodes that get no buffer of their own: lower fuses the activations into the layer before them
-(or runs them in place), Flatten/Reshape are views and a final Softmax is dropped."""
+(or runs them in place), Flatten/Reshape are views and a final Softmax, LogSoftmax or Sigmoid is
+dropped."""
 
 
 def fram_overhead(model: OnnxModel, sram_bytes: int, stack_bytes: int = DEFAULT_STACK_BYTES) -> int:

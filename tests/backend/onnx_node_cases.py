@@ -673,9 +673,9 @@ EXPECTATIONS: tuple[Expect, ...] = (
     Expect(r"^test_softmax_axis_1$", UNSUPPORTED, "Softmax over the channel axis of [1, 4, 5] (not the last axis)",
            r"Softmax over axis 1"),
     Expect(r"^test_softmax_(axis_2|negative_axis|default_axis)$", UNSUPPORTED,
-           "Softmax over the last axis of a [1, 4, 5] map (one softmax per channel): lower drops only a "
-           "Softmax over a class vector; check-supported lets it through and lower rejects it",
-           r"Softmax over axis 2 of \[1, 4, 5\] \(only over the class axis\)"),
+           "Softmax over the last axis of a [1, 4, 5] map (one softmax per channel): only a final Softmax "
+           "over [1, classes] scores is dropped (check-supported says so)",
+           r"Softmax over axis (2|-1) of \[1,4,5\]"),
     Expect(r"^test_argmax_", UNSUPPORTED,
            "a stand-alone ArgMax (int64 output): the class index comes from lower's argmax step after a "
            "final Softmax or a classifier tail; ArgMax nodes are only accepted in the skl2onnx label tail",
@@ -708,11 +708,6 @@ def expectation(name: str) -> Expect | None:
 #: Findings that fail no case (the rejection is clear) but are worth fixing; docs/onnx-node-tests.md
 #: prints them.
 NOTES: tuple[str, ...] = (
-    "Softmax over the last axis of a `[1, C, L]` map (`test_softmax_axis_2`, `_negative_axis`, "
-    "`_default_axis` after the batch split) passes `check-supported` (docs/normal-form.md: \"a final "
-    "Softmax over the last axis may remain\") and is then rejected by `lower` (\"only over the class "
-    "axis\"). The normal form promises that `normalize` reports everything `lower` cannot take; "
-    "`check-supported` should require the axes between batch and last to be 1, as `lower` does.",
     "A model that is one inference-mode Dropout (`test_dropout_default`, `_default_ratio`, `_default_old`, "
     "`_random_old`) is rejected with the hint \"export the model in inference mode (model.eval())\", "
     "although it is in inference mode; the real reason is that the no-op joins the graph input to the "

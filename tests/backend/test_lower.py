@@ -479,6 +479,23 @@ def test_final_softmax_dropped_and_argmax_added() -> None:
     assert ops(no_argmax) == ["fc"]
 
 
+@pytest.mark.parametrize("op", ["Sigmoid", "LogSoftmax"])
+def test_final_sigmoid_or_log_softmax_dropped_like_softmax(op: str) -> None:
+    proto = make([node("Gemm", ["x", "W", "C"], ["logits"], "fc", transB=1),
+                  node(op, ["logits"], ["scores"], "final", **({"axis": -1} if op == "LogSoftmax" else {}))],
+                 {"x": [1, 8]}, ["scores"], {"W": w(5, 8, scale=3.0), "C": w(5)})
+    xs = samples_for(proto, n=30)
+    qmodel, prog = lowered(proto, xs)
+    assert ops(prog) == ["fc", "argmax"]
+    assert [p.onnx_name for p in prog.outputs] == ["logits", CLASS_PORT]
+    assert f"pre-{op.lower()} logits of 'scores'" in prog.meta["scores"] and "softmax" not in prog.meta
+    check_numerics(qmodel, prog, xs)
+    for i in range(len(xs["x"])):
+        scores = ort.run(qmodel, {"x": xs["x"][i:i + 1]})["scores"]
+        out = dequantize_outputs(prog, run_program(prog, quantize_inputs(prog, {"x": xs["x"][i:i + 1]})))
+        assert int(out[CLASS_PORT][0]) == int(np.argmax(scores))
+
+
 def test_sklearn_classifier_tail_labels_in_meta() -> None:
     model = OnnxModel.from_proto(onnx.load(str(SAMPLES / "mlp_digits_sklearn.onnx")))
     model = Normalize(context=PassContext()).run(model).model

@@ -9,7 +9,7 @@ import pytest
 from normalize_helpers import load, parse, rand, run_pass, static
 
 from passes.check_supported import CheckSupported, check_normal_form
-from passes.normalize import Normalize
+from passes.normalize import Normalize, NormalizeOptions
 from transpiler.errors import UnsupportedError
 
 UNSUPPORTED = """
@@ -55,7 +55,7 @@ g (float[1, 2, 4, 4] x, float[2, 2, 1, 1] w) => (float[1, 2, 8, 4] c, float[1, 2
     m, i = MaxPool <kernel_shape = [2, 2], strides = [2, 2]> (x)
     s = Softmax(m)
     f = Reshape(s, shape)
-    l = Sigmoid(x)
+    l = Tanh(x)
 }
 """
 
@@ -68,6 +68,41 @@ def test_attribute_level_problems_are_all_reported() -> None:
     for words in ["weights are not a constant", "Concat on axis 2", "constant of shape [2, 1, 4]",
                   "the Indices output is used", "Softmax inside the network", "replace this activation"]:
         assert words in details, details
+
+
+def test_final_sigmoid_and_log_softmax_pass_an_inner_sigmoid_is_reported() -> None:
+    final = parse("""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 4] x) => (float[1, 4] p, float[1, 4] q) {
+        p = Sigmoid(x)
+        q = LogSoftmax(x)
+    }
+    """)
+    assert check_normal_form(run_pass(Normalize, load(final), NormalizeOptions(check=False)).model) == []
+    inner = parse("""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 4] x) => (float[1, 4] y) {
+        s = Sigmoid(x)
+        y = Relu(s)
+    }
+    """)
+    with pytest.raises(UnsupportedError) as info:
+        run_pass(Normalize, load(inner))
+    assert "Sigmoid inside the network" in info.value.render()
+    assert "only ReLU, ReLU6 (Clip) and LeakyReLU" in info.value.render()
+
+
+def test_softmax_over_a_map_is_reported() -> None:
+    # lower drops only a Softmax over [1, classes] scores; check-supported must say so, not lower
+    proto = parse("""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 4, 5] x) => (float[1, 4, 5] y) {
+        y = Softmax <axis = -1> (x)
+    }
+    """)
+    with pytest.raises(UnsupportedError) as info:
+        run_pass(Normalize, load(proto))
+    assert "of [1,4,5]" in info.value.render() and "class axis" in info.value.render()
 
 
 def test_batch_other_than_one_and_non_float_inputs_are_reported() -> None:

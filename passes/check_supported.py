@@ -53,6 +53,17 @@ _OP_HINTS: dict[str, str] = {
 }
 
 
+_ML_HINT = ("scikit-learn models are supported when their tail is ArgMax -> ArrayFeatureExtractor / ZipMap "
+            "after the scores (e.g. MLPClassifier), and their Scaler and LinearClassifier")
+_ML_HINTS: dict[str, str] = {
+    "LinearClassifier": "a LinearClassifier is supported with post_transform NONE, SOFTMAX or LOGISTIC when its "
+                        "scores are a graph output (or go to a ZipMap); skl2onnx gives a binary LinearSVC or "
+                        "RidgeClassifier only its decision column: export it with options={id(clf): "
+                        "{'raw_scores': True}}",
+    "Normalizer": "only the L1 Normalizer after a LinearClassifier's softmax is supported (it changes nothing)",
+}
+
+
 @dataclass(frozen=True)
 class Finding:
     """One node outside the normal form: where it is, why it is rejected and what to do."""
@@ -261,9 +272,8 @@ def node_findings(model: OnnxModel, node: gs.Node) -> list[Finding]:
     domain = node.domain or ""
     problems: list[tuple[str, str]]
     if domain not in DEFAULT_DOMAINS:
-        hint = ("scikit-learn models are supported when their tail is ArgMax -> ArrayFeatureExtractor / "
-                "ZipMap after the scores (e.g. MLPClassifier)") if domain == "ai.onnx.ml" else \
-               "custom-domain ops are not supported; export with standard ONNX ops"
+        hint = _ML_HINTS.get(node.op, _ML_HINT) if domain == "ai.onnx.ml" else \
+            "custom-domain ops are not supported; export with standard ONNX ops"
         problems = [(f"op from domain '{domain}'", hint)]
     elif node.op not in RULES:
         hint = _OP_HINTS.get(node.op, f"{node.op} is not in the supported op set (docs/normal-form.md)")

@@ -14,8 +14,8 @@ import onnx_graphsurgeon as gs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
-from passes.normalize_util import (NameSource, add_node, attr, bypass, consumers, detach, is_read,
-                                   new_constant, new_variable, origin_of, quiet_gs, set_origin)
+from passes.normalize_util import (NameSource, add_node, attr, bypass, consumers, detach, is_graph_output,
+                                   is_read, new_constant, new_variable, origin_of, quiet_gs, set_origin)
 
 ML_DOMAIN = "ai.onnx.ml"
 #: post_transform -> the default-domain op applied to the scores (None: no op).
@@ -70,6 +70,22 @@ def linear_weights(node: gs.Node) -> tuple[np.ndarray, np.ndarray, bool] | None:
     return weights, bias, False
 
 
+def _l1_normalizer(scores: gs.Tensor) -> gs.Node | None:
+    """The L1 Normalizer that alone reads ``scores``, if any."""
+    readers = consumers(scores)
+    if len(readers) == 1 and readers[0].op == "Normalizer" and readers[0].domain == ML_DOMAIN \
+            and str(attr(readers[0], "norm", "")) == "L1":
+        return readers[0]
+    return None
+
+
+def _scores_visible(graph: gs.Graph, scores: gs.Tensor) -> bool:
+    """Are the scores a graph output, or the input of a ZipMap that is one (what strip-classifier-tail
+    needs to replace the label output by the labels' table)?"""
+    return is_graph_output(graph, scores) or any(
+        r.op == "ZipMap" and r.domain == ML_DOMAIN and is_graph_output(graph, r.outputs[0]) for r in consumers(scores))
+
+
 @register
 class MlOpsToOnnx(Pass):
     """Rewrite ``ai.onnx.ml`` Scaler, LinearClassifier (and the Normalizer after its softmax).
@@ -89,8 +105,10 @@ class MlOpsToOnnx(Pass):
     one row and NONE its scores are ``[1-z, z]`` but its label is ``z > 0``, not their argmax, so
     that form is left alone). An L1 Normalizer of a softmax changes nothing and goes. The label path is the one
     skl2onnx writes for other classifiers, which `strip-classifier-tail` removes next (recording the
-    labels). Everything else (post_transform SOFTMAX_ZERO or PROBIT, a Normalizer of other scores,
-    weights that do not fit the labels) is left as it is for `check-supported` to report.
+    labels); a LinearClassifier whose label is read but whose scores reach no graph output (a binary
+    LinearSVC exported with its decision column only) is left, as is everything else
+    (post_transform SOFTMAX_ZERO or PROBIT, a Normalizer of other scores, weights that do not fit
+    the labels), for `check-supported` to report.
     """
 
     name = "ml-to-onnx"
@@ -156,8 +174,12 @@ class MlOpsToOnnx(Pass):
         weights, bias, doubled = found
         if doubled and post != "LOGISTIC":
             return None  # one row: onnxruntime scores [1 - z, z] but labels z > 0 (not their argmax)
-        origin = origin_of(model, node)
         x, label, scores = node.inputs[0], node.outputs[0], node.outputs[1]
+        norm = _l1_normalizer(scores) if post == "SOFTMAX" else None
+        final = norm.outputs[0] if norm is not None else scores
+        if is_read(graph, label) and not _scores_visible(graph, final):
+            return None  # strip-classifier-tail could not remove the label path (e.g. a decision column)
+        origin = origin_of(model, node)
         detach(node)
         w = new_constant(names, f"{node.name}_weights", weights.astype(np.float32))
         b = new_constant(names, f"{node.name}_bias", bias.astype(np.float32))
@@ -168,15 +190,10 @@ class MlOpsToOnnx(Pass):
             made.append(add_node(graph, names, post_op, f"{node.name}_{post_op.lower()}", [raw], [scores],
                                  {"axis": 1} if post_op == "Softmax" else {}))
         removed = 0
-        readers = consumers(scores)
-        if post == "SOFTMAX" and len(readers) == 1 and readers[0].op == "Normalizer" \
-                and readers[0].domain == ML_DOMAIN and str(attr(readers[0], "norm", "")) == "L1":
-            norm = readers[0]
+        if norm is not None and bypass(graph, norm):  # the Softmax writes the Normalizer's output if it is one
+            scores = final if any(t is final for t in made[-1].outputs) else scores
             origin = origin + origin_of(model, norm)
-            final = norm.outputs[0]
-            if bypass(graph, norm):  # the Softmax now writes the Normalizer's output if that is a graph output
-                scores = final if any(t is final for t in made[-1].outputs) else scores
-                removed = 1
+            removed = 1
         if is_read(graph, label):
             classes = new_constant(names, f"{node.name}_classes", labels)
             index = new_variable(names, f"{node.name}_argmax", np.int64)

@@ -8,6 +8,7 @@ from typing import Any
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
+from passes.binary_scores import BinaryScores
 from passes.canonical_arith import CanonicalizeArith
 from passes.canonical_reshape import CanonicalizeReshape
 from passes.check_supported import CheckSupported
@@ -26,7 +27,8 @@ from passes.upgrade_opset import UpgradeOpset, UpgradeOpsetOptions
 
 #: Rewrites that may enable each other; repeated (with shape inference) until none changes anything.
 REWRITES: tuple[type[Pass], ...] = (RemoveNoops, ExplicitAttributes, FoldPad, ReduceMeanToGap, MatMulToGemm,
-                                    CanonicalizeArith, FoldBatchNorm, CanonicalizeReshape, FoldConstants)
+                                    BinaryScores, CanonicalizeArith, FoldBatchNorm, CanonicalizeReshape,
+                                    FoldConstants)
 MAX_ROUNDS = 4
 
 
@@ -57,7 +59,7 @@ class Normalize(Pass):
     Order: name-nodes; ml-to-onnx (scikit-learn's Scaler/LinearClassifier as standard ops, with the
     label path strip-classifier-tail knows); strip-classifier-tail (early: onnx-graphsurgeon cannot
     represent ZipMap's map type); upgrade-opset; infer-shapes, fold-constants, infer-shapes; then the rewrites
-    (remove-noops, explicit-attributes, fold-pad, reduce-mean-to-gap, matmul-to-gemm,
+    (remove-noops, explicit-attributes, fold-pad, reduce-mean-to-gap, matmul-to-gemm, binary-scores,
     canonicalize-arith, fold-batchnorm, canonicalize-reshape, fold-constants, infer-shapes) repeated
     until nothing changes (at most 4 rounds); then infer-shapes requiring static shapes, name-nodes
     and check-supported. The stats hold each sub-pass's stats (numbers summed over rounds) and the

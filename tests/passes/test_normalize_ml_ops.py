@@ -21,8 +21,10 @@ from transpiler.errors import UnsupportedError
 ML = "ai.onnx.ml"
 
 
-def _skl(clf: Any, classes: int, zipmap: bool | None, opset: int = 13) -> tuple[onnx.ModelProto, np.ndarray]:
-    """Fit ``clf`` on seeded data with ``classes`` classes; its skl2onnx export and 5 inputs."""
+def _skl(clf: Any, classes: int, zipmap: bool | None, opset: int = 13,
+         options: dict[str, Any] | None = None) -> tuple[onnx.ModelProto, np.ndarray]:
+    """Fit ``clf`` on seeded data with ``classes`` classes; its skl2onnx export (``zipmap`` and other
+    converter ``options``) and 5 inputs."""
     pytest.importorskip("sklearn")
     pytest.importorskip("skl2onnx")
     from skl2onnx import to_onnx
@@ -36,7 +38,8 @@ def _skl(clf: Any, classes: int, zipmap: bool | None, opset: int = 13) -> tuple[
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         clf.fit(x, y)
-        options = None if zipmap is None else {id(last): {"zipmap": zipmap}}
+        chosen = dict(options or {}) if zipmap is None else {"zipmap": zipmap, **(options or {})}
+        options = {id(last): chosen} if chosen else None
         proto = to_onnx(clf, initial_types=[("input", FloatTensorType([None, 6]))], options=options,
                         target_opset={"": opset, "ai.onnx.ml": 1})
     return proto, x[:5]
@@ -141,3 +144,17 @@ def test_other_post_transforms_are_left_and_reported(post: str) -> None:
     with pytest.raises(UnsupportedError) as info:
         run_pass(Normalize, load(proto))
     assert "'lc' (LinearClassifier, ai.onnx.ml" in info.value.render()
+
+
+def test_binary_linear_svc_decision_column_is_reported_with_the_export_option() -> None:
+    from sklearn.svm import LinearSVC
+
+    # skl2onnx: LinearClassifier -> ArrayFeatureExtractor(scores, [1]), the decision value alone
+    proto, x = _skl(LinearSVC(), 2, None)
+    with pytest.raises(UnsupportedError) as info:
+        run_pass(Normalize, load(proto))
+    text = info.value.render()
+    assert "'LinearClassifier' (LinearClassifier, ai.onnx.ml" in text and "'raw_scores': True" in text
+    raw, _ = _skl(LinearSVC(), 2, None, options={"raw_scores": True})
+    model = _normalized_agrees(raw, x, "probabilities", "label")
+    assert ops(model) == ["Gemm"]

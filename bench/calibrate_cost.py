@@ -15,8 +15,11 @@ Three measurements, all on the patched msp430-elf-run (msp430.mk's flags: -O2, M
    is fitted by non-negative least squares (weighted by 1/cycles: relative errors) over all steps
    of that op; for conv the MACs and outputs are split into the interior windows (the specialised
    runners) and the border / dilated windows (the general path, ``slow_mac`` and ``border``), from
-   the layer's geometry (transpiler.lir.cost.conv_rows). The per-call set-up is left to the loop
-   constants below.
+   the layer's geometry (transpiler.lir.cost.conv_rows), plus conv's ``slow_row`` per kernel row of
+   an input channel of a border / dilated window, ``channel`` per output channel
+   and ``column`` per border column run of a channel (fx_conv_units / fx_conv_interior), and the
+   pools' ``row`` per output row of a channel (fx_pool.c's per-row work: a few hundred cycles, an
+   interior 2x2 output ~30). The per-call set-up is left to the loop constants below.
 2. COMMIT_CYCLES: a small program times 64 calls of fx_progress_commit (runtime_c/fx_progress.c)
    with the simulator's counters.
 3. Per-call and loop constants. Each model is compiled again with every step split by hand into
@@ -88,7 +91,9 @@ class StepSample:
     """One measured step: its op, the cost model's features and the simulator's cycles.
 
     features: conv and pools [units, interior MACs (taps), border MACs, interior outputs, border
-    outputs], concat
+    outputs], then conv [general-path kernel rows (ConvRow.slow_rows), output channels, border column
+    runs (channels x border columns)] and pools
+    [output rows (channels x OH)], concat
     [units, requantised elements, elements], the other ops [units, MACs, outputs] (whole step).
     """
 
@@ -99,7 +104,9 @@ class StepSample:
     cycles: int
 
 
-FEATURES = {op: ("base", "mac", "slow_mac", "store", "border") for op in ("conv", "maxpool", "avgpool")}
+FEATURES = {"conv": ("base", "mac", "slow_mac", "store", "border", "slow_row", "channel", "column"),
+            "maxpool": ("base", "mac", "slow_mac", "store", "border", "row"),
+            "avgpool": ("base", "mac", "slow_mac", "store", "border", "row")}
 PLAIN = ("base", "mac", "store")
 
 
@@ -111,12 +118,13 @@ def step_features(p: Program, s: Any) -> list[float]:
         rows = cost.conv_rows(p, s)
         return [float(w.units), float(cout * sum(r.fast_macs for r in rows)),
                 float(cout * sum(r.slow_macs for r in rows)), float(cout * sum(r.fast_outputs for r in rows)),
-                float(cout * sum(r.slow_outputs for r in rows))]
+                float(cout * sum(r.slow_outputs for r in rows)), float(cout * sum(r.slow_rows for r in rows)), float(cout),
+                float(cout * cost.conv_border_columns(p, s))]
     if s.op in ("maxpool", "avgpool"):
         c = p.buffers[s.outputs[0]].shape[-3]
         win = cost.pool_windows(p, s)
         return [float(c), float(c * win.fast_macs), float(c * win.slow_macs), float(c * win.fast_outputs),
-                float(c * win.slow_outputs)]
+                float(c * win.slow_outputs), float(c * p.buffers[s.outputs[0]].shape[-2])]
     if s.op == "concat":       # MACs: requantised elements (cost._concat_requantised)
         return [float(w.units), float(cost._concat_requantised(p, s)), float(p.buffers[s.outputs[0]].size)]
     if s.op == "gnet_feature":  # MACs: the slice's elements when requantised (cost.step_cycles)

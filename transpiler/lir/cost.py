@@ -14,7 +14,9 @@ backends/c/printers.py (tests check they agree):
     gnet_feature  a chunk of ELTWISE_CHUNK elements of its slice   ceil(n / 32)
     gnet_exit     one output (on demand: the head)      N
 
-The cost of a unit is ``base + mac * MACs + store * outputs`` cycles with per-op constants
+The cost of a unit is ``base + mac * MACs + store * outputs`` cycles (pools: ``+ row`` per output
+row of the channel; conv: ``+ (channel + column * border columns) / OH``, a channel's own work
+shared by its rows) with per-op constants
 (:data:`COSTS`) fitted to the simulator's counts of the kernels by ``bench/calibrate_cost.py``
 (which prints the fit; re-run it when the kernels change). A commit and a boot have fixed costs.
 
@@ -51,6 +53,9 @@ class OpCost:
     """conv: cycles per MAC of a window on the general path (image borders, dilation > 1); 0 = mac."""
     border: float = 0.0
     """conv: cycles per output on the general path (instead of ``store``); 0 = store."""
+    slow_row: float = 0.0
+    """conv: cycles per kernel row of an input channel of a window on the general path (its row
+    loop: the edge runner's and fx_conv_dilated's pointer steps, a row of a few taps)."""
     call: float = 0.0
     """cycles of one kernel call (one tile): the run loop's dispatch, the step function, the kernel's
     set-up before its first unit (fx_conv: a few hundred, its geometry is in the descriptor)."""
@@ -58,14 +63,23 @@ class OpCost:
     """conv: cycles per border column (:func:`conv_border_columns`) of a call that starts inside an
     output channel: fx_conv runs down each border column once per channel it touches, so splitting
     a channel between two calls starts those runs again (:func:`call_cycles`)."""
+    row: float = 0.0
+    """maxpool / avgpool: cycles per output row of a channel (fx_pool.c: the row's valid kernel rows,
+    its bounds and the call of the row's interior run; a few hundred, against ~30 per 2x2 output)."""
+    channel: float = 0.0
+    """conv: cycles per output channel (fx_conv_units: bias, requantiser, the interior's set-up;
+    what a depthwise conv, one input channel and few MACs per output, pays most)."""
+    column: float = 0.0
+    """conv: cycles per border column (:func:`conv_border_columns`) of each output channel: fx_conv
+    runs down every border column once per channel (its taps, the edge runner's set-up)."""
 
 
 # Fitted with bench/calibrate_cost.py on the patched msp430-elf-run (-O2, MPY32).
 COSTS: dict[str, OpCost] = {
-    "conv": OpCost(base=347.21, mac=8.12, slow_mac=16.41, store=76.7, border=274.53, call=482, call_border=579.6),
-    "fc": OpCost(base=171.21, mac=8.27, store=0.0, call=281),
-    "maxpool": OpCost(base=773.23, mac=16.69, slow_mac=63.02, store=0.0, border=0.0, call=1609),
-    "avgpool": OpCost(base=605.31, mac=14.01, slow_mac=327.03, store=78.17, border=0.0, call=1116),
+    "conv": OpCost(base=319.35, mac=7.93, slow_mac=13.57, store=69.05, border=181.82, slow_row=10.59, channel=597.55, column=315.26, call=482, call_border=579.6),
+    "fc": OpCost(base=171.48, mac=8.27, store=0.0, call=281),
+    "maxpool": OpCost(base=311.86, mac=10.1, slow_mac=70.22, store=8.89, border=0.0, row=223.92, call=1409),
+    "avgpool": OpCost(base=605.31, mac=14.01, slow_mac=327.03, store=78.17, border=0.0, row=0.0, call=1116),
     "add": OpCost(base=0.0, mac=0.0, store=182.11, call=316),
     "act": OpCost(base=0.0, mac=0.0, store=36.97, call=208),
     "concat": OpCost(base=287.76, mac=83.9, store=0.0, call=302),
@@ -84,13 +98,13 @@ COSTS: dict[str, OpCost] = {
 # (the policy's last question, the scores into the outputs, the return).
 COSTS["gnet_feature"] = OpCost(base=256.8, mac=72.58, store=3.18, call=302)
 COSTS["gnet_exit"] = COSTS["fc"]
-GNET_ANSWER_CYCLES = 94
+GNET_ANSWER_CYCLES = 259
 COMMIT_CYCLES = 252      # fx_progress_commit: find the older record, checksum, five FRAM stores
 BOOT_CYCLES = 758        # reset to the first unit: crt0, .data/.bss setup, progress load, dispatch
 # The intermittent run loop (backends/c/intermittent.py, transpiler/intermittent.py):
-COPY_CYCLES_PER_ELEMENT = 11.0   # input copy into FRAM / output copy out, per int16 element
+COPY_CYCLES_PER_ELEMENT = 10.2   # input copy into FRAM / output copy out, per int16 element
 RUN_CYCLES = 0         # one fx_<m>_run call: progress load and the dispatch to the saved step
-STEP_CYCLES = 0         # entering a step in the loop (table entry, group size)
+STEP_CYCLES = 29         # entering a step in the loop (table entry, group size)
 
 
 @dataclass(frozen=True)
@@ -120,13 +134,16 @@ def step_work(program: Program, step: Step) -> StepWork:
         w = bufs[step.inputs[1]]
         rows = conv_rows(program, step)
         worst = max(_conv_row_cycles(COSTS["conv"], r) for r in rows) if rows else COSTS["conv"].base
-        return StepWork(cout * oh, ow * _prod(w.shape[1:]), ow, worst)
+        # a channel's own work (set-up, runs down its border columns) shared by its rows; a call that
+        # starts inside a channel starts the column runs again (call_cycles)
+        return StepWork(cout * oh, ow * _prod(w.shape[1:]), ow, worst + _conv_channel_cycles(program, step) / oh)
     elif op == "fc":
         units, macs, stores = out.size, bufs[step.inputs[0]].size, 1
     elif op in ("maxpool", "avgpool"):    # "MACs": the window taps inside the input (padding is free)
         c, oh, ow = out.shape[-3:]
         win = pool_windows(program, step)
-        return StepWork(c, win.fast_macs + win.slow_macs, oh * ow, _conv_row_cycles(COSTS[op], win))
+        cycles = _conv_row_cycles(COSTS[op], win) + COSTS[op].row * oh
+        return StepWork(c, win.fast_macs + win.slow_macs, oh * ow, cycles)
     elif op in ("add", "act"):
         units, macs, stores = -(-out.size // ELTWISE_CHUNK), 0, ELTWISE_CHUNK
     elif op == "concat":            # "MACs": the elements of a chunk that are requantised (shift != 0)
@@ -170,13 +187,15 @@ class ConvRow:
     fast_macs/fast_outputs: the interior windows (all kw taps inside the input, dilation 1 along
     the width; every window of a pointwise conv), run by the specialised runners; slow_macs/
     slow_outputs: the border windows and every window of a width-dilated conv (the general path).
-    MACs count the valid taps only (padding taps cost nothing).
+    MACs count the valid taps only (padding taps cost nothing). slow_rows (conv): the kernel rows
+    x input channels the general path walks, summed over the border windows with a valid tap.
     """
 
     fast_macs: int
     slow_macs: int
     fast_outputs: int
     slow_outputs: int
+    slow_rows: int = 0
 
 
 def _valid_taps(i0: int, k: int, d: int, n: int) -> int:
@@ -275,7 +294,8 @@ def conv_rows(program: Program, step: Step) -> list[ConvRow]:
     rows = []
     for oy in range(g.oh):
         nky = _valid_taps(oy * g.sh - g.pt, g.kh, g.dh, g.ih)
-        rows.append(ConvRow(interior * g.cg * nky * g.kw, g.cg * nky * sum(border_taps), interior, len(border_taps)))
+        rows.append(ConvRow(interior * g.cg * nky * g.kw, g.cg * nky * sum(border_taps), interior, len(border_taps),
+                            g.cg * nky * sum(1 for n in border_taps if n)))
     return rows
 
 
@@ -312,7 +332,14 @@ def worst_call_cycles(program: Program, step: Step) -> float:
 
 def _conv_row_cycles(c: OpCost, r: ConvRow) -> float:
     return (c.base + c.mac * r.fast_macs + (c.slow_mac or c.mac) * r.slow_macs
-            + c.store * r.fast_outputs + (c.border or c.store) * r.slow_outputs)
+            + c.store * r.fast_outputs + (c.border or c.store) * r.slow_outputs + c.slow_row * r.slow_rows)
+
+
+def _conv_channel_cycles(program: Program, step: Step) -> float:
+    """The cycles of a dense conv paid once per output channel: ``channel`` and ``column`` per
+    border column run down the interior rows."""
+    c = COSTS["conv"]
+    return c.channel + c.column * conv_border_columns(program, step)
 
 
 def _concat_requantised(program: Program, step: Step) -> int:
@@ -330,7 +357,8 @@ def step_cycles(program: Program, step: Step) -> float:
     tiles do)."""
     if step.op == "conv":
         cout = program.buffers[step.outputs[0]].shape[-3]
-        return cout * sum(_conv_row_cycles(COSTS["conv"], r) for r in conv_rows(program, step))
+        return cout * (sum(_conv_row_cycles(COSTS["conv"], r) for r in conv_rows(program, step))
+                       + _conv_channel_cycles(program, step))
     if step.op == "concat":
         c = COSTS["concat"]
         n = program.buffers[step.outputs[0]].size

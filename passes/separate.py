@@ -51,7 +51,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from passes.compress_size import float32_bytes, layer_size, model_size
-from passes.finetune import FineTune, finetune_setup
+from passes.finetune import DISTILL_TEMPERATURE, FineTune, finetune_setup
 from passes.normalize_util import (NameSource, consumers, new_constant, new_variable, origin_of, quiet_gs,
                                    set_origin, static_shape)
 from passes.train import build_net
@@ -74,7 +74,7 @@ class SeparateOptions:
     lr: float = 1e-3
     batch_size: int = 64
     loss: Literal["auto", "ce", "distill"] = "auto"
-    temperature: float = 2.0
+    temperature: float = DISTILL_TEMPERATURE
     seed: int = 0
     threads: int = 1
 

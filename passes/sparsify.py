@@ -58,7 +58,7 @@ code and FRAM activations, :func:`passes.compress_size.weight_budget`), ``max-dr
 ``fragile`` (points; default ``max-drop``: FreeML uses 5, but a step costing more than the whole
 ``max-drop`` is rolled back anyway), ``epochs`` (5), ``final-epochs`` (6), ``first-density``,
 ``cut``, ``min-cut``, ``retries`` (2), ``lr`` (1e-3), ``batch-size`` (64), ``loss``
-(auto/ce/distill), ``temperature`` (2), ``max-steps`` (60), ``remove-units`` (true), ``seed``,
+(auto/ce/distill), ``temperature`` (0.25, see passes/finetune.py), ``max-steps`` (60), ``remove-units`` (true), ``seed``,
 ``threads`` (BLAS threads, 1).
 
 A progress line per step goes to ``PassContext.say``. Stats: per layer (dense/sparse, density, nnz,
@@ -81,7 +81,7 @@ import numpy as np
 
 from passes.compress_size import LayerSize, ModelSize, float32_bytes, lower_sparse_max, model_size, weight_budget
 from passes.dead_units import Chain, find_chains, plan_removal, remove_units, shrunk_shapes
-from passes.finetune import FineTune, finetune_setup
+from passes.finetune import DISTILL_TEMPERATURE, FineTune, finetune_setup
 from passes.train import Adam, Net, build_net
 from transpiler.errors import BudgetError, Location
 from transpiler.model import OnnxModel
@@ -107,7 +107,7 @@ class SparsifyOptions:
     lr: float = 1e-3
     batch_size: int = 64
     loss: Literal["auto", "ce", "distill"] = "auto"
-    temperature: float = 2.0
+    temperature: float = DISTILL_TEMPERATURE
     max_steps: int = 60
     remove_units: bool = True
     seed: int = 0

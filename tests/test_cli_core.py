@@ -234,3 +234,20 @@ def test_foreign_dump_dir_is_refused_before_anything_runs(capsys: pytest.Capture
                              "--dump-dir", str(foreign))
     assert code == 2 and "not made by freeml-tx" in err and out == ""
     assert sorted(p.name for p in foreign.iterdir()) == ["todo.txt"]
+
+
+def test_dynamic_axes_after_the_batch_are_taken_from_data(capsys: pytest.CaptureFixture[str], tiny_model: Any,
+                                                         tmp_path: Path) -> None:
+    path = tiny_model(text="""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[N, 2, L] x) => (float[N, 2, L] y) {
+        y = Relu(x)
+    }
+    """)
+    data = tmp_path / "d.npz"
+    np.savez(data, x=np.ones((5, 2, 7), np.float32))
+    code, out, err = run_cli(capsys, "inspect", str(path), "--data", str(data), "--pipeline", "normalize")
+    assert code == 0, err
+    assert "--input-shape x=1x2x7" in err and "normalize" in out
+    code, _, err = run_cli(capsys, "inspect", str(path), "--pipeline", "normalize")
+    assert code == 2 and "dynamic dimension 2" in err and "--input-shape x=" in err

@@ -96,13 +96,53 @@ def load_data(path: str | None, model: Any, input_shapes: dict[str, tuple[int, .
     return load_dataset(path, per_sample)
 
 
+def shapes_from_data(path: str | None, model: Any, input_shapes: dict[str, tuple[int, ...]],
+                     say: Any = None) -> dict[str, tuple[int, ...]]:
+    """``input_shapes`` completed from the --data file: an input with a dynamic axis after the
+    batch (a sequence length, an image size) and no --input-shape takes batch 1 and the per-sample
+    shape of its data array, when that has the input's rank and agrees with its static axes.
+    ``say`` (a print function) is told each shape taken; anything else is left for the usual checks."""
+    if path is None:
+        return dict(input_shapes)
+    import numpy as np
+
+    from transpiler.ort import to_proto
+
+    proto = to_proto(model)
+    initializers = {t.name for t in proto.graph.initializer}
+    inputs = [vi for vi in proto.graph.input if vi.name not in initializers]
+    shapes = dict(input_shapes)
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return shapes  # load_data reports an unreadable file
+    with npz:
+        for vi in inputs:
+            dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+                    for d in vi.type.tensor_type.shape.dim]
+            key = vi.name if vi.name in npz.files else ("x" if len(inputs) == 1 and "x" in npz.files else None)
+            if vi.name in shapes or len(dims) < 2 or all(d is not None for d in dims[1:]) or key is None:
+                continue
+            sample = tuple(int(d) for d in npz[key].shape[1:])
+            if len(sample) != len(dims) - 1 or any(d is not None and d != g for d, g in zip(dims[1:], sample)):
+                continue
+            shapes[vi.name] = (1, *sample)
+            if say is not None:
+                say(f"note: input '{vi.name}' has dynamic axes; its shape is taken from --data: "
+                    f"--input-shape {vi.name}={'x'.join(map(str, shapes[vi.name]))}")
+    return shapes
+
+
 def make_context(args: argparse.Namespace, pipeline_text: str, model: Any,
                  input_shapes: dict[str, tuple[int, ...]]) -> PassContext:
-    """The PassContext for a command: input shapes, --data checked against ``model``, the command line."""
+    """The PassContext for a command: input shapes (completed from --data, :func:`shapes_from_data`),
+    --data checked against ``model``, the command line."""
     import shlex
 
-    return PassContext(data=load_data(getattr(args, "data", None), model, input_shapes),
-                       input_shapes=dict(input_shapes),
+    data_path = getattr(args, "data", None)
+    shapes = shapes_from_data(data_path, model, input_shapes, say=_stderr_line)
+    return PassContext(data=load_data(data_path, model, shapes),
+                       input_shapes=shapes,
                        command_line=shlex.join(["freeml-tx", *getattr(args, "argv", [])]),
                        pipeline_text=pipeline_text,
                        log=_stderr_line if getattr(args, "progress", False) else None)

@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     model = load(args.model, shapes)
     context = make_context(args, pipeline, model, shapes)
     if args.pipeline is None:   # too big for --fram: separate + sparsify (transpiler/cli/compress_flags.py)
-        pipeline = with_compression(pipeline, compression_spec(args, model, context.data, shapes))
+        pipeline = with_compression(pipeline, compression_spec(args, model, context.data, context.input_shapes))
         context.pipeline_text = pipeline
     context.sram_bytes, context.fram_bytes, context.target = args.sram, args.fram, args.target
     apply_power(context, args)

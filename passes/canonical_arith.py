@@ -63,6 +63,7 @@ class CanonicalizeArith(Pass):
         Mul(x, c[1,C,1,1])     ->  Mul(x, c[C,1,1])                (per channel: [C,1,1] / [C,1] / [1,N])
         Add(x, 2.0)            ->  Add(x, [2.0]*C as [C,1,1])
         Add(x, c[H,W])         ->  Add(x, c broadcast to [1,C,H,W]) (per element: the activation's shape)
+        Max(x, c), Min(x, c)   ->  Clip(x, c, ''), Clip(x, '', c)  (c one number: torch.clamp from dynamo)
 
     Constants that would enlarge the activation by broadcasting, and per-element Mul constants, are
     left for `check-supported` to report.
@@ -75,10 +76,12 @@ class CanonicalizeArith(Pass):
     def run(self, model: OnnxModel) -> PassResult[OnnxModel]:
         graph = model.graph
         names = NameSource(graph)
-        counts = {"sub-to-add": 0, "div-to-mul": 0, "swapped": 0, "constants-reshaped": 0}
+        counts = {"sub-to-add": 0, "div-to-mul": 0, "swapped": 0, "constants-reshaped": 0, "to-clip": 0}
         for node in list(graph.nodes):
             if node.domain not in (None, "", "ai.onnx") or len(node.inputs) != 2:
                 continue
+            if node.op in ("Max", "Min"):
+                self._clamp(node, names, counts)
             if node.op in ("Sub", "Div"):
                 self._invert(node, names, counts)
             if node.op in ("Add", "Mul"):
@@ -88,6 +91,23 @@ class CanonicalizeArith(Pass):
             with quiet_gs():
                 graph.cleanup(remove_unused_graph_inputs=False)
         return PassResult(model, changed, counts)
+
+    @staticmethod
+    def _clamp(node: gs.Node, names: NameSource, counts: dict[str, int]) -> None:
+        """Max/Min of an activation and one constant number -> Clip with that bound (the other one
+        empty: `explicit-attributes` fills it)."""
+        a, b = node.inputs
+        x, c = (b, a) if is_const(a) else (a, b)
+        value = const_value(c)
+        if value is None or is_const(x) or value.size != 1 or not np.issubdtype(value.dtype, np.floating) \
+                or static_shape(x) is None or static_shape(x) != static_shape(node.outputs[0]):
+            return
+        bound = new_constant(names, f"{c.name}_bound", value.reshape(())) if value.ndim else c
+        empty = gs.Variable.empty()
+        node.inputs.clear()
+        node.inputs.extend([x, bound, empty] if node.op == "Max" else [x, empty, bound])
+        node.op = "Clip"
+        counts["to-clip"] += 1
 
     @staticmethod
     def _invert(node: gs.Node, names: NameSource, counts: dict[str, int]) -> None:

@@ -28,7 +28,35 @@ def test_sub_div_swap_and_reshape() -> None:
     for node in result.model.graph.nodes:
         assert const_value(node.inputs[0]) is None
         assert const_value(node.inputs[1]).shape == (3, 1, 1)
-    assert result.stats == {"sub-to-add": 1, "div-to-mul": 1, "swapped": 1, "constants-reshaped": 3}
+    assert result.stats == {"sub-to-add": 1, "div-to-mul": 1, "swapped": 1, "constants-reshaped": 3, "to-clip": 0}
+
+
+def test_max_min_with_a_number_become_clip() -> None:
+    # torch.clamp(x, min=0) / .clamp(max=4) as the dynamo exporter writes them
+    proto = parse("""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 3, 2, 2] x) => (float[1, 3, 2, 2] y) {
+        a = Max(x, zero)
+        y = Min(four, a)
+    }
+    """, zero=np.array(0.0, np.float32), four=np.array([4.0], np.float32))
+    result = check_pass(CanonicalizeArith, proto, {"x": rand(1, 3, 2, 2) * 5})
+    assert ops(result.model) == ["Clip", "Clip"] and result.stats["to-clip"] == 2
+    low, high = result.model.graph.nodes
+    assert float(const_value(low.inputs[1])) == 0.0 and low.inputs[2].is_empty()
+    assert const_value(low.inputs[1]).shape == ()
+    assert high.inputs[1].is_empty() and float(const_value(high.inputs[2])) == 4.0
+    assert const_value(high.inputs[2]).shape == ()
+
+
+def test_max_of_two_activations_is_left() -> None:
+    proto = parse("""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 3] x, float[1, 3] z) => (float[1, 3] y) {
+        y = Max(x, z)
+    }
+    """)
+    assert not run_pass(CanonicalizeArith, static(proto)).changed
 
 
 def test_per_element_add_is_expanded_and_per_element_mul_is_left() -> None:

@@ -1,4 +1,5 @@
-"""`strip-classifier-tail`: remove skl2onnx's label path and ZipMap, keeping the scores output."""
+"""`strip-classifier-tail`: remove a classifier's label output (skl2onnx's label path and ZipMap, or
+an ArgMax of the scores), keeping the scores output."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ import onnx_graphsurgeon as gs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
-from passes.normalize_util import const_value, consumers, detach, is_graph_output, producer, quiet_gs
+from passes.normalize_util import (DEFAULT_DOMAINS, const_value, consumers, detach, is_graph_output, producer,
+                                   quiet_gs)
 
 ML_DOMAIN = "ai.onnx.ml"
 #: Ops allowed between ArrayFeatureExtractor and the label output (they only reshape/retype it).
 _LABEL_PLUMBING = ("Reshape", "Cast", "Identity", "Squeeze", "Flatten")
 ANNOTATION = "classifier-tail"
 TARGET = "graph"
+#: Final activations that keep the argmax of the scores they read (lower drops them).
+_KEEP_ARGMAX = ("Softmax", "LogSoftmax", "Sigmoid")
 
 
 def _label_output(graph: gs.Graph, tensor: gs.Tensor) -> gs.Tensor | None:
@@ -34,6 +38,31 @@ def _labels(value: np.ndarray) -> list[object]:
     for item in np.asarray(value).reshape(-1).tolist():
         out.append(item.decode() if isinstance(item, bytes) else item)
     return out
+
+
+def _rank(tensor: gs.Tensor) -> int | None:
+    return len(tensor.shape) if tensor.shape is not None else None
+
+
+def _on_class_axis(node: gs.Node, default: int, rank: int | None) -> bool:
+    """Does ``node`` work over axis 1 of ``[N, classes]`` scores (``axis`` attribute, else ``default``)?"""
+    axis = int(node.attrs.get("axis", default))
+    return rank == 2 and axis in (1, -1)
+
+
+def _scores_output(graph: gs.Graph, tensor: gs.Tensor, opset: int) -> gs.Tensor | None:
+    """``tensor`` if it is a graph output, else the graph output of a final Softmax / LogSoftmax /
+    Sigmoid over its class axis that reads it (the same argmax); None otherwise."""
+    if is_graph_output(graph, tensor):
+        return tensor
+    for node in consumers(tensor):
+        out = node.outputs[0] if node.outputs else None
+        if node.op not in _KEEP_ARGMAX or (node.domain or "") not in DEFAULT_DOMAINS or out is None \
+                or not is_graph_output(graph, out) or consumers(out):
+            continue
+        if node.op == "Sigmoid" or _on_class_axis(node, -1 if opset >= 13 else 1, _rank(out)):
+            return out
+    return None
 
 
 def _zipmap_reading(graph: gs.Graph, scores: gs.Tensor) -> gs.Node | None:
@@ -61,6 +90,15 @@ class StripClassifierTail(Pass):
     With zipmap off the scores output (``probabilities``) stays as it is and only the label path
     goes. The ArgMax must read the scores output itself, so ``labels[argmax(scores)]`` recomputes
     the removed label exactly. The final Softmax is kept.
+
+    A model that outputs an ArgMax over the class axis beside its scores (torch: ``return
+    F.softmax(z, 1), z.argmax(1)``) loses that output the same way; the ArgMax may read the scores
+    output or the input of the final Softmax / LogSoftmax / Sigmoid that makes it::
+
+        probs = Softmax(z);  label = ArgMax(z) {axis=1}
+            ->
+        probs = Softmax(z)
+        annotation: {"kind": "argmax-index", "label_output": "label", "scores_output": "probs"}
     """
 
     name = "strip-classifier-tail"
@@ -82,10 +120,20 @@ class StripClassifierTail(Pass):
             if label is None or (zipmap is None and not is_graph_output(graph, scores)):
                 continue
             return self._strip(model, label, scores, zipmap, _labels(classes))
+        for node in list(graph.nodes):
+            if node.op != "ArgMax" or (node.domain or "") not in DEFAULT_DOMAINS or len(node.inputs) != 1 \
+                    or int(node.attrs.get("select_last_index", 0)):
+                continue
+            label = _label_output(graph, node.outputs[0])
+            scores = _scores_output(graph, node.inputs[0], model.opset)
+            if label is None or scores is None or not _on_class_axis(node, 0, _rank(scores)):
+                continue
+            return self._strip(model, label, scores, None, None)
         return PassResult(model, False, {"stripped": 0})
 
     def _strip(self, model: OnnxModel, label: gs.Tensor, scores: gs.Tensor, zipmap: gs.Node | None,
-               labels: list[object]) -> PassResult[OnnxModel]:
+               labels: list[object] | None) -> PassResult[OnnxModel]:
+        """Remove the label output (and ZipMap); ``labels`` None: the class index is the label."""
         graph = model.graph
         label_name = label.name
         graph.outputs = [t for t in graph.outputs if t is not label]
@@ -105,6 +153,10 @@ class StripClassifierTail(Pass):
             scores_name = scores.name
         with quiet_gs():
             graph.cleanup(remove_unused_graph_inputs=False)
+        if labels is None:
+            model.annotations.set(TARGET, ANNOTATION, {
+                "kind": "argmax-index", "label_output": label_name, "scores_output": scores_name})
+            return PassResult(model, True, {"stripped": 1, "labels": 0, "zipmap": False})
         model.annotations.set(TARGET, ANNOTATION, {
             "kind": "argmax-labels", "labels": labels, "label_output": label_name,
             "scores_output": scores_name, "zipmap": zipmap is not None})

@@ -73,8 +73,49 @@ def test_model_without_a_tail_is_unchanged() -> None:
     <ir_version: 8, opset_import: ["" : 13]>
     g (float[1, 4] x) => (float[1, 4] y, int64[1] k) {
         y = Softmax(x)
-        k = ArgMax <axis = 1, keepdims = 0> (y)
+        k = ArgMax <axis = 1, keepdims = 0, select_last_index = 1> (y)
     }
     """)
+    # the last index among ties is not what lower's argmax step gives (the first)
     result = run_pass(StripClassifierTail, static(proto))
     assert not result.changed and ops(result.model) == ["Softmax", "ArgMax"]
+
+
+TORCH_TAIL = """
+<ir_version: 8, opset_import: ["" : 13]>
+g (float[N, 4] x) => (float[N, 3] probs, int64[N] label) {{
+    z = Gemm <transB = 1> (x, w, b)
+    probs = {final}
+    label = ArgMax <axis = {axis}, keepdims = 0> ({reads})
+}}
+"""
+
+
+@pytest.mark.parametrize("final, reads", [("Softmax <axis = 1> (z)", "z"), ("Sigmoid(z)", "z"),
+                                          ("LogSoftmax <axis = -1> (z)", "probs"), ("Relu(z)", "probs")])
+def test_argmax_output_beside_the_scores_is_stripped(final: str, reads: str) -> None:
+    from normalize_helpers import parse, rand
+
+    proto = parse(TORCH_TAIL.format(final=final, axis=1, reads=reads), w=rand(3, 4), b=rand(3, seed=1))
+    model = run_pass(Normalize, load(proto)).model
+    assert check_normal_form(model) == []
+    after = model.to_proto()
+    assert [o.name for o in after.graph.output] == ["probs"]
+    assert model.annotations.get(TARGET, ANNOTATION) == {"kind": "argmax-index", "label_output": "label",
+                                                         "scores_output": "probs"}
+    for seed in range(2, 8):
+        feeds = {"x": rand(1, 4, seed=seed)}
+        assert int(np.argmax(ort_run(after, feeds)["probs"])) == int(ort_run(proto, feeds)["label"][0])
+
+
+def test_argmax_over_another_axis_is_kept_and_reported() -> None:
+    from normalize_helpers import parse, rand
+
+    from transpiler.errors import UnsupportedError
+
+    proto = parse(TORCH_TAIL.format(final="Softmax <axis = 1> (z)", axis=0, reads="z").replace(
+        "int64[N] label", "int64[3] label"), w=rand(3, 4), b=rand(3, seed=1))
+    assert not run_pass(StripClassifierTail, static(proto)).changed
+    with pytest.raises(UnsupportedError) as info:
+        run_pass(Normalize, load(proto))
+    assert "ArgMax" in info.value.render()

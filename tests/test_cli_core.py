@@ -90,7 +90,6 @@ def test_inspect_stop_after(capsys: pytest.CaptureFixture[str], passes: None, ti
     ("missing", [], "no such file"),
     ("garbage", [], "not an ONNX model"),
     ("truncated", [], "truncated"),
-    ("old-opset", [], "opset 9"),
     ("ok", ["--pipeline", "t-keep,,"], "unexpected ','"),
     ("ok", ["--pipeline", "t-nope"], "unknown pass 't-nope'"),
     ("ok", ["--pipeline", "t-keep{x=1}"], "has no option 'x'"),
@@ -110,8 +109,6 @@ def test_bad_inputs_exit_2_and_write_nothing(capsys: pytest.CaptureFixture[str],
     elif setup == "truncated":
         data = tiny_model("conv").read_bytes()
         path.write_bytes(data[: len(data) // 2])
-    elif setup == "old-opset":
-        path = tiny_model("conv", opset=9, ir_version=4)
     out_dir = tmp_path / "out"
     code, _out, err = run_cli(capsys, "inspect", str(path), "--dump-dir", str(out_dir), *args)
     assert code == 2
@@ -251,3 +248,9 @@ def test_dynamic_axes_after_the_batch_are_taken_from_data(capsys: pytest.Capture
     assert "--input-shape x=1x2x7" in err and "normalize" in out
     code, _, err = run_cli(capsys, "inspect", str(path), "--pipeline", "normalize")
     assert code == 2 and "dynamic dimension 2" in err and "--input-shape x=" in err
+
+
+def test_an_old_opset_model_is_converted(capsys: pytest.CaptureFixture[str], tiny_model: Any) -> None:
+    code, out, err = run_cli(capsys, "inspect", str(tiny_model("conv", opset=8, ir_version=4)))
+    assert code == 0, err
+    assert "opset 8" in out and "upgrade-opset" in out

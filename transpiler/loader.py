@@ -1,9 +1,9 @@
 """Load and save ONNX models with one clear :class:`InputError` for each way a file can be wrong.
 
 ``load`` checks, in order: the path is a file; the bytes are an ONNX protobuf (garbage, other model
-formats and truncated files are told apart); external-data files exist; the default-domain opset is
-11 or newer (or older, with ops that read the same at opset 11); ``onnx.checker`` accepts the model;
-``input_shapes`` name real inputs of the right rank.
+formats and truncated files are told apart); external-data files exist; ``onnx.checker`` accepts the
+model; ``input_shapes`` name real inputs of the right rank. Any opset is read: `normalize` converts a
+model older than opset 13 (`upgrade-opset`) and says so when it cannot.
 Dynamic shapes are *not* resolved here (``normalize`` does that). Several non-initializer graph
 inputs are fine; :func:`describe_inputs` lists them.
 """
@@ -21,9 +21,6 @@ from onnx import external_data_helper
 
 from transpiler.errors import FreemlError, InputError, Location
 from transpiler.model import OnnxModel
-
-MIN_OPSET = 11
-TARGET_OPSET = 13
 
 # ModelProto field numbers (onnx.proto) -> names, for telling truncated ONNX from other bytes.
 _MODEL_FIELDS = {1: "ir_version", 2: "producer_name", 3: "producer_version", 4: "domain",
@@ -60,7 +57,6 @@ def load(path: str | os.PathLike[str], input_shapes: Mapping[str, Sequence[int]]
         raise InputError(f"cannot read the file: {exc.strerror or exc}", location=where) from exc
     proto = parse_model_bytes(data, str(path))
     _load_external_data(proto, path)
-    check_opset(proto, str(path))
     _check(proto, path)
     model = _import(proto, str(path))
     if input_shapes:
@@ -202,60 +198,6 @@ def _all_tensors(graph: onnx.GraphProto) -> list[onnx.TensorProto]:
             for sub in attr.graphs:
                 tensors.extend(_all_tensors(sub))
     return tensors
-
-
-def default_opset(proto: onnx.ModelProto) -> int | None:
-    """The model's default-domain (ai.onnx) opset version, or None when it imports none."""
-    versions = [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")]
-    return max(versions) if versions else None
-
-
-def changed_before_min_opset(proto: onnx.ModelProto, opset: int) -> list[str]:
-    """The default-domain ops of ``proto`` (sorted) whose definition changed after ``opset`` up to
-    :data:`MIN_OPSET` (or that have no schema): an older model is read as an opset-11 one only
-    when this list is empty."""
-    changed: set[str] = set()
-    for node in _all_nodes(proto.graph):
-        if node.domain not in ("", "ai.onnx"):
-            continue
-        try:
-            schema = onnx.defs.get_schema(node.op_type, MIN_OPSET, "")
-        except onnx.defs.SchemaError:
-            changed.add(node.op_type)
-            continue
-        if schema.since_version > opset:
-            changed.add(node.op_type)
-    return sorted(changed)
-
-
-def _all_nodes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
-    nodes = list(graph.node)
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.HasField("g"):
-                nodes.extend(_all_nodes(attr.g))
-            for sub in attr.graphs:
-                nodes.extend(_all_nodes(sub))
-    return nodes
-
-
-def check_opset(proto: onnx.ModelProto, source: str) -> None:
-    """InputError when the default-domain opset is older than :data:`MIN_OPSET` and some of the
-    model's default-domain ops changed since (an older model whose ops all read the same at
-    :data:`MIN_OPSET`, e.g. skl2onnx's opset-9 LogisticRegression with only a Cast, is accepted;
-    `upgrade-opset` converts it)."""
-    opset = default_opset(proto)
-    if opset is None or opset >= MIN_OPSET:
-        return
-    changed = changed_before_min_opset(proto, opset)
-    if changed:
-        raise InputError(f"the model uses opset {opset}; freeml-tx needs opset {MIN_OPSET} or newer "
-                         f"({', '.join(changed)} changed since opset {opset})",
-                         location=Location(file=source),
-                         hint="convert it: m = onnx.version_converter.convert_version(onnx.load(path), "
-                              f"{TARGET_OPSET}); onnx.save(m, 'model-opset{TARGET_OPSET}.onnx') "
-                              "- or re-export with a newer opset (torch.onnx.export(..., opset_version="
-                              f"{TARGET_OPSET}))")
 
 
 def _check(proto: onnx.ModelProto, path: Path) -> None:

@@ -17,6 +17,10 @@ import onnx_graphsurgeon as gs
 from transpiler.annotations import METADATA_KEY, Annotations
 
 
+#: The first IR version whose initializers need not be graph inputs (what onnx-graphsurgeon writes).
+IR_INITIALIZERS_NOT_INPUTS = 4
+
+
 @dataclass
 class OnnxModel:
     """A model at the ONNX level of the pipeline."""
@@ -70,8 +74,9 @@ class OnnxModel:
                     init.name, onnx.TensorProto.STRING, list(np.shape(tensor.values)),
                     [v if isinstance(v, bytes) else str(v).encode() for v in values.tolist()]))
         if self.ir_version is not None:
-            # gs bumps the IR version to its own; keep the input's so old runtimes still load it.
-            proto.ir_version = max(self.ir_version, _min_ir_version(proto))
+            # gs bumps the IR version to its own; keep the input's so old runtimes still load it, but
+            # at least 4: gs writes initializers that are not graph inputs, which IR 3 does not allow.
+            proto.ir_version = max(self.ir_version, _min_ir_version(proto), IR_INITIALIZERS_NOT_INPUTS)
         del proto.metadata_props[:]
         for key in sorted(self.metadata):
             entry = proto.metadata_props.add()

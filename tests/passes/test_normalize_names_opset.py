@@ -80,3 +80,28 @@ def test_unconvertible_old_model_is_rejected_with_a_hint() -> None:
     with pytest.raises(UnsupportedError) as info:
         run_pass(UpgradeOpset, load(proto))
     assert "opset 9" in info.value.message and "opset 13 or newer" in info.value.render()
+
+
+def test_ir3_opset8_model_with_initializers_as_inputs() -> None:
+    # the ONNX model zoo's MNIST (opset 8, IR 3): weights listed as graph inputs, Conv auto_pad, bias Add
+    rng = np.random.default_rng(0)
+    inits = [onnx.numpy_helper.from_array(rng.standard_normal((2, 1, 3, 3)).astype(np.float32), "W"),
+             onnx.numpy_helper.from_array(rng.standard_normal((2, 1, 1)).astype(np.float32), "B"),
+             onnx.numpy_helper.from_array(np.array([1, 32], np.int64), "shape"),
+             onnx.numpy_helper.from_array(rng.standard_normal((32, 3)).astype(np.float32), "M")]
+    nodes = [helper.make_node("Conv", ["x", "W"], ["c"], auto_pad="SAME_UPPER", kernel_shape=[3, 3]),
+             helper.make_node("Add", ["c", "B"], ["a"]), helper.make_node("Relu", ["a"], ["r"]),
+             helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("Reshape", ["p", "shape"], ["f"]), helper.make_node("MatMul", ["f", "M"], ["y"])]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8, 8])]
+    inputs += [helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in inits]
+    graph = helper.make_graph(nodes, "zoo", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+                              initializer=inits)
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 8)], ir_version=3)
+    onnx.checker.check_model(proto)
+    result = run_pass(Normalize, load(proto))
+    assert opset_of(result.model) == 13 and ops(result.model) == ["Conv", "Relu", "MaxPool", "Reshape", "Gemm"]
+    after = result.model.to_proto()
+    onnx.checker.check_model(after)
+    assert after.ir_version >= 4
+    assert_same_outputs(proto, after, {"x": rand(1, 1, 8, 8)})

@@ -9,15 +9,19 @@ Both are plain arithmetic; this pass spells them with default-domain ops so the 
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import onnx_graphsurgeon as gs
 
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
-from passes.normalize_util import (NameSource, add_node, attr, bypass, consumers, detach, is_graph_output,
-                                   is_read, new_constant, new_variable, origin_of, quiet_gs, set_origin)
+from passes.normalize_util import (DEFAULT_DOMAINS, NameSource, add_node, attr, bypass, consumers, detach,
+                                   is_graph_output, is_read, new_constant, new_variable, origin_of, quiet_gs,
+                                   set_origin)
 
 ML_DOMAIN = "ai.onnx.ml"
+#: The default-domain opset imported for the new nodes when the model imports none.
+DEFAULT_OPSET = 13
 #: post_transform -> the default-domain op applied to the scores (None: no op).
 POST_OPS: dict[str, str | None] = {"NONE": None, "SOFTMAX": "Softmax", "LOGISTIC": "Sigmoid"}
 
@@ -130,6 +134,10 @@ class MlOpsToOnnx(Pass):
                     stats["linear-classifiers"] += 1
                     stats["normalizers"] += done
         changed = any(stats.values())
+        if changed and not any(d.domain in DEFAULT_DOMAINS for d in graph.import_domains or []):
+            # a model of ai.onnx.ml ops only imports no default domain; the new nodes need one
+            graph.import_domains = [*(graph.import_domains or []), onnx.helper.make_opsetid("", DEFAULT_OPSET)]
+            graph.opset = DEFAULT_OPSET
         if changed:
             graph.toposort()
             with quiet_gs():

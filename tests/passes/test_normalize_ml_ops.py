@@ -94,14 +94,15 @@ def test_scaler_pipeline_becomes_add_mul() -> None:
 
 
 def _linear_classifier(post: str, coefficients: list[float], intercepts: list[float],
-                       labels: dict[str, Any]) -> onnx.ModelProto:
+                       labels: dict[str, Any], default_domain: bool = True) -> onnx.ModelProto:
     node = helper.make_node("LinearClassifier", ["x"], ["label", "scores"], domain=ML, name="lc",
                             coefficients=coefficients, intercepts=intercepts, post_transform=post, **labels)
     label_type = TensorProto.STRING if "classlabels_strings" in labels else TensorProto.INT64
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
                               [helper.make_tensor_value_info("label", label_type, ["N"]),
                                helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", None])])
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(ML, 1)])
+    imports = [helper.make_opsetid("", 13)] if default_domain else []
+    proto = helper.make_model(graph, opset_imports=[*imports, helper.make_opsetid(ML, 1)])
     onnx.checker.check_model(proto)
     return proto
 
@@ -130,11 +131,16 @@ def test_one_row_without_transform_is_left_alone() -> None:
     assert not run_pass(MlOpsToOnnx, load(proto)).changed
 
 
-def test_string_labels_and_three_rows() -> None:
+@pytest.mark.parametrize("default_domain", [True, False])
+def test_string_labels_and_three_rows(default_domain: bool) -> None:
+    # a model of ai.onnx.ml ops only may import no default domain: the new nodes need it
     proto = _linear_classifier("SOFTMAX", [float(v) for v in rand(9, seed=1)], [0.0, 0.5, -0.5],
-                               {"classlabels_strings": ["ant", "bee", "cow"]})
+                               {"classlabels_strings": ["ant", "bee", "cow"]}, default_domain)
     result = run_pass(MlOpsToOnnx, load(proto))
-    _same_outputs(proto, result.model.to_proto(), rand(8, 3, seed=2))
+    after = result.model.to_proto()
+    onnx.checker.check_model(after)
+    assert any(o.domain == "" and o.version >= 13 for o in after.opset_import)
+    _same_outputs(proto, after, rand(8, 3, seed=2))
 
 
 @pytest.mark.parametrize("post", ["PROBIT", "SOFTMAX_ZERO"])

@@ -22,8 +22,9 @@ named in ``wrt``; layers whose inputs need no gradient are skipped, so a frozen 
 A sub-network (``build_net(model, inputs=[feature tensors], outputs=[...])``) cuts the graph there:
 the named tensors become inputs and only the nodes between them and the outputs are kept.
 
-``logits`` is the tensor losses work on: the input of a final Softmax when the first output is one
-(the engine then trains on pre-softmax logits), else the first output.
+``logits`` is the tensor losses work on: the input of a final Softmax (or LogSoftmax, Sigmoid) when
+the first output is one (the engine then trains on the logits the device returns), else the first
+output.
 """
 
 from __future__ import annotations
@@ -406,8 +407,9 @@ def _input_spec(tensor: gs.Tensor, where: Location) -> tuple[int, ...]:
 
 
 def _default_logits(output: gs.Tensor, cut: set[str]) -> str:
-    """The input of a Softmax that makes ``output``, else ``output`` itself."""
+    """The input of a final Softmax / LogSoftmax / Sigmoid that makes ``output`` (what lower keeps),
+    else ``output`` itself."""
     node = output.inputs[0] if output.inputs else None
-    if node is not None and node.op == "Softmax" and output.name not in cut:
+    if node is not None and node.op in ("Softmax", "LogSoftmax", "Sigmoid") and output.name not in cut:
         return str(node.inputs[0].name)
     return str(output.name)

@@ -20,7 +20,7 @@ from passes.normalize_util import attr, const_value, is_const, is_empty, shape_t
 from passes.train import ops
 
 SUPPORTED_OPS = ("Conv", "Gemm", "Relu", "Clip", "LeakyRelu", "MaxPool", "AveragePool", "GlobalAveragePool",
-                 "Add", "Mul", "Concat", "Flatten", "Reshape", "Softmax")
+                 "Add", "Mul", "Concat", "Flatten", "Reshape", "Softmax", "LogSoftmax", "Sigmoid")
 
 
 class NodeRejected(Exception):
@@ -242,20 +242,26 @@ def _reshape(node: gs.Node, opset: int, train_affine: bool) -> NodeOp:
 
 
 def _softmax(node: gs.Node, opset: int, train_affine: bool) -> NodeOp:
+    """Softmax and LogSoftmax."""
     rank = len(_shape(node.inputs[0], "input"))
     axis = _axis(node, rank, -1 if opset >= 13 else 1)
     if axis == 0:
-        raise NodeRejected("Softmax over the batch axis", "use Softmax over the last axis")
+        raise NodeRejected(f"{node.op} over the batch axis", f"use {node.op} over the last axis")
     if opset < 13 and axis != rank - 1:
-        raise NodeRejected(f"opset-{opset} Softmax over axis {axis} of a rank-{rank} tensor",
-                           "use Softmax over the last axis")
-    return NodeOp(ops.Softmax(axis), [_activation(node.inputs[0], node)])
+        raise NodeRejected(f"opset-{opset} {node.op} over axis {axis} of a rank-{rank} tensor",
+                           f"use {node.op} over the last axis")
+    op = ops.Softmax(axis) if node.op == "Softmax" else ops.LogSoftmax(axis)
+    return NodeOp(op, [_activation(node.inputs[0], node)])
+
+
+def _sigmoid(node: gs.Node, opset: int, train_affine: bool) -> NodeOp:
+    return NodeOp(ops.Sigmoid(), [_activation(node.inputs[0], node)])
 
 
 BUILDERS: dict[str, Builder] = {
     "Conv": _conv, "Gemm": _gemm, "Relu": _relu, "Clip": _clip, "LeakyRelu": _leaky, "MaxPool": _maxpool,
     "AveragePool": _avgpool, "GlobalAveragePool": _gap, "Add": _binary, "Mul": _binary, "Concat": _concat,
-    "Flatten": _flatten, "Reshape": _reshape, "Softmax": _softmax,
+    "Flatten": _flatten, "Reshape": _reshape, "Softmax": _softmax, "LogSoftmax": _softmax, "Sigmoid": _sigmoid,
 }
 assert set(BUILDERS) == set(SUPPORTED_OPS)
 

@@ -331,6 +331,36 @@ class Softmax(Op):
         return [y * (dy - (dy * y).sum(axis=self.axis, keepdims=True))]
 
 
+class LogSoftmax(Op):
+    """``x - log(sum(exp(x)))`` along ``axis`` (not the batch axis)."""
+
+    def __init__(self, axis: int) -> None:
+        self.axis = axis
+
+    def forward(self, args: Sequence[np.ndarray], keep: bool) -> tuple[np.ndarray, Any]:
+        x = args[0]
+        shifted = x - x.max(axis=self.axis, keepdims=True)
+        y = shifted - np.log(np.exp(shifted).sum(axis=self.axis, keepdims=True))
+        return y, (y if keep else None)
+
+    def backward(self, dy: np.ndarray, cache: Any, need: Sequence[bool]) -> Grads:
+        if not need[0]:
+            return [None]
+        return [dy - np.exp(cache) * dy.sum(axis=self.axis, keepdims=True)]
+
+
+class Sigmoid(Op):
+    """``1 / (1 + exp(-x))`` element-wise."""
+
+    def forward(self, args: Sequence[np.ndarray], keep: bool) -> tuple[np.ndarray, Any]:
+        x = args[0]
+        y = np.exp(-np.logaddexp(0.0, -x)).astype(x.dtype, copy=False)
+        return y, (y if keep else None)
+
+    def backward(self, dy: np.ndarray, cache: Any, need: Sequence[bool]) -> Grads:
+        return [dy * cache * (1 - cache) if need[0] else None]
+
+
 # --------------------------------------------------------------------------- pooling
 class MaxPool(Op):
     """Max over each window (padding never wins); the gradient goes to the first maximum."""

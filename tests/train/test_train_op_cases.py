@@ -54,6 +54,16 @@ def _activations() -> OnnxModel:
                       {"x": [1, 6]}, "y", {"W": rand(8, 6, seed=10), "lo": np.float32(-0.5), "hi": np.float32(0.7)})
 
 
+def _sigmoid_log_softmax() -> OnnxModel:
+    # inside the network here (a final one is dropped: the engine trains on its input), so that the
+    # forward and the gradient of both are checked
+    return make_model([helper.make_node("Gemm", ["x", "W", "B"], ["h"], name="fc", transB=1),
+                       helper.make_node("Sigmoid", ["h"], ["s"], name="sigmoid"),
+                       helper.make_node("LogSoftmax", ["h"], ["l"], name="log_softmax", axis=-1),
+                       helper.make_node("Add", ["s", "l"], ["y"], name="add")],
+                      {"x": [1, 6]}, "y", {"W": rand(5, 6, seed=23), "B": rand(5, seed=24)})
+
+
 def _maxpool_ceil() -> OnnxModel:
     return make_model([helper.make_node("MaxPool", ["x"], ["y"], name="mp", kernel_shape=[3, 2], strides=[2, 2],
                                         pads=[1, 0, 1, 1], dilations=[1, 2], ceil_mode=1)],
@@ -120,6 +130,7 @@ CASES: dict[str, Callable[[], OnnxModel]] = {
     "avgpool-include-pad-ceil": _avgpool_include_pad, "avgpool-1d": _avgpool_exclude_pad_1d,
     "maxpool-1d": _maxpool_1d, "gap-reshape-softmax": _gap_reshape_softmax,
     "affine-concat-flatten": _affine_concat_flatten, "residual-1d": _residual_1d_vector_affine,
+    "sigmoid-log-softmax": _sigmoid_log_softmax,
 }
 
 
@@ -151,3 +162,12 @@ def test_affine_constants_are_parameters_only_when_asked() -> None:
     model = _affine_concat_flatten()
     assert set(build_net(model).param_names) == {"W", "B", "fcW", "fcB"}
     assert set(build_net(model, train_affine=True).param_names) == {"scale", "shift", "elem", "W", "B", "fcW", "fcB"}
+
+
+@pytest.mark.parametrize("op", ["Sigmoid", "LogSoftmax"])
+def test_logits_are_the_input_of_a_final_sigmoid_or_log_softmax(op: str) -> None:
+    # what lower keeps of such a model (it drops the final activation, like a final Softmax)
+    model = make_model([helper.make_node("Gemm", ["x", "W"], ["h"], name="fc", transB=1),
+                        helper.make_node(op, ["h"], ["y"], name="final")], {"x": [1, 4]}, "y", {"W": rand(3, 4)})
+    net = build_net(model)
+    assert net.logits == "h" and net.outputs == ["y"]

@@ -254,3 +254,16 @@ def test_an_old_opset_model_is_converted(capsys: pytest.CaptureFixture[str], tin
     code, out, err = run_cli(capsys, "inspect", str(tiny_model("conv", opset=8, ir_version=4)))
     assert code == 0, err
     assert "opset 8" in out and "upgrade-opset" in out
+
+
+def test_compression_summary_without_sparsify_measurements() -> None:
+    from transpiler.cli.compress_flags import format_compression
+
+    # separate alone met the budget: sparsify measured nothing, separate's accuracy is shown
+    lines = format_compression({"budget": 1000, "size_before": 900, "size_after": 900, "float32_bytes": 4000,
+                                "measure": None, "steps": 0, "layers": [],
+                                "separated": [{"node": "fc", "kind": "svd", "ranks": [8], "accuracy": 0.975,
+                                               "drop": 0.5}]})
+    text = "\n".join(lines)
+    assert "None" not in text and "val samples" not in text
+    assert "separated 'fc' (svd, rank 8): val 97.50 % (drop 0.5 points)" in text

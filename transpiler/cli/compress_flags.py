@@ -107,7 +107,8 @@ def compression_summary(context: Any, report: Any = None) -> dict[str, Any] | No
             "accuracy_reference": stats.get("accuracy_reference"), "accuracy_before": stats.get("accuracy_before"),
             "accuracy_after": stats.get("accuracy_after"), "drop": stats.get("drop"),
             "val_samples": stats.get("val_samples"), "steps": len(stats.get("steps", [])),
-            "separated": [{"node": r["node"], "kind": r["kind"], "ranks": r["ranks"]} for r in separated],
+            "separated": [{"node": r["node"], "kind": r["kind"], "ranks": r["ranks"], "accuracy": r.get("accuracy"),
+                           "drop": r.get("drop")} for r in separated],
             "units_removed": stats.get("units_removed", []), "layers": rows}
 
 
@@ -118,12 +119,16 @@ def format_compression(c: dict[str, Any]) -> list[str]:
 
     before, after, f32 = c.get("size_before") or 0, c.get("size_after") or 0, c.get("float32_bytes") or 0
     lines = [f"  compression {before:,} B -> {after:,} B Q15 parameters (budget {c.get('budget') or 0:,} B; "
-             f"{f32 / max(after, 1):.1f}x smaller than the {f32:,} B of float32), {c.get('steps')} sparsify steps",
-             f"              {c.get('measure')} on {c.get('val_samples')} val samples: original "
-             f"{pct(c.get('accuracy_reference'))}, before {pct(c.get('accuracy_before'))}, after "
-             f"{pct(c.get('accuracy_after'))} (drop {c.get('drop')} points)"]
+             f"{f32 / max(after, 1):.1f}x smaller than the {f32:,} B of float32), {c.get('steps')} sparsify steps"]
+    if c.get("measure") is not None:  # sparsify measured (it has nothing to say when separate met the budget)
+        lines.append(f"              {c.get('measure')} on {c.get('val_samples')} val samples: original "
+                     f"{pct(c.get('accuracy_reference'))}, before {pct(c.get('accuracy_before'))}, after "
+                     f"{pct(c.get('accuracy_after'))} (drop {c.get('drop')} points)")
     for sep in c.get("separated", []):
-        lines.append(f"              separated '{sep['node']}' ({sep['kind']}, rank {'x'.join(map(str, sep['ranks']))})")
+        measured = f": val {pct(sep['accuracy'])} (drop {sep.get('drop')} points)" \
+            if sep.get("accuracy") is not None else ""
+        lines.append(f"              separated '{sep['node']}' ({sep['kind']}, rank "
+                     f"{'x'.join(map(str, sep['ranks']))}){measured}")
     for unit in c.get("units_removed", []):
         lines.append(f"              dead units removed after '{unit['first']}': {unit['units_before']} -> "
                      f"{unit['units_after']}")

@@ -139,7 +139,9 @@ def commit_pieces(program: Program, plan: IntermittentPlan) -> list[Piece]:
         extra = STEP_CYCLES
         while u < work.units:
             n = min(group, work.units - u)
-            calls = sum(call_cycles(program, step, start) for start in range(u, u + n, tile))
+            # the step's first call is in step_cycles (fitted on one call per step); each further
+            # call adds its set-up (cost.OpCost.call, fitted as split minus one-call cycles)
+            calls = sum(call_cycles(program, step, start) for start in range(u, u + n, tile) if start > 0)
             pieces.append(Piece(step.name, i + 1, extra + n * per_unit + calls + COMMIT_CYCLES,
                                 n * work.stores_per_unit + COMMIT_STORES))
             extra = 0.0

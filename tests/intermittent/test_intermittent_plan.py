@@ -13,7 +13,8 @@ from intermittent_helpers import REPO
 from transpiler.errors import BudgetError, FreemlError, PassError
 from transpiler.intermittent import (META_KEY, IntermittentPlan, Piece, commit_pieces, plan_of,
                                      simulate_power_cycles)
-from transpiler.lir.cost import BOOT_CYCLES, COMMIT_CYCLES, call_cycles, step_cycles, step_work, tile_unit_count
+from transpiler.lir.cost import (BOOT_CYCLES, COMMIT_CYCLES, STEP_CYCLES, call_cycles, step_cycles, step_work,
+                                 tile_unit_count)
 from transpiler.lir.ir import Program
 from transpiler.lir.text import parse_program, print_program
 from transpiler.pass_infra import PassContext, registry
@@ -138,6 +139,17 @@ def test_pieces_cover_the_whole_inference(lenet: Program) -> None:
     assert commits == stats["commits"]
     kernel = sum(step_cycles(p, s) for s in p.steps)
     assert sum(pc.cycles for pc in pieces) >= kernel
+
+
+def test_one_call_step_pays_no_extra_call(lenet: Program) -> None:
+    """A step done in one call costs its step_cycles (fitted on one call per step, its set-up
+    included), its loop entry and its commit; only further calls add cost.OpCost.call."""
+    p, _ = _tile(lenet, 10**7)
+    pieces = commit_pieces(p, plan_of(p))
+    for i, step in enumerate(p.steps):
+        mine = [pc for pc in pieces if pc.step == i + 1]
+        assert len(mine) == 1 and tile_unit_count(p, step) == step_work(p, step).units, step.name
+        assert math.isclose(mine[0].cycles, STEP_CYCLES + step_cycles(p, step) + COMMIT_CYCLES), step.name
 
 
 def test_sram_activations_refused_for_intermittent(tmp_path: Path) -> None:

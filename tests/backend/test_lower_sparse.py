@@ -57,23 +57,21 @@ def test_auto_keeps_dense_when_no_bytes_saved() -> None:
 
 
 def test_auto_weighs_cycles_unless_fram_is_tight() -> None:
-    """A 3x3 conv over a 3x3 input (one output per channel): decoding a channel's taps costs more
-    than its one output saves, so the sparse kernel is slower than dense at 40 %; auto keeps it
-    dense when that slowdown exceeds the allowed one (the limit is taken just below the predicted
-    ratio, so the test holds whatever the calibrated cost constants are), unless the dense weights
-    do not fit the budget."""
-    w = pruned((6, 1, 3, 3), 0.4)
-    probe = conv_choice(w, (1, 3, 3))
+    """A 3x3 conv of 8 input channels over a 3x3 input (one output per channel) at 45 % density:
+    decoding a channel's 32 taps costs more than its one output saves, so the sparse kernel is slower
+    than dense though it stores fewer bytes; auto keeps it dense when that slowdown exceeds the
+    allowed one (the limit is taken just below the predicted ratio, so the test holds whatever the
+    calibrated cost constants are), unless the dense weights do not fit the budget."""
+    w = pruned((4, 8, 3, 3), 0.45)
+    probe = conv_choice(w, (8, 3, 3))
     ratio = probe.record["sparse_cycles"] / probe.record["dense_cycles"]
     assert probe.record["sparse_bytes"] < probe.record["dense_bytes"] and ratio > 1.0
-    relaxed = ls.choose("auto", ratio * 0.99, False, "conv1", "conv", w, (1, 3, 3), (6, 1, 1),
-                        {**CONV_ATTRS, "shift": [10] * 6})
+    attrs = {**CONV_ATTRS, "shift": [10] * 4}
+    relaxed = ls.choose("auto", ratio * 0.99, False, "conv1", "conv", w, (8, 3, 3), (4, 1, 1), attrs)
     assert not relaxed.sparse and "slower than dense" in relaxed.reason
-    tight = ls.choose("auto", ratio * 0.99, True, "conv1", "conv", w, (1, 3, 3), (6, 1, 1),
-                      {**CONV_ATTRS, "shift": [10] * 6})
+    tight = ls.choose("auto", ratio * 0.99, True, "conv1", "conv", w, (8, 3, 3), (4, 1, 1), attrs)
     assert tight.sparse and "do not fit the FRAM budget" in tight.reason
-    generous = ls.choose("auto", 100.0, False, "c", "conv", w, (1, 3, 3), (6, 1, 1),
-                         {**CONV_ATTRS, "shift": [10] * 6})
+    generous = ls.choose("auto", 100.0, False, "c", "conv", w, (8, 3, 3), (4, 1, 1), attrs)
     assert generous.sparse
 
 

@@ -156,3 +156,27 @@ char *fx_fmt_hex(char *p, uint32_t v, int digits)
     }
     return p + (digits > 0 ? digits : 0);
 }
+
+void fx_cio_print_values(uint16_t i, uint16_t seq, const int16_t *y, uint16_t len, uint16_t per_line)
+{
+    uint16_t off;
+
+    for (off = 0; off < len; off = (uint16_t)(off + per_line), seq++) {
+        uint16_t k, n = (uint16_t)(len - off);
+        char *p;
+        if (seq < fx_cio_done())
+            continue; /* sent before a power failure */
+        if (n > per_line)
+            n = per_line;
+        p = fx_fmt_str(fx_cio_line(), "y ");
+        p = fx_fmt_udec(p, i);
+        *p++ = ' ';
+        p = fx_fmt_udec(p, off);
+        for (k = 0; k < n; k++) {
+            *p++ = ' ';
+            p = fx_fmt_hex(p, (uint16_t)y[off + k], 4);
+        }
+        *p++ = '\n';
+        fx_cio_send_seq(seq, FX_CIO_STDOUT, p);
+    }
+}

@@ -49,6 +49,11 @@ void fx_cio_send(int fd, const char *end);
  * Returns 1 if it wrote, 0 if output SEQ was already done. */
 int fx_cio_send_seq(uint16_t seq, int fd, const char *end);
 
+/* The "y I OFF v v ..." lines of input I: the LEN values at Y, PER_LINE (at most 8) to a line, in
+ * 4-digit hex, each line exactly-once with sequence numbers SEQ, SEQ + 1, ... (lines already sent
+ * before a power failure are skipped). */
+void fx_cio_print_values(uint16_t i, uint16_t seq, const int16_t *y, uint16_t len, uint16_t per_line);
+
 /* Number of exactly-once outputs completed so far (kept in FRAM). */
 uint16_t fx_cio_done(void);
 

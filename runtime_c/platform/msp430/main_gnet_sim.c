@@ -296,31 +296,6 @@ static void fx_gsim_print_status(uint16_t i, int status)
     fx_cio_send_seq(seq, FX_CIO_STDOUT, p);
 }
 
-static void fx_gsim_print_output(uint16_t i)
-{
-    uint16_t seq = (uint16_t)((uint32_t)i * FX_GSIM_LINES_PER_INPUT);
-    uint16_t off;
-    for (off = 0; off < (uint16_t)(FX_OUTPUT_LEN); off = (uint16_t)(off + FX_GSIM_PER_LINE), seq++) {
-        uint16_t k, n = (uint16_t)(FX_OUTPUT_LEN) - off;
-        char *p;
-        if (seq < fx_cio_done()) {
-            continue;
-        }
-        if (n > FX_GSIM_PER_LINE) {
-            n = FX_GSIM_PER_LINE;
-        }
-        p = fx_fmt_str(fx_cio_line(), "y ");
-        p = fx_fmt_udec(p, i);
-        *p++ = ' ';
-        p = fx_fmt_udec(p, off);
-        for (k = 0; k < n; k++) {
-            *p++ = ' ';
-            p = fx_fmt_hex(p, (uint16_t)fx_gsim_output[off + k], 4);
-        }
-        *p++ = '\n';
-        fx_cio_send_seq(seq, FX_CIO_STDOUT, p);
-    }
-}
 
 static void fx_gsim_print_done(void)
 {
@@ -354,7 +329,8 @@ __attribute__((noreturn)) static void fx_gsim_starved(uint16_t from)
 static void fx_gsim_finish(uint16_t i, int status)
 {
     if (status >= 0) {
-        fx_gsim_print_output(i);
+        fx_cio_print_values(i, (uint16_t)((uint32_t)i * FX_GSIM_LINES_PER_INPUT), fx_gsim_output,
+                            (uint16_t)(FX_OUTPUT_LEN), FX_GSIM_PER_LINE);
     }
     fx_gsim_print_status(i, status);
     fx_gsim_cursor = (uint16_t)(i + 1u);                    /* one 16-bit store: the sample is done */

@@ -74,30 +74,6 @@ static void fx_sim_error(const char *what, int32_t value)
     fx_cio_send(FX_CIO_STDERR, p);
 }
 
-/* The y lines of input I; exactly-once from sequence number SEQ on. */
-static void fx_sim_print_output(uint16_t i, uint16_t seq)
-{
-    uint16_t off;
-
-    for (off = 0; off < (uint16_t)(FX_OUTPUT_LEN); off = (uint16_t)(off + FX_SIM_PER_LINE), seq++) {
-        uint16_t k, n = (uint16_t)(FX_OUTPUT_LEN) - off;
-        char *p;
-        if (seq < fx_cio_done())
-            continue; /* sent before a power failure */
-        if (n > FX_SIM_PER_LINE)
-            n = FX_SIM_PER_LINE;
-        p = fx_fmt_str(fx_cio_line(), "y ");
-        p = fx_fmt_udec(p, i);
-        *p++ = ' ';
-        p = fx_fmt_udec(p, off);
-        for (k = 0; k < n; k++) {
-            *p++ = ' ';
-            p = fx_fmt_hex(p, (uint16_t)fx_sim_output[off + k], 4);
-        }
-        *p++ = '\n';
-        fx_cio_send_seq(seq, FX_CIO_STDOUT, p);
-    }
-}
 
 #ifdef FX_SIM_COUNTERS
 static void fx_sim_print_run(uint16_t i, uint16_t seq, fx_sim_count_t t0, fx_sim_count_t t1)
@@ -155,7 +131,7 @@ int main(void)
             fx_sim_error("run returned ", (int32_t)rc);
             return 2;
         }
-        fx_sim_print_output(i, seq);
+        fx_cio_print_values(i, seq, fx_sim_output, (uint16_t)(FX_OUTPUT_LEN), FX_SIM_PER_LINE);
 #ifdef FX_SIM_COUNTERS
         fx_sim_print_run(i, (uint16_t)(seq + FX_SIM_Y_LINES), t0, t1);
 #endif

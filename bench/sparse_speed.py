@@ -134,7 +134,7 @@ def program(layer: Layer, w: np.ndarray, sparse: bool, rng: np.random.Generator)
             decl.append(c_array("static const", "uint16_t", "deltas", deltas, big))
             decl.append(c_array("static const", "uint16_t", "rowptr", rowptr, big))
             setup = (f"    static const fx_fc_sparse_t p = {{ {k}u, {rows}u, values, deltas, rowptr, bias, "
-                     f"shift, {{ FX_ACT_RELU, 0, 0, 0 }} }};\n")
+                     f"shift, 14, 14, {{ FX_ACT_RELU, 0, 0, 0 }} }};\n")
             call = f"fx_fc_sparse(&p, x, y, 0u, {rows}u);"
         else:
             decl.append(c_array("static const", "int16_t", "w", w, big))

@@ -157,7 +157,7 @@ def descriptor_bytes(s: Step, pointer: int = 4) -> int:
     # conv: the geometry, three pointers, the activation, then the derived fields (seven uint16,
     # two int32, eight size_t: size_t is as wide as a pointer in both memory models)
     size = {"conv": 22 * 2 + 2 * 4 + 11 * pointer + act, "fc": 2 * 2 + 3 * pointer + act,
-            "conv_sparse": 15 * 2 + 5 * pointer + act, "fc_sparse": 2 * 2 + 5 * pointer + act,
+            "conv_sparse": 15 * 2 + 5 * pointer + act, "fc_sparse": 3 * 2 + 5 * pointer + act,
             "maxpool": 16 * 2, "avgpool": 16 * 2, "add": 4 + act, "act": act}.get(s.op, 0)
     if s.op == "concat":
         shifts = len(s.inputs)

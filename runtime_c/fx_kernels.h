@@ -107,6 +107,7 @@ typedef struct {
     const uint16_t *rowptr;     /* [n + 1], rowptr[0] = 0, rowptr[n] = nnz */
     const int32_t *bias;        /* [n] */
     const int8_t *shift;        /* [n] */
+    int8_t shift_min, shift_max;    /* the least and greatest of the n shifts */
     fx_act_t act;
 } fx_fc_sparse_t;
 

@@ -8,9 +8,11 @@
  * shift[n])) over j in [rowptr[n], rowptr[n+1]), where a pointer that starts at x for every row
  * advances deltas[j] bytes before product j: three instructions per stored weight on the MSP430
  * (add the step to the pointer, move x[c_j] into MACS, move the value into OP2; FX_SPARSE_STEP).
- * With MPY32 and act none or ReLU, fx_fc_sparse_asm runs the rows in one assembly loop with the
- * requantisation of fx_sparse_run: 10.4 cycles per stored weight and about 80 per row, against
- * 8.6 per weight of the dense fx_fc (bench/sparse_speed.py); other activations take the C loop.
+ * With MPY32 and act ReLU or none (every shift in 1..16, none: 1..15; the descriptor's
+ * shift_min/shift_max), fx_fc_sparse_asm runs the rows in one assembly loop that requantises with
+ * each row's own shift: 10.0 cycles per stored weight and about 69 per row (rows of more than
+ * FX_SPARSE_FC_CHAIN weights: 10.5 and 61), against 8.6 per weight of the dense fx_fc
+ * (bench/sparse_speed.py); other activations and shifts take the C loop.
  * In the large model the pointer arithmetic is 16 bits wide, so an x that reaches past 64 KiB
  * takes a portable loop (fx_fc_sparse_far).
  *
@@ -166,169 +168,153 @@ static void fx_fc_sparse_far(const fx_fc_sparse_t *p, const int16_t *x, int16_t 
 }
 
 #if FX_SPARSE_ASM
-/* Rows [n0, n1) on the MSP430 with MPY32, act none or ReLU, x and y below 64 KiB: one assembly
- * loop over the rows. Per row: the count from rowptr, RESLO/RESHI = bias, the products
- * (FX_SPARSE_STEP's three instructions) n mod 8 first by bit tests, then eight at a time; the
- * row's shift compared with the previous row's (a new one sets the range test's r1/l1, by
- * `rpt', and the ladder's entry e2); then the requantisation of fx_sparse_run: rounding, range
- * test, the ladder of `rla lo; rlc hi' pairs, ReLU, the store. A row whose shift is outside
- * 1..16, or whose accumulator is near -2^31 or wraps with the rounding, leaves the loop with
- * the accumulator, and C finishes it (fx_requant). */
+/* fx_sp_pow2[s] = 2^(s-1) for s in 1..16 (and 2^s = fx_sp_pow2[s + 1] up to s = 15): the
+ * rounding term and the range limits of the assembly's requantisation, read at 2s bytes from
+ * the table's start (so it must lie below 64 KiB in the large model). */
+#if defined(__MSP430X_LARGE__)
+#define FX_SP_LOWER_ __attribute__((lower))
+#else
+#define FX_SP_LOWER_
+#endif
+static const uint16_t fx_sp_pow2[18] FX_SP_LOWER_ = {
+    0u, 0x1u, 0x2u, 0x4u, 0x8u, 0x10u, 0x20u, 0x40u, 0x80u,
+    0x100u, 0x200u, 0x400u, 0x800u, 0x1000u, 0x2000u, 0x4000u, 0x8000u, 0u};
+
+/* Rows with at most FX_SPARSE_FC_CHAIN stored weights jump into one unrolled chain of steps
+ * (at the entry that leaves their count); longer ones take the steps eight at a time. */
+#define FX_SPARSE_FC_CHAIN 64
+
+/* The row loop of fx_fc_sparse_asm; RANGE_ tests the rounded accumulator (lo, hi) for a result
+ * in range (flags: jhs when it is out), CLIP_ turns a negative out-of-range one into the result. */
+#define FX_SP_FC_LOOP_(RANGE_, CLIP_)                                                        \
+    __asm__ volatile(                                                                        \
+        ".Lrow%=:\n\t"                                                                       \
+        "mov @%[rp]+, %[lo]\n\t"                                                             \
+        "mov @%[rp], %[g]\n\t"                                                               \
+        "sub %[lo], %[g]\n\t"                       /* g = the row's stored weights */       \
+        "mov @%[bp]+, &RESLO\n\t"                                                            \
+        "mov @%[bp]+, &RESHI\n\t"                                                            \
+        "mov" FX_SP_A_ " %[x], %[xr]\n\t"                                                    \
+        "cmp #" FX_SP_STR_(FX_SPARSE_FC_CHAIN) " + 1, %[g]\n\t"                              \
+        "jhs .Lbig%=\n\t"                                                                    \
+        "mov %[g], %[lo]\n\t"                       /* the chain's entry: .Lend - 10 g */    \
+        "add %[lo], %[lo]\n\t"                                                               \
+        "add %[lo], %[lo]\n\t"                                                               \
+        "add %[g], %[lo]\n\t"                                                                \
+        "add %[lo], %[lo]\n\t"                                                               \
+        "mov" FX_SP_A_ " #.Lend%=, %[hi]\n\t"                                                \
+        "sub" FX_SP_A_ " %[lo], %[hi]\n\t"                                                   \
+        "br" FX_SP_A_ " %[hi]\n"                                                             \
+        ".Lbig%=:\n\t"                              /* g mod 8 by bits, then eights */       \
+        "bit #1, %[g]\n\t"                                                                   \
+        "jz 1f\n\t"                                                                          \
+        FX_SP_STEP_                                                                          \
+        "1:\n\t"                                                                             \
+        "bit #2, %[g]\n\t"                                                                   \
+        "jz 2f\n\t"                                                                          \
+        ".rept 2\n\t" FX_SP_STEP_ ".endr\n"                                                  \
+        "2:\n\t"                                                                             \
+        "bit #4, %[g]\n\t"                                                                   \
+        "jz 3f\n\t"                                                                          \
+        ".rept 4\n\t" FX_SP_STEP_ ".endr\n"                                                  \
+        "3:\n\t"                                                                             \
+        "rrum #3, %[g]\n"                           /* >= 8: g > FX_SPARSE_FC_CHAIN */       \
+        "4:\n\t"                                                                             \
+        ".rept 8\n\t" FX_SP_STEP_ ".endr\n\t"                                                \
+        "dec %[g]\n\t"                                                                       \
+        "jnz 4b\n\t"                                                                         \
+        "jmp .Lend%=\n"                                                                      \
+        ".Lchain%=:\n\t"                                                                     \
+        ".rept " FX_SP_STR_(FX_SPARSE_FC_CHAIN) "\n\t" FX_SP_STEP_ ".endr\n"                 \
+        ".Lend%=:\n\t"                                                                       \
+        "mov &RESLO, %[lo]\n\t"                                                              \
+        "mov &RESHI, %[hi]\n\t"                                                              \
+        "mov.b @%[sp]+, %[g]\n\t"                                                            \
+        "add %[g], %[g]\n\t"                        /* g = 2 shift */                        \
+        "add %c[pow](%[g]), %[lo]\n\t"              /* a = acc + 2^(shift-1) */              \
+        "adc %[hi]\n\t"                                                                      \
+        RANGE_                                                                               \
+        "jhs .Lclip%=\n\t"                                                                   \
+        "add %[g], %[g]\n\t"                        /* the ladder's entry: 4 (shift - 1) */  \
+        "add" FX_SP_A_ " #.Lladder%= - 4, %[g]\n\t"                                          \
+        "br" FX_SP_A_ " %[g]\n"                                                              \
+        ".Lladder%=:\n\t"                           /* a << (16 - shift): hi is the result */ \
+        ".rept 15\n\t"                                                                       \
+        "rla %[lo]\n\t"                                                                      \
+        "rlc %[hi]\n\t"                                                                      \
+        ".endr\n"                                                                            \
+        ".Lstore%=:\n\t"                                                                     \
+        "mov" FX_SP_XW_ " %[hi], 0(%[yp])\n\t"                                               \
+        "incd" FX_SP_X_ " %[yp]\n\t"                                                         \
+        "cmp" FX_SP_A_ " %[yend], %[yp]\n\t"                                                 \
+        "jne .Lrow%=\n\t"                                                                    \
+        "clr %[g]\n\t"                                                                       \
+        "jmp .Lexit%=\n"                                                                     \
+        ".Lclip%=:\n\t"                             /* out of range, or 0x8000: exact in C */ \
+        "cmp #0x8000, %[hi]\n\t"                                                             \
+        "jeq .Lslow%=\n\t"                                                                   \
+        "tst %[hi]\n\t"                                                                      \
+        "mov #0x7FFF, %[hi]\n\t"                                                             \
+        "jge .Lstore%=\n\t"                                                                  \
+        CLIP_                                                                                \
+        "jmp .Lstore%=\n"                                                                    \
+        ".Lslow%=:\n\t"                                                                      \
+        "mov #1, %[g]\n"                                                                     \
+        ".Lexit%=:\n\t"                                                                      \
+        ".ifne (.Lstore%= - .Lladder%=) - 60\n\t"                                            \
+        ".error \"fx_fc_sparse_asm: a ladder step is not 4 bytes\"\n\t"                      \
+        ".endif\n\t"                                                                         \
+        ".ifne (.Lend%= - .Lchain%=) - 10 * " FX_SP_STR_(FX_SPARSE_FC_CHAIN) "\n\t"          \
+        ".error \"fx_fc_sparse_asm: a chain step is not 10 bytes\"\n\t"                      \
+        ".endif"                                                                             \
+        : [dp] "+r"(dp), [vp] "+r"(vp), [rp] "+r"(rp), [bp] "+r"(bp), [sp] "+r"(sp),         \
+          [yp] "+r"(yp), [xr] "=&r"(xr), [lo] "=&r"(lo), [hi] "=&r"(hi), [g] "=&r"(g)        \
+        : [x] "r"(x), [yend] "r"(yend), [pow] "i"(fx_sp_pow2)                                \
+        : "memory")
+
+/* Rows [n0, n1) on the MSP430 with MPY32, act ReLU (relu != 0, every shift in 1..16) or none
+ * (every shift in 1..15), x and y below 64 KiB: one assembly loop over the rows. Per row: the
+ * count from rowptr, RESLO/RESHI = bias, the products (FX_SPARSE_STEP's three instructions:
+ * a jump into an unrolled chain for at most FX_SPARSE_FC_CHAIN of them, else the count mod 8
+ * by bit tests and eights), then the requantisation of the row's own shift s: a = acc +
+ * 2^(s-1) (fx_sp_pow2), the range test on the high half (ReLU: hi < 2^(s-1) unsigned takes
+ * every negative a out too; none: hi + 2^(s-1) < 2^s), a jump into the ladder of `rla lo;
+ * rlc hi' pairs that shifts a left by 16 - s (hi is the result), the store. Out of range: a
+ * high half of 0x8000 (acc near -2^31, or acc + 2^(s-1) wrapped) leaves the loop with a, and C
+ * finishes that row (fx_requant); else ReLU gives 0 or 0x7FFF and none 0x8000 or 0x7FFF. */
 FX_NOINLINE static void fx_fc_sparse_asm(const fx_fc_sparse_t *p, const int16_t *x, int16_t *y,
-                                         uint16_t n0, uint16_t n1)
+                                         uint16_t n0, uint16_t n1, uint8_t relu)
 {
-    struct {
-        const int16_t *x;
-        int16_t *yend;
-        const void *e2;         /* the ladder's entry for the cached shift */
-        uint16_t lb;            /* the ladder's first pair for the activation (0 or 62 bytes in) */
-        int8_t s;               /* the shift r1, l1 and e2 are for */
-    } m;
     const uint16_t *rp = p->rowptr + n0;
     const uint16_t *dp = p->deltas + *rp;
     const int16_t *vp = p->values + *rp;
     const int32_t *bp = p->bias + n0;
     const int8_t *sp = p->shift + n0;
     int16_t *yp = y + n0;
+    int16_t *const yend = y + n1;
     const int16_t *xr;
-    uint16_t r1 = 0, l1 = 0, lo, hi, g;
+    uint16_t lo, hi, g;
 
-    m.x = x;
-    m.yend = y + n1;
-    m.e2 = (const void *)0;
-    m.lb = p->act.kind == FX_ACT_RELU ? 62u : 0u;
-    m.s = INT8_MIN;             /* no shift is -128: the first row sets r1, l1, e2 */
     for (;;) {
-        __asm__ volatile(
-            ".Lrow%=:\n\t"
-            "mov @%[rp]+, %[lo]\n\t"
-            "mov @%[rp], %[g]\n\t"
-            "sub %[lo], %[g]\n\t"
-            "mov @%[bp]+, &RESLO\n\t"
-            "mov @%[bp]+, &RESHI\n\t"
-            "mov" FX_SP_A_ " %[x], %[xr]\n\t"
-            "bit #1, %[g]\n\t"
-            "jz 1f\n\t"
-            FX_SP_STEP_
-            "1:\n\t"
-            "bit #2, %[g]\n\t"
-            "jz 2f\n\t"
-            ".rept 2\n\t" FX_SP_STEP_ ".endr\n"
-            "2:\n\t"
-            "bit #4, %[g]\n\t"
-            "jz 3f\n\t"
-            ".rept 4\n\t" FX_SP_STEP_ ".endr\n"
-            "3:\n\t"
-            "rrum #3, %[g]\n\t"
-            "jz 5f\n"
-            "4:\n\t"
-            ".rept 8\n\t" FX_SP_STEP_ ".endr\n\t"
-            "dec %[g]\n\t"
-            "jnz 4b\n"
-            "5:\n\t"
-            "mov &RESLO, %[lo]\n\t"
-            "mov &RESHI, %[hi]\n\t"
-            "cmp.b @%[sp]+, %[s]\n\t"
-            "jne .Lnew%=\n"
-            ".Lrq%=:\n\t"
-            "setc\n\t"                              /* a = acc + r1 + 1 = acc + 2^(shift-1) */
-            "addc %[r1], %[lo]\n\t"
-            "adc %[hi]\n\t"
-            "add %[r1], %[hi]\n\t"
-            "cmp %[l1], %[hi]\n\t"
-            "jhs .Lsat%=\n\t"
-            "sub %[r1], %[hi]\n\t"
-            "br" FX_SP_A_ " %[e2]\n"
-            ".Lladder%=:\n\t"
-            ".rept 15\n\t"
-            "rla %[lo]\n\t"
-            "rlc %[hi]\n\t"
-            ".endr\n\t"
-            "jmp .Lstore%=\n\t"
-            ".rept 15\n\t"
-            "rla %[lo]\n\t"
-            "rlc %[hi]\n\t"
-            ".endr\n\t"
-            "tst %[hi]\n\t"
-            "jge .Lstore%=\n\t"
-            "clr %[hi]\n"
-            ".Lstore%=:\n\t"
-            "mov" FX_SP_XW_ " %[hi], 0(%[yp])\n\t"
-            "incd" FX_SP_X_ " %[yp]\n\t"
-            "cmp" FX_SP_X_ " %[yend], %[yp]\n\t"
-            "jne .Lrow%=\n\t"
-            "clr %[g]\n\t"
-            "jmp .Lexit%=\n"
-            /* a new shift: g = shift - 1 in 0..15, else C requantises the raw accumulator */
-            ".Lnew%=:\n\t"
-            "mov.b -1(%[sp]), %[g]\n\t"
-            "mov %[g], %[xr]\n\t"
-            "dec %[g]\n\t"
-            "cmp #16, %[g]\n\t"
-            "jhs .Lc%=\n\t"
-            "mov.b %[xr], %[s]\n\t"
-            "mov #1, %[xr]\n\t"                     /* xr = 2^shift (0 for 16), carry = shift == 16 */
-            "rpt %[g]\n\t"
-            "rlax.w %[xr]\n\t"
-            "mov %[xr], %[l1]\n\t"
-            "rrc %[xr]\n\t"
-            "mov %[xr], %[r1]\n\t"
-            "dec %[r1]\n\t"                         /* r1 = 2^(shift-1) - 1 */
-            "dec %[l1]\n\t"                         /* l1 = 2^shift - 1 */
-            "rla %[g]\n\t"
-            "rla %[g]\n\t"
-            "add %[lb], %[g]\n\t"
-            "mov" FX_SP_A_ " #.Lladder%=, %[xr]\n\t"
-            "add" FX_SP_A_ " %[g], %[xr]\n\t"       /* e2 = ladder + lb + 4 (shift - 1) */
-            "mov" FX_SP_A_ " %[xr], %[e2]\n\t"
-            "jmp .Lrq%=\n"
-            /* hi + r1 >= l1: as in fx_sparse_run */
-            ".Lsat%=:\n\t"
-            "cmp #-1, %[hi]\n\t"
-            "jeq .Lfits%=\n\t"
-            "sub %[r1], %[hi]\n\t"
-            "cmp #0x8000, %[hi]\n\t"
-            "jeq .Lraw%=\n\t"
-            "tst %[hi]\n\t"
-            "jn .Lneg%=\n\t"
-            "mov %[r1], %[hi]\n\t"
-            "mov #-1, %[lo]\n\t"
-            "br" FX_SP_A_ " %[e2]\n"
-            ".Lneg%=:\n\t"
-            "mov %[r1], %[hi]\n\t"
-            "inc %[hi]\n\t"
-            "clr %[lo]\n\t"
-            "br" FX_SP_A_ " %[e2]\n"
-            ".Lfits%=:\n\t"
-            "sub %[r1], %[hi]\n\t"
-            "cmp #0x8000, %[hi]\n\t"
-            "jeq .Lraw%=\n\t"
-            "br" FX_SP_A_ " %[e2]\n"
-            ".Lraw%=:\n\t"                          /* back to the accumulator: a - r1 - 1 */
-            "clrc\n\t"
-            "subc %[r1], %[lo]\n\t"
-            "sbc %[hi]\n"
-            ".Lc%=:\n\t"
-            "mov #1, %[g]\n"
-            ".Lexit%=:\n\t"
-            ".ifne (.Lstore%= - .Lladder%=) - 128\n\t"
-            ".error \"fx_fc_sparse_asm: the ladder layout differs from its entries\"\n\t"
-            ".endif"
-            : [dp] "+r"(dp), [vp] "+r"(vp), [rp] "+r"(rp), [bp] "+r"(bp), [sp] "+r"(sp),
-              [yp] "+r"(yp), [xr] "=&r"(xr), [lo] "=&r"(lo), [hi] "=&r"(hi), [g] "=&r"(g),
-              [r1] "+r"(r1), [l1] "+r"(l1), [s] "+m"(m.s), [e2] "+m"(m.e2)
-            : [x] "m"(m.x), [yend] "m"(m.yend), [lb] "m"(m.lb)
-            : "memory");
+        if (relu) {
+            FX_SP_FC_LOOP_("cmp %c[pow](%[g]), %[hi]\n\t", "clr %[hi]\n\t");
+        } else {
+            FX_SP_FC_LOOP_("mov %[hi], %[xr]\n\tadd %c[pow](%[g]), %[xr]\n\t"
+                           "cmp %c[pow] + 2(%[g]), %[xr]\n\t", "inc %[hi]\n\t");
+        }
+        (void)xr;
         if (g == 0u) {
             return;
         }
         {
+            const int8_t s = sp[-1];
             fx_mac_u32_t a;
             a.h[0] = lo;
             a.h[1] = hi;
-            FX_STORE(*yp, fx_sparse_act(&p->act, fx_requant((int32_t)a.u, sp[-1])));
+            a.u -= (uint32_t)fx_sp_pow2[s];
+            FX_STORE(*yp, fx_sparse_act(&p->act, fx_requant((int32_t)a.u, s)));
         }
-        if (++yp == m.yend) {
+        if (++yp == yend) {
             return;
         }
     }
@@ -357,8 +343,9 @@ void fx_fc_sparse(const fx_fc_sparse_t *p, const int16_t *x, int16_t *y, uint16_
         return;
     }
 #if FX_SPARSE_ASM
-    if (p->act.kind == FX_ACT_NONE || p->act.kind == FX_ACT_RELU) {
-        fx_fc_sparse_asm(p, x, y, n0, n1);
+    if (p->shift_min >= 1 && ((p->act.kind == FX_ACT_RELU && p->shift_max <= 16)
+                              || (p->act.kind == FX_ACT_NONE && p->shift_max <= 15))) {
+        fx_fc_sparse_asm(p, x, y, n0, n1, (uint8_t)(p->act.kind == FX_ACT_RELU));
         return;
     }
 #endif

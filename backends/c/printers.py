@@ -294,11 +294,13 @@ def print_fc_sparse(env: StepEnv) -> StepCode:
     (n,) = _shape(env, y, 1, "output")
     if env.buf(rowptr).size != n + 1 or env.buf(bias).size != n:
         raise env.fail(f"rowptr needs {n + 1} entries and the bias {n}")
-    shift_name, shift_def = _shift_def(env, _attr_list(env, "shift", n))
+    shifts = _attr_list(env, "shift", n)
+    shift_name, shift_def = _shift_def(env, shifts)
     desc, desc_def = _struct_def(env, "fx_fc_sparse_t", "fc", [
         ("k", _u16(env, "k", k)), ("n", _u16(env, "n", n)), ("values", env.ptr(values)),
         ("deltas", env.ptr(deltas)), ("rowptr", env.ptr(rowptr)), ("bias", env.ptr(bias)),
-        ("shift", shift_name), ("act", _act_init(env))])
+        ("shift", shift_name), ("shift_min", str(min(shifts, default=0))),
+        ("shift_max", str(max(shifts, default=0))), ("act", _act_init(env))])
     body = _pointer_lines(env, [("x", x)], [("y", y)])
     body.append(f"fx_fc_sparse(&{desc}, x, y, u0, u1);")
     return StepCode(n, f"outputs ({n}); {env.buf(values).size} stored weights", body, [shift_def, desc_def],

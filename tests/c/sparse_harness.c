@@ -45,6 +45,11 @@ static void run_fc_sparse(const case_t *c)
     p.rowptr = rowptr;
     p.bias = c->arrays[4].v;
     p.shift = shift;
+    p.shift_min = p.shift_max = p.n != 0u ? shift[0] : 0;
+    for (i = 1; i < (int32_t)p.n; ++i) {
+        p.shift_min = shift[i] < p.shift_min ? shift[i] : p.shift_min;
+        p.shift_max = shift[i] > p.shift_max ? shift[i] : p.shift_max;
+    }
     y = new_output(p.n);
     for (i = 0; i < c->nranges; i += 2) {
         fx_fc_sparse(&p, x, y, (uint16_t)c->ranges[i], (uint16_t)c->ranges[i + 1]);

@@ -15,6 +15,7 @@ tests never run that code. Here:
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +81,51 @@ def edge_conv() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     b = np.array([(v + 2**31) % 2**32 - 2**31 for v in biases], dtype=np.int64).astype(np.int32)
     w = np.ones((b.size, 1, 1, 1), dtype=np.int16)
     return x, w, b, np.array(shifts)
-FC_CASES = [("fc-40x9", 40, 9, 0.2), ("fc-300x20", 300, 20, 0.05), ("fc-17x5-dense", 17, 5, 1.0)]
+
+
+@dataclass(frozen=True)
+class FcCase:
+    """fc: k inputs, n outputs, density, activation and the range the shifts are drawn from. The
+    assembly row loop takes ReLU with every shift in 1..16 and none with every shift in 1..15 (rows
+    of up to 64 stored weights through its chain, longer ones by eights); the rest is C."""
+
+    name: str
+    k: int
+    n: int
+    density: float
+    act: K.Act
+    shifts: tuple[int, int]
+
+
+FC_CASES = [
+    FcCase("fc-40x9-out-of-range-shifts", 40, 9, 0.2, K.Act("relu"), (-3, 31)),
+    FcCase("fc-200x16-relu", 200, 16, 0.05, K.Act("relu"), (1, 17)),
+    FcCase("fc-17x5-dense-none", 17, 5, 1.0, K.Act("none"), (1, 16)),
+    FcCase("fc-100x6-long-rows-relu", 100, 6, 0.7, K.Act("relu"), (9, 17)),
+    FcCase("fc-90x4-long-rows-none", 90, 4, 0.8, K.Act("none"), (12, 16)),
+    FcCase("fc-50x8-clip", 50, 8, 0.3, K.Act("clip", lo=-900, hi=3000), (1, 17)),
+]
+
+
+def edge_fc(shifts: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """An fc whose accumulators (bias + x[c] * 1 + x[c + 1] * 1) sit at requant's edges, as in
+    :func:`edge_conv`, with rows of 0, 1 and 2 stored weights. Returns x, w, b, shift."""
+    x = np.array([1, -20, 32767, -32768, 7], dtype=np.int16)
+    rows, biases, shifts_out = [], [], []
+    for s in shifts:
+        half = 1 << (s - 1)
+        for edge in ((1 << (15 + s)) - half, -(1 << (15 + s)) - half, -2**31 + 40, 2**31 - half - 20):
+            for c in range(x.size - 1):
+                row = np.zeros(x.size, dtype=np.int16)
+                row[c] = 1
+                row[c + 1] = 1 if c % 2 else 0
+                rows.append(row)
+                biases.append(edge)
+                shifts_out.append(s)
+    b = np.array([(v + 2**31) % 2**32 - 2**31 for v in biases], dtype=np.int64).astype(np.int32)
+    w = np.stack(rows)
+    w[::7] = 0  # rows without a stored weight
+    return x, w, b, np.array(shifts_out)
 
 
 def _arr(qual: str, ctype: str, name: str, a: np.ndarray, attr: str = "") -> str:
@@ -100,17 +145,20 @@ def case_program() -> str:
     rng = np.random.default_rng(2024)
     decls = ["#include <stdint.h>", '#include "fx_kernels.h"',
              "#ifdef __MSP430X_LARGE__", "#define HI __attribute__((upper))", "#else", "#define HI", "#endif",
-             "static int16_t y[2048] __attribute__((persistent)) = {0};",
+             "static int16_t y[Y_SIZE] __attribute__((persistent)) = {0};",
              "static int check(const int16_t *want, uint16_t n)",
              "{", "    uint16_t i;", "    for (i = 0; i < n; ++i) {", "        if (y[i] != want[i]) {",
              "            return 1;", "        }", "        y[i] = 0;", "    }", "    return 0;", "}", ""]
     calls: list[str] = []
-    for i, (name, k, n, density) in enumerate(FC_CASES):
-        x = rng.integers(-32768, 32768, k).astype(np.int16)
-        w = _pruned(rng, (n, k), density)
-        b = rng.integers(-2**31, 2**31, n, dtype=np.int64).astype(np.int32)
-        shift = rng.integers(-3, 31, n)
-        want = K.fc(x, w, b, shift, "relu")
+    fc_layers = [(f"{c.name}", c.act, rng.integers(-32768, 32768, c.k).astype(np.int16),
+                  _pruned(rng, (c.n, c.k), c.density),
+                  rng.integers(-2**31, 2**31, c.n, dtype=np.int64).astype(np.int32),
+                  rng.integers(c.shifts[0], c.shifts[1], c.n)) for c in FC_CASES]
+    fc_layers += [(f"requant edges, act {act}", K.Act(act), *edge_fc(shifts)) for act, shifts in
+                  (("relu", EDGE_SHIFTS), ("none", EDGE_SHIFTS[:-1]))]
+    for i, (name, act, x, w, b, shift) in enumerate(fc_layers):
+        n, k = w.shape
+        want = K.fc(x, w, b, shift, act)
         v, c, rp = K.csr_from_dense(w)
         p = f"f{i}"
         decls += [f"/* {name} */", _arr("static const", "int16_t", f"{p}x", x),
@@ -118,7 +166,7 @@ def case_program() -> str:
                   _arr("static const", "uint16_t", f"{p}r", rp, "HI"), _arr("static const", "int32_t", f"{p}b", b),
                   _arr("static const", "int8_t", f"{p}s", shift), _arr("static const", "int16_t", f"{p}want", want),
                   f"static const fx_fc_sparse_t {p} = {{ {k}u, {n}u, {p}v, {p}c, {p}r, {p}b, {p}s, "
-                  f"{{ FX_ACT_RELU, 0, 0, 0 }} }};\n"]
+                  f"{int(shift.min())}, {int(shift.max())}, {_act_init(act)} }};\n"]
         half = n // 2
         calls += [f"    fx_fc_sparse(&{p}, {p}x, y, {half}u, {n}u);",
                   f"    fx_fc_sparse(&{p}, {p}x, y, 0u, {half}u);",
@@ -160,7 +208,9 @@ def case_program() -> str:
                   f"1u, 1u, 0u, 0u, 1u, {p}v, {p}o, {p}c, {p}b, {p}s, {_act_init(K.Act(act))} }};\n"]
         calls += [f"    fx_conv_sparse(&{p}, {p}x, y, 0u, {cout}u, 0u, {oh}u);",
                   f"    if (check({p}want, {cout * oh * ow}u)) return {len(calls) // 3 + 1};"]
-    return "\n".join(decls) + "\nint main(void)\n{\n" + "\n".join(calls) + "\n    return 0;\n}\n"
+    y_size = max(int(m) for m in re.findall(r"check\(\w+, (\d+)u\)", "\n".join(calls)))
+    return ("\n".join(decls).replace("Y_SIZE", str(y_size)) + "\nint main(void)\n{\n" + "\n".join(calls)
+            + "\n    return 0;\n}\n")
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

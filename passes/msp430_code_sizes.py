@@ -7,7 +7,7 @@ msp430-elf-gcc (freeml-tx msp430 toolchain, Debian gcc-12-source 12.2.0-14+deb12
 its section. plan-memory adds up what is reachable from the entry points a program's steps call.
 """
 
-SOURCES_SHA256 = '0074e8bd16aaaf734612e363dadb1b928ddac208af7eb5f051f9aaea733bb10f'
+SOURCES_SHA256 = '25366a54ea927c9206f32bd9de5c0b03d145484bcdb2d790e2989b461770b41f'
 
 GRAPHS: dict[str, dict[str, dict[str, object]]] = {
  "large": {
@@ -241,6 +241,10 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.text.fx_requant",
     "fx_sparse.c:.lower.rodata.fx_sp_pow2"
    ],
+   "fx_sparse.c:.text.fx_sparse_block.part.0": [
+    "fx_requant.c:.text.fx_apply_act",
+    "fx_requant.c:.text.fx_requant"
+   ],
    "fx_sparse.c:.text.fx_sparse_chunked": [
     "fx_requant.c:.text.fx_apply_act",
     "fx_requant.c:.text.fx_requant",
@@ -251,8 +255,9 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
    "fx_sparse.c:.text.fx_sparse_fast": [
+    "fx_sparse.c:.rodata.fx_sparse_pow2",
+    "fx_sparse.c:.text.fx_sparse_block.part.0",
     "fx_sparse.c:.text.fx_sparse_run",
-    "libgcc.a(slli.o):.text.__mspabi_slli",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
@@ -660,6 +665,10 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     36,
     "rodata"
    ],
+   "fx_sparse.c:.rodata.fx_sparse_pow2": [
+    32,
+    "rodata"
+   ],
    "fx_sparse.c:.text.fx_conv_sparse": [
     1134,
     "code"
@@ -672,6 +681,10 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     2246,
     "code"
    ],
+   "fx_sparse.c:.text.fx_sparse_block.part.0": [
+    126,
+    "code"
+   ],
    "fx_sparse.c:.text.fx_sparse_chunked": [
     2038,
     "code"
@@ -681,7 +694,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_fast": [
-    2322,
+    2480,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_pixel": [
@@ -689,7 +702,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_run": [
-    778,
+    942,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_slow": [
@@ -718,10 +731,6 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    ],
    "libgcc.a(lib2divSI.o):.text.udivmodsi4": [
     130,
-    "code"
-   ],
-   "libgcc.a(slli.o):.text.__mspabi_slli": [
-    10,
     "code"
    ],
    "libgcc.a(slli.o):.text.__mspabi_slll": [
@@ -979,6 +988,10 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.text.fx_requant",
     "fx_sparse.c:.rodata.fx_sp_pow2"
    ],
+   "fx_sparse.c:.text.fx_sparse_block.part.0": [
+    "fx_requant.c:.text.fx_apply_act",
+    "fx_requant.c:.text.fx_requant"
+   ],
    "fx_sparse.c:.text.fx_sparse_chunked": [
     "fx_requant.c:.text.fx_apply_act",
     "fx_requant.c:.text.fx_requant",
@@ -989,8 +1002,9 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
    "fx_sparse.c:.text.fx_sparse_fast": [
+    "fx_sparse.c:.rodata.fx_sparse_pow2",
+    "fx_sparse.c:.text.fx_sparse_block.part.0",
     "fx_sparse.c:.text.fx_sparse_run",
-    "libgcc.a(slli.o):.text.__mspabi_slli",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
@@ -1397,6 +1411,10 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     36,
     "rodata"
    ],
+   "fx_sparse.c:.rodata.fx_sparse_pow2": [
+    32,
+    "rodata"
+   ],
    "fx_sparse.c:.text.fx_conv_sparse": [
     902,
     "code"
@@ -1409,6 +1427,10 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     2214,
     "code"
    ],
+   "fx_sparse.c:.text.fx_sparse_block.part.0": [
+    114,
+    "code"
+   ],
    "fx_sparse.c:.text.fx_sparse_chunked": [
     1940,
     "code"
@@ -1418,7 +1440,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_fast": [
-    2226,
+    2334,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_pixel": [
@@ -1426,7 +1448,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_run": [
-    764,
+    920,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_slow": [
@@ -1455,10 +1477,6 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    ],
    "libgcc.a(lib2divSI.o):.text.udivmodsi4": [
     124,
-    "code"
-   ],
-   "libgcc.a(slli.o):.text.__mspabi_slli": [
-    10,
     "code"
    ],
    "libgcc.a(slli.o):.text.__mspabi_slll": [

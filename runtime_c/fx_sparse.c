@@ -23,11 +23,12 @@
  * cut into blocks whose windows see the same taps (interior rows x interior columns, each border
  * row, each border column down the rows); a block's taps go into a table of (byte step, value)
  * pairs and fx_sparse_run computes the block without bounds checks: on the MSP430 an assembly
- * loop, per output a jump into an unrolled chain of `add @p+, xr; mov @xr, &MACS;
- * mov @p+, &OP2' (10 cycles per tap; the pointer runs on from one output's last tap to the next
- * output's first) and a requantisation on 16-bit halves (about 40 cycles per output besides the
- * taps; bench/sparse_speed.py). A channel with more taps, or an x above 64 KiB in the large
- * model, takes the chunked path: taps decoded FX_SPARSE_CONV_TAPS at a time, segments of
+ * loop, per output tap 0 through MPYS and a jump into an unrolled chain of `add @p+, xr;
+ * mov @xr, &MACS; mov @p+, &OP2' (10 cycles per tap; the pointer runs on from one output's last
+ * tap to the next output's first), then the bias added in registers and a requantisation on
+ * 16-bit halves specialised for ReLU and none (with ReLU 25 + 2 (16 - shift) cycles per output
+ * besides the taps; bench/sparse_speed.py). A channel with more taps, or an x above 64 KiB in
+ * the large model, takes the chunked path: taps decoded FX_SPARSE_CONV_TAPS at a time, segments of
  * FX_SPARSE_CONV_SEG outputs with 32-bit partial sums, interior windows without checks and
  * border taps checked against their valid ranges. Stack: about 450 bytes (the fast path's list
  * and table; the chunked path (3 * FX_SPARSE_CONV_TAPS + 1) * 2 + 4 * FX_SPARSE_CONV_SEG).
@@ -630,29 +631,36 @@ typedef struct {
 /* A block's table and its channel's requantisation.
  * MSP430 with MPY32 (FX_SPARSE_ASM): pairs[2i] is the byte step from tap i-1 to tap i (from the
  * previous output's last tap to tap 0, the window having moved by cstep meanwhile), pairs[2i+1]
- * the value; bias includes the rounding of requant, r1/l1/e2 steer the assembly's fast
+ * the value; bias includes the rounding of requant, lim/half/e2 steer the assembly's
  * requantisation (fx_sparse_rq). Elsewhere pairs[2i] is the offset d of tap i. */
 typedef struct {
-    uint32_t round;     /* added to the bias: 2^(shift-1) when the fast requantisation applies */
-    uint32_t bias;      /* bias + round, modulo 2^32 */
-    uint16_t r1, l1;    /* hi + r1 < l1 (unsigned): the result fits int16 (l1 = 0: never) */
-    uint16_t e2;        /* byte offset of the requantisation ladder's entry */
+    uint32_t round;     /* 2^(shift-1) when the assembly requantises, else 0 (fx_sparse_slow) */
+    uint32_t bias;      /* bias + round (+ 2^(shift-1) * 2^16 with act none), modulo 2^32 */
+    int32_t bias0;      /* the channel's bias */
+    uint16_t lim;       /* ReLU: the high half h of the rounded sum fits when h <= lim */
+    uint16_t e2;        /* the requantisation's entry, bytes after .Lrq; 0xFFFF: fx_sparse_slow */
     int8_t shift;
     const fx_act_t *act;
     uint16_t n;
     uint16_t dlast;     /* d of the last tap (asm: where the input pointer ends an output) */
+    uint16_t half;      /* act none: 2^(shift-1); the assembly reads it at pairs - 2 */
     uint16_t pairs[2 * FX_SPARSE_RUN_TAPS];
 } fx_sparse_table_t;
 
-/* A block of outputs computed from one table. */
+typedef char fx_sparse_half_before_pairs_t[
+    offsetof(fx_sparse_table_t, pairs) - offsetof(fx_sparse_table_t, half) == 2u ? 1 : -1];
+
+/* A block of outputs computed from one table: nrows lines of ncols outputs. Along a line the
+ * window origin moves by cstep elements and the output by ycol, from line to line by rstep and
+ * yrow (a block of rows: ycol = 1, yrow = ow; a border column runs down its rows as one line:
+ * cstep = sh * iw, ycol = ow). */
 typedef struct {
     const int16_t *xg;  /* the group's input */
     uint16_t org;       /* window origin of the first output: index into xg, mod 2^16 */
-    uint16_t cstep;     /* origin step to the next column, elements */
-    uint16_t rstep;     /* origin step from a row's first output to the next row's */
+    uint16_t cstep, rstep;
     uint16_t ncols, nrows;
     int16_t *yp;        /* the first output */
-    uint16_t ow;        /* outputs per row of y */
+    uint16_t ycol, yrow;
 } fx_sparse_block_t;
 
 /* The walk that decodes a channel's increasing offsets without division: the current kernel
@@ -783,32 +791,55 @@ static void fx_sparse_direct(const fx_conv_sparse_t *p, const uint16_t *off, con
 #endif
 }
 
-/* The requantisation of t's channel: bias, shift, activation. */
+#if FX_SPARSE_ASM
+/* 2^i, i < 16: a variable shift is a libgcc loop on the MSP430. */
+static const uint16_t fx_sparse_pow2[16] = {
+    0x0001u, 0x0002u, 0x0004u, 0x0008u, 0x0010u, 0x0020u, 0x0040u, 0x0080u,
+    0x0100u, 0x0200u, 0x0400u, 0x0800u, 0x1000u, 0x2000u, 0x4000u, 0x8000u,
+};
+#endif
+
+/* The requantisation of t's channel: bias, shift, activation. The assembly's entries (e2):
+ * act none, shift s: a range test at .Lrq + 8 (16 - s), then 16 - s pairs of the ladder at .Lnl;
+ * ReLU: 16 - s pairs of the ladder at .Lrl = .Lrq + 194 (its range test is lim). */
 static void fx_sparse_rq(fx_sparse_table_t *t, int32_t bias, int8_t shift, const fx_act_t *act)
 {
-    const uint8_t kind = act->kind;
     t->shift = shift;
     t->act = act;
-    t->round = 0;       /* the assembly: every output through fx_sparse_slow */
-    t->r1 = 0;
-    t->l1 = 0xFFFFu;
-    t->e2 = 0xFFFFu;
-    if (shift >= 1 && shift <= 16 && (kind == FX_ACT_NONE || kind == FX_ACT_RELU)) {
-        const uint16_t k = (uint16_t)(16 - shift);      /* the ladder's left shifts */
-        const uint16_t half = (uint16_t)(1u << (shift - 1));
-        t->round = half;
-        t->r1 = (uint16_t)(half - 1u);
-        t->l1 = (uint16_t)(half + half - 1u);
-        t->e2 = (uint16_t)((kind == FX_ACT_RELU ? 122u : 60u) - 4u * k);
+    t->bias0 = bias;
+    t->round = 0;
+    t->bias = (uint32_t)bias;
+    t->lim = 0xFFFFu;   /* never the ReLU saturation branch */
+    t->e2 = 0xFFFFu;    /* every output through fx_sparse_slow */
+    t->half = 0;
+#if FX_SPARSE_ASM
+    if (shift >= 1 && shift <= 16) {
+        const uint16_t half = fx_sparse_pow2[shift - 1];
+        const uint16_t k = (uint16_t)(16 - shift);       /* the ladder's left shifts */
+        fx_mac_u32_t b;
+        b.u = (uint32_t)bias + half;
+        if (act->kind == FX_ACT_RELU) {
+            t->round = half;
+            t->lim = (uint16_t)(half - 1u);
+            t->e2 = (uint16_t)(194u + 4u * (15u - k));
+        } else if (act->kind == FX_ACT_NONE) {
+            t->round = half;
+            t->half = half;
+            t->e2 = (uint16_t)(8u * k);
+            b.h[1] = (uint16_t)(b.h[1] + half);
+        } else {
+            b.u = (uint32_t)bias;
+        }
+        t->bias = b.u;
     }
-    t->bias = (uint32_t)bias + t->round;
+#endif
 }
 
 #if FX_SPARSE_ASM
 
-/* act(requant(a - t->round, t->shift)): an output the assembly's fast path does not finish
- * (shift outside [1, 16], an activation other than none and ReLU, or saturation). tab is
- * t->pairs (the assembly calls it with the MSP430 ABI: a in R12 (low) and R13, tab in R14). */
+/* act(requant(a - t->round, t->shift)): an output the assembly does not requantise itself
+ * (shift outside [1, 16], an activation other than none and ReLU). tab is t->pairs (the
+ * assembly calls it with the MSP430 ABI: a in R12 (low) and R13, tab in R14). */
 static int16_t fx_sparse_slow(uint16_t lo, uint16_t hi, const uint16_t *tab)
 {
     const fx_sparse_table_t *t = (const fx_sparse_table_t *)(const void *)
@@ -817,16 +848,23 @@ static int16_t fx_sparse_slow(uint16_t lo, uint16_t hi, const uint16_t *tab)
     return fx_sparse_act(t->act, fx_requant((int32_t)(a - t->round), t->shift));
 }
 
-/* The block b from table t, on the MSP430 with MPY32. Per output: RESLO/RESHI = bias (with the
- * rounding), a jump into an unrolled chain of FX_SPARSE_RUN_TAPS steps at the entry that leaves
- * t->n of them (10 cycles each: add @p+, xr; mov @xr, &MACS; mov @p+, &OP2), then the
- * requantisation: the range test on the high half, a jump into a ladder of `rla lo; rlc hi'
- * pairs that shifts left by 16 - shift (the high half is the result), ReLU or nothing, the store:
- * 38 + 2 (16 - shift) cycles besides the taps. The input pointer xr runs on from one output's
- * last tap to the next output's first (the table's first step includes the move of the window);
- * at the end of a row it gets radj. Outputs the fast path does not finish go through
- * fx_sparse_slow. 16-bit address arithmetic on the input: x lies below 64 KiB (FX_SPARSE_NEAR);
- * y is stored with movx.w in the large model. */
+/* The block b from table t (t->n >= 1), on the MSP430 with MPY32. Per output: tap 0 through
+ * MPYS (the product replaces the previous output's sum), a jump into an unrolled chain of
+ * FX_SPARSE_RUN_TAPS - 1 steps at the entry that leaves t->n - 1 of them (10 cycles each:
+ * add @p+, xr; mov @xr, &MACS; mov @p+, &OP2), the bias added to RESLO/RESHI in registers, then
+ * the requantisation on the high half h (the result, if it fits, is the high half of the sum
+ * shifted left by k = 16 - shift: a jump into a ladder of `rla lo; rlc h' pairs):
+ *   ReLU: h <= lim = 2^(shift-1) - 1 fits; above, the sum is negative (0), too large (0x7FFF),
+ *   or h = 0x8000 with lo < 2^(shift-1): acc + 2^(shift-1) wrapped past INT32_MAX (0x7FFF);
+ *   none: the bias holds another 2^(shift-1) * 2^16, so h + 2^(shift-1) fits when below 2^shift
+ *   (one `bit' at the shift's entry); the ladder's result then has its sign bit flipped back;
+ *   outside, the same cases with -32768 for negative sums;
+ *   other shifts and activations: fx_sparse_slow.
+ * ReLU costs 25 + 2k cycles per output besides the taps. The input pointer xr runs on from one
+ * output's last tap to the next output's first (the table's first step includes the move of the
+ * window); at the end of a line it gets radj, the output pointer yadj. 16-bit address arithmetic
+ * on the input: x lies below 64 KiB (FX_SPARSE_NEAR); y is stored with movx.w in the large
+ * model. */
 FX_NOINLINE static void fx_sparse_run(const fx_sparse_table_t *t, const fx_sparse_block_t *b)
 {
     struct {
@@ -835,29 +873,35 @@ FX_NOINLINE static void fx_sparse_run(const fx_sparse_table_t *t, const fx_spars
     } m;
     const uint16_t *tab = t->pairs;
     const uint16_t *pp;
-    const void *e1 = (const void *)(uintptr_t)(10u * t->n);
+    const void *e1 = (const void *)(uintptr_t)(10u * (uint16_t)(t->n - 1u));
     const void *e2 = (const void *)(uintptr_t)t->e2;
     uint16_t xr = (uint16_t)((uint16_t)(uintptr_t)b->xg
                              + 2u * (uint16_t)(b->org + t->dlast - b->cstep));
     int16_t *yp = b->yp;
     uint16_t g = b->ncols;
+    const uintptr_t ys = (uintptr_t)(2u * b->ycol);
     fx_mac_u32_t bias;
-    const uint16_t r1 = t->r1, l1 = t->l1;
+    const uint16_t lim = t->lim;
     uint16_t hi;
 
     bias.u = t->bias;
     m.ncols = b->ncols;
     m.nrows = b->nrows;
-    m.radj = (uint16_t)(2u * (uint16_t)(b->rstep - (uint16_t)(b->ncols * b->cstep)));
-    m.yadj = (uint16_t)(2u * (uint16_t)(b->ow - b->ncols));
+    m.radj = 0;
+    m.yadj = 0;
+    if (b->nrows > 1u) {    /* lines of a block of rows: ycol = 1 */
+        const uint16_t span = b->cstep == 1u ? b->ncols : (uint16_t)(b->ncols * b->cstep);
+        m.radj = (uint16_t)(2u * (uint16_t)(b->rstep - span));
+        m.yadj = (uint16_t)(2u * (uint16_t)(b->yrow - b->ncols));
+    }
     __asm__ volatile(
-        /* set-up: e1 = the chain's entry for n taps, e2 = the ladder's entry (or the slow call) */
+        /* set-up: e1 = the chain's entry for n - 1 steps, e2 = the requantisation's entry */
         "mov" FX_SP_A_ " #.Lend%=, %[p]\n\t"
         "sub" FX_SP_A_ " %[e1], %[p]\n\t"
         "mov" FX_SP_A_ " %[p], %[e1]\n\t"
         "cmp #-1, %[e2]\n\t"
         "jeq .Lforce%=\n\t"
-        "mov" FX_SP_A_ " #.Lladder%=, %[p]\n\t"
+        "mov" FX_SP_A_ " #.Lrq%=, %[p]\n\t"
         "add" FX_SP_A_ " %[p], %[e2]\n\t"
         "jmp .Lout%=\n"
         ".Lforce%=:\n\t"
@@ -865,11 +909,12 @@ FX_NOINLINE static void fx_sparse_run(const fx_sparse_table_t *t, const fx_spars
         /* one output */
         ".Lout%=:\n\t"
         "mov" FX_SP_A_ " %[tab], %[p]\n\t"
-        "mov %[blo], &RESLO\n\t"
-        "mov %[bhi], &RESHI\n\t"
+        "add @%[p]+, %[xr]\n\t"
+        "mov @%[xr], &MPYS\n\t"
+        "mov @%[p]+, &OP2\n\t"
         "br" FX_SP_A_ " %[e1]\n"
         ".Lchain%=:\n\t"
-        ".rept " FX_SP_STR_(FX_SPARSE_RUN_TAPS) "\n\t"
+        ".rept " FX_SP_STR_(FX_SPARSE_RUN_TAPS) " - 1\n\t"
         "add @%[p]+, %[xr]\n\t"
         "mov @%[xr], &MACS\n\t"
         "mov @%[p]+, &OP2\n\t"
@@ -877,27 +922,37 @@ FX_NOINLINE static void fx_sparse_run(const fx_sparse_table_t *t, const fx_spars
         ".Lend%=:\n\t"
         "mov &RESLO, %[p]\n\t"
         "mov &RESHI, %[hi]\n\t"
-        "add %[r1], %[hi]\n\t"
-        "cmp %[l1], %[hi]\n\t"
-        "jhs .Lsat%=\n\t"
-        "sub %[r1], %[hi]\n\t"
+        "add %[blo], %[p]\n\t"
+        "addc %[bhi], %[hi]\n\t"
+        "cmp %[hi], %[lim]\n\t"
+        "jlo .Lbig%=\n\t"
         "br" FX_SP_A_ " %[e2]\n"
-        ".Lladder%=:\n\t"                   /* act none: 15 - k pairs, then the store */
+        /* act none: the range tests, 8 bytes each; shift 16 (h + 2^15 = 0 only for h = 0x8000) */
+        ".Lrq%=:\n\t"
+        "cmp #1, %[hi]\n\t"
+        "jlo .Lsatn%=\n\t"
+        "jmp .Lnl%= + 60\n\t"
+        "nop\n\t"
+        ".irp k, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15\n\t"
+        "bit #-(1 << (16 - \\k)), %[hi]\n\t"
+        "jnz .Lsatn%=\n\t"
+        "jmp .Lnl%= + 4 * (15 - \\k)\n\t"
+        ".endr\n"
+        ".Lnl%=:\n\t"                       /* act none: k pairs, the sign bit back */
         ".rept 15\n\t"
         "rla %[p]\n\t"
         "rlc %[hi]\n\t"
         ".endr\n\t"
-        "jmp .Lstore%=\n\t"
-        ".rept 15\n\t"                      /* ReLU */
+        "xor #0x8000, %[hi]\n\t"
+        "jmp .Lstore%=\n"
+        ".Lrl%=:\n\t"                       /* ReLU: k pairs */
+        ".rept 15\n\t"
         "rla %[p]\n\t"
         "rlc %[hi]\n\t"
-        ".endr\n\t"
-        "tst %[hi]\n\t"
-        "jge .Lstore%=\n\t"
-        "clr %[hi]\n"
+        ".endr\n"
         ".Lstore%=:\n\t"
         "mov" FX_SP_XW_ " %[hi], 0(%[yp])\n\t"
-        "incd" FX_SP_X_ " %[yp]\n\t"
+        "add" FX_SP_A_ " %[ys], %[yp]\n\t"
         "dec %[g]\n\t"
         "jnz .Lout%=\n\t"
         "sub #1, %[nrows]\n\t"
@@ -906,29 +961,33 @@ FX_NOINLINE static void fx_sparse_run(const fx_sparse_table_t *t, const fx_spars
         "add" FX_SP_X_ " %[yadj], %[yp]\n\t"
         "mov %[ncols], %[g]\n\t"
         "jmp .Lout%=\n"
-        /* hi + r1 >= l1: saturated (the ladder then makes 0x7FFF or 0x8000 of r1 / r1 + 1 and
-         * 0xFFFF / 0), hi = -2^(shift-1) (fits), or the exact C path */
-        ".Lsat%=:\n\t"
-        "cmp #-1, %[hi]\n\t"
-        "jeq .Lfits%=\n\t"
-        "sub %[r1], %[hi]\n\t"
-        "cmp #0x8000, %[hi]\n\t"            /* acc near -2^31, or acc + round wrapped */
-        "jeq .Lslow%=\n\t"
-        "tst %[hi]\n\t"
-        "jn .Lneg%=\n\t"
-        "mov %[r1], %[hi]\n\t"
-        "mov #-1, %[p]\n\t"
-        "br" FX_SP_A_ " %[e2]\n"
-        ".Lneg%=:\n\t"
-        "mov %[r1], %[hi]\n\t"
-        "inc %[hi]\n\t"
-        "clr %[p]\n\t"
-        "br" FX_SP_A_ " %[e2]\n"
-        ".Lfits%=:\n\t"                     /* ... unless shift = 16: hi = 0x8000 */
-        "sub %[r1], %[hi]\n\t"
+        /* ReLU, h > lim: negative, too large, or h = 0x8000 (wrapped when lo <= lim) */
+        ".Lbig%=:\n\t"
+        "cmp #0x8001, %[hi]\n\t"
+        "jhs .Lzero%=\n\t"
         "cmp #0x8000, %[hi]\n\t"
-        "jeq .Lslow%=\n\t"
-        "br" FX_SP_A_ " %[e2]\n"
+        "jne .Lmax%=\n\t"
+        "cmp %[p], %[lim]\n\t"
+        "jhs .Lmax%=\n"
+        ".Lzero%=:\n\t"
+        "clr %[hi]\n\t"
+        "jmp .Lstore%=\n"
+        ".Lmax%=:\n\t"
+        "mov #0x7FFF, %[hi]\n\t"
+        "jmp .Lstore%=\n"
+        /* act none, outside: h = h' - 2^(shift-1); 0x8000 wrapped when lo < 2^(shift-1) */
+        ".Lsatn%=:\n\t"
+        "sub -2(%[tab]), %[hi]\n\t"
+        "cmp #0x8000, %[hi]\n\t"
+        "jeq .Lwrapn%=\n\t"
+        "tst %[hi]\n\t"
+        "jge .Lmax%=\n\t"
+        "mov #0x8000, %[hi]\n\t"
+        "jmp .Lstore%=\n"
+        ".Lwrapn%=:\n\t"
+        "cmp -2(%[tab]), %[p]\n\t"
+        "jlo .Lmax%=\n\t"
+        "jmp .Lstore%=\n"
         ".Lslow%=:\n\t"                     /* hi = fx_sparse_slow(lo, hi, tab) */
         "sub" FX_SP_A_ " #2, r1\n\t"        /* a slot for the result */
         "pushm" FX_SP_M_ " #12, r15\n\t"
@@ -944,15 +1003,21 @@ FX_NOINLINE static void fx_sparse_run(const fx_sparse_table_t *t, const fx_spars
         "pop %[hi]\n\t"
         "jmp .Lstore%=\n"
         ".Ldone%=:\n\t"
-        ".ifne (.Lend%= - .Lchain%=) - 10 * " FX_SP_STR_(FX_SPARSE_RUN_TAPS) "\n\t"
+        ".ifne (.Lend%= - .Lchain%=) - 10 * (" FX_SP_STR_(FX_SPARSE_RUN_TAPS) " - 1)\n\t"
         ".error \"fx_sparse_run: a chain step is not 10 bytes\"\n\t"
         ".endif\n\t"
-        ".ifne (.Lstore%= - .Lladder%=) - 128\n\t"
-        ".error \"fx_sparse_run: the ladder layout differs from fx_sparse_rq's entries\"\n\t"
+        ".ifne (.Lnl%= - .Lrq%=) - 128\n\t"
+        ".error \"fx_sparse_run: a range test of act none is not 8 bytes\"\n\t"
+        ".endif\n\t"
+        ".ifne (.Lrl%= - .Lrq%=) - 194\n\t"
+        ".error \"fx_sparse_run: the ladders' layout differs from fx_sparse_rq's entries\"\n\t"
+        ".endif\n\t"
+        ".ifne (.Lstore%= - .Lrl%=) - 60\n\t"
+        ".error \"fx_sparse_run: a ladder pair is not 4 bytes\"\n\t"
         ".endif"
         : [p] "=&r"(pp), [hi] "=&r"(hi), [xr] "+r"(xr), [e1] "+r"(e1), [e2] "+r"(e2),
           [yp] "+r"(yp), [g] "+r"(g), [nrows] "+m"(m.nrows)
-        : [tab] "r"(tab), [r1] "r"(r1), [l1] "r"(l1), [blo] "r"(bias.h[0]), [bhi] "r"(bias.h[1]),
+        : [tab] "r"(tab), [lim] "r"(lim), [ys] "r"(ys), [blo] "r"(bias.h[0]), [bhi] "r"(bias.h[1]),
           [ncols] "m"(m.ncols), [radj] "m"(m.radj), [yadj] "m"(m.yadj), [slow] "i"(fx_sparse_slow)
         : "memory");
 }
@@ -962,28 +1027,49 @@ FX_NOINLINE static void fx_sparse_run(const fx_sparse_table_t *t, const fx_spars
 static void fx_sparse_run(const fx_sparse_table_t *t, const fx_sparse_block_t *b)
 {
     fx_requant_fn_t *const rq = fx_requant_fn(t->shift);
-    int16_t *yrow = b->yp;
-    uint16_t row_org = b->org, r, c, i;
+    int16_t *yline = b->yp;
+    uint16_t line_org = b->org, r, c, i;
     for (r = 0; r < b->nrows; ++r) {
-        uint16_t org = row_org;
-        int16_t *yp = yrow;
+        uint16_t org = line_org;
+        int16_t *yp = yline;
         for (c = 0; c < b->ncols; ++c) {
             const uint16_t *q = t->pairs;
             int32_t acc;
-            FX_MAC_BEGIN(t->bias);
+            FX_MAC_BEGIN(t->bias0);
             for (i = 0; i < t->n; ++i, q += 2) {
                 FX_MAC(b->xg[(uint16_t)(org + q[0])], (int16_t)q[1]);
             }
             acc = FX_MAC_END();
-            FX_STORE(*yp, fx_sparse_act(t->act, rq((int32_t)((uint32_t)acc - t->round))));
-            ++yp;
+            FX_STORE(*yp, fx_sparse_act(t->act, rq(acc)));
+            yp += b->ycol;
             org = (uint16_t)(org + b->cstep);
         }
-        yrow += b->ow;
-        row_org = (uint16_t)(row_org + b->rstep);
+        yline += b->yrow;
+        line_org = (uint16_t)(line_org + b->rstep);
     }
 }
 #endif
+
+/* The block b from table t: act(requant(bias)) everywhere when no tap is valid, else
+ * fx_sparse_run. */
+static void fx_sparse_block(const fx_sparse_table_t *t, const fx_sparse_block_t *b)
+{
+    if (t->n == 0u) {
+        const int16_t v = fx_sparse_act(t->act, fx_requant(t->bias0, t->shift));
+        int16_t *yline = b->yp;
+        uint16_t r, c;
+        for (r = 0; r < b->nrows; ++r) {
+            int16_t *yp = yline;
+            for (c = 0; c < b->ncols; ++c) {
+                FX_STORE(*yp, v);
+                yp += b->ycol;
+            }
+            yline += b->yrow;
+        }
+        return;
+    }
+    fx_sparse_run(t, b);
+}
 
 /* The interior of a call: rows [ry_lo, ry_hi) and columns [in_lo, in_hi) whose windows lie
  * inside the input (fx_inside_range). */
@@ -993,18 +1079,18 @@ typedef struct {
 
 /* Rows [oy0, oy1) of one channel with n <= FX_SPARSE_RUN_TAPS taps (list), block by block: the
  * interior rows as one class, each border row its own; the interior columns as one run, each
- * border column its own (a run down the rows). */
+ * border column its own (a line down the rows of its class). */
 static void fx_sparse_channel(const fx_conv_sparse_t *p, const int16_t *xg, int16_t *ych,
                               uint16_t oy0, uint16_t oy1, const fx_sparse_inner_t *in,
                               const fx_sparse_tap_t *list, uint16_t n, fx_sparse_table_t *t)
 {
     const uint16_t ow = p->ow, iw = p->iw;
+    const uint16_t rstep = (uint16_t)((uint32_t)p->sh * iw);
     fx_sparse_block_t b;
     uint16_t oy = oy0;
     b.xg = xg;
-    b.cstep = p->sw;
-    b.rstep = (uint16_t)((uint32_t)p->sh * iw);
-    b.ow = ow;
+    b.rstep = rstep;
+    b.yrow = ow;
     while (oy < oy1) {
         const int32_t iy0 = (int32_t)oy * p->sh - p->pt;
         uint16_t ky0 = 0, ky1 = p->kh, ry, ox = 0;
@@ -1014,7 +1100,6 @@ static void fx_sparse_channel(const fx_conv_sparse_t *p, const int16_t *xg, int1
             fx_tap_range(iy0, p->kh, p->dh, (int32_t)p->ih, &ky0, &ky1);
             ry = (uint16_t)(oy + 1u);
         }
-        b.nrows = (uint16_t)(ry - oy);
         while (ox < ow) {
             const int32_t ix0 = (int32_t)ox * p->sw - p->pl;
             uint16_t kx0 = 0, kx1 = p->kw, cx;
@@ -1024,11 +1109,21 @@ static void fx_sparse_channel(const fx_conv_sparse_t *p, const int16_t *xg, int1
                 fx_tap_range(ix0, p->kw, p->dw, (int32_t)iw, &kx0, &kx1);
                 cx = (uint16_t)(ox + 1u);
             }
-            b.ncols = (uint16_t)(cx - ox);
             b.org = (uint16_t)(iy0 * (int32_t)iw + ix0);
             b.yp = ych + (uint32_t)oy * ow + ox;
+            if (cx == ox + 1u && ry > oy + 1u) {    /* a border column: one line down the rows */
+                b.cstep = rstep;
+                b.ncols = (uint16_t)(ry - oy);
+                b.nrows = 1;
+                b.ycol = ow;
+            } else {
+                b.cstep = p->sw;
+                b.ncols = (uint16_t)(cx - ox);
+                b.nrows = (uint16_t)(ry - oy);
+                b.ycol = 1;
+            }
             fx_sparse_table(t, list, n, ky0, ky1, kx0, kx1, b.cstep);
-            fx_sparse_run(t, &b);
+            fx_sparse_block(t, &b);
             ox = cx;
         }
         oy = ry;
@@ -1056,8 +1151,9 @@ FX_NOINLINE static void fx_sparse_fast(const fx_conv_sparse_t *p, const int16_t 
         b.ncols = p->ow;
         b.nrows = (uint16_t)(oy1 - oy0);
         b.yp = ych + (uint32_t)oy0 * p->ow;
-        b.ow = p->ow;
-        fx_sparse_run(&t, &b);
+        b.ycol = 1;
+        b.yrow = p->ow;
+        fx_sparse_block(&t, &b);
         return;
     }
     fx_sparse_list(p, p->offsets + j0, p->values + j0, n, list);

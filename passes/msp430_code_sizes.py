@@ -7,7 +7,7 @@ msp430-elf-gcc (freeml-tx msp430 toolchain, Debian gcc-12-source 12.2.0-14+deb12
 its section. plan-memory adds up what is reachable from the entry points a program's steps call.
 """
 
-SOURCES_SHA256 = '25366a54ea927c9206f32bd9de5c0b03d145484bcdb2d790e2989b461770b41f'
+SOURCES_SHA256 = '1702e02107e6da7e10ced2a184bb7a48a3697abf6f6487ac03348a215c3eace4'
 
 GRAPHS: dict[str, dict[str, dict[str, object]]] = {
  "large": {
@@ -255,7 +255,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
    "fx_sparse.c:.text.fx_sparse_fast": [
-    "fx_sparse.c:.rodata.fx_sparse_pow2",
+    "fx_sparse.c:.lower.rodata.fx_sp_pow2",
     "fx_sparse.c:.text.fx_sparse_block.part.0",
     "fx_sparse.c:.text.fx_sparse_run",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
@@ -665,10 +665,6 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     36,
     "rodata"
    ],
-   "fx_sparse.c:.rodata.fx_sparse_pow2": [
-    32,
-    "rodata"
-   ],
    "fx_sparse.c:.text.fx_conv_sparse": [
     1134,
     "code"
@@ -694,7 +690,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_fast": [
-    2480,
+    2470,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_pixel": [
@@ -1002,7 +998,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
    "fx_sparse.c:.text.fx_sparse_fast": [
-    "fx_sparse.c:.rodata.fx_sparse_pow2",
+    "fx_sparse.c:.rodata.fx_sp_pow2",
     "fx_sparse.c:.text.fx_sparse_block.part.0",
     "fx_sparse.c:.text.fx_sparse_run",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
@@ -1411,10 +1407,6 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     36,
     "rodata"
    ],
-   "fx_sparse.c:.rodata.fx_sparse_pow2": [
-    32,
-    "rodata"
-   ],
    "fx_sparse.c:.text.fx_conv_sparse": [
     902,
     "code"
@@ -1440,7 +1432,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_fast": [
-    2334,
+    2330,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_pixel": [

@@ -791,14 +791,6 @@ static void fx_sparse_direct(const fx_conv_sparse_t *p, const uint16_t *off, con
 #endif
 }
 
-#if FX_SPARSE_ASM
-/* 2^i, i < 16: a variable shift is a libgcc loop on the MSP430. */
-static const uint16_t fx_sparse_pow2[16] = {
-    0x0001u, 0x0002u, 0x0004u, 0x0008u, 0x0010u, 0x0020u, 0x0040u, 0x0080u,
-    0x0100u, 0x0200u, 0x0400u, 0x0800u, 0x1000u, 0x2000u, 0x4000u, 0x8000u,
-};
-#endif
-
 /* The requantisation of t's channel: bias, shift, activation. The assembly's entries (e2):
  * act none, shift s: a range test at .Lrq + 8 (16 - s), then 16 - s pairs of the ladder at .Lnl;
  * ReLU: 16 - s pairs of the ladder at .Lrl = .Lrq + 194 (its range test is lim). */
@@ -814,7 +806,7 @@ static void fx_sparse_rq(fx_sparse_table_t *t, int32_t bias, int8_t shift, const
     t->half = 0;
 #if FX_SPARSE_ASM
     if (shift >= 1 && shift <= 16) {
-        const uint16_t half = fx_sparse_pow2[shift - 1];
+        const uint16_t half = fx_sp_pow2[shift];
         const uint16_t k = (uint16_t)(16 - shift);       /* the ladder's left shifts */
         fx_mac_u32_t b;
         b.u = (uint32_t)bias + half;

@@ -1063,93 +1063,115 @@ static void fx_sparse_block(const fx_sparse_table_t *t, const fx_sparse_block_t 
     fx_sparse_run(t, b);
 }
 
-/* The interior of a call: rows [ry_lo, ry_hi) and columns [in_lo, in_hi) whose windows lie
- * inside the input (fx_inside_range). */
+/* What the channels of a call share: the interior (fx_inside_range) and the steps that walk its
+ * blocks by additions (a multiplication is a libgcc call on the MSP430). */
 typedef struct {
-    uint16_t ry_lo, ry_hi, in_lo, in_hi;
-} fx_sparse_inner_t;
+    uint16_t oy0, oy1;
+    uint16_t ry_lo, ry_hi;      /* rows whose windows lie inside the input vertically */
+    uint16_t in_lo, in_hi;      /* columns whose windows lie inside the input horizontally */
+    int32_t iy0;                /* oy0 * sh - pt: the top input row of row oy0's windows */
+    uint16_t org0;              /* iy0 * iw - pl mod 2^16: the window origin of output (oy0, 0) */
+    uint16_t rstep;             /* sh * iw: the origin's step from row to row */
+    uint32_t y0;                /* oy0 * ow */
+    uint16_t in_rows;           /* the call's interior rows [max(ry_lo, oy0), min(ry_hi, oy1)) */
+    int32_t in_iy;              /* in_rows * sh */
+    uint32_t in_y;              /* in_rows * ow */
+    uint16_t in_org;            /* in_rows * rstep mod 2^16 */
+    uint16_t in_ix;             /* (in_hi - in_lo) * sw */
+    uint8_t inside;             /* every window of the call lies inside the input */
+} fx_sparse_call_t;
 
-/* Rows [oy0, oy1) of one channel with n <= FX_SPARSE_RUN_TAPS taps (list), block by block: the
- * interior rows as one class, each border row its own; the interior columns as one run, each
- * border column its own (a line down the rows of its class). */
-static void fx_sparse_channel(const fx_conv_sparse_t *p, const int16_t *xg, int16_t *ych,
-                              uint16_t oy0, uint16_t oy1, const fx_sparse_inner_t *in,
-                              const fx_sparse_tap_t *list, uint16_t n, fx_sparse_table_t *t)
+/* One channel with n <= FX_SPARSE_RUN_TAPS taps (list), block by block: the interior rows as one
+ * class, each border row its own; the interior columns as one run, each border column its own
+ * (a line down the rows of its class). */
+static void fx_sparse_channel(const fx_conv_sparse_t *p, const fx_sparse_call_t *c,
+                              const int16_t *xg, int16_t *ych, const fx_sparse_tap_t *list,
+                              uint16_t n, fx_sparse_table_t *t)
 {
-    const uint16_t ow = p->ow, iw = p->iw;
-    const uint16_t rstep = (uint16_t)((uint32_t)p->sh * iw);
+    const uint16_t ow = p->ow;
     fx_sparse_block_t b;
-    uint16_t oy = oy0;
+    uint16_t oy = c->oy0, row_org = c->org0;
+    int32_t iy0 = c->iy0;
+    int16_t *yrow = ych + c->y0;
     b.xg = xg;
-    b.rstep = rstep;
+    b.rstep = c->rstep;
     b.yrow = ow;
-    while (oy < oy1) {
-        const int32_t iy0 = (int32_t)oy * p->sh - p->pt;
-        uint16_t ky0 = 0, ky1 = p->kh, ry, ox = 0;
-        if (oy >= in->ry_lo && oy < in->ry_hi) {
-            ry = in->ry_hi < oy1 ? in->ry_hi : oy1;
+    while (oy < c->oy1) {
+        uint16_t ky0 = 0, ky1 = p->kh, nrows = 1, ox = 0, org = row_org;
+        int32_t ix0 = -(int32_t)p->pl;
+        int16_t *yp = yrow;
+        if (oy >= c->ry_lo && oy < c->ry_hi) {
+            nrows = c->in_rows;
         } else {
             fx_tap_range(iy0, p->kh, p->dh, (int32_t)p->ih, &ky0, &ky1);
-            ry = (uint16_t)(oy + 1u);
         }
         while (ox < ow) {
-            const int32_t ix0 = (int32_t)ox * p->sw - p->pl;
-            uint16_t kx0 = 0, kx1 = p->kw, cx;
-            if (ox >= in->in_lo && ox < in->in_hi) {
-                cx = in->in_hi;
+            uint16_t kx0 = 0, kx1 = p->kw, ncols = 1, ostep = p->sw;
+            if (ox >= c->in_lo && ox < c->in_hi) {
+                ncols = (uint16_t)(c->in_hi - c->in_lo);
+                ostep = c->in_ix;
             } else {
-                fx_tap_range(ix0, p->kw, p->dw, (int32_t)iw, &kx0, &kx1);
-                cx = (uint16_t)(ox + 1u);
+                fx_tap_range(ix0, p->kw, p->dw, (int32_t)p->iw, &kx0, &kx1);
             }
-            b.org = (uint16_t)(iy0 * (int32_t)iw + ix0);
-            b.yp = ych + (uint32_t)oy * ow + ox;
-            if (cx == ox + 1u && ry > oy + 1u) {    /* a border column: one line down the rows */
-                b.cstep = rstep;
-                b.ncols = (uint16_t)(ry - oy);
+            b.org = org;
+            b.yp = yp;
+            if (ncols == 1u && nrows > 1u) {    /* a border column: one line down the rows */
+                b.cstep = c->rstep;
+                b.ncols = nrows;
                 b.nrows = 1;
                 b.ycol = ow;
             } else {
                 b.cstep = p->sw;
-                b.ncols = (uint16_t)(cx - ox);
-                b.nrows = (uint16_t)(ry - oy);
+                b.ncols = ncols;
+                b.nrows = nrows;
                 b.ycol = 1;
             }
             fx_sparse_table(t, list, n, ky0, ky1, kx0, kx1, b.cstep);
             fx_sparse_block(t, &b);
-            ox = cx;
+            ox = (uint16_t)(ox + ncols);
+            yp += ncols;
+            ix0 += ostep;
+            org = (uint16_t)(org + ostep);
         }
-        oy = ry;
+        oy = (uint16_t)(oy + nrows);
+        if (nrows == 1u) {
+            iy0 += p->sh;
+            row_org = (uint16_t)(row_org + c->rstep);
+            yrow += ow;
+        } else {
+            iy0 += c->in_iy;
+            row_org = (uint16_t)(row_org + c->in_org);
+            yrow += c->in_y;
+        }
     }
 }
 
-/* Channel co, rows [oy0, oy1), with n <= FX_SPARSE_RUN_TAPS taps (the fast path). */
-FX_NOINLINE static void fx_sparse_fast(const fx_conv_sparse_t *p, const int16_t *xg, int16_t *ych,
-                                       uint16_t co, uint16_t oy0, uint16_t oy1,
-                                       const fx_sparse_inner_t *in)
+/* Channel co with n <= FX_SPARSE_RUN_TAPS taps (the fast path). */
+FX_NOINLINE static void fx_sparse_fast(const fx_conv_sparse_t *p, const fx_sparse_call_t *c,
+                                       const int16_t *xg, int16_t *ych, uint16_t co)
 {
     const uint16_t j0 = p->chanptr[co];
     const uint16_t n = (uint16_t)(p->chanptr[co + 1u] - j0);
     fx_sparse_tap_t list[FX_SPARSE_RUN_TAPS];
     fx_sparse_table_t t;
     fx_sparse_rq(&t, p->bias[co], p->shift[co], &p->act);
-    if (in->ry_lo <= oy0 && oy1 <= in->ry_hi && in->in_lo == 0u && in->in_hi == p->ow) {
-        /* every window of the call inside the input: one block, no list */
+    if (c->inside) {    /* one block, no list */
         fx_sparse_block_t b;
         fx_sparse_direct(p, p->offsets + j0, p->values + j0, n, &t);
         b.xg = xg;
-        b.org = (uint16_t)(((uint32_t)oy0 * p->sh - p->pt) * p->iw - p->pl);    /* mod 2^16 */
+        b.org = c->org0;
         b.cstep = p->sw;
-        b.rstep = (uint16_t)((uint32_t)p->sh * p->iw);
+        b.rstep = c->rstep;
         b.ncols = p->ow;
-        b.nrows = (uint16_t)(oy1 - oy0);
-        b.yp = ych + (uint32_t)oy0 * p->ow;
+        b.nrows = (uint16_t)(c->oy1 - c->oy0);
+        b.yp = ych + c->y0;
         b.ycol = 1;
         b.yrow = p->ow;
         fx_sparse_block(&t, &b);
         return;
     }
     fx_sparse_list(p, p->offsets + j0, p->values + j0, n, list);
-    fx_sparse_channel(p, xg, ych, oy0, oy1, in, list, n, &t);
+    fx_sparse_channel(p, c, xg, ych, list, n, &t);
 }
 
 /* Channel co, rows [oy0, oy1), any number of taps: segments of up to FX_SPARSE_CONV_SEG outputs
@@ -1209,22 +1231,36 @@ void fx_conv_sparse(const fx_conv_sparse_t *p, const int16_t *x, int16_t *y,
     const int near = FX_SPARSE_NEAR(x, 2u * p->cin * hw);
     const int16_t *xg;
     int16_t *ych;
-    fx_sparse_inner_t in;
-    uint16_t co, gi;
+    fx_sparse_call_t c;
+    uint16_t co, gi, a, b;
 
     if (co0 >= co1 || oy0 >= oy1 || p->ow == 0u) {
         return;
     }
-    fx_inside_range(p->iw, p->kw, p->sw, p->dw, p->pl, p->ow, &in.in_lo, &in.in_hi);
-    fx_inside_range(p->ih, p->kh, p->sh, p->dh, p->pt, p->oh, &in.ry_lo, &in.ry_hi);
+    fx_inside_range(p->iw, p->kw, p->sw, p->dw, p->pl, p->ow, &c.in_lo, &c.in_hi);
+    fx_inside_range(p->ih, p->kh, p->sh, p->dh, p->pt, p->oh, &c.ry_lo, &c.ry_hi);
+    c.oy0 = oy0;
+    c.oy1 = oy1;
+    c.iy0 = (int32_t)oy0 * p->sh - p->pt;
+    c.rstep = (uint16_t)(p->sh * p->iw);                 /* mod 2^16 */
+    c.org0 = (uint16_t)((uint16_t)c.iy0 * p->iw - p->pl);
+    c.y0 = (uint32_t)oy0 * p->ow;
+    a = c.ry_lo > oy0 ? c.ry_lo : oy0;
+    b = c.ry_hi < oy1 ? c.ry_hi : oy1;
+    c.in_rows = a < b ? (uint16_t)(b - a) : 0u;
+    c.in_iy = (int32_t)c.in_rows * p->sh;
+    c.in_y = (uint32_t)c.in_rows * p->ow;
+    c.in_org = (uint16_t)(c.in_rows * c.rstep);
+    c.in_ix = (uint16_t)((uint16_t)(c.in_hi - c.in_lo) * p->sw);
+    c.inside = (uint8_t)(c.in_rows == oy1 - oy0 && c.in_lo == 0u && c.in_hi == p->ow);
     gi = (uint16_t)(co0 % cout_g);                        /* co's index inside its group */
     xg = x + (uint32_t)(co0 / cout_g) * ghw;
     ych = y + (uint32_t)co0 * ohw;
     for (co = co0; co < co1; ++co) {
         if (near && (uint16_t)(p->chanptr[co + 1u] - p->chanptr[co]) <= FX_SPARSE_RUN_TAPS) {
-            fx_sparse_fast(p, xg, ych, co, oy0, oy1, &in);
+            fx_sparse_fast(p, &c, xg, ych, co);
         } else {
-            fx_sparse_chunked(p, xg, ych, co, oy0, oy1, in.in_lo, in.in_hi);
+            fx_sparse_chunked(p, xg, ych, co, oy0, oy1, c.in_lo, c.in_hi);
         }
         ych += ohw;
         if (++gi == cout_g) {

@@ -1,8 +1,10 @@
-"""`ml-to-onnx`: scikit-learn's ``ai.onnx.ml`` Scaler, LinearClassifier and Normalizer as standard ops.
+"""`ml-to-onnx`: scikit-learn's ``ai.onnx.ml`` Scaler, LinearClassifier, LinearRegressor and Normalizer as
+standard ops.
 
 skl2onnx writes linear models (LogisticRegression, LinearSVC, SGDClassifier with several classes,
-RidgeClassifier, ...) as one ``LinearClassifier`` node and StandardScaler as a ``Scaler`` node.
-Both are plain arithmetic; this pass spells them with default-domain ops so the rest of `normalize`
+RidgeClassifier, ...) as one ``LinearClassifier`` node, linear regressors (LinearRegression, Ridge,
+Lasso, SGDRegressor, LinearSVR, ...) as one ``LinearRegressor`` node and StandardScaler as a
+``Scaler`` node. All are plain arithmetic; this pass spells them with default-domain ops so the rest of `normalize`
 (and `strip-classifier-tail` for the label output) treats them like any other model.
 """
 
@@ -92,11 +94,13 @@ def _scores_visible(graph: gs.Graph, scores: gs.Tensor) -> bool:
 
 @register
 class MlOpsToOnnx(Pass):
-    """Rewrite ``ai.onnx.ml`` Scaler, LinearClassifier (and the Normalizer after its softmax).
+    """Rewrite ``ai.onnx.ml`` Scaler, LinearClassifier (and the Normalizer after its softmax), LinearRegressor.
 
     Before -> after::
 
         y = Scaler(x) {offset=o, scale=s}          ->  y = Mul(Add(x, -o), s)
+        y = LinearRegressor(x) {coefficients=W, intercepts=b, targets=T, post_transform=NONE}
+                                                   ->  y = Gemm(x, W[T,K], b[T]) {transB=1}
         label, p = LinearClassifier(x) {coefficients=W, intercepts=b, classlabels_ints=L,
                                         post_transform=SOFTMAX}
         q = Normalizer(p) {norm=L1}
@@ -122,7 +126,7 @@ class MlOpsToOnnx(Pass):
     def run(self, model: OnnxModel) -> PassResult[OnnxModel]:
         graph = model.graph
         names = NameSource(graph)
-        stats = {"scalers": 0, "linear-classifiers": 0, "normalizers": 0}
+        stats = {"scalers": 0, "linear-classifiers": 0, "normalizers": 0, "linear-regressors": 0}
         for node in list(graph.nodes):
             if node.domain != ML_DOMAIN:
                 continue
@@ -133,6 +137,8 @@ class MlOpsToOnnx(Pass):
                 if done is not None:
                     stats["linear-classifiers"] += 1
                     stats["normalizers"] += done
+            elif node.op == "LinearRegressor" and self._regressor(model, names, node):
+                stats["linear-regressors"] += 1
         changed = any(stats.values())
         if changed and not any(d.domain in DEFAULT_DOMAINS for d in graph.import_domains or []):
             # a model of ai.onnx.ml ops only imports no default domain; the new nodes need one
@@ -169,6 +175,30 @@ class MlOpsToOnnx(Pass):
             new = add_node(model.graph, names, op, f"{node.name}_{op.lower()}", [current, const], [out])
             set_origin(model, new, origin)
             current = out
+        return True
+
+    def _regressor(self, model: OnnxModel, names: NameSource, node: gs.Node) -> bool:
+        """``y = x W^T + b`` as one Gemm; False (left for check-supported) for a post_transform other
+        than NONE or coefficients that do not fit ``targets`` and the input width."""
+        coefs = _floats(node, "coefficients")
+        targets = int(attr(node, "targets", 1))
+        width = _input_width(node)
+        if str(attr(node, "post_transform", "NONE")) != "NONE" or coefs is None or targets <= 0 \
+                or coefs.size % targets or (width is not None and coefs.size != targets * width):
+            return False
+        bias = _floats(node, "intercepts")
+        if bias is None or not len(bias):
+            bias = np.zeros(targets, dtype=np.float32)
+        if len(bias) != targets:
+            return False
+        weights = coefs.reshape(targets, coefs.size // targets)
+        origin = origin_of(model, node)
+        x, y = node.inputs[0], node.outputs[0]
+        detach(node)
+        w = new_constant(names, f"{node.name}_weights", weights)
+        b = new_constant(names, f"{node.name}_bias", bias)
+        gemm = add_node(model.graph, names, "Gemm", f"{node.name}_gemm", [x, w, b], [y], {"transB": 1})
+        set_origin(model, gemm, origin)
         return True
 
     def _linear(self, model: OnnxModel, names: NameSource, node: gs.Node) -> int | None:

@@ -211,6 +211,37 @@ def test_verify_top1_agreement_on_the_sample_test_sets(name: str, tmp_path: Path
         assert code == 1 and "FAIL" in text and "top-1 agreement" in text
 
 
+def test_verify_judges_a_regressor_on_its_values(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # skl2onnx LinearRegression (ai.onnx.ml LinearRegressor) with one target: no top-1 to compare, so
+    # verify must check the values; a reference that differs must fail it
+    pytest.importorskip("skl2onnx")
+    import onnx
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(60, 5)) * 3 + 1).astype(np.float32)
+    reg = LinearRegression().fit(x, x @ rng.normal(size=5) + 2)
+    proto = to_onnx(reg, initial_types=[("input", FloatTensorType([None, 5]))], target_opset={"": 13, "ai.onnx.ml": 1})
+    onnx.save(proto, str(tmp_path / "reg.onnx"))
+    np.savez(tmp_path / "reg.npz", x=x)
+    out, data = tmp_path / "b", str(tmp_path / "reg.npz")
+    assert cli(capsys, str(tmp_path / "reg.onnx"), "-o", str(out), "--data", data)[0] == 0
+    code, text, err = cli(capsys, "verify", str(out), "--data", data, "--json")
+    assert code == 0, text + err
+    (row,) = json.loads(text)["outputs"]
+    assert row["kind"] == "values" and "agreement" not in row
+    assert row["max_abs_error"] <= row["error_bound"] < 0.06 * row["max_abs_reference"]
+    normalized = onnx.load(str(out / "normalized.onnx"))
+    for init in normalized.graph.initializer:  # the float model's weights x 1.2: the C now disagrees
+        if len(init.dims) == 2:
+            init.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(init) * 1.2, init.name))
+    onnx.save(normalized, str(out / "normalized.onnx"))
+    code, text, _ = cli(capsys, "verify", str(out), "--data", data)
+    assert code == 1 and "FAIL" in text and "output 'variable' max abs error" in text and "> bound" in text
+
+
 def test_verify_needs_the_normalized_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     model, data = sample("tiny_conv1d")
     assert cli(capsys, model, "-o", str(tmp_path / "a"), "--data", data)[0] == 0

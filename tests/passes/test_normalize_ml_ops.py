@@ -164,3 +164,57 @@ def test_binary_linear_svc_decision_column_is_reported_with_the_export_option() 
     raw, _ = _skl(LinearSVC(), 2, None, options={"raw_scores": True})
     model = _normalized_agrees(raw, x, "probabilities", "label")
     assert ops(model) == ["Gemm"]
+
+
+def _regressor(reg: Any, targets: int, opset: int) -> tuple[onnx.ModelProto, np.ndarray]:
+    """Fit ``reg`` on seeded data with ``targets`` outputs; its skl2onnx export and 5 inputs."""
+    pytest.importorskip("sklearn")
+    pytest.importorskip("skl2onnx")
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+
+    rng = np.random.default_rng(1)
+    x = (rng.normal(size=(80, 6)) * [1, 2, 3, 0.5, 1, 4] + [0, 1, -2, 3, 0, 5]).astype(np.float32)
+    y = x @ rng.normal(size=(6, targets)) + rng.normal(size=targets)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reg.fit(x, y[:, 0] if targets == 1 else y)
+        proto = to_onnx(reg, initial_types=[("input", FloatTensorType([None, 6]))],
+                        target_opset={"": opset, "ai.onnx.ml": 1})
+    return proto, x[:5]
+
+
+@pytest.mark.parametrize("opset", [12, 17])
+@pytest.mark.parametrize("targets", [1, 3])
+@pytest.mark.parametrize("kind", ["LinearRegression", "Ridge", "pipeline"])
+def test_linear_regressor_becomes_one_gemm(kind: str, targets: int, opset: int) -> None:
+    from sklearn.linear_model import LinearRegression, Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    reg = {"LinearRegression": LinearRegression, "Ridge": Ridge,
+           "pipeline": lambda: make_pipeline(StandardScaler(), LinearRegression())}[kind]()
+    proto, x = _regressor(reg, targets, opset)
+    assert "LinearRegressor" in ops(proto)
+    result = run_pass(Normalize, load(proto))
+    model = result.model
+    assert check_normal_form(model) == []
+    assert ops(model) == (["Add", "Mul", "Gemm"] if kind == "pipeline" else ["Gemm"])  # the Scaler: Add, Mul
+    assert result.stats["ml-to-onnx"]["linear-regressors"] == 1
+    after = model.to_proto()
+    assert [o.name for o in after.graph.output] == [o.name for o in proto.graph.output]
+    for row in x:
+        assert_same_outputs(proto, after, {"input": row[None]}, rtol=1e-4, atol=1e-4)
+
+
+def test_linear_regressor_with_post_transform_is_left_and_reported() -> None:
+    node = helper.make_node("LinearRegressor", ["x"], ["y"], domain=ML, coefficients=[0.5, -1.0, 0.25],
+                            intercepts=[0.1], post_transform="PROBIT", name="lr")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(ML, 1)])
+    assert not run_pass(MlOpsToOnnx, static(proto)).changed
+    with pytest.raises(UnsupportedError) as info:
+        run_pass(Normalize, load(proto))
+    text = info.value.render()
+    assert "'lr' (LinearRegressor, ai.onnx.ml" in text and "post_transform NONE" in text

@@ -7,8 +7,11 @@ onnxruntime on ``DIR/normalized.onnx`` (the float model that was lowered). Per o
 top-1 agreement (argmax equal), the max and mean absolute error of the dequantised C output, and,
 when the data has labels ``y``, the accuracy of both (on the samples the file's ``split`` marks
 ``test`` when it has marks: the others are the model's training or validation images). The class-index output of a classifier is
-compared with the argmax of the onnxruntime scores it came from. Exit status 1 when an agreement is
-below ``--min-agreement`` (default 0.995). A package with a gNet also compares every exit: the
+compared with the argmax of the onnxruntime scores it came from. Every other output is also judged
+on its values (what a regressor's output needs: top-1 means nothing there, and a one-column output
+has none): its max abs error may be at most ``--max-error`` (default 0.05) times its largest
+|reference| plus two steps of its Q format. Exit status 1 when an agreement is below
+``--min-agreement`` (default 0.995) or an error is above its bound. A package with a gNet also compares every exit: the
 class of the C's head after exit k against the argmax of onnxruntime's ``gnet_exit_k``.
 """
 
@@ -33,6 +36,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--data", required=True, metavar="D.npz", help="inputs (and optional labels y)")
     parser.add_argument("--min-agreement", type=float, default=0.995, metavar="F",
                         help="fail (exit 1) below this top-1 agreement (default 0.995)")
+    parser.add_argument("--max-error", type=float, default=0.05, metavar="F",
+                        help="fail (exit 1) when an output's max abs error is above F x its largest |reference| "
+                             "plus two steps of its Q format (default 0.05)")
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N samples")
     parser.add_argument("--cc", metavar="CC", help="C compiler for the build (default: $CC or cc)")
     parser.add_argument("--sanitize", action="store_true", help="build and run with ASan + UBSan")
@@ -59,9 +65,11 @@ def reference_outputs(model_path: Path, names: list[str], inputs: dict[str, np.n
 
 
 def compare(man: dict[str, Any], c_real: dict[str, np.ndarray], ref: dict[str, np.ndarray],
-            labels: np.ndarray | None, accuracy_rows: np.ndarray | None = None) -> list[dict[str, Any]]:
-    """Per-output figures: agreement, errors, accuracy vs labels (over ``accuracy_rows``, a boolean
-    mask of the samples, when given: the test split)."""
+            labels: np.ndarray | None, accuracy_rows: np.ndarray | None = None,
+            max_error: float = 0.05) -> list[dict[str, Any]]:
+    """Per-output figures: agreement, errors and their bound (``max_error`` x the largest |reference|
+    + two Q steps), accuracy vs labels (over ``accuracy_rows``, a boolean mask of the samples, when
+    given: the test split)."""
     results = []
     cls_name = man.get("class_output")
     for pt in man["outputs"]:
@@ -79,9 +87,11 @@ def compare(man: dict[str, Any], c_real: dict[str, np.ndarray], ref: dict[str, n
         else:
             r = ref[name]
             err = np.abs(c - r)
+            reference = float(np.abs(r).max()) if r.size else 0.0
             row.update({"kind": "values", "max_abs_error": float(err.max()) if err.size else 0.0,
                         "mean_abs_error": float(err.mean()) if err.size else 0.0,
-                        "max_abs_reference": float(np.abs(r).max()) if r.size else 0.0})
+                        "max_abs_reference": reference,
+                        "error_bound": max_error * reference + 2.0 ** (1 - int(pt["q"]))})
             if c.shape[1] < 2:
                 results.append(row)
                 continue
@@ -121,14 +131,16 @@ def run(args: argparse.Namespace) -> int:
         names.append(man["class_source"])
     ref = reference_outputs(model_path, names, ds.inputs)
     test_rows = None if ds.marks is None else ds.marks == "test"
-    results = compare(man, c_real, ref, ds.labels, test_rows)
+    results = compare(man, c_real, ref, ds.labels, test_rows, args.max_error)
     results += gnet_verify_rows(out_dir, man, ds.inputs, ds.labels, test_rows, args.cc, args.sanitize)  # gNet exits
     rated = [r for r in results if "agreement" in r]
     worst = min((r["agreement"] for r in rated), default=1.0)
-    ok = worst >= args.min_agreement
+    off = [r for r in results if "error_bound" in r and r["max_abs_error"] > r["error_bound"]]
+    ok = worst >= args.min_agreement and not off
     if args.json:
         print(json.dumps({"dir": str(out_dir), "data": args.data, "samples": len(ds), "outputs": results,
-                          "min_agreement": args.min_agreement, "pass": ok}, indent=2, sort_keys=True))
+                          "min_agreement": args.min_agreement, "max_error": args.max_error, "pass": ok},
+                         indent=2, sort_keys=True))
     else:
         print(f"verify {out_dir}/ on {args.data} ({len(ds)} samples): generated C (host) vs onnxruntime "
               f"on normalized.onnx")
@@ -137,8 +149,8 @@ def run(args: argparse.Namespace) -> int:
             if "agreement" in r:
                 parts.append(f"top-1 agreement {100 * r['agreement']:.2f}% ({r['agree']}/{r['samples']})")
             if "max_abs_error" in r:
-                parts.append(f"max abs error {r['max_abs_error']:.4g}, mean abs error {r['mean_abs_error']:.4g} "
-                             f"(|reference| <= {r['max_abs_reference']:.4g})")
+                parts.append(f"max abs error {r['max_abs_error']:.4g} (bound {r['error_bound']:.4g}), mean abs error "
+                             f"{r['mean_abs_error']:.4g} (|reference| <= {r['max_abs_reference']:.4g})")
             if "compared_with" in r:
                 parts.append(f"vs {r['compared_with']}")
             print(f"  output '{r['output']}' (q={r['q']}): " + ", ".join(parts))
@@ -147,6 +159,12 @@ def run(args: argparse.Namespace) -> int:
                 print(f"    accuracy vs labels ({r['accuracy_samples']} samples{split}): C {100 * r['accuracy_c']:.2f}%, "
                       f"onnxruntime {100 * r['accuracy_onnxruntime']:.2f}%")
         verdict = "PASS" if ok else "FAIL"
-        print(f"{verdict}: lowest top-1 agreement {100 * worst:.2f}% "
-              f"({'>=' if ok else '<'} {100 * args.min_agreement:.2f}%)")
+        below = worst < args.min_agreement
+        judged = [f"lowest top-1 agreement {100 * worst:.2f}% ({'<' if below else '>='} "
+                  f"{100 * args.min_agreement:.2f}%)"] if rated else []
+        judged += [f"output '{r['output']}' max abs error {r['max_abs_error']:.4g} > bound {r['error_bound']:.4g}"
+                   for r in off]
+        if not off and any("error_bound" in r for r in results):
+            judged.append("every output's max abs error within its bound")
+        print(f"{verdict}: " + "; ".join(judged))
     return 0 if ok else 1

@@ -54,13 +54,19 @@ _OP_HINTS: dict[str, str] = {
 
 
 _ML_HINT = ("scikit-learn models are supported when their tail is ArgMax -> ArrayFeatureExtractor / ZipMap "
-            "after the scores (e.g. MLPClassifier), and their Scaler and LinearClassifier")
+            "after the scores (e.g. MLPClassifier), and their Scaler, LinearClassifier and LinearRegressor")
 _ML_HINTS: dict[str, str] = {
     "LinearClassifier": "a LinearClassifier is supported with post_transform NONE, SOFTMAX or LOGISTIC when its "
                         "scores are a graph output (or go to a ZipMap); skl2onnx gives a binary LinearSVC or "
                         "RidgeClassifier only its decision column: export it with options={id(clf): "
                         "{'raw_scores': True}}",
     "Normalizer": "only the L1 Normalizer after a LinearClassifier's softmax is supported (it changes nothing)",
+    "LinearRegressor": "a LinearRegressor is supported with post_transform NONE and coefficients of "
+                       "targets x input width",
+    "SVMClassifier": "kernel SVMs (SVC, NuSVC) are not supported; train a LinearSVC (or SGDClassifier) instead: "
+                     "it exports as a LinearClassifier, which is",
+    "SVMRegressor": "kernel SVMs (SVR, NuSVR) are not supported; train a LinearSVR (or SGDRegressor) instead: "
+                    "it exports as a LinearRegressor, which is",
 }
 
 
@@ -281,7 +287,10 @@ def node_findings(model: OnnxModel, node: gs.Node) -> list[Finding]:
     else:
         problems = RULES[node.op](model, node)
     open_shapes = [t.name for t in node.outputs if not is_empty(t) and static_shape(t) is None]
-    if open_shapes:
+    # a shape is reported where it is lost; the nodes downstream of an open input that a node
+    # computes would only repeat it
+    lost_upstream = any(not is_empty(t) and t.inputs and static_shape(t) is None for t in node.inputs)
+    if open_shapes and not lost_upstream:
         problems = [(f"output {', '.join(open_shapes)} has no static shape",
                      "fix the input shapes with --input-shape; shapes that depend on the data are not "
                      "supported")] + problems

@@ -145,8 +145,8 @@ def infer(model: OnnxModel, pass_name: str) -> None:
     """Run onnx shape inference (strict, with data propagation); fall back to onnxruntime."""
     proto = to_proto(model)
     for output in proto.graph.output:
-        if not output.type.HasField("tensor_type"):
-            output.ClearField("type")  # gs cannot write map types (ZipMap); let inference fill it in
+        if not output.type.HasField("tensor_type") or output.type.tensor_type.elem_type == onnx.TensorProto.UNDEFINED:
+            output.ClearField("type")  # gs cannot write map types (ZipMap's); let inference fill it in
     try:
         inferred = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True, data_prop=True)
     except Exception as strict_exc:  # InferenceError, or a checker error for ops it does not know

@@ -161,3 +161,41 @@ def test_data_dependent_shapes_are_listed_with_the_other_problems() -> None:
         run_pass(Normalize, load(proto))
     details = "\n".join(info.value.details)
     assert "'NonZero_0'" in details and "no static shape" in details and "'Tanh_1'" in details
+
+
+def test_a_lost_shape_is_reported_where_it_is_lost_only() -> None:
+    proto = parse("""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 4] x) => (float[1, K] y) {
+        i = NonZero(x)
+        f = Cast <to = 1> (i)
+        r = Relu(f)
+        y = Flatten(r)
+    }
+    """)
+    with pytest.raises(UnsupportedError) as info:
+        run_pass(Normalize, load(proto))
+    details = info.value.details
+    assert sum("no static shape" in d for d in details) == 1
+    assert any("'NonZero_0'" in d and "no static shape" in d for d in details)
+    assert any("'Cast_1'" in d and "Cast is not supported" in d for d in details)
+
+
+def test_an_unsupported_scikit_learn_model_with_zipmap_is_reported_by_op() -> None:
+    # the ZipMap after an SVMClassifier is not stripped; shape inference used to fail on its map
+    # output before check-supported could name the SVM
+    pytest.importorskip("skl2onnx")
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.svm import SVC
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 4)).astype(np.float32)
+    svc = SVC(kernel="linear").fit(x, (x[:, 0] > 0).astype(int) + (x[:, 1] > 0))
+    proto = to_onnx(svc, initial_types=[("input", FloatTensorType([None, 4]))], target_opset={"": 13, "ai.onnx.ml": 1})
+    assert "ZipMap" in [n.op_type for n in proto.graph.node]
+    with pytest.raises(UnsupportedError) as info:
+        run_pass(Normalize, load(proto))
+    assert info.value.location.pass_name == "check-supported"
+    text = info.value.render()
+    assert "(SVMClassifier, ai.onnx.ml" in text and "train a LinearSVC" in text

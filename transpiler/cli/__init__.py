@@ -14,6 +14,7 @@ internal error (exit code 1); ``--debug`` adds the traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -21,7 +22,7 @@ import traceback
 from importlib import import_module
 from importlib.util import find_spec
 from types import ModuleType
-from typing import NoReturn, Sequence
+from typing import Iterator, NoReturn, Sequence
 
 from transpiler.errors import FreemlError
 
@@ -126,7 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help(sys.stderr)
             return 2
         args.argv = rest
-        return int(module.run(args))
+        with _graphsurgeon_quiet(not debug):
+            return int(module.run(args))
     except FreemlError as exc:
         if debug:
             traceback.print_exc(file=sys.stderr)
@@ -144,6 +146,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             print(f"internal error: {message}" + ("" if debug else " (re-run with --debug)"), file=sys.stderr)
         return 1
+
+
+@contextlib.contextmanager
+def _graphsurgeon_quiet(quiet: bool) -> Iterator[None]:
+    """onnx-graphsurgeon's own ``[W]`` lines (a missing optional module, a map-typed output it cannot
+    convert) are noise on the command line: freeml-tx's errors say what matters (``--debug`` keeps them)."""
+    if not quiet:
+        yield
+        return
+    import onnx_graphsurgeon as gs
+
+    logger = gs.logger.G_LOGGER
+    old = logger.severity
+    logger.severity = max(old, logger.ERROR)
+    try:
+        yield
+    finally:
+        logger.severity = old
 
 
 def _subparser_names(parser: argparse.ArgumentParser) -> list[str]:

@@ -311,7 +311,8 @@ def graph_findings(model: OnnxModel) -> list[str]:
             out.append(f"input '{tensor.name}' has dtype {tensor.dtype}; only float32 inputs are supported")
         if shape is not None and (len(shape) < 2 or shape[0] != 1):
             out.append(f"input '{tensor.name}' has shape {list(shape)}; inputs must be [1, ...] (batch 1, "
-                       f"then features/channels); fix it with --input-shape {tensor.name}=1x...")
+                       f"then features/channels); give a dynamic batch 1 with --input-shape {tensor.name}=1x..., "
+                       f"or export the model with batch 1")
     for tensor in model.graph.outputs:
         if getattr(tensor, "type", "tensor_type") != "tensor_type":
             out.append(f"output '{tensor.name}' is a {tensor.type}, not a tensor")

@@ -8,6 +8,7 @@ from typing import Any
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
+from passes.batch_one import BatchOne
 from passes.binary_scores import BinaryScores
 from passes.canonical_arith import CanonicalizeArith
 from passes.canonical_reshape import CanonicalizeReshape
@@ -58,8 +59,8 @@ class Normalize(Pass):
 
     Order: name-nodes; ml-to-onnx (scikit-learn's Scaler/LinearClassifier as standard ops, with the
     label path strip-classifier-tail knows); strip-classifier-tail (early: onnx-graphsurgeon cannot
-    represent ZipMap's map type); upgrade-opset; infer-shapes, fold-constants, infer-shapes; then the rewrites
-    (remove-noops, explicit-attributes, fold-pad, reduce-mean-to-gap, matmul-to-gemm, binary-scores,
+    represent ZipMap's map type); upgrade-opset; infer-shapes, fold-constants; batch-one (a fixed
+    batch > 1 becomes 1, after folding wrote it into constant shapes); infer-shapes; then the rewrites (remove-noops, explicit-attributes, fold-pad, reduce-mean-to-gap, matmul-to-gemm, binary-scores,
     canonicalize-arith, fold-batchnorm, canonicalize-reshape, fold-constants, infer-shapes) repeated
     until nothing changes (at most 4 rounds); then infer-shapes requiring static shapes, name-nodes
     and check-supported. The stats hold each sub-pass's stats (numbers summed over rounds) and the
@@ -79,7 +80,7 @@ class Normalize(Pass):
         prologue: list[tuple[type[Pass], Any]] = [
             (NameNodes, None), (MlOpsToOnnx, None), (StripClassifierTail, None),
             (UpgradeOpset, UpgradeOpsetOptions(target=opts.opset)),
-            (InferShapes, InferShapesOptions(require_static=False)), (FoldConstants, None),
+            (InferShapes, InferShapesOptions(require_static=False)), (FoldConstants, None), (BatchOne, None),
             (InferShapes, InferShapesOptions(require_static=False))]
         for cls, options in prologue:
             model, did = self._step(cls, options, model, stats)

@@ -124,7 +124,8 @@ def test_steps_log_regrowth(sparse_digits: tuple[OnnxModel, dict, list[str]]) ->
 
 def test_fragile_layers_and_the_budget_error() -> None:
     """Cuts the accuracy cannot take are rolled back, the layers become fragile, and a budget that
-    needs more ends in a BudgetError with the best size reached and what would help."""
+    needs more, even after the relaxations, ends in a BudgetError with the best size reached and
+    what would help."""
     model = sample_model(DIGITS)
     lines: list[str] = []
     opts = SparsifyOptions(budget=600, max_drop=0.0, first_density=0.01, retries=0, epochs=1, final_epochs=0)
@@ -134,7 +135,9 @@ def test_fragile_layers_and_the_budget_error() -> None:
     assert "cannot reach the budget of 600 B" in text and "best size reached is" in text
     assert "fragile" in text and "--max-drop" in (info.value.hint or "") and "separate" in (info.value.hint or "")
     assert any("layer is fragile" in line for line in lines)
-    assert not any(line.endswith(": kept") for line in lines)
+    first_relaxation = next(i for i, line in enumerate(lines) if "relaxation 1 of 2" in line)
+    assert not any(line.endswith(": kept") for line in lines[:first_relaxation])
+    assert "(after 2 relaxations)" in text and any("relaxation 2 of 2" in line for line in lines)
 
 
 def test_label_free_mode_distils_from_the_original() -> None:
@@ -250,3 +253,79 @@ def test_compile_without_data_says_compression_needs_it(tmp_path: Path, capsys: 
     _, err = capsys.readouterr()
     assert code == 2 and "needs data" in err and "--data" in err
     assert not (tmp_path / "b").exists()
+
+
+class _ScriptedTune:
+    """A FineTune stand-in: training does nothing, and a measurement after a cut that removed more
+    than ``limit`` of the weights kept at the last good measurement reads 2 points down."""
+
+    measure = "scripted"
+    loss = "ce"
+    train = val = range(100)
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        self.last: int | None = None
+        self.reference = type("Ref", (), {"accuracy": 0.9})()
+
+    def accuracy(self, net: object) -> float:
+        nnz = sum(int(np.count_nonzero(v)) for v in net.params().values() if v.ndim == 2)  # type: ignore[attr-defined]
+        if self.last is not None and nnz < (1.0 - self.limit) * self.last:
+            return 0.88
+        self.last = nnz
+        return 0.9
+
+    def drop(self, accuracy: float) -> float:
+        return 100.0 * (0.9 - accuracy)
+
+    def tune(self, net: object, **_: object) -> None:
+        return None
+
+
+def _sparse_gemm() -> OnnxModel:
+    """x[1,64] -> Gemm(32) with 30 % of its weights non-zero (already stored sparse)."""
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((32, 64)) * (rng.random((32, 64)) < 0.3)
+    return make_model([helper.make_node("Gemm", ["x", "W", "B"], ["y"], name="g", transB=1)], [1, 64], "y",
+                      {"W": w, "B": rng.standard_normal(32)})
+
+
+@pytest.mark.parametrize("relax", [0, 1])
+def test_relaxation_reaches_a_budget_that_needs_smaller_cuts(monkeypatch: pytest.MonkeyPatch, relax: int) -> None:
+    """Cuts of more than 7 % of a layer's weights are rolled back: at the smallest cut (MIN_SAVING,
+    10 % of the layer's bytes) every layer turns fragile. Without relaxation that is the budget
+    error; one relaxation halves the smallest cut and the loop reaches the budget in small steps."""
+    import passes.sparsify as sparsify_module
+    monkeypatch.setattr(sparsify_module, "finetune_setup", lambda *a, **k: _ScriptedTune(0.07))
+    model = _sparse_gemm()
+    start = model_size(model).total
+    budget = int(start * 0.85)
+    lines: list[str] = []
+    opts = SparsifyOptions(budget=budget, relax=relax, final_epochs=0, remove_units=False)
+    if not relax:
+        with pytest.raises(BudgetError, match="every layer is fragile"):
+            Sparsify(opts, context(None, lines)).run(model)
+        assert not any("relaxation" in line for line in lines)
+        return
+    result = Sparsify(opts, context(None, lines)).run(model)
+    stats = result.stats
+    assert stats["size_after"] == model_size(result.model).total <= budget
+    assert [r["min_saving"] for r in stats["relaxations"]] == [0.05]
+    assert any("relaxation 1 of 1" in line for line in lines)
+    kept = [s for s in stats["steps"] if s["kept"]]
+    assert len(kept) >= 2 and all(s["step"] > stats["relaxations"][0]["after_step"] for s in kept)
+    assert all(s["nnz"] >= (1 - 0.07) * s["density_from"] * 32 * 64 - 1 for s in kept)
+
+
+def test_the_last_cut_is_no_deeper_than_the_budget_needs() -> None:
+    """A cut that makes the model fit may save less than MIN_SAVING of the layer's bytes."""
+    from passes.sparsify import MIN_SAVING, _Layer, next_k
+    size = model_size(_sparse_gemm()).layer("W")
+    layer = _Layer(size, size.nnz, 0.5)
+    excess = 8                                      # two weights' worth of bytes
+    k = next_k(layer, excess)
+    assert k == size.nnz - 2 and size.bytes_at(k) <= layer.bytes - excess
+    assert layer.bytes - size.bytes_at(k) < MIN_SAVING * layer.bytes
+    # far from the budget the cut is the factor's, at least MIN_SAVING
+    assert next_k(layer, 10_000) == size.nnz // 2
+    assert size.bytes_at(next_k(layer, 10_000, min_saving=0.9)) <= 0.1 * layer.bytes

@@ -67,9 +67,9 @@ code and FRAM activations, :func:`passes.compress_size.weight_budget`), ``max-dr
 
 A progress line per step goes to ``PassContext.say``. Stats: per layer (dense/sparse, density, nnz,
 bytes before/after, fragile, steps), every step, the units removed, the accuracy before/after on
-val, the sizes; also in ``PassContext.extra["sparsify"]`` for the compile report. When every layer is
-fragile after the last relaxation and the model still does not fit: :class:`BudgetError` with the best size reached and what
-would help.
+val, the sizes, the relaxations; also in ``PassContext.extra["sparsify"]`` for the compile report.
+When every layer is fragile after the last relaxation and the model still does not fit:
+:class:`BudgetError` with the best size reached and what would help.
 """
 
 from __future__ import annotations
@@ -448,8 +448,9 @@ class _Loop:
                                  "min_saving": self.min_saving})
         self.owner.context.say(
             f"sparsify: every layer is fragile at {self.size():,} B / budget {self.budget:,} B: relaxation "
-            f"{len(self.relaxations)} of {self.opts.relax}: fine-tuning at the current densities: val {100 * accuracy_before:.2f} % "
-            f"-> {100 * self.accuracy:.2f} % ({'kept' if kept else 'not kept'}); smaller cuts (at least "
+            f"{len(self.relaxations)} of {self.opts.relax}: fine-tuning at the current densities: val "
+            f"{100 * accuracy_before:.2f} % -> {100 * self.accuracy:.2f} % ({'kept' if kept else 'not kept'}); "
+            f"smaller cuts (at least "
             f"{100 * self.min_saving:g} % of a layer's bytes)")
 
     def _step(self, layer: _Layer, index: int) -> None:

@@ -573,7 +573,11 @@ class _Loop:
             location=Location(pass_name="sparsify"), details=rows,
             hint="what would help: a larger max-drop (e.g. --max-drop " f"{max(2 * self.opts.max_drop, 1.0):g}), "
                  "more fine-tuning (sparsify{epochs=...}), more training data, the low-rank 'separate' pass "
-                 "before sparsify, or a larger FRAM budget (--fram)")
+                 "before sparsify, or a larger FRAM budget (--fram)" + ("" if self.tune.labelled else
+                 "; labels ('y' in the data): without them every disagreement with the original where it is "
+                 "confident counts as an error, which is stricter than the real drop when the original is "
+                 "over-confident (it rates itself "
+                 f"{100 * self.tune.reference.own_accuracy:.1f} % on val; with labels it is measured)"))
 
     def stats(self, after: ModelSize) -> dict[str, Any]:
         """The pass's stats: sizes, accuracies, the steps and the per-layer table."""

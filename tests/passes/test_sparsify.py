@@ -263,10 +263,11 @@ class _ScriptedTune:
     loss = "ce"
     train = val = range(100)
 
-    def __init__(self, limit: float) -> None:
+    def __init__(self, limit: float, labelled: bool = True) -> None:
         self.limit = limit
+        self.labelled = labelled
         self.last: int | None = None
-        self.reference = type("Ref", (), {"accuracy": 0.9})()
+        self.reference = type("Ref", (), {"accuracy": 0.9, "own_accuracy": 0.93})()
 
     def accuracy(self, net: object) -> float:
         nnz = sum(int(np.count_nonzero(v)) for v in net.params().values() if v.ndim == 2)  # type: ignore[attr-defined]
@@ -303,9 +304,10 @@ def test_relaxation_reaches_a_budget_that_needs_smaller_cuts(monkeypatch: pytest
     lines: list[str] = []
     opts = SparsifyOptions(budget=budget, relax=relax, final_epochs=0, remove_units=False)
     if not relax:
-        with pytest.raises(BudgetError, match="every layer is fragile"):
+        with pytest.raises(BudgetError, match="every layer is fragile") as info:
             Sparsify(opts, context(None, lines)).run(model)
         assert not any("relaxation" in line for line in lines)
+        assert "labels" not in (info.value.hint or "")
         return
     result = Sparsify(opts, context(None, lines)).run(model)
     stats = result.stats
@@ -329,3 +331,14 @@ def test_the_last_cut_is_no_deeper_than_the_budget_needs() -> None:
     # far from the budget the cut is the factor's, at least MIN_SAVING
     assert next_k(layer, 10_000) == size.nnz // 2
     assert size.bytes_at(next_k(layer, 10_000, min_saving=0.9)) <= 0.1 * layer.bytes
+
+
+def test_without_labels_the_budget_error_says_labels_measure_the_real_drop(monkeypatch: pytest.MonkeyPatch) -> None:
+    import passes.sparsify as sparsify_module
+    monkeypatch.setattr(sparsify_module, "finetune_setup", lambda *a, **k: _ScriptedTune(0.07, labelled=False))
+    model = _sparse_gemm()
+    opts = SparsifyOptions(budget=int(model_size(model).total * 0.85), relax=0, final_epochs=0, remove_units=False)
+    with pytest.raises(BudgetError) as info:
+        Sparsify(opts, context(None)).run(model)
+    hint = info.value.hint or ""
+    assert "labels ('y' in the data)" in hint and "over-confident" in hint and "93.0 % on val" in hint

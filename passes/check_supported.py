@@ -239,10 +239,18 @@ def _reshape(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
     dims = [int(d) for d in target.reshape(-1)]
     if any(d <= 0 for d in dims) or after is None or tuple(dims) != after:
         return [(f"target shape {dims} is not explicit", "run the whole `normalize` pass")]
-    if len(dims) not in (2, 3, 4) or dims[0] != 1:
+    if (len(dims) not in (2, 3, 4) or dims[0] != 1) and not final_relabel(model, node):
         return [(f"reshape to {dims}", "only reshapes to [1, N], [1, C, L] or [1, C, H, W] keep the "
                  "channel-major layout the runtime uses; keep the batch dimension first")]
     return []
+
+
+def final_relabel(model: OnnxModel, node: gs.Node) -> bool:
+    """A Reshape whose output only a graph output reads: it relabels the output's shape (its values
+    keep their order), whatever that shape is (skl2onnx's multi-target MLPRegressor ends in
+    ``Reshape(y[1, T], [-1, 1])``)."""
+    out = node.outputs[0]
+    return is_graph_output(model.graph, out) and not consumers(out)
 
 
 def _final(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:

@@ -242,6 +242,37 @@ def test_verify_judges_a_regressor_on_its_values(tmp_path: Path, capsys: pytest.
     assert code == 1 and "FAIL" in text and "output 'variable' max abs error" in text and "> bound" in text
 
 
+@pytest.mark.parametrize("targets", [1, 3])
+def test_mlp_regressor_outputs_match_the_original_model(targets: int, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    # skl2onnx ends a multi-target MLPRegressor in Reshape(y[1, T], [-1, 1]) (output [T, 1] per
+    # sample): a final relabelling of the output, which keeps its values' order
+    pytest.importorskip("skl2onnx")
+    import onnx
+    import onnxruntime as ort
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.neural_network import MLPRegressor
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 4)).astype(np.float32)
+    y = np.maximum(x @ rng.normal(size=(4, targets)), 0) * 3 + 1
+    reg = MLPRegressor(hidden_layer_sizes=(12,), max_iter=300, random_state=0).fit(x, y[:, 0] if targets == 1 else y)
+    proto = to_onnx(reg, initial_types=[("input", FloatTensorType([None, 4]))], target_opset={"": 13, "ai.onnx.ml": 1})
+    onnx.save(proto, str(tmp_path / "reg.onnx"))
+    np.savez(tmp_path / "reg.npz", x=x)
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "b"
+    assert cli(capsys, str(tmp_path / "reg.onnx"), "-o", str(out), "--data", str(tmp_path / "reg.npz"))[0] == 0
+    code, text, err = cli(capsys, "run", str(out), "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.npz"))
+    assert code == 0, err
+    got = np.load(tmp_path / "y.npz")["variable"]
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    want = np.stack([session.run(None, {"input": row[None]})[0] for row in x])
+    assert want.shape == ((len(x), targets, 1) if targets > 1 else (len(x), 1, 1)) and got.size == want.size
+    assert np.abs(got.reshape(len(x), -1) - want.reshape(len(x), -1)).max() <= 0.01 * np.abs(want).max()
+
+
 def test_verify_needs_the_normalized_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     model, data = sample("tiny_conv1d")
     assert cli(capsys, model, "-o", str(tmp_path / "a"), "--data", data)[0] == 0

@@ -164,23 +164,3 @@ def test_string_initializers_survive_to_proto() -> None:
     assert list(init.string_data) == [b"ant", b"bee", b"cow"] and list(init.dims) == [3]
     kept = np.asarray(model.graph.tensors()["labels"].values).tolist()  # the graph itself is unchanged
     assert [v.decode() if isinstance(v, bytes) else v for v in kept] == ["ant", "bee", "cow"]
-
-
-def test_reading_a_map_sequence_output_prints_nothing(capfd: pytest.CaptureFixture[str]) -> None:
-    """A non-tensor output (a skl2onnx classifier's ZipMap probabilities are a sequence of maps) made
-    onnx-graphsurgeon print warnings to stdout, which broke ``--json`` output."""
-    h = onnx.helper
-    maps = h.make_sequence_type_proto(h.make_map_type_proto(onnx.TensorProto.INT64,
-                                                             h.make_tensor_type_proto(onnx.TensorProto.FLOAT, [])))
-    graph = h.make_graph(
-        [h.make_node("Relu", ["x"], ["y"]),
-         h.make_node("ZipMap", ["y"], ["s"], domain="ai.onnx.ml", classlabels_int64s=[0, 1, 2])], "g",
-        [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3])],
-        [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 3]), h.make_value_info("s", maps)])
-    proto = h.make_model(graph, opset_imports=[h.make_opsetid("", 13), h.make_opsetid("ai.onnx.ml", 1)],
-                         ir_version=8)
-    onnx.checker.check_model(proto)
-    back = OnnxModel.from_proto(proto, "seq.onnx").to_proto()
-    assert [o.name for o in back.graph.output] == ["y", "s"]
-    out, err = capfd.readouterr()
-    assert out == "" and "[W]" not in err

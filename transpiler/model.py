@@ -7,9 +7,7 @@ model's ``metadata_props``, so this wrapper keeps them (and our annotations, as 
 
 from __future__ import annotations
 
-import contextlib
 import copy
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,20 +19,6 @@ from transpiler.annotations import METADATA_KEY, Annotations
 
 #: The first IR version whose initializers need not be graph inputs (what onnx-graphsurgeon writes).
 IR_INITIALIZERS_NOT_INPUTS = 4
-
-
-@contextlib.contextmanager
-def _graphsurgeon_quiet() -> Iterator[None]:
-    """onnx-graphsurgeon's warnings off for the duration: it prints them to stdout (for a skl2onnx
-    classifier's ZipMap output, "Could not convert: UNDEFINED ...", and that the colored module is
-    missing), which broke ``--json`` output; what they say does not concern our users."""
-    logger = gs.logger.G_LOGGER
-    severity = logger.severity
-    logger.severity = logger.ERROR
-    try:
-        yield
-    finally:
-        logger.severity = severity
 
 
 @dataclass
@@ -61,8 +45,7 @@ class OnnxModel:
         metadata = {p.key: p.value for p in proto.metadata_props}
         text = metadata.pop(METADATA_KEY, None)
         annotations = Annotations.from_json(text, source) if text else Annotations()
-        with _graphsurgeon_quiet():
-            graph = gs.import_onnx(proto)
+        graph = gs.import_onnx(proto)
         return cls(graph=graph, annotations=annotations, metadata=metadata, source=source,
                    ir_version=proto.ir_version or None,
                    producer=" ".join(p for p in (proto.producer_name, proto.producer_version) if p))
@@ -79,8 +62,7 @@ class OnnxModel:
         try:
             for t in strings:
                 t.values = np.zeros(np.shape(t.values), dtype=np.int8)
-            with _graphsurgeon_quiet():
-                proto = gs.export_onnx(self.graph, do_type_check=False)
+            proto = gs.export_onnx(self.graph, do_type_check=False)
         finally:
             for t, values in zip(strings, saved):
                 t.values = values

@@ -331,7 +331,7 @@ def measured_fram_overhead(model: OnnxModel, sram_bytes: int, stack_bytes: int =
     layers = sum(1 for step in program.steps if step.op in ("fc", "conv"))
     more_steps = 2 * layers * int(GENERATED_CODE["large" if large else "small"]["step"])
     return (int(stats["code_estimate"]) + int(stats["rodata_estimate"]) + int(stats["fram_activations"])
-            + sparse_code + more_steps)
+            + int(stats["hifram_activations"]) + sparse_code + more_steps)
 
 
 def weight_budget(model: OnnxModel, fram_bytes: int, sram_bytes: int,

@@ -53,8 +53,8 @@ in HIFRAM or an object exceeds 32767 bytes, has bigger code and 4-byte pointers 
 the plan is made with the small model's figures and redone with the large ones when it needs HIFRAM.
 
 Stats: ``sram_peak``, ``fram_weights``/``fram_bias``/``fram_descriptors``/``fram_activations``,
-``hifram_bytes``, ``reuse_savings_sram``/``reuse_savings_fram`` (bytes saved by sharing),
-``spilled_to_fram``, the budgets, ``memory_model`` (small/large), ``code_estimate`` and
+``hifram_activations``, ``hifram_bytes``, ``reuse_savings_sram``/``reuse_savings_fram`` (bytes saved
+by sharing), ``spilled_to_fram``, ``spilled_to_hifram``, the budgets, ``memory_model`` (small/large), ``code_estimate`` and
 ``rodata_estimate`` (descriptors with the model's pointer size, the step table, the runtime's tables);
 also left in ``PassContext.extra["plan-memory"]`` for emit-c's report and manifest.
 
@@ -269,11 +269,12 @@ def estimate_rodata_bytes(p: Program, large: bool = False) -> int:
 
 
 def uses_large_model(p: Program) -> bool:
-    """Whether the C emitter builds a planned program with ``-mlarge``: a constant in HIFRAM, or an
-    object (constant, activation arena) larger than the small model can declare."""
-    acts, consts = _storage_buffers(p)
-    if any(b.space == "hifram" for b in consts):
+    """Whether the C emitter builds a planned program with ``-mlarge``: a buffer (constant or
+    activation) in HIFRAM, or an object (constant, activation arena) larger than the small model
+    can declare."""
+    if any(b.space == "hifram" for b in p.buffers.values() if b.alias is None):
         return True
+    acts, consts = _storage_buffers(p)
     s = memory_summary(p)
     largest = max([b.nbytes for b in consts] + [s["fram_activations"], s["sram_peak"]])
     return largest > SMALL_MODEL_MAX_OBJECT
@@ -298,6 +299,7 @@ class PlanMemoryOptions:
     stack: int = 1024                  # SRAM reserved for the call stack and runtime state
     persistent: bool = False           # every activation in FRAM (intermittent mode)
     fram_activations: bool = True      # activations that do not fit SRAM may spill to FRAM
+    hifram_activations: bool = True    # FRAM activations that do not fit lower FRAM may move to HIFRAM
     hifram_threshold: int = 8192       # constants larger than this go to HIFRAM
     code: int | None = None            # bytes of code in lower FRAM; estimated when None
     reuse: bool = True                 # share storage between buffers with disjoint lifetimes
@@ -448,36 +450,44 @@ class PlanMemory(Pass):
             in_sram = [b for b in in_sram if b.name != victim]
             in_fram.append(p.buffers[victim])
         _check_overlaps(items)
-        fram_items = [_item(b, lives[b.name]) for b in in_fram]
-        fram_pack = pack(fram_items, o.reuse)
-        _check_overlaps(fram_items)
 
-        # --- constants: lower FRAM (small first) or HIFRAM ------------------------------------
+        # --- FRAM activations: lower FRAM first, spill to HIFRAM; constants: lower FRAM or HIFRAM --
         # First with the small memory model's code; when that plan needs -mlarge (HIFRAM, or an
-        # object over 32767 bytes), again with the large model's bigger code and pointers.
+        # object over 32767 bytes), again with the large model's bigger code and pointers (which
+        # may spill more activations: the spill only grows).
         lower_cap = min(fram, LOWER_FRAM_BYTES)
         hifram_cap = max(0, fram - LOWER_FRAM_BYTES - VECTOR_BYTES)
-        large = (max([b.nbytes for b in consts] + [fram_pack.total, sram_pack.total])
-                 > SMALL_MODEL_MAX_OBJECT)
+        in_hifram: list[Buffer] = []
+        large = max([b.nbytes for b in consts] + [sram_pack.total], default=0) > SMALL_MODEL_MAX_OBJECT
         while True:
             code = o.code if o.code is not None else estimate_code_bytes(p, large)
             descr = estimate_rodata_bytes(p, large)
+            in_fram, in_hifram, fram_pack, fram_items = self._spill_to_hifram(
+                p, lives, in_fram, in_hifram, lower_cap - code - descr, hifram_cap > 0)
+            hifram_items = [_item(b, lives[b.name]) for b in in_hifram]
+            hifram_pack = pack(hifram_items, o.reuse)
             placement, lower_used, hi_off = self._place_constants(
-                consts, code + descr + fram_pack.total, lower_cap, hifram_cap, fram_pack.total)
-            if large or hi_off == 0:
+                consts, code + descr + fram_pack.total, lower_cap, hifram_cap, fram_pack.total,
+                hifram_pack.total)
+            needs_large = (hi_off > 0 or fram_pack.total > SMALL_MODEL_MAX_OBJECT)
+            if large or not needs_large:
                 break
             large = True
+        _check_overlaps(fram_items)
+        _check_overlaps(hifram_items)
         if code + descr + fram_pack.total > lower_cap:
-            self._fram_error(p, lives, sram, lower_cap, code, descr, fram_pack.total, in_fram, consts)
+            self._fram_error(p, lives, sram, fram, lower_cap, code, descr, fram_pack.total, in_fram, consts)
         if hi_off > hifram_cap:
-            self._constants_error(p, lives, fram, lower_cap, hifram_cap, code, descr, fram_pack.total, consts,
-                                  placement, hi_off)
+            self._hifram_error(p, lives, fram, lower_cap, hifram_cap, code, descr, fram_pack.total,
+                               hifram_pack.total, in_hifram, consts, placement, hi_off)
 
         # --- write the plan --------------------------------------------------------------------
         for b in in_sram:
             b.space, b.offset = "sram", sram_pack.offsets[b.name]
         for b in in_fram:
             b.space, b.offset = "fram", fram_pack.offsets[b.name]
+        for b in in_hifram:
+            b.space, b.offset = "hifram", hifram_pack.offsets[b.name]
         for b in consts:
             b.space, b.offset = placement[b.name]
         for b in p.buffers.values():
@@ -498,28 +508,52 @@ class PlanMemory(Pass):
             "rodata_estimate": descr,
             "memory_model": "large" if large else "small",
             "reuse_savings_sram": sram_pack.savings,
-            "reuse_savings_fram": fram_pack.savings,
+            "reuse_savings_fram": fram_pack.savings + hifram_pack.savings,
             "spilled_to_fram": spilled,
+            "spilled_to_hifram": [b.name for b in in_hifram],
             "persistent": o.persistent,
         }
         self.context.extra["plan-memory"] = stats
         self.context.say(
             f"plan-memory: SRAM {fmt_bytes(summary['sram_peak'])} of {fmt_bytes(sram_cap)} "
             f"({fmt_bytes(o.stack)} reserved for the stack), FRAM weights {fmt_bytes(summary['fram_weights'])}, "
-            f"activations in FRAM {fmt_bytes(summary['fram_activations'])}, reuse saved "
+            f"activations in FRAM {fmt_bytes(summary['fram_activations'])}"
+            + (f" and HIFRAM {fmt_bytes(summary['hifram_activations'])}" if in_hifram else "")
+            + ", reuse saved "
             f"{fmt_bytes(sram_pack.savings + fram_pack.savings)}")
         return PassResult(p, changed, stats)
 
+    def _spill_to_hifram(self, p: Program, lives: dict[str, Lifetime], in_fram: list[Buffer],
+                         in_hifram: list[Buffer], room: int, hifram: bool
+                         ) -> tuple[list[Buffer], list[Buffer], Packing, list[_Item]]:
+        """Pack the FRAM activations into lower FRAM's ``room`` bytes (what the code and the
+        descriptors leave); while the arena is larger, the largest buffer live at its peak moves to
+        HIFRAM (when ``hifram``, the budget has HIFRAM, and the option allows it). Returns (lower
+        FRAM activations, HIFRAM activations, the lower FRAM packing and its items)."""
+        o: PlanMemoryOptions = self.options
+        in_fram, in_hifram = list(in_fram), list(in_hifram)
+        while True:
+            items = [_item(b, lives[b.name]) for b in in_fram]
+            packing = pack(items, o.reuse)
+            if packing.total <= room or not in_fram or not hifram or not o.hifram_activations:
+                return in_fram, in_hifram, packing, items
+            _, live = live_at(p, lives, [b.name for b in in_fram])
+            victim = max(live, key=lambda n: (p.buffers[n].nbytes, n))
+            in_fram = [b for b in in_fram if b.name != victim]
+            in_hifram.append(p.buffers[victim])
+
     def _place_constants(self, consts: list[Buffer], lower_used: int, lower_cap: int, hifram_cap: int,
-                         arena: int) -> tuple[dict[str, tuple[str, int]], int, int]:
+                         arena: int, hi_arena: int) -> tuple[dict[str, tuple[str, int]], int, int]:
         """Split the constants between lower FRAM (after ``lower_used`` bytes, offsets after the FRAM
-        arena of ``arena`` bytes) and HIFRAM, and give each its offset.
+        arena of ``arena`` bytes) and HIFRAM (after its activation arena of ``hi_arena`` bytes), and
+        give each its offset.
 
         First the preferred split: the large ones (over ``hifram_threshold``) to HIFRAM, the others
         smallest first into lower FRAM while they fit, the rest to HIFRAM. If that overflows HIFRAM,
         lower FRAM takes the subset with the largest sum that fits its free bytes
         (:func:`_fill_lower`) and HIFRAM the rest. Returns (name -> (space, offset), lower FRAM bytes
-        used, HIFRAM bytes used); the caller checks the HIFRAM bytes against ``hifram_cap``.
+        used, HIFRAM bytes used, its activation arena included); the caller checks the HIFRAM bytes
+        against ``hifram_cap``.
         """
         o: PlanMemoryOptions = self.options
         low: list[Buffer] = []
@@ -532,11 +566,11 @@ class PlanMemory(Pass):
                 used += _align_up(b.nbytes, 2)
             else:
                 high.append(b)
-        placement, low_bytes, hi_off = _layout(low, high, _align_up(arena, 4))
+        placement, low_bytes, hi_off = _layout(low, high, _align_up(arena, 4), hi_arena)
         if hi_off > hifram_cap:
             low = _fill_lower(consts, lower_cap - lower_used)
             names = {b.name for b in low}
-            balanced = _layout(low, [b for b in consts if b.name not in names], _align_up(arena, 4))
+            balanced = _layout(low, [b for b in consts if b.name not in names], _align_up(arena, 4), hi_arena)
             if balanced[2] < hi_off:
                 placement, low_bytes, hi_off = balanced
         return placement, lower_used + low_bytes, hi_off
@@ -559,47 +593,74 @@ class PlanMemory(Pass):
                               node=p.steps[step_at].name if 0 <= step_at < len(p.steps) else None),
             details=details, hint="; ".join(helps))
 
-    def _fram_error(self, p: Program, lives: dict[str, Lifetime], sram: int, lower_cap: int, code: int,
-                    descr: int, fram_acts: int, in_fram: list[Buffer], consts: list[Buffer]) -> None:
-        """Lower FRAM cannot hold even the code, the descriptors and the FRAM activations."""
+    def _fram_error(self, p: Program, lives: dict[str, Lifetime], sram: int, fram: int, lower_cap: int,
+                    code: int, descr: int, fram_acts: int, in_fram: list[Buffer], consts: list[Buffer]) -> None:
+        """Lower FRAM cannot hold the code, the descriptors and the FRAM activations that may not
+        move to HIFRAM (the budget has none, or plan-memory{hifram-activations=false})."""
         details = ["largest buffers:"] + _largest(p, lives, [*consts, *in_fram])
+        if not in_fram:
+            msg = (f"lower FRAM (0x4000-0xFF7F, {fmt_bytes(lower_cap)}) cannot hold the code "
+                   f"(~{fmt_bytes(code)}) and the step descriptors ({fmt_bytes(descr)})")
+            raise BudgetError(msg, location=Location(pass_name=self.name), details=details,
+                              hint="smaller code: fewer layers, or fewer kinds of kernels")
         msg = (f"lower FRAM (0x4000-0xFF7F, {fmt_bytes(lower_cap)}) cannot hold the code (~{fmt_bytes(code)}), "
                f"the step descriptors ({fmt_bytes(descr)}) and the FRAM activations ({fmt_bytes(fram_acts)})")
-        hint = ("tile the largest layers (the tile pass) so their activations fit SRAM"
-                + (f", or give more SRAM (--sram {suggest_size(sram + fram_acts)}) so they stay there"
-                   if fram_acts else "") + "; smaller code: fewer layers")
-        raise BudgetError(msg, location=Location(pass_name=self.name), details=details, hint=hint)
+        helps = []
+        o: PlanMemoryOptions = self.options
+        if not o.hifram_activations:
+            helps.append("let activations move to HIFRAM (drop plan-memory{hifram-activations=false})")
+        elif fram <= LOWER_FRAM_BYTES + VECTOR_BYTES:
+            helps.append(f"a FRAM budget with HIFRAM for them (--fram {suggest_size(LOWER_FRAM_BYTES + VECTOR_BYTES + fram_acts)}"
+                         f" or more; the FR5994 has 256KiB)")
+        helps.append(f"more SRAM (--sram {suggest_size(sram + fram_acts)}) so they stay there")
+        helps.append("smaller feature maps (fewer channels in the largest layers, an earlier stride or pool)")
+        raise BudgetError(msg, location=Location(pass_name=self.name), details=details, hint="; ".join(helps))
 
-    def _constants_error(self, p: Program, lives: dict[str, Lifetime], fram: int, lower_cap: int, hifram_cap: int, code: int, descr: int,
-                         fram_acts: int, consts: list[Buffer], placement: Mapping[str, tuple[str, int]],
-                         hi_need: int) -> None:
-        """The best split of the constants still leaves ``hi_need`` bytes for HIFRAM, more than it has:
-        name the region that overflows, by how much, and whether bytes or whole objects are short."""
+    def _hifram_error(self, p: Program, lives: dict[str, Lifetime], fram: int, lower_cap: int, hifram_cap: int,
+                      code: int, descr: int, fram_acts: int, hi_acts: int, in_hifram: list[Buffer],
+                      consts: list[Buffer], placement: Mapping[str, tuple[str, int]], hi_need: int) -> None:
+        """HIFRAM (its activation arena of ``hi_acts`` bytes and the constants that the best split
+        leaves it) needs ``hi_need`` bytes, more than it has: name the region that overflows, by how
+        much, what is in it, and whether bytes or whole objects are short."""
         free = lower_cap - code - descr - fram_acts
         in_low = sum(_align_up(b.nbytes, 2) for b in consts if placement[b.name][0] == "fram")
         total = sum(_align_up(b.nbytes, 2) for b in consts)
         over = hi_need - hifram_cap
+        lower = (f"lower FRAM also holds the code ~{fmt_bytes(code)}, the descriptors {fmt_bytes(descr)} and "
+                 f"the FRAM activations {fmt_bytes(fram_acts)}")
         if hifram_cap > 0:
+            acts = (f"the activations that do not fit lower FRAM need {fmt_bytes(hi_acts)} there "
+                    f"({len(in_hifram)} buffer{'s' if len(in_hifram) != 1 else ''}, storage shared by lifetime) and "
+                    if in_hifram else "")
+            constants = (f"the constants need {fmt_bytes(hi_need - hi_acts)} there with lower FRAM's free "
+                         f"{fmt_bytes(free)} holding {fmt_bytes(in_low)} of them (constants {fmt_bytes(total)}; "
+                         f"{lower})" if consts else f"there are no constants ({lower})")
             msg = (f"HIFRAM (0x{HIFRAM_START:X}-0x{HIFRAM_START + hifram_cap - 1:X}, {fmt_bytes(hifram_cap)}) "
-                   f"overflows by {fmt_bytes(over)}: the constants need {fmt_bytes(hi_need)} there with lower "
-                   f"FRAM's free {fmt_bytes(free)} holding {fmt_bytes(in_low)} of them (constants "
-                   f"{fmt_bytes(total)}; lower FRAM also holds the code ~{fmt_bytes(code)}, the descriptors "
-                   f"{fmt_bytes(descr)} and the FRAM activations {fmt_bytes(fram_acts)})")
+                   f"overflows by {fmt_bytes(over)}: {acts}{constants}")
         else:
             msg = (f"lower FRAM (0x4000-0xFF7F, {fmt_bytes(lower_cap)}; the budget of {fmt_bytes(fram)} has no "
                    f"HIFRAM) overflows by {fmt_bytes(over)}: the constants need {fmt_bytes(total)} but "
                    f"{fmt_bytes(free)} are free after the code (~{fmt_bytes(code)}), the descriptors "
                    f"({fmt_bytes(descr)}) and the FRAM activations ({fmt_bytes(fram_acts)})")
-        details = ["largest buffers:"] + _largest(p, lives, consts)
-        if total <= free + hifram_cap:
-            high = sorted((b for b in consts if placement[b.name][0] == "hifram"), key=lambda b: (b.nbytes, b.name))
-            details.insert(0, f"the bytes would fit ({fmt_bytes(total)} of constants, {fmt_bytes(free + hifram_cap)} "
-                              f"free in both regions) but not as whole objects: no constant in HIFRAM fits the "
-                              f"{fmt_bytes(free - in_low)} left in lower FRAM (the smallest there: %{high[0].name} "
-                              f"{fmt_bytes(high[0].nbytes)})")
-        hint = (f"compress the weights (sparsify{{budget=...}}, separate) or raise the budget with "
-                f"--fram {suggest_size(fram + over)} if the part has more FRAM")
-        raise BudgetError(msg, location=Location(pass_name=self.name), details=details, hint=hint)
+        details = ["largest buffers:"] + _largest(p, lives, [*consts, *in_hifram])
+        if in_hifram:
+            step_at, live = live_at(p, lives, [b.name for b in in_hifram])
+            where = f"step {step_at} '{p.steps[step_at].name}'" if 0 <= step_at < len(p.steps) else "step 0"
+            details += [f"HIFRAM activations live at {where}:"]
+            details += ["  " + _describe(p, n, lives[n])
+                        for n in sorted(live, key=lambda n: (-p.buffers[n].nbytes, n))[:6]]
+        high = sorted((b for b in consts if placement[b.name][0] == "hifram"), key=lambda b: (b.nbytes, b.name))
+        if high and total <= free + hifram_cap - hi_acts:
+            details.insert(0, f"the bytes would fit ({fmt_bytes(total)} of constants, "
+                              f"{fmt_bytes(free + hifram_cap - hi_acts)} free in both regions) but not as whole "
+                              f"objects: no constant in HIFRAM fits the {fmt_bytes(free - in_low)} left in lower "
+                              f"FRAM (the smallest there: %{high[0].name} {fmt_bytes(high[0].nbytes)})")
+        helps = ["compress the weights (sparsify{budget=...}, separate)"] if high else []
+        if in_hifram:
+            helps.append("smaller feature maps (fewer channels in the largest layers, an earlier stride or pool)")
+        helps.append(f"raise the budget with --fram {suggest_size(fram + over)} if the part has more FRAM")
+        raise BudgetError(msg, location=Location(pass_name=self.name), details=details,
+                          hint="; ".join(helps))
 
 
 def _largest(p: Program, lives: dict[str, Lifetime], bufs: list[Buffer], n: int = 6) -> list[str]:
@@ -620,18 +681,19 @@ def _largest(p: Program, lives: dict[str, Lifetime], bufs: list[Buffer], n: int 
     return lines
 
 
-def _layout(low: list[Buffer], high: list[Buffer], const_off: int
+def _layout(low: list[Buffer], high: list[Buffer], const_off: int, hi_arena: int = 0
             ) -> tuple[dict[str, tuple[str, int]], int, int]:
     """Offsets for constants in lower FRAM (from ``const_off``, in the order given) and in HIFRAM
-    (from 0, in the order given), each aligned to its element size. Returns (name -> (space, offset),
-    lower FRAM bytes taken (padding included), HIFRAM bytes)."""
+    (after its activation arena of ``hi_arena`` bytes, in the order given), each aligned to its
+    element size. Returns (name -> (space, offset), lower FRAM bytes taken (padding included),
+    HIFRAM bytes: the activation arena and the constants; the arena alone when there are none)."""
     placement: dict[str, tuple[str, int]] = {}
     start = const_off
     for b in low:
         const_off = _align_up(const_off, max(2, DTYPES[b.dtype].itemsize))
         placement[b.name] = ("fram", const_off)
         const_off += _align_up(b.nbytes, 2)
-    hi_off = 0
+    hi_off = hi_arena
     for b in high:
         hi_off = _align_up(hi_off, max(2, DTYPES[b.dtype].itemsize))
         placement[b.name] = ("hifram", hi_off)
@@ -664,31 +726,41 @@ def _fill_lower(consts: list[Buffer], free: int) -> list[Buffer]:
 def memory_summary(p: Program) -> dict[str, Any]:
     """Bytes by memory kind of a planned program (used by the pass stats, the report and the manifest).
 
-    Keys: ``sram_peak`` (SRAM activation arena), ``fram_activations`` (FRAM activation arena),
-    ``fram_weights`` (i16/i8 constants), ``fram_bias`` (i32 constants), ``fram_other`` (other
-    constants, e.g. u16 indices), ``fram_descriptors`` (kernel descriptor structs and shift tables,
-    estimated), ``hifram_bytes`` (constants placed in HIFRAM, included in the kinds above),
+    Keys: ``sram_peak`` (SRAM activation arena), ``fram_activations`` (lower FRAM activation arena),
+    ``hifram_activations`` (HIFRAM activation arena), ``fram_weights`` (i16/i8 constants),
+    ``fram_bias`` (i32 constants), ``fram_other`` (other constants, e.g. u16 indices),
+    ``fram_descriptors`` (kernel descriptor structs and shift tables, estimated), ``hifram_bytes``
+    (all of HIFRAM: its activation arena and the constants placed there, which are also counted in
+    the kinds above),
     ``fram_constants`` (all constants), ``parameters`` (number of constant elements).
     """
     acts, consts = _storage_buffers(p)
     sram_peak = max((b.offset + b.nbytes for b in acts if b.space == "sram" and b.offset is not None), default=0)
-    fram_acts = [b for b in acts if b.space == "fram" and b.offset is not None]
-    fram_act_bytes = (max(b.offset + b.nbytes for b in fram_acts) - min(b.offset for b in fram_acts)
-                      if fram_acts else 0)
     weights = sum(b.nbytes for b in consts if b.dtype in ("i16", "i8"))
     bias = sum(b.nbytes for b in consts if b.dtype == "i32")
     other = sum(b.nbytes for b in consts if b.dtype not in ("i16", "i8", "i32"))
+    hifram_acts = arena_bytes(acts, "hifram")
     return {
         "sram_peak": sram_peak,
-        "fram_activations": fram_act_bytes,
+        "fram_activations": arena_bytes(acts, "fram"),
+        "hifram_activations": hifram_acts,
         "fram_weights": weights,
         "fram_bias": bias,
         "fram_other": other,
         "fram_constants": weights + bias + other,
         "fram_descriptors": sum(descriptor_bytes(s) for s in p.steps),
-        "hifram_bytes": sum(b.nbytes for b in consts if b.space == "hifram"),
+        "hifram_bytes": sum(b.nbytes for b in consts if b.space == "hifram") + hifram_acts,
         "parameters": sum(b.size for b in consts),
     }
+
+
+def arena_bytes(acts: Iterable[Buffer], space: str) -> int:
+    """Bytes of the activation arena of ``space`` (``fram`` or ``hifram``): from its lowest placed
+    buffer to the end of its highest (0 when none is there)."""
+    placed = [b for b in acts if b.space == space and b.offset is not None]
+    if not placed:
+        return 0
+    return max(b.offset + b.nbytes for b in placed) - min(b.offset for b in placed)  # type: ignore[operator]
 
 
 def is_planned(p: Program) -> bool:

@@ -471,7 +471,7 @@ def planner_figures(manifest: Mapping[str, Any]) -> dict[str, int]:
         "code": int(plan.get("code_estimate", 0) or 0),
         "constants": int(sizes.get("fram_constants", 0)),
         "descriptors": int(plan.get("rodata_estimate", sizes.get("fram_descriptors", 0)) or 0),
-        "fram_data": int(sizes.get("fram_activations", 0)),
+        "fram_data": int(sizes.get("fram_activations", 0)) + int(sizes.get("hifram_activations", 0)),
         "sram": int(sizes.get("sram_peak", 0)),
         "stack_reserve": int(plan.get("stack_reserve", 0) or 0),
     }
@@ -495,8 +495,8 @@ def compare_with_plan(meas: Measurement, manifest: Mapping[str, Any]) -> list[Co
                    "exact on both sides"),
         Comparison("descriptors, shift/step tables, runtime tables", m["descriptors"], p["descriptors"],
                    "planner: plan-memory's rodata estimate"),
-        Comparison("FRAM activations (.persistent)", m["fram_data"] + meas.load_image.get("model", 0),
-                   p["fram_data"], "the FRAM arena"),
+        Comparison("FRAM activations (.persistent, .upper.persistent)", m["fram_data"] + meas.load_image.get("model", 0),
+                   p["fram_data"], "the FRAM and HIFRAM arenas"),
     ]
     fram_elf = sum(r.elf for r in rows)
     fram_plan = sum(r.plan for r in rows)

@@ -94,16 +94,21 @@ def header_lines(m: str, M: str, plan: IntermittentPlan | None, n_steps: int, in
     return lines
 
 
-def wipe_fram_lines(prefix: str, fram_elems: int) -> list[str]:
-    """``fx_<m>_wipe_fram(seed)``: a test helper, plain stores (not part of an inference)."""
+def wipe_fram_lines(prefix: str, arenas: dict[str, int]) -> list[str]:
+    """``fx_<m>_wipe_fram(seed)``: a test helper, plain stores (not part of an inference) into the
+    non-volatile activation arenas ``fx_<m>_<space>[]`` (``arenas``: space -> int16 elements, 0
+    for an arena the package does not have)."""
     out = [f"void {prefix}wipe_fram(uint16_t seed)", "{"]
-    if fram_elems:
-        t = "uint16_t" if fram_elems <= 0xFFFF else "uint32_t"
-        out += [f"    {t} i;",
-                f"    for (i = 0u; i < {fram_elems}u; ++i) {{",
-                f"        {prefix}fram[i] = (int16_t)(uint16_t)(seed ^ (uint16_t)(0x6B3Du + (uint16_t)i * 0x9E37u));",
+    present = {space: n for space, n in arenas.items() if n}
+    for space, n in present.items():
+        t = "uint16_t" if n <= 0xFFFF else "uint32_t"
+        out += ["    {",
+                f"        {t} i;",
+                f"        for (i = 0u; i < {n}u; ++i) {{",
+                f"            {prefix}{space}[i] = (int16_t)(uint16_t)(seed ^ (uint16_t)(0x6B3Du + (uint16_t)i * 0x9E37u));",
+                "        }",
                 "    }"]
-    else:
+    if not present:
         out.append("    (void)seed;")
     out += ["}", ""]
     return out

@@ -467,7 +467,7 @@ def print_argmax(env: StepEnv) -> StepCode:
         raise env.fail(f"argmax over {n} elements exceeds uint16_t")
     body = _pointer_lines(env, [("x", x)], [("y", y)])
     value = f"(int16_t)fx_argmax(x, {n}u)"
-    store = (f"FX_STORE(y[0], {value});" if env.program.storage_of(y).space == "fram"
+    store = (f"FX_STORE(y[0], {value});" if env.program.storage_of(y).space in ("fram", "hifram")
              else f"y[0] = {value};")
     body += ["if (u0 < u1) {", f"    {store}", "}"]
     return StepCode(1, "the whole step (1)", body, [], set(), {"fx_argmax"})

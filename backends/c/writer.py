@@ -92,6 +92,13 @@ def hash_header(info: GenInfo, name: str, c_name: str, what: str) -> str:
     return "".join(hash_safe(f"# {x}") + "\n" for x in lines)
 
 
+#: The activation arenas of a package (plan-memory's spaces): ``static int16_t fx_<m>_<space>[]``.
+ARENAS = ("sram", "fram", "hifram")
+#: The memory spaces whose stores go through FX_STORE (non-volatile: counted by the host's
+#: power-failure injection).
+NONVOLATILE = ("fram", "hifram")
+
+
 class _Spelling:
     """How buffers are spelled in C: arena pointers for activations, array names for constants."""
 
@@ -104,16 +111,19 @@ class _Spelling:
             if b.dtype not in ("i16", "u16"):
                 raise UnsupportedError(f"activation %{b.name} has type {b.dtype}; emit-c supports i16",
                                        location=Location(pass_name="emit-c", node=b.name))
-            if b.space not in ("sram", "fram") or b.offset is None or b.offset % 2:
+            if b.space not in ARENAS or b.offset is None or b.offset % 2:
                 raise PassError(f"activation %{b.name} is placed at {b.space} @{b.offset}",
                                 location=Location(pass_name="emit-c", node=b.name),
-                                hint="activations need an even offset in sram or fram (run plan-memory)")
-        self.sram = [b for b in acts if b.space == "sram"]
-        self.fram = [b for b in acts if b.space == "fram"]
-        self.sram_elems = max((b.offset + b.nbytes for b in self.sram), default=0) // 2  # type: ignore[operator]
-        self.fram_base = min((b.offset for b in self.fram), default=0)  # type: ignore[type-var]
-        self.fram_elems = (max((b.offset + b.nbytes for b in self.fram), default=0)  # type: ignore[operator]
-                           - self.fram_base) // 2 if self.fram else 0
+                                hint="activations need an even offset in sram, fram or hifram (run plan-memory)")
+        self.arenas = {space: [b for b in acts if b.space == space] for space in ARENAS}
+        # each arena starts at its lowest buffer (plan-memory puts activations at the start of their space)
+        self.base = {space: min((b.offset for b in bufs), default=0)  # type: ignore[type-var]
+                     for space, bufs in self.arenas.items()}
+        self.base["sram"] = 0
+        self.elems = {space: (max((b.offset + b.nbytes for b in bufs), default=0)  # type: ignore[operator]
+                              - self.base[space]) // 2 if bufs else 0
+                      for space, bufs in self.arenas.items()}
+        self.sram_elems = self.elems["sram"]
         for b in p.buffers.values():
             if b.alias is None and b.is_const:
                 self.const_names(b.name)
@@ -122,10 +132,8 @@ class _Spelling:
         b = self.p.storage_of(name)
         if b.is_const:
             return self.const_names(b.name)
-        assert b.offset is not None
-        if b.space == "sram":
-            return f"({self.prefix}sram + {b.offset // 2}u)"
-        return f"({self.prefix}fram + {(b.offset - self.fram_base) // 2}u)"
+        assert b.offset is not None and b.space is not None
+        return f"({self.prefix}{b.space} + {(b.offset - self.base[b.space]) // 2}u)"
 
     def placement(self, name: str) -> str:
         return "FX_HIFRAM" if self.p.storage_of(name).space == "hifram" else "FX_FRAM"
@@ -266,7 +274,9 @@ def _config_h(info: GenInfo, p: Program, m: str, M: str) -> str:
  *   FX_FRAM        const data in lower FRAM: nothing to do, .rodata is in FRAM on the MSP430
  *   FX_HIFRAM      const data above 64 KiB (large constants; msp430.mk builds with -mlarge then)
  *   FX_PERSISTENT  writable data that must live in FRAM (activations that do not fit SRAM)
- * On the host all three are empty. */
+ *   FX_HIPERSISTENT  writable data that must live in HIFRAM (activations that do not fit lower
+ *                  FRAM; .upper.persistent, -mlarge: GCC rejects `upper' with `persistent')
+ * On the host all four are empty. */
 #if defined(__MSP430__)
 #ifndef FX_FRAM
 #define FX_FRAM
@@ -281,6 +291,13 @@ def _config_h(info: GenInfo, p: Program, m: str, M: str) -> str:
 #ifndef FX_PERSISTENT
 #define FX_PERSISTENT __attribute__((section(".persistent")))
 #endif
+#ifndef FX_HIPERSISTENT
+#if defined(__MSP430X_LARGE__)
+#define FX_HIPERSISTENT __attribute__((section(".upper.persistent")))
+#else
+#define FX_HIPERSISTENT FX_PERSISTENT
+#endif
+#endif
 #else
 #ifndef FX_FRAM
 #define FX_FRAM
@@ -290,6 +307,9 @@ def _config_h(info: GenInfo, p: Program, m: str, M: str) -> str:
 #endif
 #ifndef FX_PERSISTENT
 #define FX_PERSISTENT
+#endif
+#ifndef FX_HIPERSISTENT
+#define FX_HIPERSISTENT
 #endif
 #endif
 
@@ -413,13 +433,15 @@ def _model_c(info: GenInfo, p: Program, m: str, M: str, sp: _Spelling, codes: li
     out.append("")
     out.append("/* Activation storage, placed by plan-memory (buffers with disjoint lifetimes share bytes). */")
     if sp.sram_elems:
-        names = ", ".join(f"%{b.name}@{b.offset}" for b in sorted(sp.sram, key=lambda b: (b.offset, b.name)))
+        names = ", ".join(f"%{b.name}@{b.offset}" for b in sorted(sp.arenas["sram"], key=lambda b: (b.offset, b.name)))
         out.append(f"/* SRAM {sp.sram_elems * 2} B: {c_comment_text(names)} */")
         out.append(f"static int16_t {prefix}sram[{sp.sram_elems}];")
-    if sp.fram_elems:
-        names = ", ".join(f"%{b.name}@{b.offset}" for b in sorted(sp.fram, key=lambda b: (b.offset, b.name)))
-        out.append(f"/* FRAM {sp.fram_elems * 2} B from fram @{sp.fram_base}: {c_comment_text(names)} */")
-        out.append(f"static int16_t {prefix}fram[{sp.fram_elems}] FX_PERSISTENT = {{0}};")
+    for space, what, macro in (("fram", "FRAM", "FX_PERSISTENT"), ("hifram", "HIFRAM", "FX_HIPERSISTENT")):
+        if sp.elems[space]:
+            names = ", ".join(f"%{b.name}@{b.offset}"
+                              for b in sorted(sp.arenas[space], key=lambda b: (b.offset, b.name)))
+            out.append(f"/* {what} {sp.elems[space] * 2} B from {space} @{sp.base[space]}: {c_comment_text(names)} */")
+            out.append(f"static int16_t {prefix}{space}[{sp.elems[space]}] {macro} = {{0}};")
     out.append("")
     helpers = sorted(set().union(*(c.helpers for c in codes)) if codes else set())
     for key in helpers:
@@ -458,7 +480,7 @@ def _model_c(info: GenInfo, p: Program, m: str, M: str, sp: _Spelling, codes: li
     for i, ((port, b), o) in enumerate(zip(in_ports, in_offsets)):
         store = p.storage_of(b.name)
         t = loop_type(b.size)
-        assign = "FX_STORE(dst[i], in[{o}u + i]);" if store.space == "fram" else "dst[i] = in[{o}u + i];"
+        assign = "FX_STORE(dst[i], in[{o}u + i]);" if store.space in NONVOLATILE else "dst[i] = in[{o}u + i];"
         out += [f"    {{   /* input {i} '{c_comment_text(port.onnx_name)}' -> %{c_comment_text(b.name)} "
                 f"({store.space} @{store.offset}) */",
                 f"        int16_t *dst = {sp.ptr(b.name)};",
@@ -497,7 +519,7 @@ def _model_c(info: GenInfo, p: Program, m: str, M: str, sp: _Spelling, codes: li
                 "    }"]
     out.append("}")
     out.append("")
-    out += pf.wipe_fram_lines(prefix, sp.fram_elems)
+    out += pf.wipe_fram_lines(prefix, {space: sp.elems[space] for space in NONVOLATILE})
     out += pf.run_lines(p, m, M, plan, sp.ptr, in_ports, in_offsets, out_ports, out_offsets, gnet=gnet)
     if plan is not None:
         return "\n".join(out)
@@ -733,6 +755,8 @@ def report(info: GenInfo, p: Program, m: str, manifest: dict[str, Any], runtime:
         lines.append(f"  reuse saved               {fmt_bytes(plan_stats.get('reuse_savings_sram', 0))} SRAM, "
                      f"{fmt_bytes(plan_stats.get('reuse_savings_fram', 0))} FRAM")
     lines.append(f"  FRAM activations          {fmt_bytes(s['fram_activations'])}")
+    if s.get("hifram_activations"):
+        lines.append(f"  HIFRAM activations        {fmt_bytes(s['hifram_activations'])}")
     lines.append(f"  FRAM weights              {fmt_bytes(s['fram_weights'])}")
     lines.append(f"  FRAM biases               {fmt_bytes(s['fram_bias'])}")
     lines.append(f"  FRAM descriptors (est.)   {fmt_bytes(s['fram_descriptors'])}")

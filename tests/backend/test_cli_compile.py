@@ -73,7 +73,7 @@ def test_compile_json_and_warning_without_data(tmp_path: Path, capsys: pytest.Ca
     assert doc["c_name"] == "tiny_conv1d" and doc["steps"] >= 3
     assert doc["sram"]["budget"] == 4096 and doc["sram"]["stack_reserve"] == 512
     assert doc["pipeline"] == "normalize,quantize,lower,plan-memory{stack=512},emit-c"
-    assert set(doc["fram"]) == {"weights", "biases", "descriptors", "activations", "hifram"}
+    assert set(doc["fram"]) == {"weights", "biases", "descriptors", "activations", "hifram", "hifram_activations"}
     assert doc["calibration"].startswith("weight-derived")
     assert "warning: no --data" in err and "weight-derived" in err
 

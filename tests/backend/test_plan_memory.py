@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from passes.plan_memory import (HIFRAM_START, LOWER_FRAM_BYTES, VECTOR_BYTES, Lifetime, PlanMemory, PlanMemoryOptions, _Item, is_planned,
-                                fmt_bytes, lifetimes, memory_summary, pack)
+                                fmt_bytes, lifetimes, memory_summary, pack, uses_large_model,
+                                estimate_rodata_bytes)
 from transpiler.errors import BudgetError, PassError
 from transpiler.lir.ir import DTYPES, Buffer, Port, Program, Step
 from transpiler.lir.liveness import liveness, overlaps
@@ -273,9 +274,65 @@ def test_no_hifram_budget_names_lower_fram() -> None:
 
 def test_lower_fram_too_small_for_code_and_fram_activations() -> None:
     with pytest.raises(BudgetError) as info:
-        plan(lenet_like(), code=LOWER_FRAM_BYTES - 2048)
+        plan(lenet_like(), code=LOWER_FRAM_BYTES - 2048, hifram_activations=False)
     assert "lower FRAM" in info.value.message and "%t1" in info.value.render()
     assert "--sram 15KiB" in (info.value.hint or "")   # 8192 + 6912
+    assert "hifram-activations=false" in (info.value.hint or "")
+    with pytest.raises(BudgetError) as info:          # a budget without HIFRAM: say how much would do
+        plan(lenet_like(), code=LOWER_FRAM_BYTES - 2048, fram=LOWER_FRAM_BYTES + VECTOR_BYTES)
+    assert f"--fram {(LOWER_FRAM_BYTES + VECTOR_BYTES + 6912 + 1023) // 1024}KiB" in (info.value.hint or "")
+
+
+def test_fram_activations_that_do_not_fit_lower_fram_move_to_hifram() -> None:
+    p, stats = plan(lenet_like(), code=LOWER_FRAM_BYTES - 2048, hifram_threshold=1024)
+    verify_program(p)
+    assert_no_shared_live_bytes(p)
+    t1 = p.buffers["t1"]
+    assert (t1.space, t1.offset) == ("hifram", 0) and stats["spilled_to_hifram"] == ["t1"]
+    assert stats["hifram_activations"] == 6912 and stats["fram_activations"] == 0
+    assert stats["memory_model"] == "large"
+    # the constants in HIFRAM follow its activation arena; HIFRAM holds both
+    hi_consts = [b for b in p.buffers.values() if b.is_const and b.space == "hifram"]
+    assert [b.name for b in hi_consts] == ["w2"] and hi_consts[0].offset >= 6912
+    assert stats["hifram_bytes"] == 6912 + 17280
+    assert uses_large_model(p)
+
+
+def test_hifram_activations_spill_only_what_lower_fram_cannot_hold() -> None:
+    # lower FRAM keeps 6 KiB for activations: of a chain of 4 KiB buffers (two live at a time)
+    # one moves, and only one: each step then has one operand in each arena
+    p = act_chain(6, 2048)
+    p, stats = plan(p, sram=2048, code=LOWER_FRAM_BYTES - 6 * 1024 - 256)
+    assert_no_shared_live_bytes(p)
+    verify_program(p)
+    spaces = {b.space for b in p.buffers.values() if b.alias is None and not b.is_const}
+    assert spaces == {"fram", "hifram"}
+    assert stats["fram_activations"] <= 6 * 1024 - 256
+    assert stats["hifram_activations"] == 4096      # the moved buffers share one slot by lifetime
+    p2, stats2 = plan(act_chain(6, 2048), sram=2048)  # room enough: the small model, no HIFRAM
+    assert stats2["spilled_to_hifram"] == [] and stats2["memory_model"] == "small"
+    assert not uses_large_model(p2)
+
+
+def test_persistent_activations_spill_to_hifram_too() -> None:
+    p, stats = plan(lenet_like(), persistent=True, code=LOWER_FRAM_BYTES - 4096)
+    acts = [b for b in p.buffers.values() if b.alias is None and not b.is_const]
+    assert {b.space for b in acts} == {"fram", "hifram"}
+    assert stats["spilled_to_hifram"] == ["t1"] and stats["sram_peak"] == 0
+    assert_no_shared_live_bytes(p)
+
+
+def test_hifram_overflow_with_activations_names_them_and_what_helps() -> None:
+    # two live 120 KiB feature maps (240 KiB) cannot share the 208 KiB of HIFRAM
+    with pytest.raises(BudgetError) as info:
+        plan(act_chain(2, 60 * 1024))
+    err = info.value
+    text = err.render()
+    assert err.message.startswith("HIFRAM (0x10000-0x43FFF, 208.0 KiB")
+    assert f"overflows by {fmt_bytes(2 * 120 * 1024 - HIFRAM_256K)}" in err.message
+    assert f"need {fmt_bytes(2 * 120 * 1024)} there" in err.message
+    assert "HIFRAM activations live at step" in text and "%t1  120.0 KiB" in text and "written by 'a1'" in text
+    assert "smaller feature maps" in (err.hint or "") and "--fram" in (err.hint or "")
 
 
 def test_stack_larger_than_sram_is_an_error() -> None:
@@ -316,10 +373,16 @@ def test_pack_never_overlaps_and_is_at_least_the_peak(raw: list[tuple[int, int, 
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(programs(planned=False))
-def test_random_programs_plan_and_verify(p: Program) -> None:
-    p, stats = plan(p)
+@given(programs(planned=False), st.sampled_from([None, 64, 256]))
+def test_random_programs_plan_and_verify(p: Program, lower_room: int | None) -> None:
+    """Also with 64 B of SRAM and 64 or 256 B of lower FRAM for activations (the drawn buffers have
+    up to a few hundred bytes): the SRAM, FRAM and HIFRAM arenas all in use."""
+    opts: dict[str, object] = {} if lower_room is None else {
+        "sram": 64, "stack": 0, "code": LOWER_FRAM_BYTES - lower_room - estimate_rodata_bytes(p, large=True)}
+    p, stats = plan(p, **opts)
     assert is_planned(p)
     verify_program(p)
     assert_no_shared_live_bytes(p)
     assert stats["sram_peak"] <= stats["sram_available"]
+    assert stats["lower_fram_used"] <= stats["lower_fram_capacity"]
+    assert (stats["hifram_activations"] > 0) == bool(stats["spilled_to_hifram"])

@@ -9,7 +9,9 @@
  * computation on the spot ("tiles ok" / "tiles DIFFER"), which checks that a tile writes exactly
  * its own outputs and the same bytes as the untiled call.
  *
- * On the MSP430 the buffers are in FRAM (persistent) and the output goes through CIO.
+ * On the MSP430 the buffers are in FRAM (persistent) and the output goes through CIO; with
+ * -DH_HIFRAM (-mlarge) the inputs, weights and outputs are in HIFRAM (above 64 KiB, where the
+ * generated code puts activations that do not fit lower FRAM), the biases and shifts stay below.
  */
 #include <stdint.h>
 
@@ -18,10 +20,16 @@
 #ifdef __MSP430__
 #include "cio.h"
 #define H_FRAM __attribute__((persistent))
+#if defined(H_HIFRAM)
+#define H_BUF __attribute__((section(".upper.persistent")))
+#else
+#define H_BUF H_FRAM
+#endif
 static void h_write(const char *s, uint16_t n) { fx_cio_write(FX_CIO_STDOUT, s, n); }
 #else
 #include <stdio.h>
 #define H_FRAM
+#define H_BUF
 static void h_write(const char *s, uint16_t n) { fwrite(s, 1, n, stdout); }
 #endif
 
@@ -30,11 +38,11 @@ static void h_write(const char *s, uint16_t n) { fwrite(s, 1, n, stdout); }
 #define H_Y 1200
 #define H_C 64
 
-static int16_t hx[H_X] H_FRAM = {0};
-static int16_t hx2[H_X] H_FRAM = {0};
-static int16_t hw[H_W] H_FRAM = {0};
-static int16_t hy[H_Y] H_FRAM = {0};
-static int16_t hy2[H_Y] H_FRAM = {0};
+static int16_t hx[H_X] H_BUF = {0};
+static int16_t hx2[H_X] H_BUF = {0};
+static int16_t hw[H_W] H_BUF = {0};
+static int16_t hy[H_Y] H_BUF = {0};
+static int16_t hy2[H_Y] H_BUF = {0};
 static int32_t hbias[H_C] H_FRAM = {0};
 static int8_t hshift[H_C] H_FRAM = {0};
 

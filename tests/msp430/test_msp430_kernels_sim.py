@@ -4,7 +4,9 @@ kernel_sim_harness.c runs fx_conv, fx_fc, fx_maxpool, fx_avgpool, fx_add, fx_act
 fx_requant_copy, fx_requant and fx_argmax on deterministic pseudo-random cases (same LCG on both
 sides) and prints checksums and first outputs. The host build (portable FX_MAC, ASan/UBSan when
 available) is the reference; the MSP430 builds must print exactly the same: with the MPY32
-multiply-accumulate (FX_USE_MPY32), with the portable C fallback, and in the large memory model.
+multiply-accumulate (FX_USE_MPY32), with the portable C fallback, and in the large memory model,
+there also with the inputs, weights and outputs in HIFRAM (above 64 KiB: where plan-memory puts
+activations that do not fit lower FRAM).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ VARIANTS = {
     "mpy32": ["-DFX_USE_MPY32"],
     "portable": [],
     "mpy32-large": ["-DFX_USE_MPY32", "-mlarge"],
+    "mpy32-large-hifram": ["-DFX_USE_MPY32", "-mlarge", "-DH_HIFRAM"],
 }
 
 
@@ -52,6 +55,11 @@ def test_msp430_kernels_match_host(variant: str, host_reference: str,
                                    msp430_tc: Msp430Toolchain, tmp_path: Path) -> None:  # noqa: F811
     elf = build_msp430(msp430_tc, [HARNESS, *kernel_sources()], tmp_path / f"harness-{variant}.elf",
                        flags=VARIANTS[variant])
+    syms = subprocess.run([str(msp430_tc.tool("nm")), str(elf)], capture_output=True, text=True,
+                          check=True).stdout.split("\n")
+    where = {ln.split()[-1]: int(ln.split()[0], 16) for ln in syms if ln.strip()}
+    for buf in ("hx", "hx2", "hw", "hy", "hy2"):    # HIFRAM starts at 0x10000
+        assert (where[buf] >= 0x10000) == ("hifram" in variant), (variant, buf, hex(where[buf]))
     r = run_elf(elf, toolchain=msp430_tc, max_cycles=200_000_000, timeout=300).check()
     assert r.power_failures == 0
     sim_lines = r.stdout.splitlines()

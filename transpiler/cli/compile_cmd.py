@@ -226,9 +226,10 @@ def make_summary(args: argparse.Namespace, context: Any, report: Any) -> dict[st
         "parameters": sizes.get("parameters", 0),
         "fram": {"weights": sizes.get("fram_weights", 0), "biases": sizes.get("fram_bias", 0),
                  "descriptors": sizes.get("fram_descriptors", 0), "activations": sizes.get("fram_activations", 0),
-                 "hifram": sizes.get("hifram_bytes", 0)},
+                 "hifram": sizes.get("hifram_bytes", 0), "hifram_activations": sizes.get("hifram_activations", 0)},
         "sram": {"peak_activations": sizes.get("sram_peak", 0), "budget": context.sram_bytes,
-                 "stack_reserve": plan.get("stack_reserve"), "spilled_to_fram": plan.get("spilled_to_fram", [])},
+                 "stack_reserve": plan.get("stack_reserve"), "spilled_to_fram": plan.get("spilled_to_fram", []),
+                 "spilled_to_hifram": plan.get("spilled_to_hifram", [])},
         "q": {"inputs": {p["name"]: p["q"] for p in manifest.get("inputs", [])},
               "outputs": {p["name"]: p["q"] for p in manifest.get("outputs", [])},
               "activations": [act_q[0], act_q[-1]] if act_q else []},
@@ -258,10 +259,13 @@ def format_summary(s: dict[str, Any]) -> str:
         f"  parameters  {s['parameters']:,}",
         f"  FRAM        weights {_b(f['weights'])}, biases {_b(f['biases'])}, descriptors {_b(f['descriptors'])}"
         + (f", activations {_b(f['activations'])}" if f["activations"] else "")
-        + (f" ({_b(f['hifram'])} of the constants in HIFRAM)" if f["hifram"] else ""),
+        + (f", activations in HIFRAM {_b(f['hifram_activations'])}" if f.get("hifram_activations") else "")
+        + (f" ({_b(f['hifram'] - f.get('hifram_activations', 0))} of the constants in HIFRAM)"
+           if f["hifram"] > f.get("hifram_activations", 0) else ""),
         f"  SRAM        peak activations {_b(r['peak_activations'])} of {_b(r['budget'])}"
         + (f" ({_b(r['stack_reserve'])} reserved for the stack)" if r.get("stack_reserve") is not None else "")
-        + (f"; moved to FRAM: {', '.join(r['spilled_to_fram'])}" if r["spilled_to_fram"] else ""),
+        + (f"; moved to FRAM: {', '.join(r['spilled_to_fram'])}" if r["spilled_to_fram"] else "")
+        + (f"; to HIFRAM: {', '.join(r['spilled_to_hifram'])}" if r.get("spilled_to_hifram") else ""),
         "  Q formats   " + "; ".join(
             [f"input '{k}' q={v}" for k, v in s["q"]["inputs"].items()]
             + [f"output '{k}' q={v}" for k, v in s["q"]["outputs"].items()]
@@ -280,7 +284,9 @@ def format_summary(s: dict[str, Any]) -> str:
     m4 = s.get("msp430") or {}
     if s.get("target") == "msp430fr5994" and m4.get("memory_model"):
         large = m4["memory_model"] == "large"
-        lines.append(f"  MSP430FR5994 {m4['memory_model']} memory model" + (" (-mlarge: constants in HIFRAM)" if large else "")
+        hifram = ("activations and constants" if f.get("hifram_activations") and f["hifram"] > f["hifram_activations"]
+                  else "activations" if f.get("hifram_activations") else "constants")
+        lines.append(f"  MSP430FR5994 {m4['memory_model']} memory model" + (f" (-mlarge: {hifram} in HIFRAM)" if large else "")
                      + f"; code ~{_b(int(m4['code_estimate'] or 0))}, lower FRAM "
                      f"{_b(int(m4['lower_fram_used'] or 0))} of {_b(int(m4['lower_fram_capacity'] or 0))} (planned)")
     lines.append(f"next: make -C {s['output']} && freeml-tx verify {s['output']} --data {s.get('data') or 'DATA.npz'}")

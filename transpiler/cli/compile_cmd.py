@@ -265,7 +265,7 @@ def format_summary(s: dict[str, Any]) -> str:
         f"  SRAM        peak activations {_b(r['peak_activations'])} of {_b(r['budget'])}"
         + (f" ({_b(r['stack_reserve'])} reserved for the stack)" if r.get("stack_reserve") is not None else "")
         + (f"; moved to FRAM: {', '.join(r['spilled_to_fram'])}" if r["spilled_to_fram"] else "")
-        + (f"; to HIFRAM: {', '.join(r['spilled_to_hifram'])}" if r.get("spilled_to_hifram") else ""),
+        + (f" (on to HIFRAM: {', '.join(r['spilled_to_hifram'])})" if r.get("spilled_to_hifram") else ""),
         "  Q formats   " + "; ".join(
             [f"input '{k}' q={v}" for k, v in s["q"]["inputs"].items()]
             + [f"output '{k}' q={v}" for k, v in s["q"]["outputs"].items()]

@@ -65,6 +65,24 @@ def _scores_output(graph: gs.Graph, tensor: gs.Tensor, opset: int) -> gs.Tensor 
     return None
 
 
+def _final_scores(graph: gs.Graph, logits: gs.Tensor, opset: int) -> gs.Tensor | None:
+    """The output of a final Softmax / LogSoftmax / Sigmoid over the class axis that reads ``logits``
+    and is a graph output or a ZipMap's input, or None. (skl2onnx's label path of a linear model
+    computed in double takes the ArgMax of the logits: the argmax of those scores.) Before shape
+    inference the scores may have no shape yet: they are then taken to be skl2onnx's
+    ``[N, classes]``; check-supported checks the final activation's axis on the static shapes."""
+    for node in consumers(logits):
+        out = node.outputs[0] if node.outputs else None
+        if node.op not in _KEEP_ARGMAX or (node.domain or "") not in DEFAULT_DOMAINS or out is None:
+            continue
+        if not (is_graph_output(graph, out) and not consumers(out)) and _zipmap_reading(graph, out) is None:
+            continue
+        rank = _rank(out) if _rank(out) is not None else _rank(logits)
+        if node.op == "Sigmoid" or _on_class_axis(node, -1 if opset >= 13 else 1, 2 if rank is None else rank):
+            return out
+    return None
+
+
 def _zipmap_reading(graph: gs.Graph, scores: gs.Tensor) -> gs.Node | None:
     for node in consumers(scores):
         if node.op == "ZipMap" and node.domain == ML_DOMAIN and is_graph_output(graph, node.outputs[0]):
@@ -88,8 +106,9 @@ class StripClassifierTail(Pass):
              "scores_output": "output_probability", "zipmap": true}
 
     With zipmap off the scores output (``probabilities``) stays as it is and only the label path
-    goes. The ArgMax must read the scores output itself, so ``labels[argmax(scores)]`` recomputes
-    the removed label exactly. The final Softmax is kept.
+    goes. The ArgMax must read the scores output itself, or the logits that a final Softmax /
+    LogSoftmax / Sigmoid turns into it (skl2onnx's linear models in double), so
+    ``labels[argmax(scores)]`` recomputes the removed label exactly. The final Softmax is kept.
 
     A model that outputs an ArgMax over the class axis beside its scores (torch: ``return
     F.softmax(z, 1), z.argmax(1)``) loses that output the same way; the ArgMax may read the scores
@@ -117,7 +136,12 @@ class StripClassifierTail(Pass):
             label = _label_output(graph, node.outputs[0])
             scores = argmax.inputs[0]
             zipmap = _zipmap_reading(graph, scores)
-            if label is None or (zipmap is None and not is_graph_output(graph, scores)):
+            if zipmap is None and not is_graph_output(graph, scores):
+                final = _final_scores(graph, scores, model.opset)
+                if final is None:
+                    continue
+                scores, zipmap = final, _zipmap_reading(graph, final)
+            if label is None:
                 continue
             return self._strip(model, label, scores, zipmap, _labels(classes))
         for node in list(graph.nodes):

@@ -23,6 +23,7 @@ from passes.matmul_to_gemm import MatMulToGemm
 from passes.ml_ops import MlOpsToOnnx
 from passes.name_nodes import NameNodes
 from passes.reduce_mean_to_gap import ReduceMeanToGap
+from passes.to_float32 import ToFloat32
 from passes.remove_noops import RemoveNoops
 from passes.upgrade_opset import UpgradeOpset, UpgradeOpsetOptions
 
@@ -57,7 +58,7 @@ class Normalize(Pass):
         x[1,1,28,28] -> Conv(W*s, B') -> Relu -> GlobalAveragePool -> Reshape[1,C]
           -> Gemm{transB=1} -> Softmax -> y[1,10]          (every node named, with `origin`)
 
-    Order: name-nodes; ml-to-onnx (scikit-learn's Scaler/LinearClassifier as standard ops, with the
+    Order: name-nodes; to-float32 (float64/float16 models computed in float32); ml-to-onnx (scikit-learn's Scaler/LinearClassifier as standard ops, with the
     label path strip-classifier-tail knows); strip-classifier-tail (early: onnx-graphsurgeon cannot
     represent ZipMap's map type); upgrade-opset; infer-shapes, fold-constants; batch-one (a fixed
     batch > 1 becomes 1, after folding wrote it into constant shapes); infer-shapes; then the rewrites (remove-noops, explicit-attributes, fold-pad, reduce-mean-to-gap, matmul-to-gemm, binary-scores,
@@ -78,7 +79,7 @@ class Normalize(Pass):
         changed = False
         opts = self.options
         prologue: list[tuple[type[Pass], Any]] = [
-            (NameNodes, None), (MlOpsToOnnx, None), (StripClassifierTail, None),
+            (NameNodes, None), (ToFloat32, None), (MlOpsToOnnx, None), (StripClassifierTail, None),
             (UpgradeOpset, UpgradeOpsetOptions(target=opts.opset)),
             (InferShapes, InferShapesOptions(require_static=False)), (FoldConstants, None), (BatchOne, None),
             (InferShapes, InferShapesOptions(require_static=False))]

@@ -420,7 +420,8 @@ class _Lowerer:
                                          self.fram_tight, chain.node.name, op, w_q, x_shape, y_shape, attrs)
             self.storage.append(choice.record)
         if choice is not None and choice.sparse:
-            sop, arrays, attrs, roles = lower_sparse.sparse_step(op, w_q, attrs)
+            sop, arrays, attrs, roles = lower_sparse.sparse_step(op, w_q, attrs,
+                                                                 self.program.buffers[x_buf].shape)
             inputs = [x_buf]
             for role in roles:
                 dtype, q = ("i16", list(f_w)) if role == "values" else ("u16", None)

@@ -61,8 +61,18 @@ def sparse_bytes(w: np.ndarray) -> int:
     return 4 * max(int(np.count_nonzero(w)), 1) + 2 * (int(w.shape[0]) + 1)
 
 
-def sparse_limit(op: str, w: np.ndarray, x_shape: Sequence[int]) -> str | None:
-    """Why the layer cannot be stored sparse (None: it can). ``op`` is the dense op."""
+def _dilation(attrs: Mapping[str, AttrValue]) -> tuple[int, int]:
+    """A conv's dilation attribute (1, 1 when absent or not a pair)."""
+    d = attrs.get("dilation", [1, 1])
+    if isinstance(d, list) and len(d) == 2 and all(isinstance(v, int) for v in d):
+        return int(d[0]), int(d[1])
+    return 1, 1
+
+
+def sparse_limit(op: str, w: np.ndarray, x_shape: Sequence[int],
+                 dilation: Sequence[int] = (1, 1)) -> str | None:
+    """Why the layer cannot be stored sparse (None: it can). ``op`` is the dense op, ``dilation``
+    a conv's."""
     nnz = max(int(np.count_nonzero(w)), 1)
     if nnz > kernels.SPARSE_INDEX_MAX:
         return f"{nnz} non-zero weights exceed the {kernels.SPARSE_INDEX_MAX} that u16 pointers address"
@@ -70,29 +80,28 @@ def sparse_limit(op: str, w: np.ndarray, x_shape: Sequence[int]) -> str | None:
     if op == "fc" and per_row > kernels.FC_SPARSE_K_MAX:
         return f"K = {per_row} inputs exceed the {kernels.FC_SPARSE_K_MAX} that u16 byte steps reach"
     if op == "conv":
-        if per_row > 65536:
-            return f"Cin/group * kh * kw = {per_row} tap positions exceed u16 offsets"
-        cin, h, wd = x_shape
-        cin_g = int(w.shape[1])
-        if cin_g * h * wd > 65535:
-            return (f"one group's input has {cin_g * h * wd} elements; fx_conv_sparse indexes it "
-                    f"with uint16 (at most 65535)")
+        _, h, wd = x_shape
+        positions = kernels.conv_sparse_positions(int(w.shape[1]), w.shape[2:], (h, wd), dilation)
+        if positions > 65535:
+            return (f"one group's input (grown to the dilated kernel) has {positions} elements; "
+                    f"fx_conv_sparse indexes it with uint16 (at most 65535)")
     return None
 
 
-def sparse_step(op: str, w: np.ndarray, attrs: Mapping[str, AttrValue]
+def sparse_step(op: str, w: np.ndarray, attrs: Mapping[str, AttrValue], x_shape: Sequence[int]
                 ) -> tuple[str, dict[str, np.ndarray], dict[str, AttrValue], list[str]]:
     """The sparse op for the dense ``op``, its constant arrays by role, its attributes and the roles
     of its weight inputs in order (the step's inputs are x, those, then the bias).
 
-    ``w`` is the quantised dense weight ([N, K] or [Cout, Cin/g, kh, kw]); the returned arrays are
-    ``values`` (i16), ``deltas``/``offsets`` and ``rowptr``/``chanptr`` (u16).
+    ``w`` is the quantised dense weight ([N, K] or [Cout, Cin/g, kh, kw]) and ``x_shape`` the
+    layer's input shape (conv offsets count in it); the returned arrays are ``values`` (i16),
+    ``deltas``/``offsets`` and ``rowptr``/``chanptr`` (u16).
     """
     if op == "fc":
         values, index, ptr = kernels.csr_from_dense(w)
         return "fc_sparse", {"values": values, "deltas": index, "rowptr": ptr}, dict(attrs), \
             ["values", "deltas", "rowptr"]
-    values, index, ptr = kernels.conv_sparse_from_dense(w)
+    values, index, ptr = kernels.conv_sparse_from_dense(w, x_shape[1:], _dilation(attrs))
     new_attrs = dict(attrs)
     new_attrs["kernel"] = [int(w.shape[2]), int(w.shape[3])]
     return "conv_sparse", {"values": values, "offsets": index, "chanptr": ptr}, new_attrs, \
@@ -110,7 +119,7 @@ def _scratch_step(op: str, x_shape: Sequence[int], y_shape: Sequence[int], w: np
     if not sparse:
         p.add(Buffer("w", "i16", tuple(int(d) for d in w.shape), data=w))
         return p, Step(op, "layer", ["x", "w", "b"], ["y"], dict(attrs))
-    sop, arrays, sattrs, roles = sparse_step(op, w, attrs)
+    sop, arrays, sattrs, roles = sparse_step(op, w, attrs, x_shape)
     for role in roles:
         a = arrays[role]
         p.add(Buffer(role, "i16" if role == "values" else "u16", (int(a.size),), data=a))
@@ -143,7 +152,7 @@ def choose(mode: str, max_slowdown: float, fram_tight: bool, step_name: str, op:
         "dense_cycles": round(predicted_cycles(op, x_shape, y_shape, w, attrs, False)),
         "sparse_cycles": None,
     }
-    limit = sparse_limit(op, w, x_shape)
+    limit = sparse_limit(op, w, x_shape, _dilation(attrs))
     if limit is None:
         record["sparse_cycles"] = round(predicted_cycles(op, x_shape, y_shape, w, attrs, True))
 

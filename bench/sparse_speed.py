@@ -156,7 +156,7 @@ def program(layer: Layer, w: np.ndarray, sparse: bool, rng: np.random.Generator)
         decl.append(f"static int16_t y[{cout * oh * ow}] OUT = {{0}};\n")
         geo = f"{cin}u, {h}u, {wd}u, {cout}u, {oh}u, {ow}u, {kh}u, {kw}u, 1u, 1u, 1u, 1u, {pad}u, {pad}u, 1u"
         if sparse:
-            values, offsets, chanptr = K.conv_sparse_from_dense(w)
+            values, offsets, chanptr = K.conv_sparse_from_dense(w, (h, wd))
             decl.append(c_array("static const", "int16_t", "values", values, big))
             decl.append(c_array("static const", "uint16_t", "offsets", offsets, big))
             decl.append(c_array("static const", "uint16_t", "chanptr", chanptr, big))

@@ -200,8 +200,10 @@ def layer_size(node: gs.Node) -> LayerSize | None:
     n = int(w.shape[0])
     nnz = int(np.count_nonzero(w))
     if w.ndim in (2, 4):
-        limit = lower_sparse.sparse_limit(op, w, _x_shape(node))
-        shape_limit = lower_sparse.sparse_limit(op, np.zeros(w.shape, dtype=np.int8), _x_shape(node))
+        dil = [int(d) for d in node.attrs.get("dilations", [1, 1])]
+        dilation = (1, dil[0]) if len(dil) == 1 else (dil[0], dil[1])
+        limit = lower_sparse.sparse_limit(op, w, _x_shape(node), dilation)
+        shape_limit = lower_sparse.sparse_limit(op, np.zeros(w.shape, dtype=np.int8), _x_shape(node), dilation)
     else:
         limit = shape_limit = "not a 2-D or 4-D weight"
     return LayerSize(node=node.name, op=op, weight=node.inputs[1].name, bias=bias.name if bias is not None else None,

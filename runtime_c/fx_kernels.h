@@ -115,9 +115,11 @@ typedef struct {
 void fx_fc_sparse(const fx_fc_sparse_t *p, const int16_t *x, int16_t *y, uint16_t n0, uint16_t n1);
 
 /* conv_sparse: the geometry of fx_conv_t; the weights of output channel co are values[j] at
- * offsets[j] = ci' * kh * kw + ky * kw + kx (increasing), j in [chanptr[co], chanptr[co+1]).
+ * offsets[j] = ci' * Hv * Wv + ky * dh * Wv + kx * dw (increasing), j in [chanptr[co],
+ * chanptr[co+1]): the tap's input offset from the window origin, in the input grown to the
+ * dilated kernel (Hv = max(ih, (kh - 1) * dh + 1), Wv = max(iw, (kw - 1) * dw + 1); docs/lir.md).
  * Channel-major, so a tile of channels [c0, c1) reads the one run [chanptr[c0], chanptr[c1]).
- * Needs cin / group * ih * iw <= 65535. Uses up to about 450 bytes of stack for its tap list
+ * Needs cin / group * Hv * Wv <= 65535. Uses up to about 450 bytes of stack for its tap list
  * and table (FX_SPARSE_RUN_TAPS), or its partial sums (FX_SPARSE_CONV_TAPS, FX_SPARSE_CONV_SEG in
  * fx_sparse.c). */
 typedef struct {

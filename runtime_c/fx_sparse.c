@@ -16,25 +16,28 @@
  * In the large model the pointer arithmetic is 16 bits wide, so an x that reaches past 64 KiB
  * takes a portable loop (fx_fc_sparse_far).
  *
- * fx_conv_sparse: per output channel the pairs (offset, value), offset = ci' * kh * kw + ky * kw
- * + kx. A channel with at most FX_SPARSE_RUN_TAPS taps (the fast path) is decoded once per call
- * (without division: the offsets increase) into a list of (d, ky, kx, value), d = ci' * ih * iw
- * + ky * dh * iw + kx * dw the tap's input offset from the window origin. The outputs are then
- * cut into blocks whose windows see the same taps (interior rows x interior columns, each border
- * row, each border column down the rows); a block's taps go into a table of (byte step, value)
- * pairs and fx_sparse_run computes the block without bounds checks: on the MSP430 an assembly
- * loop, per output tap 0 through MPYS and a jump into an unrolled chain of `add @p+, xr;
- * mov @xr, &MACS; mov @p+, &OP2' (10 cycles per tap; the pointer runs on from one output's last
- * tap to the next output's first), then the bias added in registers and a requantisation on
- * 16-bit halves specialised for ReLU and none (with ReLU 25 + 2 (16 - shift) cycles per output
- * besides the taps; bench/sparse_speed.py). A channel with more taps, or an x above 64 KiB in
- * the large model, takes the chunked path: taps decoded FX_SPARSE_CONV_TAPS at a time, segments of
- * FX_SPARSE_CONV_SEG outputs with 32-bit partial sums, interior windows without checks and
- * border taps checked against their valid ranges. Stack: about 450 bytes (the fast path's list
- * and table; the chunked path (3 * FX_SPARSE_CONV_TAPS + 1) * 2 + 4 * FX_SPARSE_CONV_SEG).
+ * fx_conv_sparse: per output channel the pairs (offset, value), offset = ci' * Hv * Wv + ky * dh
+ * * Wv + kx * dw the tap's input offset from its window's origin (docs/lir.md; Hv x Wv is the
+ * input grown to the dilated kernel, ih x iw unless the kernel is larger). A channel with at most
+ * FX_SPARSE_RUN_TAPS taps takes the fast path. When every window of the call lies inside the
+ * input, its table of (byte step, value) pairs is the offsets' differences (2 (d_i - d_i-1)) and
+ * the values; otherwise the offsets are decoded once per call (without division: they increase)
+ * into a list of (d, ky, kx, value), d the tap's offset in the input, and the outputs are cut into
+ * blocks whose windows see the same taps (interior rows x interior columns, each border row, each
+ * border column down the rows), a table per block. fx_sparse_run computes a block without bounds
+ * checks: on the MSP430 an assembly loop, per output tap 0 through MPYS and a jump into an
+ * unrolled chain of `add @p+, xr; mov @xr, &MACS; mov @p+, &OP2' (10 cycles per tap; the pointer
+ * runs on from one output's last tap to the next output's first), then the bias added in
+ * registers and a requantisation on 16-bit halves specialised for ReLU and none (with ReLU
+ * 25 + 2 (16 - shift) cycles per output besides the taps; bench/sparse_speed.py). A channel with
+ * more taps, or an x above 64 KiB in the large model, takes the chunked path: taps decoded
+ * FX_SPARSE_CONV_TAPS at a time, segments of FX_SPARSE_CONV_SEG outputs with 32-bit partial sums,
+ * interior windows without checks and border taps checked against their valid ranges. Stack:
+ * about 450 bytes (the fast path's list and table; the chunked path (3 * FX_SPARSE_CONV_TAPS + 1)
+ * * 2 + 4 * FX_SPARSE_CONV_SEG).
  *
- * Offsets and d are uint16: the input of one group must have at most 65535 elements
- * (cin / group * ih * iw <= 65535; d is computed modulo 2^16 and every valid tap's input index
+ * Offsets and d are uint16: the offsets' layout of one group must have at most 65535 elements
+ * (cin / group * Hv * Wv <= 65535; d is computed modulo 2^16 and every valid tap's input index
  * fits). The printer (backends/c/printers.py, print_conv_sparse) checks it; lower keeps such a
  * layer dense.
  *
@@ -455,46 +458,81 @@ typedef struct {
     uint16_t kx[FX_SPARSE_CONV_TAPS];
 } fx_sparse_taps_t;
 
-/* Decode n (<= FX_SPARSE_CONV_TAPS) increasing offsets. Walks channel and row starts forward
- * instead of dividing: O(n + cin/group * kh) steps, in 16-bit arithmetic (offsets are uint16, so
- * every start up to the last offset fits; kh * kw > 65535 only with one input channel per group,
- * whose taps never leave channel 0). */
-static void fx_sparse_decode(const fx_conv_sparse_t *p, const uint16_t *off, uint16_t n,
+/* The geometry of a call's taps: how the offsets count (the layout Hv x Wv, the input grown to
+ * the dilated kernel: docs/lir.md) and the real input. All mod 2^16. */
+typedef struct {
+    uint16_t kh, dw;
+    uint16_t vrow, vchan;       /* dh * Wv, Hv * Wv: a kernel row's, a channel's step in offsets */
+    uint16_t rrow, rchan;       /* dh * iw, ih * iw: the same in the input */
+} fx_sparse_geo_t;
+
+/* The walk that decodes a channel's increasing offsets without division: the current kernel
+ * row (ci', ky), where it and the next one start in offsets, where it starts in the input, and
+ * the last decoded tap's column. 16-bit arithmetic: every row start up to the last offset fits
+ * (the printer keeps Cin/group * Hv * Wv <= 65535). */
+typedef struct {
+    const fx_sparse_geo_t *g;
+    uint16_t vchan, vrow, vnext;        /* offsets of channel ci', of its row ky, of the next row */
+    uint16_t rchan, rrow;               /* input offsets of channel ci' and of its row ky */
+    uint16_t ky, kx, kxo;               /* the last tap's kernel row and column, kx * dw */
+} fx_sparse_walk_t;
+
+static void fx_sparse_walk_init(fx_sparse_walk_t *w, const fx_sparse_geo_t *g)
+{
+    w->g = g;
+    w->vchan = w->vrow = w->rchan = w->rrow = 0;
+    w->vnext = g->kh == 1u ? g->vchan : g->vrow;
+    w->ky = w->kx = w->kxo = 0;
+}
+
+/* The input offset from the window origin of the tap at offset o (>= the previous one); sets
+ * w->ky, w->kx. */
+static inline uint16_t fx_sparse_walk(fx_sparse_walk_t *w, uint16_t o)
+{
+    const fx_sparse_geo_t *const g = w->g;
+    uint16_t rel;
+    if (o >= w->vnext) {        /* a later kernel row: walk to it */
+        do {
+            if (++w->ky == g->kh) {
+                w->ky = 0;
+                w->vchan = (uint16_t)(w->vchan + g->vchan);
+                w->rchan = (uint16_t)(w->rchan + g->rchan);
+                w->vrow = w->vchan;
+                w->rrow = w->rchan;
+            } else {
+                w->vrow = (uint16_t)(w->vrow + g->vrow);
+                w->rrow = (uint16_t)(w->rrow + g->rrow);
+            }
+            w->vnext = (uint16_t)(w->ky + 1u == g->kh ? w->vchan + g->vchan : w->vrow + g->vrow);
+        } while (o >= w->vnext);
+        w->kx = 0;
+        w->kxo = 0;
+    }
+    rel = (uint16_t)(o - w->vrow);      /* kx * dw */
+    if (g->dw == 1u) {
+        w->kx = rel;
+    } else {
+        while (w->kxo < rel) {          /* offsets increase within a row */
+            ++w->kx;
+            w->kxo = (uint16_t)(w->kxo + g->dw);
+        }
+    }
+    return (uint16_t)(w->rrow + rel);
+}
+
+/* Decode n (<= FX_SPARSE_CONV_TAPS) increasing offsets from a channel's first: O(n + cin/group *
+ * kh) steps of the walk. */
+static void fx_sparse_decode(const fx_sparse_geo_t *g, const uint16_t *off, uint16_t n,
                              fx_sparse_taps_t *t)
 {
-    const uint32_t ktaps32 = (uint32_t)p->kh * p->kw;
-    const uint16_t ktaps = (uint16_t)ktaps32;                          /* used when <= 65535 */
-    const int one_channel = ktaps32 > 0xFFFFu;
-    const uint16_t kw = p->kw;
-    const uint16_t hw = (uint16_t)((uint32_t)p->ih * p->iw);          /* mod 2^16 */
-    const uint16_t rowstep = (uint16_t)((uint32_t)p->dh * p->iw);     /* mod 2^16 */
-    const uint16_t dw = p->dw;
-    uint16_t chan_base = 0, row_base = 0, dchan = 0, drow = 0, ky = 0, i;
-
+    fx_sparse_walk_t w;
+    uint16_t i;
+    fx_sparse_walk_init(&w, g);
     t->n = n;
     for (i = 0; i < n; ++i) {
-        const uint16_t o = off[i];
-        uint16_t rel, kx;
-        if (!one_channel) {
-            while ((uint16_t)(o - chan_base) >= ktaps) {
-                chan_base = (uint16_t)(chan_base + ktaps);
-                dchan = (uint16_t)(dchan + hw);
-                row_base = chan_base;
-                ky = 0;
-                drow = 0;
-            }
-        }
-        rel = (uint16_t)(o - row_base);
-        while (rel >= kw) {
-            rel = (uint16_t)(rel - kw);
-            row_base = (uint16_t)(row_base + kw);
-            ++ky;
-            drow = (uint16_t)(drow + rowstep);
-        }
-        kx = rel;
-        t->d[i] = (uint16_t)(dchan + drow + (dw == 1u ? kx : (uint16_t)((uint32_t)kx * dw)));
-        t->ky[i] = ky;
-        t->kx[i] = kx;
+        t->d[i] = fx_sparse_walk(&w, off[i]);
+        t->ky[i] = w.ky;
+        t->kx[i] = w.kx;
     }
 }
 
@@ -663,64 +701,13 @@ typedef struct {
     uint16_t ycol, yrow;
 } fx_sparse_block_t;
 
-/* The walk that decodes a channel's increasing offsets without division: the current kernel
- * row (ci', ky) and the input offsets of its first tap and of the last decoded tap's column
- * (16-bit arithmetic: every row start up to the last offset fits). */
-typedef struct {
-    uint16_t kw, kh, dw, hw, rowstep;   /* hw = ih * iw, rowstep = dh * iw, both mod 2^16 */
-    uint16_t row;                       /* kernel offset of the current kernel row */
-    uint16_t ky, kx;
-    uint16_t dchan, drow, dx;           /* input offsets of channel ci', of its row ky, of kx */
-} fx_sparse_walk_t;
-
-static void fx_sparse_walk_init(fx_sparse_walk_t *w, const fx_conv_sparse_t *p)
-{
-    w->kw = p->kw;
-    w->kh = p->kh;
-    w->dw = p->dw;
-    w->hw = (uint16_t)((uint32_t)p->ih * p->iw);
-    w->rowstep = (uint16_t)((uint32_t)p->dh * p->iw);
-    w->row = w->ky = w->kx = w->dchan = w->drow = w->dx = 0;
-}
-
-/* The input offset d of the tap at kernel offset o (>= the previous one); sets w->ky, w->kx. */
-static inline uint16_t fx_sparse_walk(fx_sparse_walk_t *w, uint16_t o)
-{
-    uint16_t rel = (uint16_t)(o - w->row);
-    if (rel >= w->kw) {         /* a later kernel row: walk to it */
-        do {
-            rel = (uint16_t)(rel - w->kw);
-            w->row = (uint16_t)(w->row + w->kw);
-            if (++w->ky == w->kh) {
-                w->ky = 0;
-                w->dchan = (uint16_t)(w->dchan + w->hw);
-                w->drow = w->dchan;
-            } else {
-                w->drow = (uint16_t)(w->drow + w->rowstep);
-            }
-        } while (rel >= w->kw);
-        w->kx = 0;
-        w->dx = 0;
-    }
-    if (w->dw == 1u) {
-        w->dx = rel;
-    } else {
-        while (w->kx < rel) {   /* rel >= kx: offsets increase within a row */
-            ++w->kx;
-            w->dx = (uint16_t)(w->dx + w->dw);
-        }
-    }
-    w->kx = rel;
-    return (uint16_t)(w->drow + w->dx);
-}
-
 /* Decode the n (<= FX_SPARSE_RUN_TAPS) taps of a channel into list (for blocks with borders). */
-static void fx_sparse_list(const fx_conv_sparse_t *p, const uint16_t *off, const int16_t *val,
+static void fx_sparse_list(const fx_sparse_geo_t *g, const uint16_t *off, const int16_t *val,
                            uint16_t n, fx_sparse_tap_t *list)
 {
     const fx_sparse_tap_t *const end = list + n;
     fx_sparse_walk_t w;
-    fx_sparse_walk_init(&w, p);
+    fx_sparse_walk_init(&w, g);
     for (; list != end; ++list, ++off, ++val) {
         list->d = fx_sparse_walk(&w, *off);
         list->ky = w.ky;
@@ -762,18 +749,17 @@ static void fx_sparse_table(fx_sparse_table_t *t, const fx_sparse_tap_t *list, u
 #endif
 }
 
-/* t's taps: all n of a channel, decoded straight into the table (a call without border
- * blocks needs no list). */
-static void fx_sparse_direct(const fx_conv_sparse_t *p, const uint16_t *off, const int16_t *val,
-                             uint16_t n, fx_sparse_table_t *t)
+/* t's taps: all n of a channel, straight from its offsets, for a block whose windows lie inside
+ * the input (the offsets are then the taps' input offsets) and move by cstep elements per
+ * column. */
+static void fx_sparse_direct(const uint16_t *off, const int16_t *val, uint16_t n, uint16_t cstep,
+                             fx_sparse_table_t *t)
 {
     uint16_t *q = t->pairs;
     uint16_t *const end = q + 2u * n;
     uint16_t prev = 0;
-    fx_sparse_walk_t w;
-    fx_sparse_walk_init(&w, p);
     for (; q != end; q += 2, ++off, ++val) {
-        const uint16_t d = fx_sparse_walk(&w, *off);
+        const uint16_t d = *off;
 #if FX_SPARSE_ASM
         q[0] = (uint16_t)(2u * (uint16_t)(d - prev));
 #else
@@ -786,8 +772,10 @@ static void fx_sparse_direct(const fx_conv_sparse_t *p, const uint16_t *off, con
     t->dlast = prev;
 #if FX_SPARSE_ASM
     if (n != 0u) {
-        t->pairs[0] = (uint16_t)(t->pairs[0] + 2u * (uint16_t)(p->sw - prev));
+        t->pairs[0] = (uint16_t)(t->pairs[0] + 2u * (uint16_t)(cstep - prev));
     }
+#else
+    (void)cstep;
 #endif
 }
 
@@ -1079,6 +1067,7 @@ typedef struct {
     uint16_t in_org;            /* in_rows * rstep mod 2^16 */
     uint16_t in_ix;             /* (in_hi - in_lo) * sw */
     uint8_t inside;             /* every window of the call lies inside the input */
+    fx_sparse_geo_t geo;
 } fx_sparse_call_t;
 
 /* One channel with n <= FX_SPARSE_RUN_TAPS taps (list), block by block: the interior rows as one
@@ -1157,7 +1146,7 @@ FX_NOINLINE static void fx_sparse_fast(const fx_conv_sparse_t *p, const fx_spars
     fx_sparse_rq(&t, p->bias[co], p->shift[co], &p->act);
     if (c->inside) {    /* one block, no list */
         fx_sparse_block_t b;
-        fx_sparse_direct(p, p->offsets + j0, p->values + j0, n, &t);
+        fx_sparse_direct(p->offsets + j0, p->values + j0, n, p->sw, &t);
         b.xg = xg;
         b.org = c->org0;
         b.cstep = p->sw;
@@ -1170,16 +1159,17 @@ FX_NOINLINE static void fx_sparse_fast(const fx_conv_sparse_t *p, const fx_spars
         fx_sparse_block(&t, &b);
         return;
     }
-    fx_sparse_list(p, p->offsets + j0, p->values + j0, n, list);
+    fx_sparse_list(&c->geo, p->offsets + j0, p->values + j0, n, list);
     fx_sparse_channel(p, c, xg, ych, list, n, &t);
 }
 
 /* Channel co, rows [oy0, oy1), any number of taps: segments of up to FX_SPARSE_CONV_SEG outputs
  * (in row order across rows) keep 32-bit partial sums while the taps pass in chunks of up to
  * FX_SPARSE_CONV_TAPS. */
-FX_NOINLINE static void fx_sparse_chunked(const fx_conv_sparse_t *p, const int16_t *xg,
-                                          int16_t *ych, uint16_t co, uint16_t oy0, uint16_t oy1,
-                                          uint16_t in_lo, uint16_t in_hi)
+FX_NOINLINE static void fx_sparse_chunked(const fx_conv_sparse_t *p, const fx_sparse_geo_t *g,
+                                          const int16_t *xg, int16_t *ych, uint16_t co,
+                                          uint16_t oy0, uint16_t oy1, uint16_t in_lo,
+                                          uint16_t in_hi)
 {
     const uint16_t ow = p->ow;
     const uint16_t j0 = p->chanptr[co], j1 = p->chanptr[co + 1u];
@@ -1202,7 +1192,7 @@ FX_NOINLINE static void fx_sparse_chunked(const fx_conv_sparse_t *p, const int16
         while (j < j1) {
             const uint16_t m = (uint16_t)(j1 - j > FX_SPARSE_CONV_TAPS ? FX_SPARSE_CONV_TAPS : j1 - j);
             uint16_t py = soy, px = sox, done = 0;
-            fx_sparse_decode(p, p->offsets + j, m, &t);  /* offsets are absolute */
+            fx_sparse_decode(g, p->offsets + j, m, &t);  /* offsets are absolute */
             while (done < cnt) {    /* the segment, one row piece at a time */
                 const uint16_t len = (uint16_t)(ow - px < cnt - done ? ow - px : cnt - done);
                 fx_sparse_piece(p, xg, py, px, (uint16_t)(px + len), in_lo, in_hi, &t,
@@ -1253,6 +1243,18 @@ void fx_conv_sparse(const fx_conv_sparse_t *p, const int16_t *x, int16_t *y,
     c.in_org = (uint16_t)(c.in_rows * c.rstep);
     c.in_ix = (uint16_t)((uint16_t)(c.in_hi - c.in_lo) * p->sw);
     c.inside = (uint8_t)(c.in_rows == oy1 - oy0 && c.in_lo == 0u && c.in_hi == p->ow);
+    {   /* the offsets' layout Hv x Wv (docs/lir.md); the printer keeps Cin/g * Hv * Wv <= 65535 */
+        const uint32_t kspan = (uint32_t)(p->kw - 1u) * p->dw + 1u;
+        const uint32_t hspan = (uint32_t)(p->kh - 1u) * p->dh + 1u;
+        const uint16_t wv = (uint16_t)(kspan > p->iw ? kspan : p->iw);
+        const uint16_t hv = (uint16_t)(hspan > p->ih ? hspan : p->ih);
+        c.geo.kh = p->kh;
+        c.geo.dw = p->dw;
+        c.geo.vrow = (uint16_t)(p->dh * wv);
+        c.geo.vchan = (uint16_t)(hv * wv);
+        c.geo.rrow = (uint16_t)(p->dh * p->iw);
+        c.geo.rchan = (uint16_t)(p->ih * p->iw);
+    }
     gi = (uint16_t)(co0 % cout_g);                        /* co's index inside its group */
     xg = x + (uint32_t)(co0 / cout_g) * ghw;
     ych = y + (uint32_t)co0 * ohw;
@@ -1260,7 +1262,7 @@ void fx_conv_sparse(const fx_conv_sparse_t *p, const int16_t *x, int16_t *y,
         if (near && (uint16_t)(p->chanptr[co + 1u] - p->chanptr[co]) <= FX_SPARSE_RUN_TAPS) {
             fx_sparse_fast(p, &c, xg, ych, co);
         } else {
-            fx_sparse_chunked(p, xg, ych, co, oy0, oy1, c.in_lo, c.in_hi);
+            fx_sparse_chunked(p, &c.geo, xg, ych, co, oy0, oy1, c.in_lo, c.in_hi);
         }
         ych += ohw;
         if (++gi == cout_g) {

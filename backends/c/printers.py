@@ -33,6 +33,7 @@ import numpy as np
 from backends.c.cnames import C_TYPES, c_array_init, c_comment_text, shape_text
 from transpiler.errors import Location, UnsupportedError
 from transpiler.lir.ir import Buffer, Program, Step
+from transpiler.lir.kernels import conv_sparse_positions
 
 ELTWISE_CHUNK = 32
 MAX_UNITS = 0xFFFF
@@ -267,10 +268,11 @@ def print_conv_sparse(env: StepEnv) -> StepCode:
         raise env.fail(f"chanptr needs {cout + 1} entries and the bias {cout}")
     geometry = _conv_geometry(env, x, y, kh, kw, None)
     cin, ih, iw = _shape(env, x, 3, "input")
-    group_elems = cin // _attr_int(env, "group", 1) * ih * iw
-    if group_elems > 0xFFFF:
-        raise env.fail(f"one group's input has {group_elems} elements; fx_conv_sparse indexes it with "
-                       f"uint16 (at most 65535)",
+    positions = conv_sparse_positions(cin // _attr_int(env, "group", 1), (kh, kw), (ih, iw),
+                                      _attr_list(env, "dilation", 2, [1, 1]))
+    if positions > 0xFFFF:
+        raise env.fail(f"one group's input (grown to the dilated kernel) has {positions} elements; "
+                       f"fx_conv_sparse indexes it with uint16 (at most 65535)",
                        hint="store this layer dense (lower{sparse=never}); lower does so by itself")
     shift_name, shift_def = _shift_def(env, _attr_list(env, "shift", cout))
     desc, desc_def = _struct_def(env, "fx_conv_sparse_t", "conv", [

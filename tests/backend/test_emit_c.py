@@ -78,9 +78,15 @@ def sparsified(p: Program, seed: int = 0) -> tuple[Program, Program]:
         idx[0] = np.array([0])
     sparse.add(Buffer("wv", "i16", (sum(len(i) for i in idx),), q=w.q,
                       data=np.concatenate([row[i] for row, i in zip(flat, idx)]).astype("<i2")))
-    sparse.add(Buffer("wo", "u16", (sum(len(i) for i in idx),), data=np.concatenate(idx).astype("<u2")))
-    sparse.add(Buffer("wp", "u16", (w.shape[0] + 1,), data=np.cumsum([0] + [len(i) for i in idx]).astype("<u2")))
     conv = sparse.steps[0]
+    # offsets: ci' * Hv * Wv + ky * dh * Wv + kx * dw, the input grown to the dilated kernel
+    _, h, wd = sparse.buffers[conv.inputs[0]].shape
+    (dh, dw), kh, kw = conv.attrs["dilation"], w.shape[2], w.shape[3]
+    hv, wv = max(h, (kh - 1) * dh + 1), max(wd, (kw - 1) * dw + 1)
+    ci, ky, kx = np.unravel_index(np.concatenate(idx).astype(np.int64), w.shape[1:])
+    offsets = ci * hv * wv + ky * dh * wv + kx * dw
+    sparse.add(Buffer("wo", "u16", (sum(len(i) for i in idx),), data=offsets.astype("<u2")))
+    sparse.add(Buffer("wp", "u16", (w.shape[0] + 1,), data=np.cumsum([0] + [len(i) for i in idx]).astype("<u2")))
     conv.op, conv.inputs = "conv_sparse", ["x", "wv", "wo", "wp", "b"]
     conv.attrs = {**conv.attrs, "kernel": [w.shape[2], w.shape[3]]}
     w2 = sparse.buffers.pop("w2")

@@ -103,10 +103,10 @@ def test_fram_is_tight() -> None:
 
 def test_sparse_step_encodes_the_weights() -> None:
     w = pruned((4, 3, 2, 2), 0.3)
-    op, arrays, attrs, roles = ls.sparse_step("conv", w, CONV_ATTRS)
+    op, arrays, attrs, roles = ls.sparse_step("conv", w, CONV_ATTRS, (3, 5, 6))
     assert op == "conv_sparse" and roles == ["values", "offsets", "chanptr"] and attrs["kernel"] == [2, 2]
     assert "kernel" not in CONV_ATTRS
-    back = K.conv_sparse_to_dense(arrays["values"], arrays["offsets"], arrays["chanptr"], 3, (2, 2))
+    back = K.conv_sparse_to_dense(arrays["values"], arrays["offsets"], arrays["chanptr"], 3, (2, 2), (5, 6), (1, 1))
     assert np.array_equal(back, w)
-    op, arrays, attrs, roles = ls.sparse_step("fc", w.reshape(4, 12), {"shift": [1] * 4})
+    op, arrays, attrs, roles = ls.sparse_step("fc", w.reshape(4, 12), {"shift": [1] * 4}, (12,))
     assert op == "fc_sparse" and roles == ["values", "deltas", "rowptr"] and "kernel" not in attrs

@@ -169,7 +169,7 @@ def test_conv_sparse_printer_refuses_inputs_beyond_uint16() -> None:
     p = Program("big")
     p.add(Buffer("x", "i16", (2, 200, 200), q=8))
     p.add(Buffer("y", "i16", (1, 200, 200), q=8))
-    v, o, cp = K.conv_sparse_from_dense(np.ones((1, 2, 1, 1), dtype=np.int16))
+    v, o, cp = np.ones(2, dtype=np.int16), np.array([0, 40000], dtype=np.uint16), np.array([0, 2], dtype=np.uint16)
     for name, arr, dtype in (("v", v, "i16"), ("o", o, "u16"), ("c", cp, "u16")):
         p.add(Buffer(name, dtype, arr.shape, data=arr))
     p.add(Buffer("b", "i32", (1,), data=np.zeros(1, dtype=np.int32)))
@@ -181,7 +181,7 @@ def test_conv_sparse_printer_refuses_inputs_beyond_uint16() -> None:
     with pytest.raises(UnsupportedError, match="80000 elements"):
         PRINTERS["conv_sparse"](env)
     p.buffers["x"].shape = (1, 200, 200)
-    v, o, cp = K.conv_sparse_from_dense(np.ones((1, 1, 1, 1), dtype=np.int16))
+    v, o, cp = K.conv_sparse_from_dense(np.ones((1, 1, 1, 1), dtype=np.int16), (200, 200))
     p.buffers["v"].data, p.buffers["o"].data, p.buffers["c"].data = v, o, cp
     p.buffers["v"].shape = p.buffers["o"].shape = v.shape
     assert "fx_conv_sparse_t" in PRINTERS["conv_sparse"](env).defs[-1].definition

@@ -66,6 +66,7 @@ def conv_sparse_by_taps(x: np.ndarray, values: np.ndarray, offsets: np.ndarray, 
     """docs/lir.md's conv_sparse formula, one stored tap at a time (independent of K.conv)."""
     kh, kw = kernel
     cin, h, w = x.shape
+    hv, wv = max(h, (kh - 1) * dilation[0] + 1), max(w, (kw - 1) * dilation[1] + 1)
     cout = chanptr.size - 1
     cin_g, cout_g = cin // group, cout // group
     acc = np.zeros((cout, *out), dtype=np.int64) + np.asarray(b, dtype=np.int64).reshape(-1, 1, 1)
@@ -73,8 +74,8 @@ def conv_sparse_by_taps(x: np.ndarray, values: np.ndarray, offsets: np.ndarray, 
     ox = np.arange(out[1])[None, :]
     for co in range(cout):
         for j in range(int(chanptr[co]), int(chanptr[co + 1])):
-            ci_g, rest = divmod(int(offsets[j]), kh * kw)
-            ky, kx = divmod(rest, kw)
+            ci_g, rest = divmod(int(offsets[j]), hv * wv)
+            ky, kx = rest // wv // dilation[0], rest % wv // dilation[1]
             ci = co // cout_g * cin_g + ci_g
             iy = oy * stride[0] - pads[0] + ky * dilation[0]
             ix = ox * stride[1] - pads[1] + kx * dilation[1]
@@ -117,20 +118,51 @@ def test_conv_sparse_equals_dense_conv(seed: int, density: float, group: int, ac
                                        dilation: tuple[int, int], pads: tuple[int, int, int, int]) -> None:
     rng = np.random.default_rng(seed)
     cin, cout = group * int(rng.integers(1, 3)), group * int(rng.integers(1, 3))
-    h = (kernel[0] - 1) * dilation[0] + 1 + int(rng.integers(0, 5))
-    w_ = (kernel[1] - 1) * dilation[1] + 1 + int(rng.integers(0, 5))
+    # sometimes an input smaller than the dilated kernel (the offsets' layout grows, Hv, Wv)
+    h = max(1, (kernel[0] - 1) * dilation[0] + 1 + int(rng.integers(-2, 5)))
+    w_ = max(1, (kernel[1] - 1) * dilation[1] + 1 + int(rng.integers(-2, 5)))
+    if min(K.out_hw((h, w_), kernel, stride, pads, dilation)) < 1:
+        pads = (pads[0], pads[1], pads[2] + kernel[0] * dilation[0], pads[3] + kernel[1] * dilation[1])
     x = int16_array(rng, "mix", (cin, h, w_))
     w = prune(rng, int16_array(rng, "mix", (cout, cin // group, *kernel)), density)
     b = int32_array(rng, "mix", cout)
     shift = rng.integers(0, 32, size=cout)
-    values, offsets, chanptr = K.conv_sparse_from_dense(w)
-    assert np.array_equal(K.conv_sparse_to_dense(values, offsets, chanptr, cin // group, kernel), w)
+    values, offsets, chanptr = K.conv_sparse_from_dense(w, (h, w_), dilation)
+    assert K.conv_sparse_problems(values.size, offsets, chanptr, cout, cin // group, kernel, (h, w_), dilation) == []
+    assert np.array_equal(K.conv_sparse_to_dense(values, offsets, chanptr, cin // group, kernel, (h, w_), dilation), w)
     out = K.out_hw((h, w_), kernel, stride, pads, dilation)
     dense = K.conv(x, w, b, stride, pads, dilation, group, shift, act)
     sparse = K.conv_sparse(x, values, offsets, chanptr, b, kernel, stride, pads, dilation, group, shift, act)
     by_taps = conv_sparse_by_taps(x, values, offsets, chanptr, b, kernel, stride, pads, dilation, group,
                                   shift, act, out)
     assert np.array_equal(sparse, dense) and np.array_equal(by_taps, dense)
+
+
+def test_conv_offsets_are_input_offsets_from_the_window_origin() -> None:
+    """ci' * H * W + ky * dh * W + kx * dw when the dilated kernel fits the input (the element
+    offset in x), else in the input grown to the kernel: 3x3 dilated 2 over 4x6 counts in 5x6."""
+    w = np.zeros((2, 2, 3, 3), dtype=np.int16)
+    w[0, 0, 0, 1], w[0, 1, 2, 2], w[1, 0, 1, 0] = 5, -6, 7
+    values, offsets, chanptr = K.conv_sparse_from_dense(w, (7, 9))
+    assert values.tolist() == [5, -6, 7] and chanptr.tolist() == [0, 2, 3]
+    assert offsets.tolist() == [1, 63 + 2 * 9 + 2, 9]
+    assert K.conv_sparse_layout((4, 6), (3, 3), (2, 2)) == (5, 6)
+    values, offsets, chanptr = K.conv_sparse_from_dense(w, (4, 6), (2, 2))
+    assert offsets.tolist() == [2, 30 + 4 * 6 + 4, 2 * 6]
+    assert np.array_equal(K.conv_sparse_to_dense(values, offsets, chanptr, 2, (3, 3), (4, 6), (2, 2)), w)
+
+
+@pytest.mark.parametrize("offsets, message", [
+    ([1, 3], "offset 3 at entry 1 is no tap's"),          # kx = 3 >= kw (the layout is 4 wide)
+    ([1, 4 * 4 * 2], "outside [0, 32)"),
+    ([5, 4], "not strictly increasing"),
+])
+def test_conv_offsets_that_are_no_taps_are_reported(offsets: list[int], message: str) -> None:
+    problems = K.conv_sparse_problems(2, np.array(offsets), np.array([0, 2]), 1, 2, (2, 3), (4, 4), (1, 1))
+    assert any(message in p for p in problems), problems
+    with pytest.raises(ValueError, match="conv_sparse"):
+        K.conv_sparse_to_dense(np.ones(2, np.int16), np.array(offsets), np.array([0, 2]), 2, (2, 3), (4, 4),
+                               (1, 1))
 
 
 def test_all_zero_weights_keep_one_explicit_zero() -> None:
@@ -246,8 +278,8 @@ def conv_sparse_cases(draw: st.DrawFn) -> list[tuple[SparseCase, np.ndarray]]:
     b = int32_array(rng, draw(modes), cout)
     shift = rng.integers(-15, 32, size=cout) if draw(st.booleans()) else rng.integers(10, 20, size=cout)
     act = draw(acts())
-    values, offsets, chanptr = K.conv_sparse_from_dense(w)
     stride, pads, dil = (sh, sw), (pt, pl, pb, pr), (dh, dw)
+    values, offsets, chanptr = K.conv_sparse_from_dense(w, (ih, iw), dil)
     y = K.conv_sparse(x, values, offsets, chanptr, b, (kh, kw), stride, pads, dil, group, shift, act)
     assert y.shape == (cout, oh, ow)
     tiles, expected = draw(tiling_conv(y))
@@ -288,7 +320,7 @@ def test_conv_sparse_edge_cases(sparse_harnesses: list[Harness], name: str) -> N
     b = int32_array(rng, "mix", cout)
     shift = rng.integers(8, 20, size=cout)
     act = K.Act("relu")
-    values, offsets, chanptr = K.conv_sparse_from_dense(w)
+    values, offsets, chanptr = K.conv_sparse_from_dense(w, (ih, iw), dil)
     if name.startswith("chunked"):
         assert np.diff(chanptr.astype(int)).max() > TAPS
     y = K.conv(x, w, b, stride, pads, dil, group, shift, act)

@@ -89,18 +89,20 @@ class _Builder:
         self.program.steps.append(Step(op, self.label(), inputs, [out.name], attrs, origin=origin))
         self.values.append(out)
 
-    def maybe_sparse(self, op: str, wname: str) -> tuple[str, list[str], dict[str, list[int]]]:
+    def maybe_sparse(self, op: str, wname: str, in_hw: tuple[int, int] = (1, 1),
+                     dilation: tuple[int, int] = (1, 1)) -> tuple[str, list[str], dict[str, list[int]]]:
         """Sometimes prune the weight constant ``wname`` and store it compressed: the sparse op,
-        the weight inputs that replace ``wname`` and the extra attributes (conv: ``kernel``)."""
+        the weight inputs that replace ``wname`` and the extra attributes (conv: ``kernel``; its
+        offsets count in the input's ``in_hw`` with ``dilation``)."""
         if not self.draw(st.booleans()):
             return op, [wname], {}
         w = self.program.buffers.pop(wname)
         assert w.data is not None
         density = self.draw(st.sampled_from([0.0, 0.2, 0.5, 1.0]))
         data = np.where(self.rng.random(w.shape) < density, w.data, 0).astype(np.int16)
-        encode = K.csr_from_dense if op == "fc" else K.conv_sparse_from_dense
+        arrays = K.csr_from_dense(data) if op == "fc" else K.conv_sparse_from_dense(data, in_hw, dilation)
         names = []
-        for role, arr in zip(("values", "index", "ptr"), encode(data)):
+        for role, arr in zip(("values", "index", "ptr"), arrays):
             name = self.fresh("c")
             self.program.add(Buffer(name, "i16" if role == "values" else "u16", arr.shape,
                                     q=w.q if role == "values" else None, data=arr))
@@ -132,7 +134,7 @@ class _Builder:
             "stride": strides, "pads": pads, "dilation": dils, "group": g,
             "shift": self.draw(st.lists(st.integers(-15, 31), min_size=cout, max_size=cout)),
             **self.act_attrs()}
-        op, weights, extra = self.maybe_sparse("conv", wname)
+        op, weights, extra = self.maybe_sparse("conv", wname, (h, w), (dils[0], dils[1]))
         out = self.activation((cout, oh, ow))
         self.step(op, [x.name, *weights, bname], out, {**attrs, **extra})
         return out

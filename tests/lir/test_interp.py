@@ -146,7 +146,8 @@ def test_every_step_equals_its_kernel_on_the_traced_values(p: Program) -> None:
             w = K.csr_to_dense(ins[1], ins[2], ins[3], ins[0].size)
             want = K.fc(ins[0], w, ins[4], a["shift"], act)
         elif step.op == "conv_sparse":
-            w = K.conv_sparse_to_dense(ins[1], ins[2], ins[3], ins[0].shape[0] // a["group"], a["kernel"])
+            w = K.conv_sparse_to_dense(ins[1], ins[2], ins[3], ins[0].shape[0] // a["group"], a["kernel"],
+                                       ins[0].shape[1:], a["dilation"])
             want = K.conv(ins[0], w, ins[4], a["stride"], a["pads"], a["dilation"], a["group"], a["shift"],
                           act, out_shape=out_shape[1:])
         elif step.op == "maxpool":

@@ -44,7 +44,7 @@ def dense_and_sparse(seed: int = 3) -> tuple[Program, Program]:
         p.add(Buffer("bc", "i32", (4,), data=bc))
         p.add(Buffer("bf", "i32", (5,), data=bf))
         if sparse:
-            v, o, cp = K.conv_sparse_from_dense(wc)
+            v, o, cp = K.conv_sparse_from_dense(wc, (7, 7))
             p.add(Buffer("wc_values", "i16", v.shape, q=[14, 13, 14, 14], data=v))
             p.add(Buffer("wc_offsets", "u16", o.shape, data=o))
             p.add(Buffer("wc_chanptr", "u16", cp.shape, data=cp))
@@ -117,7 +117,11 @@ def _mutate(what: str) -> Program:
         b["wf_deltas"].data = c
     elif what == "offset-out-of-range":
         o = b["wc_offsets"].data.copy()
-        o[-1] = 18
+        o[-1] = 98          # 2 input channels of 7 x 7
+        b["wc_offsets"].data = o
+    elif what == "offset-not-a-tap":
+        o = b["wc_offsets"].data.copy()
+        o[-1] = 97          # channel 1, row 6, column 6: no tap of a 3x3 kernel
         b["wc_offsets"].data = o
     elif what == "q-per-nnz":
         b["wf_values"].q = [13] * b["wf_values"].size
@@ -142,7 +146,8 @@ def _mutate(what: str) -> Program:
     ("col-out-of-range", "is outside [0, 196)"),
     ("cols-not-increasing", "are not strictly increasing"),
     ("odd-step", "is odd"),
-    ("offset-out-of-range", "offset index 18 at entry"),
+    ("offset-out-of-range", "offset index 98 at entry"),
+    ("offset-not-a-tap", "offset 97 at entry"),
     ("q-per-nnz", "sparse values %wf_values has"),
     ("index-dtype", "input deltas %wf_deltas has dtype i16, needs u16"),
     ("chanptr-length", "pointer shape [4] must be [5]"),

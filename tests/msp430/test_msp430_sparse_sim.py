@@ -182,7 +182,7 @@ def case_program(kernel: str) -> str:
         shift = rng.integers(-2, 24, cout)
         want = K.conv(x, w, b, stride, pads, dil, group, shift, case.act)
         oh, ow = want.shape[1:]
-        v, o, cp = K.conv_sparse_from_dense(w)
+        v, o, cp = K.conv_sparse_from_dense(w, (h, wd), dil)
         p = f"c{j}"
         decls += [f"/* {case.name} */", _arr("static const", "int16_t", f"{p}x", x),
                   _arr("static const", "int16_t", f"{p}v", v, "HI"), _arr("static const", "uint16_t", f"{p}o", o, "HI"),
@@ -201,7 +201,7 @@ def case_program(kernel: str) -> str:
         x, w, b, shift = edge_conv()
         want = K.conv(x, w, b, (1, 1), (0, 0, 0, 0), (1, 1), 1, shift, act)
         cout, oh, ow = want.shape
-        v, o, cp = K.conv_sparse_from_dense(w)
+        v, o, cp = K.conv_sparse_from_dense(w, x.shape[1:])
         p = f"e{act}"
         decls += [f"/* requant edges, act {act} */", _arr("static const", "int16_t", f"{p}x", x),
                   _arr("static const", "int16_t", f"{p}v", v, "HI"), _arr("static const", "uint16_t", f"{p}o", o, "HI"),

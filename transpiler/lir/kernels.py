@@ -316,8 +316,8 @@ def gnet_feature(features: np.ndarray, x: np.ndarray, offset: int, shift: int) -
 
 
 # ---------------------------------------------------------------------------------------------
-# Sparse weights (docs/lir.md, "Sparse ops"): CSR for fc, per-channel (offset, value) lists for
-# conv. Both ops equal the dense op on the weights they encode, bit for bit: the accumulator wraps
+# Sparse weights (docs/lir.md, "Sparse ops"): CSR for fc, per-channel (input offset, value) lists
+# for conv. Both ops equal the dense op on the weights they encode, bit for bit: the accumulator wraps
 # modulo 2^32, so skipping zero products and the order of the additions change nothing.
 
 SPARSE_INDEX_MAX = 65535
@@ -460,34 +460,97 @@ def csr_to_dense(values: np.ndarray, deltas: np.ndarray, rowptr: np.ndarray, k: 
     return w
 
 
-def conv_sparse_from_dense(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """conv weights [Cout, Cin/g, kh, kw] int16 -> (values i16[nnz], offsets u16[nnz],
-    chanptr u16[Cout+1]); offset = ci' * kh * kw + ky * kw + kx, increasing within a channel.
+def conv_sparse_layout(in_hw: IntSeq, kernel: IntSeq, dilation: IntSeq) -> tuple[int, int]:
+    """The layout (Hv, Wv) in which conv_sparse's offsets count: the input's (H, W), each grown to
+    the dilated kernel where that is larger, ``Hv = max(H, (kh-1)*dh + 1)``,
+    ``Wv = max(W, (kw-1)*dw + 1)``, so that every tap (ci', ky, kx) has its own offset
+    ``ci' * Hv * Wv + ky * dh * Wv + kx * dw``. When the dilated kernel fits the input (every layer
+    with an output window inside the input) it is (H, W): the offset is the tap's element offset
+    in x from the window's origin."""
+    (h, w), (kh, kw), (dh, dw) = in_hw, kernel, dilation
+    return max(int(h), (int(kh) - 1) * int(dh) + 1), max(int(w), (int(kw) - 1) * int(dw) + 1)
+
+
+def conv_sparse_positions(cin_g: int, kernel: IntSeq, in_hw: IntSeq, dilation: IntSeq) -> int:
+    """How many offsets conv_sparse's layout has for `cin_g` input channels: ``cin_g * Hv * Wv``."""
+    hv, wv = conv_sparse_layout(in_hw, kernel, dilation)
+    return int(cin_g) * hv * wv
+
+
+def _conv_sparse_taps(offsets: np.ndarray, cin_g: int, kernel: IntSeq, in_hw: IntSeq,
+                      dilation: IntSeq) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """conv_sparse offsets -> (ci', ky, kx, valid) (int64 arrays; valid: the offset is a tap's)."""
+    (kh, kw), (dh, dw) = kernel, dilation
+    hv, wv = conv_sparse_layout(in_hw, kernel, dilation)
+    o = np.asarray(offsets).reshape(-1).astype(np.int64)
+    ci, r = np.divmod(o, hv * wv)
+    row, col = np.divmod(r, wv)
+    ky, ry = np.divmod(row, dh)
+    kx, rx = np.divmod(col, dw)
+    valid = (o >= 0) & (ci < cin_g) & (ry == 0) & (ky < kh) & (rx == 0) & (kx < kw)
+    return ci, ky, kx, valid
+
+
+def conv_sparse_problems(values_len: int, offsets: np.ndarray, chanptr: np.ndarray, cout: int,
+                         cin_g: int, kernel: IntSeq, in_hw: IntSeq, dilation: IntSeq) -> list[str]:
+    """What is wrong with conv_sparse's (offsets, chanptr) (nothing: []): the channel pointer and
+    increasing offsets below cin_g * Hv * Wv as in :func:`sparse_index_problems`, and every offset
+    a tap's (:func:`conv_sparse_layout`)."""
+    problems = sparse_index_problems(values_len, offsets, chanptr, cout,
+                                     conv_sparse_positions(cin_g, kernel, in_hw, dilation),
+                                     row_word="channel", index_word="offset")
+    if problems:
+        return problems
+    *_, valid = _conv_sparse_taps(offsets, cin_g, kernel, in_hw, dilation)
+    if not valid.all():
+        bad = int(np.flatnonzero(~valid)[0])
+        hv, wv = conv_sparse_layout(in_hw, kernel, dilation)
+        problems.append(f"offset {int(np.asarray(offsets).reshape(-1)[bad])} at entry {bad} is no tap's "
+                        f"(ci' * {hv * wv} + ky * {dilation[0]} * {wv} + kx * {dilation[1]}, "
+                        f"ky < {kernel[0]}, kx < {kernel[1]})")
+    return problems
+
+
+def conv_sparse_from_dense(w: np.ndarray, in_hw: IntSeq, dilation: IntSeq = (1, 1)
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """conv weights [Cout, Cin/g, kh, kw] int16 over an input of spatial size `in_hw` -> (values
+    i16[nnz], offsets u16[nnz], chanptr u16[Cout+1]); offset = ci' * Hv * Wv + ky * dh * Wv +
+    kx * dw (:func:`conv_sparse_layout`), increasing within a channel.
 
     Channel-major order: the weights of output channels [c0, c1) are the contiguous entries
-    [chanptr[c0], chanptr[c1]), one tile's weights in one run.
+    [chanptr[c0], chanptr[c1]), one tile's weights in one run. Raises ValueError when an offset
+    would pass uint16 (cin_g * Hv * Wv > 65536).
     """
     w = np.asarray(w)
     if w.ndim != 4:
         raise ValueError(f"conv_sparse_from_dense: weights must be [Cout, Cin/g, kh, kw], got {w.shape}")
-    return _compress_rows(w.reshape(w.shape[0], -1))
+    cout, cin_g, kh, kw = w.shape
+    positions = conv_sparse_positions(cin_g, (kh, kw), in_hw, dilation)
+    if positions > SPARSE_INDEX_MAX + 1:
+        raise ValueError(f"conv_sparse_from_dense: {positions} input offsets (Cin/group * Hv * Wv) "
+                         f"exceed uint16")
+    values, index, ptr = _compress_rows(w.reshape(cout, -1))
+    hv, wv = conv_sparse_layout(in_hw, (kh, kw), dilation)
+    ci, rest = np.divmod(index.astype(np.int64), kh * kw)
+    ky, kx = np.divmod(rest, kw)
+    offsets = ci * hv * wv + ky * dilation[0] * wv + kx * dilation[1]
+    return values, offsets.astype(np.uint16), ptr
 
 
 def conv_sparse_to_dense(values: np.ndarray, offsets: np.ndarray, chanptr: np.ndarray,
-                         cin_g: int, kernel: IntSeq) -> np.ndarray:
+                         cin_g: int, kernel: IntSeq, in_hw: IntSeq, dilation: IntSeq) -> np.ndarray:
     """The dense int16 [Cout, Cin/g, kh, kw] weights a conv_sparse triple encodes."""
     kh, kw = kernel
     values = np.asarray(values).reshape(-1)
     chanptr = np.asarray(chanptr).reshape(-1).astype(np.int64)
-    offsets = np.asarray(offsets).reshape(-1).astype(np.int64)
     n = chanptr.size - 1
-    problems = sparse_index_problems(values.size, offsets, chanptr, n, cin_g * kh * kw,
-                                     row_word="channel", index_word="offset")
+    problems = conv_sparse_problems(values.size, offsets, chanptr, n, cin_g, kernel, in_hw, dilation)
     if problems:
         raise ValueError("conv_sparse: " + "; ".join(problems))
-    flat = np.zeros((n, cin_g * kh * kw), dtype=np.int16)
-    flat[np.repeat(np.arange(n), np.diff(chanptr)), offsets] = values
-    return flat.reshape(n, cin_g, kh, kw)
+    ci, ky, kx, _ = _conv_sparse_taps(offsets, cin_g, kernel, in_hw, dilation)
+    w = np.zeros((n, cin_g, kh, kw), dtype=np.int16)
+    w[np.repeat(np.arange(n), np.diff(chanptr)), ci, ky, kx] = values
+    return w
 
 
 def fc_sparse(x: np.ndarray, values: np.ndarray, deltas: np.ndarray, rowptr: np.ndarray,
@@ -515,17 +578,19 @@ def conv_sparse(x: np.ndarray, values: np.ndarray, offsets: np.ndarray, chanptr:
                 b: np.ndarray, kernel: IntSeq, stride: IntSeq, pads: IntSeq, dilation: IntSeq,
                 group: int, shift: IntSeq | np.ndarray, act: Act | str = "none",
                 out_shape: tuple[int, int] | None = None) -> np.ndarray:
-    """The `conv_sparse` op: `conv` with the weights conv_sparse_to_dense(values, offsets, chanptr).
+    """The `conv_sparse` op: `conv` with the weights conv_sparse_to_dense(values, offsets, chanptr,
+    ...).
 
     acc[co, oy, ox] = b[co] + sum_{j in [chanptr[co], chanptr[co+1])} values[j] * x[ci, iy, ix]
-    with offsets[j] = ci' * kh * kw + ky * kw + kx (ci = the group's first channel + ci'), iy/ix as
-    in `conv`, out-of-range input = 0. Computed through the dense kernel: the wrapped sum of the
-    stored products is the wrapped sum of all products, the zero ones included.
+    with offsets[j] = ci' * Hv * Wv + ky * dh * Wv + kx * dw (ci = the group's first channel + ci';
+    :func:`conv_sparse_layout`), iy/ix as in `conv`, out-of-range input = 0. Computed through the
+    dense kernel: the wrapped sum of the stored products is the wrapped sum of all products, the
+    zero ones included.
     """
     x = np.asarray(x)
     if x.ndim != 3:
         raise ValueError(f"conv_sparse: input must be [C, H, W], got shape {x.shape}")
     if group < 1 or x.shape[0] % group:
         raise ValueError(f"conv_sparse: group={group} does not divide cin={x.shape[0]}")
-    w = conv_sparse_to_dense(values, offsets, chanptr, x.shape[0] // group, kernel)
+    w = conv_sparse_to_dense(values, offsets, chanptr, x.shape[0] // group, kernel, x.shape[1:], dilation)
     return conv(x, w, b, stride, pads, dilation, group, shift, act, out_shape)

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from transpiler.lir.ir import AttrValue
-from transpiler.lir.kernels import FC_SPARSE_K_MAX, SPARSE_INDEX_MAX, fc_sparse_problems, sparse_index_problems
+from transpiler.lir.kernels import (FC_SPARSE_K_MAX, SPARSE_INDEX_MAX, conv_sparse_positions, conv_sparse_problems,
+                                    fc_sparse_problems)
 
 Shape = tuple[int, ...]
 
@@ -284,14 +285,15 @@ def _infer_conv_sparse(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) 
     if cin % g or cout % g:
         raise ShapeError(f"group {g} must divide Cin {cin} and Cout {cout}")
     kh, kw = _ints(attrs, "kernel")
-    if (cin // g) * kh * kw > DIM_MAX + 1:
-        raise ShapeError(f"Cin/group * kh * kw = {(cin // g) * kh * kw} tap positions; offsets are "
-                         f"uint16")
+    dh, dw = _ints(attrs, "dilation")
+    positions = conv_sparse_positions(cin // g, (kh, kw), (h, wd), (dh, dw))
+    if positions > DIM_MAX + 1:
+        raise ShapeError(f"Cin/group * Hv * Wv = {positions} input offsets (the input grown to the "
+                         f"dilated kernel); offsets are uint16")
     if len(_ints(attrs, "shift")) != cout:
         raise ShapeError(f"shift has {len(_ints(attrs, 'shift'))} entries, Cout is {cout}")
     sh, sw = _ints(attrs, "stride")
     pt, pl, pb, pr = _ints(attrs, "pads")
-    dh, dw = _ints(attrs, "dilation")
     oh = conv_out_size(h, kh, sh, pt, pb, dh)
     ow = conv_out_size(wd, kw, sw, pl, pr, dw)
     if oh < 1 or ow < 1:
@@ -305,10 +307,9 @@ def _check_conv_sparse_data(attrs: Mapping[str, AttrValue], shapes: Sequence[Sha
     _, values, offsets, chanptr, _ = data
     if values is None or offsets is None or chanptr is None:
         return []
-    kh, kw = _ints(attrs, "kernel")
-    taps = shapes[0][0] // _int(attrs, "group") * kh * kw
-    return sparse_index_problems(values.size, offsets, chanptr, shapes[4][0], taps,
-                                 row_word="channel", index_word="offset")
+    cin, h, w = shapes[0]
+    return conv_sparse_problems(values.size, offsets, chanptr, shapes[4][0], cin // _int(attrs, "group"),
+                                _ints(attrs, "kernel"), (h, w), _ints(attrs, "dilation"))
 
 
 def _infer_gnet_feature(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) -> list[Shape]:

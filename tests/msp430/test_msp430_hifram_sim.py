@@ -143,7 +143,7 @@ def sparse_cases() -> str:
         s = rng.integers(1, 20, cout)
         want = K.conv(x, w, b, stride, pads, (1, 1), 1, s, act)
         oh, ow = want.shape[1:]
-        v, o, cp = K.conv_sparse_from_dense(w)
+        v, o, cp = K.conv_sparse_from_dense(w, (h, wd))
         p = f"c{j}"
         decls += [_arr("static int16_t", f"{p}x_hi", x, UPPER), _arr("static const int16_t", f"{p}x_lo", x),
                   _arr("static const int16_t", f"{p}v", v), _arr("static const uint16_t", f"{p}o", o),

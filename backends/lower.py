@@ -78,7 +78,8 @@ from typing import Any, Literal
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from backends import lower_gnet, lower_sparse
+from backends import lower_gnet, lower_lut, lower_sparse
+from passes.elementwise import Region, find_regions
 from passes.quantize import (DEFAULT_MAX_SHIFT, is_per_channel, limit_weight_formats,
                              per_channel_values, round_half_up, weight_frac_bits)
 from transpiler.annotations import Annotations
@@ -177,6 +178,10 @@ class _Lowerer:
     storage: list[dict[str, Any]] = field(default_factory=list)  # dense/sparse per Conv/Gemm
     skip_outputs: set[str] = field(default_factory=set)          # graph outputs that are no ports (gNet)
     fram_tight: bool = field(init=False, default=False)
+    regions: dict[int, Region] = field(default_factory=dict)    # id(output node) -> its region
+    claimed: set[int] = field(default_factory=set)              # id(node) of every region node
+    lut_tables: dict[tuple[bytes, int], str] = field(default_factory=dict)
+    luts: list[dict[str, Any]] = field(default_factory=list)    # one record per lut step
 
     def __post_init__(self) -> None:
         self.graph = self.model.graph
@@ -191,6 +196,9 @@ class _Lowerer:
                     for node in self.graph.nodes if node.op in ("Conv", "Gemm")
                     for k, t in enumerate(node.inputs[1:3], start=1) if isinstance(t, gs.Constant))
         self.fram_tight = lower_sparse.fram_is_tight(dense, self.fram_bytes)
+        for region in find_regions(self.graph):
+            self.regions[id(region.output.inputs[0])] = region
+            self.claimed.update(id(n) for n in region.nodes)
 
     # -- entry ---------------------------------------------------------------------------------
 
@@ -335,13 +343,15 @@ class _Lowerer:
         chain = _Chain(node)
         out = node.outputs[0]
         nxt = self._sole_consumer(out)
+        if nxt is not None and id(nxt) in self.claimed:
+            return chain
         if allow_bias and nxt is not None and nxt.op == "Add":
             const = _per_channel_const_operand(nxt, out)
             if const is not None:
                 chain.bias_add, chain.bias_const = nxt, const
                 out = nxt.outputs[0]
                 nxt = self._sole_consumer(out)
-        if nxt is not None and nxt.op in ACTIVATIONS and _act_fusable(nxt):
+        if nxt is not None and nxt.op in ACTIVATIONS and _act_fusable(nxt) and id(nxt) not in self.claimed:
             chain.act = nxt
         return chain
 
@@ -443,6 +453,12 @@ class _Lowerer:
     # -- handlers --------------------------------------------------------------------------------
 
     def _lower_node(self, node: gs.Node) -> None:
+        if id(node) in self.regions:
+            self._region(self.regions[id(node)])
+            return
+        if id(node) in self.claimed:      # inside a region: computed by the region's lut step
+            self.done.add(id(node))
+            return
         handler = getattr(self, f"_op_{node.op}", None)
         if node.domain not in ("", "ai.onnx", None) or handler is None:
             raise _Unsupported("op not in the normal form that lower accepts")
@@ -580,6 +596,33 @@ class _Lowerer:
         attrs = {"shift_a": qc - qa, "shift_b": qc - qb, "shift": qc - f_out,
                  **self._act_attrs(chain.act, f_out)}
         self._step("add", chain.nodes, [a_buf, b_buf], y_buf, attrs)
+
+    def _region(self, region: Region) -> None:
+        """An element-wise region (passes/elementwise.py) -> one ``lut`` step (backends/lower_lut.py)."""
+        x_buf = self._input(region.base)
+        f_in = self._qbuf(x_buf)
+        try:
+            fit = lower_lut.fit_lut(region.key, region.function(), f_in, self._q(region.output.name))
+        except ValueError as exc:
+            raise _Unsupported(str(exc)) from None
+        if fit.error_lsb > lower_lut.REJECT_FACTOR * fit.tolerance_lsb:
+            raise _Unsupported(f"no table of at most {lower_lut.MAX_SEGMENTS} segments computes "
+                               f"{region.key} on inputs of q={f_in} within {lower_lut.REJECT_FACTOR:g} x "
+                               f"{fit.tolerance_lsb:.1f} output LSBs (best: {fit.error_lsb:.1f})")
+        key = (fit.table.tobytes() + repr(sorted(fit.attrs.items())).encode(), fit.table_q)
+        table = self.lut_tables.get(key)
+        if table is None:
+            table = self.lut_tables[key] = self._const(f"lut_{region.nodes[-1].op.lower()}", fit.table, "i16",
+                                                       fit.table_q)
+        out_node = region.output.inputs[0]
+        y_buf = self._storage(region.output, fit.q_out)
+        self._step("lut", [out_node, *(n for n in region.nodes if n is not out_node)], [x_buf, table], y_buf,
+                   dict(fit.attrs))
+        self.luts.append({"step": out_node.name, "function": region.key, "mode": fit.mode,
+                          "entries": int(fit.table.size), "table": table, "q_in": f_in, "q_out": fit.q_out,
+                          "max_error": fit.error, "max_error_lsb": round(fit.error_lsb, 3),
+                          "tolerance_lsb": round(fit.tolerance_lsb, 3), "lipschitz": fit.lipschitz,
+                          "saturates": fit.saturates})
 
     def _same_q(self, node: gs.Node, op: str, attrs: dict[str, Any], shape3: bool) -> None:
         x = node.inputs[0]
@@ -785,6 +828,10 @@ class _Lowerer:
             softmax = {logits: probs for node, logits, probs in self.finals if node.op == "Softmax"}
             if softmax:
                 meta["softmax"] = json.dumps(softmax, sort_keys=True, separators=(",", ":"))
+        if self.luts:
+            meta[lower_lut.META_KEY] = json.dumps({r["step"]: [r["lipschitz"], r["max_error"], int(r["saturates"])]
+                                                   for r in self.luts},
+                                                  sort_keys=True, separators=(",", ":"))
         labels = self._tail().get("labels")
         if isinstance(labels, list):
             meta["labels"] = json.dumps(labels, separators=(",", ":"))
@@ -939,7 +986,7 @@ def lower_model(model: OnnxModel, options: LowerOptions | None = None,
     stats: dict[str, Any] = {"steps": len(program.steps), "buffers": len(program.buffers),
                              "ops": dict(sorted(lowerer.stats.items())),
                              "weight_bytes": sum(b.nbytes for b in program.buffers.values() if b.is_const),
-                             "weight_storage": lowerer.storage,
+                             "weight_storage": lowerer.storage, "lut": lowerer.luts,
                              "sparse_layers": sum(1 for r in lowerer.storage if r["storage"] == "sparse")}
     return program, stats
 

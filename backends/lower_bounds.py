@@ -11,6 +11,11 @@ buffer, where "float value" is what the float model computes from the same (unqu
   ``+ 2^-(f_out+1)`` when the shift rounds (``shift > 0``).
 - activations are 1-Lipschitz (leaky with ``alpha < 1``); a clip adds the rounding of its bounds
   (``2^-(f+1)``); a leaky adds ``2^-16 * max|x|`` (slope rounding) plus its requant rounding.
+- ``lut``: ``L * e_x + e_t``, with ``L`` the function's largest slope and ``e_t`` the table's worst
+  error over every input code, both measured when the table was made (``meta["lut"]``,
+  backends/lower_lut.py); the noise estimate adds the table error as one uniform LSB-like term. An
+  extreme value of a function that stays within one LSB of the output range (sigmoid's 1.0 at
+  q = 15) is no saturation: the table error covers it.
 - ``maxpool``: ``e_x``; ``avgpool``: ``e_x + 2^-(f+1)`` (divround); ``add``: ``e_a + e_b`` plus the
   requant rounding; ``concat``: the largest input bound plus its requant rounding.
 
@@ -24,11 +29,15 @@ documents.
 from __future__ import annotations
 
 from collections.abc import Mapping
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from transpiler.lir.ir import Program
+
+LUT_META = "lut"
+"""The program meta key backends/lower_lut.py fills (``{step: [largest slope, table error]}``)."""
 
 
 @dataclass
@@ -67,6 +76,7 @@ def error_bounds(program: Program, trace: Mapping[str, np.ndarray], sigmas: floa
     out = ErrorBounds()
     e = out.buffers
     var: dict[str, float] = {}
+    luts = {k: (float(v[0]), float(v[1]), bool(v[2])) for k, v in json.loads(program.meta.get(LUT_META, "{}")).items()}
 
     def value(name: str) -> np.ndarray:
         buf = program.buffers[name]
@@ -152,6 +162,13 @@ def error_bounds(program: Program, trace: Mapping[str, np.ndarray], sigmas: floa
             x = step.inputs[0]
             e[y] = err(x) + act_err(step.attrs, q_out, mag(x))
             var[y] = variance(x) + (lsb2 if step.attrs.get("act") in ("clip", "leaky") else 0.0)
+        elif step.op == "lut":
+            x = step.inputs[0]
+            slope, table_err, saturates = luts.get(step.name, (float("inf"), float("inf"), True))
+            e[y] = slope * err(x) + table_err
+            var[y] = slope ** 2 * variance(x) + table_err ** 2 / 3.0
+            if not saturates:       # an extreme value is the function's own (within the table error)
+                continue
         elif step.op == "concat":
             shifts = step.attrs["shifts"]
             assert isinstance(shifts, list)

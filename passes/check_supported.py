@@ -19,6 +19,7 @@ from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
 from passes.canonical_arith import channel_shape, channel_vector
+from passes.elementwise import find_regions
 from passes.normalize_util import (DEFAULT_DOMAINS, ORIGIN, const_value, consumers, domain_version, is_const,
                                    is_empty, is_graph_output, is_read, origin_of, shape_text, static_shape)
 
@@ -27,13 +28,15 @@ SUPPORTED_OPS = ("Conv", "Gemm", "Relu", "Clip", "LeakyRelu", "MaxPool", "Averag
 
 _ACTIVATIONS = ("Tanh", "HardSigmoid", "HardSwish", "Elu", "Selu", "Gelu", "Softplus", "Softsign",
                 "Mish", "PRelu", "Celu", "ThresholdedRelu", "Erf", "Exp", "Log", "Sqrt", "Pow", "Neg", "Abs")
+_ELEMENTWISE_HINT = ("element-wise functions (Sigmoid, Tanh, HardSigmoid, HardSwish, GELU, SiLU, ...) are "
+                     "supported when they read one activation of static shape and constant numbers "
+                     "(docs/normal-form.md, element-wise regions); PRelu, ThresholdedRelu, Log and Sqrt are not")
 _OP_HINTS: dict[str, str] = {
     **{op: "recurrent layers are not supported; replace them with Conv1d layers over the sequence at export"
        for op in ("LSTM", "GRU", "RNN", "Scan", "Loop", "If")},
     **{op: "upsampling/resizing is not supported; remove it from the model or do it before inference"
        for op in ("Resize", "Upsample")},
-    **{op: "only ReLU, ReLU6 (Clip) and LeakyReLU activations are supported (others are planned); "
-           "replace this activation with ReLU at export" for op in _ACTIVATIONS},
+    **{op: _ELEMENTWISE_HINT for op in _ACTIVATIONS},
     "Transpose": "keep the channels-first layout and export without permutes (tf2onnx: --inputs-as-nchw)",
     "Pad": "only zero padding of the spatial axes in front of Conv (or AveragePool with "
            "count_include_pad) is supported; use the padding= argument of the layer",
@@ -259,8 +262,6 @@ def _final(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
     if not is_graph_output(model.graph, out) or consumers(out):
         hint = (f"{node.op} is only supported as the final node (it is dropped: the device returns logits "
                 "and the class index)")
-        if node.op == "Sigmoid":
-            hint += "; inside the network only ReLU, ReLU6 (Clip) and LeakyReLU are supported"
         return [(f"{node.op} inside the network", hint)]
     if node.op == "Sigmoid":
         return []
@@ -281,11 +282,22 @@ RULES: dict[str, Rule] = {
 }
 
 
-def node_findings(model: OnnxModel, node: gs.Node) -> list[Finding]:
-    """Everything wrong with ``node`` in the normal form (empty if it is fine)."""
+def region_members(model: OnnxModel) -> set[int]:
+    """id() of every node of an element-wise region (passes/elementwise.py): lower computes each
+    region with one table, whatever its ops."""
+    return {id(n) for r in find_regions(model.graph) for n in r.nodes}
+
+
+def node_findings(model: OnnxModel, node: gs.Node, regions: set[int] | None = None) -> list[Finding]:
+    """Everything wrong with ``node`` in the normal form (empty if it is fine); ``regions`` from
+    :func:`region_members` (computed when None)."""
     domain = node.domain or ""
     problems: list[tuple[str, str]]
-    if domain not in DEFAULT_DOMAINS:
+    if regions is None:
+        regions = region_members(model)
+    if id(node) in regions:
+        problems = []
+    elif domain not in DEFAULT_DOMAINS:
         hint = _ML_HINTS.get(node.op, _ML_HINT) if domain == "ai.onnx.ml" else \
             "custom-domain ops are not supported; export with standard ONNX ops"
         problems = [(f"op from domain '{domain}'", hint)]
@@ -340,6 +352,7 @@ def check_normal_form(model: OnnxModel) -> list[str]:
             elif np.dtype(tensor.dtype) != np.float32:
                 problems.append(f"tensor '{name}' is {np.dtype(tensor.dtype)}, not float32")
     seen: set[str] = set()
+    regions = region_members(model)
     for node in graph.nodes:
         if not node.name:
             problems.append(f"a {node.op} node has no name")
@@ -348,7 +361,7 @@ def check_normal_form(model: OnnxModel) -> list[str]:
         seen.add(node.name)
         if node.name and not model.annotations.get(node.name, ORIGIN):
             problems.append(f"node '{node.name}' has no origin annotation")
-        problems.extend(f.render() for f in node_findings(model, node))
+        problems.extend(f.render() for f in node_findings(model, node, regions))
     return problems
 
 
@@ -368,7 +381,8 @@ class CheckSupported(Pass):
     preserves_semantics = True
 
     def run(self, model: OnnxModel) -> PassResult[OnnxModel]:
-        findings = [f for node in model.graph.nodes for f in node_findings(model, node)]
+        regions = region_members(model)
+        findings = [f for node in model.graph.nodes for f in node_findings(model, node, regions)]
         general = graph_findings(model)
         if findings or general:
             nodes = {f.node for f in findings}

@@ -265,6 +265,8 @@ def float32_bytes(model: OnnxModel) -> int:
     return total
 
 
+LUT_TABLE_BYTES = 2 * 257
+"""The largest lut table (backends/lower_lut.py: 256 segments)."""
 ALIAS_OPS = ("Relu", "Clip", "LeakyRelu", "Flatten", "Reshape", "Softmax", "LogSoftmax", "Sigmoid")
 """Nodes that get no buffer of their own: lower fuses the activations into the layer before them
 (or runs them in place), Flatten/Reshape are views and a final Softmax, LogSoftmax or Sigmoid is
@@ -278,13 +280,23 @@ def fram_overhead(model: OnnxModel, sram_bytes: int, stack_bytes: int = DEFAULT_
     step). Activations: a step whose Q15 input(s) and output do not fit in ``sram_bytes -
     stack_bytes`` together moves its largest tensor to FRAM (what plan-memory does while SRAM is over
     budget); the distinct tensors moved are summed (no reuse assumed, so the estimate errs high).
-    Activation functions, Flatten/Reshape and Softmax are no steps (see :data:`ALIAS_OPS`).
+    Activation functions, Flatten/Reshape and Softmax are no steps (see :data:`ALIAS_OPS`); an
+    element-wise region (passes/elementwise.py) is one step reading its base, plus its table (at most
+    ``LUT_TABLE_BYTES``; one per function).
     """
+    from passes.elementwise import find_regions
+
     canonical: dict[str, str] = {}
     steps: list[gs.Node] = []
+    regions = find_regions(model.graph)
+    outputs = {id(r.output.inputs[0]) for r in regions}
+    inner = {id(n) for r in regions for n in r.nodes} - outputs
+    tables = LUT_TABLE_BYTES * len({r.key for r in regions})
     for node in model.graph.nodes:
         source = node.inputs[0] if node.inputs else None
-        if node.op in ALIAS_OPS and isinstance(source, gs.Variable) and node.outputs:
+        if id(node) in inner:
+            continue
+        if node.op in ALIAS_OPS and id(node) not in outputs and isinstance(source, gs.Variable) and node.outputs:
             canonical[node.outputs[0].name] = canonical.get(source.name, source.name)
         else:
             steps.append(node)
@@ -299,7 +311,7 @@ def fram_overhead(model: OnnxModel, sram_bytes: int, stack_bytes: int = DEFAULT_
         if sizes and sum(sizes.values()) > room:
             name = max(sizes, key=lambda k: (sizes[k], k))
             moved[name] = sizes[name]
-    return RUNTIME_CODE_BYTES + CODE_BYTES_PER_STEP * len(steps) + sum(moved.values())
+    return RUNTIME_CODE_BYTES + CODE_BYTES_PER_STEP * len(steps) + sum(moved.values()) + tables
 
 
 def measured_fram_overhead(model: OnnxModel, sram_bytes: int, stack_bytes: int = DEFAULT_STACK_BYTES,
@@ -309,8 +321,8 @@ def measured_fram_overhead(model: OnnxModel, sram_bytes: int, stack_bytes: int =
     The (dense) model goes through ``quantize,lower,plan-memory`` with an unbounded FRAM and the
     given SRAM, stack and ``persistent`` (every activation in FRAM, the intermittent build); the
     overhead is plan-memory's code estimate (the generated C and the runtime kernels it calls, from
-    passes/msp430_code_sizes.py), its read-only tables (descriptors, step table) and the FRAM
-    activations, plus what compression may add: the sparse kernels' code and two more generated
+    passes/msp430_code_sizes.py), its read-only tables (descriptors, step table), the FRAM
+    activations and the lut tables (constants that are no parameters of the ONNX model), plus what compression may add: the sparse kernels' code and two more generated
     steps per Gemm/Conv (`separate` splits a layer into two or three). Quantize has no data here:
     it derives ranges from the weights, which does not change any buffer's size.
     """
@@ -332,8 +344,9 @@ def measured_fram_overhead(model: OnnxModel, sram_bytes: int, stack_bytes: int =
     sparse_code = runtime_bytes(sparse, large)[0] - runtime_bytes(ops, large)[0]
     layers = sum(1 for step in program.steps if step.op in ("fc", "conv"))
     more_steps = 2 * layers * int(GENERATED_CODE["large" if large else "small"]["step"])
+    tables = sum(program.buffers[name].nbytes for name in {s.inputs[1] for s in program.steps if s.op == "lut"})
     return (int(stats["code_estimate"]) + int(stats["rodata_estimate"]) + int(stats["fram_activations"])
-            + int(stats["hifram_activations"]) + sparse_code + more_steps)
+            + int(stats["hifram_activations"]) + sparse_code + more_steps + tables)
 
 
 def weight_budget(model: OnnxModel, fram_bytes: int, sram_bytes: int,

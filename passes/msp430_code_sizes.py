@@ -7,7 +7,7 @@ msp430-elf-gcc (freeml-tx msp430 toolchain, Debian gcc-12-source 12.2.0-14+deb12
 its section. plan-memory adds up what is reachable from the entry points a program's steps call.
 """
 
-SOURCES_SHA256 = 'c6d49f7d3cd5d93c7e4e3caf46629d9f7204c91a5912eb88c904ebb16221d7fe'
+SOURCES_SHA256 = 'd4a53cab694131e79ce0648a4565f90454229e9f40460192293a835528ff6cba'
 
 GRAPHS: dict[str, dict[str, dict[str, object]]] = {
  "large": {
@@ -114,6 +114,14 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.text.fx_apply_act",
     "fx_requant.c:.text.fx_requant",
     "libgcc.a(slli.o):.text.__mspabi_slll"
+   ],
+   "fx_eltwise.c:.text.fx_lut": [
+    "fx_requant.c:.text.fx_requant_fn",
+    "libgcc.a(slli.o):.text.__mspabi_slli",
+    "libgcc.a(slli.o):.text.__mspabi_slll",
+    "libgcc.a(srli.o):.text.__mspabi_srli",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhisi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2"
    ],
    "fx_eltwise.c:.text.fx_requant_copy": [
     "fx_requant.c:.text.fx_requant"
@@ -297,6 +305,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_conv_units": "fx_conv.c:.text.fx_conv_units",
    "fx_fc": "fx_fc.c:.text.fx_fc",
    "fx_fc_sparse": "fx_sparse.c:.text.fx_fc_sparse",
+   "fx_lut": "fx_eltwise.c:.text.fx_lut",
    "fx_maxpool": "fx_pool.c:.text.fx_maxpool",
    "fx_progress_commit": "fx_progress.c:.text.fx_progress_commit",
    "fx_progress_load": "fx_progress.c:.text.fx_progress_load",
@@ -400,6 +409,10 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    ],
    "fx_eltwise.c:.text.fx_argmax": [
     56,
+    "code"
+   ],
+   "fx_eltwise.c:.text.fx_lut": [
+    470,
     "code"
    ],
    "fx_eltwise.c:.text.fx_requant_copy": [
@@ -726,7 +739,15 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     130,
     "code"
    ],
+   "libgcc.a(slli.o):.text.__mspabi_slli": [
+    10,
+    "code"
+   ],
    "libgcc.a(slli.o):.text.__mspabi_slll": [
+    12,
+    "code"
+   ],
+   "libgcc.a(srli.o):.text.__mspabi_srli": [
     12,
     "code"
    ],
@@ -853,6 +874,14 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.text.fx_apply_act",
     "fx_requant.c:.text.fx_requant",
     "libgcc.a(slli.o):.text.__mspabi_slll"
+   ],
+   "fx_eltwise.c:.text.fx_lut": [
+    "fx_requant.c:.text.fx_requant_fn",
+    "libgcc.a(slli.o):.text.__mspabi_slli",
+    "libgcc.a(slli.o):.text.__mspabi_slll",
+    "libgcc.a(srli.o):.text.__mspabi_srli",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhisi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2"
    ],
    "fx_eltwise.c:.text.fx_requant_copy": [
     "fx_requant.c:.text.fx_requant"
@@ -1037,6 +1066,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_conv_units": "fx_conv.c:.text.fx_conv_units",
    "fx_fc": "fx_fc.c:.text.fx_fc",
    "fx_fc_sparse": "fx_sparse.c:.text.fx_fc_sparse",
+   "fx_lut": "fx_eltwise.c:.text.fx_lut",
    "fx_maxpool": "fx_pool.c:.text.fx_maxpool",
    "fx_progress_commit": "fx_progress.c:.text.fx_progress_commit",
    "fx_progress_load": "fx_progress.c:.text.fx_progress_load",
@@ -1140,6 +1170,10 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    ],
    "fx_eltwise.c:.text.fx_argmax": [
     48,
+    "code"
+   ],
+   "fx_eltwise.c:.text.fx_lut": [
+    426,
     "code"
    ],
    "fx_eltwise.c:.text.fx_requant_copy": [
@@ -1466,7 +1500,15 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     124,
     "code"
    ],
+   "libgcc.a(slli.o):.text.__mspabi_slli": [
+    10,
+    "code"
+   ],
    "libgcc.a(slli.o):.text.__mspabi_slll": [
+    12,
+    "code"
+   ],
+   "libgcc.a(srli.o):.text.__mspabi_srli": [
     12,
     "code"
    ],

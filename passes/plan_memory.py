@@ -84,7 +84,8 @@ SMALL_MODEL_MAX_OBJECT = 32767       # the small memory model's largest object (
 OP_ENTRY_POINTS: dict[str, tuple[str, ...]] = {
     "conv": ("fx_conv_units",), "conv_sparse": ("fx_conv_sparse",), "fc": ("fx_fc",),
     "fc_sparse": ("fx_fc_sparse",), "maxpool": ("fx_maxpool",), "avgpool": ("fx_avgpool",),
-    "add": ("fx_add",), "act": ("fx_act",), "concat": ("fx_requant_copy",), "argmax": ("fx_argmax",),
+    "add": ("fx_add",), "act": ("fx_act",), "lut": ("fx_lut",), "concat": ("fx_requant_copy",),
+    "argmax": ("fx_argmax",),
 }
 #: Code of an entry point missing from the measured table (a new kernel): a guess.
 UNKNOWN_KERNEL_BYTES = 1024
@@ -97,9 +98,9 @@ UNKNOWN_KERNEL_BYTES = 1024
 #: (``+ 2``: fx_<m>_reset, which main_sim.c calls before each new input.)
 GENERATED_CODE: dict[str, dict[str, Any]] = {
     "small": {"run": 112 + 2, "run_one_step": 30 + 2, "step": 28, "helper": 170, "step_entry": 8, "pointer": 2,
-              "op_extra": {"act": 80, "add": 80, "argmax": -4, "conv": 30}, "concat_per_input": 135},
+              "op_extra": {"act": 80, "lut": 80, "add": 80, "argmax": -4, "conv": 30}, "concat_per_input": 135},
     "large": {"run": 124 + 2, "run_one_step": 34 + 2, "step": 32, "helper": 178, "step_entry": 10, "pointer": 4,
-              "op_extra": {"act": 88, "add": 88, "argmax": -4, "conv": 36}, "concat_per_input": 148},
+              "op_extra": {"act": 88, "lut": 88, "add": 88, "argmax": -4, "conv": 36}, "concat_per_input": 148},
 }
 
 
@@ -158,7 +159,8 @@ def descriptor_bytes(s: Step, pointer: int = 4) -> int:
     # two int32, eight size_t: size_t is as wide as a pointer in both memory models)
     size = {"conv": 22 * 2 + 2 * 4 + 11 * pointer + act, "fc": 2 * 2 + 3 * pointer + act,
             "conv_sparse": 15 * 2 + 5 * pointer + act, "fc_sparse": 3 * 2 + 5 * pointer + act,
-            "maxpool": 16 * 2, "avgpool": 16 * 2, "add": 4 + act, "act": act}.get(s.op, 0)
+            "maxpool": 16 * 2, "avgpool": 16 * 2, "add": 4 + act, "act": act,
+            "lut": pointer + 4 + 2 * 2 + 4}.get(s.op, 0)
     if s.op == "concat":
         shifts = len(s.inputs)
     return _align_up(size + shifts, 2)

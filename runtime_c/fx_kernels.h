@@ -168,6 +168,25 @@ void fx_add(const fx_add_t *p, const int16_t *a, const int16_t *b, int16_t *y, u
 /* Stand-alone activation, elements [i0, i1). */
 void fx_act(const fx_act_t *a, const int16_t *x, int16_t *y, uint32_t i0, uint32_t i1);
 
+/* lut: an element-wise function from a table with linear interpolation (docs/lir.md, "lut").
+ * The table value v of x: a = |x| (mirror) or x - base; a < 0 gives table[0], a >= n << step
+ * gives table[n], else table[i] + requant((table[i+1] - table[i]) * r, step) with i = a >> step,
+ * r = a mod 2^step; with mirror a negative x gives sat16(center - v). Then y = v, or with gate
+ * y = requant(x * v, shift). Neighbouring table entries differ by at most 32767. */
+typedef struct {
+    const int16_t *table;       /* [n + 1] */
+    int32_t center;             /* mirror: v(-a) = center - v(a) */
+    uint16_t n;                 /* segments, >= 1 */
+    int16_t base;               /* the input of table[0] (0 with mirror) */
+    uint8_t step;               /* 1..15: 2^step input units per segment */
+    uint8_t mirror;             /* 1: the table covers |x| */
+    uint8_t gate;               /* 1: y = requant(x * v, shift) */
+    int8_t shift;
+} fx_lut_t;
+
+/* Elements [i0, i1). */
+void fx_lut(const fx_lut_t *p, const int16_t *x, int16_t *y, uint32_t i0, uint32_t i1);
+
 /* y[i] = requant(x[i], shift) for i in [i0, i1): one input of a concat (the caller offsets y). */
 void fx_requant_copy(const int16_t *x, int16_t *y, int8_t shift, uint32_t i0, uint32_t i1);
 

@@ -13,7 +13,8 @@ fc          one output                                                 ``N``
 fc_sparse   one output                                                 ``N``
 maxpool     one output channel                                         ``C``
 avgpool     one output channel                                         ``C``
-add, act    a chunk of ``ELTWISE_CHUNK`` output elements               ``ceil(n / ELTWISE_CHUNK)``
+add, act,   a chunk of ``ELTWISE_CHUNK`` output elements               ``ceil(n / ELTWISE_CHUNK)``
+lut
 concat      a chunk of ``ELTWISE_CHUNK`` output elements               ``ceil(n / ELTWISE_CHUNK)``
 argmax      the whole step                                             ``1``
 ==========  ========================================================  ============================
@@ -435,6 +436,33 @@ def print_act(env: StepEnv) -> StepCode:
                     set(), {"fx_act"})
 
 
+def print_lut(env: StepEnv) -> StepCode:
+    """lut -> fx_lut over element chunks; descriptor fx_lut_t with the table (a constant buffer that
+    steps of the same function and formats share)."""
+    _check_io(env, 2)
+    x, table = env.step.inputs
+    y = env.step.outputs[0]
+    n = env.buf(y).size
+    if env.buf(x).size != n:
+        raise env.fail(f"lut input has {env.buf(x).size} elements, the output {n}")
+    _check_dtypes(env, {1: "i16"})
+    segments = env.buf(table).size - 1
+    step, base = _attr_int(env, "step"), _attr_int(env, "base")
+    mirror, center, gate, shift = (_attr_int(env, k) for k in ("mirror", "center", "gate", "shift"))
+    if not (1 <= step <= 15 and -32768 <= base <= 32767 and mirror in (0, 1) and gate in (0, 1)
+            and -65536 <= center <= 65536 and -15 <= shift <= 31 and segments >= 1):
+        raise env.fail(f"lut attributes out of range: step={step}, base={base}, mirror={mirror}, "
+                       f"center={center}, gate={gate}, shift={shift}, {segments} segments")
+    desc, desc_def = _struct_def(env, "fx_lut_t", "lut", [
+        ("table", env.ptr(table)), ("center", f"{center}l" if center >= 0 else f"({center}l)"),
+        ("n", _u16(env, "n", segments)), ("base", str(base)), ("step", f"{step}u"), ("mirror", f"{mirror}u"),
+        ("gate", f"{gate}u"), ("shift", str(shift))])
+    body = _pointer_lines(env, [("x", x)], [("y", y)]) + _eltwise_range(n)
+    body.append(f"fx_lut(&{desc}, x, y, i0, i1);")
+    return StepCode(_eltwise_units(env, n), f"chunks of {ELTWISE_CHUNK} elements ({n}); table of {segments + 1}",
+                    body, [desc_def], set(), {"fx_lut"})
+
+
 def print_concat(env: StepEnv) -> StepCode:
     """concat -> fx_requant_copy of each input's part of an element chunk of the output."""
     if len(env.step.inputs) < 1 or len(env.step.outputs) != 1:
@@ -484,6 +512,7 @@ PRINTERS: dict[str, Callable[[StepEnv], StepCode]] = {
     "avgpool": print_avgpool,
     "add": print_add,
     "act": print_act,
+    "lut": print_lut,
     "concat": print_concat,
     "argmax": print_argmax,
 }
@@ -548,7 +577,7 @@ def tile_units(step: Step, code: StepCode, program: Program) -> int:
 
     conv ``dims=[channels, rows, cols]``: whole channels (``channels * OH`` units) when ``rows``
     covers OH, else ``rows`` units (a tile is a run of rows; columns are never split). pool
-    ``[channels]``, fc ``[outputs]``: ``dims[0]`` units. add/act/concat ``[elements]``:
+    ``[channels]``, fc ``[outputs]``: ``dims[0]`` units. add/act/lut/concat ``[elements]``:
     ``ceil(elements / ELTWISE_CHUNK)`` units. argmax: 1.
     """
     if step.tile is None or not step.tile.dims:
@@ -558,7 +587,7 @@ def tile_units(step: Step, code: StepCode, program: Program) -> int:
         oh = program.buffers[step.outputs[0]].shape[1]
         rows = dims[1] if len(dims) > 1 else oh
         per = dims[0] * oh if rows >= oh else rows
-    elif step.op in ("add", "act", "concat", "gnet_feature"):
+    elif step.op in ("add", "act", "lut", "concat", "gnet_feature"):
         per = -(-dims[0] // ELTWISE_CHUNK)
     elif step.op == "argmax":
         per = 1

@@ -29,6 +29,7 @@ from strategies_onnx import onnx_models, save_model  # noqa: E402
 
 from backends.lower import (CLASS_PORT, Lower, LowerOptions, dequantize_outputs, lower_model,  # noqa: E402
                             quantize_inputs, sanitize_name)
+from backends import lower_lut  # noqa: E402
 from backends.lower_bounds import error_bounds  # noqa: E402
 from passes.normalize import Normalize  # noqa: E402
 from passes.quantize import Quantize, QuantizeOptions  # noqa: E402
@@ -512,9 +513,9 @@ def test_sklearn_classifier_tail_labels_in_meta() -> None:
 # -- errors, names, limits, meta ------------------------------------------------------------------
 
 def test_every_unsupported_node_is_reported_once() -> None:
-    proto = make([node("Sigmoid", ["x"], ["s"], "sig"), node("Relu", ["s"], ["y1"], "after_sig"),
+    proto = make([node("Sqrt", ["x"], ["s"], "sqrt"), node("Relu", ["s"], ["y1"], "after_sqrt"),
                   node("LeakyRelu", ["x"], ["y2"], "steep", alpha=1.5),
-                  node("Relu", ["x"], ["r"], "relu"), node("Tanh", ["r"], ["y3"], "tanh")],
+                  node("Relu", ["x"], ["r"], "relu"), node("Log", ["r"], ["y3"], "log")],
                  {"x": [1, 4]}, ["y1", "y2", "y3"])
     model = OnnxModel.from_proto(proto)
     qmodel = Quantize(context=PassContext(data=Dataset.from_arrays(samples_for(proto)))).run(model).model
@@ -523,9 +524,9 @@ def test_every_unsupported_node_is_reported_once() -> None:
     err = info.value
     assert len(err.details) == 3 and "3 node(s)" in err.message
     text = "\n".join(err.details)
-    for name in ("sig (Sigmoid)", "steep (LeakyRelu)", "tanh (Tanh)"):
+    for name in ("sqrt (Sqrt)", "steep (LeakyRelu)", "log (Log)"):
         assert name in text
-    assert "alpha=1.5" in text and "after_sig" not in text
+    assert "alpha=1.5" in text and "after_sqrt" not in text
     assert err.location.pass_name == "lower" and err.hint
 
 
@@ -680,3 +681,111 @@ def test_random_graphs_within_the_error_bound(drawn: tuple[onnx.ModelProto, dict
     except Exception:
         note(f"model saved to {save_model(proto, 'lower-random')}")
         raise
+
+
+# -- element-wise regions -> lut ----------------------------------------------------------------
+
+def _act_nodes(form: str, x: str, y: str) -> tuple[list[onnx.NodeProto], dict[str, np.ndarray], int]:
+    """The nodes of one activation form (as exporters write it), its constants and opset."""
+    c = {f"{form}_c{i}": np.array(v, dtype=np.float32) for i, v in enumerate((0.70710677, 1.0, 0.5, 0.044715,
+                                                                              0.7978846, 3.0))}
+    k = [f"{form}_c{i}" for i in range(6)]
+    single = {"sigmoid": "Sigmoid", "tanh": "Tanh", "hardsigmoid": "HardSigmoid", "hardswish": "HardSwish",
+              "elu": "Elu", "softsign": "Softsign", "mish": "Mish"}
+    if form in single:
+        return [node(single[form], [x], [y], form)], {}, 18 if form == "mish" else 17
+    if form == "gelu_op":
+        return [node("Gelu", [x], [y], form)], {}, 20
+    if form == "gelu_tanh_op":
+        return [node("Gelu", [x], [y], form, approximate="tanh")], {}, 20
+    if form == "silu":        # torch: x * sigmoid(x)
+        return [node("Sigmoid", [x], ["s"], "s"), node("Mul", [x, "s"], [y], form)], {}, 17
+    if form == "gelu_erf":    # torch legacy: x * (erf(x / sqrt 2) + 1) * 0.5 (Div made Mul by normalize)
+        return [node("Mul", [x, k[0]], ["d"], "d"),
+                node("Erf", ["d"], ["e"], "e"), node("Add", ["e", k[1]], ["a"], "a"),
+                node("Mul", [x, "a"], ["m"], "m"), node("Mul", ["m", k[2]], [y], form)], c, 17
+    if form == "gelu_tanh":   # torch legacy, approximate='tanh'
+        return [node("Mul", [x, x], ["p2"], "p2"), node("Mul", [x, "p2"], ["p3"], "p3"),
+                node("Mul", [k[3], "p3"], ["q"], "q"), node("Add", [x, "q"], ["r"], "r"),
+                node("Mul", [k[4], "r"], ["u"], "u"), node("Tanh", ["u"], ["t"], "t"),
+                node("Add", [k[1], "t"], ["v"], "v"), node("Mul", [x, "v"], ["w"], "w"),
+                node("Mul", [k[2], "w"], [y], form)], c, 17
+    assert form == "hardswish_mul"   # HardSwish below opset 14: x * HardSigmoid(x)
+    return [node("HardSigmoid", [x], ["hs"], "hs", alpha=1 / 6), node("Mul", [x, "hs"], [y], form)], {}, 13
+
+
+ACT_FORMS = ("sigmoid", "tanh", "hardsigmoid", "hardswish", "hardswish_mul", "silu", "gelu_erf", "gelu_tanh",
+             "gelu_op", "gelu_tanh_op", "elu", "softsign", "mish")
+
+
+@pytest.mark.parametrize("form", ACT_FORMS)
+def test_elementwise_activation_lowers_to_one_lut(form: str) -> None:
+    """Gemm -> activation -> Gemm: the activation, in any of its exported forms, is one lut step
+    whose table error was measured within its tolerance, and the interpreter stays within the error
+    bound against onnxruntime."""
+    act, consts, opset = _act_nodes(form, "h", "act_out")
+    rng = np.random.default_rng(ACT_FORMS.index(form))
+    proto = make([node("Gemm", ["x", "W1", "B1"], ["h"], "fc1", transB=1), *act,
+                  node("Gemm", ["act_out", "W2", "B2"], ["y"], "fc2", transB=1)],
+                 {"x": [1, 6]}, ["y"], {"W1": rng.standard_normal((8, 6)), "B1": rng.standard_normal(8),
+                                        "W2": rng.standard_normal((3, 8)) / 3, "B2": rng.standard_normal(3), **consts},
+                 opset=opset)
+    xs = samples_for(proto, n=32)
+    qmodel, prog = lowered(proto, xs)
+    assert ops(prog) == ["fc", "lut", "fc"]
+    lut = prog.steps[1]
+    assert lut.attrs["mirror"] in (0, 1) and prog.buffers[lut.inputs[1]].size <= 257
+    slope, error, _ = json.loads(prog.meta["lut"])[lut.name]
+    q_in, q_out = prog.buffers[lut.inputs[0]].q, prog.buffers[lut.outputs[0]].q
+    tolerance = lower_lut.tolerance(q_in, q_out, slope) * 2.0 ** -q_out
+    # functions with a kink in a derivative at 0 (Elu, Softsign) may miss the tolerance (lower
+    # accepts up to REJECT_FACTOR times it); the smooth ones and the piecewise-linear ones meet it
+    rough = form in ("elu", "softsign")
+    assert slope > 0 and 0 <= error <= tolerance * (lower_lut.REJECT_FACTOR if rough else 1.0)
+    worst = check_numerics(qmodel, prog, xs)
+    assert worst["err"] <= worst["bound"]
+
+
+def test_sigmoid_and_tanh_take_the_finest_format_their_range_allows() -> None:
+    """Sigmoid and tanh are within [-1, 1] whatever their input: q = 15 even when calibration saw
+    outputs near 1 (which would give q = 14 with the margin)."""
+    proto = make([node("Gemm", ["x", "W", "B"], ["h"], "fc", transB=1), node("Tanh", ["h"], ["t"], "tanh"),
+                  node("Sigmoid", ["h"], ["s"], "sig"), node("Concat", ["t", "s"], ["y"], "cat", axis=1)],
+                 {"x": [1, 4]}, ["y"], {"W": 8 * w(5, 4), "B": w(5)})
+    xs = samples_for(proto)
+    qmodel, prog = lowered(proto, xs)
+    assert ops(prog) == ["fc", "lut", "lut", "concat"]
+    assert [prog.buffers[s.outputs[0]].q for s in prog.steps[1:3]] == [15, 15]
+    assert [s.attrs["mirror"] for s in prog.steps[1:3]] == [1, 1]
+    assert [s.attrs["center"] for s in prog.steps[1:3]] == [0, 32768]
+    check_numerics(qmodel, prog, xs)
+
+
+def test_lut_tables_are_shared_and_regions_claim_their_adds() -> None:
+    """Two Tanh of inputs in the same format share one table; an Add of a constant before a Sigmoid
+    belongs to the region (no depthwise step of its own), and a tensor read outside a region (the
+    sigmoid, an output) gets its own step."""
+    proto = make([node("Tanh", ["x1"], ["t1"], "tanh1"), node("Tanh", ["x2"], ["t2"], "tanh2"),
+                  node("Add", ["x1", "k"], ["hk"], "shift"), node("Sigmoid", ["hk"], ["s"], "sig"),
+                  node("Mul", ["hk", "s"], ["y"], "silu")],
+                 {"x1": [1, 4], "x2": [1, 4]}, ["t1", "t2", "s", "y"], {"k": np.array(0.5)})
+    rng = np.random.default_rng(3)
+    same = rng.standard_normal((24, 4)).astype(np.float32)
+    xs = {"x1": same, "x2": same.copy()}
+    qmodel, prog = lowered(proto, xs)
+    assert ops(prog) == ["lut", "lut", "lut", "lut"]
+    tanh1, tanh2, sig, silu = prog.steps
+    assert tanh1.inputs[1] == tanh2.inputs[1] and sig.inputs[1] != tanh1.inputs[1]
+    assert sig.inputs[0] == silu.inputs[0] == tanh1.inputs[0]
+    assert sig.origin == ["sig", "shift"] and set(silu.origin) == {"silu", "shift", "sig"}
+    check_numerics(qmodel, prog, xs)
+
+
+def test_an_elementwise_function_no_table_fits_is_reported() -> None:
+    """Softplus on inputs of q = 13 (+-4), saturating at its top: no 256-segment table is within 4x
+    the tolerance; lower says so, naming the node."""
+    proto = make([node("Softplus", ["x"], ["y"], "soft")], {"x": [1, 4]}, ["y"])
+    xs = samples_for(proto)
+    with pytest.raises(UnsupportedError) as info:
+        lowered(proto, xs)
+    assert "soft (Softplus)" in info.value.details[0] and "no table" in info.value.details[0]

@@ -10,7 +10,8 @@
  * prefilled with FX_HARNESS_FILL; then "len value*" of the output goes to stdout.
  *
  * ops: 1 conv, 2 fc, 3 maxpool, 4 avgpool, 5 add, 6 act, 7 requant_copy, 8 argmax,
- *      9 requant (element-wise fx_requant of acc[i] by shift[i]), 10 apply_act (fx_apply_act).
+ *      9 requant (element-wise fx_requant of acc[i] by shift[i]), 10 apply_act (fx_apply_act),
+ *      11 lut (params step base mirror center gate shift; arrays x, table).
  */
 #define HARNESS_NAME "kernel_harness"
 #include "harness.h"
@@ -137,6 +138,32 @@ static void run_apply_act(const case_t *c)
     }
 }
 
+static void run_lut(const case_t *c)
+{
+    const int32_t *q = c->params;
+    fx_lut_t p;
+    int16_t *x, *t, *y;
+    int32_t i, n;
+    need(c, 6, 2, 2);
+    t = as_i16(&c->arrays[1]);
+    p.table = t;
+    p.n = (uint16_t)(c->arrays[1].len - 1);
+    p.step = (uint8_t)q[0];
+    p.base = (int16_t)q[1];
+    p.mirror = (uint8_t)q[2];
+    p.center = q[3];
+    p.gate = (uint8_t)q[4];
+    p.shift = (int8_t)q[5];
+    x = as_i16(&c->arrays[0]);
+    n = c->arrays[0].len;
+    y = new_output(n);
+    for (i = 0; i < c->nranges; i += 2) {
+        fx_lut(&p, x, y, (uint32_t)c->ranges[i], (uint32_t)c->ranges[i + 1]);
+    }
+    emit_i16(y, n);
+    free(x); free(t); free(y);
+}
+
 static void run_op(int32_t op, const case_t *c)
 {
     switch (op) {
@@ -150,6 +177,7 @@ static void run_op(int32_t op, const case_t *c)
     case 8: run_argmax(c); break;
     case 9: run_requant(c); break;
     case 10: run_apply_act(c); break;
+    case 11: run_lut(c); break;
     default: die("unknown op");
     }
 }

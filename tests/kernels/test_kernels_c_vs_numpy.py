@@ -34,7 +34,7 @@ CFLAGS = ["-std=c99", "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitiz
 FILL = -21846  # what the harness writes into its output buffers before the calls
 ACT_CODE = {"none": 0, "relu": 1, "clip": 2, "leaky": 3}
 OP = {"conv": 1, "fc": 2, "maxpool": 3, "avgpool": 4, "add": 5, "act": 6, "requant_copy": 7,
-      "argmax": 8, "requant": 9, "apply_act": 10}
+      "argmax": 8, "requant": 9, "apply_act": 10, "lut": 11}
 
 EXAMPLES = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -440,6 +440,58 @@ def eltwise_cases(draw: st.DrawFn) -> tuple[Case, np.ndarray]:
 @EXAMPLES
 def test_eltwise(harnesses: list[Harness], cases: list[tuple[Case, np.ndarray]]) -> None:
     check(harnesses, [c for c, _ in cases], [e for _, e in cases])
+
+
+def lut_table(rng: np.random.Generator, mode: str, entries: int) -> np.ndarray:
+    """A random lut table whose neighbours differ by at most 32767: a random walk with steps of
+    one sign (monotone, as the compiler's tables mostly are), of both signs, or the largest steps."""
+    if mode == "extreme":
+        steps = rng.choice([-32767, 32767, 0], size=entries - 1)
+    elif mode == "small":
+        steps = rng.integers(0, 300, size=entries - 1)
+    else:
+        steps = rng.integers(-32767 if mode == "full" else 0, 32768, size=entries - 1)
+    t = np.concatenate(([rng.integers(-32768, 32768)], steps)).cumsum()
+    t = np.clip(t, -32768, 32767)              # clipping only shrinks the steps
+    return t.astype(np.int16)
+
+
+@st.composite
+def lut_cases(draw: st.DrawFn) -> tuple[Case, np.ndarray]:
+    n = draw(st.integers(1, 300))
+    rng = np.random.default_rng(draw(seeds))
+    x = np.concatenate([INT16_EXTREMES, int16_array(rng, draw(modes), (n,))]).astype(np.int16)
+    step = draw(st.integers(1, 15))
+    mirror = draw(st.integers(0, 1))
+    entries = draw(st.integers(2, 70))
+    table = lut_table(rng, draw(modes), entries)
+    base = 0 if mirror else draw(st.integers(-32768, 32767))
+    center = draw(st.sampled_from([0, 32768, -32768, 65536, -65536]) | st.integers(-65536, 65536))
+    gate = draw(st.integers(0, 1))
+    shift = draw(st.integers(-15, 31))
+    ranges, mask = draw(tiling_1d(x.size))
+    y = K.lut(x, table, step, base, mirror, center, gate, shift)
+    return Case("lut", [step, base, mirror, center, gate, shift], [x, table], ranges), np.where(mask, y, FILL)
+
+
+@given(cases=st.lists(lut_cases(), min_size=1, max_size=6))
+@EXAMPLES
+def test_lut(harnesses: list[Harness], cases: list[tuple[Case, np.ndarray]]) -> None:
+    check(harnesses, [c for c, _ in cases], [e for _, e in cases])
+
+
+def test_lut_every_input(harnesses: list[Harness]) -> None:
+    """Every int16 input through tables of the shapes the compiler makes (mirrored tanh, mirrored
+    sigmoid gate, a plain table starting at the lowest input, one past the highest), tiled."""
+    x = np.arange(-32768, 32768, dtype=np.int64).astype(np.int16)
+    grid = np.arange(0, 66) * 2.0 ** 9 / 2 ** 12
+    tanh = np.round(np.tanh(grid) * 32767).astype(np.int16)
+    sig = np.round(32767 / (1 + np.exp(-grid))).astype(np.int16)
+    plain = np.round(np.arange(0, 130) * 37.5 - 2000).astype(np.int16)
+    cases = [([9, 0, 1, 0, 0, 0], tanh), ([9, 0, 1, 32768, 1, 15], sig), ([9, -32768, 0, 0, 0, 0], plain),
+             ([15, -32768, 0, 0, 1, 20], plain[:3]), ([1, 100, 0, 0, 0, 0], plain)]
+    built = [Case("lut", params, [x, t], [(0, 40000), (40000, 65536), (100, 200)]) for params, t in cases]
+    check(harnesses, built, [K.lut(x, t, *params) for params, t in cases])
 
 
 @given(seed=seeds, n=st.integers(1, 400), spread=st.sampled_from([1, 3, 100, 65536]))

@@ -9,7 +9,7 @@ backends/c/printers.py (tests check they agree):
     fc_sparse    as fc                                  N
     maxpool   one output channel                        C
     avgpool   one output channel                        C
-    add, act, concat   a chunk of ELTWISE_CHUNK elements   ceil(n / 32)
+    add, act, lut, concat   a chunk of ELTWISE_CHUNK elements   ceil(n / 32)
     argmax    the whole step                            1
     gnet_feature  a chunk of ELTWISE_CHUNK elements of its slice   ceil(n / 32)
     gnet_exit     one output (on demand: the head)      N
@@ -82,6 +82,7 @@ COSTS: dict[str, OpCost] = {
     "avgpool": OpCost(base=605.31, mac=14.01, slow_mac=327.03, store=78.17, border=0.0, row=0.0, call=1116),
     "add": OpCost(base=0.0, mac=0.0, store=182.11, call=316),
     "act": OpCost(base=0.0, mac=0.0, store=36.97, call=208),
+    "lut": OpCost(base=0.0, mac=0.0, store=120.0, call=300),
     "concat": OpCost(base=287.76, mac=83.9, store=0.0, call=302),
     "argmax": OpCost(base=0.0, mac=22.0, store=0.0, call=0),
     # Measured with bench/sparse_speed.py (its fit of cycles per output over densities <= 0.1):
@@ -145,7 +146,7 @@ def step_work(program: Program, step: Step) -> StepWork:
         win = pool_windows(program, step)
         cycles = _conv_row_cycles(COSTS[op], win) + COSTS[op].row * oh
         return StepWork(c, win.fast_macs + win.slow_macs, oh * ow, cycles)
-    elif op in ("add", "act"):
+    elif op in ("add", "act", "lut"):
         units, macs, stores = -(-out.size // ELTWISE_CHUNK), 0, ELTWISE_CHUNK
     elif op == "concat":            # "MACs": the elements of a chunk that are requantised (shift != 0)
         units, stores = -(-out.size // ELTWISE_CHUNK), ELTWISE_CHUNK
@@ -390,7 +391,7 @@ def tile_unit_count(program: Program, step: Step) -> int:
     if step.op in ("conv", "conv_sparse"):
         oh = program.buffers[step.outputs[0]].shape[-2]
         per = dims[0] * oh if dims[1] >= oh else dims[1]
-    elif step.op in ("add", "act", "concat", "gnet_feature"):
+    elif step.op in ("add", "act", "lut", "concat", "gnet_feature"):
         per = -(-dims[0] // ELTWISE_CHUNK)
     elif step.op == "argmax":
         per = 1

@@ -186,6 +186,14 @@ def _run_act(st: _State, step: Step) -> np.ndarray:
     return kernels.activation(st.view(step.inputs[0]), _act(step.attrs))
 
 
+def _run_lut(st: _State, step: Step) -> np.ndarray:
+    _arity(step, 2)
+    a = step.attrs
+    x, table = (st.view(n) for n in step.inputs)
+    return kernels.lut(x, table, _int(a, "step"), _int(a, "base"), _int(a, "mirror"), _int(a, "center"),
+                       _int(a, "gate"), _int(a, "shift"))
+
+
 def _run_concat(st: _State, step: Step) -> np.ndarray:
     _arity(step, None)
     xs = [st.view(n) for n in step.inputs]
@@ -219,6 +227,7 @@ OPS: dict[str, Callable[[_State, Step], np.ndarray]] = {
     "avgpool": _run_avgpool,
     "add": _run_add,
     "act": _run_act,
+    "lut": _run_lut,
     "concat": _run_concat,
     "argmax": _run_argmax,
     "gnet_feature": _run_gnet_feature,

@@ -284,6 +284,67 @@ def activation(x: np.ndarray, act: Act | str) -> np.ndarray:
     return apply_act(x, act)
 
 
+LUT_STEP_RANGE = (1, 15)
+"""``lut``'s table spacing: 2^step input units, step in [1, 15]."""
+LUT_SEGMENTS_MAX = 65535
+"""At most 65535 segments (65536 table entries): the index is a uint16."""
+LUT_CENTER_RANGE = (-65536, 65536)
+
+
+def lut_problems(table: np.ndarray, step: int) -> list[str]:
+    """What is wrong with a ``lut`` table (nothing: []): at least two entries, at most
+    LUT_SEGMENTS_MAX + 1, and neighbours at most 32767 apart (the kernel forms their difference in
+    int16 and multiplies it by the position inside the segment, below 2^step <= 2^15)."""
+    t = np.asarray(table, dtype=np.int64).reshape(-1)
+    if t.size < 2 or t.size > LUT_SEGMENTS_MAX + 1:
+        return [f"the table has {t.size} entries; it needs 2..{LUT_SEGMENTS_MAX + 1}"]
+    d = np.abs(np.diff(t))
+    if d.max() > 32767:
+        j = int(np.argmax(d))
+        return [f"table entries {j} and {j + 1} differ by {int(d[j])} (at most 32767)"]
+    return []
+
+
+def lut_value(x: np.ndarray, table: np.ndarray, step: int, base: int, mirror: int,
+              center: int) -> np.ndarray:
+    """The interpolated table value ``v`` of ``lut`` for every int16 input (int64 array).
+
+    ``a = |x|`` (mirror) or ``x - base``; below 0 -> ``t[0]``, from ``N * 2^step`` on -> ``t[N]``
+    (N = table entries - 1); else ``i = a >> step``, ``r = a - i * 2^step`` and
+    ``v = t[i] + requant((t[i+1] - t[i]) * r, step)`` (between t[i] and t[i+1]). With mirror, a
+    negative ``x`` gives ``sat16(center - v)``.
+    """
+    x64 = np.asarray(x, dtype=np.int64)
+    t = np.asarray(table, dtype=np.int64).reshape(-1)
+    problems = lut_problems(t, step)
+    if problems:
+        raise ValueError("lut: " + "; ".join(problems))
+    if not LUT_STEP_RANGE[0] <= step <= LUT_STEP_RANGE[1]:
+        raise ValueError(f"lut: step={step} is outside {list(LUT_STEP_RANGE)}")
+    n = t.size - 1
+    a = np.abs(x64) if mirror else x64 - base
+    end = n << step
+    ac = np.clip(a, 0, end - 1)
+    i = ac >> step
+    r = ac & ((1 << step) - 1)
+    inner = t[i] + requant((t[i + 1] - t[i]) * r, step).astype(np.int64)
+    v = np.where(a < 0, t[0], np.where(a >= end, t[n], inner))
+    if mirror:
+        v = np.where(x64 < 0, sat16(center - v).astype(np.int64), v)
+    return v
+
+
+def lut(x: np.ndarray, table: np.ndarray, step: int, base: int, mirror: int, center: int,
+        gate: int, shift: int) -> np.ndarray:
+    """The `lut` op: ``y = v`` or, with gate, ``y = requant(x * v, shift)``, where ``v`` is the
+    table value of :func:`lut_value` (an element-wise function from a table with linear
+    interpolation; docs/lir.md). Same shape as x, int16."""
+    v = lut_value(x, table, step, base, mirror, center)
+    if gate:
+        return requant(np.asarray(x, dtype=np.int64) * v, shift)
+    return v.astype(np.int16)
+
+
 def concat(xs: Sequence[np.ndarray], shifts: IntSeq) -> np.ndarray:
     """The `concat` op: axis-0 concatenation of requant(x_i, shifts[i])."""
     if len(xs) != len(shifts):

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from transpiler.lir.ir import AttrValue
-from transpiler.lir.kernels import (FC_SPARSE_K_MAX, SPARSE_INDEX_MAX, conv_sparse_positions, conv_sparse_problems,
-                                    fc_sparse_problems)
+from transpiler.lir.kernels import (FC_SPARSE_K_MAX, LUT_CENTER_RANGE, LUT_STEP_RANGE, SPARSE_INDEX_MAX,
+                                    conv_sparse_positions, conv_sparse_problems, fc_sparse_problems, lut_problems)
 
 Shape = tuple[int, ...]
 
@@ -312,6 +312,20 @@ def _check_conv_sparse_data(attrs: Mapping[str, AttrValue], shapes: Sequence[Sha
                                 _ints(attrs, "kernel"), (h, w), _ints(attrs, "dilation"))
 
 
+def _infer_lut(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) -> list[Shape]:
+    x, t = shapes
+    _rank(t, 1, "lut table [N+1]")
+    if attrs.get("mirror") == 1 and attrs.get("base") != 0:
+        raise ShapeError(f"a mirrored table starts at input 0 (base={attrs.get('base')})")
+    return [x]
+
+
+def _check_lut_data(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape],
+                    data: Sequence[np.ndarray | None]) -> list[str]:
+    table = data[1]
+    return [] if table is None else lut_problems(table, _int(attrs, "step"))
+
+
 def _infer_gnet_feature(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) -> list[Shape]:
     (x,) = shapes
     n, offset, features = _size(x), _int(attrs, "offset"), _int(attrs, "features")
@@ -367,6 +381,14 @@ OPS: dict[str, OpSpec] = {
     "concat": OpSpec("concat", ("x",), {"shifts": _SHIFTS}, _infer_concat, tile_rank=1,
                      variadic=True, input_dtypes=("i16",)),
     "argmax": OpSpec("argmax", ("x",), {}, _infer_argmax, tile_rank=1, input_dtypes=("i16",)),
+    "lut": OpSpec("lut", ("x", "t"), {
+        "step": AttrSpec("int", lo=LUT_STEP_RANGE[0], hi=LUT_STEP_RANGE[1]),
+        "base": AttrSpec("int", lo=INT16_MIN, hi=INT16_MAX),
+        "mirror": AttrSpec("int", lo=0, hi=1),
+        "center": AttrSpec("int", lo=LUT_CENTER_RANGE[0], hi=LUT_CENTER_RANGE[1]),
+        "gate": AttrSpec("int", lo=0, hi=1),
+        "shift": _SHIFT,
+    }, _infer_lut, tile_rank=1, weights=(1,), input_dtypes=("i16", "i16"), check_data=_check_lut_data),
     "gnet_feature": OpSpec("gnet_feature", ("x",), {
         "offset": AttrSpec("int", lo=0, hi=DIM_MAX), "features": AttrSpec("int", lo=1, hi=DIM_MAX),
         "shift": _SHIFT, "exit": AttrSpec("int", lo=1, hi=DIM_MAX),

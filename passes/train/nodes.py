@@ -20,7 +20,8 @@ from passes.normalize_util import attr, const_value, is_const, is_empty, shape_t
 from passes.train import ops
 
 SUPPORTED_OPS = ("Conv", "Gemm", "Relu", "Clip", "LeakyRelu", "MaxPool", "AveragePool", "GlobalAveragePool",
-                 "Add", "Mul", "Concat", "Flatten", "Reshape", "Softmax", "LogSoftmax", "Sigmoid")
+                 "Add", "Mul", "Concat", "Flatten", "Reshape", "Softmax", "LogSoftmax", "Sigmoid",
+                 "Sub", "Div", "Pow", *ops.UNARY)
 
 
 class NodeRejected(Exception):
@@ -193,8 +194,6 @@ def _binary(node: gs.Node, opset: int, train_affine: bool) -> NodeOp:
     a, b = node.inputs
     if is_const(a) and is_const(b):
         raise NodeRejected("both operands are constants", "run `normalize` first (it folds constants)")
-    if node.op == "Mul" and not is_const(a) and not is_const(b):
-        raise NodeRejected("product of two activations", "only Mul by a constant is supported")
     out = static_shape(node.outputs[0])
     for tensor in (a, b):
         shape = static_shape(tensor)
@@ -203,8 +202,28 @@ def _binary(node: gs.Node, opset: int, train_affine: bool) -> NodeOp:
         if not is_const(tensor) and out is not None and shape is not None and len(shape) != len(out):
             raise NodeRejected(f"activation {list(shape)} broadcast to {list(out)}",
                                "only constants may broadcast; activations need the output's rank")
-    return NodeOp(ops.Add() if node.op == "Add" else ops.Mul(),
-                  [Arg(t, train_affine and is_const(t)) for t in (a, b)])
+    op = {"Add": ops.Add, "Mul": ops.Mul, "Sub": ops.Sub, "Div": ops.Div}[node.op]()
+    return NodeOp(op, [Arg(t, train_affine and is_const(t) and node.op in ("Add", "Mul")) for t in (a, b)])
+
+
+def _pow(node: gs.Node, opset: int, train_affine: bool) -> NodeOp:
+    exponent = const_value(node.inputs[1]) if len(node.inputs) > 1 else None
+    if exponent is None or exponent.size != 1:
+        raise NodeRejected("the exponent is not a constant number", "use a constant exponent (x ** 3)")
+    return NodeOp(ops.Pow(float(exponent.reshape(-1)[0])), [_activation(node.inputs[0], node)])
+
+
+def _unary(node: gs.Node, opset: int, train_affine: bool) -> NodeOp:
+    """The element-wise functions of element-wise regions (passes/elementwise.py) other than Sigmoid."""
+    params: dict[str, object] = {}
+    if node.op == "HardSigmoid":
+        params = {"alpha": float(node.attrs.get("alpha", 0.2)), "beta": float(node.attrs.get("beta", 0.5))}
+    elif node.op == "Elu":
+        params = {"alpha": float(node.attrs.get("alpha", 1.0))}
+    elif node.op == "Gelu":
+        approx = node.attrs.get("approximate", "none")
+        params = {"approximate": approx.decode() if isinstance(approx, bytes) else str(approx)}
+    return NodeOp(ops.Unary(node.op, **params), [_activation(node.inputs[0], node)])
 
 
 def _concat(node: gs.Node, opset: int, train_affine: bool) -> NodeOp:
@@ -262,6 +281,7 @@ BUILDERS: dict[str, Builder] = {
     "Conv": _conv, "Gemm": _gemm, "Relu": _relu, "Clip": _clip, "LeakyRelu": _leaky, "MaxPool": _maxpool,
     "AveragePool": _avgpool, "GlobalAveragePool": _gap, "Add": _binary, "Mul": _binary, "Concat": _concat,
     "Flatten": _flatten, "Reshape": _reshape, "Softmax": _softmax, "LogSoftmax": _softmax, "Sigmoid": _sigmoid,
+    "Sub": _binary, "Div": _binary, "Pow": _pow, **{op: _unary for op in ops.UNARY},
 }
 assert set(BUILDERS) == set(SUPPORTED_OPS)
 

@@ -26,6 +26,7 @@ divides by the count of positions inside the input (or inside the padded extent
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -359,6 +360,111 @@ class Sigmoid(Op):
 
     def backward(self, dy: np.ndarray, cache: Any, need: Sequence[bool]) -> Grads:
         return [dy * cache * (1 - cache) if need[0] else None]
+
+
+class Unary(Op):
+    """An element-wise function ``y = f(x)`` with its derivative ``df(x, y)`` (Tanh, HardSigmoid,
+    HardSwish, Erf, Gelu, Elu, Softplus, Softsign, Mish: :data:`UNARY`); ``params`` are the ONNX
+    attributes it needs (alpha, beta, approximate)."""
+
+    def __init__(self, op_type: str, **params: Any) -> None:
+        self.op_type = op_type
+        self.params = params
+        self.f, self.df = UNARY[op_type]
+
+    def forward(self, args: Sequence[np.ndarray], keep: bool) -> tuple[np.ndarray, Any]:
+        x = args[0]
+        y = np.asarray(self.f(x.astype(np.float64), **self.params)).astype(x.dtype, copy=False)
+        return y, ((x, y) if keep else None)
+
+    def backward(self, dy: np.ndarray, cache: Any, need: Sequence[bool]) -> Grads:
+        if not need[0]:
+            return [None]
+        x, y = cache
+        d = self.df(x.astype(np.float64), y.astype(np.float64), **self.params)
+        return [(dy * d).astype(dy.dtype, copy=False)]
+
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+_SQRT_2_PI = math.sqrt(2.0 / math.pi)
+
+
+def _sig(x: np.ndarray) -> np.ndarray:
+    return np.exp(-np.logaddexp(0.0, -x))
+
+
+def _gelu(x: np.ndarray, approximate: str = "none") -> np.ndarray:
+    if approximate == "tanh":
+        return 0.5 * x * (1.0 + np.tanh(_SQRT_2_PI * (x + 0.044715 * x ** 3)))
+    return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
+
+
+def _dgelu(x: np.ndarray, y: np.ndarray, approximate: str = "none") -> np.ndarray:
+    if approximate == "tanh":
+        t = np.tanh(_SQRT_2_PI * (x + 0.044715 * x ** 3))
+        return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * _SQRT_2_PI * (1.0 + 3 * 0.044715 * x * x)
+    return 0.5 * (1.0 + _erf(x / math.sqrt(2.0))) + x * np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+
+
+def _mish_parts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    t = np.tanh(np.logaddexp(0.0, x))
+    return t, x * (1.0 - t * t) * _sig(x)
+
+
+UNARY: dict[str, tuple[Any, Any]] = {
+    "Tanh": (lambda x: np.tanh(x), lambda x, y: 1.0 - y * y),
+    "HardSigmoid": (lambda x, alpha, beta: np.clip(alpha * x + beta, 0.0, 1.0),
+                    lambda x, y, alpha, beta: np.where((alpha * x + beta > 0) & (alpha * x + beta < 1), alpha, 0.0)),
+    "HardSwish": (lambda x: x * np.clip(x / 6.0 + 0.5, 0.0, 1.0),
+                  lambda x, y: np.where(x < -3.0, 0.0, np.where(x > 3.0, 1.0, x / 3.0 + 0.5))),
+    "Erf": (lambda x: _erf(x), lambda x, y: 2.0 / math.sqrt(math.pi) * np.exp(-x * x)),
+    "Gelu": (_gelu, _dgelu),
+    "Elu": (lambda x, alpha: np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0.0))),
+            lambda x, y, alpha: np.where(x > 0, 1.0, alpha * np.exp(np.minimum(x, 0.0)))),
+    "Softplus": (lambda x: np.logaddexp(0.0, x), lambda x, y: _sig(x)),
+    "Softsign": (lambda x: x / (1.0 + np.abs(x)), lambda x, y: 1.0 / (1.0 + np.abs(x)) ** 2),
+    "Mish": (lambda x: x * _mish_parts(x)[0], lambda x, y: sum(_mish_parts(x))),
+}
+"""f(x, **params) and df(x, y, **params) of each element-wise op :class:`Unary` runs."""
+
+
+class Sub(Op):
+    """``a - b`` with numpy broadcasting."""
+
+    def forward(self, args: Sequence[np.ndarray], keep: bool) -> tuple[np.ndarray, Any]:
+        a, b = args
+        return a - b, ((a.shape, b.shape) if keep else None)
+
+    def backward(self, dy: np.ndarray, cache: Any, need: Sequence[bool]) -> Grads:
+        sa, sb = cache
+        return [unbroadcast(dy, sa) if need[0] else None, unbroadcast(-dy, sb) if need[1] else None]
+
+
+class Div(Op):
+    """``a / b`` with numpy broadcasting."""
+
+    def forward(self, args: Sequence[np.ndarray], keep: bool) -> tuple[np.ndarray, Any]:
+        a, b = args
+        return a / b, ((a, b) if keep else None)
+
+    def backward(self, dy: np.ndarray, cache: Any, need: Sequence[bool]) -> Grads:
+        a, b = cache
+        return [unbroadcast(dy / b, a.shape) if need[0] else None,
+                unbroadcast(-dy * a / (b * b), b.shape) if need[1] else None]
+
+
+class Pow(Op):
+    """``x ** p`` with a constant number ``p`` (resolved when the op is built)."""
+
+    def __init__(self, exponent: float) -> None:
+        self.exponent = exponent
+
+    def forward(self, args: Sequence[np.ndarray], keep: bool) -> tuple[np.ndarray, Any]:
+        x = args[0]
+        return (x ** self.exponent).astype(x.dtype, copy=False), (x if keep else None)
+
+    def backward(self, dy: np.ndarray, cache: Any, need: Sequence[bool]) -> Grads:
+        return [dy * self.exponent * cache ** (self.exponent - 1) if need[0] else None]
 
 
 # --------------------------------------------------------------------------- pooling

@@ -64,6 +64,29 @@ def _sigmoid_log_softmax() -> OnnxModel:
                       {"x": [1, 6]}, "y", {"W": rand(5, 6, seed=23), "B": rand(5, seed=24)})
 
 
+def _elementwise() -> OnnxModel:
+    # what element-wise regions are made of (passes/elementwise.py): the functions lower turns into
+    # lut steps, and products, quotients and powers of activations (SiLU, the GELU forms)
+    n = helper.make_node
+    nodes = [n("Gemm", ["x", "W", "B"], ["h"], name="fc", transB=1),
+             n("Tanh", ["h"], ["t"], name="tanh"), n("HardSigmoid", ["h"], ["hs"], name="hsig", alpha=0.3, beta=0.4),
+             n("HardSwish", ["h"], ["hw"], name="hswish"), n("Erf", ["h"], ["e"], name="erf"),
+             n("Gelu", ["h"], ["g"], name="gelu"), n("Gelu", ["h"], ["gt"], name="gelu_tanh", approximate="tanh"),
+             n("Elu", ["h"], ["el"], name="elu", alpha=0.7), n("Softplus", ["h"], ["sp"], name="softplus"),
+             n("Softsign", ["h"], ["ss"], name="softsign"), n("Mish", ["h"], ["mi"], name="mish"),
+             n("Mul", ["h", "t"], ["m"], name="mul"), n("Sub", ["m", "e"], ["d"], name="sub"),
+             n("Add", ["sp", "one"], ["sp1"], name="add_one"), n("Div", ["d", "sp1"], ["q"], name="div"),
+             n("Pow", ["hs", "three"], ["p"], name="pow")]
+    outs = ["q", "p", "hw", "g", "gt", "el", "ss", "mi"]
+    prev = outs[0]
+    for i, o in enumerate(outs[1:]):
+        nodes.append(n("Add", [prev, o], [f"s{i}"], name=f"sum{i}"))
+        prev = f"s{i}"
+    nodes[-1].output[0] = "y"
+    return make_model(nodes, {"x": [1, 6]}, "y", {"W": rand(5, 6, seed=25), "B": rand(5, seed=26),
+                                                  "one": np.float32(1.0), "three": np.float32(3.0)}, opset=20)
+
+
 def _maxpool_ceil() -> OnnxModel:
     return make_model([helper.make_node("MaxPool", ["x"], ["y"], name="mp", kernel_shape=[3, 2], strides=[2, 2],
                                         pads=[1, 0, 1, 1], dilations=[1, 2], ceil_mode=1)],
@@ -130,7 +153,7 @@ CASES: dict[str, Callable[[], OnnxModel]] = {
     "avgpool-include-pad-ceil": _avgpool_include_pad, "avgpool-1d": _avgpool_exclude_pad_1d,
     "maxpool-1d": _maxpool_1d, "gap-reshape-softmax": _gap_reshape_softmax,
     "affine-concat-flatten": _affine_concat_flatten, "residual-1d": _residual_1d_vector_affine,
-    "sigmoid-log-softmax": _sigmoid_log_softmax,
+    "sigmoid-log-softmax": _sigmoid_log_softmax, "elementwise": _elementwise,
 }
 
 

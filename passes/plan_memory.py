@@ -9,11 +9,17 @@ Before -> after::
     const  %w1 : i16[6,1,5,5] ...                  const  %w1 : i16[6,1,5,5] ... fram @6912
     const  %w9 : i16[120,400] ...                  const  %w9 : i16[120,400] ... hifram @0
 
+and for a model whose feature maps do not fit lower FRAM (3x32x32 input, conv 3->32 at 32x32)::
+
+    buffer %r1 : i16[32,32,32] q=11                buffer %r1 : i16[32,32,32] q=11 hifram @0
+    const  %W2 : i16[32,32,3,3] ...                const  %W2 : i16[32,32,3,3] ... hifram @65536
+
 The MSP430FR5994 memory map this plans for (DESIGN.md section 1)::
 
     SRAM     8 KiB   activations + the call stack (``stack`` bytes are reserved for it)
     FRAM     0x4000-0xFF7F (lower, 48 KiB): code, descriptors, small constants, FRAM activations
-    HIFRAM   0x10000-    (upper, the rest of ``fram``): large constants (``__attribute__((upper))``)
+    HIFRAM   0x10000-    (upper, the rest of ``fram``): the activations that do not fit lower FRAM
+             (``.upper.persistent``), then large constants (``__attribute__((upper))``)
 
 Rules:
 
@@ -33,10 +39,19 @@ Rules:
   peak moves to FRAM (``fram_activations=false`` forbids that and makes it an error instead).
   With ``persistent=true`` every activation goes to FRAM (intermittent execution: SRAM is lost at
   every power failure). The gNet feature vector always goes to FRAM (:func:`fram_pinned`).
+- **HIFRAM activations**: FRAM activations live in lower FRAM while its arena fits beside the code
+  and the descriptors; while it does not, the largest buffer live at the arena's peak (inputs of
+  sparse steps last: :func:`sparse_inputs`) moves to a third arena in HIFRAM (packed the same way,
+  at the start of the ``hifram`` space, before the constants there), and the program is built with
+  ``-mlarge``. Only models that need it get it: everything that fits keeps the small memory
+  model. ``hifram_activations=false`` forbids the move (the overflow is then an error). The HIFRAM
+  arena counts against the FRAM budget (``fram``) like the constants placed there; when both do
+  not fit, the error names the HIFRAM activations live together at their peak and the largest
+  constants.
 - **Aliases** (``alias %other``) have no storage: they keep ``space``/``offset`` unset and extend
   the lifetime of the buffer they view.
 - Offsets are byte offsets inside their space, aligned to the element size (2 for i16, 4 for i32).
-  In ``fram`` the activation arena starts at 0 and the constants follow it.
+  In ``fram`` and ``hifram`` the activation arena starts at 0 and the constants follow it.
 - SRAM keeps ``stack`` bytes (default 1 KiB) free for the call stack and the runtime's own state;
   the activations get ``sram - stack``. Lower FRAM keeps room for the code and the read-only tables
   (unless ``code`` is given, :func:`estimate_code_bytes` and :func:`estimate_rodata_bytes`).
@@ -48,7 +63,7 @@ references, and :func:`runtime_bytes` adds up what ``--gc-sections`` keeps: the 
 from the entry points the program's ops call (:data:`OP_ENTRY_POINTS`; ``fx_requant``, libgcc's
 division helpers and the like counted once). The generated part (one step function per step, the
 run loop, helpers; :data:`GENERATED_CODE`) is measured on the samples. Both depend on the memory
-model: the large one (``-mlarge``, 20-bit pointers), which the C emitter picks when a constant lives
+model: the large one (``-mlarge``, 20-bit pointers), which the C emitter picks when a buffer lives
 in HIFRAM or an object exceeds 32767 bytes, has bigger code and 4-byte pointers in the descriptors;
 the plan is made with the small model's figures and redone with the large ones when it needs HIFRAM.
 
@@ -251,6 +266,14 @@ def fram_pinned(p: Program) -> set[str]:
     `gnet_feature` steps), which an early exit reads after any step and which must survive power
     failures."""
     return {p.storage_of(s.outputs[0]).name for s in p.steps if s.op == "gnet_feature" and s.outputs}
+
+
+def sparse_inputs(p: Program) -> set[str]:
+    """Activations that sparse steps (conv_sparse, fc_sparse) read as their input: runtime_c/fx_sparse.c
+    walks the input with 16-bit address arithmetic on its fast paths, so an input above 64 KiB takes
+    its portable fallbacks (1.5-5x the cycles); plan-memory moves them to HIFRAM only when no other
+    buffer live at the peak can go."""
+    return {p.storage_of(s.inputs[0]).name for s in p.steps if s.op in ("conv_sparse", "fc_sparse") and s.inputs}
 
 
 def estimate_code_bytes(p: Program, large: bool = False) -> int:
@@ -530,17 +553,19 @@ class PlanMemory(Pass):
                          ) -> tuple[list[Buffer], list[Buffer], Packing, list[_Item]]:
         """Pack the FRAM activations into lower FRAM's ``room`` bytes (what the code and the
         descriptors leave); while the arena is larger, the largest buffer live at its peak moves to
-        HIFRAM (when ``hifram``, the budget has HIFRAM, and the option allows it). Returns (lower
-        FRAM activations, HIFRAM activations, the lower FRAM packing and its items)."""
+        HIFRAM (when ``hifram``, the budget has HIFRAM, and the option allows it), inputs of sparse
+        steps last (:func:`sparse_inputs`). Returns (lower FRAM activations, HIFRAM activations,
+        the lower FRAM packing and its items)."""
         o: PlanMemoryOptions = self.options
         in_fram, in_hifram = list(in_fram), list(in_hifram)
+        keep_low = sparse_inputs(p)
         while True:
             items = [_item(b, lives[b.name]) for b in in_fram]
             packing = pack(items, o.reuse)
             if packing.total <= room or not in_fram or not hifram or not o.hifram_activations:
                 return in_fram, in_hifram, packing, items
             _, live = live_at(p, lives, [b.name for b in in_fram])
-            victim = max(live, key=lambda n: (p.buffers[n].nbytes, n))
+            victim = max(live, key=lambda n: (n not in keep_low, p.buffers[n].nbytes, n))
             in_fram = [b for b in in_fram if b.name != victim]
             in_hifram.append(p.buffers[victim])
 

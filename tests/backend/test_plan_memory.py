@@ -314,6 +314,43 @@ def test_hifram_activations_spill_only_what_lower_fram_cannot_hold() -> None:
     assert not uses_large_model(p2)
 
 
+def x_act_fc(sparse: bool) -> Program:
+    """x (4 KiB) -> concat(x, x) -> t1 (8 KiB) -> fc (sparse or dense) -> y: x and t1 live together."""
+    from transpiler.lir import kernels as K
+
+    p = Program("sparse_input")
+    x = act(p, "x", (2048,))
+    t1 = act(p, "t1", (4096,))
+    y = act(p, "y", (4,))
+    p.steps.append(Step("concat", "cat", [x, x], [t1], {"shifts": [0, 0]}))
+    w = np.zeros((4, 4096), dtype=np.int16)
+    w[:, ::512] = 7
+    b = const(p, "b", "i32", (4,))
+    if sparse:
+        values, deltas, rowptr = K.csr_from_dense(w)
+        for name, dtype, data in (("v", "i16", values), ("d", "u16", deltas), ("r", "u16", rowptr)):
+            p.add(Buffer(name, dtype, tuple(data.shape), q=[12] * 4 if name == "v" else None, data=data))
+        p.steps.append(Step("fc_sparse", "fc", [t1, "v", "d", "r", b], [y], {"act": "none", "shift": [13] * 4}))
+    else:
+        p.add(Buffer("w", "i16", w.shape, q=[12] * 4, data=w))
+        p.steps.append(Step("fc", "fc", [t1, "w", b], [y], {"act": "none", "shift": [13] * 4}))
+    p.inputs.append(Port("in", x))
+    p.outputs.append(Port("out", y))
+    return p
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_inputs_of_sparse_steps_move_to_hifram_last(sparse: bool) -> None:
+    """fx_sparse.c's fast paths need their input below 64 KiB: with room for one of x and t1 in
+    lower FRAM, the larger t1 moves unless a sparse step reads it; then x does."""
+    p = x_act_fc(sparse)
+    room = 9 * 1024
+    p, stats = plan(p, sram=1024, code=LOWER_FRAM_BYTES - room - estimate_rodata_bytes(p, large=True))
+    verify_program(p)
+    assert stats["spilled_to_hifram"] == (["x"] if sparse else ["t1"])
+    assert p.buffers["t1"].space == ("fram" if sparse else "hifram")
+
+
 def test_persistent_activations_spill_to_hifram_too() -> None:
     p, stats = plan(lenet_like(), persistent=True, code=LOWER_FRAM_BYTES - 4096)
     acts = [b for b in p.buffers.values() if b.alias is None and not b.is_const]

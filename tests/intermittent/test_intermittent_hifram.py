@@ -8,6 +8,8 @@ output bit for bit.
   (the large memory model) random power failures, with and without random SRAM after each.
 - tiny_conv1d planned with every activation in HIFRAM (no lower FRAM left for activations): a
   failure before every single FRAM store of an inference, clang with ASan+UBSan.
+- A pruned LeNet-5 compiled sparse with every activation in HIFRAM: the sparse kernels' slower
+  fallbacks are in the tile pass's cost model, so a failure every budget cycles still progresses.
 """
 
 from __future__ import annotations
@@ -82,24 +84,32 @@ def test_simulated_power_failures(cifar_package: Package) -> None:
         assert r.power_failures > base // (3 * SAMPLE_BUDGET), (spec, r.power_failures, base)
 
 
+def compile_all_in_hifram(model_path: Path, data_path: Path, out: Path, budget: int,
+                          lower: str = "lower") -> tuple[dict[str, object], Dataset]:
+    """``model_path`` compiled for ``budget`` cycles per power cycle with every activation in HIFRAM
+    (a code figure that leaves lower FRAM no room for them); returns the manifest and the data."""
+    from transpiler.loader import load
+
+    model = load(str(model_path))
+    ds = load_dataset(data_path, input_specs(model.graph))
+    lowered, _ = run_pipeline(model.copy(), f"normalize,quantize,{lower}", PassContext(data=ds), verify=False)
+    assert isinstance(lowered, Program)
+    code = LOWER_FRAM_BYTES - estimate_rodata_bytes(lowered, large=True)
+    text = f"normalize,quantize,{lower},plan-memory{{persistent=true,code={code}}},tile{{budget={budget}}},emit-c"
+    ctx = PassContext(data=ds, out_dir=str(out), command_line="pytest", pipeline_text=text)
+    run_pipeline(model, text, ctx, verify=False)
+    man = hostrun.load_manifest(out)
+    assert {b["space"] for b in man["buffers"] if b["kind"] == "activation"} == {"hifram"}
+    return man, ds
+
+
 def test_failure_before_every_store_with_every_activation_in_hifram(tmp_path: Path) -> None:
     name = "tiny_conv1d"
     model_path, data_path = REPO / "samples" / f"{name}.onnx", REPO / "samples" / f"{name}.npz"
     if not model_path.is_file() or not data_path.is_file():
         pytest.skip(f"samples/{name} is absent")
-    from transpiler.loader import load
-
-    model = load(str(model_path))
-    ds = load_dataset(data_path, input_specs(model.graph))
-    lowered, _ = run_pipeline(model.copy(), "normalize,quantize,lower", PassContext(data=ds), verify=False)
-    assert isinstance(lowered, Program)
-    code = LOWER_FRAM_BYTES - estimate_rodata_bytes(lowered, large=True)   # no lower FRAM for activations
     out = tmp_path / name
-    text = f"normalize,quantize,lower,plan-memory{{persistent=true,code={code}}},tile{{budget=20000}},emit-c"
-    ctx = PassContext(data=ds, out_dir=str(out), command_line="pytest", pipeline_text=text)
-    run_pipeline(model, text, ctx, verify=False)
-    man = hostrun.load_manifest(out)
-    assert {b["space"] for b in man["buffers"] if b["kind"] == "activation"} == {"hifram"}
+    man, ds = compile_all_in_hifram(model_path, data_path, out, 20000)
     x = hostrun.quantize(man, {k: v[:1] for k, v in ds.inputs.items()})
     r = run_host_pf(build_host_pf(out, cc="clang", sanitize=True), man, x, exhaustive=True)
     if not r.ok:
@@ -107,3 +117,29 @@ def test_failure_before_every_store_with_every_activation_in_hifram(tmp_path: Pa
         pytest.fail(f"exit status {r.returncode}: {r.stderr.strip()[-400:]} (saved to {where})")
     assert r.total["failures"] == r.total["baseline_stores"] == man["intermittent"]["stores_per_inference"]
     assert r.total["mismatches"] == 0
+
+
+def test_sparse_steps_reading_hifram_are_tiled_for_their_fallbacks(tmp_path: Path) -> None:
+    """A pruned LeNet-5 compiled sparse with every activation in HIFRAM: its sparse steps run
+    fx_sparse.c's portable fallbacks (up to 5x the fast paths' cycles), which the tile pass sizes
+    with cost.SPARSE_FAR; failing every budget cycles on the simulator, the inference still
+    progresses and gives the host's output."""
+    tc, reason = find_msp430_toolchain_or_none()
+    if tc is None:
+        pytest.skip(f"no msp430-elf toolchain: {reason}")
+    src, data = REPO / "samples" / "lenet5_mnist.onnx", REPO / "samples" / "lenet5_mnist.npz"
+    if not (src.is_file() and data.is_file()):
+        pytest.skip("samples/lenet5_mnist is absent")
+    from test_intermittent_sparse import prune
+
+    out = tmp_path / "lenet_sparse"
+    man, ds = compile_all_in_hifram(prune(src, 0.9, tmp_path), data, out, SAMPLE_BUDGET, "lower{sparse=always}")
+    assert {"conv_sparse", "fc_sparse"} <= set(man["ops"])
+    x = hostrun.quantize(man, {k: v[:1] for k, v in ds.inputs.items()})
+    want = hostrun.run_raw(hostrun.build(out, cc="gcc"), man, x)
+    try:
+        r = run_sim_pf(out, man, x, power_fail=f"every:{SAMPLE_BUDGET}", max_failures=2000)
+    except PowerFailError as exc:
+        where = save_failure("intermittent_hifram/sparse", out, exc.render())
+        pytest.fail(f"{exc.render()} (saved to {where})")
+    assert np.array_equal(r.outputs, want) and r.power_failures > 0

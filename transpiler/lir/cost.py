@@ -22,7 +22,11 @@ shared by its rows) with per-op constants
 
 Sparse steps: ``MACs`` are the stored weights of the unit (the sparse kernels skip the zeros), and
 ``index`` cycles per stored weight of a conv_sparse channel are added once per kernel call for the
-decoding of its taps (runtime_c/fx_sparse.c). :func:`step_work` is per unit and must not
+decoding of its taps (runtime_c/fx_sparse.c); a sparse step whose input plan-memory put in HIFRAM
+costs :data:`SPARSE_FAR` (the kernels' portable fallbacks). Where a buffer lives costs nothing else:
+the MSP430X's cycles do not depend on the address, and the large memory model's code (20-bit
+pointers, 5-15 % slower than the small model's; one set of constants for both) addresses every
+pointer alike (bench/hifram.py). :func:`step_work` is per unit and must not
 underestimate any unit (the tile pass sizes power cycles with it), so for sparse steps it counts
 the unit with the most stored weights; :func:`step_cycles` predicts a whole step, with every unit's
 own weights. The sparse constants come from bench/sparse_speed.py (per stored weight and per output,
@@ -93,6 +97,17 @@ COSTS: dict[str, OpCost] = {
     # tap and kernel call (decoding the channel's taps, a table per block; more with borders).
     "fc_sparse": OpCost(base=38.0, mac=10.2, store=28.0),
     "conv_sparse": OpCost(base=150.0, mac=10.4, store=45.0, index=150.0),
+}
+# Sparse steps whose input lies in HIFRAM (above 64 KiB; plan-memory puts activations there only
+# when lower FRAM cannot hold them, inputs of sparse steps last) run runtime_c/fx_sparse.c's portable
+# fallbacks: its fast paths walk the input with 16-bit adds (FX_SPARSE_NEAR). Fitted with
+# bench/hifram.py (part 4: pruned samples with every activation in HIFRAM, per step; conv_sparse
+# within -11..+13 %, fc_sparse within -4..+6 %): conv_sparse per output row of a channel (base),
+# per output (store) and per stored tap of an output (mac), 1.0-5.7x the fast path's cycles;
+# fc_sparse per output and per stored weight, 1.4-1.8x.
+SPARSE_FAR: dict[str, OpCost] = {
+    "conv_sparse": OpCost(base=808.3, mac=21.2, store=262.9),
+    "fc_sparse": OpCost(base=0.0, mac=14.0, store=169.8),
 }
 # gNet, fitted with bench/calibrate_cost.py (its part 5: gNet packages of the samples on the simulator):
 # gnet_feature (fx_requant_copy of a slice into F, per chunk / requantised element / element) and an
@@ -166,11 +181,18 @@ def step_work(program: Program, step: Step) -> StepWork:
         macs = ow * max(_per_output_nnz(program, step), default=0)
     else:
         raise KeyError(f"no cost model for LIR op {op!r} (step {step.name})")
-    cost = COSTS[op]
+    cost = sparse_cost(program, step) if op in SPARSE_FAR else COSTS[op]
     cycles = cost.base + cost.mac * macs + cost.store * stores
     if cost.index and stores:
         cycles += cost.index * (macs // stores)   # a one-row call decodes its channel's taps
     return StepWork(units, macs, stores, cycles)
+
+
+def sparse_cost(program: Program, step: Step) -> OpCost:
+    """The constants of a sparse step: :data:`SPARSE_FAR` when its input lies in HIFRAM (the
+    kernels' portable fallbacks), else :data:`COSTS`."""
+    x = program.storage_of(step.inputs[0]) if step.inputs else None
+    return SPARSE_FAR[step.op] if x is not None and x.space == "hifram" else COSTS[step.op]
 
 
 def _per_output_nnz(program: Program, step: Step) -> list[int]:
@@ -372,7 +394,7 @@ def step_cycles(program: Program, step: Step) -> float:
     if step.op not in ("fc_sparse", "conv_sparse"):
         work = step_work(program, step)
         return work.units * work.cycles_per_unit
-    cost = COSTS[step.op]
+    cost = sparse_cost(program, step)
     per = _per_output_nnz(program, step)
     out = program.buffers[step.outputs[0]]
     if step.op == "fc_sparse":

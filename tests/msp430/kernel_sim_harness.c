@@ -322,6 +322,29 @@ static void h_misc_cases(void)
         fx_requant_copy(hx, hy2, s, 150, n);
         h_report(names[(s + 3) / 3], hy, hy2, n);
     }
+    /* lut: a table of 17 random entries (neighbours differ by less than 32767) over the int16
+     * range, a mirrored one over |x| with a short range (both ends), a gated one */
+    {
+        static const char *const names[3] = {"lut.plain", "lut.mirror", "lut.gate"};
+        fx_lut_t t;
+        h_fill(hw, 17, 16000);
+        for (i = 0; i < 3; i++) {
+            t.table = hw;
+            t.n = (uint16_t)(i == 1 ? 8u : 16u);
+            t.step = (uint8_t)(i == 1 ? 9u : 12u);
+            t.base = (int16_t)(i == 1 ? 0 : -32768);
+            t.mirror = (uint8_t)(i == 1);
+            t.center = i == 1 ? 3000 : 0;
+            t.gate = (uint8_t)(i == 2);
+            t.shift = (int8_t)(i == 2 ? 14 : 0);
+            h_clear(hy, n, 0x5555);
+            h_clear(hy2, n, 0x2222);
+            fx_lut(&t, hx, hy, 0, n);
+            fx_lut(&t, hx, hy2, 0, 120);
+            fx_lut(&t, hx, hy2, 120, n);
+            h_report(names[i], hy, hy2, n);
+        }
+    }
     /* requant of the accumulator edge cases, every shift in [-15, 31] */
     {
         static const int32_t accs[8] = {0, 1, -1, 0x7FFFFFFF, (-0x7FFFFFFF - 1), 98304, -98305,

@@ -7,7 +7,7 @@ msp430-elf-gcc (freeml-tx msp430 toolchain, Debian gcc-12-source 12.2.0-14+deb12
 its section. plan-memory adds up what is reachable from the entry points a program's steps call.
 """
 
-SOURCES_SHA256 = 'd4a53cab694131e79ce0648a4565f90454229e9f40460192293a835528ff6cba'
+SOURCES_SHA256 = 'aeb442300ff6835a6c97d4f98b43937c0b01e441077507f380e2b69fcc34ac14'
 
 GRAPHS: dict[str, dict[str, dict[str, object]]] = {
  "large": {
@@ -250,9 +250,11 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.text.fx_requant",
     "fx_sparse.c:.lower.rodata.fx_sp_pow2"
    ],
-   "fx_sparse.c:.text.fx_sparse_block.part.0": [
+   "fx_sparse.c:.text.fx_sparse_block": [
     "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant"
+    "fx_requant.c:.text.fx_requant",
+    "fx_sparse.c:.text.fx_sparse_run",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2"
    ],
    "fx_sparse.c:.text.fx_sparse_chunked": [
     "fx_requant.c:.text.fx_apply_act",
@@ -264,16 +266,16 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    ],
    "fx_sparse.c:.text.fx_sparse_fast": [
     "fx_sparse.c:.lower.rodata.fx_sp_pow2",
-    "fx_sparse.c:.text.fx_sparse_block.part.0",
-    "fx_sparse.c:.text.fx_sparse_run"
+    "fx_sparse.c:.text.fx_sparse_block",
+    "fx_sparse.c:.text.fx_sparse_run",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2"
    ],
    "fx_sparse.c:.text.fx_sparse_pixel": [
     "fx_sparse.c:.text.fx_sparse_dot",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
    "fx_sparse.c:.text.fx_sparse_run": [
-    "fx_sparse.c:.text.fx_sparse_slow",
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2"
+    "fx_sparse.c:.text.fx_sparse_slow"
    ],
    "fx_sparse.c:.text.fx_sparse_slow": [
     "fx_requant.c:.text.fx_apply_act",
@@ -676,7 +678,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "rodata"
    ],
    "fx_sparse.c:.text.fx_conv_sparse": [
-    1736,
+    1772,
     "code"
    ],
    "fx_sparse.c:.text.fx_fc_sparse": [
@@ -687,8 +689,8 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     2246,
     "code"
    ],
-   "fx_sparse.c:.text.fx_sparse_block.part.0": [
-    126,
+   "fx_sparse.c:.text.fx_sparse_block": [
+    256,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_chunked": [
@@ -700,7 +702,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_fast": [
-    2214,
+    2484,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_pixel": [
@@ -708,7 +710,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_run": [
-    942,
+    788,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_slow": [
@@ -1010,9 +1012,11 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.text.fx_requant",
     "fx_sparse.c:.rodata.fx_sp_pow2"
    ],
-   "fx_sparse.c:.text.fx_sparse_block.part.0": [
+   "fx_sparse.c:.text.fx_sparse_block": [
     "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant"
+    "fx_requant.c:.text.fx_requant",
+    "fx_sparse.c:.text.fx_sparse_run",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2"
    ],
    "fx_sparse.c:.text.fx_sparse_chunked": [
     "fx_requant.c:.text.fx_apply_act",
@@ -1025,16 +1029,16 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    ],
    "fx_sparse.c:.text.fx_sparse_fast": [
     "fx_sparse.c:.rodata.fx_sp_pow2",
-    "fx_sparse.c:.text.fx_sparse_block.part.0",
-    "fx_sparse.c:.text.fx_sparse_run"
+    "fx_sparse.c:.text.fx_sparse_block",
+    "fx_sparse.c:.text.fx_sparse_run",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2"
    ],
    "fx_sparse.c:.text.fx_sparse_pixel": [
     "fx_sparse.c:.text.fx_sparse_dot",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
    "fx_sparse.c:.text.fx_sparse_run": [
-    "fx_sparse.c:.text.fx_sparse_slow",
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2"
+    "fx_sparse.c:.text.fx_sparse_slow"
    ],
    "fx_sparse.c:.text.fx_sparse_slow": [
     "fx_requant.c:.text.fx_apply_act",
@@ -1437,7 +1441,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "rodata"
    ],
    "fx_sparse.c:.text.fx_conv_sparse": [
-    1492,
+    1568,
     "code"
    ],
    "fx_sparse.c:.text.fx_fc_sparse": [
@@ -1448,8 +1452,8 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     2214,
     "code"
    ],
-   "fx_sparse.c:.text.fx_sparse_block.part.0": [
-    114,
+   "fx_sparse.c:.text.fx_sparse_block": [
+    250,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_chunked": [
@@ -1461,7 +1465,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_fast": [
-    2084,
+    2280,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_pixel": [
@@ -1469,7 +1473,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_run": [
-    920,
+    778,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_slow": [

@@ -666,27 +666,37 @@ typedef struct {
     int16_t v;
 } fx_sparse_tap_t;
 
-/* A block's table and its channel's requantisation.
- * MSP430 with MPY32 (FX_SPARSE_ASM): pairs[2i] is the byte step from tap i-1 to tap i (from the
- * previous output's last tap to tap 0, the window having moved by cstep meanwhile), pairs[2i+1]
- * the value; bias includes the rounding of requant, lim/half/e2 steer the assembly's
- * requantisation (fx_sparse_rq). Elsewhere pairs[2i] is the offset d of tap i. */
+/* A block's table, its channel's requantisation and (MSP430 with MPY32) the walk of the block it
+ * runs, which the assembly reads at fixed offsets from pairs (fx_sparse_run).
+ * FX_SPARSE_ASM: pairs[2i] is the byte step from tap i-1 to tap i (from the previous output's last
+ * tap to tap 0, the window having moved by cstep meanwhile), pairs[2i+1] the value; bias includes
+ * the rounding of requant, lim/half/e2 steer the assembly's requantisation (fx_sparse_rq).
+ * Elsewhere pairs[2i] is the offset d of tap i. */
 typedef struct {
     uint32_t round;     /* 2^(shift-1) when the assembly requantises, else 0 (fx_sparse_slow) */
-    uint32_t bias;      /* bias + round (+ 2^(shift-1) * 2^16 with act none), modulo 2^32 */
     int32_t bias0;      /* the channel's bias */
-    uint16_t lim;       /* ReLU: the high half h of the rounded sum fits when h <= lim */
-    uint16_t e2;        /* the requantisation's entry, bytes after .Lrq; 0xFFFF: fx_sparse_slow */
-    int8_t shift;
     const fx_act_t *act;
+    int8_t shift;
     uint16_t n;
     uint16_t dlast;     /* d of the last tap (asm: where the input pointer ends an output) */
-    uint16_t half;      /* act none: 2^(shift-1); the assembly reads it at pairs - 2 */
+    /* read by the assembly: */
+    uint16_t bias[2];   /* bias + round (+ 2^(shift-1) * 2^16 with act none), low and high half */
+    uint16_t lim;       /* ReLU: the high half h of the rounded sum fits when h <= lim */
+    uint16_t e2;        /* the requantisation's entry, bytes after .Lrq; 0xFFFF: fx_sparse_slow */
+    uint16_t e1;        /* 10 (n - 1): bytes of the chain's steps the outputs skip */
+    int16_t *yp;        /* the block's first output */
+    uint16_t xr;        /* the input pointer before the first output: xg + 2 (org - cstep + dlast) */
+    uint16_t ys;        /* bytes between the outputs of a line */
+    uint16_t ncols;     /* outputs per line */
+    uint16_t nrows;     /* lines (counted down) */
+    uint16_t radj;      /* bytes from a line's last window + cstep to the next line's first */
+    uint32_t yadj;      /* bytes from a line's last output + ys to the next line's first */
+    uint16_t half;      /* act none: 2^(shift-1) */
     uint16_t pairs[2 * FX_SPARSE_RUN_TAPS];
 } fx_sparse_table_t;
 
-typedef char fx_sparse_half_before_pairs_t[
-    offsetof(fx_sparse_table_t, pairs) - offsetof(fx_sparse_table_t, half) == 2u ? 1 : -1];
+/* The offset of field f from pairs (the assembly's operands). */
+#define FX_SP_AT_(f) ((int)offsetof(fx_sparse_table_t, f) - (int)offsetof(fx_sparse_table_t, pairs))
 
 /* A block of outputs computed from one table: nrows lines of ncols outputs. Along a line the
  * window origin moves by cstep elements and the output by ycol, from line to line by rstep and
@@ -751,32 +761,56 @@ static void fx_sparse_table(fx_sparse_table_t *t, const fx_sparse_tap_t *list, u
 
 /* t's taps: all n of a channel, straight from its offsets, for a block whose windows lie inside
  * the input (the offsets are then the taps' input offsets) and move by cstep elements per
- * column. */
+ * column. On the MSP430 with MPY32 two taps per loop, 14 cycles per tap. */
 static void fx_sparse_direct(const uint16_t *off, const int16_t *val, uint16_t n, uint16_t cstep,
                              fx_sparse_table_t *t)
 {
-    uint16_t *q = t->pairs;
-    uint16_t *const end = q + 2u * n;
     uint16_t prev = 0;
-    for (; q != end; q += 2, ++off, ++val) {
-        const uint16_t d = *off;
-#if FX_SPARSE_ASM
-        q[0] = (uint16_t)(2u * (uint16_t)(d - prev));
-#else
-        q[0] = d;
-#endif
-        q[1] = (uint16_t)*val;
-        prev = d;
-    }
-    t->n = n;
-    t->dlast = prev;
 #if FX_SPARSE_ASM
     if (n != 0u) {
+        uint16_t *q = t->pairs;
+        uint16_t a = 0, tmp, cnt = (uint16_t)((n + 1u) >> 1);
+        if (n & 1u) {
+            q -= 2;     /* the loop's second half stores at 4(q) */
+        }
+        __asm__ volatile(
+            "bit #1, %[n]\n\t"
+            "jnz 2f\n"
+            "1:\n\t"
+            "mov @%[o]+, %[a]\n\t"
+            "mov %[a], %[t]\n\t"
+            "sub %[b], %[t]\n\t"
+            "rla %[t]\n\t"
+            "mov %[t], 0(%[q])\n\t"
+            "mov @%[v]+, 2(%[q])\n"
+            "2:\n\t"
+            "mov @%[o]+, %[b]\n\t"
+            "mov %[b], %[t]\n\t"
+            "sub %[a], %[t]\n\t"
+            "rla %[t]\n\t"
+            "mov %[t], 4(%[q])\n\t"
+            "mov @%[v]+, 6(%[q])\n\t"
+            "add" FX_SP_A_ " #8, %[q]\n\t"
+            "dec %[cnt]\n\t"
+            "jnz 1b"
+            : [o] "+r"(off), [v] "+r"(val), [q] "+r"(q), [a] "+r"(a), [b] "+r"(prev),
+              [t] "=&r"(tmp), [cnt] "+r"(cnt)
+            : [n] "r"(n)
+            : "memory");
         t->pairs[0] = (uint16_t)(t->pairs[0] + 2u * (uint16_t)(cstep - prev));
     }
 #else
+    uint16_t *q = t->pairs;
+    uint16_t *const end = q + 2u * n;
+    for (; q != end; q += 2, ++off, ++val) {
+        q[0] = *off;
+        q[1] = (uint16_t)*val;
+        prev = *off;
+    }
     (void)cstep;
 #endif
+    t->n = n;
+    t->dlast = prev;
 }
 
 /* The requantisation of t's channel: bias, shift, activation. The assembly's entries (e2):
@@ -784,34 +818,32 @@ static void fx_sparse_direct(const uint16_t *off, const int16_t *val, uint16_t n
  * ReLU: 16 - s pairs of the ladder at .Lrl = .Lrq + 194 (its range test is lim). */
 static void fx_sparse_rq(fx_sparse_table_t *t, int32_t bias, int8_t shift, const fx_act_t *act)
 {
+#if FX_SPARSE_ASM
+    fx_mac_u32_t b;
+    b.u = (uint32_t)bias;
+#endif
     t->shift = shift;
     t->act = act;
     t->bias0 = bias;
     t->round = 0;
-    t->bias = (uint32_t)bias;
     t->lim = 0xFFFFu;   /* never the ReLU saturation branch */
     t->e2 = 0xFFFFu;    /* every output through fx_sparse_slow */
-    t->half = 0;
 #if FX_SPARSE_ASM
-    if (shift >= 1 && shift <= 16) {
+    if (shift >= 1 && shift <= 16 && (act->kind == FX_ACT_RELU || act->kind == FX_ACT_NONE)) {
         const uint16_t half = fx_sp_pow2[shift];
-        const uint16_t k = (uint16_t)(16 - shift);       /* the ladder's left shifts */
-        fx_mac_u32_t b;
-        b.u = (uint32_t)bias + half;
+        t->round = half;
+        b.u += half;
         if (act->kind == FX_ACT_RELU) {
-            t->round = half;
             t->lim = (uint16_t)(half - 1u);
-            t->e2 = (uint16_t)(194u + 4u * (15u - k));
-        } else if (act->kind == FX_ACT_NONE) {
-            t->round = half;
-            t->half = half;
-            t->e2 = (uint16_t)(8u * k);
-            b.h[1] = (uint16_t)(b.h[1] + half);
+            t->e2 = (uint16_t)(190u + 4u * (uint16_t)shift);        /* .Lrl + 4 (15 - k) */
         } else {
-            b.u = (uint32_t)bias;
+            t->half = half;
+            t->e2 = (uint16_t)(8u * (uint16_t)(16 - shift));        /* .Lrq + 8 k */
+            b.h[1] = (uint16_t)(b.h[1] + half);
         }
-        t->bias = b.u;
     }
+    t->bias[0] = b.h[0];
+    t->bias[1] = b.h[1];
 #endif
 }
 
@@ -845,47 +877,34 @@ static int16_t fx_sparse_slow(uint16_t lo, uint16_t hi, const uint16_t *tab)
  * window); at the end of a line it gets radj, the output pointer yadj. 16-bit address arithmetic
  * on the input: x lies below 64 KiB (FX_SPARSE_NEAR); y is stored with movx.w in the large
  * model. */
-FX_NOINLINE static void fx_sparse_run(const fx_sparse_table_t *t, const fx_sparse_block_t *b)
+FX_NOINLINE static void fx_sparse_run(fx_sparse_table_t *t)
 {
-    struct {
-        uint16_t ncols, nrows, radj;
-        uint32_t yadj;              /* 20-bit add in the large model */
-    } m;
     const uint16_t *tab = t->pairs;
-    const uint16_t *pp;
-    const void *e1 = (const void *)(uintptr_t)(10u * (uint16_t)(t->n - 1u));
-    const void *e2 = (const void *)(uintptr_t)t->e2;
-    uint16_t xr = (uint16_t)((uint16_t)(uintptr_t)b->xg
-                             + 2u * (uint16_t)(b->org + t->dlast - b->cstep));
-    int16_t *yp = b->yp;
-    uint16_t g = b->ncols;
-    const uintptr_t ys = (uintptr_t)(2u * b->ycol);
-    fx_mac_u32_t bias;
-    const uint16_t lim = t->lim;
-    uint16_t hi;
+    const void *e1, *e2;
+    int16_t *yp;
+    uint16_t p, hi, xr, g, lim, ys, blo, bhi;
 
-    bias.u = t->bias;
-    m.ncols = b->ncols;
-    m.nrows = b->nrows;
-    m.radj = 0;
-    m.yadj = 0;
-    if (b->nrows > 1u) {    /* lines of a block of rows: ycol = 1 */
-        const uint16_t span = b->cstep == 1u ? b->ncols : (uint16_t)(b->ncols * b->cstep);
-        m.radj = (uint16_t)(2u * (uint16_t)(b->rstep - span));
-        m.yadj = (uint16_t)(2u * (uint16_t)(b->yrow - b->ncols));
-    }
     __asm__ volatile(
         /* set-up: e1 = the chain's entry for n - 1 steps, e2 = the requantisation's entry */
-        "mov" FX_SP_A_ " #.Lend%=, %[p]\n\t"
-        "sub" FX_SP_A_ " %[e1], %[p]\n\t"
-        "mov" FX_SP_A_ " %[p], %[e1]\n\t"
+        "mov %c[o_e1](%[tab]), %[p]\n\t"
+        "mov" FX_SP_A_ " #.Lend%=, %[e1]\n\t"
+        "sub" FX_SP_A_ " %[p], %[e1]\n\t"
+        "mov %c[o_e2](%[tab]), %[e2]\n\t"
         "cmp #-1, %[e2]\n\t"
         "jeq .Lforce%=\n\t"
         "mov" FX_SP_A_ " #.Lrq%=, %[p]\n\t"
         "add" FX_SP_A_ " %[p], %[e2]\n\t"
-        "jmp .Lout%=\n"
+        "jmp .Lgo%=\n"
         ".Lforce%=:\n\t"
         "mov" FX_SP_A_ " #.Lslow%=, %[e2]\n"
+        ".Lgo%=:\n\t"
+        "mov %c[o_lim](%[tab]), %[lim]\n\t"
+        "mov %c[o_blo](%[tab]), %[blo]\n\t"
+        "mov %c[o_bhi](%[tab]), %[bhi]\n\t"
+        "mov %c[o_xr](%[tab]), %[xr]\n\t"
+        "mov" FX_SP_A_ " %c[o_yp](%[tab]), %[yp]\n\t"
+        "mov %c[o_ys](%[tab]), %[ys]\n\t"
+        "mov %c[o_ncols](%[tab]), %[g]\n"
         /* one output */
         ".Lout%=:\n\t"
         "mov" FX_SP_A_ " %[tab], %[p]\n\t"
@@ -935,11 +954,11 @@ FX_NOINLINE static void fx_sparse_run(const fx_sparse_table_t *t, const fx_spars
         "add" FX_SP_A_ " %[ys], %[yp]\n\t"
         "dec %[g]\n\t"
         "jnz .Lout%=\n\t"
-        "sub #1, %[nrows]\n\t"
+        "sub #1, %c[o_nrows](%[tab])\n\t"
         "jz .Ldone%=\n\t"
-        "add %[radj], %[xr]\n\t"
-        "add" FX_SP_X_ " %[yadj], %[yp]\n\t"
-        "mov %[ncols], %[g]\n\t"
+        "add %c[o_radj](%[tab]), %[xr]\n\t"
+        "add" FX_SP_X_ " %c[o_yadj](%[tab]), %[yp]\n\t"
+        "mov %c[o_ncols](%[tab]), %[g]\n\t"
         "jmp .Lout%=\n"
         /* ReLU, h > lim: negative, too large, or h = 0x8000 (wrapped when lo <= lim) */
         ".Lbig%=:\n\t"
@@ -957,7 +976,7 @@ FX_NOINLINE static void fx_sparse_run(const fx_sparse_table_t *t, const fx_spars
         "jmp .Lstore%=\n"
         /* act none, outside: h = h' - 2^(shift-1); 0x8000 wrapped when lo < 2^(shift-1) */
         ".Lsatn%=:\n\t"
-        "sub -2(%[tab]), %[hi]\n\t"
+        "sub %c[o_half](%[tab]), %[hi]\n\t"
         "cmp #0x8000, %[hi]\n\t"
         "jeq .Lwrapn%=\n\t"
         "tst %[hi]\n\t"
@@ -965,7 +984,7 @@ FX_NOINLINE static void fx_sparse_run(const fx_sparse_table_t *t, const fx_spars
         "mov #0x8000, %[hi]\n\t"
         "jmp .Lstore%=\n"
         ".Lwrapn%=:\n\t"
-        "cmp -2(%[tab]), %[p]\n\t"
+        "cmp %c[o_half](%[tab]), %[p]\n\t"
         "jlo .Lmax%=\n\t"
         "jmp .Lstore%=\n"
         ".Lslow%=:\n\t"                     /* hi = fx_sparse_slow(lo, hi, tab) */
@@ -995,10 +1014,15 @@ FX_NOINLINE static void fx_sparse_run(const fx_sparse_table_t *t, const fx_spars
         ".ifne (.Lstore%= - .Lrl%=) - 60\n\t"
         ".error \"fx_sparse_run: a ladder pair is not 4 bytes\"\n\t"
         ".endif"
-        : [p] "=&r"(pp), [hi] "=&r"(hi), [xr] "+r"(xr), [e1] "+r"(e1), [e2] "+r"(e2),
-          [yp] "+r"(yp), [g] "+r"(g), [nrows] "+m"(m.nrows)
-        : [tab] "r"(tab), [lim] "r"(lim), [ys] "r"(ys), [blo] "r"(bias.h[0]), [bhi] "r"(bias.h[1]),
-          [ncols] "m"(m.ncols), [radj] "m"(m.radj), [yadj] "m"(m.yadj), [slow] "i"(fx_sparse_slow)
+        : [p] "=&r"(p), [hi] "=&r"(hi), [xr] "=&r"(xr), [e1] "=&r"(e1), [e2] "=&r"(e2),
+          [yp] "=&r"(yp), [g] "=&r"(g), [lim] "=&r"(lim), [ys] "=&r"(ys), [blo] "=&r"(blo),
+          [bhi] "=&r"(bhi)
+        : [tab] "r"(tab), [slow] "i"(fx_sparse_slow), [o_e1] "i"(FX_SP_AT_(e1)),
+          [o_e2] "i"(FX_SP_AT_(e2)), [o_lim] "i"(FX_SP_AT_(lim)), [o_blo] "i"(FX_SP_AT_(bias[0])),
+          [o_bhi] "i"(FX_SP_AT_(bias[1])), [o_xr] "i"(FX_SP_AT_(xr)), [o_yp] "i"(FX_SP_AT_(yp)),
+          [o_ys] "i"(FX_SP_AT_(ys)), [o_ncols] "i"(FX_SP_AT_(ncols)),
+          [o_nrows] "i"(FX_SP_AT_(nrows)), [o_radj] "i"(FX_SP_AT_(radj)),
+          [o_yadj] "i"(FX_SP_AT_(yadj)), [o_half] "i"(FX_SP_AT_(half))
         : "memory");
 }
 #else
@@ -1030,9 +1054,24 @@ static void fx_sparse_run(const fx_sparse_table_t *t, const fx_sparse_block_t *b
 }
 #endif
 
+#if FX_SPARSE_ASM
+/* The lines of block b as fx_sparse_run walks them, into t. */
+static void fx_sparse_lines(fx_sparse_table_t *t, const fx_sparse_block_t *b)
+{
+    t->ys = (uint16_t)(2u * b->ycol);
+    t->ncols = b->ncols;
+    t->nrows = b->nrows;
+    if (b->nrows > 1u) {    /* lines of a block of rows: ycol = 1 */
+        const uint16_t span = b->cstep == 1u ? b->ncols : (uint16_t)(b->ncols * b->cstep);
+        t->radj = (uint16_t)(2u * (uint16_t)(b->rstep - span));
+        t->yadj = (uint16_t)(2u * (uint16_t)(b->yrow - b->ncols));
+    }
+}
+#endif
+
 /* The block b from table t: act(requant(bias)) everywhere when no tap is valid, else
- * fx_sparse_run. */
-static void fx_sparse_block(const fx_sparse_table_t *t, const fx_sparse_block_t *b)
+ * fx_sparse_run (on the MSP430 with MPY32 after the block's walk is stored in t). */
+static void fx_sparse_block(fx_sparse_table_t *t, const fx_sparse_block_t *b)
 {
     if (t->n == 0u) {
         const int16_t v = fx_sparse_act(t->act, fx_requant(t->bias0, t->shift));
@@ -1048,7 +1087,15 @@ static void fx_sparse_block(const fx_sparse_table_t *t, const fx_sparse_block_t 
         }
         return;
     }
+#if FX_SPARSE_ASM
+    fx_sparse_lines(t, b);
+    t->e1 = (uint16_t)(10u * (uint16_t)(t->n - 1u));
+    t->xr = (uint16_t)((uint16_t)(uintptr_t)b->xg + 2u * (uint16_t)(b->org - b->cstep + t->dlast));
+    t->yp = b->yp;
+    fx_sparse_run(t);
+#else
     fx_sparse_run(t, b);
+#endif
 }
 
 /* What the channels of a call share: the interior (fx_inside_range) and the steps that walk its
@@ -1068,7 +1115,26 @@ typedef struct {
     uint16_t in_ix;             /* (in_hi - in_lo) * sw */
     uint8_t inside;             /* every window of the call lies inside the input */
     fx_sparse_geo_t geo;
+    uint16_t cout_g;            /* output channels per group */
+    uint32_t ohw, ghw;          /* elements of an output channel, of a group's input */
 } fx_sparse_call_t;
+
+/* Where the channel loop is: the channel's group input, its output, its index in the group. */
+typedef struct {
+    const int16_t *xg;
+    int16_t *ych;
+    uint16_t gi;
+} fx_sparse_pos_t;
+
+/* To the next output channel. */
+static void fx_sparse_next(const fx_sparse_call_t *c, fx_sparse_pos_t *pos)
+{
+    pos->ych += c->ohw;
+    if (++pos->gi == c->cout_g) {
+        pos->gi = 0;
+        pos->xg += c->ghw;
+    }
+}
 
 /* One channel with n <= FX_SPARSE_RUN_TAPS taps (list), block by block: the interior rows as one
  * class, each border row its own; the interior columns as one run, each border column its own
@@ -1135,32 +1201,55 @@ static void fx_sparse_channel(const fx_conv_sparse_t *p, const fx_sparse_call_t 
     }
 }
 
-/* Channel co with n <= FX_SPARSE_RUN_TAPS taps (the fast path). */
-FX_NOINLINE static void fx_sparse_fast(const fx_conv_sparse_t *p, const fx_sparse_call_t *c,
-                                       const int16_t *xg, int16_t *ych, uint16_t co)
+/* Channels co, co + 1, ... while they have at most FX_SPARSE_RUN_TAPS taps (the fast path), up to
+ * co1; returns the first channel it leaves. When every window of the call lies inside the input,
+ * one block per channel whose table comes straight from the offsets; otherwise the channel's taps
+ * are decoded into a list and fx_sparse_channel runs the blocks. */
+FX_NOINLINE static uint16_t fx_sparse_fast(const fx_conv_sparse_t *p, const fx_sparse_call_t *c,
+                                           uint16_t co, uint16_t co1, fx_sparse_pos_t *pos)
 {
-    const uint16_t j0 = p->chanptr[co];
-    const uint16_t n = (uint16_t)(p->chanptr[co + 1u] - j0);
     fx_sparse_tap_t list[FX_SPARSE_RUN_TAPS];
     fx_sparse_table_t t;
-    fx_sparse_rq(&t, p->bias[co], p->shift[co], &p->act);
-    if (c->inside) {    /* one block, no list */
-        fx_sparse_block_t b;
-        fx_sparse_direct(p->offsets + j0, p->values + j0, n, p->sw, &t);
-        b.xg = xg;
-        b.org = c->org0;
-        b.cstep = p->sw;
-        b.rstep = c->rstep;
-        b.ncols = p->ow;
-        b.nrows = (uint16_t)(c->oy1 - c->oy0);
-        b.yp = ych + c->y0;
-        b.ycol = 1;
-        b.yrow = p->ow;
-        fx_sparse_block(&t, &b);
-        return;
+    fx_sparse_block_t b;        /* the block of a call inside the input */
+    b.org = c->org0;
+    b.cstep = p->sw;
+    b.rstep = c->rstep;
+    b.ncols = p->ow;
+    b.nrows = (uint16_t)(c->oy1 - c->oy0);
+    b.ycol = 1;
+    b.yrow = p->ow;
+#if FX_SPARSE_ASM
+    const uint16_t xoff = (uint16_t)(2u * (uint16_t)(b.org - b.cstep));
+    fx_sparse_lines(&t, &b);
+#endif
+    for (; co < co1; ++co, fx_sparse_next(c, pos)) {
+        const uint16_t j0 = p->chanptr[co];
+        const uint16_t n = (uint16_t)(p->chanptr[co + 1u] - j0);
+        if (n > FX_SPARSE_RUN_TAPS) {
+            break;
+        }
+        fx_sparse_rq(&t, p->bias[co], p->shift[co], &p->act);
+        if (c->inside) {
+            fx_sparse_direct(p->offsets + j0, p->values + j0, n, p->sw, &t);
+            b.xg = pos->xg;
+            b.yp = pos->ych + c->y0;
+#if FX_SPARSE_ASM
+            if (n != 0u) {      /* fx_sparse_block, the lines set up before the loop */
+                t.e1 = (uint16_t)(10u * (uint16_t)(n - 1u));
+                t.xr = (uint16_t)((uint16_t)(uintptr_t)b.xg + xoff + 2u * t.dlast);
+                t.yp = b.yp;
+                t.nrows = b.nrows;
+                fx_sparse_run(&t);
+                continue;
+            }
+#endif
+            fx_sparse_block(&t, &b);
+        } else {
+            fx_sparse_list(&c->geo, p->offsets + j0, p->values + j0, n, list);
+            fx_sparse_channel(p, c, pos->xg, pos->ych, list, n, &t);
+        }
     }
-    fx_sparse_list(&c->geo, p->offsets + j0, p->values + j0, n, list);
-    fx_sparse_channel(p, c, xg, ych, list, n, &t);
+    return co;
 }
 
 /* Channel co, rows [oy0, oy1), any number of taps: segments of up to FX_SPARSE_CONV_SEG outputs
@@ -1219,10 +1308,9 @@ void fx_conv_sparse(const fx_conv_sparse_t *p, const int16_t *x, int16_t *y,
     const uint32_t ohw = (uint32_t)p->oh * p->ow;
     const uint32_t ghw = (uint32_t)cin_g * hw;           /* elements of one group's input */
     const int near = FX_SPARSE_NEAR(x, 2u * p->cin * hw);
-    const int16_t *xg;
-    int16_t *ych;
     fx_sparse_call_t c;
-    uint16_t co, gi, a, b;
+    fx_sparse_pos_t pos;
+    uint16_t co, a, b;
 
     if (co0 >= co1 || oy0 >= oy1 || p->ow == 0u) {
         return;
@@ -1255,19 +1343,20 @@ void fx_conv_sparse(const fx_conv_sparse_t *p, const int16_t *x, int16_t *y,
         c.geo.rrow = (uint16_t)(p->dh * p->iw);
         c.geo.rchan = (uint16_t)(p->ih * p->iw);
     }
-    gi = (uint16_t)(co0 % cout_g);                        /* co's index inside its group */
-    xg = x + (uint32_t)(co0 / cout_g) * ghw;
-    ych = y + (uint32_t)co0 * ohw;
-    for (co = co0; co < co1; ++co) {
+    c.cout_g = cout_g;
+    c.ohw = ohw;
+    c.ghw = ghw;
+    pos.gi = (uint16_t)(co0 % cout_g);                    /* co's index inside its group */
+    pos.xg = x + (uint32_t)(co0 / cout_g) * ghw;
+    pos.ych = y + (uint32_t)co0 * ohw;
+    co = co0;
+    while (co < co1) {
         if (near && (uint16_t)(p->chanptr[co + 1u] - p->chanptr[co]) <= FX_SPARSE_RUN_TAPS) {
-            fx_sparse_fast(p, &c, xg, ych, co);
+            co = fx_sparse_fast(p, &c, co, co1, &pos);
         } else {
-            fx_sparse_chunked(p, &c.geo, xg, ych, co, oy0, oy1, c.in_lo, c.in_hi);
-        }
-        ych += ohw;
-        if (++gi == cout_g) {
-            gi = 0;
-            xg += ghw;
+            fx_sparse_chunked(p, &c.geo, pos.xg, pos.ych, co, oy0, oy1, c.in_lo, c.in_hi);
+            fx_sparse_next(&c, &pos);
+            ++co;
         }
     }
 }

@@ -7,7 +7,7 @@ msp430-elf-gcc (freeml-tx msp430 toolchain, Debian gcc-12-source 12.2.0-14+deb12
 its section. plan-memory adds up what is reachable from the entry points a program's steps call.
 """
 
-SOURCES_SHA256 = 'aeb442300ff6835a6c97d4f98b43937c0b01e441077507f380e2b69fcc34ac14'
+SOURCES_SHA256 = '8dbaad34a3fee349231b173b22138fcca6baf2024dd2d37060f8d5c5db8bad15'
 
 GRAPHS: dict[str, dict[str, dict[str, object]]] = {
  "large": {
@@ -265,6 +265,8 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
    "fx_sparse.c:.text.fx_sparse_fast": [
+    "fx_requant.c:.text.fx_apply_act",
+    "fx_requant.c:.text.fx_requant",
     "fx_sparse.c:.lower.rodata.fx_sp_pow2",
     "fx_sparse.c:.text.fx_sparse_block",
     "fx_sparse.c:.text.fx_sparse_run",
@@ -678,7 +680,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "rodata"
    ],
    "fx_sparse.c:.text.fx_conv_sparse": [
-    1772,
+    1926,
     "code"
    ],
    "fx_sparse.c:.text.fx_fc_sparse": [
@@ -702,7 +704,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_fast": [
-    2484,
+    3548,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_pixel": [
@@ -1028,6 +1030,8 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
    "fx_sparse.c:.text.fx_sparse_fast": [
+    "fx_requant.c:.text.fx_apply_act",
+    "fx_requant.c:.text.fx_requant",
     "fx_sparse.c:.rodata.fx_sp_pow2",
     "fx_sparse.c:.text.fx_sparse_block",
     "fx_sparse.c:.text.fx_sparse_run",
@@ -1441,7 +1445,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "rodata"
    ],
    "fx_sparse.c:.text.fx_conv_sparse": [
-    1568,
+    1830,
     "code"
    ],
    "fx_sparse.c:.text.fx_fc_sparse": [
@@ -1465,7 +1469,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_fast": [
-    2280,
+    3262,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_pixel": [

@@ -659,12 +659,39 @@ static void fx_sparse_piece(const fx_conv_sparse_t *p, const int16_t *xg, uint16
 #define FX_SPARSE_RUN_TAPS 32
 #endif
 
-/* One decoded tap. */
+#ifndef FX_SPARSE_CLASSES
+#define FX_SPARSE_CLASSES 8     /* row classes, and column classes, of a call on the fast path */
+#endif
+#ifndef FX_SPARSE_KMAX
+#define FX_SPARSE_KMAX 16       /* kernel rows, and (kw - 1) dw + 1, of a layer with borders on it */
+#endif
+
+/* Row classes (half[0], bit r) and column classes (half[1], bit c): one word tests both. */
+typedef union {
+    uint16_t both;
+    uint8_t half[2];
+} fx_sparse_mask_t;
+
+/* One decoded tap of a call with borders (fx_sparse_table's assembly reads the fields in order). */
 typedef struct {
-    uint16_t d;         /* input offset from the window origin, elements, mod 2^16 */
-    uint16_t ky, kx;
+    fx_sparse_mask_t nm;        /* the classes whose blocks do NOT see it (inverted: one `bit') */
+    uint16_t d;                 /* input offset from the window origin, elements, mod 2^16 */
     int16_t v;
 } fx_sparse_tap_t;
+
+/* The blocks of a call with borders: its rows cut into classes whose windows see the same kernel
+ * rows (the interior rows, each border row), its columns likewise; block (r, c) is row class r x
+ * column class c. */
+typedef struct {
+    uint8_t nr, nc;
+    uint16_t rows[FX_SPARSE_CLASSES];       /* rows of row class r */
+    uint16_t rorg[FX_SPARSE_CLASSES];       /* rows * sh * iw: the window origin's step past it */
+    uint32_t ry[FX_SPARSE_CLASSES];         /* rows * ow: the output's step past it */
+    uint16_t cols[FX_SPARSE_CLASSES];       /* columns of column class c */
+    uint16_t corg[FX_SPARSE_CLASSES];       /* cols * sw */
+    fx_sparse_mask_t rmask[FX_SPARSE_KMAX]; /* kernel row ky -> the row classes that see it */
+    fx_sparse_mask_t cmask[FX_SPARSE_KMAX]; /* kx * dw -> the column classes that see column kx */
+} fx_sparse_classes_t;
 
 /* A block's table, its channel's requantisation and (MSP430 with MPY32) the walk of the block it
  * runs, which the assembly reads at fixed offsets from pairs (fx_sparse_run).
@@ -711,43 +738,187 @@ typedef struct {
     uint16_t ycol, yrow;
 } fx_sparse_block_t;
 
-/* Decode the n (<= FX_SPARSE_RUN_TAPS) taps of a channel into list (for blocks with borders). */
-static void fx_sparse_list(const fx_sparse_geo_t *g, const uint16_t *off, const int16_t *val,
-                           uint16_t n, fx_sparse_tap_t *list)
-{
-    const fx_sparse_tap_t *const end = list + n;
-    fx_sparse_walk_t w;
-    fx_sparse_walk_init(&w, g);
-    for (; list != end; ++list, ++off, ++val) {
-        list->d = fx_sparse_walk(&w, *off);
-        list->ky = w.ky;
-        list->kx = w.kx;
-        list->v = *val;
-    }
-}
+#if FX_SPARSE_ASM
+/* fx_sparse_list's walk in memory (its assembly: at the offsets FX_SP_LW_). */
+typedef struct {
+    uint16_t vrs, rrs, vcs, rcs;        /* fx_sparse_geo_t's vrow, rrow, vchan, rchan */
+    uint16_t rchan;                     /* the input offset of the current channel */
+    uint16_t rp;                        /* the address of the current kernel row's mask */
+    uint16_t rlast, r0;                 /* the addresses of the last and the first row's masks */
+} fx_sparse_lw_t;
+#define FX_SP_LW_(f) ((int)offsetof(fx_sparse_lw_t, f))
+#endif
 
-/* t's taps: those of list with ky in [ky0, ky1) and kx in [kx0, kx1), in the form
- * fx_sparse_run reads (for a block whose origin moves by cstep elements per column). */
-static void fx_sparse_table(fx_sparse_table_t *t, const fx_sparse_tap_t *list, uint16_t n,
-                            uint16_t ky0, uint16_t ky1, uint16_t kx0, uint16_t kx1,
-                            uint16_t cstep)
+/* Decode the n (<= FX_SPARSE_RUN_TAPS) taps of a channel into list (a call with borders): the walk
+ * of fx_sparse_walk, whole channels skipped at once; each tap's classes from its kernel row's
+ * mask and its column's (indexed by kx * dw, the offset in the row). On the MSP430 with MPY32 an
+ * assembly loop: 31 cycles per tap, about 15 per kernel row or channel passed. */
+static void fx_sparse_list(const fx_sparse_geo_t *g, const fx_sparse_classes_t *k,
+                           const uint16_t *off, const int16_t *val, uint16_t n,
+                           fx_sparse_tap_t *list)
 {
     const fx_sparse_tap_t *const end = list + n;
-    const uint16_t nky = (uint16_t)(ky1 - ky0), nkx = (uint16_t)(kx1 - kx0);
+    const uint16_t kh = g->kh, vrs = g->vrow, vcs = g->vchan;
+    uint16_t vrow = 0, rrow = 0, nchan = vcs;
+    uint16_t vnext = kh == 1u ? vcs : vrs;
+    uint16_t rm = k->rmask[0].both;
+#if FX_SPARSE_ASM
+    fx_sparse_lw_t w;
+    const fx_sparse_mask_t *cm = k->cmask;
+    uint16_t o;
+    if (n == 0u) {
+        return;
+    }
+    w.vrs = vrs;
+    w.rrs = g->rrow;
+    w.vcs = vcs;
+    w.rcs = g->rchan;
+    w.rchan = 0;
+    w.r0 = (uint16_t)(uintptr_t)&k->rmask[0];
+    w.rp = w.r0;
+    w.rlast = (uint16_t)(uintptr_t)&k->rmask[kh - 1u];
+    __asm__ volatile(
+        ".Ltap%=:\n\t"
+        "mov @%[op]+, %[o]\n\t"
+        "cmp %[vnext], %[o]\n\t"
+        "jhs .Ladv%=\n"
+        ".Lin%=:\n\t"
+        "sub %[vrow], %[o]\n\t"               /* kx * dw */
+        "mov %[rrow], 2(%[l])\n\t"
+        "add %[o], 2(%[l])\n\t"               /* d */
+        "rla %[o]\n\t"
+        "add %[cm], %[o]\n\t"
+        "mov @%[o], %[o]\n\t"
+        "bis %[rm], %[o]\n\t"
+        "inv %[o]\n\t"
+        "mov %[o], 0(%[l])\n\t"               /* nm */
+        "mov @%[vp]+, 4(%[l])\n\t"
+        "add" FX_SP_A_ " #6, %[l]\n\t"
+        "cmp" FX_SP_A_ " %[end], %[l]\n\t"
+        "jne .Ltap%=\n\t"
+        "jmp .Ldone%=\n"
+        ".Ladv%=:\n\t"                        /* a later kernel row */
+        "cmp %[nchan], %[o]\n\t"
+        "jhs .Lchan%=\n"
+        ".Lrow%=:\n\t"                        /* the next row of the channel */
+        "add %c[vrs](%[w]), %[vrow]\n\t"
+        "add %c[rrs](%[w]), %[rrow]\n\t"
+        "incd %c[rp](%[w])\n\t"
+        "mov %[nchan], %[vnext]\n\t"
+        "cmp %c[rlast](%[w]), %c[rp](%[w])\n\t"
+        "jeq 1f\n\t"
+        "mov %[vrow], %[vnext]\n\t"
+        "add %c[vrs](%[w]), %[vnext]\n"
+        "1:\n\t"
+        "cmp %[vnext], %[o]\n\t"
+        "jhs .Lrow%=\n\t"
+        "mov %c[rp](%[w]), %[rm]\n\t"
+        "mov @%[rm], %[rm]\n\t"
+        "jmp .Lin%=\n"
+        ".Lchan%=:\n\t"                       /* later channels: to the one holding o */
+        "mov %[nchan], %[vrow]\n\t"
+        "add %c[vcs](%[w]), %[nchan]\n\t"
+        "add %c[rcs](%[w]), %c[rchan](%[w])\n\t"
+        "cmp %[nchan], %[o]\n\t"
+        "jhs .Lchan%=\n\t"
+        "mov %c[rchan](%[w]), %[rrow]\n\t"
+        "mov %c[r0](%[w]), %c[rp](%[w])\n\t"
+        "mov %[nchan], %[vnext]\n\t"
+        "cmp %c[rlast](%[w]), %c[rp](%[w])\n\t"          /* kh = 1: the row ends at the channel's end */
+        "jeq 2f\n\t"
+        "mov %[vrow], %[vnext]\n\t"
+        "add %c[vrs](%[w]), %[vnext]\n"
+        "2:\n\t"
+        "cmp %[vnext], %[o]\n\t"
+        "jhs .Lrow%=\n\t"
+        "mov %c[rp](%[w]), %[rm]\n\t"
+        "mov @%[rm], %[rm]\n\t"
+        "jmp .Lin%=\n"
+        ".Ldone%=:"
+        : [op] "+r"(off), [vp] "+r"(val), [l] "+r"(list), [o] "=&r"(o), [vnext] "+r"(vnext),
+          [vrow] "+r"(vrow), [rrow] "+r"(rrow), [nchan] "+r"(nchan), [rm] "+r"(rm)
+        : [cm] "r"(cm), [end] "r"(end), [w] "r"(&w), [vrs] "i"(FX_SP_LW_(vrs)),
+          [rrs] "i"(FX_SP_LW_(rrs)), [vcs] "i"(FX_SP_LW_(vcs)), [rcs] "i"(FX_SP_LW_(rcs)),
+          [rchan] "i"(FX_SP_LW_(rchan)), [rp] "i"(FX_SP_LW_(rp)), [rlast] "i"(FX_SP_LW_(rlast)),
+          [r0] "i"(FX_SP_LW_(r0))
+        : "memory");
+#else
+    uint16_t vchan = 0, rchan = 0, ky = 0;
+    for (; list != end; ++list, ++off, ++val) {
+        const uint16_t o = *off;
+        uint16_t rel;
+        if (o >= vnext) {       /* a later kernel row */
+            if (o >= nchan) {   /* of a later channel */
+                do {
+                    vchan = nchan;
+                    nchan = (uint16_t)(nchan + vcs);
+                    rchan = (uint16_t)(rchan + g->rchan);
+                } while (o >= nchan);
+                vrow = vchan;
+                rrow = rchan;
+                ky = 0;
+                vnext = kh == 1u ? nchan : (uint16_t)(vrow + vrs);
+            }
+            while (o >= vnext) {
+                ++ky;
+                vrow = (uint16_t)(vrow + vrs);
+                rrow = (uint16_t)(rrow + g->rrow);
+                vnext = ky + 1u == kh ? nchan : (uint16_t)(vrow + vrs);
+            }
+            rm = k->rmask[ky].both;
+        }
+        rel = (uint16_t)(o - vrow);     /* kx * dw */
+        list->d = (uint16_t)(rrow + rel);
+        list->v = *val;
+        list->nm.both = (uint16_t)~(rm | k->cmask[rel].both);
+    }
+#endif
+}/* t's taps: those of list seen by the blocks of need (a row class bit and a column class bit), in
+ * the form fx_sparse_run reads (for a block whose origin moves by cstep elements per column). On
+ * the MSP430 with MPY32 an assembly loop: 21 cycles per tap taken, 8 per tap left. */
+static void fx_sparse_table(fx_sparse_table_t *t, const fx_sparse_tap_t *list, uint16_t n,
+                            uint16_t need, uint16_t cstep)
+{
+    const fx_sparse_tap_t *const end = list + n;
     uint16_t *q = t->pairs;
     uint16_t prev = 0;
-    for (; list != end; ++list) {
-        if ((uint16_t)(list->ky - ky0) < nky && (uint16_t)(list->kx - kx0) < nkx) {
 #if FX_SPARSE_ASM
-            q[0] = (uint16_t)(2u * (uint16_t)(list->d - prev));
+    if (n != 0u) {
+        uint16_t d, tmp;
+        __asm__ volatile(
+            "1:\n\t"
+            "bit @%[l]+, %[need]\n\t"
+            "jnz 2f\n\t"
+            "mov @%[l]+, %[d]\n\t"
+            "mov %[d], %[t]\n\t"
+            "sub %[prev], %[t]\n\t"
+            "mov %[d], %[prev]\n\t"
+            "rla %[t]\n\t"
+            "mov %[t], 0(%[q])\n\t"
+            "mov @%[l]+, 2(%[q])\n\t"
+            "add" FX_SP_A_ " #4, %[q]\n\t"
+            "cmp" FX_SP_A_ " %[end], %[l]\n\t"
+            "jne 1b\n\t"
+            "jmp 3f\n"
+            "2:\n\t"
+            "add" FX_SP_A_ " #4, %[l]\n\t"
+            "cmp" FX_SP_A_ " %[end], %[l]\n\t"
+            "jne 1b\n"
+            "3:"
+            : [l] "+r"(list), [q] "+r"(q), [prev] "+r"(prev), [d] "=&r"(d), [t] "=&r"(tmp)
+            : [need] "r"(need), [end] "r"(end)
+            : "memory");
+    }
 #else
+    for (; list != end; ++list) {
+        if ((list->nm.both & need) == 0u) {
             q[0] = list->d;
-#endif
             q[1] = (uint16_t)list->v;
             q += 2;
             prev = list->d;
         }
     }
+#endif
     t->n = (uint16_t)((uint16_t)(q - t->pairs) >> 1);
     t->dlast = prev;
 #if FX_SPARSE_ASM
@@ -1136,68 +1307,138 @@ static void fx_sparse_next(const fx_sparse_call_t *c, fx_sparse_pos_t *pos)
     }
 }
 
-/* One channel with n <= FX_SPARSE_RUN_TAPS taps (list), block by block: the interior rows as one
- * class, each border row its own; the interior columns as one run, each border column its own
- * (a line down the rows of its class). */
-static void fx_sparse_channel(const fx_conv_sparse_t *p, const fx_sparse_call_t *c,
-                              const int16_t *xg, int16_t *ych, const fx_sparse_tap_t *list,
-                              uint16_t n, fx_sparse_table_t *t)
+/* Whether the fast path can take a call: every window inside the input, or at most
+ * FX_SPARSE_CLASSES row classes and column classes, at most FX_SPARSE_KMAX kernel rows and a
+ * dilated kernel row (kw - 1) dw + 1 of at most FX_SPARSE_KMAX (otherwise the chunked path takes
+ * it). */
+static int fx_sparse_fits(const fx_conv_sparse_t *p, const fx_sparse_call_t *c)
 {
-    const uint16_t ow = p->ow;
+    const uint16_t in_cols = (uint16_t)(c->in_hi - c->in_lo);
+    const uint16_t rows = (uint16_t)(c->oy1 - c->oy0 - c->in_rows + (c->in_rows != 0u));
+    const uint16_t cols = (uint16_t)(p->ow - in_cols + (in_cols != 0u));
+    return c->inside || (p->kh <= FX_SPARSE_KMAX
+                         && (uint32_t)(p->kw - 1u) * p->dw < FX_SPARSE_KMAX
+                         && rows <= FX_SPARSE_CLASSES && cols <= FX_SPARSE_CLASSES);
+}
+
+/* The classes of a call with borders that fx_sparse_fits (fx_sparse_classes_t). */
+static void fx_sparse_classes(const fx_conv_sparse_t *p, const fx_sparse_call_t *c,
+                              fx_sparse_classes_t *k)
+{
+    uint16_t i, o, a, b;
+    uint8_t bit;
+    int32_t start;
+    for (i = 0; i < FX_SPARSE_KMAX; ++i) {
+        k->rmask[i].both = 0;
+        k->cmask[i].both = 0;
+    }
+    k->nr = 0;
+    start = c->iy0;
+    bit = 1;
+    for (o = c->oy0; o < c->oy1; o = (uint16_t)(o + k->rows[k->nr++]), bit = (uint8_t)(bit << 1)) {
+        if (o >= c->ry_lo && o < c->ry_hi) {
+            a = 0;
+            b = p->kh;
+            k->rows[k->nr] = c->in_rows;
+            k->rorg[k->nr] = c->in_org;
+            k->ry[k->nr] = c->in_y;
+            start += c->in_iy;
+        } else {
+            fx_tap_range(start, p->kh, p->dh, (int32_t)p->ih, &a, &b);
+            k->rows[k->nr] = 1;
+            k->rorg[k->nr] = c->rstep;
+            k->ry[k->nr] = p->ow;
+            start += p->sh;
+        }
+        for (i = a; i < b; ++i) {
+            k->rmask[i].half[0] = (uint8_t)(k->rmask[i].half[0] | bit);
+        }
+    }
+    k->nc = 0;
+    start = -(int32_t)p->pl;
+    bit = 1;
+    for (o = 0; o < p->ow; o = (uint16_t)(o + k->cols[k->nc++]), bit = (uint8_t)(bit << 1)) {
+        if (o >= c->in_lo && o < c->in_hi) {
+            a = 0;
+            b = p->kw;
+            k->cols[k->nc] = (uint16_t)(c->in_hi - c->in_lo);
+            k->corg[k->nc] = c->in_ix;
+            start += c->in_ix;
+        } else {
+            fx_tap_range(start, p->kw, p->dw, (int32_t)p->iw, &a, &b);
+            k->cols[k->nc] = 1;
+            k->corg[k->nc] = p->sw;
+            start += p->sw;
+        }
+        for (i = a; i < b; ++i) {       /* at kx * dw */
+            k->cmask[(uint16_t)(i * p->dw)].half[1] = (uint8_t)(k->cmask[(uint16_t)(i * p->dw)].half[1] | bit);
+        }
+    }
+}
+
+/* A block of one output (a corner) straight from list, with no table: bias + the products of the
+ * taps whose mask has every bit of need, read at the window origin org + d of xg (mod 2^16). */
+static void fx_sparse_one(const fx_sparse_table_t *t, const fx_sparse_tap_t *list, uint16_t n,
+                          uint16_t need, const int16_t *xg, uint16_t org, int16_t *y)
+{
+    const fx_sparse_tap_t *const end = list + n;
+    int32_t acc;
+    FX_MAC_BEGIN(t->bias0);
+    for (; list != end; ++list) {
+        if ((list->nm.both & need) == 0u) {
+            FX_MAC(xg[(uint16_t)(org + list->d)], list->v);
+        }
+    }
+    acc = FX_MAC_END();
+    FX_STORE(*y, fx_sparse_act(t->act, fx_requant(acc, t->shift)));
+}
+
+/* One channel of a call with borders, its n <= FX_SPARSE_RUN_TAPS taps in list, block by block;
+ * a border column runs as one line down the rows of its row class. */
+static void fx_sparse_channel(const fx_conv_sparse_t *p, const fx_sparse_call_t *c,
+                              const fx_sparse_classes_t *k, const int16_t *xg, int16_t *ych,
+                              const fx_sparse_tap_t *list, uint16_t n, fx_sparse_table_t *t)
+{
     fx_sparse_block_t b;
-    uint16_t oy = c->oy0, row_org = c->org0;
-    int32_t iy0 = c->iy0;
+    fx_sparse_mask_t need;      /* the block's row and column class */
+    uint16_t r, cc, rorg = c->org0;
+    uint8_t rbit, cbit;
     int16_t *yrow = ych + c->y0;
     b.xg = xg;
     b.rstep = c->rstep;
-    b.yrow = ow;
-    while (oy < c->oy1) {
-        uint16_t ky0 = 0, ky1 = p->kh, nrows = 1, ox = 0, org = row_org;
-        int32_t ix0 = -(int32_t)p->pl;
+    b.yrow = p->ow;
+    for (r = 0, rbit = 1; r < k->nr; ++r, rbit = (uint8_t)(rbit << 1)) {
+        const uint16_t nrows = k->rows[r];
+        uint16_t org = rorg;
         int16_t *yp = yrow;
-        if (oy >= c->ry_lo && oy < c->ry_hi) {
-            nrows = c->in_rows;
-        } else {
-            fx_tap_range(iy0, p->kh, p->dh, (int32_t)p->ih, &ky0, &ky1);
-        }
-        while (ox < ow) {
-            uint16_t kx0 = 0, kx1 = p->kw, ncols = 1, ostep = p->sw;
-            if (ox >= c->in_lo && ox < c->in_hi) {
-                ncols = (uint16_t)(c->in_hi - c->in_lo);
-                ostep = c->in_ix;
-            } else {
-                fx_tap_range(ix0, p->kw, p->dw, (int32_t)p->iw, &kx0, &kx1);
-            }
+        for (cc = 0, cbit = 1; cc < k->nc; ++cc, cbit = (uint8_t)(cbit << 1)) {
+            const uint16_t ncols = k->cols[cc];
             b.org = org;
             b.yp = yp;
             if (ncols == 1u && nrows > 1u) {    /* a border column: one line down the rows */
                 b.cstep = c->rstep;
                 b.ncols = nrows;
                 b.nrows = 1;
-                b.ycol = ow;
+                b.ycol = p->ow;
             } else {
                 b.cstep = p->sw;
                 b.ncols = ncols;
                 b.nrows = nrows;
                 b.ycol = 1;
             }
-            fx_sparse_table(t, list, n, ky0, ky1, kx0, kx1, b.cstep);
-            fx_sparse_block(t, &b);
-            ox = (uint16_t)(ox + ncols);
+            need.half[0] = rbit;
+            need.half[1] = cbit;
+            if (ncols == 1u && nrows == 1u) {
+                fx_sparse_one(t, list, n, need.both, xg, org, yp);
+            } else {
+                fx_sparse_table(t, list, n, need.both, b.cstep);
+                fx_sparse_block(t, &b);
+            }
+            org = (uint16_t)(org + k->corg[cc]);
             yp += ncols;
-            ix0 += ostep;
-            org = (uint16_t)(org + ostep);
         }
-        oy = (uint16_t)(oy + nrows);
-        if (nrows == 1u) {
-            iy0 += p->sh;
-            row_org = (uint16_t)(row_org + c->rstep);
-            yrow += ow;
-        } else {
-            iy0 += c->in_iy;
-            row_org = (uint16_t)(row_org + c->in_org);
-            yrow += c->in_y;
-        }
+        rorg = (uint16_t)(rorg + k->rorg[r]);
+        yrow += k->ry[r];
     }
 }
 
@@ -1209,6 +1450,7 @@ FX_NOINLINE static uint16_t fx_sparse_fast(const fx_conv_sparse_t *p, const fx_s
                                            uint16_t co, uint16_t co1, fx_sparse_pos_t *pos)
 {
     fx_sparse_tap_t list[FX_SPARSE_RUN_TAPS];
+    fx_sparse_classes_t k;
     fx_sparse_table_t t;
     fx_sparse_block_t b;        /* the block of a call inside the input */
     b.org = c->org0;
@@ -1222,6 +1464,11 @@ FX_NOINLINE static uint16_t fx_sparse_fast(const fx_conv_sparse_t *p, const fx_s
     const uint16_t xoff = (uint16_t)(2u * (uint16_t)(b.org - b.cstep));
     fx_sparse_lines(&t, &b);
 #endif
+    k.nr = 0;
+    k.nc = 0;
+    if (!c->inside) {
+        fx_sparse_classes(p, c, &k);
+    }
     for (; co < co1; ++co, fx_sparse_next(c, pos)) {
         const uint16_t j0 = p->chanptr[co];
         const uint16_t n = (uint16_t)(p->chanptr[co + 1u] - j0);
@@ -1245,8 +1492,8 @@ FX_NOINLINE static uint16_t fx_sparse_fast(const fx_conv_sparse_t *p, const fx_s
 #endif
             fx_sparse_block(&t, &b);
         } else {
-            fx_sparse_list(&c->geo, p->offsets + j0, p->values + j0, n, list);
-            fx_sparse_channel(p, c, pos->xg, pos->ych, list, n, &t);
+            fx_sparse_list(&c->geo, &k, p->offsets + j0, p->values + j0, n, list);
+            fx_sparse_channel(p, c, &k, pos->xg, pos->ych, list, n, &t);
         }
     }
     return co;
@@ -1311,6 +1558,7 @@ void fx_conv_sparse(const fx_conv_sparse_t *p, const int16_t *x, int16_t *y,
     fx_sparse_call_t c;
     fx_sparse_pos_t pos;
     uint16_t co, a, b;
+    int fast;
 
     if (co0 >= co1 || oy0 >= oy1 || p->ow == 0u) {
         return;
@@ -1349,9 +1597,10 @@ void fx_conv_sparse(const fx_conv_sparse_t *p, const int16_t *x, int16_t *y,
     pos.gi = (uint16_t)(co0 % cout_g);                    /* co's index inside its group */
     pos.xg = x + (uint32_t)(co0 / cout_g) * ghw;
     pos.ych = y + (uint32_t)co0 * ohw;
+    fast = near && fx_sparse_fits(p, &c);
     co = co0;
     while (co < co1) {
-        if (near && (uint16_t)(p->chanptr[co + 1u] - p->chanptr[co]) <= FX_SPARSE_RUN_TAPS) {
+        if (fast && (uint16_t)(p->chanptr[co + 1u] - p->chanptr[co]) <= FX_SPARSE_RUN_TAPS) {
             co = fx_sparse_fast(p, &c, co, co1, &pos);
         } else {
             fx_sparse_chunked(p, &c.geo, pos.xg, pos.ych, co, oy0, oy1, c.in_lo, c.in_hi);

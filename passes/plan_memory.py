@@ -529,6 +529,7 @@ class PlanMemory(Pass):
             "fram_budget": fram,
             "lower_fram_capacity": lower_cap,
             "lower_fram_used": lower_used,
+            "hifram_capacity": hifram_cap,
             "code_estimate": code,
             "rodata_estimate": descr,
             "memory_model": "large" if large else "small",

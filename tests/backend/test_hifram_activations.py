@@ -90,3 +90,17 @@ def test_without_hifram_activations_the_feature_map_is_a_budget_error(cifar: tup
     assert err.message.startswith("lower FRAM (0x4000-0xFF7F") and "FRAM activations" in err.message
     assert "%r1  32.0 KiB (32768 B)  i16[16,32,32]" in err.render()
     assert "hifram-activations=false" in (err.hint or "")
+
+
+def test_a_fram_budget_too_small_for_the_hifram_arena_names_it(cifar: tuple[Path, Path, np.ndarray], tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """--fram counts the HIFRAM arena: at 64 KiB, HIFRAM has 16 KiB for a 32 KiB feature map (and
+    compression is not tried: the code and the activations alone fill the budget)."""
+    model, data, _x = cifar
+    out = tmp_path / "build"
+    code = main([str(model), "-o", str(out), "--data", str(data), "--target", "msp430fr5994", "--fram", "64KiB"])
+    _text, err = capsys.readouterr()
+    assert code == 2 and not out.exists()
+    assert "HIFRAM (0x10000-0x13FFF, 16.0 KiB (16384 B)) overflows by 16.0 KiB (16384 B)" in err
+    assert "%r1  32.0 KiB (32768 B)  i16[16,32,32]" in err and "written by 'conv1'" in err
+    assert "--fram 80KiB" in err and "smaller feature maps" in err

@@ -6,7 +6,8 @@ When the model's parameters, in Q15 with indices, biases, shifts and descriptors
 (passes/compress_size.py), do not fit what the FRAM budget leaves after code and FRAM activations
 (:func:`passes.compress_size.weight_budget`), the default pipeline gains
 ``separate{budget=B,max-drop=D},sparsify{budget=B,max-drop=D}`` right after normalize
-(:func:`with_compression`): first the low-rank separation of oversized layers, then pruning with
+(:func:`with_compression`; not when the budget leaves nothing for the weights: no compression can
+help then, and plan-memory names what overflows): first the low-rank separation of oversized layers, then pruning with
 fine-tuning to the budget, both bounded by ``--max-drop`` accuracy points on the validation part of
 ``--data``. Without ``--data`` that is an error (compressing needs data); ``--compress never``
 leaves the pipeline alone (plan-memory then reports the overflow). The compile summary and
@@ -46,7 +47,9 @@ def compression_spec(args: argparse.Namespace, model: Any, data: Any,
     stack = getattr(args, "stack", None)
     budget = weight_budget(normalized, args.fram, args.sram, *([stack] if stack is not None else []),
                            measured=True, persistent=_persistent(args))
-    if size <= budget:
+    if size <= budget or budget <= 0:
+        # budget 0: the code and the activations alone fill --fram, so no compression of the weights
+        # can fit the model; plan-memory's error then names what overflows (and the largest buffers)
         return None
     if data is None:
         raise BudgetError(f"the model's parameters take {size:,} B in Q15 but --fram {args.fram:,} B leaves about "

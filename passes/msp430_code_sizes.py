@@ -7,7 +7,7 @@ msp430-elf-gcc (freeml-tx msp430 toolchain, Debian gcc-12-source 12.2.0-14+deb12
 its section. plan-memory adds up what is reachable from the entry points a program's steps call.
 """
 
-SOURCES_SHA256 = '8dbaad34a3fee349231b173b22138fcca6baf2024dd2d37060f8d5c5db8bad15'
+SOURCES_SHA256 = '8df0ba82c012dd1717ef1c2cf40911c87fb4c3424c2a333630f2b5b08faf0f27'
 
 GRAPHS: dict[str, dict[str, dict[str, object]]] = {
  "large": {
@@ -230,13 +230,10 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.text.fx_rq_15"
    ],
    "fx_sparse.c:.text.fx_conv_sparse": [
+    "fx_sparse.c:.text.fx_sparse_borders",
     "fx_sparse.c:.text.fx_sparse_chunked",
-    "fx_sparse.c:.text.fx_sparse_fast",
-    "libgcc.a(lib2divHI.o):.text.__udivhi3",
-    "libgcc.a(lib2divHI.o):.text.__umodhi3",
-    "libgcc.a(lib2divSI.o):.text.__udivsi3",
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
+    "fx_sparse.c:.text.fx_sparse_inside",
+    "fx_sparse.c:.text.fx_sparse_setup",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
    "fx_sparse.c:.text.fx_fc_sparse": [
@@ -256,19 +253,31 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_sparse.c:.text.fx_sparse_run",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2"
    ],
+   "fx_sparse.c:.text.fx_sparse_borders": [
+    "fx_requant.c:.text.fx_apply_act",
+    "fx_requant.c:.text.fx_requant",
+    "fx_sparse.c:.text.fx_sparse_block",
+    "fx_sparse.c:.text.fx_sparse_geo",
+    "fx_sparse.c:.text.fx_sparse_rq",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   ],
    "fx_sparse.c:.text.fx_sparse_chunked": [
     "fx_requant.c:.text.fx_apply_act",
     "fx_requant.c:.text.fx_requant",
     "fx_sparse.c:.text.fx_sparse_dot",
+    "fx_sparse.c:.text.fx_sparse_geo",
     "fx_sparse.c:.text.fx_sparse_pixel",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
-   "fx_sparse.c:.text.fx_sparse_fast": [
-    "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant",
-    "fx_sparse.c:.lower.rodata.fx_sp_pow2",
+   "fx_sparse.c:.text.fx_sparse_geo": [
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   ],
+   "fx_sparse.c:.text.fx_sparse_inside": [
     "fx_sparse.c:.text.fx_sparse_block",
+    "fx_sparse.c:.text.fx_sparse_rq",
     "fx_sparse.c:.text.fx_sparse_run",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2"
    ],
@@ -276,8 +285,19 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_sparse.c:.text.fx_sparse_dot",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
+   "fx_sparse.c:.text.fx_sparse_rq": [
+    "fx_sparse.c:.lower.rodata.fx_sp_pow2"
+   ],
    "fx_sparse.c:.text.fx_sparse_run": [
     "fx_sparse.c:.text.fx_sparse_slow"
+   ],
+   "fx_sparse.c:.text.fx_sparse_setup": [
+    "libgcc.a(lib2divHI.o):.text.__udivhi3",
+    "libgcc.a(lib2divHI.o):.text.__umodhi3",
+    "libgcc.a(lib2divSI.o):.text.__udivsi3",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
    "fx_sparse.c:.text.fx_sparse_slow": [
     "fx_requant.c:.text.fx_apply_act",
@@ -680,7 +700,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "rodata"
    ],
    "fx_sparse.c:.text.fx_conv_sparse": [
-    1926,
+    430,
     "code"
    ],
    "fx_sparse.c:.text.fx_fc_sparse": [
@@ -695,24 +715,40 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     256,
     "code"
    ],
+   "fx_sparse.c:.text.fx_sparse_borders": [
+    2798,
+    "code"
+   ],
    "fx_sparse.c:.text.fx_sparse_chunked": [
-    1978,
+    1994,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_dot": [
     326,
     "code"
    ],
-   "fx_sparse.c:.text.fx_sparse_fast": [
-    3548,
+   "fx_sparse.c:.text.fx_sparse_geo": [
+    186,
+    "code"
+   ],
+   "fx_sparse.c:.text.fx_sparse_inside": [
+    564,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_pixel": [
     642,
     "code"
    ],
+   "fx_sparse.c:.text.fx_sparse_rq": [
+    166,
+    "code"
+   ],
    "fx_sparse.c:.text.fx_sparse_run": [
     788,
+    "code"
+   ],
+   "fx_sparse.c:.text.fx_sparse_setup": [
+    1126,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_slow": [
@@ -995,13 +1031,10 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.text.fx_rq_15"
    ],
    "fx_sparse.c:.text.fx_conv_sparse": [
+    "fx_sparse.c:.text.fx_sparse_borders",
     "fx_sparse.c:.text.fx_sparse_chunked",
-    "fx_sparse.c:.text.fx_sparse_fast",
-    "libgcc.a(lib2divHI.o):.text.__udivhi3",
-    "libgcc.a(lib2divHI.o):.text.__umodhi3",
-    "libgcc.a(lib2divSI.o):.text.__udivsi3",
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
+    "fx_sparse.c:.text.fx_sparse_inside",
+    "fx_sparse.c:.text.fx_sparse_setup",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
    "fx_sparse.c:.text.fx_fc_sparse": [
@@ -1020,20 +1053,32 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_sparse.c:.text.fx_sparse_run",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2"
    ],
+   "fx_sparse.c:.text.fx_sparse_borders": [
+    "fx_requant.c:.text.fx_apply_act",
+    "fx_requant.c:.text.fx_requant",
+    "fx_sparse.c:.text.fx_sparse_block",
+    "fx_sparse.c:.text.fx_sparse_geo",
+    "fx_sparse.c:.text.fx_sparse_rq",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   ],
    "fx_sparse.c:.text.fx_sparse_chunked": [
     "fx_requant.c:.text.fx_apply_act",
     "fx_requant.c:.text.fx_requant",
     "fx_sparse.c:.text.fx_sparse_dot",
+    "fx_sparse.c:.text.fx_sparse_geo",
     "fx_sparse.c:.text.fx_sparse_pixel",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
-   "fx_sparse.c:.text.fx_sparse_fast": [
-    "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant",
-    "fx_sparse.c:.rodata.fx_sp_pow2",
+   "fx_sparse.c:.text.fx_sparse_geo": [
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   ],
+   "fx_sparse.c:.text.fx_sparse_inside": [
     "fx_sparse.c:.text.fx_sparse_block",
+    "fx_sparse.c:.text.fx_sparse_rq",
     "fx_sparse.c:.text.fx_sparse_run",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2"
    ],
@@ -1041,8 +1086,18 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_sparse.c:.text.fx_sparse_dot",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
+   "fx_sparse.c:.text.fx_sparse_rq": [
+    "fx_sparse.c:.rodata.fx_sp_pow2"
+   ],
    "fx_sparse.c:.text.fx_sparse_run": [
     "fx_sparse.c:.text.fx_sparse_slow"
+   ],
+   "fx_sparse.c:.text.fx_sparse_setup": [
+    "libgcc.a(lib2divHI.o):.text.__udivhi3",
+    "libgcc.a(lib2divHI.o):.text.__umodhi3",
+    "libgcc.a(lib2divSI.o):.text.__udivsi3",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
    "fx_sparse.c:.text.fx_sparse_slow": [
     "fx_requant.c:.text.fx_apply_act",
@@ -1445,7 +1500,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "rodata"
    ],
    "fx_sparse.c:.text.fx_conv_sparse": [
-    1830,
+    424,
     "code"
    ],
    "fx_sparse.c:.text.fx_fc_sparse": [
@@ -1460,24 +1515,40 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     250,
     "code"
    ],
+   "fx_sparse.c:.text.fx_sparse_borders": [
+    2572,
+    "code"
+   ],
    "fx_sparse.c:.text.fx_sparse_chunked": [
-    1844,
+    1860,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_dot": [
     310,
     "code"
    ],
-   "fx_sparse.c:.text.fx_sparse_fast": [
-    3262,
+   "fx_sparse.c:.text.fx_sparse_geo": [
+    178,
+    "code"
+   ],
+   "fx_sparse.c:.text.fx_sparse_inside": [
+    536,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_pixel": [
     578,
     "code"
    ],
+   "fx_sparse.c:.text.fx_sparse_rq": [
+    158,
+    "code"
+   ],
    "fx_sparse.c:.text.fx_sparse_run": [
     778,
+    "code"
+   ],
+   "fx_sparse.c:.text.fx_sparse_setup": [
+    1024,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_slow": [

@@ -466,6 +466,21 @@ typedef struct {
     uint16_t rrow, rchan;       /* dh * iw, ih * iw: the same in the input */
 } fx_sparse_geo_t;
 
+/* The layout of p's offsets (the printer keeps Cin/group * Hv * Wv <= 65535). */
+static void fx_sparse_geo(const fx_conv_sparse_t *p, fx_sparse_geo_t *g)
+{
+    const uint32_t kspan = (uint32_t)(p->kw - 1u) * p->dw + 1u;
+    const uint32_t hspan = (uint32_t)(p->kh - 1u) * p->dh + 1u;
+    const uint16_t wv = (uint16_t)(kspan > p->iw ? kspan : p->iw);
+    const uint16_t hv = (uint16_t)(hspan > p->ih ? hspan : p->ih);
+    g->kh = p->kh;
+    g->dw = p->dw;
+    g->vrow = (uint16_t)(p->dh * wv);
+    g->vchan = (uint16_t)(hv * wv);
+    g->rrow = (uint16_t)(p->dh * p->iw);
+    g->rchan = (uint16_t)(p->ih * p->iw);
+}
+
 /* The walk that decodes a channel's increasing offsets without division: the current kernel
  * row (ci', ky), where it and the next one start in offsets, where it starts in the input, and
  * the last decoded tap's column. 16-bit arithmetic: every row start up to the last offset fits
@@ -663,7 +678,7 @@ static void fx_sparse_piece(const fx_conv_sparse_t *p, const int16_t *xg, uint16
 #define FX_SPARSE_CLASSES 8     /* row classes, and column classes, of a call on the fast path */
 #endif
 #ifndef FX_SPARSE_KMAX
-#define FX_SPARSE_KMAX 16       /* kernel rows, and (kw - 1) dw + 1, of a layer with borders on it */
+#define FX_SPARSE_KMAX 16       /* kernel rows, and (kw - 1) dw + 1, of a call with borders */
 #endif
 
 /* Row classes (half[0], bit r) and column classes (half[1], bit c): one word tests both. */
@@ -684,11 +699,11 @@ typedef struct {
  * column class c. */
 typedef struct {
     uint8_t nr, nc;
-    uint16_t rows[FX_SPARSE_CLASSES];       /* rows of row class r */
-    uint16_t rorg[FX_SPARSE_CLASSES];       /* rows * sh * iw: the window origin's step past it */
-    uint32_t ry[FX_SPARSE_CLASSES];         /* rows * ow: the output's step past it */
-    uint16_t cols[FX_SPARSE_CLASSES];       /* columns of column class c */
-    uint16_t corg[FX_SPARSE_CLASSES];       /* cols * sw */
+    uint16_t rows[FX_SPARSE_CLASSES];       /* rows of row class r (a border row: 1) */
+    uint16_t cols[FX_SPARSE_CLASSES];       /* columns of column class c (a border column: 1) */
+    uint16_t in_org;                        /* the interior rows' in_rows * sh * iw (mod 2^16) */
+    uint32_t in_y;                          /* and in_rows * ow */
+    uint16_t in_ix;                         /* the interior columns' (in_hi - in_lo) * sw */
     fx_sparse_mask_t rmask[FX_SPARSE_KMAX]; /* kernel row ky -> the row classes that see it */
     fx_sparse_mask_t cmask[FX_SPARSE_KMAX]; /* kx * dw -> the column classes that see column kx */
 } fx_sparse_classes_t;
@@ -712,7 +727,7 @@ typedef struct {
     uint16_t e2;        /* the requantisation's entry, bytes after .Lrq; 0xFFFF: fx_sparse_slow */
     uint16_t e1;        /* 10 (n - 1): bytes of the chain's steps the outputs skip */
     int16_t *yp;        /* the block's first output */
-    uint16_t xr;        /* the input pointer before the first output: xg + 2 (org - cstep + dlast) */
+    uint16_t xr;        /* the input pointer before output 0: xg + 2 (org - cstep + dlast) */
     uint16_t ys;        /* bytes between the outputs of a line */
     uint16_t ncols;     /* outputs per line */
     uint16_t nrows;     /* lines (counted down) */
@@ -824,7 +839,7 @@ static void fx_sparse_list(const fx_sparse_geo_t *g, const fx_sparse_classes_t *
         "mov %c[rchan](%[w]), %[rrow]\n\t"
         "mov %c[r0](%[w]), %c[rp](%[w])\n\t"
         "mov %[nchan], %[vnext]\n\t"
-        "cmp %c[rlast](%[w]), %c[rp](%[w])\n\t"          /* kh = 1: the row ends at the channel's end */
+        "cmp %c[rlast](%[w]), %c[rp](%[w])\n\t"      /* kh = 1: the channel's end ends the row */
         "jeq 2f\n\t"
         "mov %[vrow], %[vnext]\n\t"
         "add %c[vrs](%[w]), %[vnext]\n"
@@ -1280,12 +1295,8 @@ typedef struct {
     uint16_t rstep;             /* sh * iw: the origin's step from row to row */
     uint32_t y0;                /* oy0 * ow */
     uint16_t in_rows;           /* the call's interior rows [max(ry_lo, oy0), min(ry_hi, oy1)) */
-    int32_t in_iy;              /* in_rows * sh */
-    uint32_t in_y;              /* in_rows * ow */
-    uint16_t in_org;            /* in_rows * rstep mod 2^16 */
-    uint16_t in_ix;             /* (in_hi - in_lo) * sw */
     uint8_t inside;             /* every window of the call lies inside the input */
-    fx_sparse_geo_t geo;
+    uint8_t near;               /* x lies where the fast path can walk it (FX_SPARSE_NEAR) */
     uint16_t cout_g;            /* output channels per group */
     uint32_t ohw, ghw;          /* elements of an output channel, of a group's input */
 } fx_sparse_call_t;
@@ -1325,9 +1336,14 @@ static int fx_sparse_fits(const fx_conv_sparse_t *p, const fx_sparse_call_t *c)
 static void fx_sparse_classes(const fx_conv_sparse_t *p, const fx_sparse_call_t *c,
                               fx_sparse_classes_t *k)
 {
+    const uint16_t in_cols = (uint16_t)(c->in_hi - c->in_lo);
+    const int32_t in_iy = (int32_t)c->in_rows * p->sh;
     uint16_t i, o, a, b;
     uint8_t bit;
     int32_t start;
+    k->in_org = (uint16_t)(c->in_rows * c->rstep);
+    k->in_y = (uint32_t)c->in_rows * p->ow;
+    k->in_ix = (uint16_t)(in_cols * p->sw);
     for (i = 0; i < FX_SPARSE_KMAX; ++i) {
         k->rmask[i].both = 0;
         k->cmask[i].both = 0;
@@ -1340,14 +1356,10 @@ static void fx_sparse_classes(const fx_conv_sparse_t *p, const fx_sparse_call_t 
             a = 0;
             b = p->kh;
             k->rows[k->nr] = c->in_rows;
-            k->rorg[k->nr] = c->in_org;
-            k->ry[k->nr] = c->in_y;
-            start += c->in_iy;
+            start += in_iy;
         } else {
             fx_tap_range(start, p->kh, p->dh, (int32_t)p->ih, &a, &b);
             k->rows[k->nr] = 1;
-            k->rorg[k->nr] = c->rstep;
-            k->ry[k->nr] = p->ow;
             start += p->sh;
         }
         for (i = a; i < b; ++i) {
@@ -1361,17 +1373,16 @@ static void fx_sparse_classes(const fx_conv_sparse_t *p, const fx_sparse_call_t 
         if (o >= c->in_lo && o < c->in_hi) {
             a = 0;
             b = p->kw;
-            k->cols[k->nc] = (uint16_t)(c->in_hi - c->in_lo);
-            k->corg[k->nc] = c->in_ix;
-            start += c->in_ix;
+            k->cols[k->nc] = in_cols;
+            start += k->in_ix;
         } else {
             fx_tap_range(start, p->kw, p->dw, (int32_t)p->iw, &a, &b);
             k->cols[k->nc] = 1;
-            k->corg[k->nc] = p->sw;
             start += p->sw;
         }
         for (i = a; i < b; ++i) {       /* at kx * dw */
-            k->cmask[(uint16_t)(i * p->dw)].half[1] = (uint8_t)(k->cmask[(uint16_t)(i * p->dw)].half[1] | bit);
+            fx_sparse_mask_t *const m = &k->cmask[(uint16_t)(i * p->dw)];
+            m->half[1] = (uint8_t)(m->half[1] | bit);
         }
     }
 }
@@ -1434,25 +1445,30 @@ static void fx_sparse_channel(const fx_conv_sparse_t *p, const fx_sparse_call_t 
                 fx_sparse_table(t, list, n, need.both, b.cstep);
                 fx_sparse_block(t, &b);
             }
-            org = (uint16_t)(org + k->corg[cc]);
+            org = (uint16_t)(org + (ncols == 1u ? p->sw : k->in_ix));
             yp += ncols;
         }
-        rorg = (uint16_t)(rorg + k->rorg[r]);
-        yrow += k->ry[r];
+        if (nrows == 1u) {
+            rorg = (uint16_t)(rorg + c->rstep);
+            yrow += p->ow;
+        } else {
+            rorg = (uint16_t)(rorg + k->in_org);
+            yrow += k->in_y;
+        }
     }
 }
 
-/* Channels co, co + 1, ... while they have at most FX_SPARSE_RUN_TAPS taps (the fast path), up to
- * co1; returns the first channel it leaves. When every window of the call lies inside the input,
- * one block per channel whose table comes straight from the offsets; otherwise the channel's taps
- * are decoded into a list and fx_sparse_channel runs the blocks. */
-FX_NOINLINE static uint16_t fx_sparse_fast(const fx_conv_sparse_t *p, const fx_sparse_call_t *c,
-                                           uint16_t co, uint16_t co1, fx_sparse_pos_t *pos)
+/* The fast path: channels co, co + 1, ... while they have at most FX_SPARSE_RUN_TAPS taps, up to
+ * co1, of a call whose windows all lie inside the input: one block per channel, whose table comes
+ * straight from the offsets. Returns the first channel it leaves. */
+FX_NOINLINE static uint16_t fx_sparse_inside(const fx_conv_sparse_t *p, const fx_sparse_call_t *c,
+                                             uint16_t co, uint16_t co1, fx_sparse_pos_t *pos)
 {
-    fx_sparse_tap_t list[FX_SPARSE_RUN_TAPS];
-    fx_sparse_classes_t k;
+    const uint16_t *cp = p->chanptr + co;
+    const int32_t *bp = p->bias + co;
+    const int8_t *sp = p->shift + co;
     fx_sparse_table_t t;
-    fx_sparse_block_t b;        /* the block of a call inside the input */
+    fx_sparse_block_t b;
     b.org = c->org0;
     b.cstep = p->sw;
     b.rstep = c->rstep;
@@ -1461,14 +1477,47 @@ FX_NOINLINE static uint16_t fx_sparse_fast(const fx_conv_sparse_t *p, const fx_s
     b.ycol = 1;
     b.yrow = p->ow;
 #if FX_SPARSE_ASM
-    const uint16_t xoff = (uint16_t)(2u * (uint16_t)(b.org - b.cstep));
     fx_sparse_lines(&t, &b);
 #endif
-    k.nr = 0;
-    k.nc = 0;
-    if (!c->inside) {
-        fx_sparse_classes(p, c, &k);
+    for (; co < co1; ++co, ++cp, fx_sparse_next(c, pos)) {
+        const uint16_t j0 = cp[0];
+        const uint16_t n = (uint16_t)(cp[1] - j0);
+        if (n > FX_SPARSE_RUN_TAPS) {
+            break;
+        }
+        fx_sparse_rq(&t, *bp++, *sp++, &p->act);
+        fx_sparse_direct(p->offsets + j0, p->values + j0, n, p->sw, &t);
+        b.xg = pos->xg;
+        b.yp = pos->ych + c->y0;
+#if FX_SPARSE_ASM
+        if (n != 0u) {      /* fx_sparse_block, the lines set up before the loop */
+            t.e1 = (uint16_t)(10u * (uint16_t)(n - 1u));
+            t.xr = (uint16_t)((uint16_t)(uintptr_t)b.xg
+                              + 2u * (uint16_t)(b.org - b.cstep + t.dlast));
+            t.yp = b.yp;
+            t.nrows = b.nrows;
+            fx_sparse_run(&t);
+            continue;
+        }
+#endif
+        fx_sparse_block(&t, &b);
     }
+    return co;
+}
+
+/* The fast path of a call with borders that fx_sparse_fits: channels co, co + 1, ... while they
+ * have at most FX_SPARSE_RUN_TAPS taps, up to co1; each channel's taps are decoded into a list and
+ * fx_sparse_channel runs its blocks. Returns the first channel it leaves. */
+FX_NOINLINE static uint16_t fx_sparse_borders(const fx_conv_sparse_t *p,
+                                              const fx_sparse_call_t *c, uint16_t co,
+                                              uint16_t co1, fx_sparse_pos_t *pos)
+{
+    fx_sparse_tap_t list[FX_SPARSE_RUN_TAPS];
+    fx_sparse_classes_t k;
+    fx_sparse_table_t t;
+    fx_sparse_geo_t g;
+    fx_sparse_geo(p, &g);
+    fx_sparse_classes(p, c, &k);
     for (; co < co1; ++co, fx_sparse_next(c, pos)) {
         const uint16_t j0 = p->chanptr[co];
         const uint16_t n = (uint16_t)(p->chanptr[co + 1u] - j0);
@@ -1476,25 +1525,8 @@ FX_NOINLINE static uint16_t fx_sparse_fast(const fx_conv_sparse_t *p, const fx_s
             break;
         }
         fx_sparse_rq(&t, p->bias[co], p->shift[co], &p->act);
-        if (c->inside) {
-            fx_sparse_direct(p->offsets + j0, p->values + j0, n, p->sw, &t);
-            b.xg = pos->xg;
-            b.yp = pos->ych + c->y0;
-#if FX_SPARSE_ASM
-            if (n != 0u) {      /* fx_sparse_block, the lines set up before the loop */
-                t.e1 = (uint16_t)(10u * (uint16_t)(n - 1u));
-                t.xr = (uint16_t)((uint16_t)(uintptr_t)b.xg + xoff + 2u * t.dlast);
-                t.yp = b.yp;
-                t.nrows = b.nrows;
-                fx_sparse_run(&t);
-                continue;
-            }
-#endif
-            fx_sparse_block(&t, &b);
-        } else {
-            fx_sparse_list(&c->geo, &k, p->offsets + j0, p->values + j0, n, list);
-            fx_sparse_channel(p, c, &k, pos->xg, pos->ych, list, n, &t);
-        }
+        fx_sparse_list(&g, &k, p->offsets + j0, p->values + j0, n, list);
+        fx_sparse_channel(p, c, &k, pos->xg, pos->ych, list, n, &t);
     }
     return co;
 }
@@ -1502,11 +1534,11 @@ FX_NOINLINE static uint16_t fx_sparse_fast(const fx_conv_sparse_t *p, const fx_s
 /* Channel co, rows [oy0, oy1), any number of taps: segments of up to FX_SPARSE_CONV_SEG outputs
  * (in row order across rows) keep 32-bit partial sums while the taps pass in chunks of up to
  * FX_SPARSE_CONV_TAPS. */
-FX_NOINLINE static void fx_sparse_chunked(const fx_conv_sparse_t *p, const fx_sparse_geo_t *g,
-                                          const int16_t *xg, int16_t *ych, uint16_t co,
-                                          uint16_t oy0, uint16_t oy1, uint16_t in_lo,
-                                          uint16_t in_hi)
+FX_NOINLINE static void fx_sparse_chunked(const fx_conv_sparse_t *p, const int16_t *xg,
+                                          int16_t *ych, uint16_t co, uint16_t oy0, uint16_t oy1,
+                                          uint16_t in_lo, uint16_t in_hi)
 {
+    fx_sparse_geo_t geo;
     const uint16_t ow = p->ow;
     const uint16_t j0 = p->chanptr[co], j1 = p->chanptr[co + 1u];
     const int32_t bias = p->bias[co];
@@ -1515,6 +1547,7 @@ FX_NOINLINE static void fx_sparse_chunked(const fx_conv_sparse_t *p, const fx_sp
     int32_t acc[FX_SPARSE_CONV_SEG];
     fx_sparse_taps_t t;
     uint16_t oy = oy0, ox = 0;
+    fx_sparse_geo(p, &geo);
     while (oy < oy1) {
         const uint16_t soy = oy, sox = ox;
         uint16_t cnt = 0, j = j0, i;
@@ -1528,7 +1561,7 @@ FX_NOINLINE static void fx_sparse_chunked(const fx_conv_sparse_t *p, const fx_sp
         while (j < j1) {
             const uint16_t m = (uint16_t)(j1 - j > FX_SPARSE_CONV_TAPS ? FX_SPARSE_CONV_TAPS : j1 - j);
             uint16_t py = soy, px = sox, done = 0;
-            fx_sparse_decode(g, p->offsets + j, m, &t);  /* offsets are absolute */
+            fx_sparse_decode(&geo, p->offsets + j, m, &t);  /* offsets are absolute */
             while (done < cnt) {    /* the segment, one row piece at a time */
                 const uint16_t len = (uint16_t)(ow - px < cnt - done ? ow - px : cnt - done);
                 fx_sparse_piece(p, xg, py, px, (uint16_t)(px + len), in_lo, in_hi, &t,
@@ -1546,64 +1579,65 @@ FX_NOINLINE static void fx_sparse_chunked(const fx_conv_sparse_t *p, const fx_sp
     }
 }
 
+/* What the channels of the call [co0, co1) x [oy0, oy1) share (c), and where its first channel
+ * is (pos). Not inlined: its temporaries stay out of fx_conv_sparse's frame, which the fast path's
+ * adds to. */
+FX_NOINLINE static void fx_sparse_setup(const fx_conv_sparse_t *p, const int16_t *x, int16_t *y,
+                                        uint16_t co0, uint16_t oy0, uint16_t oy1,
+                                        fx_sparse_call_t *c, fx_sparse_pos_t *pos)
+{
+    /* 16-bit sizes: the printer keeps one group's input below 65536 elements */
+    const uint16_t cin_g = p->group == 1u ? p->cin : (uint16_t)(p->cin / p->group);
+    const uint16_t cout_g = p->group == 1u ? p->cout : (uint16_t)(p->cout / p->group);
+    const uint16_t hw = (uint16_t)(p->ih * p->iw);
+    const uint16_t ghw = cin_g == 1u ? hw : (uint16_t)(cin_g * hw);  /* one group's input */
+    uint16_t a, b;
+    fx_inside_range(p->iw, p->kw, p->sw, p->dw, p->pl, p->ow, &c->in_lo, &c->in_hi);
+    fx_inside_range(p->ih, p->kh, p->sh, p->dh, p->pt, p->oh, &c->ry_lo, &c->ry_hi);
+    c->oy0 = oy0;
+    c->oy1 = oy1;
+    c->iy0 = (int32_t)(p->sh == 1u ? oy0 : (uint16_t)(oy0 * p->sh)) - p->pt;
+    c->rstep = p->sh == 1u ? p->iw : (uint16_t)(p->sh * p->iw);       /* mod 2^16 */
+    c->org0 = (uint16_t)((uint16_t)c->iy0 * p->iw - p->pl);
+    c->y0 = (uint32_t)oy0 * p->ow;
+    a = c->ry_lo > oy0 ? c->ry_lo : oy0;
+    b = c->ry_hi < oy1 ? c->ry_hi : oy1;
+    c->in_rows = a < b ? (uint16_t)(b - a) : 0u;
+    c->inside = (uint8_t)(c->in_rows == oy1 - oy0 && c->in_lo == 0u && c->in_hi == p->ow);
+    c->cout_g = cout_g;
+    c->ohw = (uint32_t)p->oh * p->ow;
+    c->ghw = ghw;
+    c->near = (uint8_t)FX_SPARSE_NEAR(x, 2u * (uint32_t)ghw * p->group);
+    if (p->group == 1u) {
+        pos->gi = co0;
+        pos->xg = x;
+    } else {
+        pos->gi = (uint16_t)(co0 % cout_g);               /* co's index inside its group */
+        pos->xg = x + (uint32_t)(co0 / cout_g) * ghw;
+    }
+    pos->ych = y + (uint32_t)co0 * c->ohw;
+}
+
 void fx_conv_sparse(const fx_conv_sparse_t *p, const int16_t *x, int16_t *y,
                     uint16_t co0, uint16_t co1, uint16_t oy0, uint16_t oy1)
 {
-    const uint16_t cin_g = (uint16_t)(p->cin / p->group);
-    const uint16_t cout_g = (uint16_t)(p->cout / p->group);
-    const uint32_t hw = (uint32_t)p->ih * p->iw;
-    const uint32_t ohw = (uint32_t)p->oh * p->ow;
-    const uint32_t ghw = (uint32_t)cin_g * hw;           /* elements of one group's input */
-    const int near = FX_SPARSE_NEAR(x, 2u * p->cin * hw);
     fx_sparse_call_t c;
     fx_sparse_pos_t pos;
-    uint16_t co, a, b;
+    uint16_t co;
     int fast;
 
     if (co0 >= co1 || oy0 >= oy1 || p->ow == 0u) {
         return;
     }
-    fx_inside_range(p->iw, p->kw, p->sw, p->dw, p->pl, p->ow, &c.in_lo, &c.in_hi);
-    fx_inside_range(p->ih, p->kh, p->sh, p->dh, p->pt, p->oh, &c.ry_lo, &c.ry_hi);
-    c.oy0 = oy0;
-    c.oy1 = oy1;
-    c.iy0 = (int32_t)oy0 * p->sh - p->pt;
-    c.rstep = (uint16_t)(p->sh * p->iw);                 /* mod 2^16 */
-    c.org0 = (uint16_t)((uint16_t)c.iy0 * p->iw - p->pl);
-    c.y0 = (uint32_t)oy0 * p->ow;
-    a = c.ry_lo > oy0 ? c.ry_lo : oy0;
-    b = c.ry_hi < oy1 ? c.ry_hi : oy1;
-    c.in_rows = a < b ? (uint16_t)(b - a) : 0u;
-    c.in_iy = (int32_t)c.in_rows * p->sh;
-    c.in_y = (uint32_t)c.in_rows * p->ow;
-    c.in_org = (uint16_t)(c.in_rows * c.rstep);
-    c.in_ix = (uint16_t)((uint16_t)(c.in_hi - c.in_lo) * p->sw);
-    c.inside = (uint8_t)(c.in_rows == oy1 - oy0 && c.in_lo == 0u && c.in_hi == p->ow);
-    {   /* the offsets' layout Hv x Wv (docs/lir.md); the printer keeps Cin/g * Hv * Wv <= 65535 */
-        const uint32_t kspan = (uint32_t)(p->kw - 1u) * p->dw + 1u;
-        const uint32_t hspan = (uint32_t)(p->kh - 1u) * p->dh + 1u;
-        const uint16_t wv = (uint16_t)(kspan > p->iw ? kspan : p->iw);
-        const uint16_t hv = (uint16_t)(hspan > p->ih ? hspan : p->ih);
-        c.geo.kh = p->kh;
-        c.geo.dw = p->dw;
-        c.geo.vrow = (uint16_t)(p->dh * wv);
-        c.geo.vchan = (uint16_t)(hv * wv);
-        c.geo.rrow = (uint16_t)(p->dh * p->iw);
-        c.geo.rchan = (uint16_t)(p->ih * p->iw);
-    }
-    c.cout_g = cout_g;
-    c.ohw = ohw;
-    c.ghw = ghw;
-    pos.gi = (uint16_t)(co0 % cout_g);                    /* co's index inside its group */
-    pos.xg = x + (uint32_t)(co0 / cout_g) * ghw;
-    pos.ych = y + (uint32_t)co0 * ohw;
-    fast = near && fx_sparse_fits(p, &c);
+    fx_sparse_setup(p, x, y, co0, oy0, oy1, &c, &pos);
+    fast = c.near && fx_sparse_fits(p, &c);
     co = co0;
     while (co < co1) {
         if (fast && (uint16_t)(p->chanptr[co + 1u] - p->chanptr[co]) <= FX_SPARSE_RUN_TAPS) {
-            co = fx_sparse_fast(p, &c, co, co1, &pos);
+            co = c.inside ? fx_sparse_inside(p, &c, co, co1, &pos)
+                          : fx_sparse_borders(p, &c, co, co1, &pos);
         } else {
-            fx_sparse_chunked(p, &c.geo, pos.xg, pos.ych, co, oy0, oy1, c.in_lo, c.in_hi);
+            fx_sparse_chunked(p, pos.xg, pos.ych, co, oy0, oy1, c.in_lo, c.in_hi);
             fx_sparse_next(&c, &pos);
             ++co;
         }

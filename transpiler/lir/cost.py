@@ -102,11 +102,11 @@ COSTS: dict[str, OpCost] = {
 # when lower FRAM cannot hold them, inputs of sparse steps last) run runtime_c/fx_sparse.c's portable
 # fallbacks: its fast paths walk the input with 16-bit adds (FX_SPARSE_NEAR). Fitted with
 # bench/hifram.py (part 4: pruned samples with every activation in HIFRAM, per step; conv_sparse
-# within -11..+13 %, fc_sparse within -4..+6 %): conv_sparse per output row of a channel (base),
-# per output (store) and per stored tap of an output (mac), 1.0-5.7x the fast path's cycles;
+# within -12..+13 %, fc_sparse within -4..+6 %): conv_sparse per output row of a channel (base),
+# per output (store) and per stored tap of an output (mac), 1.0-6.2x the fast path's cycles;
 # fc_sparse per output and per stored weight, 1.4-1.8x.
 SPARSE_FAR: dict[str, OpCost] = {
-    "conv_sparse": OpCost(base=808.3, mac=21.2, store=262.9),
+    "conv_sparse": OpCost(base=788.2, mac=19.8, store=261.1),
     "fc_sparse": OpCost(base=0.0, mac=14.0, store=169.8),
 }
 # gNet, fitted with bench/calibrate_cost.py (its part 5: gNet packages of the samples on the simulator):

@@ -734,6 +734,27 @@ class _Lowerer:
             raise _Unsupported(f"output shape {out.shape} does not keep the batch axis 1")
         self._alias(node)
 
+    def _op_Transpose(self, node: gs.Node) -> None:
+        """A Transpose that keeps the batch axis first: the `transpose` step over the LIR shapes (a
+        view when only size-1 axes move: the values keep their order)."""
+        x, out = node.inputs[0], node.outputs[0]
+        rank = len(x.shape)
+        perm = [int(p) for p in node.attrs.get("perm", list(reversed(range(rank))))]
+        if perm[0] != 0 or rank not in (3, 4):
+            raise _Unsupported(f"perm {perm} of a rank-{rank} tensor (only ranks 3 and 4 with the batch axis first)")
+        moved = [a for a in perm if int(x.shape[a]) != 1]
+        if moved == sorted(moved):
+            self._alias(node)
+            return
+        # the LIR axis of each ONNX axis after the batch: [1,C,H,W] -> [C,H,W]; [1,C,L] -> [C,1,L]
+        lir_axis = {1: 0, 2: 1, 3: 2} if rank == 4 else {1: 0, 2: 2}
+        lir_perm = [1, 1, 1] if rank == 3 else [0, 0, 0]
+        for k in range(1, rank):
+            lir_perm[lir_axis[k]] = lir_axis[perm[k]]
+        x_buf = self._input(x)
+        y_buf = self._storage(out, self._qbuf(x_buf))
+        self._step("transpose", [node], [x_buf], y_buf, {"perm": lir_perm})
+
     def _op_Softmax(self, node: gs.Node) -> None:
         x = node.inputs[0]
         rank = len(x.shape)

@@ -13,12 +13,15 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
-from transpiler.errors import Location, UnsupportedError
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
-from passes.normalize_util import NameSource, const_value, is_const, new_constant, producer, to_proto
+from passes.normalize_util import (NameSource, const_value, is_const, new_constant, producer, replace_graph,
+                                   to_proto)
 
+#: The annotation (on "graph") that says why a fixed batch stayed: {"batch": B, "problem": text}.
+ANNOTATION = "fixed-batch"
+TARGET = "graph"
 #: Float input types the independence check can draw samples for.
 _FLOATS = (np.float16, np.float32, np.float64)
 #: The check draws seeded standard-normal samples; outputs must agree this closely row by row.
@@ -74,7 +77,8 @@ class BatchOne(Pass):
     computes 1 from the new input. The rewrite is then checked in onnxruntime: B seeded random
     samples through the model as it was must give, row by row, the outputs of each sample alone
     through the new one. When they do not (the model mixes its samples, or holds B somewhere else)
-    an UnsupportedError asks for an export with batch 1 or a dynamic batch. A model whose inputs
+    the model is left as it was, with the reason in the annotation ``fixed-batch`` on ``"graph"``,
+    which `check-supported` adds to its request for an export with batch 1. A model whose inputs
     start with a dynamic dimension, with 1, or disagree is left to `infer-shapes` and
     `check-supported`.
     """
@@ -90,7 +94,11 @@ class BatchOne(Pass):
             return PassResult(model, False, {"batch": 1})
         before = to_proto(model)
         reshapes = self._rewrite(graph, batch)
-        self._check(model, before, batch)
+        problem = self._check(model, before, batch)
+        if problem is not None:  # left as it was: check-supported reports the batch, with this reason
+            replace_graph(model, before)
+            model.annotations.set(TARGET, ANNOTATION, {"batch": batch, "problem": problem})
+            return PassResult(model, False, {"batch": batch, "reshapes": 0})
         return PassResult(model, True, {"batch": batch, "reshapes": reshapes})
 
     def _rewrite(self, graph: gs.Graph, batch: int) -> int:
@@ -119,8 +127,11 @@ class BatchOne(Pass):
             graph.cleanup(remove_unused_graph_inputs=False)
         return changed
 
-    def _check(self, model: OnnxModel, before: onnx.ModelProto, batch: int) -> None:
-        """B random samples through ``before`` == each sample alone through ``model``, or an error."""
+    def _check(self, model: OnnxModel, before: onnx.ModelProto, batch: int) -> str | None:
+        """Why B random samples through ``before`` differ from each sample alone through ``model``
+        (None: they agree, row by row)."""
+        import onnxruntime
+
         from transpiler import ort
 
         graph = model.graph
@@ -131,9 +142,7 @@ class BatchOne(Pass):
         try:
             old = ort.session(before, source=model.source)
         except Exception:  # the model as it came does not run: check-supported says what is wrong
-            return
-        import onnxruntime
-
+            return "onnxruntime cannot run the model as it is"
         quiet = onnxruntime.RunOptions()
         quiet.log_severity_level = 4  # a failure is reported below, in our words
         try:
@@ -154,12 +163,4 @@ class BatchOne(Pass):
                     break
         except Exception as exc:  # noqa: BLE001 - onnxruntime's own error types
             problem = f"the model with batch 1 does not run ({str(exc).strip().splitlines()[0][:200]})"
-        if problem is None:
-            return
-        first = real[0]
-        raise UnsupportedError(
-            f"input '{first.name}' has a fixed batch of {batch} samples, and the model cannot be turned into "
-            f"a one-sample model: {problem}",
-            location=Location(file=model.source, pass_name=self.name, shape=f"[{batch},...]"),
-            hint="export the model with an example input of batch 1, or with a dynamic batch (torch: "
-                 "dynamic_axes={'input': {0: 'batch'}}; dynamo: dynamic_shapes)")
+        return problem

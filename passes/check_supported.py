@@ -18,13 +18,14 @@ from transpiler.errors import Location, UnsupportedError
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
+from passes.batch_one import ANNOTATION as BATCH_ANNOTATION, TARGET as BATCH_TARGET
 from passes.canonical_arith import channel_shape, channel_vector
 from passes.elementwise import find_regions
 from passes.normalize_util import (DEFAULT_DOMAINS, ORIGIN, const_value, consumers, domain_version, is_const,
                                    is_empty, is_graph_output, is_read, origin_of, shape_text, static_shape)
 
 SUPPORTED_OPS = ("Conv", "Gemm", "Relu", "Clip", "LeakyRelu", "MaxPool", "AveragePool", "GlobalAveragePool",
-                 "Add", "Mul", "Concat", "Flatten", "Reshape", "Softmax", "LogSoftmax", "Sigmoid")
+                 "Add", "Mul", "Concat", "Flatten", "Reshape", "Transpose", "Softmax", "LogSoftmax", "Sigmoid")
 
 _ACTIVATIONS = ("Tanh", "HardSigmoid", "HardSwish", "Elu", "Selu", "Gelu", "Softplus", "Softsign",
                 "Mish", "PRelu", "Celu", "ThresholdedRelu", "Erf", "Exp", "Log", "Sqrt", "Pow", "Neg", "Abs")
@@ -37,7 +38,6 @@ _OP_HINTS: dict[str, str] = {
     **{op: "upsampling/resizing is not supported; remove it from the model or do it before inference"
        for op in ("Resize", "Upsample")},
     **{op: _ELEMENTWISE_HINT for op in _ACTIVATIONS},
-    "Transpose": "keep the channels-first layout and export without permutes (tf2onnx: --inputs-as-nchw)",
     "Pad": "only zero padding of the spatial axes in front of Conv (or AveragePool with "
            "count_include_pad) is supported; use the padding= argument of the layer",
     "MatMul": "a MatMul needs a constant [K, N] right operand and a [1, K] left operand (it then becomes "
@@ -249,11 +249,25 @@ def _reshape(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
 
 
 def final_relabel(model: OnnxModel, node: gs.Node) -> bool:
-    """A Reshape whose output only a graph output reads: it relabels the output's shape (its values
-    keep their order), whatever that shape is (skl2onnx's multi-target MLPRegressor ends in
-    ``Reshape(y[1, T], [-1, 1])``)."""
-    out = node.outputs[0]
-    return is_graph_output(model.graph, out) and not consumers(out)
+    """A Reshape of a one-sample tensor whose output only a graph output reads: it relabels the
+    output's shape (its values keep their order), whatever that shape is (skl2onnx's multi-target
+    MLPRegressor ends in ``Reshape(y[1, T], [-1, 1])``)."""
+    out, before = node.outputs[0], static_shape(node.inputs[0])
+    return before is not None and before[0] == 1 and is_graph_output(model.graph, out) and not consumers(out)
+
+
+def _transpose(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
+    """A permutation of the axes after the batch of a [1, C, L] or [1, C, H, W] activation (a
+    channel-last input permuted in the model: torch ``x.permute(0, 3, 1, 2)``, ``x.transpose(1, 2)``)."""
+    shape = static_shape(node.inputs[0])
+    rank = len(shape) if shape is not None else None
+    perm = [int(p) for p in node.attrs.get("perm", list(reversed(range(rank or 0))))]
+    if shape is None or rank not in (3, 4) or shape[0] != 1 or not perm or perm[0] != 0:
+        return [(f"Transpose {perm} of {shape_text(node.inputs[0])}", "only permutations of the axes after the "
+                 "batch of a [1, C, L] or [1, C, H, W] tensor are supported; keep the batch axis first")]
+    if int(np.prod(shape)) > 0xFFFF:
+        return [(f"Transpose of {int(np.prod(shape))} elements", "at most 65535 elements")]
+    return []
 
 
 def _final(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
@@ -277,7 +291,7 @@ def _final(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
 RULES: dict[str, Rule] = {
     "Conv": _conv, "Gemm": _gemm, "Clip": _clip, "LeakyRelu": _leaky, "MaxPool": _maxpool,
     "AveragePool": _avgpool, "GlobalAveragePool": _gap, "Add": _binary, "Mul": _binary, "Concat": _concat,
-    "Flatten": _flatten, "Reshape": _reshape, "Softmax": _final, "LogSoftmax": _final, "Sigmoid": _final,
+    "Flatten": _flatten, "Reshape": _reshape, "Transpose": _transpose, "Softmax": _final, "LogSoftmax": _final, "Sigmoid": _final,
     "Relu": lambda m, n: [],
 }
 
@@ -325,14 +339,17 @@ def node_findings(model: OnnxModel, node: gs.Node, regions: set[int] | None = No
 def graph_findings(model: OnnxModel) -> list[str]:
     """Graph-level problems a user can cause: non-float or non-batch-1 inputs, non-tensor outputs."""
     out = []
+    kept = model.annotations.get(BATCH_TARGET, BATCH_ANNOTATION)
+    why = f" (batch-one kept its batch of {kept['batch']}: {kept['problem']})" if isinstance(kept, dict) else ""
     for tensor in model.graph.inputs:
         shape = static_shape(tensor)
         if tensor.dtype is None or np.dtype(tensor.dtype) != np.float32:
             out.append(f"input '{tensor.name}' has dtype {tensor.dtype}; only float32 inputs are supported")
         if shape is not None and (len(shape) < 2 or shape[0] != 1):
             out.append(f"input '{tensor.name}' has shape {list(shape)}; inputs must be [1, ...] (batch 1, "
-                       f"then features/channels); give a dynamic batch 1 with --input-shape {tensor.name}=1x..., "
-                       f"or export the model with batch 1")
+                       f"then features/channels){why}; give a dynamic batch 1 with --input-shape "
+                       f"{tensor.name}=1x..., or export the model with batch 1 (torch: an example input of "
+                       f"batch 1, or dynamic_axes={{'input': {{0: 'batch'}}}})")
     for tensor in model.graph.outputs:
         if getattr(tensor, "type", "tensor_type") != "tensor_type":
             out.append(f"output '{tensor.name}' is a {tensor.type}, not a tensor")

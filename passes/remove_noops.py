@@ -50,12 +50,15 @@ def noop_reason(graph: gs.Graph, node: gs.Node) -> str | None:
         return "Cast"
     if node.op in _RESHAPING and _reshape_is_noop(node):
         return node.op
+    if node.op == "Transpose" and "perm" in node.attrs and \
+            [int(p) for p in node.attrs["perm"]] == list(range(len(node.attrs["perm"]))):
+        return "Transpose"
     return None
 
 
 @register
 class RemoveNoops(Pass):
-    """Remove Identity, inference-mode Dropout, Cast to the same type and shape-keeping reshapes.
+    """Remove Identity, inference-mode Dropout, Cast to the same type, shape-keeping reshapes and identity Transposes.
 
     Before -> after::
 
@@ -63,6 +66,7 @@ class RemoveNoops(Pass):
         y, mask = Dropout(x, 0.5)  (mask unused)->  (readers of y read x)
         y = Cast(x: float32) {to=FLOAT}         ->  (readers of y read x)
         y = Reshape(x: [1,10], [1,10])          ->  (readers of y read x)
+        y = Transpose(x) {perm=[0,1,2]}         ->  (readers of y read x)
         out = Identity(Softmax(x))  (graph out) ->  out = Softmax(x)    (the output keeps its name)
 
     A Dropout whose mask is read or whose ``training_mode`` is not a constant false is kept (and

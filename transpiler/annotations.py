@@ -57,6 +57,7 @@ register_kind("split-from", str, "name of the original node that a separated (lo
 register_kind("origin", list, "names of the original ONNX nodes this node was made from")
 register_kind("classifier-tail", dict, "what the removed classifier tail did: {kind, labels, scores_output}")
 register_kind("gnet", dict, "gNet head description: exits, pool size, feature offsets")
+register_kind("fixed-batch", dict, "why batch-one kept a fixed batch > 1: {batch, problem}")
 
 
 def _check(kind_name: str, value: Any) -> None:

@@ -15,6 +15,7 @@ maxpool     one output channel                                         ``C``
 avgpool     one output channel                                         ``C``
 add, act,   a chunk of ``ELTWISE_CHUNK`` output elements               ``ceil(n / ELTWISE_CHUNK)``
 lut
+transpose   a chunk of ``ELTWISE_CHUNK`` output elements               ``ceil(n / ELTWISE_CHUNK)``
 concat      a chunk of ``ELTWISE_CHUNK`` output elements               ``ceil(n / ELTWISE_CHUNK)``
 argmax      the whole step                                             ``1``
 ==========  ========================================================  ============================
@@ -503,6 +504,51 @@ def print_argmax(env: StepEnv) -> StepCode:
     return StepCode(1, "the whole step (1)", body, [], set(), {"fx_argmax"})
 
 
+def print_transpose(env: StepEnv) -> StepCode:
+    """transpose -> a generated loop (no runtime kernel) over element chunks of the output.
+
+    A chunk finds its first element's output index ``(a, b, c)`` (two divisions by constants) and
+    source offset; each element then steps the index and the offset by constants (uint16_t
+    arithmetic, modulo 2^16 like the offsets)."""
+    _check_io(env, 1)
+    x, y = env.step.inputs[0], env.step.outputs[0]
+    perm = _attr_list(env, "perm", 3)
+    xs, ys = env.buf(x).shape, env.buf(y).shape
+    if len(xs) != 3 or sorted(perm) != [0, 1, 2] or tuple(xs[i] for i in perm) != tuple(ys):
+        raise env.fail(f"transpose of {list(xs)} by {perm} does not give {list(ys)}")
+    n = env.buf(y).size
+    if n > 0xFFFF:
+        raise env.fail(f"transpose of {n} elements exceeds uint16_t")
+    source_strides = (xs[1] * xs[2], xs[2], 1)
+    s0, s1, s2 = (source_strides[i] for i in perm)
+    _d0, d1, d2 = ys
+    wrap1 = (s1 - d2 * s2) & 0xFFFF          # at the end of a row (c wraps)
+    wrap0 = (s0 - d1 * s1) & 0xFFFF          # at the end of a plane (b wraps): the step past wrap1
+    fram = env.program.storage_of(y).space in ("fram", "hifram")
+    store = "FX_STORE(y[e], x[src]);" if fram else "y[e] = x[src];"
+    body = _pointer_lines(env, [("x", x)], [("y", y)]) + _eltwise_range(n) + [
+        "uint16_t e = (uint16_t)i0;",
+        f"uint16_t a = (uint16_t)(e / {d1 * d2}u);",
+        f"uint16_t r = (uint16_t)(e - (uint16_t)(a * {d1 * d2}u));",
+        f"uint16_t b = (uint16_t)(r / {d2}u);",
+        f"uint16_t c = (uint16_t)(r - (uint16_t)(b * {d2}u));",
+        f"uint16_t src = (uint16_t)((uint16_t)(a * {s0}u) + (uint16_t)(b * {s1}u) + (uint16_t)(c * {s2}u));",
+        "for (; e < (uint16_t)i1; ++e) {",
+        f"    {store}",
+        f"    src = (uint16_t)(src + {s2}u);",
+        f"    if (++c == {d2}u) {{",
+        "        c = 0u;",
+        f"        src = (uint16_t)(src + {wrap1}u);",
+        f"        if (++b == {d1}u) {{",
+        "            b = 0u;",
+        f"            src = (uint16_t)(src + {wrap0}u);",
+        "        }",
+        "    }",
+        "}"]
+    return StepCode(_eltwise_units(env, n), f"chunks of {ELTWISE_CHUNK} output elements ({n})", body, [],
+                    set(), set())
+
+
 PRINTERS: dict[str, Callable[[StepEnv], StepCode]] = {
     "conv": print_conv,
     "conv_sparse": print_conv_sparse,
@@ -515,6 +561,7 @@ PRINTERS: dict[str, Callable[[StepEnv], StepCode]] = {
     "lut": print_lut,
     "concat": print_concat,
     "argmax": print_argmax,
+    "transpose": print_transpose,
 }
 
 
@@ -577,7 +624,7 @@ def tile_units(step: Step, code: StepCode, program: Program) -> int:
 
     conv ``dims=[channels, rows, cols]``: whole channels (``channels * OH`` units) when ``rows``
     covers OH, else ``rows`` units (a tile is a run of rows; columns are never split). pool
-    ``[channels]``, fc ``[outputs]``: ``dims[0]`` units. add/act/lut/concat ``[elements]``:
+    ``[channels]``, fc ``[outputs]``: ``dims[0]`` units. add/act/lut/concat/transpose ``[elements]``:
     ``ceil(elements / ELTWISE_CHUNK)`` units. argmax: 1.
     """
     if step.tile is None or not step.tile.dims:
@@ -587,7 +634,7 @@ def tile_units(step: Step, code: StepCode, program: Program) -> int:
         oh = program.buffers[step.outputs[0]].shape[1]
         rows = dims[1] if len(dims) > 1 else oh
         per = dims[0] * oh if rows >= oh else rows
-    elif step.op in ("add", "act", "lut", "concat", "gnet_feature"):
+    elif step.op in ("add", "act", "lut", "concat", "gnet_feature", "transpose"):
         per = -(-dims[0] // ELTWISE_CHUNK)
     elif step.op == "argmax":
         per = 1

@@ -20,7 +20,7 @@ from passes.normalize_util import attr, const_value, is_const, is_empty, shape_t
 from passes.train import ops
 
 SUPPORTED_OPS = ("Conv", "Gemm", "Relu", "Clip", "LeakyRelu", "MaxPool", "AveragePool", "GlobalAveragePool",
-                 "Add", "Mul", "Concat", "Flatten", "Reshape", "Softmax", "LogSoftmax", "Sigmoid",
+                 "Add", "Mul", "Concat", "Flatten", "Reshape", "Transpose", "Softmax", "LogSoftmax", "Sigmoid",
                  "Sub", "Div", "Pow", *ops.UNARY)
 
 
@@ -260,6 +260,14 @@ def _reshape(node: gs.Node, opset: int, train_affine: bool) -> NodeOp:
     return NodeOp(ops.Reshape(dims[1:]), [_activation(node.inputs[0], node)])
 
 
+def _transpose(node: gs.Node, opset: int, train_affine: bool) -> NodeOp:
+    rank = len(_shape(node.inputs[0], "input"))
+    perm = [int(p) for p in node.attrs.get("perm", list(reversed(range(rank))))]
+    if not perm or perm[0] != 0:
+        raise NodeRejected(f"Transpose {perm} moves the batch axis", "permute only the axes after the batch")
+    return NodeOp(ops.Transpose(perm), [_activation(node.inputs[0], node)])
+
+
 def _softmax(node: gs.Node, opset: int, train_affine: bool) -> NodeOp:
     """Softmax and LogSoftmax."""
     rank = len(_shape(node.inputs[0], "input"))
@@ -280,7 +288,8 @@ def _sigmoid(node: gs.Node, opset: int, train_affine: bool) -> NodeOp:
 BUILDERS: dict[str, Builder] = {
     "Conv": _conv, "Gemm": _gemm, "Relu": _relu, "Clip": _clip, "LeakyRelu": _leaky, "MaxPool": _maxpool,
     "AveragePool": _avgpool, "GlobalAveragePool": _gap, "Add": _binary, "Mul": _binary, "Concat": _concat,
-    "Flatten": _flatten, "Reshape": _reshape, "Softmax": _softmax, "LogSoftmax": _softmax, "Sigmoid": _sigmoid,
+    "Flatten": _flatten, "Reshape": _reshape, "Transpose": _transpose,
+    "Softmax": _softmax, "LogSoftmax": _softmax, "Sigmoid": _sigmoid,
     "Sub": _binary, "Div": _binary, "Pow": _pow, **{op: _unary for op in ops.UNARY},
 }
 assert set(BUILDERS) == set(SUPPORTED_OPS)

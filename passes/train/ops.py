@@ -593,6 +593,21 @@ class Concat(Op):
         return [p if wanted else None for p, wanted in zip(parts, need)]
 
 
+class Transpose(Op):
+    """Permute the axes of every sample: ``perm`` over the whole tensor with the batch axis first
+    (``perm[0] == 0``); the backward pass applies the inverse permutation."""
+
+    def __init__(self, perm: Sequence[int]) -> None:
+        self.perm = tuple(int(p) for p in perm)
+        self.inverse = tuple(int(i) for i in np.argsort(self.perm))
+
+    def forward(self, args: Sequence[np.ndarray], keep: bool) -> tuple[np.ndarray, Any]:
+        return np.ascontiguousarray(np.transpose(args[0], self.perm)), None
+
+    def backward(self, dy: np.ndarray, cache: Any, need: Sequence[bool]) -> Grads:
+        return [np.ascontiguousarray(np.transpose(dy, self.inverse)) if need[0] else None]
+
+
 class Reshape(Op):
     """Reshape every sample to ``shape`` (the per-sample target; Flatten is ``(-1,)``)."""
 

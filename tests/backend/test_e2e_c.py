@@ -90,3 +90,77 @@ def test_random_onnx_models_c_equals_interpreter(tmp_path_factory: pytest.TempPa
         return
     inputs = quantised_inputs(program, ds) + random_inputs(program, 6, seed=int(digest[:6], 16))
     check_c_equals_interpreter(program, out / "c", inputs, f"random_onnx/{digest}", onnx_model=proto)
+
+
+def _permute_model(perm: tuple[int, ...], shape: tuple[int, ...], dynamo: bool) -> onnx.ModelProto:
+    """A torch export that permutes its input (a channel-last image or a [batch, time, channels]
+    sequence) and then convolves and classifies; a second permute inside the network for rank 4."""
+    torch = pytest.importorskip("torch")
+    import io
+    import warnings
+
+    nn = torch.nn
+    channels = shape[perm[1]]
+    rank = len(shape)
+
+    class Permuted(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            conv = nn.Conv2d if rank == 4 else nn.Conv1d
+            self.conv = conv(channels, 4, 3, padding=1)
+            self.fc = nn.LazyLinear(3)
+
+        def forward(self, x: Any) -> Any:
+            y = torch.relu(self.conv(x.permute(*perm)))
+            if rank == 4:
+                y = y.permute(0, 1, 3, 2)       # swap height and width of the feature map
+            return self.fc(torch.flatten(y, 1))
+
+    torch.manual_seed(0)
+    module = Permuted().eval()
+    example = torch.randn(1, *shape[1:])
+    module(example)
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if dynamo:
+            pytest.importorskip("onnxscript")
+            torch.onnx.export(module, (example,), dynamo=True).save(buffer)
+        else:
+            torch.onnx.export(module, (example,), buffer, dynamo=False, input_names=["x"], output_names=["y"])
+    return onnx.load_from_string(buffer.getvalue())
+
+
+PERMUTES = [((0, 3, 1, 2), (1, 5, 7, 3)), ((0, 2, 3, 1), (1, 2, 4, 6)), ((0, 1, 3, 2), (1, 2, 5, 3)),
+            ((0, 2, 1, 3), (1, 4, 2, 5)), ((0, 3, 2, 1), (1, 6, 3, 2)), ((0, 2, 1), (1, 9, 3)),
+            ((0, 2, 1), (1, 1, 4))]
+
+
+@pytest.mark.parametrize("dynamo", [False, True])
+@pytest.mark.parametrize("perm, shape", PERMUTES, ids=[f"{p}-{s}" for p, s in PERMUTES])
+def test_transposed_inputs_c_equals_interpreter_and_onnxruntime(perm: tuple[int, ...], shape: tuple[int, ...],
+                                                                dynamo: bool, tmp_path: Path) -> None:
+    """A permute of the input (and one of a feature map) lowers to `transpose` steps (a view when only
+    size-1 axes move); the C equals the interpreter bit for bit, and both follow onnxruntime."""
+    from transpiler import ort
+    from transpiler.lir.interp import run_program
+    from transpiler.lir.qio import dequantize_outputs
+
+    proto = _permute_model(perm, shape, dynamo)
+    name = proto.graph.input[0].name
+    rng = np.random.default_rng(sum(shape))
+    x = rng.standard_normal((40, *shape[1:])).astype(np.float32)
+    ds = Dataset.from_arrays({name: x})
+    program = lower_model(OnnxModel.from_proto(proto), ds, tmp_path / "gen")
+    transposes = [s for s in program.steps if s.op == "transpose"]
+    size_one_moves = shape[1] == 1   # [1, 1, 4] -> [1, 4, 1]: the values keep their order
+    assert len(transposes) == (len(shape) - 2) - size_one_moves
+    inputs = quantised_inputs(program, ds)
+    check_c_equals_interpreter(program, tmp_path / "c", inputs, f"transpose/{perm}-{shape}-{dynamo}",
+                               onnx_model=proto)
+    session = ort.session(proto)
+    out = program.outputs[0].onnx_name
+    for i, feeds in enumerate(inputs):
+        got = dequantize_outputs(program, run_program(program, feeds))[out].reshape(-1)
+        want = session.run(None, {name: x[i:i + 1]})[0].reshape(-1)
+        assert np.abs(got - want).max() <= 0.02 * max(1.0, float(np.abs(want).max())), i

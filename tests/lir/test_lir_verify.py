@@ -380,7 +380,7 @@ def test_all_problems_are_listed_in_one_error() -> None:
 
 def test_op_table_is_consistent() -> None:
     assert set(OPS) == {"conv", "fc", "fc_sparse", "conv_sparse", "maxpool", "avgpool", "add", "act", "lut",
-                        "concat", "argmax", "gnet_feature", "gnet_exit"}
+                        "concat", "argmax", "transpose", "gnet_feature", "gnet_exit"}
     for name, op in OPS.items():
         assert op.name == name
         assert op.tile_rank in (1, 3)
@@ -512,3 +512,23 @@ def test_verifier_reports_instead_of_crashing_on_corrupted_programs(p: Program,
             setattr(b, field, value)
     for pr in check_program(p):  # must not raise; every problem renders
         assert str(pr)
+
+
+@pytest.mark.parametrize("perm", [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]])
+def test_transpose_shapes_follow_the_permutation(perm: list[int]) -> None:
+    from transpiler.lir.kernels import transpose
+
+    x = np.arange(2 * 3 * 5, dtype=np.int16).reshape(2, 3, 5)
+    (shape,) = OPS["transpose"].infer({"perm": perm}, [x.shape])
+    y = transpose(x, perm)
+    assert shape == y.shape == tuple(x.shape[p] for p in perm)
+    assert np.array_equal(y, np.transpose(x, perm)) and y.flags.c_contiguous
+
+
+def test_transpose_rejects_what_is_not_a_permutation() -> None:
+    from transpiler.lir.ops import ShapeError
+
+    with pytest.raises(ShapeError, match="not a permutation"):
+        OPS["transpose"].infer({"perm": [0, 0, 2]}, [(2, 3, 5)])
+    with pytest.raises(ShapeError, match="at most 65535"):
+        OPS["transpose"].infer({"perm": [2, 1, 0]}, [(300, 300, 1)])

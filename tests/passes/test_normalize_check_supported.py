@@ -14,12 +14,12 @@ from transpiler.errors import UnsupportedError
 
 UNSUPPORTED = """
 <ir_version: 8, opset_import: ["" : 13]>
-g (float[N, 2, 4, 4] x) => (float[1, 1, 3, 8] y, float[1, 2, 8, 8] z, float[1, 4, 2, 4] t) {
+g (float[N, 2, 4, 4] x) => (float[1, 1, 3, 8] y, float[1, 2, 8, 8] z, float[2, 1, 4, 4] t) {
     s = Reshape(x, shape)
     l1, l2, l3 = LSTM <hidden_size = 3> (s, lw, lr)
     y = Reshape(l1, shape2)
     z = Resize(x, roi, scales)
-    t = Transpose <perm = [0, 3, 1, 2]> (x)
+    t = Transpose <perm = [1, 0, 2, 3]> (x)
 }
 """
 
@@ -40,7 +40,7 @@ def test_every_unsupported_node_is_listed_in_one_error() -> None:
                      ("Reshape_0", "Reshape")]:
         assert any(f"'{name}' ({op}, ai.onnx v13" in line for line in error.details), text
     assert any("Conv1d" in line for line in error.details)          # what to do about the LSTM
-    assert any("channels-first" in line for line in error.details)  # ... and the Transpose
+    assert any("keep the batch axis first" in line for line in error.details)  # ... and the Transpose
     assert any("[1,2,4,4]" in line for line in error.details)       # input shapes are shown
     assert "hint: see docs/normal-form.md" in text
 

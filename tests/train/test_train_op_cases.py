@@ -147,6 +147,15 @@ def _residual_1d_vector_affine() -> OnnxModel:
                                               "k": rand(1, 12, seed=22)})
 
 
+def _transposes() -> OnnxModel:
+    # a channel-last input permuted to channels-first, a conv, and its map's height and width swapped
+    return make_model([helper.make_node("Transpose", ["x"], ["t"], name="to_nchw", perm=[0, 3, 1, 2]),
+                       helper.make_node("Conv", ["t", "W", "B"], ["c"], name="conv", kernel_shape=[3, 3],
+                                        strides=[1, 1], pads=[1, 1, 1, 1], dilations=[1, 1], group=1),
+                       helper.make_node("Transpose", ["c"], ["y"], name="swap_hw", perm=[0, 1, 3, 2])],
+                      {"x": [1, 4, 5, 3]}, "y", {"W": rand(2, 3, 3, 3, seed=23), "B": rand(2, seed=24)})
+
+
 CASES: dict[str, Callable[[], OnnxModel]] = {
     "conv2d-grouped": _conv2d_grouped, "conv2d-depthwise": _conv2d_depthwise, "conv1d": _conv1d, "gemm": _gemm,
     "gemm-alpha-beta-transB0": _gemm_odd, "activations": _activations, "maxpool-ceil-dilated": _maxpool_ceil,
@@ -154,6 +163,7 @@ CASES: dict[str, Callable[[], OnnxModel]] = {
     "maxpool-1d": _maxpool_1d, "gap-reshape-softmax": _gap_reshape_softmax,
     "affine-concat-flatten": _affine_concat_flatten, "residual-1d": _residual_1d_vector_affine,
     "sigmoid-log-softmax": _sigmoid_log_softmax, "elementwise": _elementwise,
+    "transposes": _transposes,
 }
 
 

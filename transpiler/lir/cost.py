@@ -9,7 +9,7 @@ backends/c/printers.py (tests check they agree):
     fc_sparse    as fc                                  N
     maxpool   one output channel                        C
     avgpool   one output channel                        C
-    add, act, lut, concat   a chunk of ELTWISE_CHUNK elements   ceil(n / 32)
+    add, act, lut, concat, transpose   a chunk of ELTWISE_CHUNK elements   ceil(n / 32)
     argmax    the whole step                            1
     gnet_feature  a chunk of ELTWISE_CHUNK elements of its slice   ceil(n / 32)
     gnet_exit     one output (on demand: the head)      N
@@ -116,6 +116,12 @@ SPARSE_FAR: dict[str, OpCost] = {
 COSTS["gnet_feature"] = OpCost(base=256.8, mac=72.58, store=3.18, call=302)
 COSTS["gnet_exit"] = COSTS["fc"]
 GNET_ANSWER_CYCLES = 259
+# transpose: the generated loop of backends/c/printers.py (no runtime kernel), not fitted by
+# calibrate_cost: per chunk the output's multi-index (two divisions by constants), per element a
+# load, a store and the index steps. Set a little above the simulator's counts (`freeml-tx report`
+# of a [1,8,8,3] -> [1,3,8,8] permute: 3,919 cycles, predicted 4,108; [1,16,3] -> [1,3,16]: 989,
+# predicted 1,132) so that tiles sized with it fit their power cycle.
+COSTS["transpose"] = OpCost(base=60.0, mac=0.0, store=19.0, call=100)
 COMMIT_CYCLES = 252      # fx_progress_commit: find the older record, checksum, five FRAM stores
 BOOT_CYCLES = 758        # reset to the first unit: crt0, .data/.bss setup, progress load, dispatch
 # The intermittent run loop (backends/c/intermittent.py, transpiler/intermittent.py):
@@ -161,7 +167,7 @@ def step_work(program: Program, step: Step) -> StepWork:
         win = pool_windows(program, step)
         cycles = _conv_row_cycles(COSTS[op], win) + COSTS[op].row * oh
         return StepWork(c, win.fast_macs + win.slow_macs, oh * ow, cycles)
-    elif op in ("add", "act", "lut"):
+    elif op in ("add", "act", "lut", "transpose"):
         units, macs, stores = -(-out.size // ELTWISE_CHUNK), 0, ELTWISE_CHUNK
     elif op == "concat":            # "MACs": the elements of a chunk that are requantised (shift != 0)
         units, stores = -(-out.size // ELTWISE_CHUNK), ELTWISE_CHUNK
@@ -413,7 +419,7 @@ def tile_unit_count(program: Program, step: Step) -> int:
     if step.op in ("conv", "conv_sparse"):
         oh = program.buffers[step.outputs[0]].shape[-2]
         per = dims[0] * oh if dims[1] >= oh else dims[1]
-    elif step.op in ("add", "act", "lut", "concat", "gnet_feature"):
+    elif step.op in ("add", "act", "lut", "concat", "gnet_feature", "transpose"):
         per = -(-dims[0] // ELTWISE_CHUNK)
     elif step.op == "argmax":
         per = 1

@@ -200,6 +200,11 @@ def _run_concat(st: _State, step: Step) -> np.ndarray:
     return kernels.concat(xs, _int_list(step.attrs, "shifts", len(xs)))
 
 
+def _run_transpose(st: _State, step: Step) -> np.ndarray:
+    _arity(step, 1)
+    return kernels.transpose(st.view(step.inputs[0]), _int_list(step.attrs, "perm", 3))
+
+
 def _run_argmax(st: _State, step: Step) -> np.ndarray:
     _arity(step, 1)
     return kernels.argmax(st.view(step.inputs[0]))
@@ -230,6 +235,7 @@ OPS: dict[str, Callable[[_State, Step], np.ndarray]] = {
     "lut": _run_lut,
     "concat": _run_concat,
     "argmax": _run_argmax,
+    "transpose": _run_transpose,
     "gnet_feature": _run_gnet_feature,
     "gnet_exit": _run_gnet_exit,
 }

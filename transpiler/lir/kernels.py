@@ -355,6 +355,11 @@ def concat(xs: Sequence[np.ndarray], shifts: IntSeq) -> np.ndarray:
                            for x, s in zip(xs, shifts)], axis=0)
 
 
+def transpose(x: np.ndarray, perm: IntSeq) -> np.ndarray:
+    """The `transpose` op: ``y[i0, i1, i2] = x[j]`` with ``j[perm[k]] = i[k]`` (numpy's transpose); same Q."""
+    return np.ascontiguousarray(np.transpose(np.asarray(x), [int(p) for p in perm]))
+
+
 def argmax(x: np.ndarray) -> np.ndarray:
     """The `argmax` op: the index of the first maximum of x, as int16 [1]."""
     x = np.asarray(x).reshape(-1)

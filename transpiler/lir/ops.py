@@ -237,6 +237,17 @@ def _infer_argmax(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) -> li
     return [(1,)]
 
 
+def _infer_transpose(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) -> list[Shape]:
+    perm = _ints(attrs, "perm")
+    x = shapes[0]
+    _rank(x, 3, "transpose input [d0,d1,d2]")
+    if sorted(perm) != [0, 1, 2]:
+        raise ShapeError(f"perm {list(perm)} is not a permutation of 0, 1, 2")
+    if int(np.prod(x)) > DIM_MAX:
+        raise ShapeError(f"transpose of {int(np.prod(x))} elements: at most {DIM_MAX}")
+    return [tuple(x[i] for i in perm)]
+
+
 def _sparse_common(shapes: Sequence[Shape], rows: int, what: str) -> None:
     """values [nnz], index [nnz], pointer [rows + 1], bias [rows]."""
     _, values, index, ptr, b = shapes
@@ -389,6 +400,8 @@ OPS: dict[str, OpSpec] = {
         "gate": AttrSpec("int", lo=0, hi=1),
         "shift": _SHIFT,
     }, _infer_lut, tile_rank=1, weights=(1,), input_dtypes=("i16", "i16"), check_data=_check_lut_data),
+    "transpose": OpSpec("transpose", ("x",), {"perm": AttrSpec("ints", length=3, lo=0, hi=2)}, _infer_transpose,
+                        tile_rank=1, input_dtypes=("i16",)),
     "gnet_feature": OpSpec("gnet_feature", ("x",), {
         "offset": AttrSpec("int", lo=0, hi=DIM_MAX), "features": AttrSpec("int", lo=1, hi=DIM_MAX),
         "shift": _SHIFT, "exit": AttrSpec("int", lo=1, hi=DIM_MAX),
@@ -399,7 +412,7 @@ OPS: dict[str, OpSpec] = {
 }
 """Every LIR op. Output dtype is i16 for all of them."""
 
-SAME_Q_OPS = ("maxpool", "avgpool", "act")
+SAME_Q_OPS = ("maxpool", "avgpool", "act", "transpose")
 """Ops whose output has the input's Q format (docs/lir.md)."""
 
 ON_DEMAND_OPS = ("gnet_exit",)

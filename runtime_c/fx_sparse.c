@@ -10,8 +10,8 @@
  * (add the step to the pointer, move x[c_j] into MACS, move the value into OP2; FX_SPARSE_STEP).
  * With MPY32 and act ReLU or none (every shift in 1..16, none: 1..15; the descriptor's
  * shift_min/shift_max), fx_fc_sparse_asm runs the rows in one assembly loop that requantises with
- * each row's own shift: 10.0 cycles per stored weight and about 69 per row (rows of more than
- * FX_SPARSE_FC_CHAIN weights: 10.5 and 61), against 8.6 per weight of the dense fx_fc
+ * each row's own shift: 10.0 cycles per stored weight and about 66 per row (rows of more than
+ * FX_SPARSE_FC_CHAIN weights: 10.6 and 57), against 8.6 per weight of the dense fx_fc
  * (bench/sparse_speed.py); other activations and shifts take the C loop.
  * In the large model the pointer arithmetic is 16 bits wide, so an x that reaches past 64 KiB
  * takes a portable loop (fx_fc_sparse_far).
@@ -137,6 +137,8 @@
 #define FX_SP_STR2_(v) #v
 #define FX_SP_STR_(v) FX_SP_STR2_(v)
 #define FX_SP_STEP_ "add @%[dp]+, %[xr]\n\tmov @%[xr], &MACS\n\tmov @%[vp]+, &OP2\n\t"
+/* The same for a row's first product: MPYS, which starts RES afresh. */
+#define FX_SP_FIRST_ "add @%[dp]+, %[xr]\n\tmov @%[xr], &MPYS\n\tmov @%[vp]+, &OP2\n\t"
 #endif
 
 /* act(y) with ReLU and "none" inline (a call of fx_apply_act costs more than the rest of an
@@ -195,12 +197,12 @@ static const uint16_t fx_sp_pow2[18] FX_SP_LOWER_ = {
         ".Lrow%=:\n\t"                                                                       \
         "mov @%[rp]+, %[lo]\n\t"                                                             \
         "mov @%[rp], %[g]\n\t"                                                               \
-        "sub %[lo], %[g]\n\t"                       /* g = the row's stored weights */       \
-        "mov @%[bp]+, &RESLO\n\t"                                                            \
-        "mov @%[bp]+, &RESHI\n\t"                                                            \
+        "sub %[lo], %[g]\n\t"                                                                \
         "mov" FX_SP_A_ " %[x], %[xr]\n\t"                                                    \
-        "cmp #" FX_SP_STR_(FX_SPARSE_FC_CHAIN) " + 1, %[g]\n\t"                              \
+        "dec %[g]\n\t"                              /* g = stored weights - 1 (-1: none) */  \
+        "cmp #" FX_SP_STR_(FX_SPARSE_FC_CHAIN) ", %[g]\n\t"                                  \
         "jhs .Lbig%=\n\t"                                                                    \
+        FX_SP_FIRST_                                /* product 0: RES = x * w */             \
         "mov %[g], %[lo]\n\t"                       /* the chain's entry: .Lend - 10 g */    \
         "add %[lo], %[lo]\n\t"                                                               \
         "add %[lo], %[lo]\n\t"                                                               \
@@ -209,8 +211,11 @@ static const uint16_t fx_sp_pow2[18] FX_SP_LOWER_ = {
         "mov" FX_SP_A_ " #.Lend%=, %[hi]\n\t"                                                \
         "sub" FX_SP_A_ " %[lo], %[hi]\n\t"                                                   \
         "br" FX_SP_A_ " %[hi]\n"                                                             \
-        ".Lbig%=:\n\t"                              /* g mod 8 by bits, then eights */       \
-        "bit #1, %[g]\n\t"                                                                   \
+        ".Lbig%=:\n\t"                                                                       \
+        "cmp #-1, %[g]\n\t"                                                                  \
+        "jeq .Lnone%=\n\t"                                                                   \
+        FX_SP_FIRST_                                                                         \
+        "bit #1, %[g]\n\t"                          /* g mod 8 by bits, then eights */       \
         "jz 1f\n\t"                                                                          \
         FX_SP_STEP_                                                                          \
         "1:\n\t"                                                                             \
@@ -222,17 +227,24 @@ static const uint16_t fx_sp_pow2[18] FX_SP_LOWER_ = {
         "jz 3f\n\t"                                                                          \
         ".rept 4\n\t" FX_SP_STEP_ ".endr\n"                                                  \
         "3:\n\t"                                                                             \
-        "rrum #3, %[g]\n"                           /* >= 8: g > FX_SPARSE_FC_CHAIN */       \
+        "rrum #3, %[g]\n"                           /* >= 8: g >= FX_SPARSE_FC_CHAIN */      \
         "4:\n\t"                                                                             \
         ".rept 8\n\t" FX_SP_STEP_ ".endr\n\t"                                                \
         "dec %[g]\n\t"                                                                       \
         "jnz 4b\n\t"                                                                         \
         "jmp .Lend%=\n"                                                                      \
+        ".Lnone%=:\n\t"                             /* no stored weight: acc = bias */       \
+        "clr %[lo]\n\t"                                                                      \
+        "clr %[hi]\n\t"                                                                      \
+        "jmp .Lbias%=\n"                                                                     \
         ".Lchain%=:\n\t"                                                                     \
         ".rept " FX_SP_STR_(FX_SPARSE_FC_CHAIN) "\n\t" FX_SP_STEP_ ".endr\n"                 \
         ".Lend%=:\n\t"                                                                       \
         "mov &RESLO, %[lo]\n\t"                                                              \
-        "mov &RESHI, %[hi]\n\t"                                                              \
+        "mov &RESHI, %[hi]\n"                                                                \
+        ".Lbias%=:\n\t"                                                                      \
+        "add @%[bp]+, %[lo]\n\t"                    /* acc = the products + bias */          \
+        "addc @%[bp]+, %[hi]\n\t"                                                            \
         "mov.b @%[sp]+, %[g]\n\t"                                                            \
         "add %[g], %[g]\n\t"                        /* g = 2 shift */                        \
         "add %c[pow](%[g]), %[lo]\n\t"              /* a = acc + 2^(shift-1) */              \
@@ -278,9 +290,10 @@ static const uint16_t fx_sp_pow2[18] FX_SP_LOWER_ = {
 
 /* Rows [n0, n1) on the MSP430 with MPY32, act ReLU (relu != 0, every shift in 1..16) or none
  * (every shift in 1..15), x and y below 64 KiB: one assembly loop over the rows. Per row: the
- * count from rowptr, RESLO/RESHI = bias, the products (FX_SPARSE_STEP's three instructions:
- * a jump into an unrolled chain for at most FX_SPARSE_FC_CHAIN of them, else the count mod 8
- * by bit tests and eights), then the requantisation of the row's own shift s: a = acc +
+ * count from rowptr, the products (FX_SPARSE_STEP's three instructions; the first with MPYS, so
+ * no bias preload: the bias is added to the result in registers; the others by a jump into an
+ * unrolled chain when at most FX_SPARSE_FC_CHAIN remain, else by bit tests and eights), the
+ * requantisation of the row's own shift s: a = acc +
  * 2^(s-1) (fx_sp_pow2), the range test on the high half (ReLU: hi < 2^(s-1) unsigned takes
  * every negative a out too; none: hi + 2^(s-1) < 2^s), a jump into the ladder of `rla lo;
  * rlc hi' pairs that shifts a left by 16 - s (hi is the result), the store. Out of range: a

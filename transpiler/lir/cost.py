@@ -90,12 +90,12 @@ COSTS: dict[str, OpCost] = {
     "concat": OpCost(base=287.76, mac=83.9, store=0.0, call=302),
     "argmax": OpCost(base=0.0, mac=22.0, store=0.0, call=0),
     # Measured with bench/sparse_speed.py (its fit of cycles per output over densities <= 0.1):
-    # fc_sparse 10.0-10.5 cycles per stored weight (dense fx_fc: 8.6 per weight) and ~61-69 per
+    # fc_sparse 10.0-10.6 cycles per stored weight (dense fx_fc: 8.6 per weight) and ~57-66 per
     # output (rows of at most 64 stored weights jump into one chain, longer ones loop by eights);
     # conv_sparse 10.4 per stored tap per output (fx_sparse_run's chain), ~45 per output
     # (bias, requantisation, store), ~150 per row of a channel (its blocks) and ~150 per stored
     # tap and kernel call (decoding the channel's taps, a table per block; more with borders).
-    "fc_sparse": OpCost(base=38.0, mac=10.2, store=28.0),
+    "fc_sparse": OpCost(base=36.0, mac=10.2, store=27.0),
     "conv_sparse": OpCost(base=150.0, mac=10.4, store=45.0, index=150.0),
 }
 # Sparse steps whose input lies in HIFRAM (above 64 KiB; plan-memory puts activations there only

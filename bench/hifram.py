@@ -23,7 +23,8 @@ one inference:
    above 64 KiB takes the portable fallbacks (fx_fc_sparse_far, the chunked conv path). Fits the
    constants of those paths (transpiler/lir/cost.py, SPARSE_FAR: per output row of a channel, per
    output, per stored tap of an output; fc: per output and per stored weight) by non-negative
-   least squares over the steps and prints them, as cost.py writes them, with the fit's error per
+   least squares over the steps, and ``call`` (each further kernel call: the median over the steps
+   built again in 8 calls each), and prints them as cost.py writes them, with the fit's error per
    step (copy them into SPARSE_FAR by hand).
 
 Never part of the tests.
@@ -143,9 +144,32 @@ def _sparse_features(program: Program, step_index: int) -> tuple[str, list[float
     return s.op, [float(len(per) * oh), float(out.size), float(per.sum() * oh * ow)]
 
 
+def split_calls(program: Program, calls: int) -> Program:
+    """A copy of ``program`` whose sparse steps run in about ``calls`` kernel calls (tiles of the
+    straight run loop, no commits)."""
+    import copy
+
+    from transpiler.lir.ir import TilePlan
+
+    p = copy.deepcopy(program)
+    for s in p.steps:
+        if s.op not in ("conv_sparse", "fc_sparse"):
+            continue
+        out = p.buffers[s.outputs[0]]
+        if s.op == "fc_sparse":
+            s.tile = TilePlan([max(1, -(-out.size // calls))])
+            continue
+        cout, oh, ow = out.shape
+        per = max(1, -(-cout * oh // calls))
+        s.tile = TilePlan([per // oh, oh, ow] if per >= oh else [1, per, ow])
+    return p
+
+
 def part_sparse(work: Path) -> None:
     print("\n== 4. sparse steps with their input in HIFRAM (portable fallbacks) vs in lower FRAM")
     rows: dict[str, list[tuple[str, list[float], int, int]]] = {"conv_sparse": [], "fc_sparse": []}
+    per_call: dict[str, list[float]] = {"conv_sparse": [], "fc_sparse": []}
+    calls = 8
     cases: list[tuple[str, OnnxModel, Dataset]] = []
     for name, fraction in (("lenet5_mnist", 0.5), ("lenet5_mnist", 0.8), ("lenet5_mnist", 0.95),
                            ("cnn_digits", 0.5), ("cnn_digits", 0.8), ("tiny_residual", 0.7)):
@@ -156,18 +180,28 @@ def part_sparse(work: Path) -> None:
         tag = label.replace("@", "_").replace(".", "")
         low = step_counts(program, ds, work / f"sp_{tag}_fram", "fram", large=True)
         high = step_counts(program, ds, work / f"sp_{tag}_hifram", "hifram")
+        split = split_calls(program, calls)
+        high_split = step_counts(split, ds, work / f"sp_{tag}_hifram_split", "hifram")
         for i, s in enumerate(program.steps):
             if s.op in rows:
                 op, feats = _sparse_features(program, i)
                 rows[op].append((f"{label} {s.name}", feats, high[i], low[i]))
+                units = cost.step_work(split, split.steps[i]).units
+                n = -(-units // cost.tile_unit_count(split, split.steps[i]))
+                if n > 1:
+                    per_call[op].append((high_split[i] - high[i]) / (n - 1))
     for op, data in rows.items():
         a = np.array([f for _, f, _, _ in data])
         y = np.array([float(h) for _, _, h, _ in data])
         wts = 1.0 / y                            # relative errors
         coef, _ = nnls(a * wts[:, None], y * wts)
         fit = dict(zip(["base", "store", "mac"] if op == "conv_sparse" else ["store", "mac"], coef))
+        call = float(np.median(per_call[op])) if per_call[op] else 0.0
+        now = cost.SPARSE_FAR[op]
         print(f'  {op}: "{op}": OpCost(base={fit.get("base", 0.0):.1f}, mac={fit["mac"]:.1f}, '
-              f'store={fit["store"]:.1f})   (now: {cost.SPARSE_FAR[op]})')
+              f'store={fit["store"]:.1f}, call={call:.0f})   (now: base={now.base}, mac={now.mac}, '
+              f'store={now.store}, call={now.call}; per further call measured '
+              f'{min(per_call[op], default=0):.0f}..{max(per_call[op], default=0):.0f})')
         for (what, feats, high_c, low_c), pred in zip(data, a @ coef):
             print(f"    {what:40s} HIFRAM {high_c:10,d} (x{high_c / low_c:.2f} lower FRAM)  "
                   f"fit {pred:10,.0f} {100 * (pred - high_c) / high_c:+6.1f} %")

@@ -38,7 +38,7 @@ from typing import Any
 from transpiler.errors import BudgetError, Location
 from transpiler.intermittent import (INPUT_CHUNK, META_KEY, IntermittentPlan, commit_pieces, input_chunks,
                                      output_size, simulate_power_cycles)
-from transpiler.lir.cost import (BOOT_CYCLES, COMMIT_CYCLES, COPY_CYCLES_PER_ELEMENT, COSTS, RUN_CYCLES,
+from transpiler.lir.cost import (BOOT_CYCLES, COMMIT_CYCLES, COPY_CYCLES_PER_ELEMENT, RUN_CYCLES, op_cost,
                                  STEP_CYCLES, step_work, worst_call_cycles)
 from transpiler.lir.ir import Program, Step, TilePlan
 from transpiler.lir.ops import ON_DEMAND_OPS
@@ -97,7 +97,7 @@ def _largest_group(program: Program, step: Step, units: int, per_unit: float, ro
     not even one unit fits. A conv group of whole channels starts at a channel; a shorter one may
     start inside one and pay the worst call (cost.worst_call_cycles).
     """
-    call, worst = COSTS[step.op].call, worst_call_cycles(program, step)
+    call, worst = op_cost(program, step).call, worst_call_cycles(program, step)
     one_call = int((room - worst) // per_unit) if room > worst else 0
     group = min(one_call, units)
     if step.op in ("conv", "conv_sparse"):
@@ -193,7 +193,7 @@ class Tile(Pass):
             per_commit = max(1, group // tile_units)
             group = tile_units * per_commit
             whole = _whole_channels(program, step, tile_units)
-            call = COSTS[step.op].call if whole else worst_call_cycles(program, step)
+            call = op_cost(program, step).call if whole else worst_call_cycles(program, step)
             plan = TilePlan(_tile_dims(program, step, tile_units), per_commit)
             if step.tile != plan:
                 step.tile = plan

@@ -102,12 +102,13 @@ COSTS: dict[str, OpCost] = {
 # when lower FRAM cannot hold them, inputs of sparse steps last) run runtime_c/fx_sparse.c's portable
 # fallbacks: its fast paths walk the input with 16-bit adds (FX_SPARSE_NEAR). Fitted with
 # bench/hifram.py (part 4: pruned samples with every activation in HIFRAM, per step; conv_sparse
-# within -12..+13 %, fc_sparse within -4..+6 %): conv_sparse per output row of a channel (base),
+# within -11..+13 %, fc_sparse within -4..+6 %): conv_sparse per output row of a channel (base),
 # per output (store) and per stored tap of an output (mac), 1.0-6.2x the fast path's cycles;
-# fc_sparse per output and per stored weight, 1.4-1.8x.
+# fc_sparse per output and per stored weight, 1.4-1.8x; each further kernel call (call: the
+# chunked conv decodes its taps again, per channel and segment) from the same steps split in calls.
 SPARSE_FAR: dict[str, OpCost] = {
-    "conv_sparse": OpCost(base=788.2, mac=19.8, store=261.1),
-    "fc_sparse": OpCost(base=0.0, mac=14.0, store=169.8),
+    "conv_sparse": OpCost(base=870.8, mac=19.8, store=258.3, call=1549),
+    "fc_sparse": OpCost(base=0.0, mac=14.0, store=169.8, call=160),
 }
 # gNet, fitted with bench/calibrate_cost.py (its part 5: gNet packages of the samples on the simulator):
 # gnet_feature (fx_requant_copy of a slice into F, per chunk / requantised element / element) and an
@@ -187,7 +188,7 @@ def step_work(program: Program, step: Step) -> StepWork:
         macs = ow * max(_per_output_nnz(program, step), default=0)
     else:
         raise KeyError(f"no cost model for LIR op {op!r} (step {step.name})")
-    cost = sparse_cost(program, step) if op in SPARSE_FAR else COSTS[op]
+    cost = op_cost(program, step)
     cycles = cost.base + cost.mac * macs + cost.store * stores
     if cost.index and stores:
         cycles += cost.index * (macs // stores)   # a one-row call decodes its channel's taps
@@ -199,6 +200,11 @@ def sparse_cost(program: Program, step: Step) -> OpCost:
     kernels' portable fallbacks), else :data:`COSTS`."""
     x = program.storage_of(step.inputs[0]) if step.inputs else None
     return SPARSE_FAR[step.op] if x is not None and x.space == "hifram" else COSTS[step.op]
+
+
+def op_cost(program: Program, step: Step) -> OpCost:
+    """The constants of ``step``: :func:`sparse_cost` for the sparse ops, else ``COSTS[op]``."""
+    return sparse_cost(program, step) if step.op in SPARSE_FAR else COSTS[step.op]
 
 
 def _per_output_nnz(program: Program, step: Step) -> list[int]:
@@ -346,7 +352,7 @@ def conv_border_columns(program: Program, step: Step) -> int:
 def call_cycles(program: Program, step: Step, u0: int) -> float:
     """Cycles of one kernel call of ``step`` that starts at unit ``u0``: ``call``, and for a conv
     call that starts inside an output channel ``call_border`` per border column."""
-    c = COSTS[step.op]
+    c = op_cost(program, step)
     if step.op == "conv" and c.call_border and u0 % program.buffers[step.outputs[0]].shape[-2]:
         return c.call + c.call_border * conv_border_columns(program, step)
     return c.call
@@ -354,7 +360,7 @@ def call_cycles(program: Program, step: Step, u0: int) -> float:
 
 def worst_call_cycles(program: Program, step: Step) -> float:
     """The most cycles one kernel call of ``step`` costs wherever it starts (:func:`call_cycles`)."""
-    c = COSTS[step.op]
+    c = op_cost(program, step)
     if step.op != "conv" or program.buffers[step.outputs[0]].shape[-2] == 1:   # (one row: calls start at channels)
         return c.call
     return c.call + c.call_border * conv_border_columns(program, step)

@@ -4,6 +4,8 @@ generated code address them with 20-bit pointers, bit for bit as the host does.
 - A CIFAR-shaped CNN whose first feature map is 64 KiB (3x32x32 input, conv 3->32: 32768 int16,
   more than a 16-bit byte offset reaches) compiles for the FR5994 with it in HIFRAM; the
   simulator's outputs equal the host build's, and the planner's memory figures the ELF's.
+- A channel-last 64x64x8 input transposed by the generated loop (no kernel): both 64 KiB buffers in
+  HIFRAM.
 - The samples planned with every activation in HIFRAM (``persistent`` and no lower FRAM left for
   activations): every dense kernel and every piece of generated code (input and output copies,
   concat, add, argmax) reads and writes above 64 KiB.
@@ -60,6 +62,32 @@ def test_cifar_like_with_a_64k_feature_map_in_hifram_sim_equals_host(tmp_path: P
     quantised = hostrun.quantize(man, {"x": x[:2]})
     check_sim_equals_host(out, man, make_inputs(man, quantised, 3, seed=4), msp430_tc)
     check_memory_agrees(out, man, msp430_tc)
+
+
+def test_transpose_of_a_64k_channel_last_input_in_hifram_sim_equals_host(tmp_path: Path,
+                                                                         msp430_tc: Msp430Toolchain) -> None:  # noqa: F811
+    """A channel-last 64x64x8 input (32768 int16: element indices past 16-bit byte offsets) made
+    channel-first by the generated transpose loop, both 64 KiB buffers in HIFRAM."""
+    import onnx.helper as oh
+
+    rng = np.random.default_rng(11)
+    w = onnx.numpy_helper.from_array((rng.standard_normal((10, 8)) * 0.3).astype(np.float32), "W")
+    b = onnx.numpy_helper.from_array(np.zeros(10, dtype=np.float32), "B")
+    nodes = [oh.make_node("Transpose", ["x"], ["t"], perm=[0, 3, 1, 2]),
+             oh.make_node("MaxPool", ["t"], ["p"], kernel_shape=[4, 4], strides=[4, 4]),
+             oh.make_node("GlobalAveragePool", ["p"], ["g"]),
+             oh.make_node("Flatten", ["g"], ["f"]),
+             oh.make_node("Gemm", ["f", "W", "B"], ["y"], transB=1)]
+    graph = oh.make_graph(nodes, "nhwc", [oh.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 64, 64, 8])],
+                          [oh.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 10])], [w, b])
+    proto = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 13)], ir_version=8)
+    x = rng.standard_normal((4, 64, 64, 8)).astype(np.float32)
+    out = tmp_path / "nhwc"
+    man = compile_package(OnnxModel.from_proto(proto), Dataset.from_arrays({"x": x}), out)
+    assert "transpose" in man["ops"]
+    big = {b["space"] for b in man["buffers"] if b["kind"] == "activation" and b["bytes"] == 65536}
+    assert big == {"hifram"}, man["buffers"]
+    check_sim_equals_host(out, man, make_inputs(man, hostrun.quantize(man, {"x": x[:1]}), 2, seed=5), msp430_tc)
 
 
 def all_in_hifram(program: Program, out: Path) -> dict[str, object]:

@@ -129,6 +129,17 @@ class _Chain:
         self.cur = out
         return self
 
+    def unary(self, op: str, gate: bool = False) -> _Chain:
+        """An element-wise activation (a lut step); ``gate``: ``x * op(x)`` (SiLU with Sigmoid)."""
+        out = self._name("u")
+        self.nodes.append(helper.make_node(op, [self.cur], [out]))
+        if gate:
+            prod = self._name("g")
+            self.nodes.append(helper.make_node("Mul", [self.cur, out], [prod]))
+            out = prod
+        self.cur = out
+        return self
+
     def pool(self, kind: str, k: int, stride: int, pad: int = 0) -> _Chain:
         spatial = len(self.shape) - 2
         out = self._name("p")
@@ -215,6 +226,14 @@ def calibration_models() -> list[tuple[str, onnx.ModelProto]]:
     c = _Chain([1, 300], 5)
     c.gemm(64).gemm(100).gemm(48).gemm(7, relu=False)
     models.append(("calib_fc", c.model("calib_fc")))
+    c = _Chain([1, 4, 12, 12], 7)    # lut steps: plain, mirrored and gated tables of 576 .. 10 elements
+    c.conv(4, 3, pad=1, relu=False).unary("Tanh").conv(6, 3, stride=2, relu=False).unary("Sigmoid", gate=True)
+    c.flatten().gemm(40, relu=False).unary("Sigmoid").gemm(10, relu=False).unary("Elu").gemm(3, relu=False)
+    models.append(("calib_lut", c.model("calib_lut")))
+    c = _Chain([1, 200], 8)
+    c.gemm(300, relu=False).unary("Sigmoid", gate=True).gemm(96, relu=False).unary("HardSigmoid", gate=True)
+    c.gemm(64, relu=False).unary("Tanh").gemm(33, relu=False).unary("Sigmoid", gate=True).gemm(4, relu=False)
+    models.append(("calib_lut_fc", c.model("calib_lut_fc")))
     return models
 
 

@@ -94,7 +94,8 @@ class StepSample:
     outputs], then conv [general-path kernel rows (ConvRow.slow_rows), output channels, border column
     runs (channels x border columns)] and pools
     [output rows (channels x OH)], concat
-    [units, requantised elements, elements], the other ops [units, MACs, outputs] (whole step).
+    [units, requantised elements, elements], lut [units, gated elements, elements], the other ops
+    [units, MACs, outputs] (whole step).
     """
 
     model: str
@@ -127,6 +128,9 @@ def step_features(p: Program, s: Any) -> list[float]:
                 float(c * win.slow_outputs), float(c * p.buffers[s.outputs[0]].shape[-2])]
     if s.op == "concat":       # MACs: requantised elements (cost._concat_requantised)
         return [float(w.units), float(cost._concat_requantised(p, s)), float(p.buffers[s.outputs[0]].size)]
+    if s.op == "lut":           # MACs: the gated elements (cost.step_cycles), exact for short last chunks
+        n = p.buffers[s.outputs[0]].size
+        return [float(w.units), float(n if s.attrs.get("gate") else 0), float(n)]
     if s.op == "gnet_feature":  # MACs: the slice's elements when requantised (cost.step_cycles)
         n = p.buffers[s.inputs[0]].size
         return [float(w.units), float(n if s.attrs.get("shift", 0) else 0), float(n)]

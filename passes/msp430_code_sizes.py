@@ -7,7 +7,7 @@ msp430-elf-gcc (freeml-tx msp430 toolchain, Debian gcc-12-source 12.2.0-14+deb12
 its section. plan-memory adds up what is reachable from the entry points a program's steps call.
 """
 
-SOURCES_SHA256 = '4fdaa53dc0e08be81583ee06e4b93901da9dc79f706db2a11b1100ee8c5aed8e'
+SOURCES_SHA256 = 'd96447a873e618e2bc29ce44442a20e5e4b770852751c503734f44e5c1b0a2f1'
 
 GRAPHS: dict[str, dict[str, dict[str, object]]] = {
  "large": {
@@ -118,10 +118,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_eltwise.c:.text.fx_lut": [
     "fx_requant.c:.text.fx_requant_fn",
     "libgcc.a(slli.o):.text.__mspabi_slli",
-    "libgcc.a(slli.o):.text.__mspabi_slll",
-    "libgcc.a(srli.o):.text.__mspabi_srli",
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhisi2",
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2"
+    "libgcc.a(slli.o):.text.__mspabi_slll"
    ],
    "fx_eltwise.c:.text.fx_requant_copy": [
     "fx_requant.c:.text.fx_requant"
@@ -436,7 +433,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_eltwise.c:.text.fx_lut": [
-    470,
+    508,
     "code"
    ],
    "fx_eltwise.c:.text.fx_requant_copy": [
@@ -787,10 +784,6 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     12,
     "code"
    ],
-   "libgcc.a(srli.o):.text.__mspabi_srli": [
-    12,
-    "code"
-   ],
    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2": [
     22,
     "code"
@@ -918,10 +911,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_eltwise.c:.text.fx_lut": [
     "fx_requant.c:.text.fx_requant_fn",
     "libgcc.a(slli.o):.text.__mspabi_slli",
-    "libgcc.a(slli.o):.text.__mspabi_slll",
-    "libgcc.a(srli.o):.text.__mspabi_srli",
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhisi2",
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2"
+    "libgcc.a(slli.o):.text.__mspabi_slll"
    ],
    "fx_eltwise.c:.text.fx_requant_copy": [
     "fx_requant.c:.text.fx_requant"
@@ -1236,7 +1226,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_eltwise.c:.text.fx_lut": [
-    426,
+    488,
     "code"
    ],
    "fx_eltwise.c:.text.fx_requant_copy": [
@@ -1584,10 +1574,6 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "libgcc.a(slli.o):.text.__mspabi_slll": [
-    12,
-    "code"
-   ],
-   "libgcc.a(srli.o):.text.__mspabi_srli": [
     12,
     "code"
    ],

@@ -29,34 +29,59 @@ void fx_act(const fx_act_t *a, const int16_t *x, int16_t *y, uint32_t i0, uint32
 void fx_lut(const fx_lut_t *p, const int16_t *x, int16_t *y, uint32_t i0, uint32_t i1)
 {
     const int16_t *const t = p->table;
-    const uint8_t k = p->step;
-    const uint16_t mask = (uint16_t)((1u << k) - 1u);
-    const uint32_t end = (uint32_t)p->n << k;          /* a >= end: past the last segment */
-    fx_requant_fn_t *const frac = fx_requant_fn((int8_t)k);
+    /* a * 2^(16 - step) = (i, r * 2^(16 - step)): the segment in the high half, the position in
+     * the low one (one multiply instead of two variable shifts); with f = r * 2^(15 - step),
+     * t[i] + requant(d * r, step) = t[i] + floor((2 * d * f + 2^15) / 2^16), the high half of
+     * two multiply-accumulates */
+    const uint16_t scale = (uint16_t)(1u << (16u - p->step));
+    const uint32_t end = (uint32_t)p->n << p->step;                 /* a >= end: past the last segment */
+    const uint16_t last = end > 0xFFFFu ? 0xFFFFu : (uint16_t)(end - 1u);  /* a > last: likewise */
     fx_requant_fn_t *const out = fx_requant_fn(p->shift);
+    const uint8_t mirror = p->mirror, gate = p->gate;
     uint32_t i;
     for (i = i0; i < i1; ++i) {
         const int16_t xi = x[i];
-        /* |x| <= 32768 and x - base in [-65535, 65535]: a fits 17 bits */
-        const int32_t a = p->mirror ? (xi < 0 ? -(int32_t)xi : (int32_t)xi) : (int32_t)xi - p->base;
         int16_t v;
-        if (a < 0) {
+        /* a = |x| (at most 32768) or x - base (below 0 when x < base, else at most 65535), in
+         * 16-bit arithmetic */
+        const uint16_t a = mirror ? (xi < 0 ? (uint16_t)(0u - (uint16_t)xi) : (uint16_t)xi)
+                                  : (uint16_t)((uint16_t)xi - (uint16_t)p->base);
+        if (!mirror && xi < p->base) {
             v = t[0];
-        } else if ((uint32_t)a >= end) {
+        } else if (a > last) {
             v = t[p->n];
         } else {
-            /* 0 <= a < 2^16 and a < end here; the difference of neighbours fits int16 and r < 2^15, so the
-             * product fits 31 bits and the interpolated value lies between t[i] and t[i+1] */
-            const uint16_t u = (uint16_t)a;
-            const int16_t *const ti = t + (u >> k);
-            const int16_t d = (int16_t)(ti[1] - ti[0]);
-            v = (int16_t)(ti[0] + frac((int32_t)d * (int16_t)(u & mask)));
+            /* neighbours differ by at most 32767 and f < 2^15: 2 * d * f + 2^15 fits 32 bits and
+             * its high half lies between 0 and d, so v lies between t[i] and t[i+1] */
+            const int16_t *ti;
+            int16_t f;
+            uint16_t lo, hi;
+            FX_UMUL16(a, scale, lo, hi);
+            ti = t + hi;
+            f = (int16_t)(lo >> 1);
+            {
+                const int16_t d = (int16_t)(ti[1] - ti[0]);
+                FX_MAC_BEGIN(32768);
+                FX_MAC(d, f);
+                FX_MAC(d, f);
+                FX_MAC_END_HALVES(lo, hi);
+            }
+            v = (int16_t)(ti[0] + (int16_t)hi);
         }
-        if (p->mirror && xi < 0) {
+        if (mirror && xi < 0) {
             const int32_t m = p->center - v;
             v = (int16_t)(m > INT16_MAX ? INT16_MAX : (m < INT16_MIN ? INT16_MIN : m));
         }
-        FX_STORE(y[i], p->gate ? out((int32_t)xi * v) : v);
+        if (gate) {
+            int32_t acc;
+            {
+                FX_MAC_BEGIN(0);
+                FX_MAC(xi, v);
+                acc = FX_MAC_END();
+            }
+            v = out(acc);
+        }
+        FX_STORE(y[i], v);
     }
 }
 

@@ -5,6 +5,10 @@
  *   FX_MAC_END()           the accumulator as int32_t
  *   FX_MAC_PP(xp, wp);     acc += *xp * *wp, then ++xp, ++wp (xp, wp: `const int16_t *'
  *                          variables); on the MSP430 two auto-increment moves into MACS/OP2
+ *   FX_MAC_END_HALVES(lo, hi);  the accumulator's low and high 16 bits into two uint16_t (ends
+ *                          the accumulation like FX_MAC_END; no 32-bit shift on the MSP430)
+ *   FX_UMUL16(a, b, lo, hi);    the unsigned product a * b (uint16_t a, b) as two uint16_t
+ *                          halves; outside an accumulation (it uses the same multiplier)
  *
  * Only one accumulation may be open at a time (MPY32 has one result register). The portable
  * version below is used on the host and wherever FX_USE_MPY32 is not defined; the MSP430 platform
@@ -21,6 +25,13 @@
 #define FX_MAC_BEGIN(bias) uint32_t fx_mac_acc_ = (uint32_t)(int32_t)(bias)
 #define FX_MAC(a, b) (fx_mac_acc_ += (uint32_t)((int32_t)(a) * (int32_t)(b)))
 #define FX_MAC_END() ((int32_t)fx_mac_acc_)
+#define FX_MAC_END_HALVES(lo, hi) ((lo) = (uint16_t)fx_mac_acc_, (hi) = (uint16_t)(fx_mac_acc_ >> 16))
+#define FX_UMUL16(a, b, lo, hi)                                              \
+    do {                                                                     \
+        const uint32_t fx_umul_ = (uint32_t)(uint16_t)(a) * (uint16_t)(b);   \
+        (lo) = (uint16_t)fx_umul_;                                           \
+        (hi) = (uint16_t)(fx_umul_ >> 16);                                   \
+    } while (0)
 #endif
 
 #ifndef FX_MAC_PP

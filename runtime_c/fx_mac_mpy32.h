@@ -36,6 +36,7 @@ extern "C" {
 #endif
 
 extern volatile int16_t MACS, OP2;
+extern volatile uint16_t MPY;
 extern volatile uint16_t RESLO, RESHI;
 
 #ifdef __cplusplus
@@ -61,6 +62,19 @@ typedef union {
 #define FX_MAC(a, b) (MACS = (int16_t)(a), OP2 = (int16_t)(b))
 
 #define FX_MAC_END() fx_mac_mpy32_result_()
+
+/* RESLO before RESHI, as fx_mac_mpy32_result_. */
+#define FX_MAC_END_HALVES(lo, hi) ((lo) = RESLO, (hi) = RESHI)
+
+/* The unsigned 16x16 multiply (MPY, then OP2 starts it); OP2 takes b's 16 bits (the conversion
+ * to int16_t wraps in GCC). */
+#define FX_UMUL16(a, b, lo, hi)                                              \
+    do {                                                                     \
+        MPY = (uint16_t)(a);                                                 \
+        OP2 = (int16_t)(b);                                                  \
+        (lo) = RESLO;                                                        \
+        (hi) = RESHI;                                                        \
+    } while (0)
 
 /* FX_MAC_PP(xp, wp): acc += *xp * *wp, then ++xp, ++wp (xp, wp: `const int16_t *' variables).
  * Two instructions, `mov @xp+, &MACS' and `mov @wp+, &OP2' (4 + 4 cycles), which GCC does not

@@ -5,7 +5,9 @@
  *
  * Cases: a 64-element dot product from a zero and from a negative bias, a chain of no products
  * (gives the bias), one product, sums that wrap modulo 2^32 in both directions, two chains
- * back to back (the second must not see the first's result), and FX_MAC_PP dot products.
+ * back to back (the second must not see the first's result), FX_MAC_PP dot products, and the
+ * halves of FX_MAC_END_HALVES and FX_UMUL16 (fx_lut's multiplies: unsigned 16x16 products up to
+ * 65535 * 32768, a chain of two products read as two halves).
  */
 #include <stdint.h>
 
@@ -74,6 +76,23 @@ static int32_t __attribute__((noinline)) m_dot_pp(int32_t bias, const int16_t *a
     return FX_MAC_END();
 }
 
+static int32_t __attribute__((noinline)) m_umul(uint16_t a, uint16_t b)
+{
+    uint16_t lo, hi;
+    FX_UMUL16(a, b, lo, hi);
+    return (int32_t)(((uint32_t)hi << 16) | lo);
+}
+
+static int32_t __attribute__((noinline)) m_halves(int32_t bias, int16_t a, int16_t b)
+{
+    uint16_t lo, hi;
+    FX_MAC_BEGIN(bias);
+    FX_MAC(a, b);
+    FX_MAC(a, b);
+    FX_MAC_END_HALVES(lo, hi);
+    return (int32_t)(((uint32_t)hi << 16) | lo);
+}
+
 int main(void)
 {
     static const int16_t extremes[4] = {-32768, -32768, -32768, -32768};
@@ -100,5 +119,9 @@ int main(void)
     m_put("pp.dot63", m_dot_pp(3, ma + 1, mb, 63));
     m_put("pp.dot2", m_dot_pp(-3, ma + 7, mb + 2, 2));
     m_put("pp.empty", m_dot_pp(99, ma, mb, 0));
+    m_put("umul.max", m_umul(65535u, 32768u));
+    m_put("umul.mid", m_umul(40000u, 3u));
+    m_put("halves.neg", m_halves(32768, -32767, 32767));
+    m_put("halves.pos", m_halves(32768, 12345, 30000));
     return 0;
 }

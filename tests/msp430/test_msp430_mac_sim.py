@@ -33,7 +33,10 @@ def test_host_lines_are_right(host_lines: list[str]) -> None:
     assert values["wrap.minmin"] == "00000005"
     assert values["wrap.up"] == f"{(0x7FFFFFFF + 4 * 32767 * 32767) & 0xFFFFFFFF:08x}"
     assert values["pp.dot64"] == values["dot64.biasneg"] and values["pp.empty"] == "00000063"
-    assert len(host_lines) == 13
+    assert values["umul.max"] == f"{65535 * 32768:08x}" and values["umul.mid"] == f"{120000:08x}"
+    assert values["halves.neg"] == f"{(32768 - 2 * 32767 * 32767) & 0xFFFFFFFF:08x}"
+    assert values["halves.pos"] == f"{32768 + 2 * 12345 * 30000:08x}"
+    assert len(host_lines) == 17
 
 
 @pytest.mark.parametrize("flags", [["-DFX_USE_MPY32"], [], ["-DFX_USE_MPY32", "-mlarge"]],

@@ -171,7 +171,7 @@ def test_real_run_counts(mac_elf: Path, msp430_tc: Msp430Toolchain) -> None:  # 
     r = run_elf(mac_elf, toolchain=msp430_tc).check()
     assert r.exit_reason == "halt" and r.power_failures == 0 and r.power_fail_spec is None
     assert 0 < r.instructions < r.cycles == r.cycles_last_boot
-    assert len(r.stdout.splitlines()) == 13 and r.seconds > 0
+    assert len(r.stdout.splitlines()) == 17 and r.seconds > 0
 
 
 def test_real_power_fail_spec_pass_through(mac_elf: Path,
@@ -181,7 +181,7 @@ def test_real_power_fail_spec_pass_through(mac_elf: Path,
     r = run_elf(mac_elf, toolchain=msp430_tc, power_fail="at:1000,3000", verbose=True).check()
     assert r.power_failures == 2 and r.power_fail_spec == "at:1000,3000"
     assert r.cycles > clean.cycles and r.cycles_last_boot == clean.cycles
-    assert r.stdout.splitlines()[-13:] == clean.stdout.splitlines()
+    assert r.stdout.splitlines()[-17:] == clean.stdout.splitlines()
     assert r.stderr.count("power failure") >= 2
 
 

@@ -10,6 +10,7 @@ backends/c/printers.py (tests check they agree):
     maxpool   one output channel                        C
     avgpool   one output channel                        C
     add, act, lut, concat, transpose   a chunk of ELTWISE_CHUNK elements   ceil(n / 32)
+                       (lut: "MACs" are the elements a gate multiplies, ``mac`` cycles each)
     argmax    the whole step                            1
     gnet_feature  a chunk of ELTWISE_CHUNK elements of its slice   ceil(n / 32)
     gnet_exit     one output (on demand: the head)      N
@@ -80,13 +81,13 @@ class OpCost:
 
 # Fitted with bench/calibrate_cost.py on the patched msp430-elf-run (-O2, MPY32).
 COSTS: dict[str, OpCost] = {
-    "conv": OpCost(base=319.35, mac=7.93, slow_mac=13.57, store=69.05, border=181.82, slow_row=10.59, channel=597.55, column=315.26, call=482, call_border=579.6),
-    "fc": OpCost(base=171.48, mac=8.27, store=0.0, call=281),
+    "conv": OpCost(base=316.4, mac=7.93, slow_mac=13.39, store=69.35, border=183.4, slow_row=11.15, channel=595.32, column=313.93, call=510, call_border=595.2),
+    "fc": OpCost(base=186.49, mac=8.13, store=0.0, call=281),
     "maxpool": OpCost(base=311.86, mac=10.1, slow_mac=70.22, store=8.89, border=0.0, row=223.92, call=1409),
     "avgpool": OpCost(base=605.31, mac=14.01, slow_mac=327.03, store=78.17, border=0.0, row=0.0, call=1116),
     "add": OpCost(base=0.0, mac=0.0, store=182.11, call=316),
     "act": OpCost(base=0.0, mac=0.0, store=36.97, call=208),
-    "lut": OpCost(base=0.0, mac=0.0, store=120.0, call=300),
+    "lut": OpCost(base=313.17, mac=52.48, store=106.55, call=484),
     "concat": OpCost(base=287.76, mac=83.9, store=0.0, call=302),
     "argmax": OpCost(base=0.0, mac=22.0, store=0.0, call=0),
     # Measured with bench/sparse_speed.py (its fit of cycles per output over densities <= 0.1):
@@ -116,7 +117,7 @@ SPARSE_FAR: dict[str, OpCost] = {
 # (the policy's last question, the scores into the outputs, the return).
 COSTS["gnet_feature"] = OpCost(base=256.8, mac=72.58, store=3.18, call=302)
 COSTS["gnet_exit"] = COSTS["fc"]
-GNET_ANSWER_CYCLES = 259
+GNET_ANSWER_CYCLES = 248
 # transpose: the generated loop of backends/c/printers.py (no runtime kernel), not fitted by
 # calibrate_cost: per chunk the output's multi-index (two divisions by constants), per element a
 # load, a store and the index steps. Set a little above the simulator's counts (`freeml-tx report`
@@ -124,11 +125,11 @@ GNET_ANSWER_CYCLES = 259
 # predicted 1,132) so that tiles sized with it fit their power cycle.
 COSTS["transpose"] = OpCost(base=60.0, mac=0.0, store=19.0, call=100)
 COMMIT_CYCLES = 252      # fx_progress_commit: find the older record, checksum, five FRAM stores
-BOOT_CYCLES = 758        # reset to the first unit: crt0, .data/.bss setup, progress load, dispatch
+BOOT_CYCLES = 747        # reset to the first unit: crt0, .data/.bss setup, progress load, dispatch
 # The intermittent run loop (backends/c/intermittent.py, transpiler/intermittent.py):
-COPY_CYCLES_PER_ELEMENT = 10.2   # input copy into FRAM / output copy out, per int16 element
+COPY_CYCLES_PER_ELEMENT = 10.1   # input copy into FRAM / output copy out, per int16 element
 RUN_CYCLES = 0         # one fx_<m>_run call: progress load and the dispatch to the saved step
-STEP_CYCLES = 29         # entering a step in the loop (table entry, group size)
+STEP_CYCLES = 41         # entering a step in the loop (table entry, group size)
 
 
 @dataclass(frozen=True)
@@ -168,8 +169,11 @@ def step_work(program: Program, step: Step) -> StepWork:
         win = pool_windows(program, step)
         cycles = _conv_row_cycles(COSTS[op], win) + COSTS[op].row * oh
         return StepWork(c, win.fast_macs + win.slow_macs, oh * ow, cycles)
-    elif op in ("add", "act", "lut", "transpose"):
+    elif op in ("add", "act", "transpose"):
         units, macs, stores = -(-out.size // ELTWISE_CHUNK), 0, ELTWISE_CHUNK
+    elif op == "lut":               # "MACs": the elements of a chunk that a gate multiplies and requantises
+        units, stores = -(-out.size // ELTWISE_CHUNK), ELTWISE_CHUNK
+        macs = ELTWISE_CHUNK if step.attrs.get("gate") else 0
     elif op == "concat":            # "MACs": the elements of a chunk that are requantised (shift != 0)
         units, stores = -(-out.size // ELTWISE_CHUNK), ELTWISE_CHUNK
         macs = ELTWISE_CHUNK if _concat_requantised(program, step) else 0
@@ -399,6 +403,10 @@ def step_cycles(program: Program, step: Step) -> float:
         c = COSTS["concat"]
         n = program.buffers[step.outputs[0]].size
         return -(-n // ELTWISE_CHUNK) * c.base + c.store * n + c.mac * _concat_requantised(program, step)
+    if step.op == "lut":               # per chunk, per element, per gated element
+        c = COSTS["lut"]
+        n = program.buffers[step.outputs[0]].size
+        return -(-n // ELTWISE_CHUNK) * c.base + c.store * n + (c.mac * n if step.attrs.get("gate") else 0.0)
     if step.op == "gnet_feature":      # as concat: per chunk, per element, per requantised element
         c = COSTS["gnet_feature"]
         n = program.buffers[step.inputs[0]].size

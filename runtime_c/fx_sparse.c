@@ -762,6 +762,7 @@ typedef struct {
     uint16_t org;       /* window origin of the first output: index into xg, mod 2^16 */
     uint16_t cstep, rstep;
     uint16_t ncols, nrows;
+    uint16_t span;      /* ncols * cstep mod 2^16, when nrows > 1 (the callers know it) */
     int16_t *yp;        /* the first output */
     uint16_t ycol, yrow;
 } fx_sparse_block_t;
@@ -1261,8 +1262,7 @@ static void fx_sparse_lines(fx_sparse_table_t *t, const fx_sparse_block_t *b)
     t->ncols = b->ncols;
     t->nrows = b->nrows;
     if (b->nrows > 1u) {    /* lines of a block of rows: ycol = 1 */
-        const uint16_t span = b->cstep == 1u ? b->ncols : (uint16_t)(b->ncols * b->cstep);
-        t->radj = (uint16_t)(2u * (uint16_t)(b->rstep - span));
+        t->radj = (uint16_t)(2u * (uint16_t)(b->rstep - b->span));
         t->yadj = (uint16_t)(2u * (uint16_t)(b->yrow - b->ncols));
     }
 }
@@ -1448,6 +1448,7 @@ static void fx_sparse_channel(const fx_conv_sparse_t *p, const fx_sparse_call_t 
                 b.cstep = p->sw;
                 b.ncols = ncols;
                 b.nrows = nrows;
+                b.span = ncols == 1u ? p->sw : k->in_ix;
                 b.ycol = 1;
             }
             need.half[0] = rbit;
@@ -1487,6 +1488,7 @@ FX_NOINLINE static uint16_t fx_sparse_inside(const fx_conv_sparse_t *p, const fx
     b.rstep = c->rstep;
     b.ncols = p->ow;
     b.nrows = (uint16_t)(c->oy1 - c->oy0);
+    b.span = (uint16_t)(p->ow * p->sw);
     b.ycol = 1;
     b.yrow = p->ow;
 #if FX_SPARSE_ASM

@@ -19,22 +19,31 @@
  * fx_conv_sparse: per output channel the pairs (offset, value), offset = ci' * Hv * Wv + ky * dh
  * * Wv + kx * dw the tap's input offset from its window's origin (docs/lir.md; Hv x Wv is the
  * input grown to the dilated kernel, ih x iw unless the kernel is larger). A channel with at most
- * FX_SPARSE_RUN_TAPS taps takes the fast path. When every window of the call lies inside the
- * input, its table of (byte step, value) pairs is the offsets' differences (2 (d_i - d_i-1)) and
- * the values; otherwise the offsets are decoded once per call (without division: they increase)
- * into a list of (d, ky, kx, value), d the tap's offset in the input, and the outputs are cut into
- * blocks whose windows see the same taps (interior rows x interior columns, each border row, each
- * border column down the rows), a table per block. fx_sparse_run computes a block without bounds
- * checks: on the MSP430 an assembly loop, per output tap 0 through MPYS and a jump into an
- * unrolled chain of `add @p+, xr; mov @xr, &MACS; mov @p+, &OP2' (10 cycles per tap; the pointer
- * runs on from one output's last tap to the next output's first), then the bias added in
- * registers and a requantisation on 16-bit halves specialised for ReLU and none (with ReLU
- * 25 + 2 (16 - shift) cycles per output besides the taps; bench/sparse_speed.py). A channel with
- * more taps, or an x above 64 KiB in the large model, takes the chunked path: taps decoded
- * FX_SPARSE_CONV_TAPS at a time, segments of FX_SPARSE_CONV_SEG outputs with 32-bit partial sums,
- * interior windows without checks and border taps checked against their valid ranges. Stack:
- * about 450 bytes (the fast path's list and table; the chunked path (3 * FX_SPARSE_CONV_TAPS + 1)
- * * 2 + 4 * FX_SPARSE_CONV_SEG).
+ * FX_SPARSE_RUN_TAPS taps takes the fast path:
+ *   - a call whose windows all lie inside the input (fx_sparse_inside): one block per channel,
+ *     its table of (byte step, value) pairs straight from the offsets' differences (2 (d_i -
+ *     d_i-1)), two taps per assembly loop, 14 cycles per tap;
+ *   - a call with borders (fx_sparse_borders): its rows and columns are cut once per call into
+ *     classes whose windows see the same kernel rows / columns (the interior rows, each border
+ *     row; the interior columns, each border column), at most FX_SPARSE_CLASSES each; a channel's
+ *     taps are decoded once (an assembly walk without division, whole channels skipped: 31 cycles
+ *     per tap) into a list of (classes that do not see it, d, value), and each block (row class x
+ *     column class) gets its table by one bit test per tap (21 cycles per tap taken, 8 left); a
+ *     border column runs as one line down the rows of its class, a one-output block (a corner)
+ *     is computed straight from the list.
+ * fx_sparse_run computes a block without bounds checks: on the MSP430 an assembly loop that reads
+ * its set-up from the table, per output tap 0 through MPYS and a jump into an unrolled chain of
+ * `add @p+, xr; mov @xr, &MACS; mov @p+, &OP2' (10 cycles per tap; the pointer runs on from one
+ * output's last tap to the next output's first), then the bias added in registers and a
+ * requantisation on 16-bit halves specialised for ReLU and none (with ReLU 25 + 2 (16 - shift)
+ * cycles per output besides the taps, about 10 more with none; bench/sparse_speed.py: 70-71 % of
+ * the ideal speed-up at 10 % density). A channel with more taps, an x above 64 KiB in the large
+ * model, or a call with more classes or a kernel row longer than FX_SPARSE_KMAX takes the chunked
+ * path: taps decoded FX_SPARSE_CONV_TAPS at a time, segments of FX_SPARSE_CONV_SEG outputs with
+ * 32-bit partial sums, interior windows without checks and border taps checked against their
+ * valid ranges. Stack (small model): fx_conv_sparse 66 bytes + fx_sparse_borders about 590 (the
+ * list, classes and table) or fx_sparse_inside about 220 or fx_sparse_chunked about 430 ((3 *
+ * FX_SPARSE_CONV_TAPS + 1) * 2 + 4 * FX_SPARSE_CONV_SEG and the walk).
  *
  * Offsets and d are uint16: the offsets' layout of one group must have at most 65535 elements
  * (cin / group * Hv * Wv <= 65535; d is computed modulo 2^16 and every valid tap's input index
@@ -675,13 +684,14 @@ static void fx_sparse_piece(const fx_conv_sparse_t *p, const int16_t *xg, uint16
 
 /* ---- conv: channels with at most FX_SPARSE_RUN_TAPS taps -----------------------------------
  *
- * The taps of the channel are decoded once into a list (input offset d from the window origin,
- * kernel row and column, value). The outputs of the call are then cut into blocks whose windows
- * see the same taps: the rows with the same valid kernel rows [ky0, ky1) (the full rows, and each
- * top or bottom border row) times the columns with the same valid kernel columns (the interior
- * run, and each left or right border column). A block's valid taps go into one table, and
- * fx_sparse_run computes the block: ncols x nrows outputs whose window origins step by cstep
- * elements along a row and rstep from row to row, all from that table, with no bounds checks. */
+ * The outputs of a call are cut into blocks whose windows see the same taps: the rows with the
+ * same valid kernel rows [ky0, ky1) (the interior rows, and each top or bottom border row: a row
+ * class) times the columns with the same valid kernel columns (the interior run, and each left or
+ * right border column: a column class). A block's valid taps go into one table, and fx_sparse_run
+ * computes the block: ncols x nrows outputs whose window origins step by cstep elements along a
+ * line and rstep from line to line, all from that table, with no bounds checks. A call inside the
+ * input is one block per channel; otherwise each channel's taps are decoded once into a list that
+ * marks the classes seeing each tap (fx_sparse_list), and the blocks' tables filter it. */
 
 #ifndef FX_SPARSE_RUN_TAPS
 #define FX_SPARSE_RUN_TAPS 32

@@ -93,11 +93,16 @@ COSTS: dict[str, OpCost] = {
     # Measured with bench/sparse_speed.py (its fit of cycles per output over densities <= 0.1):
     # fc_sparse 10.0-10.6 cycles per stored weight (dense fx_fc: 8.6 per weight) and ~57-66 per
     # output (rows of at most 64 stored weights jump into one chain, longer ones loop by eights);
-    # conv_sparse 10.4 per stored tap per output (fx_sparse_run's chain), ~45 per output
-    # (bias, requantisation, store), ~150 per row of a channel (its blocks) and ~150 per stored
-    # tap and kernel call (decoding the channel's taps, a table per block; more with borders).
+    # conv_sparse (small model, shift 14): 10.0-10.3 per stored tap per output (fx_sparse_run's
+    # chain), ~31 per output with ReLU and ~41 with act none (bias, requantisation, store; the fit
+    # of bench/sparse_speed.py: 36 + 10.3 x taps per output for LeNet's conv2, 41 + 10.0 x taps
+    # for a 3x3 pad 1 conv), ~150 per row of a channel (its blocks' set-up, line ends) and ~150 per
+    # stored tap and kernel call (a call inside the input: its table, 14; with borders: decoding
+    # the taps, 31, and a table per block, 21). Whole steps of five layers x ReLU/none x 2-20 %
+    # (a 5x5 pad 2 conv's 25 blocks per channel: up to 1.6x more) measure 0.44-1.6x this, median
+    # 0.95.
     "fc_sparse": OpCost(base=36.0, mac=10.2, store=27.0),
-    "conv_sparse": OpCost(base=150.0, mac=10.4, store=45.0, index=150.0),
+    "conv_sparse": OpCost(base=150.0, mac=10.3, store=42.0, index=150.0),
 }
 # Sparse steps whose input lies in HIFRAM (above 64 KiB; plan-memory puts activations there only
 # when lower FRAM cannot hold them, inputs of sparse steps last) run runtime_c/fx_sparse.c's portable

@@ -140,3 +140,48 @@ def test_random_models_sim_equals_host(tmp_path_factory: pytest.TempPathFactory,
     x = make_inputs(man, quantised, 3, seed=int(digest[:6], 16))
     check_sim_equals_host(out, man, x, tc)
     check_memory_agrees(out, man, tc, strict=False)
+
+
+def _transposed_model(perm: list[int], shape: list[int]) -> onnx.ModelProto:
+    """x (channel-last) -> Transpose(perm) -> Conv 3x3 -> Relu -> (rank 4: swap H and W) -> Flatten -> Gemm."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(len(shape) + sum(perm))
+    first = [shape[p] for p in perm]
+    cin, spatial = first[1], first[2:]
+    kernel = [3] * len(spatial)
+    w = rng.standard_normal((4, cin, *kernel)).astype(np.float32) * 0.3
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=perm),
+             helper.make_node("Conv", ["t", "w", "b"], ["c"], pads=[1] * 2 * len(spatial)),
+             helper.make_node("Relu", ["c"], ["r"])]
+    last = "r"
+    if len(shape) == 4:
+        nodes.append(helper.make_node("Transpose", ["r"], ["s"], perm=[0, 1, 3, 2]))
+        last = "s"
+    features = 4 * int(np.prod(spatial))
+    nodes += [helper.make_node("Flatten", [last], ["f"], axis=1),
+              helper.make_node("Gemm", ["f", "fw", "fb"], ["y"], transB=1)]
+    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.zeros(4, np.float32) + 0.1, "b"),
+             numpy_helper.from_array(rng.standard_normal((3, features)).astype(np.float32) * 0.1, "fw"),
+             numpy_helper.from_array(np.zeros(3, np.float32), "fb")]
+    graph = helper.make_graph(nodes, "transposed", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+@pytest.mark.parametrize("perm, shape", [([0, 3, 1, 2], [1, 6, 5, 3]), ([0, 2, 1], [1, 20, 3])])
+def test_transpose_steps_sim_equals_host(perm: list[int], shape: list[int], tmp_path: Path,
+                                         msp430_tc: Msp430Toolchain) -> None:  # noqa: F811
+    """The generated transpose loop (no runtime kernel) on the simulator: host == sim bit for bit,
+    the planner's code estimate (GENERATED_CODE op_extra) within 5 % of the ELF."""
+    proto = _transposed_model(perm, shape)
+    x = np.random.default_rng(1).standard_normal((8, *shape[1:])).astype(np.float32)
+    out = tmp_path / "t"
+    man = compile_package(OnnxModel.from_proto(proto), Dataset.from_arrays({"x": x}), out)
+    assert "transpose" in man["ops"]
+    xq = make_inputs(man, hostrun.quantize(man, {"x": x[:3]}), 3, seed=5)
+    check_sim_equals_host(out, man, xq, msp430_tc)
+    check_memory_agrees(out, man, msp430_tc, strict=False)

@@ -622,7 +622,7 @@ class _Lowerer:
                           "entries": int(fit.table.size), "table": table, "q_in": f_in, "q_out": fit.q_out,
                           "max_error": fit.error, "max_error_lsb": round(fit.error_lsb, 3),
                           "tolerance_lsb": round(fit.tolerance_lsb, 3), "lipschitz": fit.lipschitz,
-                          "saturates": fit.saturates})
+                          "valid_inputs": [fit.valid_lo, fit.valid_hi]})
 
     def _same_q(self, node: gs.Node, op: str, attrs: dict[str, Any], shape3: bool) -> None:
         x = node.inputs[0]
@@ -850,7 +850,7 @@ class _Lowerer:
             if softmax:
                 meta["softmax"] = json.dumps(softmax, sort_keys=True, separators=(",", ":"))
         if self.luts:
-            meta[lower_lut.META_KEY] = json.dumps({r["step"]: [r["lipschitz"], r["max_error"], int(r["saturates"])]
+            meta[lower_lut.META_KEY] = json.dumps({r["step"]: [r["lipschitz"], r["max_error"], *r["valid_inputs"]]
                                                    for r in self.luts},
                                                   sort_keys=True, separators=(",", ":"))
         labels = self._tail().get("labels")

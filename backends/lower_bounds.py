@@ -12,10 +12,11 @@ buffer, where "float value" is what the float model computes from the same (unqu
 - activations are 1-Lipschitz (leaky with ``alpha < 1``); a clip adds the rounding of its bounds
   (``2^-(f+1)``); a leaky adds ``2^-16 * max|x|`` (slope rounding) plus its requant rounding.
 - ``lut``: ``L * e_x + e_t``, with ``L`` the function's largest slope and ``e_t`` the table's worst
-  error over every input code, both measured when the table was made (``meta["lut"]``,
-  backends/lower_lut.py); the noise estimate adds the table error as one uniform LSB-like term. An
-  extreme value of a function that stays within one LSB of the output range (sigmoid's 1.0 at
-  q = 15) is no saturation: the table error covers it.
+  error over the input codes ``[first, last]`` it holds on, all measured when the table was made
+  (``meta["lut"]``, backends/lower_lut.py); the noise estimate adds the table error as one uniform
+  LSB-like term. An input outside ``[first, last]`` is a saturation (the function leaves the
+  output range there); an extreme output value inside is the function's own (sigmoid's 1.0 at
+  q = 15), within the table error.
 - ``maxpool``: ``e_x``; ``avgpool``: ``e_x + 2^-(f+1)`` (divround); ``add``: ``e_a + e_b`` plus the
   requant rounding; ``concat``: the largest input bound plus its requant rounding.
 
@@ -76,7 +77,8 @@ def error_bounds(program: Program, trace: Mapping[str, np.ndarray], sigmas: floa
     out = ErrorBounds()
     e = out.buffers
     var: dict[str, float] = {}
-    luts = {k: (float(v[0]), float(v[1]), bool(v[2])) for k, v in json.loads(program.meta.get(LUT_META, "{}")).items()}
+    luts = {k: (float(v[0]), float(v[1]), int(v[2]), int(v[3]))
+            for k, v in json.loads(program.meta.get(LUT_META, "{}")).items()}
 
     def value(name: str) -> np.ndarray:
         buf = program.buffers[name]
@@ -164,11 +166,15 @@ def error_bounds(program: Program, trace: Mapping[str, np.ndarray], sigmas: floa
             var[y] = variance(x) + (lsb2 if step.attrs.get("act") in ("clip", "leaky") else 0.0)
         elif step.op == "lut":
             x = step.inputs[0]
-            slope, table_err, saturates = luts.get(step.name, (float("inf"), float("inf"), True))
+            slope, table_err, first, last = luts.get(step.name, (float("inf"), float("inf"), 0, -1))
             e[y] = slope * err(x) + table_err
             var[y] = slope ** 2 * variance(x) + table_err ** 2 / 3.0
-            if not saturates:       # an extreme value is the function's own (within the table error)
-                continue
+            codes = value(x)
+            # the table error holds on the inputs [first, last]; beyond, the output saturates (an
+            # extreme value inside is the function's own, within the table error)
+            if codes.size and (int(codes.min()) < first or int(codes.max()) > last):
+                out.saturated.append(y)
+            continue
         elif step.op == "concat":
             shifts = step.attrs["shifts"]
             assert isinstance(shifts, list)

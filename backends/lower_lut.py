@@ -3,7 +3,9 @@
 `lower` calls :func:`fit_lut` for every activation it cannot express with the fused ``act`` kinds
 (Sigmoid, Tanh, ...; see docs/lir.md, "lut"). The function ``g`` is known as a float64 numpy
 function of the real input. Where ``g`` leaves the output format's range (inputs beyond the
-calibrated ones) the output saturates, as every op's does; the error is measured on the others.
+calibrated ones) the output saturates, as every op's does; the error is measured on the others
+(the inputs around 0 up to the first such one, less the table segment next to it, which
+interpolates towards a clipped entry; `LutFit.valid_lo`/`valid_hi`).
 A plain table covers only the run of inputs around 0 where ``g`` is representable (its clamped
 ends are then the saturated values), so no entry inside it is clipped; a table that would need
 one is no candidate. The input format ``q_in`` is the one of the buffer the step reads, so
@@ -22,6 +24,8 @@ Candidates, cheapest first:
   normal CDF, HardSwish: HardSigmoid), ``y = requant(x * T(x))``: ``T`` saturates where ``g`` grows
   like ``x``, so a small table covers what a plain table of ``g`` could not; mirrored when ``T`` is.
 
+A table's grid starts at the first input it must cover, or ends at the last, or passes through 0
+(the kink of Elu-like functions, and a multiple of every spacing), whichever is most accurate.
 For each candidate the spacing ``2^k`` (k = 15, 14, ..., 1) shrinks until the error is within
 :func:`tolerance` (two output LSBs, plus what half an input LSB moves ``g``: the input itself is
 only known to that) with at most :data:`MAX_SEGMENTS` segments; the candidate with the fewest
@@ -50,13 +54,14 @@ from transpiler.lir import kernels
 
 Fn = Callable[[np.ndarray], np.ndarray]
 
-MAX_SEGMENTS = 256
-"""A table has at most 257 entries (514 bytes)."""
+MAX_SEGMENTS = 1024
+"""A table has at most 1025 entries (2 KiB; the tolerance is usually met with 20-260)."""
 REJECT_FACTOR = 4.0
 """`lower` rejects a function whose best table misses the tolerance by more than this factor."""
 META_KEY = LUT_META
-"""Program meta: JSON ``{step name: [largest slope, worst table error, saturates]}`` (real units;
-saturates 0/1) of every lut step, for the error bounds (backends/lower_bounds.py)."""
+"""Program meta: JSON ``{step name: [largest slope, worst table error, first, last]}`` (real units;
+first/last: the input codes the error holds on) of every lut step, for the error bounds
+(backends/lower_bounds.py)."""
 Q_MAX = 30
 CODES = np.arange(-32768, 32768, dtype=np.int64)
 
@@ -66,8 +71,8 @@ class LutFit:
     """The chosen table: the step attributes, the table (i16, q = ``table_q``), the output format,
     and the measured worst error over every input code (in output LSBs and real units) against
     the tolerance, ``g``'s largest slope between neighbouring codes (the error bound's factor), and
-    whether ``g`` leaves the output range by more than one LSB on some input (then the output
-    saturates there: the calibrated format's choice)."""
+    the input codes ``[valid_lo, valid_hi]`` the error holds on (all of them, unless ``g`` leaves
+    the output range: then the output saturates beyond, the calibrated format's choice)."""
 
     attrs: dict[str, int]
     table: np.ndarray
@@ -77,7 +82,8 @@ class LutFit:
     tolerance_lsb: float
     lipschitz: float
     mode: str
-    saturates: bool
+    valid_lo: int
+    valid_hi: int
     candidates: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -182,31 +188,66 @@ def _active(mode: _Mode, q_in: int, q_out: int) -> tuple[int, int]:
     return max(lo - 1, -32768), hi + 1
 
 
-def _try(mode: _Mode, k: int, lo: int, hi: int, q_in: int, q_out: int,
-         target_lsb: np.ndarray) -> tuple[float, dict[str, int], np.ndarray] | None:
-    """The best table of spacing 2^k over [lo, hi] (its grid starting at lo, or for a plain table
-    also ending at hi: a saturation boundary at either end is then a grid point): (worst error in
-    output LSBs, attributes, table); None when it needs more than MAX_SEGMENTS segments or an entry
-    inside [lo, hi] that int16 cannot hold."""
-    segments = max(1, -(-(hi - lo) // (1 << k)))
-    if segments > MAX_SEGMENTS:
+Tried = tuple[float, dict[str, int], np.ndarray, int, int]
+
+
+def _valid_run(table: np.ndarray, raw: np.ndarray, k: int, base: int, mirror: bool,
+               target_lsb: np.ndarray) -> tuple[int, int] | None:
+    """The input codes [lo, hi] around 0 where the table's value comes from entries int16 holds
+    and the function is representable (a segment next to a clipped entry interpolates towards
+    it: the output saturates there, short of the range's end); None when code 0 is not."""
+    clipped = np.abs(raw) > 32768      # (one LSB past the range is table error, as for the target)
+    a = np.abs(CODES) if mirror else CODES - base
+    n = table.size - 1
+    i = np.clip(a >> k, 0, n - 1)
+    bad = np.where(a < 0, clipped[0], np.where(a >= n << k, clipped[n], clipped[i] | clipped[i + 1]))
+    ok = ~bad & ~np.isnan(target_lsb)
+    zero = 32768
+    if not ok[zero]:
         return None
-    bases = [lo] if mode.mirror else sorted({lo, max(-32768, hi - segments * (1 << k))})
-    best: tuple[float, dict[str, int], np.ndarray] | None = None
-    for base in bases:
-        codes = base + np.arange(segments + 1, dtype=np.int64) * (1 << k)
+    below = np.flatnonzero(~ok[:zero])
+    above = np.flatnonzero(~ok[zero:])
+    return (int(CODES[below[-1] + 1]) if below.size else -32768,
+            int(CODES[zero + above[0] - 1]) if above.size else 32767)
+
+
+def _try(mode: _Mode, k: int, lo: int, hi: int, q_in: int, q_out: int,
+         target_lsb: np.ndarray) -> Tried | None:
+    """The best table of spacing 2^k over [lo, hi] (its grid starting at lo, or for a table that is
+    not mirrored also ending at hi, or passing through 0: a saturation boundary at either end, or
+    the kink at 0 of Elu-like functions, is then a grid point): (worst error in output LSBs on the
+    valid inputs, attributes, table, the valid inputs' first and last code: :func:`_valid_run`);
+    None when it needs more than MAX_SEGMENTS segments, an entry inside [lo, hi] that int16
+    cannot hold, or leaves out more than a sixteenth of the representable inputs."""
+    step = 1 << k
+    spans = [(lo, max(1, -(-(hi - lo) // step)))]
+    if not mode.mirror:
+        first = spans[0][1]
+        spans.append((max(-32768, hi - first * step), first))
+        through_zero = lo // step * step           # >= -32768, a multiple of every step
+        spans.append((through_zero, max(1, -(-(hi - through_zero) // step))))
+    best: Tried | None = None
+    representable = int(np.count_nonzero(~np.isnan(target_lsb)))
+    for base, segments in dict.fromkeys(spans):
+        if segments > MAX_SEGMENTS:
+            continue
+        codes = base + np.arange(segments + 1, dtype=np.int64) * step
         raw = np.floor(mode.table_fn(codes * 2.0 ** -q_in) * 2.0 ** mode.table_q + 0.5)
         if np.any((np.abs(raw) > 32768) & (codes >= lo) & (codes <= hi)):
-            continue            # (outside [lo, hi] a clipped entry costs what the error says)
+            continue
         table = np.clip(raw, -32768, 32767).astype(np.int64)
         if kernels.lut_problems(table, k):
+            continue
+        run = _valid_run(table, raw, k, int(base), mode.mirror, target_lsb)
+        if run is None or 16 * (representable - (run[1] - run[0] + 1)) > representable:
             continue
         attrs = {"step": k, "base": 0 if mode.mirror else int(base), "mirror": int(mode.mirror),
                  "center": mode.center, "gate": int(mode.gate), "shift": mode.shift}
         y = kernels.lut(CODES, table, k, attrs["base"], attrs["mirror"], mode.center, attrs["gate"], mode.shift)
-        err = float(np.nanmax(np.abs(y.astype(np.float64) - target_lsb)))
+        inside = slice(run[0] + 32768, run[1] + 32769)
+        err = float(np.max(np.abs(y.astype(np.float64) - target_lsb)[inside]))
         if best is None or err < best[0]:
-            best = (err, attrs, table.astype(np.int16))
+            best = (err, attrs, table.astype(np.int16), run[0], run[1])
     return best
 
 
@@ -225,7 +266,6 @@ def _fit(key: str, g: Fn, q_in: int, q_hint: int) -> LutFit:
     # values beyond the output range saturate (the calibrated format's choice, as for every op):
     # the error is measured where the value is representable, within one LSB of the range
     # (sigmoid's and tanh's 1.0 at q = 15 count, as table error)
-    saturates = bool(np.max(np.abs(target)) * 2.0 ** q_out > 32768.0)
     target_lsb = target * 2.0 ** q_out
     target_lsb = np.where(np.abs(target_lsb) <= 32768.0, target_lsb, np.nan)
     best: tuple[tuple[int, int, float], LutFit] | None = None
@@ -236,8 +276,8 @@ def _fit(key: str, g: Fn, q_in: int, q_hint: int) -> LutFit:
             tried = _try(mode, k, lo, hi, q_in, q_out, target_lsb)
             if tried is None:
                 continue
-            err, attrs, table = tried
-            fit = LutFit(attrs, table, mode.table_q, q_out, err, tol, lipschitz, mode.name, saturates)
+            err, attrs, table, valid_lo, valid_hi = tried
+            fit = LutFit(attrs, table, mode.table_q, q_out, err, tol, lipschitz, mode.name, valid_lo, valid_hi)
             ok = err <= tol
             rank = (0 if ok else 1, table.size if ok else 0, err if not ok else int(mode.gate))
             if best is None or rank < best[0]:
@@ -249,7 +289,7 @@ def _fit(key: str, g: Fn, q_in: int, q_hint: int) -> LutFit:
         raise ValueError(f"no table of at most {MAX_SEGMENTS} segments represents {key} (q={q_in})")
     fit = best[1]
     return LutFit(fit.attrs, fit.table, fit.table_q, fit.q_out, fit.error_lsb, fit.tolerance_lsb, fit.lipschitz,
-                  fit.mode, fit.saturates, dict(seen))
+                  fit.mode, fit.valid_lo, fit.valid_hi, dict(seen))
 
 
 def fit_lut(key: str, g: Fn, q_in: int, q_hint: int) -> LutFit:

@@ -265,8 +265,8 @@ def float32_bytes(model: OnnxModel) -> int:
     return total
 
 
-LUT_TABLE_BYTES = 2 * 257
-"""The largest lut table (backends/lower_lut.py: 256 segments)."""
+LUT_TABLE_BYTES = 2 * 1025
+"""The largest lut table (backends/lower_lut.py: 1024 segments)."""
 ALIAS_OPS = ("Relu", "Clip", "LeakyRelu", "Flatten", "Reshape", "Softmax", "LogSoftmax", "Sigmoid")
 """Nodes that get no buffer of their own: lower fuses the activations into the layer before them
 (or runs them in place), Flatten/Reshape are views and a final Softmax, LogSoftmax or Sigmoid is

@@ -2,7 +2,8 @@
 
 ``onnx_models()`` draws a model as a chain of layers over one activation ``x``: a feature part on
 1-D ``[1, C, L]`` or 2-D ``[1, C, H, W]`` maps (Conv with strides/pads/dilations/groups incl.
-depthwise, Relu/Clip/LeakyRelu, MaxPool/AveragePool, BatchNormalization, residual Add, channel
+depthwise, Relu/Clip/LeakyRelu and the element-wise Sigmoid/Tanh/HardSigmoid/SiLU (lut steps),
+MaxPool/AveragePool, BatchNormalization, residual Add, channel
 Concat, per-channel Mul/Add), then optionally a global pooling and a flatten, then a dense part
 (Gemm, MatMul(+Add), activations, BatchNormalization on vectors) and an optional final Softmax.
 Weights come from a numpy generator seeded by a drawn integer, so shrinking simplifies the structure
@@ -177,8 +178,16 @@ def _conv_layer(draw: Draw, b: _Builder) -> None:
 
 
 def _act(draw: Draw, b: _Builder) -> None:
-    kind = draw(st.sampled_from(["Relu", "Clip", "LeakyRelu"]))
-    if kind == "Clip":
+    kind = draw(st.sampled_from(["Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "SiLU", "HardSigmoid"]))
+    if kind in ("Sigmoid", "Tanh"):
+        b.node(kind, [b.current], out_shape=b.shape)
+    elif kind == "HardSigmoid":
+        b.node(kind, [b.current], {"alpha": float(draw(st.sampled_from([0.2, 1 / 6]))), "beta": 0.5}, b.shape)
+    elif kind == "SiLU":                       # torch: x * sigmoid(x)
+        x = b.current
+        b.node("Sigmoid", [x], out_shape=b.shape)
+        b.node("Mul", [x, b.current], out_shape=b.shape)
+    elif kind == "Clip":
         low = float(draw(st.sampled_from([0.0, -1.0, -0.5])))
         high = float(draw(st.sampled_from([6.0, 1.0, 0.5])))
         inputs = [b.current, b.const("lo", np.array(low, np.float32))]

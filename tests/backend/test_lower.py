@@ -734,8 +734,8 @@ def test_elementwise_activation_lowers_to_one_lut(form: str) -> None:
     qmodel, prog = lowered(proto, xs)
     assert ops(prog) == ["fc", "lut", "fc"]
     lut = prog.steps[1]
-    assert lut.attrs["mirror"] in (0, 1) and prog.buffers[lut.inputs[1]].size <= 257
-    slope, error, _ = json.loads(prog.meta["lut"])[lut.name]
+    assert lut.attrs["mirror"] in (0, 1) and prog.buffers[lut.inputs[1]].size <= lower_lut.MAX_SEGMENTS + 1
+    slope, error, _, _ = json.loads(prog.meta["lut"])[lut.name]
     q_in, q_out = prog.buffers[lut.inputs[0]].q, prog.buffers[lut.outputs[0]].q
     tolerance = lower_lut.tolerance(q_in, q_out, slope) * 2.0 ** -q_out
     # functions with a kink in a derivative at 0 (Elu, Softsign) may miss the tolerance (lower
@@ -782,10 +782,12 @@ def test_lut_tables_are_shared_and_regions_claim_their_adds() -> None:
 
 
 def test_an_elementwise_function_no_table_fits_is_reported() -> None:
-    """Softplus on inputs of q = 13 (+-4), saturating at its top: no 256-segment table is within 4x
-    the tolerance; lower says so, naming the node."""
-    proto = make([node("Softplus", ["x"], ["y"], "soft")], {"x": [1, 4]}, ["y"])
-    xs = samples_for(proto)
+    """|x - 0.30007| on inputs and outputs of q = 15 (no input saturates the output): linear on both
+    sides of a kink between two grid points of any spacing, so no table of at most 1024 segments is
+    within 4x the tolerance; lower says so, naming the node."""
+    proto = make([node("Add", ["x", "k"], ["d"], "shift"), node("Abs", ["d"], ["y"], "abs")], {"x": [1, 4]}, ["y"],
+                 {"k": np.array(-0.30007)})
+    xs = samples_for(proto, scale=0.3)
     with pytest.raises(UnsupportedError) as info:
         lowered(proto, xs)
-    assert "soft (Softplus)" in info.value.details[0] and "no table" in info.value.details[0]
+    assert "abs (Abs)" in info.value.details[0] and "no table" in info.value.details[0]

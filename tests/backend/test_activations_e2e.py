@@ -10,7 +10,9 @@
   the same, on all 1797 images;
 - hypothesis: a Gemm -> activation -> Gemm model whose input scale spans 2^-6 .. 2^8 (so the lut's
   input format ranges over q = 2 .. 16): the table's claimed worst error is what the interpreter
-  gives on every int16 input, and the interpreter stays within the error bound of onnxruntime.
+  gives on every int16 input, and the interpreter stays within the error bound of onnxruntime;
+- compression: a tanh MLP squeezed by SparseComp (which trains through Tanh) keeps its lut steps
+  and verifies against onnxruntime.
 """
 
 from __future__ import annotations
@@ -196,3 +198,37 @@ def test_lut_over_input_scales(function: str, log_scale: float, seed: int) -> No
     assert claimed <= lower_lut.REJECT_FACTOR * lower_lut.tolerance(q_in, q_out, slope) * 2.0 ** -q_out
     figures = against_onnxruntime(program, normalized, xs, "x")      # each sample within its bound
     assert figures["bound"] > 0
+
+
+def test_a_tanh_mlp_compresses_and_verifies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """SparseComp trains through the Tanh layers (passes/train): a 64-64-32-10 tanh MLP squeezed
+    into 12 KiB of FRAM keeps its lut steps and agrees with onnxruntime on the compressed ONNX."""
+    pytest.importorskip("skl2onnx")
+    from skl2onnx import to_onnx
+    from sklearn.datasets import load_digits
+    from sklearn.neural_network import MLPClassifier
+
+    from transpiler import hostrun
+    from transpiler.cli import main
+
+    digits = load_digits()
+    x, y = (digits.data / 16.0).astype(np.float32), digits.target
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = MLPClassifier((64, 32), activation="tanh", max_iter=300, random_state=0).fit(x[:1300], y[:1300])
+    model = tmp_path / "mlp_tanh.onnx"
+    model.write_bytes(to_onnx(clf, x[:1], options={id(clf): {"zipmap": False}},
+                              target_opset={"": 13, "ai.onnx.ml": 1}).SerializeToString())
+    data = tmp_path / "digits.npz"
+    np.savez(data, X=x, y=y)
+    out = tmp_path / "build"
+    code = main([str(model), "-o", str(out), "--data", str(data), "--fram", "12KiB"])
+    text, err = capsys.readouterr()
+    assert code == 0, err
+    assert "sparsify" in hostrun.load_manifest(out)["generator"]["pipeline"], text
+    assert (out / "final.lir").read_text().count("step lut ") == 2
+    code = main(["verify", str(out), "--data", str(data), "--json"])
+    text, err = capsys.readouterr()
+    assert code == 0, text + err
+    doc = json.loads(text)
+    assert doc["pass"] and all(r["agreement"] >= TOP1 for r in doc["outputs"] if "agreement" in r)

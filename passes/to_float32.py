@@ -25,6 +25,8 @@ def _other_float(dtype: object) -> bool:
     bfloat16?"""
     if dtype is None:
         return False
+    if isinstance(dtype, int):      # an ONNX element type that gs could not map to numpy (BFLOAT16)
+        return dtype in OTHER_FLOATS
     if "bfloat16" in str(dtype):
         return True
     try:

@@ -115,3 +115,23 @@ def test_half_weights_cast_up_and_constant_nodes() -> None:
     np.testing.assert_allclose(ort_run(after, {"x": x})["y"], ort_run(proto, {"x": x})["y"], rtol=1e-6)
     model = run_pass(Normalize, load(proto)).model
     assert [n.op for n in model.graph.nodes] == ["Gemm"] and check_normal_form(model) == []
+
+
+def test_bfloat16_inputs_and_casts_become_float32() -> None:
+    """A bfloat16 graph input (onnx-graphsurgeon has no numpy type for it and keeps the raw ONNX
+    element type) becomes float32, and the model computes x @ w in float32 with w as stored."""
+    w = rand(4, 3, seed=2)
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Cast", ["w"], ["wb"], to=onnx.TensorProto.BFLOAT16),
+         onnx.helper.make_node("MatMul", ["x", "wb"], ["y"])], "bf16",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.BFLOAT16, [1, 4])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.BFLOAT16, [1, 3])],
+        [onnx.numpy_helper.from_array(w, "w")])
+    proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    result = run_pass(Normalize, load(proto))
+    assert check_normal_form(result.model) == []
+    after = result.model.to_proto()
+    _all_float32(after)
+    assert after.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    x = rand(1, 4, seed=3)
+    np.testing.assert_allclose(ort_run(after, {"x": x})["y"], x @ w, rtol=1e-5, atol=1e-5)

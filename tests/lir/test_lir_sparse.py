@@ -4,6 +4,7 @@ the interpreter (== the dense program with the same weights), the cost model."""
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from transpiler.errors import LirError
 from transpiler.lir import kernels as K
 from transpiler.lir.compare import programs_equal
-from transpiler.lir.cost import step_cycles, step_work, tile_unit_count
+from transpiler.lir.cost import COSTS, _ConvGeometry, sparse_conv_call, step_cycles, step_work, tile_unit_count
 from transpiler.lir.interp import run_program
 from transpiler.lir.ir import Buffer, Port, Program, Step, TilePlan
 from transpiler.lir.text import parse_program, print_program
@@ -182,3 +183,21 @@ def test_cost_model_counts_stored_weights() -> None:
     denser.buffers["wf_deltas"] = Buffer("wf_deltas", "u16", c.shape, data=c)
     denser.buffers["wf_rowptr"] = Buffer("wf_rowptr", "u16", rp.shape, data=rp)
     assert step_cycles(denser, denser.steps[1]) > step_cycles(sparse, sparse.steps[1])
+
+
+def test_sparse_conv_call_counts_classes_blocks_and_the_chunked_path() -> None:
+    """A 3x3 pad 1 conv over 8x8: 2 border rows + interior, 2 border columns + interior; one row
+    of the interior has one row class; a channel of more than SPARSE_RUN_TAPS taps is chunked."""
+    g = _ConvGeometry(cg=4, ih=8, iw=8, oh=8, ow=8, kh=3, kw=3, sh=1, sw=1, dh=1, dw=1, pt=1, pl=1)
+    whole = sparse_conv_call(g, [5, 40], range(8))
+    assert (whole.classes, whole.channels, whole.taps, whole.blocks, whole.block_taps) == (6, 2, 5, 9, 45)
+    assert (whole.outputs, whole.macs, whole.chunk_taps, whole.chunk_macs) == (128, 5 * 64, 40, 40 * 64)
+    assert whole.chunk_border_macs == 40 * (2 * 8 + 6 * 2)
+    row = sparse_conv_call(g, [5], range(3, 4))
+    assert (row.classes, row.blocks, row.block_taps, row.outputs) == (4, 3, 15, 8)
+    inside = sparse_conv_call(replace(g, pt=0, pl=0, oh=6, ow=6), [5], range(6))
+    assert (inside.classes, inside.blocks, inside.block_taps) == (0, 1, 0)
+    # a call's set-up is paid once; splitting a step into one-row calls costs more than one call
+    c = COSTS["conv_sparse"]
+    rows = sum(sparse_conv_call(g, [5], range(oy, oy + 1)).cycles(c) for oy in range(8))
+    assert rows > sparse_conv_call(g, [5], range(8)).cycles(c) + 7 * c.call

@@ -21,9 +21,10 @@ shared by its rows) with per-op constants
 (:data:`COSTS`) fitted to the simulator's counts of the kernels by ``bench/calibrate_cost.py``
 (which prints the fit; re-run it when the kernels change). A commit and a boot have fixed costs.
 
-Sparse steps: ``MACs`` are the stored weights of the unit (the sparse kernels skip the zeros), and
-``index`` cycles per stored weight of a conv_sparse channel are added once per kernel call for the
-decoding of its taps (runtime_c/fx_sparse.c); a sparse step whose input plan-memory put in HIFRAM
+Sparse steps: ``MACs`` are the stored weights of the unit (the sparse kernels skip the zeros);
+conv_sparse counts what one call of runtime_c/fx_sparse.c does (:func:`sparse_conv_call`: its
+set-up and border classes, per channel its table and blocks, the chunked path of channels with
+many taps), a unit as a one-row call of the channel with the most taps; a sparse step whose input plan-memory put in HIFRAM
 costs :data:`SPARSE_FAR` (the kernels' portable fallbacks). Where a buffer lives costs nothing else:
 the MSP430X's cycles do not depend on the address, and the large memory model's code (20-bit
 pointers, 5-15 % slower than the small model's; one set of constants for both) addresses every
@@ -36,7 +37,7 @@ relative to the dense kernels measured the same way).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -77,6 +78,16 @@ class OpCost:
     column: float = 0.0
     """conv: cycles per border column (:func:`conv_border_columns`) of each output channel: fx_conv
     runs down every border column once per channel (its taps, the edge runner's set-up)."""
+    block: float = 0.0
+    """conv_sparse: cycles per block (row class x column class) of a channel in a call with borders."""
+    block_tap: float = 0.0
+    """conv_sparse: cycles per stored tap and block of a channel in a call with borders (its table)."""
+    chunk_index: float = 0.0
+    """conv_sparse: cycles per stored tap and call of a channel on the chunked path (its decoding)."""
+    chunk_border: float = 0.0
+    """conv_sparse: cycles per stored tap of a border output on the chunked path (range checks)."""
+    call_stride: float = 0.0
+    """conv_sparse: cycles of a call with a stride > 1 (the set-up's multiplications)."""
 
 
 # Fitted with bench/calibrate_cost.py on the patched msp430-elf-run (-O2, MPY32).
@@ -93,16 +104,20 @@ COSTS: dict[str, OpCost] = {
     # Measured with bench/sparse_speed.py (its fit of cycles per output over densities <= 0.1):
     # fc_sparse 10.0-10.6 cycles per stored weight (dense fx_fc: 8.6 per weight) and ~57-66 per
     # output (rows of at most 64 stored weights jump into one chain, longer ones loop by eights);
-    # conv_sparse (small model, shift 14): 10.0-10.3 per stored tap per output (fx_sparse_run's
-    # chain), ~31 per output with ReLU and ~41 with act none (bias, requantisation, store; the fit
-    # of bench/sparse_speed.py: 36 + 10.3 x taps per output for LeNet's conv2, 41 + 10.0 x taps
-    # for a 3x3 pad 1 conv), ~150 per row of a channel (its blocks' set-up, line ends) and ~150 per
-    # stored tap and kernel call (a call inside the input: its table, 14; with borders: decoding
-    # the taps, 31, and a table per block, 21). Whole steps of five layers x ReLU/none x 2-20 %
-    # (a 5x5 pad 2 conv's 25 blocks per channel: up to 1.6x more) measure 0.44-1.6x this, median
-    # 0.95.
+    # conv_sparse: per call (sparse_conv_call) a set-up (call), per row / column class of a call
+    # with borders (call_border), a stride > 1 (call_stride); per channel and call a set-up
+    # (channel) and per stored tap its table (index; chunked path: chunk_index), per block (row
+    # class x column class) and per tap and block; per output (store) and per tap and output (mac;
+    # chunked: slow_mac, and chunk_border per tap of a border output). Fitted (relative least
+    # squares) on 19 layers x {one call over the step, one call per output row of a channel}
+    # (5x5 no pad, 3x3 pad 1, 5x5 pad 2, 1x5, depthwise 3x3, stride 2, 16-channel 5x5 on the
+    # chunked path; densities 0.02-1.0; small model, ReLU, shift 14): 0.91-1.10x the simulator's
+    # cycles; every constant then raised by 8 % (over-estimates are safe for the tile pass; the
+    # large model is 5-15 % slower): 0.98-1.19x.
     "fc_sparse": OpCost(base=36.0, mac=10.2, store=27.0),
-    "conv_sparse": OpCost(base=150.0, mac=10.3, store=42.0, index=150.0),
+    "conv_sparse": OpCost(base=0.0, mac=10.5, store=29.8, index=27.2, call=671, call_border=518,
+                          call_stride=1369, channel=671, block=163, block_tap=23.3, chunk_index=70.0,
+                          slow_mac=22.1, chunk_border=19.8),
 }
 # Sparse steps whose input lies in HIFRAM (above 64 KiB; plan-memory puts activations there only
 # when lower FRAM cannot hold them, inputs of sparse steps last) run runtime_c/fx_sparse.c's portable
@@ -194,7 +209,12 @@ def step_work(program: Program, step: Step) -> StepWork:
     elif op == "conv_sparse":
         cout, oh, ow = out.shape[-3:]
         units, stores = cout * oh, ow
-        macs = ow * max(_per_output_nnz(program, step), default=0)
+        most = max(_per_output_nnz(program, step), default=0)
+        macs = ow * most
+        c = op_cost(program, step)
+        if _sparse_near(c):     # the worst one-row call of one channel but what a call pays once
+            rows = [_sparse_row(program, step, most, oy) for oy in range(oh)]
+            return StepWork(units, macs, stores, max(r.cycles(c) - r.call_cycles(c) for r in rows))
     else:
         raise KeyError(f"no cost model for LIR op {op!r} (step {step.name})")
     cost = op_cost(program, step)
@@ -310,7 +330,11 @@ class _ConvGeometry:
 def _conv_geometry(program: Program, step: Step) -> _ConvGeometry:
     bufs = program.buffers
     x, w, y = bufs[step.inputs[0]], bufs[step.inputs[1]], bufs[step.outputs[0]]
-    _, cg, kh, kw = w.shape
+    if step.op == "conv_sparse":        # its weights are the stored values: the kernel from attrs
+        kh, kw = (int(k) for k in step.attrs["kernel"])
+        cg = x.shape[-3] // int(step.attrs.get("group", 1))
+    else:
+        _, cg, kh, kw = w.shape
     _, ih, iw = x.shape[-3:]
     _, oh, ow = y.shape[-3:]
 
@@ -344,6 +368,80 @@ def conv_rows(program: Program, step: Step) -> list[ConvRow]:
     return rows
 
 
+SPARSE_RUN_TAPS = 32    # runtime_c/fx_sparse.c: FX_SPARSE_RUN_TAPS, FX_SPARSE_CLASSES, FX_SPARSE_KMAX
+SPARSE_CLASSES = 8
+SPARSE_KMAX = 16
+
+
+@dataclass(frozen=True)
+class SparseConvCall:
+    """The work of one fx_conv_sparse call (near input) that the cost model counts:
+    ``cost = call + call_border * classes + call_stride * strided + channel * channels
+    + index * taps + block * blocks + block_tap * block_taps + store * outputs + mac * macs
+    + chunk_index * chunk_taps + slow_mac * chunk_macs + chunk_border * chunk_border_macs``."""
+
+    classes: int = 0
+    strided: int = 0
+    channels: int = 0
+    taps: int = 0
+    blocks: int = 0
+    block_taps: int = 0
+    outputs: int = 0
+    macs: int = 0
+    chunk_taps: int = 0
+    chunk_macs: int = 0
+    chunk_border_macs: int = 0
+
+    def call_cycles(self, c: OpCost) -> float:
+        """The cycles paid once per call: ``call``, ``call_border`` per class, ``call_stride``."""
+        return c.call + c.call_border * self.classes + c.call_stride * self.strided
+
+    def cycles(self, c: OpCost) -> float:
+        """Predicted cycles of the call with the constants ``c``."""
+        return (self.call_cycles(c) + c.channel * self.channels + c.index * self.taps + c.block * self.blocks + c.block_tap * self.block_taps
+                + c.store * self.outputs + c.mac * self.macs + c.chunk_index * self.chunk_taps
+                + c.slow_mac * self.chunk_macs + c.chunk_border * self.chunk_border_macs)
+
+
+def _inside(n_out: int, s: int, p: int, k: int, d: int, n_in: int) -> list[bool]:
+    """Per output row / column: its window lies inside the input."""
+    return [o * s - p >= 0 and o * s - p + (k - 1) * d < n_in for o in range(n_out)]
+
+
+def sparse_conv_call(g: _ConvGeometry, taps: list[int], rows: range) -> SparseConvCall:
+    """What one fx_conv_sparse call over the channels with ``taps`` stored taps each and the output
+    rows ``rows`` does (runtime_c/fx_sparse.c, fx_conv_sparse): the fast path (a channel with at
+    most SPARSE_RUN_TAPS taps) runs one block per channel when every window lies inside the input,
+    else a block per row class x column class (the border rows and columns, one class each, and the
+    interior); the chunked path decodes the taps per channel and call and checks border taps. Which
+    path is decided by the whole step's classes (a call of fewer rows has no more classes)."""
+    row_in = _inside(g.oh, g.sh, g.pt, g.kh, g.dh, g.ih)
+    col_in = _inside(g.ow, g.sw, g.pl, g.kw, g.dw, g.iw)
+    border_cols = col_in.count(False)
+    col_classes = border_cols + (border_cols < g.ow)
+    step_rows = row_in.count(False) + (True in row_in)
+    fits = (g.kh <= SPARSE_KMAX and (g.kw - 1) * g.dw < SPARSE_KMAX and step_rows <= SPARSE_CLASSES
+            and col_classes <= SPARSE_CLASSES)
+    border_rows = sum(1 for oy in rows if not row_in[oy])
+    row_classes = border_rows + (border_rows < len(rows))
+    inside = border_rows == 0 and border_cols == 0
+    blocks = 1 if inside else row_classes * col_classes
+    border_outputs = sum(g.ow if not row_in[oy] else border_cols for oy in rows)
+    outputs = len(rows) * g.ow
+    n_fast = [n for n in taps if fits and n <= SPARSE_RUN_TAPS]
+    n_slow = [n for n in taps if not (fits and n <= SPARSE_RUN_TAPS)]
+    return SparseConvCall(
+        classes=0 if inside else row_classes + col_classes, strided=int(g.sh > 1 or g.sw > 1),
+        channels=len(taps), taps=sum(n_fast), blocks=blocks * len(n_fast),
+        block_taps=0 if inside else blocks * sum(n_fast), outputs=outputs * len(taps),
+        macs=outputs * sum(n_fast), chunk_taps=sum(n_slow), chunk_macs=outputs * sum(n_slow),
+        chunk_border_macs=border_outputs * sum(n_slow))
+
+
+def _sparse_near(cost: OpCost) -> bool:
+    return cost is COSTS["conv_sparse"]
+
+
 def conv_border_columns(program: Program, step: Step) -> int:
     """The border columns fx_conv runs down the interior rows of a dense conv, each run started once
     per output channel a call touches: the columns outside the interior when the width has
@@ -358,10 +456,31 @@ def conv_border_columns(program: Program, step: Step) -> int:
     return sum(1 for ox in range(g.ow) if not g.interior_column(ox))
 
 
+def _sparse_row(program: Program, step: Step, taps: int, oy: int) -> SparseConvCall:
+    """A conv_sparse call of output row ``oy`` of one channel with ``taps`` stored taps."""
+    return sparse_conv_call(_conv_geometry(program, step), [taps], range(oy, oy + 1))
+
+
+def _sparse_setup_cycles(program: Program, step: Step) -> float:
+    """conv_sparse: the most cycles a call pays for a channel it starts inside (the channel's
+    set-up, its table, its blocks), over one-row calls of the channel with the most taps."""
+    c = COSTS["conv_sparse"]
+    most = max(_per_output_nnz(program, step), default=0)
+    oh = program.buffers[step.outputs[0]].shape[-2]
+    rows = [replace(_sparse_row(program, step, most, oy), outputs=0, macs=0, chunk_macs=0, chunk_border_macs=0)
+            for oy in range(oh)]
+    return max(r.cycles(c) - r.call_cycles(c) for r in rows)
+
+
 def call_cycles(program: Program, step: Step, u0: int) -> float:
     """Cycles of one kernel call of ``step`` that starts at unit ``u0``: ``call``, and for a conv
-    call that starts inside an output channel ``call_border`` per border column."""
+    call that starts inside an output channel ``call_border`` per border column; a conv_sparse call
+    its set-up (:func:`_sparse_setup_cycles`, the channel's part only when it starts inside one)."""
     c = op_cost(program, step)
+    if step.op == "conv_sparse" and _sparse_near(c):
+        g = _conv_geometry(program, step)
+        whole = sparse_conv_call(g, [], range(g.oh))
+        return whole.call_cycles(c) + (_sparse_setup_cycles(program, step) if u0 % g.oh else 0.0)
     if step.op == "conv" and c.call_border and u0 % program.buffers[step.outputs[0]].shape[-2]:
         return c.call + c.call_border * conv_border_columns(program, step)
     return c.call
@@ -370,6 +489,8 @@ def call_cycles(program: Program, step: Step, u0: int) -> float:
 def worst_call_cycles(program: Program, step: Step) -> float:
     """The most cycles one kernel call of ``step`` costs wherever it starts (:func:`call_cycles`)."""
     c = op_cost(program, step)
+    if step.op == "conv_sparse" and _sparse_near(c):   # (step_work's unit pays its channel's set-up)
+        return call_cycles(program, step, 0)
     if step.op != "conv" or program.buffers[step.outputs[0]].shape[-2] == 1:   # (one row: calls start at channels)
         return c.call
     return c.call + c.call_border * conv_border_columns(program, step)
@@ -425,6 +546,8 @@ def step_cycles(program: Program, step: Step) -> float:
     if step.op == "fc_sparse":
         return len(per) * (cost.base + cost.store) + cost.mac * sum(per)
     _, oh, ow = out.shape[-3:]
+    if _sparse_near(cost):              # one call over the whole step
+        return sparse_conv_call(_conv_geometry(program, step), per, range(oh)).cycles(cost)
     return (len(per) * oh * (cost.base + cost.store * ow) + cost.mac * oh * ow * sum(per)
             + cost.index * sum(per))
 

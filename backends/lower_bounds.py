@@ -22,7 +22,8 @@ buffer, where "float value" is what the float model computes from the same (unqu
 
 It is a worst case for this input (errors of different elements are assumed to line up), so it is
 loose but sound, provided nothing saturated: any int16 result at the end of its range (-32768 or
-32767) sets ``saturated`` and the bound no longer holds (nor is it meant to). The 32-bit accumulator
+32767), or a program input quantised to one (clipped to its format), sets ``saturated`` and the
+bound no longer holds (nor is it meant to). The 32-bit accumulator
 never wraps while the result does not saturate when the shift is within the limit that `quantize`
 documents.
 """
@@ -120,6 +121,9 @@ def error_bounds(program: Program, trace: Mapping[str, np.ndarray], sigmas: floa
 
     for port in program.inputs:
         root(port.buffer)
+        codes = value(port.buffer)
+        if codes.size and (int(codes.min()) <= -32768 or int(codes.max()) >= 32767):
+            out.saturated.append(port.buffer)   # the input was clipped to its format's range
 
     for step in program.steps:
         y = step.outputs[0]

@@ -254,6 +254,23 @@ def test_gemm_with_clip_and_flatten_alias() -> None:
     check_numerics(qmodel, prog, xs)
 
 
+def test_an_input_beyond_its_format_voids_the_error_bound() -> None:
+    """A sample outside the calibrated range is clipped by quantize_inputs: the bound of that run
+    is not claimed (it assumes the input is the real one to half an LSB)."""
+    proto = make([node("Gemm", ["x", "W", "C"], ["y"], "fc", transB=1)], {"x": [1, 8]}, ["y"],
+                 {"W": w(3, 8), "C": w(3, scale=0.2)})
+    xs = samples_for(proto)
+    qmodel, prog = lowered(proto, xs)
+    check_numerics(qmodel, prog, xs)
+    q = prog.buffers[prog.inputs[0].buffer].q
+    far = xs["x"][:1].copy()
+    far[0, 3] = 2.0 ** (15 - q) * 1.5              # beyond the int16 range of the input's format
+    trace = run_program(prog, quantize_inputs(prog, {"x": far}), trace=True)
+    assert error_bounds(prog, trace).saturated == [prog.inputs[0].buffer]
+    inside = run_program(prog, quantize_inputs(prog, {"x": xs["x"][:1]}), trace=True)
+    assert error_bounds(prog, inside).valid
+
+
 def test_per_channel_add_after_conv_and_gemm_folds_into_the_bias() -> None:
     # built directly in the normal form (normalize would fold these Adds itself)
     A, T = w(3, 1, 1, scale=2.0), w(1, 4, scale=2.0)

@@ -16,8 +16,8 @@ import onnx_graphsurgeon as gs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
-from passes.normalize_util import (NameSource, const_value, is_const, new_constant, producer, replace_graph,
-                                   to_proto)
+from passes.normalize_util import (NameSource, const_value, drop_unused, is_const, new_constant, producer,
+                                   replace_graph, to_proto)
 
 #: The annotation (on "graph") that says why a fixed batch stayed: {"batch": B, "problem": text}.
 ANNOTATION = "fixed-batch"
@@ -124,7 +124,7 @@ class BatchOne(Pass):
             node.inputs[1] = new_constant(names, f"{node.inputs[1].name}_batch1", new.astype(value.dtype))
             changed += 1  # a Constant node that made the old shape is left unread: cleanup drops it
         if changed:
-            graph.cleanup(remove_unused_graph_inputs=False)
+            drop_unused(graph)
         return changed
 
     def _check(self, model: OnnxModel, before: onnx.ModelProto, batch: int) -> str | None:

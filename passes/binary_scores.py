@@ -8,9 +8,9 @@ import onnx_graphsurgeon as gs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
-from passes.normalize_util import (DEFAULT_DOMAINS, NameSource, const_value, consumers, detach, is_graph_output,
-                                   is_empty, merge_origin, new_constant, new_variable, producer, quiet_gs,
-                                   set_tensors, static_shape)
+from passes.normalize_util import (DEFAULT_DOMAINS, NameSource, const_value, consumers, detach, drop_unused, is_empty,
+                                   is_graph_output, merge_origin, new_constant, new_variable, producer, set_tensors,
+                                   static_shape)
 
 
 def _default(node: gs.Node | None, op: str) -> bool:
@@ -63,9 +63,7 @@ class BinaryScores(Pass):
             if _default(concat, "Concat") and self._rewrite(model, names, concat):
                 rewritten += 1
         if rewritten:
-            graph.toposort()
-            with quiet_gs():
-                graph.cleanup(remove_unused_graph_inputs=False)
+            drop_unused(graph, toposort=True)
         return PassResult(model, bool(rewritten), {"rewritten": rewritten})
 
     def _rewrite(self, model: OnnxModel, names: NameSource, concat: gs.Node) -> bool:

@@ -8,7 +8,7 @@ import onnx_graphsurgeon as gs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
-from passes.normalize_util import NameSource, const_value, is_const, new_constant, quiet_gs, static_shape
+from passes.normalize_util import NameSource, const_value, drop_unused, is_const, new_constant, static_shape
 
 
 def channel_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -88,8 +88,7 @@ class CanonicalizeArith(Pass):
                 self._canonical(node, names, counts)
         changed = any(counts.values())
         if changed:
-            with quiet_gs():
-                graph.cleanup(remove_unused_graph_inputs=False)
+            drop_unused(graph)
         return PassResult(model, changed, counts)
 
     @staticmethod

@@ -8,8 +8,8 @@ import onnx_graphsurgeon as gs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
-from passes.normalize_util import (NameSource, const_value, consumers, is_graph_output, new_constant,
-                                   origin_of, producer, quiet_gs, set_origin, set_tensors, static_shape)
+from passes.normalize_util import (NameSource, const_value, consumers, drop_unused, is_graph_output, new_constant,
+                                   origin_of, producer, set_origin, set_tensors, static_shape)
 
 _SHAPE_OPS = ("Flatten", "Reshape", "Squeeze", "Unsqueeze")
 
@@ -61,8 +61,7 @@ class CanonicalizeReshape(Pass):
                 stats["chains-merged"] += 1
         changed = any(stats.values())
         if changed:
-            with quiet_gs():
-                graph.cleanup(remove_unused_graph_inputs=False)
+            drop_unused(graph)
         return PassResult(model, changed, stats)
 
     def _flatten(self, node: gs.Node, names: NameSource, before: tuple[int, ...], after: tuple[int, ...],

@@ -9,8 +9,8 @@ import onnx_graphsurgeon as gs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
-from passes.normalize_util import (DEFAULT_DOMAINS, const_value, consumers, detach, is_graph_output, producer,
-                                   quiet_gs)
+from passes.normalize_util import (DEFAULT_DOMAINS, const_value, consumers, detach, drop_unused, is_graph_output,
+                                   producer)
 
 ML_DOMAIN = "ai.onnx.ml"
 #: Ops allowed between ArrayFeatureExtractor and the label output (they only reshape/retype it).
@@ -175,8 +175,7 @@ class StripClassifierTail(Pass):
                 graph.outputs[index] = scores
         else:
             scores_name = scores.name
-        with quiet_gs():
-            graph.cleanup(remove_unused_graph_inputs=False)
+        drop_unused(graph)
         if labels is None:
             model.annotations.set(TARGET, ANNOTATION, {
                 "kind": "argmax-index", "label_output": label_name, "scores_output": scores_name})

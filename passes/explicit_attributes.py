@@ -8,7 +8,7 @@ import onnx_graphsurgeon as gs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
-from passes.normalize_util import NameSource, is_empty, is_read, new_constant, opset_of, quiet_gs, static_shape
+from passes.normalize_util import NameSource, drop_unused, is_empty, is_read, new_constant, opset_of, static_shape
 
 _POOLS = ("MaxPool", "AveragePool")
 
@@ -102,8 +102,7 @@ class ExplicitAttributes(Pass):
             if changed:
                 touched[node.op] = touched.get(node.op, 0) + 1
         if touched:
-            with quiet_gs():
-                graph.cleanup(remove_unused_graph_inputs=False)
+            drop_unused(graph)
         return PassResult(model, bool(touched), {"nodes-changed": sum(touched.values()),
                                                  **{f"changed-{k}": v for k, v in sorted(touched.items())}})
 

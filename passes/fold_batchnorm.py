@@ -9,9 +9,9 @@ from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
 from passes.canonical_arith import channel_shape, channel_vector
-from passes.normalize_util import (NameSource, add_node, const_value, consumers, detach, is_empty,
+from passes.normalize_util import (NameSource, add_node, const_value, consumers, detach, drop_unused, is_empty,
                                    is_graph_output, is_read, merge_origin, new_constant, new_variable, origin_of,
-                                   producer, quiet_gs, set_origin, set_tensors, static_shape)
+                                   producer, set_origin, set_tensors, static_shape)
 
 
 def batchnorm_affine(graph: gs.Graph, node: gs.Node) -> tuple[np.ndarray, np.ndarray] | None:
@@ -96,8 +96,7 @@ class FoldBatchNorm(Pass):
         stats["batchnorm-split"] = len(made) - stats["batchnorm-folded"]
         changed = any(stats.values())
         if changed:
-            with quiet_gs():
-                graph.cleanup(remove_unused_graph_inputs=False)
+            drop_unused(graph)
             graph.toposort()
         return PassResult(model, changed, stats)
 

@@ -10,7 +10,7 @@ import onnx_graphsurgeon as gs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
-from passes.normalize_util import detach, is_const, quiet_gs
+from passes.normalize_util import detach, drop_unused, is_const, quiet_gs
 
 # How each form of the Constant op's attribute becomes a numpy value (dtype as ONNX defines it).
 _CONSTANT_ATTRS = {
@@ -89,8 +89,7 @@ class FoldConstants(Pass):
             graph.outputs = outputs
         graph.toposort()
         lower_constant_nodes(graph)
-        with quiet_gs():
-            graph.cleanup(remove_unused_graph_inputs=False)
+        drop_unused(graph)
         folded = nodes_before - len(graph.nodes)
         stats = {"nodes-removed": folded, "constant-nodes": lowered, "initializer-inputs-removed": removed_inputs}
         if constant_outputs:

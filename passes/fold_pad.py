@@ -8,8 +8,8 @@ import onnx_graphsurgeon as gs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
-from passes.normalize_util import (attr, const_value, consumers, detach, is_empty, is_graph_output, origin_of,
-                                   quiet_gs, set_origin, static_shape)
+from passes.normalize_util import (attr, const_value, consumers, detach, drop_unused, is_empty, is_graph_output,
+                                   origin_of, set_origin, static_shape)
 
 
 def spatial_pads(node: gs.Node, rank: int) -> list[int] | None:
@@ -117,6 +117,5 @@ class FoldPad(Pass):
             detach(node)
             folded += 1
         if folded:
-            with quiet_gs():
-                graph.cleanup(remove_unused_graph_inputs=False)
+            drop_unused(graph)
         return PassResult(model, bool(folded), {"folded": folded})

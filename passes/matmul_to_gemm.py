@@ -8,9 +8,8 @@ import onnx_graphsurgeon as gs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
-from passes.normalize_util import (NameSource, const_value, consumers, detach, is_empty, is_graph_output,
-                                   merge_origin, new_constant, quiet_gs, set_tensors,
-                                   static_shape)
+from passes.normalize_util import (NameSource, const_value, consumers, detach, drop_unused, is_empty, is_graph_output,
+                                   merge_origin, new_constant, set_tensors, static_shape)
 
 
 def bias_vector(value: np.ndarray, n: int) -> np.ndarray | None:
@@ -78,8 +77,7 @@ class MatMulToGemm(Pass):
                 stats["gemm-canonicalized"] += 1
         changed = any(stats.values())
         if changed:
-            with quiet_gs():
-                graph.cleanup(remove_unused_graph_inputs=False)
+            drop_unused(graph)
         return PassResult(model, changed, stats)
 
     @staticmethod

@@ -17,9 +17,8 @@ import onnx_graphsurgeon as gs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
-from passes.normalize_util import (DEFAULT_DOMAINS, NameSource, add_node, attr, bypass, consumers, detach,
-                                   is_graph_output, is_read, new_constant, new_variable, origin_of, quiet_gs,
-                                   set_origin)
+from passes.normalize_util import (DEFAULT_DOMAINS, NameSource, add_node, attr, bypass, consumers, detach, drop_unused,
+                                   is_graph_output, is_read, new_constant, new_variable, origin_of, set_origin)
 
 ML_DOMAIN = "ai.onnx.ml"
 #: The default-domain opset imported for the new nodes when the model imports none.
@@ -145,9 +144,7 @@ class MlOpsToOnnx(Pass):
             graph.import_domains = [*(graph.import_domains or []), onnx.helper.make_opsetid("", DEFAULT_OPSET)]
             graph.opset = DEFAULT_OPSET
         if changed:
-            graph.toposort()
-            with quiet_gs():
-                graph.cleanup(remove_unused_graph_inputs=False)
+            drop_unused(graph, toposort=True)
         return PassResult(model, changed, stats)
 
     def _scaler(self, model: OnnxModel, names: NameSource, node: gs.Node) -> bool:

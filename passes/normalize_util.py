@@ -36,6 +36,15 @@ def quiet_gs() -> Iterator[None]:
         logger.severity = old
 
 
+def drop_unused(graph: gs.Graph, toposort: bool = False) -> None:
+    """After a rewrite: (optionally topologically sort, then) remove the nodes and tensors nothing
+    reads, keeping unused graph inputs (they are the model's interface), without gs's warnings."""
+    if toposort:
+        graph.toposort()
+    with quiet_gs():
+        graph.cleanup(remove_unused_graph_inputs=False)
+
+
 # --------------------------------------------------------------------------- tensors
 def is_const(tensor: gs.Tensor | None) -> bool:
     """True for an initializer (gs.Constant)."""

@@ -8,9 +8,8 @@ import onnx_graphsurgeon as gs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
-from passes.normalize_util import (NameSource, add_node, const_value, is_empty, new_constant, new_variable,
-                                   opset_of, origin_of, quiet_gs, set_origin, set_tensors,
-                                   static_shape)
+from passes.normalize_util import (NameSource, add_node, const_value, drop_unused, is_empty, new_constant,
+                                   new_variable, opset_of, origin_of, set_origin, set_tensors, static_shape)
 
 
 def reduce_axes(node: gs.Node, rank: int, opset: int) -> list[int] | None:
@@ -79,7 +78,5 @@ class ReduceMeanToGap(Pass):
                 set_origin(model, reshape, origin_of(model, node))
             rewritten += 1
         if rewritten:
-            graph.toposort()
-            with quiet_gs():
-                graph.cleanup(remove_unused_graph_inputs=False)
+            drop_unused(graph, toposort=True)
         return PassResult(model, bool(rewritten), {"rewritten": rewritten})

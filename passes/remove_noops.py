@@ -9,7 +9,7 @@ import onnx_graphsurgeon as gs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
-from passes.normalize_util import bypass, const_value, is_empty, is_read, quiet_gs, static_shape
+from passes.normalize_util import bypass, const_value, drop_unused, is_empty, is_read, static_shape
 
 _RESHAPING = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Expand")
 
@@ -91,8 +91,7 @@ class RemoveNoops(Pass):
             else:
                 kept += 1
         if removed:
-            with quiet_gs():
-                graph.cleanup(remove_unused_graph_inputs=False)
+            drop_unused(graph)
         stats: dict[str, object] = {"removed": sum(removed.values()), **{f"removed-{k}": v for k, v in removed.items()}}
         if kept:
             stats["kept-unremovable"] = kept

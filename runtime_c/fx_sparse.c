@@ -191,9 +191,9 @@ static void fx_fc_sparse_far(const fx_fc_sparse_t *p, const int16_t *x, int16_t 
 #else
 #define FX_SP_LOWER_
 #endif
-static const uint16_t fx_sp_pow2[18] FX_SP_LOWER_ = {
+static const uint16_t fx_sp_pow2[17] FX_SP_LOWER_ = {
     0u, 0x1u, 0x2u, 0x4u, 0x8u, 0x10u, 0x20u, 0x40u, 0x80u,
-    0x100u, 0x200u, 0x400u, 0x800u, 0x1000u, 0x2000u, 0x4000u, 0x8000u, 0u};
+    0x100u, 0x200u, 0x400u, 0x800u, 0x1000u, 0x2000u, 0x4000u, 0x8000u};
 
 /* Rows with at most FX_SPARSE_FC_CHAIN stored weights jump into one unrolled chain of steps
  * (at the entry that leaves their count); longer ones take the steps eight at a time. */

@@ -93,8 +93,12 @@ def ops(model: OnnxModel | onnx.ModelProto) -> list[str]:
     return [n.op_type for n in model.graph.node]
 
 
-def torch_export(module: Any, example: Any, dynamic_batch: bool = True, **kwargs: Any) -> onnx.ModelProto:
-    """Export a torch module with the legacy (TorchScript) exporter to a ModelProto."""
+def torch_export(module: Any, example: Any, dynamic_batch: bool = True, dynamo: bool = False,
+                 **kwargs: Any) -> onnx.ModelProto:
+    """Export a torch module to a ModelProto: with the legacy (TorchScript) exporter (inputs
+    'input', outputs 'output'; `kwargs` go to it), or with dynamo (its own names; skipped when
+    onnxscript is missing; `dynamic_batch` and `kwargs` do not apply)."""
+    import pytest
     import torch
 
     module.eval()
@@ -103,8 +107,12 @@ def torch_export(module: Any, example: Any, dynamic_batch: bool = True, **kwargs
         kwargs.setdefault("dynamic_axes", {"input": {0: "batch"}, "output": {0: "batch"}})
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (example,), buffer, dynamo=False, input_names=["input"],
-                          output_names=["output"], **kwargs)
+        if dynamo:
+            pytest.importorskip("onnxscript")
+            torch.onnx.export(module, (example,), dynamo=True).save(buffer)
+        else:
+            torch.onnx.export(module, (example,), buffer, dynamo=False, input_names=["input"],
+                              output_names=["output"], **kwargs)
     return onnx.load_from_string(buffer.getvalue())
 
 

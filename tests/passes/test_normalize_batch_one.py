@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import io
-import warnings
 from typing import Any
 
 import numpy as np
 import onnx
 import pytest
 
-from normalize_helpers import load, ort_run, parse, rand, run_pass
+from normalize_helpers import load, ort_run, parse, rand, run_pass, torch_export
 
 from passes.batch_one import BatchOne
 from passes.check_supported import check_normal_form
@@ -61,18 +59,8 @@ class BatchMixer(nn.Module):
 
 
 def _export(module: nn.Module, shape: tuple[int, ...], dynamo: bool, folding: bool = True) -> onnx.ModelProto:
-    module.eval()
-    example = torch.randn(*shape)
-    buffer = io.BytesIO()
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if dynamo:
-            pytest.importorskip("onnxscript")
-            torch.onnx.export(module, (example,), dynamo=True).save(buffer)
-        else:
-            torch.onnx.export(module, (example,), buffer, dynamo=False, input_names=["input"],
-                              output_names=["output"], do_constant_folding=folding)
-    return onnx.load_from_string(buffer.getvalue())
+    return torch_export(module, torch.randn(*shape), dynamic_batch=False, dynamo=dynamo,
+                        **({} if dynamo else {"do_constant_folding": folding}))
 
 
 CASES = [(ViewNet, (2, 5, 6)), (MeanNet, (3, 10))]

@@ -17,7 +17,7 @@ Rules (node -> step):
   [+ act] -> depthwise 1x1 ``conv`` (``group = C``, weight = the scale). A per-channel constant
   ``Add`` alone -> depthwise 1x1 ``conv`` with weight 1 and the constant as bias; a per-element
   constant ``Add`` -> ``add`` with an i16 constant buffer. ``Add`` of two activations [+ act] ->
-  ``add``. ``MaxPool``/``AveragePool`` -> ``maxpool``/``avgpool`` (the output shape carries
+  ``add``; ``Mul`` of two activations of one shape [+ act] -> ``mul``. ``MaxPool``/``AveragePool`` -> ``maxpool``/``avgpool`` (the output shape carries
   ceil_mode); ``GlobalAveragePool`` -> ``avgpool`` with kernel ``[H, W]``. A lone activation ->
   ``act``. ``Concat`` (axis 1) -> ``concat``. A final ``Softmax``, ``LogSoftmax`` or ``Sigmoid``
   is dropped (each keeps the argmax): the program output is the tensor before it, the logits
@@ -40,7 +40,8 @@ Rules (node -> step):
   which loses nothing: the accumulator has no finer bits to give. Biases:
   ``b_q[c] = sat32(round(b[c] * 2^(f_in + f_w[c])))``, a fused per-channel Add folded in.
 - ``add``: the inputs are aligned at ``q_c = max(q_a, q_b)`` (left shifts ``q_c - q_a``,
-  ``q_c - q_b``, at most 15) and requantised by ``q_c - q_out``. ``concat``: ``shifts[i] = q_i -
+  ``q_c - q_b``, at most 15) and requantised by ``q_c - q_out``. ``mul``: ``shift = q_a + q_b -
+  q_out`` (``q_out`` made coarser or finer only to keep it in [-15, 31]). ``concat``: ``shifts[i] = q_i -
   q_out``. Clip bounds: ``sat16(round(v * 2^f_out))``. Leaky slope: ``round(alpha * 2^15)``
   (``0 <= alpha < 1``).
 
@@ -540,6 +541,9 @@ class _Lowerer:
     def _op_Mul(self, node: gs.Node) -> None:
         consts = [t for t in node.inputs if isinstance(t, gs.Constant)]
         acts = [t for t in node.inputs if isinstance(t, gs.Variable)]
+        if len(acts) == 2:
+            self._mul_two(node, acts[0], acts[1])
+            return
         if len(consts) != 1 or len(acts) != 1:
             raise _Unsupported("Mul needs one activation and one per-channel constant")
         x, k = acts[0], consts[0]
@@ -596,6 +600,20 @@ class _Lowerer:
         attrs = {"shift_a": qc - qa, "shift_b": qc - qb, "shift": qc - f_out,
                  **self._act_attrs(chain.act, f_out)}
         self._step("add", chain.nodes, [a_buf, b_buf], y_buf, attrs)
+
+    def _mul_two(self, node: gs.Node, a: gs.Variable, b: gs.Variable) -> None:
+        """Mul of two activations of one shape [+ act] -> ``mul``: the int32 product has the format
+        ``q_a + q_b``; the output keeps its calibrated format unless the shift would leave
+        [-15, 31]."""
+        if tuple(a.shape) != tuple(b.shape):
+            raise _Unsupported(f"Mul with broadcasting {list(a.shape)} * {list(b.shape)}")
+        a_buf, b_buf = self._input(a), self._input(b)
+        qp = self._qbuf(a_buf) + self._qbuf(b_buf)
+        chain = self._chain(node, allow_bias=False)
+        f_out = min(max(self._out_format(chain), qp - SHIFT_MAX), qp - SHIFT_MIN)
+        y_buf = self._storage(chain.output, f_out)
+        self._step("mul", chain.nodes, [a_buf, b_buf], y_buf,
+                   {"shift": qp - f_out, **self._act_attrs(chain.act, f_out)})
 
     def _region(self, region: Region) -> None:
         """An element-wise region (passes/elementwise.py) -> one ``lut`` step (backends/lower_lut.py)."""

@@ -18,7 +18,8 @@ buffer, where "float value" is what the float model computes from the same (unqu
   output range there); an extreme output value inside is the function's own (sigmoid's 1.0 at
   q = 15), within the table error.
 - ``maxpool``: ``e_x``; ``avgpool``: ``e_x + 2^-(f+1)`` (divround); ``add``: ``e_a + e_b`` plus the
-  requant rounding; ``concat``: the largest input bound plus its requant rounding.
+  requant rounding; ``mul``: ``max(|a'| e_b + |b'| e_a) + e_a e_b`` (per element, ``a'``, ``b'`` the
+  dequantised operands) plus the requant rounding; ``concat``: the largest input bound plus its requant rounding.
 
 It is a worst case for this input (errors of different elements are assumed to line up), so it is
 loose but sound, provided nothing saturated: any int16 result at the end of its range (-32768 or
@@ -164,6 +165,17 @@ def error_bounds(program: Program, trace: Mapping[str, np.ndarray], sigmas: floa
             pre = err(a) + err(b) + rounds * _lsb_half(q_out)
             e[y] = pre + act_err(step.attrs, q_out, mag(y) + pre)
             var[y] = variance(a) + variance(b) + rounds * lsb2
+        elif step.op == "mul":
+            # a*b - a'*b' = a'*(b - b') + b'*(a - a') - (a - a')*(b - b'), per element
+            a, b = step.inputs
+            shift = step.attrs["shift"]
+            assert isinstance(shift, int)
+            rounds = 1.0 if shift > 0 else 0.0
+            ra, rb = np.abs(real(a)), np.abs(real(b))
+            ea, eb = err(a), err(b)
+            pre = float(np.max(ra * eb + rb * ea)) + ea * eb + rounds * _lsb_half(q_out)
+            e[y] = pre + act_err(step.attrs, q_out, mag(y) + pre)
+            var[y] = float(np.max(ra ** 2 * variance(b) + rb ** 2 * variance(a))) + rounds * lsb2
         elif step.op == "act":
             x = step.inputs[0]
             e[y] = err(x) + act_err(step.attrs, q_out, mag(x))

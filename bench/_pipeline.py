@@ -140,6 +140,21 @@ class _Chain:
         self.cur = out
         return self
 
+    def product(self, op: str = "Sigmoid") -> _Chain:
+        """x * op(conv1x1(x)) (a gate: the product of two activations, a mul step)."""
+        skip = self.cur
+        shape = list(self.shape)
+        if len(shape) > 2:
+            self.conv(shape[1], 1, relu=False)
+        else:
+            self.gemm(shape[1], relu=False)
+        self.unary(op)
+        out = self._name("m")
+        self.nodes.append(helper.make_node("Mul", [skip, self.cur], [out]))
+        self.cur = out
+        self.shape = shape
+        return self
+
     def pool(self, kind: str, k: int, stride: int, pad: int = 0) -> _Chain:
         spatial = len(self.shape) - 2
         out = self._name("p")
@@ -234,6 +249,10 @@ def calibration_models() -> list[tuple[str, onnx.ModelProto]]:
     c.gemm(300, relu=False).unary("Sigmoid", gate=True).gemm(96, relu=False).unary("HardSigmoid", gate=True)
     c.gemm(64, relu=False).unary("Tanh").gemm(33, relu=False).unary("Sigmoid", gate=True).gemm(4, relu=False)
     models.append(("calib_lut_fc", c.model("calib_lut_fc")))
+    c = _Chain([1, 4, 12, 12], 9)    # mul steps (products of two activations) of 576 .. 20 elements
+    c.conv(4, 3, pad=1, relu=False).product().conv(6, 3, stride=2, relu=False).product("Tanh").relu()
+    c.flatten().gemm(40, relu=False).product().gemm(20, relu=False).product("Tanh").gemm(3, relu=False)
+    models.append(("calib_mul", c.model("calib_mul")))
     return models
 
 

@@ -83,7 +83,7 @@ from transpiler.lir.cost import step_work, tile_unit_count  # noqa: E402
 from transpiler.lir.ir import Program  # noqa: E402
 from transpiler.toolchain import find_msp430_toolchain  # noqa: E402
 
-DENSE_OPS = ("conv", "fc", "maxpool", "avgpool", "add", "act", "lut", "concat", "argmax")
+DENSE_OPS = ("conv", "fc", "maxpool", "avgpool", "add", "mul", "act", "lut", "concat", "argmax")
 
 
 @dataclass
@@ -209,7 +209,7 @@ def split_program(c: P.Compiled, work: Path) -> P.Compiled:
             dims = [g // oh, oh, ow] if g >= oh else [1, g, ow]
         elif s.op in ("maxpool", "avgpool"):
             dims = [g, out.shape[-2], out.shape[-1]]
-        elif s.op in ("add", "act", "lut", "concat"):
+        elif s.op in ("add", "mul", "act", "lut", "concat"):
             dims = [min(g * 32, out.size)]
         else:
             dims = [g]

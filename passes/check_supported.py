@@ -194,11 +194,10 @@ def _binary(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
     if is_const(a) and is_const(b):
         return [("both operands are constants", "run `fold-constants`")]
     if not is_const(a) and not is_const(b):
-        if node.op == "Mul":
-            return [("product of two activations", "only Mul by a per-channel constant is supported")]
         if static_shape(a) != static_shape(b) or static_shape(a) != out_shape:
-            return [(f"broadcasting Add of {shape_text(a)} and {shape_text(b)}",
-                     "residual additions need two tensors of the same shape")]
+            what = "residual additions" if node.op == "Add" else "products of two activations"
+            return [(f"broadcasting {node.op} of {shape_text(a)} and {shape_text(b)}",
+                     f"{what} need two tensors of the same shape")]
         return []
     act, const = (b, a) if is_const(a) else (a, b)
     shape = static_shape(act)

@@ -7,7 +7,7 @@ msp430-elf-gcc (freeml-tx msp430 toolchain, Debian gcc-12-source 12.2.0-14+deb12
 its section. plan-memory adds up what is reachable from the entry points a program's steps call.
 """
 
-SOURCES_SHA256 = '5af9efc78ffd1adede29992ff49bc570f6778cc900f492f1d5763c187235858f'
+SOURCES_SHA256 = 'a24da5d3f0009a8d9fe9ce6b112428e4ef5e8004c6de94a4546ba12fcc9c6161'
 
 GRAPHS: dict[str, dict[str, dict[str, object]]] = {
  "large": {
@@ -119,6 +119,10 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.text.fx_requant_fn",
     "libgcc.a(slli.o):.text.__mspabi_slli",
     "libgcc.a(slli.o):.text.__mspabi_slll"
+   ],
+   "fx_eltwise.c:.text.fx_mul": [
+    "fx_requant.c:.text.fx_apply_act",
+    "fx_requant.c:.text.fx_requant_fn"
    ],
    "fx_eltwise.c:.text.fx_requant_copy": [
     "fx_requant.c:.text.fx_requant"
@@ -327,6 +331,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_fc_sparse": "fx_sparse.c:.text.fx_fc_sparse",
    "fx_lut": "fx_eltwise.c:.text.fx_lut",
    "fx_maxpool": "fx_pool.c:.text.fx_maxpool",
+   "fx_mul": "fx_eltwise.c:.text.fx_mul",
    "fx_progress_commit": "fx_progress.c:.text.fx_progress_commit",
    "fx_progress_load": "fx_progress.c:.text.fx_progress_load",
    "fx_progress_reset": "fx_progress.c:.text.fx_progress_reset",
@@ -433,6 +438,10 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    ],
    "fx_eltwise.c:.text.fx_lut": [
     508,
+    "code"
+   ],
+   "fx_eltwise.c:.text.fx_mul": [
+    194,
     "code"
    ],
    "fx_eltwise.c:.text.fx_requant_copy": [
@@ -912,6 +921,10 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "libgcc.a(slli.o):.text.__mspabi_slli",
     "libgcc.a(slli.o):.text.__mspabi_slll"
    ],
+   "fx_eltwise.c:.text.fx_mul": [
+    "fx_requant.c:.text.fx_apply_act",
+    "fx_requant.c:.text.fx_requant_fn"
+   ],
    "fx_eltwise.c:.text.fx_requant_copy": [
     "fx_requant.c:.text.fx_requant"
    ],
@@ -1119,6 +1132,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_fc_sparse": "fx_sparse.c:.text.fx_fc_sparse",
    "fx_lut": "fx_eltwise.c:.text.fx_lut",
    "fx_maxpool": "fx_pool.c:.text.fx_maxpool",
+   "fx_mul": "fx_eltwise.c:.text.fx_mul",
    "fx_progress_commit": "fx_progress.c:.text.fx_progress_commit",
    "fx_progress_load": "fx_progress.c:.text.fx_progress_load",
    "fx_progress_reset": "fx_progress.c:.text.fx_progress_reset",
@@ -1225,6 +1239,10 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    ],
    "fx_eltwise.c:.text.fx_lut": [
     488,
+    "code"
+   ],
+   "fx_eltwise.c:.text.fx_mul": [
+    172,
     "code"
    ],
    "fx_eltwise.c:.text.fx_requant_copy": [

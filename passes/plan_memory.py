@@ -99,7 +99,7 @@ SMALL_MODEL_MAX_OBJECT = 32767       # the small memory model's largest object (
 OP_ENTRY_POINTS: dict[str, tuple[str, ...]] = {
     "conv": ("fx_conv_units",), "conv_sparse": ("fx_conv_sparse",), "fc": ("fx_fc",),
     "fc_sparse": ("fx_fc_sparse",), "maxpool": ("fx_maxpool",), "avgpool": ("fx_avgpool",),
-    "add": ("fx_add",), "act": ("fx_act",), "lut": ("fx_lut",), "concat": ("fx_requant_copy",),
+    "add": ("fx_add",), "mul": ("fx_mul",), "act": ("fx_act",), "lut": ("fx_lut",), "concat": ("fx_requant_copy",),
     "argmax": ("fx_argmax",),
     "transpose": (),
 }
@@ -114,9 +114,9 @@ UNKNOWN_KERNEL_BYTES = 1024
 #: (``+ 2``: fx_<m>_reset, which main_sim.c calls before each new input.)
 GENERATED_CODE: dict[str, dict[str, Any]] = {
     "small": {"run": 112 + 2, "run_one_step": 30 + 2, "step": 28, "helper": 170, "step_entry": 8, "pointer": 2,
-              "op_extra": {"act": 80, "lut": 80, "add": 80, "argmax": -4, "conv": 30, "transpose": 200}, "concat_per_input": 135},
+              "op_extra": {"act": 80, "lut": 80, "add": 80, "mul": 80, "argmax": -4, "conv": 30, "transpose": 200}, "concat_per_input": 135},
     "large": {"run": 124 + 2, "run_one_step": 34 + 2, "step": 32, "helper": 178, "step_entry": 10, "pointer": 4,
-              "op_extra": {"act": 88, "lut": 88, "add": 88, "argmax": -4, "conv": 36, "transpose": 220}, "concat_per_input": 148},
+              "op_extra": {"act": 88, "lut": 88, "add": 88, "mul": 88, "argmax": -4, "conv": 36, "transpose": 220}, "concat_per_input": 148},
 }
 
 
@@ -175,7 +175,7 @@ def descriptor_bytes(s: Step, pointer: int = 4) -> int:
     # two int32, eight size_t: size_t is as wide as a pointer in both memory models)
     size = {"conv": 22 * 2 + 2 * 4 + 11 * pointer + act, "fc": 2 * 2 + 3 * pointer + act,
             "conv_sparse": 15 * 2 + 5 * pointer + act, "fc_sparse": 3 * 2 + 5 * pointer + act,
-            "maxpool": 16 * 2, "avgpool": 16 * 2, "add": 4 + act, "act": act,
+            "maxpool": 16 * 2, "avgpool": 16 * 2, "add": 4 + act, "mul": 2 + act, "act": act,
             "lut": pointer + 4 + 2 * 2 + 4}.get(s.op, 0)
     if s.op == "concat":
         shifts = len(s.inputs)

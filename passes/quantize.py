@@ -32,6 +32,11 @@ Rules (one place; `lower` imports the helpers below so both sides agree):
   wrap and top-1 agreement falls to 88 % / 52 %. Intermediate sums may wrap: two's-complement addition is exact modulo
   2^32, only the final sum must fit. `lower` re-applies the limit with the formats of the fused step
   and also keeps the shift inside the op's range ``[-15, 31]``.
+- **Products of two activations** (``Mul`` -> ``mul``): the output's calibrated format like any
+  activation; the product ``a * b`` of two int16 is exact in 32 bits (at most 2^30), so there is no
+  accumulator headroom to keep, only the shift ``f_a + f_b - f_out`` inside ``[-15, 31]`` (`lower`
+  moves ``f_out`` when it would leave it). Error: ``|a'| e_b + |b'| e_a + e_a e_b`` plus the
+  rounding (backends/lower_bounds.py): a product of two operands near 1 costs about two LSBs.
 - **Per-element constants** of an ``Add`` (stored as an i16 buffer): per-tensor ``f`` with the
   weight rule clamped to ``[-8, 30]``.
 

@@ -1,4 +1,4 @@
-/* fx_eltwise.c - element-wise kernels: add, stand-alone activation, table function (lut),
+/* fx_eltwise.c - element-wise kernels: add, mul, stand-alone activation, table function (lut),
  * requantising copy (one input of a concat) and argmax. Each element-wise kernel computes the
  * elements [i0, i1).
  */
@@ -15,6 +15,25 @@ void fx_add(const fx_add_t *p, const int16_t *a, const int16_t *b, int16_t *y, u
     for (i = i0; i < i1; ++i) {
         const int32_t acc = (int32_t)a[i] * ma + (int32_t)b[i] * mb;
         FX_STORE(y[i], fx_apply_act(&p->act, fx_requant(acc, p->shift)));
+    }
+}
+
+void fx_mul(const fx_mul_t *p, const int16_t *a, const int16_t *b, int16_t *y, uint32_t i0, uint32_t i1)
+{
+    /* the product of two int16 is exact in int32 (at most 2^30); MPY32's MPYS forms it */
+    fx_requant_fn_t *const out = fx_requant_fn(p->shift);
+    const uint8_t plain = p->act.kind == FX_ACT_NONE;
+    uint32_t i;
+    for (i = i0; i < i1; ++i) {
+        int32_t acc;
+        int16_t v;
+        {
+            FX_MAC_BEGIN(0);
+            FX_MAC(a[i], b[i]);
+            acc = FX_MAC_END();
+        }
+        v = out(acc);
+        FX_STORE(y[i], plain ? v : fx_apply_act(&p->act, v));
     }
 }
 

@@ -165,6 +165,15 @@ typedef struct {
 /* Elements [i0, i1). */
 void fx_add(const fx_add_t *p, const int16_t *a, const int16_t *b, int16_t *y, uint32_t i0, uint32_t i1);
 
+/* mul: y = act(requant(a * b, shift)), the element-wise product of two activations. */
+typedef struct {
+    int8_t shift;
+    fx_act_t act;
+} fx_mul_t;
+
+/* Elements [i0, i1). */
+void fx_mul(const fx_mul_t *p, const int16_t *a, const int16_t *b, int16_t *y, uint32_t i0, uint32_t i1);
+
 /* Stand-alone activation, elements [i0, i1). */
 void fx_act(const fx_act_t *a, const int16_t *x, int16_t *y, uint32_t i0, uint32_t i1);
 

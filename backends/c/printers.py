@@ -13,8 +13,8 @@ fc          one output                                                 ``N``
 fc_sparse   one output                                                 ``N``
 maxpool     one output channel                                         ``C``
 avgpool     one output channel                                         ``C``
-add, act,   a chunk of ``ELTWISE_CHUNK`` output elements               ``ceil(n / ELTWISE_CHUNK)``
-lut
+add, mul,   a chunk of ``ELTWISE_CHUNK`` output elements               ``ceil(n / ELTWISE_CHUNK)``
+act, lut
 transpose   a chunk of ``ELTWISE_CHUNK`` output elements               ``ceil(n / ELTWISE_CHUNK)``
 concat      a chunk of ``ELTWISE_CHUNK`` output elements               ``ceil(n / ELTWISE_CHUNK)``
 argmax      the whole step                                             ``1``
@@ -422,6 +422,24 @@ def print_add(env: StepEnv) -> StepCode:
                     set(), {"fx_add"})
 
 
+def print_mul(env: StepEnv) -> StepCode:
+    """mul -> fx_mul over element chunks; descriptor fx_mul_t."""
+    _check_io(env, 2)
+    a, b = env.step.inputs
+    y = env.step.outputs[0]
+    n = env.buf(y).size
+    if env.buf(a).size != n or env.buf(b).size != n:
+        raise env.fail(f"mul operands have {env.buf(a).size} and {env.buf(b).size} elements, the output {n}")
+    s = _attr_int(env, "shift", 0)
+    if not -15 <= s <= 31:
+        raise env.fail(f"mul shift {s} is outside [-15, 31]")
+    desc, desc_def = _struct_def(env, "fx_mul_t", "mul", [("shift", str(s)), ("act", _act_init(env))])
+    body = _pointer_lines(env, [("a", a), ("b", b)], [("y", y)]) + _eltwise_range(n)
+    body.append(f"fx_mul(&{desc}, a, b, y, i0, i1);")
+    return StepCode(_eltwise_units(env, n), f"chunks of {ELTWISE_CHUNK} elements ({n})", body, [desc_def],
+                    set(), {"fx_mul"})
+
+
 def print_act(env: StepEnv) -> StepCode:
     """act -> fx_act over element chunks; descriptor fx_act_t."""
     _check_io(env, 1)
@@ -557,6 +575,7 @@ PRINTERS: dict[str, Callable[[StepEnv], StepCode]] = {
     "maxpool": print_maxpool,
     "avgpool": print_avgpool,
     "add": print_add,
+    "mul": print_mul,
     "act": print_act,
     "lut": print_lut,
     "concat": print_concat,
@@ -634,7 +653,7 @@ def tile_units(step: Step, code: StepCode, program: Program) -> int:
         oh = program.buffers[step.outputs[0]].shape[1]
         rows = dims[1] if len(dims) > 1 else oh
         per = dims[0] * oh if rows >= oh else rows
-    elif step.op in ("add", "act", "lut", "concat", "gnet_feature", "transpose"):
+    elif step.op in ("add", "mul", "act", "lut", "concat", "gnet_feature", "transpose"):
         per = -(-dims[0] // ELTWISE_CHUNK)
     elif step.op == "argmax":
         per = 1

@@ -675,8 +675,6 @@ EXPECTATIONS: tuple[Expect, ...] = (
            r"MatMul is not supported"),
     Expect(r"^test_sub(_example)?$", UNSUPPORTED, "difference of two activations (only Sub of a constant)",
            r"only subtraction of a constant"),
-    Expect(r"^test_mul(_example)?$", UNSUPPORTED, "product of two activations (only Mul by a per-channel constant)",
-           r"product of two activations"),
     Expect(r"^test_div(_example)?$", UNSUPPORTED, "quotient of two activations (only Div by a constant)",
            r"only division by a constant"),
     Expect(r"^test_(mul|div)_bcast$", UNSUPPORTED,

@@ -378,6 +378,42 @@ def test_residual_add_aligns_formats() -> None:
     check_numerics(qmodel, prog, xs)
 
 
+@pytest.mark.parametrize("act", ["none", "Relu", "Clip"])
+def test_product_of_two_activations_is_a_mul(act: str) -> None:
+    """Mul(a, b) of two activations of one shape [+ act] -> one ``mul`` step with shift q_a + q_b -
+    q_y; the gated product (a conv times the sigmoid of another) stays within the error bound."""
+    nodes = [node("Conv", ["x", "Wa", "Ba"], ["a"], "conv_a", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             node("Conv", ["x", "Wb", "Bb"], ["b0"], "conv_b", kernel_shape=[1, 1]),
+             node("Sigmoid", ["b0"], ["b"], "gate"),
+             node("Mul", ["a", "b"], ["m" if act != "none" else "y"], "prod")]
+    extra: dict[str, np.ndarray] = {}
+    if act == "Relu":
+        nodes.append(node("Relu", ["m"], ["y"], "act"))
+    elif act == "Clip":
+        nodes.append(node("Clip", ["m", "lo", "hi"], ["y"], "act"))
+        extra = {"lo": np.array(-0.5, np.float32), "hi": np.array(0.75, np.float32)}
+    proto = make(nodes, {"x": [1, 2, 6, 6]}, ["y"],
+                 {"Wa": w(3, 2, 3, 3), "Ba": w(3), "Wb": w(3, 2, 1, 1, scale=3.0), "Bb": w(3), **extra})
+    xs = samples_for(proto)
+    qmodel, prog = lowered(proto, xs)
+    assert ops(prog) == ["conv", "conv", "lut", "mul"]
+    mul = step(prog, "prod")
+    qa, qb, qy = (q_of(prog, n) for n in (*mul.inputs, mul.outputs[0]))
+    assert mul.attrs["shift"] == qa + qb - qy
+    assert mul.attrs["act"] == {"none": "none", "Relu": "relu", "Clip": "clip"}[act]
+    assert mul.origin == (["prod"] if act == "none" else ["prod", "act"])
+    check_numerics(qmodel, prog, xs)
+
+
+def test_broadcasting_product_is_rejected() -> None:
+    proto = make([node("Relu", ["x"], ["a"], "relu"), node("Gemm", ["x", "W", "B"], ["s"], "fc", transB=1),
+                  node("Mul", ["a", "s"], ["y"], "prod")],
+                 {"x": [1, 4]}, ["y"], {"W": w(1, 4), "B": w(1)})
+    with pytest.raises(UnsupportedError) as info:
+        lowered(proto, samples_for(proto))
+    assert "broadcasting Mul of [1,4] and [1,1]" in info.value.render()
+
+
 # -- pools, lone activations, concat, reshape ----------------------------------------------------
 
 POOL_CASES = {

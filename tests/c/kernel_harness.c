@@ -11,7 +11,8 @@
  *
  * ops: 1 conv, 2 fc, 3 maxpool, 4 avgpool, 5 add, 6 act, 7 requant_copy, 8 argmax,
  *      9 requant (element-wise fx_requant of acc[i] by shift[i]), 10 apply_act (fx_apply_act),
- *      11 lut (params step base mirror center gate shift; arrays x, table).
+ *      11 lut (params step base mirror center gate shift; arrays x, table),
+ *      12 mul (params shift act...; arrays a, b).
  */
 #define HARNESS_NAME "kernel_harness"
 #include "harness.h"
@@ -63,6 +64,29 @@ static void run_add(const case_t *c)
     y = new_output(n);
     for (i = 0; i < c->nranges; i += 2) {
         fx_add(&p, a, b, y, (uint32_t)c->ranges[i], (uint32_t)c->ranges[i + 1]);
+    }
+    emit_i16(y, n);
+    free(a); free(b); free(y);
+}
+
+static void run_mul(const case_t *c)
+{
+    const int32_t *q = c->params;
+    fx_mul_t p;
+    int16_t *a, *b, *y;
+    int32_t i, n;
+    need(c, 5, 2, 2);
+    p.shift = (int8_t)q[0];
+    p.act = act_from(q + 1);
+    if (c->arrays[0].len != c->arrays[1].len) {
+        die("mul: operand lengths differ");
+    }
+    a = as_i16(&c->arrays[0]);
+    b = as_i16(&c->arrays[1]);
+    n = c->arrays[0].len;
+    y = new_output(n);
+    for (i = 0; i < c->nranges; i += 2) {
+        fx_mul(&p, a, b, y, (uint32_t)c->ranges[i], (uint32_t)c->ranges[i + 1]);
     }
     emit_i16(y, n);
     free(a); free(b); free(y);
@@ -178,6 +202,7 @@ static void run_op(int32_t op, const case_t *c)
     case 9: run_requant(c); break;
     case 10: run_apply_act(c); break;
     case 11: run_lut(c); break;
+    case 12: run_mul(c); break;
     default: die("unknown op");
     }
 }

@@ -34,7 +34,7 @@ CFLAGS = ["-std=c99", "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitiz
 FILL = -21846  # what the harness writes into its output buffers before the calls
 ACT_CODE = {"none": 0, "relu": 1, "clip": 2, "leaky": 3}
 OP = {"conv": 1, "fc": 2, "maxpool": 3, "avgpool": 4, "add": 5, "act": 6, "requant_copy": 7,
-      "argmax": 8, "requant": 9, "apply_act": 10, "lut": 11}
+      "argmax": 8, "requant": 9, "apply_act": 10, "lut": 11, "mul": 12}
 
 EXAMPLES = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -413,7 +413,7 @@ def test_pool(harnesses: list[Harness], cases: list[tuple[Case, np.ndarray]]) ->
 
 @st.composite
 def eltwise_cases(draw: st.DrawFn) -> tuple[Case, np.ndarray]:
-    kind = draw(st.sampled_from(["add", "act", "requant_copy"]))
+    kind = draw(st.sampled_from(["add", "mul", "act", "requant_copy"]))
     n = draw(st.integers(1, 300))
     rng = np.random.default_rng(draw(seeds))
     x = int16_array(rng, draw(modes), (n,))
@@ -425,6 +425,12 @@ def eltwise_cases(draw: st.DrawFn) -> tuple[Case, np.ndarray]:
         act = draw(acts())
         y = K.add(x, other, sa, sb, shift, act)
         case = Case("add", [sa, sb, shift, *act_params(act)], [x, other], ranges)
+    elif kind == "mul":
+        other = int16_array(rng, draw(modes), (n,))
+        shift = draw(st.integers(-15, 31))
+        act = draw(acts())
+        y = K.mul(x, other, shift, act)
+        case = Case("mul", [shift, *act_params(act)], [x, other], ranges)
     elif kind == "act":
         act = draw(acts())
         y = K.activation(x, act)

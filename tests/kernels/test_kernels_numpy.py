@@ -235,6 +235,23 @@ def test_add_concat_argmax_match_loop_reference(data: st.DataObject, n: int, sa:
     assert K.argmax(a).tolist() == [max(range(n), key=lambda i: (a[i], -i))]
 
 
+@given(data=st.data(), n=st.integers(1, 30), s=shifts, act=acts())
+@EXAMPLES
+def test_mul_matches_loop_reference(data: st.DataObject, n: int, s: int, act: K.Act) -> None:
+    a, b = arr(data.draw, (n,)), arr(data.draw, (n,))
+    want = [ref_act(ref_requant(int(u) * int(v), s), act) for u, v in zip(a, b)]
+    assert K.mul(a, b, s, act).tolist() == want
+
+
+def test_mul_extremes() -> None:
+    """The largest product, (-32768)^2 = 2^30, is exact; at shift 15 it saturates to 32767."""
+    a = np.array([-32768, -32768, 32767, -1, 3], np.int16)
+    b = np.array([-32768, 32767, 32767, 1, -3], np.int16)
+    assert K.mul(a, b, 15, "none").tolist() == [32767, -32767, 32766, 0, 0]
+    assert K.mul(a, b, 31, "none").tolist() == [1, 0, 0, 0, 0]
+    assert K.mul(a, b, -15, "relu").tolist() == [32767, 0, 32767, 0, 0]
+
+
 def test_argmax_takes_the_first_maximum() -> None:
     assert K.argmax(np.array([3, 7, 7, -1], np.int16)).tolist() == [1]
     assert K.argmax(np.array([-32768, -32768], np.int16)).tolist() == [0]
@@ -250,6 +267,8 @@ def test_invalid_arguments_raise() -> None:
                np.zeros(2, np.int32), (1, 1), (0, 0, 0, 0), (1, 1), 2, [0, 0])
     with pytest.raises(ValueError):
         K.add(np.zeros(3, np.int16), np.zeros(4, np.int16), 0, 0, 0)
+    with pytest.raises(ValueError):
+        K.mul(np.zeros(3, np.int16), np.zeros(4, np.int16), 0)
     with pytest.raises(ValueError):
         K.avgpool(np.zeros((1, 4, 4), np.int16), (200, 200), (1, 1), (0, 0, 0, 0), 0)
 

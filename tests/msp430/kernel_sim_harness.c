@@ -295,6 +295,26 @@ static void h_add_case(const char *name, uint32_t seed, uint16_t n, uint8_t sa, 
     h_report(name, hy, hy2, n);
 }
 
+static void h_mul_case(const char *name, uint32_t seed, uint16_t n, uint16_t m, int8_t s, uint16_t act)
+{
+    fx_mul_t p;
+    h_seed(seed);
+    h_fill(hx, n, m);
+    h_fill(hx2, n, m);
+    hx[0] = -32768;             /* the largest product, 2^30, and its neighbours */
+    hx2[0] = -32768;
+    hx[1] = 32767;
+    hx2[1] = -32768;
+    p.shift = s;
+    p.act = h_act(act);
+    h_clear(hy, n, 0x5555);
+    h_clear(hy2, n, 0x2222);
+    fx_mul(&p, hx, hx2, hy, 0, n);
+    fx_mul(&p, hx, hx2, hy2, 0, 5);
+    fx_mul(&p, hx, hx2, hy2, 5, n);
+    h_report(name, hy, hy2, n);
+}
+
 static void h_misc_cases(void)
 {
     fx_act_t a;
@@ -401,6 +421,12 @@ int main(void)
     h_add_case("add.shifts.relu", 32, 200, 3, 0, 4, 1);
     h_add_case("add.15.15.clip", 33, 200, 15, 15, 16, 2);
     h_add_case("add.neg.leaky", 34, 200, 0, 2, -2, 3);
+    h_mul_case("mul.15.none", 35, 200, 32767, 15, 0);
+    h_mul_case("mul.14.relu", 36, 200, 32767, 14, 1);
+    h_mul_case("mul.31.clip", 37, 64, 32767, 31, 2);
+    h_mul_case("mul.neg.leaky", 38, 100, 300, -6, 3);
+    h_mul_case("mul.0.none", 39, 33, 181, 0, 0);
+    h_mul_case("mul.20.none", 40, 150, 32767, 20, 0);
     h_misc_cases();
     h_line("cases=", h_cases);
     h_line("tile_failures=", h_tile_failures);

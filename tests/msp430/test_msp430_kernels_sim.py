@@ -1,6 +1,6 @@
 """The runtime's fixed-point kernels give the host's bytes on the MSP430 simulator.
 
-kernel_sim_harness.c runs fx_conv, fx_fc, fx_maxpool, fx_avgpool, fx_add, fx_act, fx_lut,
+kernel_sim_harness.c runs fx_conv, fx_fc, fx_maxpool, fx_avgpool, fx_add, fx_mul, fx_act, fx_lut,
 fx_requant_copy, fx_requant and fx_argmax on deterministic pseudo-random cases (same LCG on both
 sides) and prints checksums and first outputs. The host build (portable FX_MAC, ASan/UBSan when
 available) is the reference; the MSP430 builds must print exactly the same: with the MPY32
@@ -47,7 +47,7 @@ def test_host_reference_is_complete(host_reference: str) -> None:
     assert lines[-2].startswith("cases=") and int(lines[-2].split("=")[1], 16) >= 30
     assert lines[-1] == "tile_failures=00000000", "a tiled kernel call differs from the untiled one"
     names = {ln.split()[0].split(".")[0] for ln in lines[:-2]}
-    assert {"fc", "conv", "maxpool", "avgpool", "add", "act", "lut", "argmax", "requant"} <= names
+    assert {"fc", "conv", "maxpool", "avgpool", "add", "mul", "act", "lut", "argmax", "requant"} <= names
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

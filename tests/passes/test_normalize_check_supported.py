@@ -93,11 +93,11 @@ def test_final_sigmoid_and_log_softmax_pass_an_inner_softmax_is_reported() -> No
 
 def test_elementwise_regions_pass_inside_the_network() -> None:
     """Sigmoid, Tanh, x * sigmoid(x) and the Erf form of GELU inside the network are element-wise
-    regions (passes/elementwise.py): in the normal form; a product of two different activations
-    is not."""
+    regions (passes/elementwise.py): in the normal form; so is a product of two different
+    activations of one shape (a ``mul`` step), but not a broadcasting one."""
     proto = parse("""
     <ir_version: 8, opset_import: ["" : 13]>
-    g (float[1, 4] x, float[1, 4] v) => (float[1, 4] y, float[1, 4] z) {
+    g (float[1, 4] x, float[1, 4] v, float[1, 1] u) => (float[1, 4] y, float[1, 4] z, float[1, 4] w) {
         s = Sigmoid(x)
         t = Tanh(s)
         st = Sigmoid(t)
@@ -107,12 +107,14 @@ def test_elementwise_regions_pass_inside_the_network() -> None:
         a = Add(e, one)
         y = Mul(m, a)
         z = Mul(v, y)
+        w = Mul(z, u)
     }
     """, half=np.array(0.70710677, np.float32), one=np.array(1.0, np.float32))
     with pytest.raises(UnsupportedError) as info:
         run_pass(Normalize, load(proto))
     details = "\n".join(info.value.details)
-    assert len(info.value.details) == 1 and "product of two activations" in details, details
+    # only w = z * u (u: [1, 1]) is reported; z = v * y is a product of two [1, 4] activations
+    assert len(info.value.details) == 1 and "broadcasting Mul of [1,4] and [1,1]" in details, details
 
 
 def test_softmax_over_a_map_is_reported() -> None:

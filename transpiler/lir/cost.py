@@ -9,7 +9,7 @@ backends/c/printers.py (tests check they agree):
     fc_sparse    as fc                                  N
     maxpool   one output channel                        C
     avgpool   one output channel                        C
-    add, act, lut, concat, transpose   a chunk of ELTWISE_CHUNK elements   ceil(n / 32)
+    add, mul, act, lut, concat, transpose   a chunk of ELTWISE_CHUNK elements   ceil(n / 32)
                        (lut: "MACs" are the elements a gate multiplies, ``mac`` cycles each)
     argmax    the whole step                            1
     gnet_feature  a chunk of ELTWISE_CHUNK elements of its slice   ceil(n / 32)
@@ -97,6 +97,7 @@ COSTS: dict[str, OpCost] = {
     "maxpool": OpCost(base=311.86, mac=10.1, slow_mac=70.22, store=8.89, border=0.0, row=223.92, call=1409),
     "avgpool": OpCost(base=605.31, mac=14.01, slow_mac=327.03, store=78.17, border=0.0, row=0.0, call=1116),
     "add": OpCost(base=0.0, mac=0.0, store=182.11, call=316),
+    "mul": OpCost(base=0.0, mac=0.0, store=120.0, call=316),
     "act": OpCost(base=0.0, mac=0.0, store=36.97, call=208),
     "lut": OpCost(base=313.17, mac=52.48, store=106.55, call=484),
     "concat": OpCost(base=287.76, mac=83.9, store=0.0, call=302),
@@ -189,7 +190,7 @@ def step_work(program: Program, step: Step) -> StepWork:
         win = pool_windows(program, step)
         cycles = _conv_row_cycles(COSTS[op], win) + COSTS[op].row * oh
         return StepWork(c, win.fast_macs + win.slow_macs, oh * ow, cycles)
-    elif op in ("add", "act", "transpose"):
+    elif op in ("add", "mul", "act", "transpose"):
         units, macs, stores = -(-out.size // ELTWISE_CHUNK), 0, ELTWISE_CHUNK
     elif op == "lut":               # "MACs": the elements of a chunk that a gate multiplies and requantises
         units, stores = -(-out.size // ELTWISE_CHUNK), ELTWISE_CHUNK
@@ -561,7 +562,7 @@ def tile_unit_count(program: Program, step: Step) -> int:
     if step.op in ("conv", "conv_sparse"):
         oh = program.buffers[step.outputs[0]].shape[-2]
         per = dims[0] * oh if dims[1] >= oh else dims[1]
-    elif step.op in ("add", "act", "lut", "concat", "gnet_feature", "transpose"):
+    elif step.op in ("add", "mul", "act", "lut", "concat", "gnet_feature", "transpose"):
         per = -(-dims[0] // ELTWISE_CHUNK)
     elif step.op == "argmax":
         per = 1

@@ -181,6 +181,12 @@ def _run_add(st: _State, step: Step) -> np.ndarray:
                        _act(a))
 
 
+def _run_mul(st: _State, step: Step) -> np.ndarray:
+    _arity(step, 2)
+    x, y = (st.view(n) for n in step.inputs)
+    return kernels.mul(x, y, _int(step.attrs, "shift"), _act(step.attrs))
+
+
 def _run_act(st: _State, step: Step) -> np.ndarray:
     _arity(step, 1)
     return kernels.activation(st.view(step.inputs[0]), _act(step.attrs))
@@ -231,6 +237,7 @@ OPS: dict[str, Callable[[_State, Step], np.ndarray]] = {
     "maxpool": _run_maxpool,
     "avgpool": _run_avgpool,
     "add": _run_add,
+    "mul": _run_mul,
     "act": _run_act,
     "lut": _run_lut,
     "concat": _run_concat,

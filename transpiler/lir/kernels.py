@@ -279,6 +279,15 @@ def add(a: np.ndarray, b: np.ndarray, shift_a: int, shift_b: int, shift: int,
     return apply_act(requant((a << shift_a) + (b << shift_b), shift), act)
 
 
+def mul(a: np.ndarray, b: np.ndarray, shift: int, act: Act | str = "none") -> np.ndarray:
+    """The `mul` op: y = act(requant(a * b, shift)) (the product of two int16 is exact in int32)."""
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    if a.shape != b.shape:
+        raise ValueError(f"mul: shapes {a.shape} and {b.shape} differ")
+    return apply_act(requant(a * b, shift), act)
+
+
 def activation(x: np.ndarray, act: Act | str) -> np.ndarray:
     """The `act` op: y = act(x), same shape and Q format."""
     return apply_act(x, act)

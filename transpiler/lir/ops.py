@@ -388,6 +388,8 @@ OPS: dict[str, OpSpec] = {
         "shift_a": AttrSpec("int", lo=0, hi=15), "shift_b": AttrSpec("int", lo=0, hi=15),
         "shift": _SHIFT,
     }, _infer_add, tile_rank=1, has_act=True, input_dtypes=("i16", "i16")),
+    "mul": OpSpec("mul", ("a", "b"), {"shift": _SHIFT}, _infer_add, tile_rank=1, has_act=True,
+                  input_dtypes=("i16", "i16")),
     "act": OpSpec("act", ("x",), {}, _infer_same, tile_rank=1, has_act=True, input_dtypes=("i16",)),
     "concat": OpSpec("concat", ("x",), {"shifts": _SHIFTS}, _infer_concat, tile_rank=1,
                      variadic=True, input_dtypes=("i16",)),

@@ -22,7 +22,7 @@ void fx_mul(const fx_mul_t *p, const int16_t *a, const int16_t *b, int16_t *y, u
 {
     /* the product of two int16 is exact in int32 (at most 2^30); MPY32's MPYS forms it */
     fx_requant_fn_t *const out = fx_requant_fn(p->shift);
-    const uint8_t plain = p->act.kind == FX_ACT_NONE;
+    const uint8_t kind = p->act.kind;
     uint32_t i;
     for (i = i0; i < i1; ++i) {
         int32_t acc;
@@ -33,7 +33,12 @@ void fx_mul(const fx_mul_t *p, const int16_t *a, const int16_t *b, int16_t *y, u
             acc = FX_MAC_END();
         }
         v = out(acc);
-        FX_STORE(y[i], plain ? v : fx_apply_act(&p->act, v));
+        if (kind == FX_ACT_RELU) {          /* inline: the common case after a gate */
+            v = v < 0 ? 0 : v;
+        } else if (kind != FX_ACT_NONE) {
+            v = fx_apply_act(&p->act, v);
+        }
+        FX_STORE(y[i], v);
     }
 }
 

@@ -9,7 +9,7 @@ backends/c/printers.py (tests check they agree):
     fc_sparse    as fc                                  N
     maxpool   one output channel                        C
     avgpool   one output channel                        C
-    add, mul, act, lut, concat, transpose   a chunk of ELTWISE_CHUNK elements   ceil(n / 32)
+    add, mul, act, lut, concat, transpose, slice   a chunk of ELTWISE_CHUNK elements   ceil(n / 32)
                        (lut: "MACs" are the elements a gate multiplies, ``mac`` cycles each)
     argmax    the whole step                            1
     gnet_feature  a chunk of ELTWISE_CHUNK elements of its slice   ceil(n / 32)
@@ -92,14 +92,14 @@ class OpCost:
 
 # Fitted with bench/calibrate_cost.py on the patched msp430-elf-run (-O2, MPY32).
 COSTS: dict[str, OpCost] = {
-    "conv": OpCost(base=316.4, mac=7.93, slow_mac=13.39, store=69.35, border=183.4, slow_row=11.15, channel=595.32, column=313.93, call=510, call_border=595.2),
-    "fc": OpCost(base=186.49, mac=8.13, store=0.0, call=281),
+    "conv": OpCost(base=268.19, mac=7.98, slow_mac=13.44, store=73.0, border=203.78, slow_row=10.43, channel=555.03, column=295.7, call=546, call_border=600.4),
+    "fc": OpCost(base=188.27, mac=8.11, store=0.0, call=281),
     "maxpool": OpCost(base=311.86, mac=10.1, slow_mac=70.22, store=8.89, border=0.0, row=223.92, call=1409),
     "avgpool": OpCost(base=605.31, mac=14.01, slow_mac=327.03, store=78.17, border=0.0, row=0.0, call=1116),
     "add": OpCost(base=0.0, mac=0.0, store=182.11, call=316),
-    "mul": OpCost(base=0.0, mac=0.0, store=120.0, call=316),
+    "mul": OpCost(base=0.0, mac=0.0, store=59.6, call=318),
     "act": OpCost(base=0.0, mac=0.0, store=36.97, call=208),
-    "lut": OpCost(base=313.17, mac=52.48, store=106.55, call=484),
+    "lut": OpCost(base=355.71, mac=51.42, store=105.97, call=473),
     "concat": OpCost(base=287.76, mac=83.9, store=0.0, call=302),
     "argmax": OpCost(base=0.0, mac=22.0, store=0.0, call=0),
     # Measured with bench/sparse_speed.py (its fit of cycles per output over densities <= 0.1):
@@ -138,19 +138,22 @@ SPARSE_FAR: dict[str, OpCost] = {
 # (the policy's last question, the scores into the outputs, the return).
 COSTS["gnet_feature"] = OpCost(base=256.8, mac=72.58, store=3.18, call=302)
 COSTS["gnet_exit"] = COSTS["fc"]
-GNET_ANSWER_CYCLES = 248
+GNET_ANSWER_CYCLES = 235
 # transpose: the generated loop of backends/c/printers.py (no runtime kernel), not fitted by
 # calibrate_cost: per chunk the output's multi-index (two divisions by constants), per element a
 # load, a store and the index steps. Set a little above the simulator's counts (`freeml-tx report`
 # of a [1,8,8,3] -> [1,3,8,8] permute: 3,919 cycles, predicted 4,108; [1,16,3] -> [1,3,16]: 989,
 # predicted 1,132) so that tiles sized with it fit their power cycle.
 COSTS["transpose"] = OpCost(base=60.0, mac=0.0, store=19.0, call=100)
+# slice: a generated copy loop like transpose's, without its index stepping; transpose's constants
+# bound it from above.
+COSTS["slice"] = COSTS["transpose"]
 COMMIT_CYCLES = 252      # fx_progress_commit: find the older record, checksum, five FRAM stores
 BOOT_CYCLES = 747        # reset to the first unit: crt0, .data/.bss setup, progress load, dispatch
 # The intermittent run loop (backends/c/intermittent.py, transpiler/intermittent.py):
 COPY_CYCLES_PER_ELEMENT = 10.1   # input copy into FRAM / output copy out, per int16 element
 RUN_CYCLES = 0         # one fx_<m>_run call: progress load and the dispatch to the saved step
-STEP_CYCLES = 41         # entering a step in the loop (table entry, group size)
+STEP_CYCLES = 48         # entering a step in the loop (table entry, group size)
 
 
 @dataclass(frozen=True)
@@ -190,7 +193,7 @@ def step_work(program: Program, step: Step) -> StepWork:
         win = pool_windows(program, step)
         cycles = _conv_row_cycles(COSTS[op], win) + COSTS[op].row * oh
         return StepWork(c, win.fast_macs + win.slow_macs, oh * ow, cycles)
-    elif op in ("add", "mul", "act", "transpose"):
+    elif op in ("add", "mul", "act", "transpose", "slice"):
         units, macs, stores = -(-out.size // ELTWISE_CHUNK), 0, ELTWISE_CHUNK
     elif op == "lut":               # "MACs": the elements of a chunk that a gate multiplies and requantises
         units, stores = -(-out.size // ELTWISE_CHUNK), ELTWISE_CHUNK
@@ -562,7 +565,7 @@ def tile_unit_count(program: Program, step: Step) -> int:
     if step.op in ("conv", "conv_sparse"):
         oh = program.buffers[step.outputs[0]].shape[-2]
         per = dims[0] * oh if dims[1] >= oh else dims[1]
-    elif step.op in ("add", "mul", "act", "lut", "concat", "gnet_feature", "transpose"):
+    elif step.op in ("add", "mul", "act", "lut", "concat", "gnet_feature", "transpose", "slice"):
         per = -(-dims[0] // ELTWISE_CHUNK)
     elif step.op == "argmax":
         per = 1

@@ -81,6 +81,7 @@ import onnx_graphsurgeon as gs
 
 from backends import lower_gnet, lower_lut, lower_sparse
 from passes.elementwise import Region, find_regions
+from passes.normalize_util import contiguous_slice
 from passes.quantize import (DEFAULT_MAX_SHIFT, is_per_channel, limit_weight_formats,
                              per_channel_values, round_half_up, weight_frac_bits)
 from transpiler.annotations import Annotations
@@ -182,6 +183,7 @@ class _Lowerer:
     regions: dict[int, Region] = field(default_factory=dict)    # id(output node) -> its region
     claimed: set[int] = field(default_factory=set)              # id(node) of every region node
     lut_tables: dict[tuple[bytes, int], str] = field(default_factory=dict)
+    const_of: dict[tuple[str, str, tuple[int, ...], str], str] = field(default_factory=dict)  # _const's reuse
     luts: list[dict[str, Any]] = field(default_factory=list)    # one record per lut step
 
     def __post_init__(self) -> None:
@@ -193,9 +195,10 @@ class _Lowerer:
             for t in node.inputs:
                 if isinstance(t, gs.Variable) and t.name:
                     self.consumers.setdefault(t.name, []).append(node)
-        dense = sum(2 * int(np.asarray(t.values).size) if k == 1 else 4 * int(np.asarray(t.values).size)
-                    for node in self.graph.nodes if node.op in ("Conv", "Gemm")
-                    for k, t in enumerate(node.inputs[1:3], start=1) if isinstance(t, gs.Constant))
+        stored = {t.name: 2 * int(np.asarray(t.values).size) if k == 1 else 4 * int(np.asarray(t.values).size)
+                  for node in self.graph.nodes if node.op in ("Conv", "Gemm")
+                  for k, t in enumerate(node.inputs[1:3], start=1) if isinstance(t, gs.Constant)}
+        dense = sum(stored.values())          # a constant read by many nodes is stored once
         self.fram_tight = lower_sparse.fram_is_tight(dense, self.fram_bytes)
         for region in find_regions(self.graph):
             self.regions[id(region.output.inputs[0])] = region
@@ -295,9 +298,17 @@ class _Lowerer:
         return q
 
     def _const(self, base: str, data: np.ndarray, dtype: str, q: int | list[int] | None) -> str:
+        """A constant buffer; one with the same dtype, format, shape and bytes is reused (an
+        initializer that many nodes read, such as a recurrent layer's weights in every time step,
+        is stored once)."""
+        data = np.ascontiguousarray(data)
+        key = (dtype, json.dumps(q), tuple(int(d) for d in data.shape), hashlib.sha256(data.tobytes()).hexdigest())
+        if key in self.const_of:
+            self.stats["shared_constants"] = self.stats.get("shared_constants", 0) + 1
+            return self.const_of[key]
         name = self._name(base)
-        self.program.add(Buffer(name=name, dtype=dtype, shape=tuple(int(d) for d in data.shape), q=q,
-                                data=np.ascontiguousarray(data)))
+        self.program.add(Buffer(name=name, dtype=dtype, shape=key[2], q=q, data=data))
+        self.const_of[key] = name
         return name
 
     def _graph_input(self, tensor: gs.Variable) -> None:
@@ -772,6 +783,24 @@ class _Lowerer:
         x_buf = self._input(x)
         y_buf = self._storage(out, self._qbuf(x_buf))
         self._step("transpose", [node], [x_buf], y_buf, {"perm": lir_perm})
+
+    def _op_Gather(self, node: gs.Node) -> None:
+        """One step of a sequence (``x[:, t]``, a constant index on an axis after which the values of
+        each index are contiguous) -> a ``slice`` step."""
+        try:
+            offset, size = contiguous_slice(node)
+        except ValueError as exc:
+            raise _Unsupported(str(exc)) from None
+        self._slice(node, offset, size)
+
+    _op_Slice = _op_Gather
+
+    def _slice(self, node: gs.Node, offset: int, size: int) -> None:
+        x_buf = self._input(node.inputs[0])
+        if offset + size > 0xFFFF:
+            raise _Unsupported(f"slice [{offset}, {offset + size}) beyond 65535 elements")
+        y_buf = self._storage(node.outputs[0], self._qbuf(x_buf), (size,))
+        self._step("slice", [node], [x_buf], y_buf, {"offset": offset, "size": size})
 
     def _op_Softmax(self, node: gs.Node) -> None:
         x = node.inputs[0]

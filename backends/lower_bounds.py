@@ -152,7 +152,7 @@ def error_bounds(program: Program, trace: Mapping[str, np.ndarray], sigmas: floa
             pre = float(np.max(e_c))
             e[y] = pre + act_err(step.attrs, q_out, mag(y) + pre)
             var[y] = float(np.max(v_c)) + (lsb2 if step.attrs.get("act") in ("clip", "leaky") else 0.0)
-        elif step.op == "maxpool":
+        elif step.op in ("maxpool", "transpose", "slice"):   # copies of input elements
             e[y], var[y] = err(step.inputs[0]), variance(step.inputs[0])
         elif step.op == "avgpool":
             e[y] = err(step.inputs[0]) + _lsb_half(q_out)

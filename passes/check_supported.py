@@ -21,11 +21,13 @@ from transpiler.pass_infra import Pass, PassResult, register
 from passes.batch_one import ANNOTATION as BATCH_ANNOTATION, TARGET as BATCH_TARGET
 from passes.canonical_arith import channel_shape, channel_vector
 from passes.elementwise import find_regions
-from passes.normalize_util import (DEFAULT_DOMAINS, ORIGIN, const_value, consumers, domain_version, is_const,
-                                   is_empty, is_graph_output, is_read, origin_of, shape_text, static_shape)
+from passes.unroll_recurrent import PROBLEM as RECURRENT_PROBLEM
+from passes.normalize_util import (DEFAULT_DOMAINS, ORIGIN, const_value, consumers, contiguous_slice, domain_version,
+                                   is_const, is_empty, is_graph_output, is_read, origin_of, shape_text, static_shape)
 
 SUPPORTED_OPS = ("Conv", "Gemm", "Relu", "Clip", "LeakyRelu", "MaxPool", "AveragePool", "GlobalAveragePool",
-                 "Add", "Mul", "Concat", "Flatten", "Reshape", "Transpose", "Softmax", "LogSoftmax", "Sigmoid")
+                 "Add", "Mul", "Concat", "Flatten", "Reshape", "Transpose", "Softmax", "LogSoftmax", "Sigmoid",
+                 "Gather", "Slice")
 
 _ACTIVATIONS = ("Tanh", "HardSigmoid", "HardSwish", "Elu", "Selu", "Gelu", "Softplus", "Softsign",
                 "Mish", "PRelu", "Celu", "ThresholdedRelu", "Erf", "Exp", "Log", "Sqrt", "Pow", "Neg", "Abs")
@@ -33,8 +35,9 @@ _ELEMENTWISE_HINT = ("element-wise functions (Sigmoid, Tanh, HardSigmoid, HardSw
                      "supported when they read one activation of static shape and constant numbers "
                      "(docs/normal-form.md, element-wise regions); PRelu, ThresholdedRelu, Log and Sqrt are not")
 _OP_HINTS: dict[str, str] = {
-    **{op: "recurrent layers are not supported; replace them with Conv1d layers over the sequence at export"
-       for op in ("LSTM", "GRU", "RNN", "Scan", "Loop", "If")},
+    **{op: "control flow is not supported; recurrent layers are supported as ONNX LSTM, GRU and RNN nodes "
+           "(unrolled over a static sequence length), not as loops"
+       for op in ("Scan", "Loop", "If")},
     **{op: "upsampling/resizing is not supported; remove it from the model or do it before inference"
        for op in ("Resize", "Upsample")},
     **{op: _ELEMENTWISE_HINT for op in _ACTIVATIONS},
@@ -50,8 +53,7 @@ _OP_HINTS: dict[str, str] = {
     "Dropout": "export the model in inference mode (model.eval()) so Dropout disappears",
     "Identity": "an Identity straight from an input to an output is not a model; remove it",
     **{op: "slicing, gathering and splitting activations is not supported; restructure the model "
-           "(e.g. use separate layers instead of slices)" for op in ("Slice", "Split", "Gather", "GatherElements",
-                                                                       "Tile", "Expand")},
+           "(e.g. use separate layers instead of slices)" for op in ("Split", "GatherElements", "Tile", "Expand")},
     "Constant": "a Constant node left after constant folding: report this as a freeml-tx bug",
 }
 
@@ -269,6 +271,26 @@ def _transpose(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
     return []
 
 
+def _slice(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
+    """A ``Gather`` of one constant index or a ``Slice`` of one axis with constant bounds whose
+    result is one contiguous run of its input (a time step ``x[:, t]`` of a [1, T, F] sequence)."""
+    try:
+        contiguous_slice(node)
+    except ValueError as exc:
+        return [(str(exc), "only one time step (or a run of steps) of a [1, T, F] sequence, x[:, t], "
+                 "with a constant index is supported")]
+    if not is_const(node.inputs[0]) and (static_shape(node.outputs[0]) or (0,))[0] != 1:
+        return [(f"output {shape_text(node.outputs[0])} has no batch axis 1 first", "keep the batch axis")]
+    return []
+
+
+def _recurrent(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
+    """An LSTM/GRU/RNN that unroll-recurrent left: the reason it recorded."""
+    found = model.annotations.get(node.name, RECURRENT_PROBLEM) or {
+        "reason": "not unrolled", "hint": "run the whole `normalize` pass (unroll-recurrent)"}
+    return [(str(found["reason"]), str(found["hint"]))]
+
+
 def _final(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
     """Softmax, LogSoftmax (over the class axis) and Sigmoid only as the final node (lower drops it)."""
     out = node.outputs[0]
@@ -291,7 +313,8 @@ RULES: dict[str, Rule] = {
     "Conv": _conv, "Gemm": _gemm, "Clip": _clip, "LeakyRelu": _leaky, "MaxPool": _maxpool,
     "AveragePool": _avgpool, "GlobalAveragePool": _gap, "Add": _binary, "Mul": _binary, "Concat": _concat,
     "Flatten": _flatten, "Reshape": _reshape, "Transpose": _transpose, "Softmax": _final, "LogSoftmax": _final, "Sigmoid": _final,
-    "Relu": lambda m, n: [],
+    "Relu": lambda m, n: [], "Gather": _slice, "Slice": _slice, "LSTM": _recurrent, "GRU": _recurrent,
+    "RNN": _recurrent,
 }
 
 

@@ -305,3 +305,49 @@ def attr(node: gs.Node, name: str, default: object = None) -> object:
     if isinstance(value, bytes):
         return value.decode()
     return value
+
+
+def contiguous_slice(node: gs.Node) -> tuple[int, int]:
+    """(element offset, element count) of what a ``Gather`` with one constant index, or a ``Slice``
+    of one axis with constant bounds and step 1, takes from its input, when that is one contiguous
+    run (every axis before the sliced one has size 1); raises ValueError (the reason) otherwise."""
+    x = node.inputs[0]
+    shape = [int(d) for d in x.shape] if x.shape is not None and all(isinstance(d, int) for d in x.shape) else None
+    if shape is None:
+        raise ValueError(f"'{x.name}' has no static shape")
+    consts = [t for t in node.inputs[1:] if not t.is_empty()]
+    if isinstance(x, gs.Constant) or not all(isinstance(t, gs.Constant) for t in consts):
+        raise ValueError(f"{node.op} needs an activation and constant indices")
+    rank = len(shape)
+    if node.op == "Gather":
+        axis = int(node.attrs.get("axis", 0)) % rank
+        index = np.asarray(node.inputs[1].values).reshape(-1)
+        if index.size != 1:
+            raise ValueError(f"Gather of {index.size} indices (only one)")
+        start = int(index[0]) % shape[axis]
+        stop = start + 1
+    else:
+        vals = [np.asarray(t.values).reshape(-1).astype(np.int64) for t in node.inputs[1:]]
+        starts, ends = vals[0], vals[1]
+        axes = vals[2] if len(vals) > 2 and not node.inputs[3].is_empty() else np.arange(starts.size)
+        steps = vals[3] if len(vals) > 3 and not node.inputs[4].is_empty() else np.ones(starts.size, np.int64)
+        ranges = {}
+        for a, s, e, k in zip(axes, starts, ends, steps):
+            a = int(a) % rank
+            n = shape[a]
+            s = min(max(int(s) + n if s < 0 else int(s), 0), n)
+            e = min(max(int(e) + n if e < 0 else int(e), 0), n)
+            if int(k) != 1:
+                raise ValueError(f"Slice with step {int(k)} (only 1)")
+            if (s, e) != (0, n):
+                ranges[a] = (s, e)
+        if len(ranges) > 1:
+            raise ValueError(f"Slice of {len(ranges)} axes (only one)")
+        axis, (start, stop) = next(iter(ranges.items())) if ranges else (0, (0, shape[0]))
+    if stop <= start:
+        raise ValueError(f"{node.op} takes nothing")
+    if any(d != 1 for d in shape[:axis]):
+        raise ValueError(f"{node.op} on axis {axis} of {shape} is not one contiguous run "
+                           "(the axes before it must have size 1)")
+    inner = int(np.prod(shape[axis + 1:], dtype=np.int64))
+    return start * inner, (stop - start) * inner

@@ -15,7 +15,8 @@ maxpool     one output channel                                         ``C``
 avgpool     one output channel                                         ``C``
 add, mul,   a chunk of ``ELTWISE_CHUNK`` output elements               ``ceil(n / ELTWISE_CHUNK)``
 act, lut
-transpose   a chunk of ``ELTWISE_CHUNK`` output elements               ``ceil(n / ELTWISE_CHUNK)``
+transpose,  a chunk of ``ELTWISE_CHUNK`` output elements               ``ceil(n / ELTWISE_CHUNK)``
+slice
 concat      a chunk of ``ELTWISE_CHUNK`` output elements               ``ceil(n / ELTWISE_CHUNK)``
 argmax      the whole step                                             ``1``
 ==========  ========================================================  ============================
@@ -567,6 +568,25 @@ def print_transpose(env: StepEnv) -> StepCode:
                     set(), set())
 
 
+def print_slice(env: StepEnv) -> StepCode:
+    """slice -> a generated copy loop (no runtime kernel) over element chunks of the output."""
+    _check_io(env, 1)
+    x, y = env.step.inputs[0], env.step.outputs[0]
+    offset, size = _attr_int(env, "offset", 0), _attr_int(env, "size", 0)
+    n = env.buf(y).size
+    if size != n or offset < 0 or offset + n > env.buf(x).size or offset + n > 0xFFFF:
+        raise env.fail(f"slice [{offset}, {offset + size}) of {env.buf(x).size} elements into {n}")
+    fram = env.program.storage_of(y).space in ("fram", "hifram")
+    store = f"FX_STORE(y[e], x[e + {offset}u]);" if fram else f"y[e] = x[e + {offset}u];"
+    body = _pointer_lines(env, [("x", x)], [("y", y)]) + _eltwise_range(n) + [
+        "uint16_t e;",
+        "for (e = (uint16_t)i0; e < (uint16_t)i1; ++e) {",
+        f"    {store}",
+        "}"]
+    return StepCode(_eltwise_units(env, n), f"chunks of {ELTWISE_CHUNK} output elements ({n})", body, [],
+                    set(), set())
+
+
 PRINTERS: dict[str, Callable[[StepEnv], StepCode]] = {
     "conv": print_conv,
     "conv_sparse": print_conv_sparse,
@@ -576,6 +596,7 @@ PRINTERS: dict[str, Callable[[StepEnv], StepCode]] = {
     "avgpool": print_avgpool,
     "add": print_add,
     "mul": print_mul,
+    "slice": print_slice,
     "act": print_act,
     "lut": print_lut,
     "concat": print_concat,
@@ -653,7 +674,7 @@ def tile_units(step: Step, code: StepCode, program: Program) -> int:
         oh = program.buffers[step.outputs[0]].shape[1]
         rows = dims[1] if len(dims) > 1 else oh
         per = dims[0] * oh if rows >= oh else rows
-    elif step.op in ("add", "mul", "act", "lut", "concat", "gnet_feature", "transpose"):
+    elif step.op in ("add", "mul", "act", "lut", "concat", "gnet_feature", "transpose", "slice"):
         per = -(-dims[0] // ELTWISE_CHUNK)
     elif step.op == "argmax":
         per = 1

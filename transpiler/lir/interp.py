@@ -206,6 +206,11 @@ def _run_concat(st: _State, step: Step) -> np.ndarray:
     return kernels.concat(xs, _int_list(step.attrs, "shifts", len(xs)))
 
 
+def _run_slice(st: _State, step: Step) -> np.ndarray:
+    _arity(step, 1)
+    return kernels.slice_(st.view(step.inputs[0]), _int(step.attrs, "offset"), _int(step.attrs, "size"))
+
+
 def _run_transpose(st: _State, step: Step) -> np.ndarray:
     _arity(step, 1)
     return kernels.transpose(st.view(step.inputs[0]), _int_list(step.attrs, "perm", 3))
@@ -243,6 +248,7 @@ OPS: dict[str, Callable[[_State, Step], np.ndarray]] = {
     "concat": _run_concat,
     "argmax": _run_argmax,
     "transpose": _run_transpose,
+    "slice": _run_slice,
     "gnet_feature": _run_gnet_feature,
     "gnet_exit": _run_gnet_exit,
 }

@@ -364,6 +364,14 @@ def concat(xs: Sequence[np.ndarray], shifts: IntSeq) -> np.ndarray:
                            for x, s in zip(xs, shifts)], axis=0)
 
 
+def slice_(x: np.ndarray, offset: int, size: int) -> np.ndarray:
+    """The `slice` op: ``y[i] = x[offset + i]`` over the elements of ``x`` in C order; same Q."""
+    flat = np.asarray(x).reshape(-1)
+    if offset < 0 or offset + size > flat.size:
+        raise ValueError(f"slice: [{offset}, {offset + size}) of {flat.size} elements")
+    return flat[offset:offset + size].copy()
+
+
 def transpose(x: np.ndarray, perm: IntSeq) -> np.ndarray:
     """The `transpose` op: ``y[i0, i1, i2] = x[j]`` with ``j[perm[k]] = i[k]`` (numpy's transpose); same Q."""
     return np.ascontiguousarray(np.transpose(np.asarray(x), [int(p) for p in perm]))

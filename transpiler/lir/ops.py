@@ -237,6 +237,14 @@ def _infer_argmax(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) -> li
     return [(1,)]
 
 
+def _infer_slice(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) -> list[Shape]:
+    offset, size = _int(attrs, "offset"), _int(attrs, "size")
+    n = int(np.prod(shapes[0]))
+    if offset + size > n:
+        raise ShapeError(f"slice [{offset}, {offset + size}) of {n} elements")
+    return [(size,)]
+
+
 def _infer_transpose(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) -> list[Shape]:
     perm = _ints(attrs, "perm")
     x = shapes[0]
@@ -402,6 +410,9 @@ OPS: dict[str, OpSpec] = {
         "gate": AttrSpec("int", lo=0, hi=1),
         "shift": _SHIFT,
     }, _infer_lut, tile_rank=1, weights=(1,), input_dtypes=("i16", "i16"), check_data=_check_lut_data),
+    "slice": OpSpec("slice", ("x",), {"offset": AttrSpec("int", lo=0, hi=DIM_MAX - 1),
+                                      "size": AttrSpec("int", lo=1, hi=DIM_MAX)}, _infer_slice,
+                    tile_rank=1, input_dtypes=("i16",)),
     "transpose": OpSpec("transpose", ("x",), {"perm": AttrSpec("ints", length=3, lo=0, hi=2)}, _infer_transpose,
                         tile_rank=1, input_dtypes=("i16",)),
     "gnet_feature": OpSpec("gnet_feature", ("x",), {
@@ -414,7 +425,7 @@ OPS: dict[str, OpSpec] = {
 }
 """Every LIR op. Output dtype is i16 for all of them."""
 
-SAME_Q_OPS = ("maxpool", "avgpool", "act", "transpose")
+SAME_Q_OPS = ("maxpool", "avgpool", "act", "transpose", "slice")
 """Ops whose output has the input's Q format (docs/lir.md)."""
 
 ON_DEMAND_OPS = ("gnet_exit",)

@@ -25,6 +25,7 @@ from passes.name_nodes import NameNodes
 from passes.reduce_mean_to_gap import ReduceMeanToGap
 from passes.to_float32 import ToFloat32
 from passes.remove_noops import RemoveNoops
+from passes.unroll_recurrent import UnrollRecurrent
 from passes.upgrade_opset import UpgradeOpset, UpgradeOpsetOptions
 
 #: Rewrites that may enable each other; repeated (with shape inference) until none changes anything.
@@ -61,7 +62,8 @@ class Normalize(Pass):
     Order: name-nodes; to-float32 (float64/float16 models computed in float32); ml-to-onnx (scikit-learn's Scaler/LinearClassifier as standard ops, with the
     label path strip-classifier-tail knows); strip-classifier-tail (early: onnx-graphsurgeon cannot
     represent ZipMap's map type); upgrade-opset; infer-shapes, fold-constants; batch-one (a fixed
-    batch > 1 becomes 1, after folding wrote it into constant shapes); infer-shapes; then the rewrites (remove-noops, explicit-attributes, fold-pad, reduce-mean-to-gap, matmul-to-gemm, binary-scores,
+    batch > 1 becomes 1, after folding wrote it into constant shapes); infer-shapes; unroll-recurrent
+    (LSTM/GRU/RNN over their static sequence length), infer-shapes; then the rewrites (remove-noops, explicit-attributes, fold-pad, reduce-mean-to-gap, matmul-to-gemm, binary-scores,
     canonicalize-arith, fold-batchnorm, canonicalize-reshape, fold-constants, infer-shapes) repeated
     until nothing changes (at most 4 rounds); then infer-shapes requiring static shapes, name-nodes
     and check-supported. The stats hold each sub-pass's stats (numbers summed over rounds) and the
@@ -82,6 +84,7 @@ class Normalize(Pass):
             (NameNodes, None), (ToFloat32, None), (MlOpsToOnnx, None), (StripClassifierTail, None),
             (UpgradeOpset, UpgradeOpsetOptions(target=opts.opset)),
             (InferShapes, InferShapesOptions(require_static=False)), (FoldConstants, None), (BatchOne, None),
+            (InferShapes, InferShapesOptions(require_static=False)), (UnrollRecurrent, None),
             (InferShapes, InferShapesOptions(require_static=False))]
         for cls, options in prologue:
             model, did = self._step(cls, options, model, stats)

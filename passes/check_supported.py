@@ -372,10 +372,28 @@ def graph_findings(model: OnnxModel) -> list[str]:
                        f"then features/channels){why}; give a dynamic batch 1 with --input-shape "
                        f"{tensor.name}=1x..., or export the model with batch 1 (torch: an example input of "
                        f"batch 1, or dynamic_axes={{'input': {{0: 'batch'}}}})")
+    for node in model.graph.nodes:
+        if _unrolled_sequence_projection(node):
+            out.append(f"'{node.name}' projects a whole [T, 1, F] sequence that Slices then split into time "
+                       "steps: a recurrent layer the exporter unrolled itself (torch dynamo writes nn.RNN so); "
+                       "export it with torch's legacy exporter (dynamo=False), which writes an ONNX RNN node "
+                       "that unroll-recurrent supports (dynamo's nn.LSTM and nn.GRU are supported)")
     for tensor in model.graph.outputs:
         if getattr(tensor, "type", "tensor_type") != "tensor_type":
             out.append(f"output '{tensor.name}' is a {tensor.type}, not a tensor")
     return out
+
+
+def _unrolled_sequence_projection(node: gs.Node) -> bool:
+    """A MatMul of a [T, 1, F] activation (T > 1) whose result (through an Add) several Slices read."""
+    shape = static_shape(node.inputs[0]) if node.op == "MatMul" and node.inputs else None
+    if shape is None or len(shape) != 3 or shape[0] < 2 or shape[1] != 1:
+        return False
+    out = node.outputs[0]
+    readers = consumers(out)
+    if len(readers) == 1 and readers[0].op == "Add":
+        readers = consumers(readers[0].outputs[0])
+    return sum(1 for r in readers if r.op == "Slice") >= 2
 
 
 def check_normal_form(model: OnnxModel) -> list[str]:

@@ -46,6 +46,7 @@ _OP_HINTS: dict[str, str] = {
     "Sub": "only subtraction of a constant is supported (it becomes Add)",
     "Div": "only division by a constant is supported (it becomes Mul)",
     "ReduceMean": "only a mean over all spatial axes (global average pooling) is supported",
+    "ReduceMax": "only a max over all spatial axes (global max pooling) is supported",
     "BatchNormalization": "export the model in inference mode (model.eval()) so BatchNorm can be folded",
     "Dropout": "export the model in inference mode (model.eval()) so Dropout disappears",
     "Identity": "an Identity straight from an input to an output is not a model; remove it",

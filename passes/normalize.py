@@ -18,6 +18,7 @@ from passes.explicit_attributes import ExplicitAttributes
 from passes.fold_batchnorm import FoldBatchNorm
 from passes.fold_constants import FoldConstants
 from passes.fold_pad import FoldPad
+from passes.global_max_pool import GlobalMaxPoolToMaxPool
 from passes.infer_shapes import InferShapes, InferShapesOptions
 from passes.matmul_to_gemm import MatMulToGemm
 from passes.ml_ops import MlOpsToOnnx
@@ -28,7 +29,8 @@ from passes.remove_noops import RemoveNoops
 from passes.upgrade_opset import UpgradeOpset, UpgradeOpsetOptions
 
 #: Rewrites that may enable each other; repeated (with shape inference) until none changes anything.
-REWRITES: tuple[type[Pass], ...] = (RemoveNoops, ExplicitAttributes, FoldPad, ReduceMeanToGap, MatMulToGemm,
+REWRITES: tuple[type[Pass], ...] = (RemoveNoops, ExplicitAttributes, FoldPad, ReduceMeanToGap,
+                                    GlobalMaxPoolToMaxPool, MatMulToGemm,
                                     BinaryScores, CanonicalizeArith, FoldBatchNorm, CanonicalizeReshape,
                                     FoldConstants)
 MAX_ROUNDS = 4
@@ -61,7 +63,8 @@ class Normalize(Pass):
     Order: name-nodes; to-float32 (float64/float16 models computed in float32); ml-to-onnx (scikit-learn's Scaler/LinearClassifier as standard ops, with the
     label path strip-classifier-tail knows); strip-classifier-tail (early: onnx-graphsurgeon cannot
     represent ZipMap's map type); upgrade-opset; infer-shapes, fold-constants; batch-one (a fixed
-    batch > 1 becomes 1, after folding wrote it into constant shapes); infer-shapes; then the rewrites (remove-noops, explicit-attributes, fold-pad, reduce-mean-to-gap, matmul-to-gemm, binary-scores,
+    batch > 1 becomes 1, after folding wrote it into constant shapes); infer-shapes; then the rewrites (remove-noops, explicit-attributes, fold-pad, reduce-mean-to-gap, global-max-pool,
+    matmul-to-gemm, binary-scores,
     canonicalize-arith, fold-batchnorm, canonicalize-reshape, fold-constants, infer-shapes) repeated
     until nothing changes (at most 4 rounds); then infer-shapes requiring static shapes, name-nodes
     and check-supported. The stats hold each sub-pass's stats (numbers summed over rounds) and the

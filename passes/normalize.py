@@ -25,14 +25,17 @@ from passes.ml_ops import MlOpsToOnnx
 from passes.name_nodes import NameNodes
 from passes.reduce_mean_to_gap import ReduceMeanToGap
 from passes.to_float32 import ToFloat32
+from passes.conv_transpose import ConvTransposeToConv
+from passes.prelu import PReluToNormalForm
 from passes.remove_noops import RemoveNoops
+from passes.resize_nearest import ResizeNearest
 from passes.upgrade_opset import UpgradeOpset, UpgradeOpsetOptions
 
 #: Rewrites that may enable each other; repeated (with shape inference) until none changes anything.
 REWRITES: tuple[type[Pass], ...] = (RemoveNoops, ExplicitAttributes, FoldPad, ReduceMeanToGap,
                                     GlobalMaxPoolToMaxPool, MatMulToGemm,
                                     BinaryScores, CanonicalizeArith, FoldBatchNorm, CanonicalizeReshape,
-                                    FoldConstants)
+                                    FoldConstants, ResizeNearest, ConvTransposeToConv, PReluToNormalForm)
 MAX_ROUNDS = 4
 
 
@@ -65,7 +68,7 @@ class Normalize(Pass):
     represent ZipMap's map type); upgrade-opset; infer-shapes, fold-constants; batch-one (a fixed
     batch > 1 becomes 1, after folding wrote it into constant shapes); infer-shapes; then the rewrites (remove-noops, explicit-attributes, fold-pad, reduce-mean-to-gap, global-max-pool,
     matmul-to-gemm, binary-scores,
-    canonicalize-arith, fold-batchnorm, canonicalize-reshape, fold-constants, infer-shapes) repeated
+    canonicalize-arith, fold-batchnorm, canonicalize-reshape, fold-constants, resize-nearest, conv-transpose, prelu, infer-shapes) repeated
     until nothing changes (at most 4 rounds); then infer-shapes requiring static shapes, name-nodes
     and check-supported. The stats hold each sub-pass's stats (numbers summed over rounds) and the
     number of rounds.

@@ -9,7 +9,7 @@ backends/c/printers.py (tests check they agree):
     fc_sparse    as fc                                  N
     maxpool   one output channel                        C
     avgpool   one output channel                        C
-    add, act, lut, concat, transpose   a chunk of ELTWISE_CHUNK elements   ceil(n / 32)
+    add, act, lut, concat, transpose, upsample   a chunk of ELTWISE_CHUNK elements   ceil(n / 32)
                        (lut: "MACs" are the elements a gate multiplies, ``mac`` cycles each)
     argmax    the whole step                            1
     gnet_feature  a chunk of ELTWISE_CHUNK elements of its slice   ceil(n / 32)
@@ -144,6 +144,10 @@ GNET_ANSWER_CYCLES = 248
 # of a [1,8,8,3] -> [1,3,8,8] permute: 3,919 cycles, predicted 4,108; [1,16,3] -> [1,3,16]: 989,
 # predicted 1,132) so that tiles sized with it fit their power cycle.
 COSTS["transpose"] = OpCost(base=60.0, mac=0.0, store=19.0, call=100)
+# upsample: the generated loop of backends/c/printers.py (no runtime kernel), not fitted by
+# calibrate_cost: per chunk the output's index and phases (four divisions by constants), per element
+# a load, a store and the counter steps.
+COSTS["upsample"] = OpCost(base=90.0, mac=0.0, store=19.0, call=100)
 COMMIT_CYCLES = 252      # fx_progress_commit: find the older record, checksum, five FRAM stores
 BOOT_CYCLES = 747        # reset to the first unit: crt0, .data/.bss setup, progress load, dispatch
 # The intermittent run loop (backends/c/intermittent.py, transpiler/intermittent.py):
@@ -189,7 +193,7 @@ def step_work(program: Program, step: Step) -> StepWork:
         win = pool_windows(program, step)
         cycles = _conv_row_cycles(COSTS[op], win) + COSTS[op].row * oh
         return StepWork(c, win.fast_macs + win.slow_macs, oh * ow, cycles)
-    elif op in ("add", "act", "transpose"):
+    elif op in ("add", "act", "transpose", "upsample"):
         units, macs, stores = -(-out.size // ELTWISE_CHUNK), 0, ELTWISE_CHUNK
     elif op == "lut":               # "MACs": the elements of a chunk that a gate multiplies and requantises
         units, stores = -(-out.size // ELTWISE_CHUNK), ELTWISE_CHUNK
@@ -561,7 +565,7 @@ def tile_unit_count(program: Program, step: Step) -> int:
     if step.op in ("conv", "conv_sparse"):
         oh = program.buffers[step.outputs[0]].shape[-2]
         per = dims[0] * oh if dims[1] >= oh else dims[1]
-    elif step.op in ("add", "act", "lut", "concat", "gnet_feature", "transpose"):
+    elif step.op in ("add", "act", "lut", "concat", "gnet_feature", "transpose", "upsample"):
         per = -(-dims[0] // ELTWISE_CHUNK)
     elif step.op == "argmax":
         per = 1

@@ -146,8 +146,11 @@ GNET_ANSWER_CYCLES = 248
 COSTS["transpose"] = OpCost(base=60.0, mac=0.0, store=19.0, call=100)
 # upsample: the generated loop of backends/c/printers.py (no runtime kernel), not fitted by
 # calibrate_cost: per chunk the output's index and phases (four divisions by constants), per element
-# a load, a store and the counter steps.
-COSTS["upsample"] = OpCost(base=90.0, mac=0.0, store=19.0, call=100)
+# a load, a store and the counter steps; "MACs": the elements whose phases a zero insertion tests.
+# Set a little above the simulator's counts (`freeml-tx report`, MSP430_COUNTERS): nearest x2 of
+# [4,8,8] 21,626 cycles (671 per chunk of 32, predicted 682), of [1,8,8] 5,528; zero insertion x2
+# of [4,8,8] -> [4,15,15] 22,997 (806 per chunk, predicted 810), of [1,8,8] 6,071.
+COSTS["upsample"] = OpCost(base=90.0, mac=4.0, store=18.5, call=170)
 COMMIT_CYCLES = 252      # fx_progress_commit: find the older record, checksum, five FRAM stores
 BOOT_CYCLES = 747        # reset to the first unit: crt0, .data/.bss setup, progress load, dispatch
 # The intermittent run loop (backends/c/intermittent.py, transpiler/intermittent.py):
@@ -193,8 +196,11 @@ def step_work(program: Program, step: Step) -> StepWork:
         win = pool_windows(program, step)
         cycles = _conv_row_cycles(COSTS[op], win) + COSTS[op].row * oh
         return StepWork(c, win.fast_macs + win.slow_macs, oh * ow, cycles)
-    elif op in ("add", "act", "transpose", "upsample"):
+    elif op in ("add", "act", "transpose"):
         units, macs, stores = -(-out.size // ELTWISE_CHUNK), 0, ELTWISE_CHUNK
+    elif op == "upsample":          # "MACs": the elements of a chunk whose phases zero insertion tests
+        units, stores = -(-out.size // ELTWISE_CHUNK), ELTWISE_CHUNK
+        macs = ELTWISE_CHUNK if step.attrs.get("zeros") else 0
     elif op == "lut":               # "MACs": the elements of a chunk that a gate multiplies and requantises
         units, stores = -(-out.size // ELTWISE_CHUNK), ELTWISE_CHUNK
         macs = ELTWISE_CHUNK if step.attrs.get("gate") else 0

@@ -17,7 +17,9 @@ Rules (node -> step):
   [+ act] -> depthwise 1x1 ``conv`` (``group = C``, weight = the scale). A per-channel constant
   ``Add`` alone -> depthwise 1x1 ``conv`` with weight 1 and the constant as bias; a per-element
   constant ``Add`` -> ``add`` with an i16 constant buffer. ``Add`` of two activations [+ act] ->
-  ``add``; ``Mul`` of two activations of one shape [+ act] -> ``mul``. ``MaxPool``/``AveragePool`` -> ``maxpool``/``avgpool`` (the output shape carries
+  ``add``; ``Mul`` of two activations of one shape [+ act] -> ``mul``. A nearest ``Resize`` by integer factors -> ``upsample``; the zero insertion
+  ``ConvTranspose`` of a transposed convolution -> ``upsample`` with ``zeros=1``. A ``Gather``/``Slice`` of one
+  time step -> ``slice``. ``MaxPool``/``AveragePool`` -> ``maxpool``/``avgpool`` (the output shape carries
   ceil_mode); ``GlobalAveragePool`` -> ``avgpool`` with kernel ``[H, W]``. A lone activation ->
   ``act``. ``Concat`` (axis 1) -> ``concat``. A final ``Softmax``, ``LogSoftmax`` or ``Sigmoid``
   is dropped (each keeps the argmax): the program output is the tensor before it, the logits
@@ -81,6 +83,8 @@ import onnx_graphsurgeon as gs
 
 from backends import lower_gnet, lower_lut, lower_sparse
 from passes.elementwise import Region, find_regions
+from passes.conv_transpose import is_zero_insertion
+from passes.resize_nearest import upsample_factors
 from passes.normalize_util import contiguous_slice
 from passes.quantize import (DEFAULT_MAX_SHIFT, is_per_channel, limit_weight_formats,
                              per_channel_values, round_half_up, weight_frac_bits)
@@ -801,6 +805,25 @@ class _Lowerer:
             raise _Unsupported(f"slice [{offset}, {offset + size}) beyond 65535 elements")
         y_buf = self._storage(node.outputs[0], self._qbuf(x_buf), (size,))
         self._step("slice", [node], [x_buf], y_buf, {"offset": offset, "size": size})
+
+    def _op_Resize(self, node: gs.Node) -> None:
+        """A nearest upsampling by integer factors (the canonical Resize of passes/resize_nearest.py):
+        the `upsample` step with ``zeros=0`` (a 1-D map ``[C, 1, L]`` scales only its last axis)."""
+        try:
+            factors = list(upsample_factors(node))
+        except ValueError as exc:
+            raise _Unsupported(str(exc)) from None
+        self._same_q(node, "upsample", {"scale": factors if len(factors) == 2 else [1, *factors], "zeros": 0},
+                     True)
+
+    def _op_ConvTranspose(self, node: gs.Node) -> None:
+        """The zero insertion ConvTranspose of passes/conv_transpose.py: the `upsample` step with
+        ``zeros=1`` and the strides as its scale (the transposed convolution is the Conv after it)."""
+        if not is_zero_insertion(node):
+            raise _Unsupported("a ConvTranspose other than zero insertion (normalize rewrites those into Conv)")
+        strides = [int(s) for s in node.attrs["strides"]]
+        self._same_q(node, "upsample", {"scale": strides if len(strides) == 2 else [1, *strides], "zeros": 1},
+                     True)
 
     def _op_Softmax(self, node: gs.Node) -> None:
         x = node.inputs[0]

@@ -17,7 +17,8 @@ buffer, where "float value" is what the float model computes from the same (unqu
   LSB-like term. An input outside ``[first, last]`` is a saturation (the function leaves the
   output range there); an extreme output value inside is the function's own (sigmoid's 1.0 at
   q = 15), within the table error.
-- ``maxpool``: ``e_x``; ``avgpool``: ``e_x + 2^-(f+1)`` (divround); ``add``: ``e_a + e_b`` plus the
+- ``maxpool``, ``transpose``, ``upsample``, ``slice``: ``e_x`` (they move values; the zeros ``upsample``
+  inserts are exact); ``avgpool``: ``e_x + 2^-(f+1)`` (divround); ``add``: ``e_a + e_b`` plus the
   requant rounding; ``mul``: ``max(|a'| e_b + |b'| e_a) + e_a e_b`` (per element, ``a'``, ``b'`` the
   dequantised operands) plus the requant rounding; ``concat``: the largest input bound plus its requant rounding.
 
@@ -152,7 +153,7 @@ def error_bounds(program: Program, trace: Mapping[str, np.ndarray], sigmas: floa
             pre = float(np.max(e_c))
             e[y] = pre + act_err(step.attrs, q_out, mag(y) + pre)
             var[y] = float(np.max(v_c)) + (lsb2 if step.attrs.get("act") in ("clip", "leaky") else 0.0)
-        elif step.op in ("maxpool", "transpose", "slice"):   # copies of input elements
+        elif step.op in ("maxpool", "transpose", "upsample", "slice"):   # copies of input elements
             e[y], var[y] = err(step.inputs[0]), variance(step.inputs[0])
         elif step.op == "avgpool":
             e[y] = err(step.inputs[0]) + _lsb_half(q_out)

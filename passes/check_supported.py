@@ -20,35 +20,36 @@ from transpiler.pass_infra import Pass, PassResult, register
 
 from passes.batch_one import ANNOTATION as BATCH_ANNOTATION, TARGET as BATCH_TARGET
 from passes.canonical_arith import channel_shape, channel_vector
+from passes.conv_transpose import CONV_TRANSPOSE_HINT, is_zero_insertion, rewrite_problem
 from passes.elementwise import find_regions
+from passes.prelu import PRELU_HINT, prelu_slopes
+from passes.resize_nearest import Rejected, is_canonical, nearest_factors
 from passes.unroll_recurrent import PROBLEM as RECURRENT_PROBLEM
 from passes.normalize_util import (DEFAULT_DOMAINS, ORIGIN, const_value, consumers, contiguous_slice, domain_version,
                                    is_const, is_empty, is_graph_output, is_read, origin_of, shape_text, static_shape)
 
 SUPPORTED_OPS = ("Conv", "Gemm", "Relu", "Clip", "LeakyRelu", "MaxPool", "AveragePool", "GlobalAveragePool",
-                 "Add", "Mul", "Concat", "Flatten", "Reshape", "Transpose", "Softmax", "LogSoftmax", "Sigmoid",
-                 "Gather", "Slice")
+                 "Add", "Mul", "Concat", "Flatten", "Reshape", "Transpose", "Resize", "ConvTranspose", "Softmax",
+                 "LogSoftmax", "Sigmoid", "Gather", "Slice")
 
 _ACTIVATIONS = ("Tanh", "HardSigmoid", "HardSwish", "Elu", "Selu", "Gelu", "Softplus", "Softsign",
-                "Mish", "PRelu", "Celu", "ThresholdedRelu", "Erf", "Exp", "Log", "Sqrt", "Pow", "Neg", "Abs")
+                "Mish", "Celu", "ThresholdedRelu", "Erf", "Exp", "Log", "Sqrt", "Pow", "Neg", "Abs")
 _ELEMENTWISE_HINT = ("element-wise functions (Sigmoid, Tanh, HardSigmoid, HardSwish, GELU, SiLU, ...) are "
                      "supported when they read one activation of static shape and constant numbers "
-                     "(docs/normal-form.md, element-wise regions); PRelu, ThresholdedRelu, Log and Sqrt are not")
+                     "(docs/normal-form.md, element-wise regions); ThresholdedRelu, Log and Sqrt are not")
 _OP_HINTS: dict[str, str] = {
     **{op: "control flow is not supported; recurrent layers are supported as ONNX LSTM, GRU and RNN nodes "
            "(unrolled over a static sequence length), not as loops"
        for op in ("Scan", "Loop", "If")},
-    **{op: "upsampling/resizing is not supported; remove it from the model or do it before inference"
-       for op in ("Resize", "Upsample")},
     **{op: _ELEMENTWISE_HINT for op in _ACTIVATIONS},
     "Pad": "only zero padding of the spatial axes in front of Conv (or AveragePool with "
            "count_include_pad) is supported; use the padding= argument of the layer",
     "MatMul": "a MatMul needs a constant [K, N] right operand and a [1, K] left operand (it then becomes "
               "Gemm); use nn.Linear on a flattened tensor",
-    "ConvTranspose": "transposed convolution is not supported; use Conv layers",
     "Sub": "only subtraction of a constant is supported (it becomes Add)",
     "Div": "only division by a constant is supported (it becomes Mul)",
     "ReduceMean": "only a mean over all spatial axes (global average pooling) is supported",
+    "ReduceMax": "only a max over all spatial axes (global max pooling) is supported",
     "BatchNormalization": "export the model in inference mode (model.eval()) so BatchNorm can be folded",
     "Dropout": "export the model in inference mode (model.eval()) so Dropout disappears",
     "Identity": "an Identity straight from an input to an output is not a model; remove it",
@@ -291,6 +292,36 @@ def _recurrent(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
     return [(str(found["reason"]), str(found["hint"]))]
 
 
+def _resample(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
+    """Resize/Upsample: only an exact nearest upsampling by integer factors, in the canonical form
+    of passes/resize_nearest.py."""
+    found = nearest_factors(node)
+    if isinstance(found, Rejected):
+        return [(found.reason, found.hint)]
+    if not is_canonical(node):
+        return [("nearest upsampling not in the canonical Resize form", "run the whole `normalize` pass")]
+    return []
+
+
+def _conv_transpose(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
+    """ConvTranspose only as zero insertion (passes/conv_transpose.py turns the others into it + Conv)."""
+    if is_zero_insertion(node):
+        return []
+    problem = rewrite_problem(node)
+    if problem is None:
+        return [("ConvTranspose not rewritten to zero insertion + Conv", "run the whole `normalize` pass")]
+    return [(problem, CONV_TRANSPOSE_HINT)]
+
+
+def _prelu(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
+    """PRelu never stays (passes/prelu.py rewrites every one with per-channel constant slopes)."""
+    if prelu_slopes(node) is None:
+        slope = shape_text(node.inputs[1]) if len(node.inputs) > 1 else "none"
+        return [(f"slope {slope} on {shape_text(node.inputs[0])} is not a constant with one value or one per "
+                 "channel", PRELU_HINT)]
+    return [("PRelu not rewritten", "run the whole `normalize` pass")]
+
+
 def _final(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
     """Softmax, LogSoftmax (over the class axis) and Sigmoid only as the final node (lower drops it)."""
     out = node.outputs[0]
@@ -312,7 +343,8 @@ def _final(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
 RULES: dict[str, Rule] = {
     "Conv": _conv, "Gemm": _gemm, "Clip": _clip, "LeakyRelu": _leaky, "MaxPool": _maxpool,
     "AveragePool": _avgpool, "GlobalAveragePool": _gap, "Add": _binary, "Mul": _binary, "Concat": _concat,
-    "Flatten": _flatten, "Reshape": _reshape, "Transpose": _transpose, "Softmax": _final, "LogSoftmax": _final, "Sigmoid": _final,
+    "Flatten": _flatten, "Reshape": _reshape, "Transpose": _transpose,
+    "Resize": _resample, "Upsample": _resample, "ConvTranspose": _conv_transpose, "PRelu": _prelu, "Softmax": _final, "LogSoftmax": _final, "Sigmoid": _final,
     "Relu": lambda m, n: [], "Gather": _slice, "Slice": _slice, "LSTM": _recurrent, "GRU": _recurrent,
     "RNN": _recurrent,
 }

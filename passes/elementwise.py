@@ -3,8 +3,8 @@
 An activation such as SiLU, GELU or HardSwish reaches us as one node (``Sigmoid``, ``Tanh``,
 ``HardSwish``, ``Gelu`` ...) or as several (torch's ``x * sigmoid(x)`` is ``Sigmoid`` + ``Mul``;
 its legacy GELU is ``Mul(x, 1/sqrt 2) -> Erf -> Add 1 -> Mul x -> Mul 0.5``; the tanh
-approximation has nine nodes). Whatever the arrangement, every node applies the same function to
-every element of one tensor ``x``, so the whole sub-graph is ``y = g(x)`` for a scalar ``g`` that
+approximation has nine nodes; dynamo's Softplus selects with ``Where(x * beta > threshold, ...)``).
+Whatever the arrangement, every node applies the same function to every element of one tensor ``x``, so the whole sub-graph is ``y = g(x)`` for a scalar ``g`` that
 :meth:`Region.function` evaluates in float64 from the nodes themselves. `lower` turns each region
 into one ``lut`` step (backends/lower_lut.py), check-supported accepts the nodes of a region, and
 the byte models count its table.
@@ -12,8 +12,9 @@ the byte models count its table.
 :func:`find_regions` groups the element-wise nodes of a graph by the tensor they are a function of
 (the *base*): a node is element-wise when its op is in :data:`UNARY` or :data:`BINARY`, its
 constant inputs hold one value (any shape that does not enlarge the activation), and its output has
-the shape of its activation inputs, all of which derive from the same base. A group becomes a
-region for each of its tensors read outside the group (or a graph output), made of the group's
+the shape of its activation inputs, all of which derive from the same base (a comparison's boolean
+output is such a tensor too, for the ``Where`` that reads it; it never ends a region). A group
+becomes a region for each of its tensors read outside the group (or a graph output), made of the group's
 nodes that tensor depends on, when those nodes include one :data:`TABLE_OPS` op or a product (quotient,
 power, difference: :data:`TABLE_BINARY`) of two activations: a group of only ``Relu``/``Clip``/``LeakyRelu`` and constant ``Add``/``Mul`` is
 left to the ordinary lowering, and so is a lone final ``Sigmoid`` (dropped, docs/normal-form.md).
@@ -94,10 +95,15 @@ UNARY: dict[str, Callable[[gs.Node, np.ndarray], np.ndarray]] = {
 
 BINARY: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide, "Pow": np.power,
+    "Greater": np.greater, "Less": np.less, "GreaterOrEqual": np.greater_equal, "LessOrEqual": np.less_equal,
 }
 """Element-wise ops of two operands: two activations of the region, or one and a constant number."""
 
-TABLE_OPS = frozenset(UNARY) - {"Relu", "Clip", "LeakyRelu", "Neg"}
+SELECT = "Where"
+"""``Where(cond, a, b)`` with every operand in the region or a constant number: dynamo writes
+``Softplus(beta, threshold)`` as ``Where(x * beta > threshold, x, Softplus(x * beta) / beta)``."""
+
+TABLE_OPS = frozenset(UNARY) - {"Relu", "Clip", "LeakyRelu", "Neg"} | {SELECT}
 """Ops that only a table computes: a group with one of them is a region."""
 TABLE_BINARY = frozenset({"Sub", "Mul", "Div", "Pow"})
 """Binary ops that only a table computes when both operands are activations (Add is an ``add``)."""
@@ -121,7 +127,9 @@ class Region:
                 for node in nodes:
                     args = [values[t.name] if t.name in values else _scalar(t) for t in node.inputs
                             if not is_empty(t)]
-                    if node.op in BINARY:
+                    if node.op == SELECT:
+                        values[node.outputs[0].name] = np.where(np.asarray(args[0], dtype=bool), args[1], args[2])
+                    elif node.op in BINARY:
                         values[node.outputs[0].name] = BINARY[node.op](args[0], args[1])
                     else:
                         values[node.outputs[0].name] = UNARY[node.op](node, args[0])
@@ -170,7 +178,7 @@ def _elementwise_inputs(node: gs.Node) -> list[gs.Variable] | None:
     inputs = [t for t in node.inputs if not is_empty(t)]
     if node.op in UNARY:
         acts, consts = inputs[:1], inputs[1:]
-    elif node.op in BINARY and len(inputs) == 2:
+    elif (node.op in BINARY and len(inputs) == 2) or (node.op == SELECT and len(inputs) == 3):
         acts = [t for t in inputs if const_value(t) is None]
         consts = [t for t in inputs if const_value(t) is not None]
     else:
@@ -208,7 +216,7 @@ def find_regions(graph: gs.Graph) -> list[Region]:
             if not external:
                 continue
             needed = _ancestors(node, nodes)
-            if not _needs_table(needed):
+            if y.dtype == np.bool_ or not _needs_table(needed):    # a condition is not a number
                 continue
             if len(needed) == 1 and needed[0].op == "Sigmoid" and y.name in outputs and not y.outputs:
                 continue                                 # a final Sigmoid: lower drops it

@@ -101,7 +101,7 @@ OP_ENTRY_POINTS: dict[str, tuple[str, ...]] = {
     "fc_sparse": ("fx_fc_sparse",), "maxpool": ("fx_maxpool",), "avgpool": ("fx_avgpool",),
     "add": ("fx_add",), "mul": ("fx_mul",), "act": ("fx_act",), "lut": ("fx_lut",), "concat": ("fx_requant_copy",),
     "argmax": ("fx_argmax",),
-    "transpose": (), "slice": (),
+    "transpose": (), "slice": (), "upsample": (),
 }
 #: Code of an entry point missing from the measured table (a new kernel): a guess.
 UNKNOWN_KERNEL_BYTES = 1024
@@ -114,9 +114,9 @@ UNKNOWN_KERNEL_BYTES = 1024
 #: (``+ 2``: fx_<m>_reset, which main_sim.c calls before each new input.)
 GENERATED_CODE: dict[str, dict[str, Any]] = {
     "small": {"run": 112 + 2, "run_one_step": 30 + 2, "step": 28, "helper": 170, "step_entry": 8, "pointer": 2,
-              "op_extra": {"act": 80, "lut": 80, "add": 80, "mul": 80, "argmax": -4, "conv": 30, "transpose": 200, "slice": 60}, "concat_per_input": 135},
+              "op_extra": {"act": 80, "lut": 80, "add": 80, "mul": 80, "argmax": -4, "conv": 30, "transpose": 200, "slice": 60, "upsample": 280}, "concat_per_input": 135},
     "large": {"run": 124 + 2, "run_one_step": 34 + 2, "step": 32, "helper": 178, "step_entry": 10, "pointer": 4,
-              "op_extra": {"act": 88, "lut": 88, "add": 88, "mul": 88, "argmax": -4, "conv": 36, "transpose": 220, "slice": 66}, "concat_per_input": 148},
+              "op_extra": {"act": 88, "lut": 88, "add": 88, "mul": 88, "argmax": -4, "conv": 36, "transpose": 220, "slice": 66, "upsample": 300}, "concat_per_input": 148},
 }
 
 

@@ -68,7 +68,7 @@ def _tile_dims(program: Program, step: Step, tile_units: int) -> list[int]:
     if step.op in ("maxpool", "avgpool"):
         _, oh, ow = out.shape[-3:]
         return [tile_units, oh, ow]
-    if step.op in ("add", "mul", "act", "lut", "concat", "transpose", "slice"):
+    if step.op in ("add", "mul", "act", "lut", "concat", "transpose", "slice", "upsample"):
         return [min(tile_units * 32, out.size)]
     return [tile_units]
 

@@ -17,6 +17,7 @@ add, mul,   a chunk of ``ELTWISE_CHUNK`` output elements               ``ceil(n 
 act, lut
 transpose,  a chunk of ``ELTWISE_CHUNK`` output elements               ``ceil(n / ELTWISE_CHUNK)``
 slice
+upsample    a chunk of ``ELTWISE_CHUNK`` output elements               ``ceil(n / ELTWISE_CHUNK)``
 concat      a chunk of ``ELTWISE_CHUNK`` output elements               ``ceil(n / ELTWISE_CHUNK)``
 argmax      the whole step                                             ``1``
 ==========  ========================================================  ============================
@@ -568,6 +569,66 @@ def print_transpose(env: StepEnv) -> StepCode:
                     set(), set())
 
 
+def print_upsample(env: StepEnv) -> StepCode:
+    """upsample -> a generated loop (no runtime kernel) over element chunks of the output.
+
+    A chunk finds its first element's output index ``(channel, row, col)`` (two divisions by
+    constants), the phases ``row % sh``, ``col % sw`` and the source offset; each element then steps
+    the counters: the source advances by one every ``sw`` columns, and at the end of a row it goes
+    back to the row's start, or on to the next source row every ``sh`` rows (and after a channel's
+    last row). With ``zeros=1`` an element whose phases are not both 0 is 0 (uint16_t arithmetic;
+    both buffers have at most 65535 elements)."""
+    _check_io(env, 1)
+    x, y = env.step.inputs[0], env.step.outputs[0]
+    sh, sw = _attr_list(env, "scale", 2)
+    zeros = env.step.attrs.get("zeros")
+    xs, ys = env.buf(x).shape, env.buf(y).shape
+    if len(xs) != 3 or zeros not in (0, 1):
+        raise env.fail(f"upsample of {list(xs)} with zeros={zeros!r}")
+    c, h, w = xs
+    want = (c, (h - 1) * sh + 1, (w - 1) * sw + 1) if zeros else (c, h * sh, w * sw)
+    if tuple(ys) != want:
+        raise env.fail(f"upsample of {list(xs)} by {[sh, sw]} gives {list(want)}, not {list(ys)}")
+    n = env.buf(y).size
+    if n > 0xFFFF or env.buf(x).size > 0xFFFF:
+        raise env.fail(f"upsample of {list(xs)} to {list(ys)} exceeds uint16_t")
+    _, oh, ow = ys
+    fram = env.program.storage_of(y).space in ("fram", "hifram")
+    value = "(rsub | csub) != 0u ? (int16_t)0 : x[src]" if zeros else "x[src]"
+    store = f"FX_STORE(y[e], {value});" if fram else f"y[e] = {value};"
+    body = _pointer_lines(env, [("x", x)], [("y", y)]) + _eltwise_range(n) + [
+        "uint16_t e = (uint16_t)i0;",
+        f"uint16_t ch = (uint16_t)(e / {oh * ow}u);",
+        f"uint16_t r = (uint16_t)(e - (uint16_t)(ch * {oh * ow}u));",
+        f"uint16_t row = (uint16_t)(r / {ow}u);",
+        f"uint16_t col = (uint16_t)(r - (uint16_t)(row * {ow}u));",
+        f"uint16_t rsub = (uint16_t)(row % {sh}u);",
+        f"uint16_t csub = (uint16_t)(col % {sw}u);",
+        f"uint16_t rowsrc = (uint16_t)((uint16_t)(ch * {h * w}u) + (uint16_t)((row / {sh}u) * {w}u));",
+        f"uint16_t src = (uint16_t)(rowsrc + col / {sw}u);",
+        "for (; e < (uint16_t)i1; ++e) {",
+        f"    {store}",
+        f"    if (++col == {ow}u) {{",
+        "        col = 0u;",
+        "        csub = 0u;",
+        f"        if (++row == {oh}u) {{",
+        "            row = 0u;",
+        "            rsub = 0u;",
+        f"            rowsrc = (uint16_t)(rowsrc + {w}u);",
+        f"        }} else if (++rsub == {sh}u) {{",
+        "            rsub = 0u;",
+        f"            rowsrc = (uint16_t)(rowsrc + {w}u);",
+        "        }",
+        "        src = rowsrc;",
+        f"    }} else if (++csub == {sw}u) {{",
+        "        csub = 0u;",
+        "        ++src;",
+        "    }",
+        "}"]
+    return StepCode(_eltwise_units(env, n), f"chunks of {ELTWISE_CHUNK} output elements ({n})", body, [],
+                    set(), set())
+
+
 def print_slice(env: StepEnv) -> StepCode:
     """slice -> a generated copy loop (no runtime kernel) over element chunks of the output."""
     _check_io(env, 1)
@@ -602,6 +663,7 @@ PRINTERS: dict[str, Callable[[StepEnv], StepCode]] = {
     "concat": print_concat,
     "argmax": print_argmax,
     "transpose": print_transpose,
+    "upsample": print_upsample,
 }
 
 
@@ -664,7 +726,7 @@ def tile_units(step: Step, code: StepCode, program: Program) -> int:
 
     conv ``dims=[channels, rows, cols]``: whole channels (``channels * OH`` units) when ``rows``
     covers OH, else ``rows`` units (a tile is a run of rows; columns are never split). pool
-    ``[channels]``, fc ``[outputs]``: ``dims[0]`` units. add/act/lut/concat/transpose ``[elements]``:
+    ``[channels]``, fc ``[outputs]``: ``dims[0]`` units. add/act/lut/concat/transpose/upsample ``[elements]``:
     ``ceil(elements / ELTWISE_CHUNK)`` units. argmax: 1.
     """
     if step.tile is None or not step.tile.dims:
@@ -674,7 +736,7 @@ def tile_units(step: Step, code: StepCode, program: Program) -> int:
         oh = program.buffers[step.outputs[0]].shape[1]
         rows = dims[1] if len(dims) > 1 else oh
         per = dims[0] * oh if rows >= oh else rows
-    elif step.op in ("add", "mul", "act", "lut", "concat", "gnet_feature", "transpose", "slice"):
+    elif step.op in ("add", "mul", "act", "lut", "concat", "gnet_feature", "transpose", "slice", "upsample"):
         per = -(-dims[0] // ELTWISE_CHUNK)
     elif step.op == "argmax":
         per = 1

@@ -21,7 +21,7 @@ from passes.train import ops
 
 SUPPORTED_OPS = ("Conv", "Gemm", "Relu", "Clip", "LeakyRelu", "MaxPool", "AveragePool", "GlobalAveragePool",
                  "Add", "Mul", "Concat", "Flatten", "Reshape", "Transpose", "Softmax", "LogSoftmax", "Sigmoid",
-                 "Sub", "Div", "Pow", *ops.UNARY)
+                 "Sub", "Div", "Pow", "Resize", "ConvTranspose", *ops.UNARY)
 
 
 class NodeRejected(Exception):
@@ -268,6 +268,26 @@ def _transpose(node: gs.Node, opset: int, train_affine: bool) -> NodeOp:
     return NodeOp(ops.Transpose(perm), [_activation(node.inputs[0], node)])
 
 
+def _resize(node: gs.Node, opset: int, train_affine: bool) -> NodeOp:
+    """The canonical nearest Resize of passes/resize_nearest.py."""
+    from passes.resize_nearest import Rejected, nearest_factors
+
+    found = nearest_factors(node)
+    if isinstance(found, Rejected):
+        raise NodeRejected(found.reason, found.hint)
+    return NodeOp(ops.Upsample(found.factors, zeros=False), [_activation(node.inputs[0], node)])
+
+
+def _zero_insertion(node: gs.Node, opset: int, train_affine: bool) -> NodeOp:
+    """The zero insertion ConvTranspose of passes/conv_transpose.py (its Conv trains as any Conv)."""
+    from passes.conv_transpose import is_zero_insertion
+
+    if not is_zero_insertion(node):
+        raise NodeRejected("a ConvTranspose other than zero insertion", "run `normalize` first (it rewrites "
+                           "ConvTranspose into zero insertion + Conv)")
+    return NodeOp(ops.Upsample([int(s) for s in node.attrs["strides"]], zeros=True), [_activation(node.inputs[0], node)])
+
+
 def _softmax(node: gs.Node, opset: int, train_affine: bool) -> NodeOp:
     """Softmax and LogSoftmax."""
     rank = len(_shape(node.inputs[0], "input"))
@@ -290,7 +310,8 @@ BUILDERS: dict[str, Builder] = {
     "AveragePool": _avgpool, "GlobalAveragePool": _gap, "Add": _binary, "Mul": _binary, "Concat": _concat,
     "Flatten": _flatten, "Reshape": _reshape, "Transpose": _transpose,
     "Softmax": _softmax, "LogSoftmax": _softmax, "Sigmoid": _sigmoid,
-    "Sub": _binary, "Div": _binary, "Pow": _pow, **{op: _unary for op in ops.UNARY},
+    "Sub": _binary, "Div": _binary, "Pow": _pow, "Resize": _resize, "ConvTranspose": _zero_insertion,
+    **{op: _unary for op in ops.UNARY},
 }
 assert set(BUILDERS) == set(SUPPORTED_OPS)
 

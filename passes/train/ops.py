@@ -608,6 +608,39 @@ class Transpose(Op):
         return [np.ascontiguousarray(np.transpose(dy, self.inverse)) if need[0] else None]
 
 
+class Upsample(Op):
+    """Grow the spatial axes of every sample by integer ``factors``: nearest (``zeros=False``:
+    each element repeated, the backward pass sums each block of the gradient) or zero insertion
+    (``zeros=True``: ``f - 1`` zeros between neighbours, the backward pass reads every ``f``-th
+    gradient element)."""
+
+    def __init__(self, factors: Sequence[int], zeros: bool) -> None:
+        self.factors = tuple(int(f) for f in factors)
+        self.zeros = zeros
+
+    def _every(self) -> tuple[slice, ...]:
+        return (slice(None), slice(None), *(slice(None, None, f) for f in self.factors))
+
+    def forward(self, args: Sequence[np.ndarray], keep: bool) -> tuple[np.ndarray, Any]:
+        x = args[0]
+        if self.zeros:
+            y = np.zeros((*x.shape[:2], *[(n - 1) * f + 1 for n, f in zip(x.shape[2:], self.factors)]), x.dtype)
+            y[self._every()] = x
+            return y, None
+        for axis, f in enumerate(self.factors, start=2):
+            x = np.repeat(x, f, axis=axis)
+        return np.ascontiguousarray(x), None
+
+    def backward(self, dy: np.ndarray, cache: Any, need: Sequence[bool]) -> Grads:
+        if not need[0]:
+            return [None]
+        if self.zeros:
+            return [np.ascontiguousarray(dy[self._every()])]
+        blocks = [d for n, f in zip(dy.shape[2:], self.factors) for d in (n // f, f)]
+        summed = dy.reshape(*dy.shape[:2], *blocks).sum(axis=tuple(range(3, 3 + 2 * len(self.factors), 2)))
+        return [np.ascontiguousarray(summed)]
+
+
 class Reshape(Op):
     """Reshape every sample to ``shape`` (the per-sample target; Flatten is ``(-1,)``)."""
 

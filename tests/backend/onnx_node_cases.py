@@ -69,7 +69,8 @@ from transpiler.pass_infra import PassContext, registry
 OP_MODULES: dict[str, str] = {
     "Conv": "conv", "Gemm": "gemm", "MatMul": "matmul", "Relu": "relu", "Clip": "clip",
     "LeakyRelu": "leakyrelu", "MaxPool": "maxpool", "AveragePool": "averagepool",
-    "GlobalAveragePool": "globalaveragepool", "Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div",
+    "GlobalAveragePool": "globalaveragepool", "GlobalMaxPool": "globalmaxpool", "Add": "add", "Sub": "sub",
+    "Mul": "mul", "Div": "div",
     "Concat": "concat", "Flatten": "flatten", "Reshape": "reshape", "Transpose": "transpose", "BatchNormalization": "batch_normalization",
     "Softmax": "softmax", "ArgMax": "argmax", "Identity": "identity", "Dropout": "dropout",
     "ReduceMean": "reducemean",

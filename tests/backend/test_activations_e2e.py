@@ -80,14 +80,16 @@ def against_onnxruntime(program: Program, model: OnnxModel, xs: np.ndarray, name
 
 # -- torch ---------------------------------------------------------------------------------------
 
-TORCH_ACTS = ("sigmoid", "tanh", "hardsigmoid", "hardswish", "silu", "gelu", "gelu_tanh")
+TORCH_ACTS = ("sigmoid", "tanh", "hardsigmoid", "hardswish", "silu", "gelu", "gelu_tanh", "softplus")
 
 
 def torch_model(act: str, dynamo: bool, seed: int) -> onnx.ModelProto:
     torch = pytest.importorskip("torch")
     nn = torch.nn
     make = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "hardsigmoid": nn.Hardsigmoid, "hardswish": nn.Hardswish,
-            "silu": nn.SiLU, "gelu": nn.GELU, "gelu_tanh": lambda: nn.GELU(approximate="tanh")}[act]
+            "silu": nn.SiLU, "gelu": nn.GELU, "gelu_tanh": lambda: nn.GELU(approximate="tanh"),
+            # beta and threshold such that the linear branch is taken (dynamo writes it as a Where)
+            "softplus": lambda: nn.Softplus(beta=2.0, threshold=3.0)}[act]
     torch.manual_seed(seed)
     net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), make(), nn.Conv2d(4, 6, 3, stride=2), make(),
                         nn.Flatten(), nn.Linear(54, 16), make(), nn.Linear(16, 5)).eval()
@@ -107,7 +109,7 @@ def torch_model(act: str, dynamo: bool, seed: int) -> onnx.ModelProto:
 @pytest.mark.parametrize("act", TORCH_ACTS)
 def test_torch_activation_c_equals_interpreter_and_agrees_with_onnxruntime(act: str, dynamo: bool,
                                                                           tmp_path: Path) -> None:
-    if dynamo and act not in ("silu", "gelu", "tanh"):
+    if dynamo and act not in ("silu", "gelu", "tanh", "softplus"):
         pytest.skip("the dynamo exporter writes the same single ops as the legacy one at opset 20")
     proto = torch_model(act, dynamo, seed=TORCH_ACTS.index(act))
     rng = np.random.default_rng(1)

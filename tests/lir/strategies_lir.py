@@ -200,6 +200,15 @@ class _Builder:
         self.step("concat", [v.name for v in parts], out, {"shifts": shifts})
         return out
 
+    def upsample(self, x: _Value) -> _Value:
+        c, h, w = x.shape
+        scale = [self.draw(st.integers(1, 3)), self.draw(st.integers(1, 3))]
+        zeros = self.draw(st.integers(0, 1))
+        shape = (c, (h - 1) * scale[0] + 1, (w - 1) * scale[1] + 1) if zeros else (c, h * scale[0], w * scale[1])
+        out = self.activation(shape, q=x.q)
+        self.step("upsample", [x.name], out, {"scale": scale, "zeros": zeros})
+        return out
+
     def flatten(self, x: _Value) -> _Value:
         n = int(np.prod(x.shape))
         name = self.fresh("f")
@@ -283,6 +292,8 @@ def programs(draw: st.DrawFn, max_steps: int = 6, planned: bool | None = None,
     for _ in range(draw(st.integers(0, max_steps))):
         if len(x.shape) == 3:
             choices = ["conv", "maxpool", "avgpool", "act", "add", "concat"]
+            if x.shape[0] * x.shape[1] * x.shape[2] <= 256:
+                choices.append("upsample")
             if x.shape[0] * x.shape[1] * x.shape[2] <= 64:
                 choices.append("fc")
         else:

@@ -380,7 +380,7 @@ def test_all_problems_are_listed_in_one_error() -> None:
 
 def test_op_table_is_consistent() -> None:
     assert set(OPS) == {"conv", "fc", "fc_sparse", "conv_sparse", "maxpool", "avgpool", "add", "mul", "act", "lut",
-                        "concat", "argmax", "transpose", "slice", "gnet_feature", "gnet_exit"}
+                        "concat", "argmax", "transpose", "slice", "upsample", "gnet_feature", "gnet_exit"}
     for name, op in OPS.items():
         assert op.name == name
         assert op.tile_rank in (1, 3)
@@ -532,3 +532,30 @@ def test_transpose_rejects_what_is_not_a_permutation() -> None:
         OPS["transpose"].infer({"perm": [0, 0, 2]}, [(2, 3, 5)])
     with pytest.raises(ShapeError, match="at most 65535"):
         OPS["transpose"].infer({"perm": [2, 1, 0]}, [(300, 300, 1)])
+
+
+@pytest.mark.parametrize("scale", [[1, 1], [2, 2], [1, 3], [3, 2]])
+@pytest.mark.parametrize("zeros", [0, 1])
+def test_upsample_repeats_or_spreads_the_input(scale: list[int], zeros: int) -> None:
+    from transpiler.lir.kernels import upsample
+
+    x = np.arange(2 * 3 * 4, dtype=np.int16).reshape(2, 3, 4) - 7
+    (shape,) = OPS["upsample"].infer({"scale": scale, "zeros": zeros}, [x.shape])
+    y = upsample(x, scale, zeros)
+    assert shape == y.shape and y.flags.c_contiguous
+    sh, sw = scale
+    for c, i, j in np.ndindex(*y.shape):
+        if zeros:
+            want = x[c, i // sh, j // sw] if i % sh == 0 and j % sw == 0 else 0
+        else:
+            want = x[c, i // sh, j // sw]
+        assert y[c, i, j] == want, (c, i, j)
+    assert shape == ((2, 3 * sh, 4 * sw) if not zeros else (2, 2 * sh + 1, 3 * sw + 1))
+
+
+def test_upsample_limits_buffers_to_65535_elements() -> None:
+    from transpiler.lir.ops import ShapeError
+
+    with pytest.raises(ShapeError, match="at most 65535"):
+        OPS["upsample"].infer({"scale": [2, 2], "zeros": 0}, [(16, 64, 32)])
+    assert OPS["upsample"].infer({"scale": [2, 2], "zeros": 1}, [(16, 32, 32)]) == [(16, 63, 63)]

@@ -156,6 +156,24 @@ def _transposes() -> OnnxModel:
                       {"x": [1, 4, 5, 3]}, "y", {"W": rand(2, 3, 3, 3, seed=23), "B": rand(2, seed=24)})
 
 
+def _upsampling() -> OnnxModel:
+    # a nearest Resize x2 / x3 of a conv's map, then a transposed conv's zero insertion (1-D) and its conv
+    return make_model([helper.make_node("Conv", ["x", "W", "B"], ["c"], name="conv", kernel_shape=[3, 3],
+                                        strides=[1, 1], pads=[1, 1, 1, 1], dilations=[1, 1], group=1),
+                       helper.make_node("Resize", ["c", "", "scales"], ["u"], name="nearest", mode="nearest",
+                                        coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+                       helper.make_node("Reshape", ["u", "shape"], ["v"], name="to_1d"),
+                       helper.make_node("ConvTranspose", ["v", "ones"], ["z"], name="zeros", strides=[2],
+                                        kernel_shape=[1], group=2, pads=[0, 0], dilations=[1]),
+                       helper.make_node("Conv", ["z", "W2", "B2"], ["y"], name="conv_t", kernel_shape=[3],
+                                        strides=[1], pads=[2, 2], dilations=[1], group=1)],
+                      {"x": [1, 3, 2, 3]}, "y", {"W": rand(2, 3, 3, 3, seed=25), "B": rand(2, seed=26),
+                                                 "scales": np.array([1, 1, 2, 3], np.float32),
+                                                 "shape": np.array([1, 2, 36], np.int64),
+                                                 "ones": np.ones((2, 1, 1), np.float32),
+                                                 "W2": rand(3, 2, 3, seed=27), "B2": rand(3, seed=28)})
+
+
 CASES: dict[str, Callable[[], OnnxModel]] = {
     "conv2d-grouped": _conv2d_grouped, "conv2d-depthwise": _conv2d_depthwise, "conv1d": _conv1d, "gemm": _gemm,
     "gemm-alpha-beta-transB0": _gemm_odd, "activations": _activations, "maxpool-ceil-dilated": _maxpool_ceil,
@@ -163,7 +181,7 @@ CASES: dict[str, Callable[[], OnnxModel]] = {
     "maxpool-1d": _maxpool_1d, "gap-reshape-softmax": _gap_reshape_softmax,
     "affine-concat-flatten": _affine_concat_flatten, "residual-1d": _residual_1d_vector_affine,
     "sigmoid-log-softmax": _sigmoid_log_softmax, "elementwise": _elementwise,
-    "transposes": _transposes,
+    "transposes": _transposes, "upsampling": _upsampling,
 }
 
 

@@ -9,7 +9,7 @@ backends/c/printers.py (tests check they agree):
     fc_sparse    as fc                                  N
     maxpool   one output channel                        C
     avgpool   one output channel                        C
-    add, mul, act, lut, concat, transpose, slice   a chunk of ELTWISE_CHUNK elements   ceil(n / 32)
+    add, mul, act, lut, concat, transpose, slice, upsample   a chunk of ELTWISE_CHUNK elements   ceil(n / 32)
                        (lut: "MACs" are the elements a gate multiplies, ``mac`` cycles each)
     argmax    the whole step                            1
     gnet_feature  a chunk of ELTWISE_CHUNK elements of its slice   ceil(n / 32)
@@ -138,7 +138,7 @@ SPARSE_FAR: dict[str, OpCost] = {
 # (the policy's last question, the scores into the outputs, the return).
 COSTS["gnet_feature"] = OpCost(base=256.8, mac=72.58, store=3.18, call=302)
 COSTS["gnet_exit"] = COSTS["fc"]
-GNET_ANSWER_CYCLES = 235
+GNET_ANSWER_CYCLES = 234
 # transpose: the generated loop of backends/c/printers.py (no runtime kernel), not fitted by
 # calibrate_cost: per chunk the output's multi-index (two divisions by constants), per element a
 # load, a store and the index steps. Set a little above the simulator's counts (`freeml-tx report`
@@ -148,6 +148,13 @@ COSTS["transpose"] = OpCost(base=60.0, mac=0.0, store=19.0, call=100)
 # slice: a generated copy loop like transpose's, without its index stepping; transpose's constants
 # bound it from above.
 COSTS["slice"] = COSTS["transpose"]
+# upsample: the generated loop of backends/c/printers.py (no runtime kernel), not fitted by
+# calibrate_cost: per chunk the output's index and phases (four divisions by constants), per element
+# a load, a store and the counter steps; "MACs": the elements whose phases a zero insertion tests.
+# Set a little above the simulator's counts (`freeml-tx report`, MSP430_COUNTERS): nearest x2 of
+# [4,8,8] 21,626 cycles (671 per chunk of 32, predicted 682), of [1,8,8] 5,528; zero insertion x2
+# of [4,8,8] -> [4,15,15] 22,997 (806 per chunk, predicted 810), of [1,8,8] 6,071.
+COSTS["upsample"] = OpCost(base=90.0, mac=4.0, store=18.5, call=170)
 COMMIT_CYCLES = 252      # fx_progress_commit: find the older record, checksum, five FRAM stores
 BOOT_CYCLES = 747        # reset to the first unit: crt0, .data/.bss setup, progress load, dispatch
 # The intermittent run loop (backends/c/intermittent.py, transpiler/intermittent.py):
@@ -195,6 +202,9 @@ def step_work(program: Program, step: Step) -> StepWork:
         return StepWork(c, win.fast_macs + win.slow_macs, oh * ow, cycles)
     elif op in ("add", "mul", "act", "transpose", "slice"):
         units, macs, stores = -(-out.size // ELTWISE_CHUNK), 0, ELTWISE_CHUNK
+    elif op == "upsample":          # "MACs": the elements of a chunk whose phases zero insertion tests
+        units, stores = -(-out.size // ELTWISE_CHUNK), ELTWISE_CHUNK
+        macs = ELTWISE_CHUNK if step.attrs.get("zeros") else 0
     elif op == "lut":               # "MACs": the elements of a chunk that a gate multiplies and requantises
         units, stores = -(-out.size // ELTWISE_CHUNK), ELTWISE_CHUNK
         macs = ELTWISE_CHUNK if step.attrs.get("gate") else 0
@@ -565,7 +575,7 @@ def tile_unit_count(program: Program, step: Step) -> int:
     if step.op in ("conv", "conv_sparse"):
         oh = program.buffers[step.outputs[0]].shape[-2]
         per = dims[0] * oh if dims[1] >= oh else dims[1]
-    elif step.op in ("add", "mul", "act", "lut", "concat", "gnet_feature", "transpose", "slice"):
+    elif step.op in ("add", "mul", "act", "lut", "concat", "gnet_feature", "transpose", "slice", "upsample"):
         per = -(-dims[0] // ELTWISE_CHUNK)
     elif step.op == "argmax":
         per = 1

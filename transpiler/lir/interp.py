@@ -216,6 +216,13 @@ def _run_transpose(st: _State, step: Step) -> np.ndarray:
     return kernels.transpose(st.view(step.inputs[0]), _int_list(step.attrs, "perm", 3))
 
 
+def _run_upsample(st: _State, step: Step) -> np.ndarray:
+    _arity(step, 1)
+    zeros = step.attrs["zeros"]
+    assert isinstance(zeros, int)
+    return kernels.upsample(st.view(step.inputs[0]), _int_list(step.attrs, "scale", 2), zeros)
+
+
 def _run_argmax(st: _State, step: Step) -> np.ndarray:
     _arity(step, 1)
     return kernels.argmax(st.view(step.inputs[0]))
@@ -249,6 +256,7 @@ OPS: dict[str, Callable[[_State, Step], np.ndarray]] = {
     "argmax": _run_argmax,
     "transpose": _run_transpose,
     "slice": _run_slice,
+    "upsample": _run_upsample,
     "gnet_feature": _run_gnet_feature,
     "gnet_exit": _run_gnet_exit,
 }

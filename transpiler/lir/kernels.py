@@ -377,6 +377,22 @@ def transpose(x: np.ndarray, perm: IntSeq) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(np.asarray(x), [int(p) for p in perm]))
 
 
+def upsample(x: np.ndarray, scale: IntSeq, zeros: int) -> np.ndarray:
+    """The `upsample` op on ``x[C, H, W]`` with ``scale = [sh, sw]``; same Q.
+
+    ``zeros = 0`` (nearest): ``y[c, i, j] = x[c, i // sh, j // sw]``, ``y`` is ``[C, H*sh, W*sw]``.
+    ``zeros = 1`` (zero insertion, the input of a transposed convolution):
+    ``y[c, i*sh, j*sw] = x[c, i, j]`` and 0 elsewhere, ``y`` is ``[C, (H-1)*sh+1, (W-1)*sw+1]``."""
+    x = np.asarray(x)
+    sh, sw = (int(s) for s in scale)
+    c, h, w = x.shape
+    if zeros:
+        y = np.zeros((c, (h - 1) * sh + 1, (w - 1) * sw + 1), dtype=x.dtype)
+        y[:, ::sh, ::sw] = x
+        return y
+    return np.ascontiguousarray(np.repeat(np.repeat(x, sh, axis=1), sw, axis=2))
+
+
 def argmax(x: np.ndarray) -> np.ndarray:
     """The `argmax` op: the index of the first maximum of x, as int16 [1]."""
     x = np.asarray(x).reshape(-1)

@@ -256,6 +256,19 @@ def _infer_transpose(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) ->
     return [tuple(x[i] for i in perm)]
 
 
+def _infer_upsample(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) -> list[Shape]:
+    (x,) = shapes
+    _rank(x, 3, "upsample input x [C,H,W]")
+    c, h, w = x
+    sh, sw = _ints(attrs, "scale")
+    zeros = _int(attrs, "zeros")
+    out = (c, (h - 1) * sh + 1, (w - 1) * sw + 1) if zeros else (c, h * sh, w * sw)
+    for shape in (x, out):
+        if _size(shape) > DIM_MAX:
+            raise ShapeError(f"upsample of {list(x)} to {list(out)}: at most {DIM_MAX} elements per buffer")
+    return [out]
+
+
 def _sparse_common(shapes: Sequence[Shape], rows: int, what: str) -> None:
     """values [nnz], index [nnz], pointer [rows + 1], bias [rows]."""
     _, values, index, ptr, b = shapes
@@ -415,6 +428,9 @@ OPS: dict[str, OpSpec] = {
                     tile_rank=1, input_dtypes=("i16",)),
     "transpose": OpSpec("transpose", ("x",), {"perm": AttrSpec("ints", length=3, lo=0, hi=2)}, _infer_transpose,
                         tile_rank=1, input_dtypes=("i16",)),
+    "upsample": OpSpec("upsample", ("x",), {"scale": AttrSpec("ints", length=2, lo=1, hi=DIM_MAX),
+                                            "zeros": AttrSpec("int", lo=0, hi=1)}, _infer_upsample,
+                       tile_rank=1, input_dtypes=("i16",)),
     "gnet_feature": OpSpec("gnet_feature", ("x",), {
         "offset": AttrSpec("int", lo=0, hi=DIM_MAX), "features": AttrSpec("int", lo=1, hi=DIM_MAX),
         "shift": _SHIFT, "exit": AttrSpec("int", lo=1, hi=DIM_MAX),
@@ -425,7 +441,7 @@ OPS: dict[str, OpSpec] = {
 }
 """Every LIR op. Output dtype is i16 for all of them."""
 
-SAME_Q_OPS = ("maxpool", "avgpool", "act", "transpose", "slice")
+SAME_Q_OPS = ("maxpool", "avgpool", "act", "transpose", "slice", "upsample")
 """Ops whose output has the input's Q format (docs/lir.md)."""
 
 ON_DEMAND_OPS = ("gnet_exit",)

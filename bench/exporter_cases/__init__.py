@@ -1,0 +1,35 @@
+"""The cases of ``bench/exporters.py``: models from the exporters users have, each a :class:`Case`.
+
+A case names its exporter, opset and batch form and the Python packages its export needs; its
+``build`` exports the model and draws the samples the bench compiles, runs and compares with:
+
+- ``torch_cases``: small torch networks (BatchNorm folded and not, 1-D and 2-D convolutions with
+  stride and dilation, average/max/adaptive pools, depthwise + residual, concat, channel-last input,
+  two heads, a final LogSoftmax, ...) through the legacy and the dynamo exporter at several opsets,
+  with a dynamic, a fixed 1 and a fixed 8 batch, and in float16/float64;
+- ``sklearn_cases``: skl2onnx classifiers (ZipMap on and off), regressors and pipelines at two opsets;
+- ``hand_cases``: ONNX graphs written node by node for the forms no exporter above emits (Gemm
+  alpha/beta/transA, Constant nodes, shape arithmetic, old opsets, float16/float64 graphs, ...).
+
+Nothing here imports torch or scikit-learn at import time: a case whose packages are missing is
+reported as skipped by the bench instead of failing it.
+"""
+
+from __future__ import annotations
+
+from bench.exporter_cases.common import Case, ExportedModel
+from bench.exporter_cases.hand_cases import hand_cases
+from bench.exporter_cases.sklearn_cases import sklearn_cases
+from bench.exporter_cases.torch_cases import torch_cases
+
+__all__ = ["Case", "ExportedModel", "all_cases"]
+
+
+def all_cases() -> list[Case]:
+    """Every case, torch first, then skl2onnx, then the hand-made graphs (names are unique)."""
+    cases = torch_cases() + sklearn_cases() + hand_cases()
+    names = [case.name for case in cases]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"case names used twice: {', '.join(duplicates)}")
+    return cases

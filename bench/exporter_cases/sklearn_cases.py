@@ -1,0 +1,122 @@
+"""skl2onnx cases: classifiers, regressors and pipelines at opsets 12 and 17 (``ai.onnx.ml`` 1 and 3).
+
+Classifiers come with their ZipMap output (the default) and without (``-nozipmap``), except the
+ones whose converter has no ZipMap (RidgeClassifier) or no such option (LinearSVC: its default and
+``raw_scores``, the form the compiler takes for a binary LinearSVC). Kernel SVCs, one-vs-rest and a
+Normalizer pipeline are in the matrix because the compiler rejects them: the bench checks the
+rejection stays a clear error.
+
+Each model is fitted on 400 rows of ``make_classification`` / ``make_regression`` (10 features,
+seed 0, scaled by 1.5 and shifted by 0.7 so that the scalers have work) and compared on the next
+``SAMPLES`` rows. The graph input is ``input`` ``[None, 10]`` float32: a dynamic batch.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from bench.exporter_cases.common import SAMPLES, Case, ExportedModel
+
+FEATURES = 10
+TRAINING_ROWS = 400
+OPSETS = (12, 17)
+REQUIRES = ("sklearn", "skl2onnx")
+
+
+def _data(targets: int, regressor: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(training inputs, training targets, the SAMPLES held-out inputs); ``targets``: classes or
+    regression outputs."""
+    from sklearn.datasets import make_classification, make_regression
+
+    rows = TRAINING_ROWS + SAMPLES
+    if regressor:
+        x, y = make_regression(n_samples=rows, n_features=FEATURES, n_targets=targets, noise=0.5, random_state=0)
+    else:
+        x, y = make_classification(n_samples=rows, n_features=FEATURES, n_informative=6, n_classes=targets,
+                                   n_clusters_per_class=1, random_state=0)
+    x = (x * 1.5 + 0.7).astype(np.float32)
+    return x[:TRAINING_ROWS], y[:TRAINING_ROWS], x[TRAINING_ROWS:]
+
+
+def _estimator(kind: str) -> Any:
+    """A fresh scikit-learn estimator or pipeline by the short name the case names use."""
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge, RidgeClassifier, SGDClassifier
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler, Normalizer, StandardScaler
+    from sklearn.svm import SVC, LinearSVC
+
+    makers: dict[str, Callable[[], Any]] = {
+        "logreg": lambda: LogisticRegression(max_iter=500),
+        "logreg_ovr": lambda: OneVsRestClassifier(LogisticRegression(max_iter=500)),
+        "mlpc_relu": lambda: MLPClassifier((16,), max_iter=300, random_state=0),
+        "mlpc_relu_2layer": lambda: MLPClassifier((12, 8), max_iter=300, random_state=0),
+        "pipe_std_pca_logreg": lambda: make_pipeline(StandardScaler(), PCA(5), LogisticRegression(max_iter=500)),
+        "pipe_minmax_logreg": lambda: make_pipeline(MinMaxScaler(), LogisticRegression(max_iter=500)),
+        "pipe_normalizer_logreg": lambda: make_pipeline(Normalizer(), LogisticRegression(max_iter=500)),
+        "ridgeclf": RidgeClassifier,
+        "sgd_hinge": lambda: SGDClassifier(random_state=0),
+        "svc_linear": lambda: SVC(kernel="linear"),
+        "linearsvc": LinearSVC,
+        "linreg": LinearRegression,
+        "ridge": Ridge,
+        "mlpr_relu": lambda: MLPRegressor(hidden_layer_sizes=(16,), max_iter=500, random_state=0),
+        "pipe_std_linreg": lambda: make_pipeline(StandardScaler(), LinearRegression()),
+        "pipe_std_pca_mlpr": lambda: make_pipeline(StandardScaler(), PCA(4), MLPRegressor(
+            hidden_layer_sizes=(8,), max_iter=500, random_state=0)),
+    }
+    return makers[kind]()
+
+
+def export_sklearn(kind: str, targets: int, regressor: bool, opset: int, options: dict[str, Any]) -> ExportedModel:
+    """Fit ``kind`` on ``targets`` classes (or regression targets) and convert it at ``opset`` with the
+    converter ``options`` of its final estimator."""
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+
+    x_train, y_train, x_test = _data(targets, regressor)
+    model = _estimator(kind)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")     # ConvergenceWarning of the small MLPs, skl2onnx's deprecations
+        model.fit(x_train, y_train)
+        final = model.steps[-1][1] if hasattr(model, "steps") else model
+        proto = to_onnx(model, initial_types=[("input", FloatTensorType([None, FEATURES]))],
+                        target_opset={"": opset, "ai.onnx.ml": 3 if opset >= 18 else 1},
+                        options={id(final): options} if options else None)
+    return ExportedModel(proto, {"input": x_test}, regressor=regressor)
+
+
+def _case(name: str, kind: str, targets: int, opset: int, options: dict[str, Any] | None = None,
+          regressor: bool = False) -> Case:
+    """The case ``NAME-sklOPSET``."""
+    build = functools.partial(export_sklearn, kind, targets, regressor, opset, options or {})
+    return Case(f"{name}-skl{opset}", "skl2onnx", opset, "dynamic", REQUIRES, build)
+
+
+def sklearn_cases() -> list[Case]:
+    """The skl2onnx matrix of the module docstring."""
+    classifiers = (("logreg_bin", "logreg", 2), ("logreg_multi", "logreg", 4), ("logreg_ovr", "logreg_ovr", 4),
+                   ("mlpc_relu", "mlpc_relu", 3), ("mlpc_relu_bin", "mlpc_relu_2layer", 2),
+                   ("pipe_std_pca_logreg", "pipe_std_pca_logreg", 3), ("pipe_minmax_logreg", "pipe_minmax_logreg", 3),
+                   ("pipe_normalizer_logreg", "pipe_normalizer_logreg", 3), ("sgd_hinge", "sgd_hinge", 3),
+                   ("svc_linear", "svc_linear", 3), ("svc_linear_bin", "svc_linear", 2))
+    regressors = (("linreg", "linreg", 1), ("linreg_multi", "linreg", 3), ("ridge", "ridge", 1),
+                  ("mlpr_relu", "mlpr_relu", 1), ("mlpr_relu_multi", "mlpr_relu", 2),
+                  ("pipe_std_linreg", "pipe_std_linreg", 1), ("pipe_std_pca_mlpr", "pipe_std_pca_mlpr", 1))
+    cases = []
+    for opset in OPSETS:
+        for name, kind, classes in classifiers:
+            cases += [_case(name, kind, classes, opset),
+                      _case(f"{name}-nozipmap", kind, classes, opset, {"zipmap": False})]
+        cases += [_case("ridgeclf", "ridgeclf", 3, opset), _case("linearsvc_multi", "linearsvc", 3, opset),
+                  _case("linearsvc_bin", "linearsvc", 2, opset),
+                  _case("linearsvc_bin_raw", "linearsvc", 2, opset, {"raw_scores": True})]
+        cases += [_case(name, kind, targets, opset, regressor=True) for name, kind, targets in regressors]
+    return cases

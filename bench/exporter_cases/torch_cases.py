@@ -1,0 +1,120 @@
+"""Torch cases: every net of ``torch_nets`` through the legacy and the dynamo exporter.
+
+The matrix, per net (``-bdyn``: dynamic batch axis, ``-b1``/``-b8``: fixed batch):
+
+- legacy exporter at opset 13 ``-bdyn``, at opset 11 ``-b1`` without constant folding
+  (``-nofold``: the shape arithmetic stays in the graph), at opset 17 ``-b8``;
+- dynamo exporter at opset 18 ``-bdyn`` and at opset 20 ``-b1``;
+
+and besides: the dynamo exporter at opset 18 ``-b8`` for five nets; float16 (three conv nets) and
+float64 (two dense nets: onnxruntime has no float64 Conv to compare with) at opset 13; the legacy
+opsets 7, 9, 15 and 18 for two nets. ``adaptive_3x2of8`` (an output size that does not divide the
+input) only through dynamo: the legacy exporter cannot export it.
+
+A dynamic batch is exported from a batch of 2 (torch.export specialises a batch of 1 to a constant
+when a net permutes it). Weights come from ``torch.manual_seed(0)``, BatchNorm statistics from
+``randomize_batchnorm``; the samples are standard normal (seed 1).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import logging
+import warnings
+
+import numpy as np
+import onnx
+
+from bench.exporter_cases.common import SAMPLES, Case, ExportedModel
+
+NET_NAMES: tuple[str, ...] = (
+    "bn_unfused", "convbn_s2_dil", "seq1d", "nonsquare", "rgb_dil_gap", "avg_cip_floor", "avg_cip_ceil",
+    "avg_nocip_floor", "avg_nocip_ceil", "adaptive_2x2", "adaptive_3x3of9", "adaptive_3x2of8", "dw_pw_residual",
+    "inception_cat", "mlp_nobias_identity", "mean_keepdim", "mean_nokeep", "channel_last", "matmul_const_bias",
+    "matmul_const_nobias", "upsample", "convtranspose", "seq_transpose_conv1d", "two_outputs", "logsoftmax",
+    "norm_inside", "pool_ceil_odd",
+)
+"""The nets of ``torch_nets.NETS`` (listed here so that the cases exist without torch installed)."""
+
+LEGACY_UNEXPORTABLE = frozenset({"adaptive_3x2of8"})
+"""Nets the legacy exporter refuses (an adaptive pool whose output size does not divide the input)."""
+
+DYNAMIC_EXAMPLE_BATCH = 2
+
+
+def export_torch(net_name: str, exporter: str, opset: int, batch: str, constant_folding: bool = True,
+                 dtype: str = "float32") -> ExportedModel:
+    """Make ``net_name`` (seeded), export it with ``exporter`` (``legacy`` or ``dynamo``) at ``opset``
+    with ``batch`` (``dynamic`` or a fixed size) in ``dtype``, and draw its samples."""
+    import torch
+
+    from bench.exporter_cases.torch_nets import NETS, randomize_batchnorm
+
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)   # "torchvision is not installed" per export
+    make, sample_shape = NETS[net_name]
+    torch.manual_seed(0)
+    net = make()
+    randomize_batchnorm(net)
+    net = net.eval().to(getattr(torch, dtype))
+    example_batch = DYNAMIC_EXAMPLE_BATCH if batch == "dynamic" else int(batch)
+    example = torch.randn(example_batch, *sample_shape).to(getattr(torch, dtype))
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        if exporter == "legacy":
+            dynamic_axes = {"input": {0: "batch"}, "output": {0: "batch"}} if batch == "dynamic" else None
+            torch.onnx.export(net, (example,), buffer, dynamo=False, opset_version=opset, input_names=["input"],
+                              output_names=["output"], do_constant_folding=constant_folding,
+                              training=torch.onnx.TrainingMode.EVAL, dynamic_axes=dynamic_axes)
+        else:
+            dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=64)},) if batch == "dynamic" else None
+            program = torch.onnx.export(net, (example,), dynamo=True, opset_version=opset, verbose=False,
+                                        dynamic_shapes=dynamic_shapes)
+            program.save(buffer)
+    proto = onnx.load_from_string(buffer.getvalue())
+    samples = np.random.default_rng(1).standard_normal((SAMPLES, *sample_shape)).astype(np.float32)
+    return ExportedModel(proto, {proto.graph.input[0].name: samples})
+
+
+def _case(net_name: str, exporter: str, opset: int, batch: str, constant_folding: bool = True,
+          dtype: str = "float32") -> Case:
+    """The case of one export; its name is ``NET-EXPORTEROPSET-bBATCH[-nofold][-DTYPE]``."""
+    name = (f"{net_name}-{exporter}{opset}-b{'dyn' if batch == 'dynamic' else batch}"
+            + ("" if constant_folding else "-nofold") + ("" if dtype == "float32" else f"-{dtype}"))
+    requires = ("torch", "onnxscript") if exporter == "dynamo" else ("torch",)
+    build = functools.partial(export_torch, net_name, exporter, opset, batch, constant_folding, dtype)
+    return Case(name, f"torch-{exporter}", opset, batch, requires, build)
+
+
+def _check_net_names() -> None:
+    """NET_NAMES and torch_nets.NETS name the same nets (only checkable with torch installed)."""
+    from importlib.util import find_spec
+
+    if find_spec("torch") is None:
+        return
+    from bench.exporter_cases.torch_nets import NETS
+
+    if set(NETS) != set(NET_NAMES):
+        raise ValueError(f"NET_NAMES and torch_nets.NETS differ: {sorted(set(NETS) ^ set(NET_NAMES))}")
+
+
+def torch_cases() -> list[Case]:
+    """The torch matrix of the module docstring."""
+    _check_net_names()
+    cases = []
+    for net in NET_NAMES:
+        if net not in LEGACY_UNEXPORTABLE:
+            cases += [_case(net, "legacy", 13, "dynamic"), _case(net, "legacy", 11, "1", constant_folding=False),
+                      _case(net, "legacy", 17, "8")]
+        cases += [_case(net, "dynamo", 18, "dynamic"), _case(net, "dynamo", 20, "1")]
+    for net in ("bn_unfused", "seq1d", "channel_last", "dw_pw_residual", "matmul_const_bias"):
+        cases.append(_case(net, "dynamo", 18, "8"))
+    for net in ("bn_unfused", "rgb_dil_gap", "seq1d"):
+        cases.append(_case(net, "legacy", 13, "dynamic", dtype="float16"))
+    for net in ("mlp_nobias_identity", "matmul_const_bias"):
+        cases.append(_case(net, "legacy", 13, "dynamic", dtype="float64"))
+    for opset in (7, 9, 15, 18):
+        cases += [_case("bn_unfused", "legacy", opset, "dynamic"), _case("rgb_dil_gap", "legacy", opset, "1")]
+    return cases

@@ -1,0 +1,348 @@
+"""The torch networks of the exporter bench (imports torch: load it only to build a torch case).
+
+:data:`NETS` maps a net's name to a function making it (untrained: weights from the global torch
+seed, which the case sets). Each net is small and exercises one form an exporter writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class BnUnfused(nn.Module):
+    """Conv -> ReLU -> BatchNorm2d (after the ReLU: not foldable into the conv) -> MaxPool -> Linear ->
+    BatchNorm1d -> ReLU -> Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 6, 3, padding=1)
+        self.bn = nn.BatchNorm2d(6)
+        self.pool = nn.MaxPool2d(2)
+        self.fc1 = nn.Linear(6 * 6 * 6, 16)
+        self.bn1 = nn.BatchNorm1d(16)
+        self.fc2 = nn.Linear(16, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.pool(self.bn(F.relu(self.conv(x))))
+        return self.fc2(F.relu(self.bn1(self.fc1(torch.flatten(y, 1)))))
+
+
+class ConvBnStrideDilation(nn.Module):
+    """Conv(stride 2) -> BN -> ReLU, Conv(dilation 2) -> BN -> ReLU, mean over H and W, Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.b1 = nn.BatchNorm2d(8)
+        self.c2 = nn.Conv2d(8, 8, 3, padding=2, dilation=2)
+        self.b2 = nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.b1(self.c1(x)))
+        y = F.relu(self.b2(self.c2(y)))
+        return self.fc(y.mean(dim=(2, 3)))
+
+
+class Seq1d(nn.Module):
+    """Conv1d(stride 2) + BN1d, a dilated Conv1d, a padded MaxPool1d, AdaptiveAvgPool1d(1), Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv1d(4, 8, 5, stride=2, padding=2)
+        self.b1 = nn.BatchNorm1d(8)
+        self.c2 = nn.Conv1d(8, 8, 3, padding=2, dilation=2)
+        self.pool = nn.MaxPool1d(3, stride=2, padding=1)
+        self.gap = nn.AdaptiveAvgPool1d(1)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.b1(self.c1(x)))
+        y = self.pool(F.relu(self.c2(y)))
+        return self.fc(self.gap(y).squeeze(-1))
+
+
+class NonSquare(nn.Module):
+    """A 1x20x12 image, Conv(stride 2), a (3, 1) kernel, flattened by ``view``, Linear without bias."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 4, 3, stride=2, padding=1)
+        self.c2 = nn.Conv2d(4, 6, (3, 1), padding=(1, 0))
+        self.fc = nn.Linear(6 * 10 * 6, 7, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.c2(F.relu(self.c1(x))))
+        return self.fc(y.view(y.size(0), -1))
+
+
+class RgbDilatedGap(nn.Module):
+    """3x16x16, a dilated conv, MaxPool(3, 2, 1), AdaptiveAvgPool2d((1, 1)), ``reshape`` to Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, padding=2, dilation=2)
+        self.mp = nn.MaxPool2d(3, stride=2, padding=1)
+        self.c2 = nn.Conv2d(8, 12, 3, padding=1)
+        self.gap = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(12, 6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.mp(F.relu(self.c1(x)))
+        y = self.gap(F.relu(self.c2(y)))
+        return self.fc(y.reshape(y.shape[0], -1))
+
+
+class PaddedAvgPool(nn.Module):
+    """Conv -> ReLU -> AvgPool(3, stride 2, pad 1) with ``count_include_pad`` and ``ceil_mode`` as given
+    -> Linear (a LazyLinear, materialised by the factory)."""
+
+    def __init__(self, count_include_pad: bool, ceil_mode: bool) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(2, 4, 3)
+        self.p = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=count_include_pad, ceil_mode=ceil_mode)
+        self.fc = nn.LazyLinear(5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.p(F.relu(self.c(x))), 1))
+
+
+class AdaptivePool(nn.Module):
+    """Conv -> ReLU -> AdaptiveAvgPool2d(``size``) -> Linear."""
+
+    def __init__(self, size: tuple[int, int]) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(1, 4, 3, padding=1)
+        self.p = nn.AdaptiveAvgPool2d(size)
+        self.fc = nn.Linear(4 * size[0] * size[1], 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.p(F.relu(self.c(x))), 1))
+
+
+class DepthwiseResidual(nn.Module):
+    """A MobileNet block: stem conv + BN + ReLU6, depthwise 3x3 + BN + ReLU6, pointwise 1x1 + BN, a
+    residual Add, then global pool, Flatten, Dropout, Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU6())
+        self.block = nn.Sequential(
+            nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False), nn.BatchNorm2d(8), nn.ReLU6()),
+            nn.Sequential(nn.Conv2d(8, 8, 1, bias=False), nn.BatchNorm2d(8)))
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(8, 5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.stem(x)
+        return self.head(y + self.block(y))
+
+
+class InceptionConcat(nn.Module):
+    """Concat of 1x1, 3x3, 5x5 and MaxPool(3, 1, 1) + 1x1 branches, global pool, Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 1)
+        self.b = nn.Conv2d(3, 4, 3, padding=1)
+        self.c = nn.Conv2d(3, 2, 5, padding=2)
+        self.d = nn.Sequential(nn.MaxPool2d(3, 1, 1), nn.Conv2d(3, 2, 1))
+        self.fc = nn.Linear(12, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.cat([F.relu(self.a(x)), F.relu(self.b(x)), F.relu(self.c(x)), self.d(x)], dim=1)
+        return self.fc(F.adaptive_avg_pool2d(y, 1).flatten(1))
+
+
+def mlp_no_bias() -> nn.Module:
+    """Flatten, Linear without bias, ReLU, Identity, Dropout, Linear without bias."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 32, bias=False), nn.ReLU(), nn.Identity(), nn.Dropout(0.5),
+                         nn.Linear(32, 10, bias=False))
+
+
+class MeanOverSpace(nn.Module):
+    """Conv -> ReLU -> mean over H and W (``keepdim`` as given, then reshaped) -> Linear."""
+
+    def __init__(self, keepdim: bool) -> None:
+        super().__init__()
+        self.keepdim = keepdim
+        self.c = nn.Conv2d(1, 6, 3)
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.c(x)).mean(dim=(2, 3), keepdim=self.keepdim)
+        return self.fc(y.reshape(-1, 6) if self.keepdim else y)
+
+
+class ChannelLast(nn.Module):
+    """An NHWC input permuted to NCHW inside the model, Conv, Flatten, Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 8 * 8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(F.relu(self.c(x.permute(0, 3, 1, 2))).flatten(1))
+
+
+class MatmulParameters(nn.Module):
+    """``x @ W1``, ReLU, ``matmul(y, W2)`` and, with ``bias``, ``+ b``: MatMul and Add nodes, no Gemm."""
+
+    def __init__(self, bias: bool) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.w1 = nn.Parameter(torch.randn(20, 16, generator=g) * 0.3)
+        self.w2 = nn.Parameter(torch.randn(16, 4, generator=g) * 0.3)
+        self.b = nn.Parameter(torch.randn(4, generator=g)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.matmul(torch.relu(x @ self.w1), self.w2)
+        return y if self.b is None else y + self.b
+
+
+class NearestUpsample(nn.Module):
+    """Conv -> ReLU -> Upsample(x2, nearest): a Resize node -> Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(1, 2, 3, padding=1)
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.fc = nn.Linear(2 * 16 * 16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.up(F.relu(self.c(x))).flatten(1))
+
+
+class TransposedConv(nn.Module):
+    """ConvTranspose2d(kernel 2, stride 2) -> ReLU -> Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.ConvTranspose2d(1, 2, 2, stride=2)
+        self.fc = nn.Linear(2 * 16 * 16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(F.relu(self.c(x)).flatten(1))
+
+
+class SequenceConv1d(nn.Module):
+    """A ``[B, L, C]`` sequence transposed to ``[B, C, L]``, Conv1d, mean over time, Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv1d(3, 6, 3, padding=1)
+        self.fc = nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(F.relu(self.c(x.transpose(1, 2))).mean(dim=2))
+
+
+class TwoHeads(nn.Module):
+    """Conv -> ReLU -> Flatten shared by two Linear heads: two graph outputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(1, 4, 3, padding=1)
+        self.a = nn.Linear(4 * 8 * 8, 3)
+        self.b = nn.Linear(4 * 8 * 8, 2)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = F.relu(self.c(x)).flatten(1)
+        return self.a(y), self.b(y)
+
+
+class LinearLogSoftmax(nn.Module):
+    """Linear -> LogSoftmax: a final tail the compiler drops (its C output is the logits)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(12, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.log_softmax(self.fc(x), dim=1)
+
+
+class NormalizeInside(nn.Module):
+    """``(x - mean) / std`` per channel inside the model, Conv, global pool, Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor([0.5, 0.4, 0.3]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.25, 0.3, 0.2]).view(1, 3, 1, 1))
+        self.c = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.c((x - self.mean) / self.std))
+        return self.fc(F.adaptive_avg_pool2d(y, 1).flatten(1))
+
+
+class CeilModePools(nn.Module):
+    """Conv, MaxPool(2, ceil_mode) and AvgPool(2, ceil_mode) on an odd map, Linear (lazy)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(1, 3, 3, padding=1)
+        self.mp = nn.MaxPool2d(2, ceil_mode=True)
+        self.ap = nn.AvgPool2d(2, ceil_mode=True)
+        self.fc = nn.LazyLinear(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.ap(self.mp(F.relu(self.c(x)))), 1))
+
+
+def materialized(net: nn.Module, sample_shape: tuple[int, ...]) -> nn.Module:
+    """``net`` after one forward pass on zeros of ``[1, *sample_shape]`` (sizes its LazyLinear)."""
+    with torch.no_grad():
+        net(torch.zeros(1, *sample_shape))
+    return net
+
+
+NETS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
+    "bn_unfused": (BnUnfused, (1, 12, 12)),
+    "convbn_s2_dil": (ConvBnStrideDilation, (3, 16, 16)),
+    "seq1d": (Seq1d, (4, 64)),
+    "nonsquare": (NonSquare, (1, 20, 12)),
+    "rgb_dil_gap": (RgbDilatedGap, (3, 16, 16)),
+    "avg_cip_floor": (lambda: materialized(PaddedAvgPool(True, False), (2, 11, 11)), (2, 11, 11)),
+    "avg_cip_ceil": (lambda: materialized(PaddedAvgPool(True, True), (2, 11, 11)), (2, 11, 11)),
+    "avg_nocip_floor": (lambda: materialized(PaddedAvgPool(False, False), (2, 11, 11)), (2, 11, 11)),
+    "avg_nocip_ceil": (lambda: materialized(PaddedAvgPool(False, True), (2, 11, 11)), (2, 11, 11)),
+    "adaptive_2x2": (lambda: AdaptivePool((2, 2)), (1, 8, 8)),
+    "adaptive_3x3of9": (lambda: AdaptivePool((3, 3)), (1, 9, 9)),
+    "adaptive_3x2of8": (lambda: AdaptivePool((3, 2)), (1, 8, 8)),
+    "dw_pw_residual": (DepthwiseResidual, (3, 10, 10)),
+    "inception_cat": (InceptionConcat, (3, 8, 8)),
+    "mlp_nobias_identity": (mlp_no_bias, (1, 8, 8)),
+    "mean_keepdim": (lambda: MeanOverSpace(True), (1, 8, 8)),
+    "mean_nokeep": (lambda: MeanOverSpace(False), (1, 8, 8)),
+    "channel_last": (ChannelLast, (8, 8, 3)),
+    "matmul_const_bias": (lambda: MatmulParameters(True), (20,)),
+    "matmul_const_nobias": (lambda: MatmulParameters(False), (20,)),
+    "upsample": (NearestUpsample, (1, 8, 8)),
+    "convtranspose": (TransposedConv, (1, 8, 8)),
+    "seq_transpose_conv1d": (SequenceConv1d, (16, 3)),
+    "two_outputs": (TwoHeads, (1, 8, 8)),
+    "logsoftmax": (LinearLogSoftmax, (12,)),
+    "norm_inside": (NormalizeInside, (3, 8, 8)),
+    "pool_ceil_odd": (lambda: materialized(CeilModePools(), (1, 9, 9)), (1, 9, 9)),
+}
+"""Net name -> (factory, the shape of one sample without the batch axis)."""
+
+
+def randomize_batchnorm(net: nn.Module) -> None:
+    """Give every BatchNorm seeded running statistics and affine parameters (fresh ones are the
+    identity, which would hide a wrong fold)."""
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for layer in net.modules():
+            if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                n = layer.num_features
+                layer.running_mean.copy_(torch.randn(n, generator=g) * 0.3)
+                layer.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+                layer.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                layer.bias.copy_(torch.randn(n, generator=g) * 0.3)

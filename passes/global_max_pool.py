@@ -1,0 +1,74 @@
+"""`global-max-pool`: GlobalMaxPool, and ReduceMax over all spatial axes, become a MaxPool over the whole map."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_graphsurgeon as gs
+
+from transpiler.model import OnnxModel
+from transpiler.pass_infra import Pass, PassResult, register
+
+from passes.normalize_util import (NameSource, add_node, drop_unused, new_constant, new_variable, opset_of,
+                                   origin_of, set_origin, set_tensors, static_shape)
+from passes.reduce_mean_to_gap import reduce_axes
+
+
+@register
+class GlobalMaxPoolToMaxPool(Pass):
+    """Turn a global max over the spatial axes of ``[1, C, ...]`` into a MaxPool whose window is the map.
+
+    Before -> after::
+
+        y = GlobalMaxPool(x: [1,C,H,W])                       ->  y = MaxPool(x) {kernel_shape=[H,W],
+                                                                      strides=[1,1], pads=[0,0,0,0]}
+        y = ReduceMax(x: [1,C,H,W]) {axes=[2,3], keepdims=0}  ->  m = MaxPool(x) {kernel_shape=[H,W], ...}
+                                                                  y = Reshape(m, [1, C])
+        y = GlobalMaxPool(x: [1,C,L])                         ->  y = MaxPool(x) {kernel_shape=[L], ...}
+
+    Keras' GlobalMaxPooling2D/1D export (tf2onnx) as GlobalMaxPool or ReduceMax; both compute the same
+    as one max-pooling window over the whole feature map (``[1, C, 1, 1]``/``[1, C, 1]`` output).
+    The axes of ReduceMax come from its attribute (opset < 18) or constant second input (opset 18+);
+    other reductions are left for `check-supported` to report.
+    """
+
+    name = "global-max-pool"
+    level = "onnx"
+    preserves_semantics = True
+
+    def run(self, model: OnnxModel) -> PassResult[OnnxModel]:
+        graph = model.graph
+        names = NameSource(graph)
+        opset = opset_of(model)
+        rewritten = 0
+        for node in list(graph.nodes):
+            if node.op not in ("GlobalMaxPool", "ReduceMax") or node.domain not in (None, "", "ai.onnx"):
+                continue
+            shape = static_shape(node.inputs[0])
+            if shape is None or len(shape) not in (3, 4):
+                continue
+            spatial = list(shape[2:])
+            if node.op == "ReduceMax" and reduce_axes(node, len(shape), opset) != list(range(2, len(shape))):
+                continue
+            keepdims = node.op == "GlobalMaxPool" or int(node.attrs.get("keepdims", 1)) == 1
+            self._to_maxpool(model, node, names, shape, spatial, keepdims)
+            rewritten += 1
+        if rewritten:
+            drop_unused(graph, toposort=True)
+        return PassResult(model, bool(rewritten), {"rewritten": rewritten})
+
+    @staticmethod
+    def _to_maxpool(model: OnnxModel, node: gs.Node, names: NameSource, shape: tuple[int, ...],
+                    spatial: list[int], keepdims: bool) -> None:
+        x, y = node.inputs[0], node.outputs[0]
+        node.op = "MaxPool"
+        node.attrs.clear()
+        node.attrs.update({"kernel_shape": spatial, "strides": [1] * len(spatial), "pads": [0] * (2 * len(spatial)),
+                           "dilations": [1] * len(spatial), "ceil_mode": 0})
+        set_tensors(node.inputs, [x])
+        if keepdims:
+            return
+        pooled = new_variable(names, f"{node.name}_pooled", x.dtype, [*shape[:2], *[1] * len(spatial)])
+        set_tensors(node.outputs, [pooled])
+        target = new_constant(names, f"{node.name}_shape", np.array(shape[:2], dtype=np.int64))
+        reshape = add_node(model.graph, names, "Reshape", f"{node.name}_reshape", [pooled, target], [y])
+        set_origin(model, reshape, origin_of(model, node))

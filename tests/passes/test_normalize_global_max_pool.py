@@ -1,0 +1,65 @@
+"""`global-max-pool`: GlobalMaxPool and ReduceMax over the spatial axes become a whole-map MaxPool."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from normalize_helpers import check_pass, ops, parse, rand, run_pass, static
+
+from passes.global_max_pool import GlobalMaxPoolToMaxPool
+from passes.normalize_util import ORIGIN
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 4, 5), (1, 3, 7)])
+def test_global_max_pool_becomes_max_pool_over_the_map(shape: tuple[int, ...]) -> None:
+    dims = ", ".join(map(str, shape))
+    ones = ", ".join(["1"] * (len(shape) - 2))
+    proto = parse(f"""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[{dims}] x) => (float[1, 3, {ones}] y) {{
+        y = GlobalMaxPool(x)
+    }}
+    """)
+    result = check_pass(GlobalMaxPoolToMaxPool, proto, {"x": rand(*shape)})
+    (node,) = result.model.graph.nodes
+    assert node.op == "MaxPool" and list(node.attrs["kernel_shape"]) == list(shape[2:])
+    assert list(node.attrs["pads"]) == [0] * (2 * (len(shape) - 2))
+    assert result.model.annotations.get(node.name, ORIGIN) == ["GlobalMaxPool_0"]
+
+
+@pytest.mark.parametrize("keepdims", [0, 1])
+def test_reduce_max_over_the_spatial_axes(keepdims: int) -> None:
+    out = "float[1, 3, 1, 1]" if keepdims else "float[1, 3]"
+    proto = parse(f"""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 3, 4, 5] x) => ({out} y) {{
+        y = ReduceMax <axes = [-2, -1], keepdims = {keepdims}> (x)
+    }}
+    """)
+    result = check_pass(GlobalMaxPoolToMaxPool, proto, {"x": rand(1, 3, 4, 5)})
+    assert ops(result.model) == (["MaxPool"] if keepdims else ["MaxPool", "Reshape"])
+    for node in result.model.graph.nodes:
+        assert result.model.annotations.get(node.name, ORIGIN) == ["ReduceMax_0"]
+
+
+def test_reduce_max_axes_input_in_opset_18() -> None:
+    proto = parse("""
+    <ir_version: 8, opset_import: ["" : 18]>
+    g (float[1, 3, 6] x) => (float[1, 3] y) {
+        y = ReduceMax <keepdims = 0> (x, axes)
+    }
+    """, axes=np.array([2], np.int64))
+    result = check_pass(GlobalMaxPoolToMaxPool, proto, {"x": rand(1, 3, 6)})
+    assert ops(result.model) == ["MaxPool", "Reshape"]
+
+
+@pytest.mark.parametrize("axes", ["[1]", "[1, 2, 3]", "[3]"])
+def test_other_reductions_are_kept(axes: str) -> None:
+    proto = parse(f"""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 3, 4, 5] x) => (float y) {{
+        y = ReduceMax <axes = {axes}> (x)
+    }}
+    """)
+    result = run_pass(GlobalMaxPoolToMaxPool, static(proto))
+    assert ops(result.model) == ["ReduceMax"] and not result.changed

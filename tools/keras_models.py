@@ -229,10 +229,12 @@ def dense_batchnorm() -> keras.Model:
 
 
 def normalization_input() -> keras.Model:
-    """A Normalization layer (mean and variance of the images, per channel) on NHWC input; given as
-    arguments (an adapted layer's statistics become extra graph inputs in tf2onnx's export)."""
+    """Per-channel standardisation of an NHWC input: Rescaling with a per-channel scale and offset
+    (what Keras' Normalization computes; tf2onnx exports that layer's statistics, adapted or
+    given, as extra graph inputs instead of constants, a model nobody can feed)."""
     x, _, _ = digits_data("image2", 16.0)
-    norm = L.Normalization(axis=-1, mean=x.mean(axis=(0, 1, 2)), variance=x.var(axis=(0, 1, 2)))
+    mean, std = x.mean(axis=(0, 1, 2)), x.std(axis=(0, 1, 2))
+    norm = L.Rescaling(scale=(1.0 / std).tolist(), offset=(-mean / std).tolist())
     return keras.Sequential([keras.Input(_image("image2")), norm, L.Conv2D(8, 3, padding="same", activation="relu"),
                              L.AveragePooling2D(2), L.Flatten(), L.Dense(10, activation="softmax")])
 

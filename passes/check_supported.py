@@ -44,7 +44,9 @@ _OP_HINTS: dict[str, str] = {
            "count_include_pad) is supported; use the padding= argument of the layer",
     "MatMul": "a MatMul needs a constant [K, N] right operand and a [1, K] left operand (it then becomes "
               "Gemm); use nn.Linear on a flattened tensor",
-    "Sub": "only subtraction of a constant is supported (it becomes Add)",
+    "Sub": "only subtraction of a constant (it becomes Add) or of a same-shape activation is supported",
+    **{op: f"only {op} of an activation and one number (a clamp) or of two same-shape activations is supported"
+       for op in ("Max", "Min")},
     "Div": "only division by a constant is supported (it becomes Mul)",
     "ReduceMean": "only a mean over all spatial axes (global average pooling) is supported",
     "ReduceMax": "only a max over all spatial axes (global max pooling) is supported",

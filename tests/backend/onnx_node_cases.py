@@ -27,8 +27,8 @@ What this module does for one node test (``test_onnx_node_tests.py`` runs it for
 4. **Compare** the dequantised outputs with the test's expected outputs. The tolerance is the
    worst-case error bound the program's Q formats imply for that run
    (``backends.lower_bounds.error_bounds``: input rounding ``2^-(q_in+1)`` propagated through the step
-   -- through ``sum |w|`` for conv/fc, added for ``add`` -- plus weight rounding ``taps * 2^-(f_w+1)
-   * max|x|``, bias rounding, and half an LSB ``2^-(q_out+1)`` for every requantisation, divround,
+   -- through ``sum |w|`` for conv/fc, added for ``add`` -- plus weight rounding ``2^-(f_w+1)`` times
+   the largest sum of ``|x|`` over one output's window, bias rounding, and half an LSB ``2^-(q_out+1)`` for every requantisation, divround,
    clip bound or leaky slope), plus a float32 slack of ``1e-6 * (1 + max|expected|)``. No buffer may
    saturate (the bound assumes none does). A dropped final Sigmoid is applied on the host to the
    logits (the bound: a quarter of theirs, its largest slope). A dropped final Softmax is applied on the host to the

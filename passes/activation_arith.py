@@ -56,7 +56,8 @@ class ActivationArith(Pass):
     def _rewrite(model: OnnxModel, names: NameSource, node: gs.Node, a: gs.Tensor, b: gs.Tensor,
                  shape: tuple[int, ...]) -> None:
         graph, base, y, op = model.graph, node.name, node.outputs[0], node.op
-        minus = new_constant(names, f"{base}_minus_one", np.full(channel_shape(shape), -1.0, dtype=a.dtype or np.float32))
+        minus = new_constant(names, f"{base}_minus_one",
+                             np.full(channel_shape(shape), -1.0, dtype=a.dtype or np.float32))
         made: list[gs.Node] = []
 
         def emit(kind: str, inputs: list[gs.Tensor], out: gs.Tensor | None = None) -> gs.Tensor:

@@ -54,8 +54,11 @@ _OP_HINTS: dict[str, str] = {
     "Dropout": "export the model in inference mode (model.eval()) so Dropout disappears",
     "Identity": "an Identity straight from an input to an output is not a model; remove it",
     **{op: "slicing, gathering and splitting activations is not supported; restructure the model "
-           "(e.g. use separate layers instead of slices)" for op in ("Slice", "Split", "Gather", "GatherElements",
-                                                                       "Tile", "Expand")},
+           "(e.g. use separate layers instead of slices; crop inputs (Keras Cropping2D) before inference)"
+       for op in ("Slice", "Split", "Gather", "GatherElements")},
+    **{op: "copying an activation is supported only as nearest upsampling by integer factors (every pixel "
+           "repeated: nn.Upsample, Keras UpSampling2D); other tilings and broadcasts are not"
+       for op in ("Tile", "Expand")},
     "Constant": "a Constant node left after constant folding: report this as a freeml-tx bug",
 }
 

@@ -31,6 +31,7 @@ from passes.to_float32 import ToFloat32
 from passes.conv_transpose import ConvTransposeToConv
 from passes.prelu import PReluToNormalForm
 from passes.remove_noops import RemoveNoops
+from passes.repeat_upsample import RepeatUpsample
 from passes.resize_nearest import ResizeNearest
 from passes.upgrade_opset import UpgradeOpset, UpgradeOpsetOptions
 
@@ -39,7 +40,8 @@ REWRITES: tuple[type[Pass], ...] = (RemoveNoops, ExplicitAttributes, FoldPad, Re
                                     GlobalMaxPoolToMaxPool, ChannelLastMatMul, MoveTransposes,
                                     ActivationArith, MatMulToGemm,
                                     BinaryScores, CanonicalizeArith, FoldBatchNorm, CanonicalizeReshape,
-                                    FoldConstants, ResizeNearest, ConvTransposeToConv, PReluToNormalForm)
+                                    FoldConstants, RepeatUpsample, ResizeNearest, ConvTransposeToConv,
+                                    PReluToNormalForm)
 MAX_ROUNDS = 4
 
 
@@ -72,7 +74,7 @@ class Normalize(Pass):
     represent ZipMap's map type); upgrade-opset; infer-shapes, fold-constants; batch-one (a fixed
     batch > 1 becomes 1, after folding wrote it into constant shapes); infer-shapes; then the rewrites (remove-noops, explicit-attributes, fold-pad, reduce-mean-to-gap, global-max-pool,
     channel-last-matmul, move-transposes, activation-arith, matmul-to-gemm, binary-scores,
-    canonicalize-arith, fold-batchnorm, canonicalize-reshape, fold-constants, resize-nearest, conv-transpose, prelu, infer-shapes) repeated
+    canonicalize-arith, fold-batchnorm, canonicalize-reshape, fold-constants, repeat-upsample, resize-nearest, conv-transpose, prelu, infer-shapes) repeated
     until nothing changes (at most 4 rounds); then infer-shapes requiring static shapes, name-nodes
     and check-supported. The stats hold each sub-pass's stats (numbers summed over rounds) and the
     number of rounds.

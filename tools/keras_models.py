@@ -43,7 +43,7 @@ FIXTURES: tuple[tuple[str, int, bool], ...] = (
     ("separable_gmp", 13, True), ("conv1d_gap", 17, True), ("residual_concat", 13, False),
     ("rescale_reshape_zeropad", 17, True), ("leaky_elu_relu6", 13, True), ("cnn_two_channel_dilated", 17, True),
     ("dense_on_maps", 13, True), ("conv1d_dense_gmp", 17, False), ("merge_layers", 13, True),
-    ("normalization_input", 17, True))
+    ("normalization_input", 17, True), ("upsampling", 13, True))
 FIXTURE_SAMPLES = 64
 
 

@@ -6,9 +6,11 @@ buffer, where "float value" is what the float model computes from the same (unqu
 
 - input ``x``: ``2^-(q+1)`` (input rounding); an i16 constant: ``2^-(q+1)``.
 - ``conv``/``fc``, per output channel ``c`` with dequantised weights ``W'`` (``|W' - W| <= 2^-(f_w+1)``
-  per element, unless a weight saturated), ``taps`` products per output and ``m = max|x'| + e_x``:
-  ``e_c = sum|W'_c| * e_x + taps * 2^-(f_w[c]+1) * m + 2^-(f_in+f_w[c]+1)`` (bias rounding)
-  ``+ 2^-(f_out+1)`` when the shift rounds (``shift > 0``).
+  per element, unless a weight saturated), ``taps`` products per output and ``A_c`` the largest sum
+  of ``|x'|`` over one output's window in this run (``sum |x'|`` for ``fc``; padding counts 0, so
+  the zeros an ``upsample`` inserts cost nothing):
+  ``e_c = sum|W'_c| * e_x + 2^-(f_w[c]+1) * (A_c + taps * e_x) + 2^-(f_in+f_w[c]+1)`` (bias
+  rounding) ``+ 2^-(f_out+1)`` when the shift rounds (``shift > 0``).
 - activations are 1-Lipschitz (leaky with ``alpha < 1``); a clip adds the rounding of its bounds
   (``2^-(f+1)``); a leaky adds ``2^-16 * max|x|`` (slope rounding) plus its requant rounding.
 - ``lut``: ``L * e_x + e_t``, with ``L`` the function's largest slope and ``e_t`` the table's worst
@@ -64,6 +66,31 @@ class ErrorBounds:
 
 def _lsb_half(q: int) -> float:
     return 2.0 ** (-q - 1)
+
+
+def _window_abs_sums(step_op: str, attrs: Mapping[str, object], x: np.ndarray, cout: int,
+                     kernel: tuple[int, int]) -> np.ndarray:
+    """Per output channel, the largest sum of ``|x|`` over the taps of one output's window (the
+    positions in the padding count 0): what multiplies the weight rounding. ``fc``: ``sum |x|``."""
+    a = np.abs(x)
+    if step_op == "fc":
+        return np.full(cout, float(a.sum()))
+    stride, pads, dilation = attrs["stride"], attrs["pads"], attrs["dilation"]
+    group = attrs["group"]
+    assert isinstance(stride, list) and isinstance(pads, list) and isinstance(dilation, list)
+    assert isinstance(group, int)
+    cin, h, w = a.shape
+    (sh, sw), (pt, pl, pb, pr), (dh, dw), (kh, kw) = stride, pads, dilation, kernel
+    padded = np.zeros((cin, h + pt + pb, w + pl + pr))
+    padded[:, pt:pt + h, pl:pl + w] = a
+    oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + pl + pr - dw * (kw - 1) - 1) // sw + 1
+    sums = np.zeros((cin, oh, ow))
+    for ky in range(kh):
+        for kx in range(kw):
+            sums += padded[:, ky * dh:ky * dh + (oh - 1) * sh + 1:sh, kx * dw:kx * dw + (ow - 1) * sw + 1:sw]
+    per_group = sums.reshape(group, cin // group, oh, ow).sum(axis=1).reshape(group, -1).max(axis=1)
+    return np.repeat(per_group, cout // group)
 
 
 def error_bounds(program: Program, trace: Mapping[str, np.ndarray], sigmas: float = 6.0) -> ErrorBounds:
@@ -141,14 +168,17 @@ def error_bounds(program: Program, trace: Mapping[str, np.ndarray], sigmas: floa
             scale = 2.0 ** -f_w
             l1 = np.abs(w_q).sum(axis=1) * scale
             l2 = (w_q ** 2).sum(axis=1) * scale ** 2
-            e_x, m = err(x), mag(x) + err(x)
+            e_x = err(x)
             xv = real(x)
             energy = float(np.sum(xv ** 2)) if step.op == "fc" else taps * float(np.mean(xv ** 2))
             q_in = program.buffers[x].q
             assert isinstance(q_in, int)
             shifts = np.asarray(step.attrs["shift"], dtype=np.int64)
             rounds = np.where(shifts > 0, 1.0, 0.0)
-            e_c = l1 * e_x + taps * 0.5 * scale * m + 0.5 * 2.0 ** -(q_in + f_w) + rounds * _lsb_half(q_out)
+            kernel = (int(wbuf.shape[2]), int(wbuf.shape[3])) if step.op == "conv" else (1, 1)
+            window = _window_abs_sums(step.op, step.attrs, xv, wbuf.shape[0], kernel)
+            e_c = (l1 * e_x + 0.5 * scale * (window + taps * e_x) + 0.5 * 2.0 ** -(q_in + f_w)
+                   + rounds * _lsb_half(q_out))
             v_c = l2 * variance(x) + energy * scale ** 2 / 12.0 + rounds * lsb2
             pre = float(np.max(e_c))
             e[y] = pre + act_err(step.attrs, q_out, mag(y) + pre)

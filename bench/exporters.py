@@ -1,7 +1,7 @@
 """Exporter sweep: models from torch (legacy and dynamo), skl2onnx and hand-made graphs through the
 command line, the generated C compared with onnxruntime on the ORIGINAL model.
 
-    python bench/exporters.py                               # every case (~40 min on one core)
+    python bench/exporters.py                               # every case (38 min on one core)
     python bench/exporters.py --only dynamo skl17 --jobs 2  # the cases whose name contains a word
     python bench/exporters.py --only h_ --keep /tmp/sweep   # keep each case's folder
 

@@ -46,7 +46,9 @@ _OP_HINTS: dict[str, str] = {
            "count_include_pad) is supported; use the padding= argument of the layer",
     "MatMul": "a MatMul needs a constant [K, N] right operand and a [1, K] left operand (it then becomes "
               "Gemm); use nn.Linear on a flattened tensor",
-    "Sub": "only subtraction of a constant is supported (it becomes Add)",
+    "Sub": "only subtraction of a constant (it becomes Add) or of a same-shape activation is supported",
+    **{op: f"only {op} of an activation and one number (a clamp) or of two same-shape activations is supported"
+       for op in ("Max", "Min")},
     "Div": "only division by a constant is supported (it becomes Mul)",
     "ReduceMean": "only a mean over all spatial axes (global average pooling) is supported",
     "ReduceMax": "only a max over all spatial axes (global max pooling) is supported",
@@ -54,7 +56,11 @@ _OP_HINTS: dict[str, str] = {
     "Dropout": "export the model in inference mode (model.eval()) so Dropout disappears",
     "Identity": "an Identity straight from an input to an output is not a model; remove it",
     **{op: "slicing, gathering and splitting activations is not supported; restructure the model "
-           "(e.g. use separate layers instead of slices)" for op in ("Split", "GatherElements", "Tile", "Expand")},
+           "(e.g. use separate layers instead of slices; crop inputs (Keras Cropping2D) before inference)"
+       for op in ("Split", "GatherElements")},
+    **{op: "copying an activation is supported only as nearest upsampling by integer factors (every pixel "
+           "repeated: nn.Upsample, Keras UpSampling2D); other tilings and broadcasts are not"
+       for op in ("Tile", "Expand")},
     "Constant": "a Constant node left after constant folding: report this as a freeml-tx bug",
 }
 
@@ -279,7 +285,7 @@ def _slice(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
         contiguous_slice(node)
     except ValueError as exc:
         return [(str(exc), "only one time step (or a run of steps) of a [1, T, F] sequence, x[:, t], "
-                 "with a constant index is supported")]
+                 "with a constant index is supported; crop inputs (Keras Cropping2D) before inference")]
     if not is_const(node.inputs[0]) and (static_shape(node.outputs[0]) or (0,))[0] != 1:
         return [(f"output {shape_text(node.outputs[0])} has no batch axis 1 first", "keep the batch axis")]
     return []

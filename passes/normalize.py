@@ -8,6 +8,7 @@ from typing import Any
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
+from passes.activation_arith import ActivationArith
 from passes.batch_one import BatchOne
 from passes.binary_scores import BinaryScores
 from passes.canonical_arith import CanonicalizeArith
@@ -17,26 +18,31 @@ from passes.classifier_tail import StripClassifierTail
 from passes.explicit_attributes import ExplicitAttributes
 from passes.fold_batchnorm import FoldBatchNorm
 from passes.fold_constants import FoldConstants
+from passes.channel_last_matmul import ChannelLastMatMul
 from passes.fold_pad import FoldPad
 from passes.global_max_pool import GlobalMaxPoolToMaxPool
 from passes.infer_shapes import InferShapes, InferShapesOptions
 from passes.matmul_to_gemm import MatMulToGemm
 from passes.ml_ops import MlOpsToOnnx
+from passes.move_transposes import MoveTransposes
 from passes.name_nodes import NameNodes
 from passes.reduce_mean_to_gap import ReduceMeanToGap
 from passes.to_float32 import ToFloat32
 from passes.conv_transpose import ConvTransposeToConv
 from passes.prelu import PReluToNormalForm
 from passes.remove_noops import RemoveNoops
+from passes.repeat_upsample import RepeatUpsample
 from passes.resize_nearest import ResizeNearest
 from passes.unroll_recurrent import UnrollRecurrent
 from passes.upgrade_opset import UpgradeOpset, UpgradeOpsetOptions
 
 #: Rewrites that may enable each other; repeated (with shape inference) until none changes anything.
 REWRITES: tuple[type[Pass], ...] = (RemoveNoops, ExplicitAttributes, FoldPad, ReduceMeanToGap,
-                                    GlobalMaxPoolToMaxPool, MatMulToGemm,
+                                    GlobalMaxPoolToMaxPool, ChannelLastMatMul, MoveTransposes,
+                                    ActivationArith, MatMulToGemm,
                                     BinaryScores, CanonicalizeArith, FoldBatchNorm, CanonicalizeReshape,
-                                    FoldConstants, ResizeNearest, ConvTransposeToConv, PReluToNormalForm)
+                                    FoldConstants, RepeatUpsample, ResizeNearest, ConvTransposeToConv,
+                                    PReluToNormalForm)
 MAX_ROUNDS = 4
 
 
@@ -69,8 +75,8 @@ class Normalize(Pass):
     represent ZipMap's map type); upgrade-opset; infer-shapes, fold-constants; batch-one (a fixed
     batch > 1 becomes 1, after folding wrote it into constant shapes); infer-shapes; unroll-recurrent
     (LSTM/GRU/RNN over their static sequence length), infer-shapes; then the rewrites (remove-noops, explicit-attributes, fold-pad, reduce-mean-to-gap, global-max-pool,
-    matmul-to-gemm, binary-scores,
-    canonicalize-arith, fold-batchnorm, canonicalize-reshape, fold-constants, resize-nearest, conv-transpose, prelu, infer-shapes) repeated
+    channel-last-matmul, move-transposes, activation-arith, matmul-to-gemm, binary-scores,
+    canonicalize-arith, fold-batchnorm, canonicalize-reshape, fold-constants, repeat-upsample, resize-nearest, conv-transpose, prelu, infer-shapes) repeated
     until nothing changes (at most 4 rounds); then infer-shapes requiring static shapes, name-nodes
     and check-supported. The stats hold each sub-pass's stats (numbers summed over rounds) and the
     number of rounds.

@@ -4,7 +4,8 @@
 1-D ``[1, C, L]`` or 2-D ``[1, C, H, W]`` maps (Conv with strides/pads/dilations/groups incl.
 depthwise, Relu/Clip/LeakyRelu and the element-wise Sigmoid/Tanh/HardSigmoid/SiLU (lut steps),
 MaxPool/AveragePool, BatchNormalization, residual Add, channel
-Concat, per-channel Mul/Add), then optionally a global pooling and a flatten, then a dense part
+Concat, per-channel Mul/Add, at most one nearest upsampling (Resize), transposed convolution or
+PRelu), then optionally a global pooling and a flatten, then a dense part
 (Gemm, MatMul(+Add), activations, BatchNormalization on vectors) and an optional final Softmax.
 Weights come from a numpy generator seeded by a drawn integer, so shrinking simplifies the structure
 and the seed, not thousands of floats.
@@ -32,7 +33,7 @@ import onnx
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
-FEATURE_OPS = ("conv", "act", "pool", "bn", "residual", "concat", "affine")
+FEATURE_OPS = ("conv", "act", "pool", "bn", "residual", "concat", "affine", "upsample")
 DENSE_OPS = ("dense", "act", "bn")
 ALL_OPS = frozenset(FEATURE_OPS + DENSE_OPS + ("gap", "flatten", "softmax"))
 
@@ -52,6 +53,7 @@ class _Builder:
     inits: list[onnx.TensorProto] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     count: int = 0
+    grown: bool = False
 
     def name(self, base: str) -> str:
         self.count += 1
@@ -175,6 +177,64 @@ def _conv(draw: Draw, b: _Builder, cout: int | None = None, same: bool = False, 
 
 def _conv_layer(draw: Draw, b: _Builder) -> None:
     _conv(draw, b)
+
+
+def _upsample(draw: Draw, b: _Builder) -> None:
+    """Once per model: a nearest upsampling by integer factors (Resize as exporters write it), a
+    transposed convolution, or (with quirks) a PRelu; without quirks the normal forms: the canonical
+    Resize, and a ConvTranspose's zero insertion followed by its Conv."""
+    if b.grown:
+        _act(draw, b)
+        return
+    b.grown = True
+    c, sizes = b.shape[1], b.spatial
+    n = len(sizes)
+    kind = draw(st.sampled_from(["resize", "convtranspose", "prelu"] if b.quirks else ["resize", "convtranspose"]))
+    if kind == "resize":
+        factors = [draw(st.integers(1, 3 if n == 1 else 2)) for _ in sizes]
+        out = [d * f for d, f in zip(sizes, factors)]
+        form = draw(st.sampled_from(["scales", "sizes", "half_pixel"])) if b.quirks else "scales"
+        attrs: dict[str, object] = {"mode": "nearest"}
+        if form != "half_pixel":
+            attrs.update(coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+        roi = b.const("roi", np.zeros(0, np.float32)) if b.opset < 13 or form == "half_pixel" else ""
+        if form == "sizes":
+            inputs = [b.current, roi, "", b.const("sizes", np.array([1, c, *out], np.int64))]
+        else:
+            inputs = [b.current, roi, b.const("scales", np.array([1, 1, *factors], np.float32))]
+        b.log.append(f"Resize(nearest, {form}, x{factors})")
+        b.node("Resize", inputs, attrs, [1, c, *out])
+        return
+    if kind == "prelu":
+        per_channel = draw(st.booleans())
+        slopes = b.rng.uniform(-0.5, 1.5, c if per_channel else 1).astype(np.float32)
+        b.log.append(f"PRelu({list(np.round(slopes, 2))})")
+        b.node("PRelu", [b.current, b.const("slope", slopes.reshape(-1, *[1] * n))], out_shape=b.shape)
+        return
+    stride = draw(st.integers(1, 2))
+    k = draw(st.integers(max(stride, 1), 3))
+    pad = draw(st.integers(0, k - 1))
+    extra = draw(st.integers(0, stride - 1))
+    cout = draw(st.integers(1, 4))
+    out = [(d - 1) * stride + k - 2 * pad + extra for d in sizes]
+    if min(out) < 1:
+        pad, out = 0, [(d - 1) * stride + k + extra for d in sizes]
+    w = b.weights((c, cout, *[k] * n), c * k ** n)
+    bias = b.const("B", (b.rng.standard_normal(cout) * 0.1).astype(np.float32))
+    b.log.append(f"ConvTranspose{n}d(cout={cout}, k={k}, stride={stride}, pad={pad}, output_padding={extra})")
+    if b.quirks:
+        attrs = {"strides": [stride] * n, "pads": [pad] * 2 * n, "output_padding": [extra] * n}
+        b.node("ConvTranspose", [b.current, b.const("W", w), bias], attrs, [1, cout, *out])
+        return
+    if stride > 1:      # the normal form: zero insertion, then the Conv with the flipped, swapped kernel
+        grown = [(d - 1) * stride + 1 for d in sizes]
+        b.node("ConvTranspose", [b.current, b.const("ones", np.ones((c, 1, *[1] * n), np.float32))],
+               {"strides": [stride] * n, "kernel_shape": [1] * n, "group": c, "pads": [0] * 2 * n,
+                "dilations": [1] * n}, [1, c, *grown])
+    flipped = np.ascontiguousarray(np.flip(w, axis=tuple(range(2, 2 + n))).swapaxes(0, 1))
+    attrs = {"kernel_shape": [k] * n, "strides": [1] * n, "dilations": [1] * n, "group": 1,
+             "pads": [k - 1 - pad] * n + [k - 1 - pad + extra] * n}
+    b.node("Conv", [b.current, b.const("W", flipped), bias], attrs, [1, cout, *out])
 
 
 def _act(draw: Draw, b: _Builder) -> None:
@@ -358,7 +418,7 @@ def _noop(draw: Draw, b: _Builder) -> None:
 
 _FEATURE: dict[str, Callable[[Draw, _Builder], None]] = {
     "conv": _conv_layer, "act": _act, "pool": _pool, "bn": _bn,
-    "residual": _residual, "concat": _concat, "affine": _affine,
+    "residual": _residual, "concat": _concat, "affine": _affine, "upsample": _upsample,
 }
 _DENSE: dict[str, Callable[[Draw, _Builder], None]] = {"dense": _dense, "act": _act, "bn": _bn}
 

@@ -41,7 +41,9 @@ FIXTURE_DIR = ROOT / "tests" / "fixtures" / "tf2onnx"
 FIXTURES: tuple[tuple[str, int, bool], ...] = (
     ("mlp_tanh", 13, True), ("cnn_same_maxpool", 13, True), ("cnn_bn_avgpool_same", 17, False),
     ("separable_gmp", 13, True), ("conv1d_gap", 17, True), ("residual_concat", 13, False),
-    ("rescale_reshape_zeropad", 17, True), ("leaky_elu_relu6", 13, True), ("cnn_two_channel_dilated", 17, True))
+    ("rescale_reshape_zeropad", 17, True), ("leaky_elu_relu6", 13, True), ("cnn_two_channel_dilated", 17, True),
+    ("dense_on_maps", 13, True), ("conv1d_dense_gmp", 17, False), ("merge_layers", 13, True),
+    ("normalization_input", 17, True), ("upsampling", 13, True))
 FIXTURE_SAMPLES = 64
 
 
@@ -229,10 +231,12 @@ def dense_batchnorm() -> keras.Model:
 
 
 def normalization_input() -> keras.Model:
-    """A Normalization layer (mean and variance of the images, per channel) on NHWC input; given as
-    arguments (an adapted layer's statistics become extra graph inputs in tf2onnx's export)."""
+    """Per-channel standardisation of an NHWC input: Rescaling with a per-channel scale and offset
+    (what Keras' Normalization computes; tf2onnx exports that layer's statistics, adapted or
+    given, as extra graph inputs instead of constants, a model nobody can feed)."""
     x, _, _ = digits_data("image2", 16.0)
-    norm = L.Normalization(axis=-1, mean=x.mean(axis=(0, 1, 2)), variance=x.var(axis=(0, 1, 2)))
+    mean, std = x.mean(axis=(0, 1, 2)), x.std(axis=(0, 1, 2))
+    norm = L.Rescaling(scale=(1.0 / std).tolist(), offset=(-mean / std).tolist())
     return keras.Sequential([keras.Input(_image("image2")), norm, L.Conv2D(8, 3, padding="same", activation="relu"),
                              L.AveragePooling2D(2), L.Flatten(), L.Dense(10, activation="softmax")])
 

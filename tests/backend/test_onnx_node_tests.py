@@ -2,7 +2,8 @@
 
 Every node test of the ops in ``onnx_node_cases.OP_MODULES`` (Conv, Gemm, MatMul, Relu, Clip,
 LeakyRelu, MaxPool, AveragePool, GlobalAveragePool, Add, Sub, Mul, Div, Concat, Flatten, Reshape,
-BatchNormalization, Softmax, ArgMax, Identity, Dropout, ReduceMean; their ``_expanded`` function
+BatchNormalization, Softmax, ArgMax, Identity, Dropout, ReduceMean, the element-wise functions, Resize,
+Upsample, ConvTranspose, PRelu; their ``_expanded`` function
 forms included) is prepared as a user would export it, compiled with ``normalize,quantize,lower``
 (calibrated on its own inputs) and run by the LIR interpreter; onnx_node_cases.py documents the
 preparation and the error bound. Each case must either

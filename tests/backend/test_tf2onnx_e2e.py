@@ -6,7 +6,10 @@ docstring; the tests do not). Each holds the patterns tf2onnx writes for Keras l
 (a Reshape or Transpose to NCHW), ``MatMul`` + ``Add`` for Dense (``Gemm`` at a fixed batch),
 Shape/Gather/Concat shape arithmetic for Flatten at a dynamic batch, a Transpose back to NHWC
 before Flatten, ``auto_pad``/explicit pads for 'same' convolutions and pools, Unsqueeze/Squeeze
-around Conv1D, GlobalMaxPool, Mul/Add for Rescaling, Clip/LeakyRelu/Elu activations. Beside each
+around Conv1D, GlobalMaxPool, Mul/Add for Rescaling (per channel of an NHWC input, before the
+Transpose), Clip/LeakyRelu/Elu activations, Dense on every pixel or step (Tensordot: Reshape,
+MatMul, Reshape in NHWC), Subtract/Maximum/Average merges, UpSampling2D (Unsqueeze, Tile,
+Transpose, Reshape). Beside each
 model ``<kind>.npz`` holds 64 held-out images in the layout the model's input expects.
 
 For every model: normalize,quantize,lower,plan-memory; the generated C equals the LIR interpreter

@@ -306,13 +306,22 @@ def _resample(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
         return [(found.reason, found.hint)]
     if not is_canonical(node):
         return [("nearest upsampling not in the canonical Resize form", "run the whole `normalize` pass")]
+    return _upsample_size(node)
+
+
+def _upsample_size(node: gs.Node) -> list[tuple[str, str]]:
+    """The `upsample` step (generated loop with 16-bit indices) takes at most 65535 elements in and out."""
+    sizes = [int(np.prod(s)) for s in (static_shape(node.inputs[0]), static_shape(node.outputs[0])) if s]
+    if max(sizes, default=0) > 0xFFFF:
+        return [(f"upsampling of {shape_text(node.inputs[0])} to {shape_text(node.outputs[0])}: more than 65535 "
+                 "elements", "upsample maps of at most 65535 elements (fewer channels, or a smaller map)")]
     return []
 
 
 def _conv_transpose(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
     """ConvTranspose only as zero insertion (passes/conv_transpose.py turns the others into it + Conv)."""
     if is_zero_insertion(node):
-        return []
+        return _upsample_size(node)
     problem = rewrite_problem(node)
     if problem is None:
         return [("ConvTranspose not rewritten to zero insertion + Conv", "run the whole `normalize` pass")]

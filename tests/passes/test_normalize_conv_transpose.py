@@ -53,6 +53,19 @@ def test_padding_beyond_the_kernel_is_reported() -> None:
     assert "(ConvTranspose" in line and "exceed dilation*(kernel-1)" in line and "ConvTranspose1d/2d" in line
 
 
+def test_a_zero_insertion_of_more_than_65535_elements_is_reported() -> None:
+    proto = parse("""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 4, 100, 100] x) => (float y) {
+        y = ConvTranspose <strides = [2, 2]> (x, w)
+    }
+    """, w=rand(4, 2, 2, 2))
+    with pytest.raises(UnsupportedError) as info:
+        run_pass(Normalize, load(proto))
+    (line,) = info.value.details
+    assert "(ConvTranspose" in line and "[1,4,199,199]: more than 65535 elements" in line
+
+
 def test_output_shape_attribute_is_reported() -> None:
     proto = parse("""
     <ir_version: 8, opset_import: ["" : 13]>

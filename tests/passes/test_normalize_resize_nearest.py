@@ -108,6 +108,14 @@ def test_the_verdict_is_what_onnxruntime_computes(transform: str, rounding: str)
             assert isinstance(nearest_factors(node), Nearest) == repeats, (n, factor, given, y)
 
 
+def test_more_than_65535_elements_are_reported() -> None:
+    proto = _resize('mode = "nearest"', [1, 4, 64, 64], [1, 4, 128, 128], [1, 1, 2, 2])
+    with pytest.raises(UnsupportedError) as info:
+        run_pass(Normalize, load(proto))
+    (line,) = info.value.details
+    assert "'Resize_0' (Resize" in line and "more than 65535 elements" in line
+
+
 def test_upsample_op_of_opset_9_is_converted_and_canonical() -> None:
     proto = parse("""
     <ir_version: 4, opset_import: ["" : 9]>

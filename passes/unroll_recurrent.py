@@ -150,8 +150,6 @@ class _Unroller:
             perm = [int(p) for p in writer.attrs.get("perm", [])] if writer is not None and writer.op == "Transpose" else []
             if perm == [1, 0, 2] and static_shape(writer.inputs[0]) == (1, length, features):
                 source, axis = writer.inputs[0], 1
-            elif length == 1:
-                axis = 0
         if axis is None:
             raise _NotUnrolled(f"input X {list(shape) if shape else '?'} is not a [T, 1, F] sequence read from a "
                             "[1, T, F] tensor", "give the model a [1, T, F] input and use batch_first=True (or "

@@ -242,13 +242,20 @@ def _other_bytes(node: gs.Node) -> int:
 def model_size(model: OnnxModel) -> ModelSize:
     """The FRAM bytes of ``model``'s parameters, per layer (graph order) and in total."""
     layers: list[LayerSize] = []
+    stored: set[str] = set()
     other = 0
     for node in model.graph.nodes:
         size = layer_size(node)
-        if size is not None:
-            layers.append(size)
-        else:
+        if size is None:
             other += _other_bytes(node)
+        elif size.weight in stored:
+            # a weight shared with an earlier layer (the time steps of an unrolled recurrent layer):
+            # lower stores it once; this reader adds its descriptor and a bias (its input's format
+            # can differ, so its quantised bias too; lower stores equal ones once, so this is an upper bound)
+            other += size.descriptor_dense + (size.bias_bytes if size.bias is not None else 0)
+        else:
+            layers.append(size)
+            stored.add(size.weight)
     return ModelSize(tuple(layers), other)
 
 

@@ -21,7 +21,7 @@ from passes.train import ops
 
 SUPPORTED_OPS = ("Conv", "Gemm", "Relu", "Clip", "LeakyRelu", "MaxPool", "AveragePool", "GlobalAveragePool",
                  "Add", "Mul", "Concat", "Flatten", "Reshape", "Transpose", "Softmax", "LogSoftmax", "Sigmoid",
-                 "Sub", "Div", "Pow", "Resize", "ConvTranspose", *ops.UNARY)
+                 "Sub", "Div", "Pow", "Resize", "ConvTranspose", "Gather", "Slice", *ops.UNARY)
 
 
 class NodeRejected(Exception):
@@ -268,6 +268,49 @@ def _transpose(node: gs.Node, opset: int, train_affine: bool) -> NodeOp:
     return NodeOp(ops.Transpose(perm), [_activation(node.inputs[0], node)])
 
 
+def _gather(node: gs.Node, opset: int, train_affine: bool) -> NodeOp:
+    """A Gather of constant indices after the batch axis (a time step of a sequence: unroll-recurrent)."""
+    shape = _shape(node.inputs[0], "input")
+    axis = _axis(node, len(shape), 0)
+    indices = const_value(node.inputs[1]) if len(node.inputs) > 1 else None
+    if axis == 0 or indices is None:
+        raise NodeRejected("a Gather on the batch axis or of run-time indices",
+                           "gather constant indices after the batch axis")
+    indices = np.where(indices < 0, indices + shape[axis], indices).astype(np.int64)
+    if np.any(indices < 0) or np.any(indices >= shape[axis]):
+        raise NodeRejected(f"Gather indices outside [0, {shape[axis]})", "fix the model")
+    taken = int(indices) if indices.ndim == 0 else indices
+    return NodeOp(ops.Gather(axis, taken), [_activation(node.inputs[0], node)])
+
+
+def _slice(node: gs.Node, opset: int, train_affine: bool) -> NodeOp:
+    """A Slice with constant starts/ends/axes/steps that leaves the batch axis whole."""
+    shape = _shape(node.inputs[0], "input")
+    if opset < 10:
+        starts, ends = node.attrs.get("starts"), node.attrs.get("ends")
+        axes, steps = node.attrs.get("axes"), None
+    else:
+        values = [const_value(t) if i < len(node.inputs) and not is_empty(t) else None
+                  for i, t in enumerate(node.inputs[1:5], start=1)]
+        values += [None] * (4 - len(values))
+        if any(v is None and i < len(node.inputs) and not is_empty(node.inputs[i])
+               for i, v in enumerate(values, start=1)):
+            raise NodeRejected("Slice bounds computed at run time", "slice with constant bounds")
+        starts, ends, axes, steps = values
+    if starts is None or ends is None:
+        raise NodeRejected("a Slice without starts/ends", "fix the model")
+    starts, ends = [int(v) for v in np.reshape(starts, -1)], [int(v) for v in np.reshape(ends, -1)]
+    axes_list = list(range(len(starts))) if axes is None else [int(a) for a in np.reshape(axes, -1)]
+    steps_list = [1] * len(starts) if steps is None else [int(v) for v in np.reshape(steps, -1)]
+    per_axis = [slice(None)] * len(shape)
+    for start, end, axis, step in zip(starts, ends, axes_list, steps_list):
+        axis = axis + len(shape) if axis < 0 else axis
+        per_axis[axis] = slice(start, end, step)
+    if per_axis[0].indices(shape[0]) != (0, shape[0], 1):
+        raise NodeRejected("a Slice of the batch axis", "slice only after the batch axis")
+    return NodeOp(ops.Slice(per_axis[1:]), [_activation(node.inputs[0], node)])
+
+
 def _resize(node: gs.Node, opset: int, train_affine: bool) -> NodeOp:
     """The canonical nearest Resize of passes/resize_nearest.py."""
     from passes.resize_nearest import Rejected, nearest_factors
@@ -311,6 +354,7 @@ BUILDERS: dict[str, Builder] = {
     "Flatten": _flatten, "Reshape": _reshape, "Transpose": _transpose,
     "Softmax": _softmax, "LogSoftmax": _softmax, "Sigmoid": _sigmoid,
     "Sub": _binary, "Div": _binary, "Pow": _pow, "Resize": _resize, "ConvTranspose": _zero_insertion,
+    "Gather": _gather, "Slice": _slice,
     **{op: _unary for op in ops.UNARY},
 }
 assert set(BUILDERS) == set(SUPPORTED_OPS)

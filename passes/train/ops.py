@@ -641,6 +641,45 @@ class Upsample(Op):
         return [np.ascontiguousarray(summed)]
 
 
+class Gather(Op):
+    """Constant ``indices`` along one ``axis`` after the batch (numpy's ``take``: a number drops the
+    axis, an array keeps it); the backward pass adds the gradient back at those positions."""
+
+    def __init__(self, axis: int, indices: int | np.ndarray) -> None:
+        self.axis = axis
+        self.indices = indices
+
+    def forward(self, args: Sequence[np.ndarray], keep: bool) -> tuple[np.ndarray, Any]:
+        x = args[0]
+        return np.ascontiguousarray(np.take(x, self.indices, axis=self.axis)), (x.shape if keep else None)
+
+    def backward(self, dy: np.ndarray, cache: Any, need: Sequence[bool]) -> Grads:
+        if not need[0]:
+            return [None]
+        dx = np.zeros(cache, dy.dtype)
+        np.add.at(dx, (slice(None),) * self.axis + (self.indices,), dy)
+        return [dx]
+
+
+class Slice(Op):
+    """Constant per-axis ``slices`` after the batch; the backward pass writes the gradient back into
+    zeros at the sliced positions."""
+
+    def __init__(self, slices: Sequence[slice]) -> None:
+        self.key = (slice(None), *slices)
+
+    def forward(self, args: Sequence[np.ndarray], keep: bool) -> tuple[np.ndarray, Any]:
+        x = args[0]
+        return np.ascontiguousarray(x[self.key]), (x.shape if keep else None)
+
+    def backward(self, dy: np.ndarray, cache: Any, need: Sequence[bool]) -> Grads:
+        if not need[0]:
+            return [None]
+        dx = np.zeros(cache, dy.dtype)
+        dx[self.key] = dy
+        return [dx]
+
+
 class Reshape(Op):
     """Reshape every sample to ``shape`` (the per-sample target; Flatten is ``(-1,)``)."""
 

@@ -342,3 +342,25 @@ def test_without_labels_the_budget_error_says_labels_measure_the_real_drop(monke
         Sparsify(opts, context(None)).run(model)
     hint = info.value.hint or ""
     assert "labels ('y' in the data)" in hint and "over-confident" in hint and "93.0 % on val" in hint
+
+
+def test_a_weight_shared_by_several_layers_is_counted_once_like_lower_stores_it() -> None:
+    """The time steps of an unrolled recurrent layer read one weight: the byte model counts it once
+    and each reader's descriptor and bias (an upper bound: lower stores equal quantised biases once)."""
+    rng = np.random.default_rng(3)
+    nodes = [helper.make_node("Gemm", ["x", "W", "B"], ["h1"], name="step1", transB=1),
+             helper.make_node("Relu", ["h1"], ["r1"], name="relu1"),
+             helper.make_node("Gemm", ["r1", "W", "B"], ["h2"], name="step2", transB=1),
+             helper.make_node("Relu", ["h2"], ["r2"], name="relu2"),
+             helper.make_node("Gemm", ["r2", "W", "B"], ["y"], name="step3", transB=1)]
+    model = make_model(nodes, [1, 12], "y", {"W": rng.normal(0, 0.3, (12, 12)), "B": rng.normal(0, 0.1, 12)})
+    size = model_size(model)
+    assert [layer.weight for layer in size.layers] == ["W"]
+    x = rng.normal(0, 1, (64, 12)).astype(np.float32)
+    quantized = Quantize(context=context(Dataset.from_arrays({"x": x}))).run(model.copy()).model
+    program, _ = lower_model(quantized, fram_bytes=8 * 1024)
+    layer_steps = [s for s in program.steps if s.op in ("fc", "fc_sparse")]
+    stored = sum(b.nbytes for b in program.buffers.values() if b.is_const)
+    assert len(layer_steps) == 3
+    lowered = stored + sum(descriptor_bytes(s) for s in layer_steps)
+    assert lowered <= size.total <= lowered + 2 * 4 * 12

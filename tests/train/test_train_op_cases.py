@@ -174,6 +174,24 @@ def _upsampling() -> OnnxModel:
                                                  "W2": rand(3, 2, 3, seed=27), "B2": rand(3, seed=28)})
 
 
+def _sequence_steps() -> OnnxModel:
+    # what unroll-recurrent leaves: time steps of a [1, T, F] sequence (Gather of one index, of two,
+    # a strided Slice) and a gate product of two activations
+    return make_model([helper.make_node("Gather", ["x", "t1"], ["s1"], name="step1", axis=1),
+                       helper.make_node("Gather", ["x", "t02"], ["s02"], name="steps02", axis=-2),
+                       helper.make_node("Slice", ["x", "starts", "ends", "axes", "steps"], ["sl"], name="odd"),
+                       helper.make_node("Sigmoid", ["s1"], ["g"], name="gate"),
+                       helper.make_node("Gemm", ["s1", "W", "B"], ["h"], name="fc", transB=1),
+                       helper.make_node("Mul", ["g", "h"], ["p"], name="gated"),
+                       helper.make_node("Add", ["s02", "sl"], ["q"], name="add"),
+                       helper.make_node("Flatten", ["q"], ["f"], name="flatten", axis=1),
+                       helper.make_node("Concat", ["p", "f"], ["y"], name="cat", axis=1)],
+                      {"x": [1, 5, 3]}, "y", {"t1": np.array(-4, np.int64), "t02": np.array([0, 2], np.int64),
+                                              "starts": np.array([1], np.int64), "ends": np.array([5], np.int64),
+                                              "axes": np.array([1], np.int64), "steps": np.array([2], np.int64),
+                                              "W": rand(3, 3, seed=29), "B": rand(3, seed=30)})
+
+
 CASES: dict[str, Callable[[], OnnxModel]] = {
     "conv2d-grouped": _conv2d_grouped, "conv2d-depthwise": _conv2d_depthwise, "conv1d": _conv1d, "gemm": _gemm,
     "gemm-alpha-beta-transB0": _gemm_odd, "activations": _activations, "maxpool-ceil-dilated": _maxpool_ceil,
@@ -181,7 +199,7 @@ CASES: dict[str, Callable[[], OnnxModel]] = {
     "maxpool-1d": _maxpool_1d, "gap-reshape-softmax": _gap_reshape_softmax,
     "affine-concat-flatten": _affine_concat_flatten, "residual-1d": _residual_1d_vector_affine,
     "sigmoid-log-softmax": _sigmoid_log_softmax, "elementwise": _elementwise,
-    "transposes": _transposes, "upsampling": _upsampling,
+    "transposes": _transposes, "upsampling": _upsampling, "sequence-steps": _sequence_steps,
 }
 
 

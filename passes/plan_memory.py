@@ -630,8 +630,13 @@ class PlanMemory(Pass):
         if not in_fram:
             msg = (f"lower FRAM (0x4000-0xFF7F, {fmt_bytes(lower_cap)}) cannot hold the code "
                    f"(~{fmt_bytes(code)}) and the step descriptors ({fmt_bytes(descr)})")
+            per_step = (code + descr) // max(len(p.steps), 1)
+            details.insert(0, f"{len(p.steps)} steps, each with its own code and descriptor "
+                              f"(~{fmt_bytes(per_step)} per step on average)")
             raise BudgetError(msg, location=Location(pass_name=self.name), details=details,
-                              hint="smaller code: fewer layers, or fewer kinds of kernels")
+                              hint="fewer steps: fewer layers (an unrolled LSTM/GRU/RNN makes a dozen or so steps "
+                                   "per time step: a shorter sequence or a strided Conv1d front end before it), "
+                                   "or fewer kinds of kernels")
         msg = (f"lower FRAM (0x4000-0xFF7F, {fmt_bytes(lower_cap)}) cannot hold the code (~{fmt_bytes(code)}), "
                f"the step descriptors ({fmt_bytes(descr)}) and the FRAM activations ({fmt_bytes(fram_acts)})")
         helps = []
@@ -702,7 +707,10 @@ def _largest(p: Program, lives: dict[str, Lifetime], bufs: list[Buffer], n: int 
     lines = []
     for b in sorted(bufs, key=lambda b: (-b.nbytes, b.name))[:n]:
         if b.is_const:
-            used = ", ".join(f"'{r}'" for r in sorted(set(readers.get(b.name, [])))) or "no step"
+            names = sorted(set(readers.get(b.name, [])))
+            used = ", ".join(f"'{r}'" for r in names[:4]) or "no step"
+            if len(names) > 4:
+                used += f" and {len(names) - 4} more steps"
             shape = ",".join(str(d) for d in b.shape)
             lines.append(f"const %{b.name}  {fmt_bytes(b.nbytes)}  {b.dtype}[{shape}]  used by {used}")
         else:

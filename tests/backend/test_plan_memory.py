@@ -283,6 +283,25 @@ def test_lower_fram_too_small_for_code_and_fram_activations() -> None:
     assert f"--fram {(LOWER_FRAM_BYTES + VECTOR_BYTES + 6912 + 1023) // 1024}KiB" in (info.value.hint or "")
 
 
+def test_code_overflow_counts_the_steps_and_lists_readers_briefly() -> None:
+    """Too much code for lower FRAM: the error says how many steps make it and what per step, and
+    a constant read by many steps (the time steps of an unrolled recurrent layer) lists four."""
+    p = act_chain(3)
+    w = const(p, "w", "i16", (4, 256), [12] * 4)
+    b = const(p, "b", "i32", (4,))
+    for i in range(9):
+        y = act(p, f"y{i}", (4,))
+        p.steps.append(Step("fc", f"fc{i}", ["t3", w, b], [y], {"shift": [8] * 4, "act": "none"}))
+        p.outputs.append(Port(f"out{i}", y))
+    verify_program(p)
+    with pytest.raises(BudgetError) as info:
+        plan(p, code=LOWER_FRAM_BYTES)
+    text = info.value.render()
+    assert "cannot hold the code" in info.value.message and "12 steps, each with its own code" in text
+    assert "'fc0', 'fc1', 'fc2', 'fc3' and 5 more steps" in text and "'fc4'" not in text
+    assert "fewer steps" in (info.value.hint or "")
+
+
 def test_fram_activations_that_do_not_fit_lower_fram_move_to_hifram() -> None:
     p, stats = plan(lenet_like(), code=LOWER_FRAM_BYTES - 2048, hifram_threshold=1024)
     verify_program(p)

@@ -121,7 +121,8 @@ def write_package(p: Program, ctx: PassContext, out_dir: Path, name: str = "") -
 def plan_record(p: Program, ctx: PassContext) -> dict[str, Any]:
     """The planner's figures for manifest.json's ``plan``: what ``freeml-tx report`` compares with the
     linked ELF (plan-memory's stats when it ran in this pipeline, else recomputed from the program)."""
-    from passes.plan_memory import estimate_code_bytes, estimate_rodata_bytes, uses_large_model
+    from passes.plan_memory import (STEP_CODE_META, estimate_code_bytes, estimate_rodata_bytes, step_code_bytes,
+                                    uses_large_model)
 
     stats = ctx.extra.get("plan-memory") or {}
     large = uses_large_model(p)
@@ -129,6 +130,9 @@ def plan_record(p: Program, ctx: PassContext) -> dict[str, Any]:
         "memory_model": stats.get("memory_model", "large" if large else "small"),
         "code_estimate": stats.get("code_estimate", estimate_code_bytes(p, large)),
         "rodata_estimate": stats.get("rodata_estimate", estimate_rodata_bytes(p, large)),
+        "step_code": p.meta.get(STEP_CODE_META, "fram"),
+        "hifram_code": stats.get("hifram_code", step_code_bytes(p, large) if p.meta.get(STEP_CODE_META) == "hifram"
+                                 else 0),
         "stack_reserve": stats.get("stack_reserve", 1024),
         "sram_budget": stats.get("sram_budget", ctx.sram_bytes),
         "fram_budget": stats.get("fram_budget", ctx.fram_bytes),

@@ -19,7 +19,8 @@ The MSP430FR5994 memory map this plans for (DESIGN.md section 1)::
     SRAM     8 KiB   activations + the call stack (``stack`` bytes are reserved for it)
     FRAM     0x4000-0xFF7F (lower, 48 KiB): code, descriptors, small constants, FRAM activations
     HIFRAM   0x10000-    (upper, the rest of ``fram``): the activations that do not fit lower FRAM
-             (``.upper.persistent``), then large constants (``__attribute__((upper))``)
+             (``.upper.persistent``), then large constants (``__attribute__((upper))``), and the
+             step functions when lower FRAM cannot hold them (``.upper.text``)
 
 Rules:
 
@@ -48,6 +49,15 @@ Rules:
   arena counts against the FRAM budget (``fram``) like the constants placed there; when both do
   not fit, the error names the HIFRAM activations live together at their peak and the largest
   constants.
+- **Step code in HIFRAM**: when lower FRAM cannot hold the code and the step descriptors even
+  after the activations moved (hundreds of steps: an unrolled recurrence, ~110-140 B of code and
+  descriptor per step), the step functions (:func:`step_code_bytes`) move to HIFRAM: the plan is made
+  again in the large model from the first activation split, with HIFRAM's capacity less the step
+  code for the activations and constants there, and ``Program.meta["step-code"] = "hifram"`` tells
+  emit-c to mark them ``FX_HICODE`` (``__attribute__((upper))``, ``.upper.text``). The run loop, the
+  runtime kernels, the descriptors and the step table stay in lower FRAM (the table holds 20-bit
+  function pointers). ``hifram_code=false`` forbids the move; when HIFRAM cannot hold the step
+  code with the rest, the error names it.
 - **Aliases** (``alias %other``) have no storage: they keep ``space``/``offset`` unset and extend
   the lifetime of the buffer they view.
 - Offsets are byte offsets inside their space, aligned to the element size (2 for i16, 4 for i32).
@@ -70,6 +80,7 @@ the plan is made with the small model's figures and redone with the large ones w
 Stats: ``sram_peak``, ``fram_weights``/``fram_bias``/``fram_descriptors``/``fram_activations``,
 ``hifram_activations``, ``hifram_bytes``, ``reuse_savings_sram``/``reuse_savings_fram`` (bytes saved
 by sharing), ``spilled_to_fram``, ``spilled_to_hifram``, the budgets, ``memory_model`` (small/large), ``code_estimate`` and
+``step_code``/``hifram_code`` (where the step functions are, their bytes in HIFRAM),
 ``rodata_estimate`` (descriptors with the model's pointer size, the step table, the runtime's tables);
 also left in ``PassContext.extra["plan-memory"]`` for emit-c's report and manifest.
 
@@ -94,6 +105,9 @@ HIFRAM_START = 0x10000               # upper FRAM: 0x10000 - (the budget less lo
 RUNTIME_CODE_BYTES = 6144            # kernels + run loop, when passes/msp430_code_sizes.py is absent
 CODE_BYTES_PER_STEP = 96             # one step function + its table entry, likewise
 SMALL_MODEL_MAX_OBJECT = 32767       # the small memory model's largest object (16-bit size_t)
+#: ``Program.meta`` key that plan-memory sets to ``hifram`` when the step functions live in HIFRAM
+#: (emit-c then marks them ``FX_HICODE``, ``__attribute__((upper))``, and builds with ``-mlarge``).
+STEP_CODE_META = "step-code"
 
 #: The runtime functions the C of each LIR op calls (backends/c/printers.py).
 OP_ENTRY_POINTS: dict[str, tuple[str, ...]] = {
@@ -249,15 +263,23 @@ def runtime_bytes(ops: Iterable[str], large: bool = False) -> tuple[int, int]:
     return code + UNKNOWN_KERNEL_BYTES * len(unknown), rodata
 
 
-def generated_code_bytes(p: Program, large: bool = False) -> int:
-    """Bytes of the C emitter's code for ``p``: run loop, step functions, unit helpers."""
+def step_code_bytes(p: Program, large: bool = False) -> int:
+    """Bytes of the step functions alone: the part of the generated code that moves to HIFRAM when
+    lower FRAM cannot hold it (``step-code`` in the module docstring)."""
     g = GENERATED_CODE["large" if large else "small"]
-    total = int(g["run_one_step" if len(p.steps) == 1 else "run"]) + int(g["step"]) * len(p.steps)
+    total = int(g["step"]) * len(p.steps)
     for s in p.steps:
         if s.op == "concat":
             total += int(g["concat_per_input"]) * len(s.inputs)
         else:
             total += int(g["op_extra"].get(s.op, 0))
+    return total
+
+
+def generated_code_bytes(p: Program, large: bool = False) -> int:
+    """Bytes of the C emitter's code for ``p``: run loop, step functions, unit helpers."""
+    g = GENERATED_CODE["large" if large else "small"]
+    total = int(g["run_one_step" if len(p.steps) == 1 else "run"]) + step_code_bytes(p, large)
     helper = any(s.op == "conv_sparse" for s in p.steps)
     return total + int(g["helper"]) * helper
 
@@ -298,7 +320,8 @@ def uses_large_model(p: Program) -> bool:
     """Whether the C emitter builds a planned program with ``-mlarge``: a buffer (constant or
     activation) in HIFRAM, or an object (constant, activation arena) larger than the small model
     can declare."""
-    if any(b.space == "hifram" for b in p.buffers.values() if b.alias is None):
+    if p.meta.get(STEP_CODE_META) == "hifram" or any(b.space == "hifram" for b in p.buffers.values()
+                                                     if b.alias is None):
         return True
     acts, consts = _storage_buffers(p)
     s = memory_summary(p)
@@ -326,6 +349,7 @@ class PlanMemoryOptions:
     persistent: bool = False           # every activation in FRAM (intermittent mode)
     fram_activations: bool = True      # activations that do not fit SRAM may spill to FRAM
     hifram_activations: bool = True    # FRAM activations that do not fit lower FRAM may move to HIFRAM
+    hifram_code: bool = True           # the step functions may move to HIFRAM when lower FRAM cannot hold them
     hifram_threshold: int = 8192       # constants larger than this go to HIFRAM
     code: int | None = None            # bytes of code in lower FRAM; estimated when None
     reuse: bool = True                 # share storage between buffers with disjoint lifetimes
@@ -481,31 +505,45 @@ class PlanMemory(Pass):
         # First with the small memory model's code; when that plan needs -mlarge (HIFRAM, or an
         # object over 32767 bytes), again with the large model's bigger code and pointers (which
         # may spill more activations: the spill only grows).
+        # When even then lower FRAM cannot hold the code and the descriptors (many steps: an
+        # unrolled recurrence), the step functions move to HIFRAM (large model) and the plan is
+        # made again from the activations' first split.
         lower_cap = min(fram, LOWER_FRAM_BYTES)
         hifram_cap = max(0, fram - LOWER_FRAM_BYTES - VECTOR_BYTES)
+        first_fram = list(in_fram)
         in_hifram: list[Buffer] = []
         large = max([b.nbytes for b in consts] + [sram_pack.total], default=0) > SMALL_MODEL_MAX_OBJECT
+        code_up = False
         while True:
             code = o.code if o.code is not None else estimate_code_bytes(p, large)
+            hicode = step_code_bytes(p, large) if code_up else 0
+            low_code = code - hicode
+            hi_room = max(0, hifram_cap - hicode)
             descr = estimate_rodata_bytes(p, large)
             in_fram, in_hifram, fram_pack, fram_items = self._spill_to_hifram(
-                p, lives, in_fram, in_hifram, lower_cap - code - descr, hifram_cap > 0)
+                p, lives, in_fram, in_hifram, lower_cap - low_code - descr, hi_room > 0)
             hifram_items = [_item(b, lives[b.name]) for b in in_hifram]
             hifram_pack = pack(hifram_items, o.reuse)
             placement, lower_used, hi_off = self._place_constants(
-                consts, code + descr + fram_pack.total, lower_cap, hifram_cap, fram_pack.total,
+                consts, low_code + descr + fram_pack.total, lower_cap, hi_room, fram_pack.total,
                 hifram_pack.total)
+            if (low_code + descr + fram_pack.total > lower_cap and not code_up and o.hifram_code
+                    and o.code is None and hifram_cap > 0):
+                code_up = large = True
+                in_fram, in_hifram = list(first_fram), []
+                continue
             needs_large = (hi_off > 0 or fram_pack.total > SMALL_MODEL_MAX_OBJECT)
             if large or not needs_large:
                 break
             large = True
         _check_overlaps(fram_items)
         _check_overlaps(hifram_items)
-        if code + descr + fram_pack.total > lower_cap:
-            self._fram_error(p, lives, sram, fram, lower_cap, code, descr, fram_pack.total, in_fram, consts)
-        if hi_off > hifram_cap:
-            self._hifram_error(p, lives, fram, lower_cap, hifram_cap, code, descr, fram_pack.total,
-                               hifram_pack.total, in_hifram, consts, placement, hi_off)
+        if low_code + descr + fram_pack.total > lower_cap:
+            self._fram_error(p, lives, sram, fram, lower_cap, low_code, descr, fram_pack.total, in_fram, consts,
+                             hicode)
+        if hi_off + hicode > hifram_cap:
+            self._hifram_error(p, lives, fram, lower_cap, hifram_cap, low_code, descr, fram_pack.total,
+                               hifram_pack.total, in_hifram, consts, placement, hi_off, hicode)
 
         # --- write the plan --------------------------------------------------------------------
         for b in in_sram:
@@ -520,6 +558,11 @@ class PlanMemory(Pass):
             if b.alias is not None:
                 b.space, b.offset = None, None
         changed = any(before[n] != (b.space, b.offset) for n, b in p.buffers.items())
+        changed |= (p.meta.get(STEP_CODE_META) == "hifram") != code_up
+        if code_up:
+            p.meta[STEP_CODE_META] = "hifram"
+        else:
+            p.meta.pop(STEP_CODE_META, None)
 
         summary = memory_summary(p)
         stats: dict[str, Any] = {
@@ -532,6 +575,8 @@ class PlanMemory(Pass):
             "lower_fram_used": lower_used,
             "hifram_capacity": hifram_cap,
             "code_estimate": code,
+            "step_code": "hifram" if code_up else "fram",
+            "hifram_code": hicode,
             "rodata_estimate": descr,
             "memory_model": "large" if large else "small",
             "reuse_savings_sram": sram_pack.savings,
@@ -546,6 +591,7 @@ class PlanMemory(Pass):
             f"({fmt_bytes(o.stack)} reserved for the stack), FRAM weights {fmt_bytes(summary['fram_weights'])}, "
             f"activations in FRAM {fmt_bytes(summary['fram_activations'])}"
             + (f" and HIFRAM {fmt_bytes(summary['hifram_activations'])}" if in_hifram else "")
+            + (f", step functions in HIFRAM (~{fmt_bytes(hicode)} of code)" if code_up else "")
             + ", reuse saved "
             f"{fmt_bytes(sram_pack.savings + fram_pack.savings)}")
         return PassResult(p, changed, stats)
@@ -623,24 +669,32 @@ class PlanMemory(Pass):
             details=details, hint="; ".join(helps))
 
     def _fram_error(self, p: Program, lives: dict[str, Lifetime], sram: int, fram: int, lower_cap: int,
-                    code: int, descr: int, fram_acts: int, in_fram: list[Buffer], consts: list[Buffer]) -> None:
-        """Lower FRAM cannot hold the code, the descriptors and the FRAM activations that may not
-        move to HIFRAM (the budget has none, or plan-memory{hifram-activations=false})."""
+                    code: int, descr: int, fram_acts: int, in_fram: list[Buffer], consts: list[Buffer],
+                    hicode: int = 0) -> None:
+        """Lower FRAM cannot hold the code (what stays there: ``hicode`` bytes of step functions
+        moved to HIFRAM), the descriptors and the FRAM activations that may not move to HIFRAM (the
+        budget has none, or plan-memory{hifram-activations=false} / {hifram-code=false})."""
         details = ["largest buffers:"] + _largest(p, lives, [*consts, *in_fram])
+        o: PlanMemoryOptions = self.options
         if not in_fram:
+            moved = f", the step functions (~{fmt_bytes(hicode)}) moved to HIFRAM" if hicode else ""
             msg = (f"lower FRAM (0x4000-0xFF7F, {fmt_bytes(lower_cap)}) cannot hold the code "
-                   f"(~{fmt_bytes(code)}) and the step descriptors ({fmt_bytes(descr)})")
+                   f"(~{fmt_bytes(code)}{moved}) and the step descriptors ({fmt_bytes(descr)})")
             per_step = (code + descr) // max(len(p.steps), 1)
             details.insert(0, f"{len(p.steps)} steps, each with its own code and descriptor "
                               f"(~{fmt_bytes(per_step)} per step on average)")
-            raise BudgetError(msg, location=Location(pass_name=self.name), details=details,
-                              hint="fewer steps: fewer layers (an unrolled LSTM/GRU/RNN makes a dozen or so steps "
-                                   "per time step: a shorter sequence or a strided Conv1d front end before it), "
-                                   "or fewer kinds of kernels")
+            helps = ["fewer steps: fewer layers (an unrolled LSTM/GRU/RNN makes a dozen or so steps "
+                     "per time step: a shorter sequence or a strided Conv1d front end before it), "
+                     "or fewer kinds of kernels"]
+            if not hicode and not o.hifram_code:
+                helps.insert(0, "let the step functions move to HIFRAM (drop plan-memory{hifram-code=false})")
+            elif not hicode and fram <= LOWER_FRAM_BYTES + VECTOR_BYTES:
+                helps.insert(0, f"a FRAM budget with HIFRAM for the step functions (--fram "
+                                f"{suggest_size(LOWER_FRAM_BYTES + VECTOR_BYTES + code)} or more; the FR5994 has 256KiB)")
+            raise BudgetError(msg, location=Location(pass_name=self.name), details=details, hint="; ".join(helps))
         msg = (f"lower FRAM (0x4000-0xFF7F, {fmt_bytes(lower_cap)}) cannot hold the code (~{fmt_bytes(code)}), "
                f"the step descriptors ({fmt_bytes(descr)}) and the FRAM activations ({fmt_bytes(fram_acts)})")
         helps = []
-        o: PlanMemoryOptions = self.options
         if not o.hifram_activations:
             helps.append("let activations move to HIFRAM (drop plan-memory{hifram-activations=false})")
         elif fram <= LOWER_FRAM_BYTES + VECTOR_BYTES:
@@ -652,14 +706,16 @@ class PlanMemory(Pass):
 
     def _hifram_error(self, p: Program, lives: dict[str, Lifetime], fram: int, lower_cap: int, hifram_cap: int,
                       code: int, descr: int, fram_acts: int, hi_acts: int, in_hifram: list[Buffer],
-                      consts: list[Buffer], placement: Mapping[str, tuple[str, int]], hi_need: int) -> None:
-        """HIFRAM (its activation arena of ``hi_acts`` bytes and the constants that the best split
-        leaves it) needs ``hi_need`` bytes, more than it has: name the region that overflows, by how
-        much, what is in it, and whether bytes or whole objects are short."""
+                      consts: list[Buffer], placement: Mapping[str, tuple[str, int]], hi_need: int,
+                      hicode: int = 0) -> None:
+        """HIFRAM (the step functions' ``hicode`` bytes when they moved there, its activation arena
+        of ``hi_acts`` bytes and the constants that the best split leaves it) needs ``hi_need +
+        hicode`` bytes, more than it has: name the region that overflows, by how much, what is in
+        it, and whether bytes or whole objects are short."""
         free = lower_cap - code - descr - fram_acts
         in_low = sum(_align_up(b.nbytes, 2) for b in consts if placement[b.name][0] == "fram")
         total = sum(_align_up(b.nbytes, 2) for b in consts)
-        over = hi_need - hifram_cap
+        over = hi_need + hicode - hifram_cap
         lower = (f"lower FRAM also holds the code ~{fmt_bytes(code)}, the descriptors {fmt_bytes(descr)} and "
                  f"the FRAM activations {fmt_bytes(fram_acts)}")
         if hifram_cap > 0:
@@ -669,8 +725,10 @@ class PlanMemory(Pass):
             constants = (f"the constants need {fmt_bytes(hi_need - hi_acts)} there with lower FRAM's free "
                          f"{fmt_bytes(free)} holding {fmt_bytes(in_low)} of them (constants {fmt_bytes(total)}; "
                          f"{lower})" if consts else f"there are no constants ({lower})")
+            steps = (f"the step functions of the {len(p.steps)} steps, which lower FRAM cannot hold, "
+                     f"need ~{fmt_bytes(hicode)} of code there, " if hicode else "")
             msg = (f"HIFRAM (0x{HIFRAM_START:X}-0x{HIFRAM_START + hifram_cap - 1:X}, {fmt_bytes(hifram_cap)}) "
-                   f"overflows by {fmt_bytes(over)}: {acts}{constants}")
+                   f"overflows by {fmt_bytes(over)}: {steps}{acts}{constants}")
         else:
             msg = (f"lower FRAM (0x4000-0xFF7F, {fmt_bytes(lower_cap)}; the budget of {fmt_bytes(fram)} has no "
                    f"HIFRAM) overflows by {fmt_bytes(over)}: the constants need {fmt_bytes(total)} but "
@@ -684,12 +742,14 @@ class PlanMemory(Pass):
             details += ["  " + _describe(p, n, lives[n])
                         for n in sorted(live, key=lambda n: (-p.buffers[n].nbytes, n))[:6]]
         high = sorted((b for b in consts if placement[b.name][0] == "hifram"), key=lambda b: (b.nbytes, b.name))
-        if high and total <= free + hifram_cap - hi_acts:
+        if high and total <= free + hifram_cap - hi_acts - hicode:
             details.insert(0, f"the bytes would fit ({fmt_bytes(total)} of constants, "
-                              f"{fmt_bytes(free + hifram_cap - hi_acts)} free in both regions) but not as whole "
+                              f"{fmt_bytes(free + hifram_cap - hi_acts - hicode)} free in both regions) but not as whole "
                               f"objects: no constant in HIFRAM fits the {fmt_bytes(free - in_low)} left in lower "
                               f"FRAM (the smallest there: %{high[0].name} {fmt_bytes(high[0].nbytes)})")
         helps = ["compress the weights (sparsify{budget=...}, separate)"] if high else []
+        if hicode:
+            helps.append("fewer steps (an unrolled LSTM/GRU/RNN makes a dozen or so per time step: a shorter sequence)")
         if in_hifram:
             helps.append("smaller feature maps (fewer channels in the largest layers, an earlier stride or pool)")
         helps.append(f"raise the budget with --fram {suggest_size(fram + over)} if the part has more FRAM")

@@ -86,12 +86,12 @@ def make_vars_for(counters: str, c_name: str) -> tuple[dict[str, str], str]:
 
 def sim_input_room(manifest: Mapping[str, Any]) -> tuple[bool, int]:
     """(the package is built in the large memory model, bytes free for sim_input.c's inputs): HIFRAM
-    beside the model's tables in the large model, else lower FRAM beside the model and the harness
+    beside the model's tables (and its step functions when they are there) in the large model, else lower FRAM beside the model and the harness
     (:data:`HARNESS_RESERVE`)."""
     sizes = manifest.get("sizes", {})
     plan = manifest.get("plan") or {}
     if plan.get("memory_model") == "large" or bool(manifest.get("needs_hifram")):
-        return True, _HIFRAM - int(sizes.get("hifram_bytes", 0)) - 2048
+        return True, _HIFRAM - int(sizes.get("hifram_bytes", 0)) - int(plan.get("hifram_code", 0)) - 2048
     used = (int(plan.get("code_estimate", 12 * 1024)) + int(plan.get("rodata_estimate", 0))
             + int(sizes.get("fram_constants", 0)) + int(sizes.get("fram_activations", 0)))
     return False, _LOWER_FRAM - used - HARNESS_RESERVE

@@ -30,7 +30,7 @@ from backends.c import printers_gnet as gnet_c
 from backends.c.cnames import C_TYPES, Namer, c_array_init, c_comment_text, c_ident, shape_text
 from backends.c.printers import PRINTERS, CDef, StepCode, StepEnv, render_helper, tile_units
 from backends.c.runtime_files import HOST_IO_RUNTIME
-from passes.plan_memory import Lifetime, fmt_bytes, is_planned, lifetimes, memory_summary
+from passes.plan_memory import STEP_CODE_META, Lifetime, fmt_bytes, is_planned, lifetimes, memory_summary
 from transpiler.errors import Location, UnsupportedError, PassError
 from transpiler.intermittent import input_chunks, plan_of
 from transpiler.lir.ir import Buffer, Program, Step
@@ -276,8 +276,17 @@ def _config_h(info: GenInfo, p: Program, m: str, M: str) -> str:
  *   FX_PERSISTENT  writable data that must live in FRAM (activations that do not fit SRAM)
  *   FX_HIPERSISTENT  writable data that must live in HIFRAM (activations that do not fit lower
  *                  FRAM; .upper.persistent, -mlarge: GCC rejects `upper' with `persistent')
- * On the host all four are empty. */
+ *   FX_HICODE      a step function in HIFRAM (.upper.text, -mlarge; plan-memory moves them there
+ *                  when lower FRAM cannot hold the code), before the function's name
+ * On the host all five are empty. */
 #if defined(__MSP430__)
+#ifndef FX_HICODE
+#if defined(__MSP430X_LARGE__)
+#define FX_HICODE __attribute__((upper))
+#else
+#define FX_HICODE
+#endif
+#endif
 #ifndef FX_FRAM
 #define FX_FRAM
 #endif
@@ -299,6 +308,9 @@ def _config_h(info: GenInfo, p: Program, m: str, M: str) -> str:
 #endif
 #endif
 #else
+#ifndef FX_HICODE
+#define FX_HICODE
+#endif
 #ifndef FX_FRAM
 #define FX_FRAM
 #endif
@@ -446,12 +458,13 @@ def _model_c(info: GenInfo, p: Program, m: str, M: str, sp: _Spelling, codes: li
     helpers = sorted(set().union(*(c.helpers for c in codes)) if codes else set())
     for key in helpers:
         out.append(render_helper(key, prefix))
+    hicode = "FX_HICODE " if p.meta.get(STEP_CODE_META) == "hifram" else ""
     for i, (s, c) in enumerate(zip(p.steps, codes)):
         origin = ", ".join(s.origin) if s.origin else "(no ONNX origin recorded)"
         tile = f"; tile {tiles[i]} units" if s.tile is not None else ""
         out.append(f"/* step {i}: {s.op} '{c_comment_text(s.name)}' from ONNX {c_comment_text(origin)}")
         out.append(f" * work units: {c_comment_text(c.unit_doc)}{tile} */")
-        out.append(f"static void {fn_names[i]}(uint16_t u0, uint16_t u1)")
+        out.append(f"static void {hicode}{fn_names[i]}(uint16_t u0, uint16_t u1)")
         out.append("{")
         out += [f"    {line}" if line else "" for line in c.body]
         out.append("}")
@@ -715,7 +728,8 @@ def _manifest(info: GenInfo, p: Program, m: str, in_ports: list[Any], out_ports:
         "class_source": _class_source(p),
         "softmax": json.loads(p.meta["softmax"]) if p.meta.get("softmax", "").startswith("{") else {},
         "sizes": sizes,
-        "needs_hifram": sizes["hifram_bytes"] > 0,
+        "needs_hifram": sizes["hifram_bytes"] > 0 or p.meta.get(STEP_CODE_META) == "hifram",
+        "step_code": p.meta.get(STEP_CODE_META, "fram"),
         "ops": dict(sorted(ops.items())),
         "steps": steps_info,
         "buffers": buffers,
@@ -761,6 +775,9 @@ def report(info: GenInfo, p: Program, m: str, manifest: dict[str, Any], runtime:
     lines.append(f"  FRAM biases               {fmt_bytes(s['fram_bias'])}")
     lines.append(f"  FRAM descriptors (est.)   {fmt_bytes(s['fram_descriptors'])}")
     lines.append(f"  in HIFRAM (of the above)  {fmt_bytes(s['hifram_bytes'])}")
+    if p.meta.get(STEP_CODE_META) == "hifram":
+        code = f" (~{fmt_bytes(plan_stats['hifram_code'])})" if plan_stats and plan_stats.get("hifram_code") else ""
+        lines.append(f"  step functions            in HIFRAM{code}: lower FRAM cannot hold them (-mlarge)")
     lines.append(f"  parameters                {s['parameters']}")
     lines.append("")
     lines.append("ports (real value = stored int16 / 2^q)")

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from passes.plan_memory import (HIFRAM_START, LOWER_FRAM_BYTES, VECTOR_BYTES, Lifetime, PlanMemory, PlanMemoryOptions, _Item, is_planned,
                                 fmt_bytes, lifetimes, memory_summary, pack, uses_large_model,
-                                estimate_rodata_bytes)
+                                estimate_rodata_bytes, estimate_code_bytes, step_code_bytes)
 from transpiler.errors import BudgetError, PassError
 from transpiler.lir.ir import DTYPES, Buffer, Port, Program, Step
 from transpiler.lir.liveness import liveness, overlaps
@@ -300,6 +300,55 @@ def test_code_overflow_counts_the_steps_and_lists_readers_briefly() -> None:
     assert "cannot hold the code" in info.value.message and "12 steps, each with its own code" in text
     assert "'fc0', 'fc1', 'fc2', 'fc3' and 5 more steps" in text and "'fc4'" not in text
     assert "fewer steps" in (info.value.hint or "")
+
+
+def test_step_functions_move_to_hifram_only_when_lower_fram_cannot_hold_the_code() -> None:
+    """Hundreds of steps (an unrolled recurrence): the step functions go to HIFRAM in the large
+    model, the run loop, kernels and descriptors stay in lower FRAM; a program that fits keeps
+    them there in the small model."""
+    small, stats = plan(act_chain(100, size=16), fram=256 * 1024)
+    assert "step-code" not in small.meta and stats["step_code"] == "fram" and stats["hifram_code"] == 0
+    assert stats["memory_model"] == "small" and not uses_large_model(small)
+    big = act_chain(600, size=16)
+    assert estimate_code_bytes(big) + estimate_rodata_bytes(big) > LOWER_FRAM_BYTES
+    p, stats = plan(big, fram=256 * 1024)
+    verify_program(p)
+    assert p.meta["step-code"] == "hifram" and stats["step_code"] == "hifram"
+    assert stats["memory_model"] == "large" and uses_large_model(p)
+    assert stats["hifram_code"] == step_code_bytes(p, large=True) > LOWER_FRAM_BYTES // 2
+    assert stats["code_estimate"] == estimate_code_bytes(p, large=True)
+    # the activations stay in SRAM; lower FRAM holds the rest of the code and the descriptors
+    assert {b.space for b in p.buffers.values()} == {"sram"}
+    assert stats["lower_fram_used"] == stats["code_estimate"] - stats["hifram_code"] + stats["rodata_estimate"]
+    # planning again (the pass is idempotent) keeps the placement; a smaller program drops the mark
+    again, _ = plan(p, fram=256 * 1024)
+    assert again.meta["step-code"] == "hifram"
+    p.steps = p.steps[:50]
+    p.outputs = [Port("out", p.steps[-1].outputs[0])]
+    for name in [n for n in p.buffers if n.startswith("t") and int(n[1:]) > 50]:
+        del p.buffers[name]
+    fewer, stats = plan(p, fram=256 * 1024)
+    assert "step-code" not in fewer.meta and stats["memory_model"] == "small"
+
+
+def test_step_functions_that_do_not_fit_hifram_either_are_an_error() -> None:
+    big = act_chain(600, size=16)
+    code = step_code_bytes(big, large=True)
+    fram = LOWER_FRAM_BYTES + VECTOR_BYTES + code - 1024
+    with pytest.raises(BudgetError) as info:
+        plan(big, fram=fram)
+    msg = info.value.message
+    assert msg.startswith(f"HIFRAM (0x{HIFRAM_START:X}-") and "overflows by 1.0 KiB (1024 B)" in msg
+    assert "the step functions of the 600 steps" in msg and fmt_bytes(code) in msg
+    assert "fewer steps" in (info.value.hint or "")
+    assert plan(act_chain(600, size=16), fram=fram + 1024)[1]["step_code"] == "hifram"
+    with pytest.raises(BudgetError) as info:       # forbidden: the lower FRAM error, with the way out
+        plan(act_chain(600, size=16), fram=256 * 1024, hifram_code=False)
+    assert "cannot hold the code" in info.value.message
+    assert "hifram-code=false" in (info.value.hint or "")
+    with pytest.raises(BudgetError) as info:       # a budget without HIFRAM: how much would do
+        plan(act_chain(600, size=16), fram=LOWER_FRAM_BYTES + VECTOR_BYTES)
+    assert "a FRAM budget with HIFRAM for the step functions (--fram" in (info.value.hint or "")
 
 
 def test_fram_activations_that_do_not_fit_lower_fram_move_to_hifram() -> None:

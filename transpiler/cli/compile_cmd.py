@@ -203,7 +203,8 @@ def msp430_summary(context: Any) -> dict[str, Any]:
     plan = context.extra.get("plan-memory", {})
     return {"memory_model": plan.get("memory_model"), "code_estimate": plan.get("code_estimate"),
             "rodata_estimate": plan.get("rodata_estimate"), "lower_fram_used": plan.get("lower_fram_used"),
-            "lower_fram_capacity": plan.get("lower_fram_capacity")}
+            "lower_fram_capacity": plan.get("lower_fram_capacity"), "step_code": plan.get("step_code"),
+            "hifram_code": plan.get("hifram_code")}
 
 
 def make_summary(args: argparse.Namespace, context: Any, report: Any) -> dict[str, Any]:
@@ -285,7 +286,10 @@ def format_summary(s: dict[str, Any]) -> str:
     if s.get("target") == "msp430fr5994" and m4.get("memory_model"):
         large = m4["memory_model"] == "large"
         hifram = ("activations and constants" if f.get("hifram_activations") and f["hifram"] > f["hifram_activations"]
-                  else "activations" if f.get("hifram_activations") else "constants")
+                  else "activations" if f.get("hifram_activations") else "constants" if f["hifram"] else "")
+        if m4.get("step_code") == "hifram":
+            code = f"step functions ~{_b(int(m4['hifram_code'] or 0))}"
+            hifram = f"{hifram} and {code}" if hifram else code
         lines.append(f"  MSP430FR5994 {m4['memory_model']} memory model" + (f" (-mlarge: {hifram} in HIFRAM)" if large else "")
                      + f"; code ~{_b(int(m4['code_estimate'] or 0))}, lower FRAM "
                      f"{_b(int(m4['lower_fram_used'] or 0))} of {_b(int(m4['lower_fram_capacity'] or 0))} (planned)")

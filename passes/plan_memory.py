@@ -265,8 +265,15 @@ def runtime_bytes(ops: Iterable[str], large: bool = False) -> tuple[int, int]:
 
 def step_code_bytes(p: Program, large: bool = False) -> int:
     """Bytes of the step functions alone: the part of the generated code that moves to HIFRAM when
-    lower FRAM cannot hold it (``step-code`` in the module docstring)."""
-    g = GENERATED_CODE["large" if large else "small"]
+    lower FRAM cannot hold it (``step-code`` in the module docstring); without the measured table,
+    :data:`CODE_BYTES_PER_STEP` each, like :func:`estimate_code_bytes`."""
+    if _code_table() is None:
+        return CODE_BYTES_PER_STEP * len(p.steps)
+    return _step_functions(p, GENERATED_CODE["large" if large else "small"])
+
+
+def _step_functions(p: Program, g: Mapping[str, Any]) -> int:
+    """Bytes of the step functions with the figures ``g`` of one memory model (:data:`GENERATED_CODE`)."""
     total = int(g["step"]) * len(p.steps)
     for s in p.steps:
         if s.op == "concat":
@@ -279,7 +286,7 @@ def step_code_bytes(p: Program, large: bool = False) -> int:
 def generated_code_bytes(p: Program, large: bool = False) -> int:
     """Bytes of the C emitter's code for ``p``: run loop, step functions, unit helpers."""
     g = GENERATED_CODE["large" if large else "small"]
-    total = int(g["run_one_step" if len(p.steps) == 1 else "run"]) + step_code_bytes(p, large)
+    total = int(g["run_one_step" if len(p.steps) == 1 else "run"]) + _step_functions(p, g)
     helper = any(s.op == "conv_sparse" for s in p.steps)
     return total + int(g["helper"]) * helper
 

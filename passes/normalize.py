@@ -29,6 +29,7 @@ from passes.name_nodes import NameNodes
 from passes.reduce_mean_to_gap import ReduceMeanToGap
 from passes.to_float32 import ToFloat32
 from passes.conv_transpose import ConvTransposeToConv
+from passes.broadcast_activations import BroadcastActivations
 from passes.prelu import PReluToNormalForm
 from passes.remove_noops import RemoveNoops
 from passes.repeat_upsample import RepeatUpsample
@@ -41,8 +42,8 @@ REWRITES: tuple[type[Pass], ...] = (RemoveNoops, ExplicitAttributes, FoldPad, Re
                                     GlobalMaxPoolToMaxPool, ChannelLastMatMul, MoveTransposes,
                                     ActivationArith, MatMulToGemm,
                                     BinaryScores, CanonicalizeArith, FoldBatchNorm, CanonicalizeReshape,
-                                    FoldConstants, RepeatUpsample, ResizeNearest, ConvTransposeToConv,
-                                    PReluToNormalForm)
+                                    FoldConstants, RepeatUpsample, BroadcastActivations, ResizeNearest,
+                                    ConvTransposeToConv, PReluToNormalForm)
 MAX_ROUNDS = 4
 
 
@@ -76,7 +77,8 @@ class Normalize(Pass):
     batch > 1 becomes 1, after folding wrote it into constant shapes); infer-shapes; unroll-recurrent
     (LSTM/GRU/RNN over their static sequence length), infer-shapes; then the rewrites (remove-noops, explicit-attributes, fold-pad, reduce-mean-to-gap, global-max-pool,
     channel-last-matmul, move-transposes, activation-arith, matmul-to-gemm, binary-scores,
-    canonicalize-arith, fold-batchnorm, canonicalize-reshape, fold-constants, repeat-upsample, resize-nearest, conv-transpose, prelu, infer-shapes) repeated
+    canonicalize-arith, fold-batchnorm, canonicalize-reshape, fold-constants, repeat-upsample,
+    broadcast-activations, resize-nearest, conv-transpose, prelu, infer-shapes) repeated
     until nothing changes (at most 4 rounds); then infer-shapes requiring static shapes, name-nodes
     and check-supported. The stats hold each sub-pass's stats (numbers summed over rounds) and the
     number of rounds.

@@ -30,6 +30,7 @@ from passes.reduce_mean_to_gap import ReduceMeanToGap
 from passes.to_float32 import ToFloat32
 from passes.conv_transpose import ConvTransposeToConv
 from passes.broadcast_activations import BroadcastActivations
+from passes.crop_to_conv import CropToConv
 from passes.prelu import PReluToNormalForm
 from passes.remove_noops import RemoveNoops
 from passes.repeat_upsample import RepeatUpsample
@@ -43,7 +44,7 @@ REWRITES: tuple[type[Pass], ...] = (RemoveNoops, ExplicitAttributes, FoldPad, Re
                                     ActivationArith, MatMulToGemm,
                                     BinaryScores, CanonicalizeArith, FoldBatchNorm, CanonicalizeReshape,
                                     FoldConstants, RepeatUpsample, BroadcastActivations, ResizeNearest,
-                                    ConvTransposeToConv, PReluToNormalForm)
+                                    ConvTransposeToConv, PReluToNormalForm, CropToConv)
 MAX_ROUNDS = 4
 
 
@@ -78,7 +79,7 @@ class Normalize(Pass):
     (LSTM/GRU/RNN over their static sequence length), infer-shapes; then the rewrites (remove-noops, explicit-attributes, fold-pad, reduce-mean-to-gap, global-max-pool,
     channel-last-matmul, move-transposes, activation-arith, matmul-to-gemm, binary-scores,
     canonicalize-arith, fold-batchnorm, canonicalize-reshape, fold-constants, repeat-upsample,
-    broadcast-activations, resize-nearest, conv-transpose, prelu, infer-shapes) repeated
+    broadcast-activations, resize-nearest, conv-transpose, prelu, crop-to-conv, infer-shapes) repeated
     until nothing changes (at most 4 rounds); then infer-shapes requiring static shapes, name-nodes
     and check-supported. The stats hold each sub-pass's stats (numbers summed over rounds) and the
     number of rounds.

@@ -53,6 +53,14 @@ def spatial_crop(node: gs.Node) -> list[tuple[int, int]] | None:
     return kept if any(k != (0, n) for k, n in zip(kept, shape[2:])) else None
 
 
+def _one_contiguous_run(node: gs.Node) -> bool:
+    try:
+        contiguous_slice(node)
+    except ValueError:
+        return False
+    return True
+
+
 @register
 class CropToConv(Pass):
     """Rewrite spatial crops into one-hot depthwise convolutions (module docstring)."""
@@ -66,13 +74,8 @@ class CropToConv(Pass):
         rewritten = 0
         for node in list(model.graph.nodes):
             kept = spatial_crop(node)
-            if kept is None:
+            if kept is None or _one_contiguous_run(node):    # a run: a `slice` step copies it
                 continue
-            try:
-                contiguous_slice(node)
-                continue                      # one contiguous run: a `slice` step copies it
-            except ValueError:
-                pass
             shape = static_shape(node.inputs[0])
             assert shape is not None
             sizes = list(shape[2:])

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 from msp430_testlib import msp430_tc  # noqa: F401
 from recurrent_models import seq_case
-from test_msp430_models_sim import check_memory_agrees, compile_package, make_inputs
+from test_msp430_models_sim import (check_memory_agrees, check_sim_equals_interpreter, compile_package,
+                                    make_inputs)
 
 from transpiler import hostrun
 from transpiler.lir.interp import run_program
@@ -50,14 +50,7 @@ def test_gru_over_40_steps_runs_with_its_step_functions_in_hifram(tmp_path: Path
     quantised = hostrun.quantize(man, {"x": xs[:2]})
     x = make_inputs(man, quantised, 3, seed=5)
     sim = run_package(out, x, counters="run", toolchain=msp430_tc)
-    port = program.inputs[0]
-    shape = program.buffers[port.buffer].shape
-    want = np.stack([np.concatenate([np.asarray(v).reshape(-1) for v in
-                                     run_program(program, {port.onnx_name: row.reshape(shape)}).values()])
-                     for row in x]).astype(np.int16)
-    assert sim.outputs.shape == want.shape
-    bad = np.argwhere(sim.outputs != want)
-    assert bad.size == 0, f"simulator != interpreter at {len(bad)} values, first {bad[0].tolist()}"
+    check_sim_equals_interpreter(program, sim.outputs, x)
     sections = _section_sizes(out / f"{man['c_name']}.elf", msp430_tc)
     upper, low = sections[".upper.text"], sections[".text"]
     # the step functions above 64 KiB, the run loop and the kernels below (small: lower FRAM

@@ -16,10 +16,9 @@ import numpy as np
 import pytest
 from msp430_testlib import msp430_tc  # noqa: F401
 from onnx import TensorProto, helper, numpy_helper
-from test_msp430_models_sim import check_memory_agrees, compile_package, make_inputs
+from test_msp430_models_sim import check_memory_agrees, check_sim_equals_interpreter, compile_package, make_inputs
 
 from transpiler.data import Dataset
-from transpiler.lir.interp import run_program
 from transpiler.lir.text import parse_program
 from transpiler.model import OnnxModel
 from transpiler.simpackage import run_package
@@ -78,14 +77,5 @@ def test_lut_models_sim_equal_interpreter(make, tmp_path: Path, msp430_tc: Msp43
     quantised = hostrun.quantize(man, {k: v[:4] for k, v in ds.inputs.items()})
     x = make_inputs(man, quantised, 6, seed=3)
     sim = run_package(out, x, counters="run", toolchain=msp430_tc)
-    port = program.inputs[0]
-    shape = program.buffers[port.buffer].shape
-    rows = []
-    for row in x:
-        res = run_program(program, {port.onnx_name: row.reshape(shape)})
-        rows.append(np.concatenate([np.asarray(res[p.onnx_name]).reshape(-1) for p in program.outputs]))
-    want = np.stack(rows).astype(np.int16)
-    assert sim.outputs.shape == want.shape
-    bad = np.argwhere(sim.outputs != want)
-    assert bad.size == 0, f"simulator != interpreter at {len(bad)} values, first {bad[0].tolist()}"
+    check_sim_equals_interpreter(program, sim.outputs, x)
     check_memory_agrees(out, man, msp430_tc)

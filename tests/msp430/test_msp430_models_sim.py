@@ -27,6 +27,8 @@ from strategies_onnx import onnx_models
 from transpiler import hostrun
 from transpiler.data import Dataset, input_specs, load_dataset
 from transpiler.errors import BudgetError, FreemlError
+from transpiler.lir.interp import run_program
+from transpiler.lir.ir import Program
 from passes.plan_memory import code_table_stale
 from transpiler.manager import run_pipeline
 from transpiler.model import OnnxModel
@@ -70,6 +72,20 @@ def check_sim_equals_host(out: Path, man: dict[str, Any], x: np.ndarray, tc: Msp
     assert len(sim.cycles) == len(x) and all(c > 0 for c in sim.cycles)
     assert all(0 < i < c for i, c in zip(sim.instructions, sim.cycles))   # >= 1 cycle per instruction
     assert sim.total_instructions > sum(sim.instructions)                  # plus boot and CIO output
+
+
+def check_sim_equals_interpreter(program: Program, sim_outputs: np.ndarray, x: np.ndarray) -> None:
+    """The simulator's int16 outputs on ``x`` (quantised rows) are the interpreter's, output by output."""
+    port = program.inputs[0]
+    shape = program.buffers[port.buffer].shape
+    rows = []
+    for row in x:
+        res = run_program(program, {port.onnx_name: row.reshape(shape)})
+        rows.append(np.concatenate([np.asarray(res[p.onnx_name]).reshape(-1) for p in program.outputs]))
+    want = np.stack(rows).astype(np.int16)
+    assert sim_outputs.shape == want.shape
+    bad = np.argwhere(sim_outputs != want)
+    assert bad.size == 0, f"simulator != interpreter at {len(bad)} values, first {bad[0].tolist()}"
 
 
 def check_memory_agrees(out: Path, man: dict[str, Any], tc: Msp430Toolchain, strict: bool = True) -> None:

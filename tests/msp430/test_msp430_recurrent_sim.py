@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 from msp430_testlib import msp430_tc  # noqa: F401
 from recurrent_models import seq_case
-from test_msp430_models_sim import check_memory_agrees, compile_package, make_inputs
+from test_msp430_models_sim import (check_memory_agrees, check_sim_equals_interpreter, compile_package,
+                                    make_inputs)
 
 from transpiler import hostrun
 from transpiler.lir.cost import step_cycles
@@ -36,14 +36,7 @@ def test_recurrent_sim_equals_interpreter(kind: str, hidden: int, length: int, t
     quantised = hostrun.quantize(man, {"x": xs[:3]})
     x = make_inputs(man, quantised, 4, seed=5)
     sim = run_package(out, x, counters="run", toolchain=msp430_tc)
-    port = program.inputs[0]
-    shape = program.buffers[port.buffer].shape
-    want = np.stack([np.concatenate([np.asarray(v).reshape(-1) for v in
-                                     run_program(program, {port.onnx_name: row.reshape(shape)}).values()])
-                     for row in x]).astype(np.int16)
-    assert sim.outputs.shape == want.shape
-    bad = np.argwhere(sim.outputs != want)
-    assert bad.size == 0, f"simulator != interpreter at {len(bad)} values, first {bad[0].tolist()}"
+    check_sim_equals_interpreter(program, sim.outputs, x)
     check_memory_agrees(out, man, msp430_tc, strict=False)
     # cycles per time step: every step but the Linear on the last state (and an argmax), over the steps
     recurrent = [i for i, s in enumerate(program.steps) if s.op != "argmax"][:-1]

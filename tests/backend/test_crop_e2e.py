@@ -1,7 +1,7 @@
 """Spatial crops (a constant-bounds Slice of a feature map's spatial axes, e.g. a U-net's centre
 crop) as one-hot depthwise convolutions (crop-to-conv): normalize keeps onnxruntime's outputs, the
-C equals the interpreter bit for bit and agrees with onnxruntime; a time-step slice stays a
-`slice` step and a strided crop is still rejected by name."""
+C equals the interpreter bit for bit and agrees with onnxruntime, with and without steps
+(``x[:, :, ::2, 1::2]``: a strided one-hot conv); a flip (negative step) is still rejected by name."""
 
 from __future__ import annotations
 
@@ -56,13 +56,16 @@ def cropped_model(spatial: list[int], starts: list[int], ends: list[int], axes: 
     return proto
 
 
-@pytest.mark.parametrize(("spatial", "starts", "ends", "axes"), [
-    ([7, 6], [1, 2], [-1, 5], [2, 3]),          # asymmetric 2-D crop, a negative end
-    ([12], [3], [-2], [-1]),                    # 1-D crop on the last axis
-], ids=["2d", "1d"])
+@pytest.mark.parametrize(("spatial", "starts", "ends", "axes", "steps"), [
+    ([7, 6], [1, 2], [-1, 5], [2, 3], None),            # asymmetric 2-D crop, a negative end
+    ([12], [3], [-2], [-1], None),                      # 1-D crop on the last axis
+    ([8, 8], [0, 1], [8, 8], [2, 3], [2, 2]),           # x[:, :, ::2, 1::2]
+    ([9, 7], [1, 0], [8, 7], [2, 3], [3, 2]),           # x[:, :, 1:8:3, ::2]: an end before the last row
+    ([13], [2], [12], [2], [4]),                        # 1-D, a step that does not divide the length
+], ids=["2d", "1d", "2d-step2", "2d-step3x2", "1d-step4"])
 def test_spatial_crop_compiles_and_agrees(spatial: list[int], starts: list[int], ends: list[int], axes: list[int],
-                                          tmp_path: Path) -> None:
-    proto = cropped_model(spatial, starts, ends, axes)
+                                          steps: list[int] | None, tmp_path: Path) -> None:
+    proto = cropped_model(spatial, starts, ends, axes, steps)
     xs = np.random.default_rng(5).standard_normal((100, 3, *spatial)).astype(np.float32)
     normalized = run_pipeline(OnnxModel.from_proto(proto), "normalize", PassContext(), verify=False)[0]
     assert "Slice" not in [n.op for n in normalized.graph.nodes]
@@ -75,11 +78,12 @@ def test_spatial_crop_compiles_and_agrees(spatial: list[int], starts: list[int],
     figures = against_onnxruntime(program, OnnxModel.from_proto(proto), xs, "x")
     assert figures["top1"] >= TOP1, figures
     inputs = [quantize_inputs(program, {"x": x[None]}) for x in xs[:20]]
-    check_c_equals_interpreter(program, tmp_path / "c", inputs, f"crop_{len(spatial)}d")
+    label = f"crop_{len(spatial)}d_step{'x'.join(map(str, steps or [1]))}"
+    check_c_equals_interpreter(program, tmp_path / "c", inputs, label)
 
 
-def test_a_strided_crop_is_still_rejected_by_name() -> None:
-    proto = cropped_model([8, 8], [0, 0], [8, 8], [2, 3], steps=[2, 1])
+def test_a_flip_is_still_rejected_by_name() -> None:
+    proto = cropped_model([8, 8], [-1, 0], [-9, 8], [2, 3], steps=[-1, 1])
     with pytest.raises(FreemlError) as info:
         run_pipeline(OnnxModel.from_proto(proto), "normalize", PassContext(), verify=False)
     assert "'crop'" in info.value.render() and "Slice" in info.value.render()

@@ -17,7 +17,8 @@ Rules (node -> step):
   [+ act] -> depthwise 1x1 ``conv`` (``group = C``, weight = the scale). A per-channel constant
   ``Add`` alone -> depthwise 1x1 ``conv`` with weight 1 and the constant as bias; a per-element
   constant ``Add`` -> ``add`` with an i16 constant buffer. ``Add`` of two activations [+ act] ->
-  ``add``; ``Mul`` of two activations of one shape [+ act] -> ``mul``. A nearest ``Resize`` by integer factors -> ``upsample``; the zero insertion
+  ``add``; ``Mul`` of two activations of one shape [+ act] -> ``mul``. ``LayerNormalization`` over
+  the last axis [+ act] -> ``layernorm``. A nearest ``Resize`` by integer factors -> ``upsample``; the zero insertion
   ``ConvTranspose`` of a transposed convolution -> ``upsample`` with ``zeros=1``. A ``Gather``/``Slice`` of one
   time step -> ``slice``. ``MaxPool``/``AveragePool`` -> ``maxpool``/``avgpool`` (the output shape carries
   ceil_mode); ``GlobalAveragePool`` -> ``avgpool`` with kernel ``[H, W]``. A lone activation ->
@@ -72,6 +73,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -85,12 +87,14 @@ from backends import lower_gnet, lower_lut, lower_sparse
 from passes.elementwise import Region, find_regions
 from passes.conv_transpose import is_zero_insertion
 from passes.resize_nearest import upsample_factors
+from passes.check_supported import layer_norm_problems
 from passes.normalize_util import contiguous_slice
 from passes.quantize import (DEFAULT_MAX_SHIFT, is_per_channel, limit_weight_formats,
                              per_channel_values, round_half_up, weight_frac_bits)
 from transpiler.annotations import Annotations
 from transpiler.errors import Location, PassError, UnsupportedError
 from transpiler.lir.ir import Buffer, Port, Program, Step
+from transpiler.lir.kernels import LAYERNORM_EPS_MAX
 from transpiler.lir.qio import ONNX_SHAPES_META, dequantize_outputs, quantize_inputs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
@@ -100,6 +104,7 @@ __all__ = ["Lower", "LowerOptions", "lower_model", "quantize_inputs", "dequantiz
 
 SHIFT_MIN, SHIFT_MAX = -15, 31
 INT32_MIN, INT32_MAX = -(2 ** 31), 2 ** 31 - 1
+INT16_MAX_F = 32767.0
 ACTIVATIONS = ("Relu", "Clip", "LeakyRelu")
 CLASS_PORT = "class"
 
@@ -629,6 +634,41 @@ class _Lowerer:
         y_buf = self._storage(chain.output, f_out)
         self._step("mul", chain.nodes, [a_buf, b_buf], y_buf,
                    {"shift": qp - f_out, **self._act_attrs(chain.act, f_out)})
+
+    def _op_LayerNormalization(self, node: gs.Node) -> None:
+        """LayerNormalization over the last axis [+ act] -> ``layernorm`` (docs/lir.md): ``qz`` the
+        finest format that holds ``sqrt(N - 1)`` (the largest normalised value), the scale one
+        per-tensor format ``q_g`` that keeps ``Z * g + b`` inside int32, ``eps`` in units of the
+        op's variance sum ``W = N^2 4^q_x var``."""
+        problems = layer_norm_problems(self.graph, node)
+        if problems:
+            raise _Unsupported("; ".join(reason for reason, _ in problems))
+        x = node.inputs[0]
+        n = int(x.shape[-1])
+        x_buf = self._input(x)
+        q_x = self._qbuf(x_buf)
+        scale = (np.asarray(node.inputs[1].values, dtype=np.float64).reshape(-1)
+                 if len(node.inputs) > 1 and isinstance(node.inputs[1], gs.Constant) else np.ones(n))
+        beta = (np.asarray(node.inputs[2].values, dtype=np.float64).reshape(-1)
+                if len(node.inputs) > 2 and isinstance(node.inputs[2], gs.Constant) else np.zeros(n))
+        z_max = math.sqrt(max(n - 1, 1))
+        qz = min(15, int(math.floor(math.log2(INT16_MAX_F / z_max))))
+        chain = self._chain(node, allow_bias=False)
+        f_out = self._out_format(chain)
+        q_g = weight_frac_bits(float(np.max(np.abs(scale))))
+        peak = float(np.max(z_max * np.abs(scale) + np.abs(beta)))
+        while q_g > -15 and (peak * 2.0 ** (qz + q_g) >= 2.0 ** 31 or qz + q_g - f_out > SHIFT_MAX):
+            q_g -= 1
+        f_out = min(f_out, qz + q_g - SHIFT_MIN)
+        g_q = np.clip(round_half_up(scale * 2.0 ** q_g), -32768, 32767).astype(np.int16)
+        b_q = np.clip(round_half_up(beta * 2.0 ** (qz + q_g)), INT32_MIN, INT32_MAX).astype(np.int32)
+        eps = float(node.attrs.get("epsilon", 1e-5))
+        e_q = min(int(round_half_up(np.float64(eps * n * n * 4.0 ** q_x))), LAYERNORM_EPS_MAX)
+        inputs = [x_buf, self._const(f"{node.name}_scale", g_q, "i16", q_g),
+                  self._const(f"{node.name}_bias", b_q, "i32", None)]
+        y_buf = self._storage(chain.output, f_out)
+        self._step("layernorm", chain.nodes, inputs, y_buf,
+                   {"eps": e_q, "qz": qz, "shift": qz + q_g - f_out, **self._act_attrs(chain.act, f_out)})
 
     def _region(self, region: Region) -> None:
         """An element-wise region (passes/elementwise.py) -> one ``lut`` step (backends/lower_lut.py)."""

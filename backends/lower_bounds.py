@@ -22,7 +22,9 @@ buffer, where "float value" is what the float model computes from the same (unqu
 - ``maxpool``, ``transpose``, ``upsample``, ``slice``: ``e_x`` (they move values; the zeros ``upsample``
   inserts are exact); ``avgpool``: ``e_x + 2^-(f+1)`` (divround); ``add``: ``e_a + e_b`` plus the
   requant rounding; ``mul``: ``max(|a'| e_b + |b'| e_a) + e_a e_b`` (per element, ``a'``, ``b'`` the
-  dequantised operands) plus the requant rounding; ``concat``: the largest input bound plus its requant rounding.
+  dequantised operands) plus the requant rounding; ``concat``: the largest input bound plus its requant rounding;
+  ``layernorm``: per row ``(2 + |z|) e_x / (sigma - e_x)`` through the scale plus the kernel's
+  and the scale's rounding (:func:`_layernorm_bound`).
 
 It is a worst case for this input (errors of different elements are assumed to line up), so it is
 loose but sound, provided nothing saturated: any int16 result at the end of its range (-32768 or
@@ -91,6 +93,35 @@ def _window_abs_sums(step_op: str, attrs: Mapping[str, object], x: np.ndarray, c
             sums += padded[:, ky * dh:ky * dh + (oh - 1) * sh + 1:sh, kx * dw:kx * dw + (ow - 1) * sw + 1:sw]
     per_group = sums.reshape(group, cin // group, oh, ow).sum(axis=1).reshape(group, -1).max(axis=1)
     return np.repeat(per_group, cout // group)
+
+
+def _layernorm_bound(xr: np.ndarray, e_x: float, var_x: float, g: np.ndarray, q_g: int, qz: int,
+                     eps: object, q_x: object) -> tuple[float, float]:
+    """The bound and noise variance of a `layernorm` output before its requantisation.
+
+    Per row (``x'`` dequantised, ``sigma' = sqrt(var(x') + eps)``, ``z'`` its normalised values):
+    the true ``sigma`` is at least ``sigma' - e_x`` (the deviation moves by at most ``e_x``), the
+    deviation ``d`` by at most ``2 e_x``, so ``|z' - z| <= (2 + |z'|) e_x / (sigma' - e_x)``; the
+    kernel adds the rounding of ``Z`` (``2^-(qz+1)``) and of its reciprocal and variance sum
+    (``|z| (2^-28 + 1/W)``); the scale ``g'`` (``|g' - g| <= 2^-(q_g+1)``) and the bias
+    (``2^-(qz+q_g+1)``) then give ``|g'| e_z + |z| 2^-(q_g+1) + 2^-(qz+q_g+1)``. A row whose
+    ``sigma' <= e_x`` has no bound (infinite)."""
+    assert isinstance(eps, int) and isinstance(q_x, int)
+    n = int(g.size)
+    rows = xr.reshape(-1, n)
+    d = rows - rows.mean(axis=1, keepdims=True)
+    w = (d ** 2).mean(axis=1, keepdims=True) * (n * n * 4.0 ** q_x) + eps
+    sigma = np.sqrt(w) / (n * 2.0 ** q_x)
+    if rows.size == 0:
+        return 0.0, 0.0
+    if float(np.min(sigma)) <= e_x:
+        return float("inf"), float("inf")
+    z = np.abs(d) / sigma
+    e_z = (2.0 + z) * e_x / (sigma - e_x) + 2.0 ** -(qz + 1) + z * (2.0 ** -28 + 1.0 / np.maximum(w, 1.0))
+    ag = np.abs(g)[None, :]
+    e_y = float(np.max(ag * e_z + z * 2.0 ** -(q_g + 1))) + 2.0 ** -(qz + q_g + 1)
+    gain = float(np.max(ag * (2.0 + z) / sigma))
+    return e_y, gain ** 2 * var_x + float(np.max(ag)) ** 2 * (2.0 ** -qz) ** 2 / 12.0
 
 
 def error_bounds(program: Program, trace: Mapping[str, np.ndarray], sigmas: float = 6.0) -> ErrorBounds:
@@ -207,6 +238,17 @@ def error_bounds(program: Program, trace: Mapping[str, np.ndarray], sigmas: floa
             pre = float(np.max(ra * eb + rb * ea)) + ea * eb + rounds * _lsb_half(q_out)
             e[y] = pre + act_err(step.attrs, q_out, mag(y) + pre)
             var[y] = float(np.max(ra ** 2 * variance(b) + rb ** 2 * variance(a))) + rounds * lsb2
+        elif step.op == "layernorm":
+            x, g, _ = step.inputs
+            gbuf = program.buffers[g]
+            q_g = gbuf.q
+            qz, shift = step.attrs["qz"], step.attrs["shift"]
+            assert isinstance(q_g, int) and isinstance(qz, int) and isinstance(shift, int)
+            e_y, v_y = _layernorm_bound(real(x), err(x), variance(x), np.asarray(gbuf.data, dtype=np.float64) * 2.0 ** -q_g,
+                                        q_g, qz, step.attrs["eps"], program.buffers[x].q)
+            rounds = 1.0 if shift > 0 else 0.0
+            e[y] = e_y + rounds * _lsb_half(q_out) + act_err(step.attrs, q_out, mag(y) + e_y)
+            var[y] = v_y + rounds * lsb2
         elif step.op == "act":
             x = step.inputs[0]
             e[y] = err(x) + act_err(step.attrs, q_out, mag(x))

@@ -15,6 +15,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from transpiler.errors import Location, UnsupportedError
+from transpiler.lir.kernels import LAYERNORM_N_MAX
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
@@ -30,7 +31,7 @@ from passes.normalize_util import (DEFAULT_DOMAINS, ORIGIN, const_value, consume
 
 SUPPORTED_OPS = ("Conv", "Gemm", "Relu", "Clip", "LeakyRelu", "MaxPool", "AveragePool", "GlobalAveragePool",
                  "Add", "Mul", "Concat", "Flatten", "Reshape", "Transpose", "Resize", "ConvTranspose", "Softmax",
-                 "LogSoftmax", "Sigmoid", "Gather", "Slice")
+                 "LogSoftmax", "Sigmoid", "Gather", "Slice", "LayerNormalization")
 
 _ACTIVATIONS = ("Tanh", "HardSigmoid", "HardSwish", "Elu", "Selu", "Gelu", "Softplus", "Softsign",
                 "Mish", "Celu", "ThresholdedRelu", "Erf", "Exp", "Log", "Sqrt", "Pow", "Neg", "Abs")
@@ -337,6 +338,34 @@ def _prelu(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
     return [("PRelu not rewritten", "run the whole `normalize` pass")]
 
 
+def layer_norm_problems(graph: gs.Graph, node: gs.Node) -> list[tuple[str, str]]:
+    """A LayerNormalization over the last axis only, constant scale and bias of one value per position
+    of that axis, rows of at most 1024 and the Mean/InvStdDev outputs unused (what `lower` accepts)."""
+    out: list[tuple[str, str]] = []
+    shape = static_shape(node.inputs[0])
+    rank = len(shape) if shape is not None else 0
+    axis = int(node.attrs.get("axis", -1))
+    if shape is not None and axis % max(rank, 1) != rank - 1:
+        out.append((f"normalisation over axes {axis}.. of {shape_text(node.inputs[0])}",
+                    "only a layer normalisation over the last axis is supported (nn.LayerNorm(d) of [.., d])"))
+    if shape is not None and shape[-1] > LAYERNORM_N_MAX:
+        out.append((f"rows of {shape[-1]} elements", f"at most {LAYERNORM_N_MAX} per normalised row"))
+    n = shape[-1] if shape is not None else None
+    for k, role in ((1, "scale"), (2, "bias")):
+        if len(node.inputs) > k and not is_empty(node.inputs[k]):
+            value = const_value(node.inputs[k])
+            if value is None or value.size != n:
+                out.append((f"the {role} {shape_text(node.inputs[k])} is not a constant [{n}]",
+                            "export with an elementwise-affine nn.LayerNorm (constant weight and bias)"))
+    if any(not is_empty(t) and is_read(graph, t) for t in node.outputs[1:]):
+        out.append(("the Mean or InvStdDev output is used", "only the normalised output is supported"))
+    return out
+
+
+def _layer_norm(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
+    return layer_norm_problems(model.graph, node)
+
+
 def _final(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
     """Softmax, LogSoftmax (over the class axis) and Sigmoid only as the final node (lower drops it)."""
     out = node.outputs[0]
@@ -361,7 +390,7 @@ RULES: dict[str, Rule] = {
     "Flatten": _flatten, "Reshape": _reshape, "Transpose": _transpose,
     "Resize": _resample, "Upsample": _resample, "ConvTranspose": _conv_transpose, "PRelu": _prelu, "Softmax": _final, "LogSoftmax": _final, "Sigmoid": _final,
     "Relu": lambda m, n: [], "Gather": _slice, "Slice": _slice, "LSTM": _recurrent, "GRU": _recurrent,
-    "RNN": _recurrent,
+    "RNN": _recurrent, "LayerNormalization": _layer_norm,
 }
 
 

@@ -7,7 +7,7 @@ msp430-elf-gcc (freeml-tx msp430 toolchain, Debian gcc-12-source 12.2.0-14+deb12
 its section. plan-memory adds up what is reachable from the entry points a program's steps call.
 """
 
-SOURCES_SHA256 = '3f6c2ef8e1cbd800f64c398ab2856fff0ce584f89d3f05c4a45996e972854b1f'
+SOURCES_SHA256 = 'e722d9b3c648642b5ea92e45e6d81b7d5afb039491de2682d344761bc45e4773'
 
 GRAPHS: dict[str, dict[str, dict[str, object]]] = {
  "large": {
@@ -131,6 +131,17 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.text.fx_apply_act",
     "fx_requant.c:.text.fx_requant",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2"
+   ],
+   "fx_norm.c:.text.fx_layernorm": [
+    "fx_requant.c:.text.fx_apply_act",
+    "fx_requant.c:.text.fx_requant_fn",
+    "libgcc.a(_udivdi3.o):.text.__udivdi3",
+    "libgcc.a(slli.o):.text.__mspabi_sllll",
+    "libgcc.a(srai.o):.text.__mspabi_srall",
+    "libgcc.a(srli.o):.text.__mspabi_srlll",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__muldi3",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsidi2"
    ],
    "fx_pool.c:.text.fx_avgpool": [
     "fx_pool.c:.text.fx_avgpool_run.isra.0",
@@ -304,6 +315,16 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.text.fx_requant",
     "libgcc.a(slli.o):.text.__mspabi_slll"
    ],
+   "libgcc.a(_clzdi2.o):.text.__clzdi2": [
+    "libgcc.a(_clz.o):.rodata.__clz_tab",
+    "libgcc.a(slli.o):.text.__mspabi_slll",
+    "libgcc.a(srli.o):.text.__mspabi_srll"
+   ],
+   "libgcc.a(_udivdi3.o):.text.__udivdi3": [
+    "libgcc.a(_clzdi2.o):.text.__clzdi2",
+    "libgcc.a(slli.o):.text.__mspabi_sllll",
+    "libgcc.a(srli.o):.text.__mspabi_srlll"
+   ],
    "libgcc.a(lib2divHI.o):.text.__udivhi3": [
     "libgcc.a(lib2divHI.o):.text.udivmodhi4"
    ],
@@ -329,6 +350,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_conv_units": "fx_conv.c:.text.fx_conv_units",
    "fx_fc": "fx_fc.c:.text.fx_fc",
    "fx_fc_sparse": "fx_sparse.c:.text.fx_fc_sparse",
+   "fx_layernorm": "fx_norm.c:.text.fx_layernorm",
    "fx_lut": "fx_eltwise.c:.text.fx_lut",
    "fx_maxpool": "fx_pool.c:.text.fx_maxpool",
    "fx_mul": "fx_eltwise.c:.text.fx_mul",
@@ -450,6 +472,10 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    ],
    "fx_fc.c:.text.fx_fc": [
     376,
+    "code"
+   ],
+   "fx_norm.c:.text.fx_layernorm": [
+    1692,
     "code"
    ],
    "fx_pool.c:.text.fx_avgpool": [
@@ -760,6 +786,18 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     82,
     "code"
    ],
+   "libgcc.a(_clz.o):.rodata.__clz_tab": [
+    256,
+    "rodata"
+   ],
+   "libgcc.a(_clzdi2.o):.text.__clzdi2": [
+    138,
+    "code"
+   ],
+   "libgcc.a(_udivdi3.o):.text.__udivdi3": [
+    1018,
+    "code"
+   ],
    "libgcc.a(lib2divHI.o):.text.__udivhi3": [
     8,
     "code"
@@ -792,6 +830,26 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     12,
     "code"
    ],
+   "libgcc.a(slli.o):.text.__mspabi_sllll": [
+    30,
+    "code"
+   ],
+   "libgcc.a(srai.o):.text.__mspabi_srall": [
+    30,
+    "code"
+   ],
+   "libgcc.a(srli.o):.text.__mspabi_srll": [
+    14,
+    "code"
+   ],
+   "libgcc.a(srli.o):.text.__mspabi_srlll": [
+    32,
+    "code"
+   ],
+   "libmul_f5.a(lib2hw_mul_f5.o):.text.__muldi3": [
+    98,
+    "code"
+   ],
    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2": [
     22,
     "code"
@@ -802,6 +860,10 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    ],
    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2": [
     34,
+    "code"
+   ],
+   "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsidi2": [
+    42,
     "code"
    ],
    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2": [
@@ -932,6 +994,18 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.text.fx_apply_act",
     "fx_requant.c:.text.fx_requant",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2"
+   ],
+   "fx_norm.c:.text.fx_layernorm": [
+    "fx_requant.c:.text.fx_apply_act",
+    "fx_requant.c:.text.fx_requant_fn",
+    "libgcc.a(_udivdi3.o):.text.__udivdi3",
+    "libgcc.a(slli.o):.text.__mspabi_sllll",
+    "libgcc.a(srai.o):.text.__mspabi_srall",
+    "libgcc.a(srli.o):.text.__mspabi_srlll",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__muldi3",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsidi2"
    ],
    "fx_pool.c:.text.fx_avgpool": [
     "fx_pool.c:.text.fx_avgpool_run.isra.0",
@@ -1105,6 +1179,16 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.text.fx_requant",
     "libgcc.a(slli.o):.text.__mspabi_slll"
    ],
+   "libgcc.a(_clzdi2.o):.text.__clzdi2": [
+    "libgcc.a(_clz.o):.rodata.__clz_tab",
+    "libgcc.a(slli.o):.text.__mspabi_slll",
+    "libgcc.a(srli.o):.text.__mspabi_srll"
+   ],
+   "libgcc.a(_udivdi3.o):.text.__udivdi3": [
+    "libgcc.a(_clzdi2.o):.text.__clzdi2",
+    "libgcc.a(slli.o):.text.__mspabi_sllll",
+    "libgcc.a(srli.o):.text.__mspabi_srlll"
+   ],
    "libgcc.a(lib2divHI.o):.text.__udivhi3": [
     "libgcc.a(lib2divHI.o):.text.udivmodhi4"
    ],
@@ -1130,6 +1214,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_conv_units": "fx_conv.c:.text.fx_conv_units",
    "fx_fc": "fx_fc.c:.text.fx_fc",
    "fx_fc_sparse": "fx_sparse.c:.text.fx_fc_sparse",
+   "fx_layernorm": "fx_norm.c:.text.fx_layernorm",
    "fx_lut": "fx_eltwise.c:.text.fx_lut",
    "fx_maxpool": "fx_pool.c:.text.fx_maxpool",
    "fx_mul": "fx_eltwise.c:.text.fx_mul",
@@ -1251,6 +1336,10 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    ],
    "fx_fc.c:.text.fx_fc": [
     308,
+    "code"
+   ],
+   "fx_norm.c:.text.fx_layernorm": [
+    1668,
     "code"
    ],
    "fx_pool.c:.text.fx_avgpool": [
@@ -1561,6 +1650,18 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     82,
     "code"
    ],
+   "libgcc.a(_clz.o):.rodata.__clz_tab": [
+    256,
+    "rodata"
+   ],
+   "libgcc.a(_clzdi2.o):.text.__clzdi2": [
+    114,
+    "code"
+   ],
+   "libgcc.a(_udivdi3.o):.text.__udivdi3": [
+    1012,
+    "code"
+   ],
    "libgcc.a(lib2divHI.o):.text.__udivhi3": [
     8,
     "code"
@@ -1593,6 +1694,26 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     12,
     "code"
    ],
+   "libgcc.a(slli.o):.text.__mspabi_sllll": [
+    30,
+    "code"
+   ],
+   "libgcc.a(srai.o):.text.__mspabi_srall": [
+    30,
+    "code"
+   ],
+   "libgcc.a(srli.o):.text.__mspabi_srll": [
+    14,
+    "code"
+   ],
+   "libgcc.a(srli.o):.text.__mspabi_srlll": [
+    32,
+    "code"
+   ],
+   "libmul_f5.a(lib2hw_mul_f5.o):.text.__muldi3": [
+    96,
+    "code"
+   ],
    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2": [
     20,
     "code"
@@ -1603,6 +1724,10 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    ],
    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2": [
     32,
+    "code"
+   ],
+   "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsidi2": [
+    40,
     "code"
    ],
    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2": [

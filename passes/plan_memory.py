@@ -113,7 +113,7 @@ STEP_CODE_META = "step-code"
 OP_ENTRY_POINTS: dict[str, tuple[str, ...]] = {
     "conv": ("fx_conv_units",), "conv_sparse": ("fx_conv_sparse",), "fc": ("fx_fc",),
     "fc_sparse": ("fx_fc_sparse",), "maxpool": ("fx_maxpool",), "avgpool": ("fx_avgpool",),
-    "add": ("fx_add",), "mul": ("fx_mul",), "act": ("fx_act",), "lut": ("fx_lut",), "concat": ("fx_requant_copy",),
+    "add": ("fx_add",), "mul": ("fx_mul",), "layernorm": ("fx_layernorm",), "act": ("fx_act",), "lut": ("fx_lut",), "concat": ("fx_requant_copy",),
     "argmax": ("fx_argmax",),
     "transpose": (), "slice": (), "upsample": (),
 }
@@ -190,6 +190,7 @@ def descriptor_bytes(s: Step, pointer: int = 4) -> int:
     size = {"conv": 22 * 2 + 2 * 4 + 11 * pointer + act, "fc": 2 * 2 + 3 * pointer + act,
             "conv_sparse": 15 * 2 + 5 * pointer + act, "fc_sparse": 3 * 2 + 5 * pointer + act,
             "maxpool": 16 * 2, "avgpool": 16 * 2, "add": 4 + act, "mul": 2 + act, "act": act,
+            "layernorm": 2 * pointer + 8 + 2 + 2 + act,
             "lut": pointer + 4 + 2 * 2 + 4}.get(s.op, 0)
     if s.op == "concat":
         shifts = len(s.inputs)

@@ -43,6 +43,10 @@ class ReduceMeanToGap(Pass):
         y = ReduceMean(x: [1,C,H,W], axes=[-2,-1]) {keepdims=0} ->  g = GlobalAveragePool(x)
                                                                     y = Reshape(g, [1, C])
         y = ReduceMean(x: [1,C,L]) {axes=[2]}                   ->  y = GlobalAveragePool(x)
+        y = ReduceMean(x: [1,T,D]) {axes=[1]}                   ->  t = Transpose(x) {perm=[0,2,1]}
+                                                                    g = GlobalAveragePool(t)
+                                                                    y = Reshape(g, [1,1,D] | [1,D])
+          (the mean over the time steps of a sequence: a transformer's mean pooling)
 
     The axes come from the attribute (opset < 18) or the constant second input (opset 18+). Other
     reductions are left for `check-supported` to report.
@@ -63,7 +67,12 @@ class ReduceMeanToGap(Pass):
             shape = static_shape(node.inputs[0])
             if shape is None or len(shape) < 3:
                 continue
-            if reduce_axes(node, len(shape), opset) != list(range(2, len(shape))):
+            axes = reduce_axes(node, len(shape), opset)
+            if axes == [1] and len(shape) == 3:
+                self._sequence_mean(model, names, node, shape)
+                rewritten += 1
+                continue
+            if axes != list(range(2, len(shape))):
                 continue
             keepdims = int(node.attrs.get("keepdims", 1))
             x, y = node.inputs[0], node.outputs[0]
@@ -80,3 +89,21 @@ class ReduceMeanToGap(Pass):
         if rewritten:
             drop_unused(graph, toposort=True)
         return PassResult(model, bool(rewritten), {"rewritten": rewritten})
+
+    @staticmethod
+    def _sequence_mean(model: OnnxModel, names: NameSource, node: gs.Node, shape: tuple[int, ...]) -> None:
+        """ReduceMean over axis 1 of ``[1, T, D]``: the time steps moved last, pooled, reshaped."""
+        graph = model.graph
+        x, y = node.inputs[0], node.outputs[0]
+        _, t, d = shape
+        keepdims = int(node.attrs.get("keepdims", 1))
+        moved = new_variable(names, f"{node.name}_steps_last", x.dtype, [1, d, t])
+        pooled = new_variable(names, f"{node.name}_pooled", x.dtype, [1, d, 1])
+        target = new_constant(names, f"{node.name}_shape", np.array([1, 1, d] if keepdims else [1, d], dtype=np.int64))
+        made = [add_node(graph, names, "Transpose", f"{node.name}_transpose", [x], [moved], {"perm": [0, 2, 1]}),
+                add_node(graph, names, "GlobalAveragePool", f"{node.name}_gap", [moved], [pooled]),
+                add_node(graph, names, "Reshape", f"{node.name}_reshape", [pooled, target], [y])]
+        node.inputs.clear()
+        node.outputs.clear()
+        for new in made:
+            set_origin(model, new, origin_of(model, node))

@@ -174,6 +174,22 @@ typedef struct {
 /* Elements [i0, i1). */
 void fx_mul(const fx_mul_t *p, const int16_t *a, const int16_t *b, int16_t *y, uint32_t i0, uint32_t i1);
 
+/* layernorm (docs/lir.md, "layernorm"): every row of n elements normalised to mean 0 and
+ * variance 1 with integer arithmetic (Z, q = qz: d = n x - sum, w = sum(d^2) / n + eps,
+ * Z = round(d / sqrt(w)) through a 31-bit reciprocal), then y = act(requant(Z g[j] + b[j], shift)). */
+typedef struct {
+    const int16_t *g;           /* [n], the scale */
+    const int32_t *b;           /* [n], the bias at the scale of Z * g */
+    uint64_t eps;               /* epsilon in units of w */
+    uint16_t n;                 /* row length, 1..1024 */
+    uint8_t qz;                 /* 0..15 */
+    int8_t shift;
+    fx_act_t act;
+} fx_layernorm_t;
+
+/* Rows [r0, r1). */
+void fx_layernorm(const fx_layernorm_t *p, const int16_t *x, int16_t *y, uint16_t r0, uint16_t r1);
+
 /* Stand-alone activation, elements [i0, i1). */
 void fx_act(const fx_act_t *a, const int16_t *x, int16_t *y, uint32_t i0, uint32_t i1);
 

@@ -12,6 +12,7 @@ conv_sparse as conv                                                    ``Cout * 
 fc          one output                                                 ``N``
 fc_sparse   one output                                                 ``N``
 maxpool     one output channel                                         ``C``
+layernorm   one row (the last axis)                                    ``size / N``
 avgpool     one output channel                                         ``C``
 add, mul,   a chunk of ``ELTWISE_CHUNK`` output elements               ``ceil(n / ELTWISE_CHUNK)``
 act, lut
@@ -442,6 +443,33 @@ def print_mul(env: StepEnv) -> StepCode:
                     set(), {"fx_mul"})
 
 
+def print_layernorm(env: StepEnv) -> StepCode:
+    """layernorm -> fx_layernorm over rows (the last axis); descriptor fx_layernorm_t with the scale
+    and the bias."""
+    _check_io(env, 3)
+    x, g, bias = env.step.inputs
+    y = env.step.outputs[0]
+    shape = env.buf(x).shape
+    n = shape[-1]
+    size = env.buf(y).size
+    if env.buf(x).size != size or env.buf(g).size != n or env.buf(bias).size != n:
+        raise env.fail(f"layernorm shapes do not fit: x {list(shape)}, scale {list(env.buf(g).shape)}, "
+                       f"bias {list(env.buf(bias).shape)}, output of {size} elements")
+    _check_dtypes(env, {1: "i16", 2: "i32"})
+    eps, qz, s = _attr_int(env, "eps"), _attr_int(env, "qz"), _attr_int(env, "shift")
+    if not (1 <= n <= 1024 and 0 <= eps < 2 ** 62 and 0 <= qz <= 15 and -15 <= s <= 31):
+        raise env.fail(f"layernorm attributes out of range: rows of {n}, eps={eps}, qz={qz}, shift={s}")
+    rows = size // n
+    _u16(env, "rows", rows)
+    desc, desc_def = _struct_def(env, "fx_layernorm_t", "layernorm", [
+        ("g", env.ptr(g)), ("b", env.ptr(bias)), ("eps", f"{eps}ull"), ("n", _u16(env, "n", n)),
+        ("qz", f"{qz}u"), ("shift", str(s)), ("act", _act_init(env))])
+    body = _pointer_lines(env, [("x", x)], [("y", y)])
+    body.append(f"fx_layernorm(&{desc}, x, y, u0, u1);")
+    return StepCode(rows, f"rows of {n} ({rows})", body, [desc_def], set(),
+                    {"fx_layernorm"})
+
+
 def print_act(env: StepEnv) -> StepCode:
     """act -> fx_act over element chunks; descriptor fx_act_t."""
     _check_io(env, 1)
@@ -657,6 +685,7 @@ PRINTERS: dict[str, Callable[[StepEnv], StepCode]] = {
     "avgpool": print_avgpool,
     "add": print_add,
     "mul": print_mul,
+    "layernorm": print_layernorm,
     "slice": print_slice,
     "act": print_act,
     "lut": print_lut,

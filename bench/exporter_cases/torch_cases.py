@@ -34,7 +34,7 @@ NET_NAMES: tuple[str, ...] = (
     "avg_nocip_floor", "avg_nocip_ceil", "adaptive_2x2", "adaptive_3x3of9", "adaptive_3x2of8", "dw_pw_residual",
     "inception_cat", "mlp_nobias_identity", "mean_keepdim", "mean_nokeep", "channel_last", "matmul_const_bias",
     "matmul_const_nobias", "upsample", "convtranspose", "seq_transpose_conv1d", "two_outputs", "logsoftmax",
-    "norm_inside", "pool_ceil_odd",
+    "norm_inside", "pool_ceil_odd", "layernorm_mlp", "layernorm_seq",
 )
 """The nets of ``torch_nets.NETS`` (listed here so that the cases exist without torch installed)."""
 

@@ -295,6 +295,29 @@ class CeilModePools(nn.Module):
         return self.fc(torch.flatten(self.ap(self.mp(F.relu(self.c(x)))), 1))
 
 
+class LayerNormMlp(nn.Module):
+    """Linear -> LayerNorm -> ReLU -> Linear (the legacy exporter below opset 17 decomposes the
+    LayerNorm into ReduceMean/Sub/Pow/Sqrt/Div)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.ln, self.b = nn.Linear(20, 32), nn.LayerNorm(32), nn.Linear(32, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(F.relu(self.ln(self.a(x))))
+
+
+class LayerNormSequence(nn.Module):
+    """A [T, F] sequence: Linear on every step -> LayerNorm -> GELU -> mean over the steps -> Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.ln, self.b = nn.Linear(8, 16), nn.LayerNorm(16), nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(F.gelu(self.ln(self.a(x))).mean(1))
+
+
 def materialized(net: nn.Module, sample_shape: tuple[int, ...]) -> nn.Module:
     """``net`` after one forward pass on zeros of ``[1, *sample_shape]`` (sizes its LazyLinear)."""
     with torch.no_grad():
@@ -330,13 +353,15 @@ NETS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "logsoftmax": (LinearLogSoftmax, (12,)),
     "norm_inside": (NormalizeInside, (3, 8, 8)),
     "pool_ceil_odd": (lambda: materialized(CeilModePools(), (1, 9, 9)), (1, 9, 9)),
+    "layernorm_mlp": (LayerNormMlp, (20,)),
+    "layernorm_seq": (LayerNormSequence, (6, 8)),
 }
 """Net name -> (factory, the shape of one sample without the batch axis)."""
 
 
 def randomize_batchnorm(net: nn.Module) -> None:
-    """Give every BatchNorm seeded running statistics and affine parameters (fresh ones are the
-    identity, which would hide a wrong fold)."""
+    """Give every BatchNorm seeded running statistics and affine parameters, every LayerNorm a seeded
+    scale and bias (fresh ones are the identity, which would hide a wrong fold)."""
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for layer in net.modules():
@@ -346,3 +371,7 @@ def randomize_batchnorm(net: nn.Module) -> None:
                 layer.running_var.copy_(torch.rand(n, generator=g) + 0.5)
                 layer.weight.copy_(torch.rand(n, generator=g) + 0.5)
                 layer.bias.copy_(torch.randn(n, generator=g) * 0.3)
+            elif isinstance(layer, nn.LayerNorm):
+                shape = layer.normalized_shape
+                layer.weight.copy_(torch.rand(shape, generator=g) + 0.5)
+                layer.bias.copy_(torch.randn(shape, generator=g) * 0.3)

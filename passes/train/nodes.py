@@ -21,7 +21,8 @@ from passes.train import ops
 
 SUPPORTED_OPS = ("Conv", "Gemm", "Relu", "Clip", "LeakyRelu", "MaxPool", "AveragePool", "GlobalAveragePool",
                  "Add", "Mul", "Concat", "Flatten", "Reshape", "Transpose", "Softmax", "LogSoftmax", "Sigmoid",
-                 "Sub", "Div", "Pow", "Resize", "ConvTranspose", "Gather", "Slice", *ops.UNARY)
+                 "Sub", "Div", "Pow", "Resize", "ConvTranspose", "Gather", "Slice", "LayerNormalization",
+                 *ops.UNARY)
 
 
 class NodeRejected(Exception):
@@ -344,6 +345,19 @@ def _softmax(node: gs.Node, opset: int, train_affine: bool) -> NodeOp:
     return NodeOp(op, [_activation(node.inputs[0], node)])
 
 
+def _layer_norm(node: gs.Node, opset: int, train_affine: bool) -> NodeOp:
+    """LayerNormalization over the last axis with constant scale and bias (the parameters)."""
+    rank = len(_shape(node.inputs[0], "input"))
+    if _axis(node, rank, -1) != rank - 1:
+        raise NodeRejected(f"LayerNormalization over axes {node.attrs.get('axis')}.. of a rank-{rank} tensor",
+                           "normalise over the last axis only")
+    params = [t for t in node.inputs[1:3] if not is_empty(t)]
+    if not all(is_const(t) for t in params):
+        raise NodeRejected("the scale or bias is not a constant", "use constant (learned) scale and bias")
+    return NodeOp(ops.LayerNorm(float(node.attrs.get("epsilon", 1e-5))),
+                  [_activation(node.inputs[0], node), *(Arg(t, True) for t in params)])
+
+
 def _sigmoid(node: gs.Node, opset: int, train_affine: bool) -> NodeOp:
     return NodeOp(ops.Sigmoid(), [_activation(node.inputs[0], node)])
 
@@ -354,7 +368,7 @@ BUILDERS: dict[str, Builder] = {
     "Flatten": _flatten, "Reshape": _reshape, "Transpose": _transpose,
     "Softmax": _softmax, "LogSoftmax": _softmax, "Sigmoid": _sigmoid,
     "Sub": _binary, "Div": _binary, "Pow": _pow, "Resize": _resize, "ConvTranspose": _zero_insertion,
-    "Gather": _gather, "Slice": _slice,
+    "Gather": _gather, "Slice": _slice, "LayerNormalization": _layer_norm,
     **{op: _unary for op in ops.UNARY},
 }
 assert set(BUILDERS) == set(SUPPORTED_OPS)

@@ -332,6 +332,33 @@ class Softmax(Op):
         return [y * (dy - (dy * y).sum(axis=self.axis, keepdims=True))]
 
 
+class LayerNorm(Op):
+    """``(x - mean) / sqrt(var + eps) * scale + bias`` over the last axis (scale, bias ``[N]``;
+    without a bias argument it is 0)."""
+
+    def __init__(self, eps: float) -> None:
+        self.eps = eps
+
+    def forward(self, args: Sequence[np.ndarray], keep: bool) -> tuple[np.ndarray, Any]:
+        x, scale = args[0], args[1]
+        d = x - x.mean(axis=-1, keepdims=True)
+        inv = 1.0 / np.sqrt((d * d).mean(axis=-1, keepdims=True) + self.eps)
+        xhat = d * inv
+        y = xhat * scale + (args[2] if len(args) > 2 else 0.0)
+        return y, ((xhat, inv, scale) if keep else None)
+
+    def backward(self, dy: np.ndarray, cache: Any, need: Sequence[bool]) -> Grads:
+        xhat, inv, scale = cache
+        axes = tuple(range(dy.ndim - 1))
+        dxhat = dy * scale
+        dx = inv * (dxhat - dxhat.mean(axis=-1, keepdims=True)
+                    - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)) if need[0] else None
+        grads: Grads = [dx, (dy * xhat).sum(axis=axes) if need[1] else None]
+        if len(need) > 2:
+            grads.append(dy.sum(axis=axes) if need[2] else None)
+        return grads
+
+
 class LogSoftmax(Op):
     """``x - log(sum(exp(x)))`` along ``axis`` (not the batch axis)."""
 

@@ -380,7 +380,8 @@ def test_all_problems_are_listed_in_one_error() -> None:
 
 def test_op_table_is_consistent() -> None:
     assert set(OPS) == {"conv", "fc", "fc_sparse", "conv_sparse", "maxpool", "avgpool", "add", "mul", "act", "lut",
-                        "concat", "argmax", "transpose", "slice", "upsample", "gnet_feature", "gnet_exit"}
+                        "concat", "argmax", "transpose", "slice", "upsample", "gnet_feature", "gnet_exit",
+                        "layernorm"}
     for name, op in OPS.items():
         assert op.name == name
         assert op.tile_rank in (1, 3)

@@ -192,6 +192,17 @@ def _sequence_steps() -> OnnxModel:
                                               "W": rand(3, 3, seed=29), "B": rand(3, seed=30)})
 
 
+def _layer_norm() -> OnnxModel:
+    # over the last axis of a sequence [1, T, D] and of a vector [1, N] (no bias), opset 17
+    return make_model([helper.make_node("LayerNormalization", ["x", "g", "b"], ["n"], name="ln", axis=-1,
+                                        epsilon=1e-3),
+                       helper.make_node("Flatten", ["n"], ["f"], name="flatten", axis=1),
+                       helper.make_node("Gemm", ["f", "W", "B"], ["h"], name="fc", transB=1),
+                       helper.make_node("LayerNormalization", ["h", "g2"], ["y"], name="ln2", axis=1)],
+                      {"x": [1, 3, 4]}, "y", {"g": rand(4, seed=31), "b": rand(4, seed=32), "W": rand(5, 12, seed=33),
+                                              "B": rand(5, seed=34), "g2": rand(5, seed=35)}, opset=17)
+
+
 CASES: dict[str, Callable[[], OnnxModel]] = {
     "conv2d-grouped": _conv2d_grouped, "conv2d-depthwise": _conv2d_depthwise, "conv1d": _conv1d, "gemm": _gemm,
     "gemm-alpha-beta-transB0": _gemm_odd, "activations": _activations, "maxpool-ceil-dilated": _maxpool_ceil,
@@ -200,6 +211,7 @@ CASES: dict[str, Callable[[], OnnxModel]] = {
     "affine-concat-flatten": _affine_concat_flatten, "residual-1d": _residual_1d_vector_affine,
     "sigmoid-log-softmax": _sigmoid_log_softmax, "elementwise": _elementwise,
     "transposes": _transposes, "upsampling": _upsampling, "sequence-steps": _sequence_steps,
+    "layer-norm": _layer_norm,
 }
 
 

@@ -98,6 +98,11 @@ COSTS: dict[str, OpCost] = {
     "avgpool": OpCost(base=605.31, mac=14.01, slow_mac=327.03, store=78.17, border=0.0, row=0.0, call=1116),
     "add": OpCost(base=0.0, mac=0.0, store=182.11, call=316),
     "mul": OpCost(base=0.0, mac=0.0, store=59.6, call=318),
+    # per row (base: the 64-bit divisions by N and of 2^62, the 64-bit isqrt), per element of the
+    # squares' sum (mac: a 64-bit product) and per output (store: a 64-bit product, its rounding
+    # shift, the affine step); set by hand from two simulator runs (a row of 16: 33,700 cycles, of
+    # 32: 47,900; libgcc's 64-bit helpers are most of it), rounded up
+    "layernorm": OpCost(base=19500.0, mac=400.0, store=500.0, call=300),
     "act": OpCost(base=0.0, mac=0.0, store=36.97, call=208),
     "lut": OpCost(base=355.71, mac=51.42, store=105.97, call=473),
     "concat": OpCost(base=287.76, mac=83.9, store=0.0, call=302),
@@ -202,6 +207,9 @@ def step_work(program: Program, step: Step) -> StepWork:
         return StepWork(c, win.fast_macs + win.slow_macs, oh * ow, cycles)
     elif op in ("add", "mul", "act", "transpose", "slice"):
         units, macs, stores = -(-out.size // ELTWISE_CHUNK), 0, ELTWISE_CHUNK
+    elif op == "layernorm":         # a unit is a row; "MACs": its squared deviations
+        n = out.shape[-1]
+        units, macs, stores = out.size // n, n, n
     elif op == "upsample":          # "MACs": the elements of a chunk whose phases zero insertion tests
         units, stores = -(-out.size // ELTWISE_CHUNK), ELTWISE_CHUNK
         macs = ELTWISE_CHUNK if step.attrs.get("zeros") else 0

@@ -187,6 +187,13 @@ def _run_mul(st: _State, step: Step) -> np.ndarray:
     return kernels.mul(x, y, _int(step.attrs, "shift"), _act(step.attrs))
 
 
+def _run_layernorm(st: _State, step: Step) -> np.ndarray:
+    _arity(step, 3)
+    x, g, b = (st.view(n) for n in step.inputs)
+    a = step.attrs
+    return kernels.layernorm(x, g, b, _int(a, "eps"), _int(a, "qz"), _int(a, "shift"), _act(a))
+
+
 def _run_act(st: _State, step: Step) -> np.ndarray:
     _arity(step, 1)
     return kernels.activation(st.view(step.inputs[0]), _act(step.attrs))
@@ -250,6 +257,7 @@ OPS: dict[str, Callable[[_State, Step], np.ndarray]] = {
     "avgpool": _run_avgpool,
     "add": _run_add,
     "mul": _run_mul,
+    "layernorm": _run_layernorm,
     "act": _run_act,
     "lut": _run_lut,
     "concat": _run_concat,

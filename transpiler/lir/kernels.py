@@ -11,6 +11,7 @@ Rounding, in one place (see ``requant``): a right shift by ``s`` rounds half up
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -286,6 +287,46 @@ def mul(a: np.ndarray, b: np.ndarray, shift: int, act: Act | str = "none") -> np
     if a.shape != b.shape:
         raise ValueError(f"mul: shapes {a.shape} and {b.shape} differ")
     return apply_act(requant(a * b, shift), act)
+
+
+LAYERNORM_N_MAX = 1024
+"""The longest row of a `layernorm`: the sum of squared deviations stays below 2^62 (docs/lir.md)."""
+LAYERNORM_EPS_MAX = 2 ** 62 - 1
+
+
+def layernorm_rows(x: np.ndarray, eps: int, qz: int) -> np.ndarray:
+    """The normalised rows ``Z`` of the `layernorm` op (int16, the shape of `x`, q = `qz`): every run
+    of ``N = x.shape[-1]`` elements scaled to mean 0 and variance 1 in integers (docs/lir.md,
+    "layernorm"): ``d = N x - S``, ``W = floor(sum d^2 / N) + eps``, ``s = isqrt(W 4^k)``,
+    ``R = floor(2^62 / s)``, ``Z = sat16(round(d R 2^(k + qz - 62)))``."""
+    x = np.asarray(x, dtype=np.int64)
+    n = int(x.shape[-1])
+    if not 1 <= n <= LAYERNORM_N_MAX:
+        raise ValueError(f"layernorm: rows of {n} elements (1..{LAYERNORM_N_MAX})")
+    rows = x.reshape(-1, n)
+    z = np.zeros(rows.shape, dtype=np.int64)
+    for r, row in enumerate(rows):
+        d = n * row - int(row.sum())
+        w = int((d * d).sum()) // n + int(eps)
+        if w == 0:
+            continue
+        k = (63 - w.bit_length()) // 2
+        s = math.isqrt(w << (2 * k))
+        big = 1 << 62
+        rcp = big // s
+        shift = 62 - k - qz
+        t = (d * rcp) >> (shift - 1)
+        z[r] = (t >> 1) + (t & 1)
+    return sat16(z).reshape(x.shape)
+
+
+def layernorm(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: int, qz: int, shift: int,
+              act: Act | str = "none") -> np.ndarray:
+    """The `layernorm` op: ``y = act(requant(Z * g + b, shift))`` per element, ``Z`` the normalised
+    rows of `x` (:func:`layernorm_rows`), ``g``/``b`` per position of the last axis."""
+    z = layernorm_rows(x, eps, qz).astype(np.int64)
+    acc = wrap32(z * np.asarray(g, dtype=np.int64) + np.asarray(b, dtype=np.int64))
+    return apply_act(requant(acc, shift), act)
 
 
 def activation(x: np.ndarray, act: Act | str) -> np.ndarray:

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from transpiler.lir.ir import AttrValue
-from transpiler.lir.kernels import (FC_SPARSE_K_MAX, LUT_CENTER_RANGE, LUT_STEP_RANGE, SPARSE_INDEX_MAX,
+from transpiler.lir.kernels import (FC_SPARSE_K_MAX, LAYERNORM_EPS_MAX, LAYERNORM_N_MAX, LUT_CENTER_RANGE,
+                                    LUT_STEP_RANGE, SPARSE_INDEX_MAX,
                                     conv_sparse_positions, conv_sparse_problems, fc_sparse_problems, lut_problems)
 
 Shape = tuple[int, ...]
@@ -358,6 +359,17 @@ def _check_lut_data(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape],
     return [] if table is None else lut_problems(table, _int(attrs, "step"))
 
 
+def _infer_layernorm(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) -> list[Shape]:
+    x, g, b = shapes
+    n = x[-1]
+    if n > LAYERNORM_N_MAX:
+        raise ShapeError(f"layernorm rows of {n} elements (at most {LAYERNORM_N_MAX})")
+    if tuple(g) != (n,) or tuple(b) != (n,):
+        raise ShapeError(f"layernorm scale {list(g)} and bias {list(b)} must be [{n}] (the last axis of "
+                         f"{list(x)})")
+    return [x]
+
+
 def _infer_gnet_feature(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) -> list[Shape]:
     (x,) = shapes
     n, offset, features = _size(x), _int(attrs, "offset"), _int(attrs, "features")
@@ -411,6 +423,10 @@ OPS: dict[str, OpSpec] = {
     }, _infer_add, tile_rank=1, has_act=True, input_dtypes=("i16", "i16")),
     "mul": OpSpec("mul", ("a", "b"), {"shift": _SHIFT}, _infer_add, tile_rank=1, has_act=True,
                   input_dtypes=("i16", "i16")),
+    "layernorm": OpSpec("layernorm", ("x", "g", "b"), {
+        "eps": AttrSpec("int", lo=0, hi=LAYERNORM_EPS_MAX), "qz": AttrSpec("int", lo=0, hi=15),
+        "shift": _SHIFT,
+    }, _infer_layernorm, tile_rank=1, has_act=True, weights=(1, 2), input_dtypes=("i16", "i16", "i32")),
     "act": OpSpec("act", ("x",), {}, _infer_same, tile_rank=1, has_act=True, input_dtypes=("i16",)),
     "concat": OpSpec("concat", ("x",), {"shifts": _SHIFTS}, _infer_concat, tile_rank=1,
                      variadic=True, input_dtypes=("i16",)),

@@ -1,0 +1,197 @@
+"""`layer-norm`: the decomposed layer normalisation of older exporters as one LayerNormalization."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx_graphsurgeon as gs
+
+from transpiler.model import OnnxModel
+from transpiler.pass_infra import Pass, PassResult, register
+
+from passes.normalize_util import (NameSource, add_node, const_value, detach, drop_unused, is_const, new_constant,
+                                   only_consumer, origin_of, producer, set_origin, static_shape)
+
+#: LayerNormalization entered the default domain in opset 17; a model with a decomposed one is
+#: moved there (opsets 13-16 differ from 17 only by new ops, types and attributes whose defaults
+#: keep the old behaviour).
+LAYER_NORM_OPSET = 17
+
+
+@dataclass
+class _Match:
+    """One decomposed layer normalisation: its input, epsilon, scale/bias and the nodes it spans."""
+
+    x: gs.Tensor
+    eps: float
+    nodes: list[gs.Node]
+    out: gs.Tensor
+    scale: np.ndarray | None = None
+    bias: np.ndarray | None = None
+
+
+def _single(node: gs.Node | None, op: str) -> bool:
+    return node is not None and node.op == op and node.domain in (None, "", "ai.onnx")
+
+
+def _last_axis_mean(node: gs.Node | None, rank: int) -> gs.Tensor | None:
+    """The input of a ReduceMean over the last axis (keepdims) of a rank-`rank` tensor, else None."""
+    if not _single(node, "ReduceMean") or node is None:
+        return None
+    axes = node.attrs.get("axes")
+    if axes is None and len(node.inputs) > 1:
+        value = const_value(node.inputs[1])
+        axes = None if value is None else [int(a) for a in value.reshape(-1)]
+    if axes is None or [int(a) % rank for a in axes] != [rank - 1] or int(node.attrs.get("keepdims", 1)) != 1:
+        return None
+    return node.inputs[0]
+
+
+def _scalar(t: gs.Tensor) -> float | None:
+    value = const_value(t)
+    return float(value.reshape(-1)[0]) if value is not None and value.size == 1 else None
+
+
+def _other(node: gs.Node, t: gs.Tensor) -> gs.Tensor:
+    return node.inputs[1] if node.inputs[0] is t else node.inputs[0]
+
+
+def _row_constant(t: gs.Tensor, n: int) -> np.ndarray | None:
+    """A constant that broadcasts along the last axis only (``[N]``, ``[1, .., N]`` or one number)
+    as its ``[N]`` values, else None."""
+    value = const_value(t)
+    if value is None or (value.size != n and value.size != 1) or \
+            (value.size == n and value.shape[-1] != n):
+        return None
+    return np.broadcast_to(value.reshape(-1).astype(np.float64), (n,)).copy()
+
+
+def match(graph: gs.Graph, sub: gs.Node) -> _Match | None:
+    """The decomposed layer normalisation whose ``x - mean(x)`` is `sub`, else None::
+
+        m = ReduceMean(x, [-1]); d = Sub(x, m); v = ReduceMean(Pow(d, 2) | Mul(d, d), [-1])
+        y = Div(d, Sqrt(Add(v, eps)))  |  Mul(d, Reciprocal(Sqrt(Add(v, eps))))
+        [y = Mul(y, gamma)] [y = Add(y, beta)]
+    """
+    if not _single(sub, "Sub") or len(sub.inputs) != 2:
+        return None
+    x, m = sub.inputs
+    shape = static_shape(x)
+    mean = producer(m)
+    if shape is None or len(shape) < 2 or _last_axis_mean(mean, len(shape)) is not x:
+        return None
+    assert mean is not None
+    d = sub.outputs[0]
+    readers = list({id(r): r for r in d.outputs}.values())
+    square = next((r for r in readers if (_single(r, "Pow") and r.inputs[0] is d and _scalar(r.inputs[1]) == 2.0)
+                   or (_single(r, "Mul") and r.inputs[0] is d and r.inputs[1] is d)), None)
+    if square is None or len(readers) != 2 or not only_consumer(graph, m, sub):
+        return None
+    var = square.outputs[0].outputs[0] if len(square.outputs[0].outputs) == 1 else None
+    if var is None or _last_axis_mean(var, len(shape)) is not square.outputs[0]:
+        return None
+    add = var.outputs[0].outputs[0] if len(var.outputs[0].outputs) == 1 else None
+    eps = _scalar(_other(add, var.outputs[0])) if _single(add, "Add") and add is not None else None
+    if add is None or eps is None or eps < 0 or len(add.outputs[0].outputs) != 1:
+        return None
+    sqrt = add.outputs[0].outputs[0]
+    if not _single(sqrt, "Sqrt") or len(sqrt.outputs[0].outputs) != 1:
+        return None
+    last = sqrt.outputs[0].outputs[0]
+    nodes = [mean, sub, square, var, add, sqrt]
+    if _single(last, "Reciprocal") and len(last.outputs[0].outputs) == 1:
+        nodes.append(last)
+        last = last.outputs[0].outputs[0]
+        if not (_single(last, "Mul") and d in last.inputs and _other(last, d) is nodes[-1].outputs[0]):
+            return None
+    elif not (_single(last, "Div") and last.inputs[0] is d and last.inputs[1] is sqrt.outputs[0]):
+        return None
+    divide = next(r for r in readers if r is not square)
+    if divide is not last:
+        return None
+    nodes.append(last)
+    found = _Match(x, eps, nodes, last.outputs[0])
+    n = shape[-1]
+    for op in ("Mul", "Add"):
+        out = found.out
+        nxt = out.outputs[0] if len(out.outputs) == 1 and only_consumer(graph, out, out.outputs[0]) else None
+        if not _single(nxt, op) or nxt is None or len(nxt.inputs) != 2:
+            continue
+        k = _other(nxt, out)
+        values = _row_constant(k, n) if is_const(k) else None
+        if values is None or static_shape(nxt.outputs[0]) != shape:
+            continue
+        if op == "Mul":
+            found.scale = values
+        else:
+            found.bias = values
+        found.nodes.append(nxt)
+        found.out = nxt.outputs[0]
+    return found
+
+
+@register
+class LayerNorm(Pass):
+    """Rewrite a layer normalisation over the last axis, decomposed into elementary ops by older
+    exporters (torch's legacy exporter below opset 17, tf2onnx), as one ``LayerNormalization``.
+
+    Before -> after (x ``[1, ..., N]``; gamma, beta constants ``[N]``)::
+
+        m = ReduceMean(x, axes=[-1]); d = Sub(x, m)
+        v = ReduceMean(Pow(d, 2), axes=[-1]); s = Sqrt(Add(v, eps))
+        y = Add(Mul(Div(d, s), gamma), beta)
+        ->
+        y = LayerNormalization(x, gamma, beta) {axis=-1, epsilon=eps}
+
+    ``Mul(d, d)`` for the square and ``Mul(d, Reciprocal(s))`` for the division match too; a
+    missing scale is 1 and a missing bias 0. The intermediate tensors must have no other reader.
+    A model below opset 17 moves to opset 17 (LayerNormalization's first version) when a rewrite
+    happens.
+    """
+
+    name = "layer-norm"
+    level = "onnx"
+    preserves_semantics = True
+
+    def run(self, model: OnnxModel) -> PassResult[OnnxModel]:
+        graph = model.graph
+        names = NameSource(graph)
+        count = 0
+        for node in list(graph.nodes):
+            found = match(graph, node) if node.inputs else None
+            if found is None:
+                continue
+            self._rewrite(model, names, found)
+            count += 1
+        if count:
+            drop_unused(graph, toposort=True)
+            _raise_opset(graph)
+        return PassResult(model, count > 0, {"rewritten": count})
+
+    @staticmethod
+    def _rewrite(model: OnnxModel, names: NameSource, found: _Match) -> None:
+        shape = static_shape(found.x)
+        assert shape is not None
+        n = shape[-1]
+        dtype = np.float32
+        scale = found.scale if found.scale is not None else np.ones(n)
+        bias = found.bias if found.bias is not None else np.zeros(n)
+        base = found.nodes[1].name
+        origin = [o for node in found.nodes for o in origin_of(model, node)]
+        for node in found.nodes:
+            detach(node)
+        ln = add_node(model.graph, names, "LayerNormalization", f"{base}_layernorm",
+                      [found.x, new_constant(names, f"{base}_scale", scale.astype(dtype)),
+                       new_constant(names, f"{base}_bias", bias.astype(dtype))], [found.out],
+                      {"axis": -1, "epsilon": float(found.eps)})
+        set_origin(model, ln, origin)
+
+
+def _raise_opset(graph: gs.Graph) -> None:
+    """Import the default domain at opset 17 at least (LayerNormalization's first version)."""
+    if int(graph.opset or 0) < LAYER_NORM_OPSET:
+        graph.opset = LAYER_NORM_OPSET
+    for entry in graph.import_domains or []:
+        if entry.domain in ("", "ai.onnx") and int(entry.version) < LAYER_NORM_OPSET:
+            entry.version = LAYER_NORM_OPSET

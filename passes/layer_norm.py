@@ -134,7 +134,7 @@ def match(graph: gs.Graph, sub: gs.Node) -> _Match | None:
 @register
 class LayerNorm(Pass):
     """Rewrite a layer normalisation over the last axis, decomposed into elementary ops by older
-    exporters (torch's legacy exporter below opset 17, tf2onnx), as one ``LayerNormalization``.
+    exporters (torch's legacy exporter below opset 17), as one ``LayerNormalization``.
 
     Before -> after (x ``[1, ..., N]``; gamma, beta constants ``[N]``)::
 

@@ -1,0 +1,63 @@
+"""`layer-norm`: a decomposed layer normalisation over the last axis becomes one LayerNormalization."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from normalize_helpers import check_pass, ops, parse, rand, run_pass, static
+
+from passes.layer_norm import LayerNorm
+from passes.normalize_util import ORIGIN, opset_of
+
+SQUARE = {"pow": "p = Pow(d, two)", "mul": "p = Mul(d, d)"}
+DIVIDE = {"div": "n = Div(d, s)", "reciprocal": "r = Reciprocal(s)\n        n = Mul(d, r)"}
+
+
+@pytest.mark.parametrize("divide", sorted(DIVIDE))
+@pytest.mark.parametrize("square", sorted(SQUARE))
+@pytest.mark.parametrize("affine", ["both", "scale", "none"])
+def test_decomposed_forms_become_one_layer_normalization(square: str, divide: str, affine: str) -> None:
+    tail = {"both": "g = Mul(n, gamma)\n        y = Add(g, beta)", "scale": "y = Mul(n, gamma)",
+            "none": "y = Identity(n)"}[affine]
+    proto = parse(f"""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 5, 8] x) => (float[1, 5, 8] y) {{
+        m = ReduceMean <axes = [-1]> (x)
+        d = Sub(x, m)
+        {SQUARE[square]}
+        v = ReduceMean <axes = [2]> (p)
+        e = Add(v, eps)
+        s = Sqrt(e)
+        {DIVIDE[divide]}
+        {tail}
+    }}
+    """, two=np.float32(2.0), eps=np.float32(1e-5), gamma=rand(8, seed=1), beta=rand(8, seed=2))
+    result = check_pass(LayerNorm, proto, {"x": rand(1, 5, 8, seed=3)})
+    want = ["LayerNormalization"] + (["Identity"] if affine == "none" else [])
+    assert ops(result.model) == want
+    ln = result.model.graph.nodes[0]
+    assert ln.attrs["axis"] == -1 and ln.attrs["epsilon"] == pytest.approx(1e-5)
+    assert "Sub_1" in result.model.annotations.get(ln.name, ORIGIN)
+    assert opset_of(result.model) == 17 and result.stats["rewritten"] == 1
+
+
+@pytest.mark.parametrize("change", ["axes = [1]", "shared", "power"])
+def test_other_reductions_and_shared_intermediates_are_left(change: str) -> None:
+    axes = "axes = [1]" if change == "axes = [1]" else "axes = [-1]"
+    exponent = "three" if change == "power" else "two"
+    out = "z = Add(d, d)" if change == "shared" else "z = Identity(x)"
+    proto = parse(f"""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 5, 8] x) => (float[1, 5, 8] y, float[1, 5, 8] z) {{
+        m = ReduceMean <{axes}> (x)
+        d = Sub(x, m)
+        p = Pow(d, {exponent})
+        v = ReduceMean <{axes}> (p)
+        e = Add(v, eps)
+        s = Sqrt(e)
+        y = Div(d, s)
+        {out}
+    }}
+    """, two=np.float32(2.0), three=np.float32(3.0), eps=np.float32(1e-5))
+    result = run_pass(LayerNorm, static(proto))
+    assert not result.changed and "LayerNormalization" not in ops(result.model)

@@ -73,7 +73,8 @@ class SeparateOptions:
     epochs: int = 3
     lr: float = 1e-3
     batch_size: int = 64
-    loss: Literal["auto", "ce", "distill"] = "auto"
+    loss: Literal["auto", "ce", "distill", "mse"] = "auto"
+    task: Literal["auto", "classify", "regress"] = "auto"
     temperature: float = DISTILL_TEMPERATURE
     seed: int = 0
     threads: int = 1
@@ -360,9 +361,9 @@ class Separate(Pass):
                 self.context.say(f"separate: '{node.name}' not separated: {plan}")
                 continue
             if tune is None:
-                tune = finetune_setup(model, self.context, self.name, loss=opts.loss, epochs=opts.epochs,
-                                      lr=opts.lr, batch_size=opts.batch_size, temperature=opts.temperature,
-                                      threads=opts.threads)
+                tune = finetune_setup(model, self.context, self.name, loss=opts.loss, task=opts.task,
+                                      epochs=opts.epochs, lr=opts.lr, batch_size=opts.batch_size,
+                                      temperature=opts.temperature, threads=opts.threads)
             record.update({"kind": plan.kind, "ranks": list(plan.ranks), "bytes_before": plan.bytes_before,
                            "bytes_after": plan.bytes_after})
             kept = self._try(model, plan, tune, record)

@@ -61,7 +61,8 @@ code and FRAM activations, :func:`passes.compress_size.weight_budget`), ``max-dr
 ``fragile`` (points; default ``max-drop``: FreeML uses 5, but a step costing more than the whole
 ``max-drop`` is rolled back anyway), ``epochs`` (5), ``final-epochs`` (6), ``first-density``,
 ``cut``, ``min-cut``, ``retries`` (2), ``lr`` (1e-3), ``batch-size`` (64), ``loss``
-(auto/ce/distill), ``temperature`` (0.25, see passes/finetune.py), ``max-steps`` (60), ``relax`` (2),
+(auto/ce/distill/mse), ``task`` (auto/classify/regress: regressors are bounded by R^2, see
+passes/finetune.py), ``temperature`` (0.25, see passes/finetune.py), ``max-steps`` (60), ``relax`` (2),
 ``remove-units`` (true), ``seed``,
 ``threads`` (BLAS threads, 1).
 
@@ -110,7 +111,8 @@ class SparsifyOptions:
     retries: int = 2
     lr: float = 1e-3
     batch_size: int = 64
-    loss: Literal["auto", "ce", "distill"] = "auto"
+    loss: Literal["auto", "ce", "distill", "mse"] = "auto"
+    task: Literal["auto", "classify", "regress"] = "auto"
     temperature: float = DISTILL_TEMPERATURE
     max_steps: int = 60
     relax: int = 2
@@ -315,8 +317,9 @@ class Sparsify(Pass):
                                 for layer in before.layers]}
             self.context.extra["sparsify"] = stats
             return PassResult(model, False, stats)
-        tune = finetune_setup(model, self.context, self.name, loss=opts.loss, epochs=opts.epochs, lr=opts.lr,
-                              batch_size=opts.batch_size, temperature=opts.temperature, threads=opts.threads)
+        tune = finetune_setup(model, self.context, self.name, loss=opts.loss, task=opts.task, epochs=opts.epochs,
+                              lr=opts.lr, batch_size=opts.batch_size, temperature=opts.temperature,
+                              threads=opts.threads)
         net = build_net(model)
         loop = _Loop(self, opts, tune, net, before, budget, find_chains(model) if opts.remove_units else [])
         loop.run()
@@ -573,7 +576,9 @@ class _Loop:
             location=Location(pass_name="sparsify"), details=rows,
             hint="what would help: a larger max-drop (e.g. --max-drop " f"{max(2 * self.opts.max_drop, 1.0):g}), "
                  "more fine-tuning (sparsify{epochs=...}), more training data, the low-rank 'separate' pass "
-                 "before sparsify, or a larger FRAM budget (--fram)" + ("" if self.tune.labelled else
+                 "before sparsify, or a larger FRAM budget (--fram)" + (
+                 "; for a regressor the drop is in points of R^2 (1 point: 1 % more unexplained variance)"
+                 if self.tune.task.kind == "regress" else "" if self.tune.labelled else
                  "; labels ('y' in the data): without them every disagreement with the original where it is "
                  "confident counts as an error, which is stricter than the real drop when the original is "
                  "over-confident (it rates itself "

@@ -4,7 +4,8 @@ File format (``numpy.savez``):
 
 - ``x``: the inputs of a single-input model, first axis = samples (``[n, ...]``);
 - ``y`` (optional): labels, first axis = samples (class indices ``[n]``, or one-hot ``[n, k]``
-  which is turned into indices);
+  which is turned into indices; a regressor's real-valued targets ``[n]`` or ``[n, outputs]`` stay
+  as they are);
 - a multi-input model uses its input *names* as keys instead of ``x`` (a single-input model may do
   the same);
 - ``split`` (optional): which part each sample belongs to, ``[n]`` strings ``"train"``/``"val"``/
@@ -319,12 +320,18 @@ def _fit(array: np.ndarray, spec: tuple[int, ...], key: str, name: str, path: st
     return out
 
 
+def _one_hot(labels: np.ndarray) -> bool:
+    """Whether every row of ``labels [n, k]`` is one 1 among 0s."""
+    return bool(np.isin(labels, (0, 1)).all() and (labels.sum(axis=1) == 1).all())
+
+
 def _labels(labels: np.ndarray, source: str | None) -> np.ndarray:
-    """Class indices from labels: one-hot [n, k] -> argmax; integral floats -> int64."""
+    """Class indices from labels: one-hot [n, k] -> argmax; integral floats -> int64; anything else
+    (real values, several targets per sample: a regressor's) stays as it is."""
     where = Location(file=source, shape=str(list(labels.shape)))
     if labels.ndim == 0:
         raise DataError("labels 'y' are a scalar; expected one label per sample", location=where)
-    if labels.ndim == 2 and labels.shape[1] > 1 and labels.dtype.kind in "fiub":
+    if labels.ndim == 2 and labels.shape[1] > 1 and labels.dtype.kind in "fiub" and _one_hot(labels):
         return np.argmax(labels, axis=1).astype(np.int64)
     if labels.dtype.kind in "iub":
         return labels.astype(np.int64)

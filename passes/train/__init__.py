@@ -4,7 +4,7 @@
   (forward over a batch, backward from gradients at any tensors, parameters keyed by initializer
   name, :meth:`Net.write_back` into the model);
 - :mod:`passes.train.ops`: forward/backward of each op (im2col convolution, pooling, ...);
-- :mod:`passes.train.loss`: cross-entropy and distillation on logits;
+- :mod:`passes.train.loss`: cross-entropy and distillation on logits, mean squared error for regressors;
 - :mod:`passes.train.optim`: Adam;
 - :mod:`passes.train.trainer`: :func:`fit`, :func:`evaluate`, :func:`predict_logits`.
 
@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from passes.train.errors import TrainError
 from passes.train.graph import Gradients, Layer, Net, build_net
-from passes.train.loss import cross_entropy, distillation, logits_from_probabilities
+from passes.train.loss import class_scores, cross_entropy, distillation, logits_from_probabilities, mean_squared_error
 from passes.train.optim import Adam
-from passes.train.trainer import EpochReport, FitResult, evaluate, fit, predict_logits
+from passes.train.trainer import EpochReport, FitResult, evaluate, fit, predict_logits, predicted_classes
 
 __all__ = ["Adam", "EpochReport", "FitResult", "Gradients", "Layer", "Net", "TrainError", "build_net",
-           "cross_entropy", "distillation", "evaluate", "fit", "logits_from_probabilities", "predict_logits"]
+           "class_scores", "cross_entropy", "distillation", "evaluate", "fit", "logits_from_probabilities",
+           "mean_squared_error", "predict_logits", "predicted_classes"]

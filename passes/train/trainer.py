@@ -2,7 +2,9 @@
 
 :func:`fit` runs Adam over shuffled mini-batches. Each step: forward to ``net.logits``, the loss
 (``"ce"``: cross-entropy on the dataset's labels; ``"distill"``: distillation towards
-``teacher_logits``, one row per sample of the dataset), backward, the optimizer step on every
+``teacher_logits``, one row per sample of the dataset; ``"mse"``, for regressors: mean squared
+error towards ``teacher_logits`` when given, else towards the dataset's real-valued labels, each
+output divided by ``target_scale``), backward, the optimizer step on every
 parameter not in ``frozen``, then ``after_step(net)`` (where `sparsify` re-projects each layer to its
 top-k magnitudes, so a pruned weight whose dense gradient grows it back can return). The order of the
 samples comes from ``numpy.random.default_rng(seed)`` (one permutation per epoch), so the same seed,
@@ -29,7 +31,7 @@ from passes.train.graph import Net
 from passes.train.optim import Adam
 from passes.train.threads import blas_threads
 
-LossName = Literal["ce", "distill"]
+LossName = Literal["ce", "distill", "mse"]
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,8 @@ def fit(net: Net, dataset: Dataset, *, epochs: int, batch_size: int = 64, lr: fl
         loss: LossName = "ce", teacher_logits: np.ndarray | None = None, temperature: float = 2.0,
         weight_decay: float = 0.0, after_step: Callable[[Net], None] | None = None,
         frozen: Collection[str] = frozenset(), progress: Callable[[EpochReport], None] | None = None,
-        optimizer: Adam | None = None, threads: int | None = 1) -> FitResult:
+        optimizer: Adam | None = None, threads: int | None = 1,
+        target_scale: np.ndarray | None = None) -> FitResult:
     """Train ``net`` in place (see the module docstring); returns the per-epoch history.
 
     ``optimizer`` continues with an existing Adam's state (its ``lr``/``weight_decay`` win over the
@@ -95,7 +98,7 @@ def fit(net: Net, dataset: Dataset, *, epochs: int, batch_size: int = 64, lr: fl
     with blas_threads(threads):
         for epoch in range(1, epochs + 1):
             result.losses.append(_epoch(net, dataset, rng.permutation(n), batch_size, loss, targets, temperature,
-                                        opt, frozen, after_step, result))
+                                        opt, frozen, after_step, result, target_scale))
             if progress is not None:
                 progress(EpochReport(epoch, epochs, result.losses[-1], result.seconds[-1], result.steps))
     return result
@@ -103,7 +106,7 @@ def fit(net: Net, dataset: Dataset, *, epochs: int, batch_size: int = 64, lr: fl
 
 def _epoch(net: Net, dataset: Dataset, order: np.ndarray, batch_size: int, loss: str, targets: np.ndarray,
            temperature: float, opt: Adam, frozen: Collection[str], after_step: Callable[[Net], None] | None,
-           result: FitResult) -> float:
+           result: FitResult, target_scale: np.ndarray | None = None) -> float:
     """One pass over ``dataset`` in ``order``; counts steps and time in ``result``; the mean loss."""
     start = time.perf_counter()
     total = 0.0
@@ -113,6 +116,9 @@ def _epoch(net: Net, dataset: Dataset, order: np.ndarray, batch_size: int, loss:
         logits = net.forward(feeds, [net.logits], keep=True)[net.logits]
         if loss == "ce":
             value, grad = losses.cross_entropy(logits, targets[rows])
+        elif loss == "mse":
+            value, grad = losses.mean_squared_error(logits.reshape(len(rows), -1), targets[rows], target_scale)
+            grad = grad.reshape(logits.shape)
         else:
             value, grad = losses.distillation(logits, targets[rows], temperature)
         grads = net.backward({net.logits: grad}, frozen=frozen)
@@ -126,7 +132,8 @@ def _epoch(net: Net, dataset: Dataset, order: np.ndarray, batch_size: int, loss:
 
 
 def _targets(net: Net, dataset: Dataset, loss: str, teacher_logits: np.ndarray | None) -> np.ndarray:
-    """The per-sample targets: labels for "ce", teacher logits (net dtype) for "distill"."""
+    """The per-sample targets: labels for "ce", teacher logits (net dtype) for "distill", for "mse"
+    the teacher's outputs or else the labels, as ``[n, outputs]``."""
     if loss == "ce":
         if dataset.labels is None:
             raise TrainError("cross-entropy needs labels but the dataset has none",
@@ -142,7 +149,14 @@ def _targets(net: Net, dataset: Dataset, loss: str, teacher_logits: np.ndarray |
             raise TrainError(f"teacher logits of shape {list(teacher.shape)} for {len(dataset)} samples",
                              hint="one row of logits per sample, in the dataset's order")
         return teacher
-    raise TrainError(f"unknown loss {loss!r}", hint="use 'ce' or 'distill'")
+    if loss == "mse":
+        source = teacher_logits if teacher_logits is not None else dataset.labels
+        if source is None:
+            raise TrainError("a regression loss needs real-valued labels or the original model's outputs",
+                             location=Location(file=dataset.source),
+                             hint="add 'y' (one row of targets per sample) to the data file")
+        return np.asarray(source, dtype=net.dtype).reshape(len(dataset), -1)
+    raise TrainError(f"unknown loss {loss!r}", hint="use 'ce', 'distill' or 'mse'")
 
 
 def predict_logits(net: Net, dataset: Dataset, *, batch_size: int = 256, tensor: str | None = None,
@@ -155,17 +169,23 @@ def predict_logits(net: Net, dataset: Dataset, *, batch_size: int = 256, tensor:
     return np.concatenate(parts, axis=0)
 
 
+def predicted_classes(logits: np.ndarray) -> np.ndarray:
+    """The class each sample's logits pick (one logit: 1 where it is positive, see
+    :func:`passes.train.loss.class_scores`)."""
+    return losses.class_scores(np.asarray(logits).reshape(len(logits), -1)).argmax(axis=1)
+
+
 def evaluate(net: Net, dataset: Dataset, *, teacher_logits: np.ndarray | None = None,
              batch_size: int = 256, threads: int | None = 1) -> float:
     """Top-1 accuracy on the dataset's labels, or, with ``teacher_logits``, the fraction of samples
     whose argmax agrees with the teacher's."""
     logits = predict_logits(net, dataset, batch_size=batch_size, threads=threads)
-    predicted = logits.reshape(len(logits), -1).argmax(axis=1)
+    predicted = predicted_classes(logits)
     if teacher_logits is not None:
         teacher = np.asarray(teacher_logits)
         if teacher.shape[0] != len(dataset):
             raise TrainError(f"teacher logits for {teacher.shape[0]} samples, the dataset has {len(dataset)}")
-        return float((teacher.reshape(len(teacher), -1).argmax(axis=1) == predicted).mean())
+        return float((predicted_classes(teacher) == predicted).mean())
     if dataset.labels is None:
         raise TrainError("evaluate needs labels or teacher logits", location=Location(file=dataset.source),
                          hint="pass teacher_logits=predict_logits(reference_net, dataset)")

@@ -24,6 +24,7 @@ from transpiler.model import OnnxModel
 from backends.lower import lower_model
 from passes.compress_size import model_size, weight_budget
 from passes.dead_units import find_chains, plan_removal, remove_units
+from passes.finetune import Task
 from passes.plan_memory import descriptor_bytes
 from passes.quantize import Quantize
 from passes.sparsify import Projector, Sparsify, SparsifyOptions, decode_mask, encode_mask, topk_mask
@@ -261,6 +262,7 @@ class _ScriptedTune:
 
     measure = "scripted"
     loss = "ce"
+    task = Task("classify", "scripted")
     train = val = range(100)
 
     def __init__(self, limit: float, labelled: bool = True) -> None:

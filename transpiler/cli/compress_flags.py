@@ -1,4 +1,4 @@
-"""The compile command's compression flags: ``--max-drop`` and ``--compress``.
+"""The compile command's compression flags: ``--max-drop``, ``--task`` and ``--compress``.
 
     freeml-tx model.onnx -o build/ --data d.npz --fram 32KiB --max-drop 1.0
 
@@ -23,10 +23,14 @@ from transpiler.errors import BudgetError, Location
 
 
 def add_compress_arguments(parser: argparse.ArgumentParser) -> None:
-    """--max-drop and --compress."""
+    """--max-drop, --task and --compress."""
     parser.add_argument("--max-drop", type=float, default=1.0, metavar="POINTS",
                         help="accuracy points the compression may lose on the validation part of --data "
                              "(default 1.0; used when the model must be compressed to fit --fram)")
+    parser.add_argument("--task", choices=("auto", "classify", "regress"), default="auto",
+                        help="what the compression guards: top-1 accuracy of a classifier or R^2 of a regressor's "
+                             "outputs (default auto: real-valued labels, a single output, an output shaped like "
+                             "the input or a map mean regress; see docs/sparsecomp.md)")
     parser.add_argument("--compress", choices=("auto", "never"), default="auto",
                         help="auto (default): separate + sparsify when the Q15 model does not fit the FRAM "
                              "budget; never: compile as is")
@@ -57,8 +61,11 @@ def compression_spec(args: argparse.Namespace, model: Any, data: Any,
                           f"needs data", location=Location(file=str(getattr(args, "model", "")) or None),
                           hint="pass --data d.npz (inputs 'x', labels 'y' if you have them: without labels the "
                                "compressed model learns from the original model's outputs), or a larger --fram")
-    drop = f"{args.max_drop:g}"
-    return f"separate{{budget={budget},max-drop={drop}}},sparsify{{budget={budget},max-drop={drop}}}"
+    options = f"budget={budget},max-drop={args.max_drop:g}"
+    task = getattr(args, "task", "auto")
+    if task != "auto":
+        options += f",task={task}"
+    return f"separate{{{options}}},sparsify{{{options}}}"
 
 
 def _persistent(args: argparse.Namespace) -> bool:

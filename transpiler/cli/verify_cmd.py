@@ -98,7 +98,7 @@ def compare(man: dict[str, Any], c_real: dict[str, np.ndarray], ref: dict[str, n
             c_cls, r_cls = c.argmax(axis=1), r.argmax(axis=1)
         agree = int((c_cls == r_cls).sum())
         row.update({"agreement": agree / n if n else 1.0, "agree": agree})
-        if labels is not None and labels.ndim == 1 and labels.shape[0] == n:
+        if labels is not None and labels.ndim == 1 and labels.dtype.kind in "iu" and labels.shape[0] == n:
             rows = np.ones(n, dtype=bool) if accuracy_rows is None else accuracy_rows
             if rows.any():
                 row["accuracy_c"] = float((c_cls == labels)[rows].mean())

@@ -289,3 +289,25 @@ def test_an_unsupported_scikit_learn_model_fails_with_one_clear_error(capsys: py
     assert code == 2 and not (tmp_path / "b").exists()
     assert err.startswith(f"error: {path}, pass 'check-supported'") and "'SVMc' (SVMClassifier" in err
     assert "[W]" not in out + err and "Traceback" not in err
+
+
+def test_progress_lines_default_to_the_compression_steps_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--progress prints every pass's lines, --no-progress none; by default a terminal sees the
+    lines of the passes that fine-tune for minutes (separate, sparsify) and a pipe sees none."""
+    import io
+
+    from transpiler.cli.common import progress_log
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    lines = ["normalize: fold-constants", "sparsify: step 1: 'fc1' density 1.0000 -> 0.2500", "separate: 'fc1' kept"]
+    for flag, stream, want in [(True, io.StringIO(), lines), (None, Terminal(), lines[1:]), (None, io.StringIO(), []),
+                               (False, Terminal(), [])]:
+        monkeypatch.setattr("sys.stderr", stream)
+        log = progress_log(flag)
+        for line in lines:
+            if log is not None:
+                log(line)
+        assert stream.getvalue().splitlines() == want

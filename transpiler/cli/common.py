@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Callable
 from typing import Any
 
 from transpiler.errors import InputError
@@ -47,8 +48,9 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dump-dir", metavar="DIR",
                         help="write NN-pass.onnx and NN-pass.json after every pass into DIR")
     parser.add_argument("--timing", action="store_true", help="print the time each pass took")
-    parser.add_argument("--progress", action="store_true",
-                        help="print the passes' progress lines on stderr (e.g. each sparsify step)")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="print the passes' progress lines on stderr (e.g. each sparsify step); default: "
+                             "the compression passes' steps when stderr is a terminal")
     parser.add_argument("--stop-after", metavar="NAME", help="stop after this pass")
     parser.add_argument("--verify", action="store_true", default=None,
                         help="check every semantics-preserving pass with onnxruntime "
@@ -145,7 +147,23 @@ def make_context(args: argparse.Namespace, pipeline_text: str, model: Any,
                        input_shapes=shapes,
                        command_line=shlex.join(["freeml-tx", *getattr(args, "argv", [])]),
                        pipeline_text=pipeline_text,
-                       log=_stderr_line if getattr(args, "progress", False) else None)
+                       log=progress_log(getattr(args, "progress", None)))
+
+
+LONG_PASSES = ("separate:", "sparsify:")
+"""Passes whose progress lines show by default on a terminal: they fine-tune and can take minutes."""
+
+
+def progress_log(flag: bool | None) -> Callable[[str], None] | None:
+    """Where the passes' progress lines go: every line with --progress, none with --no-progress,
+    by default (None) the lines of :data:`LONG_PASSES` when stderr is a terminal."""
+    import sys
+
+    if flag is not None:
+        return _stderr_line if flag else None
+    if not sys.stderr.isatty():
+        return None
+    return lambda text: _stderr_line(text) if text.startswith(LONG_PASSES) else None
 
 
 def _stderr_line(text: str) -> None:

@@ -24,6 +24,7 @@ from passes.canonical_arith import channel_shape, channel_vector
 from passes.conv_transpose import CONV_TRANSPOSE_HINT, is_zero_insertion, rewrite_problem
 from passes.elementwise import find_regions
 from passes.prelu import PRELU_HINT, prelu_slopes
+from passes.resize_linear import is_linear, linear_maps
 from passes.resize_nearest import Rejected, is_canonical, nearest_factors
 from passes.unroll_recurrent import PROBLEM as RECURRENT_PROBLEM
 from passes.normalize_util import (DEFAULT_DOMAINS, ORIGIN, const_value, consumers, contiguous_slice, domain_version,
@@ -56,8 +57,9 @@ _OP_HINTS: dict[str, str] = {
     "BatchNormalization": "export the model in inference mode (model.eval()) so BatchNorm can be folded",
     "Dropout": "export the model in inference mode (model.eval()) so Dropout disappears",
     "Identity": "an Identity straight from an input to an output is not a model; remove it",
-    **{op: "slicing, gathering and splitting activations is not supported; restructure the model "
-           "(e.g. use separate layers instead of slices; crop inputs (Keras Cropping2D) before inference)"
+    **{op: "splitting activations, and gathers other than a constant linear map of a feature map's spatial "
+           "axes (spatial-linear: adaptive pooling, linear interpolation), are not supported; restructure "
+           "the model (e.g. use separate layers instead of slices)"
        for op in ("Split", "GatherElements")},
     **{op: "copying an activation is supported only as nearest upsampling by integer factors (every pixel "
            "repeated: nn.Upsample, Keras UpSampling2D); other tilings and broadcasts are not"
@@ -286,7 +288,8 @@ def _slice(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
         contiguous_slice(node)
     except ValueError as exc:
         return [(str(exc), "only one time step (or a run of steps) of a [1, T, F] sequence, x[:, t], "
-                 "with a constant index is supported; crop inputs (Keras Cropping2D) before inference")]
+                 "with a constant index, and crops of the spatial axes of a [1, C, H, W] / [1, C, L] map "
+                 "with constant bounds and positive steps are supported")]
     if not is_const(node.inputs[0]) and (static_shape(node.outputs[0]) or (0,))[0] != 1:
         return [(f"output {shape_text(node.outputs[0])} has no batch axis 1 first", "keep the batch axis")]
     return []
@@ -301,8 +304,8 @@ def _recurrent(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
 
 def _resample(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
     """Resize/Upsample: only an exact nearest upsampling by integer factors, in the canonical form
-    of passes/resize_nearest.py."""
-    found = nearest_factors(node)
+    of passes/resize_nearest.py (resize-linear rewrote the linear ones it could: the rest say why)."""
+    found = linear_maps(node) if is_linear(node) else nearest_factors(node)
     if isinstance(found, Rejected):
         return [(found.reason, found.hint)]
     if not is_canonical(node):

@@ -10,7 +10,17 @@ picks (q = 14), and the layer is stored sparse (one tap per channel) when that i
 that keep one contiguous run of the input (a time step of a sequence) are left to the `slice`
 step. Negative steps (flips) are not crops and stay rejected.
 
+A crop of a channel-last tensor that a layout node then makes channel-first (Keras
+``Cropping2D`` on an NHWC input: tf2onnx slices axes 1 and 2 of the raw input, then a
+``Transpose(perm=[0, 3, 1, 2])``, or a ``Reshape`` when there is one channel) is first moved
+after that node: slicing and permuting commute, so ``L(Slice(x, axes))`` is
+``Slice(L'(x), axes')`` with ``axes'`` where ``L`` puts those axes and ``L'`` the same layout
+change of the uncropped tensor. The crop then reads a ``[1, C, H, W]`` map as above.
+
 Before -> after::
+
+    t = Slice(x[1,H,W,C], starts=[1,1], ends=[-1,-1], axes=[1,2]); y = Transpose(t) {perm=[0,3,1,2]}
+    ->  u = Transpose(x) {perm=[0,3,1,2]}; y = Slice(u, starts=[1,1], ends=[-1,-1], axes=[2,3])  (-> Conv)
 
     y = Slice(x[1,C,H,W], starts=[1,2], ends=[-1,-2], axes=[2,3])
     ->  y = Conv(x, K[C,1,3,5]) {group=C, kernel_shape=[3,5], pads=0}     K[c,0,1,2] = 1
@@ -27,37 +37,45 @@ import onnx_graphsurgeon as gs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
-from passes.normalize_util import NameSource, const_value, contiguous_slice, is_empty, new_constant, static_shape
+from passes.normalize_util import (NameSource, const_value, consumers, contiguous_slice, is_empty, new_constant,
+                                   new_variable, set_tensors, static_shape)
+
+
+def _cuts(node: gs.Node, shape: tuple[int, ...]) -> dict[int, tuple[int, int, int]] | None:
+    """``axis -> (start, stop, step)`` for the axes a Slice with constant bounds and positive steps
+    really cuts (bounds clamped to the axis), or None when it is not such a Slice."""
+    if node.op != "Slice" or len(node.inputs) < 3 or (node.domain or "") not in ("", "ai.onnx"):
+        return None
+    values = [None if i >= len(node.inputs) or is_empty(node.inputs[i]) else const_value(node.inputs[i])
+              for i in range(1, 5)]
+    if values[0] is None or values[1] is None or \
+            any(v is None and i < len(node.inputs) and not is_empty(node.inputs[i]) for i, v in enumerate(values, 1)):
+        return None
+    starts, ends = np.reshape(values[0], -1).astype(np.int64), np.reshape(values[1], -1).astype(np.int64)
+    axes = np.arange(starts.size) if values[2] is None else np.reshape(values[2], -1).astype(np.int64)
+    steps = np.ones(starts.size, np.int64) if values[3] is None else np.reshape(values[3], -1).astype(np.int64)
+    cuts = {}
+    for a, b, e, k in zip(axes, starts, ends, steps):
+        a, n = int(a) % len(shape), shape[int(a) % len(shape)]
+        b = min(max(int(b) + n if b < 0 else int(b), 0), n)
+        e = min(max(int(e) + n if e < 0 else int(e), 0), n)
+        if int(k) < 1 or e <= b:
+            return None
+        if (b, e, int(k)) != (0, n, 1):
+            cuts[a] = (b, e, int(k))
+    return cuts
 
 
 def spatial_crop(node: gs.Node) -> list[tuple[int, int, int]] | None:
     """The kept ``(start, stop, step)`` per spatial axis of a Slice that only crops them, with
     ``0 <= start < stop <= n`` and ``step >= 1`` (None: not such a Slice)."""
-    if node.op != "Slice" or len(node.inputs) < 3 or (node.domain or "") not in ("", "ai.onnx"):
-        return None
     shape = static_shape(node.inputs[0])
     if shape is None or len(shape) not in (3, 4) or shape[0] != 1 or const_value(node.inputs[0]) is not None:
         return None
-    values = [None if i >= len(node.inputs) or is_empty(node.inputs[i]) else const_value(node.inputs[i])
-              for i in range(1, 5)]
-    if any(v is None and i < len(node.inputs) and not is_empty(node.inputs[i]) for i, v in enumerate(values, 1)):
+    cuts = _cuts(node, shape)
+    if not cuts or min(cuts) < 2:
         return None
-    starts, ends, axes, steps = values
-    assert starts is not None and ends is not None
-    starts, ends = np.reshape(starts, -1).astype(np.int64), np.reshape(ends, -1).astype(np.int64)
-    axes = np.arange(starts.size) if axes is None else np.reshape(axes, -1).astype(np.int64)
-    steps = np.ones(starts.size, np.int64) if steps is None else np.reshape(steps, -1).astype(np.int64)
-    kept = [(0, n, 1) for n in shape[2:]]
-    for a, s, e, k in zip(axes, starts, ends, steps):
-        a, n = int(a) % len(shape), shape[int(a) % len(shape)]
-        s = min(max(int(s) + n if s < 0 else int(s), 0), n)
-        e = min(max(int(e) + n if e < 0 else int(e), 0), n)
-        if (s, e, int(k)) == (0, n, 1):
-            continue
-        if a < 2 or int(k) < 1 or e <= s:
-            return None
-        kept[a - 2] = (s, e, int(k))
-    return kept if any(k != (0, n, 1) for k, n in zip(kept, shape[2:])) else None
+    return [cuts.get(a, (0, n, 1)) for a, n in enumerate(shape) if a >= 2]
 
 
 def _one_contiguous_run(node: gs.Node) -> bool:
@@ -65,6 +83,56 @@ def _one_contiguous_run(node: gs.Node) -> bool:
         contiguous_slice(node)
     except ValueError:
         return False
+    return True
+
+
+def _moved_axes(layout: gs.Node, before: tuple[int, ...], after: tuple[int, ...], axes: list[int]) -> list[int] | None:
+    """Where the layout node (a Transpose, or a Reshape that only adds or drops axes of size 1)
+    puts each of ``axes`` of its input (None: it does not just move them)."""
+    if layout.op == "Transpose":
+        perm = [int(p) for p in layout.attrs.get("perm", list(reversed(range(len(before)))))]
+        return [perm.index(a) for a in axes]
+    big_in = [a for a, n in enumerate(before) if n != 1]
+    big_out = [a for a, n in enumerate(after) if n != 1]
+    if [before[a] for a in big_in] != [after[a] for a in big_out] or any(a not in big_in for a in axes):
+        return None
+    return [big_out[big_in.index(a)] for a in axes]
+
+
+def _crop_after_layout(model: OnnxModel, names: NameSource, node: gs.Node) -> bool:
+    """Move a crop of a channel-last tensor after the layout node that makes it channel-first
+    (module docstring); False when ``node`` is not such a crop."""
+    x, cut = node.inputs[0], node.outputs[0]
+    x_shape, cut_shape = static_shape(x), static_shape(cut)
+    users = consumers(cut)
+    if x_shape is None or cut_shape is None or len(users) != 1 or x_shape[0] != 1 or const_value(x) is not None:
+        return False
+    layout = users[0]
+    y_shape = static_shape(layout.outputs[0])
+    cuts = _cuts(node, x_shape)
+    if not cuts or y_shape is None or len(y_shape) not in (3, 4) or y_shape[0] != 1 or \
+            layout.op not in ("Transpose", "Reshape") or \
+            (layout.op == "Reshape" and const_value(layout.inputs[1]) is None):
+        return False
+    axes = sorted(cuts)
+    moved = _moved_axes(layout, cut_shape, y_shape, axes)
+    if moved is None or any(a < 2 for a in moved):
+        return False
+    uncut = list(y_shape)
+    for a, b in zip(axes, moved):
+        uncut[b] = x_shape[a]
+    if layout.op == "Transpose" and [x_shape[int(a)] for a in layout.attrs.get("perm", [])] != uncut:
+        return False
+    whole = new_variable(names, f"{layout.name}_uncropped", x.dtype, uncut)
+    y = layout.outputs[0]
+    set_tensors(layout.inputs, [x] if layout.op == "Transpose" else
+                [x, new_constant(names, f"{layout.name}_shape", np.array(uncut, np.int64))])
+    set_tensors(layout.outputs, [whole])
+    bounds = [np.array([cuts[a][i] for a in axes], np.int64) for i in range(3)]
+    set_tensors(node.inputs, [whole, *(new_constant(names, f"{node.name}_{what}", v) for what, v in
+                                       zip(("starts", "ends", "axes", "steps"),
+                                           (bounds[0], bounds[1], np.array(moved, np.int64), bounds[2])))])
+    set_tensors(node.outputs, [y])
     return True
 
 
@@ -78,6 +146,10 @@ class CropToConv(Pass):
 
     def run(self, model: OnnxModel) -> PassResult[OnnxModel]:
         names = NameSource(model.graph)
+        moved = sum(_crop_after_layout(model, names, node) for node in list(model.graph.nodes)
+                    if node.op == "Slice" and spatial_crop(node) is None)
+        if moved:
+            model.graph.toposort()
         rewritten = 0
         for node in list(model.graph.nodes):
             kept = spatial_crop(node)
@@ -99,4 +171,4 @@ class CropToConv(Pass):
             node.inputs.clear()
             node.inputs.extend([x, new_constant(names, f"{node.name}_crop", weights)])
             rewritten += 1
-        return PassResult(model, bool(rewritten), {"rewritten": rewritten})
+        return PassResult(model, bool(moved or rewritten), {"rewritten": rewritten, "moved-after-layout": moved})

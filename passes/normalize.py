@@ -35,7 +35,9 @@ from passes.crop_to_conv import CropToConv
 from passes.prelu import PReluToNormalForm
 from passes.remove_noops import RemoveNoops
 from passes.repeat_upsample import RepeatUpsample
+from passes.resize_linear import ResizeLinear
 from passes.resize_nearest import ResizeNearest
+from passes.spatial_linear import SpatialLinear
 from passes.unroll_recurrent import UnrollRecurrent
 from passes.upgrade_opset import UpgradeOpset, UpgradeOpsetOptions
 
@@ -44,8 +46,8 @@ REWRITES: tuple[type[Pass], ...] = (LayerNorm, RemoveNoops, ExplicitAttributes, 
                                     GlobalMaxPoolToMaxPool, ChannelLastMatMul, MoveTransposes,
                                     ActivationArith, MatMulToGemm,
                                     BinaryScores, CanonicalizeArith, FoldBatchNorm, CanonicalizeReshape,
-                                    FoldConstants, RepeatUpsample, BroadcastActivations, ResizeNearest,
-                                    ConvTransposeToConv, PReluToNormalForm, CropToConv)
+                                    FoldConstants, SpatialLinear, RepeatUpsample, BroadcastActivations,
+                                    ResizeNearest, ResizeLinear, ConvTransposeToConv, PReluToNormalForm, CropToConv)
 MAX_ROUNDS = 4
 
 
@@ -79,8 +81,8 @@ class Normalize(Pass):
     batch > 1 becomes 1, after folding wrote it into constant shapes); infer-shapes; unroll-recurrent
     (LSTM/GRU/RNN over their static sequence length), infer-shapes; then the rewrites (layer-norm, remove-noops, explicit-attributes, fold-pad, reduce-mean-to-gap, global-max-pool,
     channel-last-matmul, move-transposes, activation-arith, matmul-to-gemm, binary-scores,
-    canonicalize-arith, fold-batchnorm, canonicalize-reshape, fold-constants, repeat-upsample,
-    broadcast-activations, resize-nearest, conv-transpose, prelu, crop-to-conv, infer-shapes) repeated
+    canonicalize-arith, fold-batchnorm, canonicalize-reshape, fold-constants, spatial-linear, repeat-upsample,
+    broadcast-activations, resize-nearest, resize-linear, conv-transpose, prelu, crop-to-conv, infer-shapes) repeated
     until nothing changes (at most 4 rounds); then infer-shapes requiring static shapes, name-nodes
     and check-supported. The stats hold each sub-pass's stats (numbers summed over rounds) and the
     number of rounds.

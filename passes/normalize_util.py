@@ -351,3 +351,60 @@ def contiguous_slice(node: gs.Node) -> tuple[int, int]:
                            "(the axes before it must have size 1)")
     inner = int(np.prod(shape[axis + 1:], dtype=np.int64))
     return start * inner, (stop - start) * inner
+
+
+# --------------------------------------------------------------------------- separable spatial maps
+def separable_map(graph: gs.Graph, names: NameSource, x: gs.Variable, y: gs.Variable,
+                  rows: np.ndarray | None, cols: np.ndarray, base: str) -> list[gs.Node]:
+    """Append the nodes that compute ``y[0, c] = rows @ x[0, c] @ cols.T`` for every channel ``c``
+    of a ``[1, C, H, W]`` activation ``x`` (``rows`` ``[M, H]``, ``cols`` ``[N, W]``, ``y``
+    ``[1, C, M, N]``), or ``y[0, c] = cols @ x[0, c]`` of a ``[1, C, L]`` one (``rows`` None, ``y``
+    ``[1, C, N]``): a constant linear map of each channel's spatial axes that is separable (bilinear
+    resizing, adaptive average pooling with windows of different sizes). Returns the new nodes.
+
+    Each axis is one grouped Conv whose kernel spans the whole axis, ``group = C`` with one output
+    channel per output position, followed by a Reshape that puts the new positions on a spatial
+    axis (the values keep their order, so the Reshape is a view). The columns go first, and their
+    result ``[1, C*N, H, 1]`` is read as ``[1, C, N, H]``: the rows then are its last axis, and the
+    second conv's ``[1, C*M, N, 1]`` is ``y`` read as ``[1, C, M, N]``::
+
+        t = Conv(x, Wc[C*N, 1, 1, W]) {group=C}     Wc[c*N + j, 0, 0, :] = cols[j]
+        u = Reshape(t, [1, C, N, H])
+        v = Conv(u, Wr[C*M, 1, 1, H]) {group=C}     Wr[c*M + i, 0, 0, :] = rows[i]
+        y = Reshape(v, [1, C, M, N])
+
+    Each conv row has the map's few non-zero taps per output (two for linear interpolation), so
+    lowering stores it sparse when that is smaller.
+    """
+    shape = static_shape(x)
+    assert shape is not None and shape[0] == 1 and len(shape) == (3 if rows is None else 4)
+    c = shape[1]
+    made: list[gs.Node] = []
+
+    def axis_conv(source: gs.Tensor, matrix: np.ndarray, spatial: list[int], tag: str) -> gs.Variable:
+        n_out, n_in = matrix.shape
+        kernel = [1] * (len(spatial) - 1) + [n_in]
+        weights = np.tile(matrix.astype(np.float32), (c, 1)).reshape(c * n_out, 1, *kernel)
+        out = new_variable(names, f"{base}_{tag}", np.float32, [1, c * n_out, *spatial[:-1], 1])
+        ones = [1] * len(kernel)
+        made.append(add_node(graph, names, "Conv", f"{base}_{tag}",
+                             [source, new_constant(names, f"{base}_{tag}_W", weights)], [out],
+                             {"kernel_shape": kernel, "strides": ones, "pads": [0] * 2 * len(kernel),
+                              "dilations": ones, "group": c}))
+        return out
+
+    def reshape(source: gs.Tensor, target: list[int], out: gs.Variable | None, tag: str) -> gs.Variable:
+        result = out if out is not None else new_variable(names, f"{base}_{tag}", np.float32, target)
+        made.append(add_node(graph, names, "Reshape", f"{base}_{tag}",
+                             [source, new_constant(names, f"{base}_{tag}_shape", np.array(target, np.int64))],
+                             [result]))
+        return result
+
+    n = cols.shape[0]
+    if rows is None:
+        reshape(axis_conv(x, cols, [shape[2]], "cols"), [1, c, n], y, "out")
+        return made
+    m, h = rows.shape[0], shape[2]
+    across = reshape(axis_conv(x, cols, [h, shape[3]], "cols"), [1, c, n, h], None, "colsT")
+    reshape(axis_conv(across, rows, [n, h], "rows"), [1, c, m, n], y, "out")
+    return made

@@ -32,7 +32,7 @@ CANONICAL = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", 
 NEAREST_HINT = ("only nearest-neighbour upsampling by integer factors of the spatial axes is supported "
                 "(nn.Upsample(scale_factor=2, mode='nearest'), F.interpolate(..., mode='nearest'))")
 
-_TRANSFORMS: dict[str, Callable[[np.ndarray, float, int, int], np.ndarray]] = {
+TRANSFORMS: dict[str, Callable[[np.ndarray, float, int, int], np.ndarray]] = {
     "half_pixel": lambda x, s, n_in, n_out: (x + 0.5) / s - 0.5,
     "half_pixel_symmetric": lambda x, s, n_in, n_out: (n_in / 2.0) * (1.0 - n_out / (s * n_in)) + (x + 0.5) / s - 0.5,
     "pytorch_half_pixel": lambda x, s, n_in, n_out: (x + 0.5) / s - 0.5 if n_out > 1 else np.zeros_like(x),
@@ -65,7 +65,7 @@ class Rejected:
     hint: str
 
 
-def _scales_and_sizes(node: gs.Node, rank: int) -> tuple[np.ndarray | None, np.ndarray | None, str | None]:
+def scales_and_sizes(node: gs.Node, rank: int) -> tuple[np.ndarray | None, np.ndarray | None, str | None]:
     """The node's scales and sizes over all ``rank`` axes (either may be None), or why they are not known."""
     if node.op == "Upsample":
         if "scales" in node.attrs:
@@ -110,14 +110,15 @@ def nearest_factors(node: gs.Node) -> Nearest | Rejected:
     """
     mode = str(attr(node, "mode", "nearest"))
     if mode != "nearest":
-        return Rejected(f"{node.op} in mode '{mode}'", f"{NEAREST_HINT}; {mode} interpolation is not")
+        return Rejected(f"{node.op} in mode '{mode}'", f"{NEAREST_HINT}, and linear resizing (resize-linear); "
+                        f"{mode} interpolation is not")
     x_shape, y_shape = static_shape(node.inputs[0]), static_shape(node.outputs[0])
     if x_shape is None or y_shape is None:
         return Rejected("the input or output shape is not static", "fix the input shapes with --input-shape")
     if len(x_shape) not in (3, 4) or x_shape[0] != 1:
         return Rejected(f"{node.op} of {list(x_shape)}", "only [1, C, L] and [1, C, H, W] feature maps are resized")
     rank = len(x_shape)
-    scales, sizes, unknown = _scales_and_sizes(node, rank)
+    scales, sizes, unknown = scales_and_sizes(node, rank)
     if unknown:
         return Rejected(unknown, "the scale factors must be constants (scale_factor=2, or a fixed size)")
     if node.op == "Resize":
@@ -125,7 +126,7 @@ def nearest_factors(node: gs.Node) -> Nearest | Rejected:
         rounding = str(attr(node, "nearest_mode", "round_prefer_floor"))
     else:                       # Upsample (opset 9): floor(i_out / scale)
         transform, rounding = "asymmetric", "floor"
-    if transform not in _TRANSFORMS or rounding not in _ROUNDING:
+    if transform not in TRANSFORMS or rounding not in _ROUNDING:
         return Rejected(f"coordinate_transformation_mode '{transform}' with nearest_mode '{rounding}'",
                         f"{NEAREST_HINT}, without a region of interest")
     if any(int(y_shape[a]) != int(x_shape[a]) for a in (0, 1)):
@@ -140,7 +141,7 @@ def nearest_factors(node: gs.Node) -> Nearest | Rejected:
         factor = n_out // n_in
         scale = float(scales[a]) if scales is not None and sizes is None else n_out / n_in
         out_idx = np.arange(n_out, dtype=np.float64)
-        picked = np.clip(_ROUNDING[rounding](_TRANSFORMS[transform](out_idx, scale, n_in, n_out)), 0, n_in - 1)
+        picked = np.clip(_ROUNDING[rounding](TRANSFORMS[transform](out_idx, scale, n_in, n_out)), 0, n_in - 1)
         if not np.array_equal(picked.astype(np.int64), np.arange(n_out) // factor):
             return Rejected(f"coordinate_transformation_mode '{transform}' with nearest_mode '{rounding}' at "
                             f"scale {scale:g} does not repeat each element {factor} times (axis {a})",

@@ -34,6 +34,12 @@ class UpgradeOpset(Pass):
         Clip(x) {min=0, max=6}           ->  Clip(x, Constant(0), Constant(6))
         Dropout(x) {is_test=1}           ->  Dropout(x)
         BatchNormalization {spatial=1}   ->  BatchNormalization
+        Upsample(x, s) {mode=linear}     ->  Resize(x, roi, s) {mode=linear, coordinate_transformation_mode=asymmetric}
+
+    Upsample (opsets 7-9) and Resize-10 index as ``x_out / scale`` (asymmetric, nearest rounding
+    down); the converter's Resize-11 leaves that attribute at its default, half_pixel, which moves a
+    linear interpolation by half a pixel, so every Resize of a converted pre-11 model is given
+    ``coordinate_transformation_mode=asymmetric`` (and ``nearest_mode=floor``) explicitly.
 
     Models at ``target`` or newer are left as they are. If the converter fails, a model at opset 11 or
     newer is kept unconverted (the stats say why); an older one is rejected, since Clip, Dropout and
@@ -63,5 +69,16 @@ class UpgradeOpset(Pass):
                 location=Location(file=model.source, pass_name=self.name),
                 hint=f"re-export the model with opset {target} or newer "
                      f"(torch.onnx.export(..., opset_version={target}))") from exc
+        if before < OLDEST_WITHOUT_CONVERSION:
+            for node in converted.graph.node:
+                if node.op_type == "Resize" and node.domain in ("", "ai.onnx"):
+                    _set_default(node, "coordinate_transformation_mode", "asymmetric")
+                    _set_default(node, "nearest_mode", "floor")
         replace_graph(model, converted)
         return PassResult(model, True, {"opset": target, "from-opset": before})
+
+
+def _set_default(node: onnx.NodeProto, name: str, value: str) -> None:
+    """Give ``node`` the string attribute ``name = value`` unless it has one."""
+    if all(a.name != name for a in node.attribute):
+        node.attribute.append(onnx.helper.make_attribute(name, value))

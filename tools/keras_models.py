@@ -43,7 +43,8 @@ FIXTURES: tuple[tuple[str, int, bool], ...] = (
     ("separable_gmp", 13, True), ("conv1d_gap", 17, True), ("residual_concat", 13, False),
     ("rescale_reshape_zeropad", 17, True), ("leaky_elu_relu6", 13, True), ("cnn_two_channel_dilated", 17, True),
     ("dense_on_maps", 13, True), ("conv1d_dense_gmp", 17, False), ("merge_layers", 13, True),
-    ("normalization_input", 17, True), ("upsampling", 13, True))
+    ("normalization_input", 17, True), ("upsampling", 13, True), ("upsampling_bilinear", 17, True),
+    ("cropping", 13, True))
 FIXTURE_SAMPLES = 64
 
 
@@ -255,6 +256,14 @@ def upsampling() -> keras.Model:
                              L.Dense(10, activation="softmax")])
 
 
+def upsampling_bilinear() -> keras.Model:
+    """UpSampling2D(interpolation='bilinear') between convolutions (a linear Resize, half_pixel)."""
+    return keras.Sequential([keras.Input(_image("image")), L.Conv2D(4, 3, strides=2, padding="same",
+                                                                     activation="relu"),
+                             L.UpSampling2D(2, interpolation="bilinear"), L.Conv2D(4, 3, activation="relu"),
+                             L.Flatten(), L.Dense(10, activation="softmax")])
+
+
 def cropping() -> keras.Model:
     """Cropping2D of the border pixels before a convolution."""
     return keras.Sequential([keras.Input(_image("image")), L.Cropping2D(1), L.Conv2D(8, 3, activation="relu"),
@@ -289,6 +298,7 @@ MODELS: dict[str, tuple[Callable[[], keras.Model], str, float]] = {
     "normalization_input": (normalization_input, "image2", 16.0),
     "layer_norm": (layer_norm, "flat", 16.0),
     "upsampling": (upsampling, "image", 16.0),
+    "upsampling_bilinear": (upsampling_bilinear, "image", 16.0),
     "cropping": (cropping, "image", 16.0),
 }
 
@@ -340,14 +350,15 @@ def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray, rows: np.ndarray)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-o", "--out", type=Path, default=ROOT / "build" / "keras", help="output folder")
-    parser.add_argument("--only", nargs="*", default=None, metavar="KIND", help=f"some of {', '.join(MODELS)}")
+    parser.add_argument("--only", nargs="*", default=None, metavar="KIND",
+                        help=f"some of {', '.join(MODELS)} (with --fixtures: some of the fixtures)")
     parser.add_argument("--opsets", default="13,17", help="comma-separated opsets (default 13,17)")
     parser.add_argument("--epochs", type=int, default=10, help="training epochs per model (default 10)")
     parser.add_argument("--fixtures", action="store_true",
                         help=f"write the test fixtures ({len(FIXTURES)} models) into {FIXTURE_DIR.relative_to(ROOT)}")
     args = parser.parse_args()
     if args.fixtures:
-        plan = {kind: [(opset, dynamic)] for kind, opset, dynamic in FIXTURES}
+        plan = {kind: [(opset, dynamic)] for kind, opset, dynamic in FIXTURES if not args.only or kind in args.only}
         out = FIXTURE_DIR
     else:
         opsets = [int(o) for o in args.opsets.split(",")]

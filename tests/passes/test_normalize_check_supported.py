@@ -18,7 +18,7 @@ g (float[N, 2, 4, 4] x) => (float[1, 1, 3, 8] y, float[1, 2, 8, 8] z, float[2, 1
     s = Reshape(x, shape)
     l1, l2, l3 = LSTM <hidden_size = 3> (s, lw, lr)
     y = Reshape(l1, shape2)
-    z = Resize <mode = "linear"> (x, roi, scales)
+    z = Resize <mode = "cubic"> (x, roi, scales)
     t = Transpose <perm = [1, 0, 2, 3]> (x)
 }
 """
@@ -41,8 +41,8 @@ def test_every_unsupported_node_is_listed_in_one_error() -> None:
         assert any(f"'{name}' ({op}, ai.onnx v13" in line for line in error.details), text
     assert any("batch_first=True" in line for line in error.details)  # what to do about the LSTM
     assert any("keep the batch axis first" in line for line in error.details)  # ... and the Transpose
-    assert any("'Resize_3'" in line and "mode 'linear'" in line and "linear interpolation is not" in line
-               for line in error.details)                          # ... and the bilinear Resize
+    assert any("'Resize_3'" in line and "mode 'cubic'" in line and "cubic interpolation is not" in line
+               for line in error.details)                          # ... and the bicubic Resize
     assert any("[1,2,4,4]" in line for line in error.details)       # input shapes are shown
     assert "hint: see docs/normal-form.md" in text
 

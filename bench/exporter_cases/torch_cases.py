@@ -8,8 +8,9 @@ The matrix, per net (``-bdyn``: dynamic batch axis, ``-b1``/``-b8``: fixed batch
 
 and besides: the dynamo exporter at opset 18 ``-b8`` for five nets; float16 (three conv nets) and
 float64 (two dense nets: onnxruntime has no float64 Conv to compare with) at opset 13; the legacy
-opsets 7, 9, 15 and 18 for two nets. ``adaptive_3x2of8`` (an output size that does not divide the
-input) only through dynamo: the legacy exporter cannot export it.
+opsets 7, 9, 15 and 18 for two nets. ``adaptive_3x2of8``, ``adaptive_3x3of7`` and
+``adaptive_3x3of10`` (output sizes that do not divide the input) only through dynamo: the legacy
+exporter cannot export them.
 
 A dynamic batch is exported from a batch of 2 (torch.export specialises a batch of 1 to a constant
 when a net permutes it). Weights come from ``torch.manual_seed(0)``, BatchNorm statistics from
@@ -31,14 +32,16 @@ from bench.exporter_cases.common import SAMPLES, Case, ExportedModel
 
 NET_NAMES: tuple[str, ...] = (
     "bn_unfused", "convbn_s2_dil", "seq1d", "nonsquare", "rgb_dil_gap", "avg_cip_floor", "avg_cip_ceil",
-    "avg_nocip_floor", "avg_nocip_ceil", "adaptive_2x2", "adaptive_3x3of9", "adaptive_3x2of8", "dw_pw_residual",
+    "avg_nocip_floor", "avg_nocip_ceil", "adaptive_2x2", "adaptive_3x3of9", "adaptive_3x2of8", "adaptive_3x3of7",
+    "adaptive_3x3of10", "dw_pw_residual",
     "inception_cat", "mlp_nobias_identity", "mean_keepdim", "mean_nokeep", "channel_last", "matmul_const_bias",
-    "matmul_const_nobias", "upsample", "convtranspose", "seq_transpose_conv1d", "two_outputs", "logsoftmax",
+    "matmul_const_nobias", "upsample", "strided_crop", "bilinear_x2", "bilinear_ac_x3", "linear1d_x2",
+    "convtranspose", "seq_transpose_conv1d", "two_outputs", "logsoftmax",
     "norm_inside", "pool_ceil_odd", "layernorm_mlp", "layernorm_seq",
 )
 """The nets of ``torch_nets.NETS`` (listed here so that the cases exist without torch installed)."""
 
-LEGACY_UNEXPORTABLE = frozenset({"adaptive_3x2of8"})
+LEGACY_UNEXPORTABLE = frozenset({"adaptive_3x2of8", "adaptive_3x3of7", "adaptive_3x3of10"})
 """Nets the legacy exporter refuses (an adaptive pool whose output size does not divide the input)."""
 
 DYNAMIC_EXAMPLE_BATCH = 2

@@ -217,6 +217,33 @@ class NearestUpsample(nn.Module):
         return self.fc(self.up(F.relu(self.c(x))).flatten(1))
 
 
+class StridedCrop(nn.Module):
+    """Conv -> ReLU -> ``x[:, :, ::2, 1::2]`` (a Slice with steps) -> Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(1, 3, 3, padding=1)
+        self.fc = nn.Linear(3 * 5 * 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(F.relu(self.c(x))[:, :, ::2, 1::2].flatten(1))
+
+
+class LinearUpsample(nn.Module):
+    """Conv -> ReLU -> Upsample(``factor``, bilinear or, for a 1-D input, linear, ``align_corners``)
+    -> Linear."""
+
+    def __init__(self, factor: int, align_corners: bool, one_d: bool = False) -> None:
+        super().__init__()
+        self.c = nn.Conv1d(2, 3, 3, padding=1) if one_d else nn.Conv2d(1, 3, 3, padding=1)
+        self.up = nn.Upsample(scale_factor=factor, mode="linear" if one_d else "bilinear",
+                              align_corners=align_corners)
+        self.fc = nn.LazyLinear(3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.up(F.relu(self.c(x))).flatten(1))
+
+
 class TransposedConv(nn.Module):
     """ConvTranspose2d(kernel 2, stride 2) -> ReLU -> Linear."""
 
@@ -338,6 +365,8 @@ NETS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "adaptive_2x2": (lambda: AdaptivePool((2, 2)), (1, 8, 8)),
     "adaptive_3x3of9": (lambda: AdaptivePool((3, 3)), (1, 9, 9)),
     "adaptive_3x2of8": (lambda: AdaptivePool((3, 2)), (1, 8, 8)),
+    "adaptive_3x3of7": (lambda: AdaptivePool((3, 3)), (1, 7, 7)),
+    "adaptive_3x3of10": (lambda: AdaptivePool((3, 3)), (1, 10, 10)),
     "dw_pw_residual": (DepthwiseResidual, (3, 10, 10)),
     "inception_cat": (InceptionConcat, (3, 8, 8)),
     "mlp_nobias_identity": (mlp_no_bias, (1, 8, 8)),
@@ -347,6 +376,10 @@ NETS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "matmul_const_bias": (lambda: MatmulParameters(True), (20,)),
     "matmul_const_nobias": (lambda: MatmulParameters(False), (20,)),
     "upsample": (NearestUpsample, (1, 8, 8)),
+    "strided_crop": (StridedCrop, (1, 9, 8)),
+    "bilinear_x2": (lambda: materialized(LinearUpsample(2, False), (1, 6, 6)), (1, 6, 6)),
+    "bilinear_ac_x3": (lambda: materialized(LinearUpsample(3, True), (1, 5, 4)), (1, 5, 4)),
+    "linear1d_x2": (lambda: materialized(LinearUpsample(2, False, one_d=True), (2, 10)), (2, 10)),
     "convtranspose": (TransposedConv, (1, 8, 8)),
     "seq_transpose_conv1d": (SequenceConv1d, (16, 3)),
     "two_outputs": (TwoHeads, (1, 8, 8)),

@@ -10,7 +10,8 @@ buffer, where "float value" is what the float model computes from the same (unqu
   of ``|x'|`` over one output's window in this run (``sum |x'|`` for ``fc``; padding counts 0, so
   the zeros an ``upsample`` inserts cost nothing):
   ``e_c = sum|W'_c| * e_x + 2^-(f_w[c]+1) * (A_c + taps * e_x) + 2^-(f_in+f_w[c]+1)`` (bias
-  rounding) ``+ 2^-(f_out+1)`` when the shift rounds (``shift > 0``).
+  rounding) ``+ 2^-(f_out+1)`` when the shift rounds (``shift > 0``). ``conv_sparse``/``fc_sparse``
+  compute exactly what the dense op does on the weights they encode: the same bound on those.
 - activations are 1-Lipschitz (leaky with ``alpha < 1``); a clip adds the rounding of its bounds
   (``2^-(f+1)``); a leaky adds ``2^-16 * max|x|`` (slope rounding) plus its requant rounding.
 - ``lut``: ``L * e_x + e_t``, with ``L`` the function's largest slope and ``e_t`` the table's worst
@@ -42,7 +43,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from transpiler.lir.ir import Program
+from transpiler.lir import kernels
+from transpiler.lir.ir import Program, Step
 
 LUT_META = "lut"
 """The program meta key backends/lower_lut.py fills (``{step: [largest slope, table error]}``)."""
@@ -93,6 +95,32 @@ def _window_abs_sums(step_op: str, attrs: Mapping[str, object], x: np.ndarray, c
             sums += padded[:, ky * dh:ky * dh + (oh - 1) * sh + 1:sh, kx * dw:kx * dw + (ow - 1) * sw + 1:sw]
     per_group = sums.reshape(group, cin // group, oh, ow).sum(axis=1).reshape(group, -1).max(axis=1)
     return np.repeat(per_group, cout // group)
+
+
+def _dense_weights(program: Program, step: Step) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """The integer weights ``[N, taps]`` of a ``conv``/``fc`` step or the dense weights its sparse
+    form (``conv_sparse``/``fc_sparse``, docs/lir.md "Sparse ops") encodes, their fractional bits
+    per output, and the kernel (``(1, 1)`` for fc): a sparse step computes exactly what the dense
+    one does, so it has the same bound."""
+    x = program.buffers[step.inputs[0]]
+    wbuf = program.buffers[step.inputs[1]]
+    if step.op in ("conv", "fc"):
+        dense = np.asarray(wbuf.data)
+        kernel = (int(wbuf.shape[2]), int(wbuf.shape[3])) if step.op == "conv" else (1, 1)
+    elif step.op == "fc_sparse":
+        values, deltas, rowptr = (program.buffers[n].data for n in step.inputs[1:4])
+        dense = kernels.csr_to_dense(values, deltas, rowptr, int(np.prod(x.shape)))
+        kernel = (1, 1)
+    else:
+        values, offsets, chanptr = (program.buffers[n].data for n in step.inputs[1:4])
+        k, group, dilation = step.attrs["kernel"], step.attrs["group"], step.attrs["dilation"]
+        assert isinstance(k, list) and isinstance(group, int) and isinstance(dilation, list)
+        kernel = (int(k[0]), int(k[1]))
+        dense = kernels.conv_sparse_to_dense(values, offsets, chanptr, int(x.shape[0]) // group, kernel,
+                                             (int(x.shape[1]), int(x.shape[2])), dilation)
+    w_q = np.asarray(dense, dtype=np.float64).reshape(dense.shape[0], -1)
+    f_w = np.broadcast_to(np.asarray(wbuf.q, dtype=np.float64), (w_q.shape[0],))
+    return w_q, f_w, kernel
 
 
 def _layernorm_bound(xr: np.ndarray, e_x: float, var_x: float, g: np.ndarray, q_g: int, qz: int,
@@ -190,24 +218,22 @@ def error_bounds(program: Program, trace: Mapping[str, np.ndarray], sigmas: floa
         ybuf = program.buffers[y]
         q_out = ybuf.q if isinstance(ybuf.q, int) else 0
         lsb2 = (2.0 ** -q_out) ** 2 / 12.0
-        if step.op in ("conv", "fc"):
-            x, w, _ = step.inputs
-            wbuf = program.buffers[w]
-            f_w = np.asarray(wbuf.q, dtype=np.float64)
-            w_q = np.asarray(wbuf.data, dtype=np.float64).reshape(wbuf.shape[0], -1)
+        if step.op in ("conv", "fc", "conv_sparse", "fc_sparse"):
+            x = step.inputs[0]
+            dense_op = "fc" if step.op.startswith("fc") else "conv"
+            w_q, f_w, kernel = _dense_weights(program, step)
             taps = w_q.shape[1]
             scale = 2.0 ** -f_w
             l1 = np.abs(w_q).sum(axis=1) * scale
             l2 = (w_q ** 2).sum(axis=1) * scale ** 2
             e_x = err(x)
             xv = real(x)
-            energy = float(np.sum(xv ** 2)) if step.op == "fc" else taps * float(np.mean(xv ** 2))
+            energy = float(np.sum(xv ** 2)) if dense_op == "fc" else taps * float(np.mean(xv ** 2))
             q_in = program.buffers[x].q
             assert isinstance(q_in, int)
             shifts = np.asarray(step.attrs["shift"], dtype=np.int64)
             rounds = np.where(shifts > 0, 1.0, 0.0)
-            kernel = (int(wbuf.shape[2]), int(wbuf.shape[3])) if step.op == "conv" else (1, 1)
-            window = _window_abs_sums(step.op, step.attrs, xv, wbuf.shape[0], kernel)
+            window = _window_abs_sums(dense_op, step.attrs, xv, w_q.shape[0], kernel)
             e_c = (l1 * e_x + 0.5 * scale * (window + taps * e_x) + 0.5 * 2.0 ** -(q_in + f_w)
                    + rounds * _lsb_half(q_out))
             v_c = l2 * variance(x) + energy * scale ** 2 / 12.0 + rounds * lsb2

@@ -60,7 +60,7 @@ def _check(proto: onnx.ModelProto, xs: np.ndarray, tmp_path: Path, label: str, c
     grouped = [s for s in program.steps if s.op.startswith("conv") and int(s.attrs.get("group", 1)) > 1]
     assert len(grouped) >= 1, [s.op for s in program.steps]
     figures = against_onnxruntime(program, OnnxModel.from_proto(proto), xs, name)
-    assert figures["top1"] >= TOP1, figures
+    assert figures["top1"] >= TOP1 and 0.0 < figures["bound"] < float("inf"), figures
     if c:
         inputs = [quantize_inputs(program, {name: x[None]}) for x in xs[:20]]
         check_c_equals_interpreter(program, tmp_path / "c", inputs, label)

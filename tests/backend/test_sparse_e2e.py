@@ -20,9 +20,11 @@ import onnx
 import pytest
 from emit_c_helpers import build_all, emit, import_all_passes, interp_outputs, pack_inputs, random_inputs
 
+from backends.lower_bounds import error_bounds
 from transpiler import hostrun
 from transpiler.data import Dataset, input_specs, load_dataset
 from transpiler.errors import BudgetError
+from transpiler.lir.interp import run_program
 from transpiler.lir.ir import Program
 from transpiler.lir.qio import quantize_inputs
 from transpiler.lir.verify import verify_program
@@ -106,6 +108,22 @@ def test_pruned_lenet_sparse_equals_dense_in_c(tmp_path: Path) -> None:
     for label, got in results:
         assert np.array_equal(got, want), f"{label}: C differs from the interpreter at " \
                                           f"{np.argwhere(got != want)[:5].tolist()}"
+
+
+def test_a_sparse_program_has_the_dense_ones_error_bound(tmp_path: Path) -> None:
+    """lower_bounds reads conv_sparse/fc_sparse through the weights they encode: the bound of every
+    buffer equals the dense program's (it was infinite for sparse steps)."""
+    model = prune_model("lenet5_mnist", 0.9, tmp_path)
+    ds = dataset("lenet5_mnist", model)
+    sparse, _ = compile_lir(model, ds, "always", tmp_path / "s")
+    dense, _ = compile_lir(model, ds, "never", tmp_path / "d")
+    for i in range(3):
+        feed = quantize_inputs(sparse, ds.inputs_for(i))
+        got = error_bounds(sparse, run_program(sparse, feed, trace=True))
+        want = error_bounds(dense, run_program(dense, feed, trace=True))
+        assert got.valid and want.valid
+        for name, bound in want.outputs.items():
+            assert np.isfinite(bound) and got.outputs[name] == pytest.approx(bound, rel=1e-12), (name, got.outputs)
 
 
 def test_pruned_mlp_big_fits_256k_fram_only_sparse(tmp_path: Path) -> None:

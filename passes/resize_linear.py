@@ -23,7 +23,8 @@ Before -> after::
 
 Rejected (left for `check-supported`, with :func:`linear_maps`'s reason): cubic, roi-based
 ``tf_crop_and_resize``, antialiased downscaling, ``keep_aspect_ratio_policy`` other than stretch,
-scales computed at run time, resizing the batch or channel axis.
+align_corners to an axis of length 1, scales computed at run time, resizing the batch or channel
+axis.
 """
 
 from __future__ import annotations
@@ -97,6 +98,9 @@ def linear_maps(node: gs.Node) -> LinearMaps | Rejected:
     shrinks = any(int(y_shape[a]) < int(x_shape[a]) for a in range(2, len(x_shape)))
     if int(attr(node, "antialias", 0)) and shrinks:
         return Rejected("antialiased linear downscaling", LINEAR_HINT)
+    if transform == "align_corners" and any(int(y_shape[a]) == 1 < int(x_shape[a]) for a in range(2, len(x_shape))):
+        return Rejected("align_corners resizing to length 1 (the coordinate divides by zero: onnxruntime and the "
+                        "ONNX reference compute different values)", LINEAR_HINT)
     matrices = []
     for a in range(2, len(x_shape)):
         n_in, n_out = int(x_shape[a]), int(y_shape[a])

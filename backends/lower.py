@@ -17,7 +17,8 @@ Rules (node -> step):
   [+ act] -> depthwise 1x1 ``conv`` (``group = C``, weight = the scale). A per-channel constant
   ``Add`` alone -> depthwise 1x1 ``conv`` with weight 1 and the constant as bias; a per-element
   constant ``Add`` -> ``add`` with an i16 constant buffer. ``Add`` of two activations [+ act] ->
-  ``add``; ``Mul`` of two activations of one shape [+ act] -> ``mul``. ``LayerNormalization`` over
+  ``add``; ``Mul`` of two activations of one shape [+ act] -> ``mul``. The canonical ``ai.onnx.ml``
+  ``TreeEnsembleRegressor`` of `tree-ensembles` -> ``trees`` + ``tree_sum`` (backends/lower_trees.py). ``LayerNormalization`` over
   the last axis [+ act] -> ``layernorm``. A nearest ``Resize`` by integer factors -> ``upsample``; the zero insertion
   ``ConvTranspose`` of a transposed convolution -> ``upsample`` with ``zeros=1``. A ``Gather``/``Slice`` of one
   time step -> ``slice``. ``MaxPool``/``AveragePool`` -> ``maxpool``/``avgpool`` (the output shape carries
@@ -83,11 +84,12 @@ from typing import Any, Literal
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from backends import lower_gnet, lower_lut, lower_sparse
+from backends import lower_gnet, lower_lut, lower_sparse, lower_trees
 from passes.elementwise import Region, find_regions
 from passes.conv_transpose import is_zero_insertion
 from passes.resize_nearest import upsample_factors
 from passes.check_supported import layer_norm_problems
+from passes.tree_ensembles import ML_DOMAIN, canonical_scores, is_canonical as is_canonical_trees, read_ensemble
 from passes.normalize_util import contiguous_slice
 from passes.quantize import (DEFAULT_MAX_SHIFT, is_per_channel, limit_weight_formats,
                              per_channel_values, round_half_up, weight_frac_bits)
@@ -480,6 +482,9 @@ class _Lowerer:
         if id(node) in self.claimed:      # inside a region: computed by the region's lut step
             self.done.add(id(node))
             return
+        if node.domain == ML_DOMAIN and is_canonical_trees(node):
+            self._trees(node)
+            return
         handler = getattr(self, f"_op_{node.op}", None)
         if node.domain not in ("", "ai.onnx", None) or handler is None:
             raise _Unsupported("op not in the normal form that lower accepts")
@@ -669,6 +674,35 @@ class _Lowerer:
         y_buf = self._storage(chain.output, f_out)
         self._step("layernorm", chain.nodes, inputs, y_buf,
                    {"eps": e_q, "qz": qz, "shift": qz + q_g - f_out, **self._act_attrs(chain.act, f_out)})
+
+    def _trees(self, node: gs.Node) -> None:
+        """The canonical TreeEnsembleRegressor -> ``trees`` (a walk per tree, the leaf indices) and
+        ``tree_sum`` (the leaves' values per output) (backends/lower_trees.py)."""
+        ens = read_ensemble(node)
+        leaves, base, _, _ = canonical_scores(ens)
+        x_buf = self._input(node.inputs[0])
+        k = self.program.storage_of(x_buf).size
+        out = node.outputs[0]
+        q_out = self._q(out.name)
+        tables = lower_trees.build_tables(ens, leaves, base, self._qbuf(x_buf), q_out)
+        if tables.feature.size and int(tables.feature.max()) >= k:
+            raise _Unsupported(f"a branch reads feature {int(tables.feature.max())} of {k}")
+        base_name = sanitize_name(node.name)
+        walk = [x_buf, self._const(f"{base_name}_feature", tables.feature, "u16", None),
+                self._const(f"{base_name}_threshold", tables.threshold, "i16", self._qbuf(x_buf)),
+                self._const(f"{base_name}_children", tables.children, "u16", None),
+                self._const(f"{base_name}_roots", tables.roots, "u16", None)]
+        leaf_buf = self._name(f"{out.name}_leaves")
+        self.program.add(Buffer(name=leaf_buf, dtype="i16", shape=(len(ens.trees),), q=0))
+        self._step("trees", [node], walk, leaf_buf, {"values": int(tables.values.size)})
+        self.program.steps[-1].name = f"{node.name}_walk"
+        sums = [leaf_buf, self._const(f"{base_name}_values", tables.values, "i16", tables.q_values),
+                self._const(f"{base_name}_first", tables.first, "u16", None),
+                self._const(f"{base_name}_bias", tables.bias, "i32", None)]
+        y_buf = self._storage(out, q_out)
+        self._step("tree_sum", [node], sums, y_buf, {"shift": tables.shift})
+        if tables.pruned:
+            self.stats["pruned_branches"] = self.stats.get("pruned_branches", 0) + tables.pruned
 
     def _region(self, region: Region) -> None:
         """An element-wise region (passes/elementwise.py) -> one ``lut`` step (backends/lower_lut.py)."""

@@ -69,6 +69,7 @@ import onnx_graphsurgeon as gs
 
 from transpiler.data import Dataset
 from transpiler.errors import DataError, Location, PassError
+from passes.tree_ensembles import reject_training
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
@@ -603,6 +604,7 @@ def attach(model: OnnxModel, opts: AttachGnetOptions, train: Dataset, evaluate: 
         raise PassError(f"bad options fc_max={opts.fc_max}, conv1x1={opts.conv1x1}, epochs={opts.epochs}, "
                         f"lr={opts.lr}, batch_size={opts.batch_size}", location=_where(model),
                         hint="fc-max >= 1, conv1x1 >= 0, epochs >= 0, lr > 0, batch-size >= 1")
+    reject_training(model, "attach-gnet")
     tensors = [resolve_exit(model, n) for n in opts.exits] if opts.exits else default_exits(graph)
     if not tensors:
         raise PassError("no exit points: the model has no Conv/Gemm block before its classifier",

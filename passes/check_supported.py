@@ -26,6 +26,8 @@ from passes.elementwise import find_regions
 from passes.prelu import PRELU_HINT, prelu_slopes
 from passes.resize_linear import is_linear, linear_maps
 from passes.resize_nearest import Rejected, is_canonical, nearest_factors
+from passes.tree_ensembles import (ML_DOMAIN, TREE_OPS, canonical_scores, is_canonical as is_canonical_trees,
+                                   read_ensemble, tree_limits)
 from passes.unroll_recurrent import PROBLEM as RECURRENT_PROBLEM
 from passes.normalize_util import (DEFAULT_DOMAINS, ORIGIN, const_value, consumers, contiguous_slice, domain_version,
                                    is_const, is_empty, is_graph_output, is_read, origin_of, shape_text, static_shape)
@@ -78,6 +80,8 @@ _ML_HINTS: dict[str, str] = {
     "Normalizer": "only the L1 Normalizer after a LinearClassifier's softmax is supported (it changes nothing)",
     "LinearRegressor": "a LinearRegressor is supported with post_transform NONE and coefficients of "
                        "targets x input width",
+    "TreeEnsemble": "the ai.onnx.ml opset 5 TreeEnsemble is not supported; convert with ai.onnx.ml opset 3 "
+                    "(skl2onnx's default): TreeEnsembleClassifier/TreeEnsembleRegressor are",
     "SVMClassifier": "kernel SVMs (SVC, NuSVC) are not supported; train a LinearSVC (or SGDClassifier) instead: "
                      "it exports as a LinearClassifier, which is",
     "SVMRegressor": "kernel SVMs (SVR, NuSVR) are not supported; train a LinearSVR (or SGDRegressor) instead: "
@@ -397,6 +401,27 @@ RULES: dict[str, Rule] = {
 }
 
 
+def _trees(node: gs.Node) -> list[tuple[str, str]]:
+    """A tree ensemble is supported in the canonical form `tree-ensembles` writes, on a ``[1, K]``
+    input, with feature indices below ``K`` and tables within the kernel's limits."""
+    hint = ("tree ensembles are supported with BRANCH_LEQ/LT/GTE/GT nodes, SUM or AVERAGE, post_transform "
+            "NONE, SOFTMAX or LOGISTIC, no missing-value tracking (retrain without NaN handling, or impute "
+            "before the model)")
+    ens = read_ensemble(node)
+    if ens.problems:
+        return [(p, hint) for p in ens.problems]
+    if not is_canonical_trees(node):
+        why = canonical_scores(ens)[3] or "the scores are not a graph output (or a ZipMap's input)"
+        return [(why, hint)]
+    shape = static_shape(node.inputs[0])
+    if shape is None or len(shape) != 2 or shape[0] != 1:
+        return [(f"input of shape {shape_text(node.inputs[0])}", "a tree ensemble reads a [1, features] vector")]
+    problems = [(f"tree {t} reads feature {b.feature} of {shape[1]}", "the model is inconsistent; re-export it")
+                for t, tree in enumerate(ens.trees) for b in tree.branches.values() if not 0 <= b.feature < shape[1]]
+    problems += [(p, "split the forest or train fewer/shallower trees") for p in tree_limits(ens)]
+    return problems
+
+
 def region_members(model: OnnxModel) -> set[int]:
     """id() of every node of an element-wise region (passes/elementwise.py): lower computes each
     region with one table, whatever its ops."""
@@ -412,6 +437,8 @@ def node_findings(model: OnnxModel, node: gs.Node, regions: set[int] | None = No
         regions = region_members(model)
     if id(node) in regions:
         problems = []
+    elif domain == ML_DOMAIN and node.op in TREE_OPS:
+        problems = _trees(node)
     elif domain not in DEFAULT_DOMAINS:
         hint = _ML_HINTS.get(node.op, _ML_HINT) if domain == "ai.onnx.ml" else \
             "custom-domain ops are not supported; export with standard ONNX ops"

@@ -7,7 +7,7 @@ msp430-elf-gcc (freeml-tx msp430 toolchain, Debian gcc-12-source 12.2.0-14+deb12
 its section. plan-memory adds up what is reachable from the entry points a program's steps call.
 """
 
-SOURCES_SHA256 = 'e722d9b3c648642b5ea92e45e6d81b7d5afb039491de2682d344761bc45e4773'
+SOURCES_SHA256 = 'e942c8c169dc7ed48c4a7ab624a9b9d6022070acdeab35c2175bbf27c4a6adc5'
 
 GRAPHS: dict[str, dict[str, dict[str, object]]] = {
  "large": {
@@ -315,6 +315,9 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.text.fx_requant",
     "libgcc.a(slli.o):.text.__mspabi_slll"
    ],
+   "fx_tree.c:.text.fx_tree_sum": [
+    "fx_requant.c:.text.fx_requant"
+   ],
    "libgcc.a(_clzdi2.o):.text.__clzdi2": [
     "libgcc.a(_clz.o):.rodata.__clz_tab",
     "libgcc.a(slli.o):.text.__mspabi_slll",
@@ -359,7 +362,9 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_progress_reset": "fx_progress.c:.text.fx_progress_reset",
    "fx_requant": "fx_requant.c:.text.fx_requant",
    "fx_requant_copy": "fx_eltwise.c:.text.fx_requant_copy",
-   "fx_requant_fn": "fx_requant.c:.text.fx_requant_fn"
+   "fx_requant_fn": "fx_requant.c:.text.fx_requant_fn",
+   "fx_tree_sum": "fx_tree.c:.text.fx_tree_sum",
+   "fx_trees": "fx_tree.c:.text.fx_trees"
   },
   "sections": {
    "fx_conv.c:.rodata.CSWTCH.56": [
@@ -786,6 +791,14 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     82,
     "code"
    ],
+   "fx_tree.c:.text.fx_tree_sum": [
+    174,
+    "code"
+   ],
+   "fx_tree.c:.text.fx_trees": [
+    140,
+    "code"
+   ],
    "libgcc.a(_clz.o):.rodata.__clz_tab": [
     256,
     "rodata"
@@ -1179,6 +1192,9 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.text.fx_requant",
     "libgcc.a(slli.o):.text.__mspabi_slll"
    ],
+   "fx_tree.c:.text.fx_tree_sum": [
+    "fx_requant.c:.text.fx_requant"
+   ],
    "libgcc.a(_clzdi2.o):.text.__clzdi2": [
     "libgcc.a(_clz.o):.rodata.__clz_tab",
     "libgcc.a(slli.o):.text.__mspabi_slll",
@@ -1223,7 +1239,9 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_progress_reset": "fx_progress.c:.text.fx_progress_reset",
    "fx_requant": "fx_requant.c:.text.fx_requant",
    "fx_requant_copy": "fx_eltwise.c:.text.fx_requant_copy",
-   "fx_requant_fn": "fx_requant.c:.text.fx_requant_fn"
+   "fx_requant_fn": "fx_requant.c:.text.fx_requant_fn",
+   "fx_tree_sum": "fx_tree.c:.text.fx_tree_sum",
+   "fx_trees": "fx_tree.c:.text.fx_trees"
   },
   "sections": {
    "fx_conv.c:.rodata.CSWTCH.56": [
@@ -1648,6 +1666,14 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    ],
    "fx_sparse.c:.text.fx_sparse_slow": [
     82,
+    "code"
+   ],
+   "fx_tree.c:.text.fx_tree_sum": [
+    124,
+    "code"
+   ],
+   "fx_tree.c:.text.fx_trees": [
+    104,
     "code"
    ],
    "libgcc.a(_clz.o):.rodata.__clz_tab": [

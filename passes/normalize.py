@@ -25,6 +25,7 @@ from passes.infer_shapes import InferShapes, InferShapesOptions
 from passes.layer_norm import LayerNorm
 from passes.matmul_to_gemm import MatMulToGemm
 from passes.ml_ops import MlOpsToOnnx
+from passes.tree_ensembles import TreeEnsembles
 from passes.move_transposes import MoveTransposes
 from passes.name_nodes import NameNodes
 from passes.reduce_mean_to_gap import ReduceMeanToGap
@@ -76,7 +77,8 @@ class Normalize(Pass):
           -> Gemm{transB=1} -> Softmax -> y[1,10]          (every node named, with `origin`)
 
     Order: name-nodes; to-float32 (float64/float16 models computed in float32); ml-to-onnx (scikit-learn's Scaler/LinearClassifier as standard ops, with the
-    label path strip-classifier-tail knows); strip-classifier-tail (early: onnx-graphsurgeon cannot
+    label path strip-classifier-tail knows); tree-ensembles (tree ensembles as one canonical
+    TreeEnsembleRegressor of raw scores, the same label path); strip-classifier-tail (early: onnx-graphsurgeon cannot
     represent ZipMap's map type); upgrade-opset; infer-shapes, fold-constants; batch-one (a fixed
     batch > 1 becomes 1, after folding wrote it into constant shapes); infer-shapes; unroll-recurrent
     (LSTM/GRU/RNN over their static sequence length), infer-shapes; then the rewrites (layer-norm, remove-noops, explicit-attributes, fold-pad, reduce-mean-to-gap, global-max-pool,
@@ -99,7 +101,8 @@ class Normalize(Pass):
         changed = False
         opts = self.options
         prologue: list[tuple[type[Pass], Any]] = [
-            (NameNodes, None), (ToFloat32, None), (MlOpsToOnnx, None), (StripClassifierTail, None),
+            (NameNodes, None), (ToFloat32, None), (MlOpsToOnnx, None), (TreeEnsembles, None),
+            (StripClassifierTail, None),
             (UpgradeOpset, UpgradeOpsetOptions(target=opts.opset)),
             (InferShapes, InferShapesOptions(require_static=False)), (FoldConstants, None), (BatchOne, None),
             (InferShapes, InferShapesOptions(require_static=False)), (UnrollRecurrent, None),

@@ -115,7 +115,7 @@ OP_ENTRY_POINTS: dict[str, tuple[str, ...]] = {
     "fc_sparse": ("fx_fc_sparse",), "maxpool": ("fx_maxpool",), "avgpool": ("fx_avgpool",),
     "add": ("fx_add",), "mul": ("fx_mul",), "layernorm": ("fx_layernorm",), "act": ("fx_act",), "lut": ("fx_lut",), "concat": ("fx_requant_copy",),
     "argmax": ("fx_argmax",),
-    "transpose": (), "slice": (), "upsample": (),
+    "transpose": (), "slice": (), "upsample": (), "trees": ("fx_trees",), "tree_sum": ("fx_tree_sum",),
 }
 #: Code of an entry point missing from the measured table (a new kernel): a guess.
 UNKNOWN_KERNEL_BYTES = 1024
@@ -191,7 +191,8 @@ def descriptor_bytes(s: Step, pointer: int = 4) -> int:
             "conv_sparse": 15 * 2 + 5 * pointer + act, "fc_sparse": 3 * 2 + 5 * pointer + act,
             "maxpool": 16 * 2, "avgpool": 16 * 2, "add": 4 + act, "mul": 2 + act, "act": act,
             "layernorm": 2 * pointer + 8 + 2 + 2 + act,
-            "lut": pointer + 4 + 2 * 2 + 4}.get(s.op, 0)
+            "lut": pointer + 4 + 2 * 2 + 4, "trees": 4 * pointer,
+            "tree_sum": 2 * 2 + 2 + 3 * pointer}.get(s.op, 0)
     if s.op == "concat":
         shifts = len(s.inputs)
     return _align_up(size + shifts, 2)

@@ -55,6 +55,7 @@ from passes.finetune import DISTILL_TEMPERATURE, FineTune, finetune_setup
 from passes.normalize_util import (NameSource, consumers, new_constant, new_variable, origin_of, quiet_gs,
                                    set_origin, static_shape)
 from passes.train import build_net
+from passes.tree_ensembles import reject_training
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
@@ -339,6 +340,7 @@ class Separate(Pass):
     def run(self, model: OnnxModel) -> PassResult[OnnxModel]:
         opts: SeparateOptions = self.options
         start = time.perf_counter()
+        reject_training(model, "separate")
         candidates = _candidates(model, opts)
         size_before = model_size(model).total
         stats: dict[str, Any] = {"size_before": size_before, "float32_bytes": float32_bytes(model),

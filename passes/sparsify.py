@@ -89,6 +89,7 @@ from passes.dead_units import Chain, find_chains, plan_removal, remove_units, sh
 from passes.finetune import DISTILL_TEMPERATURE, FineTune, finetune_setup
 from passes.train import Adam, Net, build_net
 from transpiler.errors import BudgetError, Location
+from passes.tree_ensembles import reject_training
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
@@ -305,6 +306,7 @@ class Sparsify(Pass):
     def run(self, model: OnnxModel) -> PassResult[OnnxModel]:
         opts: SparsifyOptions = self.options
         start = time.perf_counter()
+        reject_training(model, "sparsify")
         budget = opts.budget if opts.budget is not None else weight_budget(
             model, self.context.fram_bytes, self.context.sram_bytes)
         before = model_size(model)

@@ -215,6 +215,31 @@ void fx_lut(const fx_lut_t *p, const int16_t *x, int16_t *y, uint32_t i0, uint32
 /* y[i] = requant(x[i], shift) for i in [i0, i1): one input of a concat (the caller offsets y). */
 void fx_requant_copy(const int16_t *x, int16_t *y, int8_t shift, uint32_t i0, uint32_t i1);
 
+/* trees: y[t] = the leaf tree t reaches (docs/lir.md, "trees"). A children/roots entry with
+ * FX_TREE_LEAF set is a leaf (entry & 0x7FFF: the offset of its values), else a branch index. */
+#define FX_TREE_LEAF 0x8000u
+typedef struct {
+    const uint16_t *feature;    /* [N] */
+    const int16_t *threshold;   /* [N], the input's format */
+    const uint16_t *children;   /* [N][2]: the child when x <= threshold, the other one */
+    const uint16_t *roots;      /* [T] */
+} fx_trees_t;
+
+/* Trees [t0, t1). */
+void fx_trees(const fx_trees_t *p, const int16_t *x, int16_t *y, uint16_t t0, uint16_t t1);
+
+/* tree_sum: y[c] = requant(bias[c] + the values of the leaves that write output c, shift). */
+typedef struct {
+    uint16_t trees, width;
+    int8_t shift;
+    const int16_t *values;      /* [L][width], at most 32767 */
+    const uint16_t *first;      /* [trees]: the first output of each tree's values */
+    const int32_t *bias;        /* [C] */
+} fx_tree_sum_t;
+
+/* Outputs [c0, c1). */
+void fx_tree_sum(const fx_tree_sum_t *p, const int16_t *leaves, int16_t *y, uint16_t c0, uint16_t c1);
+
 /* Index of the first maximum of x[0..n); 0 when n == 0. The LIR stores it as int16 (n <= 32768). */
 uint16_t fx_argmax(const int16_t *x, uint16_t n);
 

@@ -21,6 +21,8 @@ slice
 upsample    a chunk of ``ELTWISE_CHUNK`` output elements               ``ceil(n / ELTWISE_CHUNK)``
 concat      a chunk of ``ELTWISE_CHUNK`` output elements               ``ceil(n / ELTWISE_CHUNK)``
 argmax      the whole step                                             ``1``
+trees       one tree (one walk from its root to a leaf)                ``T``
+tree_sum    one output                                                 ``C``
 ==========  ========================================================  ============================
 
 A step's :class:`~transpiler.lir.ir.TilePlan` becomes ``tile_units``, the number of consecutive units
@@ -676,6 +678,41 @@ def print_slice(env: StepEnv) -> StepCode:
                     set(), set())
 
 
+def print_trees(env: StepEnv) -> StepCode:
+    """trees -> fx_trees over trees (one walk each); descriptor fx_trees_t."""
+    _check_io(env, 5)
+    x, feature, threshold, children, roots = env.step.inputs
+    y = env.step.outputs[0]
+    (t,) = _shape(env, y, 1, "output")
+    if _shape(env, roots, 1, "roots") != (t,) or env.buf(threshold).q != env.buf(x).q:
+        raise env.fail(f"trees needs one root per output ({t}) and thresholds in the input's format")
+    desc, desc_def = _struct_def(env, "fx_trees_t", "trees", [
+        ("feature", env.ptr(feature)), ("threshold", env.ptr(threshold)), ("children", env.ptr(children)),
+        ("roots", env.ptr(roots))])
+    body = _pointer_lines(env, [("x", x)], [("y", y)])
+    body.append(f"fx_trees(&{desc}, x, y, u0, u1);")
+    return StepCode(t, f"trees ({t})", body, [desc_def], set(), {"fx_trees"})
+
+
+def print_tree_sum(env: StepEnv) -> StepCode:
+    """tree_sum -> fx_tree_sum over outputs; descriptor fx_tree_sum_t."""
+    _check_io(env, 4)
+    leaves, values, first, bias = env.step.inputs
+    y = env.step.outputs[0]
+    (c,) = _shape(env, y, 1, "output")
+    (t,) = _shape(env, leaves, 1, "leaves")
+    _, width = _shape(env, values, 2, "values")
+    s = _attr_int(env, "shift", 0)
+    if not -15 <= s <= 31:
+        raise env.fail(f"tree_sum shift {s} is outside [-15, 31]")
+    desc, desc_def = _struct_def(env, "fx_tree_sum_t", "tree_sum", [
+        ("trees", _u16(env, "trees", t)), ("width", _u16(env, "width", width)), ("shift", str(s)),
+        ("values", env.ptr(values)), ("first", env.ptr(first)), ("bias", env.ptr(bias))])
+    body = _pointer_lines(env, [("leaves", leaves)], [("y", y)])
+    body.append(f"fx_tree_sum(&{desc}, leaves, y, u0, u1);")
+    return StepCode(c, f"outputs ({c})", body, [desc_def], set(), {"fx_tree_sum"})
+
+
 PRINTERS: dict[str, Callable[[StepEnv], StepCode]] = {
     "conv": print_conv,
     "conv_sparse": print_conv_sparse,
@@ -693,6 +730,8 @@ PRINTERS: dict[str, Callable[[StepEnv], StepCode]] = {
     "argmax": print_argmax,
     "transpose": print_transpose,
     "upsample": print_upsample,
+    "trees": print_trees,
+    "tree_sum": print_tree_sum,
 }
 
 

@@ -71,8 +71,43 @@ def _estimator(kind: str) -> Any:
         "pipe_std_linreg": lambda: make_pipeline(StandardScaler(), LinearRegression()),
         "pipe_std_pca_mlpr": lambda: make_pipeline(StandardScaler(), PCA(4), MLPRegressor(
             hidden_layer_sizes=(8,), max_iter=500, random_state=0)),
+        **_tree_makers(),
     }
     return makers[kind]()
+
+
+def _tree_makers() -> dict[str, Callable[[], Any]]:
+    """Tree ensembles (TreeEnsembleClassifier/Regressor): scikit-learn's defaults but the forests' size."""
+    from sklearn.ensemble import (ExtraTreesClassifier, GradientBoostingClassifier, GradientBoostingRegressor,
+                                  HistGradientBoostingClassifier, RandomForestClassifier, RandomForestRegressor)
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+    return {"dtc": lambda: DecisionTreeClassifier(random_state=0),
+            "rfc": lambda: RandomForestClassifier(20, max_depth=8, random_state=0),
+            "etc": lambda: ExtraTreesClassifier(20, max_depth=8, random_state=0),
+            "gbc": lambda: GradientBoostingClassifier(random_state=0),
+            "hgbc": lambda: HistGradientBoostingClassifier(max_iter=20),
+            "pipe_std_rfc": lambda: make_pipeline(StandardScaler(), RandomForestClassifier(10, max_depth=6, random_state=0)),
+            "dtr": lambda: DecisionTreeRegressor(max_depth=10, random_state=0),
+            "rfr": lambda: RandomForestRegressor(20, max_depth=8, random_state=0),
+            "gbr": lambda: GradientBoostingRegressor(random_state=0)}
+
+
+def _tree_cases(opset: int) -> list[Case]:
+    """Decision trees, forests and boosting (binary, multiclass, ZipMap on and off, regressors)."""
+    classifiers = (("dtc", 3), ("dtc_bin", 2), ("rfc", 3), ("rfc_bin", 2), ("etc", 4), ("gbc", 3), ("gbc_bin", 2),
+                   ("hgbc", 3), ("pipe_std_rfc", 3))
+    cases = []
+    for name, classes in classifiers:
+        kind = name.removesuffix("_bin")
+        cases += [_case(f"tree_{name}", kind, classes, opset)]
+        if name in ("dtc", "rfc_bin", "gbc_bin"):
+            cases += [_case(f"tree_{name}-nozipmap", kind, classes, opset, {"zipmap": False})]
+    for name, targets in (("dtr", 1), ("rfr", 1), ("rfr_multi", 2), ("gbr", 1)):
+        cases += [_case(f"tree_{name}", name.removesuffix("_multi"), targets, opset, regressor=True)]
+    return cases
 
 
 def export_sklearn(kind: str, targets: int, regressor: bool, opset: int, options: dict[str, Any]) -> ExportedModel:
@@ -119,4 +154,5 @@ def sklearn_cases() -> list[Case]:
                   _case("linearsvc_bin", "linearsvc", 2, opset),
                   _case("linearsvc_bin_raw", "linearsvc", 2, opset, {"raw_scores": True})]
         cases += [_case(name, kind, targets, opset, regressor=True) for name, kind, targets in regressors]
+        cases += _tree_cases(opset)
     return cases

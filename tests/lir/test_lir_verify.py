@@ -15,7 +15,8 @@ from transpiler.errors import LirError
 from transpiler.lir.ir import Buffer, Port, Program, Step, TilePlan
 from transpiler.lir.liveness import liveness, overlaps
 from transpiler.lir.ops import OPS, check_attrs, pool_out_sizes, window_problems
-from transpiler.lir.text import parse_program, parse_program_with_positions
+from transpiler.lir.interp import run_program
+from transpiler.lir.text import parse_program, parse_program_with_positions, print_program
 from transpiler.lir.verify import Problem, check_program, verify_program
 
 
@@ -380,8 +381,8 @@ def test_all_problems_are_listed_in_one_error() -> None:
 
 def test_op_table_is_consistent() -> None:
     assert set(OPS) == {"conv", "fc", "fc_sparse", "conv_sparse", "maxpool", "avgpool", "add", "mul", "act", "lut",
-                        "concat", "argmax", "transpose", "slice", "upsample", "gnet_feature", "gnet_exit",
-                        "layernorm"}
+                        "concat", "argmax", "transpose", "slice", "upsample", "trees", "tree_sum", "gnet_feature",
+                        "gnet_exit", "layernorm"}
     for name, op in OPS.items():
         assert op.name == name
         assert op.tile_rank in (1, 3)
@@ -560,3 +561,42 @@ def test_upsample_limits_buffers_to_65535_elements() -> None:
     with pytest.raises(ShapeError, match="at most 65535"):
         OPS["upsample"].infer({"scale": [2, 2], "zeros": 0}, [(16, 64, 32)])
     assert OPS["upsample"].infer({"scale": [2, 2], "zeros": 1}, [(16, 32, 32)]) == [(16, 63, 63)]
+
+
+def _tree_program(children: list[list[int]], roots: list[int], first: list[int], width: int = 2) -> Program:
+    """x[3] -> trees (two branches) -> tree_sum over leaves of ``width`` values into 2 outputs."""
+    p = Program(name="t")
+    p.add(Buffer("x", "i16", (3,), q=12))
+    p.add(Buffer("feature", "u16", (2,), data=np.array([0, 2], dtype=np.uint16)))
+    p.add(Buffer("threshold", "i16", (2,), q=12, data=np.array([100, -5], dtype=np.int16)))
+    p.add(Buffer("children", "u16", (2, 2), data=np.array(children, dtype=np.uint16).reshape(2, 2)))
+    p.add(Buffer("roots", "u16", (len(roots),), data=np.array(roots, dtype=np.uint16)))
+    p.add(Buffer("leaves", "i16", (len(roots),), q=0))
+    p.add(Buffer("values", "i16", (3, width), q=14, data=np.arange(3 * width, dtype=np.int16).reshape(3, width)))
+    p.add(Buffer("first", "u16", (len(roots),), data=np.array(first, dtype=np.uint16)))
+    p.add(Buffer("b", "i32", (2,), data=np.zeros(2, dtype=np.int32)))
+    p.add(Buffer("y", "i16", (2,), q=10))
+    p.inputs.append(Port("x", "x"))
+    p.outputs.append(Port("y", "y"))
+    p.steps.append(Step("trees", "walk", ["x", "feature", "threshold", "children", "roots"], ["leaves"],
+                        {"values": 3 * width}))
+    p.steps.append(Step("tree_sum", "sum", ["leaves", "values", "first", "b"], ["y"], {"shift": 4}))
+    return p
+
+
+def test_tree_tables() -> None:
+    leaf = 0x8000
+    good = _tree_program([[1, leaf | 2], [leaf | 0, leaf | 4]], [0, leaf | 2], [0, 0])
+    verify_program(good)
+    assert print_program(parse_program(print_program(good))) == print_program(good)
+    out = run_program(good, {"x": np.array([100, 0, -6], dtype=np.int16)})
+    # tree 0: x0 <= 100 -> branch 1: x2 = -6 <= -5 -> leaf offset 0; tree 1: its root leaf, offset 2
+    assert out["y"].tolist() == [(0 + 2 + 8) >> 4, (1 + 3 + 8) >> 4]
+    problems = {
+        "a child names branch 0, which is not a branch after its parent": ([[0, leaf], [leaf, leaf]], [0, leaf], [0, 0]),
+        "a root names leaf offset 6 of 6 values": ([[1, leaf], [leaf, leaf]], [0, leaf | 6], [0, 0]),
+        "a tree adds outputs [1, 3) of 2": ([[1, leaf], [leaf, leaf]], [0, leaf], [0, 1]),
+    }
+    for text, args in problems.items():
+        found = [pr.message for pr in check_program(_tree_program(*args))]
+        assert any(text in m for m in found), (text, found)

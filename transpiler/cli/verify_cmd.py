@@ -12,7 +12,10 @@ on its values (what a regressor's output needs: top-1 means nothing there, and a
 has none): its max abs error may be at most ``--max-error`` (default 0.05) times its largest
 |reference| plus two steps of its Q format. Exit status 1 when an agreement is below
 ``--min-agreement`` (default 0.995) or an error is above its bound. A package with a gNet also compares every exit: the
-class of the C's head after exit k against the argmax of onnxruntime's ``gnet_exit_k``.
+class of the C's head after exit k against the argmax of onnxruntime's ``gnet_exit_k``. A sample
+whose decision-tree walk meets a branch with the input feature within one input LSB of its
+threshold (transpiler/lir/trees.py: there the 16-bit rounding of the input decides the branch) is
+counted and left out of the judgement.
 """
 
 from __future__ import annotations
@@ -108,6 +111,18 @@ def compare(man: dict[str, Any], c_real: dict[str, np.ndarray], ref: dict[str, n
     return results
 
 
+def tree_boundary(out_dir: Path, inputs: dict[str, np.ndarray]) -> np.ndarray | None:
+    """The samples whose tree walks meet a threshold within an input LSB (transpiler/lir/trees.py),
+    from the package's final.lir; None without `trees` steps."""
+    from transpiler.lir.text import parse_program
+    from transpiler.lir.trees import boundary_samples
+
+    lir = out_dir / "final.lir"
+    if not lir.is_file() or "step trees " not in (text := lir.read_text()):
+        return None
+    return boundary_samples(parse_program(text), inputs)
+
+
 def run(args: argparse.Namespace) -> int:
     from transpiler import hostrun
     from transpiler.cli.run_cmd import execute
@@ -131,7 +146,15 @@ def run(args: argparse.Namespace) -> int:
         names.append(man["class_source"])
     ref = reference_outputs(model_path, names, ds.inputs)
     test_rows = None if ds.marks is None else ds.marks == "test"
-    results = compare(man, c_real, ref, ds.labels, test_rows, args.max_error)
+    labels = ds.labels
+    boundary = tree_boundary(out_dir, ds.inputs)
+    if boundary is not None and boundary.any():
+        keep = ~boundary
+        c_real = {k: v[keep] for k, v in c_real.items()}
+        ref = {k: v[keep] for k, v in ref.items()}
+        labels = None if labels is None else labels[keep]
+        test_rows = None if test_rows is None else test_rows[keep]
+    results = compare(man, c_real, ref, labels, test_rows, args.max_error)
     results += gnet_verify_rows(out_dir, man, ds.inputs, ds.labels, test_rows, args.cc, args.sanitize)  # gNet exits
     rated = [r for r in results if "agreement" in r]
     worst = min((r["agreement"] for r in rated), default=1.0)
@@ -139,11 +162,15 @@ def run(args: argparse.Namespace) -> int:
     ok = worst >= args.min_agreement and not off
     if args.json:
         print(json.dumps({"dir": str(out_dir), "data": args.data, "samples": len(ds), "outputs": results,
+                          "tree_boundary_samples": int(boundary.sum()) if boundary is not None else 0,
                           "min_agreement": args.min_agreement, "max_error": args.max_error, "pass": ok},
                          indent=2, sort_keys=True))
     else:
         print(f"verify {out_dir}/ on {args.data} ({len(ds)} samples): generated C (host) vs onnxruntime "
               f"on normalized.onnx")
+        if boundary is not None and boundary.any():
+            print(f"  {int(boundary.sum())} sample(s) meet a tree branch with a feature within an input LSB of its "
+                  "threshold: the 16-bit input decides that branch (docs/lir.md, \"trees\"); not judged")
         for r in results:
             parts = []
             if "agreement" in r:

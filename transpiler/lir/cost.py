@@ -10,6 +10,8 @@ backends/c/printers.py (tests check they agree):
     maxpool   one output channel                        C
     avgpool   one output channel                        C
     add, mul, act, lut, concat, transpose, slice, upsample   a chunk of ELTWISE_CHUNK elements   ceil(n / 32)
+    trees     one tree (one walk)                       T
+    tree_sum  one output                                C
                        (lut: "MACs" are the elements a gate multiplies, ``mac`` cycles each)
     argmax    the whole step                            1
     gnet_feature  a chunk of ELTWISE_CHUNK elements of its slice   ceil(n / 32)
@@ -42,6 +44,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from transpiler.lir.ir import Program, Step
+from transpiler.lir.kernels import TREE_LEAF
 
 ELTWISE_CHUNK = 32
 
@@ -160,6 +163,17 @@ COSTS["slice"] = COSTS["transpose"]
 # [4,8,8] 21,626 cycles (671 per chunk of 32, predicted 682), of [1,8,8] 5,528; zero insertion x2
 # of [4,8,8] -> [4,15,15] 22,997 (806 per chunk, predicted 810), of [1,8,8] 6,071.
 COSTS["upsample"] = OpCost(base=90.0, mac=4.0, store=18.5, call=170)
+# trees / tree_sum: runtime_c/fx_tree.c, not fitted by calibrate_cost. trees: per tree (unit) a
+# set-up and the store, per level walked ("MACs": the deepest tree's depth, so no unit is
+# underestimated) a feature load, a compare and a child load; tree_sum: per output (unit) the
+# bias, requantisation and store, per tree ("MACs") the range test and the value's load and add.
+# Set a little above the simulator's counts (`freeml-tx report`, MSP430_COUNTERS; skl2onnx models
+# of tests/backend/test_trees_e2e.py): walks of 10 trees of depth 5 1,529 cycles (153 per tree,
+# predicted 176), 30 of depth 3 2,956 (99, predicted 120); sums over 10 trees 1,241 cycles for 3
+# outputs (414 per output, predicted 500), over 30 trees 1,913 for 3 (638, predicted 740), a
+# one-output sum over 10 trees 490 (predicted 500).
+COSTS["trees"] = OpCost(base=30.0, mac=28.0, store=6.0, call=120)
+COSTS["tree_sum"] = OpCost(base=320.0, mac=12.0, store=60.0, call=120)
 COMMIT_CYCLES = 252      # fx_progress_commit: find the older record, checksum, five FRAM stores
 BOOT_CYCLES = 747        # reset to the first unit: crt0, .data/.bss setup, progress load, dispatch
 # The intermittent run loop (backends/c/intermittent.py, transpiler/intermittent.py):
@@ -183,6 +197,20 @@ def _prod(xs: tuple[int, ...] | list[int]) -> int:
     for x in xs:
         n *= x
     return n
+
+
+def tree_depth(program: Program, step: Step) -> int:
+    """The most branches one walk of a `trees` step passes (its deepest tree)."""
+    children = program.buffers[step.inputs[3]].data
+    roots = program.buffers[step.inputs[4]].data
+    if children is None or roots is None:
+        return 0
+    kids = np.asarray(children, dtype=np.int64).reshape(-1, 2)
+    depth = np.zeros(kids.shape[0], dtype=np.int64)   # children come after their branch: fill backwards
+    for n in range(kids.shape[0] - 1, -1, -1):
+        depth[n] = 1 + max(0 if k & TREE_LEAF else int(depth[k]) for k in kids[n])
+    return max((0 if r & TREE_LEAF else int(depth[r]) for r in np.asarray(roots, dtype=np.int64).reshape(-1)),
+               default=0)
 
 
 def step_work(program: Program, step: Step) -> StepWork:
@@ -226,6 +254,10 @@ def step_work(program: Program, step: Step) -> StepWork:
         units, macs, stores = out.size, bufs[step.inputs[0]].size, 1
     elif op == "argmax":
         units, macs, stores = 1, bufs[step.inputs[0]].size, 1
+    elif op == "trees":
+        units, macs, stores = out.size, tree_depth(program, step), 1
+    elif op == "tree_sum":
+        units, macs, stores = out.size, bufs[step.inputs[0]].size, 1
     elif op == "fc_sparse":
         units, macs, stores = out.size, max(_per_output_nnz(program, step), default=0), 1
     elif op == "conv_sparse":

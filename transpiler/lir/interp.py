@@ -235,6 +235,18 @@ def _run_argmax(st: _State, step: Step) -> np.ndarray:
     return kernels.argmax(st.view(step.inputs[0]))
 
 
+def _run_trees(st: _State, step: Step) -> np.ndarray:
+    _arity(step, 5)
+    x, feature, threshold, children, roots = (st.view(n) for n in step.inputs)
+    return kernels.trees(x, feature, threshold, children, roots)
+
+
+def _run_tree_sum(st: _State, step: Step) -> np.ndarray:
+    _arity(step, 4)
+    leaves, values, first, b = (st.view(n) for n in step.inputs)
+    return kernels.tree_sum(leaves, values, first, b, _int(step.attrs, "shift"))
+
+
 def _run_gnet_feature(st: _State, step: Step) -> np.ndarray:
     _arity(step, 1)
     a = step.attrs
@@ -265,6 +277,8 @@ OPS: dict[str, Callable[[_State, Step], np.ndarray]] = {
     "transpose": _run_transpose,
     "slice": _run_slice,
     "upsample": _run_upsample,
+    "trees": _run_trees,
+    "tree_sum": _run_tree_sum,
     "gnet_feature": _run_gnet_feature,
     "gnet_exit": _run_gnet_exit,
 }

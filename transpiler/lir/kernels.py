@@ -456,6 +456,76 @@ def gnet_feature(features: np.ndarray, x: np.ndarray, offset: int, shift: int) -
 
 
 # ---------------------------------------------------------------------------------------------
+# Decision trees (docs/lir.md, "trees"): a walk per tree writes the index of the leaf it reaches;
+# tree_sum adds the leaves' values per output.
+
+TREE_LEAF = 0x8000
+"""A child (or root) entry with this bit set is a leaf: ``entry & 0x7FFF`` is the offset of its
+values in the leaf table (``leaf * W``)."""
+
+
+def tree_problems(feature: np.ndarray, children: np.ndarray, roots: np.ndarray, k: int,
+                  values: int) -> list[str]:
+    """What is wrong with a `trees` step's tables: every feature below ``k``, every child of branch
+    ``n`` a branch after ``n`` (so a walk ends) or a leaf offset below ``values``, every root a
+    branch or a leaf."""
+    feature = np.asarray(feature, dtype=np.int64).reshape(-1)
+    kids = np.asarray(children, dtype=np.int64).reshape(-1, 2)
+    rts = np.asarray(roots, dtype=np.int64).reshape(-1)
+    n = feature.size
+    out = []
+    if n and int(feature.max()) >= k:
+        out.append(f"branch {int(np.argmax(feature >= k))} reads feature {int(feature.max())} of {k}")
+    for what, entries, after in (("child", kids, np.arange(n)[:, None]), ("root", rts, -1)):
+        leaf = (entries & TREE_LEAF) != 0
+        idx = entries & (TREE_LEAF - 1)
+        bad_leaf = leaf & (idx >= values)
+        bad_branch = ~leaf & ((idx >= n) | (idx <= after))
+        if bad_leaf.any():
+            out.append(f"a {what} names leaf offset {int(idx[bad_leaf].max())} of {values} values")
+        if bad_branch.any():
+            out.append(f"a {what} names branch {int(idx[bad_branch].flat[0])}, which is not a branch after its parent "
+                       f"(of {n})")
+    return out
+
+
+def trees(x: np.ndarray, feature: np.ndarray, threshold: np.ndarray, children: np.ndarray,
+          roots: np.ndarray) -> np.ndarray:
+    """The `trees` op: for each tree t the leaf reached from ``roots[t]``, going to ``children[n, 0]``
+    when ``x[feature[n]] <= threshold[n]`` (int16 compare) and to ``children[n, 1]`` otherwise;
+    int16 [T], the reached leaves' entries without the leaf bit (their values' offsets)."""
+    xv = np.asarray(x, dtype=np.int64).reshape(-1)
+    feat = np.asarray(feature, dtype=np.int64).reshape(-1)
+    thr = np.asarray(threshold, dtype=np.int64).reshape(-1)
+    kids = np.asarray(children, dtype=np.int64).reshape(-1, 2)
+    out = np.zeros(np.asarray(roots).size, dtype=np.int16)
+    for t, entry in enumerate(np.asarray(roots, dtype=np.int64).reshape(-1)):
+        node = int(entry)
+        while not node & TREE_LEAF:
+            node = int(kids[node, 0 if xv[feat[node]] <= thr[node] else 1])
+        out[t] = node & (TREE_LEAF - 1)
+    return out
+
+
+def tree_sum(leaves: np.ndarray, values: np.ndarray, first: np.ndarray, b: np.ndarray, shift: int) -> np.ndarray:
+    """The `tree_sum` op: ``y[c] = requant(b[c] + sum over trees t with first[t] <= c < first[t] + W
+    of v[leaves[t] + c - first[t]], shift)`` (int32 wrap-around sums), ``v`` the ``[L, W]`` values
+    in C order and ``leaves[t]`` the offset of tree t's leaf (a multiple of ``W``)."""
+    lv = np.asarray(leaves, dtype=np.int64).reshape(-1)
+    vals = np.asarray(values, dtype=np.int64)
+    w = vals.shape[1]
+    flat = vals.reshape(-1)
+    acc = np.asarray(b, dtype=np.int64).reshape(-1).copy()
+    for t, c0 in enumerate(np.asarray(first, dtype=np.int64).reshape(-1)):
+        if not 0 <= lv[t] <= flat.size - w:
+            raise ValueError(f"tree_sum: tree {t} names leaf offset {lv[t]} of {flat.size} values (width {w})")
+        if c0 + w > acc.size:
+            raise ValueError(f"tree_sum: tree {t} adds outputs [{c0}, {c0 + w}) of {acc.size}")
+        acc[c0:c0 + w] += flat[lv[t]:lv[t] + w]
+    return requant(wrap32(acc), shift)
+
+
+# ---------------------------------------------------------------------------------------------
 # Sparse weights (docs/lir.md, "Sparse ops"): CSR for fc, per-channel (input offset, value) lists
 # for conv. Both ops equal the dense op on the weights they encode, bit for bit: the accumulator wraps
 # modulo 2^32, so skipping zero products and the order of the additions change nothing.

@@ -30,7 +30,8 @@ import numpy as np
 from transpiler.lir.ir import AttrValue
 from transpiler.lir.kernels import (FC_SPARSE_K_MAX, LAYERNORM_EPS_MAX, LAYERNORM_N_MAX, LUT_CENTER_RANGE,
                                     LUT_STEP_RANGE, SPARSE_INDEX_MAX,
-                                    conv_sparse_positions, conv_sparse_problems, fc_sparse_problems, lut_problems)
+                                    conv_sparse_positions, conv_sparse_problems, fc_sparse_problems, lut_problems,
+                                    tree_problems)
 
 Shape = tuple[int, ...]
 
@@ -369,6 +370,47 @@ def _infer_layernorm(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) ->
                          f"{list(x)})")
     return [x]
 
+def _infer_trees(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) -> list[Shape]:
+    _, feature, threshold, children, roots = shapes
+    _rank(feature, 1, "trees feature [N]")
+    _rank(roots, 1, "trees roots [T]")
+    if threshold != feature or children != (feature[0], 2):
+        raise ShapeError(f"threshold {list(threshold)} and children {list(children)} must be [N] and [N, 2] "
+                         f"with N = {feature[0]}")
+    return [roots]
+
+
+def _check_trees_data(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape],
+                      data: Sequence[np.ndarray | None]) -> list[str]:
+    _, feature, _, children, roots = data
+    if feature is None or children is None or roots is None:
+        return []
+    return tree_problems(feature, children, roots, _size(shapes[0]), _int(attrs, "values"))
+
+
+def _infer_tree_sum(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) -> list[Shape]:
+    leaves, values, first, b = shapes
+    _rank(leaves, 1, "tree_sum leaves [T]")
+    _rank(values, 2, "tree_sum values [L, W]")
+    _rank(b, 1, "tree_sum bias b [C]")
+    if first != leaves:
+        raise ShapeError(f"first {list(first)} must be [T] with T = {leaves[0]}")
+    if values[1] > b[0]:
+        raise ShapeError(f"leaves of {values[1]} values for {b[0]} outputs")
+    if values[0] * values[1] > INT16_MAX:
+        raise ShapeError(f"{values[0] * values[1]} leaf values: at most {INT16_MAX} (15-bit offsets)")
+    return [b]
+
+
+def _check_tree_sum_data(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape],
+                         data: Sequence[np.ndarray | None]) -> list[str]:
+    first = data[2]
+    if first is None or not first.size:
+        return []
+    width, outputs = shapes[1][1], shapes[3][0]
+    last = int(np.asarray(first, dtype=np.int64).max())
+    return [f"a tree adds outputs [{last}, {last + width}) of {outputs}"] if last + width > outputs else []
+
 
 def _infer_gnet_feature(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) -> list[Shape]:
     (x,) = shapes
@@ -447,6 +489,12 @@ OPS: dict[str, OpSpec] = {
     "upsample": OpSpec("upsample", ("x",), {"scale": AttrSpec("ints", length=2, lo=1, hi=DIM_MAX),
                                             "zeros": AttrSpec("int", lo=0, hi=1)}, _infer_upsample,
                        tile_rank=1, input_dtypes=("i16",)),
+    "trees": OpSpec("trees", ("x", "feature", "threshold", "children", "roots"), {
+        "values": AttrSpec("int", lo=1, hi=INT16_MAX)}, _infer_trees, tile_rank=1, weights=(1, 2, 3, 4),
+        input_dtypes=("i16", "u16", "i16", "u16", "u16"), check_data=_check_trees_data),
+    "tree_sum": OpSpec("tree_sum", ("leaves", "values", "first", "b"), {"shift": _SHIFT}, _infer_tree_sum,
+                       tile_rank=1, weights=(1, 2, 3), input_dtypes=("i16", "i16", "u16", "i32"),
+                       check_data=_check_tree_sum_data),
     "gnet_feature": OpSpec("gnet_feature", ("x",), {
         "offset": AttrSpec("int", lo=0, hi=DIM_MAX), "features": AttrSpec("int", lo=1, hi=DIM_MAX),
         "shift": _SHIFT, "exit": AttrSpec("int", lo=1, hi=DIM_MAX),

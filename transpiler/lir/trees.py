@@ -1,0 +1,53 @@
+"""Which samples a `trees` step may decide differently from the float model (docs/lir.md, "trees").
+
+A branch stores ``T`` with ``x_q <= T`` exactly when the dequantised input ``x_q / 2^q`` takes the
+float branch; the float threshold ``t`` lies in ``[T / 2^q, (T + 1) / 2^q)`` (``t * 2^q`` rounded
+down, or up minus one for ``<``). The float input ``x`` and its rounding ``x_q`` differ by at most
+half an LSB, so the float model can only take the other branch when ``|x * 2^q - (T + 1/2)| <= 1``.
+:func:`boundary_samples` marks the samples that meet such a branch on a walk: on the others the
+device's leaves are the float model's. `verify` and the exporter bench report those samples apart
+(their comparison is decided by the input's 16-bit rounding, not by the compiler).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from transpiler.lir.ir import Program
+from transpiler.lir.kernels import TREE_LEAF
+from transpiler.lir.qio import quantize_array
+
+
+def boundary_samples(program: Program, inputs: Mapping[str, np.ndarray]) -> np.ndarray | None:
+    """Per sample (``inputs``: float arrays ``[N, ...]`` by ONNX input name), whether a walk of a
+    `trees` step that reads a program input meets a branch within one input LSB of its threshold's
+    half-step; None when the program has no such step (a `trees` step on a computed buffer is not
+    judged here)."""
+    ports = {program.storage_of(p.buffer).name: p.onnx_name for p in program.inputs}
+    marks: np.ndarray | None = None
+    for step in program.steps:
+        if step.op != "trees":
+            continue
+        source = ports.get(program.storage_of(step.inputs[0]).name)
+        if source is None or source not in inputs:
+            continue
+        q = program.storage_of(step.inputs[0]).q
+        assert isinstance(q, int)
+        feature, threshold, children, roots = (np.asarray(program.buffers[b].data, dtype=np.int64).reshape(-1)
+                                               for b in step.inputs[1:])
+        kids = children.reshape(-1, 2)
+        x = np.asarray(inputs[source], dtype=np.float64)
+        x = x.reshape(x.shape[0], -1)
+        xq = quantize_array(x, q).astype(np.int64)
+        near = np.zeros(x.shape[0], dtype=bool)
+        for i in range(x.shape[0]):
+            for entry in roots:
+                node = int(entry)
+                while not node & TREE_LEAF and not near[i]:
+                    f, t = feature[node], threshold[node]
+                    near[i] = abs(x[i, f] * 2.0 ** q - (t + 0.5)) <= 1.0
+                    node = int(kids[node, 0 if xq[i, f] <= t else 1])
+        marks = near if marks is None else marks | near
+    return marks

@@ -11,8 +11,9 @@ multiclass, ZipMap on and off) and regressors:
   meets on its path, the one place the fixed-point comparison may differ from the float one;
   docs/lir.md, "trees");
 - the tree tables and the descriptors are FRAM constants (the plan counts them);
-- a forest split into one tree per tile under power failures on the host gives the uninterrupted
-  outputs (a failure before every FRAM store, gcc and clang + ASan/UBSan).
+- a forest whose walk is split into committed tiles under power failures gives the uninterrupted
+  outputs: on the host a failure before every FRAM store (gcc and clang + ASan/UBSan) and a random
+  schedule, in the MSP430 simulator random (SRAM refilled with random words) and periodic failures.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ import_all_passes()
 
 FEATURES = 8
 HELD_OUT = 150
-KINDS = ("dtc", "rfc", "etc", "gbc", "dtr", "rfr", "gbr")
+BUDGET = 2500
+"""Cycles per power cycle of the intermittent test: the 10-tree walk splits into several tiles."""
 
 
 def _estimator(kind: str) -> Any:
@@ -143,12 +145,13 @@ def compile_normalized(proto: onnx.ModelProto) -> OnnxModel:
 
 def test_forest_under_power_failures(tmp_path: Path) -> None:
     from transpiler import hostrun
-    from transpiler.powerfail import build_host_pf, run_host_pf
+    from transpiler.powerfail import build_host_pf, run_host_pf, run_sim_pf
+    from transpiler.toolchain import find_msp430_toolchain_or_none
 
     proto, train, held = export("rfc", 3)
     out = tmp_path / "pf"
     program = compile_program(proto, train, out,
-                              "normalize,quantize,lower,plan-memory{persistent=true},tile{budget=2500},emit-c")
+                              f"normalize,quantize,lower,plan-memory{{persistent=true}},tile{{budget={BUDGET}}},emit-c")
     walk = next(s for s in program.steps if s.op == "trees")
     assert walk.tile is not None and walk.tile.dims[0] < program.buffers[walk.outputs[0]].size
     man = hostrun.load_manifest(out)
@@ -160,6 +163,14 @@ def test_forest_under_power_failures(tmp_path: Path) -> None:
         assert r.total["failures"] == r.total["baseline_stores"] and r.total["mismatches"] == 0
     one = run_host_pf(build_host_pf(out, cc="gcc"), man, x, schedule="random:seed=4,min=3,max=20").check()
     assert one.outputs is not None and np.array_equal(one.outputs, plain)
+    tc, _ = find_msp430_toolchain_or_none()
+    if tc is None:
+        return      # the simulator part needs the msp430-elf toolchain
+    base = None
+    for spec, fill in ((f"random:5:{BUDGET}:{2 * BUDGET}", "random"), (f"every:{BUDGET}", None)):
+        r = run_sim_pf(out, man, x, power_fail=spec, baseline=base, sram_fill=fill, max_failures=5000)
+        base = r.baseline_cycles if base is None else base
+        assert np.array_equal(r.outputs, plain) and r.power_failures > 0, spec
 
 
 def test_boundary_samples_mark_inputs_next_to_a_threshold(tmp_path: Path) -> None:

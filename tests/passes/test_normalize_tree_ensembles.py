@@ -43,18 +43,20 @@ def forest_model(trees: list[dict[str, list]], targets: int, classifier: bool, p
     (``nodes``: (mode, feature, threshold, true, false) or ("LEAF", {target: weight}))."""
     a: dict[str, list] = {k: [] for k in ("treeids", "nodeids", "featureids", "values", "modes", "truenodeids",
                                            "falsenodeids", "w_tree", "w_node", "w_id", "w")}
+    def put(**values: object) -> None:
+        for key, value in values.items():
+            a[key].append(value)
+
     for t, tree in enumerate(trees):
         for nid, node in enumerate(tree["nodes"]):
             if node[0] == "LEAF":
-                a["modes"].append("LEAF")
-                a["featureids"].append(0), a["values"].append(0.0), a["truenodeids"].append(0), a["falsenodeids"].append(0)
+                put(modes="LEAF", featureids=0, values=0.0, truenodeids=0, falsenodeids=0)
                 for k, w in sorted(node[1].items()):
-                    a["w_tree"].append(t), a["w_node"].append(nid), a["w_id"].append(k), a["w"].append(w)
+                    put(w_tree=t, w_node=nid, w_id=k, w=w)
             else:
                 mode, f, thr, yes, no = node
-                a["modes"].append(mode)
-                a["featureids"].append(f), a["values"].append(thr), a["truenodeids"].append(yes), a["falsenodeids"].append(no)
-            a["treeids"].append(t), a["nodeids"].append(nid)
+                put(modes=mode, featureids=f, values=thr, truenodeids=yes, falsenodeids=no)
+            put(treeids=t, nodeids=nid)
     prefix = "class" if classifier else "target"
     attrs: dict[str, object] = {f"nodes_{k}": a[k] for k in ("treeids", "nodeids", "featureids", "values", "modes",
                                                              "truenodeids", "falsenodeids")}

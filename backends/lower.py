@@ -19,7 +19,8 @@ Rules (node -> step):
   constant ``Add`` -> ``add`` with an i16 constant buffer. ``Add`` of two activations [+ act] ->
   ``add``; ``Mul`` of two activations of one shape [+ act] -> ``mul``. The canonical ``ai.onnx.ml``
   ``TreeEnsembleRegressor`` of `tree-ensembles` -> ``trees`` + ``tree_sum`` (backends/lower_trees.py). ``LayerNormalization`` over
-  the last axis [+ act] -> ``layernorm``. A nearest ``Resize`` by integer factors -> ``upsample``; the zero insertion
+  the last axis [+ act] -> ``layernorm``. ``MatMul`` of two activations ``[1, M, K] x [1, K, N]``
+  [+ act] -> ``matmul``; a ``Softmax`` over the last axis inside the network -> ``softmax``. A nearest ``Resize`` by integer factors -> ``upsample``; the zero insertion
   ``ConvTranspose`` of a transposed convolution -> ``upsample`` with ``zeros=1``. A ``Gather``/``Slice`` of one
   time step -> ``slice``. ``MaxPool``/``AveragePool`` -> ``maxpool``/``avgpool`` (the output shape carries
   ceil_mode); ``GlobalAveragePool`` -> ``avgpool`` with kernel ``[H, W]``. A lone activation ->
@@ -85,10 +86,11 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from backends import lower_gnet, lower_lut, lower_sparse, lower_trees
+from backends.lower_softmax import SOFTMAX_OUT_Q, exp_table
 from passes.elementwise import Region, find_regions
 from passes.conv_transpose import is_zero_insertion
 from passes.resize_nearest import upsample_factors
-from passes.check_supported import layer_norm_problems
+from passes.check_supported import layer_norm_problems, matmul_problems, softmax_problems
 from passes.tree_ensembles import ML_DOMAIN, canonical_scores, is_canonical as is_canonical_trees, read_ensemble
 from passes.normalize_util import contiguous_slice
 from passes.quantize import (DEFAULT_MAX_SHIFT, is_per_channel, limit_weight_formats,
@@ -96,7 +98,7 @@ from passes.quantize import (DEFAULT_MAX_SHIFT, is_per_channel, limit_weight_for
 from transpiler.annotations import Annotations
 from transpiler.errors import Location, PassError, UnsupportedError
 from transpiler.lir.ir import Buffer, Port, Program, Step
-from transpiler.lir.kernels import LAYERNORM_EPS_MAX
+from transpiler.lir.kernels import LAYERNORM_EPS_MAX, SOFTMAX_TABLE_Q
 from transpiler.lir.qio import ONNX_SHAPES_META, dequantize_outputs, quantize_inputs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
@@ -899,7 +901,43 @@ class _Lowerer:
         self._same_q(node, "upsample", {"scale": strides if len(strides) == 2 else [1, *strides], "zeros": 1},
                      True)
 
+    def _op_MatMul(self, node: gs.Node) -> None:
+        """MatMul of two activations ``[1, M, K] x [1, K, N]`` -> ``matmul`` on the views ``[M, K]``,
+        ``[K, N]``: the output keeps its calibrated format unless the shift would leave [-15, 31]."""
+        problems = matmul_problems(node)
+        if problems:
+            raise _Unsupported("; ".join(reason for reason, _ in problems))
+        a, b = node.inputs
+        _, m, k = (int(d) for d in a.shape)
+        n = int(b.shape[2])
+        a_buf, b_buf = self._input(a, (m, k)), self._input(b, (k, n))
+        qp = self._qbuf(a_buf) + self._qbuf(b_buf)
+        chain = self._chain(node, allow_bias=False)
+        f_out = min(max(self._out_format(chain), qp - SHIFT_MAX), qp - SHIFT_MIN)
+        y_buf = self._storage(chain.output, f_out, (m, n))
+        self._step("matmul", chain.nodes, [a_buf, b_buf], y_buf,
+                   {"shift": qp - f_out, **self._act_attrs(chain.act, f_out)})
+
+    def _softmax_inside(self, node: gs.Node) -> None:
+        """A Softmax over the last axis inside the network -> ``softmax`` (docs/lir.md): the exp
+        table (lower_softmax.exp_table) for the input's format, the output in q = 15."""
+        problems = softmax_problems(node)
+        if problems:
+            raise _Unsupported("; ".join(reason for reason, _ in problems))
+        x_buf = self._input(node.inputs[0])
+        table, step = exp_table(self._qbuf(x_buf))
+        key = (table.tobytes(), SOFTMAX_TABLE_Q)
+        t_buf = self.lut_tables.get(key)
+        if t_buf is None:
+            t_buf = self.lut_tables[key] = self._const("softmax_exp", table, "i16", SOFTMAX_TABLE_Q)
+        y_buf = self._storage(node.outputs[0], SOFTMAX_OUT_Q)
+        self._step("softmax", [node], [x_buf, t_buf], y_buf, {"step": step, "out_shift": 15 - SOFTMAX_OUT_Q})
+
     def _op_Softmax(self, node: gs.Node) -> None:
+        out = node.outputs[0]
+        if node.op == "Softmax" and (out.name not in self.graph_outputs or self.consumers.get(out.name)):
+            self._softmax_inside(node)
+            return
         x = node.inputs[0]
         rank = len(x.shape)
         axis = int(node.attrs.get("axis", -1 if self.model.opset >= 13 else 1))

@@ -25,7 +25,9 @@ buffer, where "float value" is what the float model computes from the same (unqu
   requant rounding; ``mul``: ``max(|a'| e_b + |b'| e_a) + e_a e_b`` (per element, ``a'``, ``b'`` the
   dequantised operands) plus the requant rounding; ``concat``: the largest input bound plus its requant rounding;
   ``layernorm``: per row ``(2 + |z|) e_x / (sigma - e_x)`` through the scale plus the kernel's
-  and the scale's rounding (:func:`_layernorm_bound`).
+  and the scale's rounding (:func:`_layernorm_bound`); ``matmul``: ``max(sum_k |a'| e_b + e_a sum_k |b'|)
+  + K e_a e_b`` plus the rounding; ``softmax``: ``e_x / 2 + e_t (1 + N max y) + 2^-15 max y`` plus the
+  rounding (``e_t`` the exp table's worst error, backends/lower_softmax.py).
 
 It is a worst case for this input (errors of different elements are assumed to line up), so it is
 loose but sound, provided nothing saturated: any int16 result at the end of its range (-32768 or
@@ -43,6 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from backends.lower_softmax import table_error
 from transpiler.lir import kernels
 from transpiler.lir.ir import Program, Step
 
@@ -264,6 +267,32 @@ def error_bounds(program: Program, trace: Mapping[str, np.ndarray], sigmas: floa
             pre = float(np.max(ra * eb + rb * ea)) + ea * eb + rounds * _lsb_half(q_out)
             e[y] = pre + act_err(step.attrs, q_out, mag(y) + pre)
             var[y] = float(np.max(ra ** 2 * variance(b) + rb ** 2 * variance(a))) + rounds * lsb2
+        elif step.op == "matmul":
+            # sum_k a_k b_k - a'_k b'_k = sum_k a'_k (b_k - b'_k) + b'_k (a_k - a'_k) - (a-a')(b-b')
+            a, b = step.inputs
+            shift = step.attrs["shift"]
+            assert isinstance(shift, int)
+            rounds = 1.0 if shift > 0 else 0.0
+            ra, rb = np.abs(real(a)), np.abs(real(b))
+            ea, eb = err(a), err(b)
+            k = ra.shape[1]
+            pre = float(np.max(ra.sum(axis=1, keepdims=True) * eb + ea * rb.sum(axis=0, keepdims=True))) \
+                + k * ea * eb + rounds * _lsb_half(q_out)
+            e[y] = pre + act_err(step.attrs, q_out, mag(y) + pre)
+            var[y] = float(np.max((ra ** 2).sum(axis=1, keepdims=True) * variance(b)
+                                  + variance(a) * (rb ** 2).sum(axis=0, keepdims=True))) + rounds * lsb2
+        elif step.op == "softmax":
+            # softmax moves by at most 1/2 e_x (the Jacobian's row sums are 2 y (1 - y) <= 1/2); the
+            # table error e_t on every exp moves y_j by e_t (1 + N y_j) (the sum of exps is >= 1);
+            # the reciprocal's floor by y 2^-15; then the output rounding
+            x, t = step.inputs
+            tbuf = program.buffers[t]
+            q_x = program.buffers[x].q
+            assert isinstance(q_x, int) and isinstance(step.attrs["step"], int)
+            e_t = table_error(np.asarray(tbuf.data), step.attrs["step"], q_x)
+            n = program.buffers[x].shape[-1]
+            e[y] = 0.5 * err(x) + e_t * (1.0 + n * mag(y)) + 2.0 ** -15 * mag(y) + _lsb_half(q_out)
+            var[y] = 0.25 * variance(x) + e_t ** 2 / 3.0 + lsb2
         elif step.op == "layernorm":
             x, g, _ = step.inputs
             gbuf = program.buffers[g]

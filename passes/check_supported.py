@@ -15,7 +15,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from transpiler.errors import Location, UnsupportedError
-from transpiler.lir.kernels import LAYERNORM_N_MAX
+from transpiler.lir.kernels import LAYERNORM_N_MAX, SOFTMAX_N_MAX
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
@@ -34,7 +34,7 @@ from passes.normalize_util import (DEFAULT_DOMAINS, ORIGIN, const_value, consume
 
 SUPPORTED_OPS = ("Conv", "Gemm", "Relu", "Clip", "LeakyRelu", "MaxPool", "AveragePool", "GlobalAveragePool",
                  "Add", "Mul", "Concat", "Flatten", "Reshape", "Transpose", "Resize", "ConvTranspose", "Softmax",
-                 "LogSoftmax", "Sigmoid", "Gather", "Slice", "LayerNormalization")
+                 "LogSoftmax", "Sigmoid", "Gather", "Slice", "LayerNormalization", "MatMul")
 
 _ACTIVATIONS = ("Tanh", "HardSigmoid", "HardSwish", "Elu", "Selu", "Gelu", "Softplus", "Softsign",
                 "Mish", "Celu", "ThresholdedRelu", "Erf", "Exp", "Log", "Sqrt", "Pow", "Neg", "Abs")
@@ -49,7 +49,8 @@ _OP_HINTS: dict[str, str] = {
     "Pad": "only zero padding of the spatial axes in front of Conv (or AveragePool with "
            "count_include_pad) is supported; use the padding= argument of the layer",
     "MatMul": "a MatMul needs a constant [K, N] right operand and a [1, K] left operand (it then becomes "
-              "Gemm); use nn.Linear on a flattened tensor",
+              "Gemm; use nn.Linear on a flattened tensor), or two activations [1, M, K] x [1, K, N] "
+              "(attention)",
     "Sub": "only subtraction of a constant (it becomes Add) or of a same-shape activation is supported",
     **{op: f"only {op} of an activation and one number (a clamp) or of two same-shape activations is supported"
        for op in ("Max", "Min")},
@@ -373,9 +374,45 @@ def _layer_norm(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
     return layer_norm_problems(model.graph, node)
 
 
+def matmul_problems(node: gs.Node) -> list[tuple[str, str]]:
+    """A MatMul of two activations ``[1, M, K] x [1, K, N]`` (attention's scores and weighted sum);
+    empty when it is one."""
+    a, b = (node.inputs + [None, None])[:2]
+    sa, sb = static_shape(a), static_shape(b)
+    if is_const(a) or is_const(b) or sa is None or sb is None:
+        return [("MatMul is not supported", _OP_HINTS["MatMul"])]
+    if len(sa) != 3 or len(sb) != 3 or sa[0] != 1 or sb[0] != 1 or sa[2] != sb[1]:
+        return [(f"MatMul of {shape_text(a)} and {shape_text(b)}",
+                 "a product of two activations needs [1, M, K] and [1, K, N] (one sequence, one head)")]
+    if sa[1] > 0xFFFF or sa[2] > 0xFFFF or sb[2] > 0xFFFF:
+        return [(f"MatMul of {shape_text(a)} and {shape_text(b)}", "dimensions of at most 65535")]
+    return []
+
+
+def _matmul(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
+    return matmul_problems(node)
+
+
+def softmax_problems(node: gs.Node) -> list[tuple[str, str]]:
+    """A Softmax inside the network over the last axis (attention weights), rows of at most 1024."""
+    shape = static_shape(node.inputs[0])
+    rank = len(shape) if shape is not None else 0
+    axis = int(node.attrs.get("axis", -1))
+    if node.op != "Softmax" or shape is None or axis % max(rank, 1) != rank - 1:
+        return [(f"{node.op} inside the network over axis {axis} of {shape_text(node.inputs[0])}",
+                 "only a Softmax over the last axis is supported inside the network (a final Softmax, "
+                 "LogSoftmax or Sigmoid is dropped)")]
+    if shape[-1] > SOFTMAX_N_MAX:
+        return [(f"Softmax over rows of {shape[-1]}", f"at most {SOFTMAX_N_MAX} elements per row")]
+    return []
+
+
 def _final(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
-    """Softmax, LogSoftmax (over the class axis) and Sigmoid only as the final node (lower drops it)."""
+    """Softmax, LogSoftmax (over the class axis) and Sigmoid as the final node (lower drops it); a
+    Softmax over the last axis inside the network (lower makes it a softmax step)."""
     out = node.outputs[0]
+    if node.op == "Softmax" and (not is_graph_output(model.graph, out) or consumers(out)):
+        return softmax_problems(node)
     if not is_graph_output(model.graph, out) or consumers(out):
         hint = (f"{node.op} is only supported as the final node (it is dropped: the device returns logits "
                 "and the class index)")
@@ -397,7 +434,7 @@ RULES: dict[str, Rule] = {
     "Flatten": _flatten, "Reshape": _reshape, "Transpose": _transpose,
     "Resize": _resample, "Upsample": _resample, "ConvTranspose": _conv_transpose, "PRelu": _prelu, "Softmax": _final, "LogSoftmax": _final, "Sigmoid": _final,
     "Relu": lambda m, n: [], "Gather": _slice, "Slice": _slice, "LSTM": _recurrent, "GRU": _recurrent,
-    "RNN": _recurrent, "LayerNormalization": _layer_norm,
+    "RNN": _recurrent, "LayerNormalization": _layer_norm, "MatMul": _matmul,
 }
 
 

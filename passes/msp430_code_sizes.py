@@ -7,7 +7,7 @@ msp430-elf-gcc (freeml-tx msp430 toolchain, Debian gcc-12-source 12.2.0-14+deb12
 its section. plan-memory adds up what is reachable from the entry points a program's steps call.
 """
 
-SOURCES_SHA256 = 'e942c8c169dc7ed48c4a7ab624a9b9d6022070acdeab35c2175bbf27c4a6adc5'
+SOURCES_SHA256 = '27352efca0b06b69a4a065b3a22ab01391e30650a7acdf9671cad53f0350926c'
 
 GRAPHS: dict[str, dict[str, dict[str, object]]] = {
  "large": {
@@ -241,6 +241,24 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.rodata.fx_rq_table",
     "fx_requant.c:.text.fx_rq_15"
    ],
+   "fx_seq.c:.text.fx_matmul": [
+    "fx_requant.c:.text.fx_apply_act",
+    "fx_requant.c:.text.fx_requant_fn",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2"
+   ],
+   "fx_seq.c:.text.fx_softmax": [
+    "fx_seq.c:.text.fx_softmax_exp.isra.0",
+    "libgcc.a(_udivdi3.o):.text.__udivdi3",
+    "libgcc.a(slli.o):.text.__mspabi_sllll",
+    "libgcc.a(srli.o):.text.__mspabi_srll",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2"
+   ],
+   "fx_seq.c:.text.fx_softmax_exp.isra.0": [
+    "fx_requant.c:.text.fx_requant",
+    "libgcc.a(slli.o):.text.__mspabi_slll",
+    "libgcc.a(srli.o):.text.__mspabi_srll",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2"
+   ],
    "fx_sparse.c:.text.fx_conv_sparse": [
     "fx_sparse.c:.text.fx_sparse_borders",
     "fx_sparse.c:.text.fx_sparse_chunked",
@@ -315,9 +333,6 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.text.fx_requant",
     "libgcc.a(slli.o):.text.__mspabi_slll"
    ],
-   "fx_tree.c:.text.fx_tree_sum": [
-    "fx_requant.c:.text.fx_requant"
-   ],
    "libgcc.a(_clzdi2.o):.text.__clzdi2": [
     "libgcc.a(_clz.o):.rodata.__clz_tab",
     "libgcc.a(slli.o):.text.__mspabi_slll",
@@ -355,6 +370,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_fc_sparse": "fx_sparse.c:.text.fx_fc_sparse",
    "fx_layernorm": "fx_norm.c:.text.fx_layernorm",
    "fx_lut": "fx_eltwise.c:.text.fx_lut",
+   "fx_matmul": "fx_seq.c:.text.fx_matmul",
    "fx_maxpool": "fx_pool.c:.text.fx_maxpool",
    "fx_mul": "fx_eltwise.c:.text.fx_mul",
    "fx_progress_commit": "fx_progress.c:.text.fx_progress_commit",
@@ -363,8 +379,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_requant": "fx_requant.c:.text.fx_requant",
    "fx_requant_copy": "fx_eltwise.c:.text.fx_requant_copy",
    "fx_requant_fn": "fx_requant.c:.text.fx_requant_fn",
-   "fx_tree_sum": "fx_tree.c:.text.fx_tree_sum",
-   "fx_trees": "fx_tree.c:.text.fx_trees"
+   "fx_softmax": "fx_seq.c:.text.fx_softmax"
   },
   "sections": {
    "fx_conv.c:.rodata.CSWTCH.56": [
@@ -731,6 +746,18 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     50,
     "code"
    ],
+   "fx_seq.c:.text.fx_matmul": [
+    322,
+    "code"
+   ],
+   "fx_seq.c:.text.fx_softmax": [
+    674,
+    "code"
+   ],
+   "fx_seq.c:.text.fx_softmax_exp.isra.0": [
+    188,
+    "code"
+   ],
    "fx_sparse.c:.lower.rodata.fx_sp_pow2": [
     34,
     "rodata"
@@ -789,14 +816,6 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    ],
    "fx_sparse.c:.text.fx_sparse_slow": [
     82,
-    "code"
-   ],
-   "fx_tree.c:.text.fx_tree_sum": [
-    174,
-    "code"
-   ],
-   "fx_tree.c:.text.fx_trees": [
-    140,
     "code"
    ],
    "libgcc.a(_clz.o):.rodata.__clz_tab": [
@@ -1119,6 +1138,25 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.rodata.fx_rq_table",
     "fx_requant.c:.text.fx_rq_15"
    ],
+   "fx_seq.c:.text.fx_matmul": [
+    "fx_requant.c:.text.fx_apply_act",
+    "fx_requant.c:.text.fx_requant_fn",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2"
+   ],
+   "fx_seq.c:.text.fx_softmax": [
+    "fx_seq.c:.text.fx_softmax_exp",
+    "libgcc.a(_udivdi3.o):.text.__udivdi3",
+    "libgcc.a(slli.o):.text.__mspabi_sllll",
+    "libgcc.a(srli.o):.text.__mspabi_srll",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2"
+   ],
+   "fx_seq.c:.text.fx_softmax_exp": [
+    "fx_requant.c:.text.fx_requant",
+    "libgcc.a(slli.o):.text.__mspabi_slll",
+    "libgcc.a(srli.o):.text.__mspabi_srll",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2"
+   ],
    "fx_sparse.c:.text.fx_conv_sparse": [
     "fx_sparse.c:.text.fx_sparse_borders",
     "fx_sparse.c:.text.fx_sparse_chunked",
@@ -1192,9 +1230,6 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.text.fx_requant",
     "libgcc.a(slli.o):.text.__mspabi_slll"
    ],
-   "fx_tree.c:.text.fx_tree_sum": [
-    "fx_requant.c:.text.fx_requant"
-   ],
    "libgcc.a(_clzdi2.o):.text.__clzdi2": [
     "libgcc.a(_clz.o):.rodata.__clz_tab",
     "libgcc.a(slli.o):.text.__mspabi_slll",
@@ -1232,6 +1267,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_fc_sparse": "fx_sparse.c:.text.fx_fc_sparse",
    "fx_layernorm": "fx_norm.c:.text.fx_layernorm",
    "fx_lut": "fx_eltwise.c:.text.fx_lut",
+   "fx_matmul": "fx_seq.c:.text.fx_matmul",
    "fx_maxpool": "fx_pool.c:.text.fx_maxpool",
    "fx_mul": "fx_eltwise.c:.text.fx_mul",
    "fx_progress_commit": "fx_progress.c:.text.fx_progress_commit",
@@ -1240,8 +1276,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_requant": "fx_requant.c:.text.fx_requant",
    "fx_requant_copy": "fx_eltwise.c:.text.fx_requant_copy",
    "fx_requant_fn": "fx_requant.c:.text.fx_requant_fn",
-   "fx_tree_sum": "fx_tree.c:.text.fx_tree_sum",
-   "fx_trees": "fx_tree.c:.text.fx_trees"
+   "fx_softmax": "fx_seq.c:.text.fx_softmax"
   },
   "sections": {
    "fx_conv.c:.rodata.CSWTCH.56": [
@@ -1608,6 +1643,18 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     50,
     "code"
    ],
+   "fx_seq.c:.text.fx_matmul": [
+    260,
+    "code"
+   ],
+   "fx_seq.c:.text.fx_softmax": [
+    540,
+    "code"
+   ],
+   "fx_seq.c:.text.fx_softmax_exp": [
+    176,
+    "code"
+   ],
    "fx_sparse.c:.rodata.fx_sp_pow2": [
     34,
     "rodata"
@@ -1666,14 +1713,6 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    ],
    "fx_sparse.c:.text.fx_sparse_slow": [
     82,
-    "code"
-   ],
-   "fx_tree.c:.text.fx_tree_sum": [
-    124,
-    "code"
-   ],
-   "fx_tree.c:.text.fx_trees": [
-    104,
     "code"
    ],
    "libgcc.a(_clz.o):.rodata.__clz_tab": [

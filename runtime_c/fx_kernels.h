@@ -190,6 +190,31 @@ typedef struct {
 /* Rows [r0, r1). */
 void fx_layernorm(const fx_layernorm_t *p, const int16_t *x, int16_t *y, uint16_t r0, uint16_t r1);
 
+/* matmul (docs/lir.md, "matmul"): y[m][j] = act(requant(sum_i a[m][i] * b[i][j], shift)) for two
+ * activations a [rows][k], b [k][n]. */
+typedef struct {
+    uint16_t k, n;
+    int8_t shift;
+    fx_act_t act;
+} fx_matmul_t;
+
+/* Rows [r0, r1) of y. */
+void fx_matmul(const fx_matmul_t *p, const int16_t *a, const int16_t *b, int16_t *y, uint16_t r0, uint16_t r1);
+
+/* softmax over rows of n (docs/lir.md, "softmax"): e = table(max - x) (q = 14, interpolated between
+ * entries 2^step input units apart, table[m] beyond), S = sum e, R = 2^(bitlen(S) + 15) / S,
+ * y = round(e R / 2^(bitlen(S) + out_shift)) (q = 15 - out_shift). */
+typedef struct {
+    const int16_t *table;       /* [m + 1], table[0] = 2^14, non-increasing, >= 0 */
+    uint16_t m;
+    uint16_t n;                 /* row length, 1..1024 */
+    uint8_t step;               /* 0..15 */
+    uint8_t out_shift;          /* 0..6 */
+} fx_softmax_t;
+
+/* Rows [r0, r1). */
+void fx_softmax(const fx_softmax_t *p, const int16_t *x, int16_t *y, uint16_t r0, uint16_t r1);
+
 /* Stand-alone activation, elements [i0, i1). */
 void fx_act(const fx_act_t *a, const int16_t *x, int16_t *y, uint32_t i0, uint32_t i1);
 

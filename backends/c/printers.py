@@ -13,6 +13,8 @@ fc          one output                                                 ``N``
 fc_sparse   one output                                                 ``N``
 maxpool     one output channel                                         ``C``
 layernorm   one row (the last axis)                                    ``size / N``
+softmax     one row (the last axis)                                    ``size / N``
+matmul      one output row                                             ``M``
 avgpool     one output channel                                         ``C``
 add, mul,   a chunk of ``ELTWISE_CHUNK`` output elements               ``ceil(n / ELTWISE_CHUNK)``
 act, lut
@@ -472,6 +474,50 @@ def print_layernorm(env: StepEnv) -> StepCode:
                     {"fx_layernorm"})
 
 
+def print_matmul(env: StepEnv) -> StepCode:
+    """matmul -> fx_matmul over output rows; descriptor fx_matmul_t."""
+    _check_io(env, 2)
+    a, b = env.step.inputs
+    y = env.step.outputs[0]
+    m, k = _shape(env, a, 2, "input a")
+    k2, n = _shape(env, b, 2, "input b")
+    if k2 != k or env.buf(y).shape != (m, n):
+        raise env.fail(f"matmul of {[m, k]} and {[k2, n]} does not give {list(env.buf(y).shape)}")
+    s = _attr_int(env, "shift")
+    if not -15 <= s <= 31:
+        raise env.fail(f"matmul shift {s} is outside [-15, 31]")
+    desc, desc_def = _struct_def(env, "fx_matmul_t", "matmul", [
+        ("k", _u16(env, "k", k)), ("n", _u16(env, "n", n)), ("shift", str(s)), ("act", _act_init(env))])
+    body = _pointer_lines(env, [("a", a), ("b", b)], [("y", y)])
+    body.append(f"fx_matmul(&{desc}, a, b, y, u0, u1);")
+    return StepCode(int(m), f"rows of {n} ({m})", body, [desc_def], set(), {"fx_matmul"})
+
+
+def print_softmax(env: StepEnv) -> StepCode:
+    """softmax -> fx_softmax over rows (the last axis); descriptor fx_softmax_t with the exp table."""
+    _check_io(env, 2)
+    x, table = env.step.inputs
+    y = env.step.outputs[0]
+    n = env.buf(x).shape[-1]
+    size = env.buf(y).size
+    if env.buf(x).size != size:
+        raise env.fail(f"softmax input has {env.buf(x).size} elements, the output {size}")
+    _check_dtypes(env, {1: "i16"})
+    step, out_shift = _attr_int(env, "step"), _attr_int(env, "out_shift")
+    entries = env.buf(table).size
+    if not (0 <= step <= 15 and 0 <= out_shift <= 6 and 1 <= n <= 1024 and entries >= 2):
+        raise env.fail(f"softmax attributes out of range: step={step}, out_shift={out_shift}, rows of {n}, "
+                       f"{entries} table entries")
+    rows = size // n
+    _u16(env, "rows", rows)
+    desc, desc_def = _struct_def(env, "fx_softmax_t", "softmax", [
+        ("table", env.ptr(table)), ("m", _u16(env, "m", entries - 1)), ("n", _u16(env, "n", n)),
+        ("step", f"{step}u"), ("out_shift", f"{out_shift}u")])
+    body = _pointer_lines(env, [("x", x)], [("y", y)])
+    body.append(f"fx_softmax(&{desc}, x, y, u0, u1);")
+    return StepCode(rows, f"rows of {n} ({rows}); table of {entries}", body, [desc_def], set(), {"fx_softmax"})
+
+
 def print_act(env: StepEnv) -> StepCode:
     """act -> fx_act over element chunks; descriptor fx_act_t."""
     _check_io(env, 1)
@@ -723,6 +769,8 @@ PRINTERS: dict[str, Callable[[StepEnv], StepCode]] = {
     "add": print_add,
     "mul": print_mul,
     "layernorm": print_layernorm,
+    "matmul": print_matmul,
+    "softmax": print_softmax,
     "slice": print_slice,
     "act": print_act,
     "lut": print_lut,

@@ -22,7 +22,7 @@ from passes.train import ops
 SUPPORTED_OPS = ("Conv", "Gemm", "Relu", "Clip", "LeakyRelu", "MaxPool", "AveragePool", "GlobalAveragePool",
                  "Add", "Mul", "Concat", "Flatten", "Reshape", "Transpose", "Softmax", "LogSoftmax", "Sigmoid",
                  "Sub", "Div", "Pow", "Resize", "ConvTranspose", "Gather", "Slice", "LayerNormalization",
-                 *ops.UNARY)
+                 "MatMul", *ops.UNARY)
 
 
 class NodeRejected(Exception):
@@ -358,6 +358,17 @@ def _layer_norm(node: gs.Node, opset: int, train_affine: bool) -> NodeOp:
                   [_activation(node.inputs[0], node), *(Arg(t, True) for t in params)])
 
 
+def _matmul(node: gs.Node, opset: int, train_affine: bool) -> NodeOp:
+    """MatMul of two activations [1, M, K] x [1, K, N] (attention's scores and weighted values)."""
+    a, b = node.inputs
+    sa, sb = static_shape(a), static_shape(b)
+    if is_const(a) or is_const(b):
+        raise NodeRejected("a MatMul with a constant operand", "run `normalize` first (it becomes Gemm or Conv)")
+    if sa is None or sb is None or len(sa) != 3 or len(sb) != 3:
+        raise NodeRejected(f"MatMul of {shape_text(a)} and {shape_text(b)}", "use [1, M, K] x [1, K, N] activations")
+    return NodeOp(ops.MatMul(), [_activation(a, node), _activation(b, node)])
+
+
 def _sigmoid(node: gs.Node, opset: int, train_affine: bool) -> NodeOp:
     return NodeOp(ops.Sigmoid(), [_activation(node.inputs[0], node)])
 
@@ -368,7 +379,7 @@ BUILDERS: dict[str, Builder] = {
     "Flatten": _flatten, "Reshape": _reshape, "Transpose": _transpose,
     "Softmax": _softmax, "LogSoftmax": _softmax, "Sigmoid": _sigmoid,
     "Sub": _binary, "Div": _binary, "Pow": _pow, "Resize": _resize, "ConvTranspose": _zero_insertion,
-    "Gather": _gather, "Slice": _slice, "LayerNormalization": _layer_norm,
+    "Gather": _gather, "Slice": _slice, "LayerNormalization": _layer_norm, "MatMul": _matmul,
     **{op: _unary for op in ops.UNARY},
 }
 assert set(BUILDERS) == set(SUPPORTED_OPS)

@@ -359,6 +359,19 @@ class LayerNorm(Op):
         return grads
 
 
+class MatMul(Op):
+    """``a @ b`` of two activations (numpy's batched product over the leading axes)."""
+
+    def forward(self, args: Sequence[np.ndarray], keep: bool) -> tuple[np.ndarray, Any]:
+        a, b = args
+        return np.matmul(a, b), ((a, b) if keep else None)
+
+    def backward(self, dy: np.ndarray, cache: Any, need: Sequence[bool]) -> Grads:
+        a, b = cache
+        return [np.matmul(dy, np.swapaxes(b, -1, -2)) if need[0] else None,
+                np.matmul(np.swapaxes(a, -1, -2), dy) if need[1] else None]
+
+
 class LogSoftmax(Op):
     """``x - log(sum(exp(x)))`` along ``axis`` (not the batch axis)."""
 

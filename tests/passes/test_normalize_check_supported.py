@@ -55,7 +55,7 @@ g (float[1, 2, 4, 4] x, float[2, 2, 1, 1] w) => (float[1, 2, 8, 4] c, float[1, 2
     c = Concat <axis = 2> (k, x)
     a = Mul(x, row)
     m, i = MaxPool <kernel_shape = [2, 2], strides = [2, 2]> (x)
-    s = Softmax(m)
+    s = Softmax <axis = 1> (m)
     f = Reshape(s, shape)
     l = Log(x)
 }
@@ -72,7 +72,7 @@ def test_attribute_level_problems_are_all_reported() -> None:
         assert words in details, details
 
 
-def test_final_sigmoid_and_log_softmax_pass_an_inner_softmax_is_reported() -> None:
+def test_final_sigmoid_and_log_softmax_pass_an_inner_softmax_over_other_axes_is_reported() -> None:
     final = parse("""
     <ir_version: 8, opset_import: ["" : 13]>
     g (float[1, 4] x) => (float[1, 4] p, float[1, 4] q) {
@@ -81,16 +81,24 @@ def test_final_sigmoid_and_log_softmax_pass_an_inner_softmax_is_reported() -> No
     }
     """)
     assert check_normal_form(run_pass(Normalize, load(final), NormalizeOptions(check=False)).model) == []
+    last = parse("""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 3, 4] x) => (float[1, 3, 4] y) {
+        s = Softmax(x)
+        y = Relu(s)
+    }
+    """)
+    assert check_normal_form(run_pass(Normalize, load(last), NormalizeOptions(check=False)).model) == []
     inner = parse("""
     <ir_version: 8, opset_import: ["" : 13]>
-    g (float[1, 4] x) => (float[1, 4] y) {
-        s = Softmax(x)
+    g (float[1, 3, 4] x) => (float[1, 3, 4] y) {
+        s = Softmax <axis = 1> (x)
         y = Relu(s)
     }
     """)
     with pytest.raises(UnsupportedError) as info:
         run_pass(Normalize, load(inner))
-    assert "Softmax inside the network" in info.value.render()
+    assert "Softmax inside the network over axis 1" in info.value.render()
 
 
 def test_elementwise_regions_pass_inside_the_network() -> None:

@@ -203,6 +203,17 @@ def _layer_norm() -> OnnxModel:
                                               "B": rand(5, seed=34), "g2": rand(5, seed=35)}, opset=17)
 
 
+def _attention() -> OnnxModel:
+    # one head over [1, T, d]: scores, a Softmax over the last axis inside the network, weighted values
+    return make_model([helper.make_node("Transpose", ["x"], ["xt"], name="kt", perm=[0, 2, 1]),
+                       helper.make_node("MatMul", ["x", "xt"], ["s"], name="scores"),
+                       helper.make_node("Softmax", ["s"], ["p"], name="probs", axis=-1),
+                       helper.make_node("Add", ["x", "c"], ["v"], name="values"),
+                       helper.make_node("MatMul", ["p", "v"], ["o"], name="weighted"),
+                       helper.make_node("Add", ["o", "x"], ["y"], name="residual")],
+                      {"x": [1, 4, 3]}, "y", {"c": rand(3, seed=36)}, opset=17)
+
+
 CASES: dict[str, Callable[[], OnnxModel]] = {
     "conv2d-grouped": _conv2d_grouped, "conv2d-depthwise": _conv2d_depthwise, "conv1d": _conv1d, "gemm": _gemm,
     "gemm-alpha-beta-transB0": _gemm_odd, "activations": _activations, "maxpool-ceil-dilated": _maxpool_ceil,
@@ -211,7 +222,7 @@ CASES: dict[str, Callable[[], OnnxModel]] = {
     "affine-concat-flatten": _affine_concat_flatten, "residual-1d": _residual_1d_vector_affine,
     "sigmoid-log-softmax": _sigmoid_log_softmax, "elementwise": _elementwise,
     "transposes": _transposes, "upsampling": _upsampling, "sequence-steps": _sequence_steps,
-    "layer-norm": _layer_norm,
+    "layer-norm": _layer_norm, "attention": _attention,
 }
 
 

@@ -106,6 +106,13 @@ COSTS: dict[str, OpCost] = {
     # shift, the affine step); set by hand from two simulator runs (a row of 16: 33,700 cycles, of
     # 32: 47,900; libgcc's 64-bit helpers are most of it), rounded up
     "layernorm": OpCost(base=19500.0, mac=400.0, store=500.0, call=300),
+    # matmul: per output row, per product (mac) and output (store); softmax: per row (base: the
+    # 64-bit division for the reciprocal), per element (mac: the max and the exp for the sum)
+    # and output (store: the exp again, the product and its variable rounding shift); set by hand
+    # from a simulator run of a one-head transformer (T = 8, d = 16: Q K^T 2,260 cycles per row,
+    # P V 3,060, softmax 11,450 per row of 8), rounded up
+    "matmul": OpCost(base=200.0, mac=12.0, store=120.0, call=300),
+    "softmax": OpCost(base=6000.0, mac=300.0, store=450.0, call=300),
     "act": OpCost(base=0.0, mac=0.0, store=36.97, call=208),
     "lut": OpCost(base=355.71, mac=51.42, store=105.97, call=473),
     "concat": OpCost(base=287.76, mac=83.9, store=0.0, call=302),
@@ -235,9 +242,12 @@ def step_work(program: Program, step: Step) -> StepWork:
         return StepWork(c, win.fast_macs + win.slow_macs, oh * ow, cycles)
     elif op in ("add", "mul", "act", "transpose", "slice"):
         units, macs, stores = -(-out.size // ELTWISE_CHUNK), 0, ELTWISE_CHUNK
-    elif op == "layernorm":         # a unit is a row; "MACs": its squared deviations
+    elif op in ("layernorm", "softmax"):    # a unit is a row; "MACs": its squares / exps for the sum
         n = out.shape[-1]
         units, macs, stores = out.size // n, n, n
+    elif op == "matmul":            # a unit is an output row
+        m, n = out.shape
+        units, macs, stores = m, n * bufs[step.inputs[0]].shape[1], n
     elif op == "upsample":          # "MACs": the elements of a chunk whose phases zero insertion tests
         units, stores = -(-out.size // ELTWISE_CHUNK), ELTWISE_CHUNK
         macs = ELTWISE_CHUNK if step.attrs.get("zeros") else 0

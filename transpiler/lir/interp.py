@@ -194,6 +194,18 @@ def _run_layernorm(st: _State, step: Step) -> np.ndarray:
     return kernels.layernorm(x, g, b, _int(a, "eps"), _int(a, "qz"), _int(a, "shift"), _act(a))
 
 
+def _run_matmul(st: _State, step: Step) -> np.ndarray:
+    _arity(step, 2)
+    a, b = (st.view(n) for n in step.inputs)
+    return kernels.matmul(a, b, _int(step.attrs, "shift"), _act(step.attrs))
+
+
+def _run_softmax(st: _State, step: Step) -> np.ndarray:
+    _arity(step, 2)
+    x, t = (st.view(n) for n in step.inputs)
+    return kernels.softmax(x, t, _int(step.attrs, "step"), _int(step.attrs, "out_shift"))
+
+
 def _run_act(st: _State, step: Step) -> np.ndarray:
     _arity(step, 1)
     return kernels.activation(st.view(step.inputs[0]), _act(step.attrs))
@@ -270,6 +282,8 @@ OPS: dict[str, Callable[[_State, Step], np.ndarray]] = {
     "add": _run_add,
     "mul": _run_mul,
     "layernorm": _run_layernorm,
+    "matmul": _run_matmul,
+    "softmax": _run_softmax,
     "act": _run_act,
     "lut": _run_lut,
     "concat": _run_concat,

@@ -329,6 +329,55 @@ def layernorm(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: int, qz: int, sh
     return apply_act(requant(acc, shift), act)
 
 
+def matmul(a: np.ndarray, b: np.ndarray, shift: int, act: Act | str = "none") -> np.ndarray:
+    """The `matmul` op: ``y[m, n] = act(requant(sum_k a[m, k] * b[k, n], shift))`` for two activations
+    ``a[M, K]``, ``b[K, N]`` (the accumulator wraps modulo 2^32 like fc's)."""
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not multiply")
+    return apply_act(requant(wrap32(a @ b), shift), act)
+
+
+SOFTMAX_TABLE_Q = 14
+"""The format of a `softmax` step's exp table: ``t[0] = 2^14`` is exp(0) = 1."""
+SOFTMAX_N_MAX = 1024
+"""The longest row of a `softmax` (the sum of its exps stays below 2^25)."""
+
+
+def softmax_exp(a: np.ndarray, table: np.ndarray, step: int) -> np.ndarray:
+    """The exp table read at ``a = max - x >= 0`` (int64): ``t[M]`` from ``a >= M 2^step`` on, else
+    ``t[i] + requant((t[i+1] - t[i]) r, step)`` with ``i = a >> step``, ``r = a - i 2^step``."""
+    t = np.asarray(table, dtype=np.int64)
+    m = t.size - 1
+    i = np.minimum(a >> step, m)
+    r = np.where(i < m, a - (i << step), 0)
+    nxt = t[np.minimum(i + 1, m)]
+    frac = requant((nxt - t[i]) * r, step).astype(np.int64) if step > 0 else 0
+    return t[i] + frac
+
+
+def softmax(x: np.ndarray, table: np.ndarray, step: int, out_shift: int) -> np.ndarray:
+    """The `softmax` op over the last axis (docs/lir.md, "softmax"): per row ``e = exp_table(max - x)``,
+    ``S = sum e``, ``L = bitlen(S)``, ``R = floor(2^(L+15) / S)``,
+    ``y = sat16(floor(e R / 2^(L + out_shift) + 1/2))``; the output's q is ``15 - out_shift``."""
+    x = np.asarray(x, dtype=np.int64)
+    n = int(x.shape[-1])
+    if not 1 <= n <= SOFTMAX_N_MAX:
+        raise ValueError(f"softmax: rows of {n} elements (1..{SOFTMAX_N_MAX})")
+    rows = x.reshape(-1, n)
+    e = softmax_exp(rows.max(axis=1, keepdims=True) - rows, table, step)
+    y = np.zeros(rows.shape, dtype=np.int64)
+    for r in range(rows.shape[0]):
+        total = int(e[r].sum())
+        bits = total.bit_length()
+        rcp = (1 << (bits + 15)) // total
+        s = bits + out_shift
+        t = (e[r] * rcp) >> (s - 1)
+        y[r] = (t >> 1) + (t & 1)
+    return sat16(y).reshape(x.shape)
+
+
 def activation(x: np.ndarray, act: Act | str) -> np.ndarray:
     """The `act` op: y = act(x), same shape and Q format."""
     return apply_act(x, act)

@@ -29,7 +29,7 @@ import numpy as np
 
 from transpiler.lir.ir import AttrValue
 from transpiler.lir.kernels import (FC_SPARSE_K_MAX, LAYERNORM_EPS_MAX, LAYERNORM_N_MAX, LUT_CENTER_RANGE,
-                                    LUT_STEP_RANGE, SPARSE_INDEX_MAX,
+                                    LUT_STEP_RANGE, SOFTMAX_N_MAX, SOFTMAX_TABLE_Q, SPARSE_INDEX_MAX,
                                     conv_sparse_positions, conv_sparse_problems, fc_sparse_problems, lut_problems,
                                     tree_problems)
 
@@ -412,6 +412,39 @@ def _check_tree_sum_data(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]
     return [f"a tree adds outputs [{last}, {last + width}) of {outputs}"] if last + width > outputs else []
 
 
+def _infer_matmul(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) -> list[Shape]:
+    a, b = shapes
+    _rank(a, 2, "matmul a [M, K]")
+    _rank(b, 2, "matmul b [K, N]")
+    if a[1] != b[0]:
+        raise ShapeError(f"matmul of {list(a)} and {list(b)}: K differs")
+    return [(a[0], b[1])]
+
+
+def _infer_softmax(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) -> list[Shape]:
+    x, t = shapes
+    _rank(t, 1, "softmax exp table [M+1]")
+    if x[-1] > SOFTMAX_N_MAX:
+        raise ShapeError(f"softmax rows of {x[-1]} elements (at most {SOFTMAX_N_MAX})")
+    if t[0] < 2:
+        raise ShapeError("the softmax exp table needs at least two entries")
+    return [x]
+
+
+def _check_softmax_data(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape],
+                        data: Sequence[np.ndarray | None]) -> list[str]:
+    table = data[1]
+    if table is None:
+        return []
+    t = np.asarray(table, dtype=np.int64)
+    problems = []
+    if int(t[0]) != 1 << SOFTMAX_TABLE_Q:
+        problems.append(f"the exp table starts at {int(t[0])}, not 2^{SOFTMAX_TABLE_Q} (exp(0) = 1)")
+    if t.min() < 0 or np.any(np.diff(t) > 0):
+        problems.append("the exp table must be non-negative and non-increasing")
+    return problems
+
+
 def _infer_gnet_feature(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) -> list[Shape]:
     (x,) = shapes
     n, offset, features = _size(x), _int(attrs, "offset"), _int(attrs, "features")
@@ -469,6 +502,12 @@ OPS: dict[str, OpSpec] = {
         "eps": AttrSpec("int", lo=0, hi=LAYERNORM_EPS_MAX), "qz": AttrSpec("int", lo=0, hi=15),
         "shift": _SHIFT,
     }, _infer_layernorm, tile_rank=1, has_act=True, weights=(1, 2), input_dtypes=("i16", "i16", "i32")),
+    "matmul": OpSpec("matmul", ("a", "b"), {"shift": _SHIFT}, _infer_matmul, tile_rank=1, has_act=True,
+                     input_dtypes=("i16", "i16")),
+    "softmax": OpSpec("softmax", ("x", "t"), {"step": AttrSpec("int", lo=0, hi=15),
+                                              "out_shift": AttrSpec("int", lo=0, hi=6)},
+                      _infer_softmax, tile_rank=1, weights=(1,), input_dtypes=("i16", "i16"),
+                      check_data=_check_softmax_data),
     "act": OpSpec("act", ("x",), {}, _infer_same, tile_rank=1, has_act=True, input_dtypes=("i16",)),
     "concat": OpSpec("concat", ("x",), {"shifts": _SHIFTS}, _infer_concat, tile_rank=1,
                      variadic=True, input_dtypes=("i16",)),

@@ -1,0 +1,82 @@
+"""`attention`: self-attention from exporters rebuilt per head on [1, T, .] tensors (onnxruntime gives
+the same outputs), whatever layout ops carry the heads; other arrangements are left with a reason."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from normalize_helpers import assert_same_outputs, ops, rand, run_pass, static
+from onnx import TensorProto, helper, numpy_helper
+from transformer_models import transformer
+
+from passes.attention import Attention
+from passes.fold_constants import FoldConstants
+from passes.infer_shapes import InferShapes
+
+
+def _prepared(proto: onnx.ModelProto) -> object:
+    model = static(proto)
+    model = run_pass(InferShapes, run_pass(FoldConstants, model).model).model
+    return model
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["legacy17", "dynamo"])
+@pytest.mark.parametrize("config", ["d16h1", "d32h2"])
+def test_torch_multihead_attention_is_rebuilt_per_head(config: str, dynamo: bool) -> None:
+    proto, shape = transformer(config, dynamo)
+    heads = int(config[-1])
+    model = _prepared(proto)
+    result = run_pass(Attention, model)
+    assert result.changed and result.stats["rewritten"] == 1
+    after = result.model.to_proto()
+    onnx.checker.check_model(after)
+    assert_same_outputs(proto, after, {"x": rand(*shape, seed=4)})
+    kinds = ops(result.model)
+    assert kinds.count("Softmax") == heads and kinds.count("MatMul") >= 6 * heads
+    for name in ("Gather", "Squeeze", "Unsqueeze"):
+        assert name not in kinds
+    again = run_pass(Attention, result.model)                     # the per-head form is left as it is
+    assert not again.changed
+
+
+def _separate(mask: bool) -> onnx.ModelProto:
+    """x [1, 5, 6] -> q, k, v = x W + b (separate projections), Softmax(q k^T / 2 [+ mask]) v -> Wo."""
+    rng = np.random.default_rng(2)
+    inits = {n: rng.standard_normal(s).astype(np.float32) for n, s in
+             (("wq", (6, 4)), ("wk", (6, 4)), ("wv", (6, 3)), ("bq", (4,)), ("bk", (4,)), ("bv", (3,)),
+              ("wo", (3, 6)), ("bo", (6,)), ("mask", (5, 5)))}
+    inits["half"] = np.float32(0.5)
+    nodes = [helper.make_node("MatMul", ["x", "wq"], ["q0"]), helper.make_node("Add", ["q0", "bq"], ["q"]),
+             helper.make_node("MatMul", ["x", "wk"], ["k0"]), helper.make_node("Add", ["k0", "bk"], ["k"]),
+             helper.make_node("MatMul", ["x", "wv"], ["v0"]), helper.make_node("Add", ["v0", "bv"], ["v"]),
+             helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 2, 1]),
+             helper.make_node("MatMul", ["q", "kt"], ["s0"]), helper.make_node("Mul", ["s0", "half"], ["s1"])]
+    if mask:
+        nodes.append(helper.make_node("Add", ["s1", "mask"], ["s"]))
+    else:
+        nodes.append(helper.make_node("Identity", ["s1"], ["s"]))
+    nodes += [helper.make_node("Softmax", ["s"], ["p"], axis=-1), helper.make_node("MatMul", ["p", "v"], ["o"]),
+              helper.make_node("MatMul", ["o", "wo"], ["u"]), helper.make_node("Add", ["u", "bo"], ["z"]),
+              helper.make_node("Add", ["z", "x"], ["y"])]
+    graph = helper.make_graph(nodes, "sep", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 5, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5, 6])],
+                              [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    proto.ir_version = 8
+    return proto
+
+
+def test_separate_projections_and_a_scale_are_folded() -> None:
+    proto = _separate(mask=False)
+    result = run_pass(Attention, _prepared(proto))
+    assert result.changed
+    assert_same_outputs(proto, result.model.to_proto(), {"x": rand(1, 5, 6, seed=5)})
+    assert "Mul" not in ops(result.model) and "Identity" not in ops(result.model)
+    assert not run_pass(Attention, result.model).changed
+
+
+def test_a_mask_between_scores_and_softmax_is_left_with_its_reason() -> None:
+    result = run_pass(Attention, _prepared(_separate(mask=True)))
+    assert not result.changed
+    assert any("not between MatMul" in why for why in result.stats["left"])

@@ -45,13 +45,12 @@ def _layout_step(node: gs.Node, idx: np.ndarray, scale: np.ndarray) -> tuple[np.
         axis = int(node.attrs.get("axis", 0)) % idx.ndim
         pos = np.where(where < 0, where + idx.shape[axis], where).astype(np.int64)
         return np.take(idx, pos, axis=axis), np.take(scale, pos, axis=axis)
-    # Mul / Div by a constant that does not change the shape
-    k = const_value(node.inputs[1]) if node.inputs[0].name == _data_input(node).name else const_value(node.inputs[0])
-    if k is None or tuple(out_shape) != tuple(idx.shape):
+    # Mul / Div by a constant that does not change the shape (_is_layout: exactly one constant)
+    data = _data_input(node)
+    k = next(const_value(t) for t in node.inputs if t is not data)
+    if k is None or tuple(out_shape) != tuple(idx.shape) or (node.op == "Div" and node.inputs[1] is data):
         raise _NoMatch(f"{node.name}: {node.op} by something other than a constant of the same shape")
     k = np.broadcast_to(np.asarray(k, dtype=np.float64), idx.shape)
-    if node.op == "Div" and node.inputs[1] is _data_input(node):
-        raise _NoMatch(f"{node.name}: a constant divided by the activation")
     return idx, scale * (k if node.op == "Mul" else 1.0 / k)
 
 
@@ -217,15 +216,15 @@ def _output(o: gs.Tensor, graph: gs.Graph) -> _Output:
     if node.op not in ("MatMul", "Gemm") or not _default(node) or node.inputs[0] is not g or not is_const(node.inputs[1]):
         raise _NoMatch("the heads' outputs do not go into an output projection with constant weights")
     w = np.asarray(const_value(node.inputs[1]), dtype=np.float64)
-    bias = np.zeros(w.shape[0 if node.op == "Gemm" and int(node.attrs.get("transB", 0)) else 1])
     nodes = list(chain) + [node]
     if node.op == "Gemm":
         if float(node.attrs.get("alpha", 1.0)) != 1.0 or int(node.attrs.get("transA", 0)) != 0:
             raise _NoMatch("an output Gemm with alpha or transA")
         w = w.T if int(node.attrs.get("transB", 0)) else w
-        if len(node.inputs) > 2 and is_const(node.inputs[2]):
-            bias = bias + np.asarray(const_value(node.inputs[2]), dtype=np.float64).reshape(-1) \
-                * float(node.attrs.get("beta", 1.0))
+    bias = np.zeros(w.shape[1])
+    if node.op == "Gemm" and len(node.inputs) > 2 and is_const(node.inputs[2]):
+        bias = bias + np.asarray(const_value(node.inputs[2]), dtype=np.float64).reshape(-1) \
+            * float(node.attrs.get("beta", 1.0))
     y = node.outputs[0]
     nxt = y.outputs[0] if len(y.outputs) == 1 else None
     if node.op == "MatMul" and nxt is not None and nxt.op == "Add" and _default(nxt) and \
@@ -369,7 +368,8 @@ class Attention(Pass):
         x = att.q.proj.x
         _, t, _ = static_shape(x) or (1, 0, 0)
         dtype = x.dtype or np.float32
-        origin = [o for n in att.core + att.out.nodes + att.q.proj.nodes for o in origin_of(model, n)]
+        spanned = att.core + att.out.nodes + att.q.proj.nodes + att.k.proj.nodes + att.v.proj.nodes
+        origin = [o for n in spanned for o in origin_of(model, n)]
         base = att.core[0].name
         made: list[gs.Node] = []
 

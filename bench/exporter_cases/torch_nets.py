@@ -345,6 +345,20 @@ class LayerNormSequence(nn.Module):
         return self.b(F.gelu(self.ln(self.a(x))).mean(1))
 
 
+class TinyTransformer(nn.Module):
+    """A [T, F] sequence: Linear -> nn.TransformerEncoderLayer (batch_first, dropout 0) -> mean over the
+    steps -> Linear."""
+
+    def __init__(self, d_model: int, heads: int, feedforward: int) -> None:
+        super().__init__()
+        self.inp = nn.Linear(4, d_model)
+        self.enc = nn.TransformerEncoderLayer(d_model, heads, feedforward, dropout=0.0, batch_first=True)
+        self.out = nn.Linear(d_model, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.enc(self.inp(x)).mean(1))
+
+
 def materialized(net: nn.Module, sample_shape: tuple[int, ...]) -> nn.Module:
     """``net`` after one forward pass on zeros of ``[1, *sample_shape]`` (sizes its LazyLinear)."""
     with torch.no_grad():
@@ -388,6 +402,8 @@ NETS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "pool_ceil_odd": (lambda: materialized(CeilModePools(), (1, 9, 9)), (1, 9, 9)),
     "layernorm_mlp": (LayerNormMlp, (20,)),
     "layernorm_seq": (LayerNormSequence, (6, 8)),
+    "transformer_h1": (lambda: TinyTransformer(16, 1, 32), (8, 4)),
+    "transformer_h2": (lambda: TinyTransformer(32, 2, 64), (12, 4)),
 }
 """Net name -> (factory, the shape of one sample without the batch axis)."""
 

@@ -10,15 +10,16 @@ from normalize_helpers import assert_same_outputs, ops, rand, run_pass, static
 from onnx import TensorProto, helper, numpy_helper
 from transformer_models import transformer
 
+from transpiler.model import OnnxModel
+
 from passes.attention import Attention
 from passes.fold_constants import FoldConstants
 from passes.infer_shapes import InferShapes
 
 
-def _prepared(proto: onnx.ModelProto) -> object:
-    model = static(proto)
-    model = run_pass(InferShapes, run_pass(FoldConstants, model).model).model
-    return model
+def _prepared(proto: onnx.ModelProto) -> OnnxModel:
+    """The model as normalize's rewrites see it: static shapes, constants folded."""
+    return run_pass(InferShapes, run_pass(FoldConstants, static(proto)).model).model
 
 
 @pytest.mark.parametrize("dynamo", [False, True], ids=["legacy17", "dynamo"])

@@ -7,7 +7,7 @@ msp430-elf-gcc (freeml-tx msp430 toolchain, Debian gcc-12-source 12.2.0-14+deb12
 its section. plan-memory adds up what is reachable from the entry points a program's steps call.
 """
 
-SOURCES_SHA256 = '27352efca0b06b69a4a065b3a22ab01391e30650a7acdf9671cad53f0350926c'
+SOURCES_SHA256 = 'b7dcc7ac6edddbf803eb430d02a031ae498747523bff3ec8216f986ea13f63c0'
 
 GRAPHS: dict[str, dict[str, dict[str, object]]] = {
  "large": {
@@ -333,6 +333,9 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.text.fx_requant",
     "libgcc.a(slli.o):.text.__mspabi_slll"
    ],
+   "fx_tree.c:.text.fx_tree_sum": [
+    "fx_requant.c:.text.fx_requant"
+   ],
    "libgcc.a(_clzdi2.o):.text.__clzdi2": [
     "libgcc.a(_clz.o):.rodata.__clz_tab",
     "libgcc.a(slli.o):.text.__mspabi_slll",
@@ -379,7 +382,9 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_requant": "fx_requant.c:.text.fx_requant",
    "fx_requant_copy": "fx_eltwise.c:.text.fx_requant_copy",
    "fx_requant_fn": "fx_requant.c:.text.fx_requant_fn",
-   "fx_softmax": "fx_seq.c:.text.fx_softmax"
+   "fx_softmax": "fx_seq.c:.text.fx_softmax",
+   "fx_tree_sum": "fx_tree.c:.text.fx_tree_sum",
+   "fx_trees": "fx_tree.c:.text.fx_trees"
   },
   "sections": {
    "fx_conv.c:.rodata.CSWTCH.56": [
@@ -818,6 +823,14 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     82,
     "code"
    ],
+   "fx_tree.c:.text.fx_tree_sum": [
+    174,
+    "code"
+   ],
+   "fx_tree.c:.text.fx_trees": [
+    140,
+    "code"
+   ],
    "libgcc.a(_clz.o):.rodata.__clz_tab": [
     256,
     "rodata"
@@ -1230,6 +1243,9 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.text.fx_requant",
     "libgcc.a(slli.o):.text.__mspabi_slll"
    ],
+   "fx_tree.c:.text.fx_tree_sum": [
+    "fx_requant.c:.text.fx_requant"
+   ],
    "libgcc.a(_clzdi2.o):.text.__clzdi2": [
     "libgcc.a(_clz.o):.rodata.__clz_tab",
     "libgcc.a(slli.o):.text.__mspabi_slll",
@@ -1276,7 +1292,9 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_requant": "fx_requant.c:.text.fx_requant",
    "fx_requant_copy": "fx_eltwise.c:.text.fx_requant_copy",
    "fx_requant_fn": "fx_requant.c:.text.fx_requant_fn",
-   "fx_softmax": "fx_seq.c:.text.fx_softmax"
+   "fx_softmax": "fx_seq.c:.text.fx_softmax",
+   "fx_tree_sum": "fx_tree.c:.text.fx_tree_sum",
+   "fx_trees": "fx_tree.c:.text.fx_trees"
   },
   "sections": {
    "fx_conv.c:.rodata.CSWTCH.56": [
@@ -1713,6 +1731,14 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    ],
    "fx_sparse.c:.text.fx_sparse_slow": [
     82,
+    "code"
+   ],
+   "fx_tree.c:.text.fx_tree_sum": [
+    124,
+    "code"
+   ],
+   "fx_tree.c:.text.fx_trees": [
+    104,
     "code"
    ],
    "libgcc.a(_clz.o):.rodata.__clz_tab": [

@@ -93,13 +93,13 @@ from passes.resize_nearest import upsample_factors
 from passes.check_supported import layer_norm_problems, matmul_problems, softmax_problems
 from passes.tree_ensembles import ML_DOMAIN, canonical_scores, is_canonical as is_canonical_trees, read_ensemble
 from passes.normalize_util import contiguous_slice
-from passes.quantize import (DEFAULT_MAX_SHIFT, is_per_channel, limit_weight_formats,
-                             per_channel_values, round_half_up, weight_frac_bits)
+from passes.quantize import (DEFAULT_MAX_SHIFT, FEATURE_SHIFT, is_per_channel, limit_weight_formats,
+                             per_channel_values, round_half_up, scale_input_channels, weight_frac_bits)
 from transpiler.annotations import Annotations
 from transpiler.errors import Location, PassError, UnsupportedError
 from transpiler.lir.ir import Buffer, Port, Program, Step
 from transpiler.lir.kernels import LAYERNORM_EPS_MAX, SOFTMAX_TABLE_Q
-from transpiler.lir.qio import ONNX_SHAPES_META, dequantize_outputs, quantize_inputs
+from transpiler.lir.qio import FEATURE_SHIFTS_META, ONNX_SHAPES_META, dequantize_outputs, quantize_inputs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
@@ -515,6 +515,7 @@ class _Lowerer:
         dil = [int(d) for d in node.attrs.get("dilations", [1] * rank)]
         pads = [int(p) for p in node.attrs.get("pads", [0] * 2 * rank)]
         group = int(node.attrs.get("group", 1))
+        w = self._feature_scaled(node, w, group)
         if list(w.shape[2:]) != kernel:
             raise _Unsupported(f"kernel_shape {kernel} does not match W {list(w.shape)}")
         if rank == 1:
@@ -537,7 +538,7 @@ class _Lowerer:
             raise _Unsupported("Gemm is not canonical (alpha=1, beta=1, transA=0, transB=1)")
         if len(node.inputs) < 2 or not isinstance(node.inputs[1], gs.Constant):
             raise _Unsupported("B is not a constant")
-        w = np.asarray(node.inputs[1].values, dtype=np.float64)
+        w = self._feature_scaled(node, np.asarray(node.inputs[1].values, dtype=np.float64))
         if w.ndim != 2:
             raise _Unsupported(f"B has shape {list(w.shape)}, expected [N, K]")
         n_out = w.shape[0]
@@ -555,6 +556,16 @@ class _Lowerer:
         x_buf = self._input(node.inputs[0], (w.shape[1],))
         self._affine(chain, x_buf, w, bias, node.inputs[1].name, bias_name, "fc", None, {},
                      may_be_sparse=True)
+
+    def _feature_shift(self, tensor: str) -> list[int] | None:
+        """The per-feature extra bits quantize gave graph input ``tensor`` (passes/quantize.py), if any."""
+        record = self.ann.get(tensor, FEATURE_SHIFT)
+        return [int(v) for v in record["shifts"]] if isinstance(record, dict) else None
+
+    def _feature_scaled(self, node: gs.Node, w: np.ndarray, group: int = 1) -> np.ndarray:
+        """The weights of a Conv/Gemm reading a feature-shifted input, for its scaled features."""
+        shifts = self._feature_shift(node.inputs[0].name)
+        return w if shifts is None else scale_input_channels(node.op, w, shifts, group)
 
     def _depthwise(self, chain: _Chain, x: gs.Variable, scale: np.ndarray, scale_name: str | None,
                    bias: np.ndarray, bias_name: str) -> None:
@@ -966,9 +977,15 @@ class _Lowerer:
     def _ports(self) -> None:
         prog = self.program
         shapes: dict[str, list[int]] = {}
+        feature_shifts: dict[str, dict[str, Any]] = {}
         for t in self.graph.inputs:
             prog.inputs.append(_port(t.name, self.buf_of[t.name]))
             shapes[t.name] = [int(d) for d in t.shape]
+            shift = self._feature_shift(t.name)
+            if shift is not None:
+                feature_shifts[t.name] = {"axis": 1, "shifts": shift}
+        if feature_shifts:
+            prog.meta[FEATURE_SHIFTS_META] = json.dumps(feature_shifts, sort_keys=True, separators=(",", ":"))
         dropped = {probs: logits for _, logits, probs in self.finals}
         seen: set[str] = set()
         for t in self.graph.outputs:

@@ -74,7 +74,6 @@ from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
 from passes.normalize_util import NameSource, consumers, is_const, producer, static_shape
-from passes.finetune import model_task
 from passes.train import Adam, Net, build_net, cross_entropy, distillation
 from passes.train.threads import blas_threads
 
@@ -635,10 +634,9 @@ def attach(model: OnnxModel, opts: AttachGnetOptions, train: Dataset, evaluate: 
         offset += ex.length
     builder.place(exits)
 
-    task = model_task(build_net(model), train.labels)
-    if task.kind == "regress":
-        raise PassError(f"gNet's early exits are classifiers, but this model is taken as a regressor ({task.why})",
-                        location=_where(model), hint="attach-gnet needs a model whose output is class scores")
+    if train.labels is not None and np.asarray(train.labels).dtype.kind == "f":
+        raise PassError("gNet's early exits are classifiers, but the labels 'y' are real numbers (a regressor's)",
+                        location=_where(model), hint="attach-gnet needs class-index labels, or no labels")
     # the backbone's logits: classes = size of the first output (or its Softmax input)
     cached = {name: exit_maps(model, unique, backbone_outputs, d) for name, d in
               [("train", train), *evaluate.items()]}

@@ -58,6 +58,9 @@ from transpiler.pass_infra import PassContext
 
 LossChoice = Literal["auto", "ce", "distill", "mse"]
 TaskChoice = Literal["auto", "classify", "regress"]
+AUTOENCODER_MIN = 32
+"""An output shaped like an input means an autoencoder from this many values (a classifier of 8
+features into 8 classes is not one)."""
 REFERENCE_KEY = "compress-reference"
 MIN_VAL_SAMPLES = 20
 DISTILL_TEMPERATURE = 0.25
@@ -81,7 +84,8 @@ def _vector_length(shape: tuple[int, ...]) -> int | None:
 def infer_task(choice: TaskChoice, labels: np.ndarray | None, output_shape: tuple[int, ...],
                input_shapes: list[tuple[int, ...]], ends_in_classifier: bool) -> Task:
     """Classification or regression (``choice`` auto): real-valued labels, an output that is not a
-    vector, a single output value or one shaped like an input (an autoencoder) mean regression;
+    vector, a single output value or one shaped like an input of at least AUTOENCODER_MIN values (an
+    autoencoder) mean regression;
     class-index labels or a final Softmax/Sigmoid mean classification; a vector of scores with
     neither is assumed to be class scores (``task=regress`` says otherwise)."""
     if choice in ("classify", "regress"):
@@ -97,7 +101,7 @@ def infer_task(choice: TaskChoice, labels: np.ndarray | None, output_shape: tupl
         return Task("regress", f"its output {list(output_shape)} is a map, not a vector of class scores")
     if k == 1:
         return Task("regress", "it has a single output value")
-    if tuple(output_shape) in {tuple(s) for s in input_shapes}:
+    if k >= AUTOENCODER_MIN and tuple(output_shape) in {tuple(s) for s in input_shapes}:
         return Task("regress", f"its output has its input's shape {list(output_shape)} (an autoencoder)")
     return Task("classify", f"assumed: {k} class scores (task=regress, --task regress, for a regressor)")
 

@@ -29,7 +29,7 @@ def batchnorm_affine(graph: gs.Graph, node: gs.Node) -> tuple[np.ndarray, np.nda
     return scale, beta - mean * scale
 
 
-def _canonical_gemm(node: gs.Node) -> bool:
+def canonical_gemm(node: gs.Node) -> bool:
     attrs = node.attrs
     weight = const_value(node.inputs[1]) if len(node.inputs) > 1 else None
     bias_ok = (len(node.inputs) < 3 or is_empty(node.inputs[2])
@@ -49,7 +49,7 @@ def _foldable_layer(graph: gs.Graph, tensor: gs.Tensor) -> gs.Node | None:
     if layer.op == "Conv" and const_value(layer.inputs[1]) is not None and (
             len(layer.inputs) < 3 or is_empty(layer.inputs[2]) or const_value(layer.inputs[2]) is not None):
         return layer
-    if layer.op == "Gemm" and _canonical_gemm(layer):
+    if layer.op == "Gemm" and canonical_gemm(layer):
         return layer
     return None
 

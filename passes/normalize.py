@@ -17,6 +17,7 @@ from passes.check_supported import CheckSupported
 from passes.classifier_tail import StripClassifierTail
 from passes.explicit_attributes import ExplicitAttributes
 from passes.fold_batchnorm import FoldBatchNorm
+from passes.fold_into_next import FoldIntoNext
 from passes.fold_constants import FoldConstants
 from passes.channel_last_matmul import ChannelLastMatMul
 from passes.fold_pad import FoldPad
@@ -47,7 +48,8 @@ from passes.upgrade_opset import UpgradeOpset, UpgradeOpsetOptions
 REWRITES: tuple[type[Pass], ...] = (Attention, LayerNorm, RemoveNoops, ExplicitAttributes, FoldPad, ReduceMeanToGap,
                                     GlobalMaxPoolToMaxPool, ChannelLastMatMul, MoveTransposes,
                                     ActivationArith, MatMulToGemm,
-                                    BinaryScores, CanonicalizeArith, FoldBatchNorm, CanonicalizeReshape,
+                                    BinaryScores, CanonicalizeArith, FoldBatchNorm, FoldIntoNext,
+                                    CanonicalizeReshape,
                                     FoldConstants, SpatialLinear, RepeatUpsample, BroadcastActivations,
                                     ResizeNearest, ResizeLinear, ConvTransposeToConv, PReluToNormalForm, CropToConv)
 MAX_ROUNDS = 4
@@ -84,7 +86,7 @@ class Normalize(Pass):
     batch > 1 becomes 1, after folding wrote it into constant shapes); infer-shapes; unroll-recurrent
     (LSTM/GRU/RNN over their static sequence length), infer-shapes; then the rewrites (attention, layer-norm, remove-noops, explicit-attributes, fold-pad, reduce-mean-to-gap, global-max-pool,
     channel-last-matmul, move-transposes, activation-arith, matmul-to-gemm, binary-scores,
-    canonicalize-arith, fold-batchnorm, canonicalize-reshape, fold-constants, spatial-linear, repeat-upsample,
+    canonicalize-arith, fold-batchnorm, fold-into-next, canonicalize-reshape, fold-constants, spatial-linear, repeat-upsample,
     broadcast-activations, resize-nearest, resize-linear, conv-transpose, prelu, crop-to-conv, infer-shapes) repeated
     until nothing changes (at most 4 rounds); then infer-shapes requiring static shapes, name-nodes
     and check-supported. The stats hold each sub-pass's stats (numbers summed over rounds) and the

@@ -40,6 +40,20 @@ Rules (one place; `lower` imports the helpers below so both sides agree):
 - **Per-element constants** of an ``Add`` (stored as an i16 buffer): per-tensor ``f`` with the
   weight rule clamped to ``[-8, 30]``.
 
+- **Feature scales of an input** (``feature-shift``): one Q format for a whole input loses the small
+  features of tabular data (breast-cancer features span 0.001 .. 4254: at the input's q=3 the
+  small ones round to 0, and a StandardScaler + LogisticRegression pipeline agreed with onnxruntime
+  on 81 % of the samples). When every reader of a graph input is a Conv or Gemm reading it as its
+  data operand, each feature (channel axis 1) gets its own format ``q + s_c`` (``s_c >= 0`` extra
+  fractional bits: the activation rule applied to that feature's calibration maximum, less one bit
+  of extra headroom, for features non-zero on at least half of the samples), recorded as
+  ``{"axis": 1, "shifts": [s_c, ...]}`` on the input, applied only when some ``s_c >= 2``. The
+  readers' weights are then those of the scaled input ``x'_c = x_c * 2^s_c`` (``W'[:, c] = W[:, c]
+  * 2^-s_c``, :func:`scale_input_channels`; exact: powers of two), so the program still sees one
+  format ``q`` while the caller stores feature ``c`` as ``round(x_c * 2^(q + s_c))`` (the port's
+  ``feature_shift`` in manifest.json, ``FX_<M>_IN<i>_SHIFTS`` in the header; `freeml-tx run` and
+  `verify` do it).
+
 Without calibration data (``PassContext.data`` is None) the ranges come from synthetic inputs: a
 mix of constant, noisy and uniform samples in ``[input_lo, input_hi]`` (default ``[-1, 1]``) run
 through onnxruntime, with an extra ``no_data_margin`` (2: one more bit of headroom). That is a
@@ -81,6 +95,17 @@ NO_DATA_WARNING = ("no --data: Q formats from weight-derived ranges; accuracy ma
 
 # ops whose output is the channel-wise affine image of one activation input through constant weights
 WEIGHTED_OPS = ("Conv", "Gemm", "Mul")
+FEATURE_SHIFT = "feature-shift"
+"""Annotation on a graph input: ``{"axis": 1, "shifts": [s_c, ...]}`` (see the module docstring)."""
+MIN_FEATURE_SHIFT = 2
+"""Per-feature formats are used when some feature gains at least this many bits."""
+MAX_FEATURE_SHIFT = 15
+FEATURE_HEADROOM = 1
+"""Bits of headroom a feature's own format keeps beyond the activation rule's: the maximum of one
+feature over the calibration samples is a less certain bound than that of the whole tensor."""
+MIN_FEATURE_DENSITY = 0.5
+"""A feature gets its own format only when it is non-zero on at least this share of the calibration
+samples: a rarely lit pixel (digits' border) shows its range on too few samples to be trusted."""
 
 
 def round_half_up(v: np.ndarray | float) -> np.ndarray:
@@ -189,6 +214,35 @@ def weighted_constant(node: gs.Node) -> tuple[gs.Constant, int] | None:
             if is_per_channel(consts[0].values.shape, acts[0].shape):
                 return consts[0], -1
     return None
+
+
+def scale_input_channels(op: str, weights: np.ndarray, shifts: Sequence[int], group: int = 1) -> np.ndarray:
+    """``weights`` of a Gemm (``[N, K]``) or Conv (``[Cout, Cin / group, ...]``) reading an input whose
+    channel ``c`` is stored scaled by ``2^shifts[c]``: each weight of input channel ``c`` times ``2^-shifts[c]``."""
+    w = np.asarray(weights, dtype=np.float64)
+    factor = np.power(2.0, -np.asarray(shifts, dtype=np.float64))
+    if op == "Gemm":
+        return w * factor[None, :]
+    cout, cin_g = w.shape[0], w.shape[1]
+    cout_g = cout // group
+    channel = (np.arange(cout)[:, None] // cout_g) * cin_g + np.arange(cin_g)[None, :]
+    return w * factor[channel].reshape(cout, cin_g, *([1] * (w.ndim - 2)))
+
+
+def feature_shift_readers(graph: gs.Graph, tensor: gs.Tensor) -> list[gs.Node] | None:
+    """The Conv/Gemm nodes reading graph input ``tensor`` as their data operand, when those are all
+    its readers (else None: per-feature formats cannot be folded into the readers)."""
+    if any(out is tensor for out in graph.outputs) or tensor.shape is None or len(tensor.shape) < 2:
+        return None
+    readers = [n for n in graph.nodes if any(i is tensor for i in n.inputs)]
+    for node in readers:
+        if node.op not in ("Conv", "Gemm") or node.inputs[0] is not tensor \
+                or any(i is tensor for i in node.inputs[1:]) or not isinstance(node.inputs[1], gs.Constant):
+            return None
+        if node.op == "Gemm" and (len(tensor.shape) != 2 or int(node.attrs.get("transB", 0)) != 1
+                                  or int(node.attrs.get("transA", 0)) != 0):
+            return None
+    return readers or None
 
 
 def float_tensors(graph: gs.Graph) -> list[str]:
@@ -385,7 +439,13 @@ class Quantize(Pass):
             if st.max_abs > 0:
                 worst_act = max(worst_act, 2.0 ** (-f - 1) / st.max_abs)
 
-        weight_q, limited, worst_w = self._weight_formats(graph, act_q, opts.max_shift)
+        shifts = self._feature_shifts(graph, feeds, act_q, margin) if data is not None else {}
+        for tensor in graph.inputs:
+            if tensor.name in shifts:
+                ann.set(tensor.name, FEATURE_SHIFT, {"axis": 1, "shifts": shifts[tensor.name]})
+            else:
+                ann.remove(tensor.name, FEATURE_SHIFT)
+        weight_q, limited, worst_w = self._weight_formats(graph, act_q, opts.max_shift, shifts)
         for name, fmt in weight_q.items():
             ann.set(name, "qformat", fmt)
         for name, f in self._eltwise_constants(graph).items():
@@ -403,6 +463,7 @@ class Quantize(Pass):
             "formats": dict(act_q),
             "format_histogram": dict(sorted(histogram.items(), key=lambda kv: int(kv[0]))),
             "weight_channels_limited_by_shift": limited,
+            "feature_shifts": shifts,
             "max_act_rounding_error_rel": worst_act,
             "max_weight_rounding_error_rel": worst_w,
         }
@@ -412,9 +473,31 @@ class Quantize(Pass):
         return PassResult(model, True, result_stats)
 
     @staticmethod
-    def _weight_formats(graph: gs.Graph, act_q: Mapping[str, int],
-                        max_shift: int) -> tuple[dict[str, list[int]], int, float]:
-        """Per-channel formats of every weighted constant, limited by the shift cap."""
+    def _feature_shifts(graph: gs.Graph, feeds: Sequence[Mapping[str, np.ndarray]], act_q: Mapping[str, int],
+                        margin: float) -> dict[str, list[int]]:
+        """Per graph input whose readers can take them, the extra fractional bits of each feature
+        (channel axis 1) over the input's format, when some feature gains MIN_FEATURE_SHIFT."""
+        out: dict[str, list[int]] = {}
+        for tensor in graph.inputs:
+            if tensor.name not in act_q or not feeds or tensor.name not in feeds[0] \
+                    or feature_shift_readers(graph, tensor) is None:
+                continue
+            values = np.concatenate([np.asarray(f[tensor.name]) for f in feeds], axis=0)
+            axes = tuple(a for a in range(values.ndim) if a != 1)
+            maxes = np.abs(values).max(axis=axes)
+            dense = (values != 0).mean(axis=axes) >= MIN_FEATURE_DENSITY
+            q = act_q[tensor.name]
+            shift = [min(max(act_frac_bits(float(m), margin) - q - FEATURE_HEADROOM, 0), MAX_FEATURE_SHIFT)
+                     if m > 0 and d else 0 for m, d in zip(maxes, dense)]
+            if max(shift, default=0) >= MIN_FEATURE_SHIFT:
+                out[tensor.name] = shift
+        return out
+
+    @staticmethod
+    def _weight_formats(graph: gs.Graph, act_q: Mapping[str, int], max_shift: int,
+                        feature_shifts: Mapping[str, list[int]]) -> tuple[dict[str, list[int]], int, float]:
+        """Per-channel formats of every weighted constant, limited by the shift cap (the weights of
+        a reader of a feature-shifted input as :func:`scale_input_channels` makes them)."""
         formats: dict[str, list[int]] = {}
         limited = 0
         worst = 0.0
@@ -429,6 +512,10 @@ class Quantize(Pass):
             x, y = acts[0], node.outputs[0]
             if node.op == "Mul":
                 maxes = np.abs(per_channel_values(const.values, x.shape))
+            elif x.name in feature_shifts:
+                scaled = scale_input_channels(node.op, const.values, feature_shifts[x.name],
+                                              int(node.attrs.get("group", 1)))
+                maxes = channel_max_abs(scaled, axis)
             else:
                 maxes = channel_max_abs(const.values, axis)
             ideal = [weight_frac_bits(float(m)) for m in maxes]

@@ -56,6 +56,7 @@ register_kind("exit-point", int, "index of a gNet exit placed after this node/te
 register_kind("split-from", str, "name of the original node that a separated (low-rank) node replaces")
 register_kind("origin", list, "names of the original ONNX nodes this node was made from")
 register_kind("classifier-tail", dict, "what the removed classifier tail did: {kind, labels, scores_output}")
+register_kind("feature-shift", dict, "extra fractional bits per feature of a graph input: {axis, shifts} (passes/quantize.py)")
 register_kind("gnet", dict, "gNet head description: exits, pool size, feature offsets")
 register_kind("fixed-batch", dict, "why batch-one kept a fixed batch > 1: {batch, problem}")
 

@@ -23,7 +23,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from transpiler.errors import DataError, InputError, Location, ToolchainError
-from transpiler.lir.qio import dequantize_array, quantize_array
+from transpiler.lir.qio import dequantize_array, quantize_array, scale_features
 
 MANIFEST = "manifest.json"
 
@@ -109,7 +109,8 @@ def run_raw(binary: str | os.PathLike[str], manifest: Mapping[str, Any], inputs:
 def quantize(manifest: Mapping[str, Any], inputs: Mapping[str, Any]) -> np.ndarray:
     """Float inputs by name (each ``[N, ...]`` or one sample) -> the int16 ``in`` vectors ``[N, in_size]``.
 
-    Rounding: ``sat16(floor(v * 2^q + 1/2))`` (transpiler.lir.qio), the same as the interpreter's.
+    Rounding: ``sat16(floor(v * 2^q + 1/2))`` (transpiler.lir.qio), the same as the interpreter's; a
+    port with ``feature_shift`` scales its features first (:func:`transpiler.lir.qio.scale_features`).
     """
     ports = manifest["inputs"]
     if len(ports) == 1 and ports[0]["name"] not in inputs and len(inputs) == 1:
@@ -124,6 +125,8 @@ def quantize(manifest: Mapping[str, Any], inputs: Mapping[str, Any]) -> np.ndarr
             raise DataError(f"input '{pt['name']}' has {arr.size} values ({list(arr.shape)}); a sample has "
                             f"{pt['size']} ({pt['onnx_shape']})", location=Location(shape=str(list(arr.shape))))
         arr = arr.reshape(-1, pt["size"])
+        if pt.get("feature_shift"):
+            arr = scale_features(arr, sample_shape(pt), pt["feature_shift"]).reshape(-1, pt["size"])
         if n is not None and arr.shape[0] != n:
             raise DataError(f"input '{pt['name']}' has {arr.shape[0]} samples, the others {n}")
         n = arr.shape[0]

@@ -34,6 +34,7 @@ from passes.plan_memory import STEP_CODE_META, Lifetime, fmt_bytes, is_planned, 
 from transpiler.errors import Location, UnsupportedError, PassError
 from transpiler.intermittent import input_chunks, plan_of
 from transpiler.lir.ir import Buffer, Program, Step
+from transpiler.lir.qio import feature_shifts
 
 
 @dataclass
@@ -342,16 +343,22 @@ def _model_h(info: GenInfo, p: Program, m: str, M: str, in_ports: list[Any], out
              f"#define FX_{M}_N_INPUTS {len(in_ports)}u",
              f"#define FX_{M}_N_OUTPUTS {len(out_ports)}u",
              f"#define FX_{M}_N_STEPS {n}u", ""]
+    shifts = feature_shifts(p)
     for kind, ports, offs in (("IN", in_ports, in_offsets), ("OUT", out_ports, out_offsets)):
         macro_names = _port_macro_names([port.onnx_name for port, _ in ports])
         for i, ((port, b), o, mn) in enumerate(zip(ports, offs, macro_names)):
             lines.append(f"/* {kind.lower()}put {i} \"{c_comment_text(port.onnx_name)}\": "
                          f"{b.dtype}{shape_text(b.shape)}, q={_q_text(b.q)} */")
+            if kind == "IN" and port.onnx_name in shifts:
+                lines.append(f"/* its features (axis {shifts[port.onnx_name]['axis']} of the ONNX shape) have their own "
+                             f"formats: feature c is stored as round(v * 2^(Q + SHIFTS[c])) */")
             for key in (f"{kind}{i}", f"{kind}_{mn}"):
                 lines.append(f"#define FX_{M}_{key}_OFFSET {o}u")
                 lines.append(f"#define FX_{M}_{key}_SIZE {b.size}u")
                 if isinstance(b.q, int):
                     lines.append(f"#define FX_{M}_{key}_Q ({b.q})")
+                if kind == "IN" and port.onnx_name in shifts:
+                    lines.append(f"#define FX_{M}_{key}_SHIFTS {{{', '.join(map(str, shifts[port.onnx_name]['shifts']))}}}")
         lines.append("")
     if info.labels:
         lines.append(f"/* class labels (index -> label): "
@@ -696,11 +703,16 @@ clean:
 def _manifest(info: GenInfo, p: Program, m: str, in_ports: list[Any], out_ports: list[Any],
               in_offsets: list[int], out_offsets: list[int], in_size: int, out_size: int,
               steps_info: list[dict[str, Any]], lives: dict[str, Lifetime]) -> dict[str, Any]:
+    shifts = feature_shifts(p)
+
     def port(portobj: Any, b: Buffer, off: int) -> dict[str, Any]:
         q = b.q if isinstance(b.q, int) else 0
-        return {"name": portobj.onnx_name, "buffer": b.name, "shape": list(b.shape),
-                "onnx_shape": info.onnx_shapes.get(portobj.onnx_name, [1, *b.shape] if b.shape else []),
-                "dtype": b.dtype, "q": q, "scale": 2.0 ** -q, "offset": off, "size": b.size}
+        record = {"name": portobj.onnx_name, "buffer": b.name, "shape": list(b.shape),
+                  "onnx_shape": info.onnx_shapes.get(portobj.onnx_name, [1, *b.shape] if b.shape else []),
+                  "dtype": b.dtype, "q": q, "scale": 2.0 ** -q, "offset": off, "size": b.size}
+        if portobj.onnx_name in shifts:
+            record["feature_shift"] = shifts[portobj.onnx_name]
+        return record
 
     buffers = []
     for b in p.buffers.values():

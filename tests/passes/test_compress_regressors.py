@@ -60,7 +60,8 @@ def marks(n: int) -> np.ndarray:
     (None, (3,), [(8,)], True, "classify", "Softmax"),
     (None, (2, 4, 4), [(1, 8, 8)], False, "regress", "a map"),
     (None, (1,), [(8,)], False, "regress", "single output"),
-    (None, (8,), [(8,)], False, "regress", "autoencoder"),
+    (None, (64,), [(64,)], False, "regress", "autoencoder"),
+    (None, (8,), [(8,)], False, "classify", "assumed: 8 class scores"),
     (None, (10, 1, 1), [(3, 8, 8)], False, "classify", "assumed: 10 class scores"),
 ])
 def test_the_task_is_inferred_from_labels_and_outputs(labels: np.ndarray | None, shape: tuple[int, ...],
@@ -123,16 +124,17 @@ def test_labelled_regressor_fits_the_labels() -> None:
     assert result.stats["accuracy_reference"] > 0.9 and result.stats["drop"] <= 1.0
 
 
-def test_autoencoder_without_labels_is_a_regressor_and_gnet_refuses_it() -> None:
-    model = mlp([16, 6, 16], seed=4)
+def test_autoencoder_without_labels_is_a_regressor_and_gnet_refuses_real_labels() -> None:
+    model = mlp([32, 6, 32], seed=4)
     rng = np.random.default_rng(5)
-    x = rng.normal(size=(200, 16)).astype(np.float32)
+    x = rng.normal(size=(200, 32)).astype(np.float32)
     data = Dataset.from_arrays({"x": x}, marks=marks(len(x)))
     result = Sparsify(SparsifyOptions(budget=model_size(model).total * 8 // 10, max_drop=5.0, **FAST),
                       context(data)).run(model)
     assert result.stats["measure"].startswith("R^2")
-    with pytest.raises(PassError, match="regressor .*its input's shape"):
-        AttachGnet(AttachGnetOptions(epochs=1), context(data)).run(mlp([16, 6, 16], seed=4))
+    real = Dataset.from_arrays({"x": x}, outputs(mlp([32, 6, 32], seed=4), x), marks=marks(len(x)))
+    with pytest.raises(PassError, match="labels 'y' are real numbers"):
+        AttachGnet(AttachGnetOptions(epochs=1), context(real)).run(mlp([32, 6, 32], seed=4))
 
 
 def test_regression_labels_must_match_the_outputs_and_ce_needs_a_classifier() -> None:

@@ -4,6 +4,11 @@ A real value ``v`` of a buffer with ``q = f`` is stored as ``round(v * 2^f)`` sa
 rounding half up (``floor(v * 2^f + 1/2)``), the same rounding as requant (docs/lir.md). The ONNX
 shape of each port (batch axis included) is kept by `lower` in ``Program.meta["onnx-shapes"]`` (JSON)
 so outputs come back in the shape onnxruntime gives them.
+
+An input whose features have their own formats (``quantize``'s ``feature-shift``, recorded by
+`lower` in ``Program.meta["feature-shifts"]``: ``{port: {"axis": 1, "shifts": [s_c, ...]}}``, axis
+of the ONNX shape) stores feature ``c`` with ``q + s_c`` fractional bits: :func:`scale_features`
+multiplies each feature by ``2^s_c`` before the rounding.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from transpiler.errors import DataError, Location
 from transpiler.lir.ir import Program
 
 ONNX_SHAPES_META = "onnx-shapes"
+FEATURE_SHIFTS_META = "feature-shifts"
 
 
 def onnx_shapes(program: Program) -> dict[str, list[int]]:
@@ -30,6 +36,26 @@ def onnx_shapes(program: Program) -> dict[str, list[int]]:
     except ValueError:
         return {}
     return {str(k): [int(d) for d in v] for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def feature_shifts(program: Program) -> dict[str, dict[str, Any]]:
+    """Port name -> ``{"axis": a, "shifts": [...]}`` recorded by `lower` (empty if none)."""
+    text = program.meta.get(FEATURE_SHIFTS_META)
+    return dict(json.loads(text)) if text else {}
+
+
+def scale_features(values: Any, sample_shape: list[int], shift: Mapping[str, Any] | None) -> np.ndarray:
+    """``values`` (``[N, *sample_shape]`` or one sample, any layout of the same size) as float64 with
+    feature ``c`` of ``shift["axis"]`` (an axis of the ONNX shape, batch first) times ``2^shifts[c]``;
+    unchanged without ``shift``."""
+    v = np.asarray(values, dtype=np.float64)
+    if not shift:
+        return v
+    samples = v.reshape(-1, *sample_shape)
+    factor = np.power(2.0, np.asarray(shift["shifts"], dtype=np.float64))
+    view = [1] * samples.ndim
+    view[int(shift["axis"])] = factor.size
+    return (samples * factor.reshape(view)).reshape(v.shape)
 
 
 def quantize_array(values: Any, frac_bits: int) -> np.ndarray:
@@ -57,6 +83,8 @@ def quantize_inputs(program: Program, inputs: Mapping[str, Any]) -> dict[str, np
                             f"program buffer %{buf.name} needs {buf.size} ({list(buf.shape)})",
                             location=Location(shape=str(list(arr.shape))))
         q = buf.q if isinstance(buf.q, int) else 0
+        shape = onnx_shapes(program).get(port.onnx_name, [1, *buf.shape])
+        arr = scale_features(arr, shape[1:], feature_shifts(program).get(port.onnx_name))
         out[port.onnx_name] = quantize_array(arr, q).reshape(buf.shape)
     return out
 

@@ -98,7 +98,7 @@ from passes.quantize import (DEFAULT_MAX_SHIFT, FEATURE_SHIFT, is_per_channel, l
 from transpiler.annotations import Annotations
 from transpiler.errors import Location, PassError, UnsupportedError
 from transpiler.lir.ir import Buffer, Port, Program, Step
-from transpiler.lir.kernels import LAYERNORM_EPS_MAX, SOFTMAX_TABLE_Q
+from transpiler.lir.kernels import LAYERNORM_EPS_MAX, LAYERNORM_Q, SOFTMAX_TABLE_Q
 from transpiler.lir.qio import FEATURE_SHIFTS_META, ONNX_SHAPES_META, dequantize_outputs, quantize_inputs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
@@ -108,7 +108,6 @@ __all__ = ["Lower", "LowerOptions", "lower_model", "quantize_inputs", "dequantiz
 
 SHIFT_MIN, SHIFT_MAX = -15, 31
 INT32_MIN, INT32_MAX = -(2 ** 31), 2 ** 31 - 1
-INT16_MAX_F = 32767.0
 ACTIVATIONS = ("Relu", "Clip", "LeakyRelu")
 CLASS_PORT = "class"
 
@@ -654,10 +653,10 @@ class _Lowerer:
                    {"shift": qp - f_out, **self._act_attrs(chain.act, f_out)})
 
     def _op_LayerNormalization(self, node: gs.Node) -> None:
-        """LayerNormalization over the last axis [+ act] -> ``layernorm`` (docs/lir.md): ``qz`` the
-        finest format that holds ``sqrt(N - 1)`` (the largest normalised value), the scale one
-        per-tensor format ``q_g`` that keeps ``Z * g + b`` inside int32, ``eps`` in units of the
-        op's variance sum ``W = N^2 4^q_x var``."""
+        """LayerNormalization over the last axis [+ act] -> ``layernorm`` (docs/lir.md): the op's
+        ``Z = z / sqrt(N)`` in q = 15, so the scale ``g sqrt(N)`` in one per-tensor format ``q_g``
+        that keeps ``Z * g + b`` inside int32; ``eps`` in units of the squared deviations
+        ``sum d^2 = N^3 4^q_x var``."""
         problems = layer_norm_problems(self.graph, node)
         if problems:
             raise _Unsupported("; ".join(reason for reason, _ in problems))
@@ -669,24 +668,24 @@ class _Lowerer:
                  if len(node.inputs) > 1 and isinstance(node.inputs[1], gs.Constant) else np.ones(n))
         beta = (np.asarray(node.inputs[2].values, dtype=np.float64).reshape(-1)
                 if len(node.inputs) > 2 and isinstance(node.inputs[2], gs.Constant) else np.zeros(n))
-        z_max = math.sqrt(max(n - 1, 1))
-        qz = min(15, int(math.floor(math.log2(INT16_MAX_F / z_max))))
+        scale = scale * math.sqrt(n)
+        qz = LAYERNORM_Q
         chain = self._chain(node, allow_bias=False)
         f_out = self._out_format(chain)
         q_g = weight_frac_bits(float(np.max(np.abs(scale))))
-        peak = float(np.max(z_max * np.abs(scale) + np.abs(beta)))
+        peak = float(np.max(np.abs(scale) + np.abs(beta)))
         while q_g > -15 and (peak * 2.0 ** (qz + q_g) >= 2.0 ** 31 or qz + q_g - f_out > SHIFT_MAX):
             q_g -= 1
         f_out = min(f_out, qz + q_g - SHIFT_MIN)
         g_q = np.clip(round_half_up(scale * 2.0 ** q_g), -32768, 32767).astype(np.int16)
         b_q = np.clip(round_half_up(beta * 2.0 ** (qz + q_g)), INT32_MIN, INT32_MAX).astype(np.int32)
         eps = float(node.attrs.get("epsilon", 1e-5))
-        e_q = min(int(round_half_up(np.float64(eps * n * n * 4.0 ** q_x))), LAYERNORM_EPS_MAX)
+        e_q = min(int(round_half_up(np.float64(eps * float(n) ** 3 * 4.0 ** q_x))), LAYERNORM_EPS_MAX)
         inputs = [x_buf, self._const(f"{node.name}_scale", g_q, "i16", q_g),
                   self._const(f"{node.name}_bias", b_q, "i32", None)]
         y_buf = self._storage(chain.output, f_out)
         self._step("layernorm", chain.nodes, inputs, y_buf,
-                   {"eps": e_q, "qz": qz, "shift": qz + q_g - f_out, **self._act_attrs(chain.act, f_out)})
+                   {"eps": e_q, "shift": qz + q_g - f_out, **self._act_attrs(chain.act, f_out)})
 
     def _trees(self, node: gs.Node) -> None:
         """The canonical TreeEnsembleRegressor -> ``trees`` (a walk per tree, the leaf indices) and

@@ -126,33 +126,32 @@ def _dense_weights(program: Program, step: Step) -> tuple[np.ndarray, np.ndarray
     return w_q, f_w, kernel
 
 
-def _layernorm_bound(xr: np.ndarray, e_x: float, var_x: float, g: np.ndarray, q_g: int, qz: int,
+def _layernorm_bound(xr: np.ndarray, e_x: float, var_x: float, g: np.ndarray, q_g: int,
                      eps: object, q_x: object) -> tuple[float, float]:
     """The bound and noise variance of a `layernorm` output before its requantisation.
 
     Per row (``x'`` dequantised, ``sigma' = sqrt(var(x') + eps)``, ``z'`` its normalised values):
     the true ``sigma`` is at least ``sigma' - e_x`` (the deviation moves by at most ``e_x``), the
     deviation ``d`` by at most ``2 e_x``, so ``|z' - z| <= (2 + |z'|) e_x / (sigma' - e_x)``; the
-    kernel adds the rounding of ``Z`` (``2^-(qz+1)``) and of its reciprocal and variance sum
-    (``|z| (2^-28 + 1/W)``); the scale ``g'`` (``|g' - g| <= 2^-(q_g+1)``) and the bias
-    (``2^-(qz+q_g+1)``) then give ``|g'| e_z + |z| 2^-(q_g+1) + 2^-(qz+q_g+1)``. A row whose
-    ``sigma' <= e_x`` has no bound (infinite)."""
+    kernel's ``Z = z / sqrt(N)`` (q = 15) is within 2 LSB of ``z' / sqrt(N)`` (docs/lir.md); the
+    scale ``g' = g sqrt(N)`` (``|g' - g sqrt(N)| <= 2^-(q_g+1)``) and the bias (``2^-(15+q_g+1)``)
+    then give ``|g'| e_Z + |Z| 2^-(q_g+1) + 2^-(16+q_g)``. A row whose ``sigma' <= e_x`` has no
+    bound (infinite)."""
     assert isinstance(eps, int) and isinstance(q_x, int)
     n = int(g.size)
     rows = xr.reshape(-1, n)
-    d = rows - rows.mean(axis=1, keepdims=True)
-    w = (d ** 2).mean(axis=1, keepdims=True) * (n * n * 4.0 ** q_x) + eps
-    sigma = np.sqrt(w) / (n * 2.0 ** q_x)
     if rows.size == 0:
         return 0.0, 0.0
+    d = rows - rows.mean(axis=1, keepdims=True)
+    sigma = np.sqrt((d ** 2).mean(axis=1, keepdims=True) + eps / (float(n) ** 3 * 4.0 ** q_x))
     if float(np.min(sigma)) <= e_x:
         return float("inf"), float("inf")
     z = np.abs(d) / sigma
-    e_z = (2.0 + z) * e_x / (sigma - e_x) + 2.0 ** -(qz + 1) + z * (2.0 ** -28 + 1.0 / np.maximum(w, 1.0))
+    e_z = ((2.0 + z) * e_x / (sigma - e_x)) / np.sqrt(n) + 2.0 * 2.0 ** -15
     ag = np.abs(g)[None, :]
-    e_y = float(np.max(ag * e_z + z * 2.0 ** -(q_g + 1))) + 2.0 ** -(qz + q_g + 1)
-    gain = float(np.max(ag * (2.0 + z) / sigma))
-    return e_y, gain ** 2 * var_x + float(np.max(ag)) ** 2 * (2.0 ** -qz) ** 2 / 12.0
+    e_y = float(np.max(ag * e_z + z / np.sqrt(n) * 2.0 ** -(q_g + 1))) + 2.0 ** -(16 + q_g)
+    gain = float(np.max(ag * (2.0 + z) / sigma)) / np.sqrt(n)
+    return e_y, gain ** 2 * var_x + float(np.max(ag)) ** 2 * (2.0 ** -15) ** 2 / 3.0
 
 
 def error_bounds(program: Program, trace: Mapping[str, np.ndarray], sigmas: float = 6.0) -> ErrorBounds:
@@ -297,10 +296,10 @@ def error_bounds(program: Program, trace: Mapping[str, np.ndarray], sigmas: floa
             x, g, _ = step.inputs
             gbuf = program.buffers[g]
             q_g = gbuf.q
-            qz, shift = step.attrs["qz"], step.attrs["shift"]
-            assert isinstance(q_g, int) and isinstance(qz, int) and isinstance(shift, int)
+            shift = step.attrs["shift"]
+            assert isinstance(q_g, int) and isinstance(shift, int)
             e_y, v_y = _layernorm_bound(real(x), err(x), variance(x), np.asarray(gbuf.data, dtype=np.float64) * 2.0 ** -q_g,
-                                        q_g, qz, step.attrs["eps"], program.buffers[x].q)
+                                        q_g, step.attrs["eps"], program.buffers[x].q)
             rounds = 1.0 if shift > 0 else 0.0
             e[y] = e_y + rounds * _lsb_half(q_out) + act_err(step.attrs, q_out, mag(y) + e_y)
             var[y] = v_y + rounds * lsb2

@@ -175,14 +175,14 @@ typedef struct {
 void fx_mul(const fx_mul_t *p, const int16_t *a, const int16_t *b, int16_t *y, uint32_t i0, uint32_t i1);
 
 /* layernorm (docs/lir.md, "layernorm"): every row of n elements normalised to mean 0 and
- * variance 1 with integer arithmetic (Z, q = qz: d = n x - sum, w = sum(d^2) / n + eps,
- * Z = round(d / sqrt(w)) through a 31-bit reciprocal), then y = act(requant(Z g[j] + b[j], shift)). */
+ * root-mean-square 1 / sqrt(n) (Z, q = 15: d = n x - sum, e = d >> u in 15 bits, w = sum(e^2) +
+ * (eps >> 2u), Z = round(e / sqrt(w)) through a 16-bit square root and reciprocal), then
+ * y = act(requant(Z g[j] + b[j], shift)) (g holds the scale times sqrt(n)). */
 typedef struct {
-    const int16_t *g;           /* [n], the scale */
+    const int16_t *g;           /* [n], the scale times sqrt(n) */
     const int32_t *b;           /* [n], the bias at the scale of Z * g */
-    uint64_t eps;               /* epsilon in units of w */
+    uint64_t eps;               /* epsilon in units of sum(d^2), < 2^60 */
     uint16_t n;                 /* row length, 1..1024 */
-    uint8_t qz;                 /* 0..15 */
     int8_t shift;
     fx_act_t act;
 } fx_layernorm_t;

@@ -6,11 +6,11 @@
 #include "fx_mac.h"
 #include "fx_store.h"
 
-/* floor(sqrt(v)), bit by bit (exact for every uint64_t) */
-static uint32_t fx_isqrt64(uint64_t v)
+/* floor(sqrt(v)), bit by bit */
+static uint16_t fx_isqrt32(uint32_t v)
 {
-    uint64_t root = 0;
-    uint64_t bit = (uint64_t)1 << 62;
+    uint32_t root = 0;
+    uint32_t bit = (uint32_t)1 << 30;
     while (bit > v) {
         bit >>= 2;
     }
@@ -23,59 +23,94 @@ static uint32_t fx_isqrt64(uint64_t v)
         }
         bit >>= 2;
     }
-    return (uint32_t)root;
+    return (uint16_t)root;
 }
 
-/* floor(v / 2^s + 1/2) saturated to int16, s in [1, 62]; v >> (s - 1) is an arithmetic shift */
-static int16_t fx_round_shift64(int64_t v, uint8_t s)
+static uint8_t fx_bitlen64(uint64_t v)
 {
-    const int64_t t = v >> (s - 1u);
-    const int64_t r = (t >> 1) + (t & 1);
-    return r > 32767 ? (int16_t)32767 : r < -32768 ? (int16_t)-32768 : (int16_t)r;
+    uint8_t bits = 0;
+    while (v >= ((uint64_t)1 << 16)) {
+        v >>= 16;
+        bits += 16;
+    }
+    while (v != 0) {
+        v >>= 1;
+        ++bits;
+    }
+    return bits;
+}
+
+/* d = n x - sum, |d| < 2^26: through the multiplier (n <= 1024 and x are int16) */
+static int32_t fx_deviation(int16_t n, int16_t x, int32_t sum)
+{
+    int32_t d;
+    {
+        FX_MAC_BEGIN(-sum);
+        FX_MAC(n, x);
+        d = FX_MAC_END();
+    }
+    return d;
 }
 
 void fx_layernorm(const fx_layernorm_t *p, const int16_t *x, int16_t *y, uint16_t r0, uint16_t r1)
 {
-    const uint16_t n = p->n;
+    const int16_t n = (int16_t)p->n;
     fx_requant_fn_t *const out = fx_requant_fn(p->shift);
     uint16_t r, j;
     for (r = r0; r < r1; ++r) {
-        const int16_t *const xr = x + (uint32_t)r * n;
-        int16_t *const yr = y + (uint32_t)r * n;
+        const int16_t *const xr = x + (uint32_t)r * p->n;
+        int16_t *const yr = y + (uint32_t)r * p->n;
         int32_t sum = 0;
-        uint64_t v = 0;
-        uint64_t w;
-        uint32_t rcp = 0;
-        uint8_t sh = 0;
-        for (j = 0; j < n; ++j) {
+        uint32_t most = 0;
+        uint64_t w = 0;
+        uint8_t u = 0;
+        int16_t rlow = 0;
+        fx_requant_fn_t *norm = fx_requant_fn(0);
+        for (j = 0; j < p->n; ++j) {
             sum += xr[j];
         }
-        for (j = 0; j < n; ++j) {
-            const int32_t d = (int32_t)n * xr[j] - sum;    /* |d| < 2^27 */
-            v += (uint64_t)((int64_t)d * d);                /* < 2^62 for n <= 1024 */
+        for (j = 0; j < p->n; ++j) {
+            const int32_t d = fx_deviation(n, xr[j], sum);
+            const uint32_t a = d < 0 ? (uint32_t)-d : (uint32_t)d;
+            most = a > most ? a : most;
         }
-        w = v / n + p->eps;
-        if (w != 0) {
-            uint8_t bits = 0;
-            uint8_t k;
-            uint64_t t = w;
-            while (t != 0) {
-                ++bits;
-                t >>= 1;
+        while ((most >> u) >= 0x8000u) {                             /* |d >> u| <= 2^15 */
+            ++u;
+        }
+        for (j = 0; j < p->n; ++j) {
+            const int16_t e = (int16_t)(fx_deviation(n, xr[j], sum) >> u);
+            int32_t sq;
+            {
+                FX_MAC_BEGIN(0);
+                FX_MAC(e, e);
+                sq = FX_MAC_END();
             }
-            k = (uint8_t)((63u - bits) >> 1);
-            /* s = isqrt(w 4^k) in [2^30.5, 2^31.5): 31 bits of the row's deviation */
-            rcp = (uint32_t)(((uint64_t)1 << 62) / fx_isqrt64(w << (2u * k)));
-            sh = (uint8_t)(62u - k - p->qz);
+            w += (uint32_t)sq;                                       /* < 2^40 */
         }
-        for (j = 0; j < n; ++j) {
+        w += p->eps >> (2u * u);
+        if (w != 0) {
+            /* w 4^-k in [2^30, 2^32): s = its isqrt in [2^15, 2^16), 1/sqrt(w) ~ R 2^-(31 + k) with
+             * R = (2^31 - 1) / s in [2^15, 2^16), kept as R - 2^15 (an int16 for the multiplier) */
+            const int8_t k = (int8_t)(((int8_t)fx_bitlen64(w) - 31) >> 1);
+            const uint32_t w32 = k >= 0 ? (uint32_t)(w >> (2 * k)) : (uint32_t)(w << (-2 * k));
+            rlow = (int16_t)((((uint32_t)0x7FFFFFFF) / fx_isqrt32(w32)) - 0x8000u);
+            norm = fx_requant_fn((int8_t)(16 + k));
+        }
+        for (j = 0; j < p->n; ++j) {
+            const int16_t e = (int16_t)(fx_deviation(n, xr[j], sum) >> u);
             int16_t z = 0;
             int32_t acc;
             if (w != 0) {
-                const int32_t d = (int32_t)n * xr[j] - sum;
-                z = fx_round_shift64((int64_t)d * rcp, sh);
+                /* e R = e 2^15 + e (R - 2^15), |e R| < 2^31 */
+                FX_MAC_BEGIN((int32_t)((uint32_t)(int32_t)e << 15));
+                FX_MAC(e, rlow);
+                z = norm(FX_MAC_END());                              /* z / sqrt(n), q15 */
             }
-            acc = (int32_t)((uint32_t)((int32_t)z * p->g[j]) + (uint32_t)p->b[j]);
+            {
+                FX_MAC_BEGIN(p->b[j]);
+                FX_MAC(z, p->g[j]);
+                acc = FX_MAC_END();
+            }
             FX_STORE(yr[j], fx_apply_act(&p->act, out(acc)));
         }
     }

@@ -460,14 +460,14 @@ def print_layernorm(env: StepEnv) -> StepCode:
         raise env.fail(f"layernorm shapes do not fit: x {list(shape)}, scale {list(env.buf(g).shape)}, "
                        f"bias {list(env.buf(bias).shape)}, output of {size} elements")
     _check_dtypes(env, {1: "i16", 2: "i32"})
-    eps, qz, s = _attr_int(env, "eps"), _attr_int(env, "qz"), _attr_int(env, "shift")
-    if not (1 <= n <= 1024 and 0 <= eps < 2 ** 62 and 0 <= qz <= 15 and -15 <= s <= 31):
-        raise env.fail(f"layernorm attributes out of range: rows of {n}, eps={eps}, qz={qz}, shift={s}")
+    eps, s = _attr_int(env, "eps"), _attr_int(env, "shift")
+    if not (1 <= n <= 1024 and 0 <= eps < 2 ** 60 and -15 <= s <= 31):
+        raise env.fail(f"layernorm attributes out of range: rows of {n}, eps={eps}, shift={s}")
     rows = size // n
     _u16(env, "rows", rows)
     desc, desc_def = _struct_def(env, "fx_layernorm_t", "layernorm", [
         ("g", env.ptr(g)), ("b", env.ptr(bias)), ("eps", f"{eps}ull"), ("n", _u16(env, "n", n)),
-        ("qz", f"{qz}u"), ("shift", str(s)), ("act", _act_init(env))])
+        ("shift", str(s)), ("act", _act_init(env))])
     body = _pointer_lines(env, [("x", x)], [("y", y)])
     body.append(f"fx_layernorm(&{desc}, x, y, u0, u1);")
     return StepCode(rows, f"rows of {n} ({rows})", body, [desc_def], set(),

@@ -101,11 +101,11 @@ COSTS: dict[str, OpCost] = {
     "avgpool": OpCost(base=605.31, mac=14.01, slow_mac=327.03, store=78.17, border=0.0, row=0.0, call=1116),
     "add": OpCost(base=0.0, mac=0.0, store=182.11, call=316),
     "mul": OpCost(base=0.0, mac=0.0, store=59.6, call=318),
-    # per row (base: the 64-bit divisions by N and of 2^62, the 64-bit isqrt), per element of the
-    # squares' sum (mac: a 64-bit product) and per output (store: a 64-bit product, its rounding
-    # shift, the affine step); set by hand from two simulator runs (a row of 16: 33,700 cycles, of
-    # 32: 47,900; libgcc's 64-bit helpers are most of it), rounded up
-    "layernorm": OpCost(base=19500.0, mac=400.0, store=500.0, call=300),
+    # per row (base: the sum, the shift of the deviations, the 32-bit isqrt and one division), per
+    # element of the deviations' maximum and squares (mac) and per output (store: the deviation
+    # again, the normalising product and requantisation, the affine step); set by hand from two
+    # simulator runs (a row of 16: 12,200 cycles, of 32: 22,200), rounded up
+    "layernorm": OpCost(base=2500.0, mac=250.0, store=400.0, call=300),
     # matmul: per output row, per product (mac) and output (store); softmax: per row (base: the
     # 64-bit division for the reciprocal), per element (mac: the max and the exp for the sum)
     # and output (store: the exp again, the product and its variable rounding shift); set by hand

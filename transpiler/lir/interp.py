@@ -191,7 +191,7 @@ def _run_layernorm(st: _State, step: Step) -> np.ndarray:
     _arity(step, 3)
     x, g, b = (st.view(n) for n in step.inputs)
     a = step.attrs
-    return kernels.layernorm(x, g, b, _int(a, "eps"), _int(a, "qz"), _int(a, "shift"), _act(a))
+    return kernels.layernorm(x, g, b, _int(a, "eps"), _int(a, "shift"), _act(a))
 
 
 def _run_matmul(st: _State, step: Step) -> np.ndarray:

@@ -290,15 +290,19 @@ def mul(a: np.ndarray, b: np.ndarray, shift: int, act: Act | str = "none") -> np
 
 
 LAYERNORM_N_MAX = 1024
-"""The longest row of a `layernorm`: the sum of squared deviations stays below 2^62 (docs/lir.md)."""
-LAYERNORM_EPS_MAX = 2 ** 62 - 1
+"""The longest row of a `layernorm` (``|N x - S| < 2^26``, docs/lir.md)."""
+LAYERNORM_EPS_MAX = 2 ** 60 - 1
+"""The largest ``eps`` (the variance sum then stays below 2^61: the normalising shift is at most 31)."""
+LAYERNORM_Q = 15
+"""The format of the normalised values ``Z = z / sqrt(N)`` (``|Z| < 1``)."""
 
 
-def layernorm_rows(x: np.ndarray, eps: int, qz: int) -> np.ndarray:
-    """The normalised rows ``Z`` of the `layernorm` op (int16, the shape of `x`, q = `qz`): every run
-    of ``N = x.shape[-1]`` elements scaled to mean 0 and variance 1 in integers (docs/lir.md,
-    "layernorm"): ``d = N x - S``, ``W = floor(sum d^2 / N) + eps``, ``s = isqrt(W 4^k)``,
-    ``R = floor(2^62 / s)``, ``Z = sat16(round(d R 2^(k + qz - 62)))``."""
+def layernorm_rows(x: np.ndarray, eps: int) -> np.ndarray:
+    """The normalised rows ``Z`` of the `layernorm` op (int16, the shape of `x`, q = 15): every run of
+    ``N = x.shape[-1]`` elements scaled to mean 0 and root-mean-square ``1 / sqrt(N)`` with 16- and
+    32-bit integer steps (docs/lir.md, "layernorm"): ``d = N x - S``, ``e = d >> u`` (15 bits),
+    ``W = sum e^2 + (eps >> 2u)``, ``s = isqrt(W 4^-k)`` (16 bits), ``R = floor((2^31 - 1) / s)``,
+    ``Z = sat16(round(e R 2^-(16 + k)))``."""
     x = np.asarray(x, dtype=np.int64)
     n = int(x.shape[-1])
     if not 1 <= n <= LAYERNORM_N_MAX:
@@ -307,24 +311,22 @@ def layernorm_rows(x: np.ndarray, eps: int, qz: int) -> np.ndarray:
     z = np.zeros(rows.shape, dtype=np.int64)
     for r, row in enumerate(rows):
         d = n * row - int(row.sum())
-        w = int((d * d).sum()) // n + int(eps)
+        u = max(0, int(np.abs(d).max()).bit_length() - 15)
+        e = d >> u
+        w = int((e * e).sum()) + (int(eps) >> (2 * u))
         if w == 0:
             continue
-        k = (63 - w.bit_length()) // 2
-        s = math.isqrt(w << (2 * k))
-        big = 1 << 62
-        rcp = big // s
-        shift = 62 - k - qz
-        t = (d * rcp) >> (shift - 1)
-        z[r] = (t >> 1) + (t & 1)
+        k = (w.bit_length() - 31) >> 1
+        s = math.isqrt(w >> (2 * k) if k >= 0 else w << (-2 * k))
+        z[r] = requant(e * (((1 << 31) - 1) // s), 16 + k)
     return sat16(z).reshape(x.shape)
 
 
-def layernorm(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: int, qz: int, shift: int,
+def layernorm(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: int, shift: int,
               act: Act | str = "none") -> np.ndarray:
     """The `layernorm` op: ``y = act(requant(Z * g + b, shift))`` per element, ``Z`` the normalised
     rows of `x` (:func:`layernorm_rows`), ``g``/``b`` per position of the last axis."""
-    z = layernorm_rows(x, eps, qz).astype(np.int64)
+    z = layernorm_rows(x, eps).astype(np.int64)
     acc = wrap32(z * np.asarray(g, dtype=np.int64) + np.asarray(b, dtype=np.int64))
     return apply_act(requant(acc, shift), act)
 

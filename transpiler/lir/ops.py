@@ -499,8 +499,7 @@ OPS: dict[str, OpSpec] = {
     "mul": OpSpec("mul", ("a", "b"), {"shift": _SHIFT}, _infer_add, tile_rank=1, has_act=True,
                   input_dtypes=("i16", "i16")),
     "layernorm": OpSpec("layernorm", ("x", "g", "b"), {
-        "eps": AttrSpec("int", lo=0, hi=LAYERNORM_EPS_MAX), "qz": AttrSpec("int", lo=0, hi=15),
-        "shift": _SHIFT,
+        "eps": AttrSpec("int", lo=0, hi=LAYERNORM_EPS_MAX), "shift": _SHIFT,
     }, _infer_layernorm, tile_rank=1, has_act=True, weights=(1, 2), input_dtypes=("i16", "i16", "i32")),
     "matmul": OpSpec("matmul", ("a", "b"), {"shift": _SHIFT}, _infer_matmul, tile_rank=1, has_act=True,
                      input_dtypes=("i16", "i16")),

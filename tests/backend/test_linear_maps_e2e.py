@@ -43,7 +43,8 @@ def resized_model(spatial: list[int], factor: int, mode: str) -> onnx.ModelProto
                               coordinate_transformation_mode=mode),
              helper.make_node("Flatten", ["u"], ["f"]),
              helper.make_node("Gemm", ["f", "G", "C"], ["y"], transB=1)]
-    graph = helper.make_graph(nodes, "resize", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, *spatial])],
+    graph = helper.make_graph(nodes, "resize",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, *spatial])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])],
                               [numpy_helper.from_array(np.asarray(v, np.float32), n) for n, v in inits.items()])
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

@@ -198,8 +198,9 @@ def _upsample(draw: Draw, b: _Builder) -> None:
         if form != "half_pixel":
             attrs.update(coordinate_transformation_mode="asymmetric", nearest_mode="floor")
         roi = b.const("roi", np.zeros(0, np.float32)) if b.opset < 13 or form == "half_pixel" else ""
-        if form == "sizes":
-            inputs = [b.current, roi, "", b.const("sizes", np.array([1, c, *out], np.int64))]
+        if form == "sizes":   # before opset 13 the unused scales is an empty tensor, not an omitted input
+            scales = b.const("scales", np.zeros(0, np.float32)) if b.opset < 13 else ""
+            inputs = [b.current, roi, scales, b.const("sizes", np.array([1, c, *out], np.int64))]
         else:
             inputs = [b.current, roi, b.const("scales", np.array([1, 1, *factors], np.float32))]
         b.log.append(f"Resize(nearest, {form}, x{factors})")

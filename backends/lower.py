@@ -28,7 +28,8 @@ Rules (node -> step):
   is dropped (each keeps the argmax): the program output is the tensor before it, the logits
   (``meta["scores"]`` says so; ``meta["softmax"]`` maps the logits of a dropped Softmax to its
   output), and for classifiers (one dropped final activation or the ``classifier-tail``
-  annotation) an ``argmax`` step writes the output port ``"class"``.
+  annotation) an ``argmax`` step writes the output port ``"class"``; it reads the graph output a
+  ``class-scores`` annotation names instead, when there is one (that output is then no port).
 - Q formats: a buffer takes the ``qformat`` of its ONNX tensor, except that the outputs of
   ``maxpool``/``avgpool``/``act``/aliases keep their input's format (the ops do not rescale), and a
   fused LeakyRelu output takes the coarser of the pre- and post-activation formats (the negative
@@ -987,15 +988,16 @@ class _Lowerer:
             prog.meta[FEATURE_SHIFTS_META] = json.dumps(feature_shifts, sort_keys=True, separators=(",", ":"))
         dropped = {probs: logits for _, logits, probs in self.finals}
         seen: set[str] = set()
+        class_scores = self._class_scores()
         for t in self.graph.outputs:
             name = dropped.get(t.name, t.name)
-            if name in seen or name in self.skip_outputs:
+            if name in seen or name in self.skip_outputs or name == class_scores:
                 continue
             seen.add(name)
             prog.outputs.append(_port(name, self.buf_of[t.name]))
             src = self.graph.tensors().get(name)
             shapes[name] = [int(d) for d in (src.shape if src is not None and src.shape else t.shape)]
-        scores = self._scores_output(dropped)
+        scores = class_scores or self._scores_output(dropped)
         if self.options.argmax and scores is not None:
             x_buf = self.buf_of[scores]
             size = prog.storage_of(x_buf).size
@@ -1013,6 +1015,8 @@ class _Lowerer:
             prog.steps.append(Step(op="argmax", name=name, inputs=[x_vec], outputs=[y], origin=origin))
             prog.outputs.append(_port(port, y))
             prog.meta["class-output"] = port
+            if class_scores:
+                prog.meta["class-source"] = class_scores
             shapes[port] = [1]
             self.stats["argmax"] = 1
         prog.meta[ONNX_SHAPES_META] = json.dumps(shapes, sort_keys=True, separators=(",", ":"))
@@ -1020,6 +1024,11 @@ class _Lowerer:
     def _tail(self) -> dict[str, Any]:
         tail = self.ann.get("graph", "classifier-tail")
         return tail if isinstance(tail, dict) else {}
+
+    def _class_scores(self) -> str | None:
+        """The graph output a ``class-scores`` annotation names (its argmax is the class; no port)."""
+        name = self.ann.get("graph", "class-scores")
+        return name if isinstance(name, str) and name in self.graph_outputs and name in self.buf_of else None
 
     def _scores_output(self, dropped: dict[str, str]) -> str | None:
         """The graph output an argmax reads (a dropped Softmax's or the classifier tail's scores)."""

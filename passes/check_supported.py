@@ -28,6 +28,7 @@ from passes.resize_linear import is_linear, linear_maps
 from passes.resize_nearest import Rejected, is_canonical, nearest_factors
 from passes.tree_ensembles import (ML_DOMAIN, TREE_OPS, canonical_scores, is_canonical as is_canonical_trees,
                                    read_ensemble, tree_limits)
+from passes.ml_ops import PROBLEM as ML_PROBLEM
 from passes.unroll_recurrent import PROBLEM as RECURRENT_PROBLEM
 from passes.normalize_util import (DEFAULT_DOMAINS, ORIGIN, const_value, consumers, contiguous_slice, domain_version,
                                    is_const, is_empty, is_graph_output, is_read, origin_of, shape_text, static_shape)
@@ -75,18 +76,18 @@ _ML_HINT = ("scikit-learn models are supported when their tail is ArgMax -> Arra
             "after the scores (e.g. MLPClassifier), and their Scaler, LinearClassifier and LinearRegressor")
 _ML_HINTS: dict[str, str] = {
     "LinearClassifier": "a LinearClassifier is supported with post_transform NONE, SOFTMAX or LOGISTIC when its "
-                        "scores are a graph output (or go to a ZipMap); skl2onnx gives a binary LinearSVC or "
-                        "RidgeClassifier only its decision column: export it with options={id(clf): "
-                        "{'raw_scores': True}}",
-    "Normalizer": "only the L1 Normalizer after a LinearClassifier's softmax is supported (it changes nothing)",
+                        "scores are a graph output (or go to a ZipMap), or, binary with two rows and NONE, one "
+                        "decision column of them is",
+    "Normalizer": "the L2 and L1 Normalizers of features and the L1 Normalizer after a LinearClassifier's softmax "
+                  "are supported (norm MAX is not)",
     "LinearRegressor": "a LinearRegressor is supported with post_transform NONE and coefficients of "
                        "targets x input width",
     "TreeEnsemble": "the ai.onnx.ml opset 5 TreeEnsemble is not supported; convert with ai.onnx.ml opset 3 "
                     "(skl2onnx's default): TreeEnsembleClassifier/TreeEnsembleRegressor are",
-    "SVMClassifier": "kernel SVMs (SVC, NuSVC) are not supported; train a LinearSVC (or SGDClassifier) instead: "
-                     "it exports as a LinearClassifier, which is",
-    "SVMRegressor": "kernel SVMs (SVR, NuSVR) are not supported; train a LinearSVR (or SGDRegressor) instead: "
-                    "it exports as a LinearRegressor, which is",
+    "SVMClassifier": "kernel SVMs (SVC, NuSVC) are supported with kernels linear, rbf, poly (binary) and sigmoid, "
+                     "probability=False and decision_function_shape='ovr' (passes/svm.py)",
+    "SVMRegressor": "kernel SVMs (SVR, NuSVR) are supported with kernels linear, rbf, poly and sigmoid "
+                    "(passes/svm.py)",
 }
 
 
@@ -479,7 +480,9 @@ def node_findings(model: OnnxModel, node: gs.Node, regions: set[int] | None = No
     elif domain not in DEFAULT_DOMAINS:
         hint = _ML_HINTS.get(node.op, _ML_HINT) if domain == "ai.onnx.ml" else \
             "custom-domain ops are not supported; export with standard ONNX ops"
-        problems = [(f"op from domain '{domain}'", hint)]
+        found = model.annotations.get(node.name, ML_PROBLEM)
+        problems = [(str(found["reason"]), str(found["hint"]))] if isinstance(found, dict) else \
+            [(f"op from domain '{domain}'", hint)]
     elif node.op not in RULES:
         hint = _OP_HINTS.get(node.op, f"{node.op} is not in the supported op set (docs/normal-form.md)")
         problems = [(f"{node.op} is not supported", hint)]
@@ -489,7 +492,8 @@ def node_findings(model: OnnxModel, node: gs.Node, regions: set[int] | None = No
     # a shape is reported where it is lost; the nodes downstream of an open input that a node
     # computes would only repeat it
     lost_upstream = any(not is_empty(t) and t.inputs and static_shape(t) is None for t in node.inputs)
-    if open_shapes and not lost_upstream:
+    explained = isinstance(model.annotations.get(node.name, ML_PROBLEM), dict)   # its shapes follow from it
+    if open_shapes and not lost_upstream and not explained:
         problems = [(f"output {', '.join(open_shapes)} has no static shape",
                      "fix the input shapes with --input-shape; shapes that depend on the data are not "
                      "supported")] + problems
@@ -585,6 +589,8 @@ class CheckSupported(Pass):
         findings = [f for node in model.graph.nodes for f in node_findings(model, node, regions)]
         general = graph_findings(model)
         if findings or general:
+            # a scikit-learn node left with its reason comes first: the nodes after it only follow from it
+            causes = [f for f in findings if isinstance(model.annotations.get(f.node, ML_PROBLEM), dict)]
             nodes = {f.node for f in findings}
             what = f"{len(nodes)} node(s)" if nodes else "the model's inputs/outputs"
             only = findings[0] if len(nodes) == 1 and not general else None
@@ -592,6 +598,6 @@ class CheckSupported(Pass):
                 f"{what} cannot be compiled" + (f" ({len(findings)} problems)" if len(findings) > len(nodes) else ""),
                 location=Location(file=model.source, pass_name=self.name, node=only.node if only else None,
                                   op=only.op if only else None),
-                details=general + [f.render() for f in findings],
+                details=[f.render() for f in causes] + general + [f.render() for f in findings if f not in causes],
                 hint="see docs/normal-form.md for the supported ops and forms; each line says what to change")
         return PassResult(model, False, {"nodes": len(model.graph.nodes)})

@@ -9,8 +9,8 @@ import onnx_graphsurgeon as gs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
-from passes.normalize_util import (DEFAULT_DOMAINS, const_value, consumers, detach, drop_unused, is_graph_output,
-                                   producer)
+from passes.normalize_util import (DEFAULT_DOMAINS, bypass, const_value, consumers, detach, drop_unused,
+                                   is_graph_output, producer)
 
 ML_DOMAIN = "ai.onnx.ml"
 #: Ops allowed between ArrayFeatureExtractor and the label output (they only reshape/retype it).
@@ -83,6 +83,22 @@ def _final_scores(graph: gs.Graph, logits: gs.Tensor, opset: int) -> gs.Tensor |
     return None
 
 
+def _l1_of_probabilities(graph: gs.Graph, node: gs.Node) -> bool:
+    """An ``LpNormalization`` {p=1} over the class axis of a Sigmoid's or Softmax's output (non-negative
+    scores: it keeps their argmax) that is a graph output or a ZipMap's input, while an ArgMax reads
+    the Sigmoid's output (skl2onnx's OneVsRestClassifier)."""
+    if node.op != "LpNormalization" or (node.domain or "") not in DEFAULT_DOMAINS or len(node.inputs) != 1 \
+            or int(node.attrs.get("p", 2)) != 1 or int(node.attrs.get("axis", -1)) not in (1, -1):
+        return False
+    source, out = node.inputs[0], node.outputs[0]
+    before = producer(source)
+    if before is None or before.op not in ("Sigmoid", "Softmax") or (before.domain or "") not in DEFAULT_DOMAINS:
+        return False
+    others = [r for r in consumers(source) if r is not node]
+    visible = is_graph_output(graph, out) or _zipmap_reading(graph, out) is not None
+    return visible and bool(others) and all(r.op == "ArgMax" for r in others)
+
+
 def _zipmap_reading(graph: gs.Graph, scores: gs.Tensor) -> gs.Node | None:
     for node in consumers(scores):
         if node.op == "ZipMap" and node.domain == ML_DOMAIN and is_graph_output(graph, node.outputs[0]):
@@ -110,6 +126,14 @@ class StripClassifierTail(Pass):
     LogSoftmax / Sigmoid turns into it (skl2onnx's linear models in double), so
     ``labels[argmax(scores)]`` recomputes the removed label exactly. The final Softmax is kept.
 
+    skl2onnx's OneVsRestClassifier divides its sigmoid scores by their sum (``LpNormalization`` p=1);
+    that keeps the argmax and goes: the Sigmoid writes the scores output (its argmax, and the
+    device's logits' argmax, is the class)::
+
+        s = Sigmoid(z);  label = ... ArgMax(s);  probabilities = LpNormalization(s) {p=1}
+            ->
+        probabilities = Sigmoid(z);  label = ... ArgMax(probabilities)   (then stripped as above)
+
     A model that outputs an ArgMax over the class axis beside its scores (torch: ``return
     F.softmax(z, 1), z.argmax(1)``) loses that output the same way; the ArgMax may read the scores
     output or the input of the final Softmax / LogSoftmax / Sigmoid that makes it::
@@ -126,6 +150,9 @@ class StripClassifierTail(Pass):
 
     def run(self, model: OnnxModel) -> PassResult[OnnxModel]:
         graph = model.graph
+        for node in list(graph.nodes):
+            if _l1_of_probabilities(graph, node):
+                bypass(graph, node)
         for node in list(graph.nodes):
             if node.op != "ArrayFeatureExtractor" or node.domain != ML_DOMAIN or len(node.inputs) != 2:
                 continue

@@ -15,8 +15,9 @@ constant inputs hold one value (any shape that does not enlarge the activation),
 the shape of its activation inputs, all of which derive from the same base (a comparison's boolean
 output is such a tensor too, for the ``Where`` that reads it; it never ends a region). A group
 becomes a region for each of its tensors read outside the group (or a graph output), made of the group's
-nodes that tensor depends on, when those nodes include one :data:`TABLE_OPS` op or a product (quotient,
-power, difference: :data:`TABLE_BINARY`) of two activations: a group of only ``Relu``/``Clip``/``LeakyRelu`` and constant ``Add``/``Mul`` is
+nodes that tensor depends on, when those nodes include one :data:`TABLE_OPS` op, a ``Pow`` (also of a
+constant exponent: an SVC's polynomial kernel) or a product (quotient, power, difference:
+:data:`TABLE_BINARY`) of two activations: a group of only ``Relu``/``Clip``/``LeakyRelu`` and constant ``Add``/``Mul`` is
 left to the ordinary lowering, and so is a lone final ``Sigmoid`` (dropped, docs/normal-form.md).
 
 Before -> after (what `lower` makes of a region; the ONNX graph itself is not changed)::
@@ -266,7 +267,7 @@ def _ancestors(node: gs.Node, nodes: list[gs.Node]) -> list[gs.Node]:
 
 def _needs_table(nodes: list[gs.Node]) -> bool:
     for n in nodes:
-        if n.op in TABLE_OPS:
+        if n.op in TABLE_OPS or n.op == "Pow":     # a power, even of a constant exponent, is a table
             return True
         if n.op in TABLE_BINARY and sum(1 for t in n.inputs if const_value(t) is None and not is_empty(t)) == 2:
             return True

@@ -28,6 +28,8 @@ from passes.layer_norm import LayerNorm
 from passes.matmul_to_gemm import MatMulToGemm
 from passes.ml_ops import MlOpsToOnnx
 from passes.tree_ensembles import TreeEnsembles
+from passes.svm import SvmToOnnx
+from passes.quadratic_scores import QuadraticScores
 from passes.move_transposes import MoveTransposes
 from passes.name_nodes import NameNodes
 from passes.reduce_mean_to_gap import ReduceMeanToGap
@@ -81,7 +83,9 @@ class Normalize(Pass):
 
     Order: name-nodes; to-float32 (float64/float16 models computed in float32); ml-to-onnx (scikit-learn's Scaler/LinearClassifier as standard ops, with the
     label path strip-classifier-tail knows); tree-ensembles (tree ensembles as one canonical
-    TreeEnsembleRegressor of raw scores, the same label path); strip-classifier-tail (early: onnx-graphsurgeon cannot
+    TreeEnsembleRegressor of raw scores, the same label path); svm-to-onnx (kernel SVMs: support-vector
+    Gemm, kernel table, votes); quadratic-scores (GaussianNB's log-likelihoods as two Gemms and a
+    Softmax); strip-classifier-tail (early: onnx-graphsurgeon cannot
     represent ZipMap's map type); upgrade-opset; infer-shapes, fold-constants; batch-one (a fixed
     batch > 1 becomes 1, after folding wrote it into constant shapes); infer-shapes; unroll-recurrent
     (LSTM/GRU/RNN over their static sequence length), infer-shapes; then the rewrites (attention, layer-norm, remove-noops, explicit-attributes, fold-pad, reduce-mean-to-gap, global-max-pool,
@@ -104,7 +108,8 @@ class Normalize(Pass):
         changed = False
         opts = self.options
         prologue: list[tuple[type[Pass], Any]] = [
-            (NameNodes, None), (ToFloat32, None), (MlOpsToOnnx, None), (TreeEnsembles, None),
+            (NameNodes, None), (ToFloat32, None), (MlOpsToOnnx, None), (TreeEnsembles, None), (SvmToOnnx, None),
+            (QuadraticScores, None),
             (StripClassifierTail, None),
             (UpgradeOpset, UpgradeOpsetOptions(target=opts.opset)),
             (InferShapes, InferShapesOptions(require_static=False)), (FoldConstants, None), (BatchOne, None),

@@ -15,6 +15,9 @@ Rules (one place; `lower` imports the helpers below so both sides agree):
   measuring on all of it, the largest tensor maximum grew by 7 % (lenet5_mnist), 4 %
   (mlp_mnist_big), 8 % (mlp_digits_sklearn) and 24 % (cnn_digits, 216 calibration images). The cost
   is one bit on the ~32 % of tensors whose maximum lies within 1/1.25 of a power-of-two boundary.
+  A tensor annotated ``reachable-range`` (the squares and squared norm of an RBF kernel,
+  passes/svm.py: a square grows like the square of an input beyond its calibrated range) instead
+  holds every value its inputs' formats can: see :func:`reachable_formats`.
 - **Weights** of Conv / Gemm and the per-channel constant of a Mul: one ``f`` per output channel
   (axis 0 of W; the channel axis of the Mul constant): the largest ``f`` with
   ``round(max|w_c| * 2^f) <= 32767``, clamped to ``[0, 30]``; an all-zero channel gets 15.
@@ -80,6 +83,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from transpiler import ort
+from transpiler.annotations import REACHABLE_RANGE
 from transpiler.data import Dataset
 from transpiler.errors import DataError, Location, UnsupportedError
 from transpiler.model import OnnxModel
@@ -127,6 +131,34 @@ def act_frac_bits(max_abs: float, margin: float = 1.25) -> int:
     while bound * 2.0 ** (f + 1) <= INT16_MAX:
         f += 1
     return int(min(max(f, ACT_FRAC_RANGE[0]), ACT_FRAC_RANGE[1]))
+
+
+def reachable_formats(graph: gs.Graph, act_q: Mapping[str, int], ann: Any) -> dict[str, int]:
+    """The formats of the tensors annotated ``reachable-range``, coarsened (never refined) so that they
+    hold every value their inputs' formats can (``|x| < 2^(15 - f_x)``): ``Mul(x, x)`` up to
+    ``2^(30 - 2 f_x)``, ``Gemm(x, W, b)`` up to ``max_n sum_k |W[n, k]| 2^(15 - f_x) + |b[n]|``; in graph
+    order, so a chain of them (squares, their weighted sum) sees its inputs' new formats."""
+    formats = dict(act_q)
+    out: dict[str, int] = {}
+    for node in graph.nodes:
+        if not node.outputs or ann.get(node.outputs[0].name, REACHABLE_RANGE) is not True:
+            continue
+        name, x = node.outputs[0].name, node.inputs[0]
+        if x.name not in formats or name not in formats:
+            continue
+        reach = 2.0 ** (15 - formats[x.name])
+        if node.op == "Mul" and len(node.inputs) == 2 and node.inputs[1] is x:
+            bound = reach * reach
+        elif node.op == "Gemm" and isinstance(node.inputs[1], gs.Constant) and int(node.attrs.get("transB", 0)):
+            weights = np.abs(np.asarray(node.inputs[1].values, dtype=np.float64))
+            bias = np.zeros(weights.shape[0])
+            if len(node.inputs) > 2 and isinstance(node.inputs[2], gs.Constant):
+                bias = np.abs(np.asarray(node.inputs[2].values, dtype=np.float64)).reshape(-1)
+            bound = float(np.max(weights.sum(axis=1) * reach + bias))
+        else:
+            continue
+        out[name] = formats[name] = min(formats[name], act_frac_bits(bound, 1.0))
+    return out
 
 
 def weight_frac_bits(max_abs: float, lo: int = WEIGHT_FRAC_RANGE[0], hi: int = WEIGHT_FRAC_RANGE[1]) -> int:
@@ -439,6 +471,9 @@ class Quantize(Pass):
             if st.max_abs > 0:
                 worst_act = max(worst_act, 2.0 ** (-f - 1) / st.max_abs)
 
+        for name, f in reachable_formats(graph, act_q, ann).items():
+            act_q[name] = f
+            ann.set(name, "qformat", f)
         shifts = self._feature_shifts(graph, feeds, act_q, margin) if data is not None else {}
         for tensor in graph.inputs:
             if tensor.name in shifts:

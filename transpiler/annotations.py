@@ -57,6 +57,13 @@ register_kind("split-from", str, "name of the original node that a separated (lo
 register_kind("origin", list, "names of the original ONNX nodes this node was made from")
 register_kind("classifier-tail", dict, "what the removed classifier tail did: {kind, labels, scores_output}")
 register_kind("feature-shift", dict, "extra fractional bits per feature of a graph input: {axis, shifts} (passes/quantize.py)")
+CLASS_SCORES = "class-scores"
+register_kind(CLASS_SCORES, str, "a graph output whose argmax is the class output instead of the scores' argmax "
+              "(a multi-class SVC's votes, both rows of a binary LinearSVC that outputs its decision column); lower "
+              "reads it for the class and makes it no port")
+REACHABLE_RANGE = "reachable-range"
+register_kind(REACHABLE_RANGE, bool, "quantize gives the tensor a format that holds every value its inputs' formats "
+              "can (a square grows like the square of an input beyond its calibrated range)")
 register_kind("gnet", dict, "gNet head description: exits, pool size, feature offsets")
 register_kind("fixed-batch", dict, "why batch-one kept a fixed batch > 1: {batch, problem}")
 

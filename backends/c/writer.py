@@ -749,7 +749,10 @@ def _manifest(info: GenInfo, p: Program, m: str, in_ports: list[Any], out_ports:
 
 
 def _class_source(p: Program) -> str | None:
-    """The output port whose scores the argmax step of the class output reads, if any."""
+    """The output port whose scores the argmax step of the class output reads, if any (or the ONNX
+    tensor the program's ``class-source`` meta names: scores that are no port)."""
+    if p.meta.get("class-source"):
+        return p.meta["class-source"]
     cls = p.meta.get("class-output")
     port = next((pt for pt in p.outputs if pt.onnx_name == cls), None)
     if port is None:

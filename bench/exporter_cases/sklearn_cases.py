@@ -2,9 +2,9 @@
 
 Classifiers come with their ZipMap output (the default) and without (``-nozipmap``), except the
 ones whose converter has no ZipMap (RidgeClassifier) or no such option (LinearSVC: its default and
-``raw_scores``, the form the compiler takes for a binary LinearSVC). Kernel SVCs, one-vs-rest and a
-Normalizer pipeline are in the matrix because the compiler rejects them: the bench checks the
-rejection stays a clear error.
+``raw_scores``). Kernel SVMs (SVC with linear, rbf, poly and sigmoid kernels, binary and
+multi-class; SVR with linear and rbf kernels), MLPs with tanh, logistic and identity activations,
+LinearDiscriminantAnalysis and GaussianNB are the models a microcontroller is likely to get.
 
 Each model is fitted on 400 rows of ``make_classification`` / ``make_regression`` (10 features,
 seed 0, scaled by 1.5 and shifted by 0.7 so that the scalers have work) and compared on the next
@@ -46,24 +46,34 @@ def _data(targets: int, regressor: bool) -> tuple[np.ndarray, np.ndarray, np.nda
 def _estimator(kind: str) -> Any:
     """A fresh scikit-learn estimator or pipeline by the short name the case names use."""
     from sklearn.decomposition import PCA
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
     from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge, RidgeClassifier, SGDClassifier
     from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.naive_bayes import GaussianNB
     from sklearn.neural_network import MLPClassifier, MLPRegressor
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import MinMaxScaler, Normalizer, StandardScaler
-    from sklearn.svm import SVC, LinearSVC
+    from sklearn.svm import SVC, SVR, LinearSVC
 
     makers: dict[str, Callable[[], Any]] = {
         "logreg": lambda: LogisticRegression(max_iter=500),
         "logreg_ovr": lambda: OneVsRestClassifier(LogisticRegression(max_iter=500)),
         "mlpc_relu": lambda: MLPClassifier((16,), max_iter=300, random_state=0),
         "mlpc_relu_2layer": lambda: MLPClassifier((12, 8), max_iter=300, random_state=0),
+        **{f"mlpc_{act}": functools.partial(MLPClassifier, (16,), activation=act, max_iter=300, random_state=0)
+           for act in ("tanh", "logistic", "identity")},
+        **{f"mlpr_{act}": functools.partial(MLPRegressor, hidden_layer_sizes=(16,), activation=act, max_iter=500,
+                                            random_state=0)
+           for act in ("tanh", "logistic", "identity")},
+        "lda": LinearDiscriminantAnalysis,
+        "gnb": GaussianNB,
         "pipe_std_pca_logreg": lambda: make_pipeline(StandardScaler(), PCA(5), LogisticRegression(max_iter=500)),
         "pipe_minmax_logreg": lambda: make_pipeline(MinMaxScaler(), LogisticRegression(max_iter=500)),
         "pipe_normalizer_logreg": lambda: make_pipeline(Normalizer(), LogisticRegression(max_iter=500)),
         "ridgeclf": RidgeClassifier,
         "sgd_hinge": lambda: SGDClassifier(random_state=0),
-        "svc_linear": lambda: SVC(kernel="linear"),
+        **{f"svc_{kernel}": functools.partial(SVC, kernel=kernel) for kernel in ("linear", "rbf", "poly", "sigmoid")},
+        **{f"svr_{kernel}": functools.partial(SVR, kernel=kernel) for kernel in ("linear", "rbf")},
         "linearsvc": LinearSVC,
         "linreg": LinearRegression,
         "ridge": Ridge,
@@ -141,10 +151,16 @@ def sklearn_cases() -> list[Case]:
                    ("mlpc_relu", "mlpc_relu", 3), ("mlpc_relu_bin", "mlpc_relu_2layer", 2),
                    ("pipe_std_pca_logreg", "pipe_std_pca_logreg", 3), ("pipe_minmax_logreg", "pipe_minmax_logreg", 3),
                    ("pipe_normalizer_logreg", "pipe_normalizer_logreg", 3), ("sgd_hinge", "sgd_hinge", 3),
-                   ("svc_linear", "svc_linear", 3), ("svc_linear_bin", "svc_linear", 2))
+                   ("svc_linear", "svc_linear", 3), ("svc_linear_bin", "svc_linear", 2),
+                   ("svc_rbf", "svc_rbf", 3), ("svc_rbf_bin", "svc_rbf", 2), ("svc_poly", "svc_poly", 3),
+                   ("svc_sigmoid", "svc_sigmoid", 3), ("mlpc_tanh", "mlpc_tanh", 3),
+                   ("mlpc_logistic", "mlpc_logistic", 3), ("mlpc_identity", "mlpc_identity", 3), ("lda", "lda", 3),
+                   ("gnb", "gnb", 3))
     regressors = (("linreg", "linreg", 1), ("linreg_multi", "linreg", 3), ("ridge", "ridge", 1),
                   ("mlpr_relu", "mlpr_relu", 1), ("mlpr_relu_multi", "mlpr_relu", 2),
-                  ("pipe_std_linreg", "pipe_std_linreg", 1), ("pipe_std_pca_mlpr", "pipe_std_pca_mlpr", 1))
+                  ("pipe_std_linreg", "pipe_std_linreg", 1), ("pipe_std_pca_mlpr", "pipe_std_pca_mlpr", 1),
+                  ("mlpr_tanh", "mlpr_tanh", 1), ("mlpr_logistic", "mlpr_logistic", 1),
+                  ("mlpr_identity", "mlpr_identity", 1), ("svr_rbf", "svr_rbf", 1), ("svr_linear", "svr_linear", 1))
     cases = []
     for opset in OPSETS:
         for name, kind, classes in classifiers:

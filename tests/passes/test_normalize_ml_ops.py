@@ -153,15 +153,23 @@ def test_other_post_transforms_are_left_and_reported(post: str) -> None:
     assert "'lc' (LinearClassifier, ai.onnx.ml" in info.value.render()
 
 
-def test_binary_linear_svc_decision_column_is_reported_with_the_export_option() -> None:
+def test_binary_linear_svc_decision_column_keeps_its_values_and_labels() -> None:
     from sklearn.svm import LinearSVC
 
-    # skl2onnx: LinearClassifier -> ArrayFeatureExtractor(scores, [1]), the decision value alone
+    # skl2onnx: LinearClassifier -> ArrayFeatureExtractor(scores, [1]), the decision value alone;
+    # it stays the output, and the label is the argmax of both rows (the class-scores output)
     proto, x = _skl(LinearSVC(), 2, None)
-    with pytest.raises(UnsupportedError) as info:
-        run_pass(Normalize, load(proto))
-    text = info.value.render()
-    assert "'LinearClassifier' (LinearClassifier, ai.onnx.ml" in text and "'raw_scores': True" in text
+    model = run_pass(Normalize, load(proto)).model
+    assert check_normal_form(model) == [] and ops(model) == ["Gemm", "Gemm"]
+    after = model.to_proto()
+    scores = model.annotations.get("graph", "class-scores")
+    assert [o.name for o in after.graph.output] == ["probabilities", scores]
+    for row in x:
+        feeds = {"input": row[None]}
+        assert_same_outputs(proto, after, feeds, names=["probabilities"])
+        tail = model.annotations.get(TARGET, ANNOTATION)
+        got = ort_run(after, feeds)[scores]
+        assert tail["labels"][int(np.argmax(got))] == ort_run(proto, feeds)["label"].reshape(-1)[0]
     raw, _ = _skl(LinearSVC(), 2, None, options={"raw_scores": True})
     model = _normalized_agrees(raw, x, "probabilities", "label")
     assert ops(model) == ["Gemm"]

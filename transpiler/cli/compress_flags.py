@@ -46,7 +46,7 @@ def compression_spec(args: argparse.Namespace, model: Any, data: Any,
 
     if getattr(args, "compress", "auto") == "never":
         return None
-    normalized = Normalize(context=PassContext(input_shapes=dict(input_shapes or {}))).run(model.copy()).model
+    normalized = Normalize(context=PassContext(data=data, input_shapes=dict(input_shapes or {}))).run(model.copy()).model
     size = model_size(normalized).total
     stack = getattr(args, "stack", None)
     budget = weight_budget(normalized, args.fram, args.sram, *([stack] if stack is not None else []),

@@ -1,0 +1,225 @@
+"""scikit-learn models through the command line: compile, verify, run, and the C against onnxruntime
+on the ORIGINAL skl2onnx model (not the normalized one).
+
+Each model is fitted on 300 rows of seeded ``make_classification`` / ``make_regression`` data (6
+features, scaled and shifted so that no feature is centred) and checked on the next 200:
+
+- ``freeml-tx verify`` passes (top-1 agreement >= 99.5 %, every output within its error bound),
+- the C class output, through the recorded labels, equals onnxruntime's label output on >= 99.5 %,
+- the C scores pick onnxruntime's top-1 on >= 99.5 % (a regressor: within 3 % of its largest value).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from emit_c_helpers import import_all_passes
+
+from transpiler.cli import main
+
+import_all_passes()
+
+FEATURES = 6
+TRAIN = 300
+SAMPLES = 200
+AGREEMENT = 0.995
+
+
+def _data(classes: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(train x, train y, test x); ``classes`` None: a regression target."""
+    from sklearn.datasets import make_classification, make_regression
+
+    rows = TRAIN + SAMPLES
+    if classes is None:
+        x, y = make_regression(n_samples=rows, n_features=FEATURES, noise=0.5, random_state=1)
+    else:
+        x, y = make_classification(n_samples=rows, n_features=FEATURES, n_informative=4, n_classes=classes,
+                                   n_clusters_per_class=1, random_state=1)
+    x = (x * 1.5 + 0.7).astype(np.float32)
+    return x[:TRAIN], y[:TRAIN], x[TRAIN:]
+
+
+def _export(estimator: Any, classes: int | None, zipmap: bool | None = False,
+            options: dict[str, Any] | None = None) -> tuple[Any, np.ndarray]:
+    """Fit and convert at opset 13 (ai.onnx.ml 1); the model and the test inputs."""
+    pytest.importorskip("sklearn")
+    pytest.importorskip("skl2onnx")
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+
+    x_train, y_train, x_test = _data(classes)
+    final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    chosen = dict(options or {})
+    if classes is not None and zipmap is not None:
+        chosen["zipmap"] = zipmap
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        estimator.fit(x_train, y_train)
+        proto = to_onnx(estimator, initial_types=[("input", FloatTensorType([None, FEATURES]))],
+                        target_opset={"": 13, "ai.onnx.ml": 1}, options={id(final): chosen} if chosen else None)
+    return proto, x_test
+
+
+def _original(proto: Any, x: np.ndarray) -> dict[str, np.ndarray]:
+    """onnxruntime on the original model, one row at a time; a ZipMap's dicts become their values."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    rows: dict[str, list[np.ndarray]] = {}
+    for row in x:
+        for meta, value in zip(session.get_outputs(), session.run(None, {"input": row[None]})):
+            if isinstance(value, list) and value and isinstance(value[0], dict):
+                value = [[item[k] for k in sorted(item)] for item in value]
+            rows.setdefault(meta.name, []).append(np.asarray(value).reshape(-1))
+    return {name: np.stack(values) for name, values in rows.items()}
+
+
+def compile_and_compare(proto: Any, x: np.ndarray, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                        regressor: bool = False) -> dict[str, Any]:
+    """Compile, verify and run ``proto`` on ``x``; check the C against onnxruntime on ``proto`` (module
+    docstring). Returns verify's JSON."""
+    import onnx
+
+    onnx.save(proto, str(tmp_path / "model.onnx"))
+    np.savez(tmp_path / "data.npz", input=x)
+    out = tmp_path / "build"
+    assert main([str(tmp_path / "model.onnx"), "-o", str(out), "--data", str(tmp_path / "data.npz")]) == 0, \
+        capsys.readouterr().err
+    capsys.readouterr()
+    code = main(["verify", str(out), "--data", str(tmp_path / "data.npz"), "--json"])
+    text = capsys.readouterr().out
+    doc = json.loads(text)
+    assert code == 0 and doc["pass"], text
+    assert main(["run", str(out), "--input", str(tmp_path / "data.npz"), "--output", str(tmp_path / "y.npz")]) == 0
+    capsys.readouterr()
+    manifest = json.loads((out / "manifest.json").read_text())
+    with np.load(tmp_path / "y.npz") as saved:
+        c = {name: saved[name].reshape(len(x), -1).astype(np.float64) for name in saved.files}
+    want = _original(proto, x)
+    labels = [v for v in want.values() if v.shape[1] == 1 and v.dtype.kind in "iu"]
+    scores = [name for name in c if name != manifest.get("class_output")]
+    assert len(scores) == 1
+    got = c[scores[0]]
+    reference = next(v for name, v in want.items() if v.dtype.kind == "f" and v.shape == got.shape)
+    if regressor:
+        assert np.abs(got - reference).max() <= 0.03 * np.abs(reference).max()
+        return doc
+    assert float(np.mean(got.argmax(axis=1) == reference.argmax(axis=1))) >= AGREEMENT
+    if labels:
+        index = c[manifest["class_output"]][:, 0].astype(int)
+        names = np.array(manifest["labels"])[index]
+        assert float(np.mean(names == labels[0][:, 0])) >= AGREEMENT
+    return doc
+
+
+@pytest.mark.parametrize(("kernel", "classes"), [("linear", 2), ("rbf", 2), ("sigmoid", 2), ("poly", 2),
+                                                 ("linear", 3), ("rbf", 3), ("sigmoid", 3), ("rbf", 4)])
+def test_kernel_svc(kernel: str, classes: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sklearn.svm import SVC
+
+    proto, x = _export(SVC(kernel=kernel), classes, zipmap=classes == 3)
+    assert "SVMClassifier" in [n.op_type for n in proto.graph.node]
+    doc = compile_and_compare(proto, x, tmp_path, capsys)
+    manifest = json.loads((tmp_path / "build" / "manifest.json").read_text())
+    if classes > 2:    # the class comes from the hard votes, an ONNX tensor that is no port
+        assert manifest["class_source"] == "label_votes" and "label_votes" not in manifest["outputs"]
+        assert any(row["output"] == "class" and row["agreement"] >= AGREEMENT for row in doc["outputs"])
+    else:              # onnxruntime's binary label is class 0 when its score s > 0: scores [-s, s]
+        assert manifest["labels"] == [1, 0]
+
+
+@pytest.mark.parametrize(("options", "why"), [
+    ({"kernel": "poly"}, "polynomial kernel with several classes"),
+    ({"kernel": "rbf", "probability": True}, "probability=True")])
+def test_unsupported_svc_is_a_clear_error(options: dict[str, Any], why: str, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import onnx
+    from sklearn.svm import SVC
+
+    proto, x = _export(SVC(**options), 3)
+    onnx.save(proto, str(tmp_path / "model.onnx"))
+    np.savez(tmp_path / "data.npz", input=x)
+    assert main([str(tmp_path / "model.onnx"), "-o", str(tmp_path / "b"), "--data", str(tmp_path / "data.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "SVMClassifier" in err and why in err and not (tmp_path / "b").exists()
+    assert "kernel='rbf'" in err or "probability=False" in err
+
+
+@pytest.mark.parametrize("kernel", ["linear", "rbf"])
+def test_kernel_svr(kernel: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sklearn.svm import SVR
+
+    proto, x = _export(SVR(kernel=kernel, C=10.0), None)
+    assert "SVMRegressor" in [n.op_type for n in proto.graph.node]
+    compile_and_compare(proto, x, tmp_path, capsys, regressor=True)
+
+
+@pytest.mark.parametrize("zipmap", [True, False])
+def test_one_vs_rest_logistic_regression(zipmap: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # skl2onnx: one binary LinearClassifier per class, their positive columns concatenated and
+    # divided by their sum (LpNormalization p=1): one Gemm + a final Sigmoid (dropped: the device
+    # returns the k logits, whose argmax is the class)
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+
+    proto, x = _export(OneVsRestClassifier(LogisticRegression(max_iter=500)), 4, zipmap=zipmap)
+    assert "LpNormalization" in [n.op_type for n in proto.graph.node]
+    doc = compile_and_compare(proto, x, tmp_path, capsys)
+    assert all(row.get("agreement", 1.0) == 1.0 for row in doc["outputs"])
+
+
+def test_binary_linear_svc_without_raw_scores(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # skl2onnx gives a binary LinearSVC only its decision column [N, 1]: the device outputs that
+    # column, and its class comes from both rows (an ONNX tensor that is no port)
+    from sklearn.svm import LinearSVC
+
+    proto, x = _export(LinearSVC(), 2, zipmap=None)
+    assert [o.name for o in proto.graph.output] == ["label", "probabilities"]
+    doc = compile_and_compare(proto, x, tmp_path, capsys, regressor=True)
+    manifest = json.loads((tmp_path / "build" / "manifest.json").read_text())
+    assert manifest["class_source"] == "label_scores" and [p["name"] for p in manifest["outputs"]] == \
+        ["probabilities", "class"]
+    assert any(row["output"] == "class" and row["agreement"] >= AGREEMENT for row in doc["outputs"])
+    labels = _original(proto, x)["label"][:, 0]
+    with np.load(tmp_path / "y.npz") as saved:
+        assert float(np.mean(np.array(manifest["labels"])[saved["class"].reshape(-1).astype(int)] == labels)) \
+            >= AGREEMENT
+
+
+@pytest.mark.parametrize("norm", ["l2", "l1"])
+def test_normalizer_pipeline(norm: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # y = x / |x|: the squares (magnitudes) summed by a Gemm, a table of sum^(-1/2) (sum^-1) from the
+    # smallest calibrated norm / 1.2 up, widened by a Gemm of ones, a mul step
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import Normalizer
+
+    proto, x = _export(make_pipeline(Normalizer(norm=norm), LogisticRegression(max_iter=500)), 3, zipmap=True)
+    compile_and_compare(proto, x, tmp_path, capsys)
+
+
+def test_normalizer_without_data_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import onnx
+    from sklearn.preprocessing import Normalizer
+
+    proto, _ = _export(Normalizer(), None)
+    onnx.save(proto, str(tmp_path / "model.onnx"))
+    assert main([str(tmp_path / "model.onnx"), "-o", str(tmp_path / "b"), "--input-shape", "input=1x6"]) == 2
+    err = capsys.readouterr().err
+    assert "'Normalizer'" in err and "needs calibration data" in err and "--data" in err
+
+
+@pytest.mark.parametrize("zipmap", [True, False])
+def test_gaussian_naive_bayes(zipmap: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # log-likelihoods a + b x + q x^2 (fitted off skl2onnx's broadcast graph): two Gemms, a final
+    # Softmax (dropped: the device returns the log-likelihoods)
+    from sklearn.naive_bayes import GaussianNB
+
+    proto, x = _export(GaussianNB(), 3, zipmap=zipmap)
+    assert "ReduceLogSumExp" in [n.op_type for n in proto.graph.node]
+    compile_and_compare(proto, x, tmp_path, capsys)

@@ -37,8 +37,8 @@ import onnx_graphsurgeon as gs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
-from passes.normalize_util import (NameSource, const_value, consumers, contiguous_slice, is_empty, new_constant,
-                                   new_variable, set_tensors, static_shape)
+from passes.normalize_util import (NameSource, const_value, consumers, contiguous_slice, is_empty, mark_fixed,
+                                   new_constant, new_variable, set_tensors, static_shape)
 
 
 def _cuts(node: gs.Node, shape: tuple[int, ...]) -> dict[int, tuple[int, int, int]] | None:
@@ -170,5 +170,6 @@ class CropToConv(Pass):
                                "pads": [0] * 2 * len(kernel), "dilations": ones, "group": int(shape[1])})
             node.inputs.clear()
             node.inputs.extend([x, new_constant(names, f"{node.name}_crop", weights)])
+            mark_fixed(model, node)
             rewritten += 1
         return PassResult(model, bool(moved or rewritten), {"rewritten": rewritten, "moved-after-layout": moved})

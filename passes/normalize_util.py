@@ -354,6 +354,15 @@ def contiguous_slice(node: gs.Node) -> tuple[int, int]:
 
 
 # --------------------------------------------------------------------------- separable spatial maps
+FIXED_WEIGHTS = "fixed-weights"
+
+
+def mark_fixed(model: OnnxModel, node: gs.Node) -> None:
+    """Mark the weight of a Conv a rewrite built exactly (a crop, an interpolation): not a learned
+    layer, so the training engine keeps it and separate/sparsify leave it alone."""
+    model.annotations.set(node.inputs[1].name, FIXED_WEIGHTS, True)
+
+
 def separable_map(graph: gs.Graph, names: NameSource, x: gs.Variable, y: gs.Variable,
                   rows: np.ndarray | None, cols: np.ndarray, base: str) -> list[gs.Node]:
     """Append the nodes that compute ``y[0, c] = rows @ x[0, c] @ cols.T`` for every channel ``c``

@@ -37,7 +37,7 @@ import onnx_graphsurgeon as gs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
-from passes.normalize_util import (NameSource, attr, drop_unused, origin_of, separable_map, set_origin,
+from passes.normalize_util import (NameSource, attr, drop_unused, mark_fixed, origin_of, separable_map, set_origin,
                                    set_tensors, static_shape)
 from passes.resize_nearest import RESAMPLE_OPS, TRANSFORMS, Rejected, scales_and_sizes
 
@@ -132,6 +132,8 @@ class ResizeLinear(Pass):
             set_tensors(node.outputs, [])
             for made in separable_map(graph, names, x, y, found.rows, found.cols, node.name):
                 set_origin(model, made, origin)
+                if made.op == "Conv":
+                    mark_fixed(model, made)
             rewritten += 1
         if rewritten:
             drop_unused(graph, toposort=True)

@@ -52,8 +52,8 @@ import onnx_graphsurgeon as gs
 
 from passes.compress_size import float32_bytes, layer_size, model_size
 from passes.finetune import DISTILL_TEMPERATURE, FineTune, finetune_setup
-from passes.normalize_util import (NameSource, consumers, new_constant, new_variable, origin_of, quiet_gs,
-                                   set_origin, static_shape)
+from passes.normalize_util import (FIXED_WEIGHTS, NameSource, consumers, new_constant, new_variable, origin_of,
+                                   quiet_gs, set_origin, static_shape)
 from passes.train import build_net
 from passes.tree_ensembles import reject_training
 from transpiler.model import OnnxModel
@@ -306,7 +306,8 @@ def _candidates(model: OnnxModel, opts: SeparateOptions) -> list[tuple[gs.Node, 
     found = []
     for node in model.graph.nodes:
         size = layer_size(node)
-        if size is None or model.annotations.has(node.name, "split-from"):
+        if size is None or model.annotations.has(node.name, "split-from") \
+                or model.annotations.get(node.inputs[1].name, FIXED_WEIGHTS):
             continue
         f32 = 4 * size.weights
         reasons = []

@@ -45,8 +45,8 @@ from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
 from passes.normalize_util import (DEFAULT_DOMAINS, NameSource, consumers, const_value, data_inputs, drop_unused,
-                                   is_const, is_graph_output, origin_of, producer, separable_map, set_origin,
-                                   set_tensors, static_shape)
+                                   is_const, is_graph_output, mark_fixed, origin_of, producer, separable_map,
+                                   set_origin, set_tensors, static_shape)
 
 SEEDS = frozenset({"GatherND", "GatherElements", "Where"})
 LAYOUT = frozenset({"Transpose", "Reshape", "Squeeze", "Unsqueeze"})
@@ -237,6 +237,8 @@ class SpatialLinear(Pass):
             set_tensors(last.outputs, [])
             for made in separable_map(graph, names, region.x, region.y, *factors, base=region.nodes[0].name):
                 set_origin(model, made, origin)
+                if made.op == "Conv":
+                    mark_fixed(model, made)
             rewritten += 1
         if rewritten:
             drop_unused(graph, toposort=True)

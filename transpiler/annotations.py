@@ -56,6 +56,8 @@ register_kind("exit-point", int, "index of a gNet exit placed after this node/te
 register_kind("split-from", str, "name of the original node that a separated (low-rank) node replaces")
 register_kind("origin", list, "names of the original ONNX nodes this node was made from")
 register_kind("classifier-tail", dict, "what the removed classifier tail did: {kind, labels, scores_output}")
+register_kind("fixed-weights", bool, "a weight a normalize pass built exactly (a crop's one-hot kernel, an "
+              "interpolation's weights): training keeps it and SparseComp leaves it alone")
 register_kind("feature-shift", dict, "extra fractional bits per feature of a graph input: {axis, shifts} (passes/quantize.py)")
 CLASS_SCORES = "class-scores"
 register_kind(CLASS_SCORES, str, "a graph output whose argmax is the class output instead of the scores' argmax "

@@ -40,7 +40,7 @@ from numpy.typing import DTypeLike
 from transpiler.errors import DataError, Location, UnsupportedError
 from transpiler.model import OnnxModel
 
-from passes.normalize_util import const_value, is_const, is_empty, opset_of, shape_text, static_shape
+from passes.normalize_util import FIXED_WEIGHTS, const_value, is_const, is_empty, opset_of, shape_text, static_shape
 from passes.train import ops
 from passes.train.errors import TrainError
 from passes.train.nodes import Arg, NodeRejected, node_op
@@ -334,13 +334,15 @@ def build_net(model: OnnxModel, *, inputs: Sequence[str] | None = None, outputs:
     constants: dict[str, np.ndarray] = {}
     problems: list[str] = []
     opset = opset_of(model)
+    fixed = {node.inputs[1].name for node in nodes
+             if len(node.inputs) > 1 and model.annotations.get(node.inputs[1].name, FIXED_WEIGHTS)}
     for node in nodes:
         try:
             built = node_op(node, opset, train_affine)
         except NodeRejected as exc:
             problems.append(f"'{node.name}' ({node.op}): {exc.reason}; {exc.hint}")
             continue
-        problems.extend(_store_constants(node, built.args, params, constants, np.dtype(dtype)))
+        problems.extend(_store_constants(node, built.args, params, constants, np.dtype(dtype), fixed))
         layers.append(Layer(node.name, node.op, built.op, tuple(a.tensor.name for a in built.args),
                             node.outputs[0].name))
     if problems:
@@ -377,8 +379,9 @@ def _needed_nodes(nodes: list[gs.Node], outputs: list[gs.Tensor], cut: set[str],
 
 
 def _store_constants(node: gs.Node, args: Sequence[Arg], params: dict[str, np.ndarray],
-                     constants: dict[str, np.ndarray], dtype: np.dtype) -> list[str]:
-    """Copy the node's constant arguments into the parameter or constant table; returns problems."""
+                     constants: dict[str, np.ndarray], dtype: np.dtype, fixed: set[str]) -> list[str]:
+    """Copy the node's constant arguments into the parameter or constant table (a ``fixed-weights``
+    one stays constant); returns problems."""
     problems = []
     for arg in args:
         value = const_value(arg.tensor)
@@ -388,7 +391,7 @@ def _store_constants(node: gs.Node, args: Sequence[Arg], params: dict[str, np.nd
             problems.append(f"'{node.name}' ({node.op}): constant '{arg.tensor.name}' is {value.dtype}, not float")
             continue
         name = arg.tensor.name
-        if arg.trainable or name in params:  # a constant trained anywhere is a parameter everywhere
+        if (arg.trainable and name not in fixed) or name in params:  # trained anywhere: a parameter everywhere
             constants.pop(name, None)
             params[name] = np.array(value, dtype=dtype, copy=True)
         else:

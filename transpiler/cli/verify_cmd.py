@@ -9,7 +9,8 @@ when the data has labels ``y``, the accuracy of both (on the samples the file's 
 ``test`` when it has marks: the others are the model's training or validation images). The class-index output of a classifier is
 compared with the argmax of the onnxruntime scores it came from. Every other output is also judged
 on its values (what a regressor's output needs: top-1 means nothing there, and a one-column output
-has none): its max abs error may be at most ``--max-error`` (default 0.05) times its largest
+has none); a map output (an image, a sequence: more than one axis longer than 1) is judged on its
+values alone, since the argmax over all its elements is no class: its max abs error may be at most ``--max-error`` (default 0.05) times its largest
 |reference| plus two steps of its Q format. Exit status 1 when an agreement is below
 ``--min-agreement`` (default 0.995) or an error is above its bound. A package with a gNet also compares every exit: the
 class of the C's head after exit k against the argmax of onnxruntime's ``gnet_exit_k``. A sample
@@ -67,6 +68,13 @@ def reference_outputs(model_path: Path, names: list[str], inputs: dict[str, np.n
     return {k: np.stack(v) for k, v in rows.items()}
 
 
+def _is_map(port: dict[str, Any]) -> bool:
+    """Whether an output is a map (more than one axis longer than 1 per sample: an image, a
+    sequence of vectors), whose argmax over every element is not a class."""
+    shape = [int(d) for d in (port.get("onnx_shape") or [])[1:]]
+    return sum(1 for d in shape if d > 1) > 1
+
+
 def compare(man: dict[str, Any], c_real: dict[str, np.ndarray], ref: dict[str, np.ndarray],
             labels: np.ndarray | None, accuracy_rows: np.ndarray | None = None,
             max_error: float = 0.05) -> list[dict[str, Any]]:
@@ -95,7 +103,7 @@ def compare(man: dict[str, Any], c_real: dict[str, np.ndarray], ref: dict[str, n
                         "mean_abs_error": float(err.mean()) if err.size else 0.0,
                         "max_abs_reference": reference,
                         "error_bound": max_error * reference + 2.0 ** (1 - int(pt["q"]))})
-            if c.shape[1] < 2:
+            if c.shape[1] < 2 or _is_map(pt):     # no class scores: judged by the values alone
                 results.append(row)
                 continue
             c_cls, r_cls = c.argmax(axis=1), r.argmax(axis=1)

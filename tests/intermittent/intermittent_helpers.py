@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from transpiler import hostrun
 from transpiler.data import Dataset, input_specs, load_dataset
@@ -21,6 +22,8 @@ from transpiler.lir.ir import Program
 from transpiler.manager import run_pipeline
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import PassContext, registry
+from transpiler.powerfail import PowerFailError, build_host_pf, run_host_pf, run_sim_pf
+from transpiler.toolchain import find_msp430_toolchain_or_none
 
 TESTS = Path(__file__).resolve().parents[1]
 REPO = TESTS.parent
@@ -98,3 +101,54 @@ def save_failure(label: str, out_dir: Path | None, note: str) -> str:
 
 __all__ = ["SAMPLES", "SAMPLE_BUDGET", "Package", "compile_intermittent", "compile_sample",
            "host_schedule_gaps", "save_failure", "REPO"]
+
+
+def check_failure_before_every_store(package: Package, cc: str, sanitize: bool, label: str,
+                                     chunked_ops: tuple[str, ...]) -> None:
+    """A power failure before every FRAM store of one inference (host build): each run gives the
+    uninterrupted outputs; the manifest's store count is an upper bound (the ``chunked_ops`` steps
+    store whole chunks of 32 elements)."""
+    exe = build_host_pf(package.out_dir, cc=cc, sanitize=sanitize)
+    r = run_host_pf(exe, package.manifest, package.inputs[:1], exhaustive=True)
+    if not r.ok:
+        where = save_failure(f"{label}/{cc}", package.out_dir, r.stderr)
+        pytest.fail(f"exit status {r.returncode}: {r.stderr.strip()[-400:]} (saved to {where})")
+    total = r.total
+    stores = total["baseline_stores"]
+    assert stores <= package.manifest["intermittent"]["stores_per_inference"] <= stores + 32 * len(
+        [s for s in package.program.steps if s.op in chunked_ops])
+    assert total["runs"] == stores and total["failures"] == stores and total["mismatches"] == 0
+
+
+def check_random_schedules(package: Package) -> None:
+    """100 random failure schedules on the host give the uninterrupted outputs, never stuck."""
+    exe = build_host_pf(package.out_dir, cc="gcc")
+    lo, hi = host_schedule_gaps(package.manifest)
+    r = run_host_pf(exe, package.manifest, package.inputs, schedule=f"random:seed=3,min={lo},max={hi}", repeat=100)
+    assert r.ok, r.stderr[-400:]
+    assert r.total["mismatches"] == 0 and r.total["stuck"] == 0 and r.total["failures"] >= 100 * len(package.inputs)
+    plain = hostrun.run_raw(hostrun.build(package.out_dir, cc="gcc"), package.manifest, package.inputs)
+    one = run_host_pf(exe, package.manifest, package.inputs, schedule=f"random:seed=9,min={lo},max={hi}").check()
+    assert one.outputs is not None and np.array_equal(one.outputs, plain)
+
+
+def check_simulated_failures(package: Package, label: str, budget: int) -> None:
+    """On the MSP430 simulator, random (SRAM scrambled) and periodic failures every ``budget``
+    cycles give the host's outputs."""
+    tc, reason = find_msp430_toolchain_or_none()
+    if tc is None:
+        pytest.skip(f"no msp430-elf toolchain: {reason}")
+    want = hostrun.run_raw(hostrun.build(package.out_dir, cc="gcc"), package.manifest, package.inputs)
+    base = None
+    for spec, fill in ((f"random:5:{budget}:{2 * budget}", "random"), (f"every:{budget}", None)):
+        try:
+            r = run_sim_pf(package.out_dir, package.manifest, package.inputs, power_fail=spec, baseline=base,
+                           sram_fill=fill, max_failures=5000)
+        except PowerFailError as exc:
+            where = save_failure(f"{label}/sim", package.out_dir, exc.render())
+            pytest.fail(f"{spec}: {exc.render()} (saved to {where})")
+        if base is None:
+            base = r.baseline_cycles
+            assert r.baseline_outputs is not None and np.array_equal(r.baseline_outputs, want)
+        assert np.array_equal(r.outputs, want), spec
+        assert r.power_failures > 0, spec

@@ -17,14 +17,13 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from intermittent_helpers import Package, compile_intermittent, host_schedule_gaps, save_failure
+from intermittent_helpers import (Package, check_failure_before_every_store, check_random_schedules,
+                                  check_simulated_failures, compile_intermittent)
 from onnx import TensorProto, helper, numpy_helper
 
 from transpiler import hostrun
 from transpiler.data import Dataset
 from transpiler.model import OnnxModel
-from transpiler.powerfail import PowerFailError, build_host_pf, run_host_pf, run_sim_pf
-from transpiler.toolchain import find_msp430_toolchain_or_none
 
 BUDGET = 16000
 
@@ -79,46 +78,14 @@ def test_upsample_steps_are_split_into_committed_tiles(package: Package) -> None
 
 @pytest.mark.parametrize("cc,sanitize", [("gcc", False), ("clang", True)])
 def test_failure_before_every_fram_store(package: Package, cc: str, sanitize: bool) -> None:
-    exe = build_host_pf(package.out_dir, cc=cc, sanitize=sanitize)
-    r = run_host_pf(exe, package.manifest, package.inputs[:1], exhaustive=True)
-    if not r.ok:
-        where = save_failure(f"intermittent_upsample/{cc}", package.out_dir, r.stderr)
-        pytest.fail(f"exit status {r.returncode}: {r.stderr.strip()[-400:]} (saved to {where})")
-    total = r.total
-    stores = total["baseline_stores"]
     # the manifest's count is an upper bound (whole chunks of 32 elements; the zero insertion's
     # 1922 elements end in a partial one)
-    assert stores <= package.manifest["intermittent"]["stores_per_inference"] <= stores + 32 * len(
-        [s for s in package.program.steps if s.op in ("upsample", "act", "add", "concat")])
-    assert total["runs"] == stores and total["failures"] == stores and total["mismatches"] == 0
+    check_failure_before_every_store(package, cc, sanitize, "intermittent_upsample", ("upsample", "act", "add", "concat"))
 
 
 def test_random_schedules_give_the_uninterrupted_outputs(package: Package) -> None:
-    exe = build_host_pf(package.out_dir, cc="gcc")
-    lo, hi = host_schedule_gaps(package.manifest)
-    r = run_host_pf(exe, package.manifest, package.inputs, schedule=f"random:seed=3,min={lo},max={hi}", repeat=100)
-    assert r.ok, r.stderr[-400:]
-    assert r.total["mismatches"] == 0 and r.total["stuck"] == 0 and r.total["failures"] >= 100 * len(package.inputs)
-    plain = hostrun.run_raw(hostrun.build(package.out_dir, cc="gcc"), package.manifest, package.inputs)
-    one = run_host_pf(exe, package.manifest, package.inputs, schedule=f"random:seed=9,min={lo},max={hi}").check()
-    assert one.outputs is not None and np.array_equal(one.outputs, plain)
+    check_random_schedules(package)
 
 
 def test_simulated_power_failures_give_the_host_outputs(package: Package) -> None:
-    tc, reason = find_msp430_toolchain_or_none()
-    if tc is None:
-        pytest.skip(f"no msp430-elf toolchain: {reason}")
-    want = hostrun.run_raw(hostrun.build(package.out_dir, cc="gcc"), package.manifest, package.inputs)
-    base = None
-    for spec, fill in ((f"random:5:{BUDGET}:{2 * BUDGET}", "random"), (f"every:{BUDGET}", None)):
-        try:
-            r = run_sim_pf(package.out_dir, package.manifest, package.inputs, power_fail=spec, baseline=base,
-                           sram_fill=fill, max_failures=5000)
-        except PowerFailError as exc:
-            where = save_failure("intermittent_upsample/sim", package.out_dir, exc.render())
-            pytest.fail(f"{spec}: {exc.render()} (saved to {where})")
-        if base is None:
-            base = r.baseline_cycles
-            assert r.baseline_outputs is not None and np.array_equal(r.baseline_outputs, want)
-        assert np.array_equal(r.outputs, want), spec
-        assert r.power_failures > 0, spec
+    check_simulated_failures(package, "intermittent_upsample", BUDGET)

@@ -47,8 +47,9 @@ _OP_HINTS: dict[str, str] = {
            "(unrolled over a static sequence length), not as loops"
        for op in ("Scan", "Loop", "If")},
     **{op: _ELEMENTWISE_HINT for op in _ACTIVATIONS},
-    "Pad": "only zero padding of the spatial axes in front of Conv (or AveragePool with "
-           "count_include_pad) is supported; use the padding= argument of the layer",
+    "Pad": "padding is supported for constant, non-negative amounts of the spatial axes of a [1, C, L] or "
+           "[1, C, H, W] map (modes constant with a constant value, reflect, edge, wrap); pad the batch or "
+           "channel axes in the model's input instead, and crop with a Slice",
     "MatMul": "a MatMul needs a constant [K, N] right operand and a [1, K] left operand (it then becomes "
               "Gemm; use nn.Linear on a flattened tensor), or two activations [1, M, K] x [1, K, N] "
               "(attention)",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import onnx_graphsurgeon as gs
 
@@ -12,15 +14,24 @@ from passes.normalize_util import (attr, const_value, consumers, detach, drop_un
                                    origin_of, set_origin, static_shape)
 
 
-def spatial_pads(node: gs.Node, rank: int) -> list[int] | None:
-    """The ``[begins..., ends...]`` zero padding a Pad adds to the spatial axes, or None.
+@dataclass(frozen=True)
+class SpatialPad:
+    """What a Pad does to a ``[1, C, L]`` / ``[1, C, H, W]`` map: ``mode`` (constant, reflect, edge,
+    wrap), the constant ``value`` and ``pads`` ``[begins..., ends...]`` of the spatial axes only."""
 
-    None unless the mode is ``constant`` with value 0, every amount is constant and non-negative,
-    and batch and channel axes are not padded. Handles ``pads`` as an attribute (opset < 11), as an
-    input, and the ``axes`` input of opset 18.
+    mode: str
+    value: float
+    pads: list[int]
+
+
+def read_pad(node: gs.Node, rank: int) -> SpatialPad | None:
+    """The padding a Pad adds to the spatial axes of a rank-``rank`` tensor, or None.
+
+    None unless every amount and the constant value are constants, every amount is non-negative
+    and batch and channel axes are not padded. Handles ``pads`` and ``value`` as attributes
+    (opset < 11), as inputs, and the ``axes`` input of opset 18.
     """
-    if attr(node, "mode", "constant") != "constant":
-        return None
+    mode = str(attr(node, "mode", "constant"))
     if "pads" in node.attrs:
         pads = [int(p) for p in node.attrs["pads"]]
         value = float(node.attrs.get("value", 0.0))
@@ -43,14 +54,21 @@ def spatial_pads(node: gs.Node, rank: int) -> list[int] | None:
             if axes_value is None:
                 return None
             axes = [int(a) + rank if int(a) < 0 else int(a) for a in axes_value.reshape(-1)]
-    if value != 0.0 or len(pads) != 2 * len(axes) or any(p < 0 for p in pads):
+    if len(pads) != 2 * len(axes) or any(p < 0 for p in pads):
         return None
     full = [0] * (2 * rank)
     for i, axis in enumerate(axes):
         full[axis], full[rank + axis] = pads[i], pads[len(axes) + i]
     if any(full[a] or full[rank + a] for a in (0, 1)):
         return None
-    return full[2:rank] + full[rank + 2:]
+    return SpatialPad(mode, value if mode == "constant" else 0.0, full[2:rank] + full[rank + 2:])
+
+
+def spatial_pads(node: gs.Node, rank: int) -> list[int] | None:
+    """The ``[begins..., ends...]`` zero padding a Pad adds to the spatial axes, or None (not a
+    constant-zero Pad of the spatial axes only, :func:`read_pad`)."""
+    found = read_pad(node, rank)
+    return found.pads if found is not None and found.mode == "constant" and found.value == 0.0 else None
 
 
 def _absorbs(node: gs.Node, extra: list[int]) -> bool:
@@ -83,7 +101,7 @@ class FoldPad(Pass):
                                    (only while every pad stays below the kernel)
 
     Every reader of the Pad must absorb it; other Pads (reflect/edge modes, non-zero values,
-    padding of batch or channels, a Pad before MaxPool) are left for `check-supported`.
+    padding of batch or channels, a Pad before MaxPool or other readers) are left for `pad-to-conv`.
     """
 
     name = "fold-pad"

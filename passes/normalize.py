@@ -37,6 +37,7 @@ from passes.to_float32 import ToFloat32
 from passes.conv_transpose import ConvTransposeToConv
 from passes.broadcast_activations import BroadcastActivations
 from passes.crop_to_conv import CropToConv
+from passes.pad_to_conv import PadToConv
 from passes.prelu import PReluToNormalForm
 from passes.remove_noops import RemoveNoops
 from passes.repeat_upsample import RepeatUpsample
@@ -53,7 +54,8 @@ REWRITES: tuple[type[Pass], ...] = (Attention, LayerNorm, RemoveNoops, ExplicitA
                                     BinaryScores, CanonicalizeArith, FoldBatchNorm, FoldIntoNext,
                                     CanonicalizeReshape,
                                     FoldConstants, SpatialLinear, RepeatUpsample, BroadcastActivations,
-                                    ResizeNearest, ResizeLinear, ConvTransposeToConv, PReluToNormalForm, CropToConv)
+                                    ResizeNearest, ResizeLinear, ConvTransposeToConv, PReluToNormalForm, CropToConv,
+                                    PadToConv)
 MAX_ROUNDS = 4
 
 
@@ -91,7 +93,7 @@ class Normalize(Pass):
     (LSTM/GRU/RNN over their static sequence length), infer-shapes; then the rewrites (attention, layer-norm, remove-noops, explicit-attributes, fold-pad, reduce-mean-to-gap, global-max-pool,
     channel-last-matmul, move-transposes, activation-arith, matmul-to-gemm, binary-scores,
     canonicalize-arith, fold-batchnorm, fold-into-next, canonicalize-reshape, fold-constants, spatial-linear, repeat-upsample,
-    broadcast-activations, resize-nearest, resize-linear, conv-transpose, prelu, crop-to-conv, infer-shapes) repeated
+    broadcast-activations, resize-nearest, resize-linear, conv-transpose, prelu, crop-to-conv, pad-to-conv, infer-shapes) repeated
     until nothing changes (at most 4 rounds); then infer-shapes requiring static shapes, name-nodes
     and check-supported. The stats hold each sub-pass's stats (numbers summed over rounds) and the
     number of rounds.

@@ -244,6 +244,31 @@ class LinearUpsample(nn.Module):
         return self.fc(self.up(F.relu(self.c(x))).flatten(1))
 
 
+class Padded(nn.Module):
+    """Conv -> ReLU -> a padding no conv absorbs -> Conv -> Linear: ``reflect`` (ReflectionPad2d),
+    ``replicate1d`` (ReplicationPad1d), ``maxpool`` (F.pad + MaxPool, a ConstantPad2d(0.5) and
+    zero pads read by an Add)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        conv = nn.Conv1d if kind == "replicate1d" else nn.Conv2d
+        self.c1 = conv(2, 4, 3)
+        self.c2 = conv(4, 4, 3)
+        self.pad = {"reflect": nn.ReflectionPad2d((1, 2, 2, 1)), "replicate1d": nn.ReplicationPad1d(2),
+                    "maxpool": nn.ConstantPad2d(1, 0.5)}[kind]
+        self.fc = nn.LazyLinear(3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.c1(x))
+        if self.kind == "maxpool":
+            y = F.max_pool2d(F.pad(y, (1, 1, 1, 1)), 3, stride=2)
+            y = F.pad(self.c2(self.pad(y)), (1, 0, 1, 0)) + F.pad(y, (0, 1, 0, 1))
+        else:
+            y = self.c2(self.pad(y))
+        return self.fc(y.flatten(1))
+
+
 class TransposedConv(nn.Module):
     """ConvTranspose2d(kernel 2, stride 2) -> ReLU -> Linear."""
 
@@ -395,6 +420,9 @@ NETS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "bilinear_ac_x3": (lambda: materialized(LinearUpsample(3, True), (1, 5, 4)), (1, 5, 4)),
     "linear1d_x2": (lambda: materialized(LinearUpsample(2, False, one_d=True), (2, 10)), (2, 10)),
     "convtranspose": (TransposedConv, (1, 8, 8)),
+    "pad_reflect": (lambda: materialized(Padded("reflect"), (2, 9, 9)), (2, 9, 9)),
+    "pad_replicate1d": (lambda: materialized(Padded("replicate1d"), (2, 16)), (2, 16)),
+    "pad_maxpool": (lambda: materialized(Padded("maxpool"), (2, 11, 11)), (2, 11, 11)),
     "seq_transpose_conv1d": (SequenceConv1d, (16, 3)),
     "two_outputs": (TwoHeads, (1, 8, 8)),
     "logsoftmax": (LinearLogSoftmax, (12,)),

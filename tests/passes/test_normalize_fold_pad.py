@@ -11,7 +11,6 @@ from passes.explicit_attributes import ExplicitAttributes
 from passes.fold_pad import FoldPad
 from passes.normalize import Normalize
 from passes.normalize_util import ORIGIN
-from transpiler.errors import UnsupportedError
 
 
 def test_pad_input_form_folds_into_conv_and_avgpool() -> None:
@@ -37,7 +36,9 @@ def test_pad_input_form_folds_into_conv_and_avgpool() -> None:
     ("y = Pad(x, pads, one)", "non-zero value"),
     ("y = Pad(x, cpads)", "pads channels"),
 ])
-def test_other_pads_are_kept_and_reported(body: str, reason: str) -> None:
+def test_other_pads_are_kept(body: str, reason: str) -> None:
+    """fold-pad leaves them (pad-to-conv rewrites the first two; the third is rejected,
+    tests/passes/test_normalize_pad_to_conv.py)."""
     proto = parse(f"""
     <ir_version: 8, opset_import: ["" : 13]>
     g (float[1, 2, 5, 5] x) => (float[1, 3, 5, 5] out) {{
@@ -48,8 +49,6 @@ def test_other_pads_are_kept_and_reported(body: str, reason: str) -> None:
         cpads=np.array([0, 1, 0, 0, 0, 0, 2, 2], np.int64), w=rand(3, 2 if "cpads" not in body else 3, 3, 3))
     model = run_pass(ExplicitAttributes, static(proto)).model
     assert not run_pass(FoldPad, model).changed, reason
-    with pytest.raises(UnsupportedError, match="1 node"):
-        run_pass(Normalize, static(proto))
 
 
 def test_pad_before_unpadded_average_pool_makes_it_count_the_padding() -> None:

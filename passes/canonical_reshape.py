@@ -18,6 +18,18 @@ def _is_shape_op(node: gs.Node | None) -> bool:
     return node is not None and node.op in _SHAPE_OPS and node.domain in (None, "", "ai.onnx")
 
 
+def _perm(node: gs.Node, rank: int) -> list[int]:
+    """A Transpose's permutation (ONNX's default: the axes reversed)."""
+    return [int(p) for p in node.attrs.get("perm", list(reversed(range(rank))))]
+
+
+def _moves_no_element(shape: tuple[int, ...], perm: list[int]) -> bool:
+    """Whether transposing ``shape`` by ``perm`` keeps every element at its flat index: the axes
+    longer than 1 stay in their order, only axes of length 1 move."""
+    long_axes = [axis for axis in perm if shape[axis] != 1]
+    return long_axes == sorted(long_axes)
+
+
 @register
 class CanonicalizeReshape(Pass):
     """Give every reshape-like node a constant, fully explicit target shape.
@@ -32,6 +44,8 @@ class CanonicalizeReshape(Pass):
         Squeeze(x: [1,C,1,1], [2,3])       ->  Reshape(x, [1, C])
         Unsqueeze(x: [1,C,L], [2])         ->  Reshape(x, [1, C, 1, L])
         Reshape(Flatten(x))  (inner read only here) ->  Reshape(x)    origin [flatten, reshape]
+        Transpose(x: [1,8]) {perm=[1,0]}   ->  Reshape(x, [8, 1])
+                       (a permutation that keeps the order of the axes longer than 1 moves no element)
 
     The target shape is the statically inferred output shape, so `lower` never resolves 0 or -1.
     Whether a target shape is allowed at all (``[1, N]``, ``[1, C, L]``, ``[1, C, H, W]``) is for
@@ -47,12 +61,16 @@ class CanonicalizeReshape(Pass):
         names = NameSource(graph)
         stats = {"flatten-axis": 0, "to-reshape": 0, "shape-resolved": 0, "chains-merged": 0}
         for node in list(graph.nodes):
-            if not _is_shape_op(node) or not node.inputs or not node.outputs:
+            is_transpose = node.op == "Transpose" and node.domain in (None, "", "ai.onnx")
+            if not (_is_shape_op(node) or is_transpose) or not node.inputs or not node.outputs:
                 continue
             before, after = static_shape(node.inputs[0]), static_shape(node.outputs[0])
             if before is None or after is None:
                 continue
-            if node.op == "Flatten":
+            if node.op == "Transpose":
+                if _moves_no_element(before, _perm(node, len(before))):
+                    self._reshape(node, names, after, stats)
+            elif node.op == "Flatten":
                 self._flatten(node, names, before, after, stats)
             else:
                 self._reshape(node, names, after, stats)

@@ -8,8 +8,9 @@ import onnx_graphsurgeon as gs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
-from passes.normalize_util import (NameSource, const_value, consumers, detach, drop_unused, is_empty, is_graph_output,
-                                   merge_origin, new_constant, set_tensors, static_shape)
+from passes.normalize_util import (NameSource, add_node, const_value, consumers, detach, drop_unused, is_empty,
+                                   is_graph_output, merge_origin, new_constant, new_variable, set_tensors,
+                                   static_shape)
 
 
 def bias_vector(value: np.ndarray, n: int) -> np.ndarray | None:
@@ -41,6 +42,21 @@ def _following_bias(graph: gs.Graph, node: gs.Node, n: int) -> tuple[gs.Node, np
     return add, vector
 
 
+def _untranspose_column(graph: gs.Graph, node: gs.Node, names: NameSource) -> bool:
+    """``Gemm(a: [K,1]) {transA=1}`` -> ``Gemm(Reshape(a, [1,K])) {transA=0}``: the transpose of one
+    column is the row with the same elements (canonicalize-reshape later merges the Reshape with
+    the reshape or transpose that made the column)."""
+    shape = static_shape(node.inputs[0])
+    if shape is None or len(shape) != 2 or shape[1] != 1:
+        return False
+    row = new_variable(names, f"{node.name}_row", node.inputs[0].dtype, (1, shape[0]))
+    target = new_constant(names, f"{node.name}_row_shape", np.array([1, shape[0]], dtype=np.int64))
+    add_node(graph, names, "Reshape", f"{node.name}_as_row", [node.inputs[0], target], [row])
+    node.inputs[0] = row
+    node.attrs["transA"] = 0
+    return True
+
+
 @register
 class MatMulToGemm(Pass):
     """Make every fully connected layer the canonical ``Gemm(A, B[N,K], C[N]) {transB=1}``.
@@ -52,10 +68,12 @@ class MatMulToGemm(Pass):
         y = Gemm(x, W[K,N], c[1,N]) {alpha=a, beta=b, transB=0}
                                                   ->  y = Gemm(x, a*W^T, b*c[N]) {alpha=1, beta=1, transB=1}
         y = Add(Gemm(x, W, c), d)                 ->  y = Gemm(x, W, c + d)
+        y = Gemm(a: [K,1], W, c) {transA=1}       ->  y = Gemm(Reshape(a, [1,K]), W, c) {transA=0} ...
 
     The Gemm keeps the MatMul's name and gets ``origin`` [MatMul, Add]. A MatMul whose right operand
     is not a constant matrix, or whose left operand is not a static rank-2 tensor, and a Gemm with
-    ``transA=1`` or a non-constant ``B`` are left for `check-supported` to report.
+    ``transA=1`` on an ``A`` that is not one column, or a non-constant ``B``, are left for
+    `check-supported` to report.
     """
 
     name = "matmul-to-gemm"
@@ -77,7 +95,7 @@ class MatMulToGemm(Pass):
                 stats["gemm-canonicalized"] += 1
         changed = any(stats.values())
         if changed:
-            drop_unused(graph)
+            drop_unused(graph, toposort=True)
         return PassResult(model, changed, stats)
 
     @staticmethod
@@ -100,6 +118,7 @@ class MatMulToGemm(Pass):
         """
         attrs = node.attrs
         weight = const_value(node.inputs[1])
+        untransposed = int(attrs.get("transA", 0)) != 0 and _untranspose_column(model.graph, node, names)
         if int(attrs.get("transA", 0)) != 0 or weight is None or weight.ndim != 2:
             return False
         alpha = float(attrs.get("alpha", 1.0))
@@ -114,7 +133,7 @@ class MatMulToGemm(Pass):
             if bias is None:
                 return False  # non-constant or [M, N] bias: check-supported reports it
             bias = bias * np.asarray(beta, dtype=bias.dtype)
-        was_canonical = (alpha == 1.0 and beta == 1.0 and trans_b == 1 and len(node.inputs) <= 3
+        was_canonical = (not untransposed and alpha == 1.0 and beta == 1.0 and trans_b == 1 and len(node.inputs) <= 3
                          and (c_tensor is None or static_shape(c_tensor) == (n,))
                          and set(attrs) == {"alpha", "beta", "transA", "transB"})
         following = _following_bias(model.graph, node, n)

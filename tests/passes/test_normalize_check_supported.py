@@ -14,12 +14,12 @@ from transpiler.errors import UnsupportedError
 
 UNSUPPORTED = """
 <ir_version: 8, opset_import: ["" : 13]>
-g (float[N, 2, 4, 4] x) => (float[1, 1, 3, 8] y, float[1, 2, 8, 8] z, float[2, 1, 4, 4] t) {
+g (float[N, 2, 4, 4] x) => (float[1, 1, 3, 8] y, float[1, 2, 8, 8] z, float[4, 2, 1, 4] t) {
     s = Reshape(x, shape)
     l1, l2, l3 = LSTM <hidden_size = 3> (s, lw, lr)
     y = Reshape(l1, shape2)
     z = Resize <mode = "cubic"> (x, roi, scales)
-    t = Transpose <perm = [1, 0, 2, 3]> (x)
+    t = Transpose <perm = [2, 1, 0, 3]> (x)
 }
 """
 

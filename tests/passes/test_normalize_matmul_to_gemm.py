@@ -90,7 +90,7 @@ def test_gemm_then_bias_add_folds_and_canonical_gemm_is_unchanged() -> None:
 def test_unconvertible_ones_are_left_for_check_supported() -> None:
     proto = parse("""
     <ir_version: 8, opset_import: ["" : 13]>
-    g (float[1, 2, 4] x, float[4, 3] v, float[4, 1] t) => (float[1, 2, 3] y, float[1, 3] z, float[2, 3] u) {
+    g (float[1, 2, 4] x, float[4, 3] v, float[4, 2] t) => (float[1, 2, 3] y, float[2, 3] z, float[2, 3] u) {
         y = MatMul(x, w)
         z = Gemm <transA = 1> (t, w)
         s = Flatten <axis = 2> (x)
@@ -99,6 +99,21 @@ def test_unconvertible_ones_are_left_for_check_supported() -> None:
     """, w=rand(4, 3))
     result = run_pass(MatMulToGemm, static(proto))
     assert ops(result.model) == ["MatMul", "Gemm", "Flatten", "Gemm"] and not result.changed
+
+
+def test_gemm_of_a_transposed_column_reads_the_row() -> None:
+    proto = parse("""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[4, 1] t) => (float[1, 3] z) {
+        z = Gemm <transA = 1, beta = 0.5> (t, w, c)
+    }
+    """, w=rand(4, 3), c=rand(1, 3, seed=1))
+    result = check_pass(MatMulToGemm, proto, {"t": rand(4, 1, seed=2)})
+    reshape, gemm = result.model.graph.nodes
+    assert reshape.op == "Reshape" and [int(d) for d in const_value(reshape.inputs[1])] == [1, 4]
+    assert gemm.inputs[0] is reshape.outputs[0]
+    _canonical(gemm)
+    assert int(gemm.attrs["transA"]) == 0
 
 
 def test_torch_linear_and_matmul_export() -> None:

@@ -54,6 +54,20 @@ def test_squeeze_unsqueeze_become_reshapes() -> None:
     assert [_target(n) for n in result.model.graph.nodes] == [[1, 3], [1, 3, 1, 5]]
 
 
+def test_transpose_that_moves_only_unit_axes_is_a_reshape() -> None:
+    proto = parse("""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 8] x, float[1, 5, 6, 1] v, float[1, 3, 4] u) => (float[8, 1] y, float[1, 1, 5, 6] z, float[1, 4, 3] w) {
+        y = Transpose <perm = [1, 0]> (x)
+        z = Transpose <perm = [0, 3, 1, 2]> (v)
+        w = Transpose <perm = [0, 2, 1]> (u)
+    }
+    """)
+    result = check_pass(CanonicalizeReshape, proto, {"x": rand(1, 8), "v": rand(1, 5, 6, 1), "u": rand(1, 3, 4)})
+    assert ops(result.model) == ["Reshape", "Reshape", "Transpose"]
+    assert [_target(n) for n in result.model.graph.nodes[:2]] == [[8, 1], [1, 1, 5, 6]]
+
+
 def test_reshape_chain_merges_with_both_origins() -> None:
     proto = parse("""
     <ir_version: 8, opset_import: ["" : 13]>

@@ -23,6 +23,7 @@ from passes.batch_one import ANNOTATION as BATCH_ANNOTATION, TARGET as BATCH_TAR
 from passes.canonical_arith import channel_shape, channel_vector
 from passes.conv_transpose import CONV_TRANSPOSE_HINT, is_zero_insertion, rewrite_problem
 from passes.elementwise import find_regions
+from passes.group_norm import norm_problems
 from passes.prelu import PRELU_HINT, prelu_slopes
 from passes.resize_linear import is_linear, linear_maps
 from passes.resize_nearest import Rejected, is_canonical, nearest_factors
@@ -437,6 +438,7 @@ RULES: dict[str, Rule] = {
     "Resize": _resample, "Upsample": _resample, "ConvTranspose": _conv_transpose, "PRelu": _prelu, "Softmax": _final, "LogSoftmax": _final, "Sigmoid": _final,
     "Relu": lambda m, n: [], "Gather": _slice, "Slice": _slice, "LSTM": _recurrent, "GRU": _recurrent,
     "RNN": _recurrent, "LayerNormalization": _layer_norm, "MatMul": _matmul,
+    "InstanceNormalization": norm_problems, "GroupNormalization": norm_problems,
 }
 
 

@@ -166,7 +166,7 @@ class LayerNorm(Pass):
             count += 1
         if count:
             drop_unused(graph, toposort=True)
-            _raise_opset(graph)
+            raise_opset(graph)
         return PassResult(model, count > 0, {"rewritten": count})
 
     @staticmethod
@@ -188,7 +188,7 @@ class LayerNorm(Pass):
         set_origin(model, ln, origin)
 
 
-def _raise_opset(graph: gs.Graph) -> None:
+def raise_opset(graph: gs.Graph) -> None:
     """Import the default domain at opset 17 at least (LayerNormalization's first version)."""
     if int(graph.opset or 0) < LAYER_NORM_OPSET:
         graph.opset = LAYER_NORM_OPSET

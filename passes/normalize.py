@@ -24,6 +24,7 @@ from passes.fold_pad import FoldPad
 from passes.global_max_pool import GlobalMaxPoolToMaxPool
 from passes.attention import Attention
 from passes.infer_shapes import InferShapes, InferShapesOptions
+from passes.group_norm import GroupNorm
 from passes.layer_norm import LayerNorm
 from passes.matmul_to_gemm import MatMulToGemm
 from passes.ml_ops import MlOpsToOnnx
@@ -48,7 +49,7 @@ from passes.unroll_recurrent import UnrollRecurrent
 from passes.upgrade_opset import UpgradeOpset, UpgradeOpsetOptions
 
 #: Rewrites that may enable each other; repeated (with shape inference) until none changes anything.
-REWRITES: tuple[type[Pass], ...] = (Attention, LayerNorm, RemoveNoops, ExplicitAttributes, FoldPad, ReduceMeanToGap,
+REWRITES: tuple[type[Pass], ...] = (Attention, LayerNorm, GroupNorm, RemoveNoops, ExplicitAttributes, FoldPad, ReduceMeanToGap,
                                     GlobalMaxPoolToMaxPool, ChannelLastMatMul, MoveTransposes,
                                     ActivationArith, MatMulToGemm,
                                     BinaryScores, CanonicalizeArith, FoldBatchNorm, FoldIntoNext,
@@ -90,7 +91,7 @@ class Normalize(Pass):
     Softmax); strip-classifier-tail (early: onnx-graphsurgeon cannot
     represent ZipMap's map type); upgrade-opset; infer-shapes, fold-constants; batch-one (a fixed
     batch > 1 becomes 1, after folding wrote it into constant shapes); infer-shapes; unroll-recurrent
-    (LSTM/GRU/RNN over their static sequence length), infer-shapes; then the rewrites (attention, layer-norm, remove-noops, explicit-attributes, fold-pad, reduce-mean-to-gap, global-max-pool,
+    (LSTM/GRU/RNN over their static sequence length), infer-shapes; then the rewrites (attention, layer-norm, group-norm, remove-noops, explicit-attributes, fold-pad, reduce-mean-to-gap, global-max-pool,
     channel-last-matmul, move-transposes, activation-arith, matmul-to-gemm, binary-scores,
     canonicalize-arith, fold-batchnorm, fold-into-next, canonicalize-reshape, fold-constants, spatial-linear, repeat-upsample,
     broadcast-activations, resize-nearest, resize-linear, conv-transpose, prelu, crop-to-conv, pad-to-conv, infer-shapes) repeated

@@ -40,7 +40,7 @@ static uint8_t fx_bitlen64(uint64_t v)
     return bits;
 }
 
-/* d = n x - sum, |d| < 2^26: through the multiplier (n <= 1024 and x are int16) */
+/* d = n x - sum, |d| < n 2^16 <= 2^30: through the multiplier (n <= 16384 and x are int16) */
 static int32_t fx_deviation(int16_t n, int16_t x, int32_t sum)
 {
     int32_t d;
@@ -85,7 +85,7 @@ void fx_layernorm(const fx_layernorm_t *p, const int16_t *x, int16_t *y, uint16_
                 FX_MAC(e, e);
                 sq = FX_MAC_END();
             }
-            w += (uint32_t)sq;                                       /* < 2^40 */
+            w += (uint32_t)sq;                                       /* < n 2^30 <= 2^44 */
         }
         w += p->eps >> (2u * u);
         if (w != 0) {

@@ -42,7 +42,7 @@ import numpy as np
 from backends.c.cnames import C_TYPES, c_array_init, c_comment_text, shape_text
 from transpiler.errors import Location, UnsupportedError
 from transpiler.lir.ir import Buffer, Program, Step
-from transpiler.lir.kernels import conv_sparse_positions
+from transpiler.lir.kernels import LAYERNORM_EPS_MAX, LAYERNORM_N_MAX, conv_sparse_positions
 
 ELTWISE_CHUNK = 32
 MAX_UNITS = 0xFFFF
@@ -461,7 +461,7 @@ def print_layernorm(env: StepEnv) -> StepCode:
                        f"bias {list(env.buf(bias).shape)}, output of {size} elements")
     _check_dtypes(env, {1: "i16", 2: "i32"})
     eps, s = _attr_int(env, "eps"), _attr_int(env, "shift")
-    if not (1 <= n <= 1024 and 0 <= eps < 2 ** 60 and -15 <= s <= 31):
+    if not (1 <= n <= LAYERNORM_N_MAX and 0 <= eps <= LAYERNORM_EPS_MAX and -15 <= s <= 31):
         raise env.fail(f"layernorm attributes out of range: rows of {n}, eps={eps}, shift={s}")
     rows = size // n
     _u16(env, "rows", rows)

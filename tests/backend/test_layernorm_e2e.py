@@ -105,11 +105,12 @@ def _ln_model(n: int, rows: int, scale: np.ndarray, bias: np.ndarray, eps: float
     return proto
 
 
-@pytest.mark.parametrize("n", [1, 2, 7, 64, 1024])
+@pytest.mark.parametrize("n", [1, 2, 7, 64, 1024, 16384])
 def test_layernorm_edge_rows_c_equals_interpreter(n: int, tmp_path: Path) -> None:
-    """Constant rows (W = eps or 0), one outlier, full-scale alternation, rows of 1 and 1024."""
+    """Constant rows (W = eps or 0), one outlier, full-scale alternation, rows of 1 to 16384 (the
+    longest: |N x - S| near 2^30, the squares' sum near 2^44)."""
     rng = np.random.default_rng(n)
-    rows = 4
+    rows = 4 if n <= 1024 else 1                                  # the device's FRAM holds one long row
     proto = _ln_model(n, rows, rng.uniform(-2, 2, n), rng.uniform(-1, 1, n), 1e-5)
     xs = rng.standard_normal((50, rows, n)).astype(np.float32) * 3
     program = compile_program(OnnxModel.from_proto(proto), Dataset.from_arrays({"x": xs}), tmp_path / "gen")
@@ -129,7 +130,7 @@ def test_layernorm_rows_are_normalised_to_the_documented_precision() -> None:
     spans more than 2^15, the 16-bit square root and reciprocal, the rounding) on rows from a few
     LSBs to full scale; a constant row gives 0."""
     rng = np.random.default_rng(5)
-    for n in (2, 16, 100, 1024):
+    for n in (2, 16, 100, 1024, 2048, 16384):
         for spread in (0.5, 3.0, 100.0, 8000.0):
             x = np.clip(np.round(rng.standard_normal((8, n)) * spread), -32768, 32767).astype(np.int16)
             z = kernels.layernorm_rows(x, eps=0).astype(np.float64)
@@ -139,4 +140,4 @@ def test_layernorm_rows_are_normalised_to_the_documented_precision() -> None:
             assert np.max(np.abs(z - ref)) <= 2.0, (n, spread, float(np.max(np.abs(z - ref))))
     assert not kernels.layernorm_rows(np.full((2, 5), 123, np.int16), eps=0).any()
     with pytest.raises(ValueError):
-        kernels.layernorm_rows(np.zeros((1, 1025), np.int16), eps=0)
+        kernels.layernorm_rows(np.zeros((1, kernels.LAYERNORM_N_MAX + 1), np.int16), eps=0)

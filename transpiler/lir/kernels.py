@@ -289,8 +289,9 @@ def mul(a: np.ndarray, b: np.ndarray, shift: int, act: Act | str = "none") -> np
     return apply_act(requant(a * b, shift), act)
 
 
-LAYERNORM_N_MAX = 1024
-"""The longest row of a `layernorm` (``|N x - S| < 2^26``, docs/lir.md)."""
+LAYERNORM_N_MAX = 16384
+"""The longest row of a `layernorm` (``|N x - S| < N 2^16 <= 2^30``, an int32; the squares' sum
+below ``N 2^30 <= 2^44``; docs/lir.md): a group of GroupNorm / InstanceNorm is one row."""
 LAYERNORM_EPS_MAX = 2 ** 60 - 1
 """The largest ``eps`` (the variance sum then stays below 2^61: the normalising shift is at most 31)."""
 LAYERNORM_Q = 15

@@ -150,3 +150,54 @@ def test_groups_longer_than_the_kernel_rows_are_rejected_with_the_limit() -> Non
     with pytest.raises(UnsupportedError) as err:
         run_pipeline(OnnxModel.from_proto(proto), "normalize", PassContext(), verify=False)
     assert "groups of 16896 elements" in err.value.render() and "at most 16384" in err.value.render()
+
+
+def _trained_groupnorm_digits(tmp_path: Path) -> tuple[Path, Path]:
+    """A GroupNorm CNN trained briefly on scikit-learn's 8x8 digits (torch legacy export) and its data
+    (inputs and labels, 600 samples)."""
+    torch = pytest.importorskip("torch")
+    datasets = pytest.importorskip("sklearn.datasets")
+    nn = torch.nn
+    digits = datasets.load_digits()
+    x = (digits.data.reshape(-1, 1, 8, 8) / 8.0 - 1.0).astype(np.float32)[:600]
+    y = digits.target.astype(np.int64)[:600]
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.GroupNorm(4, 16), nn.ReLU(), nn.Conv2d(16, 16, 3),
+                        nn.ReLU(), nn.Flatten(), nn.Linear(16 * 6 * 6, 64), nn.ReLU(), nn.Linear(64, 10))
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    for _ in range(60):
+        opt.zero_grad()
+        nn.functional.cross_entropy(net(xt), yt).backward()
+        opt.step()
+    net.eval()
+    model, data = tmp_path / "gn_digits.onnx", tmp_path / "gn_digits.npz"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (xt[:1],), str(model), dynamo=False, opset_version=13, input_names=["x"],
+                          output_names=["y"])
+    np.savez(data, x=x, y=y)
+    return model, data
+
+
+@pytest.mark.parametrize("flags", [["--fram", "48KiB", "--max-drop", "2.0"], ["--gnet", "epochs=3,baseline=none"]],
+                         ids=["sparsecomp", "gnet"])
+def test_a_groupnorm_cnn_trains_under_sparsecomp_and_gnet_and_verifies(flags: list[str], tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """The training engine fine-tunes through the groups' LayerNormalization, its Reshapes and the
+    per-channel affine: compression to --fram, or a gNet exit head, then the C verifies against
+    onnxruntime on the trained ONNX."""
+    from transpiler import hostrun
+    from transpiler.cli import main
+
+    model, data = _trained_groupnorm_digits(tmp_path)
+    out = tmp_path / "build"
+    code = main([str(model), "-o", str(out), "--data", str(data), *flags])
+    text, err = capsys.readouterr()
+    assert code == 0, text + err
+    pipeline = hostrun.load_manifest(out)["generator"]["pipeline"]
+    assert ("sparsify" if "--fram" in flags else "attach-gnet") in pipeline, pipeline
+    assert "layernorm" in (out / "final.lir").read_text()
+    code = main(["verify", str(out), "--data", str(data)])
+    text, err = capsys.readouterr()
+    assert code == 0, text + err

@@ -38,6 +38,7 @@ NET_NAMES: tuple[str, ...] = (
     "matmul_const_nobias", "upsample", "strided_crop", "bilinear_x2", "bilinear_ac_x3", "linear1d_x2",
     "convtranspose", "pad_reflect", "pad_replicate1d", "pad_maxpool", "seq_transpose_conv1d", "two_outputs", "logsoftmax",
     "norm_inside", "pool_ceil_odd", "layernorm_mlp", "layernorm_seq", "transformer_h1", "transformer_h2",
+    "groupnorm_cnn", "instnorm2d_affine", "instnorm2d_plain", "instnorm1d_affine",
 )
 """The nets of ``torch_nets.NETS`` (listed here so that the cases exist without torch installed)."""
 

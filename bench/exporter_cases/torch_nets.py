@@ -359,6 +359,32 @@ class LayerNormMlp(nn.Module):
         return self.b(F.relu(self.ln(self.a(x))))
 
 
+class GroupNormCnn(nn.Module):
+    """Conv2d -> GroupNorm(2 groups of 4 channels) -> ReLU -> Conv2d -> global pool -> Linear (the
+    exporters write Reshape -> InstanceNormalization -> Reshape -> Mul -> Add)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.gn, self.b, self.fc = nn.Conv2d(3, 8, 3, padding=1), nn.GroupNorm(2, 8), nn.Conv2d(8, 6, 3), \
+            nn.Linear(6, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(F.adaptive_avg_pool2d(self.b(F.relu(self.gn(self.a(x)))), 1).flatten(1))
+
+
+class InstanceNormCnn(nn.Module):
+    """Conv -> InstanceNorm1d/2d (``affine`` or not) -> ReLU -> Flatten -> Linear."""
+
+    def __init__(self, dims: int, affine: bool) -> None:
+        super().__init__()
+        conv, norm = (nn.Conv2d, nn.InstanceNorm2d) if dims == 2 else (nn.Conv1d, nn.InstanceNorm1d)
+        self.a, self.norm = conv(2, 5, 3), norm(5, affine=affine)
+        self.fc = nn.Linear(5 * (6 * 6 if dims == 2 else 14), 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(F.relu(self.norm(self.a(x))).flatten(1))
+
+
 class LayerNormSequence(nn.Module):
     """A [T, F] sequence: Linear on every step -> LayerNorm -> GELU -> mean over the steps -> Linear."""
 
@@ -430,6 +456,10 @@ NETS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "pool_ceil_odd": (lambda: materialized(CeilModePools(), (1, 9, 9)), (1, 9, 9)),
     "layernorm_mlp": (LayerNormMlp, (20,)),
     "layernorm_seq": (LayerNormSequence, (6, 8)),
+    "groupnorm_cnn": (GroupNormCnn, (3, 8, 8)),
+    "instnorm2d_affine": (lambda: InstanceNormCnn(2, True), (2, 8, 8)),
+    "instnorm2d_plain": (lambda: InstanceNormCnn(2, False), (2, 8, 8)),
+    "instnorm1d_affine": (lambda: InstanceNormCnn(1, True), (2, 16)),
     "transformer_h1": (lambda: TinyTransformer(16, 1, 32), (8, 4)),
     "transformer_h2": (lambda: TinyTransformer(32, 2, 64), (12, 4)),
 }
@@ -438,7 +468,8 @@ NETS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
 
 def randomize_batchnorm(net: nn.Module) -> None:
     """Give every BatchNorm seeded running statistics and affine parameters, every LayerNorm a seeded
-    scale and bias (fresh ones are the identity, which would hide a wrong fold)."""
+    scale and bias, every affine GroupNorm / InstanceNorm a seeded scale and bias per channel (fresh
+    ones are the identity, which would hide a wrong fold)."""
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for layer in net.modules():
@@ -446,6 +477,10 @@ def randomize_batchnorm(net: nn.Module) -> None:
                 n = layer.num_features
                 layer.running_mean.copy_(torch.randn(n, generator=g) * 0.3)
                 layer.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+                layer.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                layer.bias.copy_(torch.randn(n, generator=g) * 0.3)
+            elif isinstance(layer, (nn.GroupNorm, nn.InstanceNorm1d, nn.InstanceNorm2d)) and layer.weight is not None:
+                n = layer.weight.shape[0]
                 layer.weight.copy_(torch.rand(n, generator=g) + 0.5)
                 layer.bias.copy_(torch.randn(n, generator=g) * 0.3)
             elif isinstance(layer, nn.LayerNorm):

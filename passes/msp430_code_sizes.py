@@ -7,7 +7,7 @@ msp430-elf-gcc (freeml-tx msp430 toolchain, Debian gcc-12-source 12.2.0-14+deb12
 its section. plan-memory adds up what is reachable from the entry points a program's steps call.
 """
 
-SOURCES_SHA256 = '2db59dd9266590ad8435a75e9a8b778f6d8134d6044fc605ba41f86f0b8a2f86'
+SOURCES_SHA256 = 'f253fb151e84cadab110cec0429cd7e4a41e7b6df83bf46cf1b8b6582a974702'
 
 GRAPHS: dict[str, dict[str, dict[str, object]]] = {
  "large": {

@@ -586,7 +586,8 @@ class _Lowerer:
             raise _Unsupported("Mul needs one activation and one per-channel constant")
         x, k = acts[0], consts[0]
         if not is_per_channel(k.values.shape, x.shape):
-            raise _Unsupported(f"the constant {list(k.values.shape)} is not per-channel for {list(x.shape)}")
+            self._mul_two(node, x, None, const_buf=self._map_constant(k, x))
+            return
         scale = per_channel_values(np.asarray(k.values), x.shape)
         chain = self._chain(node, allow_bias=True)
         bias, bias_name = self._fold_bias(chain, np.zeros_like(scale), x.shape)
@@ -607,6 +608,11 @@ class _Lowerer:
             bias = per_channel_values(np.asarray(k.values), x.shape)
             self._depthwise(chain, x, np.ones_like(bias), None, bias, k.name)
             return
+        self._add_two(node, x, None, const_buf=self._map_constant(k, x))
+
+    def _map_constant(self, k: gs.Constant, x: gs.Variable) -> str:
+        """A constant that is not per-channel, broadcast to the activation ``x``'s shape, as an i16
+        FRAM buffer in its quantize format (a positional embedding added, a mask multiplied in)."""
         values = np.asarray(k.values, dtype=np.float64)
         try:
             full = np.broadcast_to(values, x.shape)
@@ -618,8 +624,7 @@ class _Lowerer:
         if not isinstance(f, int):
             f = weight_frac_bits(float(np.max(np.abs(values))) if values.size else 0.0, -8, 30)
         data = np.clip(round_half_up(full.reshape(_lir_shape(x)) * 2.0 ** f), -32768, 32767).astype(np.int16)
-        k_buf = self._const(k.name, data, "i16", int(f))
-        self._add_two(node, x, None, const_buf=k_buf)
+        return self._const(k.name, data, "i16", int(f))
 
     def _add_two(self, node: gs.Node, a: gs.Variable, b: gs.Variable | None, const_buf: str | None = None) -> None:
         if b is not None and tuple(a.shape) != tuple(b.shape):
@@ -639,13 +644,15 @@ class _Lowerer:
                  **self._act_attrs(chain.act, f_out)}
         self._step("add", chain.nodes, [a_buf, b_buf], y_buf, attrs)
 
-    def _mul_two(self, node: gs.Node, a: gs.Variable, b: gs.Variable) -> None:
-        """Mul of two activations of one shape [+ act] -> ``mul``: the int32 product has the format
+    def _mul_two(self, node: gs.Node, a: gs.Variable, b: gs.Variable | None, const_buf: str | None = None) -> None:
+        """Mul of two activations of one shape, or of an activation and a constant map buffer
+        (``const_buf``, ``b`` None) [+ act] -> ``mul``: the int32 product has the format
         ``q_a + q_b``; the output keeps its calibrated format unless the shift would leave
         [-15, 31]."""
-        if tuple(a.shape) != tuple(b.shape):
+        if b is not None and tuple(a.shape) != tuple(b.shape):
             raise _Unsupported(f"Mul with broadcasting {list(a.shape)} * {list(b.shape)}")
-        a_buf, b_buf = self._input(a), self._input(b)
+        a_buf = self._input(a)
+        b_buf = const_buf if const_buf is not None else self._input(b)
         qp = self._qbuf(a_buf) + self._qbuf(b_buf)
         chain = self._chain(node, allow_bias=False)
         f_out = min(max(self._out_format(chain), qp - SHIFT_MAX), qp - SHIFT_MIN)

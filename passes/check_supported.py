@@ -198,12 +198,16 @@ def _gap(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
     return _spatial_rank(node)
 
 
-def _allowed_constant(op: str, value: np.ndarray, shape: tuple[int, ...]) -> bool:
-    """Per-channel constants in their canonical shapes; for Add also per-element ones."""
+def _allowed_constant(value: np.ndarray, shape: tuple[int, ...]) -> bool:
+    """Per-channel constants in their canonical shapes, and constant maps that broadcast to the
+    activation's shape without enlarging it (a positional embedding, a mask: stored whole)."""
     if channel_vector(value, shape) is not None:
         canonical = channel_shape(shape)
         return value.shape in (canonical, (1, *canonical)) or (len(shape) == 2 and value.shape == (shape[1],))
-    return op == "Add" and value.shape in (shape, shape[1:])
+    try:
+        return np.broadcast_shapes(value.shape, shape) == shape
+    except ValueError:
+        return False
 
 
 def _binary(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
@@ -225,10 +229,10 @@ def _binary(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
     if shape is None or value is None or shape != out_shape:
         return [(f"the constant {shape_text(const)} enlarges {shape_text(act)} by broadcasting",
                  "use a per-channel or same-shape constant")]
-    if not _allowed_constant(node.op, value, shape):
-        kind = "per-channel" if node.op == "Mul" else "per-channel or same-shape"
-        return [(f"constant of shape {list(value.shape)} on {shape_text(act)} is not {kind}",
-                 f"use a {kind} constant ({list(channel_shape(shape))})")]
+    if not _allowed_constant(value, shape):
+        return [(f"constant of shape {list(value.shape)} on {shape_text(act)} is neither per-channel nor "
+                 f"a map of the activation's shape",
+                 f"use a per-channel constant ({list(channel_shape(shape))}) or one of shape {list(shape)}")]
     return []
 
 

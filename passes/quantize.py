@@ -416,7 +416,7 @@ class Quantize(Pass):
 
     Before -> after: the same float ONNX graph; annotations ``calib-range`` and ``qformat`` on every
     activation, per-output-channel ``qformat`` lists on Conv/Gemm weights and per-channel Mul
-    constants, ``qformat`` on per-element Add constants::
+    constants, ``qformat`` on per-element Add and Mul constants::
 
         Conv(x, W) -> y      =>   x: qformat=14, calib-range=[0, 1]; y: qformat=12; W: qformat=[14, 13, ...]
     """
@@ -569,10 +569,11 @@ class Quantize(Pass):
 
     @staticmethod
     def _eltwise_constants(graph: gs.Graph) -> dict[str, int]:
-        """Per-tensor formats of constants added element-wise (not per channel) to an activation."""
+        """Per-tensor formats of constants added to or multiplied with an activation element-wise
+        (not per channel)."""
         formats: dict[str, int] = {}
         for node in graph.nodes:
-            if node.op != "Add":
+            if node.op not in ("Add", "Mul"):
                 continue
             consts = _constant_inputs(node)
             acts = _variable_inputs(node)

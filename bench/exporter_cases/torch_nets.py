@@ -269,6 +269,29 @@ class Padded(nn.Module):
         return self.fc(y.flatten(1))
 
 
+class ConstantMap(nn.Module):
+    """An activation combined with a constant map: ``position`` (Linear on a ``[B, T, D]`` sequence +
+    a learned positional embedding), ``mask`` (Conv -> ReLU times a fixed ``[1, C, H, W]`` mask,
+    divided by a ``[1, 1, H, W]`` map) -> Linear."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        if kind == "position":
+            self.layer: nn.Module = nn.Linear(4, 8)
+            self.pos = nn.Parameter(torch.randn(1, 6, 8))
+        else:
+            self.layer = nn.Conv2d(2, 3, 3, padding=1)
+            self.register_buffer("mask", (torch.rand(1, 3, 6, 6) > 0.4).float() * 1.5)
+            self.register_buffer("div", torch.rand(1, 1, 6, 6) + 0.5)
+        self.fc = nn.LazyLinear(3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.layer(x))
+        y = y + self.pos if self.kind == "position" else y * self.mask / self.div
+        return self.fc(y.flatten(1))
+
+
 class TransposedConv(nn.Module):
     """ConvTranspose2d(kernel 2, stride 2) -> ReLU -> Linear."""
 
@@ -449,6 +472,8 @@ NETS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "pad_reflect": (lambda: materialized(Padded("reflect"), (2, 9, 9)), (2, 9, 9)),
     "pad_replicate1d": (lambda: materialized(Padded("replicate1d"), (2, 16)), (2, 16)),
     "pad_maxpool": (lambda: materialized(Padded("maxpool"), (2, 11, 11)), (2, 11, 11)),
+    "pos_embedding": (lambda: materialized(ConstantMap("position"), (6, 4)), (6, 4)),
+    "mask_mul": (lambda: materialized(ConstantMap("mask"), (2, 6, 6)), (2, 6, 6)),
     "seq_transpose_conv1d": (SequenceConv1d, (16, 3)),
     "two_outputs": (TwoHeads, (1, 8, 8)),
     "logsoftmax": (LinearLogSoftmax, (12,)),

@@ -50,10 +50,12 @@ def test_every_unsupported_node_is_listed_in_one_error() -> None:
 ATTRIBUTE_LEVEL = """
 <ir_version: 8, opset_import: ["" : 13]>
 g (float[1, 2, 4, 4] x, float[2, 2, 1, 1] w) => (float[1, 2, 8, 4] c, float[1, 2, 4, 4] a, int64[1, 2, 2, 2] i,
-                                                  float[1, 8] f, float[1, 2, 4, 4] l) {
+                                                  float[1, 8] f, float[1, 2, 4, 4] l, float[3, 32] z) {
     k = Conv <kernel_shape = [1, 1]> (x, w)
     c = Concat <axis = 2> (k, x)
     a = Mul(x, row)
+    r = Reshape(a, flat)
+    z = Mul(r, grid)
     m, i = MaxPool <kernel_shape = [2, 2], strides = [2, 2]> (x)
     s = Softmax <axis = 1> (m)
     f = Reshape(s, shape)
@@ -63,11 +65,13 @@ g (float[1, 2, 4, 4] x, float[2, 2, 1, 1] w) => (float[1, 2, 8, 4] c, float[1, 2
 
 
 def test_attribute_level_problems_are_all_reported() -> None:
-    proto = parse(ATTRIBUTE_LEVEL, row=rand(2, 1, 4), shape=np.array([1, 8], np.int64))
+    proto = parse(ATTRIBUTE_LEVEL, row=rand(2, 1, 4), shape=np.array([1, 8], np.int64),
+                  flat=np.array([1, 32], np.int64), grid=rand(3, 32))
     with pytest.raises(UnsupportedError) as info:
         run_pass(Normalize, load(proto))
     details = "\n".join(info.value.details)
-    for words in ["weights are not a constant", "Concat on axis 2", "constant of shape [2, 1, 4]",
+    assert "'Mul_2'" not in details           # a constant map of x's shape (broadcast [2, 1, 4]): a mul step
+    for words in ["weights are not a constant", "Concat on axis 2", "the constant [3,32] enlarges [1,32]",
                   "the Indices output is used", "Softmax inside the network", "Log is not supported"]:
         assert words in details, details
 

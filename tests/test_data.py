@@ -68,10 +68,35 @@ def test_single_input_may_use_its_name(tmp_path: Path) -> None:
     assert ds.x.shape == (2, 5)
 
 
+@pytest.mark.parametrize("arrays", [
+    {"X": np.ones((3, 5)), "Y": np.array([0, 1, 2])},                      # scikit-learn's names
+    {"images": np.ones((3, 5)), "labels": np.array([0, 1, 2])},            # the only other array
+    {"features": np.ones((3, 5)), "y": np.array([0, 1, 2]), "split": np.array([0, 1, 2])},
+])
+def test_single_input_keys_and_label_keys(tmp_path: Path, arrays: dict[str, np.ndarray]) -> None:
+    ds = load_dataset(_save(tmp_path, **arrays), {"input": (5,)})
+    assert ds.x.shape == (3, 5) and ds.labels is not None and ds.labels.tolist() == [0, 1, 2]
+
+
+def test_two_candidate_arrays_are_not_guessed(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no array for model input 'input'") as info:
+        load_dataset(_save(tmp_path, a=np.ones((3, 5)), b=np.ones((3, 5))), {"input": (5,)})
+    assert "'input' or 'x'" in (info.value.hint or "")
+
+
+def test_npy_file_holds_a_single_input_models_inputs(tmp_path: Path) -> None:
+    path = tmp_path / "x.npy"
+    np.save(path, np.ones((4, 2, 3)))
+    ds = load_dataset(path, {"input": (2, 3)})
+    assert ds.x.shape == (4, 2, 3) and ds.labels is None
+    with pytest.raises(DataError, match="a .npy file holds one array; the model has 2 inputs"):
+        load_dataset(path, {"a": (2, 3), "b": (2, 3)})
+
+
 @pytest.mark.parametrize("arrays, message", [
     ({"x": np.ones((3, 2)), "y": np.ones(4)}, "labels 'y' have 4 rows"),
     ({"x": np.array([[np.nan, 1.0]])}, "non-finite"),
-    ({"z": np.ones((3, 2))}, "no array for model input"),
+    ({"z": np.ones((3, 2)), "w": np.ones((3, 2))}, "no array for model input"),
     ({"x": np.array(["a", "b"])}, "expected numbers"),
 ])
 def test_bad_files(tmp_path: Path, arrays: dict[str, np.ndarray], message: str) -> None:

@@ -1,13 +1,15 @@
 """Calibration / training data: a `Dataset` of model inputs (and optional labels) from an npz file.
 
-File format (``numpy.savez``):
+File format (``numpy.savez``; a ``.npy`` file, ``numpy.save``, holds the inputs of a single-input
+model and nothing else):
 
-- ``x``: the inputs of a single-input model, first axis = samples (``[n, ...]``);
+- ``x``: the inputs of a single-input model, first axis = samples (``[n, ...]``); the input's
+  name, ``X``, or the file's only array besides the labels and ``split`` do as well
+  (:func:`input_key`);
 - ``y`` (optional): labels, first axis = samples (class indices ``[n]``, or one-hot ``[n, k]``
   which is turned into indices; a regressor's real-valued targets ``[n]`` or ``[n, outputs]`` stay
-  as they are);
-- a multi-input model uses its input *names* as keys instead of ``x`` (a single-input model may do
-  the same);
+  as they are); ``Y`` or ``labels`` if there is no ``y`` (:func:`label_key`);
+- a multi-input model uses its input *names* as keys;
 - ``split`` (optional): which part each sample belongs to, ``[n]`` strings ``"train"``/``"val"``/
   ``"test"`` or small ints ``0``/``1``/``2`` meaning the same. It pins the held-out samples, so a
   file can say which samples the model never saw (see "The split" below).
@@ -52,6 +54,10 @@ from transpiler.errors import DataError, Location
 DEFAULT_SPLIT: tuple[tuple[str, float], ...] = (("train", 0.6), ("val", 0.2), ("test", 0.2))
 SPLIT_KEY = "split"
 SPLIT_MARKS: tuple[str, ...] = ("train", "val", "test")
+INPUT_KEYS: tuple[str, ...] = ("x", "X")
+"""Keys that hold a single-input model's inputs when no array has the input's name."""
+LABEL_KEYS: tuple[str, ...] = ("y", "Y", "labels")
+"""Keys that hold the labels, first found first (a key that names a model input is an input)."""
 """The values of a file's ``split`` array (as ints: their positions, 0, 1, 2)."""
 
 
@@ -258,39 +264,73 @@ def load_dataset(path: str | os.PathLike[str], input_specs: Mapping[str, Sequenc
     if not os.path.exists(path):
         raise DataError("data file not found", location=where,
                         hint="pass an .npz made with numpy.savez(path, x=inputs, y=labels)")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise DataError(f"not a readable .npz file: {exc}", location=where,
-                        hint="make it with numpy.savez(path, x=inputs, y=labels)") from exc
     specs = {name: tuple(int(d) for d in shape) for name, shape in input_specs.items()}
     if not specs:
         raise DataError("the model has no inputs to feed", location=where)
+    arrays = read_arrays(path, list(specs))
     inputs: dict[str, np.ndarray] = {}
     for name, spec in specs.items():
         key = _key_for(name, specs, arrays, path)
         inputs[name] = _fit(arrays[key], spec, key, name, path)
-    labels = arrays.get("y")
-    if labels is not None and "y" in specs:
-        labels = None  # 'y' is a model input here, not labels
+    key = label_key(list(specs), list(arrays))
+    labels = arrays[key] if key is not None else None
     marks = arrays.get(SPLIT_KEY) if SPLIT_KEY not in specs else None
     return Dataset(inputs=inputs, labels=None if labels is None else _labels(labels, path), source=path,
                    marks=marks)
 
 
+def input_key(name: str, input_names: Sequence[str], keys: Sequence[str]) -> str | None:
+    """The key of a data file's arrays that holds model input ``name``: its own name; for a
+    single-input model also ``x``, ``X`` or the only array that is neither labels nor ``split``."""
+    if name in keys:
+        return name
+    if len(input_names) != 1:
+        return None
+    for key in INPUT_KEYS:
+        if key in keys:
+            return key
+    rest = [k for k in keys if k not in LABEL_KEYS and k != SPLIT_KEY]
+    return rest[0] if len(rest) == 1 else None
+
+
+def label_key(input_names: Sequence[str], keys: Sequence[str]) -> str | None:
+    """The key of the labels in a data file's arrays (:data:`LABEL_KEYS`), None without labels."""
+    inputs = {input_key(name, input_names, keys) for name in input_names}
+    return next((k for k in LABEL_KEYS if k in keys and k not in inputs and k not in input_names), None)
+
+
 def _key_for(name: str, specs: Mapping[str, tuple[int, ...]], arrays: Mapping[str, np.ndarray],
              path: str) -> str:
-    if name in arrays:
-        return name
-    if len(specs) == 1 and "x" in arrays:
-        return "x"
+    key = input_key(name, list(specs), list(arrays))
+    if key is not None:
+        return key
     wanted = f"'{name}' or 'x'" if len(specs) == 1 else f"'{name}'"
     raise DataError(f"no array for model input '{name}' (keys in the file: {sorted(arrays) or 'none'})",
                     location=Location(file=path),
                     hint=f"store the inputs under {wanted}"
                          + ("" if len(specs) == 1 else f"; a multi-input model needs one key per input: "
                             f"{', '.join(specs)}"))
+
+
+def read_arrays(path: str, input_names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The arrays of an .npz file by key, or a .npy file's one array as ``x`` (a single-input
+    model's inputs); a :class:`DataError` if it is neither or holds objects."""
+    where = Location(file=path)
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):
+            arrays = {"x": loaded}
+        else:
+            with loaded:
+                arrays = {k: loaded[k] for k in loaded.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise DataError(f"not a readable .npz or .npy file: {exc}", location=where,
+                        hint="make it with numpy.savez(path, x=inputs, y=labels)") from exc
+    if isinstance(loaded, np.ndarray) and len(input_names) != 1:
+        raise DataError(f"a .npy file holds one array; the model has {len(input_names)} inputs "
+                        f"({', '.join(input_names)})", location=where,
+                        hint="give an .npz with one array per input name")
+    return arrays
 
 
 def _fit(array: np.ndarray, spec: tuple[int, ...], key: str, name: str, path: str) -> np.ndarray:

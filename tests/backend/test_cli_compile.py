@@ -190,6 +190,24 @@ def test_run_prints_outputs_and_class(tmp_path: Path, capsys: pytest.CaptureFixt
     assert code == 2 and "64" in err
 
 
+def test_data_under_scikit_learn_names_and_as_npy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`X`/`Y` (scikit-learn's names) for compile and verify, a `.npy` of inputs for compile; verify
+    reports the accuracy against `Y` as it does against `y`."""
+    model, data = sample("mlp_digits_sklearn")
+    d = np.load(data)
+    np.savez(tmp_path / "sk.npz", X=d["x"], Y=d["y"], split=d["split"])
+    np.save(tmp_path / "x.npy", d["x"])
+    assert cli(capsys, model, "-o", str(tmp_path / "a"), "--data", str(tmp_path / "x.npy"))[0] == 0
+    out = tmp_path / "b"
+    assert cli(capsys, model, "-o", str(out), "--data", str(tmp_path / "sk.npz"))[0] == 0
+    code, text, err = cli(capsys, "verify", str(out), "--data", str(tmp_path / "sk.npz"), "--json")
+    assert code == 0, text + err
+    with_y = cli(capsys, "verify", str(out), "--data", data, "--json")[1]
+    accuracy = [row.get("accuracy_c") for row in json.loads(text)["outputs"]]
+    assert any(a is not None for a in accuracy)
+    assert accuracy == [row.get("accuracy_c") for row in json.loads(with_y)["outputs"]]
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_verify_top1_agreement_on_the_sample_test_sets(name: str, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:

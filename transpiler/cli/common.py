@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from transpiler.errors import InputError
+from transpiler.errors import DataError, InputError
 from transpiler.pass_infra import PassContext
 
 _SHAPE = re.compile(r"^[0-9]+(x[0-9]+)*$")
@@ -106,8 +106,7 @@ def shapes_from_data(path: str | None, model: Any, input_shapes: dict[str, tuple
     ``say`` (a print function) is told each shape taken; anything else is left for the usual checks."""
     if path is None:
         return dict(input_shapes)
-    import numpy as np
-
+    from transpiler.data import input_key, read_arrays
     from transpiler.ort import to_proto
 
     proto = to_proto(model)
@@ -115,23 +114,22 @@ def shapes_from_data(path: str | None, model: Any, input_shapes: dict[str, tuple
     inputs = [vi for vi in proto.graph.input if vi.name not in initializers]
     shapes = dict(input_shapes)
     try:
-        npz = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError):
+        arrays = read_arrays(path, [vi.name for vi in inputs])
+    except DataError:
         return shapes  # load_data reports an unreadable file
-    with npz:
-        for vi in inputs:
-            dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
-                    for d in vi.type.tensor_type.shape.dim]
-            key = vi.name if vi.name in npz.files else ("x" if len(inputs) == 1 and "x" in npz.files else None)
-            if vi.name in shapes or len(dims) < 2 or all(d is not None for d in dims[1:]) or key is None:
-                continue
-            sample = tuple(int(d) for d in npz[key].shape[1:])
-            if len(sample) != len(dims) - 1 or any(d is not None and d != g for d, g in zip(dims[1:], sample)):
-                continue
-            shapes[vi.name] = (1, *sample)
-            if say is not None:
-                say(f"note: input '{vi.name}' has dynamic axes; its shape is taken from --data: "
-                    f"--input-shape {vi.name}={'x'.join(map(str, shapes[vi.name]))}")
+    for vi in inputs:
+        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+                for d in vi.type.tensor_type.shape.dim]
+        key = input_key(vi.name, [v.name for v in inputs], list(arrays))
+        if vi.name in shapes or len(dims) < 2 or all(d is not None for d in dims[1:]) or key is None:
+            continue
+        sample = tuple(int(d) for d in arrays[key].shape[1:])
+        if len(sample) != len(dims) - 1 or any(d is not None and d != g for d, g in zip(dims[1:], sample)):
+            continue
+        shapes[vi.name] = (1, *sample)
+        if say is not None:
+            say(f"note: input '{vi.name}' has dynamic axes; its shape is taken from --data: "
+                f"--input-shape {vi.name}={'x'.join(map(str, shapes[vi.name]))}")
     return shapes
 
 

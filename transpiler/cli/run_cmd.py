@@ -60,31 +60,20 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def load_inputs(path: str, manifest: dict[str, Any]) -> dict[str, np.ndarray]:
     """The float inputs of a .npy / .npz file by manifest input name."""
+    from transpiler.data import input_key, read_arrays
+
     where = Location(file=path)
     if not Path(path).is_file():
         raise DataError("no such input file", location=where, hint="give a .npy or .npz of float inputs")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise DataError(f"cannot read the input: {exc}", location=where,
-                        hint="save it with numpy.save(path, array)") from exc
     names = [p["name"] for p in manifest["inputs"]]
-    if isinstance(loaded, np.ndarray):
-        if len(names) != 1:
-            raise DataError(f"the model has {len(names)} inputs ({', '.join(names)}); a .npy holds one",
-                            location=where, hint="give a .npz with one array per input name")
-        return {names[0]: loaded}
-    with loaded:
-        arrays = {k: loaded[k] for k in loaded.files}
-    if len(names) == 1 and names[0] not in arrays:
-        keys = [k for k in arrays if k != "y"]
-        if len(keys) == 1:
-            return {names[0]: arrays[keys[0]]}
-    missing = [n for n in names if n not in arrays]
+    arrays = read_arrays(path, names)
+    keys = {name: input_key(name, names, list(arrays)) for name in names}
+    missing = [name for name, key in keys.items() if key is None]
     if missing:
         raise DataError(f"no array for input(s) {', '.join(missing)}", location=where,
-                        hint=f"the .npz holds {', '.join(sorted(arrays)) or 'nothing'}")
-    return {n: arrays[n] for n in names}
+                        hint=f"the .npz holds {', '.join(sorted(arrays)) or 'nothing'}; name the arrays after "
+                             f"the model's inputs: {', '.join(names)}")
+    return {name: arrays[key] for name, key in keys.items() if key is not None}
 
 
 def execute(out_dir: str, inputs: dict[str, np.ndarray], cc: str | None = None,

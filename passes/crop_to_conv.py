@@ -10,6 +10,11 @@ picks (q = 14), and the layer is stored sparse (one tap per channel) when that i
 that keep one contiguous run of the input (a time step of a sequence) are left to the `slice`
 step. Negative steps (flips) are not crops and stay rejected.
 
+A ``Gather`` of one constant index on a spatial axis (the last step of a TCN, ``y[:, :, -1]`` of
+a ``[1, C, L]`` map) is that crop of length 1 followed by a ``Reshape`` that drops the axis (kept
+when the index is a ``[1]`` tensor): ``Gather(x, i) {axis=a}`` -> ``Reshape(Slice(x, [i], [i+1],
+[a]), shape)``, then the Slice becomes a conv as above.
+
 A crop of a channel-last tensor that a layout node then makes channel-first (Keras
 ``Cropping2D`` on an NHWC input: tf2onnx slices axes 1 and 2 of the raw input, then a
 ``Transpose(perm=[0, 3, 1, 2])``, or a ``Reshape`` when there is one channel) is first moved
@@ -18,6 +23,9 @@ after that node: slicing and permuting commute, so ``L(Slice(x, axes))`` is
 change of the uncropped tensor. The crop then reads a ``[1, C, H, W]`` map as above.
 
 Before -> after::
+
+    y = Gather(x[1,C,L], -1) {axis=2}                                             (y: [1, C])
+    ->  t = Slice(x, starts=[L-1], ends=[L], axes=[2]); y = Reshape(t, [1, C])     (-> Conv + Reshape)
 
     t = Slice(x[1,H,W,C], starts=[1,1], ends=[-1,-1], axes=[1,2]); y = Transpose(t) {perm=[0,3,1,2]}
     ->  u = Transpose(x) {perm=[0,3,1,2]}; y = Slice(u, starts=[1,1], ends=[-1,-1], axes=[2,3])  (-> Conv)
@@ -37,8 +45,8 @@ import onnx_graphsurgeon as gs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
-from passes.normalize_util import (NameSource, const_value, consumers, contiguous_slice, is_empty, mark_fixed,
-                                   new_constant, new_variable, set_tensors, static_shape)
+from passes.normalize_util import (NameSource, add_node, const_value, consumers, contiguous_slice, is_empty, mark_fixed,
+                                   new_constant, new_variable, origin_of, set_origin, set_tensors, static_shape)
 
 
 def _cuts(node: gs.Node, shape: tuple[int, ...]) -> dict[int, tuple[int, int, int]] | None:
@@ -83,6 +91,35 @@ def _one_contiguous_run(node: gs.Node) -> bool:
         contiguous_slice(node)
     except ValueError:
         return False
+    return True
+
+
+def _gather_as_slice(model: OnnxModel, names: NameSource, node: gs.Node) -> bool:
+    """Rewrite a ``Gather`` of one constant index on a spatial axis of a ``[1, C, L]`` /
+    ``[1, C, H, W]`` map into a Slice of length 1 (+ a Reshape dropping the axis when the index is a
+    scalar); False when ``node`` is not such a Gather, or one contiguous run the `slice` step copies."""
+    x, y = node.inputs[0], node.outputs[0]
+    shape, index = static_shape(x), const_value(node.inputs[1]) if len(node.inputs) > 1 else None
+    if node.op != "Gather" or (node.domain or "") not in ("", "ai.onnx") or shape is None or index is None or \
+            index.size != 1 or len(shape) not in (3, 4) or shape[0] != 1 or const_value(x) is not None or \
+            static_shape(y) is None or _one_contiguous_run(node):
+        return False
+    axis = int(node.attrs.get("axis", 0)) % len(shape)
+    if axis < 2:
+        return False
+    start = int(index.reshape(-1)[0]) % shape[axis]
+    bounds = {"starts": [start], "ends": [start + 1], "axes": [axis]}
+    inputs = [x, *(new_constant(names, f"{node.name}_{what}", np.array(v, np.int64)) for what, v in bounds.items())]
+    node.op = "Slice"
+    node.attrs.clear()
+    set_tensors(node.inputs, inputs)
+    if index.ndim == 0:
+        kept = new_variable(names, f"{node.name}_kept", x.dtype, [*shape[:axis], 1, *shape[axis + 1:]])
+        set_tensors(node.outputs, [kept])
+        reshape = add_node(model.graph, names, "Reshape", f"{node.name}_drop_axis",
+                           [kept, new_constant(names, f"{node.name}_shape", np.array(static_shape(y), np.int64))],
+                           [y])
+        set_origin(model, reshape, origin_of(model, node))
     return True
 
 
@@ -146,6 +183,9 @@ class CropToConv(Pass):
 
     def run(self, model: OnnxModel) -> PassResult[OnnxModel]:
         names = NameSource(model.graph)
+        gathers = sum(_gather_as_slice(model, names, node) for node in list(model.graph.nodes))
+        if gathers:
+            model.graph.toposort()
         moved = sum(_crop_after_layout(model, names, node) for node in list(model.graph.nodes)
                     if node.op == "Slice" and spatial_crop(node) is None)
         if moved:
@@ -172,4 +212,5 @@ class CropToConv(Pass):
             node.inputs.extend([x, new_constant(names, f"{node.name}_crop", weights)])
             mark_fixed(model, node)
             rewritten += 1
-        return PassResult(model, bool(moved or rewritten), {"rewritten": rewritten, "moved-after-layout": moved})
+        return PassResult(model, bool(gathers or moved or rewritten),
+                          {"rewritten": rewritten, "moved-after-layout": moved, "gathers": gathers})

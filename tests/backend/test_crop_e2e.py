@@ -87,3 +87,49 @@ def test_a_flip_is_still_rejected_by_name() -> None:
     with pytest.raises(FreemlError) as info:
         run_pipeline(OnnxModel.from_proto(proto), "normalize", PassContext(), verify=False)
     assert "'crop'" in info.value.render() and "Slice" in info.value.render()
+
+
+def gathered_model(spatial: list[int], axis: int, index: int, scalar: bool) -> onnx.ModelProto:
+    """conv (same padding) -> relu -> Gather(index) {axis} (a scalar index drops the axis) -> flatten
+    -> gemm: the last step of a TCN, ``y[:, :, -1]``."""
+    rng = np.random.default_rng(len(spatial) + axis)
+    k = [3] * len(spatial)
+    kept = int(np.prod(spatial)) * 3 // spatial[axis - 2]
+    inits = {"W": rng.normal(0, 0.5, (3, 3, *k)), "B": rng.normal(0, 0.1, 3),
+             "i": np.array(index if scalar else [index], np.int64),
+             "G": rng.normal(0, 0.3, (4, kept)), "C": rng.normal(0, 0.1, 4)}
+    nodes = [helper.make_node("Conv", ["x", "W", "B"], ["c"], pads=[1] * 2 * len(spatial), kernel_shape=k),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Gather", ["r", "i"], ["s"], name="last", axis=axis),
+             helper.make_node("Flatten", ["s"], ["f"]),
+             helper.make_node("Gemm", ["f", "G", "C"], ["y"], transB=1)]
+    graph = helper.make_graph(nodes, "gather", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, *spatial])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+                              [numpy_helper.from_array(np.asarray(v, np.float32 if v.dtype.kind == "f" else v.dtype), n)
+                               for n, v in inits.items()])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    proto.ir_version = 8
+    onnx.checker.check_model(proto)
+    return proto
+
+
+@pytest.mark.parametrize(("spatial", "axis", "index", "scalar"), [
+    ([16], 2, -1, True),            # y[:, :, -1] of a [1, C, L] map: [1, C]
+    ([6, 5], 3, 2, True),           # y[:, :, :, 2]: [1, C, H]
+    ([6, 5], 2, 4, False),          # y[:, :, [4]]: the axis kept
+], ids=["1d-last", "2d-column", "2d-row-kept"])
+def test_a_gather_on_a_spatial_axis_is_a_crop(spatial: list[int], axis: int, index: int, scalar: bool,
+                                              tmp_path: Path) -> None:
+    proto = gathered_model(spatial, axis, index, scalar)
+    xs = np.random.default_rng(6).standard_normal((100, 3, *spatial)).astype(np.float32)
+    normalized = run_pipeline(OnnxModel.from_proto(proto), "normalize", PassContext(), verify=False)[0]
+    assert not {"Gather", "Slice"} & {n.op for n in normalized.graph.nodes}
+    for x in xs[:10]:
+        feed = {"x": x[None]}
+        np.testing.assert_allclose(ort.session(normalized).run(None, feed)[0], ort.session(proto).run(None, feed)[0],
+                                   rtol=1e-5, atol=1e-6)
+    program = compile_program(OnnxModel.from_proto(proto), Dataset.from_arrays({"x": xs}), tmp_path / "gen")
+    figures = against_onnxruntime(program, OnnxModel.from_proto(proto), xs, "x")
+    assert figures["top1"] >= TOP1, figures
+    inputs = [quantize_inputs(program, {"x": x[None]}) for x in xs[:20]]
+    check_c_equals_interpreter(program, tmp_path / "c", inputs, f"gather_{len(spatial)}d_axis{axis}")

@@ -27,6 +27,7 @@ from passes.infer_shapes import InferShapes, InferShapesOptions
 from passes.group_norm import GroupNorm
 from passes.layer_norm import LayerNorm
 from passes.matmul_to_gemm import MatMulToGemm
+from passes.merge_transpose_axes import MergeTransposeAxes
 from passes.ml_ops import MlOpsToOnnx
 from passes.tree_ensembles import TreeEnsembles
 from passes.svm import SvmToOnnx
@@ -45,12 +46,14 @@ from passes.repeat_upsample import RepeatUpsample
 from passes.resize_linear import ResizeLinear
 from passes.resize_nearest import ResizeNearest
 from passes.spatial_linear import SpatialLinear
+from passes.split_to_slices import SplitToSlices
 from passes.unroll_recurrent import UnrollRecurrent
 from passes.upgrade_opset import UpgradeOpset, UpgradeOpsetOptions
 
 #: Rewrites that may enable each other; repeated (with shape inference) until none changes anything.
 REWRITES: tuple[type[Pass], ...] = (Attention, LayerNorm, GroupNorm, RemoveNoops, ExplicitAttributes, FoldPad, ReduceMeanToGap,
-                                    GlobalMaxPoolToMaxPool, ChannelLastMatMul, MoveTransposes,
+                                    GlobalMaxPoolToMaxPool, ChannelLastMatMul, SplitToSlices, MoveTransposes,
+                                    MergeTransposeAxes,
                                     ActivationArith, MatMulToGemm,
                                     BinaryScores, CanonicalizeArith, FoldBatchNorm, FoldIntoNext,
                                     CanonicalizeReshape,
@@ -92,7 +95,7 @@ class Normalize(Pass):
     represent ZipMap's map type); upgrade-opset; infer-shapes, fold-constants; batch-one (a fixed
     batch > 1 becomes 1, after folding wrote it into constant shapes); infer-shapes; unroll-recurrent
     (LSTM/GRU/RNN over their static sequence length), infer-shapes; then the rewrites (attention, layer-norm, group-norm, remove-noops, explicit-attributes, fold-pad, reduce-mean-to-gap, global-max-pool,
-    channel-last-matmul, move-transposes, activation-arith, matmul-to-gemm, binary-scores,
+    channel-last-matmul, split-to-slices, move-transposes, merge-transpose-axes, activation-arith, matmul-to-gemm, binary-scores,
     canonicalize-arith, fold-batchnorm, fold-into-next, canonicalize-reshape, fold-constants, spatial-linear, repeat-upsample,
     broadcast-activations, resize-nearest, resize-linear, conv-transpose, prelu, crop-to-conv, pad-to-conv, infer-shapes) repeated
     until nothing changes (at most 4 rounds); then infer-shapes requiring static shapes, name-nodes

@@ -47,6 +47,11 @@ class ReduceMeanToGap(Pass):
                                                                     g = GlobalAveragePool(t)
                                                                     y = Reshape(g, [1,1,D] | [1,D])
           (the mean over the time steps of a sequence: a transformer's mean pooling)
+        y = ReduceMean(x: [1,H,W,C]) {axes=[1,2]}               ->  t = Transpose(x) {perm=[0,3,1,2]}
+                                                                    g = GlobalAveragePool(t)
+                                                                    y = Reshape(g, [1,1,1,C] | [1,C])
+          (the mean over the pixels of a channel-last map, ``y.mean(dim=(1, 2))`` of an NHWC
+          tensor: move-transposes then cancels the Transpose with the one that made it NHWC)
 
     The axes come from the attribute (opset < 18) or the constant second input (opset 18+). Other
     reductions are left for `check-supported` to report.
@@ -68,8 +73,8 @@ class ReduceMeanToGap(Pass):
             if shape is None or len(shape) < 3:
                 continue
             axes = reduce_axes(node, len(shape), opset)
-            if axes == [1] and len(shape) == 3:
-                self._sequence_mean(model, names, node, shape)
+            if len(shape) in (3, 4) and axes == list(range(1, len(shape) - 1)):
+                self._channel_last_mean(model, names, node, shape)
                 rewritten += 1
                 continue
             if axes != list(range(2, len(shape))):
@@ -91,16 +96,20 @@ class ReduceMeanToGap(Pass):
         return PassResult(model, bool(rewritten), {"rewritten": rewritten})
 
     @staticmethod
-    def _sequence_mean(model: OnnxModel, names: NameSource, node: gs.Node, shape: tuple[int, ...]) -> None:
-        """ReduceMean over axis 1 of ``[1, T, D]``: the time steps moved last, pooled, reshaped."""
+    def _channel_last_mean(model: OnnxModel, names: NameSource, node: gs.Node, shape: tuple[int, ...]) -> None:
+        """ReduceMean over the middle axes of ``[1, T, D]`` or ``[1, H, W, C]``: the last axis moved
+        first (channels first), pooled, reshaped."""
         graph = model.graph
         x, y = node.inputs[0], node.outputs[0]
-        _, t, d = shape
+        inner, d = list(shape[1:-1]), shape[-1]
         keepdims = int(node.attrs.get("keepdims", 1))
-        moved = new_variable(names, f"{node.name}_steps_last", x.dtype, [1, d, t])
-        pooled = new_variable(names, f"{node.name}_pooled", x.dtype, [1, d, 1])
-        target = new_constant(names, f"{node.name}_shape", np.array([1, 1, d] if keepdims else [1, d], dtype=np.int64))
-        made = [add_node(graph, names, "Transpose", f"{node.name}_transpose", [x], [moved], {"perm": [0, 2, 1]}),
+        rank = len(shape)
+        perm = [0, rank - 1, *range(1, rank - 1)]
+        moved = new_variable(names, f"{node.name}_channels_first", x.dtype, [1, d, *inner])
+        pooled = new_variable(names, f"{node.name}_pooled", x.dtype, [1, d, *[1] * len(inner)])
+        target = new_constant(names, f"{node.name}_shape",
+                              np.array([1, *[1] * len(inner), d] if keepdims else [1, d], dtype=np.int64))
+        made = [add_node(graph, names, "Transpose", f"{node.name}_transpose", [x], [moved], {"perm": perm}),
                 add_node(graph, names, "GlobalAveragePool", f"{node.name}_gap", [moved], [pooled]),
                 add_node(graph, names, "Reshape", f"{node.name}_reshape", [pooled, target], [y])]
         node.inputs.clear()

@@ -103,7 +103,8 @@ def gathered_model(spatial: list[int], axis: int, index: int, scalar: bool) -> o
              helper.make_node("Gather", ["r", "i"], ["s"], name="last", axis=axis),
              helper.make_node("Flatten", ["s"], ["f"]),
              helper.make_node("Gemm", ["f", "G", "C"], ["y"], transB=1)]
-    graph = helper.make_graph(nodes, "gather", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, *spatial])],
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, *spatial])]
+    graph = helper.make_graph(nodes, "gather", inputs,
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
                               [numpy_helper.from_array(np.asarray(v, np.float32 if v.dtype.kind == "f" else v.dtype), n)
                                for n, v in inits.items()])

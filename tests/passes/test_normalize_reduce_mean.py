@@ -66,3 +66,17 @@ def test_torch_mean_over_spatial_dims() -> None:
     result = run_pass(ReduceMeanToGap, static(proto))
     assert ops(result.model) == ["Conv", "GlobalAveragePool", "Reshape"]
     assert_same_outputs(proto, result.model.to_proto(), {"input": rand(1, 2, 6, 6)})
+
+
+@pytest.mark.parametrize("keepdims", [0, 1])
+def test_mean_over_the_pixels_of_a_channel_last_map(keepdims: int) -> None:
+    out = "float[1, 1, 1, 5]" if keepdims else "float[1, 5]"
+    proto = parse(f"""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 3, 4, 5] x) => ({out} y) {{
+        y = ReduceMean <axes = [1, 2], keepdims = {keepdims}> (x)
+    }}
+    """)
+    result = check_pass(ReduceMeanToGap, proto, {"x": rand(1, 3, 4, 5)})
+    assert ops(result.model) == ["Transpose", "GlobalAveragePool", "Reshape"]
+    assert result.model.graph.nodes[0].attrs["perm"] == [0, 3, 1, 2]

@@ -40,6 +40,8 @@ NET_NAMES: tuple[str, ...] = (
     "seq_transpose_conv1d", "two_outputs", "logsoftmax",
     "norm_inside", "pool_ceil_odd", "layernorm_mlp", "layernorm_seq", "transformer_h1", "transformer_h2",
     "groupnorm_cnn", "instnorm2d_affine", "instnorm2d_plain", "instnorm1d_affine",
+    "mbv2_inverted", "shuffle_unit", "squeeze_fire", "mbconv_se", "resnet_down", "tcn_causal", "ghost",
+    "multiscale_cat", "hard_acts", "cls_reg_heads", "raw_audio", "unet_skip", "nhwc_pixel_linear",
 )
 """The nets of ``torch_nets.NETS`` (listed here so that the cases exist without torch installed)."""
 

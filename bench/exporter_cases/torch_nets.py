@@ -433,6 +433,248 @@ class TinyTransformer(nn.Module):
         return self.out(self.enc(self.inp(x)).mean(1))
 
 
+class InvertedResidual(nn.Module):
+    """MobileNetV2: a stride-2 stem, an inverted residual block (1x1 expand x4 + BN + ReLU6, depthwise
+    3x3 + BN + ReLU6, 1x1 project + BN, residual Add), a stride-2 block without the Add, global pool,
+    Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU6())
+        self.block = self._block(8, 8, 1)
+        self.down = self._block(8, 12, 2)
+        self.fc = nn.Linear(12, 5)
+
+    @staticmethod
+    def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
+        """Expand, depthwise (``stride``), project."""
+        hidden = 4 * cin
+        return nn.Sequential(
+            nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(),
+            nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(),
+            nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.stem(x)
+        y = self.down(y + self.block(y))
+        return self.fc(y.mean(dim=(2, 3)))
+
+
+class ShuffleUnit(nn.Module):
+    """ShuffleNetV2: a stem, a channel split (``chunk``), 1x1 / depthwise 3x3 / 1x1 on one half, Concat,
+    a channel shuffle (view -> transpose -> view), global pool, Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.branch = nn.Sequential(
+            nn.Conv2d(4, 4, 1, bias=False), nn.BatchNorm2d(4), nn.ReLU(),
+            nn.Conv2d(4, 4, 3, padding=1, groups=4, bias=False), nn.BatchNorm2d(4),
+            nn.Conv2d(4, 4, 1, bias=False), nn.BatchNorm2d(4), nn.ReLU())
+        self.fc = nn.Linear(8 * 8 * 8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.stem(x))
+        a, b = y.chunk(2, dim=1)
+        y = torch.cat([a, self.branch(b)], dim=1)
+        n, c, h, w = y.shape
+        y = y.view(n, 2, c // 2, h, w).transpose(1, 2).contiguous().view(n, c, h, w)
+        return self.fc(y.flatten(1))
+
+
+class Fire(nn.Module):
+    """SqueezeNet: conv stem, MaxPool(3, 2, ceil_mode), a fire module (1x1 squeeze, Concat of 1x1 and 3x3
+    expands), a 1x1 classifier conv, global pool, flatten."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, stride=2)
+        self.pool = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.squeeze = nn.Conv2d(8, 4, 1)
+        self.e1 = nn.Conv2d(4, 8, 1)
+        self.e3 = nn.Conv2d(4, 8, 3, padding=1)
+        self.cls = nn.Conv2d(16, 5, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.pool(F.relu(self.stem(x)))
+        s = F.relu(self.squeeze(y))
+        y = torch.cat([F.relu(self.e1(s)), F.relu(self.e3(s))], 1)
+        return torch.flatten(F.adaptive_avg_pool2d(F.relu(self.cls(y)), 1), 1)
+
+
+class MBConvSE(nn.Module):
+    """EfficientNet MBConv: 1x1 expand + BN + SiLU, depthwise + BN + SiLU, squeeze-excitation (global
+    pool, 1x1 conv, SiLU, 1x1 conv, Sigmoid, Mul), 1x1 project + BN, residual Add, pool, Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.SiLU())
+        self.expand = nn.Sequential(nn.Conv2d(8, 24, 1, bias=False), nn.BatchNorm2d(24), nn.SiLU())
+        self.dw = nn.Sequential(nn.Conv2d(24, 24, 3, padding=1, groups=24, bias=False), nn.BatchNorm2d(24), nn.SiLU())
+        self.se_reduce = nn.Conv2d(24, 4, 1)
+        self.se_expand = nn.Conv2d(4, 24, 1)
+        self.project = nn.Sequential(nn.Conv2d(24, 8, 1, bias=False), nn.BatchNorm2d(8))
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.stem(x)
+        z = self.dw(self.expand(y))
+        gate = torch.sigmoid(self.se_expand(F.silu(self.se_reduce(F.adaptive_avg_pool2d(z, 1)))))
+        y = y + self.project(z * gate)
+        return self.fc(F.adaptive_avg_pool2d(y, 1).flatten(1))
+
+
+class ResNetDownsample(nn.Module):
+    """ResNet: stem conv + BN + ReLU + MaxPool(3, 2, 1), a basic block with stride 2 whose shortcut is
+    a strided 1x1 conv + BN, global pool, Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+                                  nn.MaxPool2d(3, 2, 1))
+        self.c1 = nn.Sequential(nn.Conv2d(8, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+        self.c2 = nn.Sequential(nn.Conv2d(16, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16))
+        self.short = nn.Sequential(nn.Conv2d(8, 16, 1, 2, bias=False), nn.BatchNorm2d(16))
+        self.fc = nn.Linear(16, 6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.stem(x)
+        y = F.relu(self.c2(self.c1(y)) + self.short(y))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(y, (1, 1)), 1))
+
+
+class CausalTcn(nn.Module):
+    """TCN: two dilated causal Conv1d (left ``F.pad``), a residual Add, the last step, Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv1d(2, 8, 3, dilation=1)
+        self.c2 = nn.Conv1d(8, 8, 3, dilation=2)
+        self.inp = nn.Conv1d(2, 8, 1)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.c1(F.pad(x, (2, 0))))
+        y = F.relu(self.c2(F.pad(y, (4, 0))) + self.inp(x))
+        return self.fc(y[:, :, -1])
+
+
+class GhostModule(nn.Module):
+    """GhostNet: a primary 1x1 conv + BN + ReLU, a cheap depthwise 3x3 of it, their Concat, global
+    pool, Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.primary = nn.Sequential(nn.Conv2d(3, 6, 1, bias=False), nn.BatchNorm2d(6), nn.ReLU())
+        self.cheap = nn.Sequential(nn.Conv2d(6, 6, 3, padding=1, groups=6, bias=False), nn.BatchNorm2d(6), nn.ReLU())
+        self.fc = nn.Linear(12, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.primary(x)
+        y = torch.cat([p, self.cheap(p)], dim=1)
+        return self.fc(y.mean(dim=(2, 3)))
+
+
+class MultiScalePool(nn.Module):
+    """Three conv stages; the global average of stage 1, the global max (``amax``) of stage 2 and the
+    flattened 2x2 average of stage 3 concatenated into a Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.s1 = nn.Conv2d(1, 4, 3, padding=1)
+        self.s2 = nn.Conv2d(4, 6, 3, stride=2, padding=1)
+        self.s3 = nn.Conv2d(6, 8, 3, stride=2, padding=1)
+        self.fc = nn.Linear(4 + 6 + 8 * 4, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = F.relu(self.s1(x))
+        b = F.relu(self.s2(a))
+        c = F.relu(self.s3(b))
+        feats = [a.mean(dim=(2, 3)), b.amax(dim=(2, 3)), F.avg_pool2d(c, 2).view(c.size(0), -1)]
+        return self.fc(torch.cat(feats, dim=1))
+
+
+class HardActivations(nn.Module):
+    """Conv + Hardswish, Conv + Hardsigmoid gate (Mul), MaxPool(3, 2, 1, ceil_mode), Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 6, 3, padding=1)
+        self.c2 = nn.Conv2d(6, 6, 1)
+        self.pool = nn.MaxPool2d(3, 2, 1, ceil_mode=True)
+        self.fc = nn.LazyLinear(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.hardswish(self.c1(x))
+        y = y * F.hardsigmoid(self.c2(y))
+        return self.fc(self.pool(y).flatten(1))
+
+
+class ClassifierRegressor(nn.Module):
+    """A 1-D feature vector through Linear + BatchNorm1d + ReLU + Dropout, then a classifier head and
+    a one-column regressor head (two outputs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(12, 24), nn.BatchNorm1d(24), nn.ReLU(), nn.Dropout(0.3),
+                                  nn.Linear(24, 16), nn.ReLU())
+        self.cls = nn.Linear(16, 4)
+        self.reg = nn.Linear(16, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = self.body(x)
+        return self.cls(y), self.reg(y)
+
+
+class RawAudio(nn.Module):
+    """A ``[B, T]`` signal without a channel axis: unsqueeze to ``[B, 1, T]``, strided Conv1d, MaxPool1d,
+    Conv1d, amax over time, Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv1d(1, 6, 9, stride=4, padding=4)
+        self.p = nn.MaxPool1d(2)
+        self.c2 = nn.Conv1d(6, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.p(F.relu(self.c1(x.unsqueeze(1))))
+        return self.fc(F.relu(self.c2(y)).amax(dim=-1))
+
+
+class TinyUNet(nn.Module):
+    """Encoder (conv, MaxPool, conv), nearest Upsample x2, skip Concat with the encoder map, conv, a
+    1x1 head giving a 3-class map per pixel."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.e1 = nn.Conv2d(1, 4, 3, padding=1)
+        self.e2 = nn.Conv2d(4, 8, 3, padding=1)
+        self.d1 = nn.Conv2d(12, 4, 3, padding=1)
+        self.head = nn.Conv2d(4, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = F.relu(self.e1(x))
+        b = F.relu(self.e2(F.max_pool2d(a, 2)))
+        y = torch.cat([F.interpolate(b, scale_factor=2, mode="nearest"), a], dim=1)
+        return self.head(F.relu(self.d1(y)))
+
+
+class ChannelLastPool(nn.Module):
+    """An NHWC input: permute, a Conv, a permute back to NHWC and a Linear on the channels of every
+    pixel, mean over the pixels, Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(3, 6, 3, padding=1)
+        self.pix = nn.Linear(6, 8)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.c(x.permute(0, 3, 1, 2))).permute(0, 2, 3, 1)
+        return self.fc(F.relu(self.pix(y)).mean(dim=(1, 2)))
+
+
 def materialized(net: nn.Module, sample_shape: tuple[int, ...]) -> nn.Module:
     """``net`` after one forward pass on zeros of ``[1, *sample_shape]`` (sizes its LazyLinear)."""
     with torch.no_grad():
@@ -487,6 +729,19 @@ NETS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "instnorm1d_affine": (lambda: InstanceNormCnn(1, True), (2, 16)),
     "transformer_h1": (lambda: TinyTransformer(16, 1, 32), (8, 4)),
     "transformer_h2": (lambda: TinyTransformer(32, 2, 64), (12, 4)),
+    "mbv2_inverted": (InvertedResidual, (3, 16, 16)),
+    "shuffle_unit": (ShuffleUnit, (3, 8, 8)),
+    "squeeze_fire": (Fire, (3, 17, 17)),
+    "mbconv_se": (MBConvSE, (3, 8, 8)),
+    "resnet_down": (ResNetDownsample, (3, 16, 16)),
+    "tcn_causal": (CausalTcn, (2, 32)),
+    "ghost": (GhostModule, (3, 8, 8)),
+    "multiscale_cat": (MultiScalePool, (1, 16, 16)),
+    "hard_acts": (lambda: materialized(HardActivations(), (3, 9, 9)), (3, 9, 9)),
+    "cls_reg_heads": (ClassifierRegressor, (12,)),
+    "raw_audio": (RawAudio, (256,)),
+    "unet_skip": (TinyUNet, (1, 8, 8)),
+    "nhwc_pixel_linear": (ChannelLastPool, (6, 6, 3)),
 }
 """Net name -> (factory, the shape of one sample without the batch axis)."""
 

@@ -728,13 +728,30 @@ class _Lowerer:
         """An element-wise region (passes/elementwise.py) -> one ``lut`` step (backends/lower_lut.py)."""
         x_buf = self._input(region.base)
         f_in = self._qbuf(x_buf)
+        g, key = region.function(), region.key
+        calibrated = self.ann.get(region.base.name, "calib-range")
         try:
-            fit = lower_lut.fit_lut(region.key, region.function(), f_in, self._q(region.output.name))
+            clamp = lower_lut.domain_clamp(g, f_in, (float(calibrated[0]), float(calibrated[1]))) \
+                if isinstance(calibrated, list) else None
+        except ValueError as exc:
+            ops = ", ".join(dict.fromkeys(n.op for n in region.nodes))
+            raise _Unsupported(f"{ops} of '{region.base.name}': {exc}; keep its input inside the function's "
+                               f"domain (e.g. log(x + eps), sqrt(relu(x) + eps), 1 / x.clamp(min=eps)) or "
+                               f"calibrate with data that stays inside it") from None
+        if clamp is not None:          # the table reads the input clamped to where g has values
+            unclamped, low, high = g, clamp[0], clamp[1]
+
+            def g(x: np.ndarray) -> np.ndarray:
+                return unclamped(np.clip(x, low, high))
+
+            key = f"{key} on [{low!r}, {high!r}]"
+        try:
+            fit = lower_lut.fit_lut(key, g, f_in, self._q(region.output.name))
         except ValueError as exc:
             raise _Unsupported(str(exc)) from None
         if fit.error_lsb > lower_lut.REJECT_FACTOR * fit.tolerance_lsb:
             raise _Unsupported(f"no table of at most {lower_lut.MAX_SEGMENTS} segments computes "
-                               f"{region.key} on inputs of q={f_in} within {lower_lut.REJECT_FACTOR:g} x "
+                               f"{key} on inputs of q={f_in} within {lower_lut.REJECT_FACTOR:g} x "
                                f"{fit.tolerance_lsb:.1f} output LSBs (best: {fit.error_lsb:.1f})")
         key = (fit.table.tobytes() + repr(sorted(fit.attrs.items())).encode(), fit.table_q)
         table = self.lut_tables.get(key)
@@ -745,7 +762,7 @@ class _Lowerer:
         y_buf = self._storage(region.output, fit.q_out)
         self._step("lut", [out_node, *(n for n in region.nodes if n is not out_node)], [x_buf, table], y_buf,
                    dict(fit.attrs))
-        self.luts.append({"step": out_node.name, "function": region.key, "mode": fit.mode,
+        self.luts.append({"step": out_node.name, "function": key, "mode": fit.mode,
                           "entries": int(fit.table.size), "table": table, "q_in": f_in, "q_out": fit.q_out,
                           "max_error": fit.error, "max_error_lsb": round(fit.error_lsb, 3),
                           "tolerance_lsb": round(fit.tolerance_lsb, 3), "lipschitz": fit.lipschitz,

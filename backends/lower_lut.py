@@ -251,6 +251,40 @@ def _try(mode: _Mode, k: int, lo: int, hi: int, q_in: int, q_out: int,
     return best
 
 
+def domain_clamp(g: Fn, q_in: int, calibrated: tuple[float, float]) -> tuple[float, float] | None:
+    """Where to clamp the input of a function that is not finite on every input code of format
+    ``q_in`` (Log, Sqrt, Reciprocal: a domain that ends, or a pole), or None when it is finite on all.
+
+    Every code of the calibrated range ``[lo, hi]`` must have a finite value (ValueError naming
+    the first that has none). On a side where codes beyond the range have none, the table
+    clamps its input halfway between the calibrated bound and the nearest code without a value
+    (``log`` calibrated on ``[0.5, 4]``: inputs below 0.25 read ``log(0.25)``); a side that is
+    finite throughout is not clamped (the output saturates there like every op's). Returns the
+    real ``(low, high)`` clamp (``-inf``/``inf`` for an unclamped side)."""
+    with np.errstate(all="ignore"):
+        finite = np.isfinite(np.asarray(g(CODES * 2.0 ** -q_in), dtype=np.float64))
+    if finite.all():
+        return None
+    lo, hi = float(calibrated[0]), float(calibrated[1])
+    c_lo = int(np.clip(math.floor(lo * 2.0 ** q_in), -32768, 32767))
+    c_hi = int(np.clip(math.ceil(hi * 2.0 ** q_in), c_lo, 32767))
+    inside = finite[c_lo + 32768:c_hi + 32769]
+    if not inside.all():
+        bad = (c_lo + int(np.argmin(inside))) * 2.0 ** -q_in
+        raise ValueError(f"the function has no finite value at x = {bad:.6g}, inside the calibrated input range "
+                         f"[{lo:.6g}, {hi:.6g}]")
+    below = np.flatnonzero(~finite[:c_lo + 32768])
+    above = np.flatnonzero(~finite[c_hi + 32769:])
+    low, high = -math.inf, math.inf
+    if below.size:                  # codes below[-1] + 1 .. c_lo have values: clamp in their middle
+        first_good = int(below[-1]) - 32768 + 1
+        low = (c_lo - (c_lo - first_good) // 2) * 2.0 ** -q_in
+    if above.size:
+        last_good = c_hi + int(above[0])
+        high = (c_hi + (last_good - c_hi) // 2) * 2.0 ** -q_in
+    return low, high
+
+
 _CACHE: dict[tuple[str, int, int], LutFit] = {}
 
 

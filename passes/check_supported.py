@@ -39,10 +39,10 @@ SUPPORTED_OPS = ("Conv", "Gemm", "Relu", "Clip", "LeakyRelu", "MaxPool", "Averag
                  "LogSoftmax", "Sigmoid", "Gather", "Slice", "LayerNormalization", "MatMul")
 
 _ACTIVATIONS = ("Tanh", "HardSigmoid", "HardSwish", "Elu", "Selu", "Gelu", "Softplus", "Softsign",
-                "Mish", "Celu", "ThresholdedRelu", "Erf", "Exp", "Log", "Sqrt", "Pow", "Neg", "Abs")
+                "Mish", "Celu", "ThresholdedRelu", "Erf", "Exp", "Log", "Sqrt", "Reciprocal", "Pow", "Neg", "Abs")
 _ELEMENTWISE_HINT = ("element-wise functions (Sigmoid, Tanh, HardSigmoid, HardSwish, GELU, SiLU, ...) are "
                      "supported when they read one activation of static shape and constant numbers "
-                     "(docs/normal-form.md, element-wise regions); ThresholdedRelu, Log and Sqrt are not")
+                     "(docs/normal-form.md, element-wise regions); ThresholdedRelu is not")
 _OP_HINTS: dict[str, str] = {
     **{op: "control flow is not supported; recurrent layers are supported as ONNX LSTM, GRU and RNN nodes "
            "(unrolled over a static sequence length), not as loops"

@@ -16,9 +16,11 @@ the shape of its activation inputs, all of which derive from the same base (a co
 output is such a tensor too, for the ``Where`` that reads it; it never ends a region). A group
 becomes a region for each of its tensors read outside the group (or a graph output), made of the group's
 nodes that tensor depends on, when those nodes include one :data:`TABLE_OPS` op, a ``Pow`` (also of a
-constant exponent: an SVC's polynomial kernel) or a product (quotient, power, difference:
-:data:`TABLE_BINARY`) of two activations: a group of only ``Relu``/``Clip``/``LeakyRelu`` and constant ``Add``/``Mul`` is
+constant exponent: an SVC's polynomial kernel), a quotient with an activation as the divisor
+(``c / x``), or a product (quotient, power, difference: :data:`TABLE_BINARY`) of two activations: a group of only ``Relu``/``Clip``/``LeakyRelu`` and constant ``Add``/``Mul`` is
 left to the ordinary lowering, and so is a lone final ``Sigmoid`` (dropped, docs/normal-form.md).
+Functions defined on part of the line only (``Log``, ``Sqrt``, ``Reciprocal``, ``c / x``) are
+tabulated over the calibrated range of their input (backends/lower_lut.py, ``domain_clamp``).
 
 Before -> after (what `lower` makes of a region; the ONNX graph itself is not changed)::
 
@@ -86,6 +88,9 @@ UNARY: dict[str, Callable[[gs.Node, np.ndarray], np.ndarray]] = {
     "Softsign": lambda n, x: x / (1.0 + np.abs(x)),
     "Mish": lambda n, x: x * np.tanh(np.logaddexp(0.0, x)),
     "Exp": lambda n, x: np.exp(np.minimum(x, 700.0)),
+    "Log": lambda n, x: np.log(x),
+    "Sqrt": lambda n, x: np.sqrt(x),
+    "Reciprocal": lambda n, x: 1.0 / x,
     "Neg": lambda n, x: -x,
     "Abs": lambda n, x: np.abs(x),
     "Relu": lambda n, x: np.maximum(x, 0.0),
@@ -270,6 +275,8 @@ def _needs_table(nodes: list[gs.Node]) -> bool:
         if n.op in TABLE_OPS or n.op == "Pow":     # a power, even of a constant exponent, is a table
             return True
         if n.op in TABLE_BINARY and sum(1 for t in n.inputs if const_value(t) is None and not is_empty(t)) == 2:
+            return True
+        if n.op == "Div" and const_value(n.inputs[1]) is None:    # c / x: a reciprocal
             return True
     return False
 

@@ -51,9 +51,9 @@ from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
 from passes.fold_pad import SpatialPad, read_pad
-from passes.normalize_util import (DEFAULT_DOMAINS, NameSource, add_node, attr, const_value, consumers, detach, drop_unused,
-                                   is_graph_output, mark_fixed, new_constant, new_variable, origin_of, producer,
-                                   separable_map, set_origin, set_tensors, static_shape)
+from passes.normalize_util import (DEFAULT_DOMAINS, NameSource, add_node, attr, const_value, consumers, detach,
+                                   drop_unused, is_graph_output, mark_fixed, new_constant, new_variable, origin_of,
+                                   producer, separable_map, set_origin, set_tensors, static_shape)
 
 AXIS_MODES = {"reflect": "reflect", "edge": "edge", "wrap": "wrap"}
 """ONNX Pad modes that copy input elements, and numpy.pad's name for each."""

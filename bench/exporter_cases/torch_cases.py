@@ -36,7 +36,7 @@ NET_NAMES: tuple[str, ...] = (
     "adaptive_3x3of10", "dw_pw_residual",
     "inception_cat", "mlp_nobias_identity", "mean_keepdim", "mean_nokeep", "channel_last", "matmul_const_bias",
     "matmul_const_nobias", "upsample", "strided_crop", "bilinear_x2", "bilinear_ac_x3", "linear1d_x2",
-    "convtranspose", "pad_reflect", "pad_replicate1d", "pad_maxpool", "pos_embedding", "mask_mul",
+    "convtranspose", "pad_reflect", "pad_replicate1d", "pad_maxpool", "pos_embedding", "mask_mul", "log_sqrt_recip",
     "seq_transpose_conv1d", "two_outputs", "logsoftmax",
     "norm_inside", "pool_ceil_odd", "layernorm_mlp", "layernorm_seq", "transformer_h1", "transformer_h2",
     "groupnorm_cnn", "instnorm2d_affine", "instnorm2d_plain", "instnorm1d_affine",

@@ -292,6 +292,20 @@ class ConstantMap(nn.Module):
         return self.fc(y.flatten(1))
 
 
+class DomainFunctions(nn.Module):
+    """Conv1d -> ReLU -> log(y + 0.1), sqrt(y) and 2 / (y + 1) summed -> Linear: functions defined
+    on part of the line, each a table over its calibrated input range."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv1d(2, 4, 3, padding=1)
+        self.fc = nn.Linear(40, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.c(x))
+        return self.fc((torch.log(y + 0.1) + torch.sqrt(y) + 2.0 / (y + 1.0)).flatten(1))
+
+
 class TransposedConv(nn.Module):
     """ConvTranspose2d(kernel 2, stride 2) -> ReLU -> Linear."""
 
@@ -716,6 +730,7 @@ NETS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "pad_maxpool": (lambda: materialized(Padded("maxpool"), (2, 11, 11)), (2, 11, 11)),
     "pos_embedding": (lambda: materialized(ConstantMap("position"), (6, 4)), (6, 4)),
     "mask_mul": (lambda: materialized(ConstantMap("mask"), (2, 6, 6)), (2, 6, 6)),
+    "log_sqrt_recip": (DomainFunctions, (2, 10)),
     "seq_transpose_conv1d": (SequenceConv1d, (16, 3)),
     "two_outputs": (TwoHeads, (1, 8, 8)),
     "logsoftmax": (LinearLogSoftmax, (12,)),

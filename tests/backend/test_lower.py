@@ -566,7 +566,8 @@ def test_sklearn_classifier_tail_labels_in_meta() -> None:
 # -- errors, names, limits, meta ------------------------------------------------------------------
 
 def test_every_unsupported_node_is_reported_once() -> None:
-    proto = make([node("Sqrt", ["x"], ["s"], "sqrt"), node("Relu", ["s"], ["y1"], "after_sqrt"),
+    proto = make([node("ThresholdedRelu", ["x"], ["s"], "thresholded"),
+                  node("Relu", ["s"], ["y1"], "after_thresholded"),
                   node("LeakyRelu", ["x"], ["y2"], "steep", alpha=1.5),
                   node("Relu", ["x"], ["r"], "relu"), node("Log", ["r"], ["y3"], "log")],
                  {"x": [1, 4]}, ["y1", "y2", "y3"])
@@ -577,9 +578,10 @@ def test_every_unsupported_node_is_reported_once() -> None:
     err = info.value
     assert len(err.details) == 3 and "3 node(s)" in err.message
     text = "\n".join(err.details)
-    for name in ("sqrt (Sqrt)", "steep (LeakyRelu)", "log (Log)"):
+    for name in ("thresholded (ThresholdedRelu)", "steep (LeakyRelu)", "log (Log)"):
         assert name in text
-    assert "alpha=1.5" in text and "after_sqrt" not in text
+    assert "alpha=1.5" in text and "after_thresholded" not in text
+    assert "outside" in text or "calibrated input range" in text      # log(relu(x)) of x < 0 has no value
     assert err.location.pass_name == "lower" and err.hint
 
 

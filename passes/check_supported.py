@@ -115,6 +115,12 @@ class Finding:
                 f"{self.reason}; {self.hint}")
 
 
+QUANTIZED_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv",
+                           "QLinearMatMul", "MatMulInteger", "ConvInteger", "QGemm", "QLinearAdd", "QLinearMul",
+                           "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearConcat", "QLinearSigmoid",
+                           "QLinearLeakyRelu", "QLinearSoftmax", "DynamicQuantizeMatMul", "MatMulIntegerToFloat"})
+"""Ops of integer-quantized models (default and com.microsoft domains) that `dequantize` leaves."""
+
 Rule = Callable[[OnnxModel, gs.Node], list[tuple[str, str]]]
 
 
@@ -532,6 +538,12 @@ def graph_findings(model: OnnxModel) -> list[str]:
                        "steps: a recurrent layer the exporter unrolled itself (torch dynamo writes nn.RNN so); "
                        "export it with torch's legacy exporter (dynamo=False), which writes an ONNX RNN node "
                        "that unroll-recurrent supports (dynamo's nn.LSTM and nn.GRU are supported)")
+    quantized = sorted({n.op for n in model.graph.nodes if n.op in QUANTIZED_OPS})
+    if quantized:
+        out.append(f"the model is integer-quantized ({', '.join(quantized)}: onnxruntime.quantization's "
+                   "QOperator format or dynamic quantization): compile the float model (freeml-tx quantizes "
+                   "it to 16 bits itself from --data), or quantize it with quant_format=QuantFormat.QDQ, whose "
+                   "int8 weights freeml-tx reads (passes/dequantize.py)")
     for tensor in model.graph.outputs:
         if getattr(tensor, "type", "tensor_type") != "tensor_type":
             out.append(f"output '{tensor.name}' is a {tensor.type}, not a tensor")

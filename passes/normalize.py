@@ -39,6 +39,7 @@ from passes.to_float32 import ToFloat32
 from passes.conv_transpose import ConvTransposeToConv
 from passes.broadcast_activations import BroadcastActivations
 from passes.crop_to_conv import CropToConv
+from passes.dequantize import Dequantize
 from passes.pad_to_conv import PadToConv
 from passes.prelu import PReluToNormalForm
 from passes.remove_noops import RemoveNoops
@@ -92,7 +93,8 @@ class Normalize(Pass):
     TreeEnsembleRegressor of raw scores, the same label path); svm-to-onnx (kernel SVMs: support-vector
     Gemm, kernel table, votes); quadratic-scores (GaussianNB's log-likelihoods as two Gemms and a
     Softmax); strip-classifier-tail (early: onnx-graphsurgeon cannot
-    represent ZipMap's map type); upgrade-opset; infer-shapes, fold-constants; batch-one (a fixed
+    represent ZipMap's map type); upgrade-opset; infer-shapes, fold-constants; dequantize (an int8 QDQ
+    model's weights as floats, its activation Q -> DQ pairs dropped); batch-one (a fixed
     batch > 1 becomes 1, after folding wrote it into constant shapes); infer-shapes; unroll-recurrent
     (LSTM/GRU/RNN over their static sequence length), infer-shapes; then the rewrites (attention, layer-norm, group-norm, remove-noops, explicit-attributes, fold-pad, reduce-mean-to-gap, global-max-pool,
     channel-last-matmul, split-to-slices, move-transposes, merge-transpose-axes, activation-arith, matmul-to-gemm, binary-scores,
@@ -118,7 +120,8 @@ class Normalize(Pass):
             (QuadraticScores, None),
             (StripClassifierTail, None),
             (UpgradeOpset, UpgradeOpsetOptions(target=opts.opset)),
-            (InferShapes, InferShapesOptions(require_static=False)), (FoldConstants, None), (BatchOne, None),
+            (InferShapes, InferShapesOptions(require_static=False)), (FoldConstants, None), (Dequantize, None),
+            (BatchOne, None),
             (InferShapes, InferShapesOptions(require_static=False)), (UnrollRecurrent, None),
             (InferShapes, InferShapesOptions(require_static=False))]
         for cls, options in prologue:

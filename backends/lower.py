@@ -663,7 +663,8 @@ class _Lowerer:
     def _op_LayerNormalization(self, node: gs.Node) -> None:
         """LayerNormalization over the last axis [+ act] -> ``layernorm`` (docs/lir.md): the op's
         ``Z = z / sqrt(N)`` in q = 15, so the scale ``g sqrt(N)`` in one per-tensor format ``q_g``
-        that keeps ``Z * g + b`` inside int32; ``eps`` in units of the squared deviations
+        that keeps ``Z * g + b`` inside int32 (one value each when the scale and the bias are the
+        same at every position: a GroupNorm's rows); ``eps`` in units of the squared deviations
         ``sum d^2 = N^3 4^q_x var``."""
         problems = layer_norm_problems(self.graph, node)
         if problems:
@@ -685,6 +686,8 @@ class _Lowerer:
         while q_g > -15 and (peak * 2.0 ** (qz + q_g) >= 2.0 ** 31 or qz + q_g - f_out > SHIFT_MAX):
             q_g -= 1
         f_out = min(f_out, qz + q_g - SHIFT_MIN)
+        if (scale == scale[0]).all() and (beta == beta[0]).all():   # one value each (a group's rows)
+            scale, beta = scale[:1], beta[:1]
         g_q = np.clip(round_half_up(scale * 2.0 ** q_g), -32768, 32767).astype(np.int16)
         b_q = np.clip(round_half_up(beta * 2.0 ** (qz + q_g)), INT32_MIN, INT32_MAX).astype(np.int32)
         eps = float(node.attrs.get("epsilon", 1e-5))

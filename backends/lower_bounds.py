@@ -126,7 +126,7 @@ def _dense_weights(program: Program, step: Step) -> tuple[np.ndarray, np.ndarray
     return w_q, f_w, kernel
 
 
-def _layernorm_bound(xr: np.ndarray, e_x: float, var_x: float, g: np.ndarray, q_g: int,
+def _layernorm_bound(xr: np.ndarray, n: int, e_x: float, var_x: float, g: np.ndarray, q_g: int,
                      eps: object, q_x: object) -> tuple[float, float]:
     """The bound and noise variance of a `layernorm` output before its requantisation.
 
@@ -136,9 +136,8 @@ def _layernorm_bound(xr: np.ndarray, e_x: float, var_x: float, g: np.ndarray, q_
     kernel's ``Z = z / sqrt(N)`` (q = 15) is within 2 LSB of ``z' / sqrt(N)`` (docs/lir.md); the
     scale ``g' = g sqrt(N)`` (``|g' - g sqrt(N)| <= 2^-(q_g+1)``) and the bias (``2^-(15+q_g+1)``)
     then give ``|g'| e_Z + |Z| 2^-(q_g+1) + 2^-(16+q_g)``. A row whose ``sigma' <= e_x`` has no
-    bound (infinite)."""
+    bound (infinite). ``n`` is the row length, ``g`` one value per position or one for all."""
     assert isinstance(eps, int) and isinstance(q_x, int)
-    n = int(g.size)
     rows = xr.reshape(-1, n)
     if rows.size == 0:
         return 0.0, 0.0
@@ -298,7 +297,8 @@ def error_bounds(program: Program, trace: Mapping[str, np.ndarray], sigmas: floa
             q_g = gbuf.q
             shift = step.attrs["shift"]
             assert isinstance(q_g, int) and isinstance(shift, int)
-            e_y, v_y = _layernorm_bound(real(x), err(x), variance(x), np.asarray(gbuf.data, dtype=np.float64) * 2.0 ** -q_g,
+            e_y, v_y = _layernorm_bound(real(x), program.buffers[x].shape[-1], err(x), variance(x),
+                                        np.asarray(gbuf.data, dtype=np.float64) * 2.0 ** -q_g,
                                         q_g, step.attrs["eps"], program.buffers[x].q)
             rounds = 1.0 if shift > 0 else 0.0
             e[y] = e_y + rounds * _lsb_half(q_out) + act_err(step.attrs, q_out, mag(y) + e_y)

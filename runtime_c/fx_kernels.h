@@ -177,12 +177,14 @@ void fx_mul(const fx_mul_t *p, const int16_t *a, const int16_t *b, int16_t *y, u
 /* layernorm (docs/lir.md, "layernorm"): every row of n elements normalised to mean 0 and
  * root-mean-square 1 / sqrt(n) (Z, q = 15: d = n x - sum, e = d >> u in 15 bits, w = sum(e^2) +
  * (eps >> 2u), Z = round(e / sqrt(w)) through a 16-bit square root and reciprocal), then
- * y = act(requant(Z g[j] + b[j], shift)) (g holds the scale times sqrt(n)). */
+ * y = act(requant(Z g[j] + b[j], shift)) (g holds the scale times sqrt(n); with step 0, g[0] and b[0]
+ * for every j). */
 typedef struct {
-    const int16_t *g;           /* [n], the scale times sqrt(n) */
-    const int32_t *b;           /* [n], the bias at the scale of Z * g */
+    const int16_t *g;           /* [n] (step 1) or [1] (step 0), the scale times sqrt(n) */
+    const int32_t *b;           /* like g, the bias at the scale of Z * g */
     uint64_t eps;               /* epsilon in units of sum(d^2), < 2^60 */
-    uint16_t n;                 /* row length, 1..1024 */
+    uint16_t n;                 /* row length, 1..16384 */
+    uint8_t step;               /* 1: g and b per position, 0: one value each */
     int8_t shift;
     fx_act_t act;
 } fx_layernorm_t;

@@ -96,6 +96,8 @@ void fx_layernorm(const fx_layernorm_t *p, const int16_t *x, int16_t *y, uint16_
             rlow = (int16_t)((((uint32_t)0x7FFFFFFF) / fx_isqrt32(w32)) - 0x8000u);
             norm = fx_requant_fn((int8_t)(16 + k));
         }
+        const int16_t *g = p->g;
+        const int32_t *b = p->b;
         for (j = 0; j < p->n; ++j) {
             const int16_t e = (int16_t)(fx_deviation(n, xr[j], sum) >> u);
             int16_t z = 0;
@@ -107,10 +109,12 @@ void fx_layernorm(const fx_layernorm_t *p, const int16_t *x, int16_t *y, uint16_
                 z = norm(FX_MAC_END());                              /* z / sqrt(n), q15 */
             }
             {
-                FX_MAC_BEGIN(p->b[j]);
-                FX_MAC(z, p->g[j]);
+                FX_MAC_BEGIN(*b);
+                FX_MAC(z, *g);
                 acc = FX_MAC_END();
             }
+            g += p->step;
+            b += p->step;
             FX_STORE(yr[j], fx_apply_act(&p->act, out(acc)));
         }
     }

@@ -449,14 +449,15 @@ def print_mul(env: StepEnv) -> StepCode:
 
 def print_layernorm(env: StepEnv) -> StepCode:
     """layernorm -> fx_layernorm over rows (the last axis); descriptor fx_layernorm_t with the scale
-    and the bias."""
+    and the bias (``step`` 1: one per position, 0: one value for all)."""
     _check_io(env, 3)
     x, g, bias = env.step.inputs
     y = env.step.outputs[0]
     shape = env.buf(x).shape
     n = shape[-1]
     size = env.buf(y).size
-    if env.buf(x).size != size or env.buf(g).size != n or env.buf(bias).size != n:
+    per = env.buf(g).size
+    if env.buf(x).size != size or per not in (n, 1) or env.buf(bias).size != per:
         raise env.fail(f"layernorm shapes do not fit: x {list(shape)}, scale {list(env.buf(g).shape)}, "
                        f"bias {list(env.buf(bias).shape)}, output of {size} elements")
     _check_dtypes(env, {1: "i16", 2: "i32"})
@@ -467,7 +468,7 @@ def print_layernorm(env: StepEnv) -> StepCode:
     _u16(env, "rows", rows)
     desc, desc_def = _struct_def(env, "fx_layernorm_t", "layernorm", [
         ("g", env.ptr(g)), ("b", env.ptr(bias)), ("eps", f"{eps}ull"), ("n", _u16(env, "n", n)),
-        ("shift", str(s)), ("act", _act_init(env))])
+        ("step", "1" if per == n else "0"), ("shift", str(s)), ("act", _act_init(env))])
     body = _pointer_lines(env, [("x", x)], [("y", y)])
     body.append(f"fx_layernorm(&{desc}, x, y, u0, u1);")
     return StepCode(rows, f"rows of {n} ({rows})", body, [desc_def], set(),

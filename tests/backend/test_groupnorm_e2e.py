@@ -68,10 +68,11 @@ def torch_model(kind: str, export: str, seed: int) -> tuple[onnx.ModelProto, tup
 
 
 def _check_end_to_end(proto: onnx.ModelProto, shape: tuple[int, ...], row: int, label: str, tmp_path: Path,
-                      seed: int = 2) -> dict[str, float]:
-    """normalize keeps the semantics and leaves one LayerNormalization over rows of ``row``; the
-    interpreter agrees with onnxruntime on ``proto`` within the bound; C == interpreter."""
-    xs = np.random.default_rng(seed).standard_normal((200, *shape[1:])).astype(np.float32)
+                      per_position: bool = False) -> dict[str, float]:
+    """normalize keeps the semantics and leaves one LayerNormalization over rows of ``row`` (its
+    scale and bias one value each, or ``per_position``); the interpreter agrees with onnxruntime on
+    ``proto`` within the bound; C == interpreter."""
+    xs = np.random.default_rng(2).standard_normal((200, *shape[1:])).astype(np.float32)
     normalized = run_pipeline(OnnxModel.from_proto(proto), "normalize", PassContext(), verify=False)[0]
     ops = [n.op for n in normalized.graph.nodes]
     assert ops.count("LayerNormalization") == 1 and not {"InstanceNormalization", "GroupNormalization"} & set(ops)
@@ -82,6 +83,7 @@ def _check_end_to_end(proto: onnx.ModelProto, shape: tuple[int, ...], row: int, 
     program = compile_program(OnnxModel.from_proto(proto), Dataset.from_arrays({"x": xs}), tmp_path / "gen")
     (step,) = [s for s in program.steps if s.op == "layernorm"]
     assert program.buffers[step.inputs[0]].shape[-1] == row
+    assert program.buffers[step.inputs[1]].size == program.buffers[step.inputs[2]].size == (row if per_position else 1)
     figures = against_onnxruntime(program, OnnxModel.from_proto(proto), xs, "x")
     assert figures["top1"] >= TOP1, figures
     assert figures["bound"] > 0.0, figures                      # the bound was finite and checked
@@ -119,12 +121,15 @@ def _group_norm_model(opset: int, groups: int, affine_size: int, op: str = "Grou
     return proto
 
 
-@pytest.mark.parametrize(("opset", "groups", "affine_size"), [(18, 3, 3), (18, 1, 1), (21, 2, 6), (21, 6, 6)])
+@pytest.mark.parametrize(("opset", "groups", "affine_size"),
+                         [(18, 3, 3), (18, 1, 1), (21, 2, 6), (21, 6, 6), (21, 1, 6)])
 def test_onnx_group_normalization_c_equals_interpreter_and_agrees_with_onnxruntime(
         opset: int, groups: int, affine_size: int, tmp_path: Path) -> None:
-    """Opset 18 takes the scale and bias per group, 21 per channel (onnxruntime follows each)."""
+    """Opset 18 takes the scale and bias per group, 21 per channel (onnxruntime follows each); one
+    group with a scale per channel is the layernorm's own scale per position."""
     proto = _group_norm_model(opset, groups, affine_size)
-    _check_end_to_end(proto, (1, 6, 5, 4), 6 // groups * 20, f"groupnorm_onnx{opset}_g{groups}", tmp_path)
+    _check_end_to_end(proto, (1, 6, 5, 4), 6 // groups * 20, f"groupnorm_onnx{opset}_g{groups}", tmp_path,
+                      per_position=groups == 1 and affine_size == 6)
 
 
 def test_onnx_instance_normalization_of_a_sequence_c_equals_interpreter(tmp_path: Path) -> None:

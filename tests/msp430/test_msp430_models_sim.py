@@ -267,3 +267,37 @@ def test_transformer_sim_equals_host_and_interpreter(config: str, tmp_path: Path
     sim = run_package(out, xq, counters="run", toolchain=msp430_tc)
     check_sim_equals_interpreter(program, sim.outputs, xq)
     check_memory_agrees(out, man, msp430_tc)
+
+
+def test_group_and_instance_norm_sim_equals_host_and_interpreter(tmp_path: Path,
+                                                                msp430_tc: Msp430Toolchain) -> None:  # noqa: F811
+    """A torch CNN with nn.GroupNorm (rows of 256, one scale and bias value) and an affine
+    nn.InstanceNorm2d (legacy export): simulator == host == interpreter bit for bit, the planner
+    within 5 % of the ELF."""
+    import io
+    import warnings
+
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.GroupNorm(2, 8), nn.ReLU(), nn.Conv2d(8, 4, 3),
+                        nn.InstanceNorm2d(4, affine=True), nn.Flatten(), nn.Linear(4 * 6 * 6, 5)).eval()
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.zeros(1, 1, 8, 8),), buf, dynamo=False, opset_version=13, input_names=["x"],
+                          output_names=["y"])
+    proto = onnx.load_from_string(buf.getvalue())
+    x = np.random.default_rng(4).standard_normal((16, 1, 8, 8)).astype(np.float32)
+    out = tmp_path / "norms"
+    man = compile_package(OnnxModel.from_proto(proto), Dataset.from_arrays({"x": x}), out)
+    assert "layernorm" in man["ops"]
+    xq = make_inputs(man, hostrun.quantize(man, {"x": x[:3]}), 3, seed=7)
+    check_sim_equals_host(out, man, xq, msp430_tc)
+    program = run_pipeline(OnnxModel.from_proto(proto), "normalize,quantize,lower",
+                           PassContext(data=Dataset.from_arrays({"x": x})), verify=False)[0]
+    assert isinstance(program, Program)
+    assert [s.op for s in program.steps].count("layernorm") == 2
+    sim = run_package(out, xq, counters="run", toolchain=msp430_tc)
+    check_sim_equals_interpreter(program, sim.outputs, xq)
+    check_memory_agrees(out, man, msp430_tc)

@@ -326,7 +326,8 @@ def layernorm_rows(x: np.ndarray, eps: int) -> np.ndarray:
 def layernorm(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: int, shift: int,
               act: Act | str = "none") -> np.ndarray:
     """The `layernorm` op: ``y = act(requant(Z * g + b, shift))`` per element, ``Z`` the normalised
-    rows of `x` (:func:`layernorm_rows`), ``g``/``b`` per position of the last axis."""
+    rows of `x` (:func:`layernorm_rows`), ``g``/``b`` per position of the last axis, or one value
+    each (``[1]``) for every position."""
     z = layernorm_rows(x, eps).astype(np.int64)
     acc = wrap32(z * np.asarray(g, dtype=np.int64) + np.asarray(b, dtype=np.int64))
     return apply_act(requant(acc, shift), act)

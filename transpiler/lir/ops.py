@@ -365,9 +365,9 @@ def _infer_layernorm(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) ->
     n = x[-1]
     if n > LAYERNORM_N_MAX:
         raise ShapeError(f"layernorm rows of {n} elements (at most {LAYERNORM_N_MAX})")
-    if tuple(g) != (n,) or tuple(b) != (n,):
-        raise ShapeError(f"layernorm scale {list(g)} and bias {list(b)} must be [{n}] (the last axis of "
-                         f"{list(x)})")
+    if tuple(g) != tuple(b) or tuple(g) not in ((n,), (1,)):
+        raise ShapeError(f"layernorm scale {list(g)} and bias {list(b)} must both be [{n}] (the last axis of "
+                         f"{list(x)}) or both [1] (one value for every position)")
     return [x]
 
 def _infer_trees(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) -> list[Shape]:

@@ -134,13 +134,23 @@ def _top1(c: np.ndarray, reference: np.ndarray) -> str | None:
         agreement = float(np.mean((c[:, 0] > 0) == (reference[:, 0] > threshold)))
         return None if agreement >= AGREEMENT else f"sign agreement {agreement:.3f}"
     disagree = c.argmax(axis=1) != reference.argmax(axis=1)
+    return _judge_disagreements(disagree, reference, "top-1")
+
+
+def _judge_disagreements(disagree: np.ndarray, scores: np.ndarray | None, what: str) -> str | None:
+    """None when few enough samples disagree (AGREEMENT, or NEAR_TIE_AGREEMENT when each one is a
+    near tie of the original ``scores``), else what is wrong."""
     agreement = 1.0 - float(disagree.mean())
-    ordered = np.sort(reference, axis=1)
-    span = max(float(reference.max() - reference.min()), 1e-9)
-    clear = int((disagree & (ordered[:, -1] - ordered[:, -2] > NEAR_TIE * span)).sum())
-    if agreement >= AGREEMENT or (clear == 0 and agreement >= NEAR_TIE_AGREEMENT):
+    if agreement >= AGREEMENT:
         return None
-    return f"top-1 agreement {agreement:.3f} ({clear} clear disagreements)"
+    if scores is None:
+        return f"{what} agreement {agreement:.3f}"
+    ordered = np.sort(scores, axis=1)
+    span = max(float(scores.max() - scores.min()), 1e-9)
+    clear = int((disagree & (ordered[:, -1] - ordered[:, -2] > NEAR_TIE * span)).sum())
+    if clear == 0 and agreement >= NEAR_TIE_AGREEMENT:
+        return None
+    return f"{what} agreement {agreement:.3f} ({clear} clear disagreements)"
 
 
 def compare_outputs(c_outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray], manifest: dict[str, Any],
@@ -166,9 +176,13 @@ def compare_outputs(c_outputs: dict[str, np.ndarray], reference: dict[str, np.nd
                 index = c[:, 0].astype(int)
                 names = manifest.get("labels")
                 predicted = np.array([names[i] for i in index]) if names else index
-                agreement = float(np.mean(predicted.astype(str) == labels[0][:, 0].astype(str)))
-                if agreement < AGREEMENT:
-                    problems.append(f"{name}: label agreement {agreement:.3f}")
+                disagree = predicted.astype(str) != labels[0][:, 0].astype(str)
+                width = len(names) if names else int(index.max()) + 1
+                scores = next((r.astype(np.float64) for r in reference.values()
+                               if r.dtype.kind == "f" and r.shape == (len(c), width) and width > 1), None)
+                problem = _judge_disagreements(disagree, scores, "label")
+                if problem:
+                    problems.append(f"{name}: {problem}")
             continue
         if name not in reference:
             same_shape = [key for key, r in reference.items() if r.shape == c.shape and key not in c_outputs]

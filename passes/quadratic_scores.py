@@ -1,5 +1,6 @@
 """`quadratic-scores`: a classifier whose log-likelihoods are a separable quadratic of the input
-(skl2onnx's GaussianNB) as two Gemms.
+(skl2onnx's GaussianNB) as two Gemms, or a linear function of it (MultinomialNB, ComplementNB,
+behind any affine scaler) as one.
 
 skl2onnx writes GaussianNB's joint log-likelihood of class c as
 ``jointi_c + sigma_sum_log_c - 0.5 sum_f (x_f - theta_cf)^2 / sigma_cf`` through a ``[N, 1, F]``
@@ -19,6 +20,7 @@ Before -> after::
     p = Exp(Sub(J, Reshape(ReduceLogSumExp(J))))
         ->
     J = Add(Gemm(x, b, a), Gemm(Mul(x, x), q, 0));  p = Softmax(J) {axis=1}
+    (linear scores, q = 0:  J = Gemm(x, b, a);  p = Softmax(J) {axis=1})
 """
 
 from __future__ import annotations
@@ -79,9 +81,11 @@ def _ancestors(target: gs.Tensor) -> list[gs.Node] | None:
     return nodes
 
 
-def fit_quadratic(graph: gs.Graph, x: gs.Tensor, target: gs.Tensor, width: int) -> tuple[np.ndarray, ...] | None:
+def fit_quadratic(graph: gs.Graph, x: gs.Tensor, target: gs.Tensor,
+                  width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
     """``(a [C], b [C, F], q [C, F])`` with ``target = a + b x + q x^2`` (onnxruntime on the part of
-    ``graph`` that computes ``target`` from ``x``), or None when it is not such a quadratic."""
+    ``graph`` that computes ``target`` from ``x``), or None when it is not such a quadratic; ``q`` is
+    None when the scores are linear (``a + b x`` alone fits: MultinomialNB, ComplementNB)."""
     part = graph.copy()
     tensors = part.tensors()
     part.inputs = [tensors[x.name]]
@@ -107,11 +111,12 @@ def fit_quadratic(graph: gs.Graph, x: gs.Tensor, target: gs.Tensor, width: int) 
         return None
     b = ((up - down) / (2 * STEP)).T
     q = ((up + down - 2 * base) / (2 * STEP * STEP)).T
-    got = base + check @ b.T + (check ** 2) @ q.T
+    linear = base + check @ b.T
+    got = linear + (check ** 2) @ q.T
     scale = max(float(np.abs(want).max()), 1e-6)
     if want.shape != got.shape or float(np.abs(got - want).max()) > TOLERANCE * scale:
         return None
-    return base, b, q
+    return base, b, None if float(np.abs(linear - want).max()) <= TOLERANCE * scale else q
 
 
 @register
@@ -164,19 +169,23 @@ class QuadraticScores(Pass):
         def const(base: str, value: np.ndarray) -> gs.Constant:
             return new_constant(names, f"{exp.name}_{base}", np.asarray(value, dtype=np.float32))
 
-        linear, square, quadratic = (new_variable(names, f"{exp.name}_{base}", np.float32)
-                                     for base in ("linear", "square", "quadratic"))
-        made = [add_node(graph, names, "Gemm", f"{exp.name}_linear", [x, const("b", b), const("a", a)], [linear],
-                         {"transB": 1}),
-                add_node(graph, names, "Mul", f"{exp.name}_square", [x, x], [square]),
-                add_node(graph, names, "Gemm", f"{exp.name}_quadratic",
-                         [square, const("q", q), const("zero", np.zeros(len(a)))], [quadratic], {"transB": 1}),
-                add_node(graph, names, "Add", f"{exp.name}_scores", [linear, quadratic], [scores]),
-                add_node(graph, names, "Softmax", f"{exp.name}_softmax", [scores], [out], {"axis": 1})]
-        for new in made:
+        softmax_node = add_node(graph, names, "Softmax", f"{exp.name}_softmax", [scores], [out], {"axis": 1})
+        if q is None:
+            made = [add_node(graph, names, "Gemm", f"{exp.name}_linear", [x, const("b", b), const("a", a)], [scores],
+                             {"transB": 1})]
+        else:
+            linear, square, quadratic = (new_variable(names, f"{exp.name}_{base}", np.float32)
+                                         for base in ("linear", "square", "quadratic"))
+            made = [add_node(graph, names, "Gemm", f"{exp.name}_linear", [x, const("b", b), const("a", a)],
+                             [linear], {"transB": 1}),
+                    add_node(graph, names, "Mul", f"{exp.name}_square", [x, x], [square]),
+                    add_node(graph, names, "Gemm", f"{exp.name}_quadratic",
+                             [square, const("q", q), const("zero", np.zeros(len(a)))], [quadratic], {"transB": 1}),
+                    add_node(graph, names, "Add", f"{exp.name}_scores", [linear, quadratic], [scores])]
+            for tensor in (square, quadratic):
+                model.annotations.set(tensor.name, REACHABLE_RANGE, True)
+        for new in [*made, softmax_node]:
             set_origin(model, new, origin)
-        for tensor in (square, quadratic):
-            model.annotations.set(tensor.name, REACHABLE_RANGE, True)
         for reader in [r for r in consumers(scores) if r.op == "ReduceLogSumExp"]:
             detach(reader)
         return True

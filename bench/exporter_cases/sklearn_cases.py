@@ -82,8 +82,44 @@ def _estimator(kind: str) -> Any:
         "pipe_std_pca_mlpr": lambda: make_pipeline(StandardScaler(), PCA(4), MLPRegressor(
             hidden_layer_sizes=(8,), max_iter=500, random_state=0)),
         **_tree_makers(),
+        **_more_makers(),
     }
     return makers[kind]()
+
+
+def _more_makers() -> dict[str, Callable[[], Any]]:
+    """Further estimators a user may hand over: other linear models, naive Bayes variants, scalers
+    and feature maps in pipelines, ensembles of linear models, neighbours."""
+    from sklearn.discriminant_analysis import QuadraticDiscriminantAnalysis
+    from sklearn.ensemble import AdaBoostClassifier, BaggingClassifier, VotingClassifier
+    from sklearn.linear_model import (BayesianRidge, ElasticNet, HuberRegressor, Lasso, PassiveAggressiveClassifier,
+                                      Perceptron, LogisticRegression)
+    from sklearn.naive_bayes import BernoulliNB, GaussianNB, MultinomialNB
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, PolynomialFeatures, RobustScaler
+    from sklearn.svm import NuSVC
+
+    return {"perceptron": lambda: Perceptron(random_state=0),
+            "passive_aggressive": lambda: PassiveAggressiveClassifier(random_state=0),
+            "bnb": BernoulliNB,
+            "pipe_minmax_mnb": lambda: make_pipeline(MinMaxScaler(), MultinomialNB()),
+            "qda": lambda: QuadraticDiscriminantAnalysis(reg_param=0.1),
+            "nusvc_rbf": NuSVC,
+            "pipe_poly_logreg": lambda: make_pipeline(PolynomialFeatures(2), LogisticRegression(max_iter=1000)),
+            "pipe_robust_logreg": lambda: make_pipeline(RobustScaler(), LogisticRegression(max_iter=500)),
+            "pipe_maxabs_logreg": lambda: make_pipeline(MaxAbsScaler(), LogisticRegression(max_iter=500)),
+            "adaboost": lambda: AdaBoostClassifier(n_estimators=10, random_state=0),
+            "bagging_logreg": lambda: BaggingClassifier(LogisticRegression(max_iter=500), n_estimators=4,
+                                                        random_state=0),
+            "voting_soft": lambda: VotingClassifier([("lr", LogisticRegression(max_iter=500)),
+                                                     ("nb", GaussianNB())],
+                                                    voting="soft", flatten_transform=False),
+            "knn": lambda: KNeighborsClassifier(3),
+            "lasso": lambda: Lasso(alpha=0.1),
+            "elasticnet": lambda: ElasticNet(alpha=0.1),
+            "bayesian_ridge": BayesianRidge,
+            "huber": HuberRegressor}
 
 
 def _tree_makers() -> dict[str, Callable[[], Any]]:
@@ -171,4 +207,9 @@ def sklearn_cases() -> list[Case]:
                   _case("linearsvc_bin_raw", "linearsvc", 2, opset, {"raw_scores": True})]
         cases += [_case(name, kind, targets, opset, regressor=True) for name, kind, targets in regressors]
         cases += _tree_cases(opset)
+        cases += [_case(name, name, 3, opset) for name in
+                  ("perceptron", "passive_aggressive", "bnb", "pipe_minmax_mnb", "qda", "nusvc_rbf", "pipe_poly_logreg",
+                   "pipe_robust_logreg", "pipe_maxabs_logreg", "adaboost", "bagging_logreg", "voting_soft", "knn")]
+        cases += [_case(name, name, 1, opset, regressor=True)
+                  for name in ("lasso", "elasticnet", "bayesian_ridge", "huber")]
     return cases

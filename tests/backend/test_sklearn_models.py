@@ -223,3 +223,57 @@ def test_gaussian_naive_bayes(zipmap: bool, tmp_path: Path, capsys: pytest.Captu
     proto, x = _export(GaussianNB(), 3, zipmap=zipmap)
     assert "ReduceLogSumExp" in [n.op_type for n in proto.graph.node]
     compile_and_compare(proto, x, tmp_path, capsys)
+
+
+@pytest.mark.parametrize("kind", ["multinomial", "complement", "minmax-multinomial"])
+def test_linear_naive_bayes(kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # MultinomialNB / ComplementNB on word counts: log-likelihoods linear in x (quadratic-scores
+    # fits q = 0 and writes one Gemm), behind a MinMaxScaler too
+    pytest.importorskip("sklearn")
+    pytest.importorskip("skl2onnx")
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.naive_bayes import ComplementNB, MultinomialNB
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler
+
+    rng = np.random.default_rng(3)
+    rates = rng.uniform(0.2, 4.0, (3, FEATURES))
+    y = rng.integers(0, 3, TRAIN + SAMPLES)
+    x = rng.poisson(rates[y]).astype(np.float32)
+    estimator = {"multinomial": MultinomialNB(), "complement": ComplementNB(),
+                 "minmax-multinomial": make_pipeline(MinMaxScaler(), MultinomialNB())}[kind]
+    estimator.fit(x[:TRAIN], y[:TRAIN])
+    proto = to_onnx(estimator, initial_types=[("input", FloatTensorType([None, FEATURES]))],
+                    target_opset={"": 13, "ai.onnx.ml": 1})
+    doc = compile_and_compare(proto, x[TRAIN:], tmp_path, capsys)
+    import onnx
+
+    normalized = onnx.load(str(tmp_path / "build" / "normalized.onnx"))
+    assert [n.op_type for n in normalized.graph.node if n.op_type in ("Gemm", "Mul")] == ["Gemm"], doc
+
+
+def test_soft_voting_classifier(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the members' probabilities (a LogisticRegression's and a GaussianNB's softmax inside the
+    # network) weighted and summed by an ONNX Sum: a chain of Adds
+    from sklearn.ensemble import VotingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.naive_bayes import GaussianNB
+
+    voting = VotingClassifier([("lr", LogisticRegression(max_iter=500)), ("nb", GaussianNB())], voting="soft",
+                              flatten_transform=False)
+    proto, x = _export(voting, 3, zipmap=False)
+    assert "Sum" in [n.op_type for n in proto.graph.node]
+    compile_and_compare(proto, x, tmp_path, capsys)
+
+
+def test_bagging_classifier(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the members' probabilities stacked by a Concat over axis 0 and averaged by a ReduceMean over
+    # it: the mean of the members (activation-arith), each a LogisticRegression's softmax
+    from sklearn.ensemble import BaggingClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    bagging = BaggingClassifier(LogisticRegression(max_iter=500), n_estimators=4, random_state=0)
+    proto, x = _export(bagging, 3, zipmap=False)
+    assert {"Concat", "ReduceMean"} <= {n.op_type for n in proto.graph.node}
+    compile_and_compare(proto, x, tmp_path, capsys)

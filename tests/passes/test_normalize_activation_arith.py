@@ -39,3 +39,55 @@ def test_broadcasting_and_constants_are_kept(text: str) -> None:
     """, c=np.float32([0.5]))
     result = run_pass(ActivationArith, static(proto))
     assert not result.changed
+
+
+@pytest.mark.parametrize("op, want", [
+    ("Sum(a, b, c)", ["Add", "Add"]), ("Sum(a)", ["Identity"]), ("Mean(a, b, c)", ["Add", "Add", "Mul"]),
+    ("Sum(a, d)", ["Add"]),                       # broadcasting: the Add keeps it
+    ("Max(a, b, c)", ["Mul", "Add", "Relu", "Add"] * 2), ("Min(a, b, c)", ["Mul", "Add", "Relu", "Mul", "Add"] * 2)])
+def test_several_inputs_become_a_chain(op: str, want: list[str]) -> None:
+    proto = parse(f"""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 3, 4] a, float[1, 3, 4] b, float[1, 3, 4] c, float[1, 3, 1] d) => (float[1, 3, 4] y) {{
+        y = {op}
+    }}
+    """)
+    feeds = {"a": rand(1, 3, 4), "b": rand(1, 3, 4, seed=1), "c": rand(1, 3, 4, seed=2), "d": rand(1, 3, 1, seed=3)}
+    result = check_pass(ActivationArith, proto, feeds)
+    assert sorted(ops(result.model)) == sorted(want)
+    assert result.model.graph.outputs[0].name == "y"
+
+
+@pytest.mark.parametrize("reduce, want", [
+    ("ReduceMean <axes = [0], keepdims = 0> (s)", ["Reshape"] * 3 + ["Add", "Add", "Mul"]),
+    ("ReduceSum <keepdims = 0> (s, zero)", ["Reshape"] * 3 + ["Add", "Add"]),
+    ("ReduceMax <axes = [0], keepdims = 0> (s)", ["Reshape"] * 3 + ["Mul", "Add", "Relu", "Add"] * 2)])
+def test_a_reduction_over_a_stacking_concat_is_the_n_ary_op_of_the_parts(reduce: str, want: list[str]) -> None:
+    import numpy as np
+
+    proto = parse(f"""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 3] a, float[1, 3] b, float[1, 3] c) => (float[1, 3] y) {{
+        ra = Reshape(a, shape)
+        rb = Reshape(b, shape)
+        rc = Reshape(c, shape)
+        s = Concat <axis = 0> (ra, rb, rc)
+        y = {reduce}
+    }}
+    """, shape=np.array([1, 1, 3], np.int64), zero=np.array([0], np.int64))
+    feeds = {"a": rand(1, 3), "b": rand(1, 3, seed=1), "c": rand(1, 3, seed=2)}
+    result = check_pass(ActivationArith, proto, feeds)
+    assert sorted(ops(result.model)) == sorted(["Reshape"] * 3 + want)
+
+
+def test_a_reduction_over_another_axis_is_kept() -> None:
+    import numpy as np
+
+    proto = parse("""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 1, 3] a, float[1, 1, 3] b) => (float[2, 1] y) {
+        s = Concat <axis = 0> (a, b)
+        y = ReduceMean <axes = [2], keepdims = 0> (s)
+    }
+    """)
+    assert not run_pass(ActivationArith, static(proto)).changed

@@ -22,7 +22,8 @@ Rules (node -> step):
   the last axis [+ act] -> ``layernorm``. ``MatMul`` of two activations ``[1, M, K] x [1, K, N]``
   [+ act] -> ``matmul``; a ``Softmax`` over the last axis inside the network -> ``softmax``. A nearest ``Resize`` by integer factors -> ``upsample``; the zero insertion
   ``ConvTranspose`` of a transposed convolution -> ``upsample`` with ``zeros=1``. A ``Gather``/``Slice`` of one
-  time step -> ``slice``. ``MaxPool``/``AveragePool`` -> ``maxpool``/``avgpool`` (the output shape carries
+  time step -> ``slice``; an embedding ``Gather(table, ids, axis=0)`` -> ``embed`` (the token-id
+  graph input is a ``u16`` buffer with no Q format, the table an i16 constant in its own format). ``MaxPool``/``AveragePool`` -> ``maxpool``/``avgpool`` (the output shape carries
   ceil_mode); ``GlobalAveragePool`` -> ``avgpool`` with kernel ``[H, W]``. A lone activation ->
   ``act``. ``Concat`` (axis 1) -> ``concat``. A final ``Softmax``, ``LogSoftmax`` or ``Sigmoid``
   is dropped (each keeps the argmax): the program output is the tensor before it, the logits
@@ -90,6 +91,7 @@ from backends import lower_gnet, lower_lut, lower_sparse, lower_trees
 from backends.lower_softmax import SOFTMAX_OUT_Q, exp_table
 from passes.elementwise import Region, find_regions
 from passes.conv_transpose import is_zero_insertion
+from passes.embedding import embedding_problems, is_embedding, is_token_input
 from passes.resize_nearest import upsample_factors
 from passes.check_supported import layer_norm_problems, matmul_problems, softmax_problems
 from passes.tree_ensembles import ML_DOMAIN, canonical_scores, is_canonical as is_canonical_trees, read_ensemble
@@ -325,6 +327,16 @@ class _Lowerer:
         return name
 
     def _graph_input(self, tensor: gs.Variable) -> None:
+        if is_token_input(tensor):      # token ids: a u16 buffer [T] with no Q format (embed reads it)
+            try:
+                shape = _lir_shape(tensor)
+            except _Unsupported as exc:
+                self.problems.append(f"graph input '{tensor.name}': {exc}")
+                return
+            name = self._name(tensor.name)
+            self.program.add(Buffer(name=name, dtype="u16", shape=shape, q=None))
+            self.buf_of[tensor.name] = name
+            return
         try:
             self._storage(tensor, self._q(tensor.name))
         except _Unsupported as exc:
@@ -904,7 +916,11 @@ class _Lowerer:
 
     def _op_Gather(self, node: gs.Node) -> None:
         """One step of a sequence (``x[:, t]``, a constant index on an axis after which the values of
-        each index are contiguous) -> a ``slice`` step."""
+        each index are contiguous) -> a ``slice`` step; an embedding (``Gather(table, ids, axis=0)``,
+        passes/embedding.py) -> an ``embed`` step."""
+        if is_embedding(node):
+            self._embed(node)
+            return
         try:
             offset, size = contiguous_slice(node)
         except ValueError as exc:
@@ -912,6 +928,22 @@ class _Lowerer:
         self._slice(node, offset, size)
 
     _op_Slice = _op_Gather
+
+    def _embed(self, node: gs.Node) -> None:
+        """``Gather(table [V, D], ids [1, T], axis=0) -> [1, T, D]`` -> ``embed``: the table as an i16
+        constant in its per-tensor format (quantize's, also the output's: a copy of rows)."""
+        problems = embedding_problems(node)
+        if problems:
+            raise _Unsupported("; ".join(reason for reason, _ in problems))
+        table, ids, out = node.inputs[0], node.inputs[1], node.outputs[0]
+        ids_buf = self._input(ids)
+        q = self._q(table.name)
+        values = np.asarray(table.values, dtype=np.float64)
+        w_q = np.clip(round_half_up(values * 2.0 ** q), -32768, 32767).astype(np.int16)
+        w_buf = self._const(table.name, w_q, "i16", q)
+        t = self.program.buffers[ids_buf].size
+        y_buf = self._storage(out, q, (t, values.shape[1]))
+        self._step("embed", [node], [ids_buf, w_buf], y_buf, {})
 
     def _slice(self, node: gs.Node, offset: int, size: int) -> None:
         x_buf = self._input(node.inputs[0])

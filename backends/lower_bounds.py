@@ -20,7 +20,8 @@ buffer, where "float value" is what the float model computes from the same (unqu
   LSB-like term. An input outside ``[first, last]`` is a saturation (the function leaves the
   output range there); an extreme output value inside is the function's own (sigmoid's 1.0 at
   q = 15), within the table error.
-- ``maxpool``, ``transpose``, ``upsample``, ``slice``: ``e_x`` (they move values; the zeros ``upsample``
+- ``embed``: the table's rounding ``2^-(q+1)`` (token ids are exact; an id input has no bound);
+  ``maxpool``, ``transpose``, ``upsample``, ``slice``: ``e_x`` (they move values; the zeros ``upsample``
   inserts are exact); ``avgpool``: ``e_x + 2^-(f+1)`` (divround); ``add``: ``e_a + e_b`` plus the
   requant rounding; ``mul``: ``max(|a'| e_b + |b'| e_a) + e_a e_b`` (per element, ``a'``, ``b'`` the
   dequantised operands) plus the requant rounding; ``concat``: the largest input bound plus its requant rounding;
@@ -211,6 +212,8 @@ def error_bounds(program: Program, trace: Mapping[str, np.ndarray], sigmas: floa
     for port in program.inputs:
         root(port.buffer)
         codes = value(port.buffer)
+        if program.buffers[port.buffer].dtype != "i16":
+            continue                            # token ids: exact, nothing to clip
         if codes.size and (int(codes.min()) <= -32768 or int(codes.max()) >= 32767):
             out.saturated.append(port.buffer)   # the input was clipped to its format's range
 
@@ -243,6 +246,8 @@ def error_bounds(program: Program, trace: Mapping[str, np.ndarray], sigmas: floa
             var[y] = float(np.max(v_c)) + (lsb2 if step.attrs.get("act") in ("clip", "leaky") else 0.0)
         elif step.op in ("maxpool", "transpose", "upsample", "slice"):   # copies of input elements
             e[y], var[y] = err(step.inputs[0]), variance(step.inputs[0])
+        elif step.op == "embed":        # rows of the table: its rounding (the ids are exact)
+            e[y], var[y] = err(step.inputs[1]), variance(step.inputs[1])
         elif step.op == "avgpool":
             e[y] = err(step.inputs[0]) + _lsb_half(q_out)
             var[y] = variance(step.inputs[0]) + lsb2

@@ -10,6 +10,7 @@ import onnx_graphsurgeon as gs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
+from passes.embedding import is_embedding
 from passes.normalize_util import (NameSource, add_node, const_value, drop_unused, is_const, new_constant,
                                    new_variable, origin_of, producer, set_origin, static_shape)
 
@@ -67,7 +68,7 @@ def _is_layout(node: gs.Node | None) -> bool:
         return False
     if node.op in ("Mul", "Div"):
         return len(node.inputs) == 2 and sum(is_const(t) for t in node.inputs) == 1
-    return True
+    return not is_embedding(node)       # an embedding makes the sequence, it does not move it
 
 
 def _trace_back(t: gs.Tensor) -> tuple[gs.Tensor, list[gs.Node]]:

@@ -23,6 +23,7 @@ from passes.batch_one import ANNOTATION as BATCH_ANNOTATION, TARGET as BATCH_TAR
 from passes.canonical_arith import channel_shape, channel_vector
 from passes.conv_transpose import CONV_TRANSPOSE_HINT, is_zero_insertion, rewrite_problem
 from passes.elementwise import find_regions
+from passes.embedding import embedding_problems, is_embedding, is_token_input
 from passes.group_norm import norm_problems
 from passes.prelu import PRELU_HINT, prelu_slopes
 from passes.resize_linear import is_linear, linear_maps
@@ -301,7 +302,10 @@ def _transpose(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
 
 def _slice(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
     """A ``Gather`` of one constant index or a ``Slice`` of one axis with constant bounds whose
-    result is one contiguous run of its input (a time step ``x[:, t]`` of a [1, T, F] sequence)."""
+    result is one contiguous run of its input (a time step ``x[:, t]`` of a [1, T, F] sequence); a
+    ``Gather`` of a constant table by token ids (an embedding, passes/embedding.py)."""
+    if is_embedding(node):
+        return embedding_problems(node)
     try:
         contiguous_slice(node)
     except ValueError as exc:
@@ -525,8 +529,15 @@ def graph_findings(model: OnnxModel) -> list[str]:
     why = f" (batch-one kept its batch of {kept['batch']}: {kept['problem']})" if isinstance(kept, dict) else ""
     for tensor in model.graph.inputs:
         shape = static_shape(tensor)
-        if tensor.dtype is None or np.dtype(tensor.dtype) != np.float32:
-            out.append(f"input '{tensor.name}' has dtype {tensor.dtype}; only float32 inputs are supported")
+        if tensor.dtype is not None and is_token_input(tensor):
+            if not tensor.outputs or not all(is_embedding(n) and n.inputs[1] is tensor for n in tensor.outputs):
+                readers = ", ".join(f"{n.name} ({n.op})" for n in tensor.outputs) or "none"
+                out.append(f"input '{tensor.name}' has dtype {np.dtype(tensor.dtype)} and is read by {readers}; "
+                           f"integer inputs are supported only as token ids that index embedding tables "
+                           f"(Gather(table [V, D], ids, axis=0): nn.Embedding)")
+        elif tensor.dtype is None or np.dtype(tensor.dtype) != np.float32:
+            out.append(f"input '{tensor.name}' has dtype {tensor.dtype}; only float32 inputs are supported "
+                       f"(and integer token ids that index an embedding table)")
         if shape is not None and (len(shape) < 2 or shape[0] != 1):
             out.append(f"input '{tensor.name}' has shape {list(shape)}; inputs must be [1, ...] (batch 1, "
                        f"then features/channels){why}; give a dynamic batch 1 with --input-shape "
@@ -572,7 +583,7 @@ def check_normal_form(model: OnnxModel) -> list[str]:
                 problems.append(f"tensor '{name}' has no static shape ({shape_text(tensor)})")
             elif tensor.dtype is None:
                 problems.append(f"tensor '{name}' has no dtype")
-            elif np.dtype(tensor.dtype) != np.float32:
+            elif np.dtype(tensor.dtype) != np.float32 and not is_token_input(tensor):
                 problems.append(f"tensor '{name}' is {np.dtype(tensor.dtype)}, not float32")
     seen: set[str] = set()
     regions = region_members(model)

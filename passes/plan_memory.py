@@ -114,7 +114,7 @@ OP_ENTRY_POINTS: dict[str, tuple[str, ...]] = {
     "conv": ("fx_conv_units",), "conv_sparse": ("fx_conv_sparse",), "fc": ("fx_fc",),
     "fc_sparse": ("fx_fc_sparse",), "maxpool": ("fx_maxpool",), "avgpool": ("fx_avgpool",),
     "add": ("fx_add",), "mul": ("fx_mul",), "layernorm": ("fx_layernorm",), "matmul": ("fx_matmul",),
-    "softmax": ("fx_softmax",), "act": ("fx_act",), "lut": ("fx_lut",), "concat": ("fx_requant_copy",),
+    "softmax": ("fx_softmax",), "embed": ("fx_embed",), "act": ("fx_act",), "lut": ("fx_lut",), "concat": ("fx_requant_copy",),
     "argmax": ("fx_argmax",),
     "transpose": (), "slice": (), "upsample": (), "trees": ("fx_trees",), "tree_sum": ("fx_tree_sum",),
 }
@@ -195,7 +195,7 @@ def descriptor_bytes(s: Step, pointer: int = 4) -> int:
             "conv_sparse": 15 * 2 + 5 * pointer + act, "fc_sparse": 3 * 2 + 5 * pointer + act,
             "maxpool": 16 * 2, "avgpool": 16 * 2, "add": 4 + act, "mul": 2 + act, "act": act,
             "layernorm": 2 * pointer + 8 + 2 + 2 + act, "matmul": 2 * 2 + 2 + act,
-            "softmax": pointer + 2 * 2 + 2,
+            "softmax": pointer + 2 * 2 + 2, "embed": pointer + 2 * 2,
             "lut": pointer + 4 + 2 * 2 + 4, "trees": 4 * pointer,
             "tree_sum": 2 * 2 + 2 + 3 * pointer}.get(s.op, 0)
     if s.op == "concat":

@@ -40,6 +40,10 @@ Rules (one place; `lower` imports the helpers below so both sides agree):
   accumulator headroom to keep, only the shift ``f_a + f_b - f_out`` inside ``[-15, 31]`` (`lower`
   moves ``f_out`` when it would leave it). Error: ``|a'| e_b + |b'| e_a + e_a e_b`` plus the
   rounding (backends/lower_bounds.py): a product of two operands near 1 costs about two LSBs.
+- **Embedding tables** (``Gather(table, ids, axis=0)``, passes/embedding.py): one per-tensor ``f``
+  from the table's largest value (the weight rule clamped to ``[-8, 30]``), and the Gather's output
+  takes the same ``f`` instead of its calibrated one: the ``embed`` step copies rows, and every row
+  fits, including those calibration never selected. Token-id inputs get no format (they are ids).
 - **Per-element constants** of an ``Add`` (stored as an i16 buffer): per-tensor ``f`` with the
   weight rule clamped to ``[-8, 30]``.
 
@@ -84,10 +88,12 @@ import onnx_graphsurgeon as gs
 
 from transpiler import ort
 from transpiler.annotations import REACHABLE_RANGE
-from transpiler.data import Dataset
+from transpiler.data import Dataset, token_vocab
 from transpiler.errors import DataError, Location, UnsupportedError
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
+
+from passes.embedding import is_embedding
 
 INT16_MAX = 32767
 ACT_FRAC_RANGE = (-8, 30)
@@ -277,6 +283,21 @@ def feature_shift_readers(graph: gs.Graph, tensor: gs.Tensor) -> list[gs.Node] |
     return readers or None
 
 
+def embedding_formats(graph: gs.Graph) -> dict[str, int]:
+    """The format of every embedding table (passes/embedding.py) and of its Gather's output: one
+    per-tensor ``f`` from the table's values (the weight rule over ``[-8, 30]``), the same for both,
+    since the ``embed`` step copies rows. Rows calibration never selected are covered too."""
+    formats: dict[str, int] = {}
+    gathers = [node for node in graph.nodes if is_embedding(node)]
+    for node in gathers:
+        values = np.asarray(node.inputs[0].values)
+        formats[node.inputs[0].name] = weight_frac_bits(float(np.max(np.abs(values))) if values.size else 0.0,
+                                                        *ACT_FRAC_RANGE)
+    for node in gathers:
+        formats[node.outputs[0].name] = formats[node.inputs[0].name]
+    return formats
+
+
 def float_tensors(graph: gs.Graph) -> list[str]:
     """Names of the float activations: graph inputs and node outputs, in graph order."""
     names: list[str] = []
@@ -344,6 +365,11 @@ def _model_input_shapes(model: OnnxModel) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def _input_dtypes(model: OnnxModel) -> dict[str, np.dtype]:
+    """Graph input -> its numpy dtype (float32, or the integer type of token ids)."""
+    return {t.name: np.dtype(t.dtype if t.dtype is not None else np.float32) for t in model.graph.inputs}
+
+
 def data_feeds(model: OnnxModel, data: Dataset, limit: int) -> list[dict[str, np.ndarray]]:
     """Up to `limit` onnxruntime feeds from a Dataset, each reshaped to the model's input shape."""
     shapes = _model_input_shapes(model)
@@ -353,6 +379,7 @@ def data_feeds(model: OnnxModel, data: Dataset, limit: int) -> list[dict[str, np
                         location=Location(file=data.source, pass_name="quantize"),
                         details=[f"data inputs: {', '.join(data.inputs) or 'none'}"],
                         hint="name the arrays after the model inputs (or 'x' for a single input)")
+    dtypes = _input_dtypes(model)
     feeds = []
     for i in range(min(limit, len(data))):
         sample = data.inputs_for(i)
@@ -363,7 +390,7 @@ def data_feeds(model: OnnxModel, data: Dataset, limit: int) -> list[dict[str, np
                 raise DataError(f"calibration sample for '{name}' has {v.size} values, the model input "
                                 f"{list(shape)} needs {int(np.prod(shape))}",
                                 location=Location(file=data.source, pass_name="quantize"))
-            feed[name] = v.reshape(shape).astype(np.float32)
+            feed[name] = v.reshape(shape).astype(dtypes[name])
         feeds.append(feed)
     return feeds
 
@@ -373,10 +400,17 @@ def synthetic_feeds(model: OnnxModel, count: int, lo: float, hi: float, seed: in
     random amplitude, clipped to [lo, hi] (covers smooth/correlated inputs as well as white noise)."""
     rng = np.random.default_rng(seed)
     shapes = _model_input_shapes(model)
+    vocab = token_vocab(model.graph)
+    dtypes = _input_dtypes(model)
     feeds = []
     for i in range(max(count, 2)):
         feed = {}
         for name, shape in shapes.items():
+            if name in vocab:       # token ids: every id once in the first samples, then uniform
+                ids = (np.arange(int(np.prod(shape))) + i * int(np.prod(shape))) % vocab[name]
+                feed[name] = (ids.reshape(shape) if i * int(np.prod(shape)) < vocab[name]
+                              else rng.integers(0, vocab[name], shape)).astype(dtypes[name])
+                continue
             if i == 0:
                 v = np.full(shape, lo)
             elif i == 1:
@@ -473,6 +507,10 @@ class Quantize(Pass):
 
         for name, f in reachable_formats(graph, act_q, ann).items():
             act_q[name] = f
+            ann.set(name, "qformat", f)
+        for name, f in embedding_formats(graph).items():
+            if name in act_q:
+                act_q[name] = f
             ann.set(name, "qformat", f)
         shifts = self._feature_shifts(graph, feeds, act_q, margin) if data is not None else {}
         for tensor in graph.inputs:

@@ -203,6 +203,17 @@ typedef struct {
 /* Rows [r0, r1) of y. */
 void fx_matmul(const fx_matmul_t *p, const int16_t *a, const int16_t *b, int16_t *y, uint16_t r0, uint16_t r1);
 
+/* embed (docs/lir.md, "embed"): row t of y [rows][dim] = table row ids[t] (copied; same Q) for an
+ * id in [0, vocab), a row of zeros for any other id (ids read as uint16: nothing out of bounds). */
+typedef struct {
+    const int16_t *table;       /* [vocab][dim] */
+    uint16_t vocab;
+    uint16_t dim;
+} fx_embed_t;
+
+/* Rows [r0, r1) of y. */
+void fx_embed(const fx_embed_t *p, const int16_t *ids, int16_t *y, uint16_t r0, uint16_t r1);
+
 /* softmax over rows of n (docs/lir.md, "softmax"): e = table(max - x) (q = 14, interpolated between
  * entries 2^step input units apart, table[m] beyond), S = sum e, R = 2^(bitlen(S) + 15) / S,
  * y = round(e R / 2^(bitlen(S) + out_shift)) (q = 15 - out_shift). */

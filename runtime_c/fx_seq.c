@@ -1,5 +1,6 @@
-/* fx_seq.c - kernels of attention over a sequence: the product of two activations (matmul) and
- * softmax over the last axis (docs/lir.md, "matmul", "softmax"). Each call computes whole rows
+/* fx_seq.c - kernels of sequences: the product of two activations (matmul) and softmax over the
+ * last axis of attention, and the rows of an embedding table selected by token ids (docs/lir.md,
+ * "matmul", "softmax", "embed"). Each call computes whole rows
  * [r0, r1) from inputs the step does not write, so running it twice writes the same bytes.
  */
 #include "fx_kernels.h"
@@ -76,6 +77,26 @@ void fx_softmax(const fx_softmax_t *p, const int16_t *x, int16_t *y, uint16_t r0
             const uint32_t q = v >> (s - 1u);
             const uint32_t o = (q >> 1) + (q & 1u);
             FX_STORE(yr[j], (int16_t)(o > 32767u ? 32767u : o));
+        }
+    }
+}
+
+void fx_embed(const fx_embed_t *p, const int16_t *ids, int16_t *y, uint16_t r0, uint16_t r1)
+{
+    const uint16_t dim = p->dim;
+    uint16_t r, j;
+    for (r = r0; r < r1; ++r) {
+        const uint16_t id = (uint16_t)ids[r];
+        int16_t *const yr = y + (uint32_t)r * dim;
+        if (id < p->vocab) {
+            const int16_t *const row = p->table + (uint32_t)id * dim;
+            for (j = 0; j < dim; ++j) {
+                FX_STORE(yr[j], row[j]);
+            }
+        } else {
+            for (j = 0; j < dim; ++j) {
+                FX_STORE(yr[j], 0);
+            }
         }
     }
 }

@@ -20,7 +20,10 @@ without its batch axis (``input_specs``). Size-1 axes are the only freedom: ``x`
 ``[n, 1, 1, 28, 28]`` (the batch-1 axis kept); the data is reshaped, which is unambiguous because
 dropping size-1 axes from both sides leaves the same shape. Anything else (``[n, 784]`` for a
 ``[1, 28, 28]`` input, say) is a :class:`DataError` naming the file, the key, the expected and the
-actual per-sample shape. Values become float32.
+actual per-sample shape. Values become float32 (token ids too: exact below 2^24; they are cast to
+the model's integer dtype where onnxruntime is fed). Token-id inputs (int64/int32 inputs that index
+an embedding table, :func:`token_vocab`) must hold integers in ``[0, V)``: anything else is a
+:class:`DataError` naming the input, the sample, the position and the value.
 
 The split (:meth:`Dataset.split`) is explicit and reproducible: sample indices are permuted by
 ``numpy.random.default_rng(seed).permutation(n)`` and cut into consecutive parts whose sizes are
@@ -236,6 +239,48 @@ def _marks(marks: np.ndarray, n: int, source: str | None) -> np.ndarray:
     raise DataError(f"'{SPLIT_KEY}' has dtype {marks.dtype}", location=where, hint=hint)
 
 
+def token_vocab(graph: Any) -> dict[str, int]:
+    """Graph inputs of an integer dtype (token ids) -> the vocabulary size V their ids must stay below.
+
+    A token input is read by ``Gather(table, ids, axis=0)`` of constant tables ``[V, D]`` (an
+    embedding, docs/normal-form.md); V is the smallest table's row count. Integer inputs read any
+    other way are not listed (normalize rejects them).
+    """
+    out: dict[str, int] = {}
+    for tensor in graph.inputs:
+        if tensor.dtype is None or np.dtype(tensor.dtype).kind not in "iu":
+            continue
+        rows = [int(n.inputs[0].shape[0]) for n in tensor.outputs
+                if n.op == "Gather" and len(n.inputs) == 2 and n.inputs[1] is tensor
+                and int(n.attrs.get("axis", 0)) == 0 and n.inputs[0].shape is not None
+                and len(n.inputs[0].shape) == 2 and hasattr(n.inputs[0], "values")]
+        if rows and len(rows) == len(tensor.outputs):
+            out[tensor.name] = min(rows)
+    return out
+
+
+def check_token_ids(values: Any, name: str, vocab: int, source: str | None = None) -> np.ndarray:
+    """Token ids ``[n, ...]`` (or one sample) as int64 after checking that every one is an integer in
+    ``[0, vocab)``; a :class:`DataError` names the input, the first bad sample, position and value.
+
+    The device never reads outside its table (an id outside the range gives a row of zeros,
+    docs/lir.md "embed"), but onnxruntime rejects such an id, so the data is refused here.
+    """
+    arr = np.asarray(values)
+    where = Location(file=source, shape=str(list(arr.shape)))
+    flat = arr.reshape(arr.shape[0], -1) if arr.ndim >= 2 else arr.reshape(1, -1)
+    bad = ~np.isfinite(flat.astype(np.float64)) | (flat != np.floor(flat.astype(np.float64))) \
+        | (flat < 0) | (flat >= vocab)
+    if np.any(bad):
+        row, pos = (int(v[0]) for v in np.nonzero(bad))
+        raise DataError(f"input '{name}' holds the token id {float(flat[row, pos]):g} (sample {row}, position {pos}); "
+                        f"ids must be integers in [0, {vocab}) (the rows of its embedding table)",
+                        location=where,
+                        hint=f"map unknown tokens to a valid id (e.g. a padding or out-of-vocabulary row) "
+                             f"before saving the data; {int(np.count_nonzero(bad))} id(s) are outside the range")
+    return arr.astype(np.int64)
+
+
 def input_specs(graph: Any) -> dict[str, tuple[int, ...]]:
     """Per-sample input shapes of an onnx-graphsurgeon graph (its inputs without the batch axis).
 
@@ -253,11 +298,13 @@ def input_specs(graph: Any) -> dict[str, tuple[int, ...]]:
     return specs
 
 
-def load_dataset(path: str | os.PathLike[str], input_specs: Mapping[str, Sequence[int]]) -> Dataset:
+def load_dataset(path: str | os.PathLike[str], input_specs: Mapping[str, Sequence[int]],
+                 vocab: Mapping[str, int] | None = None) -> Dataset:
     """Load an npz file and check it against the model inputs (see the module docstring).
 
     `input_specs` maps each model input name to its per-sample shape (the input's shape without the
-    batch axis), as :func:`input_specs` returns it.
+    batch axis), as :func:`input_specs` returns it. `vocab` maps token-id inputs to their vocabulary
+    size (:func:`token_vocab`): their arrays must hold integers in ``[0, V)`` (:func:`check_token_ids`).
     """
     path = os.fspath(path)
     where = Location(file=path)
@@ -272,6 +319,8 @@ def load_dataset(path: str | os.PathLike[str], input_specs: Mapping[str, Sequenc
     for name, spec in specs.items():
         key = _key_for(name, specs, arrays, path)
         inputs[name] = _fit(arrays[key], spec, key, name, path)
+        if vocab and name in vocab:
+            check_token_ids(inputs[name], name, vocab[name], path)
     key = label_key(list(specs), list(arrays))
     labels = arrays[key] if key is not None else None
     marks = arrays.get(SPLIT_KEY) if SPLIT_KEY not in specs else None

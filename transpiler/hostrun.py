@@ -23,6 +23,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from transpiler.errors import DataError, InputError, Location, ToolchainError
+from transpiler.data import check_token_ids
 from transpiler.lir.qio import dequantize_array, quantize_array, scale_features
 
 MANIFEST = "manifest.json"
@@ -111,6 +112,8 @@ def quantize(manifest: Mapping[str, Any], inputs: Mapping[str, Any]) -> np.ndarr
 
     Rounding: ``sat16(floor(v * 2^q + 1/2))`` (transpiler.lir.qio), the same as the interpreter's; a
     port with ``feature_shift`` scales its features first (:func:`transpiler.lir.qio.scale_features`).
+    A token-id port (``vocab`` in the manifest) takes the ids as they are, after checking that they
+    are integers in ``[0, vocab)`` (a DataError names the sample, position and id otherwise).
     """
     ports = manifest["inputs"]
     if len(ports) == 1 and ports[0]["name"] not in inputs and len(inputs) == 1:
@@ -121,6 +124,16 @@ def quantize(manifest: Mapping[str, Any], inputs: Mapping[str, Any]) -> np.ndarr
             raise DataError(f"no value for input '{pt['name']}'",
                             hint="the inputs are " + ", ".join(repr(p["name"]) for p in ports))
         arr = np.asarray(inputs[pt["name"]], dtype=np.float64)
+        if pt.get("vocab") is not None:     # token ids: the values themselves, as uint16 bits in int16
+            if arr.size % pt["size"]:
+                raise DataError(f"input '{pt['name']}' has {arr.size} ids ({list(arr.shape)}); a sample has "
+                                f"{pt['size']} ({pt['onnx_shape']})", location=Location(shape=str(list(arr.shape))))
+            ids = check_token_ids(arr.reshape(-1, pt["size"]), pt["name"], int(pt["vocab"]))
+            if n is not None and ids.shape[0] != n:
+                raise DataError(f"input '{pt['name']}' has {ids.shape[0]} samples, the others {n}")
+            n = ids.shape[0]
+            parts.append(ids.astype(np.uint16).view(np.int16))
+            continue
         if arr.size % pt["size"]:
             raise DataError(f"input '{pt['name']}' has {arr.size} values ({list(arr.shape)}); a sample has "
                             f"{pt['size']} ({pt['onnx_shape']})", location=Location(shape=str(list(arr.shape))))

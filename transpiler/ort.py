@@ -112,10 +112,12 @@ def random_inputs(model: ModelLike, seed: int = 0, data: Any = None,
 
     ``data`` may be a mapping name -> array of samples (a dict or an ``np.load``-ed ``.npz``), an
     object with such a mapping in ``.inputs``, or one array for a one-input model. Floats are
-    standard normal, integers uniform in [0, 10), booleans fair coins.
+    standard normal, token ids (integers that index an embedding table, data.token_vocab) uniform in
+    [0, V), other integers uniform in [0, 10), booleans fair coins.
     """
     rng = np.random.default_rng(seed)
     specs = input_specs(model, input_shapes)
+    vocab = token_vocab_of(model) if any(s.dtype.kind in "iu" for s in specs) else {}
     feeds: dict[str, np.ndarray] = {}
     arrays = _data_arrays(data, specs)
     for spec in specs:
@@ -126,8 +128,24 @@ def random_inputs(model: ModelLike, seed: int = 0, data: Any = None,
         elif spec.dtype == np.bool_:
             feeds[spec.name] = rng.integers(0, 2, spec.shape).astype(np.bool_)
         else:
-            feeds[spec.name] = rng.integers(0, 10, spec.shape).astype(spec.dtype)
+            feeds[spec.name] = rng.integers(0, vocab.get(spec.name, 10), spec.shape).astype(spec.dtype)
     return feeds
+
+
+def token_vocab_of(model: ModelLike) -> dict[str, int]:
+    """:func:`transpiler.data.token_vocab` of any model form (proto, OnnxModel, path)."""
+    import onnx_graphsurgeon as gs
+
+    from transpiler.data import token_vocab
+
+    return token_vocab(gs.import_onnx(to_proto(model)))
+
+
+def cast_feeds(model: ModelLike, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``feeds`` with each array cast to its graph input's dtype (a Dataset holds token ids as
+    float32; onnxruntime wants the model's int64/int32). Unknown names are passed through."""
+    dtypes = {s.name: s.dtype for s in input_specs(model)}
+    return {k: np.asarray(v).astype(dtypes[k]) if k in dtypes else v for k, v in feeds.items()}
 
 
 def _data_arrays(data: Any, specs: list[InputSpec]) -> dict[str, np.ndarray]:

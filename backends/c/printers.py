@@ -15,6 +15,7 @@ maxpool     one output channel                                         ``C``
 layernorm   one row (the last axis)                                    ``size / N``
 softmax     one row (the last axis)                                    ``size / N``
 matmul      one output row                                             ``M``
+embed       one output row (one token)                                 ``T``
 avgpool     one output channel                                         ``C``
 add, mul,   a chunk of ``ELTWISE_CHUNK`` output elements               ``ceil(n / ELTWISE_CHUNK)``
 act, lut
@@ -170,7 +171,7 @@ def _pointer_lines(env: StepEnv, inputs: list[tuple[str, str]], outputs: list[tu
             store = env.program.storage_of(name)
             where = f"{store.space} @{store.offset}" if store.space is not None else "unplanned"
             alias = f" (view of %{store.name})" if store is not b else ""
-            ctype = C_TYPES[b.dtype]
+            ctype = C_TYPES[b.dtype] if store.is_const else "int16_t"     # the activation arenas are int16_t
             lines.append(f"{role}{ctype} *{var} = {env.ptr(name)};  "
                          f"/* %{c_comment_text(name)}{c_comment_text(alias)} {b.dtype}{shape_text(b.shape)} "
                          f"q={b.q if not isinstance(b.q, list) else 'per-channel'} {where} */")
@@ -494,6 +495,25 @@ def print_matmul(env: StepEnv) -> StepCode:
     return StepCode(int(m), f"rows of {n} ({m})", body, [desc_def], set(), {"fx_matmul"})
 
 
+def print_embed(env: StepEnv) -> StepCode:
+    """embed -> fx_embed over output rows (one token each); descriptor fx_embed_t with the table."""
+    _check_io(env, 2)
+    ids, table = env.step.inputs
+    y = env.step.outputs[0]
+    (t,) = _shape(env, ids, 1, "ids")
+    vocab, dim = _shape(env, table, 2, "table")
+    _check_dtypes(env, {1: "i16"})
+    if env.buf(ids).dtype != "u16":
+        raise env.fail(f"embed ids %{ids} must be u16 (is {env.buf(ids).dtype})")
+    if env.buf(y).size != t * dim:
+        raise env.fail(f"embed of {t} ids into rows of {dim} does not give {list(env.buf(y).shape)}")
+    desc, desc_def = _struct_def(env, "fx_embed_t", "embed", [
+        ("table", env.ptr(table)), ("vocab", _u16(env, "vocab", vocab)), ("dim", _u16(env, "dim", dim))])
+    body = _pointer_lines(env, [("ids", ids)], [("y", y)])
+    body.append(f"fx_embed(&{desc}, ids, y, u0, u1);")
+    return StepCode(int(t), f"rows of {dim} ({t}); table of {vocab}", body, [desc_def], set(), {"fx_embed"})
+
+
 def print_softmax(env: StepEnv) -> StepCode:
     """softmax -> fx_softmax over rows (the last axis); descriptor fx_softmax_t with the exp table."""
     _check_io(env, 2)
@@ -772,6 +792,7 @@ PRINTERS: dict[str, Callable[[StepEnv], StepCode]] = {
     "layernorm": print_layernorm,
     "matmul": print_matmul,
     "softmax": print_softmax,
+    "embed": print_embed,
     "slice": print_slice,
     "act": print_act,
     "lut": print_lut,

@@ -34,7 +34,7 @@ from passes.plan_memory import STEP_CODE_META, Lifetime, fmt_bytes, is_planned, 
 from transpiler.errors import Location, UnsupportedError, PassError
 from transpiler.intermittent import input_chunks, plan_of
 from transpiler.lir.ir import Buffer, Program, Step
-from transpiler.lir.qio import feature_shifts
+from transpiler.lir.qio import feature_shifts, token_vocab
 
 
 @dataclass
@@ -218,9 +218,11 @@ def generate(program: Program, info: GenInfo, name_override: str | None = None) 
         out_offsets.append(off)
         off += b.size
     out_size = off
+    vocab = token_vocab(p)
     for port, b in in_ports:
-        if b.dtype != "i16" or p.storage_of(b.name).is_const:
-            raise UnsupportedError(f"program input '{port.onnx_name}' (%{b.name}) must be an i16 activation",
+        if (b.dtype != "i16" and port.onnx_name not in vocab) or p.storage_of(b.name).is_const:
+            raise UnsupportedError(f"program input '{port.onnx_name}' (%{b.name}) must be an i16 activation "
+                                   f"(or u16 token ids that embed steps read)",
                                    location=Location(pass_name="emit-c", node=port.onnx_name))
     for port, b in out_ports:
         if b.dtype not in ("i16", "u16"):
@@ -337,18 +339,22 @@ def _model_h(info: GenInfo, p: Program, m: str, M: str, in_ports: list[Any], out
     lines = [c_header(info, p.name, m, f"{m}.h"), f"#ifndef FX_{M}_H", f"#define FX_{M}_H", "",
              "#include <stdint.h>", "", "#ifdef __cplusplus", 'extern "C" {', "#endif", "",
              "/* Inputs are concatenated in `in` in program-input order, outputs in `out` likewise.",
-             " * A value v is stored as round(v * 2^Q) saturated to int16 (Q = fractional bits). */",
+             " * A value v is stored as round(v * 2^Q) saturated to int16 (Q = fractional bits); token ids\n * (an input with a _VOCAB) are stored as they are. */",
              f"#define FX_{M}_IN_SIZE {in_size}u",
              f"#define FX_{M}_OUT_SIZE {out_size}u",
              f"#define FX_{M}_N_INPUTS {len(in_ports)}u",
              f"#define FX_{M}_N_OUTPUTS {len(out_ports)}u",
              f"#define FX_{M}_N_STEPS {n}u", ""]
     shifts = feature_shifts(p)
+    vocab = token_vocab(p)
     for kind, ports, offs in (("IN", in_ports, in_offsets), ("OUT", out_ports, out_offsets)):
         macro_names = _port_macro_names([port.onnx_name for port, _ in ports])
         for i, ((port, b), o, mn) in enumerate(zip(ports, offs, macro_names)):
             lines.append(f"/* {kind.lower()}put {i} \"{c_comment_text(port.onnx_name)}\": "
                          f"{b.dtype}{shape_text(b.shape)}, q={_q_text(b.q)} */")
+            if kind == "IN" and port.onnx_name in vocab:
+                lines.append(f"/* token ids, stored as they are (no Q format) in [0, {vocab[port.onnx_name]}); an id "
+                             f"outside that range gives an embedding row of zeros */")
             if kind == "IN" and port.onnx_name in shifts:
                 lines.append(f"/* its features (axis {shifts[port.onnx_name]['axis']} of the ONNX shape) have their own "
                              f"formats: feature c is stored as round(v * 2^(Q + SHIFTS[c])) */")
@@ -357,6 +363,8 @@ def _model_h(info: GenInfo, p: Program, m: str, M: str, in_ports: list[Any], out
                 lines.append(f"#define FX_{M}_{key}_SIZE {b.size}u")
                 if isinstance(b.q, int):
                     lines.append(f"#define FX_{M}_{key}_Q ({b.q})")
+                if kind == "IN" and port.onnx_name in vocab:
+                    lines.append(f"#define FX_{M}_{key}_VOCAB {vocab[port.onnx_name]}u")
                 if kind == "IN" and port.onnx_name in shifts:
                     lines.append(f"#define FX_{M}_{key}_SHIFTS {{{', '.join(map(str, shifts[port.onnx_name]['shifts']))}}}")
         lines.append("")
@@ -704,6 +712,7 @@ def _manifest(info: GenInfo, p: Program, m: str, in_ports: list[Any], out_ports:
               in_offsets: list[int], out_offsets: list[int], in_size: int, out_size: int,
               steps_info: list[dict[str, Any]], lives: dict[str, Lifetime]) -> dict[str, Any]:
     shifts = feature_shifts(p)
+    vocab = token_vocab(p)
 
     def port(portobj: Any, b: Buffer, off: int) -> dict[str, Any]:
         q = b.q if isinstance(b.q, int) else 0
@@ -712,6 +721,8 @@ def _manifest(info: GenInfo, p: Program, m: str, in_ports: list[Any], out_ports:
                   "dtype": b.dtype, "q": q, "scale": 2.0 ** -q, "offset": off, "size": b.size}
         if portobj.onnx_name in shifts:
             record["feature_shift"] = shifts[portobj.onnx_name]
+        if portobj.onnx_name in vocab:
+            record["vocab"] = vocab[portobj.onnx_name]
         return record
 
     buffers = []

@@ -63,7 +63,7 @@ def against_onnxruntime(program: Program, model: OnnxModel, xs: np.ndarray, name
     shape = [int(d) for d in model.graph.inputs[0].shape]
     agree, worst, worst_bound = 0, 0.0, 0.0
     for x in xs:
-        feed = {name: x.reshape(shape).astype(np.float32)}
+        feed = ort.cast_feeds(model, {name: x.reshape(shape)})      # float32, or the int64 of token ids
         ref = sess.run([out], feed)[0].reshape(-1)
         trace = run_program(program, quantize_inputs(program, feed), trace=True)
         got = dequantize_outputs(program, trace)[out].reshape(-1).astype(np.float64)

@@ -382,7 +382,7 @@ def test_all_problems_are_listed_in_one_error() -> None:
 def test_op_table_is_consistent() -> None:
     assert set(OPS) == {"conv", "fc", "fc_sparse", "conv_sparse", "maxpool", "avgpool", "add", "mul", "act", "lut",
                         "concat", "argmax", "transpose", "slice", "upsample", "trees", "tree_sum", "gnet_feature",
-                        "gnet_exit", "layernorm", "matmul", "softmax"}
+                        "gnet_exit", "layernorm", "matmul", "softmax", "embed"}
     for name, op in OPS.items():
         assert op.name == name
         assert op.tile_rank in (1, 3)

@@ -90,12 +90,12 @@ def load_data(path: str | None, model: Any, input_shapes: dict[str, tuple[int, .
     (their shapes with ``input_shapes`` applied, without the batch axis); None without --data."""
     if path is None:
         return None
-    from transpiler.data import load_dataset
+    from transpiler.data import load_dataset, token_vocab
     from transpiler.ort import input_specs
 
     per_sample = {spec.name: spec.shape[1:] if len(spec.shape) >= 2 else spec.shape
                   for spec in input_specs(model, input_shapes)}
-    return load_dataset(path, per_sample)
+    return load_dataset(path, per_sample, token_vocab(model.graph))
 
 
 def shapes_from_data(path: str | None, model: Any, input_shapes: dict[str, tuple[int, ...]],

@@ -231,7 +231,8 @@ def make_summary(args: argparse.Namespace, context: Any, report: Any) -> dict[st
         "sram": {"peak_activations": sizes.get("sram_peak", 0), "budget": context.sram_bytes,
                  "stack_reserve": plan.get("stack_reserve"), "spilled_to_fram": plan.get("spilled_to_fram", []),
                  "spilled_to_hifram": plan.get("spilled_to_hifram", [])},
-        "q": {"inputs": {p["name"]: p["q"] for p in manifest.get("inputs", [])},
+        "q": {"inputs": {p["name"]: p["q"] for p in manifest.get("inputs", []) if p.get("vocab") is None},
+              "token_inputs": {p["name"]: p["vocab"] for p in manifest.get("inputs", []) if p.get("vocab") is not None},
               "outputs": {p["name"]: p["q"] for p in manifest.get("outputs", [])},
               "activations": [act_q[0], act_q[-1]] if act_q else []},
         "labels": manifest.get("labels"),
@@ -269,6 +270,7 @@ def format_summary(s: dict[str, Any]) -> str:
         + (f" (on to HIFRAM: {', '.join(r['spilled_to_hifram'])})" if r.get("spilled_to_hifram") else ""),
         "  Q formats   " + "; ".join(
             [f"input '{k}' q={v}" for k, v in s["q"]["inputs"].items()]
+            + [f"input '{k}' token ids < {v}" for k, v in s["q"].get("token_inputs", {}).items()]
             + [f"output '{k}' q={v}" for k, v in s["q"]["outputs"].items()]
             + ([f"activations q={qa[0]}" + (f"..{qa[1]}" if qa[1] != qa[0] else "")] if qa else [])),
         f"  calibration {s['calibration']}",

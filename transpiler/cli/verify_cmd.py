@@ -64,7 +64,7 @@ def reference_outputs(model_path: Path, names: list[str], inputs: dict[str, np.n
     n = next(iter(inputs.values())).shape[0]
     rows: dict[str, list[np.ndarray]] = {k: [] for k in names}
     for i in range(n):
-        feeds = {k: v[i:i + 1] for k, v in inputs.items()}
+        feeds = ort.cast_feeds(proto, {k: v[i:i + 1] for k, v in inputs.items()})
         values = sess.run(names, feeds)
         for k, v in zip(names, values):
             rows[k].append(np.asarray(v, dtype=np.float64).reshape(-1))
@@ -152,7 +152,7 @@ def tree_boundary(out_dir: Path, inputs: dict[str, np.ndarray]) -> np.ndarray | 
 def run(args: argparse.Namespace) -> int:
     from transpiler import hostrun
     from transpiler.cli.run_cmd import execute
-    from transpiler.data import input_specs, load_dataset
+    from transpiler.data import input_specs, load_dataset, token_vocab
     from transpiler.loader import load
 
     out_dir = Path(args.dir)
@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
                          hint="compile the ONNX model with `freeml-tx MODEL.onnx -o DIR` (build-lir output "
                               "has no float model); `freeml-tx run` still works")
     model = load(str(model_path))
-    ds = load_dataset(args.data, input_specs(model.graph))
+    ds = load_dataset(args.data, input_specs(model.graph), token_vocab(model.graph))
     if args.limit is not None:
         ds = ds.take(args.limit)
     _man, _raw, c_real = execute(str(out_dir), ds.inputs, args.cc, args.sanitize)

@@ -12,6 +12,7 @@ backends/c/printers.py (tests check they agree):
     add, mul, act, lut, concat, transpose, slice, upsample   a chunk of ELTWISE_CHUNK elements   ceil(n / 32)
     trees     one tree (one walk)                       T
     tree_sum  one output                                C
+    embed     one output row (one token)               T
                        (lut: "MACs" are the elements a gate multiplies, ``mac`` cycles each)
     argmax    the whole step                            1
     gnet_feature  a chunk of ELTWISE_CHUNK elements of its slice   ceil(n / 32)
@@ -160,6 +161,10 @@ GNET_ANSWER_CYCLES = 234
 # of a [1,8,8,3] -> [1,3,8,8] permute: 3,919 cycles, predicted 4,108; [1,16,3] -> [1,3,16]: 989,
 # predicted 1,132) so that tiles sized with it fit their power cycle.
 COSTS["transpose"] = OpCost(base=60.0, mac=0.0, store=19.0, call=100)
+# embed: runtime_c/fx_seq.c's fx_embed, per row (unit) the id's bounds test and the row address, per
+# element a load and a store; not fitted by calibrate_cost: transpose's per-element constants bound
+# the copy loop from above, with one row's set-up as base.
+COSTS["embed"] = OpCost(base=60.0, mac=0.0, store=19.0, call=100)
 # slice: a generated copy loop like transpose's, without its index stepping; transpose's constants
 # bound it from above.
 COSTS["slice"] = COSTS["transpose"]
@@ -245,6 +250,9 @@ def step_work(program: Program, step: Step) -> StepWork:
     elif op in ("layernorm", "softmax"):    # a unit is a row; "MACs": its squares / exps for the sum
         n = out.shape[-1]
         units, macs, stores = out.size // n, n, n
+    elif op == "embed":             # a unit is an output row (one token): a bounds test and D copies
+        t, d = bufs[step.inputs[0]].size, bufs[step.inputs[1]].shape[1]
+        units, macs, stores = t, 0, d
     elif op == "matmul":            # a unit is an output row
         m, n = out.shape
         units, macs, stores = m, n * bufs[step.inputs[0]].shape[1], n

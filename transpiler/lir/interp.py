@@ -242,6 +242,12 @@ def _run_upsample(st: _State, step: Step) -> np.ndarray:
     return kernels.upsample(st.view(step.inputs[0]), _int_list(step.attrs, "scale", 2), zeros)
 
 
+def _run_embed(st: _State, step: Step) -> np.ndarray:
+    _arity(step, 2)
+    out = kernels.embed(st.view(step.inputs[0]), st.view(step.inputs[1]))
+    return out.reshape(st.buffer(step.outputs[0]).shape)
+
+
 def _run_argmax(st: _State, step: Step) -> np.ndarray:
     _arity(step, 1)
     return kernels.argmax(st.view(step.inputs[0]))
@@ -290,6 +296,7 @@ OPS: dict[str, Callable[[_State, Step], np.ndarray]] = {
     "argmax": _run_argmax,
     "transpose": _run_transpose,
     "slice": _run_slice,
+    "embed": _run_embed,
     "upsample": _run_upsample,
     "trees": _run_trees,
     "tree_sum": _run_tree_sum,

@@ -466,6 +466,18 @@ def slice_(x: np.ndarray, offset: int, size: int) -> np.ndarray:
     return flat[offset:offset + size].copy()
 
 
+def embed(ids: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """The `embed` op: ``y[t, :] = table[ids[t], :]`` (rows of a constant table selected by token ids),
+    in the table's Q format. An id outside ``[0, V)`` (V = the table's rows; the ids are uint16, so a
+    caller's negative int16 is a large id) gives a row of zeros: nothing is read out of bounds."""
+    w = np.asarray(table)
+    i = np.asarray(ids).reshape(-1).astype(np.int64)
+    ok = (i >= 0) & (i < w.shape[0])
+    y = np.zeros((i.size, w.shape[1]), dtype=w.dtype)
+    y[ok] = w[i[ok]]
+    return y
+
+
 def transpose(x: np.ndarray, perm: IntSeq) -> np.ndarray:
     """The `transpose` op: ``y[i0, i1, i2] = x[j]`` with ``j[perm[k]] = i[k]`` (numpy's transpose); same Q."""
     return np.ascontiguousarray(np.transpose(np.asarray(x), [int(p) for p in perm]))

@@ -258,6 +258,15 @@ def _infer_transpose(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) ->
     return [tuple(x[i] for i in perm)]
 
 
+def _infer_embed(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) -> list[Shape]:
+    ids, w = shapes
+    _rank(ids, 1, "embed ids [T]")
+    _rank(w, 2, "embed table w [V, D]")
+    if w[0] > DIM_MAX:
+        raise ShapeError(f"embed table of {w[0]} rows: at most {DIM_MAX} (the ids are uint16)")
+    return [(ids[0], w[1]), (ids[0], 1, w[1])]
+
+
 def _infer_upsample(attrs: Mapping[str, AttrValue], shapes: Sequence[Shape]) -> list[Shape]:
     (x,) = shapes
     _rank(x, 3, "upsample input x [C,H,W]")
@@ -527,6 +536,8 @@ OPS: dict[str, OpSpec] = {
     "upsample": OpSpec("upsample", ("x",), {"scale": AttrSpec("ints", length=2, lo=1, hi=DIM_MAX),
                                             "zeros": AttrSpec("int", lo=0, hi=1)}, _infer_upsample,
                        tile_rank=1, input_dtypes=("i16",)),
+    "embed": OpSpec("embed", ("ids", "w"), {}, _infer_embed, tile_rank=1, weights=(1,),
+                    input_dtypes=("u16", "i16")),
     "trees": OpSpec("trees", ("x", "feature", "threshold", "children", "roots"), {
         "values": AttrSpec("int", lo=1, hi=INT16_MAX)}, _infer_trees, tile_rank=1, weights=(1, 2, 3, 4),
         input_dtypes=("i16", "u16", "i16", "u16", "u16"), check_data=_check_trees_data),

@@ -9,6 +9,9 @@ An input whose features have their own formats (``quantize``'s ``feature-shift``
 `lower` in ``Program.meta["feature-shifts"]``: ``{port: {"axis": 1, "shifts": [s_c, ...]}}``, axis
 of the ONNX shape) stores feature ``c`` with ``q + s_c`` fractional bits: :func:`scale_features`
 multiplies each feature by ``2^s_c`` before the rounding.
+
+A token-id input (a ``u16`` buffer that ``embed`` steps read, :func:`token_vocab`) is not quantised:
+its values are the ids themselves, checked to be integers in ``[0, V)``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from transpiler.data import check_token_ids
 from transpiler.errors import DataError, Location
 from transpiler.lir.ir import Program
 
@@ -69,8 +73,23 @@ def dequantize_array(values: Any, frac_bits: int) -> np.ndarray:
     return (np.asarray(values, dtype=np.float64) * (2.0 ** -frac_bits)).astype(np.float32)
 
 
+def token_vocab(program: Program) -> dict[str, int]:
+    """Port name -> vocabulary size V of each token-id input (a ``u16`` input buffer that ``embed``
+    steps read): the smallest of their tables' row counts."""
+    out: dict[str, int] = {}
+    for port in program.inputs:
+        root = program.storage_of(port.buffer).name
+        rows = [program.buffers[s.inputs[1]].shape[0] for s in program.steps
+                if s.op == "embed" and program.storage_of(s.inputs[0]).name == root]
+        if rows and program.buffers[port.buffer].dtype == "u16":
+            out[port.onnx_name] = int(min(rows))
+    return out
+
+
 def quantize_inputs(program: Program, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """Float inputs by ONNX name -> int16 arrays in the shape of each input buffer."""
+    """Float inputs by ONNX name -> int16 arrays in the shape of each input buffer; token ids
+    (checked to lie in ``[0, V)``, :func:`transpiler.data.check_token_ids`) -> uint16 arrays."""
+    vocab = token_vocab(program)
     out: dict[str, np.ndarray] = {}
     for port in program.inputs:
         if port.onnx_name not in inputs:
@@ -82,6 +101,10 @@ def quantize_inputs(program: Program, inputs: Mapping[str, Any]) -> dict[str, np
             raise DataError(f"input '{port.onnx_name}' has {arr.size} values ({list(arr.shape)}), the "
                             f"program buffer %{buf.name} needs {buf.size} ({list(buf.shape)})",
                             location=Location(shape=str(list(arr.shape))))
+        if port.onnx_name in vocab:
+            ids = check_token_ids(arr.reshape(1, -1), port.onnx_name, vocab[port.onnx_name])
+            out[port.onnx_name] = ids.astype(np.uint16).reshape(buf.shape)
+            continue
         q = buf.q if isinstance(buf.q, int) else 0
         shape = onnx_shapes(program).get(port.onnx_name, [1, *buf.shape])
         arr = scale_features(arr, shape[1:], feature_shifts(program).get(port.onnx_name))

@@ -22,7 +22,7 @@ constant); the output shape equals the op's shape rule (conv/pool size formulas,
 and Cout, weight/bias shapes, fc K = input size, concat channel sum, per-channel shift count); every
 pooling window sees an input; per-channel weight q has Cout entries (for fc_sparse/conv_sparse
 the q list of the values buffer, one entry per output channel); maxpool/avgpool/act keep the
-input's q; argmax's output has q = 0; dimensions fit the kernels' uint16. Sparse index arrays
+input's q; argmax's output has q = 0; embed's output has its table's (per-tensor) q; dimensions fit the kernels' uint16. Sparse index arrays
 (fc_sparse deltas/rowptr, conv_sparse offsets/chanptr): pointers start at 0, never decrease and end
 at the value count; indices lie below K (fc) or Cin/group * kh * kw (conv) and strictly increase
 within a row/channel.
@@ -303,6 +303,11 @@ class _Checker:
         self.check_q(i, step, op, ins, out)
 
     def check_q(self, i: int, step: Step, op: OpSpec, ins: list[Buffer], out: Buffer) -> None:
+        if op.name == "embed":
+            if not isinstance(ins[1].q, int) or out.q != ins[1].q:
+                self.step(i, step, f"output %{out.name} has q={out.q}, must equal the table %{ins[1].name}'s "
+                                   f"per-tensor q={ins[1].q}")
+            return
         if op.weights:
             w = ins[1]
             cout = out.shape[0] if op.name in SPARSE_OPS else w.shape[0]

@@ -4,7 +4,8 @@
 Reshape shapes) into an :class:`~passes.train.ops.Op` and lists its run-time arguments as
 :class:`Arg`\\ s, each marked trainable or not. The trainable ones are the float initializers of
 Conv ``W``/``B`` and Gemm ``B``/``C`` and, with ``train_affine``, the constant operand of a Mul or
-Add. A node outside the supported set raises :class:`NodeRejected` with a reason and a hint; the
+Add; an embedding table is a constant (never trained or pruned: its rows are selected, not
+multiplied). A node outside the supported set raises :class:`NodeRejected` with a reason and a hint; the
 network builder collects every rejection into one error.
 """
 
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx_graphsurgeon as gs
 
+from passes.embedding import embedding_problems, is_embedding
 from passes.normalize_util import attr, const_value, is_const, is_empty, shape_text, static_shape
 from passes.train import ops
 
@@ -270,7 +272,13 @@ def _transpose(node: gs.Node, opset: int, train_affine: bool) -> NodeOp:
 
 
 def _gather(node: gs.Node, opset: int, train_affine: bool) -> NodeOp:
-    """A Gather of constant indices after the batch axis (a time step of a sequence: unroll-recurrent)."""
+    """A Gather of constant indices after the batch axis (a time step of a sequence: unroll-recurrent);
+    an embedding (a constant table by token ids, passes/embedding.py), whose table is not trained."""
+    if is_embedding(node):
+        problems = embedding_problems(node)
+        if problems:
+            raise NodeRejected(*problems[0])
+        return NodeOp(ops.Embedding(), [Arg(node.inputs[0], trainable=False), _activation(node.inputs[1], node)])
     shape = _shape(node.inputs[0], "input")
     axis = _axis(node, len(shape), 0)
     indices = const_value(node.inputs[1]) if len(node.inputs) > 1 else None

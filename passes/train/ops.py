@@ -701,6 +701,25 @@ class Gather(Op):
         return [dx]
 
 
+class Embedding(Op):
+    """Rows of a table selected by token ids: ``args = [table [V, D], ids [N, *S]]`` -> ``[N, *S, D]``
+    (ids arrive as floats, the Dataset's; they are whole numbers in ``[0, V)``, checked when the data
+    was loaded). The backward pass adds the gradient into the selected rows (the ids get none)."""
+
+    def forward(self, args: Sequence[np.ndarray], keep: bool) -> tuple[np.ndarray, Any]:
+        table, ids = args
+        index = np.rint(ids).astype(np.int64)
+        return np.ascontiguousarray(table[index]), ((index, table.shape) if keep else None)
+
+    def backward(self, dy: np.ndarray, cache: Any, need: Sequence[bool]) -> Grads:
+        if not need[0]:
+            return [None, None]
+        index, shape = cache
+        dtable = np.zeros(shape, dy.dtype)
+        np.add.at(dtable, index.reshape(-1), dy.reshape(-1, shape[1]))
+        return [dtable, None]
+
+
 class Slice(Op):
     """Constant per-axis ``slices`` after the batch; the backward pass writes the gradient back into
     zeros at the sliced positions."""

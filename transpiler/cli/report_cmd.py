@@ -65,11 +65,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def default_input(man: dict[str, Any], seed: int = 0) -> np.ndarray:
-    """One int16 input: uniform real values in [-1, 1] in each port's Q format (deterministic)."""
+    """One int16 input: uniform real values in [-1, 1] in each port's Q format, token ids uniform in
+    [0, vocab) (deterministic)."""
     from transpiler.lir.qio import quantize_array
 
     rng = np.random.default_rng(seed)
-    parts = [quantize_array(rng.uniform(-1.0, 1.0, size=int(p["size"])), int(p["q"])) for p in man["inputs"]]
+    parts = [rng.integers(0, int(p["vocab"]), size=int(p["size"])) if p.get("vocab") is not None
+             else quantize_array(rng.uniform(-1.0, 1.0, size=int(p["size"])), int(p["q"])) for p in man["inputs"]]
     return np.concatenate(parts).astype(np.int16).reshape(1, -1)
 
 

@@ -1,8 +1,8 @@
 """Embeddings: ``Gather(table, ids, axis=0)`` of a constant ``[V, D]`` table by token ids.
 
 torch's ``nn.Embedding`` (legacy and dynamo exporters alike; ``padding_idx`` is only a zero row of
-the table) and Keras' ``Embedding`` through tf2onnx write one ``Gather`` whose data is the weight
-table and whose indices are an integer graph input ``[1, T]`` (int64 or int32). That node is in the
+the table) writes one ``Gather`` whose data is the weight table and whose indices are an integer
+graph input ``[1, T]`` (int64; int32 is accepted as well). That node is in the
 normal form as it is (docs/normal-form.md, "Embeddings") and lowers to one ``embed`` step
 (docs/lir.md): the program input holds the ids (a ``u16`` buffer, no Q format) and the step copies
 row ``ids[t]`` of the table (stored in FRAM in the table's own Q format, chosen by `quantize` from

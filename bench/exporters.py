@@ -104,7 +104,8 @@ def reference_outputs(proto: onnx.ModelProto, inputs: dict[str, np.ndarray]) -> 
     options.log_severity_level = 3
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    dtypes = {"tensor(double)": np.float64, "tensor(float16)": np.float16}
+    dtypes = {"tensor(double)": np.float64, "tensor(float16)": np.float16, "tensor(int64)": np.int64,
+              "tensor(int32)": np.int32}
     rows: dict[str, list[np.ndarray]] = {}
     n = next(iter(inputs.values())).shape[0]
     for i in range(n):

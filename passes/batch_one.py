@@ -13,6 +13,7 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
+from transpiler.data import token_vocab
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
@@ -22,7 +23,7 @@ from passes.normalize_util import (NameSource, const_value, drop_unused, is_cons
 #: The annotation (on "graph") that says why a fixed batch stayed: {"batch": B, "problem": text}.
 ANNOTATION = "fixed-batch"
 TARGET = "graph"
-#: Float input types the independence check can draw samples for.
+#: Float input types the independence check can draw samples for (and token ids: data.token_vocab).
 _FLOATS = (np.float16, np.float32, np.float64)
 #: The check draws seeded standard-normal samples; outputs must agree this closely row by row.
 RTOL, ATOL = 1e-3, 1e-4
@@ -30,12 +31,14 @@ RTOL, ATOL = 1e-3, 1e-4
 
 def fixed_batch(graph: gs.Graph) -> int | None:
     """The fixed batch B > 1 that every graph input starts with, or None (a dynamic or size-1 first
-    dimension, inputs that disagree, an input of rank < 2 or without a float type)."""
+    dimension, inputs that disagree, an input of rank < 2 or without a float type or token ids)."""
     real = [t for t in graph.inputs if not is_const(t)]
+    tokens = token_vocab(graph)
     firsts = set()
     for tensor in real:
         shape = tensor.shape
-        if shape is None or len(shape) < 2 or tensor.dtype is None or np.dtype(tensor.dtype) not in _FLOATS:
+        if shape is None or len(shape) < 2 or tensor.dtype is None or (
+                np.dtype(tensor.dtype) not in _FLOATS and tensor.name not in tokens):
             return None
         if not all(isinstance(d, (int, np.integer)) and int(d) > 0 for d in shape):
             return None
@@ -137,7 +140,9 @@ class BatchOne(Pass):
         graph = model.graph
         real = [t for t in graph.inputs if not is_const(t)]
         rng = np.random.default_rng(0)
-        feeds = {t.name: rng.standard_normal([batch, *t.shape[1:]]).astype(np.dtype(t.dtype)) for t in real}
+        tokens = token_vocab(graph)
+        feeds = {t.name: (rng.integers(0, tokens[t.name], [batch, *t.shape[1:]]) if t.name in tokens
+                          else rng.standard_normal([batch, *t.shape[1:]])).astype(np.dtype(t.dtype)) for t in real}
         problem = None
         try:
             old = ort.session(before, source=model.source)

@@ -15,7 +15,7 @@ SAMPLES = 200
 
 @dataclass(frozen=True)
 class ExportedModel:
-    """An exported model and its samples (``[SAMPLES, ...]`` float32 per graph input name);
+    """An exported model and its samples (``[SAMPLES, ...]`` float32, or int64 token ids, per graph input name);
     ``regressor`` says its outputs are judged by their values rather than by top-1."""
 
     proto: onnx.ModelProto

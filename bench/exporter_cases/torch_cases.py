@@ -14,7 +14,9 @@ exporter cannot export them.
 
 A dynamic batch is exported from a batch of 2 (torch.export specialises a batch of 1 to a constant
 when a net permutes it). Weights come from ``torch.manual_seed(0)``, BatchNorm statistics from
-``randomize_batchnorm``; the samples are standard normal (seed 1).
+``randomize_batchnorm``; the samples are standard normal (seed 1), those of the token nets
+(``embed_*``: nn.Embedding then a mean, a Conv1d, a GRU or a TransformerEncoderLayer) int64 ids
+uniform in ``[0, vocab)``.
 """
 
 from __future__ import annotations
@@ -42,11 +44,15 @@ NET_NAMES: tuple[str, ...] = (
     "groupnorm_cnn", "instnorm2d_affine", "instnorm2d_plain", "instnorm1d_affine",
     "mbv2_inverted", "shuffle_unit", "squeeze_fire", "mbconv_se", "resnet_down", "tcn_causal", "ghost",
     "multiscale_cat", "hard_acts", "cls_reg_heads", "raw_audio", "unet_skip", "nhwc_pixel_linear",
+    "embed_mean", "embed_conv1d", "embed_gru", "embed_transformer",
 )
 """The nets of ``torch_nets.NETS`` (listed here so that the cases exist without torch installed)."""
 
 LEGACY_UNEXPORTABLE = frozenset({"adaptive_3x2of8", "adaptive_3x3of7", "adaptive_3x3of10"})
 """Nets the legacy exporter refuses (an adaptive pool whose output size does not divide the input)."""
+
+TOKEN_NETS: dict[str, int] = {"embed_mean": 50, "embed_conv1d": 50, "embed_gru": 50, "embed_transformer": 50}
+"""Nets over token ids (nn.Embedding) and their vocabulary: their samples are int64 ids in [0, vocab)."""
 
 DYNAMIC_EXAMPLE_BATCH = 2
 
@@ -66,9 +72,14 @@ def export_torch(net_name: str, exporter: str, opset: int, batch: str, constant_
     randomize_batchnorm(net)
     net = net.eval().to(getattr(torch, dtype))
     example_batch = DYNAMIC_EXAMPLE_BATCH if batch == "dynamic" else int(batch)
-    example = torch.randn(example_batch, *sample_shape).to(getattr(torch, dtype))
+    vocab = TOKEN_NETS.get(net_name)
+    example = (torch.randint(0, vocab, (example_batch, *sample_shape)) if vocab is not None
+               else torch.randn(example_batch, *sample_shape).to(getattr(torch, dtype)))
     buffer = io.BytesIO()
-    with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    # token nets export with gradients enabled: torch's fused TransformerEncoderLayer fast path (taken
+    # under no_grad) has no ONNX export
+    grad = torch.enable_grad() if vocab is not None else torch.no_grad()
+    with grad, warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         if exporter == "legacy":
             dynamic_axes = {"input": {0: "batch"}, "output": {0: "batch"}} if batch == "dynamic" else None
@@ -81,7 +92,9 @@ def export_torch(net_name: str, exporter: str, opset: int, batch: str, constant_
                                         dynamic_shapes=dynamic_shapes)
             program.save(buffer)
     proto = onnx.load_from_string(buffer.getvalue())
-    samples = np.random.default_rng(1).standard_normal((SAMPLES, *sample_shape)).astype(np.float32)
+    rng = np.random.default_rng(1)
+    samples = (rng.integers(0, vocab, (SAMPLES, *sample_shape)) if vocab is not None
+               else rng.standard_normal((SAMPLES, *sample_shape)).astype(np.float32))
     return ExportedModel(proto, {proto.graph.input[0].name: samples})
 
 

@@ -689,6 +689,36 @@ class ChannelLastPool(nn.Module):
         return self.fc(F.relu(self.pix(y)).mean(dim=(1, 2)))
 
 
+class TokenNet(nn.Module):
+    """Token ids ``[T]`` (int64) -> nn.Embedding (``padding_idx=0``) -> ``head`` over the ``[T, D]``
+    sequence: ``mean`` (over the steps, then Linear: fastText), ``conv1d`` (permute, Conv1d, ReLU,
+    MaxPool1d, mean, Linear), ``gru`` (batch_first, Linear on the last step) or ``transformer``
+    (nn.TransformerEncoderLayer, batch_first, dropout 0, mean, Linear)."""
+
+    def __init__(self, head: str, vocab: int, dim: int = 16) -> None:
+        super().__init__()
+        self.head = head
+        self.emb = nn.Embedding(vocab, dim, padding_idx=0)
+        width = {"mean": dim, "conv1d": 12, "gru": 12, "transformer": dim}[head]
+        if head == "conv1d":
+            self.conv = nn.Conv1d(dim, 12, 3, padding=1)
+        elif head == "gru":
+            self.rnn = nn.GRU(dim, 12, batch_first=True)
+        elif head == "transformer":
+            self.enc = nn.TransformerEncoderLayer(dim, 2, 32, dropout=0.0, batch_first=True)
+        self.out = nn.Linear(width, 5)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        e = self.emb(ids)
+        if self.head == "conv1d":
+            return self.out(F.max_pool1d(torch.relu(self.conv(e.permute(0, 2, 1))), 2).mean(-1))
+        if self.head == "gru":
+            return self.out(self.rnn(e)[0][:, -1])
+        if self.head == "transformer":
+            return self.out(self.enc(e).mean(1))
+        return self.out(e.mean(1))
+
+
 def materialized(net: nn.Module, sample_shape: tuple[int, ...]) -> nn.Module:
     """``net`` after one forward pass on zeros of ``[1, *sample_shape]`` (sizes its LazyLinear)."""
     with torch.no_grad():
@@ -757,6 +787,10 @@ NETS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "raw_audio": (RawAudio, (256,)),
     "unet_skip": (TinyUNet, (1, 8, 8)),
     "nhwc_pixel_linear": (ChannelLastPool, (6, 6, 3)),
+    "embed_mean": (lambda: TokenNet("mean", 50), (10,)),
+    "embed_conv1d": (lambda: TokenNet("conv1d", 50), (10,)),
+    "embed_gru": (lambda: TokenNet("gru", 50), (8,)),
+    "embed_transformer": (lambda: TokenNet("transformer", 50), (8,)),
 }
 """Net name -> (factory, the shape of one sample without the batch axis)."""
 

@@ -75,3 +75,46 @@ def test_out_of_range_ids_give_zero_rows_and_are_refused_as_data(tmp_path: Path)
             hostrun.quantize({"inputs": [port]}, {"ids": x})              # freeml-tx run / verify
         with pytest.raises(DataError, match=message.format(0)):
             quantize_inputs(program, {"ids": x[2:3]})                     # the interpreter's inputs
+
+
+def _hand_model(ids_type: int, cast: bool) -> OnnxModel:
+    """ids [1, 5] (int32 or int64) -> [Cast to int64 ->] Gather(table [12, 4]) -> Flatten -> Gemm -> y [1, 3]."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(2)
+    table = rng.standard_normal((12, 4)).astype(np.float32)
+    w = rng.standard_normal((3, 20)).astype(np.float32)
+    nodes = [helper.make_node("Cast", ["ids"], ["ids64"], to=TensorProto.INT64, name="cast")] if cast else []
+    nodes += [helper.make_node("Gather", ["table", "ids64" if cast else "ids"], ["e"], axis=0, name="emb"),
+              helper.make_node("Flatten", ["e"], ["f"], name="flat"),
+              helper.make_node("Gemm", ["f", "w"], ["y"], transB=1, name="fc")]
+    graph = helper.make_graph(nodes, "tok", [helper.make_tensor_value_info("ids", ids_type, [1, 5])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+                              [numpy_helper.from_array(table, "table"), numpy_helper.from_array(w, "w")])
+    return OnnxModel.from_proto(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]))
+
+
+def test_int32_ids_compile_and_agree_with_onnxruntime(tmp_path: Path) -> None:
+    from onnx import TensorProto
+
+    original = _hand_model(TensorProto.INT32, cast=False)
+    ids = token_ids(100, 5, 12, seed=7)
+    program = compile_program(original.copy(), token_dataset(ids), tmp_path / "gen")
+    assert [s.op for s in program.steps][0] == "embed" and token_vocab(program) == {"ids": 12}
+    figures = against_onnxruntime(program, original, ids, "ids")
+    assert figures["top1"] >= TOP1, figures
+    check_c_equals_interpreter(program, tmp_path / "c", [quantize_inputs(program, {"ids": x[None]}) for x in ids[:10]],
+                               "embed_int32")
+
+
+def test_ids_computed_in_the_graph_are_rejected_with_the_reason(tmp_path: Path) -> None:
+    from onnx import TensorProto
+
+    from transpiler.errors import UnsupportedError
+
+    with pytest.raises(UnsupportedError) as info:
+        compile_program(_hand_model(TensorProto.INT32, cast=True), token_dataset(token_ids(10, 5, 12)), tmp_path)
+    text = info.value.render()
+    assert "the ids 'ids64' are computed in the graph, not a graph input" in text
+    assert "input 'ids' has dtype int32 and is read by cast (Cast); integer inputs are supported only as token ids" \
+        in text

@@ -39,7 +39,7 @@ NET_NAMES: tuple[str, ...] = (
     "inception_cat", "mlp_nobias_identity", "mean_keepdim", "mean_nokeep", "channel_last", "matmul_const_bias",
     "matmul_const_nobias", "upsample", "strided_crop", "bilinear_x2", "bilinear_ac_x3", "linear1d_x2",
     "convtranspose", "pad_reflect", "pad_replicate1d", "pad_maxpool", "pos_embedding", "mask_mul", "log_sqrt_recip",
-    "seq_transpose_conv1d", "two_outputs", "logsoftmax",
+    "softmax_channels", "attention_pool", "seq_transpose_conv1d", "two_outputs", "logsoftmax",
     "norm_inside", "pool_ceil_odd", "layernorm_mlp", "layernorm_seq", "transformer_h1", "transformer_h2",
     "groupnorm_cnn", "instnorm2d_affine", "instnorm2d_plain", "instnorm1d_affine",
     "mbv2_inverted", "shuffle_unit", "squeeze_fire", "mbconv_se", "resnet_down", "tcn_causal", "ghost",

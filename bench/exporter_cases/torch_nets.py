@@ -306,6 +306,27 @@ class DomainFunctions(nn.Module):
         return self.fc((torch.log(y + 0.1) + torch.sqrt(y) + 2.0 / (y + 1.0)).flatten(1))
 
 
+class SoftmaxOverAxis(nn.Module):
+    """An inner softmax over another axis than the last: ``channels`` (Conv -> softmax over the
+    channels of the map), ``pooling`` (attention pooling: Linear -> tanh -> softmax of the scores over
+    the steps of a ``[B, T, 1]`` sequence -> bmm) -> Linear."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self.layer = nn.Conv2d(2, 4, 3, padding=1) if kind == "channels" else nn.Linear(3, 8)
+        self.score = nn.Linear(8, 1)
+        self.fc = nn.LazyLinear(3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.layer(x)
+        if self.kind == "pooling":
+            h = torch.tanh(h)
+            w = torch.softmax(self.score(h), dim=1)
+            return self.fc(torch.bmm(w.transpose(1, 2), h).flatten(1))
+        return self.fc(torch.softmax(h, dim=1).flatten(1))
+
+
 class TransposedConv(nn.Module):
     """ConvTranspose2d(kernel 2, stride 2) -> ReLU -> Linear."""
 
@@ -761,6 +782,8 @@ NETS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "pos_embedding": (lambda: materialized(ConstantMap("position"), (6, 4)), (6, 4)),
     "mask_mul": (lambda: materialized(ConstantMap("mask"), (2, 6, 6)), (2, 6, 6)),
     "log_sqrt_recip": (DomainFunctions, (2, 10)),
+    "softmax_channels": (lambda: materialized(SoftmaxOverAxis("channels"), (2, 6, 6)), (2, 6, 6)),
+    "attention_pool": (lambda: materialized(SoftmaxOverAxis("pooling"), (6, 3)), (6, 3)),
     "seq_transpose_conv1d": (SequenceConv1d, (16, 3)),
     "two_outputs": (TwoHeads, (1, 8, 8)),
     "logsoftmax": (LinearLogSoftmax, (12,)),

@@ -57,7 +57,7 @@ g (float[1, 2, 4, 4] x, float[2, 2, 1, 1] w) => (float[1, 2, 8, 4] c, float[1, 2
     r = Reshape(a, flat)
     z = Mul(r, grid)
     m, i = MaxPool <kernel_shape = [2, 2], strides = [2, 2]> (x)
-    s = Softmax <axis = 1> (m)
+    s = Softmax <axis = 0> (m)
     f = Reshape(s, shape)
     l = ThresholdedRelu(x)
 }
@@ -76,7 +76,7 @@ def test_attribute_level_problems_are_all_reported() -> None:
         assert words in details, details
 
 
-def test_final_sigmoid_and_log_softmax_pass_an_inner_softmax_over_other_axes_is_reported() -> None:
+def test_final_sigmoid_log_softmax_and_inner_softmax_pass_one_over_the_batch_is_reported() -> None:
     final = parse("""
     <ir_version: 8, opset_import: ["" : 13]>
     g (float[1, 4] x) => (float[1, 4] p, float[1, 4] q) {
@@ -99,10 +99,18 @@ def test_final_sigmoid_and_log_softmax_pass_an_inner_softmax_over_other_axes_is_
         s = Softmax <axis = 1> (x)
         y = Relu(s)
     }
+    """)      # softmax-axis: between two Transposes
+    assert check_normal_form(run_pass(Normalize, load(inner), NormalizeOptions(check=False)).model) == []
+    batch = parse("""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 3, 4] x) => (float[1, 3, 4] y) {
+        s = Softmax <axis = 0> (x)
+        y = Relu(s)
+    }
     """)
     with pytest.raises(UnsupportedError) as info:
-        run_pass(Normalize, load(inner))
-    assert "Softmax inside the network over axis 1" in info.value.render()
+        run_pass(Normalize, load(batch))
+    assert "Softmax inside the network over axis 0" in info.value.render()
 
 
 def test_elementwise_regions_pass_inside_the_network() -> None:

@@ -17,7 +17,8 @@ table, so that the figure the passes steer by is the one the compile report show
   for a dense fc, 32 B for a sparse one);
 - other constant nodes: a per-channel ``Mul`` (and a per-channel ``Add`` that lower cannot fuse into
   the layer before it) becomes a depthwise 1x1 conv (``2 C`` weights, ``4 C`` bias, ``C`` shifts, a
-  conv descriptor); a per-element constant ``Add`` an int16 buffer (``2`` bytes per element).
+  conv descriptor); a per-element constant ``Add`` an int16 buffer (``2`` bytes per element); an
+  embedding table (passes/embedding.py) ``2 V D`` bytes (Q15, never pruned) and its descriptor.
 
 Not counted here: code, activations (SRAM or FRAM) and the runtime's state: :func:`fram_overhead`
 estimates those, and :func:`weight_budget` turns a FRAM size into the budget `sparsify` needs.
@@ -36,6 +37,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from backends import lower_sparse
+from passes.embedding import is_embedding
 from passes.normalize_util import static_shape
 from passes.plan_memory import CODE_BYTES_PER_STEP, RUNTIME_CODE_BYTES, descriptor_bytes
 from transpiler.lir.ir import Step
@@ -45,6 +47,8 @@ PARAMETER_OPS = ("Gemm", "Conv")
 DEFAULT_STACK_BYTES = 1024
 """SRAM kept for the stack by plan-memory's default, used by :func:`fram_overhead`."""
 FRAM_MARGIN = 0.05
+EMBED_DESCRIPTOR_BYTES = descriptor_bytes(Step("embed", "", [], []))
+"""The ``embed`` step's descriptor (a table pointer, vocabulary and row length)."""
 """Share of the FRAM budget :func:`weight_budget` keeps free for what the estimates miss."""
 
 
@@ -223,7 +227,10 @@ def _fused_into_layer(node: gs.Node) -> bool:
 
 
 def _other_bytes(node: gs.Node) -> int:
-    """FRAM bytes of a constant Mul/Add (see the module docstring); 0 for anything else."""
+    """FRAM bytes of a constant Mul/Add (see the module docstring) or of an embedding table (Q15, not
+    compressible: its rows are copied, never pruned) and its descriptor; 0 for anything else."""
+    if is_embedding(node):
+        return 2 * int(np.asarray(node.inputs[0].values).size) + EMBED_DESCRIPTOR_BYTES
     consts = [t for t in node.inputs if isinstance(t, gs.Constant)]
     acts = [t for t in node.inputs if isinstance(t, gs.Variable)]
     if node.op not in ("Mul", "Add") or len(consts) != 1 or len(acts) != 1:
@@ -237,6 +244,12 @@ def _other_bytes(node: gs.Node) -> int:
     if node.op == "Add" and _fused_into_layer(node):
         return 0
     return 7 * channels + _descriptor("conv", channels)
+
+
+def embedding_bytes(model: OnnxModel) -> dict[str, int]:
+    """Bytes of every embedding table (by initializer name) and its descriptor: the part of the model
+    SparseComp cannot shrink (:func:`_other_bytes`)."""
+    return {node.inputs[0].name: _other_bytes(node) for node in model.graph.nodes if is_embedding(node)}
 
 
 def model_size(model: OnnxModel) -> ModelSize:
@@ -368,5 +381,5 @@ def weight_budget(model: OnnxModel, fram_bytes: int, sram_bytes: int,
     return max(int(fram_bytes * (1.0 - FRAM_MARGIN)) - overhead, 0)
 
 
-__all__ = ["LayerSize", "ModelSize", "float32_bytes", "fram_overhead", "layer_size", "measured_fram_overhead",
+__all__ = ["LayerSize", "ModelSize", "embedding_bytes", "float32_bytes", "fram_overhead", "layer_size", "measured_fram_overhead",
            "model_size", "sparse_form_bytes", "weight_budget"]

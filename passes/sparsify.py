@@ -70,7 +70,8 @@ A progress line per step goes to ``PassContext.say``. Stats: per layer (dense/sp
 bytes before/after, fragile, steps), every step, the units removed, the accuracy before/after on
 val, the sizes, the relaxations; also in ``PassContext.extra["sparsify"]`` for the compile report.
 When every layer is fragile after the last relaxation and the model still does not fit:
-:class:`BudgetError` with the best size reached and what would help.
+:class:`BudgetError` with the best size reached and what would help; so does a model whose embedding
+tables (never compressed) alone exceed the budget, before any training.
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from passes.compress_size import LayerSize, ModelSize, float32_bytes, lower_sparse_max, model_size, weight_budget
+from passes.compress_size import (LayerSize, ModelSize, embedding_bytes, float32_bytes, lower_sparse_max, model_size,
+                                  weight_budget)
 from passes.dead_units import Chain, find_chains, plan_removal, remove_units, shrunk_shapes
 from passes.finetune import DISTILL_TEMPERATURE, FineTune, finetune_setup
 from passes.train import Adam, Net, build_net
@@ -319,6 +321,14 @@ class Sparsify(Pass):
                                 for layer in before.layers]}
             self.context.extra["sparsify"] = stats
             return PassResult(model, False, stats)
+        tables = embedding_bytes(model)
+        if tables and sum(tables.values()) >= budget:
+            raise BudgetError(
+                f"the embedding table(s) {', '.join(tables)} alone take {sum(tables.values()):,} B of the "
+                f"{budget:,} B budget; SparseComp does not compress an embedding table (its rows are copied, "
+                f"not multiplied)", location=Location(file=model.source, pass_name=self.name),
+                hint="a smaller vocabulary or embedding size (nn.Embedding(V, D) takes 2 * V * D bytes in Q15), "
+                     "or a larger FRAM budget (--fram)")
         tune = finetune_setup(model, self.context, self.name, loss=opts.loss, task=opts.task, epochs=opts.epochs,
                               lr=opts.lr, batch_size=opts.batch_size, temperature=opts.temperature,
                               threads=opts.threads)

@@ -53,3 +53,22 @@ def test_embedding_backward_adds_into_the_selected_rows() -> None:
             bumped[v, d] += eps
             numeric = (np.sum(op.forward([bumped, ids], keep=False)[0] * dy) - np.sum(y * dy)) / eps
             assert abs(numeric - dtable[v, d]) < 1e-6, (v, d)
+
+
+def test_sparsify_counts_the_table_and_refuses_a_budget_below_it() -> None:
+    from token_models import token_dataset
+
+    from passes.compress_size import embedding_bytes, model_size
+    from transpiler.errors import BudgetError
+    from transpiler.manager import run_pipeline
+    from transpiler.pass_infra import PassContext, registry
+
+    registry()
+    model = normalized(token_model("conv", vocab=200, length=6, seed=3))
+    tables = embedding_bytes(model)
+    assert list(tables.values())[0] >= 2 * 200 * 16
+    assert model_size(model).other_bytes >= sum(tables.values())
+    ctx = PassContext(data=token_dataset(token_ids(60, 6, 200, seed=5)))
+    with pytest.raises(BudgetError, match=r"the embedding table\(s\) .* alone take [0-9,]+ B of the 4,000 B budget; "
+                                          r"SparseComp does not compress an embedding table"):
+        run_pipeline(model, "normalize,sparsify{budget=4000}", ctx, verify=False)

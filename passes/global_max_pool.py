@@ -24,6 +24,11 @@ class GlobalMaxPoolToMaxPool(Pass):
         y = ReduceMax(x: [1,C,H,W]) {axes=[2,3], keepdims=0}  ->  m = MaxPool(x) {kernel_shape=[H,W], ...}
                                                                   y = Reshape(m, [1, C])
         y = GlobalMaxPool(x: [1,C,L])                         ->  y = MaxPool(x) {kernel_shape=[L], ...}
+        y = ReduceMax(x: [1,T,D]) {axes=[1], keepdims=0}      ->  t = Transpose(x) {perm=[0,2,1]}
+                                                                  m = MaxPool(t) {kernel_shape=[T], ...}
+                                                                  y = Reshape(m, [1, D])
+          (the max over the steps of a sequence, ``y.max(dim=1).values``, or over the pixels of a
+          ``[1, H, W, C]`` map: the last axis moved first, as reduce-mean-to-gap does for the mean)
 
     Keras' GlobalMaxPooling2D/1D export (tf2onnx) as GlobalMaxPool or ReduceMax; both compute the same
     as one max-pooling window over the whole feature map (``[1, C, 1, 1]``/``[1, C, 1]`` output).
@@ -47,7 +52,12 @@ class GlobalMaxPoolToMaxPool(Pass):
             if shape is None or len(shape) not in (3, 4):
                 continue
             spatial = list(shape[2:])
-            if node.op == "ReduceMax" and reduce_axes(node, len(shape), opset) != list(range(2, len(shape))):
+            axes = reduce_axes(node, len(shape), opset) if node.op == "ReduceMax" else None
+            if axes == list(range(1, len(shape) - 1)):
+                self._channel_last_max(model, node, names, shape)
+                rewritten += 1
+                continue
+            if node.op == "ReduceMax" and axes != list(range(2, len(shape))):
                 continue
             keepdims = node.op == "GlobalMaxPool" or int(node.attrs.get("keepdims", 1)) == 1
             self._to_maxpool(model, node, names, shape, spatial, keepdims)
@@ -72,3 +82,27 @@ class GlobalMaxPoolToMaxPool(Pass):
         target = new_constant(names, f"{node.name}_shape", np.array(shape[:2], dtype=np.int64))
         reshape = add_node(model.graph, names, "Reshape", f"{node.name}_reshape", [pooled, target], [y])
         set_origin(model, reshape, origin_of(model, node))
+
+    @staticmethod
+    def _channel_last_max(model: OnnxModel, node: gs.Node, names: NameSource, shape: tuple[int, ...]) -> None:
+        """ReduceMax over the middle axes of ``[1, T, D]`` or ``[1, H, W, C]``: the last axis moved
+        first, one MaxPool window over the rest, reshaped to the reduced shape."""
+        x, y = node.inputs[0], node.outputs[0]
+        rank, inner, d = len(shape), list(shape[1:-1]), shape[-1]
+        keepdims = int(node.attrs.get("keepdims", 1))
+        moved = new_variable(names, f"{node.name}_channels_first", x.dtype, [1, d, *inner])
+        pooled = new_variable(names, f"{node.name}_pooled", x.dtype, [1, d, *[1] * len(inner)])
+        target = new_constant(names, f"{node.name}_shape",
+                              np.array([1, *[1] * len(inner), d] if keepdims else [1, d], dtype=np.int64))
+        origin = origin_of(model, node)
+        transpose = add_node(model.graph, names, "Transpose", f"{node.name}_transpose", [x], [moved],
+                             {"perm": [0, rank - 1, *range(1, rank - 1)]})
+        reshape = add_node(model.graph, names, "Reshape", f"{node.name}_reshape", [pooled, target], [y])
+        node.op = "MaxPool"
+        node.attrs.clear()
+        node.attrs.update({"kernel_shape": inner, "strides": [1] * len(inner), "pads": [0] * (2 * len(inner)),
+                           "dilations": [1] * len(inner), "ceil_mode": 0})
+        set_tensors(node.inputs, [moved])
+        set_tensors(node.outputs, [pooled])
+        for made in (transpose, reshape):
+            set_origin(model, made, origin)

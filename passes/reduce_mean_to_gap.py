@@ -1,4 +1,4 @@
-"""`reduce-mean-to-gap`: ReduceMean over all spatial axes becomes GlobalAveragePool."""
+"""`reduce-mean-to-gap`: ReduceMean (and ReduceSum) over all spatial axes becomes GlobalAveragePool."""
 
 from __future__ import annotations
 
@@ -53,8 +53,12 @@ class ReduceMeanToGap(Pass):
           (the mean over the pixels of a channel-last map, ``y.mean(dim=(1, 2))`` of an NHWC
           tensor: move-transposes then cancels the Transpose with the one that made it NHWC)
 
-    The axes come from the attribute (opset < 18) or the constant second input (opset 18+). Other
-    reductions are left for `check-supported` to report.
+        y = ReduceSum(x: [1,C,H,W]) {axes=[2,3]}                ->  g = GlobalAveragePool(x)
+                                                                    y = Mul(g, H*W)
+          (a sum is the mean times the count, ``x.sum(dim=(2, 3))``; every form above)
+
+    The axes come from the attribute (ReduceMean before opset 18, ReduceSum before 13) or the constant second
+    input. Other reductions are left for `check-supported` to report.
     """
 
     name = "reduce-mean-to-gap"
@@ -67,17 +71,20 @@ class ReduceMeanToGap(Pass):
         opset = opset_of(model)
         rewritten = 0
         for node in list(graph.nodes):
-            if node.op != "ReduceMean" or node.domain not in (None, "", "ai.onnx"):
+            if node.op not in ("ReduceMean", "ReduceSum") or node.domain not in (None, "", "ai.onnx"):
                 continue
             shape = static_shape(node.inputs[0])
             if shape is None or len(shape) < 3:
                 continue
             axes = reduce_axes(node, len(shape), opset)
-            if len(shape) in (3, 4) and axes == list(range(1, len(shape) - 1)):
+            channel_last = len(shape) in (3, 4) and axes == list(range(1, len(shape) - 1))
+            if not channel_last and axes != list(range(2, len(shape))):
+                continue
+            if node.op == "ReduceSum":
+                self._sum_as_mean(model, names, node, int(np.prod([shape[a] for a in axes])))
+            if channel_last:
                 self._channel_last_mean(model, names, node, shape)
                 rewritten += 1
-                continue
-            if axes != list(range(2, len(shape))):
                 continue
             keepdims = int(node.attrs.get("keepdims", 1))
             x, y = node.inputs[0], node.outputs[0]
@@ -94,6 +101,16 @@ class ReduceMeanToGap(Pass):
         if rewritten:
             drop_unused(graph, toposort=True)
         return PassResult(model, bool(rewritten), {"rewritten": rewritten})
+
+    @staticmethod
+    def _sum_as_mean(model: OnnxModel, names: NameSource, node: gs.Node, count: int) -> None:
+        """A ReduceSum over ``count`` elements as the mean (``node`` now writes it) times ``count``."""
+        y = node.outputs[0]
+        mean = new_variable(names, f"{node.name}_mean", y.dtype, y.shape)
+        set_tensors(node.outputs, [mean])
+        scale = new_constant(names, f"{node.name}_count", np.array(count, dtype=np.float32))
+        mul = add_node(model.graph, names, "Mul", f"{node.name}_times_count", [mean, scale], [y])
+        set_origin(model, mul, origin_of(model, node))
 
     @staticmethod
     def _channel_last_mean(model: OnnxModel, names: NameSource, node: gs.Node, shape: tuple[int, ...]) -> None:

@@ -63,3 +63,18 @@ def test_other_reductions_are_kept(axes: str) -> None:
     """)
     result = run_pass(GlobalMaxPoolToMaxPool, static(proto))
     assert ops(result.model) == ["ReduceMax"] and not result.changed
+
+
+@pytest.mark.parametrize(("shape", "axes", "keepdims", "out"), [
+    ([1, 6, 4], [1], 0, [1, 4]),            # y.max(dim=1).values of a [1, T, D] sequence
+    ([1, 3, 5, 4], [1, 2], 1, [1, 1, 1, 4]),  # amax over the pixels of an NHWC map, keepdim
+], ids=["steps", "nhwc-keepdims"])
+def test_max_over_the_middle_axes(shape: list[int], axes: list[int], keepdims: int, out: list[int]) -> None:
+    proto = parse(f"""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float{shape} x) => (float{out} y) {{
+        y = ReduceMax <axes = {axes}, keepdims = {keepdims}> (x)
+    }}
+    """)
+    result = check_pass(GlobalMaxPoolToMaxPool, proto, {"x": rand(*shape)})
+    assert ops(result.model) == ["Transpose", "MaxPool", "Reshape"]

@@ -80,3 +80,19 @@ def test_mean_over_the_pixels_of_a_channel_last_map(keepdims: int) -> None:
     result = check_pass(ReduceMeanToGap, proto, {"x": rand(1, 3, 4, 5)})
     assert ops(result.model) == ["Transpose", "GlobalAveragePool", "Reshape"]
     assert result.model.graph.nodes[0].attrs["perm"] == [0, 3, 1, 2]
+
+
+@pytest.mark.parametrize(("shape", "axes", "out", "expected"), [
+    ([1, 3, 4, 5], [2, 3], [1, 3], ["GlobalAveragePool", "Reshape", "Mul"]),
+    ([1, 6, 4], [1], [1, 4], ["Transpose", "GlobalAveragePool", "Reshape", "Mul"]),
+], ids=["spatial", "steps"])
+def test_sum_is_the_mean_times_the_count(shape: list[int], axes: list[int], out: list[int],
+                                         expected: list[str]) -> None:
+    proto = parse(f"""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float{shape} x) => (float{out} y) {{
+        y = ReduceSum <keepdims = 0> (x, axes)
+    }}
+    """, axes=np.array(axes, np.int64))
+    result = check_pass(ReduceMeanToGap, proto, {"x": rand(*shape)})
+    assert sorted(ops(result.model)) == sorted(expected)

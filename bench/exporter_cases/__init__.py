@@ -6,8 +6,9 @@ A case names its exporter, opset and batch form and the Python packages its expo
 - ``torch_cases``: small torch networks (BatchNorm folded and not, 1-D and 2-D convolutions with
   stride and dilation, average/max/adaptive pools, depthwise + residual, concat, channel-last input,
   two heads, a final LogSoftmax, and blocks of known families: MobileNetV2, ShuffleNet, SqueezeNet,
-  EfficientNet MBConv, ResNet downsampling, TCN, GhostNet, U-net, ...) through the legacy and the dynamo exporter at several opsets,
-  with a dynamic, a fixed 1 and a fixed 8 batch, and in float16/float64;
+  EfficientNet MBConv, ResNet downsampling, TCN, GhostNet, U-net, ConvNeXt, DS-CNN, ...; four of
+  them also quantized to int8 QDQ by onnxruntime.quantization) through the legacy and the dynamo
+  exporter at several opsets, with a dynamic, a fixed 1 and a fixed 8 batch, and in float16/float64;
 - ``sklearn_cases``: skl2onnx classifiers (ZipMap on and off), regressors and pipelines at two opsets;
 - ``hand_cases``: ONNX graphs written node by node for the forms no exporter above emits (Gemm
   alpha/beta/transA, Constant nodes, shape arithmetic, old opsets, float16/float64 graphs, ...).

@@ -8,9 +8,10 @@ The matrix, per net (``-bdyn``: dynamic batch axis, ``-b1``/``-b8``: fixed batch
 
 and besides: the dynamo exporter at opset 18 ``-b8`` for five nets; float16 (three conv nets) and
 float64 (two dense nets: onnxruntime has no float64 Conv to compare with) at opset 13; the legacy
-opsets 7, 9, 15 and 18 for two nets. ``adaptive_3x2of8``, ``adaptive_3x3of7`` and
-``adaptive_3x3of10`` (output sizes that do not divide the input) only through dynamo: the legacy
-exporter cannot export them.
+opsets 7, 9, 15 and 18 for two nets; four nets (``QDQ_NETS``) at opset 13 ``-b1`` quantized to int8
+QDQ by onnxruntime.quantization (``-qdq``: the C is compared with onnxruntime on the int8 model).
+``adaptive_3x2of8``, ``adaptive_3x3of7`` and ``adaptive_3x3of10`` (output sizes that do not divide
+the input) only through dynamo: the legacy exporter cannot export them.
 
 A dynamic batch is exported from a batch of 2 (torch.export specialises a batch of 1 to a constant
 when a net permutes it). Weights come from ``torch.manual_seed(0)``, BatchNorm statistics from
@@ -45,6 +46,8 @@ NET_NAMES: tuple[str, ...] = (
     "mbv2_inverted", "shuffle_unit", "squeeze_fire", "mbconv_se", "resnet_down", "tcn_causal", "ghost",
     "multiscale_cat", "hard_acts", "cls_reg_heads", "raw_audio", "unet_skip", "nhwc_pixel_linear",
     "embed_mean", "embed_conv1d", "embed_gru", "embed_transformer",
+    "sum_pool", "clamp_one_side", "adaptive_max", "mbv3_se", "dscnn_kws", "scaled_residual", "seq_max",
+    "pool1d_ceil", "convnext", "flatten_nhwc",
 )
 """The nets of ``torch_nets.NETS`` (listed here so that the cases exist without torch installed)."""
 
@@ -54,13 +57,17 @@ LEGACY_UNEXPORTABLE = frozenset({"adaptive_3x2of8", "adaptive_3x3of7", "adaptive
 TOKEN_NETS: dict[str, int] = {"embed_mean": 50, "embed_conv1d": 50, "embed_gru": 50, "embed_transformer": 50}
 """Nets over token ids (nn.Embedding) and their vocabulary: their samples are int64 ids in [0, vocab)."""
 
+QDQ_NETS = ("mbv2_inverted", "resnet_down", "cls_reg_heads", "mbconv_se")
+"""Nets also exported at opset 13, batch 1, then quantized to int8 QDQ by onnxruntime.quantization."""
+
 DYNAMIC_EXAMPLE_BATCH = 2
 
 
 def export_torch(net_name: str, exporter: str, opset: int, batch: str, constant_folding: bool = True,
-                 dtype: str = "float32") -> ExportedModel:
+                 dtype: str = "float32", qdq: bool = False) -> ExportedModel:
     """Make ``net_name`` (seeded), export it with ``exporter`` (``legacy`` or ``dynamo``) at ``opset``
-    with ``batch`` (``dynamic`` or a fixed size) in ``dtype``, and draw its samples."""
+    with ``batch`` (``dynamic`` or a fixed size) in ``dtype``, and draw its samples; with ``qdq``,
+    quantize the export to int8 (:func:`int8_qdq`)."""
     import torch
 
     from bench.exporter_cases.torch_nets import NETS, randomize_batchnorm
@@ -95,16 +102,54 @@ def export_torch(net_name: str, exporter: str, opset: int, batch: str, constant_
     rng = np.random.default_rng(1)
     samples = (rng.integers(0, vocab, (SAMPLES, *sample_shape)) if vocab is not None
                else rng.standard_normal((SAMPLES, *sample_shape)).astype(np.float32))
+    if qdq:
+        proto = int8_qdq(proto, samples[:QDQ_CALIBRATION])
     return ExportedModel(proto, {proto.graph.input[0].name: samples})
 
 
+QDQ_CALIBRATION = 50
+"""Samples onnxruntime.quantization calibrates a QDQ case on (the first of the case's samples)."""
+
+
+def int8_qdq(proto: onnx.ModelProto, samples: np.ndarray) -> onnx.ModelProto:
+    """``proto`` quantized by onnxruntime.quantization.quantize_static: QDQ format, int8 activations
+    and per-channel int8 weights, calibrated (min-max) on ``samples``."""
+    import tempfile
+    from pathlib import Path
+
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    name = proto.graph.input[0].name
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.feeds = iter([{name: x[None]} for x in samples])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.feeds, None)
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)     # "consider pre-processing before quantization", per model
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            source, target = Path(folder) / "float.onnx", Path(folder) / "int8.onnx"
+            onnx.save(proto, str(source))
+            quantize_static(str(source), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+            return onnx.load(str(target))
+    finally:
+        root.setLevel(level)
+
+
 def _case(net_name: str, exporter: str, opset: int, batch: str, constant_folding: bool = True,
-          dtype: str = "float32") -> Case:
-    """The case of one export; its name is ``NET-EXPORTEROPSET-bBATCH[-nofold][-DTYPE]``."""
+          dtype: str = "float32", qdq: bool = False) -> Case:
+    """The case of one export; its name is ``NET-EXPORTEROPSET-bBATCH[-nofold][-DTYPE][-qdq]``."""
     name = (f"{net_name}-{exporter}{opset}-b{'dyn' if batch == 'dynamic' else batch}"
-            + ("" if constant_folding else "-nofold") + ("" if dtype == "float32" else f"-{dtype}"))
+            + ("" if constant_folding else "-nofold") + ("" if dtype == "float32" else f"-{dtype}")
+            + ("-qdq" if qdq else ""))
     requires = ("torch", "onnxscript") if exporter == "dynamo" else ("torch",)
-    build = functools.partial(export_torch, net_name, exporter, opset, batch, constant_folding, dtype)
+    build = functools.partial(export_torch, net_name, exporter, opset, batch, constant_folding, dtype, qdq)
     return Case(name, f"torch-{exporter}", opset, batch, requires, build)
 
 
@@ -135,6 +180,8 @@ def torch_cases() -> list[Case]:
         cases.append(_case(net, "legacy", 13, "dynamic", dtype="float16"))
     for net in ("mlp_nobias_identity", "matmul_const_bias"):
         cases.append(_case(net, "legacy", 13, "dynamic", dtype="float64"))
+    for net in QDQ_NETS:
+        cases.append(_case(net, "legacy", 13, "1", qdq=True))
     for opset in (7, 9, 15, 18):
         cases += [_case("bn_unfused", "legacy", opset, "dynamic"), _case("rgb_dil_gap", "legacy", opset, "1")]
     return cases

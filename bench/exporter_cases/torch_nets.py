@@ -740,6 +740,155 @@ class TokenNet(nn.Module):
         return self.out(e.mean(1))
 
 
+class SumPool(nn.Module):
+    """Conv -> ReLU -> ``sum(dim=(2, 3))`` / 36 (a ReduceSum) -> Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(1, 6, 3)
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(F.relu(self.c(x)).sum(dim=(2, 3)) / 36.0)
+
+
+class ClampOneSide(nn.Module):
+    """Conv -> ``clamp(min=-0.1)`` -> Conv -> ``clamp(max=0.5)`` (Clips with one bound) -> Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 4, 3, padding=1)
+        self.c2 = nn.Conv2d(4, 4, 3)
+        self.fc = nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.clamp(self.c1(x), min=-0.1)
+        return self.fc(self.c2(y).clamp(max=0.5).flatten(1))
+
+
+class AdaptiveMax(nn.Module):
+    """Conv -> ReLU -> AdaptiveMaxPool2d((2, 2)) and AdaptiveMaxPool2d(1), concatenated -> Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(1, 6, 3, padding=1)
+        self.p = nn.AdaptiveMaxPool2d((2, 2))
+        self.g = nn.AdaptiveMaxPool2d(1)
+        self.fc = nn.Linear(6 * 4 + 6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.c(x))
+        return self.fc(torch.cat([self.p(y).flatten(1), self.g(y).flatten(1)], 1))
+
+
+class MobileNetV3SE(nn.Module):
+    """MobileNetV3: conv + Hardswish, depthwise + Hardswish, squeeze-excitation gated by Hardsigmoid
+    (a ``[1, C, 1, 1]`` gate times the map), global pool, Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(3, 8, 3, padding=1)
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.se1 = nn.Conv2d(8, 4, 1)
+        self.se2 = nn.Conv2d(4, 8, 1)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.hardswish(self.dw(F.hardswish(self.c(x))))
+        gate = F.hardsigmoid(self.se2(F.relu(self.se1(F.adaptive_avg_pool2d(y, 1)))))
+        return self.fc(F.adaptive_avg_pool2d(y * gate, 1).flatten(1))
+
+
+class DsCnnKws(nn.Module):
+    """A DS-CNN keyword spotter on 49x10 MFCCs: a (10, 4) stride-2 conv + BN + ReLU, a depthwise-
+    separable block, AvgPool over the whole (25, 5) map, Linear to 12 keywords."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c0 = nn.Sequential(nn.Conv2d(1, 16, (10, 4), stride=(2, 2), padding=(5, 1)), nn.BatchNorm2d(16),
+                                nn.ReLU())
+        self.ds = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1, groups=16), nn.BatchNorm2d(16), nn.ReLU(),
+                                nn.Conv2d(16, 16, 1), nn.BatchNorm2d(16), nn.ReLU())
+        self.pool = nn.AvgPool2d((25, 5))
+        self.fc = nn.Linear(16, 12)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pool(self.ds(self.c0(x))).flatten(1))
+
+
+class ScaledResidual(nn.Module):
+    """Residuals scaled by constants: ``x + 0.5 * relu(conv(x))``, ``y + conv(y) * 0.1``, Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 3, 3, padding=1)
+        self.c2 = nn.Conv2d(3, 3, 3, padding=1)
+        self.fc = nn.Linear(3 * 8 * 8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x + 0.5 * F.relu(self.c1(x))
+        return self.fc((y + self.c2(y) * 0.1).flatten(1))
+
+
+class SequenceMax(nn.Module):
+    """A ``[B, T, F]`` sequence: Linear on every step -> ReLU -> max over the steps
+    (``max(dim=1).values``) -> Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(6, 12)
+        self.b = nn.Linear(12, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(F.relu(self.a(x)).max(dim=1).values)
+
+
+class CeilPools1d(nn.Module):
+    """Conv1d -> ReLU -> MaxPool1d(3, 2, ceil_mode) -> AvgPool1d(2, ceil_mode) on odd lengths -> Linear
+    (lazy)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv1d(3, 6, 5, padding=2)
+        self.mp = nn.MaxPool1d(3, 2, ceil_mode=True)
+        self.ap = nn.AvgPool1d(2, ceil_mode=True)
+        self.fc = nn.LazyLinear(3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.ap(self.mp(F.relu(self.c(x)))).flatten(1))
+
+
+class ConvNeXtBlock(nn.Module):
+    """ConvNeXt: a 2x2 stride-2 stem, depthwise 7x7, permute to NHWC, LayerNorm over the channels,
+    Linear x4 + GELU + Linear per pixel, permute back, residual Add, mean over H and W, Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 2, stride=2)
+        self.dw = nn.Conv2d(8, 8, 7, padding=3, groups=8)
+        self.ln = nn.LayerNorm(8)
+        self.p1 = nn.Linear(8, 32)
+        self.p2 = nn.Linear(32, 8)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.stem(x)
+        z = self.p2(F.gelu(self.p1(self.ln(self.dw(y).permute(0, 2, 3, 1))))).permute(0, 3, 1, 2)
+        return self.fc((y + z).mean(dim=(2, 3)))
+
+
+class FlattenChannelLast(nn.Module):
+    """Conv -> ReLU -> permute to NHWC -> ``reshape(n, -1)`` (a Keras-order flatten) -> Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(F.relu(self.c(x)).permute(0, 2, 3, 1).reshape(x.size(0), -1))
+
+
 def materialized(net: nn.Module, sample_shape: tuple[int, ...]) -> nn.Module:
     """``net`` after one forward pass on zeros of ``[1, *sample_shape]`` (sizes its LazyLinear)."""
     with torch.no_grad():
@@ -814,6 +963,16 @@ NETS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "embed_conv1d": (lambda: TokenNet("conv1d", 50), (10,)),
     "embed_gru": (lambda: TokenNet("gru", 50), (8,)),
     "embed_transformer": (lambda: TokenNet("transformer", 50), (8,)),
+    "sum_pool": (SumPool, (1, 8, 8)),
+    "clamp_one_side": (ClampOneSide, (1, 8, 8)),
+    "adaptive_max": (AdaptiveMax, (1, 8, 8)),
+    "mbv3_se": (MobileNetV3SE, (3, 8, 8)),
+    "dscnn_kws": (DsCnnKws, (1, 49, 10)),
+    "scaled_residual": (ScaledResidual, (3, 8, 8)),
+    "seq_max": (SequenceMax, (10, 6)),
+    "pool1d_ceil": (lambda: materialized(CeilPools1d(), (3, 21)), (3, 21)),
+    "convnext": (ConvNeXtBlock, (3, 16, 16)),
+    "flatten_nhwc": (FlattenChannelLast, (3, 6, 6)),
 }
 """Net name -> (factory, the shape of one sample without the batch axis)."""
 

@@ -247,7 +247,8 @@ def _binary(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
 def _concat(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     if node.attrs.get("axis") != 1:
-        out.append((f"Concat on axis {node.attrs.get('axis')}", "only concatenation of channels (axis 1) is supported"))
+        out.append((f"Concat on axis {node.attrs.get('axis')}", "only concatenation of channels (axis 1), or of "
+                    "[1, C, L] / [1, C, H, W] activations along a spatial axis, is supported"))
     if any(is_const(t) for t in node.inputs):
         out.append(("a constant is concatenated", "concatenate activations only"))
     shapes = [static_shape(t) for t in node.inputs]

@@ -47,6 +47,7 @@ from passes.repeat_upsample import RepeatUpsample
 from passes.resize_linear import ResizeLinear
 from passes.resize_nearest import ResizeNearest
 from passes.softmax_axis import SoftmaxAxis
+from passes.spatial_concat import SpatialConcat
 from passes.spatial_linear import SpatialLinear
 from passes.split_to_slices import SplitToSlices
 from passes.unroll_recurrent import UnrollRecurrent
@@ -61,7 +62,7 @@ REWRITES: tuple[type[Pass], ...] = (Attention, LayerNorm, GroupNorm, RemoveNoops
                                     CanonicalizeReshape,
                                     FoldConstants, SpatialLinear, RepeatUpsample, BroadcastActivations,
                                     ResizeNearest, ResizeLinear, ConvTransposeToConv, PReluToNormalForm, CropToConv,
-                                    PadToConv, SoftmaxAxis)
+                                    SpatialConcat, PadToConv, SoftmaxAxis)
 MAX_ROUNDS = 4
 
 
@@ -100,7 +101,7 @@ class Normalize(Pass):
     (LSTM/GRU/RNN over their static sequence length), infer-shapes; then the rewrites (attention, layer-norm, group-norm, remove-noops, explicit-attributes, fold-pad, reduce-mean-to-gap, global-max-pool,
     channel-last-matmul, split-to-slices, move-transposes, merge-transpose-axes, activation-arith, matmul-to-gemm, binary-scores,
     canonicalize-arith, fold-batchnorm, fold-into-next, canonicalize-reshape, fold-constants, spatial-linear, repeat-upsample,
-    broadcast-activations, resize-nearest, resize-linear, conv-transpose, prelu, crop-to-conv, pad-to-conv,
+    broadcast-activations, resize-nearest, resize-linear, conv-transpose, prelu, crop-to-conv, spatial-concat, pad-to-conv,
     softmax-axis, infer-shapes)
     repeated
     until nothing changes (at most 4 rounds); then infer-shapes requiring static shapes, name-nodes

@@ -47,7 +47,7 @@ NET_NAMES: tuple[str, ...] = (
     "multiscale_cat", "hard_acts", "cls_reg_heads", "raw_audio", "unet_skip", "nhwc_pixel_linear",
     "embed_mean", "embed_conv1d", "embed_gru", "embed_transformer",
     "sum_pool", "clamp_one_side", "adaptive_max", "mbv3_se", "dscnn_kws", "scaled_residual", "seq_max",
-    "pool1d_ceil", "convnext", "flatten_nhwc",
+    "pool1d_ceil", "convnext", "flatten_nhwc", "spatial_cat",
 )
 """The nets of ``torch_nets.NETS`` (listed here so that the cases exist without torch installed)."""
 

@@ -889,6 +889,22 @@ class FlattenChannelLast(nn.Module):
         return self.fc(F.relu(self.c(x)).permute(0, 2, 3, 1).reshape(x.size(0), -1))
 
 
+class SpatialConcat(nn.Module):
+    """Two conv branches concatenated side by side (``cat(dim=3)``), a conv with circular padding
+    (the legacy exporter's Slices + Concat of the rows and columns), Linear (lazy)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(1, 4, 3, padding=1)
+        self.b = nn.Conv2d(1, 4, 3, padding=1)
+        self.c = nn.Conv2d(4, 4, 3, padding=1, padding_mode="circular")
+        self.fc = nn.LazyLinear(3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.cat([F.relu(self.a(x)), F.relu(self.b(x))], dim=3)
+        return self.fc(F.relu(self.c(y)).flatten(1))
+
+
 def materialized(net: nn.Module, sample_shape: tuple[int, ...]) -> nn.Module:
     """``net`` after one forward pass on zeros of ``[1, *sample_shape]`` (sizes its LazyLinear)."""
     with torch.no_grad():
@@ -973,6 +989,7 @@ NETS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "pool1d_ceil": (lambda: materialized(CeilPools1d(), (3, 21)), (3, 21)),
     "convnext": (ConvNeXtBlock, (3, 16, 16)),
     "flatten_nhwc": (FlattenChannelLast, (3, 6, 6)),
+    "spatial_cat": (lambda: materialized(SpatialConcat(), (1, 6, 5)), (1, 6, 5)),
 }
 """Net name -> (factory, the shape of one sample without the batch axis)."""
 

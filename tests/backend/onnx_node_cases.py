@@ -683,8 +683,6 @@ EXPECTATIONS: tuple[Expect, ...] = (
            r"only division by a constant"),
     Expect(r"^test_concat_(1d_axis_0|2d_axis_0|2d_axis_negative_2|3d_axis_0|3d_axis_negative_3)$", UNSUPPORTED,
            "concatenation along the batch axis 0 (no batch-1 form)", r"inputs must be \[1, \.\.\.\]"),
-    Expect(r"^test_concat_3d_axis_(2|negative_1)$", UNSUPPORTED,
-           "concatenation along the length axis of [1, 2, 2] maps (only channels, axis 1)", r"Concat on axis 2"),
     Expect(r"^test_flatten_(axis0|negative_axis4)$", UNSUPPORTED,
            "Flatten(axis=0) folds the batch into the features (no batch-1 form)", r"inputs must be \[1, \.\.\.\]"),
     Expect(r"^test_flatten_(axis2|axis3|negative_axis2|negative_axis1)$", UNSUPPORTED,

@@ -52,7 +52,7 @@ ATTRIBUTE_LEVEL = """
 g (float[1, 2, 4, 4] x, float[2, 2, 1, 1] w) => (float[1, 2, 8, 4] c, float[1, 2, 4, 4] a, int64[1, 2, 2, 2] i,
                                                   float[1, 8] f, float[1, 2, 4, 4] l, float[3, 32] z) {
     k = Conv <kernel_shape = [1, 1]> (x, w)
-    c = Concat <axis = 2> (k, x)
+    c = Concat <axis = 2> (k, grid4)
     a = Mul(x, row)
     r = Reshape(a, flat)
     z = Mul(r, grid)
@@ -66,7 +66,7 @@ g (float[1, 2, 4, 4] x, float[2, 2, 1, 1] w) => (float[1, 2, 8, 4] c, float[1, 2
 
 def test_attribute_level_problems_are_all_reported() -> None:
     proto = parse(ATTRIBUTE_LEVEL, row=rand(2, 1, 4), shape=np.array([1, 8], np.int64),
-                  flat=np.array([1, 32], np.int64), grid=rand(3, 32))
+                  flat=np.array([1, 32], np.int64), grid=rand(3, 32), grid4=rand(1, 2, 4, 4))
     with pytest.raises(UnsupportedError) as info:
         run_pass(Normalize, load(proto))
     details = "\n".join(info.value.details)

@@ -18,7 +18,8 @@ becomes a region for each of its tensors read outside the group (or a graph outp
 nodes that tensor depends on, when those nodes include one :data:`TABLE_OPS` op, a ``Pow`` (also of a
 constant exponent: an SVC's polynomial kernel), a quotient with an activation as the divisor
 (``c / x``), or a product (quotient, power, difference: :data:`TABLE_BINARY`) of two activations: a group of only ``Relu``/``Clip``/``LeakyRelu`` and constant ``Add``/``Mul`` is
-left to the ordinary lowering, and so is a lone final ``Sigmoid`` (dropped, docs/normal-form.md).
+left to the ordinary lowering, and so are a lone square ``Mul(x, x)`` (the exact ``mul`` step) and a
+lone final ``Sigmoid`` (dropped, docs/normal-form.md).
 Functions defined on part of the line only (``Log``, ``Sqrt``, ``Reciprocal``, ``c / x``) are
 tabulated over the calibrated range of their input (backends/lower_lut.py, ``domain_clamp``).
 
@@ -271,6 +272,9 @@ def _ancestors(node: gs.Node, nodes: list[gs.Node]) -> list[gs.Node]:
 
 
 def _needs_table(nodes: list[gs.Node]) -> bool:
+    if len(nodes) == 1 and nodes[0].op == "Mul" and len(nodes[0].inputs) == 2 \
+            and nodes[0].inputs[0] is nodes[0].inputs[1]:
+        return False     # a lone square x * x: the exact `mul` step, no interpolated table
     for n in nodes:
         if n.op in TABLE_OPS or n.op == "Pow":     # a power, even of a constant exponent, is a table
             return True

@@ -1,6 +1,7 @@
-"""`quadratic-scores`: a classifier whose log-likelihoods are a separable quadratic of the input
-(skl2onnx's GaussianNB) as two Gemms, or a linear function of it (MultinomialNB, ComplementNB,
-behind any affine scaler) as one.
+"""`quadratic-scores`: a classifier whose scores are a quadratic of the input as Gemms: separable
+(skl2onnx's GaussianNB) as two, linear (MultinomialNB, ComplementNB, behind any affine scaler) as
+one, with cross terms (QuadraticDiscriminantAnalysis, PolynomialFeatures(2) before a linear model)
+as a projection, its square and a Gemm.
 
 skl2onnx writes GaussianNB's joint log-likelihood of class c as
 ``jointi_c + sigma_sum_log_c - 0.5 sum_f (x_f - theta_cf)^2 / sigma_cf`` through a ``[N, 1, F]``
@@ -11,8 +12,16 @@ form, but ``J`` is ``a_c + sum_f (b_cf x_f + q_cf x_f^2)``: one Gemm of x and on
 The coefficients are read off the sub-graph itself: onnxruntime runs it at ``x = 0`` and ``x = +-h e_f``
 (``a``, ``b``, ``q`` by central differences), and the rewrite happens only when the quadratic then
 reproduces the sub-graph on random inputs (so any exporter's arrangement of a separable quadratic is
-taken, and nothing else is). The squares and their Gemm are annotated ``reachable-range`` (a square
-grows like the square of an input beyond its calibrated range).
+taken, and nothing else is). When the separable form does not fit and the input has at most
+``MAX_CROSS_FEATURES`` features, the cross terms come from ``x = h (e_i + e_j)`` as well: class c's
+scores are ``a_c + b_c x + x' M_c x``, and with ``M_c = sum_k l_ck u_ck u_ck'`` (its eigenvectors)
+``x' M_c x = sum_k l_ck (u_ck . x)^2``. The squares and their Gemm are annotated ``reachable-range``
+(a square grows like the square of an input beyond its calibrated range).
+
+Scores are taken where a softmax reads them, in any of the exporters' forms: ``Exp(J -
+ReduceLogSumExp(J))``, ``Exp(J - ReduceMax(J)) / ReduceSum(...)`` (skl2onnx's QDA) or, when ``J``'s
+computation is not already in the normal form (a Pow, a ReduceSum or ReduceProd, an
+ArrayFeatureExtractor, a product of two activations), ``Softmax(J)``.
 
 Before -> after::
 
@@ -21,9 +30,14 @@ Before -> after::
         ->
     J = Add(Gemm(x, b, a), Gemm(Mul(x, x), q, 0));  p = Softmax(J) {axis=1}
     (linear scores, q = 0:  J = Gemm(x, b, a);  p = Softmax(J) {axis=1})
+    (cross terms:  u = Gemm(x, U);  J = Add(Gemm(x, b, a), Gemm(Mul(u, u), L, 0)),
+     U the eigenvectors of every class stacked [R, F], L [C, R] each class's eigenvalues on its rows)
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import onnx_graphsurgeon as gs
@@ -41,6 +55,13 @@ STEP = 1.0
 """``h`` of the central differences (exact for a quadratic; float32 rounding aside)."""
 TOLERANCE = 1e-3
 """Largest error of the fitted quadratic on the random check inputs, relative to the largest |J|."""
+MAX_CROSS_FEATURES = 64
+"""Inputs up to this width get the cross terms fitted (F (F - 1) / 2 more onnxruntime runs)."""
+EIGEN_FLOOR = 1e-7
+"""Eigenvalues below this fraction of a class's largest |eigenvalue| are dropped."""
+NOT_NORMAL = frozenset({"Pow", "ReduceSum", "ReduceProd", "ArrayFeatureExtractor", "Sqrt", "Div"})
+"""Ops in a score computation that tell `Softmax(J)` scores to be fitted (a linear model's Gemm is
+left alone)."""
 
 
 def _default(node: gs.Node | None, op: str) -> bool:
@@ -65,7 +86,8 @@ def _log_softmax_of(exp: gs.Node) -> gs.Tensor | None:
 
 
 def _ancestors(target: gs.Tensor) -> list[gs.Node] | None:
-    """The nodes ``target`` is computed by, back to graph inputs and constants (default-domain ops only)."""
+    """The nodes ``target`` is computed by, back to graph inputs and constants (default-domain ops and
+    ``ai.onnx.ml``'s, which onnxruntime runs for the fit: PolynomialFeatures' ArrayFeatureExtractor)."""
     nodes: list[gs.Node] = []
     seen: set[int] = set()
     stack = [target]
@@ -73,7 +95,7 @@ def _ancestors(target: gs.Tensor) -> list[gs.Node] | None:
         node = producer(stack.pop())
         if node is None or id(node) in seen:
             continue
-        if (node.domain or "") not in DEFAULT_DOMAINS:
+        if (node.domain or "") not in (*DEFAULT_DOMAINS, "ai.onnx.ml"):
             return None
         seen.add(id(node))
         nodes.append(node)
@@ -83,9 +105,52 @@ def _ancestors(target: gs.Tensor) -> list[gs.Node] | None:
 
 def fit_quadratic(graph: gs.Graph, x: gs.Tensor, target: gs.Tensor,
                   width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
-    """``(a [C], b [C, F], q [C, F])`` with ``target = a + b x + q x^2`` (onnxruntime on the part of
-    ``graph`` that computes ``target`` from ``x``), or None when it is not such a quadratic; ``q`` is
-    None when the scores are linear (``a + b x`` alone fits: MultinomialNB, ComplementNB)."""
+    """``(a [C], b [C, F], m)`` with ``target = a + b x + x' m_c x`` (onnxruntime on the part of
+    ``graph`` that computes ``target`` from ``x``), or None when it is not such a quadratic. ``m`` is
+    None when the scores are linear (``a + b x`` alone fits: MultinomialNB, ComplementNB), ``[C, F]``
+    (the diagonals) when they are separable, else ``[C, F, F]`` (symmetric)."""
+    run = _evaluator(graph, x, target)
+    if run is None:
+        return None
+    try:
+        eye = np.eye(width) * STEP
+        base = run(np.zeros((1, width)))[0]
+        up, down = run(eye), run(-eye)
+        check = np.random.default_rng(0).normal(0.0, 2.0, (CHECK_ROWS, width))
+        want = run(check)
+    except Exception:    # onnxruntime's own exception types: not a graph we can evaluate
+        return None
+    b = ((up - down) / (2 * STEP)).T
+    q = ((up + down - 2 * base) / (2 * STEP * STEP)).T
+    linear = base + check @ b.T
+    scale = max(float(np.abs(want).max()), 1e-6)
+
+    def fits(got: np.ndarray) -> bool:
+        return want.shape == got.shape and float(np.abs(got - want).max()) <= TOLERANCE * scale
+
+    if fits(linear):
+        return base, b, None
+    if fits(linear + (check ** 2) @ q.T):
+        return base, b, q
+    if width > MAX_CROSS_FEATURES:
+        return None
+    m = np.zeros((len(base), width, width))
+    m[:, np.arange(width), np.arange(width)] = q
+    pairs = [(i, j) for i in range(width) for j in range(i + 1, width)]
+    if pairs:
+        try:
+            both = run(np.stack([eye[i] + eye[j] for i, j in pairs]))
+        except Exception:
+            return None
+        for (i, j), value in zip(pairs, both):
+            cross = (value - up[i] - up[j] + base) / (2 * STEP * STEP)
+            m[:, i, j] = m[:, j, i] = cross
+    return (base, b, m) if fits(linear + np.einsum("nf,cfg,ng->nc", check, m, check)) else None
+
+
+def _evaluator(graph: gs.Graph, x: gs.Tensor, target: gs.Tensor) -> Callable[[np.ndarray], np.ndarray] | None:
+    """A function of input rows ``[n, F]`` -> ``target`` rows, by onnxruntime on the part of
+    ``graph`` between them (one row at a time: exporters' reshapes assume batch 1), or None."""
     part = graph.copy()
     tensors = part.tensors()
     part.inputs = [tensors[x.name]]
@@ -96,34 +161,99 @@ def fit_quadratic(graph: gs.Graph, x: gs.Tensor, target: gs.Tensor,
             part.cleanup()
             proto = gs.export_onnx(part, do_type_check=False)
         session = ort.session(proto)
-
-        def run(rows: np.ndarray) -> np.ndarray:
-            return np.stack([np.asarray(session.run(None, {x.name: r[None].astype(np.float32)})[0],
-                                        dtype=np.float64).reshape(-1) for r in rows])
-
-        eye = np.eye(width) * STEP
-        base = run(np.zeros((1, width)))[0]
-        up, down = run(eye), run(-eye)
-        rng = np.random.default_rng(0)
-        check = rng.normal(0.0, 2.0, (CHECK_ROWS, width))
-        want = run(check)
     except Exception:    # onnxruntime's own exception types: not a graph we can evaluate
         return None
-    b = ((up - down) / (2 * STEP)).T
-    q = ((up + down - 2 * base) / (2 * STEP * STEP)).T
-    linear = base + check @ b.T
-    got = linear + (check ** 2) @ q.T
-    scale = max(float(np.abs(want).max()), 1e-6)
-    if want.shape != got.shape or float(np.abs(got - want).max()) > TOLERANCE * scale:
+
+    def run(rows: np.ndarray) -> np.ndarray:
+        return np.stack([np.asarray(session.run(None, {x.name: r[None].astype(np.float32)})[0],
+                                    dtype=np.float64).reshape(-1) for r in rows])
+
+    return run
+
+
+def _eigen_terms(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(U [R, F], L [C, R])`` with ``x' m_c x = sum_r L[c, r] (U[r] . x)^2`` for every class c; each
+    ``U[r]`` is an eigenvector scaled by the root of its |eigenvalue| and ``L`` holds the signs, so a
+    square is its term's share of the scores (one Q format for all squares fits them all)."""
+    directions, weights = [], []
+    for c, sym in enumerate(m):
+        values, vectors = np.linalg.eigh((sym + sym.T) / 2)
+        keep = np.abs(values) > EIGEN_FLOOR * max(float(np.abs(values).max()), 1e-30)
+        for value, vector in zip(values[keep], vectors[:, keep].T):
+            directions.append(vector * np.sqrt(abs(value)))
+            weights.append((c, np.sign(value)))
+    u = np.array(directions).reshape(len(directions), m.shape[1])
+    lam = np.zeros((m.shape[0], len(directions)))
+    for r, (c, value) in enumerate(weights):
+        lam[c, r] = value
+    return u, lam
+
+
+@dataclass
+class _Head:
+    """A softmax reading scores ``J``: ``out`` its probabilities, ``remove`` its nodes to replace by a
+    Softmax (empty: ``keep`` is that Softmax already), ``readers`` the nodes that may read ``J``
+    besides ArgMax, ``always`` whether to fit whatever computes ``J``."""
+
+    scores: gs.Tensor
+    out: gs.Tensor
+    remove: list[gs.Node]
+    readers: set[int]
+    always: bool
+    keep: gs.Node | None = None
+
+
+def _softmax_heads(graph: gs.Graph) -> list[_Head]:
+    """Every softmax of the module docstring's forms in ``graph``."""
+    heads = []
+    for node in graph.nodes:
+        if _default(node, "Exp"):
+            scores = _log_softmax_of(node)
+            if scores is not None:
+                sub = producer(node.inputs[0])
+                heads.append(_Head(scores, node.outputs[0], [node], {id(sub)} | {
+                    id(r) for r in consumers(scores) if _default(r, "ReduceLogSumExp")}, True))
+        elif _default(node, "Div") and len(node.inputs) == 2:
+            head = _max_softmax(node)
+            if head is not None:
+                heads.append(head)
+        elif _default(node, "Softmax") and int(node.attrs.get("axis", -1)) in (1, -1):
+            heads.append(_Head(node.inputs[0], node.outputs[0], [], {id(node)}, False, keep=node))
+    return heads
+
+
+def _max_softmax(div: gs.Node) -> _Head | None:
+    """``Div(e, ReduceSum(e)) , e = Exp(Sub(J, ReduceMax(J)))`` over axis 1 as a head, else None."""
+    e, total = div.inputs
+    exp, reduce_sum = producer(e), producer(total)
+    if not _default(exp, "Exp") or not _default(reduce_sum, "ReduceSum") or reduce_sum.inputs[0] is not e:
         return None
-    return base, b, None if float(np.abs(linear - want).max()) <= TOLERANCE * scale else q
+    sub = producer(exp.inputs[0])
+    if not _default(sub, "Sub") or len(sub.inputs) != 2:
+        return None
+    scores, peak = sub.inputs
+    reduce_max = producer(peak)
+    if not _default(reduce_max, "ReduceMax") or reduce_max.inputs[0] is not scores:
+        return None
+    return _Head(scores, div.outputs[0], [div, reduce_sum, exp, sub, reduce_max], {id(sub), id(reduce_max)}, True)
+
+
+def _needs_fit(nodes: list[gs.Node]) -> bool:
+    """Whether a score computation holds an op the normal form lacks (a Pow, a reduction, a feature
+    extractor, a product of two activations)."""
+    for node in nodes:
+        if node.op in NOT_NORMAL:
+            return True
+        if node.op in ("Mul", "MatMul") and sum(isinstance(t, gs.Variable) for t in node.inputs) == 2:
+            return True
+    return False
 
 
 @register
 class QuadraticScores(Pass):
-    """Rewrite a softmax of separable quadratic scores of the input into Gemms and a Softmax (module
-    docstring). Applies when the scores ``J`` are computed from one ``[N, F]`` graph input by default-
-    domain ops, read by nothing but the softmax's ReduceLogSumExp and Sub and an ArgMax, and fit."""
+    """Rewrite a softmax of quadratic scores of the input into Gemms and a Softmax (module
+    docstring). Applies when the scores ``J`` are computed from one ``[N, F]`` graph input by ops
+    onnxruntime runs, read by nothing but the softmax and an ArgMax, and fit."""
 
     name = "quadratic-scores"
     level = "onnx"
@@ -133,59 +263,66 @@ class QuadraticScores(Pass):
         graph = model.graph
         names = NameSource(graph)
         done = 0
-        for exp in [n for n in graph.nodes if _default(n, "Exp")]:
-            scores = _log_softmax_of(exp)
-            if scores is not None and self._rewrite(model, names, exp, scores):
+        for head in _softmax_heads(graph):
+            if self._rewrite(model, names, head):
                 done += 1
         if done:
             drop_unused(graph, toposort=True)
         return PassResult(model, bool(done), {"rewritten": done})
 
-    def _rewrite(self, model: OnnxModel, names: NameSource, exp: gs.Node, scores: gs.Tensor) -> bool:
-        graph = model.graph
+    def _rewrite(self, model: OnnxModel, names: NameSource, head: _Head) -> bool:
+        graph, scores = model.graph, head.scores
         nodes = _ancestors(scores)
         inputs = [t for t in graph.inputs if any(t is i for n in nodes or [] for i in n.inputs)]
         if not nodes or len(inputs) != 1 or inputs[0].shape is None or len(inputs[0].shape) != 2 \
                 or not isinstance(inputs[0].shape[1], int) or not is_graph_input(graph, inputs[0]):
             return False
+        if not head.always and not _needs_fit(nodes):
+            return False
         x = inputs[0]
         inside = {id(n) for n in nodes}
-        softmax = {id(exp), id(producer(exp.inputs[0]))}
         for node in nodes:     # the scores' computation feeds nothing else
             for t in node.outputs:
                 if t is not scores and any(id(r) not in inside for r in consumers(t)):
                     return False
-        if any(id(r) not in softmax and r.op not in ("ReduceLogSumExp", "ArgMax") for r in consumers(scores)):
+        if any(id(r) not in head.readers and r.op != "ArgMax" for r in consumers(scores)):
             return False
         fitted = fit_quadratic(graph, x, scores, int(x.shape[1]))
         if fitted is None:
             return False
-        a, b, q = fitted
-        origin = [name for node in [*nodes, exp] for name in origin_of(model, node)]
-        out = exp.outputs[0]
-        for node in [*nodes, exp]:
+        a, b, m = fitted
+        base = (head.keep or head.remove[0]).name
+        origin = [name for node in [*nodes, *head.remove] for name in origin_of(model, node)]
+        for node in [*nodes, *head.remove]:
             detach(node)
 
-        def const(base: str, value: np.ndarray) -> gs.Constant:
-            return new_constant(names, f"{exp.name}_{base}", np.asarray(value, dtype=np.float32))
+        def const(suffix: str, value: np.ndarray) -> gs.Constant:
+            return new_constant(names, f"{base}_{suffix}", np.asarray(value, dtype=np.float32))
 
-        softmax_node = add_node(graph, names, "Softmax", f"{exp.name}_softmax", [scores], [out], {"axis": 1})
-        if q is None:
-            made = [add_node(graph, names, "Gemm", f"{exp.name}_linear", [x, const("b", b), const("a", a)], [scores],
-                             {"transB": 1})]
+        def node(op: str, suffix: str, inputs: list[gs.Tensor], out: gs.Tensor, **attrs: object) -> gs.Node:
+            return add_node(graph, names, op, f"{base}_{suffix}", inputs, [out], dict(attrs))
+
+        made = [] if head.keep is not None else [node("Softmax", "softmax", [scores], head.out, axis=1)]
+        if m is None:
+            made.append(node("Gemm", "linear", [x, const("b", b), const("a", a)], scores, transB=1))
         else:
-            linear, square, quadratic = (new_variable(names, f"{exp.name}_{base}", np.float32)
-                                         for base in ("linear", "square", "quadratic"))
-            made = [add_node(graph, names, "Gemm", f"{exp.name}_linear", [x, const("b", b), const("a", a)],
-                             [linear], {"transB": 1}),
-                    add_node(graph, names, "Mul", f"{exp.name}_square", [x, x], [square]),
-                    add_node(graph, names, "Gemm", f"{exp.name}_quadratic",
-                             [square, const("q", q), const("zero", np.zeros(len(a)))], [quadratic], {"transB": 1}),
-                    add_node(graph, names, "Add", f"{exp.name}_scores", [linear, quadratic], [scores])]
+            linear, square, quadratic = (new_variable(names, f"{base}_{suffix}", np.float32)
+                                         for suffix in ("linear", "square", "quadratic"))
+            made.append(node("Gemm", "linear", [x, const("b", b), const("a", a)], linear, transB=1))
+            if m.ndim == 2:
+                made.append(node("Mul", "square", [x, x], square))
+                weights = m
+            else:
+                u, weights = _eigen_terms(m)
+                projected = new_variable(names, f"{base}_projected", np.float32)
+                made += [node("Gemm", "project", [x, const("u", u), const("u_zero", np.zeros(len(u)))], projected,
+                              transB=1),
+                         node("Mul", "square", [projected, projected], square)]
+            made += [node("Gemm", "quadratic", [square, const("q", weights), const("zero", np.zeros(len(a)))],
+                          quadratic, transB=1),
+                     node("Add", "scores", [linear, quadratic], scores)]
             for tensor in (square, quadratic):
                 model.annotations.set(tensor.name, REACHABLE_RANGE, True)
-        for new in [*made, softmax_node]:
+        for new in made:
             set_origin(model, new, origin)
-        for reader in [r for r in consumers(scores) if r.op == "ReduceLogSumExp"]:
-            detach(reader)
         return True

@@ -277,3 +277,23 @@ def test_bagging_classifier(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     proto, x = _export(bagging, 3, zipmap=False)
     assert {"Concat", "ReduceMean"} <= {n.op_type for n in proto.graph.node}
     compile_and_compare(proto, x, tmp_path, capsys)
+
+
+@pytest.mark.parametrize("kind", ["qda", "poly-logreg"])
+def test_quadratic_scores_with_cross_terms(kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # QuadraticDiscriminantAnalysis (full covariances) and PolynomialFeatures(2) + LogisticRegression
+    # (ArrayFeatureExtractor + ReduceProd per monomial): scores a + b x + x' M_c x, fitted off the
+    # graph and written as a projection on M_c's scaled eigenvectors, its exact square and a Gemm
+    from sklearn.discriminant_analysis import QuadraticDiscriminantAnalysis
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import PolynomialFeatures
+
+    estimator = QuadraticDiscriminantAnalysis(reg_param=0.1) if kind == "qda" else \
+        make_pipeline(PolynomialFeatures(2), LogisticRegression(max_iter=2000))
+    proto, x = _export(estimator, 3, zipmap=False)
+    compile_and_compare(proto, x, tmp_path, capsys)
+    import onnx
+
+    normalized = onnx.load(str(tmp_path / "build" / "normalized.onnx"))
+    assert [n.op_type for n in normalized.graph.node if n.op_type in ("Gemm", "Mul")] == ["Gemm", "Gemm", "Mul", "Gemm"]

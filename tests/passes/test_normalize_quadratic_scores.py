@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from normalize_helpers import assert_same_outputs, load, ops, rand, run_pass
@@ -36,4 +37,48 @@ def test_a_quadratic_log_softmax_becomes_two_gemms() -> None:
 
 def test_other_scores_are_left() -> None:
     proto = _model("Tanh")
+    assert not run_pass(QuadraticScores, load(proto)).changed
+
+
+def _cross_model(head: str) -> object:
+    """``J = Gemm(x) + ReduceSum((x W)^2)`` (cross terms: a quadratic form per class through a
+    MatMul of the input), read by a softmax in the form ``head``: "Softmax" or "max" (Exp(J -
+    ReduceMax(J)) / ReduceSum)."""
+    n = helper.make_node
+    nodes = [n("Gemm", ["x", "W1", "b"], ["g1"], transB=1)]
+    for c in range(3):
+        nodes += [n("MatMul", ["x", f"P{c}"], [f"m{c}"]), n("Mul", [f"m{c}", f"m{c}"], [f"s{c}"]),
+                  n("ReduceSum", [f"s{c}", "one"], [f"r{c}"], keepdims=1)]
+    nodes += [n("Concat", ["r0", "r1", "r2"], ["q"], axis=1), n("Add", ["g1", "q"], ["J"])]
+    if head == "Softmax":
+        nodes += [n("Softmax", ["J"], ["p"], axis=1)]
+    else:
+        nodes += [n("ReduceMax", ["J"], ["mx"], axes=[1], keepdims=1), n("Sub", ["J", "mx"], ["d"]),
+                  n("Exp", ["d"], ["e"]), n("ReduceSum", ["e", "one"], ["t"], keepdims=1), n("Div", ["e", "t"], ["p"])]
+    values = {"W1": rand(3, 4, seed=2), "b": rand(3, seed=3), "one": np.array([1], np.int64),
+              **{f"P{c}": rand(4, 2, seed=10 + c) for c in range(3)}}
+    inits = [numpy_helper.from_array(v if v.dtype == np.int64 else v.astype(np.float32), k) for k, v in values.items()]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                              [helper.make_tensor_value_info("p", TensorProto.FLOAT, ["N", 3])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+@pytest.mark.parametrize("head", ["Softmax", "max"])
+def test_scores_with_cross_terms_become_a_projection_its_square_and_gemms(head: str) -> None:
+    proto = _cross_model(head)
+    result = run_pass(QuadraticScores, load(proto))
+    assert result.changed
+    assert sorted(ops(result.model)) == sorted(["Gemm", "Gemm", "Mul", "Gemm", "Add", "Softmax"])
+    for seed in range(4):
+        assert_same_outputs(proto, result.model.to_proto(), {"x": rand(1, 4, seed=seed) * 3}, atol=1e-4)
+
+
+def test_a_plain_softmax_classifier_is_left() -> None:
+    n = helper.make_node
+    graph = helper.make_graph([n("Gemm", ["x", "W", "b"], ["J"], transB=1), n("Softmax", ["J"], ["p"], axis=1)], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                              [helper.make_tensor_value_info("p", TensorProto.FLOAT, ["N", 3])],
+                              [numpy_helper.from_array(rand(3, 4).astype(np.float32), "W"),
+                               numpy_helper.from_array(rand(3).astype(np.float32), "b")])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     assert not run_pass(QuadraticScores, load(proto)).changed

@@ -534,9 +534,9 @@ def graph_findings(model: OnnxModel) -> list[str]:
         if tensor.dtype is not None and is_token_input(tensor):
             if not tensor.outputs or not all(is_embedding(n) and n.inputs[1] is tensor for n in tensor.outputs):
                 readers = ", ".join(f"{n.name} ({n.op})" for n in tensor.outputs) or "none"
-                out.append(f"input '{tensor.name}' has dtype {np.dtype(tensor.dtype)} and is read by {readers}; "
-                           f"integer inputs are supported only as token ids that index embedding tables "
-                           f"(Gather(table [V, D], ids, axis=0): nn.Embedding)")
+                out.append(f"input '{tensor.name}' has dtype {np.dtype(tensor.dtype)}; only float32 inputs are "
+                           f"supported, and integer token ids read only by embedding tables (Gather(table [V, D], "
+                           f"ids, axis=0): nn.Embedding); it is read by {readers}")
         elif tensor.dtype is None or np.dtype(tensor.dtype) != np.float32:
             out.append(f"input '{tensor.name}' has dtype {tensor.dtype}; only float32 inputs are supported "
                        f"(and integer token ids that index an embedding table)")

@@ -264,6 +264,12 @@ def canonical_scores(ens: Ensemble) -> tuple[list[dict[int, float]], list[float]
                 return [], [], None, (f"a base value for target {k}, which only some leaves write (onnxruntime "
                                       "adds it only when a reached leaf does)")
             base[k] = 0.0
+    else:
+        # onnxruntime's classifier adds base[k] to every sample, its regressor (the canonical form)
+        # only when a reached leaf writes target k: every leaf writes such a k, if only a 0
+        for k in (k for k in range(ens.targets) if base[k] != 0.0):
+            for leaf in leaves:
+                leaf.setdefault(k, 0.0)
     return leaves, base, post, None
 
 

@@ -251,3 +251,24 @@ def test_training_passes_say_a_forest_has_nothing_to_train(pipeline: str, name: 
         run_pipeline(OnnxModel.from_proto(proto), pipeline, ctx, verify=False)
     text = info.value.render()
     assert f"{name} has nothing to train" in text and "fewer or shallower trees" in text
+
+
+@pytest.mark.parametrize("post", ["NONE", "SOFTMAX", "LOGISTIC"])
+def test_a_classifiers_base_values_count_for_classes_no_reached_leaf_writes(post: str) -> None:
+    # onnxruntime adds a classifier's base_values to every class of every sample; the canonical
+    # regressor adds base[k] only where a reached leaf writes k, so every leaf writes a 0 there
+    trees = [{"nodes": [("BRANCH_LEQ", 0, 0.0, 1, 2), ("LEAF", {0: 0.7}), ("LEAF", {1: -0.3})]},
+             {"nodes": [("BRANCH_GT", 1, 0.5, 1, 2), ("LEAF", {0: 0.2}), ("LEAF", {0: -0.4})]}]
+    proto = forest_model(trees, 3, True, post=post, base=[0.5, -0.2, 1.0])
+    x = (np.random.default_rng(0).standard_normal((32, FEATURES)) * 1.5).astype(np.float32)
+    normalized, program = _compile(proto, x)
+    want = ort.session(proto).run(["probabilities"], {"input": x})[0]
+    after = ort.session(normalized)
+    got = np.concatenate([after.run(["probabilities"], {"input": x[i:i + 1]})[0] for i in range(len(x))])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    out = program.outputs[0].onnx_name
+    logits = np.concatenate([ort.session(ort.with_outputs(normalized, [out])).run([out], {"input": x[i:i + 1]})[0]
+                             for i in range(len(x))])
+    for row in range(len(x)):
+        res = dequantize_outputs(program, run_program(program, quantize_inputs(program, {"input": x[row:row + 1]})))
+        assert int(np.argmax(res[out].reshape(-1))) == int(np.argmax(logits[row]))

@@ -59,8 +59,8 @@ _OP_HINTS: dict[str, str] = {
     **{op: f"only {op} of an activation and one number (a clamp) or of two same-shape activations is supported"
        for op in ("Max", "Min")},
     "Div": "only division by a constant is supported (it becomes Mul)",
-    **{op: f"only a {what} over all spatial axes of a [1, C, ...] map (global pooling) or over the middle axes "
-           f"of a [1, T, D] sequence or a [1, H, W, C] map is supported"
+    **{op: f"only a {what} over all spatial axes of a [1, C, ...] map (global pooling), over the channels of a "
+           f"[1, C, H, W] map, or over the middle axes of a [1, T, D] sequence or a [1, H, W, C] map is supported"
        for op, what in (("ReduceMean", "mean"), ("ReduceSum", "sum"), ("ReduceMax", "max"))},
     "BatchNormalization": "export the model in inference mode (model.eval()) so BatchNorm can be folded",
     "Dropout": "export the model in inference mode (model.eval()) so Dropout disappears",

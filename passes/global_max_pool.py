@@ -29,6 +29,10 @@ class GlobalMaxPoolToMaxPool(Pass):
                                                                   y = Reshape(m, [1, D])
           (the max over the steps of a sequence, ``y.max(dim=1).values``, or over the pixels of a
           ``[1, H, W, C]`` map: the last axis moved first, as reduce-mean-to-gap does for the mean)
+        y = ReduceMax(x: [1,C,H,W]) {axes=[1]}                ->  t = Transpose(x) {perm=[0,2,1,3]}
+                                                                  m = MaxPool(t) {kernel_shape=[C,1]}
+                                                                  y = Transpose(m) {perm=[0,2,1,3]}
+          (the max over the channels: CBAM's spatial attention)
 
     Keras' GlobalMaxPooling2D/1D export (tf2onnx) as GlobalMaxPool or ReduceMax; both compute the same
     as one max-pooling window over the whole feature map (``[1, C, 1, 1]``/``[1, C, 1]`` output).
@@ -53,6 +57,10 @@ class GlobalMaxPoolToMaxPool(Pass):
                 continue
             spatial = list(shape[2:])
             axes = reduce_axes(node, len(shape), opset) if node.op == "ReduceMax" else None
+            if len(shape) == 4 and axes == [1]:
+                self._channel_max(model, node, names, shape)
+                rewritten += 1
+                continue
             if axes == list(range(1, len(shape) - 1)):
                 self._channel_last_max(model, node, names, shape)
                 rewritten += 1
@@ -82,6 +90,31 @@ class GlobalMaxPoolToMaxPool(Pass):
         target = new_constant(names, f"{node.name}_shape", np.array(shape[:2], dtype=np.int64))
         reshape = add_node(model.graph, names, "Reshape", f"{node.name}_reshape", [pooled, target], [y])
         set_origin(model, reshape, origin_of(model, node))
+
+    @staticmethod
+    def _channel_max(model: OnnxModel, node: gs.Node, names: NameSource, shape: tuple[int, ...]) -> None:
+        """ReduceMax over the channels of ``[1, C, H, W]``: the channels moved to the rows, one MaxPool
+        window of C rows, moved back (CBAM's spatial attention)."""
+        x, y = node.inputs[0], node.outputs[0]
+        _, c, h, w = shape
+        keepdims = int(node.attrs.get("keepdims", 1))
+        moved = new_variable(names, f"{node.name}_rows", x.dtype, [1, h, c, w])
+        pooled = new_variable(names, f"{node.name}_pooled", x.dtype, [1, h, 1, w])
+        back = y if keepdims else new_variable(names, f"{node.name}_back", x.dtype, [1, 1, h, w])
+        origin = origin_of(model, node)
+        made = [add_node(model.graph, names, "Transpose", f"{node.name}_to_rows", [x], [moved], {"perm": [0, 2, 1, 3]}),
+                add_node(model.graph, names, "Transpose", f"{node.name}_back", [pooled], [back], {"perm": [0, 2, 1, 3]})]
+        if not keepdims:
+            target = new_constant(names, f"{node.name}_shape", np.array([1, h, w], dtype=np.int64))
+            made.append(add_node(model.graph, names, "Reshape", f"{node.name}_reshape", [back, target], [y]))
+        node.op = "MaxPool"
+        node.attrs.clear()
+        node.attrs.update({"kernel_shape": [c, 1], "strides": [1, 1], "pads": [0, 0, 0, 0], "dilations": [1, 1],
+                           "ceil_mode": 0})
+        set_tensors(node.inputs, [moved])
+        set_tensors(node.outputs, [pooled])
+        for new in made:
+            set_origin(model, new, origin)
 
     @staticmethod
     def _channel_last_max(model: OnnxModel, node: gs.Node, names: NameSource, shape: tuple[int, ...]) -> None:

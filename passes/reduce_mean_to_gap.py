@@ -8,7 +8,7 @@ import onnx_graphsurgeon as gs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
-from passes.normalize_util import (NameSource, add_node, const_value, drop_unused, is_empty, new_constant,
+from passes.normalize_util import (NameSource, add_node, const_value, drop_unused, is_empty, mark_fixed, new_constant,
                                    new_variable, opset_of, origin_of, set_origin, set_tensors, static_shape)
 
 
@@ -56,6 +56,9 @@ class ReduceMeanToGap(Pass):
         y = ReduceSum(x: [1,C,H,W]) {axes=[2,3]}                ->  g = GlobalAveragePool(x)
                                                                     y = Mul(g, H*W)
           (a sum is the mean times the count, ``x.sum(dim=(2, 3))``; every form above)
+        y = ReduceMean(x: [1,C,H,W]) {axes=[1]}                 ->  y = Conv(x, W[1,C,1,1] = 1/C)  (fixed)
+          (the mean over the channels, ``x.mean(dim=1, keepdim=True)``: CBAM's spatial attention;
+          ReduceSum: weights 1; without keepdims a Reshape to [1,H,W] follows)
 
     The axes come from the attribute (ReduceMean before opset 18, ReduceSum before 13) or the constant second
     input. Other reductions are left for `check-supported` to report.
@@ -77,6 +80,10 @@ class ReduceMeanToGap(Pass):
             if shape is None or len(shape) < 3:
                 continue
             axes = reduce_axes(node, len(shape), opset)
+            if len(shape) == 4 and axes == [1]:
+                self._channel_mean(model, names, node, shape)
+                rewritten += 1
+                continue
             channel_last = len(shape) in (3, 4) and axes == list(range(1, len(shape) - 1))
             if not channel_last and axes != list(range(2, len(shape))):
                 continue
@@ -101,6 +108,30 @@ class ReduceMeanToGap(Pass):
         if rewritten:
             drop_unused(graph, toposort=True)
         return PassResult(model, bool(rewritten), {"rewritten": rewritten})
+
+    @staticmethod
+    def _channel_mean(model: OnnxModel, names: NameSource, node: gs.Node, shape: tuple[int, ...]) -> None:
+        """ReduceMean/ReduceSum over the channels of ``[1, C, H, W]`` as a 1x1 Conv to one channel with
+        weights 1/C (1 for the sum), fixed; a Reshape drops the axis without keepdims."""
+        graph = model.graph
+        x, y = node.inputs[0], node.outputs[0]
+        c = shape[1]
+        weight = new_constant(names, f"{node.name}_weights",
+                              np.full((1, c, 1, 1), 1.0 if node.op == "ReduceSum" else 1.0 / c, dtype=np.float32))
+        keepdims = int(node.attrs.get("keepdims", 1))
+        reduced = y if keepdims else new_variable(names, f"{node.name}_reduced", x.dtype, [1, 1, *shape[2:]])
+        conv = add_node(graph, names, "Conv", f"{node.name}_conv", [x, weight], [reduced],
+                        {"kernel_shape": [1, 1], "strides": [1, 1], "pads": [0, 0, 0, 0], "dilations": [1, 1],
+                         "group": 1})
+        made = [conv]
+        if not keepdims:
+            target = new_constant(names, f"{node.name}_shape", np.array([1, *shape[2:]], dtype=np.int64))
+            made.append(add_node(graph, names, "Reshape", f"{node.name}_reshape", [reduced, target], [y]))
+        mark_fixed(model, conv)
+        node.inputs.clear()
+        node.outputs.clear()
+        for new in made:
+            set_origin(model, new, origin_of(model, node))
 
     @staticmethod
     def _sum_as_mean(model: OnnxModel, names: NameSource, node: gs.Node, count: int) -> None:

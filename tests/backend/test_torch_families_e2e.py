@@ -1,7 +1,9 @@
 """Torch model families whose exported forms needed a rewrite, from the legacy and the dynamo
 exporter: ShuffleNet's channel split (dynamo: a `Split`; split-to-slices) and channel shuffle (a
 five-axis Transpose between Reshapes; merge-transpose-axes), and the mean over the pixels of a
-channel-last map (``y.mean(dim=(1, 2))`` of NHWC; reduce-mean-to-gap). The interpreter agrees with
+channel-last map (``y.mean(dim=(1, 2))`` of NHWC; reduce-mean-to-gap), CBAM's spatial attention (the
+mean and max over the channels, a one-channel gate on every channel; reduce-mean-to-gap,
+global-max-pool, broadcast-activations). The interpreter agrees with
 onnxruntime on the ORIGINAL model within its error bounds, and the C equals the interpreter."""
 
 from __future__ import annotations
@@ -59,8 +61,26 @@ class PixelMean(nn.Module):
         return self.fc(F.relu(self.pix(y)).mean(dim=(1, 2)))
 
 
+class SpatialAttention(nn.Module):
+    """Conv, CBAM spatial attention (``cat(mean over channels, max over channels)`` -> conv 3x3 ->
+    sigmoid, gating every channel), the channel mean subtracted, Flatten, Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(1, 8, 3, padding=1)
+        self.sa = nn.Conv2d(2, 1, 3, padding=1)
+        self.fc = nn.Linear(8 * 7 * 6, 5)
+
+    def forward(self, x: Any) -> Any:
+        y = F.relu(self.c(x))
+        pooled = torch.cat([y.mean(dim=1, keepdim=True), y.amax(dim=1, keepdim=True)], dim=1)
+        y = y * torch.sigmoid(self.sa(pooled))
+        return self.fc((y - y.mean(dim=1, keepdim=True)).flatten(1))
+
+
 FAMILIES: dict[str, tuple[type[nn.Module], tuple[int, ...]]] = {
-    "shuffle": (ShuffleUnit, (2, 6, 5)), "pixel_mean": (PixelMean, (5, 6, 3))}
+    "shuffle": (ShuffleUnit, (2, 6, 5)), "pixel_mean": (PixelMean, (5, 6, 3)),
+    "spatial_attention": (SpatialAttention, (1, 7, 6))}
 
 
 def export(family: str, dynamo: bool) -> onnx.ModelProto:

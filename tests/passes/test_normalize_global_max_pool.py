@@ -53,7 +53,7 @@ def test_reduce_max_axes_input_in_opset_18() -> None:
     assert ops(result.model) == ["MaxPool", "Reshape"]
 
 
-@pytest.mark.parametrize("axes", ["[1]", "[1, 2, 3]", "[3]"])
+@pytest.mark.parametrize("axes", ["[1, 3]", "[1, 2, 3]", "[3]"])
 def test_other_reductions_are_kept(axes: str) -> None:
     proto = parse(f"""
     <ir_version: 8, opset_import: ["" : 13]>
@@ -78,3 +78,16 @@ def test_max_over_the_middle_axes(shape: list[int], axes: list[int], keepdims: i
     """)
     result = check_pass(GlobalMaxPoolToMaxPool, proto, {"x": rand(*shape)})
     assert ops(result.model) == ["Transpose", "MaxPool", "Reshape"]
+
+
+@pytest.mark.parametrize("keepdims", [0, 1])
+def test_a_max_over_the_channels_pools_them_as_rows(keepdims: int) -> None:
+    out = "1, 1, 4, 5" if keepdims else "1, 4, 5"
+    proto = parse(f"""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 3, 4, 5] x) => (float[{out}] y) {{
+        y = ReduceMax <axes = [1], keepdims = {keepdims}> (x)
+    }}
+    """)
+    result = check_pass(GlobalMaxPoolToMaxPool, proto, {"x": rand(1, 3, 4, 5)})
+    assert sorted(ops(result.model)) == sorted(["Transpose", "MaxPool", "Transpose"] + ([] if keepdims else ["Reshape"]))

@@ -38,7 +38,7 @@ def test_input_axes_in_opset_18_and_conv1d_maps() -> None:
     assert ops(result.model) == ["GlobalAveragePool"]
 
 
-@pytest.mark.parametrize("axes", ["[1]", "[1, 2, 3]", "[2]"])
+@pytest.mark.parametrize("axes", ["[1, 3]", "[1, 2, 3]", "[2]"])
 def test_other_reductions_are_kept(axes: str) -> None:
     proto = parse(f"""
     <ir_version: 8, opset_import: ["" : 13]>
@@ -96,3 +96,26 @@ def test_sum_is_the_mean_times_the_count(shape: list[int], axes: list[int], out:
     """, axes=np.array(axes, np.int64))
     result = check_pass(ReduceMeanToGap, proto, {"x": rand(*shape)})
     assert sorted(ops(result.model)) == sorted(expected)
+
+
+@pytest.mark.parametrize("op", ["ReduceMean", "ReduceSum"])
+@pytest.mark.parametrize("keepdims", [0, 1])
+def test_a_reduction_over_the_channels_is_a_fixed_one_by_one_conv(op: str, keepdims: int) -> None:
+    from passes.normalize_util import FIXED_WEIGHTS
+
+    out = "1, 1, 4, 5" if keepdims else "1, 4, 5"
+    proto = parse(f"""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 3, 4, 5] x) => (float[{out}] y) {{
+        y = {op} <keepdims = {keepdims}> (x, axes)
+    }}
+    """ if op == "ReduceSum" else f"""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 3, 4, 5] x) => (float[{out}] y) {{
+        y = {op} <axes = [1], keepdims = {keepdims}> (x)
+    }}
+    """, **({"axes": np.array([1], np.int64)} if op == "ReduceSum" else {}))
+    result = check_pass(ReduceMeanToGap, proto, {"x": rand(1, 3, 4, 5)})
+    assert ops(result.model) == (["Conv"] if keepdims else ["Conv", "Reshape"])
+    conv = result.model.graph.nodes[0]
+    assert result.model.annotations.get(conv.inputs[1].name, FIXED_WEIGHTS)

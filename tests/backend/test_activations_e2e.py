@@ -21,6 +21,7 @@ import io
 import json
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -45,6 +46,22 @@ from transpiler.pass_infra import PassContext
 import_all_passes()
 
 TOP1 = 0.995
+
+
+def export_torch(net: Any, shape: tuple[int, ...], dynamo: bool) -> onnx.ModelProto:
+    """``net`` (a torch module in eval mode) exported on a random input of ``shape`` by the legacy
+    exporter (its default opset) or by dynamo (skipped without onnxscript)."""
+    torch = pytest.importorskip("torch")
+    if dynamo:
+        pytest.importorskip("onnxscript")
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if dynamo:
+            torch.onnx.export(net, (torch.randn(*shape),), dynamo=True, verbose=False).save(buffer)
+        else:
+            torch.onnx.export(net, (torch.randn(*shape),), buffer, dynamo=False)
+    return onnx.load_from_string(buffer.getvalue())
 
 
 def compile_program(model: OnnxModel, data: Dataset, out: Path) -> Program:

@@ -8,16 +8,14 @@ the range and what to do."""
 
 from __future__ import annotations
 
-import io
 import math
-import warnings
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 from emit_c_helpers import check_c_equals_interpreter
-from test_activations_e2e import TOP1, against_onnxruntime, compile_program
+from test_activations_e2e import TOP1, against_onnxruntime, compile_program, export_torch
 
 from backends.lower_lut import domain_clamp
 from transpiler.data import Dataset
@@ -52,14 +50,7 @@ def domain_model(kind: str, dynamo: bool) -> onnx.ModelProto:
             return self.fc(y.flatten(1))
 
     torch.manual_seed(0)
-    buffer = io.BytesIO()
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if dynamo:
-            torch.onnx.export(Net().eval(), (torch.randn(1, 2, 10),), dynamo=True, verbose=False).save(buffer)
-        else:
-            torch.onnx.export(Net().eval(), (torch.randn(1, 2, 10),), buffer, dynamo=False)
-    return onnx.load_from_string(buffer.getvalue())
+    return export_torch(Net().eval(), (1, 2, 10), dynamo)
 
 
 def test_domain_clamp_halfway_to_the_edge_and_rejects_a_range_outside_the_domain() -> None:

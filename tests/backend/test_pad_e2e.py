@@ -7,8 +7,6 @@ bit for bit (gcc, clang ASan + UBSan)."""
 
 from __future__ import annotations
 
-import io
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +14,7 @@ import onnx
 import pytest
 from emit_c_helpers import check_c_equals_interpreter
 from onnx import TensorProto, helper, numpy_helper
-from test_activations_e2e import TOP1, against_onnxruntime, compile_program
+from test_activations_e2e import TOP1, against_onnxruntime, compile_program, export_torch
 
 from transpiler.data import Dataset
 from transpiler.lir.ir import Program
@@ -61,18 +59,8 @@ def _torch_net(kind: str) -> tuple[object, tuple[int, ...]]:
 
 
 def torch_pad_model(kind: str, dynamo: bool) -> onnx.ModelProto:
-    torch = pytest.importorskip("torch")
-    if dynamo:
-        pytest.importorskip("onnxscript")
     net, shape = _torch_net(kind)
-    buffer = io.BytesIO()
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if dynamo:
-            torch.onnx.export(net, (torch.randn(*shape),), dynamo=True, verbose=False).save(buffer)
-        else:
-            torch.onnx.export(net, (torch.randn(*shape),), buffer, dynamo=False)
-    return onnx.load_from_string(buffer.getvalue())
+    return export_torch(net, shape, dynamo)
 
 
 def _check(proto: onnx.ModelProto, xs: np.ndarray, tmp_path: Path, label: str, c: bool,

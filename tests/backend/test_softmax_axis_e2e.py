@@ -7,15 +7,13 @@ backends/lower_bounds.py); the C equals the interpreter bit for bit (gcc, clang 
 
 from __future__ import annotations
 
-import io
-import warnings
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 from emit_c_helpers import check_c_equals_interpreter
-from test_activations_e2e import TOP1, against_onnxruntime, compile_program
+from test_activations_e2e import TOP1, against_onnxruntime, compile_program, export_torch
 
 from transpiler.data import Dataset
 from transpiler.lir.qio import quantize_inputs
@@ -50,14 +48,7 @@ def softmax_model(kind: str, dynamo: bool) -> onnx.ModelProto:
     net = Net()
     shape = SHAPES[kind]
     net(torch.randn(*shape))
-    buffer = io.BytesIO()
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if dynamo:
-            torch.onnx.export(net.eval(), (torch.randn(*shape),), dynamo=True, verbose=False).save(buffer)
-        else:
-            torch.onnx.export(net.eval(), (torch.randn(*shape),), buffer, dynamo=False)
-    return onnx.load_from_string(buffer.getvalue())
+    return export_torch(net.eval(), shape, dynamo)
 
 
 @pytest.mark.parametrize("dynamo", [False, True], ids=["legacy", "dynamo"])

@@ -89,7 +89,7 @@ _ML_HINTS: dict[str, str] = {
     "TreeEnsemble": "the ai.onnx.ml opset 5 TreeEnsemble is not supported; convert with ai.onnx.ml opset 3 "
                     "(skl2onnx's default): TreeEnsembleClassifier/TreeEnsembleRegressor are",
     "SVMClassifier": "kernel SVMs (SVC, NuSVC) are supported with kernels linear, rbf, poly (binary) and sigmoid, "
-                     "probability=False and decision_function_shape='ovr' (passes/svm.py)",
+                     "probability=False (True: binary only) and decision_function_shape='ovr' (passes/svm.py)",
     "SVMRegressor": "kernel SVMs (SVR, NuSVR) are supported with kernels linear, rbf, poly and sigmoid "
                     "(passes/svm.py)",
 }

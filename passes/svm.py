@@ -33,10 +33,17 @@ class pair ``p = (i, j)``, ``i < j``; onnxruntime votes for ``i`` when ``s_p > 0
   annotation: `lower` computes the class from it and makes it no port. skl2onnx's
   Neg/Less/ArrayFeatureExtractor/Sum/Concat/Abs/Div tail is replaced only when onnxruntime, run on
   that tail alone with random pairwise scores, computes the formula above.
+- binary with probabilities (``probability=True``, ``prob_a = [a]``, ``prob_b = [b]``): onnxruntime's
+  ``[p, 1 - p]``, ``p = 1 - sigmoid(a s + b)`` (Platt), as ``Sigmoid(Gemm(K, [-aD; aD], [-(a rho + b);
+  a rho + b]))`` (`lower` drops the final Sigmoid: the device returns its logits). onnxruntime couples
+  the two Platt probabilities by its iterative solve, which stops at a tolerance of 0.0025: its
+  probabilities are within ~0.0035 of ``[p, 1 - p]``. Its label still votes (class 0 when ``s > 0``),
+  which is not the probabilities' argmax for ``s`` between 0 and ``-b/a``: the class output is the
+  argmax of ``[s, -s]``, an extra output named by ``class-scores``.
 - regressor: ``sum_v coef_v K_v + rho`` (one Gemm of K).
 
 Left for `check-supported` to report, with the reason and what to do (annotation ``ml-problem``):
-``probability=True`` (Platt scaling and pairwise coupling), a post_transform, a polynomial kernel
+``probability=True`` with several classes (pairwise coupling: an iterative solve per input), a post_transform, a polynomial kernel
 with several classes (its kernel values span too wide a range for 16-bit fixed point: the rounding
 flips votes), a multi-class scores output that is not skl2onnx's ovr tail, one-class SVMs, nodes
 without support vectors.
@@ -271,6 +278,25 @@ def _tail_is_ovr(nodes: list[gs.Node], start: gs.Tensor, end: gs.Tensor, classes
     return got.shape == want.shape and bool(np.allclose(got, want, rtol=1e-4, atol=1e-4))
 
 
+def _platt_binary(build: _Builder, pairwise: np.ndarray, a: float, b: float, label: gs.Tensor, labels: np.ndarray,
+                  out: gs.Tensor) -> None:
+    """A binary SVC(probability=True): ``out = Sigmoid([-(a s + b), a s + b])``, onnxruntime's
+    ``[p, 1 - p]`` with ``p = 1 - sigmoid(a s + b)`` (Platt), and the label ``labels[argmax [s, -s]]``
+    (class 0 when ``s > 0``: onnxruntime votes, it does not read the probabilities) through the extra
+    output the ``class-scores`` annotation names."""
+    model, rho = build.model, build.svm.rho
+    logits = build.affine(np.concatenate([-a * pairwise, a * pairwise]), np.concatenate([-(a * rho + b), a * rho + b]),
+                          "platt")
+    build.add("Sigmoid", [logits], out, base="probability")
+    if not is_read(model.graph, label):
+        return
+    build.label(out, label, labels)
+    votes = build.affine(np.concatenate([pairwise, -pairwise]), np.concatenate([rho, -rho]), "class_votes",
+                         new_variable(build.names, f"{label.name}_votes", np.float32))
+    model.graph.outputs.append(votes)
+    model.annotations.set("graph", CLASS_SCORES, votes.name)
+
+
 def _leave(model: OnnxModel, node: gs.Node, reason: str, hint: str) -> bool:
     """Record why ``node`` stays (check-supported reports it); False: not rewritten."""
     model.annotations.set(node.name, PROBLEM, {"reason": reason, "hint": hint})
@@ -279,8 +305,9 @@ def _leave(model: OnnxModel, node: gs.Node, reason: str, hint: str) -> bool:
 
 @register
 class SvmToOnnx(Pass):
-    """Rewrite SVMClassifier and SVMRegressor (SVC mode, kernels LINEAR, POLY, RBF, SIGMOID, no
-    probabilities, post_transform NONE) into Gemm / Mul / Add / Exp / Pow / Tanh / Clip nodes.
+    """Rewrite SVMClassifier and SVMRegressor (SVC mode, kernels LINEAR, POLY, RBF, SIGMOID,
+    probabilities only for two classes, post_transform NONE) into Gemm / Mul / Add / Exp / Pow / Tanh /
+    Clip / Sigmoid nodes.
 
     Before -> after (3 classes, RBF; D the pairwise dual coefficients, A the vote matrix, a its base)::
 
@@ -295,6 +322,8 @@ class SvmToOnnx(Pass):
         label = Reshape(ArrayFeatureExtractor(classes, ArgMax(scores)), [-1])
 
         binary:    scores = Gemm(K, [-D; D], [-rho; rho])  (labels recorded reversed: class 0 when s > 0)
+        binary, probability=True: probabilities = Sigmoid(Gemm(K, [-aD; aD], [-(a rho + b); a rho + b])),
+                   label_votes = Gemm(K, [D; -D], [rho; -rho])  (extra output; class-scores)
         regressor: y = Gemm(K, coefficients, rho)
     """
 
@@ -339,14 +368,15 @@ class SvmToOnnx(Pass):
     def _classifier(self, model: OnnxModel, names: NameSource, node: gs.Node) -> bool:
         labels = class_labels(node)
         per_class = [int(v) for v in node.attrs.get("vectors_per_class") or []]
-        if len(node.attrs.get("prob_a") or []):
-            return _leave(model, node, "SVC(probability=True): onnxruntime's probabilities are Platt-scaled "
-                          "pairwise decisions coupled by an iterative solve", "train the SVC with "
-                          "probability=False (the default): its decision function compiles (the one-vs-rest "
-                          "votes and confidences; binary: [-s, s])")
+        classes = len(labels) if labels is not None else 0
+        platt = _floats(node, "prob_a"), _floats(node, "prob_b")
+        if platt[0].size and classes > 2:
+            return _leave(model, node, f"SVC(probability=True) with {classes} classes: onnxruntime couples the "
+                          "pairwise Platt probabilities by an iterative solve", "train the SVC with "
+                          "probability=False (the default): its decision function and voted class compile; "
+                          "a binary SVC(probability=True) compiles too")
         if str(attr(node, "post_transform", "NONE")) != "NONE":
             return _leave(model, node, f"post_transform {attr(node, 'post_transform')}", "export without one")
-        classes = len(labels) if labels is not None else 0
         svm = read_svm(node, max(classes - 1, 1))
         pairs = classes * (classes - 1) // 2
         if classes < 2 or len(per_class) != classes or len(node.outputs) != 2 or svm is None \
@@ -370,6 +400,9 @@ class SvmToOnnx(Pass):
             build = _Builder(model, names, node, svm)
             for dead in [node, *tail[0]]:
                 detach(dead)
+            if platt[0].size:
+                _platt_binary(build, pairwise, float(platt[0][0]), float(platt[1][0]), label, labels, tail[1])
+                return True
             build.affine(np.concatenate([-pairwise, pairwise]), np.concatenate([-svm.rho, svm.rho]), "decision",
                          tail[1])
             if is_read(model.graph, label):

@@ -3,7 +3,7 @@
 Classifiers come with their ZipMap output (the default) and without (``-nozipmap``), except the
 ones whose converter has no ZipMap (RidgeClassifier) or no such option (LinearSVC: its default and
 ``raw_scores``). Kernel SVMs (SVC with linear, rbf, poly and sigmoid kernels, binary and
-multi-class; SVR with linear and rbf kernels), MLPs with tanh, logistic and identity activations,
+multi-class, with ``probability=True`` too; SVR with linear and rbf kernels), MLPs with tanh, logistic and identity activations,
 LinearDiscriminantAnalysis and GaussianNB are the models a microcontroller is likely to get.
 
 Each model is fitted on 400 rows of ``make_classification`` / ``make_regression`` (10 features,
@@ -74,6 +74,8 @@ def _estimator(kind: str) -> Any:
         "sgd_hinge": lambda: SGDClassifier(random_state=0),
         **{f"svc_{kernel}": functools.partial(SVC, kernel=kernel) for kernel in ("linear", "rbf", "poly", "sigmoid")},
         **{f"svr_{kernel}": functools.partial(SVR, kernel=kernel) for kernel in ("linear", "rbf")},
+        **{f"svc_{kernel}_proba": functools.partial(SVC, kernel=kernel, probability=True, random_state=0)
+           for kernel in ("linear", "rbf")},
         "linearsvc": LinearSVC,
         "linreg": LinearRegression,
         "ridge": Ridge,
@@ -189,7 +191,8 @@ def sklearn_cases() -> list[Case]:
                    ("pipe_normalizer_logreg", "pipe_normalizer_logreg", 3), ("sgd_hinge", "sgd_hinge", 3),
                    ("svc_linear", "svc_linear", 3), ("svc_linear_bin", "svc_linear", 2),
                    ("svc_rbf", "svc_rbf", 3), ("svc_rbf_bin", "svc_rbf", 2), ("svc_poly", "svc_poly", 3),
-                   ("svc_sigmoid", "svc_sigmoid", 3), ("mlpc_tanh", "mlpc_tanh", 3),
+                   ("svc_sigmoid", "svc_sigmoid", 3), ("svc_rbf_proba_bin", "svc_rbf_proba", 2),
+                   ("svc_linear_proba_bin", "svc_linear_proba", 2), ("svc_rbf_proba", "svc_rbf_proba", 3), ("mlpc_tanh", "mlpc_tanh", 3),
                    ("mlpc_logistic", "mlpc_logistic", 3), ("mlpc_identity", "mlpc_identity", 3), ("lda", "lda", 3),
                    ("gnb", "gnb", 3))
     regressors = (("linreg", "linreg", 1), ("linreg_multi", "linreg", 3), ("ridge", "ridge", 1),

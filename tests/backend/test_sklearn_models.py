@@ -150,6 +150,27 @@ def test_unsupported_svc_is_a_clear_error(options: dict[str, Any], why: str, tmp
     assert "kernel='rbf'" in err or "probability=False" in err
 
 
+@pytest.mark.parametrize(("kernel", "zipmap"), [("rbf", False), ("rbf", True), ("linear", False), ("sigmoid", False)])
+def test_binary_svc_with_probabilities(kernel: str, zipmap: bool, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    # onnxruntime's [p, 1 - p], p = 1 - sigmoid(a s + b) (Platt): a Gemm of the kernel row and a final
+    # Sigmoid (dropped: the device returns its logits); its label votes (class 0 when s > 0), which
+    # is not the probabilities' argmax when 0 < s < -b/a: the class comes from [s, -s]
+    from sklearn.svm import SVC
+
+    proto, x = _export(SVC(kernel=kernel, probability=True, random_state=0), 2, zipmap=zipmap)
+    assert "SVMClassifier" in [n.op_type for n in proto.graph.node]
+    compile_and_compare(proto, x, tmp_path, capsys)
+    manifest = json.loads((tmp_path / "build" / "manifest.json").read_text())
+    assert manifest["class_source"] == "label_votes" and manifest["labels"] == [0, 1]
+    labels, probabilities = sorted(_original(proto, x).values(), key=lambda v: v.dtype.kind == "f")
+    with np.load(tmp_path / "y.npz") as saved:
+        logits = next(saved[name] for name in saved.files if name != "class").reshape(len(x), 2)
+        assert np.array_equal(np.array(manifest["labels"])[saved["class"].reshape(-1).astype(int)], labels[:, 0])
+    # onnxruntime stops its coupling iteration at a tolerance of 0.0025: up to 0.0032 from [p, 1 - p]
+    assert np.abs(1.0 / (1.0 + np.exp(-logits)) - probabilities).max() <= 0.006
+
+
 @pytest.mark.parametrize("kernel", ["linear", "rbf"])
 def test_kernel_svr(kernel: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from sklearn.svm import SVR

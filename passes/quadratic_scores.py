@@ -18,6 +18,14 @@ scores are ``a_c + b_c x + x' M_c x``, and with ``M_c = sum_k l_ck u_ck u_ck'`` 
 ``x' M_c x = sum_k l_ck (u_ck . x)^2``. The squares and their Gemm are annotated ``reachable-range``
 (a square grows like the square of an input beyond its calibrated range).
 
+Scores computed from a binarized input (skl2onnx's BernoulliNB: ``Cast(Greater(x, t))``; a
+``Binarizer`` pipeline: ``ai.onnx.ml`` Binarizer) are not a polynomial of ``x``; when they are linear in
+the steps ``[x_f > t_f]`` (fitted the same way: every input just below its threshold, then one above it;
+checked on random inputs around the thresholds) they become a canonical TreeEnsembleRegressor, one
+stump per feature, whose leaves write 0 or that feature's weights: the tree kernel compares an input
+with its threshold exactly (but for an input within half an input LSB of it), where a gain and a Clip
+would blur the step.
+
 Scores are taken where a softmax reads them, in any of the exporters' forms: ``Exp(J -
 ReduceLogSumExp(J))``, ``Exp(J - ReduceMax(J)) / ReduceSum(...)`` (skl2onnx's QDA) or, when ``J``'s
 computation is not already in the normal form (a Pow, a ReduceSum or ReduceProd, an
@@ -32,6 +40,7 @@ Before -> after::
     (linear scores, q = 0:  J = Gemm(x, b, a);  p = Softmax(J) {axis=1})
     (cross terms:  u = Gemm(x, U);  J = Add(Gemm(x, b, a), Gemm(Mul(u, u), L, 0)),
      U the eigenvectors of every class stacked [R, F], L [C, R] each class's eigenvalues on its rows)
+    (a binarized input:  J = TreeEnsembleRegressor(x) {stump f: x_f <= t_f ? 0 : w_f, base a})
 """
 
 from __future__ import annotations
@@ -47,8 +56,10 @@ from transpiler.annotations import REACHABLE_RANGE
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
-from passes.normalize_util import (DEFAULT_DOMAINS, NameSource, add_node, consumers, detach, drop_unused, is_graph_input,
-                                   new_constant, new_variable, origin_of, producer, quiet_gs, set_origin)
+from passes.normalize_util import (DEFAULT_DOMAINS, NameSource, add_node, attr, const_value, consumers, detach,
+                                   drop_unused, is_graph_input, new_constant, new_variable, origin_of, producer,
+                                   quiet_gs, set_origin)
+from passes.tree_ensembles import ML_DOMAIN, Branch, Ensemble, Tree, regressor_attrs
 
 CHECK_ROWS = 32
 STEP = 1.0
@@ -59,7 +70,8 @@ MAX_CROSS_FEATURES = 64
 """Inputs up to this width get the cross terms fitted (F (F - 1) / 2 more onnxruntime runs)."""
 EIGEN_FLOOR = 1e-7
 """Eigenvalues below this fraction of a class's largest |eigenvalue| are dropped."""
-NOT_NORMAL = frozenset({"Pow", "ReduceSum", "ReduceProd", "ArrayFeatureExtractor", "Sqrt", "Div"})
+NOT_NORMAL = frozenset({"Pow", "ReduceSum", "ReduceProd", "ArrayFeatureExtractor", "Sqrt", "Div", "Greater",
+                        "Binarizer"})
 """Ops in a score computation that tell `Softmax(J)` scores to be fitted (a linear model's Gemm is
 left alone)."""
 
@@ -146,6 +158,59 @@ def fit_quadratic(graph: gs.Graph, x: gs.Tensor, target: gs.Tensor,
             cross = (value - up[i] - up[j] + base) / (2 * STEP * STEP)
             m[:, i, j] = m[:, j, i] = cross
     return (base, b, m) if fits(linear + np.einsum("nf,cfg,ng->nc", check, m, check)) else None
+
+
+def step_thresholds(nodes: list[gs.Node], x: gs.Tensor, width: int) -> np.ndarray | None:
+    """``t [F]`` when the score computation ``nodes`` binarizes the input ``x`` by one
+    ``Greater(x, t)`` (t a constant, scalar or per feature) or ``ai.onnx.ml`` ``Binarizer(x)
+    {threshold=t}`` (skl2onnx's BernoulliNB and Binarizer) and reads ``x`` nowhere else; else None."""
+    readers = [n for n in nodes if any(t is x for t in n.inputs)]
+    if len(readers) != 1:
+        return None
+    node = readers[0]
+    if node.op == "Greater" and (node.domain or "") in DEFAULT_DOMAINS and len(node.inputs) == 2 \
+            and node.inputs[0] is x:
+        value = const_value(node.inputs[1])
+    elif node.op == "Binarizer" and node.domain == ML_DOMAIN:
+        value = np.array(float(attr(node, "threshold", 0.0)))
+    else:
+        return None
+    if value is None or value.size not in (1, width):
+        return None
+    return np.broadcast_to(np.asarray(value, dtype=np.float32).reshape(-1), (width,)).copy()
+
+
+def fit_steps(graph: gs.Graph, x: gs.Tensor, target: gs.Tensor,
+              thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(a [C], w [F, C])`` with ``target = a + sum_f [x_f > t_f] w_f`` (onnxruntime on the part of
+    ``graph`` that computes ``target`` from ``x``: every input below its threshold gives ``a``, one
+    above it ``a + w_f``), or None when that does not reproduce it on random inputs around the
+    thresholds."""
+    run = _evaluator(graph, x, target)
+    if run is None:
+        return None
+    low = (thresholds - STEP)[None]
+    high = low + np.eye(len(thresholds)) * (2 * STEP)
+    check = thresholds + np.random.default_rng(0).normal(0.0, 2.0, (CHECK_ROWS, len(thresholds)))
+    try:
+        base, up, want = run(low)[0], run(high), run(check)
+    except Exception:    # onnxruntime's own exception types: not a graph we can evaluate
+        return None
+    weights = up - base
+    got = base + (check.astype(np.float32) > thresholds).astype(np.float64) @ weights
+    scale = max(float(np.abs(want).max()), 1e-6)
+    return (base, weights) if float(np.abs(got - want).max()) <= TOLERANCE * scale else None
+
+
+def step_ensemble(thresholds: np.ndarray, base: np.ndarray, weights: np.ndarray) -> dict[str, object]:
+    """The attributes of the canonical TreeEnsembleRegressor ``a + sum_f [x_f > t_f] w_f``: one stump
+    per feature whose leaf ``x_f <= t_f`` writes 0 and the other ``w_f`` to every class."""
+    classes = len(base)
+    trees = [Tree(0, {0: Branch(f, float(t), "BRANCH_LEQ", 1, 2)},
+                  {1: dict.fromkeys(range(classes), 0.0), 2: {c: float(w) for c, w in enumerate(weights[f])}})
+             for f, t in enumerate(thresholds)]
+    ensemble = Ensemble(trees, classes, [float(v) for v in base], "NONE", "SUM", None)
+    return regressor_attrs(ensemble, [leaf for tree in trees for leaf in tree.leaves.values()], ensemble.base)
 
 
 def _evaluator(graph: gs.Graph, x: gs.Tensor, target: gs.Tensor) -> Callable[[np.ndarray], np.ndarray] | None:
@@ -251,9 +316,10 @@ def _needs_fit(nodes: list[gs.Node]) -> bool:
 
 @register
 class QuadraticScores(Pass):
-    """Rewrite a softmax of quadratic scores of the input into Gemms and a Softmax (module
-    docstring). Applies when the scores ``J`` are computed from one ``[N, F]`` graph input by ops
-    onnxruntime runs, read by nothing but the softmax and an ArgMax, and fit."""
+    """Rewrite a softmax of quadratic scores of the input (or linear scores of its binarization) into
+    Gemms (or stumps) and a Softmax (module docstring). Applies when the scores ``J`` are computed
+    from one ``[N, F]`` graph input by ops onnxruntime runs, read by nothing but the softmax and an
+    ArgMax, and fit."""
 
     name = "quadratic-scores"
     level = "onnx"
@@ -287,10 +353,11 @@ class QuadraticScores(Pass):
                     return False
         if any(id(r) not in head.readers and r.op != "ArgMax" for r in consumers(scores)):
             return False
-        fitted = fit_quadratic(graph, x, scores, int(x.shape[1]))
-        if fitted is None:
+        thresholds = step_thresholds(nodes, x, int(x.shape[1]))
+        fitted = fit_quadratic(graph, x, scores, int(x.shape[1])) if thresholds is None else None
+        steps = fit_steps(graph, x, scores, thresholds) if thresholds is not None else None
+        if fitted is None and steps is None:
             return False
-        a, b, m = fitted
         base = (head.keep or head.remove[0]).name
         origin = [name for node in [*nodes, *head.remove] for name in origin_of(model, node)]
         for node in [*nodes, *head.remove]:
@@ -303,6 +370,15 @@ class QuadraticScores(Pass):
             return add_node(graph, names, op, f"{base}_{suffix}", inputs, [out], dict(attrs))
 
         made = [] if head.keep is not None else [node("Softmax", "softmax", [scores], head.out, axis=1)]
+        if steps is not None:
+            assert thresholds is not None
+            made.append(node("TreeEnsembleRegressor", "steps", [x], scores, **step_ensemble(thresholds, *steps)))
+            made[-1].domain = ML_DOMAIN
+            for new in made:
+                set_origin(model, new, origin)
+            return True
+        assert fitted is not None
+        a, b, m = fitted
         if m is None:
             made.append(node("Gemm", "linear", [x, const("b", b), const("a", a)], scores, transB=1))
         else:

@@ -43,10 +43,10 @@ class pair ``p = (i, j)``, ``i < j``; onnxruntime votes for ``i`` when ``s_p > 0
 - regressor: ``sum_v coef_v K_v + rho`` (one Gemm of K).
 
 Left for `check-supported` to report, with the reason and what to do (annotation ``ml-problem``):
-``probability=True`` with several classes (pairwise coupling: an iterative solve per input), a post_transform, a polynomial kernel
-with several classes (its kernel values span too wide a range for 16-bit fixed point: the rounding
-flips votes), a multi-class scores output that is not skl2onnx's ovr tail, one-class SVMs, nodes
-without support vectors.
+``probability=True`` with several classes (pairwise coupling: an iterative solve per input), a
+post_transform, a polynomial kernel with several classes (its kernel values span too wide a range
+for 16-bit fixed point: the rounding flips votes), a multi-class scores output that is not
+skl2onnx's ovr tail, one-class SVMs, nodes without support vectors.
 """
 
 from __future__ import annotations

@@ -282,7 +282,7 @@ def is_canonical(node: gs.Node) -> bool:
     return not ens.problems and ens.post == "NONE" and ens.aggregate == "SUM"
 
 
-def _regressor_attrs(ens: Ensemble, leaves: list[dict[int, float]], base: list[float]) -> dict[str, object]:
+def regressor_attrs(ens: Ensemble, leaves: list[dict[int, float]], base: list[float]) -> dict[str, object]:
     """The attributes of the canonical TreeEnsembleRegressor."""
     nodes: dict[str, list[object]] = {k: [] for k in ("treeids", "nodeids", "featureids", "values", "modes",
                                                        "truenodeids", "falsenodeids")}
@@ -366,7 +366,7 @@ class TreeEnsembles(Pass):
         detach(node)
         raw = new_variable(names, f"{node.name}_scores", np.float32) if post_op else scores
         made = [add_node(graph, names, "TreeEnsembleRegressor", f"{node.name}_trees", [x], [raw],
-                         _regressor_attrs(ens, leaves, base))]
+                         regressor_attrs(ens, leaves, base))]
         made[0].domain = ML_DOMAIN
         if post_op:
             made.append(add_node(graph, names, post_op, f"{node.name}_{post_op.lower()}", [raw], [scores],

@@ -99,13 +99,15 @@ def _more_makers() -> dict[str, Callable[[], Any]]:
     from sklearn.naive_bayes import BernoulliNB, GaussianNB, MultinomialNB
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, PolynomialFeatures, RobustScaler
+    from sklearn.preprocessing import Binarizer, MaxAbsScaler, MinMaxScaler, PolynomialFeatures, RobustScaler
     from sklearn.svm import NuSVC
 
     return {"perceptron": lambda: Perceptron(random_state=0),
             "passive_aggressive": lambda: PassiveAggressiveClassifier(random_state=0),
             "bnb": BernoulliNB,
             "pipe_minmax_mnb": lambda: make_pipeline(MinMaxScaler(), MultinomialNB()),
+            "bnb_threshold": lambda: BernoulliNB(binarize=1.0),
+            "pipe_binarizer_logreg": lambda: make_pipeline(Binarizer(threshold=0.5), LogisticRegression(max_iter=500)),
             "qda": lambda: QuadraticDiscriminantAnalysis(reg_param=0.1),
             "nusvc_rbf": NuSVC,
             "pipe_poly_logreg": lambda: make_pipeline(PolynomialFeatures(2), LogisticRegression(max_iter=1000)),
@@ -211,8 +213,9 @@ def sklearn_cases() -> list[Case]:
         cases += [_case(name, kind, targets, opset, regressor=True) for name, kind, targets in regressors]
         cases += _tree_cases(opset)
         cases += [_case(name, name, 3, opset) for name in
-                  ("perceptron", "passive_aggressive", "bnb", "pipe_minmax_mnb", "qda", "nusvc_rbf", "pipe_poly_logreg",
-                   "pipe_robust_logreg", "pipe_maxabs_logreg", "adaboost", "bagging_logreg", "voting_soft", "knn")]
+                  ("perceptron", "passive_aggressive", "bnb", "bnb_threshold", "pipe_binarizer_logreg",
+                   "pipe_minmax_mnb", "qda", "nusvc_rbf", "pipe_poly_logreg", "pipe_robust_logreg",
+                   "pipe_maxabs_logreg", "adaboost", "bagging_logreg", "voting_soft", "knn")]
         cases += [_case(name, name, 1, opset, regressor=True)
                   for name in ("lasso", "elasticnet", "bayesian_ridge", "huber")]
     return cases

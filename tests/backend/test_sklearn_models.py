@@ -274,6 +274,35 @@ def test_linear_naive_bayes(kind: str, tmp_path: Path, capsys: pytest.CaptureFix
     assert [n.op_type for n in normalized.graph.node if n.op_type in ("Gemm", "Mul")] == ["Gemm"], doc
 
 
+@pytest.mark.parametrize("kind", ["bernoulli", "bernoulli-4-classes", "binarizer-logreg"])
+def test_binarized_input(kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # BernoulliNB (Greater(x, t) + Cast, then linear log-likelihoods) and a Binarizer pipeline
+    # (ai.onnx.ml Binarizer): scores a + sum_f [x_f > t_f] w_f as one stump per feature (the tree
+    # kernel's exact threshold compare) and a Softmax (dropped: the device returns the scores)
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.naive_bayes import BernoulliNB
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import Binarizer
+
+    estimator, classes = {"bernoulli": (BernoulliNB(), 3), "bernoulli-4-classes": (BernoulliNB(binarize=1.0), 4),
+                          "binarizer-logreg": (make_pipeline(Binarizer(threshold=0.5),
+                                                             LogisticRegression(max_iter=500)), 3)}[kind]
+    proto, x = _export(estimator, classes, zipmap=kind != "bernoulli")
+    assert {"Greater", "Binarizer"} & {n.op_type for n in proto.graph.node}
+    compile_and_compare(proto, x, tmp_path, capsys)
+    import onnx
+
+    normalized = onnx.load(str(tmp_path / "build" / "normalized.onnx"))
+    assert [n.op_type for n in normalized.graph.node] == ["TreeEnsembleRegressor", "Softmax"]
+    probabilities = next(v for v in _original(proto, x).values() if v.dtype.kind == "f")
+    with np.load(tmp_path / "y.npz") as saved:
+        scores = next(saved[name] for name in saved.files if name != "class").reshape(len(x), classes)
+    softmax = np.exp(scores - scores.max(axis=1, keepdims=True))
+    error = np.abs(softmax / softmax.sum(axis=1, keepdims=True) - probabilities).max(axis=1)
+    # an input within half an input LSB of a threshold may take the other side (the tree kernel's too)
+    assert float(np.mean(error <= 1e-3)) >= AGREEMENT
+
+
 def test_soft_voting_classifier(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # the members' probabilities (a LogisticRegression's and a GaussianNB's softmax inside the
     # network) weighted and summed by an ONNX Sum: a chain of Adds

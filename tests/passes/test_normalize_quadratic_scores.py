@@ -82,3 +82,41 @@ def test_a_plain_softmax_classifier_is_left() -> None:
                                numpy_helper.from_array(rand(3).astype(np.float32), "b")])
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     assert not run_pass(QuadraticScores, load(proto)).changed
+
+
+def _step_model(binarizer: str, nonlinear: bool = False) -> object:
+    """BernoulliNB's scores as skl2onnx writes them: ``J = b W + c``, ``b = Cast(Greater(x, t))``
+    (``binarizer`` "Greater", per-feature thresholds) or ``ai.onnx.ml`` ``Binarizer(x) {threshold}``
+    ("Binarizer"), read by ``Exp(J - ReduceLogSumExp(J))``; ``nonlinear``: ``J`` squared (no step
+    form)."""
+    n = helper.make_node
+    if binarizer == "Greater":
+        front = [n("Greater", ["x", "t"], ["g"]), n("Cast", ["g"], ["b"], to=TensorProto.FLOAT)]
+    else:
+        front = [n("Binarizer", ["x"], ["b"], domain="ai.onnx.ml", threshold=0.25)]
+    nodes = [*front, n("MatMul", ["b", "W"], ["m"]), n("Add", ["m", "c"], ["s"])]
+    nodes += [n("Mul", ["s", "s"], ["J"])] if nonlinear else [n("Identity", ["s"], ["J"])]
+    nodes += [n("ReduceLogSumExp", ["J"], ["r"], axes=[1], keepdims=1), n("Sub", ["J", "r"], ["l"]),
+              n("Exp", ["l"], ["p"])]
+    inits = [numpy_helper.from_array(v.astype(np.float32), k) for k, v in
+             {"t": rand(4, seed=1), "W": rand(4, 3, seed=2), "c": rand(3, seed=3)}.items()]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                              [helper.make_tensor_value_info("p", TensorProto.FLOAT, ["N", 3])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("ai.onnx.ml", 1)])
+
+
+@pytest.mark.parametrize("binarizer", ["Greater", "Binarizer"])
+def test_linear_scores_of_a_binarized_input_become_stumps(binarizer: str) -> None:
+    proto = _step_model(binarizer)
+    result = run_pass(QuadraticScores, load(proto))
+    assert result.changed and ops(result.model) == ["TreeEnsembleRegressor", "Softmax"]
+    trees = result.model.graph.nodes[0]
+    assert trees.attrs["nodes_modes"].count("BRANCH_LEQ") == 4
+    for seed in range(8):
+        assert_same_outputs(proto, result.model.to_proto(), {"x": rand(1, 4, seed=seed)}, atol=1e-5)
+    t = np.full((1, 4), 0.25, np.float32) if binarizer == "Binarizer" else rand(4, seed=1).astype(np.float32)[None]
+    assert_same_outputs(proto, result.model.to_proto(), {"x": t}, atol=1e-5)     # x == t: not above it
+
+
+def test_nonlinear_scores_of_a_binarized_input_are_left() -> None:
+    assert not run_pass(QuadraticScores, load(_step_model("Greater", nonlinear=True))).changed

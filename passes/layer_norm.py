@@ -10,8 +10,8 @@ import onnx_graphsurgeon as gs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
-from passes.normalize_util import (NameSource, add_node, const_value, detach, drop_unused, is_const, new_constant,
-                                   only_consumer, origin_of, producer, set_origin, static_shape)
+from passes.normalize_util import (NameSource, add_node, const_value, consumers, detach, drop_unused, is_const,
+                                   is_graph_output, new_constant, only_consumer, origin_of, producer, set_origin, static_shape)
 
 #: LayerNormalization entered the default domain in opset 17; a model with a decomposed one is
 #: moved there (opsets 13-16 differ from 17 only by new ops, types and attributes whose defaults
@@ -131,6 +131,78 @@ def match(graph: gs.Graph, sub: gs.Node) -> _Match | None:
     return found
 
 
+def _only_reader(graph: gs.Graph, t: gs.Tensor) -> gs.Node | None:
+    """The one node reading ``t`` when ``t`` is not a graph output, else None."""
+    readers = list({id(r): r for r in consumers(t)}.values())     # Mul(d, d) reads d twice
+    return readers[0] if len(readers) == 1 and not is_graph_output(graph, t) else None
+
+
+def match_moments(graph: gs.Graph, sub: gs.Node) -> _Match | None:
+    """The layer normalisation TensorFlow writes (``tf.nn.moments`` + ``tf.nn.batch_normalization``,
+    Keras' LayerNormalization through tf2onnx) whose ``x - mean(x)`` is `sub`, else None::
+
+        m = ReduceMean(x, [-1]); v = ReduceMean(Mul(Sub(x, m), Sub(x, m)), [-1])
+        k = Reciprocal(Sqrt(Add(v, eps))) [* gamma]
+        y = Add(Mul(x, k), Mul(Neg(m), k) [+ beta])
+    """
+    if not _single(sub, "Sub") or len(sub.inputs) != 2:
+        return None
+    x, m = sub.inputs
+    shape = static_shape(x)
+    mean = producer(m)
+    if shape is None or len(shape) < 2 or _last_axis_mean(mean, len(shape)) is not x or len(m.outputs) != 2 \
+            or is_graph_output(graph, m):
+        return None
+    assert mean is not None
+    d = sub.outputs[0]
+    square = _only_reader(graph, d)
+    if square is None or not ((_single(square, "Pow") and _scalar(square.inputs[1]) == 2.0)
+                              or (_single(square, "Mul") and square.inputs[0] is d and square.inputs[1] is d)):
+        return None
+    chain: list[gs.Node] = [mean, sub, square]
+    for op in ("ReduceMean", "Add", "Sqrt", "Reciprocal"):
+        nxt = _only_reader(graph, chain[-1].outputs[0])
+        if not _single(nxt, op) or nxt is None:
+            return None
+        chain.append(nxt)
+    var, add = chain[3], chain[4]
+    if _last_axis_mean(var, len(shape)) is not square.outputs[0]:
+        return None
+    eps = _scalar(_other(add, var.outputs[0]))
+    if eps is None or eps < 0:
+        return None
+    n = shape[-1]
+    k = chain[-1].outputs[0]
+    scale = None
+    gamma = _only_reader(graph, k)
+    if _single(gamma, "Mul") and gamma is not None and is_const(_other(gamma, k)):
+        scale = _row_constant(_other(gamma, k), n)
+        if scale is None:
+            return None
+        chain.append(gamma)
+        k = gamma.outputs[0]
+    neg = next((r for r in m.outputs if _single(r, "Neg")), None)
+    readers = consumers(k)
+    if neg is None or is_graph_output(graph, k) or len(readers) != 2 or not all(_single(r, "Mul") for r in readers):
+        return None
+    y1 = next((r for r in readers if _other(r, k) is x), None)
+    y2 = next((r for r in readers if _other(r, k) is neg.outputs[0]), None)
+    if y1 is None or y2 is None or y1 is y2 or _only_reader(graph, neg.outputs[0]) is not y2:
+        return None
+    bias = None
+    last = _only_reader(graph, y2.outputs[0])
+    if _single(last, "Add") and last is not None and is_const(_other(last, y2.outputs[0])):
+        bias = _row_constant(_other(last, y2.outputs[0]), n)
+        if bias is None:
+            return None
+        chain.append(last)
+        last = _only_reader(graph, last.outputs[0])
+    final = _only_reader(graph, y1.outputs[0])
+    if final is None or final is not last or not _single(final, "Add") or static_shape(final.outputs[0]) != shape:
+        return None
+    return _Match(x, eps, [*chain, neg, y1, y2, final], final.outputs[0], scale, bias)
+
+
 @register
 class LayerNorm(Pass):
     """Rewrite a layer normalisation over the last axis, decomposed into elementary ops by older
@@ -146,6 +218,14 @@ class LayerNorm(Pass):
 
     ``Mul(d, d)`` for the square and ``Mul(d, Reciprocal(s))`` for the division match too; a
     missing scale is 1 and a missing bias 0. The intermediate tensors must have no other reader.
+
+    TensorFlow's form (Keras ``LayerNormalization`` through tf2onnx; :func:`match_moments`) scales
+    ``x`` and the mean separately and adds them::
+
+        k = Mul(Reciprocal(Sqrt(Add(v, eps))), gamma)
+        y = Add(Mul(x, k), Add(Mul(Neg(m), k), beta))
+        ->
+        y = LayerNormalization(x, gamma, beta) {axis=-1, epsilon=eps}
     A model below opset 17 moves to opset 17 (LayerNormalization's first version) when a rewrite
     happens.
     """
@@ -159,7 +239,7 @@ class LayerNorm(Pass):
         names = NameSource(graph)
         count = 0
         for node in list(graph.nodes):
-            found = match(graph, node) if node.inputs else None
+            found = (match(graph, node) or match_moments(graph, node)) if node.inputs else None
             if found is None:
                 continue
             self._rewrite(model, names, found)

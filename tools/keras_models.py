@@ -44,7 +44,7 @@ FIXTURES: tuple[tuple[str, int, bool], ...] = (
     ("rescale_reshape_zeropad", 17, True), ("leaky_elu_relu6", 13, True), ("cnn_two_channel_dilated", 17, True),
     ("dense_on_maps", 13, True), ("conv1d_dense_gmp", 17, False), ("merge_layers", 13, True),
     ("normalization_input", 17, True), ("upsampling", 13, True), ("upsampling_bilinear", 17, True),
-    ("cropping", 13, True))
+    ("cropping", 13, True), ("layer_norm", 13, True))
 FIXTURE_SAMPLES = 64
 
 

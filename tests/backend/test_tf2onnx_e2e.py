@@ -9,7 +9,8 @@ before Flatten, ``auto_pad``/explicit pads for 'same' convolutions and pools, Un
 around Conv1D, GlobalMaxPool, Mul/Add for Rescaling (per channel of an NHWC input, before the
 Transpose), Clip/LeakyRelu/Elu activations, Dense on every pixel or step (Tensordot: Reshape,
 MatMul, Reshape in NHWC), Subtract/Maximum/Average merges, UpSampling2D (Unsqueeze, Tile,
-Transpose, Reshape). Beside each
+Transpose, Reshape), LayerNormalization (TensorFlow's moments form: x and the mean scaled
+separately and added). Beside each
 model ``<kind>.npz`` holds 64 held-out images in the layout the model's input expects.
 
 For every model: normalize,quantize,lower,plan-memory; the generated C equals the LIR interpreter

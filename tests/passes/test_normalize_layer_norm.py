@@ -61,3 +61,65 @@ def test_other_reductions_and_shared_intermediates_are_left(change: str) -> None
     """, two=np.float32(2.0), three=np.float32(3.0), eps=np.float32(1e-5))
     result = run_pass(LayerNorm, static(proto))
     assert not result.changed and "LayerNormalization" not in ops(result.model)
+
+
+# Keras LayerNormalization through tf2onnx (tf.nn.moments + tf.nn.batch_normalization): x and the
+# mean are scaled separately and added; the exact node pattern tf2onnx 1.17 wrote for a Keras 3
+# model (tests/fixtures/tf2onnx/layer_norm_op13_bN.onnx is one, end to end).
+TF_SCALE = {"gamma": ("k = Mul(r, gamma)", "k"), "none": ("", "r")}
+TF_OFFSET = {"beta": ("o = Add(b, beta)", "o"), "none": ("", "b")}
+
+
+@pytest.mark.parametrize("rank", [2, 3])
+@pytest.mark.parametrize("offset", sorted(TF_OFFSET))
+@pytest.mark.parametrize("scale", sorted(TF_SCALE))
+def test_tensorflow_moments_form_becomes_one_layer_normalization(scale: str, offset: str, rank: int) -> None:
+    shape = "1, 32" if rank == 2 else "1, 5, 32"
+    gamma_shape = (1, 32) if rank == 2 else (32,)
+    (scale_node, k), (offset_node, o) = TF_SCALE[scale], TF_OFFSET[offset]
+    proto = parse(f"""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[{shape}] x) => (float[{shape}] y) {{
+        m = ReduceMean <axes = [{rank - 1}], keepdims = 1> (x)
+        n = Neg(m)
+        d = Sub(x, m)
+        p = Mul(d, d)
+        v = ReduceMean <axes = [{rank - 1}], keepdims = 1> (p)
+        e = Add(v, eps)
+        s = Sqrt(e)
+        r = Reciprocal(s)
+        {scale_node}
+        a = Mul(x, {k})
+        b = Mul(n, {k})
+        {offset_node}
+        y = Add(a, {o})
+    }}
+    """, eps=np.float32(1e-3), gamma=rand(*gamma_shape, seed=1) + 1.0, beta=rand(*gamma_shape, seed=2))
+    x = rand(*[int(d) for d in shape.split(",")], seed=3) * 3.0 + 0.5
+    result = check_pass(LayerNorm, proto, {"x": x})
+    assert "LayerNormalization" in ops(result.model), ops(result.model)
+    assert not {"ReduceMean", "Neg", "Sqrt", "Reciprocal", "Mul"} & set(ops(result.model)), ops(result.model)
+    ln = next(n for n in result.model.graph.nodes if n.op == "LayerNormalization")
+    assert ln.attrs["epsilon"] == pytest.approx(1e-3) and result.stats["rewritten"] == 1
+
+
+def test_tensorflow_moments_form_with_a_shared_mean_is_left() -> None:
+    """The mean read by a third node (here an output) is not a layer normalisation's alone."""
+    proto = parse("""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 32] x) => (float[1, 32] y, float[1, 1] m) {
+        m = ReduceMean <axes = [1], keepdims = 1> (x)
+        n = Neg(m)
+        d = Sub(x, m)
+        p = Mul(d, d)
+        v = ReduceMean <axes = [1], keepdims = 1> (p)
+        e = Add(v, eps)
+        s = Sqrt(e)
+        k = Reciprocal(s)
+        a = Mul(x, k)
+        b = Mul(n, k)
+        y = Add(a, b)
+    }
+    """, eps=np.float32(1e-3))
+    result = run_pass(LayerNorm, static(proto))
+    assert not result.changed and "LayerNormalization" not in ops(result.model)

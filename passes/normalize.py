@@ -30,6 +30,7 @@ from passes.matmul_to_gemm import MatMulToGemm
 from passes.merge_transpose_axes import MergeTransposeAxes
 from passes.ml_ops import MlOpsToOnnx
 from passes.tree_ensembles import TreeEnsembles
+from passes.tree_votes import TreeVotes
 from passes.svm import SvmToOnnx
 from passes.quadratic_scores import QuadraticScores
 from passes.move_transposes import MoveTransposes
@@ -92,7 +93,8 @@ class Normalize(Pass):
 
     Order: name-nodes; to-float32 (float64/float16 models computed in float32); ml-to-onnx (scikit-learn's Scaler/LinearClassifier as standard ops, with the
     label path strip-classifier-tail knows); tree-ensembles (tree ensembles as one canonical
-    TreeEnsembleRegressor of raw scores, the same label path); svm-to-onnx (kernel SVMs: support-vector
+    TreeEnsembleRegressor of raw scores, the same label path); tree-votes (AdaBoost's SAMME votes of
+    single trees as one such ensemble and a Softmax); svm-to-onnx (kernel SVMs: support-vector
     Gemm, kernel table, votes); quadratic-scores (GaussianNB's log-likelihoods as two Gemms and a
     Softmax); strip-classifier-tail (early: onnx-graphsurgeon cannot
     represent ZipMap's map type); upgrade-opset; infer-shapes, fold-constants; dequantize (an int8 QDQ
@@ -120,7 +122,8 @@ class Normalize(Pass):
         changed = False
         opts = self.options
         prologue: list[tuple[type[Pass], Any]] = [
-            (NameNodes, None), (ToFloat32, None), (MlOpsToOnnx, None), (TreeEnsembles, None), (SvmToOnnx, None),
+            (NameNodes, None), (ToFloat32, None), (MlOpsToOnnx, None), (TreeEnsembles, None), (TreeVotes, None),
+            (SvmToOnnx, None),
             (QuadraticScores, None),
             (StripClassifierTail, None),
             (UpgradeOpset, UpgradeOpsetOptions(target=opts.opset)),

@@ -121,7 +121,7 @@ def fit_quadratic(graph: gs.Graph, x: gs.Tensor, target: gs.Tensor,
     ``graph`` that computes ``target`` from ``x``), or None when it is not such a quadratic. ``m`` is
     None when the scores are linear (``a + b x`` alone fits: MultinomialNB, ComplementNB), ``[C, F]``
     (the diagonals) when they are separable, else ``[C, F, F]`` (symmetric)."""
-    run = _evaluator(graph, x, target)
+    run = evaluator(graph, x, target)
     if run is None:
         return None
     try:
@@ -186,7 +186,7 @@ def fit_steps(graph: gs.Graph, x: gs.Tensor, target: gs.Tensor,
     ``graph`` that computes ``target`` from ``x``: every input below its threshold gives ``a``, one
     above it ``a + w_f``), or None when that does not reproduce it on random inputs around the
     thresholds."""
-    run = _evaluator(graph, x, target)
+    run = evaluator(graph, x, target)
     if run is None:
         return None
     low = (thresholds - STEP)[None]
@@ -213,7 +213,7 @@ def step_ensemble(thresholds: np.ndarray, base: np.ndarray, weights: np.ndarray)
     return regressor_attrs(ensemble, [leaf for tree in trees for leaf in tree.leaves.values()], ensemble.base)
 
 
-def _evaluator(graph: gs.Graph, x: gs.Tensor, target: gs.Tensor) -> Callable[[np.ndarray], np.ndarray] | None:
+def evaluator(graph: gs.Graph, x: gs.Tensor, target: gs.Tensor) -> Callable[[np.ndarray], np.ndarray] | None:
     """A function of input rows ``[n, F]`` -> ``target`` rows, by onnxruntime on the part of
     ``graph`` between them (one row at a time: exporters' reshapes assume batch 1), or None."""
     part = graph.copy()

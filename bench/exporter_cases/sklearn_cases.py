@@ -101,6 +101,7 @@ def _more_makers() -> dict[str, Callable[[], Any]]:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import Binarizer, MaxAbsScaler, MinMaxScaler, PolynomialFeatures, RobustScaler
     from sklearn.svm import NuSVC
+    from sklearn.tree import DecisionTreeClassifier
 
     return {"perceptron": lambda: Perceptron(random_state=0),
             "passive_aggressive": lambda: PassiveAggressiveClassifier(random_state=0),
@@ -114,6 +115,8 @@ def _more_makers() -> dict[str, Callable[[], Any]]:
             "pipe_robust_logreg": lambda: make_pipeline(RobustScaler(), LogisticRegression(max_iter=500)),
             "pipe_maxabs_logreg": lambda: make_pipeline(MaxAbsScaler(), LogisticRegression(max_iter=500)),
             "adaboost": lambda: AdaBoostClassifier(n_estimators=10, random_state=0),
+            "adaboost_depth3": lambda: AdaBoostClassifier(DecisionTreeClassifier(max_depth=3), n_estimators=10,
+                                                          random_state=0),
             "bagging_logreg": lambda: BaggingClassifier(LogisticRegression(max_iter=500), n_estimators=4,
                                                         random_state=0),
             "voting_soft": lambda: VotingClassifier([("lr", LogisticRegression(max_iter=500)),
@@ -215,7 +218,8 @@ def sklearn_cases() -> list[Case]:
         cases += [_case(name, name, 3, opset) for name in
                   ("perceptron", "passive_aggressive", "bnb", "bnb_threshold", "pipe_binarizer_logreg",
                    "pipe_minmax_mnb", "qda", "nusvc_rbf", "pipe_poly_logreg", "pipe_robust_logreg",
-                   "pipe_maxabs_logreg", "adaboost", "bagging_logreg", "voting_soft", "knn")]
+                   "pipe_maxabs_logreg", "adaboost", "adaboost_depth3", "bagging_logreg", "voting_soft", "knn")]
+        cases += [_case("adaboost_bin", "adaboost", 2, opset)]
         cases += [_case(name, name, 1, opset, regressor=True)
                   for name in ("lasso", "elasticnet", "bayesian_ridge", "huber")]
     return cases

@@ -303,6 +303,30 @@ def test_binarized_input(kind: str, tmp_path: Path, capsys: pytest.CaptureFixtur
     assert float(np.mean(error <= 1e-3)) >= AGREEMENT
 
 
+@pytest.mark.parametrize(("classes", "depth", "zipmap"), [(3, 1, True), (2, 1, False), (4, 3, False)])
+def test_adaboost_classifier(classes: int, depth: int, zipmap: bool, tmp_path: Path,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    # SAMME: per estimator an ArgMax, a Where vote and a weight, summed, then a softmax: one tree
+    # ensemble whose leaves write their tree's weighted vote, and a Softmax (dropped)
+    from sklearn.ensemble import AdaBoostClassifier
+    from sklearn.tree import DecisionTreeClassifier
+
+    booster = AdaBoostClassifier(DecisionTreeClassifier(max_depth=depth), n_estimators=12, random_state=0)
+    proto, x = _export(booster, classes, zipmap=zipmap)
+    assert {"ArgMax", "Where", "Sum"} <= {n.op_type for n in proto.graph.node}
+    compile_and_compare(proto, x, tmp_path, capsys)
+    import onnx
+
+    normalized = onnx.load(str(tmp_path / "build" / "normalized.onnx"))
+    assert [n.op_type for n in normalized.graph.node] == ["TreeEnsembleRegressor", "Softmax"]
+    probabilities = next(v for v in _original(proto, x).values() if v.dtype.kind == "f")
+    with np.load(tmp_path / "y.npz") as saved:
+        scores = next(saved[name] for name in saved.files if name != "class").reshape(len(x), classes)
+    softmax = np.exp(scores - scores.max(axis=1, keepdims=True))
+    error = np.abs(softmax / softmax.sum(axis=1, keepdims=True) - probabilities).max(axis=1)
+    assert float(np.mean(error <= 1e-3)) >= AGREEMENT
+
+
 def test_soft_voting_classifier(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # the members' probabilities (a LogisticRegression's and a GaussianNB's softmax inside the
     # network) weighted and summed by an ONNX Sum: a chain of Adds

@@ -719,7 +719,8 @@ class _Lowerer:
         k = self.program.storage_of(x_buf).size
         out = node.outputs[0]
         q_out = self._q(out.name)
-        tables = lower_trees.build_tables(ens, leaves, base, self._qbuf(x_buf), q_out)
+        tables = lower_trees.build_tables(ens, leaves, base, self._qbuf(x_buf), q_out,
+                                          self._feature_shift(node.inputs[0].name))
         if tables.feature.size and int(tables.feature.max()) >= k:
             raise _Unsupported(f"a branch reads feature {int(tables.feature.max())} of {k}")
         base_name = sanitize_name(node.name)

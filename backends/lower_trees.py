@@ -16,7 +16,10 @@ multiply). Comparisons: the float branch ``x <= t`` becomes ``x_q <= floor(t * 2
 are the negations of those two (children swapped). A threshold above the int16 range is 32767
 (always true, as for the float input within range); a branch whose threshold lies below -32768 is
 never taken and is replaced by its false child. The rest of the error is the input's rounding:
-an input within half an input LSB of a threshold may take the other side (docs/lir.md).
+an input within half an input LSB of a threshold may take the other side (docs/lir.md). An input
+with per-feature formats (`quantize`'s ``feature-shift``: feature ``c`` stored at ``q + s_c``) has
+each threshold quantised in its feature's format ``q + s_c`` (tabular data: breast-cancer features
+span 0.001 .. 4254, and one format for all of them rounds the small ones to a few steps).
 
 Leaf values: ``values[l, j]`` is the weight of output ``first[t] + j`` at leaf ``l`` of tree
 ``t``; the width ``W`` is the widest span of outputs one tree writes (1 for gradient boosting's
@@ -28,6 +31,7 @@ one-class trees, ``C`` for random forests), so one-output trees store one value 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,9 +73,11 @@ def quantized_threshold(t: float, mode: str, q: int) -> tuple[int | None, bool]:
 
 
 def build_tables(ens: Ensemble, leaves: list[dict[int, float]], base: list[float], q_in: int,
-                 q_out: int) -> TreeTables:
+                 q_out: int, feature_shift: Sequence[int] | None = None) -> TreeTables:
     """The tables of ``ens`` (``leaves``: per tree and leaf, in ``ens``' order, the weights per
-    output; ``base`` per output) for an input in format ``q_in`` and the output in ``q_out``."""
+    output; ``base`` per output) for an input in format ``q_in`` and the output in ``q_out``.
+    ``feature_shift``: the input's per-feature extra bits (`quantize`'s ``feature-shift``: feature
+    ``c`` is stored in format ``q_in + s_c``), so its thresholds are quantised in that format."""
     firsts, width = output_spans(ens, leaves, len(base))
     leaf_row = {}
     start = 0
@@ -91,7 +97,8 @@ def build_tables(ens: Ensemble, leaves: list[dict[int, float]], base: list[float
         tree = ens.trees[t]
         while nid in tree.branches:
             b: Branch = tree.branches[nid]
-            bound, swap = quantized_threshold(b.threshold, b.mode, q_in)
+            extra = feature_shift[b.feature] if feature_shift is not None and b.feature < len(feature_shift) else 0
+            bound, swap = quantized_threshold(b.threshold, b.mode, q_in + extra)
             if bound is None:           # x_q <= bound never holds
                 pruned += 1
                 nid = b.true if swap else b.false

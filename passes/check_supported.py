@@ -462,8 +462,7 @@ def _trees(node: gs.Node) -> list[tuple[str, str]]:
     """A tree ensemble is supported in the canonical form `tree-ensembles` writes, on a ``[1, K]``
     input, with feature indices below ``K`` and tables within the kernel's limits."""
     hint = ("tree ensembles are supported with BRANCH_LEQ/LT/GTE/GT nodes, SUM or AVERAGE, post_transform "
-            "NONE, SOFTMAX or LOGISTIC, no missing-value tracking (retrain without NaN handling, or impute "
-            "before the model)")
+            "NONE, SOFTMAX or LOGISTIC, and as the TreeEnsembleClassifier/Regressor of ai.onnx.ml opsets 1-3")
     ens = read_ensemble(node)
     if ens.problems:
         return [(p, hint) for p in ens.problems]

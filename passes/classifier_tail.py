@@ -11,6 +11,7 @@ from transpiler.pass_infra import Pass, PassResult, register
 
 from passes.normalize_util import (DEFAULT_DOMAINS, bypass, const_value, consumers, detach, drop_unused,
                                    is_graph_output, producer)
+from passes.remove_noops import kept_input, noop_reason
 
 ML_DOMAIN = "ai.onnx.ml"
 #: Ops allowed between ArrayFeatureExtractor and the label output (they only reshape/retype it).
@@ -106,6 +107,19 @@ def _zipmap_reading(graph: gs.Graph, scores: gs.Tensor) -> gs.Node | None:
     return None
 
 
+def _bypass_noops_after_scores(graph: gs.Graph) -> None:
+    """Remove the no-ops (`remove-noops`' Identity, same-type Cast, Mul by 1, ...) that read the
+    scores an ArgMax reads, or such a no-op's output, so that ZipMap or the scores output reads the
+    scores themselves (onnxmltools: ``probabilities = Mul(Identity(p), 1)``, ``ZipMap(Identity(p))``)."""
+    scores = {id(n.inputs[0]) for n in graph.nodes if n.op == "ArgMax" and n.inputs}
+    for node in list(graph.nodes):
+        keep = kept_input(node) if node.inputs else 0
+        if noop_reason(graph, node) is None or id(node.inputs[keep]) not in scores:
+            continue
+        scores.add(id(node.outputs[0]))     # kept (it writes a graph output), or what replaced its input
+        bypass(graph, node, keep=keep)
+
+
 @register
 class StripClassifierTail(Pass):
     """Remove the ArgMax -> class-label path and ZipMap of a classifier; record the labels.
@@ -122,7 +136,8 @@ class StripClassifierTail(Pass):
              "scores_output": "output_probability", "zipmap": true}
 
     With zipmap off the scores output (``probabilities``) stays as it is and only the label path
-    goes. The ArgMax must read the scores output itself, or the logits that a final Softmax /
+    goes. No-ops between the scores and ZipMap or the scores output go first (onnxmltools' LightGBM
+    converter: ``ZipMap(Identity(p))``, ``probabilities = Mul(Identity(p), 1)``). The ArgMax must read the scores output itself, or the logits that a final Softmax /
     LogSoftmax / Sigmoid turns into it (skl2onnx's linear models in double), so
     ``labels[argmax(scores)]`` recomputes the removed label exactly. The final Softmax is kept.
 
@@ -150,6 +165,7 @@ class StripClassifierTail(Pass):
 
     def run(self, model: OnnxModel) -> PassResult[OnnxModel]:
         graph = model.graph
+        _bypass_noops_after_scores(graph)
         for node in list(graph.nodes):
             if _l1_of_probabilities(graph, node):
                 bypass(graph, node)
@@ -199,6 +215,8 @@ class StripClassifierTail(Pass):
             else:
                 mapped.name = f"{scores_name}__zipmap"
                 scores.name = scores_name
+                if scores.dtype is None:    # ZipMap reads float scores (an output needs its type)
+                    scores.dtype = np.float32
                 graph.outputs[index] = scores
         else:
             scores_name = scores.name

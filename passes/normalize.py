@@ -29,7 +29,7 @@ from passes.layer_norm import LayerNorm
 from passes.matmul_to_gemm import MatMulToGemm
 from passes.merge_transpose_axes import MergeTransposeAxes
 from passes.ml_ops import MlOpsToOnnx
-from passes.tree_ensembles import TreeEnsembles
+from passes.tree_ensembles import FoldAffineIntoTrees, TreeEnsembles
 from passes.tree_votes import TreeVotes
 from passes.svm import SvmToOnnx
 from passes.quadratic_scores import QuadraticScores
@@ -59,7 +59,7 @@ REWRITES: tuple[type[Pass], ...] = (Attention, LayerNorm, GroupNorm, RemoveNoops
                                     GlobalMaxPoolToMaxPool, ChannelLastMatMul, SplitToSlices, MoveTransposes,
                                     MergeTransposeAxes,
                                     ActivationArith, MatMulToGemm,
-                                    BinaryScores, CanonicalizeArith, FoldBatchNorm, FoldIntoNext,
+                                    BinaryScores, CanonicalizeArith, FoldAffineIntoTrees, FoldBatchNorm, FoldIntoNext,
                                     CanonicalizeReshape,
                                     FoldConstants, SpatialLinear, RepeatUpsample, BroadcastActivations,
                                     ResizeNearest, ResizeLinear, ConvTransposeToConv, PReluToNormalForm, CropToConv,
@@ -102,7 +102,7 @@ class Normalize(Pass):
     batch > 1 becomes 1, after folding wrote it into constant shapes); infer-shapes; unroll-recurrent
     (LSTM/GRU/RNN over their static sequence length), infer-shapes; then the rewrites (attention, layer-norm, group-norm, remove-noops, explicit-attributes, fold-pad, reduce-mean-to-gap, global-max-pool,
     channel-last-matmul, split-to-slices, move-transposes, merge-transpose-axes, activation-arith, matmul-to-gemm, binary-scores,
-    canonicalize-arith, fold-batchnorm, fold-into-next, canonicalize-reshape, fold-constants, spatial-linear, repeat-upsample,
+    canonicalize-arith, fold-affine-into-trees, fold-batchnorm, fold-into-next, canonicalize-reshape, fold-constants, spatial-linear, repeat-upsample,
     broadcast-activations, resize-nearest, resize-linear, conv-transpose, prelu, crop-to-conv, spatial-concat, pad-to-conv,
     softmax-axis, infer-shapes)
     repeated

@@ -51,7 +51,8 @@ Rules (one place; `lower` imports the helpers below so both sides agree):
   features of tabular data (breast-cancer features span 0.001 .. 4254: at the input's q=3 the
   small ones round to 0, and a StandardScaler + LogisticRegression pipeline agreed with onnxruntime
   on 81 % of the samples). When every reader of a graph input is a Conv or Gemm reading it as its
-  data operand, each feature (channel axis 1) gets its own format ``q + s_c`` (``s_c >= 0`` extra
+  data operand (or a tree ensemble reads it: a threshold on feature ``c`` becomes ``t * 2^s_c``,
+  backends/lower_trees.py), each feature (channel axis 1) gets its own format ``q + s_c`` (``s_c >= 0`` extra
   fractional bits: the activation rule applied to that feature's calibration maximum, less one bit
   of extra headroom, for features non-zero on at least half of the samples), recorded as
   ``{"axis": 1, "shifts": [s_c, ...]}`` on the input, applied only when some ``s_c >= 2``. The
@@ -94,6 +95,7 @@ from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
 from passes.embedding import is_embedding
+from passes.tree_ensembles import ML_DOMAIN
 
 INT16_MAX = 32767
 ACT_FRAC_RANGE = (-8, 30)
@@ -268,12 +270,16 @@ def scale_input_channels(op: str, weights: np.ndarray, shifts: Sequence[int], gr
 
 
 def feature_shift_readers(graph: gs.Graph, tensor: gs.Tensor) -> list[gs.Node] | None:
-    """The Conv/Gemm nodes reading graph input ``tensor`` as their data operand, when those are all
-    its readers (else None: per-feature formats cannot be folded into the readers)."""
+    """The Conv/Gemm nodes reading graph input ``tensor`` as their data operand, or tree ensembles
+    reading it (a ``[N, features]`` input), when those are all its readers (else None: per-feature
+    formats cannot be folded into the readers)."""
     if any(out is tensor for out in graph.outputs) or tensor.shape is None or len(tensor.shape) < 2:
         return None
     readers = [n for n in graph.nodes if any(i is tensor for i in n.inputs)]
     for node in readers:
+        if node.op == "TreeEnsembleRegressor" and node.domain == ML_DOMAIN and len(tensor.shape) == 2 \
+                and len(node.inputs) == 1:
+            continue            # thresholds scale with their feature (backends/lower_trees.py)
         if node.op not in ("Conv", "Gemm") or node.inputs[0] is not tensor \
                 or any(i is tensor for i in node.inputs[1:]) or not isinstance(node.inputs[1], gs.Constant):
             return None

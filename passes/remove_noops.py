@@ -38,6 +38,25 @@ def _reshape_is_noop(node: gs.Node) -> bool:
     return before is not None and before == after
 
 
+def _one_operand(node: gs.Node) -> int | None:
+    """The index of the constant 1 (one element, rank <= 1: it broadcasts to the other operand's
+    shape) of a ``Mul``, or None (onnxmltools writes ``Mul(probabilities, 1)``)."""
+    if node.op != "Mul" or len(node.inputs) != 2:
+        return None
+    for i, tensor in enumerate(node.inputs):
+        value = const_value(tensor)
+        if value is not None and value.size == 1 and value.ndim <= 1 and float(value.reshape(-1)[0]) == 1.0 \
+                and const_value(node.inputs[1 - i]) is None:
+            return i
+    return None
+
+
+def kept_input(node: gs.Node) -> int:
+    """The input a no-op (:func:`noop_reason`) passes through: the first, or a Mul's other operand."""
+    one = _one_operand(node)
+    return 0 if one is None else 1 - one
+
+
 def noop_reason(graph: gs.Graph, node: gs.Node) -> str | None:
     """Why ``node`` is a no-op (a stats key), or None if it is not one."""
     if node.domain not in (None, "", "ai.onnx") or not node.inputs or not node.outputs:
@@ -50,6 +69,8 @@ def noop_reason(graph: gs.Graph, node: gs.Node) -> str | None:
         return "Cast"
     if node.op in _RESHAPING and _reshape_is_noop(node):
         return node.op
+    if _one_operand(node) is not None:
+        return "Mul-by-one"
     if node.op == "Transpose" and "perm" in node.attrs and \
             [int(p) for p in node.attrs["perm"]] == list(range(len(node.attrs["perm"]))):
         return "Transpose"
@@ -58,7 +79,8 @@ def noop_reason(graph: gs.Graph, node: gs.Node) -> str | None:
 
 @register
 class RemoveNoops(Pass):
-    """Remove Identity, inference-mode Dropout, Cast to the same type, shape-keeping reshapes and identity Transposes.
+    """Remove Identity, inference-mode Dropout, Cast to the same type, shape-keeping reshapes, identity
+    Transposes and products with a constant 1.
 
     Before -> after::
 
@@ -67,6 +89,7 @@ class RemoveNoops(Pass):
         y = Cast(x: float32) {to=FLOAT}         ->  (readers of y read x)
         y = Reshape(x: [1,10], [1,10])          ->  (readers of y read x)
         y = Transpose(x) {perm=[0,1,2]}         ->  (readers of y read x)
+        y = Mul(x, Constant(1.0))               ->  (readers of y read x)
         out = Identity(Softmax(x))  (graph out) ->  out = Softmax(x)    (the output keeps its name)
 
     A Dropout whose mask is read or whose ``training_mode`` is not a constant false is kept (and
@@ -86,7 +109,7 @@ class RemoveNoops(Pass):
             reason = noop_reason(graph, node)
             if reason is None:
                 continue
-            if bypass(graph, node):
+            if bypass(graph, node, keep=kept_input(node)):
                 removed[reason] = removed.get(reason, 0) + 1
             else:
                 kept += 1

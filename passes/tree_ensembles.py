@@ -27,8 +27,8 @@ from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
 from passes.normalize_util import (DEFAULT_DOMAINS, NameSource, add_node, attr, consumers, detach, drop_unused,
-                                   is_graph_output, is_read,
-                                   new_constant, new_variable, origin_of, set_origin)
+                                   is_graph_output, is_read, new_constant, new_variable, origin_of, producer,
+                                   set_origin)
 
 ML_DOMAIN = "ai.onnx.ml"
 TREE_OPS = ("TreeEnsembleClassifier", "TreeEnsembleRegressor")
@@ -66,7 +66,11 @@ class Tree:
 class Ensemble:
     """A forest as onnxruntime evaluates it: ``score[k] = base[k] + sum over trees of the weight
     for target k of the leaf the input reaches`` (AVERAGE divides the sum by the tree count), then
-    ``post``. ``base`` is empty or one value per target; ``labels`` is None for a regressor."""
+    ``post``. ``base`` is empty or one value per target; ``labels`` is None for a regressor.
+    ``missing_tracked``: the branches whose ``nodes_missing_value_tracks_true`` is set (a NaN
+    feature takes their true child). The device's fixed-point input is never NaN, and for any
+    other value the flag changes nothing, so the compiler ignores it (the canonical form has none) (LightGBM's and XGBoost's
+    converters set it wherever the model learnt a default direction for missing values)."""
 
     trees: list[Tree]
     targets: int
@@ -75,6 +79,7 @@ class Ensemble:
     aggregate: str
     labels: list[object] | None
     problems: list[str] = field(default_factory=list)
+    missing_tracked: int = 0
 
 
 def _ints(node: gs.Node, name: str) -> list[int]:
@@ -131,9 +136,6 @@ def read_ensemble(node: gs.Node) -> Ensemble:
             or (missing and len(missing) != n):
         problems.append("the nodes_* attributes are missing or of different lengths")
         return Ensemble([], targets, [], post, aggregate, labels, problems)
-    if any(missing):
-        problems.append(f"missing-value tracking (nodes_missing_value_tracks_true=1 on {sum(map(bool, missing))} "
-                        "node(s)): the device's fixed-point inputs are never NaN")
     bad_modes = sorted({m for m in modes if m != "LEAF" and m not in BRANCH_MODES})
     if bad_modes:
         problems.append(f"nodes_modes {', '.join(bad_modes)} (supported: LEAF, {', '.join(BRANCH_MODES)})")
@@ -165,7 +167,8 @@ def read_ensemble(node: gs.Node) -> Ensemble:
     base = _floats(node, "base_values")
     if base and len(base) != targets and not (classifier and targets == 2 and len(base) == 1):
         problems.append(f"{len(base)} base_values for {targets} {prefix}s")
-    return Ensemble([trees[t] for t in sorted(trees)], targets, base, post, aggregate, labels, problems)
+    return Ensemble([trees[t] for t in sorted(trees)], targets, base, post, aggregate, labels, problems,
+                    sum(1 for i in range(n) if missing and missing[i] and modes[i] != "LEAF"))
 
 
 def output_spans(ens: Ensemble, leaves: list[dict[int, float]], outputs: int) -> tuple[list[int], int]:
@@ -364,6 +367,10 @@ class TreeEnsembles(Pass):
             scores = readers[0].outputs[0]     # skl2onnx without ZipMap: Identity(scores) is the output
             detach(readers[0])
         detach(node)
+        if scores.shape is None:    # onnxmltools leaves it out; an output needs it ([N, C])
+            batch = x.shape[0] if x.shape else "N"
+            scores.shape = [batch, len(base)]
+            scores.dtype = scores.dtype or np.float32
         raw = new_variable(names, f"{node.name}_scores", np.float32) if post_op else scores
         made = [add_node(graph, names, "TreeEnsembleRegressor", f"{node.name}_trees", [x], [raw],
                          regressor_attrs(ens, leaves, base))]
@@ -387,3 +394,115 @@ class TreeEnsembles(Pass):
             made.append(add_node(graph, names, "Reshape", f"{node.name}_label_reshape", [picked, shape], [label]))
         for new in made:
             set_origin(model, new, origin)
+
+
+#: The mode of ``x MODE t`` once both sides are multiplied by a negative number.
+_FLIPPED = {"BRANCH_LEQ": "BRANCH_GTE", "BRANCH_LT": "BRANCH_GT", "BRANCH_GTE": "BRANCH_LEQ", "BRANCH_GT": "BRANCH_LT"}
+#: A threshold beyond every float32 input: the branch of a feature scaled by 0 always goes one way.
+_ALWAYS = 3.0e38
+
+
+def _per_feature(value: np.ndarray, features: int) -> np.ndarray | None:
+    """``value`` as one float per feature of a ``[N, features]`` tensor it broadcasts to, or None."""
+    if value.ndim > 2 or (value.ndim == 2 and value.shape[0] != 1) or value.size not in (1, features):
+        return None
+    return np.broadcast_to(np.asarray(value, dtype=np.float64).reshape(-1), (features,)).copy()
+
+
+def _affine_before(graph: gs.Graph, x: gs.Tensor, features: int) -> tuple[gs.Tensor, np.ndarray, np.ndarray, int]:
+    """Walk back from ``x`` through Add/Sub/Mul/Div of per-feature constants, each read only by the
+    next: (the tensor the chain starts from, ``s``, ``b`` with ``x = start * s + b`` per feature,
+    the number of nodes)."""
+    scale, bias = np.ones(features), np.zeros(features)
+    count = 0
+    while True:
+        node = producer(x)
+        if node is None or (node.domain or "") not in DEFAULT_DOMAINS or node.op not in ("Add", "Sub", "Mul", "Div") \
+                or len(node.inputs) != 2 or len(consumers(x)) != 1 or is_graph_output(graph, x):
+            break
+        k = next((i for i in (1, 0) if isinstance(node.inputs[i], gs.Constant)), None)
+        if k is None or isinstance(node.inputs[1 - k], gs.Constant) or (node.op in ("Sub", "Div") and k != 1):
+            break
+        c = _per_feature(np.asarray(node.inputs[k].values), features)
+        if c is None or (node.op == "Div" and np.any(c == 0)):
+            break
+        # x = start' op c, and x = start * scale + bias: substitute
+        if node.op == "Add":
+            bias = bias + scale * c
+        elif node.op == "Sub":
+            bias = bias - scale * c
+        elif node.op == "Mul":
+            scale = scale * c
+        else:
+            scale = scale / c
+        x = node.inputs[1 - k]
+        count += 1
+    return x, scale, bias, count
+
+
+@register
+class FoldAffineIntoTrees(Pass):
+    """Fold a per-feature affine map (a StandardScaler / MinMaxScaler before a forest: `ml-to-onnx`'s
+    ``Mul(Add(x, -o), s)``) into the thresholds of the canonical TreeEnsembleRegressor that reads it.
+
+    Before -> after (``y = x * s + b`` per feature, only the trees read ``y``)::
+
+        y = Mul(Add(x, -o), s);  z = TreeEnsembleRegressor(y) {nodes_values=t, nodes_modes=LEQ}
+            ->
+        z = TreeEnsembleRegressor(x) {nodes_values=(t - b) / s, nodes_modes=LEQ (GTE where s < 0)}
+
+    ``y_f MODE t`` is ``x_f MODE' (t - b_f) / s_f`` (``MODE'`` the flipped comparison when ``s_f < 0``);
+    a feature scaled by 0 is the constant ``b_f``, so its branches always take one side (threshold
+    +-3e38). The device then compares the input itself, with no rounded intermediate before the
+    thresholds; and a graph input read only by trees can have per-feature formats (`quantize`'s
+    ``feature-shift``). Exact but for the float32 rounding of the new thresholds and of the float
+    model's ``y`` (an input that close to a threshold lies within an input LSB of it anyway).
+    """
+
+    name = "fold-affine-into-trees"
+    level = "onnx"
+    preserves_semantics = True
+
+    def run(self, model: OnnxModel) -> PassResult[OnnxModel]:
+        graph = model.graph
+        folded = 0
+        for node in list(graph.nodes):
+            if node.domain != ML_DOMAIN or node.op != "TreeEnsembleRegressor" or len(node.inputs) != 1 \
+                    or not is_canonical(node):
+                continue
+            x = node.inputs[0]
+            shape = x.shape
+            readers = consumers(x)
+            if shape is None or len(shape) != 2 or not isinstance(shape[1], int) or readers != [node]:
+                continue
+            start, scale, bias, count = _affine_before(graph, x, int(shape[1]))
+            if count == 0:
+                continue
+            self._fold(node, scale, bias)
+            node.inputs[0] = start
+            folded += count
+        if folded:
+            drop_unused(graph)
+        return PassResult(model, folded > 0, {"folded": folded})
+
+    @staticmethod
+    def _fold(node: gs.Node, scale: np.ndarray, bias: np.ndarray) -> None:
+        """Rewrite ``node``'s thresholds and modes for ``y = x * scale + bias``."""
+        values, modes, features = _floats(node, "nodes_values"), _strings(node, "nodes_modes"), \
+            _ints(node, "nodes_featureids")
+        for i, mode in enumerate(modes):
+            if mode == "LEAF":
+                continue
+            f = features[i]
+            s, b = float(scale[f]), float(bias[f])
+            if s == 0.0:
+                holds = {"BRANCH_LEQ": b <= values[i], "BRANCH_LT": b < values[i],
+                         "BRANCH_GTE": b >= values[i], "BRANCH_GT": b > values[i]}[mode]
+                modes[i], values[i] = "BRANCH_LEQ", _ALWAYS if holds else -_ALWAYS
+                continue
+            values[i] = (values[i] - b) / s
+            if s < 0:
+                modes[i] = _FLIPPED[mode]
+        node.attrs.pop("nodes_values_as_tensor", None)
+        node.attrs["nodes_values"] = [float(np.float32(v)) for v in values]
+        node.attrs["nodes_modes"] = modes

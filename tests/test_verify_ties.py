@@ -34,3 +34,11 @@ def test_a_clear_disagreement_counts() -> None:
     rows = _rows(ref, c)
     for name in ("scores", "class"):
         assert rows[name]["ties"] == 0 and rows[name]["agreement"] == 0.99
+
+
+def test_no_sample_left_is_no_crash() -> None:
+    """Every sample left out (each one a tree walk's boundary sample): the figures of zero samples."""
+    empty = np.zeros((0, 3))
+    rows = _rows(empty, empty)
+    for name in ("scores", "class"):
+        assert rows[name]["samples"] == 0 and rows[name]["agree"] == 0

@@ -183,7 +183,7 @@ def test_boundary_samples_mark_inputs_next_to_a_threshold(tmp_path: Path) -> Non
     thresholds = np.asarray(program.buffers[walk.inputs[2]].data, dtype=np.int64)
     rows = np.repeat(held[:1], 3, axis=0)
     rows[0, feature] = (thresholds[0] + 0.5) / 2.0 ** q             # on the root's half step
-    rows[1, feature] = (thresholds[0] + 0.5 + 0.9) / 2.0 ** q       # within one LSB of it
+    rows[1, feature] = (thresholds[0] + 0.9) / 2.0 ** q             # within half an LSB of it
     far = 30000
     assert np.all(np.abs(thresholds + 0.5 - far) > 1)
     rows[2, :] = far / 2.0 ** q                                     # above every threshold

@@ -84,3 +84,24 @@ def test_torch_flatten_of_a_vector() -> None:
     result = run_pass(RemoveNoops, static(proto))
     assert ops(result.model) == ["Gemm", "Relu"]
     assert_same_outputs(proto, result.model.to_proto(), {"input": rand(1, 4)})
+
+
+def test_product_with_a_constant_one_goes() -> None:
+    """onnxmltools writes ``probabilities = Mul(p, 1)``; a Mul by 1.0 in front or behind goes, by
+    another value or by a per-element constant it stays."""
+    proto = parse("""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 4] x) => (float[1, 4] y, float[1, 4] z) {
+        a = Mul(x, one)
+        b = Mul(one1, a)
+        s = Softmax(b)
+        y = Mul(s, one)
+        t = Mul(s, two)
+        z = Mul(t, ones4)
+    }
+    """, one=np.array(1.0, np.float32), one1=np.array([1.0], np.float32), two=np.array(2.0, np.float32),
+                  ones4=np.ones((1, 4), np.float32))
+    result = check_pass(RemoveNoops, proto, {"x": rand(1, 4)})
+    assert ops(result.model) == ["Softmax", "Mul", "Mul"]
+    assert result.stats["removed-Mul-by-one"] == 3
+    assert [o.name for o in result.model.to_proto().graph.output] == ["y", "z"]

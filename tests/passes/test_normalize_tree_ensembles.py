@@ -6,8 +6,9 @@
   leaves are the float model's on every input whose features lie more than half an input LSB from
   every threshold (the only place a comparison may flip, docs/lir.md "trees"), and its scores are
   onnxruntime's within the leaves' rounding;
-- unsupported attributes (missing-value tracking, BRANCH_EQ, aggregate MAX, PROBIT) are one clear
-  error naming the node and the attribute;
+- unsupported attributes (BRANCH_EQ, aggregate MAX, PROBIT) are one clear error naming the node
+  and the attribute; missing-value tracking is dropped (the device's inputs are never NaN);
+- a per-feature affine map before a forest (a Scaler) is folded into its thresholds;
 - gNet and SparseComp on a tree model say that there is nothing to train.
 """
 
@@ -204,16 +205,93 @@ def _stump(mode: str = "BRANCH_LEQ") -> dict[str, list]:
     return {"nodes": [(mode, 1, 0.25, 1, 2), _leaf(0.5), _leaf(-0.5)]}
 
 
-@pytest.mark.parametrize("extra,what", [
-    ({"nodes_missing_value_tracks_true": [1, 0, 0]}, "missing-value tracking"),
-    ({"post_transform": "PROBIT"}, "post_transform=PROBIT"),
-])
-def test_unsupported_attributes_are_one_clear_error(extra: dict[str, object], what: str) -> None:
-    proto = forest_model([_stump()], 2, True, extra=extra)
+def test_unsupported_post_transform_is_one_clear_error() -> None:
+    proto = forest_model([_stump()], 2, True, extra={"post_transform": "PROBIT"})
     with pytest.raises(UnsupportedError) as info:
         run_pipeline(OnnxModel.from_proto(proto), "normalize", PassContext(command_line="pytest"), verify=False)
     text = info.value.render()
-    assert what in text and "TreeEnsembleClassifier" in text and "missing-value tracking" in text  # the hint
+    assert "post_transform=PROBIT" in text and "TreeEnsembleClassifier" in text and "BRANCH_LEQ" in text  # the hint
+
+
+def _normalized_and_original(proto: onnx.ModelProto, x: np.ndarray) -> tuple[OnnxModel, np.ndarray, np.ndarray]:
+    """(the normalized model, the original's and the normalized model's first float output on ``x``)."""
+    model, _ = run_pipeline(OnnxModel.from_proto(proto), "normalize", PassContext(command_line="pytest"),
+                            verify=False)
+    assert isinstance(model, OnnxModel)
+    before, after = ort.session(proto), ort.session(model.to_proto())
+    name = proto.graph.output[-1].name
+    want = np.concatenate([before.run([name], {"input": x[i:i + 1]})[0] for i in range(len(x))])
+    got = np.concatenate([after.run(None, {"input": x[i:i + 1]})[0] for i in range(len(x))])
+    return model, want, got
+
+
+def test_missing_value_tracking_is_dropped_for_finite_inputs() -> None:
+    """LightGBM's and XGBoost's converters set nodes_missing_value_tracks_true; the device's inputs
+    are never NaN, and on any other input the flag changes nothing: the forest normalizes with
+    onnxruntime's scores and lowers."""
+    trees = [{"nodes": [("BRANCH_LEQ", 1, 0.25, 1, 2), ("BRANCH_LT", 2, -0.5, 3, 4), ("LEAF", {0: 0.75}),
+                        ("LEAF", {0: -1.5}), ("LEAF", {0: 0.5})]}]
+    proto = forest_model(trees, 1, False, extra={"nodes_missing_value_tracks_true": [1, 1, 0, 0, 0]})
+    x = np.random.default_rng(0).uniform(-2, 2, (64, FEATURES)).astype(np.float32)
+    model, want, got = _normalized_and_original(proto, x)
+    assert np.array_equal(got, want)
+    assert len(np.unique(want)) == 3    # every leaf reached
+    program, _ = run_pipeline(model, "quantize,lower", PassContext(data=Dataset.from_arrays({"input": x}),
+                                                                   command_line="pytest"), verify=False)
+    assert isinstance(program, Program) and [s.op for s in program.steps] == ["trees", "tree_sum"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_inputs_on_the_threshold_grid_are_judged(mode: str) -> None:
+    """An input on the grid point ``T`` of a branch (or ``T + 1``) takes the float model's side, so
+    boundary_samples leaves it judged (LightGBM's ``x <= 1e-35`` on zero pixels, XGBoost's ``x < t``
+    at ``x = t``); strictly between them it is marked. The device's leaf is onnxruntime's on the
+    judged inputs."""
+    from transpiler.lir.trees import boundary_samples
+
+    for threshold in (1e-35, 0.25, 0.3):
+        proto = forest_model([{"nodes": [(mode, 1, threshold, 1, 2), _leaf(0.5), _leaf(-0.5)]}],
+                             2, True)
+        x = np.random.default_rng(2).uniform(-1, 1, (32, FEATURES)).astype(np.float32)
+        program, _ = run_pipeline(OnnxModel.from_proto(proto), "normalize,quantize,lower",
+                                  PassContext(data=Dataset.from_arrays({"input": x}), command_line="pytest"),
+                                  verify=False)
+        assert isinstance(program, Program)
+        walk = next(s for s in program.steps if s.op == "trees")
+        q = program.buffers[walk.inputs[2]].q
+        t = int(np.asarray(program.buffers[walk.inputs[2]].data).reshape(-1)[0])
+        assert isinstance(q, int)
+        rows = np.repeat(x[:1], 5, axis=0)
+        rows[:, 1] = [(t + d) / 2.0 ** q for d in (0.0, 1.0, 0.5, 0.9, 0.1)]
+        marks = boundary_samples(program, {"input": rows})
+        assert marks is not None and marks.tolist() == [False, False, True, True, True], (threshold, t, q)
+        session = ort.session(proto)
+        for row in rows[:2]:
+            want = session.run(None, {"input": row[None, :]})[0][0]
+            got = int(np.asarray(run_program(program, quantize_inputs(program, {"input": row[None, :]}))["class"])
+                      .reshape(-1)[0])
+            assert got == want, (threshold, mode, row[1], got, want)
+
+
+def test_affine_before_trees_is_folded_into_thresholds() -> None:
+    """``Mul(Add(x, a), s)`` per feature before a forest (a Scaler) goes into its thresholds: negative
+    scales flip the comparison, a zero scale decides its branches; onnxruntime's scores are kept."""
+    trees = [{"nodes": [(mode, f, thr, 1, 2), ("LEAF", {0: 2.0 ** t}), ("LEAF", {0: 0.0})]}
+             for t, (mode, f, thr) in enumerate( (("BRANCH_LEQ", 0, 0.3), ("BRANCH_LT", 1, -0.2), ("BRANCH_GTE", 2, 0.1),
+                                  ("BRANCH_GT", 3, 0.05), ("BRANCH_LEQ", 3, -0.4)))]
+    proto = forest_model(trees, 1, False)
+    shift = helper.make_tensor("shift", TensorProto.FLOAT, [1, FEATURES], [0.5, -1.0, 0.25, 3.0])
+    scale = helper.make_tensor("scale", TensorProto.FLOAT, [1, FEATURES], [2.0, -0.5, -4.0, 0.0])
+    proto.graph.initializer.extend([shift, scale])
+    proto.graph.node[0].input[0] = "scaled"
+    proto.graph.node.insert(0, helper.make_node("Add", ["input", "shift"], ["shifted"]))
+    proto.graph.node.insert(1, helper.make_node("Mul", ["shifted", "scale"], ["scaled"]))
+    x = np.random.default_rng(1).uniform(-2, 2, (200, FEATURES)).astype(np.float32)
+    model, want, got = _normalized_and_original(proto, x)
+    assert [n.op for n in model.graph.nodes] == ["TreeEnsembleRegressor"]
+    assert model.graph.nodes[0].inputs[0].name == "input"
+    assert len(np.unique(want)) == 8    # the three trees on scaled features take both sides
+    assert np.allclose(got, want, atol=1e-5)
 
 
 def test_equality_branches_and_max_aggregate_are_rejected() -> None:

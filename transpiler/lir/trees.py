@@ -2,11 +2,16 @@
 
 A branch stores ``T`` with ``x_q <= T`` exactly when the dequantised input ``x_q / 2^q`` takes the
 float branch; the float threshold ``t`` lies in ``[T / 2^q, (T + 1) / 2^q)`` (``t * 2^q`` rounded
-down, or up minus one for ``<``). The float input ``x`` and its rounding ``x_q`` differ by at most
-half an LSB, so the float model can only take the other branch when ``|x * 2^q - (T + 1/2)| <= 1``.
+down, or up minus one for ``<``), and the device's test ``x_q <= T`` holds exactly when
+``x * 2^q < T + 1/2`` (``x_q`` is ``x * 2^q`` rounded half up). The two can only differ when
+``x * 2^q`` lies strictly between ``T`` and ``T + 1``: at ``x * 2^q = T`` both take the true
+side (``T <= t * 2^q``, and ``< t * 2^q`` for ``<``), at ``T + 1`` both the false one. So an input
+exactly on a threshold's grid point (LightGBM's ``x <= 1e-35`` on a zero feature; XGBoost's
+``x < t`` with ``t`` a value of the data and ``x = t``, when ``t`` is on the input's grid) is judged.
 :func:`boundary_samples` marks the samples that meet such a branch on a walk: on the others the
 device's leaves are the float model's. `verify` and the exporter bench report those samples apart
-(their comparison is decided by the input's 16-bit rounding, not by the compiler).
+(their comparison is decided by the input's 16-bit rounding, not by the compiler). An input with
+per-feature formats (``feature-shift``) is compared in each feature's own format.
 """
 
 from __future__ import annotations
@@ -17,13 +22,13 @@ import numpy as np
 
 from transpiler.lir.ir import Program
 from transpiler.lir.kernels import TREE_LEAF
-from transpiler.lir.qio import quantize_array
+from transpiler.lir.qio import feature_shifts, quantize_array, scale_features
 
 
 def boundary_samples(program: Program, inputs: Mapping[str, np.ndarray]) -> np.ndarray | None:
     """Per sample (``inputs``: float arrays ``[N, ...]`` by ONNX input name), whether a walk of a
-    `trees` step that reads a program input meets a branch within one input LSB of its threshold's
-    half-step; None when the program has no such step (a `trees` step on a computed buffer is not
+    `trees` step that reads a program input meets a branch with the feature strictly within half an
+    input LSB of its threshold's half-step; None when the program has no such step (a `trees` step on a computed buffer is not
     judged here)."""
     ports = {program.storage_of(p.buffer).name: p.onnx_name for p in program.inputs}
     marks: np.ndarray | None = None
@@ -40,6 +45,7 @@ def boundary_samples(program: Program, inputs: Mapping[str, np.ndarray]) -> np.n
         kids = children.reshape(-1, 2)
         x = np.asarray(inputs[source], dtype=np.float64)
         x = x.reshape(x.shape[0], -1)
+        x = scale_features(x, [x.shape[1]], feature_shifts(program).get(source))
         xq = quantize_array(x, q).astype(np.int64)
         near = np.zeros(x.shape[0], dtype=bool)
         for i in range(x.shape[0]):
@@ -47,7 +53,7 @@ def boundary_samples(program: Program, inputs: Mapping[str, np.ndarray]) -> np.n
                 node = int(entry)
                 while not node & TREE_LEAF and not near[i]:
                     f, t = feature[node], threshold[node]
-                    near[i] = abs(x[i, f] * 2.0 ** q - (t + 0.5)) <= 1.0
+                    near[i] = abs(x[i, f] * 2.0 ** q - (t + 0.5)) < 0.5
                     node = int(kids[node, 0 if xq[i, f] <= t else 1])
         marks = near if marks is None else marks | near
     return marks

@@ -10,6 +10,8 @@ A case names its exporter, opset and batch form and the Python packages its expo
   them also quantized to int8 QDQ by onnxruntime.quantization) through the legacy and the dynamo
   exporter at several opsets, with a dynamic, a fixed 1 and a fixed 8 batch, and in float16/float64;
 - ``sklearn_cases``: skl2onnx classifiers (ZipMap on and off), regressors and pipelines at two opsets;
+- ``gbm_cases``: LightGBM and XGBoost models through onnxmltools (alone and in a skl2onnx Pipeline),
+  CatBoost's own ONNX export;
 - ``hand_cases``: ONNX graphs written node by node for the forms no exporter above emits (Gemm
   alpha/beta/transA, Constant nodes, shape arithmetic, old opsets, float16/float64 graphs, ...).
 
@@ -20,6 +22,7 @@ reported as skipped by the bench instead of failing it.
 from __future__ import annotations
 
 from bench.exporter_cases.common import Case, ExportedModel
+from bench.exporter_cases.gbm_cases import gbm_cases
 from bench.exporter_cases.hand_cases import hand_cases
 from bench.exporter_cases.sklearn_cases import sklearn_cases
 from bench.exporter_cases.torch_cases import torch_cases
@@ -28,8 +31,8 @@ __all__ = ["Case", "ExportedModel", "all_cases"]
 
 
 def all_cases() -> list[Case]:
-    """Every case, torch first, then skl2onnx, then the hand-made graphs (names are unique)."""
-    cases = torch_cases() + sklearn_cases() + hand_cases()
+    """Every case, torch first, then skl2onnx, the boosting libraries, then the hand-made graphs (names are unique)."""
+    cases = torch_cases() + sklearn_cases() + gbm_cases() + hand_cases()
     names = [case.name for case in cases]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:

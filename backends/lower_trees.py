@@ -13,7 +13,11 @@ branch index, or ``0x8000 | leaf * W``, the offset of the leaf's values (so the 
 multiply). Comparisons: the float branch ``x <= t`` becomes ``x_q <= floor(t * 2^q)`` with
 ``q`` the input's format, exactly the float comparison on the dequantised input ``x_q / 2^q``
 (``x_q`` is an integer); ``x < t`` becomes ``x_q <= ceil(t * 2^q) - 1``; ``x >= t`` and ``x > t``
-are the negations of those two (children swapped). A threshold above the int16 range is 32767
+are the negations of those two (children swapped). ``x == t`` (BRANCH_EQ, LightGBM's categorical
+splits) is two branches, ``x_q <= floor(t * 2^q)`` and then ``x_q <= ceil(t * 2^q) - 1``, which
+lead to the "unequal" child (one subtree, read from both) but for ``x_q = t * 2^q``; a ``t`` off
+the input's grid is never equal (its branch is replaced by the "unequal" child); BRANCH_NEQ swaps
+the children. A threshold above the int16 range is 32767
 (always true, as for the float input within range); a branch whose threshold lies below -32768 is
 never taken and is replaced by its false child. The rest of the error is the input's rounding:
 an input within half an input LSB of a threshold may take the other side (docs/lir.md). An input
@@ -37,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from passes.quantize import round_half_up, weight_frac_bits
-from passes.tree_ensembles import Branch, Ensemble, output_spans
+from passes.tree_ensembles import EQUALITY_MODES, Branch, Ensemble, output_spans
 
 TREE_LEAF = 0x8000
 INT16_MIN, INT16_MAX = -32768, 32767
@@ -98,6 +102,29 @@ def build_tables(ens: Ensemble, leaves: list[dict[int, float]], base: list[float
         while nid in tree.branches:
             b: Branch = tree.branches[nid]
             extra = feature_shift[b.feature] if feature_shift is not None and b.feature < len(feature_shift) else 0
+            if b.mode in EQUALITY_MODES:
+                equal, unequal = (b.true, b.false) if b.mode == "BRANCH_EQ" else (b.false, b.true)
+                at_most, _ = quantized_threshold(b.threshold, "BRANCH_LEQ", q_in + extra)
+                below, _ = quantized_threshold(b.threshold, "BRANCH_LT", q_in + extra)
+                if at_most is None or at_most == below:     # t is off the grid (or below it): never equal
+                    pruned += 1
+                    nid = unequal
+                    continue
+                index = len(feature)
+                feature.append(b.feature)
+                threshold.append(at_most)
+                children.append([0, 0])
+                if below is None:                           # x_q < t never holds: x_q <= T is x_q == T
+                    children[index] = [entry(t, equal), entry(t, unequal)]
+                    return index
+                inner = len(feature)
+                feature.append(b.feature)
+                threshold.append(below)
+                children.append([0, 0])
+                other = entry(t, unequal)                   # both comparisons' "unequal" side
+                children[index] = [inner, other]
+                children[inner] = [other, entry(t, equal)]
+                return index
             bound, swap = quantized_threshold(b.threshold, b.mode, q_in + extra)
             if bound is None:           # x_q <= bound never holds
                 pruned += 1

@@ -461,7 +461,7 @@ RULES: dict[str, Rule] = {
 def _trees(node: gs.Node) -> list[tuple[str, str]]:
     """A tree ensemble is supported in the canonical form `tree-ensembles` writes, on a ``[1, K]``
     input, with feature indices below ``K`` and tables within the kernel's limits."""
-    hint = ("tree ensembles are supported with BRANCH_LEQ/LT/GTE/GT nodes, SUM or AVERAGE, post_transform "
+    hint = ("tree ensembles are supported with BRANCH_LEQ/LT/GTE/GT/EQ/NEQ nodes, SUM or AVERAGE, post_transform "
             "NONE, SOFTMAX or LOGISTIC, and as the TreeEnsembleClassifier/Regressor of ai.onnx.ml opsets 1-3")
     ens = read_ensemble(node)
     if ens.problems:

@@ -33,7 +33,9 @@ from passes.normalize_util import (DEFAULT_DOMAINS, NameSource, add_node, attr, 
 ML_DOMAIN = "ai.onnx.ml"
 TREE_OPS = ("TreeEnsembleClassifier", "TreeEnsembleRegressor")
 #: Comparison modes: the branch takes its true child when ``x MODE threshold``.
-BRANCH_MODES = ("BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT")
+BRANCH_MODES = ("BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT", "BRANCH_EQ", "BRANCH_NEQ")
+#: Modes the kernel tests with two comparisons (``x <= t`` and ``x < t``: backends/lower_trees.py).
+EQUALITY_MODES = ("BRANCH_EQ", "BRANCH_NEQ")
 POST_OPS: dict[str, str | None] = {"NONE": None, "SOFTMAX": "Softmax", "LOGISTIC": "Sigmoid"}
 DEFAULT_OPSET = 13
 #: The kernel's tables: branch indices and leaf value offsets are 15-bit (the top bit of a child
@@ -188,7 +190,7 @@ def output_spans(ens: Ensemble, leaves: list[dict[int, float]], outputs: int) ->
 def tree_limits(ens: Ensemble) -> list[str]:
     """What of ``ens`` exceeds the tables of the `trees` / `tree_sum` kernels (15-bit branch
     indices and leaf value offsets)."""
-    branches = sum(len(t.branches) for t in ens.trees)
+    branches = sum(2 if b.mode in EQUALITY_MODES else 1 for t in ens.trees for b in t.branches.values())
     leaves, base, _, _ = canonical_scores(ens)
     values = len(leaves) * output_spans(ens, leaves, len(base))[1]
     out = []
@@ -397,7 +399,8 @@ class TreeEnsembles(Pass):
 
 
 #: The mode of ``x MODE t`` once both sides are multiplied by a negative number.
-_FLIPPED = {"BRANCH_LEQ": "BRANCH_GTE", "BRANCH_LT": "BRANCH_GT", "BRANCH_GTE": "BRANCH_LEQ", "BRANCH_GT": "BRANCH_LT"}
+_FLIPPED = {"BRANCH_LEQ": "BRANCH_GTE", "BRANCH_LT": "BRANCH_GT", "BRANCH_GTE": "BRANCH_LEQ", "BRANCH_GT": "BRANCH_LT",
+            "BRANCH_EQ": "BRANCH_EQ", "BRANCH_NEQ": "BRANCH_NEQ"}
 #: A threshold beyond every float32 input: the branch of a feature scaled by 0 always goes one way.
 _ALWAYS = 3.0e38
 
@@ -497,7 +500,8 @@ class FoldAffineIntoTrees(Pass):
             s, b = float(scale[f]), float(bias[f])
             if s == 0.0:
                 holds = {"BRANCH_LEQ": b <= values[i], "BRANCH_LT": b < values[i],
-                         "BRANCH_GTE": b >= values[i], "BRANCH_GT": b > values[i]}[mode]
+                         "BRANCH_GTE": b >= values[i], "BRANCH_GT": b > values[i],
+                         "BRANCH_EQ": b == values[i], "BRANCH_NEQ": b != values[i]}[mode]
                 modes[i], values[i] = "BRANCH_LEQ", _ALWAYS if holds else -_ALWAYS
                 continue
             values[i] = (values[i] - b) / s

@@ -17,6 +17,7 @@ What each one holds of its exporter's forms:
   through Identity and Cast, ZipMap after an Identity;
 - ``lgbm_iris_nozipmap_op15``: 3 classes, SOFTMAX, ``zipmap=False`` (``probabilities = Mul(Identity(p), 1)``);
 - ``lgbm_reg_op15``: LGBMRegressor on diabetes;
+- ``lgbm_categorical_op15``: a categorical feature (BRANCH_EQ splits), the sweep's synthetic data;
 - ``xgb_bin_op12`` / ``xgb_iris_op15`` / ``xgb_reg_op15``: onnxmltools' XGBoost models: BRANCH_LT
   splits, ``base_values`` (the logit of base_score for the binary one), no ZipMap option;
 - ``pipe_lgbm_bin_op17``: StandardScaler + LGBMClassifier through skl2onnx with the onnxmltools
@@ -37,7 +38,8 @@ import onnx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.exporter_cases.gbm_cases import convert_gbm, convert_gbm_pipeline, gbm_data, gbm_estimator  # noqa: E402
+from bench.exporter_cases.gbm_cases import (convert_gbm, convert_gbm_pipeline, fit_options, gbm_data,  # noqa: E402
+                                            gbm_estimator)
 
 FIXTURE_DIR = ROOT / "tests" / "fixtures" / "gbm"
 TREES = 4
@@ -49,6 +51,7 @@ FIXTURES: dict[str, tuple[str, str, str, int, bool, bool]] = {
     "lgbm_bin_op12": ("lgbm", "clf", "breast_cancer", 12, True, False),
     "lgbm_iris_nozipmap_op15": ("lgbm", "clf", "iris", 15, False, False),
     "lgbm_reg_op15": ("lgbm", "reg", "diabetes", 15, True, False),
+    "lgbm_categorical_op15": ("lgbm", "clf", "categorical", 15, True, False),
     "xgb_bin_op12": ("xgb", "clf", "breast_cancer", 12, True, False),
     "xgb_iris_op15": ("xgb", "clf", "iris", 15, True, False),
     "xgb_reg_op15": ("xgb", "reg", "diabetes", 15, True, False),
@@ -72,7 +75,7 @@ def build(library: str, task: str, dataset: str, opset: int, zipmap: bool, pipel
             model = make_pipeline(StandardScaler(), model)
             model.fit(x_train, y_train)
             return convert_gbm_pipeline(model, library, x_train.shape[1], opset), x_test[:ROWS]
-        model.fit(x_train, y_train)
+        model.fit(x_train, y_train, **fit_options(library, dataset))
         return convert_gbm(model, library, x_train.shape[1], opset, zipmap), x_test[:ROWS]
 
 

@@ -7,6 +7,8 @@
   option), off (``zipmap=False``).
 - ``gbm_pipe_*``: a StandardScaler + LightGBM / XGBoost Pipeline through skl2onnx with the
   onnxmltools converters registered (``update_registered_converter``), opset 17.
+- ``gbm_lgbm_categorical-*``: an LGBMClassifier with a categorical feature (BRANCH_EQ splits) on
+  synthetic data (a category 0..5 and three normal numbers), opsets 12 and 15;
 - ``gbm_cat_*``: ``CatBoostClassifier.save_model(format="onnx")`` (binary, multi-class) and
   CatBoostRegressor, at the opset CatBoost writes.
 
@@ -40,12 +42,24 @@ def gbm_data(dataset: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(training inputs, training targets, held-out inputs) of a scikit-learn dataset, float32."""
     from sklearn import datasets
 
+    if dataset == "categorical":
+        return _categorical_data()
     x, y = {"breast_cancer": datasets.load_breast_cancer, "iris": datasets.load_iris,
             "digits": datasets.load_digits, "diabetes": datasets.load_diabetes}[dataset](return_X_y=True)
     order = np.random.default_rng(0).permutation(len(x))
     x, y = x[order].astype(np.float32), y[order]
     held = min(SAMPLES, len(x) // 3)
     return x[:-held], y[:-held], x[-held:]
+
+
+def _categorical_data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A category (0..5, feature 0) and three numbers; the class is the category being 2 or 4, or
+    the first number above 0.5 (what LightGBM's categorical splits, BRANCH_EQ, learn)."""
+    rng = np.random.default_rng(0)
+    rows = 400 + SAMPLES
+    x = np.column_stack([rng.integers(0, 6, rows), rng.normal(size=(rows, 3))]).astype(np.float32)
+    y = (np.isin(x[:, 0], (2, 4)) | (x[:, 1] > 0.5)).astype(np.int64)
+    return x[:400], y[:400], x[400:]
 
 
 def gbm_estimator(library: str, task: str, trees: int = TREES, depth: int = DEPTH) -> Any:
@@ -109,6 +123,11 @@ def convert_gbm_pipeline(pipe: Any, library: str, features: int, opset: int) -> 
                    target_opset={"": opset, "ai.onnx.ml": 3 if opset >= 17 else 1})
 
 
+def fit_options(library: str, dataset: str) -> dict[str, Any]:
+    """``fit`` keywords: LightGBM takes feature 0 of the categorical data as a category."""
+    return {"categorical_feature": [0]} if library == "lgbm" and dataset == "categorical" else {}
+
+
 def export_gbm(library: str, task: str, dataset: str, opset: int, zipmap: bool, pipeline: bool) -> ExportedModel:
     """Fit and convert one case's model (see the module docstring)."""
     x_train, y_train, x_test = gbm_data(dataset)
@@ -123,7 +142,7 @@ def export_gbm(library: str, task: str, dataset: str, opset: int, zipmap: bool, 
             model.fit(x_train, y_train)
             proto = convert_gbm_pipeline(model, library, x_train.shape[1], opset)
         else:
-            model.fit(x_train, y_train)
+            model.fit(x_train, y_train, **fit_options(library, dataset))
             proto = convert_gbm(model, library, x_train.shape[1], opset, zipmap)
     return ExportedModel(proto, {proto.graph.input[0].name: x_test}, regressor=task == "reg")
 
@@ -155,6 +174,7 @@ def gbm_cases() -> list[Case]:
         for model, task, dataset in (("bin", "clf", "breast_cancer"), ("iris", "clf", "iris"),
                                      ("reg", "reg", "diabetes")):
             cases.append(_case(f"gbm_pipe_{library}_{model}", library, task, dataset, 17, pipeline=True))
+    cases += [_case("gbm_lgbm_categorical", "lgbm", "clf", "categorical", opset) for opset in (12, 15)]
     for model, task, dataset in (("bin", "clf", "breast_cancer"), ("iris", "clf", "iris"), ("reg", "reg", "diabetes")):
         cases.append(_case(f"gbm_cat_{model}", "cat", task, dataset, 0))
     return cases

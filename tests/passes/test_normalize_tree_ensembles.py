@@ -6,8 +6,8 @@
   leaves are the float model's on every input whose features lie more than half an input LSB from
   every threshold (the only place a comparison may flip, docs/lir.md "trees"), and its scores are
   onnxruntime's within the leaves' rounding;
-- unsupported attributes (BRANCH_EQ, aggregate MAX, PROBIT) are one clear error naming the node
-  and the attribute; missing-value tracking is dropped (the device's inputs are never NaN);
+- unsupported attributes (aggregate MAX, PROBIT) are one clear error naming the node and the
+  attribute; BRANCH_EQ/NEQ follow onnxruntime on categories; missing-value tracking is dropped (the device's inputs are never NaN);
 - a per-feature affine map before a forest (a Scaler) is folded into its thresholds;
 - gNet and SparseComp on a tree model say that there is nothing to train.
 """
@@ -294,12 +294,39 @@ def test_affine_before_trees_is_folded_into_thresholds() -> None:
     assert np.allclose(got, want, atol=1e-5)
 
 
-def test_equality_branches_and_max_aggregate_are_rejected() -> None:
+def test_max_aggregate_is_rejected() -> None:
     proto = forest_model([_stump("BRANCH_EQ")], 2, False, aggregate="MAX")
     with pytest.raises(UnsupportedError) as info:
         run_pipeline(OnnxModel.from_proto(proto), "normalize", PassContext(command_line="pytest"), verify=False)
     text = info.value.render()
-    assert "nodes_modes BRANCH_EQ" in text and "aggregate_function=MAX" in text
+    assert "aggregate_function=MAX" in text and "BRANCH_EQ" not in text.split("hint")[0]
+
+
+def test_equality_branches_follow_onnxruntime() -> None:
+    """BRANCH_EQ/NEQ (LightGBM's categorical splits: ``x == 2.0``) are two comparisons on the
+    device; an integer category is on the input's grid, so every row is judged and takes
+    onnxruntime's leaves; a threshold off the grid (2.5) is never equal."""
+    from transpiler.lir.trees import boundary_samples
+
+    trees = [{"nodes": [("BRANCH_EQ", 0, 2.0, 1, 2), ("LEAF", {0: 1.0}),
+                        ("BRANCH_NEQ", 0, 4.0, 3, 4), ("LEAF", {0: -0.5}), ("LEAF", {0: 0.25})]},
+             {"nodes": [("BRANCH_EQ", 0, 2.5, 1, 2), ("LEAF", {0: 8.0}), ("BRANCH_LEQ", 1, 0.1, 3, 4),
+                        ("LEAF", {0: 2.0}), ("BRANCH_EQ", 0, 0.0, 5, 6), ("LEAF", {0: 4.0}), ("LEAF", {0: 0.0})]}]
+    proto = forest_model(trees, 1, False)
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, (120, FEATURES)).astype(np.float32)
+    x[:, 0] = rng.integers(0, 6, 120)
+    program, _ = run_pipeline(OnnxModel.from_proto(proto), "normalize,quantize,lower",
+                              PassContext(data=Dataset.from_arrays({"input": x}), command_line="pytest"),
+                              verify=False)
+    assert isinstance(program, Program)
+    near = boundary_samples(program, {"input": x})
+    assert near is not None and not near[np.abs(x[:, 1] - 0.1) > 2 ** -10].any()
+    want = ort.session(proto).run(None, {"input": x})[0].reshape(-1)
+    assert len(np.unique(want)) == 7 and want.max() < 8.0    # every reachable sum; 2.5 is never equal
+    got = np.array([dequantize_outputs(program, run_program(program, quantize_inputs(program, {"input": x[i:i + 1]})))
+                    ["variable"].reshape(-1)[0] for i in range(len(x))])
+    assert np.allclose(got[~near], want[~near], atol=2 ** -8), np.flatnonzero(np.abs(got - want) > 2 ** -8)
 
 
 def test_opset5_tree_ensemble_has_a_hint() -> None:

@@ -9,6 +9,8 @@
   onnxmltools converters registered (``update_registered_converter``), opset 17.
 - ``gbm_lgbm_categorical-*``: an LGBMClassifier with a categorical feature (BRANCH_EQ splits) on
   synthetic data (a category 0..5 and three normal numbers), opsets 12 and 15;
+- ``gbm_lgbm_poisson-op15`` / ``gbm_xgb_poisson-op15``: Poisson regressors on diabetes (``Exp``,
+  and XGBoost's ``Mul``, after the trees);
 - ``gbm_cat_*``: ``CatBoostClassifier.save_model(format="onnx")`` (binary, multi-class) and
   CatBoostRegressor, at the opset CatBoost writes.
 
@@ -63,18 +65,21 @@ def _categorical_data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def gbm_estimator(library: str, task: str, trees: int = TREES, depth: int = DEPTH) -> Any:
-    """A fresh ``library`` (lgbm, xgb, cat) classifier (``task`` "clf") or regressor ("reg")."""
+    """A fresh ``library`` (lgbm, xgb, cat) classifier (``task`` "clf"), regressor ("reg") or
+    Poisson regressor ("poisson": the converters write ``Exp`` after the trees)."""
     if library == "lgbm":
         import lightgbm
 
         cls = lightgbm.LGBMClassifier if task == "clf" else lightgbm.LGBMRegressor
+        extra: dict[str, Any] = {"objective": "poisson"} if task == "poisson" else {}
         return cls(n_estimators=trees, max_depth=depth, num_leaves=2 ** depth, min_child_samples=5,
-                   random_state=0, verbose=-1)
+                   random_state=0, verbose=-1, **extra)
     if library == "xgb":
         import xgboost
 
         cls = xgboost.XGBClassifier if task == "clf" else xgboost.XGBRegressor
-        return cls(n_estimators=trees, max_depth=depth, random_state=0, n_jobs=1)
+        extra = {"objective": "count:poisson"} if task == "poisson" else {}
+        return cls(n_estimators=trees, max_depth=depth, random_state=0, n_jobs=1, **extra)
     import catboost
 
     cls = catboost.CatBoostClassifier if task == "clf" else catboost.CatBoostRegressor
@@ -144,7 +149,7 @@ def export_gbm(library: str, task: str, dataset: str, opset: int, zipmap: bool, 
         else:
             model.fit(x_train, y_train, **fit_options(library, dataset))
             proto = convert_gbm(model, library, x_train.shape[1], opset, zipmap)
-    return ExportedModel(proto, {proto.graph.input[0].name: x_test}, regressor=task == "reg")
+    return ExportedModel(proto, {proto.graph.input[0].name: x_test}, regressor=task != "clf")
 
 
 REQUIRES = {"lgbm": ("sklearn", "lightgbm", "onnxmltools"), "xgb": ("sklearn", "xgboost", "onnxmltools"),
@@ -175,6 +180,7 @@ def gbm_cases() -> list[Case]:
                                      ("reg", "reg", "diabetes")):
             cases.append(_case(f"gbm_pipe_{library}_{model}", library, task, dataset, 17, pipeline=True))
     cases += [_case("gbm_lgbm_categorical", "lgbm", "clf", "categorical", opset) for opset in (12, 15)]
+    cases += [_case(f"gbm_{library}_poisson", library, "poisson", "diabetes", 15) for library in ("lgbm", "xgb")]
     for model, task, dataset in (("bin", "clf", "breast_cancer"), ("iris", "clf", "iris"), ("reg", "reg", "diabetes")):
         cases.append(_case(f"gbm_cat_{model}", "cat", task, dataset, 0))
     return cases

@@ -31,6 +31,7 @@ from passes.merge_transpose_axes import MergeTransposeAxes
 from passes.ml_ops import MlOpsToOnnx
 from passes.tree_ensembles import FoldAffineIntoTrees, TreeEnsembles
 from passes.tree_votes import TreeVotes
+from passes.sigmoid_l1 import SigmoidL1
 from passes.svm import SvmToOnnx
 from passes.quadratic_scores import QuadraticScores
 from passes.move_transposes import MoveTransposes
@@ -96,7 +97,8 @@ class Normalize(Pass):
     TreeEnsembleRegressor of raw scores, the same label path); tree-votes (AdaBoost's SAMME votes of
     single trees as one such ensemble and a Softmax); svm-to-onnx (kernel SVMs: support-vector
     Gemm, kernel table, votes); quadratic-scores (GaussianNB's log-likelihoods as two Gemms and a
-    Softmax); strip-classifier-tail (early: onnx-graphsurgeon cannot
+    Softmax); sigmoid-l1 (one-vs-rest sigmoids divided by their sum as a final Sigmoid);
+    strip-classifier-tail (early: onnx-graphsurgeon cannot
     represent ZipMap's map type); upgrade-opset; infer-shapes, fold-constants; dequantize (an int8 QDQ
     model's weights as floats, its activation Q -> DQ pairs dropped); batch-one (a fixed
     batch > 1 becomes 1, after folding wrote it into constant shapes); infer-shapes; unroll-recurrent
@@ -124,7 +126,7 @@ class Normalize(Pass):
         prologue: list[tuple[type[Pass], Any]] = [
             (NameNodes, None), (ToFloat32, None), (MlOpsToOnnx, None), (TreeEnsembles, None), (TreeVotes, None),
             (SvmToOnnx, None),
-            (QuadraticScores, None),
+            (QuadraticScores, None), (SigmoidL1, None),
             (StripClassifierTail, None),
             (UpgradeOpset, UpgradeOpsetOptions(target=opts.opset)),
             (InferShapes, InferShapesOptions(require_static=False)), (FoldConstants, None), (Dequantize, None),

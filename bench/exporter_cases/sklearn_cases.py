@@ -95,7 +95,7 @@ def _more_makers() -> dict[str, Callable[[], Any]]:
     from sklearn.discriminant_analysis import QuadraticDiscriminantAnalysis
     from sklearn.ensemble import AdaBoostClassifier, BaggingClassifier, VotingClassifier
     from sklearn.linear_model import (BayesianRidge, ElasticNet, HuberRegressor, Lasso, PassiveAggressiveClassifier,
-                                      Perceptron, LogisticRegression)
+                                      Perceptron, LogisticRegression, SGDClassifier)
     from sklearn.naive_bayes import BernoulliNB, GaussianNB, MultinomialNB
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import make_pipeline
@@ -104,6 +104,7 @@ def _more_makers() -> dict[str, Callable[[], Any]]:
     from sklearn.tree import DecisionTreeClassifier
 
     return {"perceptron": lambda: Perceptron(random_state=0),
+            "sgd_log": lambda: SGDClassifier(loss="log_loss", random_state=0),
             "passive_aggressive": lambda: PassiveAggressiveClassifier(random_state=0),
             "bnb": BernoulliNB,
             "pipe_minmax_mnb": lambda: make_pipeline(MinMaxScaler(), MultinomialNB()),
@@ -216,7 +217,7 @@ def sklearn_cases() -> list[Case]:
         cases += [_case(name, kind, targets, opset, regressor=True) for name, kind, targets in regressors]
         cases += _tree_cases(opset)
         cases += [_case(name, name, 3, opset) for name in
-                  ("perceptron", "passive_aggressive", "bnb", "bnb_threshold", "pipe_binarizer_logreg",
+                  ("perceptron", "sgd_log", "passive_aggressive", "bnb", "bnb_threshold", "pipe_binarizer_logreg",
                    "pipe_minmax_mnb", "qda", "nusvc_rbf", "pipe_poly_logreg", "pipe_robust_logreg",
                    "pipe_maxabs_logreg", "adaboost", "adaboost_depth3", "bagging_logreg", "voting_soft", "knn")]
         cases += [_case("adaboost_bin", "adaboost", 2, opset)]

@@ -5,7 +5,8 @@ The models in tests/fixtures/gbm/ (4 trees of depth 3 each, a few KB) were writt
 ``tools/gbm_fixtures.py`` (it needs lightgbm, xgboost, onnxmltools and catboost; the tests do not):
 onnxmltools' LightGBM and XGBoost converters (binary with one score column, 3 classes, regressors;
 opset 9 in the default domain, missing-value tracking, BRANCH_LT, base_values, Identity/Cast/
-``Mul(p, 1)`` around the ensemble, ZipMap on and off), a StandardScaler + LightGBM pipeline through
+``Mul(p, 1)`` around the ensemble, ZipMap on and off, a categorical feature's BRANCH_EQ splits),
+a StandardScaler + LightGBM pipeline through
 skl2onnx with the onnxmltools converter registered, and CatBoost's own export. Each ``<name>.npz``
 holds held-out rows (``x``) of the model's scikit-learn dataset.
 

@@ -162,7 +162,8 @@ class TreeVotes(Pass):
         graph = model.graph
         done = 0
         for node in list(graph.nodes):
-            if node.op == "Exp" and (node.domain or "") in DEFAULT_DOMAINS and self._rewrite(model, node):
+            if node.op == "Exp" and (node.domain or "") in DEFAULT_DOMAINS and node.inputs \
+                    and self._rewrite(model, node):     # (an Exp of a head rewritten before is detached)
                 done += 1
         if done:
             drop_unused(graph, toposort=True)

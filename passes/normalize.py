@@ -39,6 +39,7 @@ from passes.name_nodes import NameNodes
 from passes.reduce_mean_to_gap import ReduceMeanToGap
 from passes.to_float32 import ToFloat32
 from passes.conv_transpose import ConvTransposeToConv
+from passes.batch_axis_reshape import BatchAxisReshape
 from passes.broadcast_activations import BroadcastActivations
 from passes.crop_to_conv import CropToConv
 from passes.dequantize import Dequantize
@@ -61,7 +62,7 @@ REWRITES: tuple[type[Pass], ...] = (Attention, LayerNorm, GroupNorm, RemoveNoops
                                     MergeTransposeAxes,
                                     ActivationArith, MatMulToGemm,
                                     BinaryScores, CanonicalizeArith, FoldAffineIntoTrees, FoldBatchNorm, FoldIntoNext,
-                                    CanonicalizeReshape,
+                                    CanonicalizeReshape, BatchAxisReshape,
                                     FoldConstants, SpatialLinear, RepeatUpsample, BroadcastActivations,
                                     ResizeNearest, ResizeLinear, ConvTransposeToConv, PReluToNormalForm, CropToConv,
                                     SpatialConcat, PadToConv, SoftmaxAxis)
@@ -104,7 +105,8 @@ class Normalize(Pass):
     batch > 1 becomes 1, after folding wrote it into constant shapes); infer-shapes; unroll-recurrent
     (LSTM/GRU/RNN over their static sequence length), infer-shapes; then the rewrites (attention, layer-norm, group-norm, remove-noops, explicit-attributes, fold-pad, reduce-mean-to-gap, global-max-pool,
     channel-last-matmul, split-to-slices, move-transposes, merge-transpose-axes, activation-arith, matmul-to-gemm, binary-scores,
-    canonicalize-arith, fold-affine-into-trees, fold-batchnorm, fold-into-next, canonicalize-reshape, fold-constants, spatial-linear, repeat-upsample,
+    canonicalize-arith, fold-affine-into-trees, fold-batchnorm, fold-into-next, canonicalize-reshape, batch-axis-reshape,
+    fold-constants, spatial-linear, repeat-upsample,
     broadcast-activations, resize-nearest, resize-linear, conv-transpose, prelu, crop-to-conv, spatial-concat, pad-to-conv,
     softmax-axis, infer-shapes)
     repeated

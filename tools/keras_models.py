@@ -44,7 +44,8 @@ FIXTURES: tuple[tuple[str, int, bool], ...] = (
     ("rescale_reshape_zeropad", 17, True), ("leaky_elu_relu6", 13, True), ("cnn_two_channel_dilated", 17, True),
     ("dense_on_maps", 13, True), ("conv1d_dense_gmp", 17, False), ("merge_layers", 13, True),
     ("normalization_input", 17, True), ("upsampling", 13, True), ("upsampling_bilinear", 17, True),
-    ("cropping", 13, True), ("layer_norm", 13, True))
+    ("cropping", 13, True), ("layer_norm", 13, True),
+    ("lstm_unrolled", 17, False), ("gru_unrolled", 13, True))
 FIXTURE_SAMPLES = 64
 
 
@@ -270,6 +271,15 @@ def cropping() -> keras.Model:
                              L.Flatten(), L.Dense(10, activation="softmax")])
 
 
+def recurrent(layer: str) -> Callable[[], keras.Model]:
+    """An unrolled ``layer`` (LSTM or GRU, ``unroll=True``: tf2onnx writes every step's cell; a
+    rolled one becomes an ONNX Loop) over the rows of the image as a sequence, Dense head."""
+    def build() -> keras.Model:
+        return keras.Sequential([keras.Input(_image("sequence")), getattr(L, layer)(16, unroll=True),
+                                 L.Dense(10, activation="softmax")])
+    return build
+
+
 #: kind -> (builder, input layout, pixel scale of the data: 16 = the digits' 0..16, 255 = raw bytes).
 MODELS: dict[str, tuple[Callable[[], keras.Model], str, float]] = {
     "mlp_relu": (mlp("relu"), "flat", 16.0),
@@ -300,6 +310,8 @@ MODELS: dict[str, tuple[Callable[[], keras.Model], str, float]] = {
     "upsampling": (upsampling, "image", 16.0),
     "upsampling_bilinear": (upsampling_bilinear, "image", 16.0),
     "cropping": (cropping, "image", 16.0),
+    "lstm_unrolled": (recurrent("LSTM"), "sequence", 16.0),
+    "gru_unrolled": (recurrent("GRU"), "sequence", 16.0),
 }
 
 

@@ -10,7 +10,8 @@ around Conv1D, GlobalMaxPool, Mul/Add for Rescaling (per channel of an NHWC inpu
 Transpose), Clip/LeakyRelu/Elu activations, Dense on every pixel or step (Tensordot: Reshape,
 MatMul, Reshape in NHWC), Subtract/Maximum/Average merges, UpSampling2D (Unsqueeze, Tile,
 Transpose, Reshape), LayerNormalization (TensorFlow's moments form: x and the mean scaled
-separately and added). Beside each
+separately and added), LSTM/GRU with ``unroll=True`` (a time-major Reshape unstacked into
+steps, a Squeeze broadcast back, products with the zero initial state). Beside each
 model ``<kind>.npz`` holds 64 held-out images in the layout the model's input expects.
 
 For every model: normalize,quantize,lower,plan-memory; the generated C equals the LIR interpreter

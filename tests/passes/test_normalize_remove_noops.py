@@ -105,3 +105,42 @@ def test_product_with_a_constant_one_goes() -> None:
     assert ops(result.model) == ["Softmax", "Mul", "Mul"]
     assert result.stats["removed-Mul-by-one"] == 3
     assert [o.name for o in result.model.to_proto().graph.output] == ["y", "z"]
+
+
+def test_sums_and_products_with_zero_go() -> None:
+    """The first step of a recurrent layer unrolled from a zero state (Keras LSTM(unroll=True)
+    through tf2onnx): ``f * c0 + i * g`` with ``c0`` a constant of zeros is ``i * g``."""
+    proto = parse("""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 12] f, float[1, 12] i) => (float[1, 12] y) {
+        a = Sigmoid(f)
+        b = Sigmoid(i)
+        p = Mul(a, c0)
+        q = Mul(b, b)
+        s = Add(p, q)
+        t = Sub(s, zero)
+        y = Relu(t)
+    }
+    """, c0=np.zeros((1, 12), np.float32), zero=np.zeros(12, np.float32))
+    result = check_pass(RemoveNoops, proto, {"f": rand(1, 12, seed=1), "i": rand(1, 12, seed=2)})
+    assert ops(result.model) == ["Sigmoid", "Mul", "Relu"], ops(result.model)
+    assert result.stats["removed-Mul-zero"] == 1 and result.stats["removed-Add-zero"] == 1
+    assert result.stats["removed-Sub-zero"] == 1
+
+
+@pytest.mark.parametrize("case", ["broadcast", "nonzero", "zero-minus"])
+def test_additions_that_change_the_value_or_shape_are_kept(case: str) -> None:
+    """A zero that enlarges x by broadcasting, a constant that is not all zeros, and 0 - x stay."""
+    body, k = {"broadcast": ("s = Add(x, k)", np.zeros((3, 12), np.float32)),
+               "nonzero": ("s = Add(x, k)", np.eye(1, 12, dtype=np.float32)),
+               "zero-minus": ("s = Sub(k, x)", np.zeros((1, 12), np.float32))}[case]
+    out = "3, 12" if case == "broadcast" else "1, 12"
+    proto = parse(f"""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 12] x) => (float[{out}] y) {{
+        {body}
+        y = Relu(s)
+    }}
+    """, k=k)
+    result = check_pass(RemoveNoops, proto, {"x": rand(1, 12, seed=3)})
+    assert ops(result.model) == ["Sub" if case == "zero-minus" else "Add", "Relu"]

@@ -9,8 +9,8 @@ from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
 from passes.normalize_util import (NameSource, add_node, const_value, consumers, detach, drop_unused, is_empty,
-                                   is_graph_output, merge_origin, new_constant, new_variable, set_tensors,
-                                   static_shape)
+                                   is_graph_output, merge_origin, new_constant, new_variable, origin_of,
+                                   set_origin, set_tensors, static_shape)
 
 
 def bias_vector(value: np.ndarray, n: int) -> np.ndarray | None:
@@ -69,6 +69,7 @@ class MatMulToGemm(Pass):
                                                   ->  y = Gemm(x, a*W^T, b*c[N]) {alpha=1, beta=1, transB=1}
         y = Add(Gemm(x, W, c), d)                 ->  y = Gemm(x, W, c + d)
         y = Gemm(a: [K,1], W, c) {transA=1}       ->  y = Gemm(Reshape(a, [1,K]), W, c) {transA=0} ...
+        y = Gemm(x, W, h) (h an activation)       ->  y = Add(Gemm(x, W^T) {...}, h)
 
     The Gemm keeps the MatMul's name and gets ``origin`` [MatMul, Add]. A MatMul whose right operand
     is not a constant matrix, or whose left operand is not a static rank-2 tensor, and a Gemm with
@@ -91,8 +92,11 @@ class MatMulToGemm(Pass):
                 if self._matmul(node):
                     stats["matmul-to-gemm"] += 1
                     self._canonical(node, names, stats, model)
-            elif node.op == "Gemm" and self._canonical(node, names, stats, model):
-                stats["gemm-canonicalized"] += 1
+            elif node.op == "Gemm":
+                if self._activation_bias(model, node, names):
+                    stats["activation-bias-split"] = stats.get("activation-bias-split", 0) + 1
+                if self._canonical(node, names, stats, model):
+                    stats["gemm-canonicalized"] += 1
         changed = any(stats.values())
         if changed:
             drop_unused(graph, toposort=True)
@@ -108,6 +112,23 @@ class MatMulToGemm(Pass):
         node.op = "Gemm"
         node.attrs.clear()
         node.attrs.update({"alpha": 1.0, "beta": 1.0, "transA": 0, "transB": 0})
+        return True
+
+    @staticmethod
+    def _activation_bias(model: OnnxModel, node: gs.Node, names: NameSource) -> bool:
+        """``Gemm(a, W, c)`` with ``c`` an activation (not a constant; beta 1) -> ``Add(Gemm(a, W), c)``.
+
+        TFLite's fused LSTM cell through tf2onnx adds ``h @ U`` to ``x @ W`` as the Gemm's C.
+        """
+        if len(node.inputs) < 3 or is_empty(node.inputs[2]) or const_value(node.inputs[2]) is not None \
+                or float(node.attrs.get("beta", 1.0)) != 1.0 or static_shape(node.outputs[0]) is None:
+            return False
+        c_tensor, out = node.inputs[2], node.outputs[0]
+        product = new_variable(names, f"{node.name}_product", out.dtype, static_shape(out))
+        set_tensors(node.inputs, list(node.inputs)[:2])
+        set_tensors(node.outputs, [product])
+        add = add_node(model.graph, names, "Add", f"{node.name}_bias", [product, c_tensor], [out])
+        set_origin(model, add, origin_of(model, node))
         return True
 
     @staticmethod

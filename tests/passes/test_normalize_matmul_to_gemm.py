@@ -136,3 +136,22 @@ def test_torch_linear_and_matmul_export() -> None:
     for node in (result.model.graph.nodes[0], result.model.graph.nodes[2]):
         _canonical(node)
     assert_same_outputs(proto, result.model.to_proto(), {"input": rand(1, 5)})
+
+
+def test_an_activation_as_c_becomes_an_add_after_the_gemm() -> None:
+    """TFLite's LSTM cell through tf2onnx: ``Gemm(x, W, Squeeze(h @ U))``, the recurrent term as C."""
+    proto = parse("""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 8] x, float[1, 12] h) => (float[1, 48] y) {
+        u = MatMul(h, U)
+        s = Reshape(u, vector)
+        z = Gemm(x, W, s)
+        y = Add(z, b)
+    }
+    """, U=rand(12, 48, seed=1), W=rand(8, 48, seed=2), vector=np.array([48], np.int64), b=rand(48, seed=3))
+    result = check_pass(MatMulToGemm, proto, {"x": rand(1, 8, seed=4), "h": rand(1, 12, seed=5)})
+    assert sorted(ops(result.model)) == ["Add", "Add", "Gemm", "Gemm", "Reshape"], ops(result.model)
+    assert result.stats["activation-bias-split"] == 1
+    for gemm in (n for n in result.model.graph.nodes if n.op == "Gemm"):
+        assert gemm.attrs["transB"] == 1 and all(t.name in ("x", "h") or const_value(t) is not None
+                                                  for t in gemm.inputs)     # canonical, constant B and C

@@ -46,7 +46,8 @@ _ELEMENTWISE_HINT = ("element-wise functions (Sigmoid, Tanh, HardSigmoid, HardSw
                      "(docs/normal-form.md, element-wise regions); ThresholdedRelu is not")
 _OP_HINTS: dict[str, str] = {
     **{op: "control flow is not supported; recurrent layers are supported as ONNX LSTM, GRU and RNN nodes "
-           "(unrolled over a static sequence length), not as loops"
+           "(unrolled over a static sequence length), not as loops (Keras LSTM/GRU through tf2onnx or TFLite "
+           "become a Loop: build them with unroll=True)"
        for op in ("Scan", "Loop", "If")},
     **{op: _ELEMENTWISE_HINT for op in _ACTIVATIONS},
     "Pad": "padding is supported for constant, non-negative amounts of the spatial axes of a [1, C, L] or "

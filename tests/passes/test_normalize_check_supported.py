@@ -246,3 +246,25 @@ def test_an_unsupported_scikit_learn_model_with_zipmap_is_reported_by_op() -> No
     assert info.value.location.pass_name == "check-supported"
     text = info.value.render()
     assert "(SVMClassifier, ai.onnx.ml" in text and "SVC(probability=True)" in text and "probability=False" in text
+
+
+def test_a_loop_is_reported_with_the_keras_remedy() -> None:
+    """A rolled Keras LSTM/GRU through tf2onnx is a Loop: the line names it and unroll=True."""
+    body = onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["c"], ["c_out"]), onnx.helper.make_node("Relu", ["h"], ["h_out"])],
+        "body", [onnx.helper.make_tensor_value_info("i", onnx.TensorProto.INT64, []),
+                 onnx.helper.make_tensor_value_info("c", onnx.TensorProto.BOOL, []),
+                 onnx.helper.make_tensor_value_info("h", onnx.TensorProto.FLOAT, [1, 4])],
+        [onnx.helper.make_tensor_value_info("c_out", onnx.TensorProto.BOOL, []),
+         onnx.helper.make_tensor_value_info("h_out", onnx.TensorProto.FLOAT, [1, 4])])
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Loop", ["trips", "cond", "x"], ["y"], name="lstm/while_loop", body=body)],
+        "g", [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4])],
+        [onnx.numpy_helper.from_array(np.array(16, np.int64), "trips"),
+         onnx.numpy_helper.from_array(np.array(True), "cond")])
+    proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 13)])
+    with pytest.raises(UnsupportedError) as info:
+        run_pass(Normalize, load(proto))
+    line = next(line for line in info.value.render().splitlines() if "'lstm/while_loop' (Loop" in line)
+    assert "unroll=True" in line, line

@@ -1,5 +1,5 @@
-"""Exporter sweep: models from torch (legacy and dynamo), skl2onnx and hand-made graphs through the
-command line, the generated C compared with onnxruntime on the ORIGINAL model.
+"""Exporter sweep: models from torch (legacy and dynamo), skl2onnx, Keras (tf2onnx) and hand-made graphs
+through the command line, the generated C compared with onnxruntime on the ORIGINAL model.
 
     python bench/exporters.py                               # every case (38 min on one core)
     python bench/exporters.py --only dynamo skl17 --jobs 2  # the cases whose name contains a word
@@ -20,8 +20,8 @@ case, in its own folder: the export writes ``model.onnx`` and ``data.npz`` (200 
    LSB are left out, as ``verify`` leaves them out (transpiler/lir/trees.py).
 
 ``export-failed``: the exporter raised, or onnxruntime cannot run what it wrote (then there is no
-reference); ``skipped``: a package the case needs (torch, onnxscript, scikit-learn, skl2onnx) is not
-installed. The commands run as ``python -m transpiler`` with this repository first on PYTHONPATH.
+reference); ``skipped``: a package the case needs (torch, onnxscript, scikit-learn, skl2onnx,
+tensorflow, tf2onnx, ...) is not installed. The commands run as ``python -m transpiler`` with this repository first on PYTHONPATH.
 
 Printed: a line per case as it finishes, then a table per exporter (ok / rejected / crash / WRONG /
 export-failed / skipped) and one line per case that is not ok with its reason. Exit status 1 when

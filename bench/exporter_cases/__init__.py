@@ -12,10 +12,13 @@ A case names its exporter, opset and batch form and the Python packages its expo
 - ``sklearn_cases``: skl2onnx classifiers (ZipMap on and off), regressors and pipelines at two opsets;
 - ``gbm_cases``: LightGBM and XGBoost models through onnxmltools (alone and in a skl2onnx Pipeline),
   CatBoost's own ONNX export;
+- ``keras_cases``: Keras nets of the MLPerf Tiny shapes (DS-CNN, ResNet-8, MobileNetV1, the dense
+  autoencoder) and small Conv1D, MLP, LayerNormalization, LSTM and GRU nets through tf2onnx
+  (NHWC and ``inputs_as_nchw`` inputs, opsets 13 and 17, and through TFLite);
 - ``hand_cases``: ONNX graphs written node by node for the forms no exporter above emits (Gemm
   alpha/beta/transA, Constant nodes, shape arithmetic, old opsets, float16/float64 graphs, ...).
 
-Nothing here imports torch or scikit-learn at import time: a case whose packages are missing is
+Nothing here imports torch, scikit-learn or tensorflow at import time: a case whose packages are missing is
 reported as skipped by the bench instead of failing it.
 """
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 from bench.exporter_cases.common import Case, ExportedModel
 from bench.exporter_cases.gbm_cases import gbm_cases
 from bench.exporter_cases.hand_cases import hand_cases
+from bench.exporter_cases.keras_cases import keras_cases
 from bench.exporter_cases.sklearn_cases import sklearn_cases
 from bench.exporter_cases.torch_cases import torch_cases
 
@@ -31,8 +35,9 @@ __all__ = ["Case", "ExportedModel", "all_cases"]
 
 
 def all_cases() -> list[Case]:
-    """Every case, torch first, then skl2onnx, the boosting libraries, then the hand-made graphs (names are unique)."""
-    cases = torch_cases() + sklearn_cases() + gbm_cases() + hand_cases()
+    """Every case, torch first, then skl2onnx, the boosting libraries, Keras through tf2onnx, then the
+    hand-made graphs (names are unique)."""
+    cases = torch_cases() + sklearn_cases() + gbm_cases() + keras_cases() + hand_cases()
     names = [case.name for case in cases]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -69,6 +70,10 @@ NEAR_TIE = 0.02
 """a sample whose two best original scores are closer than this fraction of the output's range."""
 VALUE_ERROR = 0.03
 """Largest abs error of a regressor's (or a one-column) output, as a fraction of its largest |value|."""
+COMPRESSED_SLACK = 2.0
+"""A model SparseComp compressed (its pipeline has ``sparsify{max-drop=D}``) is another function than the
+original by design: against the original it must keep top-1 agreement, or a regressor's R^2 (in %), within
+COMPRESSED_SLACK x D points (SparseComp bounds the drop on its validation split, a few dozen samples)."""
 
 
 @dataclass
@@ -156,6 +161,25 @@ def _judge_disagreements(disagree: np.ndarray, scores: np.ndarray | None, what: 
     return f"{what} agreement {agreement:.3f} ({clear} clear disagreements)"
 
 
+def compressed_drop(manifest: dict[str, Any]) -> float | None:
+    """The ``max-drop`` (points) of the ``sparsify`` pass in the manifest's pipeline; None: not compressed."""
+    match = re.search(r"sparsify\{[^}]*max-drop=([0-9.]+)", manifest.get("generator", {}).get("pipeline", ""))
+    return float(match.group(1)) if match else None
+
+
+def _compressed_problem(c: np.ndarray, original: np.ndarray, regressor: bool, drop: float) -> str | None:
+    """None when a compressed model's output ``c`` stays within COMPRESSED_SLACK x ``drop`` points of the
+    original's: top-1 agreement, or R^2 for a regressor or a one-column output."""
+    floor = 100.0 - COMPRESSED_SLACK * drop
+    if regressor or c.shape[1] == 1:
+        spread = float(((original - original.mean(axis=0)) ** 2).sum())
+        r2 = 100.0 * (1.0 - float(((c - original) ** 2).sum()) / max(spread, 1e-12))
+        return None if r2 >= floor else f"R^2 {r2:.2f} % < {floor:.2f} % (compressed, max-drop {drop:g})"
+    agreement = 100.0 * float(np.mean(c.argmax(axis=1) == original.argmax(axis=1)))
+    return (None if agreement >= floor
+            else f"top-1 agreement {agreement:.2f} % < {floor:.2f} % (compressed, max-drop {drop:g})")
+
+
 def compare_outputs(c_outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray], manifest: dict[str, Any],
                     regressor: bool) -> list[str]:
     """What disagrees between the C outputs and the original model's (empty: all agree).
@@ -163,6 +187,8 @@ def compare_outputs(c_outputs: dict[str, np.ndarray], reference: dict[str, np.nd
     - The class index (the manifest's ``class_output``, mapped through its ``labels``) must equal the
       original's label output (an integer or string column) on AGREEMENT of the samples; without a
       label output it is the argmax of scores checked below.
+    - A model SparseComp compressed (:func:`compressed_drop`): each named output by
+      :func:`_compressed_problem` instead of the two rules below.
     - An output the original has by name: a regressor's or a one-column one within VALUE_ERROR x
       its largest |value|, any other by top-1 (:func:`_top1`).
     - An output the original does not have is what the compiler kept of a dropped final Softmax,
@@ -197,8 +223,13 @@ def compare_outputs(c_outputs: dict[str, np.ndarray], reference: dict[str, np.nd
                 problems.append(f"{name} vs {same_shape[0]}: {problem}")
             continue
         original = reference[name].astype(np.float64)
+        drop = compressed_drop(manifest)
         if original.shape != c.shape:
             problems.append(f"{name}: shape {list(c.shape)}, original {list(original.shape)}")
+        elif drop is not None:
+            problem = _compressed_problem(c, original, regressor, drop)
+            if problem:
+                problems.append(f"{name}: {problem}")
         elif regressor or c.shape[1] == 1:
             error = float(np.abs(c - original).max() / max(float(np.abs(original).max()), 1e-6))
             if error >= VALUE_ERROR:

@@ -64,7 +64,10 @@ Rules:
   In ``fram`` and ``hifram`` the activation arena starts at 0 and the constants follow it.
 - SRAM keeps ``stack`` bytes (default 1 KiB) free for the call stack and the runtime's own state;
   the activations get ``sram - stack``. Lower FRAM keeps room for the code and the read-only tables
-  (unless ``code`` is given, :func:`estimate_code_bytes` and :func:`estimate_rodata_bytes`).
+  (unless ``code`` is given, :func:`estimate_code_bytes` and :func:`estimate_rodata_bytes`), and
+  ``app_reserve`` bytes (default 2 KiB) for what links with the model: crt0, the application's main
+  and I/O (the simulator harness main_sim.c with its CIO output: ~1.9 KiB); the model gets at most
+  ``0xBF80 - app_reserve`` bytes of lower FRAM.
 
 Code estimate (what ``freeml-tx report`` compares with the linked ELF, within 5 %): the runtime's
 part is exact up to compiler changes: ``passes/msp430_code_sizes.py`` (written by
@@ -368,6 +371,7 @@ class PlanMemoryOptions:
     hifram_code: bool = True           # the step functions may move to HIFRAM when lower FRAM cannot hold them
     hifram_threshold: int = 8192       # constants larger than this go to HIFRAM
     code: int | None = None            # bytes of code in lower FRAM; estimated when None
+    app_reserve: int = 2048            # lower FRAM left to what links with the model (crt0, main, I/O)
     reuse: bool = True                 # share storage between buffers with disjoint lifetimes
 
 
@@ -524,7 +528,9 @@ class PlanMemory(Pass):
         # When even then lower FRAM cannot hold the code and the descriptors (many steps: an
         # unrolled recurrence), the step functions move to HIFRAM (large model) and the plan is
         # made again from the activations' first split.
-        lower_cap = min(fram, LOWER_FRAM_BYTES)
+        # the application's own code and data share lower FRAM with the model: main_sim.c, its CIO output
+        # and crt0 take ~1.9 KiB; a plan filling lower FRAM to the byte linked into an overflow
+        lower_cap = min(fram, LOWER_FRAM_BYTES - o.app_reserve)
         hifram_cap = max(0, fram - LOWER_FRAM_BYTES - VECTOR_BYTES)
         first_fram = list(in_fram)
         in_hifram: list[Buffer] = []

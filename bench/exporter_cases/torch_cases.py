@@ -48,6 +48,7 @@ NET_NAMES: tuple[str, ...] = (
     "embed_mean", "embed_conv1d", "embed_gru", "embed_transformer",
     "sum_pool", "clamp_one_side", "adaptive_max", "mbv3_se", "dscnn_kws", "scaled_residual", "seq_max",
     "pool1d_ceil", "convnext", "flatten_nhwc", "spatial_cat",
+    "tiny_kws_dscnn", "tiny_ic_resnet8", "tiny_vww_mobilenet", "tiny_ad_autoencoder",
 )
 """The nets of ``torch_nets.NETS`` (listed here so that the cases exist without torch installed)."""
 
@@ -60,6 +61,18 @@ TOKEN_NETS: dict[str, int] = {"embed_mean": 50, "embed_conv1d": 50, "embed_gru":
 QDQ_NETS = ("mbv2_inverted", "resnet_down", "cls_reg_heads", "mbconv_se")
 """Nets also exported at opset 13, batch 1, then quantized to int8 QDQ by onnxruntime.quantization."""
 
+TRAINED_NETS: dict[str, tuple[int, int]] = {
+    "tiny_kws_dscnn": (12, 30), "tiny_ic_resnet8": (10, 30), "tiny_vww_mobilenet": (2, 30),
+    "tiny_ad_autoencoder": (4, 300),
+}
+"""The MLPerf Tiny reference models (``tiny_*``): net -> (classes, Adam steps). Random weights give them one
+class for every sample (their pools average the noise away), so each is trained briefly on
+``torch_nets.template_data`` (a classifier on its labels, an autoencoder (``AUTOENCODERS``) to reconstruct
+its input) and its samples come from the same distribution (seed 1)."""
+
+AUTOENCODERS = frozenset({"tiny_ad_autoencoder"})
+"""Trained nets whose output reconstructs their input: regressors, judged by their values."""
+
 DYNAMIC_EXAMPLE_BATCH = 2
 
 
@@ -70,13 +83,17 @@ def export_torch(net_name: str, exporter: str, opset: int, batch: str, constant_
     quantize the export to int8 (:func:`int8_qdq`)."""
     import torch
 
-    from bench.exporter_cases.torch_nets import NETS, randomize_batchnorm
+    from bench.exporter_cases.torch_nets import NETS, randomize_batchnorm, template_data, train_briefly
 
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)   # "torchvision is not installed" per export
     make, sample_shape = NETS[net_name]
     torch.manual_seed(0)
     net = make()
     randomize_batchnorm(net)
+    trained = TRAINED_NETS.get(net_name)
+    if trained is not None:
+        x, labels = template_data(sample_shape, trained[0], 1000, seed=0)
+        train_briefly(net, x, x if net_name in AUTOENCODERS else labels, trained[1])
     net = net.eval().to(getattr(torch, dtype))
     example_batch = DYNAMIC_EXAMPLE_BATCH if batch == "dynamic" else int(batch)
     vocab = TOKEN_NETS.get(net_name)
@@ -101,10 +118,11 @@ def export_torch(net_name: str, exporter: str, opset: int, batch: str, constant_
     proto = onnx.load_from_string(buffer.getvalue())
     rng = np.random.default_rng(1)
     samples = (rng.integers(0, vocab, (SAMPLES, *sample_shape)) if vocab is not None
+               else template_data(sample_shape, trained[0], SAMPLES, seed=1)[0] if trained is not None
                else rng.standard_normal((SAMPLES, *sample_shape)).astype(np.float32))
     if qdq:
         proto = int8_qdq(proto, samples[:QDQ_CALIBRATION])
-    return ExportedModel(proto, {proto.graph.input[0].name: samples})
+    return ExportedModel(proto, {proto.graph.input[0].name: samples}, regressor=net_name in AUTOENCODERS)
 
 
 QDQ_CALIBRATION = 50

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -905,6 +907,97 @@ class SpatialConcat(nn.Module):
         return self.fc(F.relu(self.c(y)).flatten(1))
 
 
+# --------------------------------------------------------------------------- MLPerf Tiny reference models
+class TinyKwsDsCnn(nn.Module):
+    """MLPerf Tiny keyword spotting, DS-CNN at its reference size: 49x10 MFCCs -> Conv (10, 4) stride 2,
+    64 channels + BN + ReLU -> 4 x [depthwise 3x3 + BN + ReLU, pointwise 1x1 64 + BN + ReLU] -> AvgPool over
+    the whole (25, 5) map -> Linear to 12 keywords (dropout is the identity at inference)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(1, 64, (10, 4), stride=(2, 2), padding=(5, 1)), nn.BatchNorm2d(64),
+                                   nn.ReLU()]
+        for _ in range(4):
+            layers += [nn.Conv2d(64, 64, 3, padding=1, groups=64), nn.BatchNorm2d(64), nn.ReLU(),
+                       nn.Conv2d(64, 64, 1), nn.BatchNorm2d(64), nn.ReLU()]
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AvgPool2d((25, 5))
+        self.fc = nn.Linear(64, 12)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pool(self.features(x)).flatten(1))
+
+
+class TinyResidualStack(nn.Module):
+    """One stack of MLPerf Tiny's ResNet-8: conv 3x3 (stride s) + BN + ReLU, conv 3x3 + BN, plus the input
+    (through a 1x1 stride-s conv when the shape changes), ReLU."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.a = nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1), nn.BatchNorm2d(cout), nn.ReLU(),
+                               nn.Conv2d(cout, cout, 3, padding=1), nn.BatchNorm2d(cout))
+        self.shortcut = nn.Conv2d(cin, cout, 1, stride=stride) if stride != 1 or cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.a(x) + self.shortcut(x))
+
+
+class TinyResNet8(nn.Module):
+    """MLPerf Tiny image classification, ResNet-8 for CIFAR-10 at its reference size: 3x32x32 -> conv 3x3
+    16 + BN + ReLU -> stacks of 16, 32 (stride 2), 64 (stride 2) channels -> AvgPool 8x8 -> Linear 10."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU())
+        self.stacks = nn.Sequential(TinyResidualStack(16, 16, 1), TinyResidualStack(16, 32, 2),
+                                    TinyResidualStack(32, 64, 2))
+        self.pool = nn.AvgPool2d(8)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pool(self.stacks(self.stem(x))).flatten(1))
+
+
+class TinyVwwMobileNet(nn.Module):
+    """MLPerf Tiny visual wake words, MobileNetV1 with alpha 0.25 at its reference size: 3x96x96 -> conv 3x3
+    stride 2, 8 channels -> 13 depthwise-separable blocks (depthwise 3x3 + BN + ReLU, pointwise + BN + ReLU)
+    up to 256 channels at 3x3 -> global AvgPool -> Linear to 2 classes (person / no person)."""
+
+    BLOCKS = ((8, 16, 1), (16, 32, 2), (32, 32, 1), (32, 64, 2), (64, 64, 1), (64, 128, 2), (128, 128, 1),
+              (128, 128, 1), (128, 128, 1), (128, 128, 1), (128, 128, 1), (128, 256, 2), (256, 256, 1))
+    """(input channels, output channels, depthwise stride) per block: MobileNetV1's at alpha 0.25."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU()]
+        for cin, cout, stride in self.BLOCKS:
+            layers += [nn.Conv2d(cin, cin, 3, stride=stride, padding=1, groups=cin), nn.BatchNorm2d(cin), nn.ReLU(),
+                       nn.Conv2d(cin, cout, 1), nn.BatchNorm2d(cout), nn.ReLU()]
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(256, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(F.adaptive_avg_pool2d(self.features(x), 1).flatten(1))
+
+
+class TinyAnomalyAutoencoder(nn.Module):
+    """MLPerf Tiny anomaly detection, the dense autoencoder at its reference size: 640 (5 frames of 128
+    log-mel bins) -> 4 x [Linear 128 + BN + ReLU] -> Linear 8 + BN + ReLU -> 4 x [Linear 128 + BN + ReLU] ->
+    Linear 640 (the reconstruction: a regression output)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        widths = (640, 128, 128, 128, 128, 8, 128, 128, 128, 128)
+        layers: list[nn.Module] = []
+        for cin, cout in zip(widths, widths[1:]):
+            layers += [nn.Linear(cin, cout), nn.BatchNorm1d(cout), nn.ReLU()]
+        self.body = nn.Sequential(*layers)
+        self.out = nn.Linear(128, 640)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.body(x))
+
+
 def materialized(net: nn.Module, sample_shape: tuple[int, ...]) -> nn.Module:
     """``net`` after one forward pass on zeros of ``[1, *sample_shape]`` (sizes its LazyLinear)."""
     with torch.no_grad():
@@ -990,6 +1083,10 @@ NETS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "convnext": (ConvNeXtBlock, (3, 16, 16)),
     "flatten_nhwc": (FlattenChannelLast, (3, 6, 6)),
     "spatial_cat": (lambda: materialized(SpatialConcat(), (1, 6, 5)), (1, 6, 5)),
+    "tiny_kws_dscnn": (TinyKwsDsCnn, (1, 49, 10)),
+    "tiny_ic_resnet8": (TinyResNet8, (3, 32, 32)),
+    "tiny_vww_mobilenet": (TinyVwwMobileNet, (3, 96, 96)),
+    "tiny_ad_autoencoder": (TinyAnomalyAutoencoder, (640,)),
 }
 """Net name -> (factory, the shape of one sample without the batch axis)."""
 
@@ -1015,3 +1112,47 @@ def randomize_batchnorm(net: nn.Module) -> None:
                 shape = layer.normalized_shape
                 layer.weight.copy_(torch.rand(shape, generator=g) + 0.5)
                 layer.bias.copy_(torch.randn(shape, generator=g) * 0.3)
+
+
+def calibrate_batchnorm(net: nn.Module, samples: torch.Tensor) -> None:
+    """Set every BatchNorm's running statistics to the batch statistics of its input on ``samples`` (one
+    forward pass in training mode; affine parameters kept), so that a deep random net stays sensitive to
+    its input: with made-up statistics the activations of a 30-layer MobileNet drift until every sample
+    gets the same class."""
+    norms = [layer for layer in net.modules() if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d))]
+    training = net.training
+    with torch.no_grad():
+        for layer in norms:
+            layer.reset_running_stats()
+            layer.momentum = None          # a cumulative average: one batch gives its own statistics
+        net.train()(samples)
+    net.train(training)
+
+
+def template_data(sample_shape: tuple[int, ...], classes: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` samples of ``classes`` synthetic classes and their labels: a seeded standard-normal template per
+    class (the same templates for every ``seed``) times 0.8 plus standard-normal noise times 0.6 (float32)."""
+    templates = np.random.default_rng(12345).standard_normal((classes, *sample_shape))
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, n)
+    x = 0.8 * templates[labels] + 0.6 * rng.standard_normal((n, *sample_shape))
+    return x.astype(np.float32), labels
+
+
+def train_briefly(net: nn.Module, x: np.ndarray, target: np.ndarray, steps: int, seed: int = 0) -> None:
+    """``steps`` Adam steps (batch 32, lr 3e-3) of ``net`` on ``x``: cross-entropy against the labels
+    ``target`` (integers), or mean squared error against ``target`` (floats: a regressor, an autoencoder's
+    input); leaves ``net`` in eval mode with the BatchNorm statistics of 200 of the training samples
+    (:func:`calibrate_batchnorm`: after a few steps the running averages are still far from them)."""
+    torch.manual_seed(seed)
+    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
+    inputs, wanted = torch.from_numpy(x), torch.from_numpy(target)
+    loss_of = F.cross_entropy if target.dtype.kind in "iu" else F.mse_loss
+    net.train()
+    for _ in range(steps):
+        batch = torch.randint(0, len(x), (32,))
+        optimizer.zero_grad()
+        loss_of(net(inputs[batch]), wanted[batch]).backward()
+        optimizer.step()
+    calibrate_batchnorm(net, inputs[:200])
+    net.eval()

@@ -87,6 +87,9 @@ def gemm_chain(dims: list[int]) -> Program:
 
 
 def plan(p: Program, **opts: object) -> tuple[Program, dict]:
+    """plan-memory with ``opts``; without the application's reserve unless given (the tests below do
+    the arithmetic of lower FRAM with LOWER_FRAM_BYTES)."""
+    opts.setdefault("app_reserve", 0)
     ctx = PassContext()
     result = PlanMemory(PlanMemoryOptions(**opts), ctx).run(p)  # type: ignore[arg-type]
     return result.model, result.stats
@@ -182,6 +185,21 @@ def test_lower_fram_overflow_moves_constants_to_hifram() -> None:
     p, stats = plan(p, sram=16 * 1024, hifram_threshold=1 << 20, code=LOWER_FRAM_BYTES - 4000)
     assert p.buffers["w2"].space == "hifram" and p.buffers["w1"].space == "fram"
     assert stats["lower_fram_used"] <= stats["lower_fram_capacity"]
+
+
+def test_lower_fram_keeps_the_application_reserve_free() -> None:
+    # code that leaves the small constants (786 B with w1's 300 B) room in lower FRAM only if they
+    # take 200 B of the reserve: without it they stay there and fill lower FRAM to 2048 - 200 B of its end,
+    # where the simulator harness (main_sim.c, CIO: ~1.9 KiB) then overflowed at link time
+    code = LOWER_FRAM_BYTES - 2048 - 786 + 200
+    p0, stats0 = plan(lenet_like(), sram=16 * 1024, hifram_threshold=1 << 20, code=code, app_reserve=0)
+    assert p0.buffers["w1"].space == "fram"
+    assert stats0["lower_fram_used"] > LOWER_FRAM_BYTES - PlanMemoryOptions().app_reserve
+    p, stats = plan(lenet_like(), sram=16 * 1024, hifram_threshold=1 << 20, code=code,
+                    app_reserve=PlanMemoryOptions().app_reserve)
+    assert stats["lower_fram_capacity"] == LOWER_FRAM_BYTES - 2048
+    assert stats["lower_fram_used"] <= LOWER_FRAM_BYTES - 2048
+    assert p.buffers["w1"].space == "hifram"
 
 
 HIFRAM_256K = 256 * 1024 - LOWER_FRAM_BYTES - VECTOR_BYTES     # 0x10000-0x43FFF

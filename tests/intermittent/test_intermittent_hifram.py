@@ -21,7 +21,7 @@ import pytest
 from intermittent_helpers import REPO, SAMPLE_BUDGET, Package, compile_intermittent, host_schedule_gaps, save_failure
 from tiny_models import cifar_like
 
-from passes.plan_memory import LOWER_FRAM_BYTES, estimate_rodata_bytes
+from passes.plan_memory import LOWER_FRAM_BYTES, PlanMemoryOptions, estimate_rodata_bytes
 from transpiler import hostrun
 from transpiler.data import Dataset, input_specs, load_dataset
 from transpiler.lir.ir import Program
@@ -94,7 +94,7 @@ def compile_all_in_hifram(model_path: Path, data_path: Path, out: Path, budget: 
     ds = load_dataset(data_path, input_specs(model.graph))
     lowered, _ = run_pipeline(model.copy(), f"normalize,quantize,{lower}", PassContext(data=ds), verify=False)
     assert isinstance(lowered, Program)
-    code = LOWER_FRAM_BYTES - estimate_rodata_bytes(lowered, large=True)
+    code = LOWER_FRAM_BYTES - PlanMemoryOptions().app_reserve - estimate_rodata_bytes(lowered, large=True)
     text = f"normalize,quantize,{lower},plan-memory{{persistent=true,code={code}}},tile{{budget={budget}}},emit-c"
     ctx = PassContext(data=ds, out_dir=str(out), command_line="pytest", pipeline_text=text)
     run_pipeline(model, text, ctx, verify=False)

@@ -29,7 +29,7 @@ import pytest
 from msp430_testlib import REPO, build_msp430, msp430_tc  # noqa: F401
 from test_msp430_models_sim import check_memory_agrees, check_sim_equals_host, compile_package, make_inputs
 
-from passes.plan_memory import LOWER_FRAM_BYTES, estimate_rodata_bytes
+from passes.plan_memory import LOWER_FRAM_BYTES, PlanMemoryOptions, estimate_rodata_bytes
 from transpiler import hostrun
 from transpiler.data import Dataset, input_specs, load_dataset
 from transpiler.lir import kernels as K
@@ -92,9 +92,9 @@ def test_transpose_of_a_64k_channel_last_input_in_hifram_sim_equals_host(tmp_pat
 
 def all_in_hifram(program: Program, out: Path) -> dict[str, object]:
     """Emit ``program`` with every activation in HIFRAM: persistent (no SRAM arena) and a code
-    figure that leaves lower FRAM no byte for activations."""
+    figure that leaves lower FRAM no byte for activations (beside the application's reserve)."""
     info = emit(program, out, plan=True, persistent=True,
-                code=LOWER_FRAM_BYTES - estimate_rodata_bytes(program, large=True))
+                code=LOWER_FRAM_BYTES - PlanMemoryOptions().app_reserve - estimate_rodata_bytes(program, large=True))
     man = hostrun.load_manifest(out)
     acts = [b for b in man["buffers"] if b["kind"] == "activation"]
     assert acts and all(b["space"] == "hifram" for b in acts), [(b["name"], b["space"]) for b in acts]

@@ -8,7 +8,8 @@ import onnx_graphsurgeon as gs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
-from passes.normalize_util import NameSource, const_value, drop_unused, is_const, new_constant, static_shape
+from passes.normalize_util import (NameSource, add_node, const_value, drop_unused, is_const, new_constant, origin_of,
+                                   set_origin, static_shape)
 
 
 def channel_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -58,6 +59,8 @@ class CanonicalizeArith(Pass):
     Before -> after (x: [1,C,H,W] an activation)::
 
         Sub(x, c)              ->  Add(x, -c)
+        Neg(x)                 ->  Mul(x, -1)
+        Sub(c, x)              ->  Add(Mul(x, -1), c)
         Div(x, c)              ->  Mul(x, 1/c)
         Add(c, x), Mul(c, x)   ->  Add(x, c), Mul(x, c)           (activation first)
         Mul(x, c[1,C,1,1])     ->  Mul(x, c[C,1,1])                (per channel: [C,1,1] / [C,1] / [1,N])
@@ -76,9 +79,14 @@ class CanonicalizeArith(Pass):
     def run(self, model: OnnxModel) -> PassResult[OnnxModel]:
         graph = model.graph
         names = NameSource(graph)
-        counts = {"sub-to-add": 0, "div-to-mul": 0, "swapped": 0, "constants-reshaped": 0, "to-clip": 0}
+        counts = {"sub-to-add": 0, "div-to-mul": 0, "swapped": 0, "constants-reshaped": 0, "to-clip": 0,
+                  "negated": 0}
         for node in list(graph.nodes):
-            if node.domain not in (None, "", "ai.onnx") or len(node.inputs) != 2:
+            if node.domain not in (None, "", "ai.onnx"):
+                continue
+            if node.op == "Neg" or (node.op == "Sub" and len(node.inputs) == 2 and is_const(node.inputs[0])):
+                self._negate(model, node, names, counts)
+            if len(node.inputs) != 2:
                 continue
             if node.op in ("Max", "Min"):
                 self._clamp(node, names, counts)
@@ -88,7 +96,7 @@ class CanonicalizeArith(Pass):
                 self._canonical(node, names, counts)
         changed = any(counts.values())
         if changed:
-            drop_unused(graph)
+            drop_unused(graph, toposort=counts["negated"] > 0)
         return PassResult(model, changed, counts)
 
     @staticmethod
@@ -107,6 +115,28 @@ class CanonicalizeArith(Pass):
         node.inputs.extend([x, bound, empty] if node.op == "Max" else [x, empty, bound])
         node.op = "Clip"
         counts["to-clip"] += 1
+
+    @staticmethod
+    def _negate(model: OnnxModel, node: gs.Node, names: NameSource, counts: dict[str, int]) -> None:
+        """Neg(x) -> Mul(x, -1); Sub(c, x) -> Add(Mul(x, -1), c): a constant scale and offset."""
+        x = node.inputs[-1]
+        shape = static_shape(x)
+        if is_const(x) or x.dtype is None or not np.issubdtype(np.dtype(x.dtype), np.floating) or shape is None:
+            return
+        minus_one = new_constant(names, f"{node.name}_minus_one", np.array(-1.0, dtype=np.dtype(x.dtype)))
+        if node.op == "Neg":
+            node.op = "Mul"
+            node.inputs.clear()
+            node.inputs.extend([x, minus_one])
+        else:
+            c = node.inputs[0]
+            negated = gs.Variable(names.fresh(f"{node.name}_neg"), dtype=x.dtype, shape=list(shape))
+            mul = add_node(model.graph, names, "Mul", f"{node.name}_neg", [x, minus_one], [negated])
+            set_origin(model, mul, origin_of(model, node))
+            node.op = "Add"
+            node.inputs.clear()
+            node.inputs.extend([negated, c])
+        counts["negated"] += 1
 
     @staticmethod
     def _invert(node: gs.Node, names: NameSource, counts: dict[str, int]) -> None:

@@ -25,6 +25,7 @@ from passes.conv_transpose import CONV_TRANSPOSE_HINT, is_zero_insertion, rewrit
 from passes.elementwise import find_regions
 from passes.embedding import embedding_problems, is_embedding, is_token_input
 from passes.group_norm import norm_problems
+from passes.rms_norm import op_problems as rms_norm_problems
 from passes.prelu import PRELU_HINT, prelu_slopes
 from passes.resize_linear import is_linear, linear_maps
 from passes.resize_nearest import Rejected, is_canonical, nearest_factors
@@ -456,6 +457,7 @@ RULES: dict[str, Rule] = {
     "Relu": lambda m, n: [], "Gather": _slice, "Slice": _slice, "LSTM": _recurrent, "GRU": _recurrent,
     "RNN": _recurrent, "LayerNormalization": _layer_norm, "MatMul": _matmul,
     "InstanceNormalization": norm_problems, "GroupNormalization": norm_problems,
+    "RMSNormalization": lambda m, n: rms_norm_problems(m.graph, n),
 }
 
 

@@ -31,13 +31,14 @@ class _Match:
     bias: np.ndarray | None = None
 
 
-def _single(node: gs.Node | None, op: str) -> bool:
+def single(node: gs.Node | None, op: str) -> bool:
+    """`node` is a default-domain `op` node."""
     return node is not None and node.op == op and node.domain in (None, "", "ai.onnx")
 
 
-def _last_axis_mean(node: gs.Node | None, rank: int) -> gs.Tensor | None:
+def last_axis_mean(node: gs.Node | None, rank: int) -> gs.Tensor | None:
     """The input of a ReduceMean over the last axis (keepdims) of a rank-`rank` tensor, else None."""
-    if not _single(node, "ReduceMean") or node is None:
+    if not single(node, "ReduceMean") or node is None:
         return None
     axes = node.attrs.get("axes")
     if axes is None and len(node.inputs) > 1:
@@ -48,16 +49,18 @@ def _last_axis_mean(node: gs.Node | None, rank: int) -> gs.Tensor | None:
     return node.inputs[0]
 
 
-def _scalar(t: gs.Tensor) -> float | None:
+def scalar_value(t: gs.Tensor) -> float | None:
+    """The number a one-element constant holds, else None."""
     value = const_value(t)
     return float(value.reshape(-1)[0]) if value is not None and value.size == 1 else None
 
 
-def _other(node: gs.Node, t: gs.Tensor) -> gs.Tensor:
+def other_input(node: gs.Node, t: gs.Tensor) -> gs.Tensor:
+    """The input of a two-input `node` that is not `t`."""
     return node.inputs[1] if node.inputs[0] is t else node.inputs[0]
 
 
-def _row_constant(t: gs.Tensor, n: int) -> np.ndarray | None:
+def row_constant(t: gs.Tensor, n: int) -> np.ndarray | None:
     """A constant that broadcasts along the last axis only (``[N]``, ``[1, .., N]`` or one number)
     as its ``[N]`` values, else None."""
     value = const_value(t)
@@ -74,38 +77,38 @@ def match(graph: gs.Graph, sub: gs.Node) -> _Match | None:
         y = Div(d, Sqrt(Add(v, eps)))  |  Mul(d, Reciprocal(Sqrt(Add(v, eps))))
         [y = Mul(y, gamma)] [y = Add(y, beta)]
     """
-    if not _single(sub, "Sub") or len(sub.inputs) != 2:
+    if not single(sub, "Sub") or len(sub.inputs) != 2:
         return None
     x, m = sub.inputs
     shape = static_shape(x)
     mean = producer(m)
-    if shape is None or len(shape) < 2 or _last_axis_mean(mean, len(shape)) is not x:
+    if shape is None or len(shape) < 2 or last_axis_mean(mean, len(shape)) is not x:
         return None
     assert mean is not None
     d = sub.outputs[0]
     readers = list({id(r): r for r in d.outputs}.values())
-    square = next((r for r in readers if (_single(r, "Pow") and r.inputs[0] is d and _scalar(r.inputs[1]) == 2.0)
-                   or (_single(r, "Mul") and r.inputs[0] is d and r.inputs[1] is d)), None)
+    square = next((r for r in readers if (single(r, "Pow") and r.inputs[0] is d and scalar_value(r.inputs[1]) == 2.0)
+                   or (single(r, "Mul") and r.inputs[0] is d and r.inputs[1] is d)), None)
     if square is None or len(readers) != 2 or not only_consumer(graph, m, sub):
         return None
     var = square.outputs[0].outputs[0] if len(square.outputs[0].outputs) == 1 else None
-    if var is None or _last_axis_mean(var, len(shape)) is not square.outputs[0]:
+    if var is None or last_axis_mean(var, len(shape)) is not square.outputs[0]:
         return None
     add = var.outputs[0].outputs[0] if len(var.outputs[0].outputs) == 1 else None
-    eps = _scalar(_other(add, var.outputs[0])) if _single(add, "Add") and add is not None else None
+    eps = scalar_value(other_input(add, var.outputs[0])) if single(add, "Add") and add is not None else None
     if add is None or eps is None or eps < 0 or len(add.outputs[0].outputs) != 1:
         return None
     sqrt = add.outputs[0].outputs[0]
-    if not _single(sqrt, "Sqrt") or len(sqrt.outputs[0].outputs) != 1:
+    if not single(sqrt, "Sqrt") or len(sqrt.outputs[0].outputs) != 1:
         return None
     last = sqrt.outputs[0].outputs[0]
     nodes = [mean, sub, square, var, add, sqrt]
-    if _single(last, "Reciprocal") and len(last.outputs[0].outputs) == 1:
+    if single(last, "Reciprocal") and len(last.outputs[0].outputs) == 1:
         nodes.append(last)
         last = last.outputs[0].outputs[0]
-        if not (_single(last, "Mul") and d in last.inputs and _other(last, d) is nodes[-1].outputs[0]):
+        if not (single(last, "Mul") and d in last.inputs and other_input(last, d) is nodes[-1].outputs[0]):
             return None
-    elif not (_single(last, "Div") and last.inputs[0] is d and last.inputs[1] is sqrt.outputs[0]):
+    elif not (single(last, "Div") and last.inputs[0] is d and last.inputs[1] is sqrt.outputs[0]):
         return None
     divide = next(r for r in readers if r is not square)
     if divide is not last:
@@ -116,10 +119,10 @@ def match(graph: gs.Graph, sub: gs.Node) -> _Match | None:
     for op in ("Mul", "Add"):
         out = found.out
         nxt = out.outputs[0] if len(out.outputs) == 1 and only_consumer(graph, out, out.outputs[0]) else None
-        if not _single(nxt, op) or nxt is None or len(nxt.inputs) != 2:
+        if not single(nxt, op) or nxt is None or len(nxt.inputs) != 2:
             continue
-        k = _other(nxt, out)
-        values = _row_constant(k, n) if is_const(k) else None
+        k = other_input(nxt, out)
+        values = row_constant(k, n) if is_const(k) else None
         if values is None or static_shape(nxt.outputs[0]) != shape:
             continue
         if op == "Mul":

@@ -8,10 +8,12 @@ The matrix, per net (``-bdyn``: dynamic batch axis, ``-b1``/``-b8``: fixed batch
 
 and besides: the dynamo exporter at opset 18 ``-b8`` for five nets; float16 (three conv nets) and
 float64 (two dense nets: onnxruntime has no float64 Conv to compare with) at opset 13; the legacy
-opsets 7, 9, 15 and 18 for two nets; four nets (``QDQ_NETS``) at opset 13 ``-b1`` quantized to int8
+opsets 7, 9, 15 and 18 for two nets; the dynamo exporter at opset 23 ``-b1`` for six nets
+(``OPSET23_NETS``: RMSNormalization and the newest op versions); four nets (``QDQ_NETS``) at opset 13 ``-b1`` quantized to int8
 QDQ by onnxruntime.quantization (``-qdq``: the C is compared with onnxruntime on the int8 model).
 ``adaptive_3x2of8``, ``adaptive_3x3of7`` and ``adaptive_3x3of10`` (output sizes that do not divide
-the input) only through dynamo: the legacy exporter cannot export them.
+the input) and ``rmsnorm_torch`` (nn.RMSNorm) only through dynamo: the legacy exporter cannot export
+them.
 
 A dynamic batch is exported from a batch of 2 (torch.export specialises a batch of 1 to a constant
 when a net permutes it). Weights come from ``torch.manual_seed(0)``, BatchNorm statistics from
@@ -49,11 +51,16 @@ NET_NAMES: tuple[str, ...] = (
     "sum_pool", "clamp_one_side", "adaptive_max", "mbv3_se", "dscnn_kws", "scaled_residual", "seq_max",
     "pool1d_ceil", "convnext", "flatten_nhwc", "spatial_cat",
     "tiny_kws_dscnn", "tiny_ic_resnet8", "tiny_vww_mobilenet", "tiny_ad_autoencoder",
+    "rmsnorm_torch", "rmsnorm_llama", "negations",
 )
 """The nets of ``torch_nets.NETS`` (listed here so that the cases exist without torch installed)."""
 
-LEGACY_UNEXPORTABLE = frozenset({"adaptive_3x2of8", "adaptive_3x3of7", "adaptive_3x3of10"})
-"""Nets the legacy exporter refuses (an adaptive pool whose output size does not divide the input)."""
+LEGACY_UNEXPORTABLE = frozenset({"adaptive_3x2of8", "adaptive_3x3of7", "adaptive_3x3of10", "rmsnorm_torch"})
+"""Nets the legacy exporter refuses (an adaptive pool whose output size does not divide the input;
+aten::rms_norm)."""
+
+OPSET23_NETS = ("rmsnorm_torch", "rmsnorm_llama", "layernorm_seq", "transformer_h1", "convnext", "groupnorm_cnn")
+"""Nets also exported by dynamo at opset 23 (RMSNormalization; the newest ops)."""
 
 TOKEN_NETS: dict[str, int] = {"embed_mean": 50, "embed_conv1d": 50, "embed_gru": 50, "embed_transformer": 50}
 """Nets over token ids (nn.Embedding) and their vocabulary: their samples are int64 ids in [0, vocab)."""
@@ -194,6 +201,7 @@ def torch_cases() -> list[Case]:
         cases += [_case(net, "dynamo", 18, "dynamic"), _case(net, "dynamo", 20, "1")]
     for net in ("bn_unfused", "seq1d", "channel_last", "dw_pw_residual", "matmul_const_bias"):
         cases.append(_case(net, "dynamo", 18, "8"))
+    cases += [_case(net, "dynamo", 23, "1") for net in OPSET23_NETS]
     for net in ("bn_unfused", "rgb_dil_gap", "seq1d"):
         cases.append(_case(net, "legacy", 13, "dynamic", dtype="float16"))
     for net in ("mlp_nobias_identity", "matmul_const_bias"):

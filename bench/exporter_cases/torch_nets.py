@@ -907,6 +907,36 @@ class SpatialConcat(nn.Module):
         return self.fc(F.relu(self.c(y)).flatten(1))
 
 
+class RmsNormSequence(nn.Module):
+    """A [T, F] sequence: Linear on every step -> ReLU -> RMS norm (``torch``: nn.RMSNorm; ``llama``:
+    ``x * rsqrt(mean(x^2) + eps) * w`` written out) -> mean over the steps -> Linear."""
+
+    def __init__(self, form: str) -> None:
+        super().__init__()
+        self.form = form
+        self.a, self.norm, self.b = nn.Linear(6, 16), nn.RMSNorm(16, eps=1e-5), nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.a(x))
+        if self.form == "torch":
+            h = self.norm(h)
+        else:
+            h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-5) * self.norm.weight
+        return self.b(h.mean(1))
+
+
+class Negations(nn.Module):
+    """Conv -> ``-h`` and ``1 - h`` on two branches -> Concat -> ReLU -> Flatten -> Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c, self.fc = nn.Conv2d(2, 3, 3), nn.Linear(6 * 4 * 4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.c(x)
+        return self.fc(F.relu(torch.cat([-h, 1.0 - h], dim=1)).flatten(1))
+
+
 # --------------------------------------------------------------------------- MLPerf Tiny reference models
 class TinyKwsDsCnn(nn.Module):
     """MLPerf Tiny keyword spotting, DS-CNN at its reference size: 49x10 MFCCs -> Conv (10, 4) stride 2,
@@ -1087,14 +1117,17 @@ NETS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "tiny_ic_resnet8": (TinyResNet8, (3, 32, 32)),
     "tiny_vww_mobilenet": (TinyVwwMobileNet, (3, 96, 96)),
     "tiny_ad_autoencoder": (TinyAnomalyAutoencoder, (640,)),
+    "rmsnorm_torch": (lambda: RmsNormSequence("torch"), (5, 6)),
+    "rmsnorm_llama": (lambda: RmsNormSequence("llama"), (5, 6)),
+    "negations": (Negations, (2, 6, 6)),
 }
 """Net name -> (factory, the shape of one sample without the batch axis)."""
 
 
 def randomize_batchnorm(net: nn.Module) -> None:
     """Give every BatchNorm seeded running statistics and affine parameters, every LayerNorm a seeded
-    scale and bias, every affine GroupNorm / InstanceNorm a seeded scale and bias per channel (fresh
-    ones are the identity, which would hide a wrong fold)."""
+    scale and bias, every RMSNorm a seeded scale, every affine GroupNorm / InstanceNorm a seeded scale
+    and bias per channel (fresh ones are the identity, which would hide a wrong fold)."""
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for layer in net.modules():
@@ -1112,6 +1145,8 @@ def randomize_batchnorm(net: nn.Module) -> None:
                 shape = layer.normalized_shape
                 layer.weight.copy_(torch.rand(shape, generator=g) + 0.5)
                 layer.bias.copy_(torch.randn(shape, generator=g) * 0.3)
+            elif isinstance(layer, nn.RMSNorm) and layer.weight is not None:
+                layer.weight.copy_(torch.rand(layer.weight.shape, generator=g) + 0.5)
 
 
 def calibrate_batchnorm(net: nn.Module, samples: torch.Tensor) -> None:

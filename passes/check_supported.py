@@ -24,6 +24,7 @@ from passes.canonical_arith import channel_shape, channel_vector
 from passes.conv_transpose import CONV_TRANSPOSE_HINT, is_zero_insertion, rewrite_problem
 from passes.elementwise import find_regions
 from passes.embedding import embedding_problems, is_embedding, is_token_input
+from passes.attention_op import attention_problems
 from passes.group_norm import norm_problems
 from passes.rms_norm import op_problems as rms_norm_problems
 from passes.prelu import PRELU_HINT, prelu_slopes
@@ -458,6 +459,7 @@ RULES: dict[str, Rule] = {
     "RNN": _recurrent, "LayerNormalization": _layer_norm, "MatMul": _matmul,
     "InstanceNormalization": norm_problems, "GroupNormalization": norm_problems,
     "RMSNormalization": lambda m, n: rms_norm_problems(m.graph, n),
+    "Attention": lambda m, n: attention_problems(m.graph, n),
 }
 
 

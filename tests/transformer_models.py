@@ -13,9 +13,11 @@ import pytest
 CONFIGS = {"d16h1": (16, 1, 32, 8, 4, 5), "d32h2": (32, 2, 64, 12, 6, 4), "d24h2-t16": (24, 2, 48, 16, 3, 3)}
 
 
-def transformer(config: str, dynamo: bool, seed: int = 0) -> tuple[onnx.ModelProto, tuple[int, ...]]:
+def transformer(config: str, dynamo: bool, seed: int = 0,
+                opset: int | None = None) -> tuple[onnx.ModelProto, tuple[int, ...]]:
     """Linear (features -> d_model) -> nn.TransformerEncoderLayer (batch_first, dropout 0) -> mean over
-    the steps -> Linear (-> classes)."""
+    the steps -> Linear (-> classes); dynamo at `opset` (its default when None; 23 writes the ONNX
+    Attention op)."""
     torch = pytest.importorskip("torch")
     nn = torch.nn
     d, heads, ff, t, f, classes = CONFIGS[config]
@@ -43,7 +45,7 @@ def transformer(config: str, dynamo: bool, seed: int = 0) -> tuple[onnx.ModelPro
         warnings.simplefilter("ignore")
         if dynamo:
             prog = torch.onnx.export(net, (torch.zeros(*shape),), dynamo=True, input_names=["x"],
-                                     output_names=["y"], verbose=False)
+                                     output_names=["y"], verbose=False, opset_version=opset)
             return prog.model_proto, shape
         buf = io.BytesIO()
         torch.onnx.export(net, (torch.zeros(*shape),), buf, dynamo=False, opset_version=17, input_names=["x"],

@@ -25,12 +25,26 @@ from transpiler.manager import run_pipeline
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import PassContext
 
+
 @pytest.mark.parametrize("dynamo", [False, True], ids=["legacy17", "dynamo"])
 @pytest.mark.parametrize("config", sorted(CONFIGS))
 def test_transformer_encoder_c_equals_interpreter_and_agrees_with_onnxruntime(config: str, dynamo: bool,
                                                                                tmp_path: Path) -> None:
     proto, shape = transformer(config, dynamo)
-    heads = CONFIGS[config][1]
+    label = f"transformer_{config}_{'dynamo' if dynamo else 'legacy'}"
+    _check_transformer(proto, shape, CONFIGS[config][1], tmp_path, label)
+
+
+def test_the_onnx_attention_op_of_opset_23_compiles(tmp_path: Path) -> None:
+    """dynamo at opset 23 writes one ONNX Attention op over [1, H, T, d] heads (attention-op)."""
+    pytest.importorskip("onnxscript")
+    proto, shape = transformer("d32h2", dynamo=True, opset=23)
+    assert "Attention" in {n.op_type for n in proto.graph.node}
+    _check_transformer(proto, shape, CONFIGS["d32h2"][1], tmp_path, "transformer_d32h2_opset23")
+
+
+def _check_transformer(proto: onnx.ModelProto, shape: tuple[int, ...], heads: int, tmp_path: Path,
+                       label: str) -> None:
     xs = np.random.default_rng(3).standard_normal((200, *shape[1:])).astype(np.float32)
     normalized = run_pipeline(OnnxModel.from_proto(proto), "normalize", PassContext(), verify=False)[0]
     assert [n.op for n in normalized.graph.nodes].count("Softmax") == heads
@@ -45,7 +59,7 @@ def test_transformer_encoder_c_equals_interpreter_and_agrees_with_onnxruntime(co
     assert figures["top1"] >= TOP1, figures
     assert figures["bound"] > 0.0, figures
     inputs = [quantize_inputs(program, {"x": x.reshape(shape)}) for x in xs[:20]]
-    check_c_equals_interpreter(program, tmp_path / "c", inputs, f"transformer_{config}_{'dynamo' if dynamo else 'legacy'}")
+    check_c_equals_interpreter(program, tmp_path / "c", inputs, label)
 
 
 def _scores_model(t: int, dk: int) -> onnx.ModelProto:

@@ -28,7 +28,8 @@ def test_sub_div_swap_and_reshape() -> None:
     for node in result.model.graph.nodes:
         assert const_value(node.inputs[0]) is None
         assert const_value(node.inputs[1]).shape == (3, 1, 1)
-    assert result.stats == {"sub-to-add": 1, "div-to-mul": 1, "swapped": 1, "constants-reshaped": 3, "to-clip": 0}
+    assert result.stats == {"sub-to-add": 1, "div-to-mul": 1, "swapped": 1, "constants-reshaped": 3, "to-clip": 0,
+                            "negated": 0}
 
 
 def test_max_min_with_a_number_become_clip() -> None:

@@ -59,7 +59,7 @@ from passes.unroll_recurrent import UnrollRecurrent
 from passes.upgrade_opset import UpgradeOpset, UpgradeOpsetOptions
 
 #: Rewrites that may enable each other; repeated (with shape inference) until none changes anything.
-REWRITES: tuple[type[Pass], ...] = (AttentionOp, Attention, RmsNorm, LayerNorm, GroupNorm, RemoveNoops, ExplicitAttributes, FoldPad, ReduceMeanToGap,
+REWRITES: tuple[type[Pass], ...] = (AttentionOp, Attention, LayerNorm, RmsNorm, GroupNorm, RemoveNoops, ExplicitAttributes, FoldPad, ReduceMeanToGap,
                                     GlobalMaxPoolToMaxPool, ChannelLastMatMul, SplitToSlices, MoveTransposes,
                                     MergeTransposeAxes,
                                     ActivationArith, MatMulToGemm,
@@ -105,7 +105,7 @@ class Normalize(Pass):
     represent ZipMap's map type); upgrade-opset; infer-shapes, fold-constants; dequantize (an int8 QDQ
     model's weights as floats, its activation Q -> DQ pairs dropped); batch-one (a fixed
     batch > 1 becomes 1, after folding wrote it into constant shapes); infer-shapes; unroll-recurrent
-    (LSTM/GRU/RNN over their static sequence length), infer-shapes; then the rewrites (attention-op, attention, rms-norm, layer-norm, group-norm, remove-noops, explicit-attributes, fold-pad, reduce-mean-to-gap, global-max-pool,
+    (LSTM/GRU/RNN over their static sequence length), infer-shapes; then the rewrites (attention-op, attention, layer-norm, rms-norm, group-norm, remove-noops, explicit-attributes, fold-pad, reduce-mean-to-gap, global-max-pool,
     channel-last-matmul, split-to-slices, move-transposes, merge-transpose-axes, activation-arith, matmul-to-gemm, binary-scores,
     canonicalize-arith, fold-affine-into-trees, fold-batchnorm, fold-into-next, canonicalize-reshape, batch-axis-reshape,
     fold-constants, spatial-linear, repeat-upsample,

@@ -63,6 +63,10 @@ def match_decomposed(graph: gs.Graph, mean: gs.Node) -> _Match | None:
     if x is None or square is None or shape is None or len(shape) < 2 or \
             last_axis_mean(mean, len(shape)) is not square.outputs[0] or _only_reader(graph, square) is not mean:
         return None
+    centre = producer(x)
+    if single(centre, "Sub") and centre is not None and \
+            last_axis_mean(producer(centre.inputs[1]), len(shape)) is centre.inputs[0]:
+        return None                                     # x - mean(x): a layer normalisation, `layer-norm`'s
     nodes = [square, mean]
     eps = 0.0
     nxt = _only_reader(graph, mean)

@@ -130,3 +130,21 @@ def test_neg_and_constant_minus_x_become_a_scale_and_an_offset(form: str) -> Non
     assert result.stats["negated"] == 1
     mul = result.model.graph.nodes[0]
     assert (mul.inputs[1].values == -1.0).all() and mul.inputs[0].name == "x"
+
+
+def test_a_decomposed_layer_normalization_is_left_to_layer_norm() -> None:
+    """The variance part of ``x - mean(x)`` is an RMS normalisation of the centred input; it stays
+    whole for `layer-norm`."""
+    proto = parse("""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 5, 8] x) => (float[1, 5, 8] y) {
+        m = ReduceMean <axes = [-1]> (x)
+        d = Sub(x, m)
+        p = Pow(d, two)
+        v = ReduceMean <axes = [-1]> (p)
+        e = Add(v, eps)
+        s = Sqrt(e)
+        y = Div(d, s)
+    }
+    """, two=np.float32(2.0), eps=np.float32(1e-5))
+    assert not run_pass(RmsNorm, static(proto)).changed

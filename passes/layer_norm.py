@@ -140,6 +140,16 @@ def _only_reader(graph: gs.Graph, t: gs.Tensor) -> gs.Node | None:
     return readers[0] if len(readers) == 1 and not is_graph_output(graph, t) else None
 
 
+def _negates(node: gs.Node, t: gs.Tensor) -> bool:
+    """`node` is ``-t``: a Neg, or a Mul by a constant of -1s (`canonicalize-arith`'s Neg)."""
+    if single(node, "Neg"):
+        return True
+    if not single(node, "Mul") or len(node.inputs) != 2 or t not in node.inputs:
+        return False
+    value = const_value(other_input(node, t))
+    return value is not None and value.size > 0 and bool((value == -1).all())
+
+
 def match_moments(graph: gs.Graph, sub: gs.Node) -> _Match | None:
     """The layer normalisation TensorFlow writes (``tf.nn.moments`` + ``tf.nn.batch_normalization``,
     Keras' LayerNormalization through tf2onnx) whose ``x - mean(x)`` is `sub`, else None::
@@ -148,60 +158,60 @@ def match_moments(graph: gs.Graph, sub: gs.Node) -> _Match | None:
         k = Reciprocal(Sqrt(Add(v, eps))) [* gamma]
         y = Add(Mul(x, k), Mul(Neg(m), k) [+ beta])
     """
-    if not _single(sub, "Sub") or len(sub.inputs) != 2:
+    if not single(sub, "Sub") or len(sub.inputs) != 2:
         return None
     x, m = sub.inputs
     shape = static_shape(x)
     mean = producer(m)
-    if shape is None or len(shape) < 2 or _last_axis_mean(mean, len(shape)) is not x or len(m.outputs) != 2 \
+    if shape is None or len(shape) < 2 or last_axis_mean(mean, len(shape)) is not x or len(m.outputs) != 2 \
             or is_graph_output(graph, m):
         return None
     assert mean is not None
     d = sub.outputs[0]
     square = _only_reader(graph, d)
-    if square is None or not ((_single(square, "Pow") and _scalar(square.inputs[1]) == 2.0)
-                              or (_single(square, "Mul") and square.inputs[0] is d and square.inputs[1] is d)):
+    if square is None or not ((single(square, "Pow") and scalar_value(square.inputs[1]) == 2.0)
+                              or (single(square, "Mul") and square.inputs[0] is d and square.inputs[1] is d)):
         return None
     chain: list[gs.Node] = [mean, sub, square]
     for op in ("ReduceMean", "Add", "Sqrt", "Reciprocal"):
         nxt = _only_reader(graph, chain[-1].outputs[0])
-        if not _single(nxt, op) or nxt is None:
+        if not single(nxt, op) or nxt is None:
             return None
         chain.append(nxt)
     var, add = chain[3], chain[4]
-    if _last_axis_mean(var, len(shape)) is not square.outputs[0]:
+    if last_axis_mean(var, len(shape)) is not square.outputs[0]:
         return None
-    eps = _scalar(_other(add, var.outputs[0]))
+    eps = scalar_value(other_input(add, var.outputs[0]))
     if eps is None or eps < 0:
         return None
     n = shape[-1]
     k = chain[-1].outputs[0]
     scale = None
     gamma = _only_reader(graph, k)
-    if _single(gamma, "Mul") and gamma is not None and is_const(_other(gamma, k)):
-        scale = _row_constant(_other(gamma, k), n)
+    if single(gamma, "Mul") and gamma is not None and is_const(other_input(gamma, k)):
+        scale = row_constant(other_input(gamma, k), n)
         if scale is None:
             return None
         chain.append(gamma)
         k = gamma.outputs[0]
-    neg = next((r for r in m.outputs if _single(r, "Neg")), None)
+    neg = next((r for r in m.outputs if _negates(r, m)), None)
     readers = consumers(k)
-    if neg is None or is_graph_output(graph, k) or len(readers) != 2 or not all(_single(r, "Mul") for r in readers):
+    if neg is None or is_graph_output(graph, k) or len(readers) != 2 or not all(single(r, "Mul") for r in readers):
         return None
-    y1 = next((r for r in readers if _other(r, k) is x), None)
-    y2 = next((r for r in readers if _other(r, k) is neg.outputs[0]), None)
+    y1 = next((r for r in readers if other_input(r, k) is x), None)
+    y2 = next((r for r in readers if other_input(r, k) is neg.outputs[0]), None)
     if y1 is None or y2 is None or y1 is y2 or _only_reader(graph, neg.outputs[0]) is not y2:
         return None
     bias = None
     last = _only_reader(graph, y2.outputs[0])
-    if _single(last, "Add") and last is not None and is_const(_other(last, y2.outputs[0])):
-        bias = _row_constant(_other(last, y2.outputs[0]), n)
+    if single(last, "Add") and last is not None and is_const(other_input(last, y2.outputs[0])):
+        bias = row_constant(other_input(last, y2.outputs[0]), n)
         if bias is None:
             return None
         chain.append(last)
         last = _only_reader(graph, last.outputs[0])
     final = _only_reader(graph, y1.outputs[0])
-    if final is None or final is not last or not _single(final, "Add") or static_shape(final.outputs[0]) != shape:
+    if final is None or final is not last or not single(final, "Add") or static_shape(final.outputs[0]) != shape:
         return None
     return _Match(x, eps, [*chain, neg, y1, y2, final], final.outputs[0], scale, bias)
 

@@ -70,10 +70,12 @@ TF_SCALE = {"gamma": ("k = Mul(r, gamma)", "k"), "none": ("", "r")}
 TF_OFFSET = {"beta": ("o = Add(b, beta)", "o"), "none": ("", "b")}
 
 
+@pytest.mark.parametrize("negation", ["n = Neg(m)", "n = Mul(m, minus_ones)"])      # the latter: canonicalize-arith's
 @pytest.mark.parametrize("rank", [2, 3])
 @pytest.mark.parametrize("offset", sorted(TF_OFFSET))
 @pytest.mark.parametrize("scale", sorted(TF_SCALE))
-def test_tensorflow_moments_form_becomes_one_layer_normalization(scale: str, offset: str, rank: int) -> None:
+def test_tensorflow_moments_form_becomes_one_layer_normalization(scale: str, offset: str, rank: int,
+                                                                 negation: str) -> None:
     shape = "1, 32" if rank == 2 else "1, 5, 32"
     gamma_shape = (1, 32) if rank == 2 else (32,)
     (scale_node, k), (offset_node, o) = TF_SCALE[scale], TF_OFFSET[offset]
@@ -81,7 +83,7 @@ def test_tensorflow_moments_form_becomes_one_layer_normalization(scale: str, off
     <ir_version: 8, opset_import: ["" : 13]>
     g (float[{shape}] x) => (float[{shape}] y) {{
         m = ReduceMean <axes = [{rank - 1}], keepdims = 1> (x)
-        n = Neg(m)
+        {negation}
         d = Sub(x, m)
         p = Mul(d, d)
         v = ReduceMean <axes = [{rank - 1}], keepdims = 1> (p)
@@ -94,7 +96,8 @@ def test_tensorflow_moments_form_becomes_one_layer_normalization(scale: str, off
         {offset_node}
         y = Add(a, {o})
     }}
-    """, eps=np.float32(1e-3), gamma=rand(*gamma_shape, seed=1) + 1.0, beta=rand(*gamma_shape, seed=2))
+    """, eps=np.float32(1e-3), gamma=rand(*gamma_shape, seed=1) + 1.0, beta=rand(*gamma_shape, seed=2),
+        minus_ones=np.full((5, 1) if rank == 3 else (1, 1), -1.0, np.float32))
     x = rand(*[int(d) for d in shape.split(",")], seed=3) * 3.0 + 0.5
     result = check_pass(LayerNorm, proto, {"x": x})
     assert "LayerNormalization" in ops(result.model), ops(result.model)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -271,9 +272,9 @@ def test_compression_summary_without_sparsify_measurements() -> None:
 
 def test_an_unsupported_scikit_learn_model_fails_with_one_clear_error(capsys: pytest.CaptureFixture[str],
                                                                      tmp_path: Path) -> None:
-    # a kernel SVM with probabilities (Platt scaling and pairwise coupling) and its ZipMap output: the
-    # error names the SVM and what to train instead, without onnx-graphsurgeon's [W] lines about the
-    # map type, and writes nothing
+    # a three-class kernel SVM with probabilities (Platt scaling and pairwise coupling; a binary one
+    # compiles) and its ZipMap output: the error names the SVM and what to train instead, without
+    # onnx-graphsurgeon's [W] lines about the map type, and writes nothing
     pytest.importorskip("skl2onnx")
     import onnx
     from skl2onnx import to_onnx
@@ -282,10 +283,13 @@ def test_an_unsupported_scikit_learn_model_fails_with_one_clear_error(capsys: py
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(40, 4)).astype(np.float32)
-    svc = SVC(kernel="linear", probability=True, random_state=0).fit(x, (x[:, 0] > 0).astype(int))
+    labels = (x[:, 0] > -0.4).astype(int) + (x[:, 0] > 0.4).astype(int)
     path = tmp_path / "svc.onnx"
-    onnx.save(to_onnx(svc, initial_types=[("input", FloatTensorType([None, 4]))],
-                      target_opset={"": 13, "ai.onnx.ml": 1}), str(path))
+    with warnings.catch_warnings():                   # sklearn's FutureWarnings about `probability`
+        warnings.simplefilter("ignore")
+        svc = SVC(kernel="linear", probability=True, random_state=0).fit(x, labels)
+        onnx.save(to_onnx(svc, initial_types=[("input", FloatTensorType([None, 4]))],
+                          target_opset={"": 13, "ai.onnx.ml": 1}), str(path))
     code, out, err = run_cli(capsys, str(path), "-o", str(tmp_path / "b"))
     assert code == 2 and not (tmp_path / "b").exists()
     assert err.startswith(f"error: {path}, pass 'check-supported'") and "'SVMc' (SVMClassifier" in err

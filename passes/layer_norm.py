@@ -11,7 +11,8 @@ from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
 from passes.normalize_util import (NameSource, add_node, const_value, consumers, detach, drop_unused, is_const,
-                                   is_graph_output, new_constant, only_consumer, origin_of, producer, set_origin, static_shape)
+                                   is_graph_output, new_constant, only_consumer, origin_of, producer, set_origin,
+                                   static_shape)
 
 #: LayerNormalization entered the default domain in opset 17; a model with a decomposed one is
 #: moved there (opsets 13-16 differ from 17 only by new ops, types and attributes whose defaults
@@ -134,7 +135,7 @@ def match(graph: gs.Graph, sub: gs.Node) -> _Match | None:
     return found
 
 
-def _only_reader(graph: gs.Graph, t: gs.Tensor) -> gs.Node | None:
+def only_reader(graph: gs.Graph, t: gs.Tensor) -> gs.Node | None:
     """The one node reading ``t`` when ``t`` is not a graph output, else None."""
     readers = list({id(r): r for r in consumers(t)}.values())     # Mul(d, d) reads d twice
     return readers[0] if len(readers) == 1 and not is_graph_output(graph, t) else None
@@ -168,13 +169,13 @@ def match_moments(graph: gs.Graph, sub: gs.Node) -> _Match | None:
         return None
     assert mean is not None
     d = sub.outputs[0]
-    square = _only_reader(graph, d)
+    square = only_reader(graph, d)
     if square is None or not ((single(square, "Pow") and scalar_value(square.inputs[1]) == 2.0)
                               or (single(square, "Mul") and square.inputs[0] is d and square.inputs[1] is d)):
         return None
     chain: list[gs.Node] = [mean, sub, square]
     for op in ("ReduceMean", "Add", "Sqrt", "Reciprocal"):
-        nxt = _only_reader(graph, chain[-1].outputs[0])
+        nxt = only_reader(graph, chain[-1].outputs[0])
         if not single(nxt, op) or nxt is None:
             return None
         chain.append(nxt)
@@ -187,7 +188,7 @@ def match_moments(graph: gs.Graph, sub: gs.Node) -> _Match | None:
     n = shape[-1]
     k = chain[-1].outputs[0]
     scale = None
-    gamma = _only_reader(graph, k)
+    gamma = only_reader(graph, k)
     if single(gamma, "Mul") and gamma is not None and is_const(other_input(gamma, k)):
         scale = row_constant(other_input(gamma, k), n)
         if scale is None:
@@ -200,17 +201,17 @@ def match_moments(graph: gs.Graph, sub: gs.Node) -> _Match | None:
         return None
     y1 = next((r for r in readers if other_input(r, k) is x), None)
     y2 = next((r for r in readers if other_input(r, k) is neg.outputs[0]), None)
-    if y1 is None or y2 is None or y1 is y2 or _only_reader(graph, neg.outputs[0]) is not y2:
+    if y1 is None or y2 is None or y1 is y2 or only_reader(graph, neg.outputs[0]) is not y2:
         return None
     bias = None
-    last = _only_reader(graph, y2.outputs[0])
+    last = only_reader(graph, y2.outputs[0])
     if single(last, "Add") and last is not None and is_const(other_input(last, y2.outputs[0])):
         bias = row_constant(other_input(last, y2.outputs[0]), n)
         if bias is None:
             return None
         chain.append(last)
-        last = _only_reader(graph, last.outputs[0])
-    final = _only_reader(graph, y1.outputs[0])
+        last = only_reader(graph, last.outputs[0])
+    final = only_reader(graph, y1.outputs[0])
     if final is None or final is not last or not single(final, "Add") or static_shape(final.outputs[0]) != shape:
         return None
     return _Match(x, eps, [*chain, neg, y1, y2, final], final.outputs[0], scale, bias)

@@ -16,9 +16,10 @@ from transpiler.lir.kernels import LAYERNORM_N_MAX
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
-from passes.layer_norm import last_axis_mean, other_input, raise_opset, row_constant, scalar_value, single
+from passes.layer_norm import (last_axis_mean, only_reader, other_input, raise_opset, row_constant, scalar_value,
+                               single)
 from passes.normalize_util import (NameSource, add_node, detach, drop_unused, is_const, is_empty,
-                                   is_read, new_constant, only_consumer, origin_of, producer, set_origin, shape_text,
+                                   is_read, new_constant, origin_of, producer, set_origin, shape_text,
                                    static_shape)
 
 
@@ -31,13 +32,6 @@ class _Match:
     scale: np.ndarray
     nodes: list[gs.Node]
     out: gs.Tensor
-
-
-def _only_reader(graph: gs.Graph, node: gs.Node) -> gs.Node | None:
-    """The one node reading `node`'s output when nothing else (nor the graph output) does."""
-    out = node.outputs[0]
-    readers = list({id(r): r for r in out.outputs}.values())
-    return readers[0] if len(readers) == 1 and only_consumer(graph, out, readers[0]) else None
 
 
 def _is_square_of(node: gs.Node | None) -> gs.Tensor | None:
@@ -61,7 +55,8 @@ def match_decomposed(graph: gs.Graph, mean: gs.Node) -> _Match | None:
     x = _is_square_of(square)
     shape = static_shape(x)
     if x is None or square is None or shape is None or len(shape) < 2 or \
-            last_axis_mean(mean, len(shape)) is not square.outputs[0] or _only_reader(graph, square) is not mean:
+            last_axis_mean(mean, len(shape)) is not square.outputs[0] or \
+            only_reader(graph, square.outputs[0]) is not mean:
         return None
     centre = producer(x)
     if single(centre, "Sub") and centre is not None and \
@@ -69,33 +64,33 @@ def match_decomposed(graph: gs.Graph, mean: gs.Node) -> _Match | None:
         return None                                     # x - mean(x): a layer normalisation, `layer-norm`'s
     nodes = [square, mean]
     eps = 0.0
-    nxt = _only_reader(graph, mean)
+    nxt = only_reader(graph, mean.outputs[0])
     if single(nxt, "Add") and nxt is not None:
         value = scalar_value(other_input(nxt, mean.outputs[0]))
         if value is None or value < 0:
             return None
         eps = value
         nodes.append(nxt)
-        nxt = _only_reader(graph, nxt)
+        nxt = only_reader(graph, nxt.outputs[0])
     if nxt is None:
         return None
     last: gs.Node | None
     if single(nxt, "Pow") and scalar_value(nxt.inputs[1]) == -0.5:
         nodes.append(nxt)
-        last = _only_reader(graph, nxt)
+        last = only_reader(graph, nxt.outputs[0])
         if not (single(last, "Mul") and last is not None and other_input(last, nxt.outputs[0]) is x):
             return None
     elif single(nxt, "Sqrt"):
         nodes.append(nxt)
         root = nxt.outputs[0]
-        last = _only_reader(graph, nxt)
+        last = only_reader(graph, nxt.outputs[0])
         if last is None:
             return None
         if single(last, "Reciprocal") or (single(last, "Div") and last.inputs[1] is root
                                           and scalar_value(last.inputs[0]) == 1.0):
             nodes.append(last)
             inverse = last.outputs[0]
-            last = _only_reader(graph, last)
+            last = only_reader(graph, last.outputs[0])
             if not (single(last, "Mul") and last is not None and other_input(last, inverse) is x):
                 return None
         elif not (single(last, "Div") and last.inputs[0] is x and last.inputs[1] is root):
@@ -106,7 +101,7 @@ def match_decomposed(graph: gs.Graph, mean: gs.Node) -> _Match | None:
     n = shape[-1]
     scale = np.ones(n)
     out = last.outputs[0]
-    affine = _only_reader(graph, last)
+    affine = only_reader(graph, last.outputs[0])
     if single(affine, "Mul") and affine is not None and is_const(other_input(affine, out)):
         values = row_constant(other_input(affine, out), n)
         if values is not None and static_shape(affine.outputs[0]) == shape:

@@ -237,3 +237,38 @@ def test_split_marks_are_checked(tmp_path: Path) -> None:
     # a model input named 'split' is an input, not marks
     ds = load_dataset(_save(tmp_path, x=x, split=np.ones((3, 1))), {"x": (2,), "split": (1,)})
     assert ds.marks is None and ds.names == ["x", "split"]
+
+
+def test_parts_stored_as_separate_arrays_are_joined_and_marked(tmp_path: Path) -> None:
+    """keras.datasets' layout: x_train / y_train / x_test / y_test (no 'x', no 'split')."""
+    rng = np.random.default_rng(0)
+    x_train, x_test = rng.normal(size=(6, 4)), rng.normal(size=(3, 4))
+    y_train, y_test = np.arange(6) % 2, np.arange(3) % 2
+    path = _save(tmp_path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    ds = load_dataset(path, {"input": (4,)})
+    np.testing.assert_array_equal(ds.x, np.concatenate([x_train, x_test]).astype(np.float32))
+    assert ds.labels is not None
+    np.testing.assert_array_equal(ds.labels, np.concatenate([y_train, y_test]))
+    parts = ds.split()
+    np.testing.assert_array_equal(parts["test"].x, x_test.astype(np.float32))
+    assert len(parts["train"]) + len(parts["val"]) == 6
+    np.testing.assert_array_equal(ds.held_out().x, x_test.astype(np.float32))
+
+
+def test_parts_with_a_validation_part_and_an_input_name(tmp_path: Path) -> None:
+    a = {p: np.full((n, 2), i, dtype=np.float32) for i, (p, n) in enumerate((("train", 4), ("valid", 2), ("test", 1)))}
+    path = _save(tmp_path, **{f"audio_{p}": v for p, v in a.items()})
+    ds = load_dataset(path, {"audio": (2,)})
+    assert ds.marks is not None and ds.marks.tolist() == ["train"] * 4 + ["val"] * 2 + ["test"]
+    np.testing.assert_array_equal(ds.split()["val"].x, a["valid"])
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ({"x_train": np.zeros((4, 2)), "y_train": np.zeros(3)}, "'y_train' has 3 samples"),
+    ({"x_train": np.zeros((4, 2)), "x_test": np.zeros((1, 2)), "y_train": np.zeros(4)}, "'y' has the parts"),
+    ({"x_train": np.zeros((4, 2)), "split": np.array(["train"] * 4)}, "both a 'split' array"),
+    ({"x_train": np.zeros((4, 2)), "x": np.zeros((4, 2))}, "'x' and also 'x' per part"),
+])
+def test_inconsistent_parts_are_rejected(tmp_path: Path, arrays: dict[str, np.ndarray], message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        load_dataset(_save(tmp_path, **arrays), {"input": (2,)})

@@ -12,7 +12,11 @@ model and nothing else):
 - a multi-input model uses its input *names* as keys;
 - ``split`` (optional): which part each sample belongs to, ``[n]`` strings ``"train"``/``"val"``/
   ``"test"`` or small ints ``0``/``1``/``2`` meaning the same. It pins the held-out samples, so a
-  file can say which samples the model never saw (see "The split" below).
+  file can say which samples the model never saw (see "The split" below);
+- instead of ``split``, the parts may come as separate arrays, as ``keras.datasets`` and
+  scikit-learn's ``train_test_split`` habits store them: ``x_train``/``x_test``, ``y_train``/
+  ``y_test`` (and ``_val``, ``_valid`` or ``_validation``), for any of the keys above
+  (:func:`join_parts`). They are concatenated in the order train, val, test and marked so.
 
 Each input is checked against the model: the per-sample shape must be the model input's shape
 without its batch axis (``input_specs``). Size-1 axes are the only freedom: ``x`` of shape
@@ -57,11 +61,14 @@ from transpiler.errors import DataError, Location
 DEFAULT_SPLIT: tuple[tuple[str, float], ...] = (("train", 0.6), ("val", 0.2), ("test", 0.2))
 SPLIT_KEY = "split"
 SPLIT_MARKS: tuple[str, ...] = ("train", "val", "test")
+"""The values of a file's ``split`` array (as ints: their positions, 0, 1, 2)."""
 INPUT_KEYS: tuple[str, ...] = ("x", "X")
 """Keys that hold a single-input model's inputs when no array has the input's name."""
 LABEL_KEYS: tuple[str, ...] = ("y", "Y", "labels")
 """Keys that hold the labels, first found first (a key that names a model input is an input)."""
-"""The values of a file's ``split`` array (as ints: their positions, 0, 1, 2)."""
+PART_SUFFIXES: dict[str, str] = {"_train": "train", "_val": "val", "_valid": "val", "_validation": "val",
+                                 "_test": "test"}
+"""Key suffixes of arrays that hold one part of the samples (``x_train``), and the part they mark."""
 
 
 @dataclass
@@ -379,7 +386,56 @@ def read_arrays(path: str, input_names: Sequence[str]) -> dict[str, np.ndarray]:
         raise DataError(f"a .npy file holds one array; the model has {len(input_names)} inputs "
                         f"({', '.join(input_names)})", location=where,
                         hint="give an .npz with one array per input name")
-    return arrays
+    return join_parts(arrays, path, input_names)
+
+
+def join_parts(arrays: Mapping[str, np.ndarray], path: str,
+               input_names: Sequence[str] = ()) -> dict[str, np.ndarray]:
+    """Arrays stored per part (``x_train``, ``x_test``, ``y_train``, ...) joined into one array per key
+    (``x``, ``y``) in the order train, val, test, plus the ``split`` array that marks the parts.
+
+    Every key with parts must have the same parts with the same sample counts (``x_train`` and
+    ``y_train`` the same rows); a file that has both parts and a ``split`` array, or parts and the
+    joined key itself, is a :class:`DataError` (which would be meant is not clear). A key that is
+    one of ``input_names`` is never a part.
+    """
+    parted: dict[str, dict[str, np.ndarray]] = {}
+    rest: dict[str, np.ndarray] = {}
+    for key, array in arrays.items():
+        suffix = next((s for s in PART_SUFFIXES if key.endswith(s) and len(key) > len(s)), None)
+        if suffix is None or key in input_names:
+            rest[key] = array
+            continue
+        base, part = key[:-len(suffix)], PART_SUFFIXES[suffix]
+        if array.ndim == 0:
+            raise DataError(f"array '{key}' is a scalar; expected one row per sample of the {part} part",
+                            location=Location(file=path))
+        if part in parted.setdefault(base, {}):
+            raise DataError(f"arrays '{key}' and another key both hold the {part} part of '{base}'",
+                            location=Location(file=path), hint="keep one array per part")
+        parted[base][part] = array
+    if not parted:
+        return dict(arrays)
+    where = Location(file=path)
+    hint = "store each part as <key>_train / <key>_val / <key>_test, or one array per key and a 'split' array"
+    if SPLIT_KEY in rest:
+        raise DataError(f"the file has both a '{SPLIT_KEY}' array and arrays per part "
+                        f"({', '.join(sorted(k for k in arrays if k not in rest))})", location=where, hint=hint)
+    order = [p for p in SPLIT_MARKS if p in next(iter(parted.values()))]
+    counts: dict[str, int] = {}
+    for base, parts in parted.items():
+        if base in rest:
+            raise DataError(f"the file has '{base}' and also '{base}' per part", location=where, hint=hint)
+        if sorted(parts, key=SPLIT_MARKS.index) != order:
+            raise DataError(f"'{base}' has the parts {sorted(parts)}, other keys {order}", location=where, hint=hint)
+        for part, array in parts.items():
+            rows = int(array.shape[0])
+            if counts.setdefault(part, rows) != rows:
+                raise DataError(f"'{base}_{part}' has {rows} samples, the other {part} arrays {counts[part]}",
+                                location=where, hint="every array of a part needs one row per sample of it")
+        rest[base] = np.concatenate([parts[p] for p in order], axis=0)
+    rest[SPLIT_KEY] = np.concatenate([np.full(counts[p], p, dtype="<U5") for p in order])
+    return rest
 
 
 def _fit(array: np.ndarray, spec: tuple[int, ...], key: str, name: str, path: str) -> np.ndarray:

@@ -73,6 +73,7 @@ from passes.tree_ensembles import reject_training
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
+from passes.classifier_tail import model_classes
 from passes.normalize_util import NameSource, consumers, is_const, producer, static_shape
 from passes.train import Adam, Net, build_net, cross_entropy, distillation
 from passes.train.threads import blas_threads
@@ -777,7 +778,7 @@ class AttachGnet(Pass):
             raise DataError(f"the data must be a transpiler.data.Dataset, got {type(data).__name__}",
                             location=_where(model))
         seed = opts.seed if opts.seed is not None else self.context.seed
-        parts = data.split(seed)
+        parts = data.with_classes(model_classes(model)).split(seed)
         train = parts["train"] if len(parts["train"]) >= 10 else data
         evaluate = {name: parts[name] for name in ("val", "test") if len(parts[name])}
         stats = attach(model, opts, train, evaluate, seed, self.context.say)

@@ -22,6 +22,13 @@ TARGET = "graph"
 _KEEP_ARGMAX = ("Softmax", "LogSoftmax", "Sigmoid")
 
 
+def model_classes(model: OnnxModel) -> list[object] | None:
+    """The class labels a classifier's removed label output named (``labels[k]`` is class ``k`` of the
+    scores), or None when the model had none (its class is the scores' index)."""
+    tail = model.annotations.get(TARGET, ANNOTATION)
+    return list(tail["labels"]) if isinstance(tail, dict) and tail.get("kind") == "argmax-labels" else None
+
+
 def _label_output(graph: gs.Graph, tensor: gs.Tensor) -> gs.Tensor | None:
     """Follow a chain of reshapes/casts from ``tensor`` to a graph output."""
     seen = 0

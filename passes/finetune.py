@@ -50,6 +50,7 @@ from typing import Literal
 
 import numpy as np
 
+from passes.classifier_tail import model_classes
 from passes.train import Adam, Net, build_net, class_scores, evaluate, fit, predict_logits, predicted_classes
 from transpiler.data import Dataset
 from transpiler.errors import DataError, Location
@@ -249,7 +250,8 @@ def finetune_setup(model: OnnxModel, context: PassContext, pass_name: str, *, lo
                    temperature: float = DISTILL_TEMPERATURE, threads: int | None = 1) -> FineTune:
     """The :class:`FineTune` for ``model`` (see the module docstring); the reference is taken from
     ``context.extra`` when an earlier pass of the run set it, else from ``model`` (and stored)."""
-    train, val = _parts(context, pass_name)
+    classes = model_classes(model)
+    train, val = (part.with_classes(classes) for part in _parts(context, pass_name))
     has_labels = train.labels is not None and val.labels is not None
     where = Location(file=context.data.source, pass_name=pass_name)
     if loss not in ("auto", "ce", "distill", "mse"):

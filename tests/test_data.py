@@ -272,3 +272,21 @@ def test_parts_with_a_validation_part_and_an_input_name(tmp_path: Path) -> None:
 def test_inconsistent_parts_are_rejected(tmp_path: Path, arrays: dict[str, np.ndarray], message: str) -> None:
     with pytest.raises(DataError, match=message):
         load_dataset(_save(tmp_path, **arrays), {"input": (2,)})
+
+
+def test_class_values_become_indices_of_the_models_classes() -> None:
+    from transpiler.data import class_indices
+
+    np.testing.assert_array_equal(class_indices(np.array(["dog", "cat", "dog"]), ["cat", "dog"]), [1, 0, 1])
+    np.testing.assert_array_equal(class_indices(np.array([-1, 1, 1]), [-1, 1]), [0, 1, 1])
+    np.testing.assert_array_equal(class_indices(np.array([3.0, 7.0]), [3, 5, 7]), [0, 2])
+    np.testing.assert_array_equal(class_indices(np.array([b"b", b"a"]), ["a", "b"]), [1, 0])
+    # indices already (not every one is a class value): kept
+    np.testing.assert_array_equal(class_indices(np.array([0, 2, 1]), ["x", "y", "z"]), [0, 2, 1])
+    with pytest.raises(DataError, match=r"label 'yak' in 'y' is not one of the model's 2 classes \(cat, dog\)"):
+        class_indices(np.array(["cat", "yak"]), ["cat", "dog"])
+    with pytest.raises(DataError, match="label 4 in 'y'"):
+        class_indices(np.array([1, 4]), [1, 2])
+    ds = Dataset.from_arrays({"x": np.zeros((2, 1))}, labels=np.array(["b", "a"]))
+    assert ds.with_classes(None) is ds
+    np.testing.assert_array_equal(ds.with_classes(["a", "b"]).labels, [1, 0])

@@ -154,6 +154,14 @@ class Dataset:
         for start in range(0, len(self), size):
             yield self.subset(np.arange(start, min(start + size, len(self))))
 
+    def with_classes(self, classes: Sequence[Any] | None) -> "Dataset":
+        """This dataset with its labels turned into indices of ``classes``, a classifier's class labels
+        (its output ``k`` means ``classes[k]``; :func:`class_indices`); unchanged when either is None."""
+        if classes is None or self.labels is None:
+            return self
+        return Dataset(inputs=self.inputs, labels=class_indices(self.labels, classes, self.source),
+                       source=self.source, indices=self.indices, marks=self.marks)
+
     def split(self, seed: int = 0,
               fractions: Sequence[tuple[str, float]] = DEFAULT_SPLIT) -> dict[str, "Dataset"]:
         """Split into named parts by a seeded permutation (see the module docstring).
@@ -463,6 +471,39 @@ def _fit(array: np.ndarray, spec: tuple[int, ...], key: str, name: str, path: st
         bad = int(np.count_nonzero(~np.isfinite(out)))
         raise DataError(f"array '{key}' holds {bad} non-finite values (NaN/inf)", location=where)
     return out
+
+
+def class_indices(labels: np.ndarray, classes: Sequence[Any], source: str | None = None) -> np.ndarray:
+    """Labels ``[n]`` as indices into ``classes``, a classifier's class labels (scikit-learn's
+    ``classes_``: ``["cat", "dog"]``, ``[1, 2, 3]``, ``[-1, 1]``).
+
+    Labels that are all among ``classes`` are mapped to their positions; otherwise integer labels
+    that are all in ``[0, len(classes))`` are taken as indices already; anything else is a
+    :class:`DataError` naming the first label that is neither.
+    """
+    values = np.asarray(labels)
+    if values.ndim != 1:
+        return values
+    known = {_plain(c): i for i, c in enumerate(classes)}
+    keys = [_plain(v) for v in values.tolist()]
+    if all(k in known for k in keys):
+        return np.asarray([known[k] for k in keys], dtype=np.int64)
+    if values.dtype.kind in "iu" and (values.size == 0 or (values.min() >= 0 and values.max() < len(classes))):
+        return values.astype(np.int64)
+    bad = next(v for v, k in zip(values.tolist(), keys) if k not in known)
+    shown = ", ".join(map(str, list(classes)[:12])) + (", ..." if len(classes) > 12 else "")
+    raise DataError(f"label {bad!r} in 'y' is not one of the model's {len(classes)} classes ({shown})",
+                    location=Location(file=source, shape=str(list(values.shape))),
+                    hint=f"store the classes the model was trained with, or their indices 0..{len(classes) - 1}")
+
+
+def _plain(value: Any) -> Any:
+    """A label as a hashable plain value: bytes decoded, integral floats as ints (``3.0`` is class ``3``)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _one_hot(labels: np.ndarray) -> bool:

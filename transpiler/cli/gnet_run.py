@@ -40,14 +40,17 @@ def add_energy_arguments(parser: argparse.ArgumentParser) -> None:
                         help="time between two inference requests for --energy-trace (default 0.05)")
 
 
-def _labels(path: str, n: int, input_names: list[str]) -> np.ndarray | None:
-    from transpiler.data import label_key, read_arrays
+def _labels(path: str, n: int, input_names: list[str], classes: list[Any] | None) -> np.ndarray | None:
+    """The file's labels as class indices (through the model's class labels ``classes``, if any)."""
+    from transpiler.data import class_indices, label_key, read_arrays
 
     arrays = read_arrays(path, input_names)
     key = label_key(input_names, list(arrays))
     if key is None:
         return None
     y = np.asarray(arrays[key]).reshape(-1)
+    if classes is not None and y.size == n:
+        y = class_indices(y, classes, path)
     return y.astype(np.int64) if y.size == n and y.dtype.kind in "iu" else None
 
 
@@ -86,7 +89,7 @@ def execute_energy(args: argparse.Namespace, inputs: dict[str, np.ndarray]) -> d
     else:
         classes = np.full(n, -1, dtype=np.int64)
     classes = np.where(run.status == NO_ANSWER, -1, classes)
-    labels = _labels(args.input, n, [pt["name"] for pt in man["inputs"]])
+    labels = _labels(args.input, n, [pt["name"] for pt in man["inputs"]], man.get("labels"))
     answered = run.status != NO_ANSWER
     record: dict[str, Any] = {
         "samples": n, "status": run.status.tolist(), "classes": classes.tolist(),

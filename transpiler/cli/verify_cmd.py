@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
                          hint="compile the ONNX model with `freeml-tx MODEL.onnx -o DIR` (build-lir output "
                               "has no float model); `freeml-tx run` still works")
     model = load(str(model_path))
-    ds = load_dataset(args.data, input_specs(model.graph), token_vocab(model.graph))
+    ds = load_dataset(args.data, input_specs(model.graph), token_vocab(model.graph)).with_classes(man.get("labels"))
     if args.limit is not None:
         ds = ds.take(args.limit)
     _man, _raw, c_real = execute(str(out_dir), ds.inputs, args.cc, args.sanitize)

@@ -115,7 +115,11 @@ def match(graph: gs.Graph, sub: gs.Node) -> _Match | None:
     if divide is not last:
         return None
     nodes.append(last)
-    found = _Match(x, eps, nodes, last.outputs[0])
+    return _with_affine(graph, _Match(x, eps, nodes, last.outputs[0]), shape)
+
+
+def _with_affine(graph: gs.Graph, found: _Match, shape: list[int]) -> _Match:
+    """``found`` extended over a following ``Mul`` by a constant row (gamma) and ``Add`` of one (beta)."""
     n = shape[-1]
     for op in ("Mul", "Add"):
         out = found.out
@@ -133,6 +137,75 @@ def match(graph: gs.Graph, sub: gs.Node) -> _Match | None:
         found.nodes.append(nxt)
         found.out = nxt.outputs[0]
     return found
+
+
+def _square_of(node: gs.Node | None, t: gs.Tensor) -> bool:
+    """`node` is ``Pow(t, 2)`` or ``Mul(t, t)``."""
+    return node is not None and ((single(node, "Pow") and node.inputs[0] is t and scalar_value(node.inputs[1]) == 2.0)
+                                 or (single(node, "Mul") and node.inputs[0] is t and node.inputs[1] is t))
+
+
+def match_second_moment(graph: gs.Graph, sub: gs.Node) -> _Match | None:
+    """The layer normalisation with the variance as ``mean(x^2) - mean(x)^2`` (Flax's ``LayerNorm``,
+    ``use_fast_variance``, through jax2onnx) whose ``x - mean(x)`` is `sub`, else None::
+
+        m = ReduceMean(x, [-1]); d = Sub(x, m)
+        v = Sub(ReduceMean(Mul(x, x) | Pow(x, 2), [-1]), Mul(m, m) | Pow(m, 2)); [v = Max(v, c <= 0)]
+        y = Div(d, Sqrt(Add(v, eps)))  |  Mul(d, Reciprocal(Sqrt(Add(v, eps))))
+
+    (the ``Max`` guards a rounding below 0: a variance is never negative).
+    """
+    if not single(sub, "Sub") or len(sub.inputs) != 2:
+        return None
+    x, m = sub.inputs
+    shape = static_shape(x)
+    mean = producer(m)
+    if shape is None or len(shape) < 2 or last_axis_mean(mean, len(shape)) is not x or is_graph_output(graph, m):
+        return None
+    assert mean is not None
+    mean_readers = list({id(r): r for r in consumers(m)}.values())
+    mean_square = next((r for r in mean_readers if r is not sub), None)
+    if len(mean_readers) != 2 or not _square_of(mean_square, m):
+        return None
+    assert mean_square is not None
+    variance = only_reader(graph, mean_square.outputs[0])
+    if not single(variance, "Sub") or variance is None or variance.inputs[1] is not mean_square.outputs[0]:
+        return None
+    second = producer(variance.inputs[0])
+    square = producer(second.inputs[0]) if second is not None and second.inputs else None
+    if last_axis_mean(second, len(shape)) is None or not _square_of(square, x) or second is None or square is None \
+            or only_reader(graph, square.outputs[0]) is not second \
+            or only_reader(graph, second.outputs[0]) is not variance:
+        return None
+    nodes = [mean, sub, mean_square, square, second, variance]
+    add = only_reader(graph, variance.outputs[0])
+    if single(add, "Max") and add is not None:
+        floor = scalar_value(other_input(add, variance.outputs[0]))
+        if floor is None or floor > 0:
+            return None
+        nodes.append(add)
+        add = only_reader(graph, add.outputs[0])
+    if not single(add, "Add") or add is None:
+        return None
+    eps = scalar_value(other_input(add, nodes[-1].outputs[0]))
+    sqrt = only_reader(graph, add.outputs[0])
+    if eps is None or eps < 0 or not single(sqrt, "Sqrt") or sqrt is None:
+        return None
+    nodes += [add, sqrt]
+    d = sub.outputs[0]
+    last = only_reader(graph, sqrt.outputs[0])
+    if single(last, "Reciprocal") and last is not None:
+        nodes.append(last)
+        last = only_reader(graph, last.outputs[0])
+        if not (single(last, "Mul") and last is not None and d in last.inputs
+                and other_input(last, d) is nodes[-1].outputs[0]):
+            return None
+    elif not (single(last, "Div") and last is not None and last.inputs[0] is d and last.inputs[1] is sqrt.outputs[0]):
+        return None
+    if only_reader(graph, d) is not last:
+        return None
+    nodes.append(last)
+    return _with_affine(graph, _Match(x, eps, nodes, last.outputs[0]), shape)
 
 
 def only_reader(graph: gs.Graph, t: gs.Tensor) -> gs.Node | None:
@@ -240,6 +313,15 @@ class LayerNorm(Pass):
         y = Add(Mul(x, k), Add(Mul(Neg(m), k), beta))
         ->
         y = LayerNormalization(x, gamma, beta) {axis=-1, epsilon=eps}
+
+    Flax's form (``nnx.LayerNorm`` through jax2onnx; :func:`match_second_moment`) takes the variance
+    as the mean square less the squared mean, floored at 0::
+
+        v = Max(Sub(ReduceMean(Mul(x, x), axes=[-1]), Mul(m, m)), 0)
+        y = Add(Mul(Div(Sub(x, m), Sqrt(Add(v, eps))), gamma), beta)
+        ->
+        y = LayerNormalization(x, gamma, beta) {axis=-1, epsilon=eps}
+
     A model below opset 17 moves to opset 17 (LayerNormalization's first version) when a rewrite
     happens.
     """
@@ -253,7 +335,8 @@ class LayerNorm(Pass):
         names = NameSource(graph)
         count = 0
         for node in list(graph.nodes):
-            found = (match(graph, node) or match_moments(graph, node)) if node.inputs else None
+            found = (match(graph, node) or match_moments(graph, node) or match_second_moment(graph, node)) \
+                if node.inputs else None
             if found is None:
                 continue
             self._rewrite(model, names, found)

@@ -126,3 +126,68 @@ def test_tensorflow_moments_form_with_a_shared_mean_is_left() -> None:
     """, eps=np.float32(1e-3))
     result = run_pass(LayerNorm, static(proto))
     assert not result.changed and "LayerNormalization" not in ops(result.model)
+
+
+# Flax nnx.LayerNorm through jax2onnx 0.17 (use_fast_variance): the variance as the mean square less the
+# squared mean, floored at 0 by Max; tests/fixtures/jax/layernorm_op23_b1.onnx is one, end to end.
+FLAX_MAX = {"max": ("w = Max(v, zero)", "w"), "none": ("", "v")}
+FLAX_SQUARE = {"mul": ("q = Mul(x, x)", "mm = Mul(m, m)"), "pow": ("q = Pow(x, two)", "mm = Pow(m, two)")}
+
+
+@pytest.mark.parametrize("opset", [17, 21])          # axes an attribute, then an input (ReduceMean-18)
+@pytest.mark.parametrize("square", sorted(FLAX_SQUARE))
+@pytest.mark.parametrize("floor", sorted(FLAX_MAX))
+@pytest.mark.parametrize("divide", sorted(DIVIDE))
+def test_flax_second_moment_form_becomes_one_layer_normalization(divide: str, floor: str, square: str,
+                                                                 opset: int) -> None:
+    (max_node, v), (square_x, square_m) = FLAX_MAX[floor], FLAX_SQUARE[square]
+    mean = "ReduceMean <keepdims = 1> ({}, axes)" if opset >= 18 else "ReduceMean <axes = [1], keepdims = 1> ({})"
+    proto = parse(f"""
+    <ir_version: 10, opset_import: ["" : {opset}]>
+    g (float[1, 32] x) => (float[1, 32] y) {{
+        m = {mean.format("x")}
+        d = Sub(x, m)
+        {square_x}
+        s2 = {mean.format("q")}
+        {square_m}
+        v = Sub(s2, mm)
+        {max_node}
+        e = Add({v}, eps)
+        s = Sqrt(e)
+        {DIVIDE[divide]}
+        g = Mul(n, gamma)
+        y = Add(g, beta)
+    }}
+    """, eps=np.float32(1e-6), zero=np.float32(0.0), two=np.float32(2.0), axes=np.array([1], np.int64),
+        gamma=rand(32, seed=1) + 1.0, beta=rand(32, seed=2))
+    result = check_pass(LayerNorm, proto, {"x": rand(1, 32, seed=3) * 3.0 + 0.5})
+    assert ops(result.model) == ["LayerNormalization"], ops(result.model)
+    ln = result.model.graph.nodes[0]
+    assert ln.attrs["epsilon"] == pytest.approx(1e-6) and result.stats["rewritten"] == 1
+
+
+@pytest.mark.parametrize("change", ["positive floor", "shared square", "mean of another tensor"])
+def test_flax_second_moment_lookalikes_are_left(change: str) -> None:
+    """A floor above 0 changes the result; a square read elsewhere or the mean square of another
+    tensor is not this normalisation's."""
+    floor = "one" if change == "positive floor" else "zero"
+    square = "q = Mul(z, z)" if change == "mean of another tensor" else "q = Mul(x, x)"
+    extra = "o = Identity(q)" if change == "shared square" else "o = Identity(z)"
+    proto = parse(f"""
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (float[1, 32] x, float[1, 32] z) => (float[1, 32] y, float[1, 32] o) {{
+        m = ReduceMean <axes = [1], keepdims = 1> (x)
+        d = Sub(x, m)
+        {square}
+        s2 = ReduceMean <axes = [1], keepdims = 1> (q)
+        mm = Mul(m, m)
+        v = Sub(s2, mm)
+        w = Max(v, {floor})
+        e = Add(w, eps)
+        s = Sqrt(e)
+        y = Div(d, s)
+        {extra}
+    }}
+    """, eps=np.float32(1e-6), zero=np.float32(0.0), one=np.float32(1.0))
+    result = run_pass(LayerNorm, static(proto))
+    assert not result.changed and "LayerNormalization" not in ops(result.model)

@@ -53,13 +53,14 @@ from passes.resize_linear import ResizeLinear
 from passes.resize_nearest import ResizeNearest
 from passes.softmax_axis import SoftmaxAxis
 from passes.spatial_concat import SpatialConcat
+from passes.constant_concat import ConstantConcat
 from passes.spatial_linear import SpatialLinear
 from passes.split_to_slices import SplitToSlices
 from passes.unroll_recurrent import UnrollRecurrent
 from passes.upgrade_opset import UpgradeOpset, UpgradeOpsetOptions
 
 #: Rewrites that may enable each other; repeated (with shape inference) until none changes anything.
-REWRITES: tuple[type[Pass], ...] = (AttentionOp, Attention, LayerNorm, RmsNorm, GroupNorm, RemoveNoops, ExplicitAttributes, FoldPad, ReduceMeanToGap,
+REWRITES: tuple[type[Pass], ...] = (RemoveNoops, AttentionOp, Attention, LayerNorm, RmsNorm, GroupNorm, ExplicitAttributes, FoldPad, ReduceMeanToGap,
                                     GlobalMaxPoolToMaxPool, ChannelLastMatMul, SplitToSlices, MoveTransposes,
                                     MergeTransposeAxes,
                                     ActivationArith, MatMulToGemm,
@@ -67,7 +68,7 @@ REWRITES: tuple[type[Pass], ...] = (AttentionOp, Attention, LayerNorm, RmsNorm, 
                                     CanonicalizeReshape, BatchAxisReshape,
                                     FoldConstants, SpatialLinear, RepeatUpsample, BroadcastActivations,
                                     ResizeNearest, ResizeLinear, ConvTransposeToConv, PReluToNormalForm, CropToConv,
-                                    SpatialConcat, PadToConv, SoftmaxAxis)
+                                    ConstantConcat, SpatialConcat, PadToConv, SoftmaxAxis)
 MAX_ROUNDS = 4
 
 
@@ -105,11 +106,12 @@ class Normalize(Pass):
     represent ZipMap's map type); upgrade-opset; infer-shapes, fold-constants; dequantize (an int8 QDQ
     model's weights as floats, its activation Q -> DQ pairs dropped); batch-one (a fixed
     batch > 1 becomes 1, after folding wrote it into constant shapes); infer-shapes; unroll-recurrent
-    (LSTM/GRU/RNN over their static sequence length), infer-shapes; then the rewrites (attention-op, attention, layer-norm, rms-norm, group-norm, remove-noops, explicit-attributes, fold-pad, reduce-mean-to-gap, global-max-pool,
+    (LSTM/GRU/RNN over their static sequence length), infer-shapes; then the rewrites (remove-noops, attention-op, attention, layer-norm, rms-norm, group-norm, explicit-attributes, fold-pad, reduce-mean-to-gap, global-max-pool,
     channel-last-matmul, split-to-slices, move-transposes, merge-transpose-axes, activation-arith, matmul-to-gemm, binary-scores,
     canonicalize-arith, fold-affine-into-trees, fold-batchnorm, fold-into-next, canonicalize-reshape, batch-axis-reshape,
     fold-constants, spatial-linear, repeat-upsample,
-    broadcast-activations, resize-nearest, resize-linear, conv-transpose, prelu, crop-to-conv, spatial-concat, pad-to-conv,
+    broadcast-activations, resize-nearest, resize-linear, conv-transpose, prelu, crop-to-conv, constant-concat, spatial-concat,
+    pad-to-conv,
     softmax-axis, infer-shapes)
     repeated
     until nothing changes (at most 4 rounds); then infer-shapes requiring static shapes, name-nodes

@@ -10,7 +10,9 @@ from normalize_helpers import assert_same_outputs, ops, rand, run_pass, static
 from onnx import TensorProto, helper, numpy_helper
 from transformer_models import transformer
 
+from transpiler.manager import run_pipeline
 from transpiler.model import OnnxModel
+from transpiler.pass_infra import PassContext
 
 from passes.attention import Attention
 from passes.fold_constants import FoldConstants
@@ -81,3 +83,46 @@ def test_a_mask_between_scores_and_softmax_is_left_with_its_reason() -> None:
     result = run_pass(Attention, _prepared(_separate(mask=True)))
     assert not result.changed
     assert any("not between MatMul" in why for why in result.stats["left"])
+
+
+def _hf_eager(heads: int = 2, t: int = 5, d: int = 8) -> onnx.ModelProto:
+    """transformers' eager attention as the legacy exporter writes it (ViT, BERT without a mask): per
+    projection Reshape [1, T, H, d/H] + Transpose into heads, ``MatMul(q, k^T) * c``, a Softmax computed
+    in float32 and cast back (``softmax(..., dtype=float32).to(q.dtype)``: two float -> float Casts),
+    the heads merged by Transpose + Reshape into the output projection."""
+    rng = np.random.default_rng(6)
+    inits = {n: rng.standard_normal((d, d)).astype(np.float32) for n in ("wq", "wk", "wv", "wo")}
+    inits |= {f"b{n}": rng.standard_normal(d).astype(np.float32) for n in "qkvo"}
+    inits["heads_shape"] = np.array([1, t, heads, d // heads], dtype=np.int64)
+    inits["merged_shape"] = np.array([1, t, d], dtype=np.int64)
+    inits["scale"] = np.float32((d // heads) ** -0.5)
+    nodes = []
+    for n, perm in (("q", [0, 2, 1, 3]), ("k", [0, 2, 3, 1]), ("v", [0, 2, 1, 3])):
+        nodes += [helper.make_node("MatMul", ["x", f"w{n}"], [f"{n}0"]),
+                  helper.make_node("Add", [f"b{n}", f"{n}0"], [f"{n}1"]),
+                  helper.make_node("Reshape", [f"{n}1", "heads_shape"], [f"{n}2"]),
+                  helper.make_node("Transpose", [f"{n}2"], [f"{n}h"], perm=perm)]
+    nodes += [helper.make_node("MatMul", ["qh", "kh"], ["s0"]), helper.make_node("Mul", ["s0", "scale"], ["s"]),
+              helper.make_node("Softmax", ["s"], ["p0"], axis=-1),
+              helper.make_node("Cast", ["p0"], ["p1"], to=TensorProto.FLOAT),
+              helper.make_node("Cast", ["p1"], ["p"], to=TensorProto.FLOAT),
+              helper.make_node("MatMul", ["p", "vh"], ["o0"]),
+              helper.make_node("Transpose", ["o0"], ["o1"], perm=[0, 2, 1, 3]),
+              helper.make_node("Reshape", ["o1", "merged_shape"], ["o"]),
+              helper.make_node("MatMul", ["o", "wo"], ["u"]), helper.make_node("Add", ["bo", "u"], ["y"])]
+    graph = helper.make_graph(nodes, "hf", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, t, d])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, t, d])],
+                              [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    proto.ir_version = 8
+    return proto
+
+
+def test_transformers_eager_attention_with_float_casts_normalizes_per_head() -> None:
+    """The no-op Casts after the Softmax are gone before `attention` looks (remove-noops runs first
+    among the rewrites); before, the heads stayed [1, 2, T, T] MatMuls that check-supported refused."""
+    proto = _hf_eager()
+    normalized = run_pipeline(OnnxModel.from_proto(proto), "normalize", PassContext(), verify=False)[0]
+    kinds = ops(normalized)
+    assert kinds.count("Softmax") == 2 and "Cast" not in kinds
+    assert_same_outputs(proto, normalized.to_proto(), {"x": rand(1, 5, 8, seed=7)})

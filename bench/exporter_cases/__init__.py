@@ -15,6 +15,7 @@ A case names its exporter, opset and batch form and the Python packages its expo
 - ``keras_cases``: Keras nets of the MLPerf Tiny shapes (DS-CNN, ResNet-8, MobileNetV1, the dense
   autoencoder) and small Conv1D, MLP, LayerNormalization, LSTM and GRU nets through tf2onnx
   (NHWC and ``inputs_as_nchw`` inputs, opsets 13 and 17, and through TFLite);
+- ``zoo_cases``: model-zoo architectures (timm, torchvision, transformers) scaled to the device;
 - ``hand_cases``: ONNX graphs written node by node for the forms no exporter above emits (Gemm
   alpha/beta/transA, Constant nodes, shape arithmetic, old opsets, float16/float64 graphs, ...).
 
@@ -30,6 +31,7 @@ from bench.exporter_cases.hand_cases import hand_cases
 from bench.exporter_cases.keras_cases import keras_cases
 from bench.exporter_cases.sklearn_cases import sklearn_cases
 from bench.exporter_cases.torch_cases import torch_cases
+from bench.exporter_cases.zoo_cases import zoo_cases
 
 __all__ = ["Case", "ExportedModel", "all_cases"]
 
@@ -37,7 +39,7 @@ __all__ = ["Case", "ExportedModel", "all_cases"]
 def all_cases() -> list[Case]:
     """Every case, torch first, then skl2onnx, the boosting libraries, Keras through tf2onnx, then the
     hand-made graphs (names are unique)."""
-    cases = torch_cases() + sklearn_cases() + gbm_cases() + keras_cases() + hand_cases()
+    cases = torch_cases() + sklearn_cases() + gbm_cases() + keras_cases() + hand_cases() + zoo_cases()
     names = [case.name for case in cases]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:

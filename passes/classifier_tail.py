@@ -9,6 +9,7 @@ import onnx_graphsurgeon as gs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
+from passes.fold_constants import constant_value
 from passes.normalize_util import (DEFAULT_DOMAINS, bypass, const_value, consumers, detach, drop_unused,
                                    is_graph_output, producer)
 from passes.remove_noops import kept_input, noop_reason
@@ -107,6 +108,45 @@ def _l1_of_probabilities(graph: gs.Graph, node: gs.Node) -> bool:
     return visible and bool(others) and all(r.op == "ArgMax" for r in others)
 
 
+def _picks_label(node: gs.Node) -> bool:
+    """Does ``node`` pick a class label from a table by index: skl2onnx's ArrayFeatureExtractor, or
+    hummingbird-ml's ``Gather(classes, ArgMax(scores)) {axis=0}``?"""
+    if len(node.inputs) != 2:
+        return False
+    if node.op == "ArrayFeatureExtractor" and node.domain == ML_DOMAIN:
+        return True
+    classes = const_value(node.inputs[0])
+    return (node.op == "Gather" and (node.domain or "") in DEFAULT_DOMAINS and int(node.attrs.get("axis", 0)) == 0
+            and classes is not None and classes.ndim == 1)
+
+
+def _binary_scores_output(graph: gs.Graph, index: gs.Tensor) -> gs.Tensor | None:
+    """The scores output ``p = Concat(Sub(1, s), s) {axis=1}``, ``s = Sigmoid(z)``, when ``index`` is
+    hummingbird-ml's binary class index ``Cast(Squeeze(Greater(z, 0)))`` (``z`` one logit: the
+    argmax of ``p`` is ``z > 0``), else None."""
+    node = producer(index)
+    while node is not None and node.op in _LABEL_PLUMBING and node.inputs:
+        node = producer(node.inputs[0])
+    if node is None or node.op != "Greater" or (node.domain or "") not in DEFAULT_DOMAINS:
+        return None
+    zero = constant_value(node.inputs[1])
+    if zero is None or zero.size != 1 or float(zero.reshape(-1)[0]) != 0.0:
+        return None
+    for sigmoid in consumers(node.inputs[0]):
+        if sigmoid.op != "Sigmoid" or (sigmoid.domain or "") not in DEFAULT_DOMAINS:
+            continue
+        s = sigmoid.outputs[0]
+        for concat in consumers(s):
+            if concat.op != "Concat" or int(concat.attrs.get("axis", 0)) not in (1, -1) or len(concat.inputs) != 2 \
+                    or concat.inputs[1] is not s or not is_graph_output(graph, concat.outputs[0]):
+                continue
+            sub = producer(concat.inputs[0])
+            one = constant_value(sub.inputs[0]) if sub is not None and sub.op == "Sub" else None
+            if one is not None and one.size == 1 and float(one.reshape(-1)[0]) == 1.0 and sub.inputs[1] is s:
+                return concat.outputs[0]
+    return None
+
+
 def _zipmap_reading(graph: gs.Graph, scores: gs.Tensor) -> gs.Node | None:
     for node in consumers(scores):
         if node.op == "ZipMap" and node.domain == ML_DOMAIN and is_graph_output(graph, node.outputs[0]):
@@ -177,13 +217,16 @@ class StripClassifierTail(Pass):
             if _l1_of_probabilities(graph, node):
                 bypass(graph, node)
         for node in list(graph.nodes):
-            if node.op != "ArrayFeatureExtractor" or node.domain != ML_DOMAIN or len(node.inputs) != 2:
+            if not _picks_label(node):
                 continue
             classes = const_value(node.inputs[0])
             argmax = producer(node.inputs[1])
+            label = _label_output(graph, node.outputs[0])
+            binary = _binary_scores_output(graph, node.inputs[1])
+            if classes is not None and label is not None and binary is not None:
+                return self._strip(model, label, binary, None, _labels(classes))
             if classes is None or argmax is None or argmax.op != "ArgMax":
                 continue
-            label = _label_output(graph, node.outputs[0])
             scores = argmax.inputs[0]
             zipmap = _zipmap_reading(graph, scores)
             if zipmap is None and not is_graph_output(graph, scores):

@@ -34,6 +34,17 @@ def constant_node_value(node: gs.Node) -> np.ndarray | None:
     return None
 
 
+def constant_value(tensor: gs.Tensor) -> np.ndarray | None:
+    """The value of an initializer or of a ``Constant`` node's output (for the passes that run before
+    `fold-constants` lowers those nodes), else None."""
+    if isinstance(tensor, gs.Constant):
+        return np.asarray(tensor.values)
+    made = tensor.inputs[0] if len(tensor.inputs) == 1 else None
+    if made is None or made.op != "Constant" or made.domain not in (None, "", "ai.onnx"):
+        return None
+    return constant_node_value(made)
+
+
 def lower_constant_nodes(graph: gs.Graph) -> int:
     """Turn ``Constant`` nodes into initializers with the dtype ONNX gives them; return the count."""
     lowered = 0

@@ -32,6 +32,7 @@ from passes.matmul_to_gemm import MatMulToGemm
 from passes.merge_transpose_axes import MergeTransposeAxes
 from passes.ml_ops import MlOpsToOnnx
 from passes.tree_ensembles import FoldAffineIntoTrees, TreeEnsembles
+from passes.hummingbird_trees import HummingbirdTrees
 from passes.tree_votes import TreeVotes
 from passes.sigmoid_l1 import SigmoidL1
 from passes.svm import SvmToOnnx
@@ -98,7 +99,8 @@ class Normalize(Pass):
 
     Order: name-nodes; to-float32 (float64/float16 models computed in float32); ml-to-onnx (scikit-learn's Scaler/LinearClassifier as standard ops, with the
     label path strip-classifier-tail knows); tree-ensembles (tree ensembles as one canonical
-    TreeEnsembleRegressor of raw scores, the same label path); tree-votes (AdaBoost's SAMME votes of
+    TreeEnsembleRegressor of raw scores, the same label path); hummingbird-trees (hummingbird-ml's
+    GEMM-form trees as such an ensemble; its tree_trav walks rejected with a clear error); tree-votes (AdaBoost's SAMME votes of
     single trees as one such ensemble and a Softmax); svm-to-onnx (kernel SVMs: support-vector
     Gemm, kernel table, votes); quadratic-scores (GaussianNB's log-likelihoods as two Gemms and a
     Softmax); sigmoid-l1 (one-vs-rest sigmoids divided by their sum as a final Sigmoid);
@@ -130,7 +132,8 @@ class Normalize(Pass):
         changed = False
         opts = self.options
         prologue: list[tuple[type[Pass], Any]] = [
-            (NameNodes, None), (ToFloat32, None), (MlOpsToOnnx, None), (TreeEnsembles, None), (TreeVotes, None),
+            (NameNodes, None), (ToFloat32, None), (MlOpsToOnnx, None), (TreeEnsembles, None), (HummingbirdTrees, None),
+            (TreeVotes, None),
             (SvmToOnnx, None),
             (QuadraticScores, None), (SigmoidL1, None),
             (StripClassifierTail, None),

@@ -43,6 +43,7 @@ from transpiler.annotations import CLASS_SCORES
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
+from passes.fold_constants import constant_value
 from passes.normalize_util import (DEFAULT_DOMAINS, NameSource, add_node, consumers, detach, drop_unused,
                                    is_graph_output, new_constant, new_variable, origin_of, producer, set_origin)
 
@@ -75,7 +76,7 @@ def _between(start: gs.Tensor, end: gs.Tensor) -> list[gs.Node] | None:
     stack = [end]
     while stack:
         tensor = stack.pop()
-        if tensor is start or isinstance(tensor, gs.Constant):
+        if tensor is start or constant_value(tensor) is not None:
             continue
         node = producer(tensor)
         if node is None or node.op not in _TAIL_OPS or (node.domain or "") not in DEFAULT_DOMAINS:
@@ -95,13 +96,13 @@ def _between(start: gs.Tensor, end: gs.Tensor) -> list[gs.Node] | None:
 def _computes_sigmoid_l1(nodes: list[gs.Node], start: gs.Tensor, end: gs.Tensor, opset: int) -> bool:
     """Does onnxruntime, running ``nodes`` alone on random rows ``z``, give ``s / sum(s)``,
     ``s = sigmoid(z)``?"""
-    constants = {t.name: t for n in nodes for t in n.inputs if isinstance(t, gs.Constant)}
+    constants = {t.name: value for n in nodes for t in n.inputs if (value := constant_value(t)) is not None}
     made = [onnx.helper.make_node(n.op, [t.name for t in n.inputs], [t.name for t in n.outputs], name=n.name,
                                   **n.attrs) for n in nodes]
     graph = onnx.helper.make_graph(
         made, "tail", [onnx.helper.make_tensor_value_info(start.name, onnx.TensorProto.FLOAT, [None, None])],
         [onnx.helper.make_tensor_value_info(end.name, onnx.TensorProto.FLOAT, None)],
-        [onnx.numpy_helper.from_array(np.asarray(t.values), name) for name, t in constants.items()])
+        [onnx.numpy_helper.from_array(value, name) for name, value in constants.items()])
     proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)], ir_version=8)
     rows = np.random.default_rng(0).normal(0.0, 3.0, (CHECK_ROWS, 4)).astype(np.float32)
     try:

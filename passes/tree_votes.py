@@ -216,7 +216,7 @@ class TreeVotes(Pass):
             return False
         ensemble = Ensemble(trees, classes, [float(v) for v in base], "NONE", "SUM", None)
         attrs = regressor_attrs(ensemble, leaves, ensemble.base)
-        if not self._same_scores(graph, x, scores, attrs, trees, model.opset or 13):
+        if not same_scores(graph, x, scores, attrs, trees, model.opset or 13):
             return False
         origin = [name for node in [*nodes, *head[0], *[m for pair in members for m in pair]]
                   for name in origin_of(model, node)]
@@ -286,27 +286,28 @@ class TreeVotes(Pass):
         want /= want.sum(axis=1, keepdims=True)
         return got.shape == want.shape and bool(np.allclose(got, want, rtol=1e-4, atol=1e-6))
 
-    @staticmethod
-    def _same_scores(graph: gs.Graph, x: gs.Tensor, scores: gs.Tensor, attrs: dict[str, object],
-                     trees: list[Tree], opset: int) -> bool:
-        """Does the new ensemble give the graph's ``scores`` on random inputs around the thresholds?"""
-        run = evaluator(graph, x, scores)
-        width = x.shape[1] if x.shape is not None and len(x.shape) == 2 else None
-        if run is None or not isinstance(width, int):
-            return False
-        node = onnx.helper.make_node("TreeEnsembleRegressor", [x.name], [scores.name], domain=ML_DOMAIN, **attrs)
-        proto = onnx.helper.make_model(
-            onnx.helper.make_graph([node], "votes", [onnx.helper.make_tensor_value_info(x.name, onnx.TensorProto.FLOAT,
-                                                                                        [None, width])],
-                                   [onnx.helper.make_tensor_value_info(scores.name, onnx.TensorProto.FLOAT, None)]),
-            opset_imports=[onnx.helper.make_opsetid("", opset), onnx.helper.make_opsetid(ML_DOMAIN, 1)], ir_version=8)
-        thresholds = [b.threshold for tree in trees for b in tree.branches.values()] or [0.0]
-        rng = np.random.default_rng(2)
-        rows = rng.choice(thresholds, (CHECK_ROWS * 4, width)) + rng.normal(0.0, 0.5, (CHECK_ROWS * 4, width))
-        try:
-            want = run(rows)
-            got = np.asarray(ort.session(proto).run(None, {x.name: rows.astype(np.float32)})[0], dtype=np.float64)
-        except Exception:    # onnxruntime's own exception types
-            return False
-        scale = max(float(np.abs(want).max()), 1e-6)
-        return got.shape == want.shape and float(np.abs(got - want).max()) <= TOLERANCE * scale
+
+def same_scores(graph: gs.Graph, x: gs.Tensor, scores: gs.Tensor, attrs: dict[str, object],
+                trees: list[Tree], opset: int) -> bool:
+    """Does the TreeEnsembleRegressor of ``attrs`` (over ``trees``) give the graph's ``scores`` on random
+    inputs ``x`` around the thresholds (onnxruntime on both, one row at a time)?"""
+    run = evaluator(graph, x, scores)
+    width = x.shape[1] if x.shape is not None and len(x.shape) == 2 else None
+    if run is None or not isinstance(width, int):
+        return False
+    node = onnx.helper.make_node("TreeEnsembleRegressor", [x.name], [scores.name], domain=ML_DOMAIN, **attrs)
+    proto = onnx.helper.make_model(
+        onnx.helper.make_graph([node], "votes", [onnx.helper.make_tensor_value_info(x.name, onnx.TensorProto.FLOAT,
+                                                                                    [None, width])],
+                               [onnx.helper.make_tensor_value_info(scores.name, onnx.TensorProto.FLOAT, None)]),
+        opset_imports=[onnx.helper.make_opsetid("", opset), onnx.helper.make_opsetid(ML_DOMAIN, 1)], ir_version=8)
+    thresholds = [b.threshold for tree in trees for b in tree.branches.values()] or [0.0]
+    rng = np.random.default_rng(2)
+    rows = rng.choice(thresholds, (CHECK_ROWS * 4, width)) + rng.normal(0.0, 0.5, (CHECK_ROWS * 4, width))
+    try:
+        want = run(rows)
+        got = np.asarray(ort.session(proto).run(None, {x.name: rows.astype(np.float32)})[0], dtype=np.float64)
+    except Exception:    # onnxruntime's own exception types
+        return False
+    scale = max(float(np.abs(want).max()), 1e-6)
+    return got.shape == want.shape and float(np.abs(got - want).max()) <= TOLERANCE * scale

@@ -16,6 +16,10 @@ A case names its exporter, opset and batch form and the Python packages its expo
   autoencoder) and small Conv1D, MLP, LayerNormalization, LSTM and GRU nets through tf2onnx
   (NHWC and ``inputs_as_nchw`` inputs, opsets 13 and 17, and through TFLite);
 - ``zoo_cases``: model-zoo architectures (timm, torchvision, transformers) scaled to the device;
+- ``simplified_cases``: torch, skl2onnx and Keras exports rewritten by onnx-simplifier (``-sim``) and
+  onnxslim (``-slim``);
+- ``hummingbird_cases``: scikit-learn models as tensor graphs by hummingbird-ml (trees in its GEMM,
+  tree_trav and perf_tree_trav forms, linear models, MLPs, scaler pipelines);
 - ``hand_cases``: ONNX graphs written node by node for the forms no exporter above emits (Gemm
   alpha/beta/transA, Constant nodes, shape arithmetic, old opsets, float16/float64 graphs, ...).
 
@@ -28,7 +32,9 @@ from __future__ import annotations
 from bench.exporter_cases.common import Case, ExportedModel
 from bench.exporter_cases.gbm_cases import gbm_cases
 from bench.exporter_cases.hand_cases import hand_cases
+from bench.exporter_cases.hummingbird_cases import hummingbird_cases
 from bench.exporter_cases.keras_cases import keras_cases
+from bench.exporter_cases.simplified_cases import simplified_cases
 from bench.exporter_cases.sklearn_cases import sklearn_cases
 from bench.exporter_cases.torch_cases import torch_cases
 from bench.exporter_cases.zoo_cases import zoo_cases
@@ -37,9 +43,10 @@ __all__ = ["Case", "ExportedModel", "all_cases"]
 
 
 def all_cases() -> list[Case]:
-    """Every case, torch first, then skl2onnx, the boosting libraries, Keras through tf2onnx, then the
-    hand-made graphs (names are unique)."""
-    cases = torch_cases() + sklearn_cases() + gbm_cases() + keras_cases() + hand_cases() + zoo_cases()
+    """Every case, torch first, then skl2onnx, the boosting libraries, Keras through tf2onnx, the
+    hand-made graphs, the model zoos, the simplified exports and hummingbird's (names are unique)."""
+    cases = (torch_cases() + sklearn_cases() + gbm_cases() + keras_cases() + hand_cases() + zoo_cases()
+             + simplified_cases() + hummingbird_cases())
     names = [case.name for case in cases]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:

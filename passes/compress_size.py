@@ -29,6 +29,7 @@ Example (lenet5_mnist, dense): fc ``[120, 400]`` is 96,000 B of weights + 480 B 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -285,6 +286,21 @@ def float32_bytes(model: OnnxModel) -> int:
     return total
 
 
+STRONGEST_DENSITY = {"fc": 0.005, "conv": 0.015}
+"""The fewest weights SparseComp can be expected to keep, per layer kind: about twice the strongest
+compression measured (docs/sparsecomp.md: a fully connected MNIST MLP at 108x its float32 bytes, about 1 %
+of its weights; convolutional models at 4.6-36x). A model whose parameters exceed the budget even at
+these densities (:func:`compression_floor`) is rejected before separate/sparsify spend minutes on it."""
+
+
+def compression_floor(size: ModelSize) -> int:
+    """The parameter bytes of ``size``'s model if every layer kept only :data:`STRONGEST_DENSITY` of its
+    weights (biases, shifts, descriptors and the other constants as they are): a lower bound of what
+    separate + sparsify can reach."""
+    return sum(layer.bytes_at(max(1, math.ceil(layer.weights * STRONGEST_DENSITY[layer.op])))
+               for layer in size.layers) + size.other_bytes
+
+
 LUT_TABLE_BYTES = 2 * 1025
 """The largest lut table (backends/lower_lut.py: 1024 segments)."""
 ALIAS_OPS = ("Relu", "Clip", "LeakyRelu", "Flatten", "Reshape", "Softmax", "LogSoftmax", "Sigmoid")
@@ -381,5 +397,5 @@ def weight_budget(model: OnnxModel, fram_bytes: int, sram_bytes: int,
     return max(int(fram_bytes * (1.0 - FRAM_MARGIN)) - overhead, 0)
 
 
-__all__ = ["LayerSize", "ModelSize", "embedding_bytes", "float32_bytes", "fram_overhead", "layer_size", "measured_fram_overhead",
+__all__ = ["LayerSize", "ModelSize", "compression_floor", "embedding_bytes", "float32_bytes", "fram_overhead", "layer_size", "measured_fram_overhead",
            "model_size", "sparse_form_bytes", "weight_budget"]

@@ -256,6 +256,34 @@ def test_compile_without_data_says_compression_needs_it(tmp_path: Path, capsys: 
     assert not (tmp_path / "b").exists()
 
 
+def test_compile_rejects_at_once_a_model_that_no_compression_fits(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A conv net whose weights exceed the budget even at the strongest density SparseComp reaches is
+    refused before separate/sparsify run (they took 10 minutes on torchvision's regnet_x_400mf), with
+    the bytes it would need and the factor it is over."""
+    rng = np.random.default_rng(0)
+    inits = {"w1": rng.standard_normal((64, 3, 3, 3)) * 0.2, "w2": rng.standard_normal((256, 64, 3, 3)) * 0.05,
+             "w3": rng.standard_normal((256, 256, 3, 3)) * 0.02, "wf": rng.standard_normal((10, 256)) * 0.1}
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("Conv", ["r1", "w2"], ["c2"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c2"], ["r2"]),
+             helper.make_node("Conv", ["r2", "w3"], ["c3"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c3"], ["r3"]),
+             helper.make_node("GlobalAveragePool", ["r3"], ["g"]), helper.make_node("Flatten", ["g"], ["f"]),
+             helper.make_node("Gemm", ["f", "wf"], ["y"], transB=1)]
+    graph = helper.make_graph(nodes, "wide", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 4, 4])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 10])],
+                              [onnx.numpy_helper.from_array(v.astype(np.float32), k) for k, v in inits.items()])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    proto.ir_version = 8
+    onnx.save(proto, tmp_path / "wide.onnx")
+    np.savez(tmp_path / "d.npz", x=rng.standard_normal((64, 1, 3, 4, 4)).astype(np.float32))
+    code = main([str(tmp_path / "wide.onnx"), "-o", str(tmp_path / "b"), "--data", str(tmp_path / "d.npz"), "--fram",
+                 "48KiB"])
+    _, err = capsys.readouterr()
+    assert code == 2 and "cannot fit --fram 49,152 B" in err and "would take at least" in err, err
+    assert "x the" in err and "fewer weights" in err
+    assert not (tmp_path / "b").exists()
+
+
 class _ScriptedTune:
     """A FineTune stand-in: training does nothing, and a measurement after a cut that removed more
     than ``limit`` of the weights kept at the last good measurement reads 2 points down."""

@@ -7,10 +7,13 @@ When the model's parameters, in Q15 with indices, biases, shifts and descriptors
 (:func:`passes.compress_size.weight_budget`), the default pipeline gains
 ``separate{budget=B,max-drop=D},sparsify{budget=B,max-drop=D}`` right after normalize
 (:func:`with_compression`; not when the budget leaves nothing for the weights: no compression can
-help then, and plan-memory names what overflows): first the low-rank separation of oversized layers, then pruning with
-fine-tuning to the budget, both bounded by ``--max-drop`` accuracy points on the validation part of
-``--data``. Without ``--data`` that is an error (compressing needs data); ``--compress never``
-leaves the pipeline alone (plan-memory then reports the overflow). The compile summary and
+help then, and plan-memory names what overflows): first the low-rank separation of oversized layers,
+then pruning with fine-tuning to the budget, both bounded by ``--max-drop`` accuracy points on the
+validation part of ``--data``. A model whose parameters exceed the budget even at the strongest
+compression SparseComp reaches (:func:`passes.compress_size.compression_floor`) is rejected at once
+with a BudgetError saying by how much, instead of after minutes of compression. Without ``--data``
+that is an error (compressing needs data); ``--compress never`` leaves the pipeline alone
+(plan-memory then reports the overflow). The compile summary and
 report.txt gain the per-layer table: :func:`compression_summary` / :func:`format_compression`.
 """
 
@@ -40,14 +43,15 @@ def compression_spec(args: argparse.Namespace, model: Any, data: Any,
                      input_shapes: dict[str, tuple[int, ...]] | None = None) -> str | None:
     """The ``separate{...},sparsify{...}`` text the flags and the model ask for, or None when the
     model fits (or ``--compress never``). Raises BudgetError when compression is needed without data."""
-    from passes.compress_size import model_size, weight_budget
+    from passes.compress_size import STRONGEST_DENSITY, compression_floor, model_size, weight_budget
     from passes.normalize import Normalize
     from transpiler.pass_infra import PassContext
 
     if getattr(args, "compress", "auto") == "never":
         return None
     normalized = Normalize(context=PassContext(data=data, input_shapes=dict(input_shapes or {}))).run(model.copy()).model
-    size = model_size(normalized).total
+    sizes = model_size(normalized)
+    size = sizes.total
     stack = getattr(args, "stack", None)
     budget = weight_budget(normalized, args.fram, args.sram, *([stack] if stack is not None else []),
                            measured=True, persistent=_persistent(args))
@@ -55,6 +59,18 @@ def compression_spec(args: argparse.Namespace, model: Any, data: Any,
         # budget 0: the code and the activations alone fill --fram, so no compression of the weights
         # can fit the model; plan-memory's error then names what overflows (and the largest buffers)
         return None
+    floor = compression_floor(sizes)
+    if floor > budget:
+        weights = sum(layer.weights for layer in sizes.layers)
+        over = floor / budget
+        raise BudgetError(
+            f"the model cannot fit --fram {args.fram:,} B: its {weights:,} weights take {size:,} B in Q15 and even "
+            f"compressed as far as SparseComp goes (keeping {100 * STRONGEST_DENSITY['conv']:g} % of a conv's weights, "
+            f"{100 * STRONGEST_DENSITY['fc']:g} % of a fully connected layer's) they would take at least {floor:,} B, "
+            f"{over:.1f}x the {budget:,} B left for them after code and FRAM activations",
+            location=Location(file=str(getattr(args, "model", "")) or None),
+            hint=f"use a smaller model (about {over:.0f}x fewer weights: fewer or narrower layers, a width "
+                 f"multiplier, fewer classes), or a larger --fram")
     if data is None:
         raise BudgetError(f"the model's parameters take {size:,} B in Q15 but --fram {args.fram:,} B leaves about "
                           f"{budget:,} B for them (after code and FRAM activations); compressing them to fit "

@@ -528,6 +528,22 @@ def node_findings(model: OnnxModel, node: gs.Node, regions: set[int] | None = No
             for reason, hint in problems]
 
 
+def masked_softmax(tensor: gs.Tensor) -> gs.Node | None:
+    """The first Softmax that ``tensor`` (a graph input) reaches through any nodes other than an
+    embedding lookup: an input that masks attention scores (transformers' ``attention_mask``), or None."""
+    seen: set[int] = set()
+    frontier = [tensor]
+    while frontier:
+        for node in frontier.pop(0).outputs:
+            if id(node) in seen or is_embedding(node):
+                continue
+            seen.add(id(node))
+            if node.op == "Softmax":
+                return node
+            frontier.extend(node.outputs)
+    return None
+
+
 def graph_findings(model: OnnxModel) -> list[str]:
     """Graph-level problems a user can cause: non-float or non-batch-1 inputs, non-tensor outputs."""
     out = []
@@ -535,6 +551,13 @@ def graph_findings(model: OnnxModel) -> list[str]:
     why = f" (batch-one kept its batch of {kept['batch']}: {kept['problem']})" if isinstance(kept, dict) else ""
     for tensor in model.graph.inputs:
         shape = static_shape(tensor)
+        softmax = masked_softmax(tensor)
+        if softmax is not None and not (tensor.dtype is not None and np.dtype(tensor.dtype) == np.float32):
+            out.append(f"input '{tensor.name}' is an attention mask (it reaches the scores of '{softmax.name}'): "
+                       f"attention masked at run time is not supported, the device attends over every position "
+                       f"of a fixed-length sequence; export the model without the mask input (transformers: "
+                       f"call it with input_ids only) and give it sequences of that length")
+            continue
         if tensor.dtype is not None and is_token_input(tensor):
             if not tensor.outputs or not all(is_embedding(n) and n.inputs[1] is tensor for n in tensor.outputs):
                 readers = ", ".join(f"{n.name} ({n.op})" for n in tensor.outputs) or "none"

@@ -68,9 +68,11 @@ class Region:
 
 
 def _feature_map(tensor: gs.Tensor) -> bool:
-    """A ``[1, C, L]`` or ``[1, C, H, W]`` activation."""
+    """A ``[1, C, L]`` or ``[1, C, H, W]`` float activation (not a boolean or integer one: a mask a
+    ``Where`` reads is no linear map's input)."""
     shape = static_shape(tensor)
-    return not is_const(tensor) and shape is not None and len(shape) in (3, 4) and shape[0] == 1
+    return not is_const(tensor) and shape is not None and len(shape) in (3, 4) and shape[0] == 1 \
+        and tensor.dtype is not None and np.issubdtype(np.dtype(tensor.dtype), np.floating)
 
 
 def _same_for_every_channel(node: gs.Node) -> bool:

@@ -49,10 +49,10 @@ def test_every_unsupported_node_is_listed_in_one_error() -> None:
 
 ATTRIBUTE_LEVEL = """
 <ir_version: 8, opset_import: ["" : 13]>
-g (float[1, 2, 4, 4] x, float[2, 2, 1, 1] w) => (float[1, 2, 8, 4] c, float[1, 2, 4, 4] a, int64[1, 2, 2, 2] i,
+g (float[1, 2, 4, 4] x, float[2, 2, 1, 1] w) => (float[2, 2, 4, 4] c, float[1, 2, 4, 4] a, int64[1, 2, 2, 2] i,
                                                   float[1, 8] f, float[1, 2, 4, 4] l, float[3, 32] z) {
     k = Conv <kernel_shape = [1, 1]> (x, w)
-    c = Concat <axis = 2> (k, grid4)
+    c = Concat <axis = 0> (k, grid4)
     a = Mul(x, row)
     r = Reshape(a, flat)
     z = Mul(r, grid)
@@ -71,7 +71,7 @@ def test_attribute_level_problems_are_all_reported() -> None:
         run_pass(Normalize, load(proto))
     details = "\n".join(info.value.details)
     assert "'Mul_2'" not in details           # a constant map of x's shape (broadcast [2, 1, 4]): a mul step
-    for words in ["weights are not a constant", "Concat on axis 2", "the constant [3,32] enlarges [1,32]",
+    for words in ["weights are not a constant", "Concat on axis 0", "the constant [3,32] enlarges [1,32]",
                   "the Indices output is used", "Softmax inside the network", "ThresholdedRelu is not supported"]:
         assert words in details, details
 

@@ -90,3 +90,29 @@ def test_dynamo_adaptive_average_pool_normalizes_with_the_same_outputs(size: int
     after = run_pass(Normalize, load(proto)).model
     assert ops(after) == ["Conv", "Conv", "Reshape", "Conv", "Reshape"]
     assert_same_outputs(proto, after.to_proto(), {proto.graph.input[0].name: rand(1, 1, size, size)})
+
+
+def test_a_where_over_a_boolean_attention_mask_is_no_region_and_the_mask_is_named() -> None:
+    """transformers' BERT with an ``attention_mask`` input: ``Where(bool mask, 0, -big)`` added to the
+    scores. The boolean ``[1, 1, T]`` mask is no float map: spatial-linear fed it floats in onnxruntime
+    (an internal error); now check-supported names the input as a runtime attention mask."""
+    proto = parse("""
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (float[1, 4, 6] x, int64[1, 4] mask) => (float[1, 4, 6] y) {
+        xt = Transpose <perm = [0, 2, 1]> (x)
+        scores = MatMul(x, xt)
+        keep = Cast <to = 9> (mask)
+        axes = Constant <value = int64[1] {1}> ()
+        keep3 = Unsqueeze(keep, axes)
+        zero = Constant <value = float {0.0}> ()
+        big = Constant <value = float {-10000.0}> ()
+        bias = Where(keep3, zero, big)
+        masked = Add(scores, bias)
+        p = Softmax <axis = -1> (masked)
+        y = MatMul(p, x)
+    }
+    """)
+    assert not run_pass(SpatialLinear, static(proto)).changed
+    with pytest.raises(UnsupportedError) as caught:
+        Normalize().run(load(proto))
+    assert "input 'mask' is an attention mask" in "\n".join(caught.value.details)

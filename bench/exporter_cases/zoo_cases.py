@@ -4,7 +4,8 @@
   (``test_efficientnet``, ``test_byobnet``, ``test_convnext``, ``test_nfnet``, ``test_vit``, ...) and of
   small regular ones (``mobilenetv3_small_050``, ``lcnet_035``), input 3x32x32;
 - ``zoo_tv_*``: torchvision classifiers built small (``mobilenet_v2(width_mult=0.25)``,
-  ``mobilenet_v3_small(width_mult=0.25)``, ``shufflenet_v2_x0_5``, ``squeezenet1_1``, ``mnasnet0_5``)
+  ``mobilenet_v3_small(width_mult=0.25)`` and ``(width_mult=0.1)``, ``shufflenet_v2_x0_5``,
+  ``squeezenet1_1``, ``mnasnet0_5``)
   and two far too large for the device (``resnet18``, ``regnet_x_400mf``: the compile must refuse them
   in seconds), 10 classes, input 3x32x32;
 - ``zoo_hf_*``: transformers models from tiny configs built in code (hidden size 32, 2 layers, 2 heads; no
@@ -46,7 +47,7 @@ TIMM_NETS: tuple[str, ...] = (
 LEGACY_OPSET17 = frozenset({"test_vit"})
 """timm nets whose attention (``F.scaled_dot_product_attention``) the legacy exporter writes from opset 14 on."""
 TORCHVISION_NETS: tuple[str, ...] = (
-    "mobilenet_v2_w025", "mobilenet_v3_small_w025", "shufflenet_v2_x0_5", "squeezenet1_1", "mnasnet0_5",
+    "mobilenet_v2_w025", "mobilenet_v3_small_w025", "mobilenet_v3_small_w010", "shufflenet_v2_x0_5", "squeezenet1_1", "mnasnet0_5",
     "resnet18", "regnet_x_400mf",
 )
 HF_NETS: tuple[str, ...] = ("bert", "bert_mask", "distilbert", "distilbert_mask", "vit", "mobilevit")
@@ -81,8 +82,8 @@ def _torchvision(name: str) -> Any:
     models = load_torchvision().models
     if name == "mobilenet_v2_w025":
         return models.mobilenet_v2(width_mult=0.25, num_classes=CLASSES)
-    if name == "mobilenet_v3_small_w025":
-        return models.mobilenet_v3_small(width_mult=0.25, num_classes=CLASSES)
+    if name.startswith("mobilenet_v3_small_w"):      # w025: width_mult 0.25, w010: 0.1
+        return models.mobilenet_v3_small(width_mult=int(name[-3:]) / 100, num_classes=CLASSES)
     return getattr(models, name)(num_classes=CLASSES)
 
 

@@ -126,6 +126,14 @@ QUANTIZED_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantiz
                            "QLinearLeakyRelu", "QLinearSoftmax", "DynamicQuantizeMatMul", "MatMulIntegerToFloat"})
 """Ops of integer-quantized models (default and com.microsoft domains) that `dequantize` leaves."""
 
+_CUSTOM_HINTS: dict[str, str] = {
+    "com.microsoft.nchwc": "onnxruntime saved this model at ORT_ENABLE_ALL, in the blocked NCHWc layout of the "
+                           "CPU it ran on; give the original model, or save it at ORT_ENABLE_EXTENDED or lower",
+    "com.microsoft": "an onnxruntime op that expand-contrib-ops does not expand (passes/contrib_ops.py lists "
+                     "those it does); give the model as exported, before onnxruntime's optimizations",
+}
+"""What to do about an op of a custom domain, per domain."""
+
 Rule = Callable[[OnnxModel, gs.Node], list[tuple[str, str]]]
 
 
@@ -501,8 +509,8 @@ def node_findings(model: OnnxModel, node: gs.Node, regions: set[int] | None = No
     elif domain == ML_DOMAIN and node.op in TREE_OPS:
         problems = _trees(node)
     elif domain not in DEFAULT_DOMAINS:
-        hint = _ML_HINTS.get(node.op, _ML_HINT) if domain == "ai.onnx.ml" else \
-            "custom-domain ops are not supported; export with standard ONNX ops"
+        hint = _ML_HINTS.get(node.op, _ML_HINT) if domain == "ai.onnx.ml" else _CUSTOM_HINTS.get(
+            domain, "custom-domain ops are not supported; export with standard ONNX ops")
         found = model.annotations.get(node.name, ML_PROBLEM)
         problems = [(str(found["reason"]), str(found["hint"]))] if isinstance(found, dict) else \
             [(f"op from domain '{domain}'", hint)]

@@ -15,12 +15,14 @@ from passes.canonical_arith import CanonicalizeArith
 from passes.canonical_reshape import CanonicalizeReshape
 from passes.check_supported import CheckSupported
 from passes.classifier_tail import StripClassifierTail
+from passes.contrib_ops import ExpandContribOps
 from passes.explicit_attributes import ExplicitAttributes
 from passes.fold_batchnorm import FoldBatchNorm
 from passes.fold_into_next import FoldIntoNext
 from passes.fold_constants import FoldConstants
 from passes.channel_last_matmul import ChannelLastMatMul
 from passes.fold_pad import FoldPad
+from passes.gemm_rows import GemmRows
 from passes.global_max_pool import GlobalMaxPoolToMaxPool
 from passes.attention import Attention
 from passes.attention_op import AttentionOp
@@ -64,7 +66,7 @@ from passes.upgrade_opset import UpgradeOpset, UpgradeOpsetOptions
 REWRITES: tuple[type[Pass], ...] = (RemoveNoops, AttentionOp, Attention, LayerNorm, RmsNorm, GroupNorm, ExplicitAttributes, FoldPad, ReduceMeanToGap,
                                     GlobalMaxPoolToMaxPool, ChannelLastMatMul, SplitToSlices, MoveTransposes,
                                     MergeTransposeAxes,
-                                    ActivationArith, MatMulToGemm,
+                                    ActivationArith, GemmRows, MatMulToGemm,
                                     BinaryScores, CanonicalizeArith, FoldAffineIntoTrees, FoldBatchNorm, FoldIntoNext,
                                     CanonicalizeReshape, BatchAxisReshape,
                                     FoldConstants, SpatialLinear, RepeatUpsample, BroadcastActivations,
@@ -132,8 +134,8 @@ class Normalize(Pass):
         changed = False
         opts = self.options
         prologue: list[tuple[type[Pass], Any]] = [
-            (NameNodes, None), (ToFloat32, None), (MlOpsToOnnx, None), (TreeEnsembles, None), (HummingbirdTrees, None),
-            (TreeVotes, None),
+            (NameNodes, None), (ExpandContribOps, None), (ToFloat32, None), (MlOpsToOnnx, None), (TreeEnsembles, None),
+            (HummingbirdTrees, None), (TreeVotes, None),
             (SvmToOnnx, None),
             (QuadraticScores, None), (SigmoidL1, None),
             (StripClassifierTail, None),

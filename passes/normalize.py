@@ -63,7 +63,8 @@ from passes.unroll_recurrent import UnrollRecurrent
 from passes.upgrade_opset import UpgradeOpset, UpgradeOpsetOptions
 
 #: Rewrites that may enable each other; repeated (with shape inference) until none changes anything.
-REWRITES: tuple[type[Pass], ...] = (RemoveNoops, AttentionOp, Attention, LayerNorm, RmsNorm, GroupNorm, ExplicitAttributes, FoldPad, ReduceMeanToGap,
+REWRITES: tuple[type[Pass], ...] = (ExpandContribOps, RemoveNoops, AttentionOp, Attention, LayerNorm, RmsNorm, GroupNorm,
+                                    ExplicitAttributes, FoldPad, ReduceMeanToGap,
                                     GlobalMaxPoolToMaxPool, ChannelLastMatMul, SplitToSlices, MoveTransposes,
                                     MergeTransposeAxes,
                                     ActivationArith, GemmRows, MatMulToGemm,

@@ -10,7 +10,10 @@ and besides: the dynamo exporter at opset 18 ``-b8`` for five nets; float16 (thr
 float64 (two dense nets: onnxruntime has no float64 Conv to compare with) at opset 13; the legacy
 opsets 7, 9, 15 and 18 for two nets; the dynamo exporter at opset 23 ``-b1`` for six nets
 (``OPSET23_NETS``: RMSNormalization and the newest op versions); four nets (``QDQ_NETS``) at opset 13 ``-b1`` quantized to int8
-QDQ by onnxruntime.quantization (``-qdq``: the C is compared with onnxruntime on the int8 model).
+QDQ by onnxruntime.quantization (``-qdq``: the C is compared with onnxruntime on the int8 model);
+every net at legacy opset 17 ``-b1`` as onnxruntime saves it after its ``ORT_ENABLE_EXTENDED``
+graph optimizations (``-ortopt``: FusedConv, FusedGemm, SkipLayerNormalization, ...; compared
+with onnxruntime on that model).
 ``adaptive_3x2of8``, ``adaptive_3x3of7`` and ``adaptive_3x3of10`` (output sizes that do not divide
 the input) and ``rmsnorm_torch`` (nn.RMSNorm) only through dynamo: the legacy exporter cannot export
 them.
@@ -88,10 +91,11 @@ DYNAMIC_EXAMPLE_BATCH = 2
 
 
 def export_torch(net_name: str, exporter: str, opset: int, batch: str, constant_folding: bool = True,
-                 dtype: str = "float32", qdq: bool = False) -> ExportedModel:
+                 dtype: str = "float32", qdq: bool = False, ortopt: bool = False) -> ExportedModel:
     """Make ``net_name`` (seeded), export it with ``exporter`` (``legacy`` or ``dynamo``) at ``opset``
     with ``batch`` (``dynamic`` or a fixed size) in ``dtype``, and draw its samples; with ``qdq``,
-    quantize the export to int8 (:func:`int8_qdq`)."""
+    quantize the export to int8 (:func:`int8_qdq`); with ``ortopt``, the model onnxruntime saves after
+    its graph optimizations (:func:`ort_optimized`)."""
     import torch
 
     from bench.exporter_cases.torch_nets import NETS, randomize_batchnorm, template_data, train_briefly
@@ -133,6 +137,8 @@ def export_torch(net_name: str, exporter: str, opset: int, batch: str, constant_
                else rng.standard_normal((SAMPLES, *sample_shape)).astype(np.float32))
     if qdq:
         proto = int8_qdq(proto, samples[:QDQ_CALIBRATION])
+    if ortopt:
+        proto = ort_optimized(proto)
     return ExportedModel(proto, {proto.graph.input[0].name: samples}, regressor=net_name in AUTOENCODERS)
 
 
@@ -171,14 +177,31 @@ def int8_qdq(proto: onnx.ModelProto, samples: np.ndarray) -> onnx.ModelProto:
         root.setLevel(level)
 
 
+def ort_optimized(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """``proto`` as onnxruntime saves it (``optimized_model_filepath``) after its
+    ``ORT_ENABLE_EXTENDED`` graph optimizations: fused ``com.microsoft`` ops, folded BatchNorms."""
+    import tempfile
+    from pathlib import Path
+
+    import onnxruntime as rt
+
+    with tempfile.TemporaryDirectory() as folder:
+        options = rt.SessionOptions()
+        options.graph_optimization_level = rt.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.optimized_model_filepath = str(Path(folder) / "optimized.onnx")
+        rt.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        return onnx.load(options.optimized_model_filepath)
+
+
 def _case(net_name: str, exporter: str, opset: int, batch: str, constant_folding: bool = True,
-          dtype: str = "float32", qdq: bool = False) -> Case:
-    """The case of one export; its name is ``NET-EXPORTEROPSET-bBATCH[-nofold][-DTYPE][-qdq]``."""
+          dtype: str = "float32", qdq: bool = False, ortopt: bool = False) -> Case:
+    """The case of one export; its name is ``NET-EXPORTEROPSET-bBATCH[-nofold][-DTYPE][-qdq][-ortopt]``."""
     name = (f"{net_name}-{exporter}{opset}-b{'dyn' if batch == 'dynamic' else batch}"
             + ("" if constant_folding else "-nofold") + ("" if dtype == "float32" else f"-{dtype}")
-            + ("-qdq" if qdq else ""))
+            + ("-qdq" if qdq else "") + ("-ortopt" if ortopt else ""))
     requires = ("torch", "onnxscript") if exporter == "dynamo" else ("torch",)
-    build = functools.partial(export_torch, net_name, exporter, opset, batch, constant_folding, dtype, qdq)
+    build = functools.partial(export_torch, net_name, exporter, opset, batch, constant_folding, dtype, qdq,
+                              ortopt)
     return Case(name, f"torch-{exporter}", opset, batch, requires, build)
 
 
@@ -216,4 +239,6 @@ def torch_cases() -> list[Case]:
         cases.append(_case(net, "legacy", 13, "1", qdq=True))
     for opset in (7, 9, 15, 18):
         cases += [_case("bn_unfused", "legacy", opset, "dynamic"), _case("rgb_dil_gap", "legacy", opset, "1")]
+    cases += [_case(net, "legacy", 17, "1", ortopt=True) for net in NET_NAMES
+              if net not in LEGACY_UNEXPORTABLE and net not in TOO_SLOW_FOR_THE_SWEEP]
     return cases

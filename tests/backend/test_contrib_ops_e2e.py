@@ -214,3 +214,19 @@ def test_a_model_optimized_by_onnxruntime_compiles_and_matches_it(tmp_path: Path
                     for q in quantized])
     assert np.mean(got.argmax(axis=1) == want.argmax(axis=1)) >= 0.97
     assert np.abs(got - want).max() <= 0.05 * np.abs(want).max()
+
+
+def test_a_transposed_operand_whose_shape_normalize_infers_first() -> None:
+    """FusedMatMul {transA=1} of an activation without a recorded shape (onnxruntime saves none): the
+    prologue cannot tell its rank, the rewrite rounds after shape inference can."""
+    nodes = [helper.make_node("Tanh", ["x"], ["t"]),
+             helper.make_node("FusedMatMul", ["t", "w"], ["m"], domain=MS, transA=1, alpha=0.5),
+             helper.make_node("Flatten", ["m"], ["y"])]
+    proto = _model(nodes, {"x": [1, 6, 1]}, "y", [1, 8], {"w": RNG.normal(size=(6, 8))})
+    x = RNG.normal(size=(1, 6, 1)).astype(np.float32)
+    ctx = PassContext(data=Dataset.from_arrays({"x": x}), command_line="pytest")
+    normalized, _ = run_pipeline(OnnxModel.from_proto(proto), "normalize", ctx, verify=False)
+    assert isinstance(normalized, OnnxModel)
+    assert not [n for n in normalized.graph.nodes if n.domain == MS]
+    np.testing.assert_allclose(_run(normalized.to_proto(), {"x": x}).reshape(-1), _run(proto, {"x": x}).reshape(-1),
+                               rtol=1e-5, atol=1e-5)

@@ -26,6 +26,7 @@ from passes.elementwise import find_regions
 from passes.embedding import embedding_problems, is_embedding, is_token_input
 from passes.attention_op import attention_problems
 from passes.group_norm import norm_problems
+from passes.layer_norm import epsilon_problems
 from passes.rms_norm import op_problems as rms_norm_problems
 from passes.prelu import PRELU_HINT, prelu_slopes
 from passes.resize_linear import is_linear, linear_maps
@@ -378,8 +379,9 @@ def _prelu(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
 
 def layer_norm_problems(graph: gs.Graph, node: gs.Node) -> list[tuple[str, str]]:
     """A LayerNormalization over the last axis only, constant scale and bias of one value per position
-    of that axis, rows of at most 1024 and the Mean/InvStdDev outputs unused (what `lower` accepts)."""
-    out: list[tuple[str, str]] = []
+    of that axis, rows of at most 1024, an epsilon of 0 or more and the Mean/InvStdDev outputs unused
+    (what `lower` accepts)."""
+    out = epsilon_problems(node)
     shape = static_shape(node.inputs[0])
     rank = len(shape) if shape is not None else 0
     axis = int(node.attrs.get("axis", -1))

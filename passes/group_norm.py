@@ -17,7 +17,7 @@ from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
 from passes.canonical_arith import channel_shape
-from passes.layer_norm import raise_opset
+from passes.layer_norm import epsilon_problems, raise_opset
 from passes.normalize_util import (NameSource, add_node, const_value, detach, drop_unused, is_empty, is_read,
                                    opset_of, origin_of, set_origin, shape_text, static_shape)
 
@@ -52,7 +52,7 @@ def norm_problems(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
     if groups <= 0 or channels % groups:
         return [(f"num_groups={groups} does not divide the {channels} channels", "the model is inconsistent; "
                  "re-export it")]
-    out: list[tuple[str, str]] = []
+    out = epsilon_problems(node)
     row = channels // groups * int(np.prod(shape[2:]))
     if row > LAYERNORM_N_MAX:
         out.append((f"groups of {row} elements", f"at most {LAYERNORM_N_MAX} elements per normalised group "

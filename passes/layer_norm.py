@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -363,6 +364,18 @@ class LayerNorm(Pass):
                        new_constant(names, f"{base}_bias", bias.astype(dtype))], [found.out],
                       {"axis": -1, "epsilon": float(found.eps)})
         set_origin(model, ln, origin)
+
+
+def epsilon_problems(node: gs.Node) -> list[tuple[str, str]]:
+    """A normalisation node's ``epsilon`` below 0 or not finite (the reason and what to do), else
+    empty: the variance plus such an epsilon can be negative, whose square root onnxruntime makes
+    NaN and the device's fixed-point kernel cannot take."""
+    eps = float(node.attrs.get("epsilon", 1e-5))
+    if math.isfinite(eps) and eps >= 0:
+        return []
+    return [(f"epsilon={eps:g} is negative or not finite (onnxruntime's output is NaN)",
+             "the exporter wrote a wrong epsilon (paddle2onnx 2.0 writes an unset one for GroupNorm below "
+             "opset 17): re-export at opset 17 or set the node's epsilon attribute (e.g. 1e-5)")]
 
 
 def raise_opset(graph: gs.Graph) -> None:

@@ -268,3 +268,27 @@ def test_a_loop_is_reported_with_the_keras_remedy() -> None:
         run_pass(Normalize, load(proto))
     line = next(line for line in info.value.render().splitlines() if "'lstm/while_loop' (Loop" in line)
     assert "unroll=True" in line, line
+
+
+def test_a_normalisation_with_a_negative_epsilon_is_rejected_by_name() -> None:
+    """paddle2onnx 2.0 writes GroupNorm below opset 17 as an InstanceNormalization whose epsilon is
+    unset memory (here -8.5e34; onnxruntime's output is NaN): an error naming the node and the
+    epsilon, not a crash of the code generator on the kernel's negative epsilon. A LayerNormalization
+    with such an epsilon is refused the same way."""
+    proto = parse("""
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (float[1, 4, 3, 3] x) => (float[1, 4, 3, 3] y, float[1, 4, 3, 3] z) {
+        r = Reshape(x, groups)
+        n = InstanceNormalization <epsilon = -8.456513e34> (r, ones, zeros)
+        y = Reshape(n, back)
+        z = LayerNormalization <axis = -1, epsilon = -1.0> (x, row_ones, row_zeros)
+    }
+    """, groups=np.array([1, 2, -1], np.int64), back=np.array([1, 4, 3, 3], np.int64),
+        ones=np.ones(2, np.float32), zeros=np.zeros(2, np.float32), row_ones=np.ones(3, np.float32),
+        row_zeros=np.zeros(3, np.float32))
+    with pytest.raises(UnsupportedError) as info:
+        run_pass(Normalize, load(proto))
+    details = info.value.details
+    assert any("(InstanceNormalization" in line and "epsilon=-8.45651e+34 is negative" in line
+               and "re-export at opset 17" in line for line in details), details
+    assert any("(LayerNormalization" in line and "epsilon=-1 is negative" in line for line in details), details

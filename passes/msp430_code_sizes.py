@@ -7,18 +7,18 @@ msp430-elf-gcc (freeml-tx msp430 toolchain, Debian gcc-12-source 12.2.0-14+deb12
 its section. plan-memory adds up what is reachable from the entry points a program's steps call.
 """
 
-SOURCES_SHA256 = 'f92559a77c7e5a952fbf00ed16383c26495341a6e237b66824b3bdb7e61fe0fd'
+SOURCES_SHA256 = 'a637bf6ef22f704de951a1497b275ff52f27547a9e7e690438735991035fe068'
 
 GRAPHS: dict[str, dict[str, dict[str, object]]] = {
  "large": {
   "edges": {
-   "fx_conv.c:.rodata.CSWTCH.56": [
+   "fx_conv.c:.rodata.CSWTCH.63": [
     "fx_conv.c:.text.fx_conv_run_k2",
     "fx_conv.c:.text.fx_conv_run_k3",
     "fx_conv.c:.text.fx_conv_run_k5",
     "fx_conv.c:.text.fx_conv_run_kn"
    ],
-   "fx_conv.c:.rodata.CSWTCH.58": [
+   "fx_conv.c:.rodata.CSWTCH.65": [
     "fx_conv.c:.text.fx_conv_run_edge2",
     "fx_conv.c:.text.fx_conv_run_edge3",
     "fx_conv.c:.text.fx_conv_run_edge4"
@@ -31,6 +31,22 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_conv.c:.text.fx_conv_border_windows": [
     "fx_conv.c:.text.fx_conv_window"
    ],
+   "fx_conv.c:.text.fx_conv_col_units": [
+    "fx_conv.c:.text.fx_conv_cols",
+    "libgcc.a(lib2divHI.o):.text.__udivhi3",
+    "libgcc.a(lib2divHI.o):.text.__umodhi3",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   ],
+   "fx_conv.c:.text.fx_conv_cols": [
+    "fx_conv.c:.text.fx_conv_set_row_run",
+    "fx_conv.c:.text.fx_conv_window",
+    "fx_requant.c:.text.fx_apply_act",
+    "fx_requant.c:.text.fx_requant_fn",
+    "libgcc.a(lib2divHI.o):.text.__udivhi3",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   ],
    "fx_conv.c:.text.fx_conv_edge_row": [
     "fx_conv.c:.text.fx_conv_border_windows",
     "fx_conv.c:.text.fx_conv_set_row_run",
@@ -39,7 +55,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
    "fx_conv.c:.text.fx_conv_interior": [
-    "fx_conv.c:.rodata.CSWTCH.58",
+    "fx_conv.c:.rodata.CSWTCH.65",
     "fx_conv.c:.text.fx_conv_border_windows",
     "fx_conv.c:.text.fx_conv_run_edgen",
     "fx_requant.c:.text.fx_apply_act",
@@ -85,7 +101,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.text.fx_apply_act"
    ],
    "fx_conv.c:.text.fx_conv_set_row_run": [
-    "fx_conv.c:.rodata.CSWTCH.56",
+    "fx_conv.c:.rodata.CSWTCH.63",
     "fx_conv.c:.text.fx_conv_run_33",
     "fx_conv.c:.text.fx_conv_run_55",
     "fx_conv.c:.text.fx_conv_run_kn",
@@ -102,7 +118,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2"
    ],
    "fx_conv.c:.text.fx_conv_window": [
-    "fx_conv.c:.rodata.CSWTCH.58",
+    "fx_conv.c:.rodata.CSWTCH.65",
     "fx_conv.c:.text.fx_conv_run_edgen",
     "fx_requant.c:.text.fx_apply_act",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2"
@@ -368,6 +384,8 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_argmax": "fx_eltwise.c:.text.fx_argmax",
    "fx_avgpool": "fx_pool.c:.text.fx_avgpool",
    "fx_conv": "fx_conv.c:.text.fx_conv",
+   "fx_conv_col_units": "fx_conv.c:.text.fx_conv_col_units",
+   "fx_conv_cols": "fx_conv.c:.text.fx_conv_cols",
    "fx_conv_prepare": "fx_conv.c:.text.fx_conv_prepare",
    "fx_conv_sparse": "fx_sparse.c:.text.fx_conv_sparse",
    "fx_conv_units": "fx_conv.c:.text.fx_conv_units",
@@ -390,11 +408,11 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_trees": "fx_tree.c:.text.fx_trees"
   },
   "sections": {
-   "fx_conv.c:.rodata.CSWTCH.56": [
+   "fx_conv.c:.rodata.CSWTCH.63": [
     16,
     "rodata"
    ],
-   "fx_conv.c:.rodata.CSWTCH.58": [
+   "fx_conv.c:.rodata.CSWTCH.65": [
     12,
     "rodata"
    ],
@@ -404,6 +422,14 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    ],
    "fx_conv.c:.text.fx_conv_border_windows": [
     230,
+    "code"
+   ],
+   "fx_conv.c:.text.fx_conv_col_units": [
+    246,
+    "code"
+   ],
+   "fx_conv.c:.text.fx_conv_cols": [
+    1524,
     "code"
    ],
    "fx_conv.c:.text.fx_conv_edge_row": [
@@ -918,13 +944,13 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
  },
  "small": {
   "edges": {
-   "fx_conv.c:.rodata.CSWTCH.56": [
+   "fx_conv.c:.rodata.CSWTCH.63": [
     "fx_conv.c:.text.fx_conv_run_k2",
     "fx_conv.c:.text.fx_conv_run_k3",
     "fx_conv.c:.text.fx_conv_run_k5",
     "fx_conv.c:.text.fx_conv_run_kn"
    ],
-   "fx_conv.c:.rodata.CSWTCH.58": [
+   "fx_conv.c:.rodata.CSWTCH.65": [
     "fx_conv.c:.text.fx_conv_run_edge2",
     "fx_conv.c:.text.fx_conv_run_edge3",
     "fx_conv.c:.text.fx_conv_run_edge4"
@@ -937,6 +963,23 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_conv.c:.text.fx_conv_border_windows": [
     "fx_conv.c:.text.fx_conv_window"
    ],
+   "fx_conv.c:.text.fx_conv_col_units": [
+    "fx_conv.c:.text.fx_conv_cols",
+    "libgcc.a(lib2divHI.o):.text.__udivhi3",
+    "libgcc.a(lib2divHI.o):.text.__umodhi3",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   ],
+   "fx_conv.c:.text.fx_conv_cols": [
+    "fx_conv.c:.text.fx_conv_set_row_run",
+    "fx_conv.c:.text.fx_conv_window",
+    "fx_requant.c:.text.fx_apply_act",
+    "fx_requant.c:.text.fx_requant_fn",
+    "libgcc.a(lib2divHI.o):.text.__udivhi3",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   ],
    "fx_conv.c:.text.fx_conv_edge_row": [
     "fx_conv.c:.text.fx_conv_border_windows",
     "fx_conv.c:.text.fx_conv_set_row_run",
@@ -945,7 +988,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
    "fx_conv.c:.text.fx_conv_interior": [
-    "fx_conv.c:.rodata.CSWTCH.58",
+    "fx_conv.c:.rodata.CSWTCH.65",
     "fx_conv.c:.text.fx_conv_border_windows",
     "fx_conv.c:.text.fx_conv_run_edgen",
     "fx_requant.c:.text.fx_apply_act",
@@ -992,7 +1035,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.text.fx_apply_act"
    ],
    "fx_conv.c:.text.fx_conv_set_row_run": [
-    "fx_conv.c:.rodata.CSWTCH.56",
+    "fx_conv.c:.rodata.CSWTCH.63",
     "fx_conv.c:.text.fx_conv_run_33",
     "fx_conv.c:.text.fx_conv_run_55",
     "fx_conv.c:.text.fx_conv_run_kn",
@@ -1009,7 +1052,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2"
    ],
    "fx_conv.c:.text.fx_conv_window": [
-    "fx_conv.c:.rodata.CSWTCH.58",
+    "fx_conv.c:.rodata.CSWTCH.65",
     "fx_conv.c:.text.fx_conv_run_edgen",
     "fx_requant.c:.text.fx_apply_act",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2"
@@ -1276,6 +1319,8 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_argmax": "fx_eltwise.c:.text.fx_argmax",
    "fx_avgpool": "fx_pool.c:.text.fx_avgpool",
    "fx_conv": "fx_conv.c:.text.fx_conv",
+   "fx_conv_col_units": "fx_conv.c:.text.fx_conv_col_units",
+   "fx_conv_cols": "fx_conv.c:.text.fx_conv_cols",
    "fx_conv_prepare": "fx_conv.c:.text.fx_conv_prepare",
    "fx_conv_sparse": "fx_sparse.c:.text.fx_conv_sparse",
    "fx_conv_units": "fx_conv.c:.text.fx_conv_units",
@@ -1298,11 +1343,11 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    "fx_trees": "fx_tree.c:.text.fx_trees"
   },
   "sections": {
-   "fx_conv.c:.rodata.CSWTCH.56": [
+   "fx_conv.c:.rodata.CSWTCH.63": [
     8,
     "rodata"
    ],
-   "fx_conv.c:.rodata.CSWTCH.58": [
+   "fx_conv.c:.rodata.CSWTCH.65": [
     6,
     "rodata"
    ],
@@ -1312,6 +1357,14 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    ],
    "fx_conv.c:.text.fx_conv_border_windows": [
     228,
+    "code"
+   ],
+   "fx_conv.c:.text.fx_conv_col_units": [
+    246,
+    "code"
+   ],
+   "fx_conv.c:.text.fx_conv_cols": [
+    1230,
     "code"
    ],
    "fx_conv.c:.text.fx_conv_edge_row": [

@@ -13,6 +13,14 @@ failure. A tile is a run of work units (transpiler.lir.cost): for conv, output r
 whole channels; for fc, outputs; for pooling, channels; for element-wise steps, elements. Bigger
 groups mean fewer commits ("hyper-tile batching"); the pass takes the largest group that fits.
 
+A dense conv whose single output row does not fit gets *column units*: its rows split into
+``nc`` ranges of ``cw = ceil(OW / nc)`` columns, ``nc`` the fewest that fit, one range a tile
+(fx_conv_cols; ``tile [1,1,cw]``)::
+
+    step conv "c" (%x, %w, %b) -> (%y) {...}          y: [16,32,32], one row ~37,000 cycles
+      ->  (budget 30,000)
+    step conv "c" (%x, %w, %b) -> (%y) {...} tile [1,1,16] x1     units (co * 32 + oy) * 2 + cx
+
 Without a budget (continuous power) the pass leaves steps untiled: the runtime then commits only at
 step ends. A step whose single unit plus a commit cannot fit is a BudgetError naming the layer, the
 budget and the smallest need.
@@ -32,14 +40,14 @@ when the power supply (``context.extra["power"]``) has a harvest power.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from transpiler.errors import BudgetError, Location
 from transpiler.intermittent import (INPUT_CHUNK, META_KEY, IntermittentPlan, commit_pieces, input_chunks,
                                      output_size, simulate_power_cycles)
-from transpiler.lir.cost import (BOOT_CYCLES, COMMIT_CYCLES, COPY_CYCLES_PER_ELEMENT, RUN_CYCLES, op_cost,
-                                 STEP_CYCLES, step_work, worst_call_cycles)
+from transpiler.lir.cost import (BOOT_CYCLES, COMMIT_CYCLES, COPY_CYCLES_PER_ELEMENT, RUN_CYCLES, StepWork,
+                                 op_cost, STEP_CYCLES, step_work, worst_call_cycles)
 from transpiler.lir.ir import Program, Step, TilePlan
 from transpiler.lir.ops import ON_DEMAND_OPS
 from transpiler.pass_infra import Pass, PassResult, register
@@ -57,8 +65,9 @@ class TileOptions:
 
 
 def _tile_dims(program: Program, step: Step, tile_units: int) -> list[int]:
-    """The TilePlan dims of a tile of `tile_units` work units (docs/lir.md: conv and pools
-    ``[channels, rows, cols]``, the others ``[elements]``; never beyond the output extent)."""
+    """The TilePlan dims of a tile of `tile_units` work units of whole rows (docs/lir.md: conv and
+    pools ``[channels, rows, cols]``, the others ``[elements]``; never beyond the output extent);
+    column units are ``[1, 1, cw]``."""
     out = program.buffers[step.outputs[0]]
     if step.op in ("conv", "conv_sparse"):
         _, oh, ow = out.shape[-3:]
@@ -109,19 +118,74 @@ def _largest_group(program: Program, step: Step, units: int, per_unit: float, ro
     return max(group, 0)
 
 
+def _smallest_work(program: Program, step: Step) -> StepWork:
+    """The finest work units of a step: one output column of a dense conv (column units), else the
+    step's units."""
+    if step.op == "conv":
+        return step_work(program, step, cols=1)
+    return step_work(program, step)
+
+
+def _unit_need(program: Program, step: Step, work: StepWork) -> float:
+    """Cycles one unit of `work` needs in a power cycle: its call, the commit and the boot."""
+    return work.cycles_per_unit + worst_call_cycles(program, step) + COMMIT_CYCLES + STEP_CYCLES + BOOT_CYCLES
+
+
 def smallest_need(program: Program) -> float:
     """Cycles the largest piece of work that cannot be split further needs in one power cycle:
-    one unit of the costliest step (with its call, commit and the boot), one input chunk, the output
-    copy."""
+    the finest unit of the costliest step (with its call, commit and the boot), one input chunk,
+    the output copy."""
     need = INPUT_CHUNK * COPY_CYCLES_PER_ELEMENT + COMMIT_CYCLES + RUN_CYCLES + BOOT_CYCLES
     need = max(need, output_size(program) * COPY_CYCLES_PER_ELEMENT + RUN_CYCLES + BOOT_CYCLES)
     for step in program.steps:
         if step.op in ON_DEMAND_OPS:      # the gNet head runs on demand, outside the commit sequence
             continue
-        work = step_work(program, step)
-        need = max(need, work.cycles_per_unit + worst_call_cycles(program, step) + COMMIT_CYCLES + STEP_CYCLES
-                   + BOOT_CYCLES)
+        need = max(need, _unit_need(program, step, _smallest_work(program, step)))
     return need
+
+
+def _column_units(program: Program, step: Step, room: float) -> int:
+    """The columns of a dense conv's column unit: ``ceil(OW / nc)`` for the fewest ranges ``nc``
+    whose widest range (with its call) fits `room`; 0 when not even one column fits."""
+    ow = program.buffers[step.outputs[0]].shape[-1]
+    call = op_cost(program, step).call       # a column range runs no border column (cost.call_cycles)
+    for nc in range(2, ow + 1):
+        cols = -(-ow // nc)
+        if -(-ow // cols) != nc:          # the same width as a smaller nc (no narrower range)
+            continue
+        if step_work(program, step, cols=cols).cycles_per_unit + call <= room:
+            return cols
+    return 0
+
+
+def _unit_text(program: Program, step: Step, work: StepWork) -> str:
+    """What one unit of `work` is, for a BudgetError: the op's unit and its work."""
+    out = program.buffers[step.outputs[0]]
+    op = step.op
+    if op == "conv":
+        return f"one output column of one channel ({work.macs_per_unit} MACs), the finest column unit"
+    if op == "conv_sparse":
+        return (f"one output row of one channel ({out.shape[-1]} outputs, {work.macs_per_unit} stored-weight "
+                f"MACs; sparse rows are not split into columns)")
+    if op in ("fc", "fc_sparse", "gnet_exit"):
+        return f"one output ({work.macs_per_unit} MACs over its input row of {program.buffers[step.inputs[0]].size})"
+    if op in ("maxpool", "avgpool"):
+        return f"one channel ({out.shape[-2]}x{out.shape[-1]} windows, {work.macs_per_unit} taps)"
+    if op == "matmul":
+        return f"one output row ({out.shape[-1]} outputs, {work.macs_per_unit} MACs)"
+    if op in ("layernorm", "softmax"):
+        return f"one row of {out.shape[-1]} elements"
+    return f"its smallest tile (one work unit, {work.macs_per_unit} MACs)"
+
+
+_UNIT_HINTS = {
+    "conv_sparse": "storing this layer dense (lower{sparse=never}), whose rows split into column units",
+    "fc": "a shorter input row (split the layer: separate, or a smaller K)",
+    "fc_sparse": "a shorter input row (split the layer: separate, or a smaller K)",
+    "maxpool": "a smaller feature map per channel",
+    "avgpool": "a smaller feature map per channel",
+    "matmul": "shorter rows",
+}
 
 
 def _budget_error(program: Program, what: str, op: str, need: float, budget: int, margin: float,
@@ -180,21 +244,31 @@ class Tile(Pass):
         for step in program.steps:
             if step.op in ON_DEMAND_OPS:   # the gNet head: run on demand, not tiled
                 continue
-            work = step_work(program, step)
             room = usable - COMMIT_CYCLES - STEP_CYCLES
-            group = _largest_group(program, step, work.units, work.cycles_per_unit, room)
-            if group < 1:
-                need = (work.cycles_per_unit + worst_call_cycles(program, step) + COMMIT_CYCLES + STEP_CYCLES
-                        + BOOT_CYCLES)
-                raise _budget_error(program, step.name, step.op, need, budget, margin, usable,
-                                    f"its smallest tile (one work unit, {work.macs_per_unit} MACs)",
-                                    "a smaller layer")
-            tile_units = _natural_tile(program, step, group)
-            per_commit = max(1, group // tile_units)
-            group = tile_units * per_commit
-            whole = _whole_channels(program, step, tile_units)
-            call = op_cost(program, step).call if whole else worst_call_cycles(program, step)
-            plan = TilePlan(_tile_dims(program, step, tile_units), per_commit)
+            probe = replace(step, tile=None)      # row units first (whatever an earlier run chose)
+            work = step_work(program, probe)
+            group = _largest_group(program, probe, work.units, work.cycles_per_unit, room)
+            cols = _column_units(program, probe, room) if group < 1 and step.op == "conv" else 0
+            if cols:                       # one row does not fit: column units, one range a tile
+                probe = replace(step, tile=TilePlan([1, 1, cols]))
+                work = step_work(program, probe)
+                call = worst_call_cycles(program, probe)
+                group = min(work.units, int(room // (work.cycles_per_unit + call)))
+                tile_units, per_commit = 1, group
+                dims = [1, 1, cols]
+            elif group < 1:
+                smallest = _smallest_work(program, probe)
+                raise _budget_error(program, step.name, step.op, _unit_need(program, probe, smallest), budget,
+                                    margin, usable, _unit_text(program, probe, smallest),
+                                    _UNIT_HINTS.get(step.op, "a smaller layer"))
+            else:
+                tile_units = _natural_tile(program, step, group)
+                per_commit = max(1, group // tile_units)
+                group = tile_units * per_commit
+                whole = _whole_channels(program, step, tile_units)
+                call = op_cost(program, step).call if whole else worst_call_cycles(program, probe)
+                dims = _tile_dims(program, step, tile_units)
+            plan = TilePlan(dims, per_commit)
             if step.tile != plan:
                 step.tile = plan
                 changed = True

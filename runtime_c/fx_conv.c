@@ -21,6 +21,8 @@
  *   - rows cut by the top or bottom edge: their interior columns as one run of the kernel rows
  *     inside, their border columns one window at a time (a plain strided loop when dilated);
  *     rows whose windows lie entirely in the padding give act(requant(bias)).
+ * A row too long for one power cycle is split into ranges of columns (fx_conv_cols,
+ * fx_conv_col_units): a range's interior columns are one run, its border columns one window each.
  * The geometry of the layer (interior rows and columns, steps, group sizes) is in the descriptor
  * (fx_kernels.h), so a call costs no division (unless it starts past the first group of a grouped
  * conv) and a handful of multiplications before its first output: an intermittent build calls
@@ -671,6 +673,101 @@ void fx_conv_units(const fx_conv_t *p, const int16_t *x, int16_t *y, uint16_t co
         if (++k == cout_g) {
             k = 0u;
             c.xg += (size_t)p->cin_g * p->hw;
+        }
+    }
+}
+
+/* Output columns [ox0, ox1) of row oy of the current channel (c->yr at the row's start): the
+ * interior columns among them as one run over the valid kernel rows (c->r), the others one window
+ * at a time; a row whose windows lie entirely in the padding gives act(requant(bias)). */
+static void fx_conv_row_cols(fx_conv_ctx_t *c, uint16_t oy, uint16_t ox0, uint16_t ox1)
+{
+    const fx_conv_t *p = c->p;
+    const int32_t iy0 = (int32_t)((uint32_t)oy * p->sh) - p->pt;
+    int16_t *const yp = c->yr;
+    const int16_t *xrow, *wrow;
+    uint16_t ky0, ky1, a, b, ox;
+    int32_t ix0;
+    fx_tap_range(iy0, p->kh, p->dh, (int32_t)p->ih, &ky0, &ky1);
+    if (ky0 >= ky1) {
+        const int16_t v = fx_apply_act(&p->act, c->e.rq(c->e.bias));
+        for (ox = ox0; ox < ox1; ++ox) {
+            FX_STORE(yp[ox], v);
+        }
+        return;
+    }
+    fx_conv_set_rows(c, (uint16_t)(ky1 - ky0));
+    xrow = c->xg + (size_t)(uint32_t)(iy0 + (int32_t)((uint32_t)ky0 * p->dh)) * p->iw;
+    wrow = c->wc + (size_t)((uint32_t)ky0 * p->kw);
+    a = p->oxa > ox0 ? p->oxa : ox0;
+    b = p->oxb < ox1 ? p->oxb : ox1;
+    if (a < b) {
+        fx_conv_runner_t *const run = fx_conv_set_row_run(&c->r, c);
+        c->r.w = wrow;
+        run(&c->r, xrow + (p->ixa + (int32_t)((uint32_t)(a - p->oxa) * p->sw)), yp + a, (uint16_t)(b - a));
+    } else {
+        a = b = ox1;    /* no interior column in [ox0, ox1): every column one window at a time */
+    }
+    ix0 = (int32_t)((uint32_t)ox0 * p->sw) - p->pl;
+    for (ox = ox0; ox < a; ++ox, ix0 += p->sw) {
+        fx_conv_window(c, xrow, wrow, ix0, yp + ox);
+    }
+    ix0 = (int32_t)((uint32_t)b * p->sw) - p->pl;
+    for (ox = b; ox < ox1; ++ox, ix0 += p->sw) {
+        fx_conv_window(c, xrow, wrow, ix0, yp + ox);
+    }
+}
+
+void fx_conv_cols(const fx_conv_t *p, const int16_t *x, int16_t *y, uint16_t co, uint16_t oy, uint16_t ox0,
+                  uint16_t ox1)
+{
+    fx_conv_ctx_t c;
+    uint16_t k;
+    if (ox1 > p->ow) {
+        ox1 = p->ow;
+    }
+    if (ox0 >= ox1) {
+        return;
+    }
+    c.p = p;
+    c.xg = fx_conv_group(p, x, co, &k);
+    c.wc = p->w + (size_t)co * p->wsize;
+    c.yr = y + (size_t)co * p->ohw + (size_t)((uint32_t)oy * p->ow);
+    c.r.nrem = (uint16_t)((p->cin_g - 1u) & 3u);
+    c.r.xstep = p->sw;
+    c.r.ystep = 1u;
+    c.r.act = &p->act;
+    c.e.nrem = 0u;
+    c.e.act = &p->act;
+    c.r.bias = c.e.bias = p->bias[co];
+    c.r.rq = c.e.rq = fx_requant_fn(p->shift[co]);
+    fx_conv_row_cols(&c, oy, ox0, ox1);
+}
+
+void fx_conv_col_units(const fx_conv_t *p, const int16_t *x, int16_t *y, uint16_t cw, uint16_t u0, uint16_t u1)
+{
+    const uint16_t oh = p->oh, nc = (uint16_t)((uint16_t)(p->ow + cw - 1u) / cw);
+    uint16_t r, cx, co, oy;
+    if (u0 >= u1) {
+        return;
+    }
+    r = (uint16_t)(u0 / nc);
+    cx = (uint16_t)(u0 - (uint16_t)(r * nc));
+    co = (uint16_t)(r / oh);
+    oy = (uint16_t)(r - (uint16_t)(co * oh));
+    for (;;) {
+        /* chunks [cx, cx + n) of row oy of channel co: one call */
+        const uint16_t n = (uint16_t)(u1 - u0) < (uint16_t)(nc - cx) ? (uint16_t)(u1 - u0) : (uint16_t)(nc - cx);
+        const uint32_t end = (uint32_t)(cx + n) * cw;
+        fx_conv_cols(p, x, y, co, oy, (uint16_t)(cx * cw), end < p->ow ? (uint16_t)end : p->ow);
+        u0 = (uint16_t)(u0 + n);
+        if (u0 >= u1) {
+            break;
+        }
+        cx = 0u;
+        if (++oy == oh) {
+            oy = 0u;
+            ++co;
         }
     }
 }

@@ -79,6 +79,15 @@ void fx_conv(const fx_conv_t *p, const int16_t *x, int16_t *y,
  * channel co: what the generated code calls per tile, with one set-up for all of them. */
 void fx_conv_units(const fx_conv_t *p, const int16_t *x, int16_t *y, uint16_t co, uint16_t oy, uint16_t n);
 
+/* Output columns [ox0, ox1) of output row oy of channel co (a row split into column ranges: an
+ * intermittent build whose budget one output row does not fit). */
+void fx_conv_cols(const fx_conv_t *p, const int16_t *x, int16_t *y, uint16_t co, uint16_t oy, uint16_t ox0,
+                  uint16_t ox1);
+
+/* Work units [u0, u1) of cw output columns each (u = (co * oh + oy) * nc + cx, nc = ceil(ow / cw);
+ * the last chunk of a row may be narrower): the chunks of one row in one call of fx_conv_cols. */
+void fx_conv_col_units(const fx_conv_t *p, const int16_t *x, int16_t *y, uint16_t cw, uint16_t u0, uint16_t u1);
+
 /* Sets the derived fields of *p from the others (for descriptors built at run time). */
 void fx_conv_prepare(fx_conv_t *p);
 

@@ -8,6 +8,7 @@ the intermittent runtime commits between); running a unit twice writes the same 
 op          one work unit                                              units
 ==========  ========================================================  ============================
 conv        one output row of one output channel, ``u = co*OH + oy``   ``Cout * OH``
+            (column units, tile ``[1,1,cw]``: ``u = (co*OH + oy)*nc + cx``)  ``Cout * OH * nc``
 conv_sparse as conv                                                    ``Cout * OH``
 fc          one output                                                 ``N``
 fc_sparse   one output                                                 ``N``
@@ -44,6 +45,7 @@ from backends.c.cnames import C_TYPES, c_array_init, c_comment_text, shape_text
 from transpiler.errors import Location, UnsupportedError
 from transpiler.lir.ir import Buffer, Program, Step
 from transpiler.lir.kernels import LAYERNORM_EPS_MAX, LAYERNORM_N_MAX, conv_sparse_positions
+from transpiler.lir.cost import col_split, conv_unit_cols
 
 ELTWISE_CHUNK = 32
 MAX_UNITS = 0xFFFF
@@ -346,6 +348,16 @@ def print_conv(env: StepEnv) -> StepCode:
         *((k, _conv_derived_init(k, v)) for k, v in conv_derived(dims).items())])
     defs.append(desc_def)
     body = _pointer_lines(env, [("x", x)], [("y", y)])
+    cw = conv_unit_cols(env.program, env.step)
+    if cw < _ow:                        # column units (the tile pass split rows that do not fit)
+        nc = -(-_ow // cw)
+        if cout * oh * nc > 0xFFFF:
+            raise env.fail(f"{cout * oh * nc} column units ({cout} x {oh} x {nc}) exceed the 16-bit unit index",
+                           hint="a larger --cycles-per-power-cycle (wider column units)")
+        body.append(f"fx_conv_col_units(&{desc}, x, y, {cw}u, u0, u1);")
+        return StepCode(cout * oh * nc, f"output columns: u = (co * {oh} + oy) * {nc} + cx, columns "
+                        f"[cx * {cw}, cx * {cw} + {cw}) ({cout} x {oh} x {nc})", body, defs, set(),
+                        {"fx_conv_col_units"})
     body.append(f"fx_conv_units(&{desc}, x, y, (uint16_t)(u0 / {oh}u), (uint16_t)(u0 % {oh}u), "
                 "(uint16_t)(u1 - u0));")
     return StepCode(cout * oh, f"output rows: u = co * {oh} + oy ({cout} x {oh})", body, defs,
@@ -863,14 +875,17 @@ def tile_units(step: Step, code: StepCode, program: Program) -> int:
     """Units per tile from the step's TilePlan (all units when there is none).
 
     conv ``dims=[channels, rows, cols]``: whole channels (``channels * OH`` units) when ``rows``
-    covers OH, else ``rows`` units (a tile is a run of rows; columns are never split). pool
+    covers OH, else ``rows`` units (a tile is a run of rows); ``cols`` below OW: column units, one a
+    tile (transpiler.lir.cost.conv_unit_cols). pool
     ``[channels]``, fc ``[outputs]``: ``dims[0]`` units. add/act/lut/concat/transpose/upsample ``[elements]``:
     ``ceil(elements / ELTWISE_CHUNK)`` units. argmax: 1.
     """
     if step.tile is None or not step.tile.dims:
         return max(code.units, 1)
     dims = step.tile.dims
-    if step.op in ("conv", "conv_sparse"):
+    if col_split(program, step):      # column units: one range a tile
+        per = 1
+    elif step.op in ("conv", "conv_sparse"):
         oh = program.buffers[step.outputs[0]].shape[1]
         rows = dims[1] if len(dims) > 1 else oh
         per = dims[0] * oh if rows >= oh else rows

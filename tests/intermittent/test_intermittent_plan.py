@@ -98,8 +98,10 @@ def test_budget_too_small_for_one_unit_names_layer_budget_and_need(lenet: Progra
     text = err.render()
     assert "3000 cycles" in text and "/conv1/Conv" in text
     need = int(text.split("needs ")[1].split(" cycles")[0])
-    work = step_work(lenet, lenet.steps[0])
-    assert need >= work.cycles_per_unit
+    # the finest unit of a dense conv: one output column of one channel (its rows split into columns)
+    assert "one output column of one channel" in text
+    work = step_work(lenet, lenet.steps[0], cols=1)
+    assert need >= work.cycles_per_unit and step_work(lenet, lenet.steps[0]).cycles_per_unit > 3000
     # the hint's budget is enough
     hint_budget = int(err.hint.split("at least ")[1].split(" cycles")[0])
     _tile(lenet, hint_budget)

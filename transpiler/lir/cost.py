@@ -4,6 +4,7 @@ A *work unit* is the smallest piece of a step the generated runtime schedules; t
 backends/c/printers.py (tests check they agree):
 
     conv      one output row of one output channel     Cout * OH units
+              (or, when the tile pass splits rows, cw columns of it: Cout * OH * ceil(OW / cw))
     fc        one output                                N
     conv_sparse  as conv                                Cout * OH units
     fc_sparse    as fc                                  N
@@ -76,6 +77,12 @@ class OpCost:
     row: float = 0.0
     """maxpool / avgpool: cycles per output row of a channel (fx_pool.c: the row's valid kernel rows,
     its bounds and the call of the row's interior run; a few hundred, against ~30 per 2x2 output)."""
+    segment: float = 0.0
+    """conv: cycles of one fx_conv_cols call beyond ``base`` (a unit of a row split into column
+    ranges: the channel's bias and requantiser, the row's valid kernel rows, the runner's set-up);
+    its border windows cost ``window`` each instead of ``border``."""
+    window: float = 0.0
+    """conv: cycles per border output of a column range (fx_conv_window: one window at a time)."""
     channel: float = 0.0
     """conv: cycles per output channel (fx_conv_units: bias, requantiser, the interior's set-up;
     what a depthwise conv, one input channel and few MACs per output, pays most)."""
@@ -155,6 +162,10 @@ SPARSE_FAR: dict[str, OpCost] = {
 COSTS["gnet_feature"] = OpCost(base=256.8, mac=72.58, store=3.18, call=302)
 COSTS["gnet_exit"] = COSTS["fc"]
 GNET_ANSWER_CYCLES = 234
+# conv split into column ranges (fx_conv_cols, one call per range; passes/tile.py splits a row that
+# does not fit the budget): not fitted by calibrate_cost (its layers fit whole rows). Set a little
+# above the simulator's counts (see docs/intermittent.md, "Column units").
+COSTS["conv"] = replace(COSTS["conv"], segment=860.0, window=560.0)
 # transpose: the generated loop of backends/c/printers.py (no runtime kernel), not fitted by
 # calibrate_cost: per chunk the output's multi-index (two divisions by constants), per element a
 # load, a store and the index steps. Set a little above the simulator's counts (`freeml-tx report`
@@ -226,14 +237,63 @@ def tree_depth(program: Program, step: Step) -> int:
                default=0)
 
 
-def step_work(program: Program, step: Step) -> StepWork:
-    """Units, per-unit work and predicted cycles of one step."""
+def conv_unit_cols(program: Program, step: Step) -> int:
+    """Output columns of a dense conv's work unit: the TilePlan's ``cols`` when they split the output
+    row (passes/tile.py does so when one row does not fit the budget), else the whole row (OW)."""
+    ow = program.buffers[step.outputs[0]].shape[-1]
+    tile = step.tile
+    if step.op == "conv" and tile is not None and len(tile.dims) == 3 and 1 <= tile.dims[2] < ow:
+        return int(tile.dims[2])
+    return int(ow)
+
+
+def col_split(program: Program, step: Step) -> bool:
+    """Whether the step is a dense conv whose work units are column ranges of a row."""
+    return step.op == "conv" and conv_unit_cols(program, step) < program.buffers[step.outputs[0]].shape[-1]
+
+
+def conv_segments(program: Program, step: Step, cols: int) -> list[list[ConvRow]]:
+    """Per output row, the work of each range of ``cols`` output columns (the last one may be
+    narrower) of one channel of a dense conv, as fx_conv_cols computes it: its interior columns
+    as one run (fast), its border columns one window at a time (slow)."""
+    g = _conv_geometry(program, step)
+    interior = [g.interior_column(ox) for ox in range(g.ow)]
+    taps = [_valid_taps(ox * g.sw - g.pl, g.kw, g.dw, g.iw) for ox in range(g.ow)]
+    out: list[list[ConvRow]] = []
+    for oy in range(g.oh):
+        nky = _valid_taps(oy * g.sh - g.pt, g.kh, g.dh, g.ih)
+        row = []
+        for ox0 in range(0, g.ow, cols):
+            span = range(ox0, min(ox0 + cols, g.ow))
+            fast = sum(1 for ox in span if interior[ox])
+            slow = [taps[ox] for ox in span if not interior[ox]]
+            row.append(ConvRow(fast * g.cg * nky * g.kw, g.cg * nky * sum(slow), fast, len(slow),
+                               g.cg * nky * sum(1 for n in slow if n)))
+        out.append(row)
+    return out
+
+
+def _segment_cycles(c: OpCost, r: ConvRow) -> float:
+    """Cycles of one fx_conv_cols call over a column range, its kernel call (``call``) excluded."""
+    return (c.base + c.segment + c.mac * r.fast_macs + (c.slow_mac or c.mac) * r.slow_macs
+            + c.store * r.fast_outputs + (c.window or c.border or c.store) * r.slow_outputs
+            + c.slow_row * r.slow_rows)
+
+
+def step_work(program: Program, step: Step, cols: int | None = None) -> StepWork:
+    """Units, per-unit work and predicted cycles of one step. ``cols`` (dense conv): the output
+    columns of a unit, instead of what the step's TilePlan says (:func:`conv_unit_cols`)."""
     bufs = program.buffers
     out = bufs[step.outputs[0]]
     op = step.op
     if op == "conv":
         cout, oh, ow = out.shape[-3:]
         w = bufs[step.inputs[1]]
+        cw = conv_unit_cols(program, step) if cols is None else min(cols, ow)
+        if cw < ow:                     # a row split into column ranges: one call per range
+            segs = conv_segments(program, step, cw)
+            worst = max(_segment_cycles(COSTS["conv"], r) for row in segs for r in row)
+            return StepWork(cout * oh * -(-ow // cw), cw * _prod(w.shape[1:]), cw, worst)
         rows = conv_rows(program, step)
         worst = max(_conv_row_cycles(COSTS["conv"], r) for r in rows) if rows else COSTS["conv"].base
         # a channel's own work (set-up, runs down its border columns) shared by its rows; a call that
@@ -554,7 +614,8 @@ def call_cycles(program: Program, step: Step, u0: int) -> float:
         g = _conv_geometry(program, step)
         whole = sparse_conv_call(g, [], range(g.oh))
         return whole.call_cycles(c) + (_sparse_setup_cycles(program, step) if u0 % g.oh else 0.0)
-    if step.op == "conv" and c.call_border and u0 % program.buffers[step.outputs[0]].shape[-2]:
+    if (step.op == "conv" and c.call_border and u0 % program.buffers[step.outputs[0]].shape[-2]
+            and not col_split(program, step)):
         return c.call + c.call_border * conv_border_columns(program, step)
     return c.call
 
@@ -564,8 +625,8 @@ def worst_call_cycles(program: Program, step: Step) -> float:
     c = op_cost(program, step)
     if step.op == "conv_sparse" and _sparse_near(c):   # (step_work's unit pays its channel's set-up)
         return call_cycles(program, step, 0)
-    if step.op != "conv" or program.buffers[step.outputs[0]].shape[-2] == 1:   # (one row: calls start at channels)
-        return c.call
+    if step.op != "conv" or program.buffers[step.outputs[0]].shape[-2] == 1 or col_split(program, step):
+        return c.call       # (one row: calls start at channels; column ranges run no border column)
     return c.call + c.call_border * conv_border_columns(program, step)
 
 
@@ -594,6 +655,10 @@ def step_cycles(program: Program, step: Step) -> float:
     whose rows are summed with their own borders and padding, and the sparse ops, whose units are
     summed with their own stored weights (conv_sparse decoding each channel once, as whole-channel
     tiles do)."""
+    if col_split(program, step):      # one fx_conv_cols call per range
+        cout = program.buffers[step.outputs[0]].shape[-3]
+        segs = conv_segments(program, step, conv_unit_cols(program, step))
+        return cout * sum(_segment_cycles(COSTS["conv"], r) for row in segs for r in row)
     if step.op == "conv":
         cout = program.buffers[step.outputs[0]].shape[-3]
         return cout * (sum(_conv_row_cycles(COSTS["conv"], r) for r in conv_rows(program, step))
@@ -631,7 +696,9 @@ def tile_unit_count(program: Program, step: Step) -> int:
     if step.tile is None:
         return max(work.units, 1)
     dims = step.tile.dims
-    if step.op in ("conv", "conv_sparse"):
+    if col_split(program, step):      # a unit per tile: one range of columns
+        per = 1
+    elif step.op in ("conv", "conv_sparse"):
         oh = program.buffers[step.outputs[0]].shape[-2]
         per = dims[0] * oh if dims[1] >= oh else dims[1]
     elif step.op in ("add", "mul", "act", "lut", "concat", "gnet_feature", "transpose", "slice", "upsample"):

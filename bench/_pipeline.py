@@ -42,7 +42,7 @@ class Compiled:
 
 def pipeline_text(budget: int | None, persistent: bool = True, margin: float | None = None) -> str:
     """The pipeline the CLI derives for --cycles-per-power-cycle (budget) or continuous power."""
-    plan = "plan-memory{persistent=true}" if persistent else "plan-memory"
+    plan = "plan-memory" + ("{persistent=true" + (f",budget={budget}" if budget else "") + "}" if persistent else "")
     tile = ""
     if budget:
         tile = f",tile{{budget={budget}" + (f",margin={margin}" if margin is not None else "") + "}"

@@ -118,7 +118,7 @@ OP_ENTRY_POINTS: dict[str, tuple[str, ...]] = {
     "fc_sparse": ("fx_fc_sparse",), "maxpool": ("fx_maxpool",), "avgpool": ("fx_avgpool",),
     "add": ("fx_add",), "mul": ("fx_mul",), "layernorm": ("fx_layernorm",), "matmul": ("fx_matmul",),
     "softmax": ("fx_softmax",), "embed": ("fx_embed",), "act": ("fx_act",), "lut": ("fx_lut",), "concat": ("fx_requant_copy",),
-    "argmax": ("fx_argmax",),
+    "argmax": ("fx_argmax",), "conv_cols": ("fx_conv_col_units",),
     "transpose": (), "slice": (), "upsample": (), "trees": ("fx_trees",), "tree_sum": ("fx_tree_sum",),
 }
 #: Code of an entry point missing from the measured table (a new kernel): a guess.
@@ -318,12 +318,25 @@ def sparse_inputs(p: Program) -> set[str]:
     return {p.storage_of(s.inputs[0]).name for s in p.steps if s.op in ("conv_sparse", "fc_sparse") and s.inputs}
 
 
-def estimate_code_bytes(p: Program, large: bool = False) -> int:
+def kernel_ops(p: Program, budget: int = 0) -> list[str]:
+    """The ops whose kernels the program calls: every step's op, and ``conv_cols`` (fx_conv_col_units)
+    for a dense conv with column units, or that the tile pass will give column units under
+    ``budget`` cycles per power cycle (passes/tile.py: needs_column_units)."""
+    from passes.tile import needs_column_units
+
+    ops = [s.op for s in p.steps]
+    if any(needs_column_units(p, s, budget) for s in p.steps if s.op == "conv"):
+        ops.append("conv_cols")
+    return ops
+
+
+def estimate_code_bytes(p: Program, large: bool = False, budget: int = 0) -> int:
     """Bytes of code the program needs in lower FRAM: the generated C and the runtime kernels it
-    calls, libgcc helpers included (see the module docstring); ``large`` for ``-mlarge``."""
+    calls, libgcc helpers included (see the module docstring); ``large`` for ``-mlarge``;
+    ``budget``: the power-cycle budget the tile pass will size for (:func:`kernel_ops`)."""
     if _code_table() is None:
         return RUNTIME_CODE_BYTES + CODE_BYTES_PER_STEP * len(p.steps)
-    return generated_code_bytes(p, large) + runtime_bytes((s.op for s in p.steps), large)[0]
+    return generated_code_bytes(p, large) + runtime_bytes(kernel_ops(p, budget), large)[0]
 
 
 def estimate_rodata_bytes(p: Program, large: bool = False) -> int:
@@ -332,7 +345,7 @@ def estimate_rodata_bytes(p: Program, large: bool = False) -> int:
     g = GENERATED_CODE["large" if large else "small"]
     descr = sum(descriptor_bytes(s, int(g["pointer"])) for s in p.steps)
     table = int(g["step_entry"]) * len(p.steps) if len(p.steps) > 1 else 0
-    return descr + table + runtime_bytes((s.op for s in p.steps), large)[1]
+    return descr + table + runtime_bytes(kernel_ops(p), large)[1]
 
 
 def uses_large_model(p: Program) -> bool:
@@ -372,6 +385,8 @@ class PlanMemoryOptions:
     hifram_threshold: int = 8192       # constants larger than this go to HIFRAM
     code: int | None = None            # bytes of code in lower FRAM; estimated when None
     app_reserve: int = 2048            # lower FRAM left to what links with the model (crt0, main, I/O)
+    budget: int = 0                    # cycles per power cycle the tile pass sizes for (its column
+                                       # units' kernel is code too); 0: --cycles-per-power-cycle / --power
     reuse: bool = True                 # share storage between buffers with disjoint lifetimes
 
 
@@ -485,6 +500,7 @@ class PlanMemory(Pass):
 
     def run(self, model: Program) -> PassResult[Program]:
         o: PlanMemoryOptions = self.options
+        budget = o.budget or int(self.context.extra.get("cycles_per_power_cycle", 0) or 0)
         p = model
         sram = o.sram if o.sram is not None else self.context.sram_bytes
         fram = o.fram if o.fram is not None else self.context.fram_bytes
@@ -537,7 +553,7 @@ class PlanMemory(Pass):
         large = max([b.nbytes for b in consts] + [sram_pack.total], default=0) > SMALL_MODEL_MAX_OBJECT
         code_up = False
         while True:
-            code = o.code if o.code is not None else estimate_code_bytes(p, large)
+            code = o.code if o.code is not None else estimate_code_bytes(p, large, budget)
             hicode = step_code_bytes(p, large) if code_up else 0
             low_code = code - hicode
             hi_room = max(0, hifram_cap - hicode)

@@ -47,7 +47,7 @@ from transpiler.errors import BudgetError, Location
 from transpiler.intermittent import (INPUT_CHUNK, META_KEY, IntermittentPlan, commit_pieces, input_chunks,
                                      output_size, simulate_power_cycles)
 from transpiler.lir.cost import (BOOT_CYCLES, COMMIT_CYCLES, COPY_CYCLES_PER_ELEMENT, RUN_CYCLES, StepWork,
-                                 op_cost, STEP_CYCLES, step_work, worst_call_cycles)
+                                 col_split, op_cost, STEP_CYCLES, step_work, worst_call_cycles)
 from transpiler.lir.ir import Program, Step, TilePlan
 from transpiler.lir.ops import ON_DEMAND_OPS
 from transpiler.pass_infra import Pass, PassResult, register
@@ -156,6 +156,20 @@ def _column_units(program: Program, step: Step, room: float) -> int:
         if step_work(program, step, cols=cols).cycles_per_unit + call <= room:
             return cols
     return 0
+
+
+def needs_column_units(program: Program, step: Step, budget: int, margin: float = TileOptions.margin) -> bool:
+    """Whether the tile pass gives `step` column units under `budget` cycles per power cycle: a
+    dense conv whose output row (with its call) does not fit what one group may hold. plan-memory,
+    which runs first, counts their kernel (fx_conv_col_units) in the code it places in lower FRAM."""
+    if step.op != "conv" or budget <= 0:
+        return False
+    if col_split(program, step):
+        return True
+    room = budget * (1.0 - margin) - BOOT_CYCLES - COMMIT_CYCLES - STEP_CYCLES
+    probe = replace(step, tile=None)
+    return _largest_group(program, probe, step_work(program, probe).units,
+                          step_work(program, probe).cycles_per_unit, room) < 1
 
 
 def _unit_text(program: Program, step: Step, work: StepWork) -> str:

@@ -53,12 +53,12 @@ class Package:
 
 def compile_intermittent(model: OnnxModel, data: Dataset, out_dir: Path, budget: int, name: str,
                          margin: float | None = None, lower: str = "lower") -> tuple[Program, dict[str, Any]]:
-    """normalize,quantize,<lower>,plan-memory{persistent=true},tile{budget=...},emit-c into out_dir
+    """normalize,quantize,<lower>,plan-memory{persistent=true,budget=...},tile{budget=...},emit-c into out_dir
     (``lower``: the lower pass with its options, e.g. ``lower{sparse=always}``)."""
     registry()
     ctx = PassContext(data=data, out_dir=str(out_dir), command_line="pytest", extra={"model_name": name})
     tile = f"tile{{budget={budget}" + (f",margin={margin}" if margin is not None else "") + "}"
-    text = f"normalize,quantize,{lower},plan-memory{{persistent=true}},{tile},emit-c"
+    text = f"normalize,quantize,{lower},plan-memory{{persistent=true,budget={budget}}},{tile},emit-c"
     ctx.pipeline_text = text
     program, _report = run_pipeline(model, text, ctx, verify=False)
     assert isinstance(program, Program)

@@ -35,7 +35,7 @@ def test_compile_summary_and_pipeline(built: dict[str, Path], capsys: pytest.Cap
     assert main([str(MODEL), "-o", str(out), "--data", str(DATA), "--power",
                  "cap=10uF,von=3.3V,voff=1.8V,active=1.5mW,harvest=0.2mW", "--json"]) == 0
     s = json.loads(capsys.readouterr().out)
-    assert "plan-memory{persistent=true},tile{budget=204000},emit-c" in s["pipeline"]
+    assert "plan-memory{persistent=true,budget=204000},tile{budget=204000},emit-c" in s["pipeline"]
     pf = s["intermittent"]
     assert pf["budget"] == 204000 and pf["progress_fram_bytes"] == 16
     assert pf["predicted_seconds"] > pf["predicted_cycles"] / 8e6 or pf["predicted_power_failures"] == 0

@@ -5,7 +5,8 @@
     freeml-tx model.onnx -o build/ --data d.npz --cycles-per-power-cycle 50000
 
 Either flag compiles for intermittent power: every activation goes to FRAM
-(``plan-memory{persistent=true}``) and the `tile` pass runs after plan-memory with the budget
+(``plan-memory{persistent=true,budget=N}``; the budget tells it which convs get column units,
+whose kernel is code in lower FRAM) and the `tile` pass runs after plan-memory with the budget
 (``tile{budget=N}``): tiles and commit groups sized so that one group plus its commit and a boot
 fit one power cycle, and the intermittent run loop in the generated C. ``--power`` derives the
 budget from the capacitor, the voltage window and the active power (transpiler/power.py); with a
@@ -74,7 +75,7 @@ def with_power(pipeline: str, args: argparse.Namespace) -> str:
     out = []
     for spec in specs:
         if spec.name == "plan-memory":
-            spec = type(spec)(spec.name, {**dict(spec.options), "persistent": True})
+            spec = type(spec)(spec.name, {**dict(spec.options), "persistent": True, "budget": budget})
             out.append(spec)
             out.append(type(spec)("tile", {"budget": budget}))
         elif spec.name != "tile":

@@ -11,7 +11,11 @@ B cycles per power cycle and a safety margin m, one commit group (``per_commit``
 progress commit must fit in ``B * (1 - m) - boot``, where ``boot`` is the cost of restarting after a
 failure. A tile is a run of work units (transpiler.lir.cost): for conv, output rows of one channel or
 whole channels; for fc, outputs; for pooling, channels; for element-wise steps, elements. Bigger
-groups mean fewer commits ("hyper-tile batching"); the pass takes the largest group that fits.
+groups mean fewer commits ("hyper-tile batching"), smaller ones less work lost at a failure (about
+half a group): the pass takes the largest group that fits, unless groups small enough that two of
+them fill a power cycle (less the boot and half the margin) keep their call and commit within
+``overhead`` (5 %) of their work; then it takes those (:func:`_lean_group`). A power cycle then
+ends close to the end of a group instead of a margin and a started group after it.
 
 A dense conv whose single output row does not fit gets *column units*: its rows split into
 ``nc`` ranges of ``cw = ceil(OW / nc)`` columns, ``nc`` the fewest that fit, one range a tile
@@ -58,10 +62,14 @@ PROGRESS_FRAM_BYTES = 16     # two records of four uint16_t
 @dataclass(frozen=True)
 class TileOptions:
     """budget: cycles per power cycle (0 = continuous power; the CLI fills it from --power or
-    --cycles-per-power-cycle); margin: fraction of the budget kept in reserve."""
+    --cycles-per-power-cycle); margin: fraction of the budget kept in reserve; overhead: see below."""
 
     budget: int = 0
     margin: float = 0.2
+    overhead: float = 0.05
+    """The most cycles a group's kernel call and commit may add per cycle of its work: groups that
+    small or larger are sized to fill a power cycle in whole groups (a failure loses about half a
+    group); 0 = always the largest group that fits."""
 
 
 def _tile_dims(program: Program, step: Step, tile_units: int) -> list[int]:
@@ -116,6 +124,33 @@ def _largest_group(program: Program, step: Step, units: int, per_unit: float, ro
         if channels >= 1:
             group = max(group, min(channels * oh, units))
     return max(group, 0)
+
+
+PACKED_GROUPS = 2
+"""Commit groups per power cycle when groups that small keep within the overhead: a power cycle then
+ends within half the margin of the end of a group (not a whole margin and the next group's start),
+and a failure loses about half a group; more groups would cost more commits for less."""
+
+
+def _lean_group(program: Program, step: Step, work: StepWork, largest: int, overhead: float, pack: float) -> int:
+    """The units of one group: at most `largest` (what fits), and when groups of fewer units keep
+    their worst call and commit within `overhead` of their work, the most units such that ``k``
+    such groups fill `pack` cycles (a power cycle less the boot and half the margin), ``k`` up to
+    :data:`PACKED_GROUPS` as the overhead allows (a conv group of a channel or more: whole
+    channels)."""
+    per, calls = work.cycles_per_unit, worst_call_cycles(program, step) + COMMIT_CYCLES
+    if overhead <= 0 or per <= 0:
+        return largest
+    fewest = math.ceil(calls / (overhead * per))
+    if fewest >= largest:
+        return largest
+    k = max(1, min(PACKED_GROUPS, int(pack // (fewest * per + calls))))
+    n = max(fewest, int((pack / k - calls) // per))
+    if step.op in ("conv", "conv_sparse"):
+        oh = program.buffers[step.outputs[0]].shape[-2]
+        if n >= oh:
+            n = n // oh * oh
+    return max(1, min(largest, n))
 
 
 def _smallest_work(program: Program, step: Step) -> StepWork:
@@ -276,6 +311,8 @@ class Tile(Pass):
                                     margin, usable, _unit_text(program, probe, smallest),
                                     _UNIT_HINTS.get(step.op, "a smaller layer"))
             else:
+                group = _lean_group(program, probe, work, group, self.options.overhead,
+                                    budget * (1.0 - margin / 2) - BOOT_CYCLES - STEP_CYCLES)
                 tile_units = _natural_tile(program, step, group)
                 per_commit = max(1, group // tile_units)
                 group = tile_units * per_commit

@@ -111,7 +111,7 @@ class Piece:
 def commit_pieces(program: Program, plan: IntermittentPlan) -> list[Piece]:
     """Every piece of work between two commits of one inference, in order (see the module doc)."""
     from transpiler.lir.cost import (COMMIT_CYCLES, COPY_CYCLES_PER_ELEMENT, RUN_CYCLES, STEP_CYCLES, call_cycles,
-                                     step_cycles, step_work, tile_unit_count)
+                                     step_cycles, step_work, tile_unit_count, unit_stores)
 
     pieces: list[Piece] = []
     n_in = input_size(program)
@@ -143,7 +143,7 @@ def commit_pieces(program: Program, plan: IntermittentPlan) -> list[Piece]:
             # call adds its set-up (cost.OpCost.call, fitted as split minus one-call cycles)
             calls = sum(call_cycles(program, step, start) for start in range(u, u + n, tile) if start > 0)
             pieces.append(Piece(step.name, i + 1, extra + n * per_unit + calls + COMMIT_CYCLES,
-                                n * work.stores_per_unit + COMMIT_STORES))
+                                unit_stores(program, step, u, u + n) + COMMIT_STORES))
             extra = 0.0
             u += n
     pieces.append(Piece("output copy", len(program.steps) + 1,

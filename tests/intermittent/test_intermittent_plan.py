@@ -70,6 +70,39 @@ def test_every_group_fits_the_budget(lenet: Program, budget: int) -> None:
     assert stats["commits"] >= len(p.steps) + 1
 
 
+def _tile_overhead(program: Program, budget: int, overhead: float) -> tuple[Program, dict]:
+    from passes.tile import Tile, TileOptions
+
+    p = parse_program(print_program(program))
+    res = Tile(TileOptions(budget=budget, overhead=overhead), PassContext()).run(p)
+    return res.model, res.stats
+
+
+def test_cheap_groups_fill_a_power_cycle_two_at_a_time(lenet: Program) -> None:
+    from passes.tile import PACKED_GROUPS
+
+    largest, big = _tile_overhead(lenet, 50000, 0.0)
+    lean, small = _tile_overhead(lenet, 50000, 0.05)
+    pack = 50000 * 0.9 - BOOT_CYCLES - STEP_CYCLES
+    changed = 0
+    for a, b in zip(largest.steps, lean.steps):
+        ga, gb = tile_unit_count(largest, a) * a.tile.per_commit, tile_unit_count(lean, b) * b.tile.per_commit
+        assert gb <= ga
+        if gb < ga:      # a smaller group: its call and commit within 5 % of its work, two fill the pack
+            changed += 1
+            work = step_work(lean, b)
+            calls = call_cycles(lean, b, 1) + COMMIT_CYCLES
+            assert calls <= 0.05 * gb * work.cycles_per_unit
+            assert PACKED_GROUPS * (gb * work.cycles_per_unit + calls) <= pack
+            if b.op not in ("conv", "conv_sparse"):      # (a conv group may be whole channels)
+                assert PACKED_GROUPS * ((gb + 1) * work.cycles_per_unit + calls) > pack
+    assert changed >= 1                    # the fc layers (cheap calls)
+    # fewer cycles lost under a failure every budget cycles, for a few more commits
+    assert small["predicted_cycles"] < big["predicted_cycles"]
+    assert small["commits"] > big["commits"]
+    assert small["predicted_continuous_cycles"] < 1.01 * big["predicted_continuous_cycles"]
+
+
 def test_bigger_budget_fewer_commits(lenet: Program) -> None:
     commits = [_tile(lenet, b)[1]["commits"] for b in (25000, 60000, 400000)]
     assert commits[0] > commits[1] > commits[2]

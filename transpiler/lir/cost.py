@@ -690,6 +690,17 @@ def step_cycles(program: Program, step: Step) -> float:
             + cost.index * sum(per))
 
 
+def unit_stores(program: Program, step: Step, u0: int, u1: int) -> int:
+    """Output elements that units ``[u0, u1)`` of a step store (at most, for the chunked ops; exact
+    for column units, whose last range of a row may be narrower)."""
+    work = step_work(program, step)
+    if not col_split(program, step):
+        return (u1 - u0) * work.stores_per_unit
+    ow, cw = program.buffers[step.outputs[0]].shape[-1], work.stores_per_unit
+    nc = -(-ow // cw)
+    return sum(min(cw, ow - (u % nc) * cw) for u in range(u0, u1))
+
+
 def tile_unit_count(program: Program, step: Step) -> int:
     """Units in one tile of the step's TilePlan (all units without one); matches the printers."""
     work = step_work(program, step)

@@ -230,3 +230,20 @@ def test_a_transposed_operand_whose_shape_normalize_infers_first() -> None:
     assert not [n for n in normalized.graph.nodes if n.domain == MS]
     np.testing.assert_allclose(_run(normalized.to_proto(), {"x": x}).reshape(-1), _run(proto, {"x": x}).reshape(-1),
                                rtol=1e-5, atol=1e-5)
+
+
+def test_onnxruntimes_default_domain_rms_norm_loads_and_compiles(tmp_path: Path) -> None:
+    """SimplifiedLayerNormalization is onnxruntime's op in the ONNX domain, which onnx.checker rejects:
+    the loader checks it as a custom op and normalize expands it."""
+    from transpiler.loader import load
+
+    node = helper.make_node("SimplifiedLayerNormalization", ["x", "g"], ["n"], epsilon=1e-5)
+    flat = helper.make_node("Flatten", ["n"], ["y"])
+    proto = _model([node, flat], {"x": [1, 6, 4]}, "y", [1, 24], {"g": RNG.normal(size=4)})
+    onnx.save(proto, str(tmp_path / "m.onnx"))
+    model = load(str(tmp_path / "m.onnx"))
+    x = RNG.normal(size=(1, 6, 4)).astype(np.float32)
+    ctx = PassContext(data=Dataset.from_arrays({"x": x}), command_line="pytest")
+    normalized, _ = run_pipeline(model, "normalize", ctx, verify=False)
+    assert isinstance(normalized, OnnxModel)
+    np.testing.assert_allclose(_run(normalized.to_proto(), {"x": x}), _run(proto, {"x": x}), rtol=1e-5, atol=1e-5)

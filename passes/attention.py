@@ -11,11 +11,11 @@ from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
 from passes.embedding import is_embedding
-from passes.normalize_util import (NameSource, add_node, const_value, drop_unused, is_const, new_constant,
+from passes.normalize_util import (NameSource, add_node, const_value, drop_unused, is_const, is_empty, new_constant,
                                    new_variable, origin_of, producer, set_origin, static_shape)
 
 #: Ops that only move values (or scale them all by constants), which the index tracing evaluates.
-LAYOUT_OPS = ("Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten", "Gather", "Identity", "Mul", "Div")
+LAYOUT_OPS = ("Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten", "Gather", "Slice", "Identity", "Mul", "Div")
 
 
 class _NoMatch(Exception):
@@ -39,6 +39,8 @@ def _layout_step(node: gs.Node, idx: np.ndarray, scale: np.ndarray) -> tuple[np.
     if node.op == "Transpose":
         perm = [int(p) for p in node.attrs.get("perm", list(reversed(range(idx.ndim))))]
         return idx.transpose(perm), scale.transpose(perm)
+    if node.op == "Slice":
+        return _slice_step(node, idx, scale, tuple(out_shape))
     if node.op == "Gather":
         where = const_value(node.inputs[1])
         if where is None:
@@ -55,6 +57,28 @@ def _layout_step(node: gs.Node, idx: np.ndarray, scale: np.ndarray) -> tuple[np.
     return idx, scale * (k if node.op == "Mul" else 1.0 / k)
 
 
+def _slice_step(node: gs.Node, idx: np.ndarray, scale: np.ndarray,
+                out_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """A Slice (opset 10+: constant starts, ends, axes and positive steps; a packed q/k/v split, as
+    `split-to-slices` writes torch's ``unbind``/``chunk``) applied to the index and scale arrays."""
+    bounds = [const_value(t) if i < len(node.inputs) and not is_empty(t) else None
+              for i, t in enumerate(node.inputs[1:5], 1)]
+    starts, ends = bounds[0], bounds[1]
+    if starts is None or ends is None:
+        raise _NoMatch(f"{node.name}: a Slice without constant bounds")
+    axes = bounds[2] if len(bounds) > 2 and bounds[2] is not None else np.arange(len(starts))
+    steps = bounds[3] if len(bounds) > 3 and bounds[3] is not None else np.ones(len(starts), dtype=np.int64)
+    where = [slice(None)] * idx.ndim
+    for start, end, axis, step in zip(starts.reshape(-1), ends.reshape(-1), axes.reshape(-1), steps.reshape(-1)):
+        if int(step) <= 0:
+            raise _NoMatch(f"{node.name}: a Slice with a step that is not positive")
+        where[int(axis) % idx.ndim] = slice(int(start), int(end), int(step))
+    idx, scale = idx[tuple(where)], scale[tuple(where)]
+    if tuple(idx.shape) != out_shape:
+        raise _NoMatch(f"{node.name}: a Slice whose output shape is not its static one")
+    return idx, scale
+
+
 def _data_input(node: gs.Node) -> gs.Tensor:
     """The activation a layout op reads (the first non-constant input)."""
     for t in node.inputs:
@@ -68,6 +92,8 @@ def _is_layout(node: gs.Node | None) -> bool:
         return False
     if node.op in ("Mul", "Div"):
         return len(node.inputs) == 2 and sum(is_const(t) for t in node.inputs) == 1
+    if node.op == "Slice":
+        return len(node.inputs) >= 3 and all(is_const(t) or is_empty(t) for t in node.inputs[1:])
     return not is_embedding(node)       # an embedding makes the sequence, it does not move it
 
 
@@ -334,7 +360,8 @@ class Attention(Pass):
 
     Which elements the layout ops move where is found by running them on the indices of their
     source (no pattern of ops is assumed), so every exporter's arrangement of the same attention
-    is recognised; the projections may be packed or separate. Left alone (check-supported names
+    is recognised; the projections may be packed or separate (a packed one split by constant
+    Slices: timm's ``qkv.unbind(0)``, a Split that `split-to-slices` made Slices). Left alone (check-supported names
     them): masks or other ops between the scores and the Softmax, cross-attention, operands that
     are not the sequence's tokens in order.
     """

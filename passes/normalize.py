@@ -63,9 +63,9 @@ from passes.unroll_recurrent import UnrollRecurrent
 from passes.upgrade_opset import UpgradeOpset, UpgradeOpsetOptions
 
 #: Rewrites that may enable each other; repeated (with shape inference) until none changes anything.
-REWRITES: tuple[type[Pass], ...] = (ExpandContribOps, RemoveNoops, AttentionOp, Attention, LayerNorm, RmsNorm, GroupNorm,
-                                    ExplicitAttributes, FoldPad, ReduceMeanToGap,
-                                    GlobalMaxPoolToMaxPool, ChannelLastMatMul, SplitToSlices, MoveTransposes,
+REWRITES: tuple[type[Pass], ...] = (ExpandContribOps, RemoveNoops, SplitToSlices, AttentionOp, Attention, LayerNorm,
+                                    RmsNorm, GroupNorm, ExplicitAttributes, FoldPad, ReduceMeanToGap,
+                                    GlobalMaxPoolToMaxPool, ChannelLastMatMul, MoveTransposes,
                                     MergeTransposeAxes,
                                     ActivationArith, GemmRows, MatMulToGemm,
                                     BinaryScores, CanonicalizeArith, FoldAffineIntoTrees, FoldBatchNorm, FoldIntoNext,
@@ -111,8 +111,8 @@ class Normalize(Pass):
     represent ZipMap's map type); upgrade-opset; infer-shapes, fold-constants; dequantize (an int8 QDQ
     model's weights as floats, its activation Q -> DQ pairs dropped); batch-one (a fixed
     batch > 1 becomes 1, after folding wrote it into constant shapes); infer-shapes; unroll-recurrent
-    (LSTM/GRU/RNN over their static sequence length), infer-shapes; then the rewrites (remove-noops, attention-op, attention, layer-norm, rms-norm, group-norm, explicit-attributes, fold-pad, reduce-mean-to-gap, global-max-pool,
-    channel-last-matmul, split-to-slices, move-transposes, merge-transpose-axes, activation-arith, matmul-to-gemm, binary-scores,
+    (LSTM/GRU/RNN over their static sequence length), infer-shapes; then the rewrites (expand-contrib-ops, remove-noops, split-to-slices, attention-op, attention, layer-norm, rms-norm, group-norm, explicit-attributes, fold-pad, reduce-mean-to-gap, global-max-pool,
+    channel-last-matmul, move-transposes, merge-transpose-axes, activation-arith, gemm-rows, matmul-to-gemm, binary-scores,
     canonicalize-arith, fold-affine-into-trees, fold-batchnorm, fold-into-next, canonicalize-reshape, batch-axis-reshape,
     fold-constants, spatial-linear, repeat-upsample,
     broadcast-activations, resize-nearest, resize-linear, conv-transpose, prelu, crop-to-conv, constant-concat, spatial-concat,

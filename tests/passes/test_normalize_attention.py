@@ -126,3 +126,44 @@ def test_transformers_eager_attention_with_float_casts_normalizes_per_head() -> 
     kinds = ops(normalized)
     assert kinds.count("Softmax") == 2 and "Cast" not in kinds
     assert_same_outputs(proto, normalized.to_proto(), {"x": rand(1, 5, 8, seed=7)})
+
+
+def _timm_packed(heads: int = 2, t: int = 5, d: int = 8) -> onnx.ModelProto:
+    """timm's Attention as the legacy exporter writes ``F.scaled_dot_product_attention`` at opset 17: one
+    packed qkv projection, Reshape [1, T, 3, H, d/H], Transpose [2, 0, 3, 1, 4], ``unbind(0)`` as a Split
+    and Squeezes, the scale's square root on q and on k^T, the heads merged into the output projection."""
+    rng = np.random.default_rng(8)
+    inits = {"wqkv": rng.standard_normal((d, 3 * d)).astype(np.float32),
+             "bqkv": rng.standard_normal(3 * d).astype(np.float32),
+             "wo": rng.standard_normal((d, d)).astype(np.float32), "bo": rng.standard_normal(d).astype(np.float32),
+             "packed_shape": np.array([1, t, 3, heads, d // heads], dtype=np.int64),
+             "merged_shape": np.array([1, t, d], dtype=np.int64), "zero": np.array([0], dtype=np.int64),
+             "root": np.float32((d // heads) ** -0.25)}
+    nodes = [helper.make_node("MatMul", ["x", "wqkv"], ["p0"]), helper.make_node("Add", ["p0", "bqkv"], ["p1"]),
+             helper.make_node("Reshape", ["p1", "packed_shape"], ["p2"]),
+             helper.make_node("Transpose", ["p2"], ["p3"], perm=[2, 0, 3, 1, 4]),
+             helper.make_node("Split", ["p3"], ["q5", "k5", "v5"], axis=0)]
+    nodes += [helper.make_node("Squeeze", [f"{n}5", "zero"], [f"{n}4"]) for n in "qkv"]
+    nodes += [helper.make_node("Transpose", ["k4"], ["kt"], perm=[0, 1, 3, 2]),
+              helper.make_node("Mul", ["q4", "root"], ["qs"]), helper.make_node("Mul", ["kt", "root"], ["ks"]),
+              helper.make_node("MatMul", ["qs", "ks"], ["s"]), helper.make_node("Softmax", ["s"], ["p"], axis=-1),
+              helper.make_node("MatMul", ["p", "v4"], ["o0"]),
+              helper.make_node("Transpose", ["o0"], ["o1"], perm=[0, 2, 1, 3]),
+              helper.make_node("Reshape", ["o1", "merged_shape"], ["o"]),
+              helper.make_node("MatMul", ["o", "wo"], ["u"]), helper.make_node("Add", ["u", "bo"], ["y"])]
+    graph = helper.make_graph(nodes, "timm", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, t, d])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, t, d])],
+                              [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    proto.ir_version = 8
+    return proto
+
+
+def test_timm_packed_qkv_split_by_unbind_normalizes_per_head() -> None:
+    """The packed q/k/v reach the scores through a Split: split-to-slices runs before `attention`,
+    whose index tracing follows constant Slices; before, the heads stayed [1, 2, T, .] MatMuls."""
+    proto = _timm_packed()
+    normalized = run_pipeline(OnnxModel.from_proto(proto), "normalize", PassContext(), verify=False)[0]
+    kinds = ops(normalized)
+    assert kinds.count("Softmax") == 2 and "Split" not in kinds and "Slice" not in kinds
+    assert_same_outputs(proto, normalized.to_proto(), {"x": rand(1, 5, 8, seed=9)})

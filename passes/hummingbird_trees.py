@@ -1,4 +1,5 @@
-"""`hummingbird-trees`: hummingbird-ml's GEMM form of a tree ensemble as one canonical TreeEnsembleRegressor.
+"""`hummingbird-trees`: hummingbird-ml's tree ensembles (its GEMM form, its tree_trav and perf_tree_trav walks) as
+canonical TreeEnsembleRegressors.
 
 hummingbird (``hummingbird.ml.convert(model, "onnx", X)``, ``tree_implementation="gemm"``, the
 default for shallow trees) writes T trees of at most I branches and L leaves each as three matrix
@@ -28,13 +29,30 @@ Before -> after (a RandomForestClassifier; its label is the ArgMax of ``y``, whi
     y = TreeEnsembleRegressor(x) {n_targets=K, aggregate_function=SUM, post_transform=NONE,
                                   base_values=(the always-reached padding leaves' values)}
 
-hummingbird's other two forms, ``tree_trav`` and ``perf_tree_trav``, walk the trees with Gather,
-GatherElements and Where over node tables, one level per step; none of that is in the normal form,
-and this pass names the first such node in one error that says to convert with the GEMM form or
-with skl2onnx.
+hummingbird's other two forms walk the trees one level per step over node tables (initializers
+``_operators.N.<table>``), with Gather, GatherElements, Where, Add and Mul on int64 node indices, and
+read each tree's leaf values with one ``g = Gather(values, index)`` ``[N*T, K]``, which the model then
+sums over the trees (``ReduceSum``; gradient boosting adds its base and a Softmax / Sigmoid).
+``tree_trav``: per tree N nodes, ``lefts`` / ``rights`` (a leaf's are its own id), ``features``,
+``thresholds``, ``values`` ``[T*N, K]``, ``nodes_offset``; ``perf_tree_trav``: perfect trees of depth D,
+``root_nodes`` / ``root_biases``, then per level ``nodes.k`` / ``biases.k``, node j going to 2j + 1 when
+``x[f] <= t`` and to 2j otherwise, ``leaf_nodes`` ``[T * 2^D, K]``. Only ``g`` is replaced, by an
+ensemble whose T*K outputs hold one span per tree::
+
+    g = Gather(values, Reshape(Add(Cast(Where(LessOrEqual(GatherElements(x, ...), ...), ...)), offset)))
+        ->
+    g = Reshape(TreeEnsembleRegressor(x) {n_targets=T*K; tree t writes outputs t*K .. t*K+K-1}, [-1, K])
+
+and the walk, read by nothing else, goes; the sum over the trees stays, a ReduceSum over the middle
+axis of ``[1, T, K]``. The trees are taken when onnxruntime gives the same ``g`` from them on random
+inputs around the thresholds (BRANCH_LEQ, else BRANCH_LT: scikit-learn's ``<=``, or ``<``). A walk
+whose trees cannot be read so is rejected in one error naming the node that reads a table and
+saying to convert with the GEMM form or with skl2onnx.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import onnx
@@ -46,7 +64,8 @@ from transpiler.pass_infra import Pass, PassResult, register
 
 from passes.fold_constants import constant_value
 from passes.normalize_util import (DEFAULT_DOMAINS, NameSource, add_node, consumers, detach, drop_unused,
-                                   is_graph_output, node_location, origin_of, producer, set_origin)
+                                   is_graph_output, new_constant, new_variable, node_location, origin_of, producer,
+                                   set_origin)
 from passes.tree_ensembles import ML_DOMAIN, Branch, Ensemble, Tree, regressor_attrs, tree_limits
 from passes.tree_votes import same_scores
 
@@ -206,8 +225,82 @@ def read_gemm_trees(matrices: list[np.ndarray], mode: str) -> tuple[list[Tree], 
     return trees, base
 
 
+def _tables(graph: gs.Graph) -> dict[str, dict[str, np.ndarray]]:
+    """hummingbird's node tables by operator: ``_operators.N`` -> {``lefts``: ..., ``nodes.0``: ...}."""
+    found: dict[str, dict[str, np.ndarray]] = {}
+    for name, tensor in graph.tensors().items():
+        if isinstance(tensor, gs.Constant) and name.startswith("_operators."):
+            parts = name.split(".")
+            prefix, rest = ".".join(parts[:2]), ".".join(parts[2:])
+            found.setdefault(prefix, {})[rest] = np.asarray(tensor.values)
+    return found
+
+
+def _trav_trees(tables: dict[str, np.ndarray], mode: str) -> list[Tree] | None:
+    """The trees of a tree_trav walk: per tree ``N`` nodes (``lefts``/``rights`` local ids, a leaf's
+    both its own id; ``features``, ``thresholds``; ``values`` ``[T*N, K]``); each leaf writes its values
+    at outputs ``t*K ..`` (one span per tree)."""
+    lefts, rights = tables["lefts"].reshape(-1), tables["rights"].reshape(-1)
+    features, thresholds = tables["features"].reshape(-1), tables["thresholds"].reshape(-1)
+    values = tables["values"]
+    count = tables["nodes_offset"].size
+    if count == 0 or values.ndim != 2 or lefts.size % count or not lefts.size == rights.size == features.size \
+            == thresholds.size == values.shape[0]:
+        return None
+    size, width = lefts.size // count, values.shape[1]
+    trees = []
+    for t in range(count):
+        tree, stack = Tree(root=0), [0]
+        while stack:
+            node = stack.pop()
+            at = t * size + node
+            left, right = int(lefts[at]), int(rights[at])
+            if left == node and right == node:
+                tree.leaves[node] = {t * width + k: float(values[at, k]) for k in range(width)}
+                continue
+            if not (0 <= left < size and 0 <= right < size) or left in tree.branches or right in tree.branches \
+                    or len(tree.branches) >= size:
+                return None
+            tree.branches[node] = Branch(int(features[at]), float(np.float32(thresholds[at])), mode, left, right)
+            stack += [left, right]
+        trees.append(tree)
+    return trees
+
+
+def _perfect_trees(tables: dict[str, np.ndarray], mode: str) -> list[Tree] | None:
+    """The trees of a perf_tree_trav walk: perfect trees of depth D; level 0 from ``root_nodes`` /
+    ``root_biases``, level k from ``nodes.{k-1}`` / ``biases.{k-1}`` (``[T * 2^k]``); a node j of a
+    level goes to 2j + 1 when its comparison holds, else to 2j; ``leaf_nodes`` ``[T * 2^D, K]``."""
+    levels = [(tables["root_nodes"].reshape(-1), tables["root_biases"].reshape(-1))]
+    while f"nodes.{len(levels) - 1}" in tables and f"biases.{len(levels) - 1}" in tables:
+        levels.append((tables[f"nodes.{len(levels) - 1}"].reshape(-1), tables[f"biases.{len(levels) - 1}"].reshape(-1)))
+    leaves, count, depth = tables["leaf_nodes"], levels[0][0].size, len(levels)
+    if leaves.ndim != 2 or leaves.shape[0] != count * 2 ** depth or any(
+            f.size != count * 2 ** k or b.size != f.size for k, (f, b) in enumerate(levels)):
+        return None
+    width = leaves.shape[1]
+    trees = []
+    for t in range(count):
+        tree = Tree(root=0)
+        for k, (features, biases) in enumerate(levels):
+            for j in range(2 ** k):
+                at, child = t * 2 ** k + j, 2 ** (k + 1) - 1
+                tree.branches[2 ** k - 1 + j] = Branch(int(features[at]), float(np.float32(biases[at])), mode,
+                                                       child + 2 * j + 1, child + 2 * j)
+        for j in range(2 ** depth):
+            at = t * 2 ** depth + j
+            tree.leaves[2 ** depth - 1 + j] = {t * width + k: float(leaves[at, k]) for k in range(width)}
+        trees.append(tree)
+    return trees
+
+
+#: The walk forms: the tables each needs, the table its leaf values come from, how its trees are read.
+WALKS = {"tree_trav": (("lefts", "rights", "features", "thresholds", "values", "nodes_offset"), "values", _trav_trees),
+         "perf_tree_trav": (("root_nodes", "root_biases", "leaf_nodes"), "leaf_nodes", _perfect_trees)}
+
+
 def reject_tree_walks(model: OnnxModel) -> None:
-    """Raise one clear error when ``model`` holds hummingbird's tree_trav / perf_tree_trav walk."""
+    """Raise one clear error when ``model`` still holds hummingbird's tree_trav / perf_tree_trav walk."""
     graph = model.graph
     for node in graph.nodes:
         tables = [t.name for t in node.inputs if isinstance(t, gs.Constant) and t.name.startswith("_operators.")
@@ -215,8 +308,9 @@ def reject_tree_walks(model: OnnxModel) -> None:
         if tables:
             raise UnsupportedError(
                 f"'{node.name}' ({node.op}) reads '{tables[0]}', a node table of hummingbird-ml's tree_trav / "
-                "perf_tree_trav tree walk (Gather/GatherElements/Where, one tree level per step), which the "
-                "compiler has no kernel for",
+                "perf_tree_trav tree walk (Gather/GatherElements/Where, one tree level per step), whose trees "
+                "could not be read back (their leaf values are not read by one Gather, or the tables do not "
+                "give the walk's values on random inputs)",
                 location=node_location(model, node, HummingbirdTrees.name),
                 hint="convert with hummingbird.ml.convert(model, 'onnx', X, extra_config={'tree_implementation': "
                      "'gemm'}), or with skl2onnx (its TreeEnsemble ops compile)")
@@ -231,10 +325,9 @@ class HummingbirdTrees(Pass):
     preserves_semantics = True
 
     def run(self, model: OnnxModel) -> PassResult[OnnxModel]:
-        reject_tree_walks(model)
         graph = model.graph
         names = NameSource(graph)
-        stats = {"ensembles": 0, "trees": 0}
+        stats = {"ensembles": 0, "trees": 0, "walks": 0}
         for transpose in [n for n in graph.nodes if _default(n, "Transpose")]:
             out = transpose.outputs[0]
             matched = _matched(out)
@@ -249,24 +342,75 @@ class HummingbirdTrees(Pass):
             if read is None:
                 continue
             trees, base = read
-            targets = len(base)
-            ens = Ensemble(trees, targets, [float(v) for v in base], "NONE", "SUM", None)
-            if tree_limits(ens):
-                continue
-            leaves = [leaf for tree in trees for leaf in tree.leaves.values()]
-            attrs = regressor_attrs(ens, leaves, ens.base)
-            if not same_scores(graph, x, out, attrs, trees, model.opset or 13):
-                continue
-            origin = [name for n in nodes for name in origin_of(model, n)]
-            for dead in {id(n): n for n in nodes}.values():
-                detach(dead)
-            made = add_node(graph, names, "TreeEnsembleRegressor", f"{transpose.name}_trees", [x], [out], attrs)
-            made.domain = ML_DOMAIN
-            set_origin(model, made, origin)
-            stats["ensembles"] += 1
-            stats["trees"] += len(trees)
-        if stats["ensembles"]:
+            if self._replace(model, names, x, out, trees, [float(v) for v in base], nodes, transpose.name):
+                stats["ensembles"] += 1
+                stats["trees"] += len(trees)
+        for tables in _tables(graph).values():
+            for needs, leaf_table, read_trees in WALKS.values():
+                if all(name in tables for name in needs) and self._walk(model, names, tables, leaf_table, read_trees):
+                    stats["walks"] += 1
+        if stats["ensembles"] or stats["walks"]:
             if not any(d.domain == ML_DOMAIN for d in graph.import_domains or []):
                 graph.import_domains = [*(graph.import_domains or []), onnx.helper.make_opsetid(ML_DOMAIN, 1)]
             drop_unused(graph, toposort=True)
-        return PassResult(model, bool(stats["ensembles"]), stats)
+        reject_tree_walks(model)
+        return PassResult(model, bool(stats["ensembles"] or stats["walks"]), stats)
+
+    def _walk(self, model: OnnxModel, names: NameSource, tables: dict[str, np.ndarray], leaf_table: str,
+              read_trees: Callable[[dict[str, np.ndarray], str], list[Tree] | None]) -> bool:
+        """Replace the Gather of a walk's leaf values ``g [N*T, K]`` by ``Reshape(TreeEnsembleRegressor(x),
+        [-1, K])``, the ensemble's ``T*K`` outputs one span per tree (module docstring); x is what the
+        walk's GatherElements read (the graph input)."""
+        graph = model.graph
+        gathers = [n for n in graph.nodes if _default(n, "Gather") and isinstance(n.inputs[0], gs.Constant)
+                   and n.inputs[0].name.endswith(f".{leaf_table}") and int(n.attrs.get("axis", 0)) == 0]
+        read = {id(n.inputs[0]) for n in graph.nodes if _default(n, "GatherElements", "Gather")
+                and not isinstance(n.inputs[0], gs.Constant)}
+        sources = [t for t in graph.inputs if id(t) in read]
+        if len(gathers) != 1 or len(sources) != 1:
+            return False
+        gather, x = gathers[0], sources[0]
+        width = tables[leaf_table].shape[1]
+        for mode in ("BRANCH_LEQ", "BRANCH_LT"):
+            trees = read_trees(tables, mode)
+            if trees is None:
+                return False
+            ens = Ensemble(trees, len(trees) * width, [], "NONE", "SUM", None)
+            if tree_limits(ens):
+                return False
+            attrs = regressor_attrs(ens, [leaf for tree in trees for leaf in tree.leaves.values()],
+                                    [0.0] * ens.targets)
+            if not same_scores(graph, x, gather.outputs[0], attrs, trees, model.opset or 13):
+                continue
+            origin = origin_of(model, gather)
+            raw = new_variable(names, f"{gather.name}_trees", np.float32)
+            shape = new_constant(names, f"{gather.name}_shape", np.array([-1, width], np.int64))
+            out = gather.outputs[0]
+            detach(gather)
+            made = [add_node(graph, names, "TreeEnsembleRegressor", f"{gather.name}_trees", [x], [raw], attrs),
+                    add_node(graph, names, "Reshape", f"{gather.name}_per_tree", [raw, shape], [out])]
+            made[0].domain = ML_DOMAIN
+            for new in made:
+                set_origin(model, new, origin)
+            return True
+        return False
+
+    @staticmethod
+    def _replace(model: OnnxModel, names: NameSource, x: gs.Tensor, out: gs.Tensor, trees: list[Tree],
+                 base: list[float], nodes: list[gs.Node], base_name: str) -> bool:
+        """Replace the GEMM form's ``nodes`` by one TreeEnsembleRegressor writing ``out`` when it is within
+        the kernel's limits and gives the same ``out`` on random inputs."""
+        graph = model.graph
+        ens = Ensemble(trees, len(base), base, "NONE", "SUM", None)
+        if tree_limits(ens):
+            return False
+        attrs = regressor_attrs(ens, [leaf for tree in trees for leaf in tree.leaves.values()], ens.base)
+        if not same_scores(graph, x, out, attrs, trees, model.opset or 13):
+            return False
+        origin = [name for n in nodes for name in origin_of(model, n)]
+        for dead in {id(n): n for n in nodes}.values():
+            detach(dead)
+        made = add_node(graph, names, "TreeEnsembleRegressor", f"{base_name}_trees", [x], [out], attrs)
+        made.domain = ML_DOMAIN
+        set_origin(model, made, origin)
+        return True

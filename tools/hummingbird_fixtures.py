@@ -17,6 +17,10 @@ held-out rows):
   ArgMax(scores))``), ``tree_implementation="gemm"``;
 - ``rf_gemm``: RandomForestClassifier (3 trees of depth 3; the label is the ArgMax itself);
 - ``rfr_gemm``: RandomForestRegressor (3 trees of depth 3);
+- ``dt_tree_trav``: DecisionTreeClassifier (depth 4) as the tree_trav walk; ``rf_perf_tree_trav``:
+  RandomForestClassifier (3 trees of depth 3) as the perf_tree_trav walk; ``gb_tree_trav``:
+  GradientBoostingClassifier (3 rounds of depth 2, 3 classes: one tree per class and round, a base and a
+  Softmax after the sum) as the tree_trav walk;
 - ``logreg``: LogisticRegression with labels 2, 4, 6 (sigmoids divided by their sum, the label through
   Gather); ``logreg_bin``: binary (``Greater(z, 0)`` label, ``Concat(1 - s, s)`` probabilities);
 - ``pipe_std_logreg``: StandardScaler + LogisticRegression; ``mlpc``: MLPClassifier (8 relu units).
@@ -45,7 +49,7 @@ ROWS = 80
 
 def _models() -> dict[str, tuple[Any, int, dict[int, int] | None, str | None]]:
     """name -> (estimator, classes (0: a regressor), label map or None, tree implementation)."""
-    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier, RandomForestRegressor
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
@@ -56,6 +60,10 @@ def _models() -> dict[str, tuple[Any, int, dict[int, int] | None, str | None]]:
         "dt_gemm": (DecisionTreeClassifier(max_depth=3, random_state=0), 3, {0: 1, 1: 3, 2: 5}, "gemm"),
         "rf_gemm": (RandomForestClassifier(n_estimators=3, max_depth=3, random_state=0), 3, None, "gemm"),
         "rfr_gemm": (RandomForestRegressor(n_estimators=3, max_depth=3, random_state=0), 0, None, "gemm"),
+        "dt_tree_trav": (DecisionTreeClassifier(max_depth=4, random_state=0), 3, None, "tree_trav"),
+        "rf_perf_tree_trav": (RandomForestClassifier(n_estimators=3, max_depth=3, random_state=0), 3, None,
+                              "perf_tree_trav"),
+        "gb_tree_trav": (GradientBoostingClassifier(n_estimators=3, max_depth=2, random_state=0), 3, None, "tree_trav"),
         "logreg": (LogisticRegression(max_iter=500), 3, {0: 2, 1: 4, 2: 6}, None),
         "logreg_bin": (LogisticRegression(max_iter=500), 2, None, None),
         "pipe_std_logreg": (make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)), 3, None, None),

@@ -1,7 +1,9 @@
 """Exports run through the graph simplifiers users apply before deploying: onnx-simplifier and onnxslim.
 
 Each case here is a case of another module whose model is then rewritten by ``onnxsim.simplify(model)``
-(``-sim``) or ``onnxslim.slim(model)`` (``-slim``); its samples are the base case's. The simplifiers
+(``-sim``), by onnxsim with the input shape fixed to one sample (``-sim1``: ``overwrite_input_shapes``,
+what ``onnxsim in.onnx out.onnx --overwrite-input-shape 1,...`` does to a dynamic batch; every shape then
+folds) or by ``onnxslim.slim(model)`` (``-slim``); its samples are the base case's. The simplifiers
 fold shapes and constants, fuse MatMul+Add into Gemm (onnxslim) or leave it, drop Identity/Dropout,
 change the IR version, and so on. The bases:
 
@@ -29,7 +31,7 @@ from bench.exporter_cases.keras_cases import keras_cases
 from bench.exporter_cases.sklearn_cases import sklearn_cases
 from bench.exporter_cases.torch_cases import NET_NAMES, TOO_SLOW_FOR_THE_SWEEP, torch_cases
 
-TOOLS = {"sim": "onnxsim", "slim": "onnxslim"}
+TOOLS = {"sim": "onnxsim", "sim1": "onnxsim", "slim": "onnxslim"}
 """Case-name suffix -> the simplifier's import name."""
 
 NOFOLD_NETS = ("bn_unfused", "mlp_nobias_identity", "channel_last", "transformer_h1", "flatten_nhwc",
@@ -44,12 +46,15 @@ KERAS_BASES = ("keras-dscnn_kws-op13-bdyn", "keras-resnet8-op13-bdyn", "keras-fl
 
 def simplify(proto: onnx.ModelProto, tool: str) -> onnx.ModelProto:
     """``proto`` rewritten by ``tool`` (``sim``: onnxsim.simplify, which must report its check passed;
-    ``slim``: onnxslim.slim), with the tools' prints silenced."""
+    ``sim1``: the same with a batch of 1 written into the inputs' shapes; ``slim``: onnxslim.slim), with
+    the tools' prints silenced."""
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        if tool == "sim":
+        if tool in ("sim", "sim1"):
             import onnxsim
 
-            simplified, checked = onnxsim.simplify(proto)
+            shapes = {i.name: [1, *[d.dim_value for d in i.type.tensor_type.shape.dim[1:]]]
+                      for i in proto.graph.input} if tool == "sim1" else None
+            simplified, checked = onnxsim.simplify(proto, overwrite_input_shapes=shapes)
             if not checked:
                 raise RuntimeError("onnxsim's check of the simplified model failed")
             return simplified
@@ -64,7 +69,7 @@ def _simplified_build(base: Case, tool: str) -> ExportedModel:
 
 
 def _simplified(base: Case, tool: str) -> Case:
-    """``base`` with its model simplified by ``tool``: ``BASE-sim`` / ``BASE-slim``."""
+    """``base`` with its model simplified by ``tool``: ``BASE-sim`` / ``BASE-sim1`` / ``BASE-slim``."""
     return Case(f"{base.name}-{tool}", f"{base.exporter}+{TOOLS[tool]}", base.opset, base.batch,
                 (*base.requires, TOOLS[tool]), functools.partial(_simplified_build, base, tool))
 
@@ -78,5 +83,7 @@ def _bases() -> list[Case]:
 
 
 def simplified_cases() -> list[Case]:
-    """Every base case through each simplifier (see the module docstring)."""
-    return [_simplified(base, tool) for tool in TOOLS for base in _bases()]
+    """Every base case through each simplifier; ``-sim1`` only for those with a dynamic batch (see the
+    module docstring)."""
+    return [_simplified(base, tool) for tool in TOOLS for base in _bases()
+            if tool != "sim1" or base.batch == "dynamic"]

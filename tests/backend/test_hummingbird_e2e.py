@@ -3,16 +3,19 @@ compile -> C -> onnxruntime on the original model.
 
 The models in tests/fixtures/hummingbird/ (a few KB each) were written by ``tools/hummingbird_fixtures.py``
 (it needs hummingbird-ml; the tests do not): GEMM-form trees (a decision tree with labels 1, 3, 5 picked by
-``Gather(classes, ArgMax)``, a random forest, a random-forest regressor), logistic regressions (3 classes
-with labels 2, 4, 6 and one-vs-rest sigmoids divided by their sum; binary with a ``Greater(z, 0)`` label),
-a StandardScaler pipeline and an MLP. Each ``<name>.npz`` holds held-out rows (``x``).
+``Gather(classes, ArgMax)``, a random forest, a random-forest regressor), tree walks (tree_trav: a
+decision tree and gradient boosting with its base and Softmax; perf_tree_trav: a random forest),
+logistic regressions (3 classes with labels 2, 4, 6 and one-vs-rest sigmoids divided by their sum;
+binary with a ``Greater(z, 0)`` label), a StandardScaler pipeline and an MLP. Each ``<name>.npz``
+holds held-out rows (``x``).
 
 For every model: normalize,quantize,lower,plan-memory; the trees become one ``trees`` walk
-(`hummingbird-trees`), the linear models Gemm layers; the generated C equals the LIR interpreter bit for
-bit (gcc, clang ASan+UBSan); and against onnxruntime on the ORIGINAL model, on every held-out row (a
-tree walk's rows whose feature lies within an input LSB of a threshold left out: there the 16-bit
-input decides), the device's label is onnxruntime's, except where onnxruntime's two best scores are
-within TIE of each other, and a regressor's value is onnxruntime's within the leaves' rounding.
+(`hummingbird-trees`; a tree_trav / perf_tree_trav walk's Gather/Where go), the linear models Gemm layers;
+the generated C equals the LIR interpreter bit for bit (gcc, clang ASan+UBSan); and against onnxruntime on
+the ORIGINAL model, on every held-out row (a tree walk's rows whose feature lies within an input LSB of a
+threshold left out: there the 16-bit input decides), the device's label is onnxruntime's, except where
+onnxruntime's two best scores are within TIE of each other (at most two such rows), and a regressor's
+value is onnxruntime's within the leaves' rounding.
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ MIN_JUDGED = 0.8
 
 
 def test_fixtures_are_present_and_small() -> None:
-    assert {"dt_gemm", "rf_gemm", "rfr_gemm", "logreg", "logreg_bin", "mlpc", "pipe_std_logreg"} <= set(MODELS)
+    assert {"dt_gemm", "rf_gemm", "rfr_gemm", "dt_tree_trav", "rf_perf_tree_trav", "gb_tree_trav", "logreg",
+            "logreg_bin", "mlpc", "pipe_std_logreg"} <= set(MODELS)
     for name in MODELS:
         assert (FIXTURES / f"{name}.onnx").stat().st_size < 16_000, name
         assert (FIXTURES / f"{name}.npz").is_file(), name
@@ -62,6 +66,8 @@ def test_hummingbird_model_c_matches_onnxruntime(name: str, tmp_path: Path) -> N
     kept = [n.op for n in normalized.graph.nodes]
     if name.endswith("_gemm"):
         assert kept == ["TreeEnsembleRegressor"], kept
+    elif name.endswith("tree_trav"):     # the walk's leaf values per tree, then the model's sum over trees
+        assert kept.count("TreeEnsembleRegressor") == 1 and not {"Gather", "GatherElements", "Where"} & set(kept), kept
     else:
         assert set(kept) <= {"Gemm", "Relu", "Sigmoid", "Softmax"}, kept
     program, _ = run_pipeline(normalized, "quantize,lower,plan-memory", ctx, verify=False)

@@ -74,7 +74,7 @@ def _rows() -> np.ndarray:
 def test_gemm_trees_become_one_tree_ensemble(comparison: str) -> None:
     proto = _gemm_trees(comparison=comparison)
     result = run_pass(HummingbirdTrees, load(proto))
-    assert result.changed and result.stats == {"ensembles": 1, "trees": 2}
+    assert result.changed and result.stats == {"ensembles": 1, "trees": 2, "walks": 0}
     assert ops(result.model) == ["TreeEnsembleRegressor"]
     assert is_canonical(result.model.graph.nodes[0])
     after = result.model.to_proto()
@@ -116,3 +116,55 @@ def test_tree_walk_tables_are_rejected_by_name() -> None:
         run_pass(HummingbirdTrees, load(proto))
     assert "tree_trav" in str(raised.value) and "'gemm'" in raised.value.hint
     assert raised.value.location.op == "Gather"
+
+
+def _ensemble_outputs(trees: list, targets: int, x: np.ndarray) -> np.ndarray:
+    """onnxruntime's TreeEnsembleRegressor of ``trees`` on the rows ``x``."""
+    from passes.hummingbird_trees import Ensemble
+    from passes.tree_ensembles import ML_DOMAIN, regressor_attrs
+
+    ens = Ensemble(trees, targets, [], "NONE", "SUM", None)
+    attrs = regressor_attrs(ens, [leaf for tree in trees for leaf in tree.leaves.values()], [0.0] * targets)
+    node = helper.make_node("TreeEnsembleRegressor", ["x"], ["y"], domain=ML_DOMAIN, **attrs)
+    graph = helper.make_graph([node], "trees",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, FEATURES])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(ML_DOMAIN, 1)])
+    return ort_run(proto, {"x": x})["y"]
+
+
+def test_tree_trav_tables_read_back_as_the_walk_goes() -> None:
+    from passes.hummingbird_trees import _trav_trees
+
+    # tree 0: x0 <= 0.5 ? (x1 <= -1 ? n3 : n4) : n2; tree 1: x2 <= 0 ? n1 : n2, nodes 3, 4 padding
+    tables = {"lefts": np.array([1, 3, 2, 3, 4, 1, 1, 2, 3, 4]), "rights": np.array([2, 4, 2, 3, 4, 2, 1, 2, 3, 4]),
+              "features": np.array([0, 1, 0, 0, 0, 2, 0, 0, 0, 0]),
+              "thresholds": np.array([0.5, -1.0, 0, 0, 0, 0.0, 0, 0, 0, 0], np.float32),
+              "values": np.arange(20, dtype=np.float32).reshape(10, 2) / 4, "nodes_offset": np.array([[0, 5]])}
+    trees = _trav_trees(tables, "BRANCH_LEQ")
+    assert trees is not None and [len(t.leaves) for t in trees] == [3, 2]
+    x = _rows()
+    index = np.repeat(tables["nodes_offset"], len(x), axis=0)          # hummingbird's walk, depth 2
+    for _ in range(2):
+        at = index
+        go = x[np.arange(len(x))[:, None], tables["features"][at]] <= tables["thresholds"][at]
+        index = np.where(go, tables["lefts"][at], tables["rights"][at]) + tables["nodes_offset"]
+    want = tables["values"][index].reshape(len(x), -1)
+    assert np.array_equal(_ensemble_outputs(trees, 4, x), want)
+
+
+def test_perfect_tree_tables_read_back_as_the_walk_goes() -> None:
+    from passes.hummingbird_trees import _perfect_trees
+
+    rng = np.random.default_rng(3)
+    tables = {"root_nodes": np.array([0, 3]), "root_biases": np.array([0.5, -0.25], np.float32),
+              "nodes.0": np.array([1, 2, 2, 0]), "biases.0": np.array([-1.0, 0.0, 0.75, 0.1], np.float32),
+              "leaf_nodes": rng.normal(size=(8, 3)).astype(np.float32)}
+    trees = _perfect_trees(tables, "BRANCH_LEQ")
+    assert trees is not None and [len(t.leaves) for t in trees] == [4, 4]
+    x = _rows()
+    rows = np.arange(len(x))[:, None]
+    index = (x[:, tables["root_nodes"]] <= tables["root_biases"]).astype(np.int64) + np.array([0, 2])
+    index = 2 * index + (x[rows, tables["nodes.0"][index]] <= tables["biases.0"][index])
+    want = tables["leaf_nodes"][index].reshape(len(x), -1)
+    assert np.array_equal(_ensemble_outputs(trees, 6, x), want)

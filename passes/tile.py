@@ -203,8 +203,8 @@ def needs_column_units(program: Program, step: Step, budget: int, margin: float 
         return True
     room = budget * (1.0 - margin) - BOOT_CYCLES - COMMIT_CYCLES - STEP_CYCLES
     probe = replace(step, tile=None)
-    return _largest_group(program, probe, step_work(program, probe).units,
-                          step_work(program, probe).cycles_per_unit, room) < 1
+    work = step_work(program, probe)
+    return _largest_group(program, probe, work.units, work.cycles_per_unit, room) < 1
 
 
 def _unit_text(program: Program, step: Step, work: StepWork) -> str:

@@ -14,7 +14,8 @@ a conv dilated by 2 (every window on the general path), a pointwise 1x1 and a st
   outputs (skipped without the msp430-elf toolchain);
 - a conv of ResNet-8's shape (16x32x32 maps, 3x3 over 16 channels, padding 1), whose rows
   needed 43,751 cycles of the 40,000 a 50,000-cycle budget leaves, now compiles at 50,000 and
-  30,000 cycles per power cycle with column units, every commit group within the budget.
+  30,000 cycles per power cycle with column units, every commit group within the budget;
+- an fc output over a row of 4096 inputs, a unit that cannot be split, is a BudgetError naming it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from transpiler import hostrun
 from transpiler.data import Dataset
+from transpiler.errors import BudgetError
 from transpiler.intermittent import plan_of
 from transpiler.lir.cost import BOOT_CYCLES, step_work
 from transpiler.lir.interp import run_program
@@ -142,3 +144,23 @@ def test_a_resnet8_layer_compiles_with_column_units(tmp_path_factory: pytest.Tem
     assert conv.tile is not None and conv.tile.dims[:2] == [1, 1] and conv.tile.dims[2] < 32
     assert stats["max_group_cycles"] + BOOT_CYCLES <= budget * 0.8
     assert "fx_conv_col_units(" in (out / "resnet8_layer.c").read_text()
+
+
+def test_an_fc_output_over_a_long_row_is_a_precise_budget_error(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """One output of an fc over K = 4096 inputs (~33,000 cycles) cannot be split: the error names
+    that unit, its MACs and what helps."""
+    rng = np.random.default_rng(4)
+    inits = [numpy_helper.from_array((rng.standard_normal((2, 4096)) * 0.02).astype(np.float32), "w"),
+             numpy_helper.from_array(np.zeros(2, np.float32), "b")]
+    graph = helper.make_graph([helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="fc", transB=1)], "long_fc",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4096])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])], inits)
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    proto.ir_version = 8
+    calib = rng.standard_normal((4, 4096)).astype(np.float32)
+    with pytest.raises(BudgetError) as info:
+        compile_intermittent(OnnxModel.from_proto(proto), Dataset.from_arrays({"x": calib}),
+                             tmp_path_factory.mktemp("long_fc") / "gen", budget=20000, name="long_fc")
+    text = info.value.render()
+    assert "one output (4096 MACs over its input row of 4096)" in text and "20000 cycles" in text
+    assert "a shorter input row" in (info.value.hint or "")

@@ -15,8 +15,8 @@
 
 Each net through the legacy exporter at opset 13 or 17 (batch 1) and the dynamo exporter at opset 18
 (batch 1). Weights from ``torch.manual_seed(0)``, BatchNorm statistics and norm affines from
-``torch_nets.randomize_batchnorm``; samples standard normal (seed 1), token ids uniform in
-``[0, VOCAB)`` and masks whose last 0-3 positions are padding. ``requires`` names timm / torchvision /
+``torch_nets.randomize_batchnorm``, layer scales from :func:`randomize_layer_scales`; samples standard
+normal (seed 1), token ids uniform in ``[0, VOCAB)`` and masks whose last 0-3 positions are padding. ``requires`` names timm / torchvision /
 transformers: the cases skip where they are not installed (they are not dependencies of freeml-tx).
 """
 
@@ -149,6 +149,20 @@ def _samples(family: str, net: str, count: int, seed: int) -> dict[str, np.ndarr
     return {"input": rng.standard_normal((count, *IMAGE)).astype(np.float32)}
 
 
+def randomize_layer_scales(model: Any) -> None:
+    """Give every layer scale (a 1-D parameter named ``gamma``: timm's ConvNeXt blocks, ``LayerScale``) seeded
+    values in [0.2, 0.7]: their ``1e-6`` initialisation makes a residual branch 2^19 times smaller than its
+    shortcut, which a trained model's is not (the Add of the two then needs more than Q15's 15 bits of
+    alignment)."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.rsplit(".", 1)[-1] == "gamma" and parameter.ndim == 1:
+                parameter.copy_(torch.rand(parameter.shape, generator=g) * 0.5 + 0.2)
+
+
 def export_zoo(family: str, net: str, exporter: str, opset: int) -> ExportedModel:
     """Make ``net`` of ``family`` (seeded, BatchNorm statistics randomized), export it at batch 1 with
     ``exporter`` (``legacy`` or ``dynamo``) at ``opset`` and draw its samples."""
@@ -160,6 +174,7 @@ def export_zoo(family: str, net: str, exporter: str, opset: int) -> ExportedMode
     torch.manual_seed(0)
     model = FAMILIES[family][1](net)
     randomize_batchnorm(model)
+    randomize_layer_scales(model)
     model = model.eval()
     names = list(_samples(family, net, 1, 0))
     example = tuple(torch.from_numpy(x) for x in _samples(family, net, 1, 0).values())

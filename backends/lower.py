@@ -647,7 +647,10 @@ class _Lowerer:
         qc = max(qa, qb)
         if qc - min(qa, qb) > 15:
             raise _Unsupported(f"the operands' Q formats differ by {qc - min(qa, qb)} bits (> 15): "
-                               f"their calibration ranges differ by more than 2^15")
+                               f"their calibration ranges differ by more than 2^15 (a residual branch scaled "
+                               f"nearly to zero, such as an untrained layer scale of 1e-6 in timm's ConvNeXt or "
+                               f"MambaOut blocks, adds less than the output's Q15 resolution: train the model or "
+                               f"set the scale before exporting)")
         chain = self._chain(node, allow_bias=False)
         f_out = self._out_format(chain)
         f_out = min(max(f_out, qc - SHIFT_MAX), qc - SHIFT_MIN)

@@ -151,6 +151,18 @@ def test_layout_api_and_bit_exact(tmp_path: Path) -> None:
     check_c_equals_interpreter(small_cnn(), tmp_path / "again", inputs, "small_cnn/inputs_seed_1")
 
 
+@pytest.mark.parametrize("cols", [1, 4, 8])
+def test_column_units_run_with_the_same_result(tmp_path: Path, cols: int) -> None:
+    # a conv tile [1,1,cols] below the output width 9: units are ranges of cols columns (the last narrower)
+    p = small_cnn(TilePlan([1, 1, cols], per_commit=2))
+    emit(p, tmp_path)
+    text = (tmp_path / "small_cnn.c").read_text()
+    assert re.search(rf"{{ fx_small_cnn_step_0_conv, {28 * -(-9 // cols)}u, 1u, 2u }}", text)
+    assert f"fx_conv_col_units(&fx_small_cnn_s0_conv, x, y, {cols}u, u0, u1);" in text
+    check_c_equals_interpreter(small_cnn(TilePlan([1, 1, cols], per_commit=2)), tmp_path / "c",
+                               random_inputs(p, 6, 2), f"columns/{cols}")
+
+
 @pytest.mark.parametrize("dims", [[1, 2, 9], [3, 7, 9], [4, 5, 9], [2, 3, 9]])
 def test_tile_plans_run_in_tiles_with_the_same_result(tmp_path: Path, dims: list[int]) -> None:
     p = small_cnn(TilePlan(dims, per_commit=2))

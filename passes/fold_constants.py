@@ -61,6 +61,25 @@ def lower_constant_nodes(graph: gs.Graph) -> int:
     return lowered
 
 
+def fold_cast_like(graph: gs.Graph) -> int:
+    """Replace each ``CastLike(c, x)`` of a constant ``c`` by ``c`` in ``x``'s element type (known from
+    the graph's types); return the count. The reference tensor ``x`` is computed, so the generic
+    folding never evaluates such a node."""
+    folded = 0
+    for node in list(graph.nodes):
+        if node.op != "CastLike" or node.domain not in (None, "", "ai.onnx") or len(node.inputs) != 2:
+            continue
+        value = constant_value(node.inputs[0])
+        like = node.inputs[1].dtype
+        if value is None or like is None or node.outputs[0] in graph.outputs:
+            continue
+        out = node.outputs[0]
+        detach(node)
+        out.to_constant(value.astype(like))
+        folded += 1
+    return folded
+
+
 @register
 class FoldConstants(Pass):
     """Fold everything computable from initializers and Constant nodes into initializers.
@@ -70,6 +89,7 @@ class FoldConstants(Pass):
         s = Shape(x); i = Gather(s, 0); u = Unsqueeze(i, [0])
         r = Reshape(h, Concat(u, [-1]))             ->  r = Reshape(h, [1, -1])   (x: [1,16,4,4])
         w = Mul(Constant(W), Constant(2.0))         ->  w = initializer W*2
+        e = CastLike(Constant(1e-6), x)             ->  e = initializer 1e-6 in x's type (jax2onnx's RMSNorm)
         Constant nodes                              ->  initializers (float32/int64 as ONNX says)
 
     Runs onnx-graphsurgeon's ``fold_constants`` (onnxruntime evaluates, ``Shape`` of a static shape
@@ -86,6 +106,7 @@ class FoldConstants(Pass):
         graph = model.graph
         nodes_before = len(graph.nodes)
         lowered = lower_constant_nodes(graph)
+        cast = fold_cast_like(graph)
         kept = [t for t in graph.inputs if not is_const(t)]
         removed_inputs = len(graph.inputs) - len(kept)
         graph.inputs = kept
@@ -105,4 +126,4 @@ class FoldConstants(Pass):
         stats = {"nodes-removed": folded, "constant-nodes": lowered, "initializer-inputs-removed": removed_inputs}
         if constant_outputs:
             stats["constant-outputs"] = constant_outputs
-        return PassResult(model, bool(folded or lowered or removed_inputs), stats)
+        return PassResult(model, bool(folded or lowered or cast or removed_inputs), stats)

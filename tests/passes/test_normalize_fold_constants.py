@@ -10,6 +10,7 @@ from onnx import TensorProto, helper
 from normalize_helpers import assert_same_outputs, load, ops, parse, rand, run_pass, static, torch_export
 
 from passes.fold_constants import FoldConstants
+from passes.infer_shapes import InferShapes
 from passes.normalize_util import const_value
 
 
@@ -98,3 +99,29 @@ def test_torch_view_batch_pattern_folds_once_shapes_are_static() -> None:
     assert list(const_value(reshape.inputs[1])) == [1, -1]
     assert_same_outputs(proto, model.to_proto(), {"input": rand(1, 1, 6, 6)})
     onnx.checker.check_model(model.to_proto())
+
+
+@pytest.mark.parametrize("source", ["Constant <value = double eps_0 = {1e-6}> ()", "Constant <value_float = 1e-6> ()"])
+def test_cast_like_of_a_constant_folds_to_the_reference_type(source: str) -> None:
+    """jax2onnx's RMSNorm (opset 23) casts its epsilon like the activation it is added to: the
+    CastLike reads a computed tensor, so only its constant input decides its value."""
+    proto = parse(f"""
+    <ir_version: 10, opset_import: ["" : 23]>
+    g (float[1, 8, 16] x) => (float[1, 8, 16] y) {{
+        r = Relu(x)
+        e = {source}
+        c = CastLike(e, r)
+        q = Mul(r, r)
+        m = ReduceMean <keepdims = 1> (q, axes)
+        a = Add(m, c)
+        s = Sqrt(a)
+        y = Div(r, s)
+    }}
+    """, axes=np.array([-1], np.int64))
+    typed = run_pass(InferShapes, load(proto)).model         # what normalize runs first: r's type is known
+    result = run_pass(FoldConstants, typed)
+    assert "CastLike" not in ops(result.model) and result.changed
+    add = next(n for n in result.model.graph.nodes if n.op == "Add")
+    eps = const_value(add.inputs[1])
+    assert eps is not None and eps.dtype == np.float32 and float(eps) == pytest.approx(1e-6)
+    assert_same_outputs(proto, result.model.to_proto(), {"x": rand(1, 8, 16, seed=1)})

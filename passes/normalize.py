@@ -23,6 +23,7 @@ from passes.fold_constants import FoldConstants
 from passes.channel_last_matmul import ChannelLastMatMul
 from passes.fold_pad import FoldPad
 from passes.gemm_rows import GemmRows
+from passes.rows_elementwise import RowsElementwise
 from passes.global_max_pool import GlobalMaxPoolToMaxPool
 from passes.attention import Attention
 from passes.attention_op import AttentionOp
@@ -67,7 +68,7 @@ REWRITES: tuple[type[Pass], ...] = (ExpandContribOps, RemoveNoops, SplitToSlices
                                     RmsNorm, GroupNorm, ExplicitAttributes, FoldPad, ReduceMeanToGap,
                                     GlobalMaxPoolToMaxPool, ChannelLastMatMul, MoveTransposes,
                                     MergeTransposeAxes,
-                                    ActivationArith, GemmRows, MatMulToGemm,
+                                    ActivationArith, RowsElementwise, GemmRows, MatMulToGemm,
                                     BinaryScores, CanonicalizeArith, FoldAffineIntoTrees, FoldBatchNorm, FoldIntoNext,
                                     CanonicalizeReshape, BatchAxisReshape,
                                     FoldConstants, SpatialLinear, RepeatUpsample, BroadcastActivations,
@@ -112,7 +113,7 @@ class Normalize(Pass):
     model's weights as floats, its activation Q -> DQ pairs dropped); batch-one (a fixed
     batch > 1 becomes 1, after folding wrote it into constant shapes); infer-shapes; unroll-recurrent
     (LSTM/GRU/RNN over their static sequence length), infer-shapes; then the rewrites (expand-contrib-ops, remove-noops, split-to-slices, attention-op, attention, layer-norm, rms-norm, group-norm, explicit-attributes, fold-pad, reduce-mean-to-gap, global-max-pool,
-    channel-last-matmul, move-transposes, merge-transpose-axes, activation-arith, gemm-rows, matmul-to-gemm, binary-scores,
+    channel-last-matmul, move-transposes, merge-transpose-axes, activation-arith, rows-elementwise, gemm-rows, matmul-to-gemm, binary-scores,
     canonicalize-arith, fold-affine-into-trees, fold-batchnorm, fold-into-next, canonicalize-reshape, batch-axis-reshape,
     fold-constants, spatial-linear, repeat-upsample,
     broadcast-activations, resize-nearest, resize-linear, conv-transpose, prelu, crop-to-conv, constant-concat, spatial-concat,

@@ -36,6 +36,7 @@ FIXTURES: dict[str, str] = {
     "nhwc_pixel_linear-legacy11-b1-nofold-slim": "onnxslim: Transpose, MatMul, Add on pixels -> Reshape, Gemm, Reshape",
     "layernorm_seq-dynamo18-bdyn-sim": "onnxsim: a [N, T, D] MatMul + Add -> Reshape, Gemm, Reshape",
     "mlpc_relu-nozipmap-skl17-slim": "onnxslim drops skl2onnx's Cast and Identity",
+    "convnext-legacy13-bdyn-sim1": "onnxsim at batch 1: the channels-last Linear, GELU, Linear as 2-D rows",
 }
 
 

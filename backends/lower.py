@@ -620,11 +620,14 @@ class _Lowerer:
             bias = per_channel_values(np.asarray(k.values), x.shape)
             self._depthwise(chain, x, np.ones_like(bias), None, bias, k.name)
             return
-        self._add_two(node, x, None, const_buf=self._map_constant(k, x))
+        # the map needs no finer format than 15 bits past x's: the add aligns both operands to the finer
+        # one, and a constant far smaller than x (timm's class token, initialised at 1e-6) adds below it
+        self._add_two(node, x, None, const_buf=self._map_constant(k, x, max_frac=self._qbuf(self._input(x)) + 15))
 
-    def _map_constant(self, k: gs.Constant, x: gs.Variable) -> str:
+    def _map_constant(self, k: gs.Constant, x: gs.Variable, max_frac: int | None = None) -> str:
         """A constant that is not per-channel, broadcast to the activation ``x``'s shape, as an i16
-        FRAM buffer in its quantize format (a positional embedding added, a mask multiplied in)."""
+        FRAM buffer in its quantize format (a positional embedding added, a mask multiplied in), at
+        most ``max_frac`` fractional bits."""
         values = np.asarray(k.values, dtype=np.float64)
         try:
             full = np.broadcast_to(values, x.shape)
@@ -635,6 +638,8 @@ class _Lowerer:
         f = self.ann.get(k.name, "qformat")
         if not isinstance(f, int):
             f = weight_frac_bits(float(np.max(np.abs(values))) if values.size else 0.0, -8, 30)
+        if max_frac is not None:
+            f = min(f, max_frac)
         data = np.clip(round_half_up(full.reshape(_lir_shape(x)) * 2.0 ** f), -32768, 32767).astype(np.int16)
         return self._const(k.name, data, "i16", int(f))
 

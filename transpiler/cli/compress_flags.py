@@ -20,7 +20,7 @@ report.txt gain the per-layer table: :func:`compression_summary` / :func:`format
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, NoReturn
 
 from transpiler.errors import BudgetError, Location
 
@@ -43,7 +43,7 @@ def compression_spec(args: argparse.Namespace, model: Any, data: Any,
                      input_shapes: dict[str, tuple[int, ...]] | None = None) -> str | None:
     """The ``separate{...},sparsify{...}`` text the flags and the model ask for, or None when the
     model fits (or ``--compress never``). Raises BudgetError when compression is needed without data."""
-    from passes.compress_size import STRONGEST_DENSITY, compression_floor, model_size, weight_budget
+    from passes.compress_size import FRAM_MARGIN, compression_floor, model_size, weight_budget
     from passes.normalize import Normalize
     from transpiler.pass_infra import PassContext
 
@@ -52,6 +52,10 @@ def compression_spec(args: argparse.Namespace, model: Any, data: Any,
     normalized = Normalize(context=PassContext(data=data, input_shapes=dict(input_shapes or {}))).run(model.copy()).model
     sizes = model_size(normalized)
     size = sizes.total
+    floor = compression_floor(sizes)
+    ceiling = int(args.fram * (1.0 - FRAM_MARGIN))
+    if floor > ceiling:     # over even the whole of --fram: refused before measuring code and activations
+        _refuse(args, sizes, floor, ceiling, "of --fram")
     stack = getattr(args, "stack", None)
     budget = weight_budget(normalized, args.fram, args.sram, *([stack] if stack is not None else []),
                            measured=True, persistent=_persistent(args))
@@ -59,18 +63,8 @@ def compression_spec(args: argparse.Namespace, model: Any, data: Any,
         # budget 0: the code and the activations alone fill --fram, so no compression of the weights
         # can fit the model; plan-memory's error then names what overflows (and the largest buffers)
         return None
-    floor = compression_floor(sizes)
     if floor > budget:
-        weights = sum(layer.weights for layer in sizes.layers)
-        over = floor / budget
-        raise BudgetError(
-            f"the model cannot fit --fram {args.fram:,} B: its {weights:,} weights take {size:,} B in Q15 and even "
-            f"compressed as far as SparseComp goes (keeping {100 * STRONGEST_DENSITY['conv']:g} % of a conv's weights, "
-            f"{100 * STRONGEST_DENSITY['fc']:g} % of a fully connected layer's) they would take at least {floor:,} B, "
-            f"{over:.1f}x the {budget:,} B left for them after code and FRAM activations",
-            location=Location(file=str(getattr(args, "model", "")) or None),
-            hint=f"use a smaller model (about {over:.0f}x fewer weights: fewer or narrower layers, a width "
-                 f"multiplier, fewer classes), or a larger --fram")
+        _refuse(args, sizes, floor, budget, "left for them after code and FRAM activations")
     if data is None:
         raise BudgetError(f"the model's parameters take {size:,} B in Q15 but --fram {args.fram:,} B leaves about "
                           f"{budget:,} B for them (after code and FRAM activations); compressing them to fit "
@@ -82,6 +76,23 @@ def compression_spec(args: argparse.Namespace, model: Any, data: Any,
     if task != "auto":
         options += f",task={task}"
     return f"separate{{{options}}},sparsify{{{options}}}"
+
+
+def _refuse(args: argparse.Namespace, sizes: Any, floor: int, budget: int, what: str) -> NoReturn:
+    """Raise the BudgetError of a model whose :func:`passes.compress_size.compression_floor` (``floor``)
+    exceeds ``budget`` bytes (``what`` says which budget)."""
+    from passes.compress_size import STRONGEST_DENSITY
+
+    weights = sum(layer.weights for layer in sizes.layers)
+    over = floor / budget
+    raise BudgetError(
+        f"the model cannot fit --fram {args.fram:,} B: its {weights:,} weights take {sizes.total:,} B in Q15 and "
+        f"even compressed as far as SparseComp goes (keeping {100 * STRONGEST_DENSITY['conv']:g} % of a conv's "
+        f"weights, {100 * STRONGEST_DENSITY['fc']:g} % of a fully connected layer's) they would take at least "
+        f"{floor:,} B, {over:.1f}x the {budget:,} B {what}",
+        location=Location(file=str(getattr(args, "model", "")) or None),
+        hint=f"use a smaller model (about {over:.0f}x fewer weights: fewer or narrower layers, a width "
+             f"multiplier, fewer classes), or a larger --fram")
 
 
 def _persistent(args: argparse.Namespace) -> bool:

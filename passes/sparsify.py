@@ -608,7 +608,17 @@ class _Loop:
                 "accuracy_reference": round(self.tune.reference.accuracy, 6),
                 "accuracy_before": round(self.accuracy_start, 6), "accuracy_after": round(self.accuracy, 6),
                 "drop": round(self.tune.drop(self.accuracy), 3), "max_drop": self.opts.max_drop,
-                "steps": self.log, "relaxations": self.relaxations, "layers": per_layer}
+                "steps": self.log, "relaxations": self.relaxations, "layers": per_layer,
+                **self._unlabelled_agreement()}
+
+    def _unlabelled_agreement(self) -> dict[str, float]:
+        """Without labels, a classifier's top-1 agreement with the original on val and the original's
+        own estimate (its mean top-1 probability): an unsure original (random weights, say) rates any
+        answer about as likely, so the estimate bounds the accuracy while top-1 may move a lot."""
+        if self.tune.labelled or self.tune.task.kind == "regress":
+            return {}
+        return {"agreement_after": round(self.tune.agreement(self.net), 6),
+                "original_confidence": round(self.tune.reference.own_accuracy, 6)}
 
 
 __all__ = ["Projector", "Sparsify", "SparsifyOptions", "decode_mask", "encode_mask", "next_k", "topk_mask"]

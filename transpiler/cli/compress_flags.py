@@ -144,6 +144,8 @@ def compression_summary(context: Any, report: Any = None) -> dict[str, Any] | No
             "accuracy_reference": stats.get("accuracy_reference"), "accuracy_before": stats.get("accuracy_before"),
             "accuracy_after": stats.get("accuracy_after"), "drop": stats.get("drop"),
             "val_samples": stats.get("val_samples"), "steps": len(stats.get("steps", [])),
+            "agreement_after": stats.get("agreement_after"), "original_confidence": stats.get("original_confidence"),
+            "max_drop": stats.get("max_drop"),
             "separated": [{"node": r["node"], "kind": r["kind"], "ranks": r["ranks"], "accuracy": r.get("accuracy"),
                            "drop": r.get("drop")} for r in separated],
             "units_removed": stats.get("units_removed", []), "layers": rows}
@@ -161,6 +163,12 @@ def format_compression(c: dict[str, Any]) -> list[str]:
         lines.append(f"              {c.get('measure')} on {c.get('val_samples')} val samples: original "
                      f"{pct(c.get('accuracy_reference'))}, before {pct(c.get('accuracy_before'))}, after "
                      f"{pct(c.get('accuracy_after'))} (drop {c.get('drop')} points)")
+    agreement, drop = c.get("agreement_after"), c.get("max_drop")
+    if isinstance(agreement, float) and isinstance(drop, (int, float)) and agreement < 1.0 - 2.0 * drop / 100.0:
+        lines.append(f"              note: the compressed model's top-1 agrees with the original's on "
+                     f"{pct(agreement)} of val (the original's mean top-1 probability is "
+                     f"{pct(c.get('original_confidence'))}): without labels the bound is on the accuracy the "
+                     f"original expects, not on agreeing with it; give labels ('y') to bound the real drop")
     for sep in c.get("separated", []):
         measured = f": val {pct(sep['accuracy'])} (drop {sep.get('drop')} points)" \
             if sep.get("accuracy") is not None else ""

@@ -607,6 +607,26 @@ static void fx_conv_pointwise(const fx_conv_t *p, const int16_t *x, int16_t *y, 
     }
 }
 
+/* The context of a call that starts at output row oy of channel co: its input group, weights and
+ * first output row, and the run fields every row shares (*k: co's index inside its group). */
+static inline void fx_conv_start(fx_conv_ctx_t *c, const fx_conv_t *p, const int16_t *x, int16_t *y,
+                                 uint16_t co, uint16_t oy, uint16_t *k)
+{
+    c->p = p;
+    c->xg = fx_conv_group(p, x, co, k);
+    c->wc = p->w + (size_t)co * p->wsize;
+    c->yr = y + (size_t)co * p->ohw;
+    if (oy != 0u) {
+        c->yr += (size_t)((uint32_t)oy * p->ow);
+    }
+    c->r.nrem = (uint16_t)((p->cin_g - 1u) & 3u);
+    c->r.xstep = p->sw;
+    c->r.ystep = 1u;
+    c->r.act = &p->act;
+    c->e.nrem = 0u;
+    c->e.act = &p->act;
+}
+
 void fx_conv_units(const fx_conv_t *p, const int16_t *x, int16_t *y, uint16_t co, uint16_t oy, uint16_t n)
 {
     const uint16_t oh = p->oh, ow = p->ow, cout_g = p->cout_g;
@@ -621,19 +641,7 @@ void fx_conv_units(const fx_conv_t *p, const int16_t *x, int16_t *y, uint16_t co
         fx_conv_pointwise(p, x, y, co, oy, n);
         return;
     }
-    c.p = p;
-    c.xg = fx_conv_group(p, x, co, &k);
-    c.wc = p->w + (size_t)co * p->wsize;
-    c.yr = y + (size_t)co * p->ohw;
-    if (oy != 0u) {
-        c.yr += (size_t)((uint32_t)oy * ow);
-    }
-    c.r.nrem = (uint16_t)((p->cin_g - 1u) & 3u);
-    c.r.xstep = p->sw;
-    c.r.ystep = 1u;
-    c.r.act = &p->act;
-    c.e.nrem = 0u;
-    c.e.act = &p->act;
+    fx_conv_start(&c, p, x, y, co, oy, &k);
     fx_conv_set_rows(&c, p->kh);
     run = fx_conv_set_row_run(&c.r, &c);
     for (;;) {
@@ -729,16 +737,7 @@ void fx_conv_cols(const fx_conv_t *p, const int16_t *x, int16_t *y, uint16_t co,
     if (ox0 >= ox1) {
         return;
     }
-    c.p = p;
-    c.xg = fx_conv_group(p, x, co, &k);
-    c.wc = p->w + (size_t)co * p->wsize;
-    c.yr = y + (size_t)co * p->ohw + (size_t)((uint32_t)oy * p->ow);
-    c.r.nrem = (uint16_t)((p->cin_g - 1u) & 3u);
-    c.r.xstep = p->sw;
-    c.r.ystep = 1u;
-    c.r.act = &p->act;
-    c.e.nrem = 0u;
-    c.e.act = &p->act;
+    fx_conv_start(&c, p, x, y, co, oy, &k);
     c.r.bias = c.e.bias = p->bias[co];
     c.r.rq = c.e.rq = fx_requant_fn(p->shift[co]);
     fx_conv_row_cols(&c, oy, ox0, ox1);

@@ -11,17 +11,11 @@ import onnx_graphsurgeon as gs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
-from passes.normalize_util import (NameSource, add_node, attr, const_value, consumers, drop_unused, is_empty,
-                                   new_constant, new_variable, opset_of, origin_of, set_origin, set_tensors,
-                                   static_shape)
+from passes.normalize_util import (DEFAULT_DOMAINS, NameSource, add_node, attr, const_value, consumers,
+                                   drop_unused, is_empty, new_constant, new_variable, opset_of, origin_of,
+                                   set_origin, set_tensors, static_shape)
 
 MS_DOMAIN = "com.microsoft"
-#: ``SimplifiedLayerNormalization`` is one of onnxruntime's own ops, registered in the ONNX domain.
-_DEFAULT = (None, "", "ai.onnx")
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _floats(value: object) -> list[float]:
@@ -81,7 +75,7 @@ def _known_activation(kind: str, params: list[float]) -> bool:
 def _fused_conv(b: _Builder, opset: int) -> bool:
     """``FusedConv(X, W, B?, Z?) {activation}`` -> ``act(Conv(X, W, B) + Z)``."""
     node = b.node
-    kind, params = _text(attr(node, "activation", "")), _floats(attr(node, "activation_params", []))
+    kind, params = str(attr(node, "activation", "")), _floats(attr(node, "activation_params", []))
     if not _known_activation(kind, params):
         return False
     conv_attrs = {k: v for k, v in node.attrs.items() if k not in ("activation", "activation_params")}
@@ -102,7 +96,7 @@ def _fused_conv(b: _Builder, opset: int) -> bool:
 def _fused_gemm(b: _Builder, opset: int) -> bool:
     """``FusedGemm(A, B, C?) {alpha, beta, transA, transB, activation}`` -> ``act(Gemm(A, B, C))``."""
     node = b.node
-    kind = _text(attr(node, "activation", ""))
+    kind = str(attr(node, "activation", ""))
     params = [float(node.attrs[k]) for k in ("activation_alpha", "activation_beta") if k in node.attrs]
     if not _known_activation(kind, params):
         return False
@@ -284,8 +278,9 @@ class ExpandContribOps(Pass):
         for node in list(graph.nodes):
             domain = node.domain or ""
             expand = _EXPANSIONS.get(node.op)
+            # SimplifiedLayerNormalization is onnxruntime's own op, registered in the ONNX domain
             if expand is None or not (domain == MS_DOMAIN or (node.op == "SimplifiedLayerNormalization"
-                                                               and domain in _DEFAULT)):
+                                                               and domain in DEFAULT_DOMAINS)):
                 continue
             if not expand(_Builder(model, names, node), opset):   # decides before it adds a node
                 continue

@@ -9,6 +9,7 @@ import onnx_graphsurgeon as gs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
+from passes.matmul_to_gemm import bias_vector
 from passes.normalize_util import (NameSource, add_node, attr, const_value, drop_unused, is_empty, new_constant,
                                    new_variable, origin_of, producer, set_origin, set_tensors, static_shape)
 
@@ -31,9 +32,10 @@ def _rows_gemm(gemm: gs.Node) -> tuple[gs.Tensor, np.ndarray, np.ndarray | None]
     bias = None
     if len(gemm.inputs) > 2 and not is_empty(gemm.inputs[2]):
         c = const_value(gemm.inputs[2])
-        if c is None or c.size not in (1, n) or (c.ndim == 2 and c.shape[0] != 1):
+        vector = None if c is None else bias_vector(c, n)
+        if vector is None:
             return None
-        bias = np.broadcast_to(c.reshape(-1) * float(attr(gemm, "beta", 1.0)), (n,)).astype(w.dtype)
+        bias = (vector * float(attr(gemm, "beta", 1.0))).astype(w.dtype)
     return flatten.inputs[0], np.ascontiguousarray(w.astype(weights.dtype)), bias
 
 

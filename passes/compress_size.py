@@ -350,17 +350,42 @@ def fram_overhead(model: OnnxModel, sram_bytes: int, stack_bytes: int = DEFAULT_
     return RUNTIME_CODE_BYTES + CODE_BYTES_PER_STEP * len(steps) + sum(moved.values()) + tables
 
 
+@dataclass(frozen=True)
+class FramOverhead:
+    """What a model needs in FRAM besides its parameters, by part (bytes): see
+    :func:`measured_fram_overhead`."""
+
+    code: int
+    """Generated C and the runtime kernels it calls, as the model is."""
+    tables: int
+    """Read-only tables: descriptors, the step table and lut tables."""
+    activations: int
+    """Activations plan-memory puts in FRAM (all of them in a persistent/intermittent build)."""
+    compression_code: int
+    """What compression may add to the code: the sparse kernels and the steps of separated layers."""
+
+    @property
+    def uncompressed(self) -> int:
+        """The overhead of the model as it is."""
+        return self.code + self.tables + self.activations
+
+    @property
+    def total(self) -> int:
+        return self.uncompressed + self.compression_code
+
+
 def measured_fram_overhead(model: OnnxModel, sram_bytes: int, stack_bytes: int = DEFAULT_STACK_BYTES,
-                           persistent: bool = False) -> int:
+                           persistent: bool = False) -> FramOverhead:
     """FRAM the model needs besides its parameters, measured: :func:`fram_overhead` guesses, this lowers.
 
     The (dense) model goes through ``quantize,lower,plan-memory`` with an unbounded FRAM and the
     given SRAM, stack and ``persistent`` (every activation in FRAM, the intermittent build); the
     overhead is plan-memory's code estimate (the generated C and the runtime kernels it calls, from
     passes/msp430_code_sizes.py), its read-only tables (descriptors, step table), the FRAM
-    activations and the lut tables (constants that are no parameters of the ONNX model), plus what compression may add: the sparse kernels' code and two more generated
-    steps per Gemm/Conv (`separate` splits a layer into two or three). Quantize has no data here:
-    it derives ranges from the weights, which does not change any buffer's size.
+    activations and the lut tables (constants that are no parameters of the ONNX model), plus what
+    compression may add: the sparse kernels' code and two more generated steps per Gemm/Conv
+    (`separate` splits a layer into two or three). Quantize has no data here: it derives ranges from
+    the weights, which does not change any buffer's size.
     """
     import warnings
 
@@ -380,9 +405,10 @@ def measured_fram_overhead(model: OnnxModel, sram_bytes: int, stack_bytes: int =
     sparse_code = runtime_bytes(sparse, large)[0] - runtime_bytes(ops, large)[0]
     layers = sum(1 for step in program.steps if step.op in ("fc", "conv"))
     more_steps = 2 * layers * int(GENERATED_CODE["large" if large else "small"]["step"])
-    tables = sum(program.buffers[name].nbytes for name in {s.inputs[1] for s in program.steps if s.op == "lut"})
-    return (int(stats["code_estimate"]) + int(stats["rodata_estimate"]) + int(stats["fram_activations"])
-            + int(stats["hifram_activations"]) + sparse_code + more_steps + tables)
+    luts = sum(program.buffers[name].nbytes for name in {s.inputs[1] for s in program.steps if s.op == "lut"})
+    return FramOverhead(code=int(stats["code_estimate"]), tables=int(stats["rodata_estimate"]) + luts,
+                        activations=int(stats["fram_activations"]) + int(stats["hifram_activations"]),
+                        compression_code=sparse_code + more_steps)
 
 
 def weight_budget(model: OnnxModel, fram_bytes: int, sram_bytes: int,
@@ -392,10 +418,10 @@ def weight_budget(model: OnnxModel, fram_bytes: int, sram_bytes: int,
     ``fram_bytes * (1 - FRAM_MARGIN) - overhead``, at least 0; the overhead is
     :func:`measured_fram_overhead` with ``measured`` (what the compile command uses), else the quick
     guess :func:`fram_overhead`."""
-    overhead = (measured_fram_overhead(model, sram_bytes, stack_bytes, persistent) if measured
+    overhead = (measured_fram_overhead(model, sram_bytes, stack_bytes, persistent).total if measured
                 else fram_overhead(model, sram_bytes, stack_bytes))
     return max(int(fram_bytes * (1.0 - FRAM_MARGIN)) - overhead, 0)
 
 
-__all__ = ["LayerSize", "ModelSize", "compression_floor", "embedding_bytes", "float32_bytes", "fram_overhead", "layer_size", "measured_fram_overhead",
+__all__ = ["FramOverhead", "LayerSize", "ModelSize", "compression_floor", "embedding_bytes", "float32_bytes", "fram_overhead", "layer_size", "measured_fram_overhead",
            "model_size", "sparse_form_bytes", "weight_budget"]

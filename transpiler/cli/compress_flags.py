@@ -3,17 +3,17 @@
     freeml-tx model.onnx -o build/ --data d.npz --fram 32KiB --max-drop 1.0
 
 When the model's parameters, in Q15 with indices, biases, shifts and descriptors
-(passes/compress_size.py), do not fit what the FRAM budget leaves after code and FRAM activations
-(:func:`passes.compress_size.weight_budget`), the default pipeline gains
+(passes/compress_size.py), do not fit what the FRAM budget leaves after code, tables and FRAM
+activations (:func:`passes.compress_size.measured_fram_overhead`), the default pipeline gains
 ``separate{budget=B,max-drop=D},sparsify{budget=B,max-drop=D}`` right after normalize
-(:func:`with_compression`; not when the budget leaves nothing for the weights: no compression can
-help then, and plan-memory names what overflows): first the low-rank separation of oversized layers,
-then pruning with fine-tuning to the budget, both bounded by ``--max-drop`` accuracy points on the
-validation part of ``--data``. A model whose parameters exceed the budget even at the strongest
-compression SparseComp reaches (:func:`passes.compress_size.compression_floor`) is rejected at once
-with a BudgetError saying by how much, instead of after minutes of compression. Without ``--data``
-that is an error (compressing needs data); ``--compress never`` leaves the pipeline alone
-(plan-memory then reports the overflow). The compile summary and
+(:func:`with_compression`): first the low-rank separation of oversized layers, then pruning with
+fine-tuning to the budget, both bounded by ``--max-drop`` accuracy points on the validation part of
+``--data``. Refused at once with a BudgetError that gives the figures, instead of after minutes of
+compression: a model whose code, tables and FRAM activations alone fill the budget (no compression of
+the weights can help), and one whose parameters exceed the budget even at the strongest compression
+SparseComp reaches (:func:`passes.compress_size.compression_floor`). Without ``--data`` compressing is
+an error too (it needs data); ``--compress never`` leaves the pipeline alone (plan-memory then
+reports the overflow). The compile summary and
 report.txt gain the per-layer table: :func:`compression_summary` / :func:`format_compression`.
 """
 
@@ -43,7 +43,7 @@ def compression_spec(args: argparse.Namespace, model: Any, data: Any,
                      input_shapes: dict[str, tuple[int, ...]] | None = None) -> str | None:
     """The ``separate{...},sparsify{...}`` text the flags and the model ask for, or None when the
     model fits (or ``--compress never``). Raises BudgetError when compression is needed without data."""
-    from passes.compress_size import FRAM_MARGIN, compression_floor, model_size, weight_budget
+    from passes.compress_size import FRAM_MARGIN, compression_floor, measured_fram_overhead, model_size
     from passes.normalize import Normalize
     from transpiler.pass_infra import PassContext
 
@@ -57,11 +57,15 @@ def compression_spec(args: argparse.Namespace, model: Any, data: Any,
     if floor > ceiling:     # over even the whole of --fram: refused before measuring code and activations
         _refuse(args, sizes, floor, ceiling, "of --fram")
     stack = getattr(args, "stack", None)
-    budget = weight_budget(normalized, args.fram, args.sram, *([stack] if stack is not None else []),
-                           measured=True, persistent=_persistent(args))
-    if size <= budget or budget <= 0:
-        # budget 0: the code and the activations alone fill --fram, so no compression of the weights
-        # can fit the model; plan-memory's error then names what overflows (and the largest buffers)
+    overhead = measured_fram_overhead(normalized, args.sram, *([stack] if stack is not None else []),
+                                      persistent=_persistent(args))
+    budget = max(ceiling - overhead.total, 0)
+    if size <= budget:
+        return None
+    if budget <= 0 and overhead.uncompressed < args.fram:
+        _refuse_no_room(args, size, floor, overhead, ceiling)
+    if budget <= 0:
+        # the code and the activations alone fill --fram: plan-memory's error names what overflows
         return None
     if floor > budget:
         _refuse(args, sizes, floor, budget, "left for them after code and FRAM activations")
@@ -93,6 +97,31 @@ def _refuse(args: argparse.Namespace, sizes: Any, floor: int, budget: int, what:
         location=Location(file=str(getattr(args, "model", "")) or None),
         hint=f"use a smaller model (about {over:.0f}x fewer weights: fewer or narrower layers, a width "
              f"multiplier, fewer classes), or a larger --fram")
+
+
+def _refuse_no_room(args: argparse.Namespace, size: int, floor: int, overhead: Any, ceiling: int) -> NoReturn:
+    """Raise the BudgetError of a model whose code, tables and FRAM activations (``overhead``, a
+    :class:`passes.compress_size.FramOverhead`) with the code compression adds leave no room for any
+    parameters in ``ceiling``, the usable part of --fram: compressing the weights cannot help."""
+    from passes.compress_size import FRAM_MARGIN
+
+    persistent = _persistent(args)
+    where = ("every activation is kept in FRAM for intermittent power" if persistent
+             else f"the activations that do not fit --sram {args.sram:,} B")
+    needed = -(-(overhead.total + floor) // (1024 * (1.0 - FRAM_MARGIN)))
+    ways = [f"a larger --fram (at least about {needed:.0f}KiB: these and the parameters compressed as far as "
+            f"SparseComp goes; the FR5994 has 256KiB)"]
+    if overhead.activations and not persistent:
+        ways.append("more --sram, so that fewer activations move to FRAM")
+    if overhead.activations:
+        ways.append("smaller feature maps (fewer channels in the largest layers, an earlier stride or pool)")
+    raise BudgetError(
+        f"the model cannot fit --fram {args.fram:,} B, however its weights are compressed: of the {ceiling:,} B "
+        f"usable (--fram less a {100 * FRAM_MARGIN:g} % margin), the code (~{overhead.code:,} B), the descriptors "
+        f"and tables ({overhead.tables:,} B) and the FRAM activations ({overhead.activations:,} B: {where}) take "
+        f"{overhead.uncompressed:,} B, and the sparse kernels and steps compression adds ~{overhead.compression_code:,} "
+        f"B more, leaving nothing for the {size:,} B of parameters",
+        location=Location(file=str(getattr(args, "model", "")) or None), hint="; ".join(ways))
 
 
 def _persistent(args: argparse.Namespace) -> bool:

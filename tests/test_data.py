@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +92,20 @@ def test_npy_file_holds_a_single_input_models_inputs(tmp_path: Path) -> None:
     assert ds.x.shape == (4, 2, 3) and ds.labels is None
     with pytest.raises(DataError, match="a .npy file holds one array; the model has 2 inputs"):
         load_dataset(path, {"a": (2, 3), "b": (2, 3)})
+
+
+def test_a_csv_or_pickle_given_as_data_is_named_with_how_to_convert_it(tmp_path: Path) -> None:
+    """np.load's own error for a CSV speaks of pickled object data; the user gets what the file looks
+    like, what --data reads and the lines that convert it."""
+    csv = tmp_path / "d.csv"
+    csv.write_text("a,b,label\n0.5,1.0,1\n0.1,0.2,0\n")
+    with pytest.raises(DataError, match=r"not a readable .npz or .npy file \(a text file: CSV\?\)") as info:
+        load_dataset(csv, {"input": (2,)})
+    assert "numpy.loadtxt" in (info.value.hint or "") and "numpy.savez" in (info.value.hint or "")
+    pickled = tmp_path / "d.pkl"
+    pickled.write_bytes(pickle.dumps({"x": [1.0, 2.0]}))
+    with pytest.raises(DataError, match="a Python pickle"):
+        load_dataset(pickled, {"input": (2,)})
 
 
 @pytest.mark.parametrize("arrays, message", [

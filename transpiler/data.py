@@ -380,6 +380,7 @@ def read_arrays(path: str, input_names: Sequence[str]) -> dict[str, np.ndarray]:
     """The arrays of an .npz file by key, or a .npy file's one array as ``x`` (a single-input
     model's inputs); a :class:`DataError` if it is neither or holds objects."""
     where = Location(file=path)
+    _reject_other_formats(path)
     try:
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.ndarray):
@@ -395,6 +396,39 @@ def read_arrays(path: str, input_names: Sequence[str]) -> dict[str, np.ndarray]:
                         f"({', '.join(input_names)})", location=where,
                         hint="give an .npz with one array per input name")
     return join_parts(arrays, path, input_names)
+
+
+NUMPY_MAGICS = (b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")
+"""The first bytes of an .npz (a zip archive, possibly empty) and of an .npy file."""
+
+
+def _reject_other_formats(path: str) -> None:
+    """A :class:`DataError` naming what ``path`` looks like when it is neither .npz nor .npy (a CSV or
+    other text file, a pickle), with the lines that convert it; unreadable files are left to np.load."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(512)
+    except OSError:
+        return
+    if not head or head.startswith(NUMPY_MAGICS):
+        return
+    text = head.decode("utf-8", errors="replace")
+    hint = "make it with numpy.savez(path, x=inputs, y=labels)"
+    if head.startswith(b"\x80"):
+        what = "a Python pickle"
+        hint = "load it and save the arrays with numpy.savez(path, x=inputs, y=labels)"
+    elif "\ufffd" not in text and any(sep in text for sep in ",;\t"):
+        what = "a text file: CSV?"
+        hint = ("convert it, e.g. for a header line and the label in the last column: d = numpy.loadtxt(path, "
+                "delimiter=',', skiprows=1); numpy.savez('d.npz', x=d[:, :-1].astype('float32'), "
+                "y=d[:, -1].astype('int64'))")
+    elif "\ufffd" not in text:
+        what = "a text file"
+    else:
+        return
+    raise DataError(f"not a readable .npz or .npy file ({what}): --data reads numpy .npz (one array per model "
+                    f"input, labels as 'y') or .npy (the inputs of a single-input model)",
+                    location=Location(file=path), hint=hint)
 
 
 def join_parts(arrays: Mapping[str, np.ndarray], path: str,

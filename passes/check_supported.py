@@ -516,6 +516,8 @@ def node_findings(model: OnnxModel, node: gs.Node, regions: set[int] | None = No
         found = model.annotations.get(node.name, ML_PROBLEM)
         problems = [(str(found["reason"]), str(found["hint"]))] if isinstance(found, dict) else \
             [(f"op from domain '{domain}'", hint)]
+    elif isinstance(found := model.annotations.get(node.name, ML_PROBLEM), dict):   # knn-to-onnx's TopK
+        problems = [(str(found["reason"]), str(found["hint"]))]
     elif node.op not in RULES:
         hint = _OP_HINTS.get(node.op, f"{node.op} is not in the supported op set (docs/normal-form.md)")
         problems = [(f"{node.op} is not supported", hint)]

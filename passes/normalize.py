@@ -38,6 +38,7 @@ from passes.tree_ensembles import FoldAffineIntoTrees, TreeEnsembles
 from passes.hummingbird_trees import HummingbirdTrees
 from passes.tree_votes import TreeVotes
 from passes.sigmoid_l1 import SigmoidL1
+from passes.knn import KnnToOnnx
 from passes.svm import SvmToOnnx
 from passes.quadratic_scores import QuadraticScores
 from passes.move_transposes import MoveTransposes
@@ -106,7 +107,8 @@ class Normalize(Pass):
     TreeEnsembleRegressor of raw scores, the same label path); hummingbird-trees (hummingbird-ml's
     GEMM-form trees as such an ensemble; its tree_trav walks rejected with a clear error); tree-votes (AdaBoost's SAMME votes of
     single trees as one such ensemble and a Softmax); svm-to-onnx (kernel SVMs: support-vector
-    Gemm, kernel table, votes); quadratic-scores (GaussianNB's log-likelihoods as two Gemms and a
+    Gemm, kernel table, votes); knn-to-onnx (skl2onnx's k-NN TopK annotated with why it stays and
+    what to train instead); quadratic-scores (GaussianNB's log-likelihoods as two Gemms and a
     Softmax); sigmoid-l1 (one-vs-rest sigmoids divided by their sum as a final Sigmoid);
     strip-classifier-tail (early: onnx-graphsurgeon cannot
     represent ZipMap's map type); upgrade-opset; infer-shapes, fold-constants; dequantize (an int8 QDQ
@@ -138,7 +140,7 @@ class Normalize(Pass):
         prologue: list[tuple[type[Pass], Any]] = [
             (NameNodes, None), (ExpandContribOps, None), (ToFloat32, None), (MlOpsToOnnx, None), (TreeEnsembles, None),
             (HummingbirdTrees, None), (TreeVotes, None),
-            (SvmToOnnx, None),
+            (SvmToOnnx, None), (KnnToOnnx, None),
             (QuadraticScores, None), (SigmoidL1, None),
             (StripClassifierTail, None),
             (UpgradeOpset, UpgradeOpsetOptions(target=opts.opset)),

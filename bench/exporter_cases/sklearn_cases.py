@@ -97,7 +97,7 @@ def _more_makers() -> dict[str, Callable[[], Any]]:
     from sklearn.linear_model import (BayesianRidge, ElasticNet, HuberRegressor, Lasso, PassiveAggressiveClassifier,
                                       Perceptron, LogisticRegression, SGDClassifier)
     from sklearn.naive_bayes import BernoulliNB, GaussianNB, MultinomialNB
-    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import Binarizer, MaxAbsScaler, MinMaxScaler, PolynomialFeatures, RobustScaler
     from sklearn.svm import NuSVC
@@ -124,6 +124,8 @@ def _more_makers() -> dict[str, Callable[[], Any]]:
                                                      ("nb", GaussianNB())],
                                                     voting="soft", flatten_transform=False),
             "knn": lambda: KNeighborsClassifier(3),
+            "knn_distance": lambda: KNeighborsClassifier(5, weights="distance"),
+            "knnr": lambda: KNeighborsRegressor(3),
             "lasso": lambda: Lasso(alpha=0.1),
             "elasticnet": lambda: ElasticNet(alpha=0.1),
             "bayesian_ridge": BayesianRidge,
@@ -219,8 +221,8 @@ def sklearn_cases() -> list[Case]:
         cases += [_case(name, name, 3, opset) for name in
                   ("perceptron", "sgd_log", "passive_aggressive", "bnb", "bnb_threshold", "pipe_binarizer_logreg",
                    "pipe_minmax_mnb", "qda", "nusvc_rbf", "pipe_poly_logreg", "pipe_robust_logreg",
-                   "pipe_maxabs_logreg", "adaboost", "adaboost_depth3", "bagging_logreg", "voting_soft", "knn")]
+                   "pipe_maxabs_logreg", "adaboost", "adaboost_depth3", "bagging_logreg", "voting_soft", "knn", "knn_distance")]
         cases += [_case("adaboost_bin", "adaboost", 2, opset)]
         cases += [_case(name, name, 1, opset, regressor=True)
-                  for name in ("lasso", "elasticnet", "bayesian_ridge", "huber")]
+                  for name in ("lasso", "elasticnet", "bayesian_ridge", "huber", "knnr")]
     return cases

@@ -152,6 +152,29 @@ def test_unsupported_svc_is_a_clear_error(options: dict[str, Any], why: str, tmp
     assert "kernel='rbf'" in err or "probability=False" in err
 
 
+@pytest.mark.parametrize(("kind", "weights", "zipmap"), [("classifier", "uniform", True), ("classifier", "uniform", False),
+                                                      ("classifier", "distance", False), ("regressor", "uniform", None)])
+def test_knn_is_a_clear_error(kind: str, weights: str, zipmap: bool | None, tmp_path: Path,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    # skl2onnx's k-NN: a Scan of the distances to the stored points and a TopK, which the LIR cannot
+    # select; the error names the TopK first, with k, the stored points and what to train instead
+    import onnx
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+
+    estimator = (KNeighborsClassifier if kind == "classifier" else KNeighborsRegressor)(4, weights=weights)
+    proto, x = _export(estimator, 3 if kind == "classifier" else None, zipmap=zipmap)
+    assert {"Scan", "TopK"} <= {n.op_type for n in proto.graph.node}
+    onnx.save(proto, str(tmp_path / "model.onnx"))
+    np.savez(tmp_path / "data.npz", input=x)
+    assert main([str(tmp_path / "model.onnx"), "-o", str(tmp_path / "b"), "--data", str(tmp_path / "data.npz")]) == 2
+    err = capsys.readouterr().err
+    first = next(line for line in err.splitlines() if line.startswith("  '"))
+    assert "(TopK," in first and f"k = 4 of {TRAIN} stored points of {FEATURES} features" in first
+    assert "no top-k selection" in first and "without stored points" in first
+    assert ("weighted by distance" in first) == (weights == "distance")
+    assert not (tmp_path / "b").exists()
+
+
 @pytest.mark.parametrize(("kernel", "zipmap"), [("rbf", False), ("rbf", True), ("linear", False), ("sigmoid", False)])
 def test_binary_svc_with_probabilities(kernel: str, zipmap: bool, tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:

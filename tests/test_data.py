@@ -52,6 +52,30 @@ def test_ambiguous_reshape_is_rejected_with_file_key_and_shapes(tmp_path: Path) 
     assert info.value.hint and "[n, 1, 28, 28]" in info.value.hint
 
 
+@pytest.mark.parametrize(("stored", "expected", "call"), [
+    ((32, 32, 3), (3, 32, 32), "np.moveaxis(x, -1, 1)"),        # NHWC data, NCHW model
+    ((3, 32, 32), (32, 32, 3), "np.moveaxis(x, 1, -1)"),        # NCHW data, NHWC model (tf2onnx)
+    ((128, 3), (3, 128), "np.swapaxes(x, 1, 2)"),               # 1-D sensor windows, time first
+])
+def test_channel_last_data_for_channel_first_input_says_so_and_how_to_fix(
+        tmp_path: Path, stored: tuple[int, ...], expected: tuple[int, ...], call: str) -> None:
+    x = np.random.default_rng(0).normal(size=(4, *stored))
+    with pytest.raises(DataError) as info:
+        load_dataset(_save(tmp_path, x=x), {"input": expected})
+    text = info.value.render()
+    assert ("channel-last" in text and "channel-first" in text) or "the other way round" in text
+    assert info.value.hint and call in info.value.hint
+    # the fix the hint gives loads
+    fixed = eval(call, {"np": np, "x": x})  # noqa: S307 - the hint's own expression
+    assert load_dataset(_save(tmp_path, "f.npz", x=fixed), {"input": expected}).x.shape == (4, *expected)
+
+
+def test_cube_shaped_sample_gets_no_layout_guess(tmp_path: Path) -> None:
+    with pytest.raises(DataError) as info:
+        load_dataset(_save(tmp_path, x=np.zeros((2, 4, 3, 3))), {"input": (3, 3, 4, 1)})
+    assert "channel-last" not in info.value.render()
+
+
 def test_multi_input_uses_input_names(tmp_path: Path) -> None:
     path = _save(tmp_path, a=np.ones((2, 3)), b=np.zeros((2, 4, 1)), y=np.array([1, 0]))
     ds = load_dataset(path, {"a": (3,), "b": (4,)})

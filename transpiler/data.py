@@ -24,7 +24,10 @@ without its batch axis (``input_specs``). Size-1 axes are the only freedom: ``x`
 ``[n, 1, 1, 28, 28]`` (the batch-1 axis kept); the data is reshaped, which is unambiguous because
 dropping size-1 axes from both sides leaves the same shape. Anything else (``[n, 784]`` for a
 ``[1, 28, 28]`` input, say) is a :class:`DataError` naming the file, the key, the expected and the
-actual per-sample shape. Values become float32 (token ids too: exact below 2^24; they are cast to
+actual per-sample shape. Images stored channel-last (``[n, 32, 32, 3]``) for a channel-first input
+(``[3, 32, 32]``), or the converse, are such an error too, never transposed silently: it says the data
+is channel-last and gives the ``np.moveaxis`` call that fixes it (a single channel, ``[n, 28, 28, 1]``
+for ``[1, 28, 28]``, differs only by a size-1 axis and is reshaped). Values become float32 (token ids too: exact below 2^24; they are cast to
 the model's integer dtype where onnxruntime is fed). Token-id inputs (int64/int32 inputs that index
 an embedding table, :func:`token_vocab`) must hold integers in ``[0, V)``: anything else is a
 :class:`DataError` naming the input, the sample, the position and the value.
@@ -495,16 +498,52 @@ def _fit(array: np.ndarray, spec: tuple[int, ...], key: str, name: str, path: st
         if squeezed_got != squeezed_spec:
             raise DataError(
                 f"array '{key}' (model input '{name}') has per-sample shape {list(got)}, "
-                f"expected {list(spec)}",
+                f"expected {list(spec)}" + _layout_note(got, spec),
                 location=where,
-                hint=f"store it as [n, {', '.join(map(str, spec))}] (first axis = samples); only size-1 "
-                     f"axes may differ")
+                hint=_layout_hint(got, spec, key) or
+                f"store it as [n, {', '.join(map(str, spec))}] (first axis = samples); only size-1 axes may differ")
         array = array.reshape((array.shape[0],) + spec)
     out = array.astype(np.float32)
     if not np.all(np.isfinite(out)):
         bad = int(np.count_nonzero(~np.isfinite(out)))
         raise DataError(f"array '{key}' holds {bad} non-finite values (NaN/inf)", location=where)
     return out
+
+
+def _channel_move(got: tuple[int, ...], spec: tuple[int, ...]) -> str | None:
+    """How per-sample ``got`` differs from ``spec`` by the place of one axis: ``"swapped"`` (two axes
+    the other way round: ``[128, 3]`` for ``[3, 128]``), ``"last-to-first"`` (channel-last data,
+    ``[H, W, C]``, for a channel-first input ``[C, H, W]``), ``"first-to-last"`` (the converse), or
+    None (also when the shape reads the same either way, e.g. ``[3, 3, 3]``)."""
+    if len(got) < 2 or got == spec:
+        return None
+    if len(got) == 2 and got == spec[::-1]:
+        return "swapped"
+    if got == spec[1:] + spec[:1]:
+        return "last-to-first"
+    if got == spec[-1:] + spec[:-1]:
+        return "first-to-last"
+    return None
+
+
+_MOVES = {"swapped": (" (its two axes are the other way round)", "np.swapaxes({key}, 1, 2)"),
+          "last-to-first": (" (the data is channel-last, the model input channel-first)", "np.moveaxis({key}, -1, 1)"),
+          "first-to-last": (" (the data is channel-first, the model input channel-last)", "np.moveaxis({key}, 1, -1)")}
+
+
+def _layout_note(got: tuple[int, ...], spec: tuple[int, ...]) -> str:
+    move = _channel_move(got, spec)
+    return "" if move is None else _MOVES[move][0]
+
+
+def _layout_hint(got: tuple[int, ...], spec: tuple[int, ...], key: str) -> str | None:
+    """How to store channel-last data for a channel-first input (or the converse); None otherwise.
+    The data is never transposed silently: which axis is the channel is the user's to say."""
+    move = _channel_move(got, spec)
+    if move is None:
+        return None
+    call = _MOVES[move][1].format(key=key)
+    return f"store '{key}' as {call} (per-sample {list(spec)}); the data is never transposed silently"
 
 
 def class_indices(labels: np.ndarray, classes: Sequence[Any], source: str | None = None) -> np.ndarray:

@@ -62,11 +62,8 @@ def compression_spec(args: argparse.Namespace, model: Any, data: Any,
     budget = max(ceiling - overhead.total, 0)
     if size <= budget:
         return None
-    if budget <= 0 and overhead.uncompressed < args.fram:
-        _refuse_no_room(args, size, floor, overhead, ceiling)
     if budget <= 0:
-        # the code and the activations alone fill --fram: plan-memory's error names what overflows
-        return None
+        _refuse_no_room(args, size, floor, overhead, ceiling)
     if floor > budget:
         _refuse(args, sizes, floor, budget, "left for them after code and FRAM activations")
     if data is None:

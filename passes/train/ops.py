@@ -18,7 +18,16 @@ Conventions
 Convolution is im2col + one matmul per group: the columns are gathered as ``[C, KH, KW, N, OH, OW]``
 (one strided slice of the padded input per kernel position) so that they reshape without a copy to
 ``[G, Cg*KH*KW, N*OH*OW]``, which multiplies ``W`` seen as ``[G, Mg, Cg*KH*KW]``. Its backward
-scatters the column gradients back with the same slices (col2im). Max pooling keeps the index of the
+scatters the column gradients back with the same slices (col2im). A depthwise convolution (``group > 1``
+with one input channel per group) is not: its products would be ``G`` matrices of one row each, and
+its columns ``KH*KW`` copies of the input, so it is run directly on the input held as ``[H, W, N, C]``
+(one multiply-add of a shifted window per kernel position, over ``N*C`` contiguous values), and
+positions whose window sees only padding are skipped (their products are zeros). Measured at batch 64
+(float32, one thread): forward + backward of a 3x3 depthwise layer over 48x16x16 35 -> 32 ms, 5x5 over
+96x8x8 79 -> 31 ms, over 144x2x2 14 -> 1.1 ms, over 288x1x1 (one tap sees the input) 4 -> 0.2 ms; with
+a channel multiplier (``M > C``) the repeated input made it slower than the columns, so that form
+keeps them.
+Max pooling keeps the index of the
 winning kernel position (the first maximum on ties) and routes the gradient there; average pooling
 divides by the count of positions inside the input (or inside the padded extent
 ``[-p_begin, n + p_end)`` with ``count_include_pad``), the same rule as onnxruntime.
@@ -114,6 +123,17 @@ class Window:
         """Kernel positions (i, j) in row-major order."""
         return [(i, j) for i in range(self.kernel[0]) for j in range(self.kernel[1])]
 
+    def taps(self) -> list[tuple[int, tuple[int, int]]]:
+        """``(k, (i, j))`` for the kernel positions (``k``: row-major index) whose windows see at least
+        one input value; the others see only padding."""
+        seen = []
+        for axis in range(2):
+            k, s, d, o, p0, n = self.kernel[axis], self.strides[axis], self.dilations[axis], self.out[axis], \
+                self.pads[axis], self.size[axis]
+            starts = np.arange(k)[:, None] * d + np.arange(o)[None, :] * s - p0
+            seen.append(((starts >= 0) & (starts < n)).any(axis=1))
+        return [(k, (i, j)) for k, (i, j) in enumerate(self.positions) if seen[0][i] and seen[1][j]]
+
     def slices(self, i: int, j: int) -> tuple[slice, slice]:
         """The strided slices of the padded input that kernel position (i, j) sees, one per output."""
         (sh, sw), (dh, dw), (oh, ow) = self.strides, self.dilations, self.out
@@ -179,6 +199,7 @@ class Conv(Op):
     def __init__(self, window: Window, group: int) -> None:
         self.window = window
         self.group = group
+        self.taps = window.taps()
 
     def _columns(self, x: np.ndarray) -> np.ndarray:
         win = self.window
@@ -191,8 +212,67 @@ class Conv(Op):
             cols[:, i, j] = xp[:, :, rows, columns].transpose(1, 0, 2, 3)
         return cols
 
+    def _depthwise(self, w: np.ndarray) -> bool:
+        """Whether the layer is depthwise (one input and one output channel per group): run directly,
+        not through columns (module docstring)."""
+        return self.group > 1 and w.shape[1] == 1 and w.shape[0] == self.group
+
+    def _depthwise_forward(self, x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
+                           keep: bool) -> tuple[np.ndarray, Any]:
+        win = self.window
+        x4 = win.to4d(x)
+        n, c, h, wd = x4.shape
+        m = w.shape[0]
+        top, left = win.pads[0], win.pads[1]
+        xt = np.zeros((*win.padded, n, c), dtype=x.dtype)                    # [Hp, Wp, N, C]
+        xt[top:top + h, left:left + wd] = x4.transpose(2, 3, 0, 1)
+        kernels = w.reshape(m, -1)
+        acc = np.zeros((*win.out, n, m), dtype=x.dtype)
+        term = np.empty_like(acc)
+        for k, (i, j) in self.taps:
+            rows, columns = win.slices(i, j)
+            np.multiply(xt[rows, columns], kernels[:, k], out=term)
+            acc += term
+        out = np.empty((n, m, *win.out), dtype=x.dtype)
+        if bias is not None:
+            np.add(acc.transpose(2, 3, 0, 1), bias.reshape(1, m, 1, 1), out=out)
+        else:
+            out[...] = acc.transpose(2, 3, 0, 1)
+        return win.from4d(out), ((xt, w) if keep else None)
+
+    def _depthwise_backward(self, dy: np.ndarray, cache: Any, need: Sequence[bool]) -> Grads:
+        xt, w = cache
+        win = self.window
+        dy4 = win.to4d(dy)
+        m = w.shape[0]
+        dyt = np.ascontiguousarray(dy4.transpose(2, 3, 0, 1))              # [OH, OW, N, M]
+        kernels = w.reshape(m, -1)
+        grads: Grads = [None] * len(need)
+        term = np.empty_like(dyt)
+        if need[1]:
+            dw = np.zeros(kernels.shape, dtype=dy.dtype)
+            for k, (i, j) in self.taps:
+                rows, columns = win.slices(i, j)
+                np.multiply(dyt, xt[rows, columns], out=term)
+                dw[:, k] = term.sum(axis=(0, 1, 2))
+            grads[1] = dw.reshape(w.shape)
+        if len(need) > 2 and need[2]:
+            grads[2] = dy4.sum(axis=(0, 2, 3))
+        if need[0]:
+            dxt = np.zeros(xt.shape, dtype=dy.dtype)
+            for k, (i, j) in self.taps:
+                rows, columns = win.slices(i, j)
+                np.multiply(dyt, kernels[:, k], out=term)
+                dxt[rows, columns] += term
+            h, wd = win.size
+            top, left = win.pads[0], win.pads[1]
+            grads[0] = win.from4d(dxt[top:top + h, left:left + wd].transpose(2, 3, 0, 1))
+        return grads
+
     def forward(self, args: Sequence[np.ndarray], keep: bool) -> tuple[np.ndarray, Any]:
         x, w = args[0], args[1]
+        if self._depthwise(w):
+            return self._depthwise_forward(x, w, args[2] if len(args) > 2 else None, keep)
         n = x.shape[0]
         g, m = self.group, w.shape[0]
         cols = self._columns(x).reshape(g, -1, n * self.window.out[0] * self.window.out[1])
@@ -206,6 +286,8 @@ class Conv(Op):
         return self.window.from4d(out), ((cols, w, x.shape) if keep else None)
 
     def backward(self, dy: np.ndarray, cache: Any, need: Sequence[bool]) -> Grads:
+        if self._depthwise(cache[1]):
+            return self._depthwise_backward(dy, cache, need)
         cols, w, x_shape = cache
         win = self.window
         g, m = self.group, w.shape[0]

@@ -28,6 +28,24 @@ def _conv2d_depthwise() -> OnnxModel:
                       {"x": [1, 3, 6, 5]}, "y", {"W": rand(6, 1, 3, 3, seed=3)})
 
 
+def _conv2d_depthwise_direct() -> OnnxModel:
+    # one output channel per input channel: run without columns; kernel positions that see only
+    # padding are skipped: a 5x5 kernel over a 2x3 map with pads of 2 (rows 0 and 4 of the kernel),
+    # then a dilated 3x3 with pads of 2 to a 1x1 output (all but two positions)
+    return make_model([helper.make_node("Conv", ["x", "W", "B"], ["h"], name="dw1", kernel_shape=[5, 5],
+                                        strides=[1, 1], pads=[2, 2, 2, 2], dilations=[1, 1], group=4),
+                       helper.make_node("Conv", ["h", "W2"], ["y"], name="dw2", kernel_shape=[3, 3],
+                                        strides=[3, 3], pads=[2, 2, 2, 2], dilations=[2, 2], group=4)],
+                      {"x": [1, 4, 2, 3]}, "y", {"W": rand(4, 1, 5, 5, seed=40), "B": rand(4, seed=41),
+                                                 "W2": rand(4, 1, 3, 3, seed=42)})
+
+
+def _conv1d_depthwise() -> OnnxModel:
+    return make_model([helper.make_node("Conv", ["x", "W", "B"], ["y"], name="dw1d", kernel_shape=[3],
+                                        strides=[2], pads=[2, 1], dilations=[2], group=3)],
+                      {"x": [1, 3, 9]}, "y", {"W": rand(3, 1, 3, seed=43), "B": rand(3, seed=44)})
+
+
 def _conv1d() -> OnnxModel:
     return make_model([helper.make_node("Conv", ["x", "W", "B"], ["y"], name="conv1d", kernel_shape=[3],
                                         strides=[2], pads=[2, 1], dilations=[2], group=1)],
@@ -215,7 +233,8 @@ def _attention() -> OnnxModel:
 
 
 CASES: dict[str, Callable[[], OnnxModel]] = {
-    "conv2d-grouped": _conv2d_grouped, "conv2d-depthwise": _conv2d_depthwise, "conv1d": _conv1d, "gemm": _gemm,
+    "conv2d-grouped": _conv2d_grouped, "conv2d-depthwise": _conv2d_depthwise,
+    "conv2d-depthwise-direct": _conv2d_depthwise_direct, "conv1d-depthwise": _conv1d_depthwise, "conv1d": _conv1d, "gemm": _gemm,
     "gemm-alpha-beta-transB0": _gemm_odd, "activations": _activations, "maxpool-ceil-dilated": _maxpool_ceil,
     "avgpool-include-pad-ceil": _avgpool_include_pad, "avgpool-1d": _avgpool_exclude_pad_1d,
     "maxpool-1d": _maxpool_1d, "gap-reshape-softmax": _gap_reshape_softmax,
@@ -263,3 +282,11 @@ def test_logits_are_the_input_of_a_final_sigmoid_or_log_softmax(op: str) -> None
                         helper.make_node(op, ["h"], ["y"], name="final")], {"x": [1, 4]}, "y", {"W": rand(3, 4)})
     net = build_net(model)
     assert net.logits == "h" and net.outputs == ["y"]
+
+
+def test_depthwise_kernel_positions_that_see_only_padding_are_skipped() -> None:
+    # the direct depthwise form runs only the kernel positions whose window meets the input
+    net = build_net(_conv2d_depthwise_direct())
+    taps = {layer.name: [ij for _, ij in layer.op.taps] for layer in net.layers}
+    assert taps["dw1"] == [(i, j) for i in range(1, 4) for j in range(5)]
+    assert taps["dw2"] == [(1, 1), (1, 2)]

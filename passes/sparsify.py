@@ -422,7 +422,7 @@ class _Loop:
                 self._fail("every layer is fragile or cannot shrink further"
                            + (f" (after {len(self.relaxations)} relaxations)" if self.relaxations else ""))
             if attempts >= self.opts.max_steps:
-                self._fail(f"{attempts} steps (max-steps) were not enough")
+                self._fail(f"{attempts} steps (max-steps) were not enough", out_of_steps=True)
             attempts += 1
             layer = max(candidates, key=lambda item: (item.bytes, item.name))
             self._step(layer, attempts)
@@ -575,26 +575,35 @@ class _Loop:
             self.owner.context.say(f"sparsify: final fine-tuning ({self.opts.final_epochs} epochs) lost accuracy "
                                    f"or left the model over the budget (other dead units): not kept")
 
-    def _fail(self, why: str) -> None:
+    def _fail(self, why: str, out_of_steps: bool = False) -> None:
+        """Raise the BudgetError of a run that stops over the budget: the best size, the drop, the layers,
+        and a hint with what would help, most likely first (labels for a label-free classifier, whose
+        bound is stricter than the real drop; more steps when ``out_of_steps``)."""
         best = self.size()
         rows = []
         for layer in sorted(self.layers.values(), key=lambda item: -item.bytes):
             state = "fragile" + (f" ({layer.note})" if layer.note else "") if layer.fragile else "can shrink"
             rows.append(f"{layer.size.node}: density {layer.k / layer.size.weights:.4f}, {layer.bytes:,} B, {state}")
+        ways = []
+        if not self.tune.labelled and self.tune.task.kind != "regress":
+            ways.append("labels ('y' in the data): without them every disagreement with the original where it is "
+                        "confident counts as an error, which is stricter than the real drop when the original is "
+                        f"over-confident (it rates itself {100 * self.tune.reference.own_accuracy:.1f} % on val; "
+                        "with labels the drop is measured)")
+        if out_of_steps:
+            ways.append(f"more steps (the last ones stayed within max-drop): sparsify{{max-steps="
+                        f"{2 * self.opts.max_steps}}} in --pipeline")
+        ways += [f"a larger max-drop (e.g. --max-drop {max(2 * self.opts.max_drop, 1.0):g})",
+                 "more fine-tuning (sparsify{epochs=...})", "more training data",
+                 "the low-rank 'separate' pass before sparsify", "a larger FRAM budget (--fram)"]
         raise BudgetError(
             f"sparsify cannot reach the budget of {self.budget:,} B within max-drop {self.opts.max_drop} points: "
             f"{why}; the best size reached is {best:,} B at a drop of {self.tune.drop(self.accuracy):.2f} points "
             f"({self.tune.measure} on {len(self.tune.val)} val samples)",
             location=Location(pass_name="sparsify"), details=rows,
-            hint="what would help: a larger max-drop (e.g. --max-drop " f"{max(2 * self.opts.max_drop, 1.0):g}), "
-                 "more fine-tuning (sparsify{epochs=...}), more training data, the low-rank 'separate' pass "
-                 "before sparsify, or a larger FRAM budget (--fram)" + (
+            hint="what would help, most likely first: " + "; ".join(ways) + (
                  "; for a regressor the drop is in points of R^2 (1 point: 1 % more unexplained variance)"
-                 if self.tune.task.kind == "regress" else "" if self.tune.labelled else
-                 "; labels ('y' in the data): without them every disagreement with the original where it is "
-                 "confident counts as an error, which is stricter than the real drop when the original is "
-                 "over-confident (it rates itself "
-                 f"{100 * self.tune.reference.own_accuracy:.1f} % on val; with labels it is measured)"))
+                 if self.tune.task.kind == "regress" else ""))
 
     def stats(self, after: ModelSize) -> dict[str, Any]:
         """The pass's stats: sizes, accuracies, the steps and the per-layer table."""

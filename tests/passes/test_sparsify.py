@@ -392,6 +392,22 @@ def test_without_labels_the_budget_error_says_labels_measure_the_real_drop(monke
         Sparsify(opts, context(None)).run(model)
     hint = info.value.hint or ""
     assert "labels ('y' in the data)" in hint and "over-confident" in hint and "93.0 % on val" in hint
+    # the likeliest help first: without labels, labels (a larger max-drop loosens the bound instead)
+    assert hint.index("labels ('y' in the data)") < hint.index("--max-drop")
+
+
+def test_a_run_out_of_steps_says_how_to_give_it_more() -> None:
+    """Stopped by max-steps while every step stayed within the bound: the hint names the option."""
+    import passes.sparsify as sparsify_module
+    model = _sparse_gemm()
+    opts = SparsifyOptions(budget=int(model_size(model).total * 0.5), max_steps=1, relax=0, final_epochs=0,
+                           remove_units=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sparsify_module, "finetune_setup", lambda *a, **k: _ScriptedTune(0.9))
+        with pytest.raises(BudgetError, match=r"1 steps \(max-steps\) were not enough") as info:
+            Sparsify(opts, context(None)).run(model)
+    hint = info.value.hint or ""
+    assert "sparsify{max-steps=2} in --pipeline" in hint and hint.index("max-steps") < hint.index("--max-drop")
 
 
 def test_a_weight_shared_by_several_layers_is_counted_once_like_lower_stores_it() -> None:

@@ -151,6 +151,7 @@ def compression_summary(context: Any, report: Any = None) -> dict[str, Any] | No
         return None
     storage: dict[str, dict[str, Any]] = {}
     separated: list[dict[str, Any]] = []
+    separate_measure = None
     float32 = stats.get("float32_bytes")
     for record in getattr(report, "records", []) or []:
         if record.name == "lower":
@@ -158,6 +159,7 @@ def compression_summary(context: Any, report: Any = None) -> dict[str, Any] | No
         if record.name == "separate":
             separated = [r for r in record.pass_stats.get("layers", []) if r.get("kept")]
             float32 = record.pass_stats.get("float32_bytes", float32)   # the model before separation
+            separate_measure = record.pass_stats.get("measure")
     rows = []
     for layer in stats.get("layers", []):
         lowered = storage.get(layer["node"])
@@ -171,7 +173,7 @@ def compression_summary(context: Any, report: Any = None) -> dict[str, Any] | No
             "accuracy_after": stats.get("accuracy_after"), "drop": stats.get("drop"),
             "val_samples": stats.get("val_samples"), "steps": len(stats.get("steps", [])),
             "agreement_after": stats.get("agreement_after"), "original_confidence": stats.get("original_confidence"),
-            "max_drop": stats.get("max_drop"),
+            "max_drop": stats.get("max_drop"), "separate_measure": separate_measure,
             "separated": [{"node": r["node"], "kind": r["kind"], "ranks": r["ranks"], "accuracy": r.get("accuracy"),
                            "drop": r.get("drop")} for r in separated],
             "units_removed": stats.get("units_removed", []), "layers": rows}
@@ -189,6 +191,12 @@ def format_compression(c: dict[str, Any]) -> list[str]:
         lines.append(f"              {c.get('measure')} on {c.get('val_samples')} val samples: original "
                      f"{pct(c.get('accuracy_reference'))}, before {pct(c.get('accuracy_before'))}, after "
                      f"{pct(c.get('accuracy_after'))} (drop {c.get('drop')} points)")
+    measure = c.get("measure") or c.get("separate_measure")
+    if isinstance(measure, str) and measure.startswith("R^2"):
+        points = float(c.get("max_drop") or 0.0)
+        lines.append(f"              a regressor: accuracies are R^2 in percent and drops points of R^2 (max-drop "
+                     f"{points:g} lets R^2 fall by {points / 100:g}: the unexplained variance may grow by "
+                     f"{points:g} % of the targets' variance)")
     agreement, drop = c.get("agreement_after"), c.get("max_drop")
     if isinstance(agreement, float) and isinstance(drop, (int, float)) and agreement < 1.0 - 2.0 * drop / 100.0:
         lines.append(f"              note: the compressed model's top-1 agrees with the original's on "
@@ -196,7 +204,8 @@ def format_compression(c: dict[str, Any]) -> list[str]:
                      f"{pct(c.get('original_confidence'))}): without labels the bound is on the accuracy the "
                      f"original expects, not on agreeing with it; give labels ('y') to bound the real drop")
     for sep in c.get("separated", []):
-        measured = f": val {pct(sep['accuracy'])} (drop {sep.get('drop')} points)" \
+        what = f"{c['separate_measure']} on val" if c.get("separate_measure") else "val"
+        measured = f": {what} {pct(sep['accuracy'])} (drop {sep.get('drop')} points)" \
             if sep.get("accuracy") is not None else ""
         lines.append(f"              separated '{sep['node']}' ({sep['kind']}, rank "
                      f"{'x'.join(map(str, sep['ranks']))}){measured}")

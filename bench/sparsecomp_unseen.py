@@ -82,7 +82,7 @@ from transpiler.pass_infra import PassContext, registry  # noqa: E402
 MAX_DROP = 1.0
 FRAM = {"bn_stride_cnn": "48KiB", "seq_conv1d": "32KiB", "res_cat": "48KiB", "skl_mlp": "16KiB",
         "mlp_nobias": "24KiB", "sep_conv1d": "40KiB", "two_branch": "24KiB", "dynamo_cnn": "64KiB",
-        "keras_cnn": "56KiB", "skl_mlpreg": "12KiB", "two_input": "56KiB", "har_conv1d": "56KiB"}
+        "keras_cnn": "80KiB", "skl_mlpreg": "12KiB", "two_input": "56KiB", "har_conv1d": "56KiB"}
 VARIANTS = {"onehot": "har_conv1d", "floaty": "dynamo_cnn", "nhwc": "dynamo_cnn", "nosplit": "keras_cnn",
             "big": "har_conv1d"}
 """Data-file variants (run ``MODEL@VARIANT``): the model's data stored differently (:func:`make_variant`)."""

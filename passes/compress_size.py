@@ -363,11 +363,14 @@ class FramOverhead:
     """Activations plan-memory puts in FRAM (all of them in a persistent/intermittent build)."""
     compression_code: int
     """What compression may add to the code: the sparse kernels and the steps of separated layers."""
+    gnet: int = 0
+    """The gNet head's weights and bias (attach-gnet runs after compression and is not pruned); its
+    code, descriptors and feature vector are in the other parts."""
 
     @property
     def uncompressed(self) -> int:
         """The overhead of the model as it is."""
-        return self.code + self.tables + self.activations
+        return self.code + self.tables + self.activations + self.gnet
 
     @property
     def total(self) -> int:
@@ -375,7 +378,7 @@ class FramOverhead:
 
 
 def measured_fram_overhead(model: OnnxModel, sram_bytes: int, stack_bytes: int = DEFAULT_STACK_BYTES,
-                           persistent: bool = False) -> FramOverhead:
+                           persistent: bool = False, gnet: str | None = None, data: Any = None) -> FramOverhead:
     """FRAM the model needs besides its parameters, measured: :func:`fram_overhead` guesses, this lowers.
 
     The (dense) model goes through ``quantize,lower,plan-memory`` with an unbounded FRAM and the
@@ -386,6 +389,11 @@ def measured_fram_overhead(model: OnnxModel, sram_bytes: int, stack_bytes: int =
     compression may add: the sparse kernels' code and two more generated steps per Gemm/Conv
     (`separate` splits a layer into two or three). Quantize has no data here: it derives ranges from
     the weights, which does not change any buffer's size.
+
+    ``gnet``: the ``attach-gnet{...}`` spec the build will run after compression; the measure then
+    attaches that head untrained (``epochs=0``, no baseline; its exit maps are computed on the first
+    64 samples of ``data``), so its steps, descriptors and FRAM features count, and its weights are
+    :attr:`FramOverhead.gnet`.
     """
     import warnings
 
@@ -394,10 +402,12 @@ def measured_fram_overhead(model: OnnxModel, sram_bytes: int, stack_bytes: int =
     from transpiler.pass_infra import PassContext
 
     plan = f"plan-memory{{fram={1 << 30},stack={stack_bytes},persistent={str(persistent).lower()}}}"
-    context = PassContext(sram_bytes=sram_bytes, fram_bytes=1 << 30)
+    context = PassContext(sram_bytes=sram_bytes, fram_bytes=1 << 30,
+                          data=data.take(64) if gnet is not None and data is not None else None)
+    head = f"{_untrained(gnet)}," if gnet is not None else ""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        program, _ = run_pipeline(model.copy(), f"normalize,quantize,lower,{plan}", context, verify=False)
+        program, _ = run_pipeline(model.copy(), f"normalize,{head}quantize,lower,{plan}", context, verify=False)
     stats = context.extra["plan-memory"]
     large = stats["memory_model"] == "large"
     ops = {step.op for step in program.steps}
@@ -408,7 +418,19 @@ def measured_fram_overhead(model: OnnxModel, sram_bytes: int, stack_bytes: int =
     luts = sum(program.buffers[name].nbytes for name in {s.inputs[1] for s in program.steps if s.op == "lut"})
     return FramOverhead(code=int(stats["code_estimate"]), tables=int(stats["rodata_estimate"]) + luts,
                         activations=int(stats["fram_activations"]) + int(stats["hifram_activations"]),
-                        compression_code=sparse_code + more_steps)
+                        compression_code=sparse_code + more_steps,
+                        gnet=int(context.extra["attach-gnet"]["gnet"]["fram_weight_bytes"]) if gnet is not None else 0)
+
+
+def _untrained(gnet: str) -> str:
+    """The attach-gnet spec ``gnet`` with no training (``epochs=0``) and no baseline: the head's shape
+    is all a size measure needs."""
+    from transpiler.pipeline import format_pipeline, parse_pipeline
+
+    spec = parse_pipeline(gnet)[0]
+    spec.options.update({"epochs": 0, "baseline": "none"})
+    spec.raw.clear()
+    return format_pipeline([spec])
 
 
 def weight_budget(model: OnnxModel, fram_bytes: int, sram_bytes: int,

@@ -304,6 +304,21 @@ def test_compile_refuses_a_budget_that_code_and_activations_fill(tmp_path: Path,
     assert not (tmp_path / "b").exists()
 
 
+def test_compile_counts_the_gnet_head_in_the_budget_it_compresses_to(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """attach-gnet runs after compression and its head is not pruned: its weights (lenet5's default
+    exits: 292 features x 10 classes, 5,880 B) come off the budget before compression starts. At 48 KiB
+    that leaves less than even the strongest compression needs, which is said at once; the budget used
+    to ignore the head, so compression ran for minutes and plan-memory then overflowed by the head."""
+    code = main([str(SAMPLES / "lenet5_mnist.onnx"), "-o", str(tmp_path / "b"), "--data",
+                 str(SAMPLES / "lenet5_mnist.npz"), "--fram", "48KiB", "--gnet"])
+    _, err = capsys.readouterr()
+    assert code == 2 and "cannot fit --fram 49,152 B" in err, err
+    assert "left for them after code, FRAM activations and the gNet head (5,880 B of weights)" in err
+    assert "a smaller gNet head" in err
+    assert not (tmp_path / "b").exists()
+
+
 class _ScriptedTune:
     """A FineTune stand-in: training does nothing, and a measurement after a cut that removed more
     than ``limit`` of the weights kept at the last good measurement reads 2 points down."""

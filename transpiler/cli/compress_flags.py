@@ -44,6 +44,7 @@ def compression_spec(args: argparse.Namespace, model: Any, data: Any,
     """The ``separate{...},sparsify{...}`` text the flags and the model ask for, or None when the
     model fits (or ``--compress never``). Raises BudgetError when compression is needed without data."""
     from passes.compress_size import FRAM_MARGIN, compression_floor, measured_fram_overhead, model_size
+    from transpiler.cli.gnet_flags import gnet_spec_text
     from passes.normalize import Normalize
     from transpiler.pass_infra import PassContext
 
@@ -58,14 +59,16 @@ def compression_spec(args: argparse.Namespace, model: Any, data: Any,
         _refuse(args, sizes, floor, ceiling, "of --fram")
     stack = getattr(args, "stack", None)
     overhead = measured_fram_overhead(normalized, args.sram, *([stack] if stack is not None else []),
-                                      persistent=_persistent(args))
+                                      persistent=_persistent(args), gnet=gnet_spec_text(args), data=data)
     budget = max(ceiling - overhead.total, 0)
     if size <= budget:
         return None
     if budget <= 0:
         _refuse_no_room(args, size, floor, overhead, ceiling)
     if floor > budget:
-        _refuse(args, sizes, floor, budget, "left for them after code and FRAM activations")
+        head = f" and the gNet head ({overhead.gnet:,} B of weights)" if overhead.gnet else ""
+        _refuse(args, sizes, floor, budget, f"left for them after code, FRAM activations{head}",
+                gnet=bool(overhead.gnet))
     if data is None:
         raise BudgetError(f"the model's parameters take {size:,} B in Q15 but --fram {args.fram:,} B leaves about "
                           f"{budget:,} B for them (after code and FRAM activations); compressing them to fit "
@@ -79,9 +82,9 @@ def compression_spec(args: argparse.Namespace, model: Any, data: Any,
     return f"separate{{{options}}},sparsify{{{options}}}"
 
 
-def _refuse(args: argparse.Namespace, sizes: Any, floor: int, budget: int, what: str) -> NoReturn:
+def _refuse(args: argparse.Namespace, sizes: Any, floor: int, budget: int, what: str, gnet: bool = False) -> NoReturn:
     """Raise the BudgetError of a model whose :func:`passes.compress_size.compression_floor` (``floor``)
-    exceeds ``budget`` bytes (``what`` says which budget)."""
+    exceeds ``budget`` bytes (``what`` says which budget; ``gnet``: a gNet head takes part of it)."""
     from passes.compress_size import STRONGEST_DENSITY
 
     weights = sum(layer.weights for layer in sizes.layers)
@@ -93,7 +96,8 @@ def _refuse(args: argparse.Namespace, sizes: Any, floor: int, budget: int, what:
         f"{floor:,} B, {over:.1f}x the {budget:,} B {what}",
         location=Location(file=str(getattr(args, "model", "")) or None),
         hint=f"use a smaller model (about {over:.0f}x fewer weights: fewer or narrower layers, a width "
-             f"multiplier, fewer classes), or a larger --fram")
+             f"multiplier, fewer classes), or a larger --fram"
+             + ("; a smaller gNet head (fewer exits: --gnet exits=...; --gnet-pool 1x1)" if gnet else ""))
 
 
 def _refuse_no_room(args: argparse.Namespace, size: int, floor: int, overhead: Any, ceiling: int) -> NoReturn:
@@ -112,10 +116,13 @@ def _refuse_no_room(args: argparse.Namespace, size: int, floor: int, overhead: A
         ways.append("more --sram, so that fewer activations move to FRAM")
     if overhead.activations:
         ways.append("smaller feature maps (fewer channels in the largest layers, an earlier stride or pool)")
+    parts = [f"the code (~{overhead.code:,} B)", f"the descriptors and tables ({overhead.tables:,} B)",
+             f"the FRAM activations ({overhead.activations:,} B: {where})"]
+    if overhead.gnet:
+        parts.append(f"the gNet head's weights ({overhead.gnet:,} B)")
     raise BudgetError(
         f"the model cannot fit --fram {args.fram:,} B, however its weights are compressed: of the {ceiling:,} B "
-        f"usable (--fram less a {100 * FRAM_MARGIN:g} % margin), the code (~{overhead.code:,} B), the descriptors "
-        f"and tables ({overhead.tables:,} B) and the FRAM activations ({overhead.activations:,} B: {where}) take "
+        f"usable (--fram less a {100 * FRAM_MARGIN:g} % margin), {', '.join(parts[:-1])} and {parts[-1]} take "
         f"{overhead.uncompressed:,} B, and the sparse kernels and steps compression adds ~{overhead.compression_code:,} "
         f"B more, leaving nothing for the {size:,} B of parameters",
         location=Location(file=str(getattr(args, "model", "")) or None), hint="; ".join(ways))

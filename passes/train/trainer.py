@@ -8,7 +8,9 @@ output divided by ``target_scale``), backward, the optimizer step on every
 parameter not in ``frozen``, then ``after_step(net)`` (where `sparsify` re-projects each layer to its
 top-k magnitudes, so a pruned weight whose dense gradient grows it back can return). The order of the
 samples comes from ``numpy.random.default_rng(seed)`` (one permutation per epoch), so the same seed,
-data and starting weights give bitwise the same weights.
+data and starting weights give bitwise the same weights. With ``epoch_samples`` an epoch visits only
+the first ``epoch_samples`` of its permutation: a fresh seeded draw each epoch, so an epoch's cost
+stays bounded on a dataset much bigger than needed while every sample can still be drawn.
 
 :func:`predict_logits` and :func:`evaluate` run the network without keeping caches, in batches.
 """
@@ -74,7 +76,7 @@ def fit(net: Net, dataset: Dataset, *, epochs: int, batch_size: int = 64, lr: fl
         weight_decay: float = 0.0, after_step: Callable[[Net], None] | None = None,
         frozen: Collection[str] = frozenset(), progress: Callable[[EpochReport], None] | None = None,
         optimizer: Adam | None = None, threads: int | None = 1,
-        target_scale: np.ndarray | None = None) -> FitResult:
+        target_scale: np.ndarray | None = None, epoch_samples: int | None = None) -> FitResult:
     """Train ``net`` in place (see the module docstring); returns the per-epoch history.
 
     ``optimizer`` continues with an existing Adam's state (its ``lr``/``weight_decay`` win over the
@@ -82,8 +84,9 @@ def fit(net: Net, dataset: Dataset, *, epochs: int, batch_size: int = 64, lr: fl
     BLAS thread pool while training (:mod:`passes.train.threads`; None leaves it alone).
     """
     _check_data(net, dataset)
-    if epochs < 0 or batch_size < 1:
-        raise TrainError(f"epochs={epochs}, batch_size={batch_size}", hint="epochs >= 0 and batch_size >= 1")
+    if epochs < 0 or batch_size < 1 or (epoch_samples is not None and epoch_samples < 1):
+        raise TrainError(f"epochs={epochs}, batch_size={batch_size}, epoch_samples={epoch_samples}",
+                         hint="epochs >= 0, batch_size >= 1 and epoch_samples >= 1 (or None: every sample)")
     unknown = [name for name in frozen if name not in net.param_names]
     if unknown:
         raise TrainError(f"frozen names that are not parameters: {', '.join(map(repr, unknown))}",
@@ -95,9 +98,11 @@ def fit(net: Net, dataset: Dataset, *, epochs: int, batch_size: int = 64, lr: fl
     rng = np.random.default_rng(seed)
     result = FitResult()
     n = len(dataset)
+    visit = n if epoch_samples is None else min(n, epoch_samples)
     with blas_threads(threads):
         for epoch in range(1, epochs + 1):
-            result.losses.append(_epoch(net, dataset, rng.permutation(n), batch_size, loss, targets, temperature,
+            order = rng.permutation(n)[:visit]
+            result.losses.append(_epoch(net, dataset, order, batch_size, loss, targets, temperature,
                                         opt, frozen, after_step, result, target_scale))
             if progress is not None:
                 progress(EpochReport(epoch, epochs, result.losses[-1], result.seconds[-1], result.steps))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from train_helpers import ort_batch, sample_data, sample_model
 
@@ -143,3 +144,42 @@ def test_distillation_recovers_agreement_after_pruning() -> None:
     assert tuned > pruned + 0.05 and tuned > 0.9
     assert evaluate(net, test, teacher_logits=teacher_test) > 0.85
     assert np.count_nonzero(net.params()[fc1]) == int(round(0.03 * 120 * 400))
+
+
+def test_epoch_samples_bounds_an_epoch_with_a_fresh_seeded_draw() -> None:
+    """``epoch_samples`` visits that many samples per epoch (a different draw each epoch, the same
+    for the same seed); without it every sample."""
+    model = sample_model("cnn_digits")
+    data = sample_data("cnn_digits", model).subset(range(300))
+
+    def run(epoch_samples: int | None, seed: int = 0) -> tuple[int, dict[str, np.ndarray]]:
+        net = build_net(model)
+        result = fit(net, data, epochs=2, batch_size=32, seed=seed, epoch_samples=epoch_samples)
+        return result.steps, net.params()
+
+    assert run(None)[0] == 2 * 10
+    steps, first = run(64)
+    assert steps == 2 * 2
+    _, again = run(64)
+    assert all(np.array_equal(first[k], again[k]) for k in first)
+    rng = np.random.default_rng(0)
+    seen = [set(rng.permutation(300)[:64].tolist()) for _ in range(2)]
+    assert seen[0] != seen[1]
+    assert run(1000)[0] == run(None)[0]          # more than the dataset: every sample once
+
+
+def test_fine_tuning_on_a_big_train_part_visits_at_most_epoch_samples(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A data file much bigger than needed: each fine-tuning epoch of separate/sparsify is bounded by
+    EPOCH_SAMPLES (a file 20x the samples made every step 20x slower)."""
+    import passes.finetune as finetune_module
+    from transpiler.pass_infra import PassContext
+
+    model = sample_model("cnn_digits")
+    marked = sample_data("cnn_digits", model)
+    data = Dataset.from_arrays(marked.inputs, marked.labels)       # no split marks: 60 % train
+    monkeypatch.setattr(finetune_module, "EPOCH_SAMPLES", 64)
+    tune = finetune_module.finetune_setup(model, PassContext(data=data), "sparsify", epochs=1, batch_size=32)
+    assert len(tune.train) > 64
+    steps: list[int] = []
+    tune.tune(build_net(model), epochs=2, after_step=lambda net: steps.append(1))
+    assert len(steps) == 2 * 2

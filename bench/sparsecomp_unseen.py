@@ -324,13 +324,14 @@ def _keras_cnn(folder: Path) -> tuple[np.ndarray, np.ndarray, int]:
     keras.utils.set_random_seed(0)
     layers = keras.layers
     model = keras.Sequential([
-        keras.Input((16, 16, 1)), layers.Conv2D(32, 3, padding="same", use_bias=False), layers.BatchNormalization(),
-        layers.ReLU(), layers.DepthwiseConv2D(3, strides=2, padding="same", activation="relu"),
+        keras.Input((16, 16, 1)), layers.Conv2D(32, 3, padding="same", use_bias=False),
+        layers.BatchNormalization(momentum=0.9), layers.ReLU(),
+        layers.DepthwiseConv2D(3, strides=2, padding="same", activation="relu"),
         layers.Conv2D(64, 1, activation="relu"), layers.Conv2D(96, 3, padding="same", activation="relu"),
-        layers.BatchNormalization(), layers.GlobalAveragePooling2D(), layers.Dense(128, activation="relu"),
+        layers.BatchNormalization(momentum=0.9), layers.GlobalAveragePooling2D(), layers.Dense(128, activation="relu"),
         layers.Dense(10, activation="softmax")])
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
-    model.fit(x[:trained], y[:trained], epochs=25, batch_size=64, verbose=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    model.fit(x[:trained], y[:trained], epochs=30, batch_size=32, verbose=0)
     spec = (tf.TensorSpec((None, 16, 16, 1), tf.float32, name="input"),)
     function = tf.function(lambda t: model(t, training=False))
     tf2onnx.convert.from_function(function, input_signature=spec, opset=13,

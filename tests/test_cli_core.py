@@ -270,6 +270,26 @@ def test_compression_summary_without_sparsify_measurements() -> None:
     assert "separated 'fc' (svd, rank 8): val 97.50 % (drop 0.5 points)" in text
 
 
+@pytest.mark.parametrize("val_samples, noted", [(200, True), (2000, False)])
+def test_compression_summary_notes_a_val_part_too_small_for_the_bound(val_samples: int, noted: bool) -> None:
+    """Every sparsify step is kept or rolled back on the same val samples; on 200 of them a top-1 accuracy
+    near 95 % has a standard error of 1.5 points, more than a 1-point bound, and the drop on new data can
+    exceed it (a dynamo CNN: 0.0 on val after 59 steps, 4.6 on its test digits). The summary says so and
+    how many val samples would do; 2,000 samples (error 0.5) need no note."""
+    from transpiler.cli.compress_flags import format_compression
+
+    summary = {"budget": 1000, "size_before": 9000, "size_after": 990, "float32_bytes": 18000,
+               "measure": "top-1 accuracy", "val_samples": val_samples, "accuracy_reference": 0.955,
+               "accuracy_before": 0.955, "accuracy_after": 0.955, "drop": 0.0, "max_drop": 1.0, "steps": 59,
+               "layers": []}
+    text = "\n".join(format_compression(summary))
+    note = (f"note: on {val_samples} val samples top-1 accuracy has a standard error of about 1.5 points (one "
+            f"sample is 0.5), more than the 1-point bound, and they decided every one of the 59 steps")
+    assert (note in text) == noted, text
+    if noted:
+        assert "a val part of about 1,800 samples" in text
+
+
 def test_compression_summary_of_a_regressor_says_what_its_figures_are(tmp_path: Path) -> None:
     """An MLPRegressor that separate alone fits: the summary named no measure ("val 97.23 %"), so its
     R^2 read as an accuracy; it now names R^2 and what max-drop means for it."""

@@ -290,3 +290,18 @@ def test_depthwise_kernel_positions_that_see_only_padding_are_skipped() -> None:
     taps = {layer.name: [ij for _, ij in layer.op.taps] for layer in net.layers}
     assert taps["dw1"] == [(i, j) for i in range(1, 4) for j in range(5)]
     assert taps["dw2"] == [(1, 1), (1, 2)]
+
+
+def test_float32_erf_is_vectorised_and_within_float32_rounding_of_math_erf(monkeypatch: pytest.MonkeyPatch) -> None:
+    # training runs float32: erf (Erf, exact Gelu) must not call math.erf once per value
+    import math
+
+    from passes.train import ops
+
+    x = np.concatenate([np.linspace(-6, 6, 20001), np.geomspace(1e-8, 0.6, 2001), -np.geomspace(1e-8, 0.6, 201),
+                        [0.0]]).astype(np.float32)
+    reference = np.array([math.erf(float(v)) for v in x])
+    monkeypatch.setattr(ops, "_erf_exact", lambda _: pytest.fail("float32 erf went through math.erf"))
+    got = ops._erf(x)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, reference, rtol=1e-6, atol=1e-30)

@@ -193,10 +193,13 @@ def compare_outputs(c_outputs: dict[str, np.ndarray], reference: dict[str, np.nd
       its largest |value|, any other by top-1 (:func:`_top1`).
     - An output the original does not have is what the compiler kept of a dropped final Softmax,
       LogSoftmax or Sigmoid (or a ZipMap): compared by top-1 with the one original output of its
-      shape that the C does not have.
+      shape that the C does not have (of several, the one the manifest's ``softmax`` maps it to, else
+      the first not yet paired: the C keeps the order of the graph outputs).
     """
     problems = []
     class_output = manifest.get("class_output")
+    softmax = manifest.get("softmax") or {}
+    paired: set[str] = set()
     for name, value in c_outputs.items():
         c = value.reshape(value.shape[0], -1).astype(np.float64)
         if name == class_output:
@@ -214,10 +217,14 @@ def compare_outputs(c_outputs: dict[str, np.ndarray], reference: dict[str, np.nd
                     problems.append(f"{name}: {problem}")
             continue
         if name not in reference:
-            same_shape = [key for key, r in reference.items() if r.shape == c.shape and key not in c_outputs]
+            same_shape = [key for key, r in reference.items()
+                          if r.shape == c.shape and key not in c_outputs and key not in paired]
+            if len(same_shape) > 1:     # several heads of one shape: a dropped Softmax says its own, else in order
+                same_shape = [softmax.get(name, same_shape[0])]
             if len(same_shape) != 1:
                 problems.append(f"{name}: no original output of shape {list(c.shape)} (original: {sorted(reference)})")
                 continue
+            paired.add(same_shape[0])
             problem = _top1(c, reference[same_shape[0]].astype(np.float64))
             if problem:
                 problems.append(f"{name} vs {same_shape[0]}: {problem}")

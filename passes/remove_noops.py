@@ -105,6 +105,8 @@ def noop_reason(graph: gs.Graph, node: gs.Node) -> str | None:
         return "Mul-by-one"
     if zero_operand(node) is not None:
         return f"{node.op}-zero"
+    if node.op == "Concat" and len(node.inputs) == 1:
+        return "Concat"
     if node.op == "Transpose" and "perm" in node.attrs and \
             [int(p) for p in node.attrs["perm"]] == list(range(len(node.attrs["perm"]))):
         return "Transpose"
@@ -114,8 +116,8 @@ def noop_reason(graph: gs.Graph, node: gs.Node) -> str | None:
 @register
 class RemoveNoops(Pass):
     """Remove Identity, inference-mode Dropout, Cast to the same type, shape-keeping reshapes, identity
-    Transposes, products with a constant 1, additions of zero, and products with zero (their zeros
-    become a constant).
+    Transposes, Concats of one input (the legacy exporter's circular padding of 0), products with a
+    constant 1, additions of zero, and products with zero (their zeros become a constant).
 
     Before -> after::
 
@@ -124,6 +126,7 @@ class RemoveNoops(Pass):
         y = Cast(x: float32) {to=FLOAT}         ->  (readers of y read x)
         y = Reshape(x: [1,10], [1,10])          ->  (readers of y read x)
         y = Transpose(x) {perm=[0,1,2]}         ->  (readers of y read x)
+        y = Concat(x) {axis=any}  (one input)   ->  (readers of y read x)
         y = Mul(x, Constant(1.0))               ->  (readers of y read x)
         out = Identity(Softmax(x))  (graph out) ->  out = Softmax(x)    (the output keeps its name)
         y = Add(x, zeros) | Sub(x, zeros)       ->  (readers of y read x)

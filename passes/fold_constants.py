@@ -10,7 +10,7 @@ import onnx_graphsurgeon as gs
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
-from passes.normalize_util import detach, drop_unused, is_const, quiet_gs
+from passes.normalize_util import detach, drop_unused, is_const, quiet_gs, static_shape
 
 # How each form of the Constant op's attribute becomes a numpy value (dtype as ONNX defines it).
 _CONSTANT_ATTRS = {
@@ -80,6 +80,26 @@ def fold_cast_like(graph: gs.Graph) -> int:
     return folded
 
 
+def fold_sliced_shapes(graph: gs.Graph) -> int:
+    """Replace each ``Shape(x) {start, end}`` of a static ``x`` by the constant ``shape(x)[start:end]``
+    (ONNX clamps and counts negatives from the end as Python slices do); return the count. onnx-graphsurgeon
+    folds a Shape to the whole shape whatever its ``start``/``end`` (opset 15; the dynamo exporter's
+    ``Concat(Shape(x) {end=2}, [L])`` sizes of an interpolation), so these are folded first."""
+    folded = 0
+    for node in list(graph.nodes):
+        if node.op != "Shape" or node.domain not in (None, "", "ai.onnx") or not ({"start", "end"} & set(node.attrs)):
+            continue
+        shape = static_shape(node.inputs[0])
+        out = node.outputs[0]
+        if shape is None or out in graph.outputs:
+            continue
+        start, end = node.attrs.get("start", 0), node.attrs.get("end", len(shape))
+        detach(node)
+        out.to_constant(np.array(shape[int(start):int(end)], dtype=np.int64))
+        folded += 1
+    return folded
+
+
 @register
 class FoldConstants(Pass):
     """Fold everything computable from initializers and Constant nodes into initializers.
@@ -90,6 +110,7 @@ class FoldConstants(Pass):
         r = Reshape(h, Concat(u, [-1]))             ->  r = Reshape(h, [1, -1])   (x: [1,16,4,4])
         w = Mul(Constant(W), Constant(2.0))         ->  w = initializer W*2
         e = CastLike(Constant(1e-6), x)             ->  e = initializer 1e-6 in x's type (jax2onnx's RMSNorm)
+        s = Shape(x) {end=2}                        ->  s = initializer [1, 16]          (x: [1,16,32])
         Constant nodes                              ->  initializers (float32/int64 as ONNX says)
 
     Runs onnx-graphsurgeon's ``fold_constants`` (onnxruntime evaluates, ``Shape`` of a static shape
@@ -107,6 +128,7 @@ class FoldConstants(Pass):
         nodes_before = len(graph.nodes)
         lowered = lower_constant_nodes(graph)
         cast = fold_cast_like(graph)
+        shapes = fold_sliced_shapes(graph)
         kept = [t for t in graph.inputs if not is_const(t)]
         removed_inputs = len(graph.inputs) - len(kept)
         graph.inputs = kept
@@ -126,4 +148,4 @@ class FoldConstants(Pass):
         stats = {"nodes-removed": folded, "constant-nodes": lowered, "initializer-inputs-removed": removed_inputs}
         if constant_outputs:
             stats["constant-outputs"] = constant_outputs
-        return PassResult(model, bool(folded or lowered or cast or removed_inputs), stats)
+        return PassResult(model, bool(folded or lowered or cast or shapes or removed_inputs), stats)

@@ -281,13 +281,17 @@ def _compile(folder: Path) -> None:
 
 
 def _verify(folder: Path) -> None:
-    """Step 3: the verdict of ``freeml-tx verify``."""
+    """Step 3: the verdict of ``freeml-tx verify``; a top-1 shortfall while every output's values are
+    within their error bounds is left to step 4 (its near-tie rule judges the flips on the original's
+    scores: a random net's logits tie within the quantization error)."""
     done = _freeml_tx(["verify", "build", "--data", "data.npz", "--json"], folder)
     try:
         verdict = json.loads(done.stdout)
     except json.JSONDecodeError as exc:
         raise Failed("crash", f"verify exit {done.returncode}: {_last_line(done.stderr)}") from exc
-    if verdict["pass"]:
+    within_bounds = all(row.get("error_bound") is not None and row["max_abs_error"] <= row["error_bound"]
+                        for row in verdict["outputs"])
+    if verdict["pass"] or within_bounds:
         return
     worst = [f"{row['output']}: agreement {row['agreement']:.3f}" if row.get("agreement", 1.0) < AGREEMENT
              else f"{row['output']}: max abs error {row['max_abs_error']:.3g} > {row['error_bound']:.3g}"

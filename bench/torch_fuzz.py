@@ -77,6 +77,9 @@ MAX_INPUT_ELEMENTS = 3_000
 EXPORTERS: tuple[tuple[str, int | None], ...] = (("legacy", 11), ("legacy", 13), ("legacy", 17), ("dynamo", None))
 """(exporter, opset) a seed draws from; None: the dynamo exporter's default opset."""
 DYNAMIC_EXAMPLE_BATCH = 2
+PROBE_BATCH = 7
+"""The batch a drawn block is tried on (unlike any channel count, so that a block mixing the batch axis
+up with another fails)."""
 ACTIVATIONS = ("relu", "relu6", "leaky", "hardtanh", "sigmoid", "tanh", "hardswish", "hardsigmoid", "silu", "gelu",
                "elu", "softplus", "prelu")
 
@@ -252,16 +255,17 @@ class _Builder:
 
         try:
             with torch.no_grad():
-                out = module.eval()(torch.randn(2, *shape))
+                out = module.eval()(torch.randn(PROBE_BATCH, *shape))
         except (RuntimeError, ValueError, IndexError):
             return None
-        if out.shape[0] != 2 or 0 in out.shape or out[0].numel() > 4 * MAX_INPUT_ELEMENTS:
+        if out.shape[0] != PROBE_BATCH or 0 in out.shape or out[0].numel() > 4 * MAX_INPUT_ELEMENTS:
             return None
         return tuple(out.shape[1:])
 
     # ----------------------------------------------------------------- feature blocks
-    def conv(self, shape: tuple[int, ...], cout: int | None = None, same: bool = False) -> Any:
-        """A Conv (+ BatchNorm) (+ activation); ``same``: the output keeps the spatial shape."""
+    def conv(self, shape: tuple[int, ...], cout: int | None = None, same: bool = False, grouped: bool = True) -> Any:
+        """A Conv (+ BatchNorm) (+ activation); ``same``: the output keeps the spatial shape; ``grouped``:
+        groups (and a depthwise channel multiplier) may be drawn, else ``cout`` stays."""
         from torch import nn
 
         rng = self.rng
@@ -269,7 +273,7 @@ class _Builder:
         cin = shape[0]
         cout = cout or rng.choice([4, 6, 8, 12, 16])
         groups = 1
-        style = rng.random()
+        style = rng.random() if grouped else 1.0
         if style < 0.2:
             groups, cout = cin, cin * rng.choice([1, 1, 2])
         elif style < 0.35:
@@ -502,7 +506,7 @@ def _draw(rng: random.Random, legacy: bool) -> Drawn:
         cout = rng.choice([4, 8])
         for s in inputs:
             builder.blocks.append(f"stem of input {s}:")
-            stem = builder.conv(s, cout=cout, same=True)
+            stem = builder.conv(s, cout=cout, same=True, grouped=False)
             stems.append(stem)
         shape = builder.probe(stems[0], inputs[0])
         assert shape is not None

@@ -1,4 +1,5 @@
-"""`global-max-pool`: GlobalMaxPool, and ReduceMax over all spatial axes, become a MaxPool over the whole map."""
+"""`global-max-pool`: GlobalMaxPool, and ReduceMax over spatial axes, become a MaxPool over the whole map (or
+over the reduced axes)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ class GlobalMaxPoolToMaxPool(Pass):
                                                                       strides=[1,1], pads=[0,0,0,0]}
         y = ReduceMax(x: [1,C,H,W]) {axes=[2,3], keepdims=0}  ->  m = MaxPool(x) {kernel_shape=[H,W], ...}
                                                                   y = Reshape(m, [1, C])
+        y = ReduceMax(x: [1,C,H,W]) {axes=[3], keepdims=0}    ->  m = MaxPool(x) {kernel_shape=[1,W], ...}
+                                                                  y = Reshape(m, [1, C, H])
+          (``x.amax(dim=-1)``: a window over the reduced spatial axes only)
         y = GlobalMaxPool(x: [1,C,L])                         ->  y = MaxPool(x) {kernel_shape=[L], ...}
         y = ReduceMax(x: [1,T,D]) {axes=[1], keepdims=0}      ->  t = Transpose(x) {perm=[0,2,1]}
                                                                   m = MaxPool(t) {kernel_shape=[T], ...}
@@ -65,10 +69,12 @@ class GlobalMaxPoolToMaxPool(Pass):
                 self._channel_last_max(model, node, names, shape)
                 rewritten += 1
                 continue
-            if node.op == "ReduceMax" and axes != list(range(2, len(shape))):
+            if node.op == "ReduceMax" and not (axes and set(axes) <= set(range(2, len(shape)))):
                 continue
+            if axes is not None:    # a window over the reduced spatial axes only
+                spatial = [n if axis in axes else 1 for axis, n in enumerate(shape) if axis >= 2]
             keepdims = node.op == "GlobalMaxPool" or int(node.attrs.get("keepdims", 1)) == 1
-            self._to_maxpool(model, node, names, shape, spatial, keepdims)
+            self._to_maxpool(model, node, names, shape, spatial, keepdims, axes or list(range(2, len(shape))))
             rewritten += 1
         if rewritten:
             drop_unused(graph, toposort=True)
@@ -76,7 +82,9 @@ class GlobalMaxPoolToMaxPool(Pass):
 
     @staticmethod
     def _to_maxpool(model: OnnxModel, node: gs.Node, names: NameSource, shape: tuple[int, ...],
-                    spatial: list[int], keepdims: bool) -> None:
+                    spatial: list[int], keepdims: bool, axes: list[int]) -> None:
+        """The max over the spatial ``axes`` as one MaxPool window ``spatial`` (the reduced axes' sizes, 1
+        elsewhere); without ``keepdims``, reshaped to the shape without ``axes``."""
         x, y = node.inputs[0], node.outputs[0]
         node.op = "MaxPool"
         node.attrs.clear()
@@ -85,9 +93,11 @@ class GlobalMaxPoolToMaxPool(Pass):
         set_tensors(node.inputs, [x])
         if keepdims:
             return
-        pooled = new_variable(names, f"{node.name}_pooled", x.dtype, [*shape[:2], *[1] * len(spatial)])
+        pooled_shape = [1 if axis in axes else n for axis, n in enumerate(shape)]
+        pooled = new_variable(names, f"{node.name}_pooled", x.dtype, pooled_shape)
         set_tensors(node.outputs, [pooled])
-        target = new_constant(names, f"{node.name}_shape", np.array(shape[:2], dtype=np.int64))
+        kept = [n for axis, n in enumerate(shape) if axis not in axes]
+        target = new_constant(names, f"{node.name}_shape", np.array(kept, dtype=np.int64))
         reshape = add_node(model.graph, names, "Reshape", f"{node.name}_reshape", [pooled, target], [y])
         set_origin(model, reshape, origin_of(model, node))
 

@@ -90,3 +90,25 @@ def test_dynamo_interpolation_sizes_of_a_sliced_shape(tmp_path: Path) -> None:
     shape inference then fails on four sizes for a rank-3 input)."""
     torch.manual_seed(0)
     check_against_onnxruntime(Interpolate1d(), (2, 13), None, tmp_path, "interp1d_dynamo", dynamic=True)
+
+
+class RowMax(nn.Module):
+    """Conv2d, the max over the last axis (``amax(dim=-1)``: ReduceMax over one spatial axis), Linear."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * (7 if dim == -1 else 6), 5)
+
+    def forward(self, x: Any) -> Any:
+        return self.fc(torch.relu(self.conv(x)).amax(dim=self.dim).flatten(1))
+
+
+@pytest.mark.parametrize("dim", [-1, 2])
+@pytest.mark.parametrize("opset", [13, None], ids=["legacy13", "dynamo"])
+def test_max_over_one_spatial_axis(dim: int, opset: int | None, tmp_path: Path) -> None:
+    """ReduceMax over the rows or the columns of ``[1, C, H, W]`` (a MaxPool window of ``[H, 1]`` /
+    ``[1, W]``, reshaped to ``[1, C, W]`` / ``[1, C, H]``; rejected by check-supported before)."""
+    torch.manual_seed(0)
+    check_against_onnxruntime(RowMax(dim), (1, 7, 6), opset, tmp_path, f"rowmax_{dim}_{opset}")

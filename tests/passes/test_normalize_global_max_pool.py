@@ -53,7 +53,21 @@ def test_reduce_max_axes_input_in_opset_18() -> None:
     assert ops(result.model) == ["MaxPool", "Reshape"]
 
 
-@pytest.mark.parametrize("axes", ["[1, 3]", "[1, 2, 3]", "[3]"])
+@pytest.mark.parametrize(("axes", "keepdims", "out"), [
+    ("[3]", 0, [1, 3, 4]), ("[-2]", 1, [1, 3, 1, 5]), ("[2]", 0, [1, 3, 5])])
+def test_max_over_some_spatial_axes(axes: str, keepdims: int, out: list[int]) -> None:
+    """``x.amax(dim=-1)``: one MaxPool window over the reduced spatial axes, reshaped without them."""
+    proto = parse(f"""
+    <ir_version: 8, opset_import: ["" : 13]>
+    g (float[1, 3, 4, 5] x) => (float[{", ".join(map(str, out))}] y) {{
+        y = ReduceMax <axes = {axes}, keepdims = {keepdims}> (x)
+    }}
+    """)
+    result = check_pass(GlobalMaxPoolToMaxPool, proto, {"x": rand(1, 3, 4, 5)})
+    assert ops(result.model) == (["MaxPool", "Reshape"] if not keepdims else ["MaxPool"])
+
+
+@pytest.mark.parametrize("axes", ["[1, 3]", "[1, 2, 3]"])
 def test_other_reductions_are_kept(axes: str) -> None:
     proto = parse(f"""
     <ir_version: 8, opset_import: ["" : 13]>

@@ -127,7 +127,7 @@ def _modules() -> dict[str, type]:
             return torch.cat([x, self.body(x)], 1)
 
     class Shuffle(nn.Module):
-        """Channel shuffle of ``groups`` (view, transpose, reshape); ``style`` picks how the batch is named."""
+        """Channel shuffle of ``groups`` (reshape, transpose, reshape or flatten); ``style`` picks how the batch is named."""
 
         def __init__(self, groups: int, style: str) -> None:
             super().__init__()
@@ -137,7 +137,7 @@ def _modules() -> dict[str, type]:
             b, c = x.shape[0], x.shape[1]
             rest = list(x.shape[2:])
             lead = -1 if self.style == "minus1" else b
-            y = x.view(lead, self.groups, c // self.groups, *rest).transpose(1, 2)
+            y = x.reshape(lead, self.groups, c // self.groups, *rest).transpose(1, 2)
             return y.reshape(lead, c, *rest) if self.style != "flatten" else torch.flatten(y, 1, 2)
 
     class Interp(nn.Module):
@@ -174,7 +174,7 @@ def _modules() -> dict[str, type]:
             if self.style == "flatten":
                 return torch.flatten(x, 1)
             if self.style == "view":
-                return x.view(x.size(0), -1)
+                return x.contiguous().view(x.size(0), -1)
             if self.style == "reshape":
                 return x.reshape(x.shape[0], -1)
             if self.style == "channel_last":

@@ -90,6 +90,8 @@ LAYERS = [
     Layer("conv5x5", "conv 5x5 6 -> 16 ch, 12x12 -> 8x8 (LeNet conv2)", "conv",
           (6, 12, 12, 16, 5, 5, 0), False),
     Layer("conv3x3", "conv 3x3 pad 1, 16 -> 16 ch, 16x16", "conv", (16, 16, 16, 16, 3, 3, 1), False),
+    Layer("conv3x3w", "conv 3x3 pad 1, 64 -> 32 ch, 8x8 (576 weights per channel; -mlarge, HIFRAM)", "conv",
+          (64, 8, 8, 32, 3, 3, 1), True),
 ]
 
 

@@ -270,6 +270,17 @@ def test_compression_summary_without_sparsify_measurements() -> None:
     assert "separated 'fc' (svd, rank 8): val 97.50 % (drop 0.5 points)" in text
 
 
+@pytest.mark.parametrize("value, message", [("-1", "is not a number of points >= 0"),
+                                            ("nan", "is not a number of points >= 0"),
+                                            ("one", "is not a number of accuracy points")])
+def test_a_bad_max_drop_is_refused_even_when_nothing_is_compressed(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                                   tiny_model: Any, value: str, message: str) -> None:
+    """--max-drop -1 or nan compiled silently when the model fit (and failed inside sparsify when not)."""
+    code, _, err = run_cli(capsys, str(tiny_model("conv")), "-o", str(tmp_path / "b"), "--max-drop", value)
+    assert code == 2 and f"argument --max-drop: '{value}' {message}" in err, err
+    assert not (tmp_path / "b").exists()
+
+
 @pytest.mark.parametrize("val_samples, noted", [(200, True), (2000, False)])
 def test_compression_summary_notes_a_val_part_too_small_for_the_bound(val_samples: int, noted: bool) -> None:
     """Every sparsify step is kept or rolled back on the same val samples; on 200 of them a top-1 accuracy

@@ -28,7 +28,7 @@ from transpiler.errors import BudgetError, Location
 
 def add_compress_arguments(parser: argparse.ArgumentParser) -> None:
     """--max-drop, --task and --compress."""
-    parser.add_argument("--max-drop", type=float, default=1.0, metavar="POINTS",
+    parser.add_argument("--max-drop", type=_points, default=1.0, metavar="POINTS",
                         help="accuracy points the compression may lose on the validation part of --data "
                              "(default 1.0; used when the model must be compressed to fit --fram); for a "
                              "regressor points of R^2: 1.0 lets R^2 fall by 0.01")
@@ -39,6 +39,17 @@ def add_compress_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compress", choices=("auto", "never"), default="auto",
                         help="auto (default): separate + sparsify when the Q15 model does not fit the FRAM "
                              "budget; never: compile as is")
+
+
+def _points(text: str) -> float:
+    """--max-drop's value: a finite number of points, at least 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of accuracy points (e.g. 1.0)") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of points >= 0 (e.g. 1.0; 0 allows no drop)")
+    return value
 
 
 def compression_spec(args: argparse.Namespace, model: Any, data: Any,

@@ -12,11 +12,14 @@ a branch comes after it; leaves numbered tree after tree in the model's order. A
 branch index, or ``0x8000 | leaf * W``, the offset of the leaf's values (so the sum needs no
 multiply). Comparisons: the float branch ``x <= t`` becomes ``x_q <= floor(t * 2^q)`` with
 ``q`` the input's format, exactly the float comparison on the dequantised input ``x_q / 2^q``
-(``x_q`` is an integer); ``x < t`` becomes ``x_q <= ceil(t * 2^q) - 1``; ``x >= t`` and ``x > t``
-are the negations of those two (children swapped). ``x == t`` (BRANCH_EQ, LightGBM's categorical
-splits) is two branches, ``x_q <= floor(t * 2^q)`` and then ``x_q <= ceil(t * 2^q) - 1``, which
-lead to the "unequal" child (one subtree, read from both) but for ``x_q = t * 2^q``; a ``t`` off
-the input's grid is never equal (its branch is replaced by the "unequal" child); BRANCH_NEQ swaps
+(``x_q`` is an integer); ``x < t`` becomes ``x_q <= floor(t * 2^q + 1/2) - 1``: ``t`` quantised as
+an input is, so that an input equal to ``t`` (XGBoost's thresholds are values of the data) takes
+the float side (``ceil(t * 2^q) - 1`` would send it the other way for half of the thresholds);
+``x >= t`` and ``x > t`` are the negations of those two (children swapped). ``x == t`` (BRANCH_EQ,
+LightGBM's categorical splits) is two branches, ``x_q <= floor(t * 2^q)`` and then the ``<`` one,
+which lead to the "unequal" child (one subtree, read from both) but for ``x_q = floor(t * 2^q)``;
+a ``t`` off the input's grid at or above its half step is never equal (its branch is replaced by
+the "unequal" child); BRANCH_NEQ swaps
 the children. A threshold above the int16 range is 32767
 (always true, as for the float input within range); a branch whose threshold lies below -32768 is
 never taken and is replaced by its false child. The rest of the error is the input's rounding:
@@ -67,9 +70,12 @@ class TreeTables:
 
 def quantized_threshold(t: float, mode: str, q: int) -> tuple[int | None, bool]:
     """(``T`` with ``x_q <= T`` the branch's ``<=``/``<`` test, or None when that test is never
-    true; whether the children swap: ``>=``/``>`` are the negations)."""
+    true; whether the children swap: ``>=``/``>`` are the negations). ``<=``: ``floor(t 2^q)``,
+    exact on every input on the grid; ``<``: ``t`` quantised as an input is, less one
+    (``floor(t 2^q + 1/2) - 1``), so that an input equal to ``t`` (XGBoost's ``x < t`` with ``t`` a
+    value of the data) goes the float model's way."""
     scaled = float(np.float32(t)) * 2.0 ** q
-    bound = math.floor(scaled) if mode in ("BRANCH_LEQ", "BRANCH_GT") else math.ceil(scaled) - 1
+    bound = math.floor(scaled) if mode in ("BRANCH_LEQ", "BRANCH_GT") else math.floor(scaled + 0.5) - 1
     swap = mode in ("BRANCH_GT", "BRANCH_GTE")
     if bound < INT16_MIN:
         return None, swap
@@ -106,7 +112,7 @@ def build_tables(ens: Ensemble, leaves: list[dict[int, float]], base: list[float
                 equal, unequal = (b.true, b.false) if b.mode == "BRANCH_EQ" else (b.false, b.true)
                 at_most, _ = quantized_threshold(b.threshold, "BRANCH_LEQ", q_in + extra)
                 below, _ = quantized_threshold(b.threshold, "BRANCH_LT", q_in + extra)
-                if at_most is None or at_most == below:     # t is off the grid (or below it): never equal
+                if at_most is None or at_most == below:     # t above its half step (or below the grid): never equal
                     pruned += 1
                     nid = unequal
                     continue

@@ -244,12 +244,15 @@ def test_missing_value_tracking_is_dropped_for_finite_inputs() -> None:
 @pytest.mark.parametrize("mode", MODES)
 def test_inputs_on_the_threshold_grid_are_judged(mode: str) -> None:
     """An input on the grid point ``T`` of a branch (or ``T + 1``) takes the float model's side, so
-    boundary_samples leaves it judged (LightGBM's ``x <= 1e-35`` on zero pixels, XGBoost's ``x < t``
-    at ``x = t``); strictly between them it is marked. The device's leaf is onnxruntime's on the
-    judged inputs."""
+    boundary_samples leaves it judged (LightGBM's ``x <= 1e-35`` on zero pixels); off the grid
+    between ``T`` and ``T + 3/2`` it is marked. The device's leaf is onnxruntime's on the judged
+    inputs. A ``<`` threshold off the grid less than half a step above ``T + 1`` (``x < 1e-35``,
+    ``x < 0.3``) is the exception: ``<`` thresholds are quantised as inputs are (the next test), so
+    an input on the grid just below one takes the other side; XGBoost's are values of the data,
+    which an input on the grid meets on the grid."""
     from transpiler.lir.trees import boundary_samples
 
-    for threshold in (1e-35, 0.25, 0.3):
+    for threshold in (0.25, -0.5) if mode in ("BRANCH_LT", "BRANCH_GTE") else (1e-35, 0.25, 0.3):
         proto = forest_model([{"nodes": [(mode, 1, threshold, 1, 2), _leaf(0.5), _leaf(-0.5)]}],
                              2, True)
         x = np.random.default_rng(2).uniform(-1, 1, (32, FEATURES)).astype(np.float32)
@@ -265,12 +268,37 @@ def test_inputs_on_the_threshold_grid_are_judged(mode: str) -> None:
         rows[:, 1] = [(t + d) / 2.0 ** q for d in (0.0, 1.0, 0.5, 0.9, 0.1)]
         marks = boundary_samples(program, {"input": rows})
         assert marks is not None and marks.tolist() == [False, False, True, True, True], (threshold, t, q)
+        far = rows[:1].copy()
+        far[0, 1] = (t + 1.5) / 2.0 ** q                             # a step and a half above T: judged
+        assert boundary_samples(program, {"input": far}).tolist() == [False]
         session = ort.session(proto)
         for row in rows[:2]:
             want = session.run(None, {"input": row[None, :]})[0][0]
             got = int(np.asarray(run_program(program, quantize_inputs(program, {"input": row[None, :]}))["class"])
                       .reshape(-1)[0])
             assert got == want, (threshold, mode, row[1], got, want)
+
+
+@pytest.mark.parametrize("mode", ["BRANCH_LT", "BRANCH_GTE"])
+def test_an_input_equal_to_the_threshold_takes_the_float_side(mode: str) -> None:
+    """``x = t`` with ``t`` off the input's grid (XGBoost's ``x < t``, ``t`` a value of the data)
+    goes onnxruntime's way whichever half of its step ``t`` lies in (``ceil(t 2^q) - 1`` sent it the
+    other way when ``t 2^q`` was in the lower half)."""
+    x = np.random.default_rng(3).uniform(-1, 1, (32, FEATURES)).astype(np.float32)
+    wrong = []
+    for threshold in x[:12, 1]:
+        proto = forest_model([{"nodes": [(mode, 1, float(threshold), 1, 2), _leaf(0.5), _leaf(-0.5)]}], 2, True)
+        program, _ = run_pipeline(OnnxModel.from_proto(proto), "normalize,quantize,lower",
+                                  PassContext(data=Dataset.from_arrays({"input": x}), command_line="pytest"),
+                                  verify=False)
+        assert isinstance(program, Program)
+        row = x[12:13].copy()
+        row[0, 1] = threshold
+        want = ort.session(proto).run(None, {"input": row})[0][0]
+        got = int(np.asarray(run_program(program, quantize_inputs(program, {"input": row}))["class"]).reshape(-1)[0])
+        if got != want:
+            wrong.append(float(threshold))
+    assert not wrong, wrong
 
 
 def test_affine_before_trees_is_folded_into_thresholds() -> None:

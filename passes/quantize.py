@@ -468,6 +468,28 @@ class Quantize(Pass):
     requires = frozenset({"normal-form"})
     ensures = frozenset({"quantized"})
 
+    @staticmethod
+    def _check_representable(model: OnnxModel, stats: Mapping[str, TensorStats]) -> None:
+        """Refuse a graph input or output whose calibrated values exceed the coarsest format
+        (``q = ACT_FRAC_RANGE[0]``: ``|v| <= 32767 * 2^8``, about 8.4e6): it would saturate on
+        every such sample, and the answer with it (a diverged SGDClassifier's scores reach 1e14).
+        Tensors inside the graph may saturate (an attention mask's -1e9 is meant to)."""
+        largest = INT16_MAX * 2.0 ** -ACT_FRAC_RANGE[0]
+        for tensor in [*model.graph.inputs, *model.graph.outputs]:
+            st = stats.get(tensor.name)
+            if st is None or not st.max_abs > largest:
+                continue
+            kind = "input" if tensor in model.graph.inputs else "output"
+            raise UnsupportedError(
+                f"graph {kind} '{tensor.name}' reaches |{st.max_abs:.3g}| on the calibration data: beyond the "
+                f"16-bit fixed point's coarsest format (|v| <= {largest:.3g}, q = {ACT_FRAC_RANGE[0]}), "
+                "every such value would saturate",
+                location=Location(file=model.source, pass_name="quantize"),
+                hint="scale the " + ("inputs (e.g. to their units / 1000)" if kind == "input" else
+                                     "model so that its outputs stay below that: its weights are likely as "
+                                     "large (a linear model whose training diverged, e.g. SGDClassifier on "
+                                     "unscaled features: put a StandardScaler before it)"))
+
     def run(self, model: OnnxModel) -> PassResult[OnnxModel]:
         opts: QuantizeOptions = self.options
         where = Location(file=model.source, pass_name=self.name)
@@ -511,6 +533,8 @@ class Quantize(Pass):
             if st.max_abs > 0:
                 worst_act = max(worst_act, 2.0 ** (-f - 1) / st.max_abs)
 
+        if data is not None:        # synthetic inputs (no --data, or a size estimate) only guess the ranges
+            self._check_representable(model, stats)
         for name, f in reachable_formats(graph, act_q, ann).items():
             act_q[name] = f
             ann.set(name, "qformat", f)

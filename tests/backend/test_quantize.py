@@ -15,7 +15,7 @@ from passes.quantize import (NO_DATA_WARNING, Quantize, QuantizeOptions, act_fra
                              weight_frac_bits, weight_formats)
 from transpiler import ort
 from transpiler.data import Dataset
-from transpiler.errors import DataError
+from transpiler.errors import DataError, UnsupportedError
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import PassContext
 
@@ -191,6 +191,23 @@ def test_bad_data_and_options() -> None:
         Quantize(QuantizeOptions(margin=0.5), context=PassContext(data=data())).run(small_model())
     with pytest.raises(DataError, match="Dataset"):
         Quantize(context=PassContext(data={"x": np.zeros((3, 2, 8, 8))})).run(small_model())
+
+
+def test_values_beyond_the_coarsest_format_are_refused() -> None:
+    # a diverged linear model (SGDClassifier(loss="squared_hinge") on unscaled features: weights
+    # 1e13, scores 1e14) saturated at q = -8 (|v| <= 8.4e6) and answered at random; its output, or
+    # an input that large, is refused with the figures; data-free (synthetic) ranges only guess
+    huge = small_model()
+    huge.graph.nodes[-1].inputs[1].values = (G * 1e7).astype(np.float32)
+    with pytest.raises(UnsupportedError, match=r"graph output 'y' reaches \|.*e\+0[7-9]\|.*coarsest format") as info:
+        Quantize(context=PassContext(data=data())).run(huge)
+    assert "StandardScaler" in (info.value.hint or "")
+    with pytest.warns(UserWarning, match="no --data"):
+        Quantize(context=PassContext()).run(small_model())
+    loud = Dataset.from_arrays({"x": np.full((2, 2, 8, 8), 1e7, dtype=np.float32)})
+    with pytest.raises(UnsupportedError, match="graph input 'x' reaches"):
+        Quantize(context=PassContext(data=loud)).run(small_model())
+    assert Quantize(context=PassContext(data=data())).run(small_model()).model is not None
 
 
 def test_pass_contract() -> None:

@@ -5,6 +5,10 @@ ones whose converter has no ZipMap (RidgeClassifier) or no such option (LinearSV
 ``raw_scores``). Kernel SVMs (SVC with linear, rbf, poly and sigmoid kernels, binary and
 multi-class, with ``probability=True`` too; SVR with linear and rbf kernels), MLPs with tanh, logistic and identity activations,
 LinearDiscriminantAnalysis and GaussianNB are the models a microcontroller is likely to get.
+Further estimators with their default export only: other linear models (RidgeClassifierCV, SGD with
+log, modified_huber and squared_hinge losses), naive Bayes variants, CalibratedClassifierCV,
+OneVsRest / OneVsOne wrappers, TruncatedSVD and other transforms in pipelines, k-nearest neighbours
+(classifier, distance-weighted, regressor: rejected, the LIR has no top-k selection).
 
 Each model is fitted on 400 rows of ``make_classification`` / ``make_regression`` (10 features,
 seed 0, scaled by 1.5 and shifted by 0.7 so that the scalers have work) and compared on the next
@@ -100,7 +104,11 @@ def _more_makers() -> dict[str, Callable[[], Any]]:
     from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import Binarizer, MaxAbsScaler, MinMaxScaler, PolynomialFeatures, RobustScaler
-    from sklearn.svm import NuSVC
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.linear_model import RidgeClassifierCV
+    from sklearn.multiclass import OneVsOneClassifier, OneVsRestClassifier
+    from sklearn.svm import SVC, LinearSVC, NuSVC
     from sklearn.tree import DecisionTreeClassifier
 
     return {"perceptron": lambda: Perceptron(random_state=0),
@@ -126,6 +134,13 @@ def _more_makers() -> dict[str, Callable[[], Any]]:
             "knn": lambda: KNeighborsClassifier(3),
             "knn_distance": lambda: KNeighborsClassifier(5, weights="distance"),
             "knnr": lambda: KNeighborsRegressor(3),
+            "ridgeclf_cv": lambda: RidgeClassifierCV(),
+            "calibrated_svc": lambda: CalibratedClassifierCV(LinearSVC(), cv=3),
+            "pipe_svd_logreg": lambda: make_pipeline(TruncatedSVD(5, random_state=0), LogisticRegression(max_iter=500)),
+            "sgd_modified_huber": lambda: SGDClassifier(loss="modified_huber", random_state=0),
+            "sgd_squared_hinge": lambda: SGDClassifier(loss="squared_hinge", random_state=0),
+            "ovr_svc": lambda: OneVsRestClassifier(SVC(kernel="rbf")),
+            "ovo_logreg": lambda: OneVsOneClassifier(LogisticRegression(max_iter=500)),
             "lasso": lambda: Lasso(alpha=0.1),
             "elasticnet": lambda: ElasticNet(alpha=0.1),
             "bayesian_ridge": BayesianRidge,
@@ -221,7 +236,9 @@ def sklearn_cases() -> list[Case]:
         cases += [_case(name, name, 3, opset) for name in
                   ("perceptron", "sgd_log", "passive_aggressive", "bnb", "bnb_threshold", "pipe_binarizer_logreg",
                    "pipe_minmax_mnb", "qda", "nusvc_rbf", "pipe_poly_logreg", "pipe_robust_logreg",
-                   "pipe_maxabs_logreg", "adaboost", "adaboost_depth3", "bagging_logreg", "voting_soft", "knn", "knn_distance")]
+                   "pipe_maxabs_logreg", "adaboost", "adaboost_depth3", "bagging_logreg", "voting_soft", "knn", "knn_distance",
+                   "ridgeclf_cv", "calibrated_svc", "pipe_svd_logreg", "sgd_modified_huber", "sgd_squared_hinge",
+                   "ovr_svc", "ovo_logreg")]
         cases += [_case("adaboost_bin", "adaboost", 2, opset)]
         cases += [_case(name, name, 1, opset, regressor=True)
                   for name in ("lasso", "elasticnet", "bayesian_ridge", "huber", "knnr")]

@@ -109,7 +109,8 @@ class Normalize(Pass):
     single trees as one such ensemble and a Softmax); svm-to-onnx (kernel SVMs: support-vector
     Gemm, kernel table, votes); knn-to-onnx (skl2onnx's k-NN TopK annotated with why it stays and
     what to train instead); quadratic-scores (GaussianNB's log-likelihoods as two Gemms and a
-    Softmax); sigmoid-l1 (one-vs-rest sigmoids divided by their sum as a final Sigmoid);
+    Softmax); sigmoid-l1 (one-vs-rest sigmoids divided by their sum as a final Sigmoid,
+    modified-Huber scores as their Clip);
     strip-classifier-tail (early: onnx-graphsurgeon cannot
     represent ZipMap's map type); upgrade-opset; infer-shapes, fold-constants; dequantize (an int8 QDQ
     model's weights as floats, its activation Q -> DQ pairs dropped); batch-one (a fixed

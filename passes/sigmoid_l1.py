@@ -1,5 +1,6 @@
 """`sigmoid-l1`: one-vs-rest sigmoid probabilities divided by their sum (skl2onnx's
-SGDClassifier(loss='log_loss')) as a final Sigmoid of the logits.
+SGDClassifier(loss='log_loss')) as a final Sigmoid of the logits; modified-Huber ones
+(loss='modified_huber') as their unnormalized ``Clip(z / 2 + 1/2, 0, 1)``.
 
 skl2onnx writes a multi-class log-loss SGDClassifier's probabilities as ``s = Reciprocal(Exp(-z) +
 1)`` (one sigmoid per class) divided by their sum, with a guard for a zero sum (``Cast``, ``Not``,
@@ -16,6 +17,11 @@ the logits clipped to [SATURATED_LOW, SATURATED_HIGH], an extra output named by 
 ``class-scores`` annotation: the classes tied in onnxruntime are tied there too, and the first of
 them is the class.
 
+skl2onnx's modified-Huber probabilities are ``h = (Clip(z, -1, 1) + 1) / 2`` divided by their
+sum, with the same guard (uniform when every ``h`` is 0). The scores output becomes ``h`` itself
+(the host divides by the sum), a Clip of the logits the device computes: its argmax is
+onnxruntime's label, ties included (every ``h`` clipped to 1, or all 0: the first class).
+
 Which tensor is ``z`` is read off the graph: walking back from the scores output, the first tensor
 from which onnxruntime, running the nodes between them alone on random rows, computes
 ``sigmoid(z) / sum(sigmoid(z))``.
@@ -28,6 +34,10 @@ Before -> after::
         ->
     z = Add(MatMul(x, W), b);  p = Sigmoid(z)
     p_votes = Clip(z, -88.72, 16.64)          (when an ArgMax reads p: extra output; class-scores)
+
+    h = Div(Add(Clip(z, -1, 1), 1), 2);  t = ReduceSum(h);  g = ...;  p = Div(Add(h, g), Add(t, Mul(g, K)))
+        ->
+    p = Clip(Add(Mul(z, 1/2), 1/2), 0, 1)
 """
 
 from __future__ import annotations
@@ -53,7 +63,8 @@ SATURATED_HIGH = float(24.0 * np.log(2.0))
 SATURATED_LOW = -float(np.log(np.finfo(np.float32).max))
 """Below this ``exp(-z)`` overflows in float32: the sigmoid is 0."""
 #: Ops skl2onnx's sigmoid and sum-guarded division are made of.
-_TAIL_OPS = frozenset({"Mul", "Neg", "Exp", "Add", "Reciprocal", "Div", "ReduceSum", "Cast", "Not", "Sigmoid"})
+_TAIL_OPS = frozenset({"Mul", "Neg", "Exp", "Add", "Reciprocal", "Div", "ReduceSum", "Cast", "Not", "Sigmoid",
+                       "Clip"})
 
 
 def _scores_outputs(graph: gs.Graph) -> list[gs.Tensor]:
@@ -93,9 +104,24 @@ def _between(start: gs.Tensor, end: gs.Tensor) -> list[gs.Node] | None:
     return nodes
 
 
-def _computes_sigmoid_l1(nodes: list[gs.Node], start: gs.Tensor, end: gs.Tensor, opset: int) -> bool:
-    """Does onnxruntime, running ``nodes`` alone on random rows ``z``, give ``s / sum(s)``,
-    ``s = sigmoid(z)``?"""
+def _share(scores: np.ndarray) -> np.ndarray:
+    """Each row of ``scores`` (positive sums) divided by its sum."""
+    return scores / scores.sum(axis=1, keepdims=True)
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """The one-vs-rest sigmoid scores of log_loss."""
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def huber(z: np.ndarray) -> np.ndarray:
+    """The one-vs-rest scores of modified_huber, ``(clip(z, -1, 1) + 1) / 2``."""
+    return (np.clip(z, -1.0, 1.0) + 1.0) / 2.0
+
+
+def _normalized_kind(nodes: list[gs.Node], start: gs.Tensor, end: gs.Tensor, opset: int) -> str | None:
+    """``"sigmoid"`` or ``"huber"`` when onnxruntime, running ``nodes`` alone on random rows ``z``,
+    gives ``s / sum(s)`` with ``s`` :func:`sigmoid` or :func:`huber` of z; else None."""
     constants = {t.name: value for n in nodes for t in n.inputs if (value := constant_value(t)) is not None}
     made = [onnx.helper.make_node(n.op, [t.name for t in n.inputs], [t.name for t in n.outputs], name=n.name,
                                   **n.attrs) for n in nodes]
@@ -105,23 +131,30 @@ def _computes_sigmoid_l1(nodes: list[gs.Node], start: gs.Tensor, end: gs.Tensor,
         [onnx.numpy_helper.from_array(value, name) for name, value in constants.items()])
     proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)], ir_version=8)
     rows = np.random.default_rng(0).normal(0.0, 3.0, (CHECK_ROWS, 4)).astype(np.float32)
+    rows[1:, 0] = np.abs(rows[1:, 0])   # a modified-Huber score of at least 1/2: a positive sum
+    rows[0] = -2.0        # every modified-Huber score 0: the guard's uniform row (1 / the model's classes)
     try:
         session: Any = ort.session(proto)
         got = np.asarray(session.run(None, {start.name: rows})[0], dtype=np.float64)
     except Exception:    # onnxruntime's own exception types: not a tail we know
-        return False
-    s = 1.0 / (1.0 + np.exp(-rows.astype(np.float64)))
-    want = s / s.sum(axis=1, keepdims=True)
-    return got.shape == want.shape and bool(np.allclose(got, want, rtol=1e-4, atol=1e-6))
+        return None
+    if got.shape != rows.shape or not (got[0] > 0).all() or np.ptp(got[0]) > 1e-6:
+        return None
+    for kind, scores in (("sigmoid", sigmoid), ("huber", huber)):
+        want = _share(scores(rows[1:].astype(np.float64)))
+        if bool(np.allclose(got[1:], want, rtol=1e-4, atol=1e-6)):
+            return kind
+    return None
 
 
 @register
 class SigmoidL1(Pass):
-    """Rewrite sigmoid scores divided by their sum into a final Sigmoid (module docstring)."""
+    """Rewrite sigmoid scores divided by their sum into a final Sigmoid, modified-Huber ones into
+    their Clip (module docstring)."""
 
     name = "sigmoid-l1"
     level = "onnx"
-    preserves_semantics = False  # the scores output holds the sigmoids, not their share of the sum
+    preserves_semantics = False  # the scores output holds the sigmoids (Huber scores), not their share of the sum
 
     def run(self, model: OnnxModel) -> PassResult[OnnxModel]:
         graph = model.graph
@@ -138,11 +171,14 @@ class SigmoidL1(Pass):
                     seen.add(start.name)
                     queue.append(start)
                     nodes = _between(start, end)
-                    if nodes and _computes_sigmoid_l1(nodes, start, end, model.opset or 13):
+                    kind = _normalized_kind(nodes, start, end, model.opset or 13) if nodes else None
+                    if kind is not None:
                         origin = [name for dead in nodes for name in origin_of(model, dead)]
                         for dead in nodes:
                             detach(dead)
-                        for new in self._sigmoid(model, names, nodes[0].name, start, end):
+                        made = (self._sigmoid(model, names, nodes[0].name, start, end) if kind == "sigmoid"
+                                else self._huber(model, names, nodes[0].name, start, end))
+                        for new in made:
                             set_origin(model, new, origin)
                         done += 1
                         queue = []
@@ -150,6 +186,21 @@ class SigmoidL1(Pass):
         if done:
             drop_unused(graph, toposort=True)
         return PassResult(model, bool(done), {"rewritten": done})
+
+    @staticmethod
+    def _huber(model: OnnxModel, names: NameSource, base: str, logits: gs.Tensor, end: gs.Tensor) -> list[gs.Node]:
+        """``end = Clip(logits / 2 + 1/2, 0, 1)``: the modified-Huber scores; the new nodes."""
+        graph = model.graph
+
+        def const(tag: str, value: float) -> gs.Constant:
+            return new_constant(names, f"{base}_{tag}", np.array(value, np.float32))
+
+        half = new_variable(names, f"{base}_half", np.float32)
+        shifted = new_variable(names, f"{base}_shifted", np.float32)
+        return [add_node(graph, names, "Mul", f"{base}_half", [logits, const("half_gain", 0.5)], [half]),
+                add_node(graph, names, "Add", f"{base}_shift", [half, const("half_bias", 0.5)], [shifted]),
+                add_node(graph, names, "Clip", f"{base}_clip", [shifted, const("zero", 0.0), const("one", 1.0)],
+                         [end])]
 
     @staticmethod
     def _sigmoid(model: OnnxModel, names: NameSource, base: str, logits: gs.Tensor, end: gs.Tensor) -> list[gs.Node]:

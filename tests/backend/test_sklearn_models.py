@@ -356,6 +356,23 @@ def test_log_loss_sgd_classifier(zipmap: bool, scale: float, tmp_path: Path,
     assert np.abs(sigmoids / sigmoids.sum(axis=1, keepdims=True) - probabilities).max() <= 0.01
 
 
+@pytest.mark.parametrize("zipmap", [True, False])
+def test_modified_huber_sgd_classifier(zipmap: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # (clip(z, -1, 1) + 1) / 2 per class divided by the guarded sum: the device returns the
+    # unnormalized scores (a Gemm and a Clip), whose share of their sum is onnxruntime's probabilities
+    from sklearn.linear_model import SGDClassifier
+
+    proto, x = _export(SGDClassifier(loss="modified_huber", random_state=0), 3, zipmap=zipmap)
+    assert {"Clip", "ReduceSum", "Not"} <= {n.op_type for n in proto.graph.node}
+    compile_and_compare(proto, x, tmp_path, capsys)
+    probabilities = next(v for v in _original(proto, x).values() if v.dtype.kind == "f")
+    with np.load(tmp_path / "y.npz") as saved:
+        scores = next(saved[name] for name in saved.files if name != "class").reshape(len(x), 3)
+    total = scores.sum(axis=1, keepdims=True)
+    share = np.where(total > 0, scores / np.where(total > 0, total, 1.0), 1.0 / 3)
+    assert np.abs(share - probabilities).max() <= 0.01
+
+
 def test_soft_voting_classifier(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # the members' probabilities (a LogisticRegression's and a GaussianNB's softmax inside the
     # network) weighted and summed by an ONNX Sum: a chain of Adds

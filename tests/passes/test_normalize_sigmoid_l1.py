@@ -45,6 +45,25 @@ def test_log_loss_probabilities_become_a_sigmoid_of_the_logits() -> None:
     assert np.array_equal(after["label"], before["label"])
 
 
+def test_modified_huber_probabilities_become_their_clip() -> None:
+    # (clip(z, -1, 1) + 1) / 2 divided by its guarded sum: the unnormalized Clip(z / 2 + 1/2, 0, 1),
+    # whose share of the row sum (uniform when all are 0) is onnxruntime's, and whose argmax its label
+    proto = _sgd("modified_huber")
+    result = run_pass(SigmoidL1, load(proto))
+    assert result.changed and "Clip" in ops(result.model)
+    assert not {"ReduceSum", "Not", "Div"} & set(ops(result.model))
+    x = np.concatenate([rand(64, 4, seed=5) * 2, np.full((1, 4), -40.0, np.float32)])
+    before, after = _run(proto, x), _run(result.model.to_proto(), x)
+    total = after["probabilities"].sum(axis=1, keepdims=True)
+    share = np.where(total > 0, after["probabilities"] / np.where(total > 0, total, 1), 1 / 3)
+    np.testing.assert_allclose(share, before["probabilities"], rtol=1e-4, atol=1e-5)
+    assert np.array_equal(after["label"], before["label"])
+
+
 def test_other_normalized_scores_are_left() -> None:
-    # modified_huber: (clip(z, -1, 1) + 1) / 2 divided by its sum: not a sigmoid
-    assert not run_pass(SigmoidL1, load(_sgd("modified_huber"))).changed
+    # (clip(z, -1/2, 1) + 1) / 2 divided by its sum: neither a sigmoid nor modified_huber's scores
+    proto = _sgd("modified_huber")
+    clip = next(n for n in proto.graph.node if n.op_type == "Clip")
+    low = next(i for i in proto.graph.initializer if i.name == clip.input[1])
+    low.CopyFrom(onnx.numpy_helper.from_array(np.array(-0.5, np.float32), low.name))
+    assert not run_pass(SigmoidL1, load(proto)).changed

@@ -45,7 +45,7 @@ Accuracies are fractions in [0, 1] (R^2 can go below 0); drops and ``max-drop`` 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -89,16 +89,25 @@ def _vector_length(shape: tuple[int, ...]) -> int | None:
 
 def infer_task(choice: TaskChoice, labels: np.ndarray | None, output_shape: tuple[int, ...],
                input_shapes: list[tuple[int, ...]], ends_in_classifier: bool) -> Task:
-    """Classification or regression (``choice`` auto): real-valued labels, an output that is not a
-    vector, a single output value or one shaped like an input of at least AUTOENCODER_MIN values (an
-    autoencoder) mean regression;
+    """Classification or regression (``choice`` auto): real-valued labels, whole-number labels that
+    cannot index the model's scores (a target of 8..40 for one output: integral float targets load as
+    integers, transpiler.data), an output that is not a vector, a single output value or one shaped
+    like an input of at least AUTOENCODER_MIN values (an autoencoder) mean regression;
     class-index labels or a final Softmax/Sigmoid mean classification; a vector of scores with
     neither is assumed to be class scores (``task=regress`` says otherwise)."""
     if choice in ("classify", "regress"):
         return Task(choice, f"task={choice}")
     if labels is not None:
-        if np.asarray(labels).dtype.kind == "f":
+        values = np.asarray(labels)
+        if values.dtype.kind == "f":
             return Task("regress", "the labels 'y' are real numbers")
+        k = _vector_length(output_shape)
+        scores = 2 if k == 1 else k          # one logit: the two-class scores [0, z]
+        if (scores is not None and values.ndim == 1 and values.size and not ends_in_classifier
+                and (int(values.min()) < 0 or int(values.max()) >= scores)):
+            return Task("regress", f"the labels 'y' are whole numbers ({int(values.min())}..{int(values.max())}) "
+                                   f"that cannot index its {k} output{'s' if k != 1 else ''}: regression targets "
+                                   f"(task=classify, --task classify, says otherwise)")
         return Task("classify", "the labels 'y' are class indices")
     if ends_in_classifier:
         return Task("classify", "the model ends in a Softmax/Sigmoid")
@@ -271,6 +280,7 @@ def finetune_setup(model: OnnxModel, context: PassContext, pass_name: str, *, lo
         if has_labels:
             _check_regression_labels(np.asarray(train.labels), int(np.prod(net.shape(net.logits) or (1,))), train,
                                      pass_name)
+            train, val = (replace(part, labels=np.asarray(part.labels, dtype=np.float32)) for part in (train, val))
         train_loss: Literal["ce", "distill", "mse"] = "mse"
         to_labels = has_labels and loss != "distill"
     else:

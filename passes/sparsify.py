@@ -602,7 +602,7 @@ class _Loop:
             f"({self.tune.measure} on {len(self.tune.val)} val samples)",
             location=Location(pass_name="sparsify"), details=rows,
             hint="what would help, most likely first: " + "; ".join(ways) + (
-                 "; for a regressor the drop is in points of R^2 (1 point: 1 % more unexplained variance)"
+                 "; for a regressor the drop is in points of R^2 (1 point: R^2 falls by 0.01)"
                  if self.tune.task.kind == "regress" else ""))
 
     def stats(self, after: ModelSize) -> dict[str, Any]:

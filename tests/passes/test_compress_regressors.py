@@ -57,6 +57,11 @@ def marks(n: int) -> np.ndarray:
 @pytest.mark.parametrize(("labels", "shape", "inputs", "tail", "kind", "why"), [
     (np.array([0.5, 1.5]), (3,), [(8,)], False, "regress", "real numbers"),
     (np.array([0, 2]), (3,), [(8,)], False, "classify", "class indices"),
+    (np.array([0, 1]), (1,), [(8,)], False, "classify", "class indices"),        # one logit: two classes
+    (np.array([8, 40]), (1,), [(8,)], False, "regress", "cannot index its 1 output"),
+    (np.array([0, 3]), (3,), [(8,)], False, "regress", "cannot index its 3 outputs"),
+    (np.array([-1, 2]), (3,), [(8,)], False, "regress", "whole numbers (-1..2)"),
+    (np.array([0, 3]), (3,), [(8,)], True, "classify", "class indices"),        # a Softmax says classes
     (None, (3,), [(8,)], True, "classify", "Softmax"),
     (None, (2, 4, 4), [(1, 8, 8)], False, "regress", "a map"),
     (None, (1,), [(8,)], False, "regress", "single output"),
@@ -122,6 +127,22 @@ def test_labelled_regressor_fits_the_labels() -> None:
                       context(data)).run(model)
     assert result.stats["measure"] == "R^2 vs the labels" and result.stats["loss"] == "mse"
     assert result.stats["accuracy_reference"] > 0.9 and result.stats["drop"] <= 1.0
+
+
+def test_whole_number_targets_of_a_regressor_are_regression_labels() -> None:
+    """Targets that are whole numbers (counts, ages; stored as floats 20.0 they load as integers) for
+    a single-output model were taken as class indices: "labels range over [8, 40] but the model has 2
+    classes". They cannot index its output, so they are regression targets (float) with R^2 the measure."""
+    teacher = mlp([10, 32, 1], seed=4)
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(400, 10)).astype(np.float32)
+    y = np.round(20 + 5 * outputs(teacher, x)[:, 0]).astype(np.float64)
+    data = Dataset.from_arrays({"x": x}, y, marks=marks(len(x)))
+    assert data.labels is not None and data.labels.dtype.kind == "i" and data.labels.max() > 1
+    model = mlp([10, 32, 1], seed=4)
+    result = Sparsify(SparsifyOptions(budget=model_size(model).total * 8 // 10, max_drop=100.0, **FAST),
+                      context(data)).run(model)
+    assert result.stats["measure"] == "R^2 vs the labels" and result.stats["loss"] == "mse"
 
 
 def test_autoencoder_without_labels_is_a_regressor_and_gnet_refuses_real_labels() -> None:

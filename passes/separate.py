@@ -375,7 +375,7 @@ class Separate(Pass):
         stats["size_after"] = model_size(model).total
         stats["seconds"] = round(time.perf_counter() - start, 2)
         if tune is not None:
-            stats.update({"loss": tune.loss, "measure": tune.measure,
+            stats.update({"loss": tune.loss, "measure": tune.measure, "max_drop": self.options.max_drop,
                           "accuracy_reference": round(tune.reference.accuracy, 6)})
         return PassResult(model, changed, stats)
 

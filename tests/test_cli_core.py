@@ -8,6 +8,7 @@ import sys
 import warnings
 from importlib.util import find_spec
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -319,14 +320,22 @@ def test_compression_summary_of_a_regressor_says_what_its_figures_are(tmp_path: 
     y = (x[:, 0] - 0.5 * x[:, 1] * x[:, 2]).astype(np.float32)
     reg = MLPRegressor(hidden_layer_sizes=(64, 48), max_iter=200, random_state=0).fit(x, y)
     model = OnnxModel.from_proto(to_onnx(reg, x[:1], target_opset=13), "reg")
-    context = PassContext(data=Dataset.from_arrays({"X": x}, y))
     spec = "normalize,separate{budget=4000,max-drop=2,epochs=1},sparsify{budget=4000,max-drop=2,epochs=1}"
+    context = PassContext(data=Dataset.from_arrays({"X": x}, y))
     _, report = run_pipeline(model, spec, context, verify=False)
     summary = compression_summary(context, report)
     assert summary is not None
     text = "\n".join(format_compression(summary))
     assert "R^2 vs the labels" in text, text
-    assert "max-drop 2 lets R^2 fall by 0.02" in text and "2 % of the targets' variance" in text
+    assert "max-drop 2 lets R^2 fall by 0.02" in text and "2 % of the targets' variance" in text, text
+    # separate alone met the budget: sparsify recorded no measure and no max-drop; separate's are shown
+    separated = SimpleNamespace(name="separate", pass_stats={
+        "measure": "R^2 vs the labels", "max_drop": 2.0, "float32_bytes": 4000,
+        "layers": [{"node": "fc", "kind": "svd", "ranks": [7], "accuracy": 0.9756, "drop": 0.457, "kept": True}]})
+    quiet = SimpleNamespace(extra={"sparsify": {"budget": 1000, "size_before": 900, "size_after": 900, "layers": []}})
+    text = "\n".join(format_compression(compression_summary(quiet, SimpleNamespace(records=[separated])) or {}))
+    assert "separated 'fc' (svd, rank 7): R^2 vs the labels on val 97.56 % (drop 0.457 points)" in text, text
+    assert "max-drop 2 lets R^2 fall by 0.02" in text, text
 
 
 def test_an_unsupported_scikit_learn_model_fails_with_one_clear_error(capsys: pytest.CaptureFixture[str],

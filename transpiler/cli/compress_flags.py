@@ -171,7 +171,7 @@ def compression_summary(context: Any, report: Any = None) -> dict[str, Any] | No
         return None
     storage: dict[str, dict[str, Any]] = {}
     separated: list[dict[str, Any]] = []
-    separate_measure = None
+    separate_measure = separate_max_drop = None
     float32 = stats.get("float32_bytes")
     for record in getattr(report, "records", []) or []:
         if record.name == "lower":
@@ -180,6 +180,7 @@ def compression_summary(context: Any, report: Any = None) -> dict[str, Any] | No
             separated = [r for r in record.pass_stats.get("layers", []) if r.get("kept")]
             float32 = record.pass_stats.get("float32_bytes", float32)   # the model before separation
             separate_measure = record.pass_stats.get("measure")
+            separate_max_drop = record.pass_stats.get("max_drop")
     rows = []
     for layer in stats.get("layers", []):
         lowered = storage.get(layer["node"])
@@ -193,7 +194,7 @@ def compression_summary(context: Any, report: Any = None) -> dict[str, Any] | No
             "accuracy_after": stats.get("accuracy_after"), "drop": stats.get("drop"),
             "val_samples": stats.get("val_samples"), "steps": len(stats.get("steps", [])),
             "agreement_after": stats.get("agreement_after"), "original_confidence": stats.get("original_confidence"),
-            "max_drop": stats.get("max_drop"), "separate_measure": separate_measure,
+            "max_drop": stats.get("max_drop", separate_max_drop), "separate_measure": separate_measure,
             "separated": [{"node": r["node"], "kind": r["kind"], "ranks": r["ranks"], "accuracy": r.get("accuracy"),
                            "drop": r.get("drop")} for r in separated],
             "units_removed": stats.get("units_removed", []), "layers": rows}

@@ -93,15 +93,14 @@ def _final_scores(graph: gs.Graph, logits: gs.Tensor, opset: int) -> gs.Tensor |
 
 
 def _l1_of_probabilities(graph: gs.Graph, node: gs.Node) -> bool:
-    """An ``LpNormalization`` {p=1} over the class axis of a Sigmoid's or Softmax's output (non-negative
-    scores: it keeps their argmax) that is a graph output or a ZipMap's input, while an ArgMax reads
-    the Sigmoid's output (skl2onnx's OneVsRestClassifier)."""
+    """An ``LpNormalization`` {p=1} over the class axis (a division by the sum of the |scores|, positive:
+    it keeps their argmax) that is a graph output or a ZipMap's input, while an ArgMax reads its
+    input (skl2onnx's OneVsRestClassifier: of sigmoids, or of binary SVCs' decision values)."""
     if node.op != "LpNormalization" or (node.domain or "") not in DEFAULT_DOMAINS or len(node.inputs) != 1 \
             or int(node.attrs.get("p", 2)) != 1 or int(node.attrs.get("axis", -1)) not in (1, -1):
         return False
     source, out = node.inputs[0], node.outputs[0]
-    before = producer(source)
-    if before is None or before.op not in ("Sigmoid", "Softmax") or (before.domain or "") not in DEFAULT_DOMAINS:
+    if producer(source) is None:
         return False
     others = [r for r in consumers(source) if r is not node]
     visible = is_graph_output(graph, out) or _zipmap_reading(graph, out) is not None
@@ -188,9 +187,10 @@ class StripClassifierTail(Pass):
     LogSoftmax / Sigmoid turns into it (skl2onnx's linear models in double), so
     ``labels[argmax(scores)]`` recomputes the removed label exactly. The final Softmax is kept.
 
-    skl2onnx's OneVsRestClassifier divides its sigmoid scores by their sum (``LpNormalization`` p=1);
-    that keeps the argmax and goes: the Sigmoid writes the scores output (its argmax, and the
-    device's logits' argmax, is the class)::
+    skl2onnx's OneVsRestClassifier divides its sigmoid scores (or its SVCs' decision values) by the sum
+    of their |values| (``LpNormalization`` p=1); that keeps the argmax and goes: the Sigmoid (the
+    Concat of the decision values) writes the scores output (its argmax, and the device's logits'
+    argmax, is the class)::
 
         s = Sigmoid(z);  label = ... ArgMax(s);  probabilities = LpNormalization(s) {p=1}
             ->

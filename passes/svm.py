@@ -40,6 +40,9 @@ class pair ``p = (i, j)``, ``i < j``; onnxruntime votes for ``i`` when ``s_p > 0
   probabilities are within ~0.0035 of ``[p, 1 - p]``. Its label still votes (class 0 when ``s > 0``),
   which is not the probabilities' argmax for ``s`` between 0 and ``-b/a``: the class output is the
   argmax of ``[s, -s]``, an extra output named by ``class-scores``.
+- binary, one column of the scores sliced out (skl2onnx's OneVsRestClassifier of SVCs: column 1,
+  ``s``, of each member, concatenated and divided by their |sum| by an LpNormalization, which
+  strip-classifier-tail drops): that column, one Gemm row (``s``, or ``-s`` for column 0).
 - regressor: ``sum_v coef_v K_v + rho`` (one Gemm of K).
 
 Left for `check-supported` to report, with the reason and what to do (annotation ``ml-problem``):
@@ -62,8 +65,8 @@ from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
 from passes.ml_ops import ML_DOMAIN, PROBLEM, class_labels, ensure_default_domain, label_path
-from passes.normalize_util import (NameSource, add_node, attr, consumers, detach, drop_unused, is_graph_output,
-                                   is_read, new_constant, new_variable, origin_of, set_origin)
+from passes.normalize_util import (NameSource, add_node, attr, const_value, consumers, detach, drop_unused,
+                                   is_graph_output, is_read, new_constant, new_variable, origin_of, set_origin)
 
 VOTE_GAIN = 4096.0
 """``M``: a hard pairwise vote (the class) is ``Clip(M s + 1/2, 0, 1)``, a sign but for ``|s| < 1/2M``."""
@@ -254,6 +257,38 @@ def _downstream(graph: gs.Graph, start: gs.Tensor) -> tuple[list[gs.Node], gs.Te
     return nodes, exits[0]
 
 
+def _one_column(graph: gs.Graph, scores: gs.Tensor) -> tuple[list[gs.Node], gs.Tensor, int] | None:
+    """``(nodes, out, c)`` when ``scores`` ``[N, 2]`` reaches ``out`` ``[N, 1]`` through float copies
+    (Cast, Identity) and one Slice of column c on axis 1 (constant starts, ends, axes, steps 1), each
+    the only reader of its input: skl2onnx's OneVsRestClassifier of binary SVCs."""
+    nodes: list[gs.Node] = []
+    tensor = scores
+    while True:
+        readers = consumers(tensor)
+        if len(readers) != 1 or is_graph_output(graph, tensor) or len(readers[0].outputs) != 1:
+            return None
+        node = readers[0]
+        if node.op in _COPIES and int(node.attrs.get("to", onnx.TensorProto.FLOAT)) == onnx.TensorProto.FLOAT:
+            nodes.append(node)
+            tensor = node.outputs[0]
+            continue
+        if node.op != "Slice" or len(node.inputs) < 3:
+            return None
+        starts, ends = (const_value(t) for t in node.inputs[1:3])
+        axes = const_value(node.inputs[3]) if len(node.inputs) > 3 and node.inputs[3].name else np.array([0])
+        steps = const_value(node.inputs[4]) if len(node.inputs) > 4 and node.inputs[4].name else np.array([1])
+        if any(v is None or v.size != 1 for v in (starts, ends, axes, steps)) or int(steps.reshape(-1)[0]) != 1 \
+                or int(axes.reshape(-1)[0]) not in (1, -1):
+            return None
+        first = int(starts.reshape(-1)[0])
+        first = first + 2 if first < 0 else first
+        last = min(int(ends.reshape(-1)[0]), 2)
+        last = last + 2 if last < 0 else last
+        if first not in (0, 1) or last != first + 1:
+            return None
+        return [*nodes, node], node.outputs[0], first
+
+
 def _tail_is_ovr(nodes: list[gs.Node], start: gs.Tensor, end: gs.Tensor, classes: int, opset: int) -> bool:
     """Does onnxruntime, running ``nodes`` alone on random pairwise scores, compute :func:`ovr_scores`?"""
     import onnxruntime as ort
@@ -322,6 +357,7 @@ class SvmToOnnx(Pass):
         label = Reshape(ArrayFeatureExtractor(classes, ArgMax(scores)), [-1])
 
         binary:    scores = Gemm(K, [-D; D], [-rho; rho])  (labels recorded reversed: class 0 when s > 0)
+        binary, Slice of column 1 (OneVsRest): column = Gemm(K, D, rho)
         binary, probability=True: probabilities = Sigmoid(Gemm(K, [-aD; aD], [-(a rho + b); a rho + b])),
                    label_votes = Gemm(K, [D; -D], [rho; -rho])  (extra output; class-scores)
         regressor: y = Gemm(K, coefficients, rho)
@@ -393,6 +429,15 @@ class SvmToOnnx(Pass):
         pairwise = pair_matrix(per_class, svm.coefficients)
         tail = _downstream(model.graph, scores)
         if classes == 2:
+            column = None if platt[0].size or is_read(model.graph, label) else _one_column(model.graph, scores)
+            if column is not None:      # OneVsRestClassifier(SVC): each binary SVC's column 1 (or 0)
+                nodes, out, index = column
+                build = _Builder(model, names, node, svm)
+                for dead in [node, *nodes]:
+                    detach(dead)
+                sign = 1.0 if index == 1 else -1.0
+                build.affine(sign * pairwise, sign * svm.rho, "decision", out)
+                return True
             if tail is None or any(n.op not in _COPIES or int(n.attrs.get("to", onnx.TensorProto.FLOAT))
                                    != onnx.TensorProto.FLOAT for n in tail[0]):
                 return _leave(model, node, "its scores are computed on before they reach the output",

@@ -219,6 +219,23 @@ def test_one_vs_rest_logistic_regression(zipmap: bool, tmp_path: Path, capsys: p
     assert all(row.get("agreement", 1.0) == 1.0 for row in doc["outputs"])
 
 
+@pytest.mark.parametrize(("kernel", "zipmap"), [("rbf", True), ("rbf", False), ("linear", False)])
+def test_one_vs_rest_svc(kernel: str, zipmap: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # skl2onnx: one binary SVMClassifier per class, column 1 of its scores [-s, s] sliced out, the
+    # columns concatenated and divided by the sum of their |s| (LpNormalization p=1): one Gemm per
+    # class and a Concat; the device returns the decision values, whose L1 share is onnxruntime's
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.svm import SVC
+
+    proto, x = _export(OneVsRestClassifier(SVC(kernel=kernel)), 3, zipmap=zipmap)
+    assert {"SVMClassifier", "Slice", "LpNormalization"} <= {n.op_type for n in proto.graph.node}
+    compile_and_compare(proto, x, tmp_path, capsys)
+    probabilities = next(v for v in _original(proto, x).values() if v.dtype.kind == "f")
+    with np.load(tmp_path / "y.npz") as saved:
+        scores = next(saved[name] for name in saved.files if name != "class").reshape(len(x), 3)
+    assert np.abs(scores / np.abs(scores).sum(axis=1, keepdims=True) - probabilities).max() <= 0.01
+
+
 def test_binary_linear_svc_without_raw_scores(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # skl2onnx gives a binary LinearSVC only its decision column [N, 1]: the device outputs that
     # column, and its class comes from both rows (an ONNX tensor that is no port)

@@ -72,6 +72,21 @@ def test_gemm_factors_are_the_truncated_svd() -> None:
     assert energy_rank(np.array([4.0, 3.0, 0.0]), 0.6) == 1 and energy_rank(np.array([4.0, 3.0]), 0.7) == 2
 
 
+def test_conv_tucker2_core_is_two_products_not_a_loop_over_every_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a three-operand einsum runs one loop over o, i, r, s and k: seconds for a 256x128x3x3 conv;
+    # the core is two tensordots, and the factors still rebuild a conv of that multilinear rank
+    rng = np.random.default_rng(5)
+    p = np.linalg.qr(rng.standard_normal((40, 7)))[0]
+    q = np.linalg.qr(rng.standard_normal((48, 9)))[0]
+    core = rng.standard_normal((9, 7, 3, 3))
+    w = np.einsum("rs...,or,is->oi...", core, q, p)
+    monkeypatch.setattr(np, "einsum", lambda *args, **kwargs: pytest.fail("conv_factors called np.einsum"))
+    ranks, (pf, g, qf) = conv_factors(w, energy=0.999999)
+    assert ranks == (7, 9)
+    rebuilt = np.tensordot(np.tensordot(qf[:, :, 0, 0], g, axes=(1, 0)), pf[:, :, 0, 0], axes=(1, 0))  # [o, k, k, i]
+    np.testing.assert_allclose(np.moveaxis(rebuilt, -1, 1), w, atol=1e-9 * np.abs(w).max())
+
+
 def test_conv_tucker2_keeps_stride_pads_and_plain_onnx() -> None:
     rng = np.random.default_rng(2)
     p = np.linalg.qr(rng.standard_normal((6, 2)))[0]        # input-channel basis, r1 = 2

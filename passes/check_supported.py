@@ -340,7 +340,8 @@ def _recurrent(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
 
 def _resample(model: OnnxModel, node: gs.Node) -> list[tuple[str, str]]:
     """Resize/Upsample: only an exact nearest upsampling by integer factors, in the canonical form
-    of passes/resize_nearest.py (resize-linear rewrote the linear ones it could: the rest say why)."""
+    of passes/resize_nearest.py (resize-linear rewrote the linear and other nearest ones it could: the
+    rest say why)."""
     found = linear_maps(node) if is_linear(node) else nearest_factors(node)
     if isinstance(found, Rejected):
         return [(found.reason, found.hint)]

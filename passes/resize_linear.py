@@ -1,4 +1,4 @@
-"""`resize-linear`: a linear `Resize`/`Upsample` (bilinear 2-D, linear 1-D: torch
+"""`resize-linear`: a linear (or non-integer nearest) `Resize`/`Upsample` (bilinear 2-D, linear 1-D: torch
 ``nn.Upsample(mode='bilinear'/'linear')``, ``F.interpolate``, Keras ``UpSampling2D(interpolation=
 'bilinear')``) as two grouped convolutions, exactly.
 
@@ -21,6 +21,10 @@ Before -> after::
     ->  t = Conv(x, Wc[C*2W, 1, 1, W]) {group=C};  u = Reshape(t, [1, C, 2W, H])
         v = Conv(u, Wr[C*2H, 1, 1, H]) {group=C};  y = Reshape(v, [1, C, 2H, 2W])
 
+A nearest Resize/Upsample that is not an integer upsampling (`resize-nearest` keeps those: a size of
+``n + 3``, a scale of 1.5, a downscale) is the same separable map with one 1 per row
+(:func:`nearest_matrix`: the node's own coordinate transformation and rounding, clamped), exact.
+
 Rejected (left for `check-supported`, with :func:`linear_maps`'s reason): cubic, roi-based
 ``tf_crop_and_resize``, antialiased downscaling, ``keep_aspect_ratio_policy`` other than stretch,
 align_corners to an axis of length 1, scales computed at run time, resizing the batch or channel
@@ -39,7 +43,8 @@ from transpiler.pass_infra import Pass, PassResult, register
 
 from passes.normalize_util import (NameSource, attr, drop_unused, mark_fixed, origin_of, separable_map, set_origin,
                                    set_tensors, static_shape)
-from passes.resize_nearest import RESAMPLE_OPS, TRANSFORMS, Rejected, scales_and_sizes
+from passes.resize_nearest import (NEAREST_HINT, RESAMPLE_OPS, ROUNDING, TRANSFORMS, Rejected, nearest_factors,
+                                   scales_and_sizes)
 
 LINEAR_TRANSFORMS = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric")
 LINEAR_HINT = ("linear resizing is supported for constant scales or sizes of the spatial axes of a [1, C, L] "
@@ -70,25 +75,44 @@ def linear_matrix(n_in: int, n_out: int, scale: float, transform: str) -> np.nda
     return matrix
 
 
+def nearest_matrix(n_in: int, n_out: int, scale: float, transform: str, rounding: str) -> np.ndarray:
+    """``[n_out, n_in]``: ONNX nearest resizing along one axis, one 1 per row at
+    ``clamp(rounding(transform(i)), 0, n_in - 1)``."""
+    coord = TRANSFORMS[transform](np.arange(n_out, dtype=np.float64), scale, n_in, n_out)
+    picked = np.clip(ROUNDING[rounding](coord), 0, n_in - 1).astype(np.int64)
+    matrix = np.zeros((n_out, n_in))
+    matrix[np.arange(n_out), picked] = 1.0
+    return matrix
+
+
 def is_linear(node: gs.Node) -> bool:
-    """A default-domain Resize/Upsample in linear (or, Upsample-1's name, bilinear) mode."""
-    return (node.op in RESAMPLE_OPS and node.domain in (None, "", "ai.onnx")
-            and str(attr(node, "mode", "nearest")) in ("linear", "bilinear"))
+    """A default-domain Resize/Upsample in linear (or, Upsample-1's name, bilinear) mode, or a nearest one
+    that is not an integer upsampling (`resize-nearest` keeps those; any other scale or size is a 0/1 map)."""
+    if node.op not in RESAMPLE_OPS or node.domain not in (None, "", "ai.onnx"):
+        return False
+    mode = str(attr(node, "mode", "nearest"))
+    return mode in ("linear", "bilinear") or (mode == "nearest" and isinstance(nearest_factors(node), Rejected))
 
 
 def linear_maps(node: gs.Node) -> LinearMaps | Rejected:
-    """The matrices of a linear Resize/Upsample of a ``[1, C, L]`` / ``[1, C, H, W]`` map's spatial
-    axes, or why it is not one this pass rewrites."""
+    """The matrices of a linear (or non-integer nearest) Resize/Upsample of a ``[1, C, L]`` /
+    ``[1, C, H, W]`` map's spatial axes, or why it is not one this pass rewrites."""
     x_shape, y_shape = static_shape(node.inputs[0]), static_shape(node.outputs[0])
     if x_shape is None or y_shape is None:
         return Rejected("the input or output shape is not static", "fix the input shapes with --input-shape")
     if len(x_shape) not in (3, 4) or x_shape[0] != 1:
         return Rejected(f"{node.op} of {list(x_shape)}", "only [1, C, L] and [1, C, H, W] feature maps are resized")
+    nearest = str(attr(node, "mode", "nearest")) == "nearest"
     if any(int(y_shape[a]) != int(x_shape[a]) for a in (0, 1)):
-        return Rejected(f"{node.op} of the batch or channel axis ({list(x_shape)} -> {list(y_shape)})", LINEAR_HINT)
+        return Rejected(f"{node.op} of the batch or channel axis ({list(x_shape)} -> {list(y_shape)})",
+                        NEAREST_HINT if nearest else LINEAR_HINT)
     transform = (str(attr(node, "coordinate_transformation_mode", "half_pixel")) if node.op == "Resize"
                  else "asymmetric")        # Upsample: x_in = x_out / scale
-    if transform not in LINEAR_TRANSFORMS:
+    rounding = str(attr(node, "nearest_mode", "round_prefer_floor")) if node.op == "Resize" else "floor"
+    if nearest and (transform not in TRANSFORMS or rounding not in ROUNDING):
+        return Rejected(f"coordinate_transformation_mode '{transform}' with nearest_mode '{rounding}'",
+                        f"{NEAREST_HINT}, without a region of interest")
+    if not nearest and transform not in LINEAR_TRANSFORMS:
         return Rejected(f"linear {node.op} with coordinate_transformation_mode '{transform}'", LINEAR_HINT)
     if str(attr(node, "keep_aspect_ratio_policy", "stretch")) != "stretch":
         return Rejected(f"keep_aspect_ratio_policy '{attr(node, 'keep_aspect_ratio_policy')}'", LINEAR_HINT)
@@ -98,14 +122,15 @@ def linear_maps(node: gs.Node) -> LinearMaps | Rejected:
     shrinks = any(int(y_shape[a]) < int(x_shape[a]) for a in range(2, len(x_shape)))
     if int(attr(node, "antialias", 0)) and shrinks:
         return Rejected("antialiased linear downscaling", LINEAR_HINT)
-    if transform == "align_corners" and any(int(y_shape[a]) == 1 < int(x_shape[a]) for a in range(2, len(x_shape))):
+    if transform == "align_corners" and not nearest and any(int(y_shape[a]) == 1 < int(x_shape[a]) for a in range(2, len(x_shape))):
         return Rejected("align_corners resizing to length 1 (the coordinate divides by zero: onnxruntime and the "
                         "ONNX reference compute different values)", LINEAR_HINT)
     matrices = []
     for a in range(2, len(x_shape)):
         n_in, n_out = int(x_shape[a]), int(y_shape[a])
         scale = float(scales[a]) if scales is not None and sizes is None else n_out / n_in
-        matrices.append(linear_matrix(n_in, n_out, scale, transform))
+        matrices.append(nearest_matrix(n_in, n_out, scale, transform, rounding) if nearest
+                        else linear_matrix(n_in, n_out, scale, transform))
     return LinearMaps(matrices[0], matrices[1]) if len(matrices) == 2 else LinearMaps(None, matrices[0])
 
 

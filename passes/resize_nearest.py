@@ -29,7 +29,7 @@ RESAMPLE_OPS = ("Resize", "Upsample")
 CANONICAL = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}
 """The attributes of the canonical Resize (opset 11+: inputs ``X``, empty ``roi``, constant ``scales``)."""
 
-NEAREST_HINT = ("only nearest-neighbour upsampling by integer factors of the spatial axes is supported "
+NEAREST_HINT = ("only nearest-neighbour resizing of the spatial axes by constant scales or sizes is supported "
                 "(nn.Upsample(scale_factor=2, mode='nearest'), F.interpolate(..., mode='nearest'))")
 
 TRANSFORMS: dict[str, Callable[[np.ndarray, float, int, int], np.ndarray]] = {
@@ -42,7 +42,7 @@ TRANSFORMS: dict[str, Callable[[np.ndarray, float, int, int], np.ndarray]] = {
 }
 """ONNX Resize's coordinate transformations: output coordinate -> input coordinate."""
 
-_ROUNDING: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+ROUNDING: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "round_prefer_floor": lambda v: np.where(v - np.floor(v) == 0.5, np.floor(v), np.floor(v + 0.5)),
     "round_prefer_ceil": lambda v: np.floor(v + 0.5),
     "floor": np.floor,
@@ -126,7 +126,7 @@ def nearest_factors(node: gs.Node) -> Nearest | Rejected:
         rounding = str(attr(node, "nearest_mode", "round_prefer_floor"))
     else:                       # Upsample (opset 9): floor(i_out / scale)
         transform, rounding = "asymmetric", "floor"
-    if transform not in TRANSFORMS or rounding not in _ROUNDING:
+    if transform not in TRANSFORMS or rounding not in ROUNDING:
         return Rejected(f"coordinate_transformation_mode '{transform}' with nearest_mode '{rounding}'",
                         f"{NEAREST_HINT}, without a region of interest")
     if any(int(y_shape[a]) != int(x_shape[a]) for a in (0, 1)):
@@ -141,7 +141,7 @@ def nearest_factors(node: gs.Node) -> Nearest | Rejected:
         factor = n_out // n_in
         scale = float(scales[a]) if scales is not None and sizes is None else n_out / n_in
         out_idx = np.arange(n_out, dtype=np.float64)
-        picked = np.clip(_ROUNDING[rounding](TRANSFORMS[transform](out_idx, scale, n_in, n_out)), 0, n_in - 1)
+        picked = np.clip(ROUNDING[rounding](TRANSFORMS[transform](out_idx, scale, n_in, n_out)), 0, n_in - 1)
         if not np.array_equal(picked.astype(np.int64), np.arange(n_out) // factor):
             return Rejected(f"coordinate_transformation_mode '{transform}' with nearest_mode '{rounding}' at "
                             f"scale {scale:g} does not repeat each element {factor} times (axis {a})",

@@ -112,3 +112,26 @@ def test_max_over_one_spatial_axis(dim: int, opset: int | None, tmp_path: Path) 
     ``[1, W]``, reshaped to ``[1, C, W]`` / ``[1, C, H]``; rejected by check-supported before)."""
     torch.manual_seed(0)
     check_against_onnxruntime(RowMax(dim), (1, 7, 6), opset, tmp_path, f"rowmax_{dim}_{opset}")
+
+
+class ResizeTo(nn.Module):
+    """Conv2d, nearest interpolation to a size that is not a multiple of the input's, Linear."""
+
+    def __init__(self, size: tuple[int, int]) -> None:
+        super().__init__()
+        self.size = size
+        self.conv = nn.Conv2d(1, 3, 3, padding=1)
+        self.fc = nn.Linear(3 * size[0] * size[1], 4)
+
+    def forward(self, x: Any) -> Any:
+        y = nn.functional.interpolate(torch.tanh(self.conv(x)), size=self.size, mode="nearest")
+        return self.fc(y.flatten(1))
+
+
+@pytest.mark.parametrize("size", [(8, 9), (4, 6)], ids=["up", "down"])
+@pytest.mark.parametrize("opset", [11, 17, None], ids=["legacy11", "legacy17", "dynamo"])
+def test_nearest_resize_to_any_size(size: tuple[int, int], opset: int | None, tmp_path: Path) -> None:
+    """Nearest resizing of a [1, 1, 5, 7] map to 8x9 (scales 8/5, 9/7) or down to 4x6: a 0/1 separable map
+    (resize-linear; rejected before as "not an integer >= 1")."""
+    torch.manual_seed(0)
+    check_against_onnxruntime(ResizeTo(size), (1, 5, 7), opset, tmp_path, f"resize_{size[0]}x{size[1]}_{opset}")

@@ -10,6 +10,7 @@ import pytest
 from normalize_helpers import assert_same_outputs, check_pass, load, ops, parse, rand, run_pass, torch_export
 
 from passes.normalize import Normalize
+from passes.resize_linear import ResizeLinear
 from passes.resize_nearest import Nearest, Rejected, ResizeNearest, is_canonical, nearest_factors
 from transpiler.errors import UnsupportedError
 
@@ -66,9 +67,12 @@ NOT_REPLICATION = [
     ('mode = "nearest"', [1, 1, 4, 4], [1, 1, 2, 2], [1, 1, 0.5, 0.5], "scale 2/4"),
     ('mode = "nearest"', [1, 2, 4, 4], [1, 4, 4, 4], [1, 2, 1, 1], "channel axis"),
 ]
+NOT_REPLICATION_BUT_NEAREST = [case for case in NOT_REPLICATION if "nearest" in case[0] and "channel" not in case[4]]
+"""The cases resize-linear computes as a 0/1 map (the rest stay rejected)."""
 
 
-@pytest.mark.parametrize("attrs, shape, out, scales, words", NOT_REPLICATION)
+@pytest.mark.parametrize("attrs, shape, out, scales, words",
+                         [case for case in NOT_REPLICATION if case not in NOT_REPLICATION_BUT_NEAREST])
 def test_other_modes_stay_and_are_reported_naming_node_and_mode(attrs: str, shape: list[int], out: list[int],
                                                                scales: list[float], words: str) -> None:
     proto = _resize(attrs, shape, out, scales)
@@ -79,7 +83,17 @@ def test_other_modes_stay_and_are_reported_naming_node_and_mode(attrs: str, shap
     with pytest.raises(UnsupportedError) as info:
         run_pass(Normalize, load(proto))
     (line,) = info.value.details
-    assert "'Resize_0' (Resize" in line and words in line and "nearest-neighbour upsampling by integer" in line
+    assert "'Resize_0' (Resize" in line and words in line and "nearest-neighbour resizing" in line
+
+
+@pytest.mark.parametrize("attrs, shape, out, scales, words", NOT_REPLICATION_BUT_NEAREST)
+def test_other_nearest_resizing_is_a_zero_one_map(attrs: str, shape: list[int], out: list[int],
+                                                   scales: list[float], words: str) -> None:
+    """Nearest resizing that does not repeat each element (a non-integer scale, a downscale, a transform
+    whose rounding picks other rows) is left by resize-nearest and becomes resize-linear's separable
+    0/1 map, computing what onnxruntime does."""
+    result = check_pass(ResizeLinear, _resize(attrs, shape, out, scales), {"x": rand(*shape)})
+    assert "Resize" not in ops(result.model) and "Conv" in ops(result.model)
 
 
 TRANSFORMS = ["half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",

@@ -62,7 +62,8 @@ code and FRAM activations, :func:`passes.compress_size.weight_budget`), ``max-dr
 ``max-drop`` is rolled back anyway), ``epochs`` (5), ``final-epochs`` (6), ``first-density``,
 ``cut``, ``min-cut``, ``retries`` (2), ``lr`` (1e-3), ``batch-size`` (64), ``loss``
 (auto/ce/distill/mse), ``task`` (auto/classify/regress: regressors are bounded by R^2, see
-passes/finetune.py), ``temperature`` (0.25, see passes/finetune.py), ``max-steps`` (60), ``relax`` (2),
+passes/finetune.py), ``temperature`` (0.25, see passes/finetune.py), ``max-steps`` (default :func:`default_max_steps`: 60, or
+6 per prunable layer for a model of more than 10: a deep net needs a few steps per layer), ``relax`` (2),
 ``remove-units`` (true), ``seed``,
 ``threads`` (BLAS threads, 1).
 
@@ -95,6 +96,16 @@ from passes.tree_ensembles import reject_training
 from transpiler.model import OnnxModel
 from transpiler.pass_infra import Pass, PassResult, register
 
+STEPS_PER_LAYER = 6
+"""Default steps a run may take per prunable layer (at least 60 in all): a layer's first cut, two or three
+later cuts and their retries."""
+
+
+def default_max_steps(layers: int) -> int:
+    """The default ``max-steps`` of a run over ``layers`` prunable layers."""
+    return max(60, STEPS_PER_LAYER * layers)
+
+
 CHEAP_SHARE = 0.25
 """A step that costs at most this share of ``fragile`` counts as cheap: the layer's factor squares."""
 
@@ -117,7 +128,7 @@ class SparsifyOptions:
     loss: Literal["auto", "ce", "distill", "mse"] = "auto"
     task: Literal["auto", "classify", "regress"] = "auto"
     temperature: float = DISTILL_TEMPERATURE
-    max_steps: int = 60
+    max_steps: int | None = None
     relax: int = 2
     remove_units: bool = True
     seed: int = 0
@@ -130,7 +141,7 @@ class SparsifyOptions:
                   (self.epochs >= 1 and self.final_epochs >= 0, "epochs >= 1 and final-epochs >= 0"),
                   (0 < self.first_density < 1, "first-density must be in (0, 1)"),
                   (0 < self.min_cut <= self.cut < 1, "0 < min-cut <= cut < 1"),
-                  (self.retries >= 0 and self.max_steps >= 1 and self.relax >= 0,
+                  (self.retries >= 0 and (self.max_steps is None or self.max_steps >= 1) and self.relax >= 0,
                    "retries >= 0, max-steps >= 1 and relax >= 0"),
                   (self.lr > 0 and self.batch_size >= 1 and self.temperature > 0,
                    "lr > 0, batch-size >= 1, temperature > 0"),
@@ -375,6 +386,7 @@ class _Loop:
     accuracy: float = 0.0
     min_saving: float = MIN_SAVING
     relaxations: list[dict[str, Any]] = field(default_factory=list)
+    max_steps: int = 0                  # the option, or default_max_steps of the layers (__post_init__)
 
     def __post_init__(self) -> None:
         self.projector = Projector(self.net)
@@ -387,6 +399,7 @@ class _Loop:
             self.layers[size.weight] = layer
             if size.nnz < size.weights:     # already sparse: keep its zeros as the starting mask
                 self.projector.set_k(size.weight, size.nnz)
+        self.max_steps = self.opts.max_steps if self.opts.max_steps is not None else default_max_steps(len(self.layers))
 
     @property
     def fragile(self) -> float:
@@ -421,7 +434,7 @@ class _Loop:
             if not candidates:
                 self._fail("every layer is fragile or cannot shrink further"
                            + (f" (after {len(self.relaxations)} relaxations)" if self.relaxations else ""))
-            if attempts >= self.opts.max_steps:
+            if attempts >= self.max_steps:
                 self._fail(f"{attempts} steps (max-steps) were not enough", out_of_steps=True)
             attempts += 1
             layer = max(candidates, key=lambda item: (item.bytes, item.name))
@@ -592,7 +605,7 @@ class _Loop:
                         "with labels the drop is measured)")
         if out_of_steps:
             ways.append(f"more steps (the last ones stayed within max-drop): sparsify{{max-steps="
-                        f"{2 * self.opts.max_steps}}} in --pipeline")
+                        f"{2 * self.max_steps}}} in --pipeline")
         ways += [f"a larger max-drop (e.g. --max-drop {max(2 * self.opts.max_drop, 1.0):g})",
                  "more fine-tuning (sparsify{epochs=...})", "more training data",
                  "the low-rank 'separate' pass before sparsify", "a larger FRAM budget (--fram)"]
@@ -613,7 +626,7 @@ class _Loop:
             per_layer.append({**size_after.as_dict(), "bytes_before": size_before.total,
                               "fragile": bool(layer and layer.fragile), "steps": layer.steps if layer else 0})
         return {"size_after": after.total, "loss": self.tune.loss, "measure": self.tune.measure,
-                "train_samples": len(self.tune.train), "val_samples": len(self.tune.val),
+                "train_samples": len(self.tune.train), "val_samples": len(self.tune.val), "max_steps": self.max_steps,
                 "accuracy_reference": round(self.tune.reference.accuracy, 6),
                 "accuracy_before": round(self.accuracy_start, 6), "accuracy_after": round(self.accuracy, 6),
                 "drop": round(self.tune.drop(self.accuracy), 3), "max_drop": self.opts.max_drop,

@@ -425,6 +425,26 @@ def test_a_run_out_of_steps_says_how_to_give_it_more() -> None:
     assert "sparsify{max-steps=2} in --pipeline" in hint and hint.index("max-steps") < hint.index("--max-drop")
 
 
+@pytest.mark.parametrize("layers, steps", [(3, 60), (24, 144)])
+def test_a_deep_model_gets_steps_per_layer_by_default(monkeypatch: pytest.MonkeyPatch, layers: int,
+                                                      steps: int) -> None:
+    """60 steps ran out on deep nets (mnasnet0_5, efficientnet, DS-CNN at a small budget) while every step
+    stayed within the bound: by default a run may take 6 per prunable layer, at least 60."""
+    import passes.sparsify as sparsify_module
+    monkeypatch.setattr(sparsify_module, "finetune_setup", lambda *a, **k: _ScriptedTune(0.9))
+    rng = np.random.default_rng(0)
+    nodes, inits, prev = [], {}, "x"
+    for i in range(layers):
+        out = "y" if i == layers - 1 else f"h{i}"
+        nodes.append(helper.make_node("Gemm", [prev, f"W{i}", f"B{i}"], [out], name=f"g{i}", transB=1))
+        inits[f"W{i}"], inits[f"B{i}"] = rng.standard_normal((16, 16)), rng.standard_normal(16)
+        prev = out
+    model = make_model(nodes, [1, 16], "y", inits)
+    opts = SparsifyOptions(budget=int(model_size(model).total * 0.8), final_epochs=0, remove_units=False)
+    result = Sparsify(opts, context(None)).run(model)
+    assert result.stats["max_steps"] == steps and result.stats["size_after"] <= opts.budget
+
+
 def test_a_weight_shared_by_several_layers_is_counted_once_like_lower_stores_it() -> None:
     """The time steps of an unrolled recurrent layer read one weight: the byte model counts it once
     and each reader's descriptor and bias (an upper bound: lower stores equal quantised biases once)."""

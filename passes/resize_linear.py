@@ -53,6 +53,12 @@ LINEAR_HINT = ("linear resizing is supported for constant scales or sizes of the
                "F.interpolate(mode='linear'/'bilinear'), Keras UpSampling2D(interpolation='bilinear'))")
 
 
+NEAREST_TRANSFORMS = ("asymmetric", "half_pixel", "pytorch_half_pixel", "align_corners")
+"""The coordinate transformations of a nearest resize that is not an integer upsampling made a 0/1 map (with
+nearest_mode floor or ceil: torch's asymmetric/floor; :func:`nearest_matrix` picks the rows onnxruntime
+picks, checked on every size pair up to 36 -> 60 and scales 0.3 .. 2.5)."""
+
+
 @dataclass(frozen=True)
 class LinearMaps:
     """The per-axis matrices of a linear resize: ``rows`` ``[M, H]`` (None for a 1-D map) and
@@ -77,8 +83,10 @@ def linear_matrix(n_in: int, n_out: int, scale: float, transform: str) -> np.nda
 
 def nearest_matrix(n_in: int, n_out: int, scale: float, transform: str, rounding: str) -> np.ndarray:
     """``[n_out, n_in]``: ONNX nearest resizing along one axis, one 1 per row at
-    ``clamp(rounding(transform(i)), 0, n_in - 1)``."""
-    coord = TRANSFORMS[transform](np.arange(n_out, dtype=np.float64), scale, n_in, n_out)
+    ``clamp(rounding(transform(i)), 0, n_in - 1)``, the coordinate computed in float32 as onnxruntime
+    does (a size of 2 from 14: ``1 / float32(2 / 14)`` is 6.9999995, whose floor picks row 6, not 7)."""
+    coord = TRANSFORMS[transform](np.arange(n_out, dtype=np.float32), np.float32(scale), np.float32(n_in),
+                                  np.float32(n_out))
     picked = np.clip(ROUNDING[rounding](coord), 0, n_in - 1).astype(np.int64)
     matrix = np.zeros((n_out, n_in))
     matrix[np.arange(n_out), picked] = 1.0
@@ -109,9 +117,12 @@ def linear_maps(node: gs.Node) -> LinearMaps | Rejected:
     transform = (str(attr(node, "coordinate_transformation_mode", "half_pixel")) if node.op == "Resize"
                  else "asymmetric")        # Upsample: x_in = x_out / scale
     rounding = str(attr(node, "nearest_mode", "round_prefer_floor")) if node.op == "Resize" else "floor"
-    if nearest and (transform not in TRANSFORMS or rounding not in ROUNDING):
-        return Rejected(f"coordinate_transformation_mode '{transform}' with nearest_mode '{rounding}'",
-                        f"{NEAREST_HINT}, without a region of interest")
+    if nearest and (transform not in NEAREST_TRANSFORMS or rounding not in ("floor", "ceil")):
+        return Rejected(f"nearest {node.op} with coordinate_transformation_mode '{transform}' and nearest_mode "
+                        f"'{rounding}' at scale {'x'.join(f'{y}/{x}' for x, y in zip(x_shape[2:], y_shape[2:]))} "
+                        "(not an integer upsampling; onnxruntime rounds its float32 coordinates only in "
+                        "floor/ceil mode with asymmetric, half_pixel, pytorch_half_pixel or align_corners the "
+                        "way this compiler reproduces)", NEAREST_HINT)
     if not nearest and transform not in LINEAR_TRANSFORMS:
         return Rejected(f"linear {node.op} with coordinate_transformation_mode '{transform}'", LINEAR_HINT)
     if str(attr(node, "keep_aspect_ratio_policy", "stretch")) != "stretch":
@@ -128,7 +139,8 @@ def linear_maps(node: gs.Node) -> LinearMaps | Rejected:
     matrices = []
     for a in range(2, len(x_shape)):
         n_in, n_out = int(x_shape[a]), int(y_shape[a])
-        scale = float(scales[a]) if scales is not None and sizes is None else n_out / n_in
+        scale = (float(scales[a]) if scales is not None and sizes is None
+                 else float(np.float32(n_out) / np.float32(n_in)) if nearest else n_out / n_in)
         matrices.append(nearest_matrix(n_in, n_out, scale, transform, rounding) if nearest
                         else linear_matrix(n_in, n_out, scale, transform))
     return LinearMaps(matrices[0], matrices[1]) if len(matrices) == 2 else LinearMaps(None, matrices[0])

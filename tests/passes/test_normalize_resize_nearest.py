@@ -67,12 +67,19 @@ NOT_REPLICATION = [
     ('mode = "nearest"', [1, 1, 4, 4], [1, 1, 2, 2], [1, 1, 0.5, 0.5], "scale 2/4"),
     ('mode = "nearest"', [1, 2, 4, 4], [1, 4, 4, 4], [1, 2, 1, 1], "channel axis"),
 ]
-NOT_REPLICATION_BUT_NEAREST = [case for case in NOT_REPLICATION if "nearest" in case[0] and "channel" not in case[4]]
-"""The cases resize-linear computes as a 0/1 map (the rest stay rejected)."""
+NOT_REPLICATION_BUT_NEAREST = [
+    ('mode = "nearest", nearest_mode = "floor"', [1, 1, 4, 4], [1, 1, 12, 12], [1, 1, 3, 3], "'half_pixel' with"),
+    ('mode = "nearest", coordinate_transformation_mode = "asymmetric", nearest_mode = "floor"', [1, 1, 4, 4],
+     [1, 1, 6, 6], [1, 1, 1.5, 1.5], "scale 6/4"),
+    ('mode = "nearest", coordinate_transformation_mode = "asymmetric", nearest_mode = "floor"', [1, 1, 4, 6],
+     [1, 1, 2, 3], [1, 1, 0.5, 0.5], "scale 2/4"),
+]
+"""Nearest resizing that is not replication but that resize-linear computes as a 0/1 map (torch's
+asymmetric/floor at any scale; NOT_REPLICATION's others stay rejected)."""
 
 
 @pytest.mark.parametrize("attrs, shape, out, scales, words",
-                         [case for case in NOT_REPLICATION if case not in NOT_REPLICATION_BUT_NEAREST])
+                         [case for case in NOT_REPLICATION if case[4] != "'half_pixel' with"])
 def test_other_modes_stay_and_are_reported_naming_node_and_mode(attrs: str, shape: list[int], out: list[int],
                                                                scales: list[float], words: str) -> None:
     proto = _resize(attrs, shape, out, scales)
@@ -181,3 +188,12 @@ def test_torch_bicubic_upsample_is_reported_naming_node_and_mode() -> None:
         run_pass(Normalize, load(proto))
     (line,) = info.value.details
     assert "/1/Resize" in line and "mode 'cubic'" in line
+
+
+@pytest.mark.parametrize(("shape", "out"), [([1, 1, 14, 3], [1, 1, 2, 4]), ([1, 2, 14, 9], [1, 2, 17, 41])])
+def test_nearest_map_rounds_as_onnxruntime_in_float32(shape: list[int], out: list[int]) -> None:
+    """Sizes whose float64 coordinate is an integer but onnxruntime's float32 one falls just below it
+    (14 -> 2: ``1 / float32(2 / 14)`` is 6.9999995, floor 6): the 0/1 map picks onnxruntime's rows."""
+    attrs = 'mode = "nearest", coordinate_transformation_mode = "asymmetric", nearest_mode = "floor"'
+    result = check_pass(ResizeLinear, _resize(attrs, shape, out, sizes=out), {"x": rand(*shape)})
+    assert "Resize" not in ops(result.model)

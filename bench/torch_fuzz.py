@@ -481,6 +481,7 @@ def random_net(seed: int, legacy: bool) -> Drawn:
     import torch
 
     rng = random.Random(seed)
+    torch.manual_seed(seed)     # the modules' default init draws from torch's global generator
     while True:
         drawn = _draw(rng, legacy)
         if sum(p.numel() for p in drawn.net.parameters()) < MAX_PARAMETERS:

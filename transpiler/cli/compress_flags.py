@@ -76,8 +76,11 @@ def compression_spec(args: argparse.Namespace, model: Any, data: Any,
     budget = max(ceiling - overhead.total, 0)
     if size <= budget:
         return None
-    if budget <= 0:
+    if budget <= 0 and overhead.uncompressed < args.fram:
         _refuse_no_room(args, size, floor, overhead, ceiling)
+    if budget <= 0:
+        # the code and the activations alone fill --fram: plan-memory's error names what overflows
+        return None
     if floor > budget:
         head = f" and the gNet head ({overhead.gnet:,} B of weights)" if overhead.gnet else ""
         _refuse(args, sizes, floor, budget, f"left for them after code, FRAM activations{head}",

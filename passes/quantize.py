@@ -473,11 +473,13 @@ class Quantize(Pass):
         """Refuse a graph input or output whose calibrated values exceed the coarsest format
         (``q = ACT_FRAC_RANGE[0]``: ``|v| <= 32767 * 2^8``, about 8.4e6): it would saturate on
         every such sample, and the answer with it (a diverged SGDClassifier's scores reach 1e14).
-        Tensors inside the graph may saturate (an attention mask's -1e9 is meant to)."""
+        Tensors inside the graph may saturate (an attention mask's -1e9 is meant to), and so may an
+        infinite value (log(0), a division by zero): it has no finite format, saturating is its meaning,
+        and lower judges the op that makes it."""
         largest = INT16_MAX * 2.0 ** -ACT_FRAC_RANGE[0]
         for tensor in [*model.graph.inputs, *model.graph.outputs]:
             st = stats.get(tensor.name)
-            if st is None or not st.max_abs > largest:
+            if st is None or not math.isfinite(st.max_abs) or not st.max_abs > largest:
                 continue
             kind = "input" if tensor in model.graph.inputs else "output"
             raise UnsupportedError(

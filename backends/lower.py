@@ -420,14 +420,21 @@ class _Lowerer:
     # -- weighted steps (conv, fc, depthwise) ----------------------------------------------------
 
     def _weight_formats(self, const_name: str | None, maxes: np.ndarray, f_in: int, f_acc: int,
-                        f_out: int) -> tuple[list[int], int, list[int]]:
-        """Per-channel weight formats, the (possibly coarser) output format and the shifts."""
+                        f_out: int, bias: np.ndarray | None = None) -> tuple[list[int], int, list[int]]:
+        """Per-channel weight formats, the (possibly coarser) output format and the shifts. With ``bias``
+        (per channel), a channel's weight format is lowered until its bias fits the int32 accumulator
+        format ``f_in + f_w`` (a bias of 124 after a Tanh (Q15) beside Q10 weights needs Q<=23, not 25:
+        it saturated to 64 before)."""
         ann = self.ann.get(const_name, "qformat") if const_name else None
         if isinstance(ann, list) and len(ann) == len(maxes):
             f_w = [int(f) for f in ann]
         else:
             f_w = [weight_frac_bits(float(m)) for m in maxes]
         f_w = limit_weight_formats(f_w, f_in, f_acc, self.options.max_shift)
+        if bias is not None:
+            for c, b in enumerate(np.abs(bias.astype(np.float64)).reshape(-1)):
+                while b * 2.0 ** (f_in + f_w[c]) > INT32_MAX:
+                    f_w[c] -= 1
         f_w = [min(f, SHIFT_MAX + f_out - f_in) for f in f_w]
         if f_in + min(f_w) - f_out < SHIFT_MIN:
             f_out = f_in + min(f_w) - SHIFT_MIN
@@ -448,7 +455,7 @@ class _Lowerer:
         f_acc = self._q(chain.pre_act.name)
         maxes = np.abs(weights.astype(np.float64)).reshape(weights.shape[0], -1).max(axis=1)
         f_w, f_out, shifts = self._weight_formats(weight_name, maxes, f_in, f_acc,
-                                                  self._out_format(chain))
+                                                  self._out_format(chain), bias)
         scale = np.power(2.0, np.array(f_w, dtype=np.float64)).reshape((-1,) + (1,) * (weights.ndim - 1))
         w_r = round_half_up(weights.astype(np.float64) * scale)
         clipped = int(np.count_nonzero((w_r < -32768) | (w_r > 32767)))

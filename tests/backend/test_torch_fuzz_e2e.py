@@ -135,3 +135,17 @@ def test_nearest_resize_to_any_size(size: tuple[int, int], opset: int | None, tm
     (resize-linear; rejected before as "not an integer >= 1")."""
     torch.manual_seed(0)
     check_against_onnxruntime(ResizeTo(size), (1, 5, 7), opset, tmp_path, f"resize_{size[0]}x{size[1]}_{opset}")
+
+
+def test_a_large_bias_after_a_tanh_keeps_its_value(tmp_path: Path) -> None:
+    """A Linear after a Tanh (input Q15) with Q10 weights and a bias of ~100 (a BatchNorm folded into
+    it): at the accumulator format Q25 the bias saturated int32 (at 64); the weight format is lowered
+    until it fits."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 8))
+    with torch.no_grad():      # tanh near 1, W . tanh near the row sums, which the bias cancels
+        net[0].weight.mul_(0.5)
+        net[0].bias.fill_(1.5)
+        net[2].weight.uniform_(5.0, 20.0)
+        net[2].bias.copy_(-net[2].weight.sum(dim=1) + torch.randn(8))
+    check_against_onnxruntime(net, (6,), 13, tmp_path, "large_bias")

@@ -777,6 +777,18 @@ typedef struct {
     uint16_t ycol, yrow;
 } fx_sparse_block_t;
 
+/* A channel with more than FX_SPARSE_RUN_TAPS taps runs its taps in groups of at most that many
+ * (fx_sparse_long), band by band of output rows; each output of the band keeps its 32-bit partial
+ * sum in img between the groups (row-major, ow per row, as y: output yp's sum is
+ * img[yp - ybase]). The sums start at init: the bias (with the assembly's requantisation, its
+ * bias words t->bias, rounding included); the last group requantises and stores. */
+typedef struct {
+    uint32_t *img;
+    int16_t *ybase;
+    uint32_t init;
+    uint8_t last;
+} fx_sparse_acc_t;
+
 #if FX_SPARSE_ASM
 /* fx_sparse_list's walk in memory (its assembly: at the offsets FX_SP_LW_). */
 typedef struct {
@@ -788,11 +800,19 @@ typedef struct {
 #define FX_SP_LW_(f) ((int)offsetof(fx_sparse_lw_t, f))
 #endif
 
+/* Inlined into each caller, so that the fast path's calls (acc NULL) keep their code and frame: the helpers of
+ * fx_sparse_inside, fx_sparse_borders and fx_sparse_long. */
+#if defined(__GNUC__)
+#define FX_SP_INLINE_ static inline __attribute__((always_inline))
+#else
+#define FX_SP_INLINE_ static inline
+#endif
+
 /* Decode the n (<= FX_SPARSE_RUN_TAPS) taps of a channel into list (a call with borders): the walk
  * of fx_sparse_walk, whole channels skipped at once; each tap's classes from its kernel row's
  * mask and its column's (indexed by kx * dw, the offset in the row). On the MSP430 with MPY32 an
  * assembly loop: 31 cycles per tap, about 15 per kernel row or channel passed. */
-static void fx_sparse_list(const fx_sparse_geo_t *g, const fx_sparse_classes_t *k,
+FX_SP_INLINE_ void fx_sparse_list(const fx_sparse_geo_t *g, const fx_sparse_classes_t *k,
                            const uint16_t *off, const int16_t *val, uint16_t n,
                            fx_sparse_tap_t *list)
 {
@@ -915,7 +935,7 @@ static void fx_sparse_list(const fx_sparse_geo_t *g, const fx_sparse_classes_t *
 }/* t's taps: those of list seen by the blocks of need (a row class bit and a column class bit), in
  * the form fx_sparse_run reads (for a block whose origin moves by cstep elements per column). On
  * the MSP430 with MPY32 an assembly loop: 21 cycles per tap taken, 8 per tap left. */
-static void fx_sparse_table(fx_sparse_table_t *t, const fx_sparse_tap_t *list, uint16_t n,
+FX_SP_INLINE_ void fx_sparse_table(fx_sparse_table_t *t, const fx_sparse_tap_t *list, uint16_t n,
                             uint16_t need, uint16_t cstep)
 {
     const fx_sparse_tap_t *const end = list + n;
@@ -972,7 +992,7 @@ static void fx_sparse_table(fx_sparse_table_t *t, const fx_sparse_tap_t *list, u
 /* t's taps: all n of a channel, straight from its offsets, for a block whose windows lie inside
  * the input (the offsets are then the taps' input offsets) and move by cstep elements per
  * column. On the MSP430 with MPY32 two taps per loop, 14 cycles per tap. */
-static void fx_sparse_direct(const uint16_t *off, const int16_t *val, uint16_t n, uint16_t cstep,
+FX_SP_INLINE_ void fx_sparse_direct(const uint16_t *off, const int16_t *val, uint16_t n, uint16_t cstep,
                              fx_sparse_table_t *t)
 {
     uint16_t prev = 0;
@@ -1070,6 +1090,145 @@ static int16_t fx_sparse_slow(uint16_t lo, uint16_t hi, const uint16_t *tab)
     return fx_sparse_act(t->act, fx_requant((int32_t)(a - t->round), t->shift));
 }
 
+/* The parts of fx_sparse_run's and fx_sparse_run_acc's assembly they share (operands p, hi, xr,
+ * e1, yp, g, lim, ys, tab and the table's offsets). FX_SP_ENTRY_(e): e = the requantisation's
+ * entry (t->e2 after .Lrq, or .Lslow when t->e2 = 0xFFFF), then the fields every run loads;
+ * FX_SP_CHAIN_: one output's taps, tap 0 through MPYS and a jump (e1) into the unrolled chain,
+ * ending at .Lend with the products in RESLO/RESHI; FX_SP_RQ_: the requantisation of p (low
+ * half) and hi from its entries on, the store (.Lstore), the walk to the next output (.Lnext:
+ * .Lout or the next line) and the out-of-range cases. */
+#define FX_SP_ENTRY_(e)                                                                  \
+    "mov %c[o_e1](%[tab]), %[p]\n\t"                                                     \
+    "mov" FX_SP_A_ " #.Lend%=, %[e1]\n\t"                                                \
+    "sub" FX_SP_A_ " %[p], %[e1]\n\t"                                                    \
+    "mov %c[o_e2](%[tab]), %[" e "]\n\t"                                                 \
+    "cmp #-1, %[" e "]\n\t"                                                              \
+    "jeq .Lforce%=\n\t"                                                                  \
+    "mov" FX_SP_A_ " #.Lrq%=, %[p]\n\t"                                                  \
+    "add" FX_SP_A_ " %[p], %[" e "]\n\t"                                                 \
+    "jmp .Lgo%=\n"                                                                       \
+    ".Lforce%=:\n\t"                                                                     \
+    "mov" FX_SP_A_ " #.Lslow%=, %[" e "]\n"                                              \
+    ".Lgo%=:\n\t"                                                                        \
+    "mov %c[o_lim](%[tab]), %[lim]\n\t"                                                  \
+    "mov %c[o_xr](%[tab]), %[xr]\n\t"                                                    \
+    "mov" FX_SP_A_ " %c[o_yp](%[tab]), %[yp]\n\t"                                        \
+    "mov %c[o_ys](%[tab]), %[ys]\n\t"                                                    \
+    "mov %c[o_ncols](%[tab]), %[g]\n\t"
+#define FX_SP_CHAIN_                                                                     \
+    ".Lout%=:\n\t"                                                                       \
+    "mov" FX_SP_A_ " %[tab], %[p]\n\t"                                                   \
+    "add @%[p]+, %[xr]\n\t"                                                              \
+    "mov @%[xr], &MPYS\n\t"                                                              \
+    "mov @%[p]+, &OP2\n\t"                                                               \
+    "br" FX_SP_A_ " %[e1]\n"                                                             \
+    ".Lchain%=:\n\t"                                                                     \
+    ".rept " FX_SP_STR_(FX_SPARSE_RUN_TAPS) " - 1\n\t"                                   \
+    "add @%[p]+, %[xr]\n\t"                                                              \
+    "mov @%[xr], &MACS\n\t"                                                              \
+    "mov @%[p]+, &OP2\n\t"                                                               \
+    ".endr\n"                                                                            \
+    ".Lend%=:\n\t"                                                                       \
+    "mov &RESLO, %[p]\n\t"                                                               \
+    "mov &RESHI, %[hi]\n\t"
+#define FX_SP_RQ_                                                                        \
+    /* act none: the range tests, 8 bytes each; shift 16 (h + 2^15 = 0 only for h = 0x8000) */ \
+    ".Lrq%=:\n\t"                                                                        \
+    "cmp #1, %[hi]\n\t"                                                                  \
+    "jlo .Lsatn%=\n\t"                                                                   \
+    "jmp .Lnl%= + 60\n\t"                                                                \
+    "nop\n\t"                                                                            \
+    ".irp k, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15\n\t"                      \
+    "bit #-(1 << (16 - \\k)), %[hi]\n\t"                                                 \
+    "jnz .Lsatn%=\n\t"                                                                   \
+    "jmp .Lnl%= + 4 * (15 - \\k)\n\t"                                                    \
+    ".endr\n"                                                                            \
+    ".Lnl%=:\n\t"                       /* act none: k pairs, the sign bit back */       \
+    ".rept 15\n\t"                                                                       \
+    "rla %[p]\n\t"                                                                       \
+    "rlc %[hi]\n\t"                                                                      \
+    ".endr\n\t"                                                                          \
+    "xor #0x8000, %[hi]\n\t"                                                             \
+    "jmp .Lstore%=\n"                                                                    \
+    ".Lrl%=:\n\t"                       /* ReLU: k pairs */                              \
+    ".rept 15\n\t"                                                                       \
+    "rla %[p]\n\t"                                                                       \
+    "rlc %[hi]\n\t"                                                                      \
+    ".endr\n"                                                                            \
+    ".Lstore%=:\n\t"                                                                     \
+    "mov" FX_SP_XW_ " %[hi], 0(%[yp])\n"                                                 \
+    ".Lnext%=:\n\t"                                                                      \
+    "add" FX_SP_A_ " %[ys], %[yp]\n\t"                                                   \
+    "dec %[g]\n\t"                                                                       \
+    "jnz .Lout%=\n\t"                                                                    \
+    "sub #1, %c[o_nrows](%[tab])\n\t"                                                    \
+    "jz .Ldone%=\n\t"                                                                    \
+    "add %c[o_radj](%[tab]), %[xr]\n\t"                                                  \
+    "add" FX_SP_X_ " %c[o_yadj](%[tab]), %[yp]\n\t"                                      \
+    "mov %c[o_ncols](%[tab]), %[g]\n\t"                                                  \
+    "jmp .Lout%=\n"                                                                      \
+    /* ReLU, h > lim: negative, too large, or h = 0x8000 (wrapped when lo <= lim) */     \
+    ".Lbig%=:\n\t"                                                                       \
+    "cmp #0x8001, %[hi]\n\t"                                                             \
+    "jhs .Lzero%=\n\t"                                                                   \
+    "cmp #0x8000, %[hi]\n\t"                                                             \
+    "jne .Lmax%=\n\t"                                                                    \
+    "cmp %[p], %[lim]\n\t"                                                               \
+    "jhs .Lmax%=\n"                                                                      \
+    ".Lzero%=:\n\t"                                                                      \
+    "clr %[hi]\n\t"                                                                      \
+    "jmp .Lstore%=\n"                                                                    \
+    ".Lmax%=:\n\t"                                                                       \
+    "mov #0x7FFF, %[hi]\n\t"                                                             \
+    "jmp .Lstore%=\n"                                                                    \
+    /* act none, outside: h = h' - 2^(shift-1); 0x8000 wrapped when lo < 2^(shift-1) */  \
+    ".Lsatn%=:\n\t"                                                                      \
+    "sub %c[o_half](%[tab]), %[hi]\n\t"                                                  \
+    "cmp #0x8000, %[hi]\n\t"                                                             \
+    "jeq .Lwrapn%=\n\t"                                                                  \
+    "tst %[hi]\n\t"                                                                      \
+    "jge .Lmax%=\n\t"                                                                    \
+    "mov #0x8000, %[hi]\n\t"                                                             \
+    "jmp .Lstore%=\n"                                                                    \
+    ".Lwrapn%=:\n\t"                                                                     \
+    "cmp %c[o_half](%[tab]), %[p]\n\t"                                                   \
+    "jlo .Lmax%=\n\t"                                                                    \
+    "jmp .Lstore%=\n"                                                                    \
+    ".Lslow%=:\n\t"                     /* hi = fx_sparse_slow(lo, hi, tab) */           \
+    "sub" FX_SP_A_ " #2, r1\n\t"        /* a slot for the result */                      \
+    "pushm" FX_SP_M_ " #12, r15\n\t"                                                     \
+    "push %[hi]\n\t"                                                                     \
+    "push %[p]\n\t"                                                                      \
+    "push" FX_SP_X_ " %[tab]\n\t"                                                        \
+    "pop" FX_SP_X_ " r14\n\t"                                                            \
+    "pop r12\n\t"                                                                        \
+    "pop r13\n\t"                                                                        \
+    "call" FX_SP_A_ " %[slow]\n\t"                                                       \
+    "mov r12, " FX_SP_FRAME_ "(r1)\n\t"                                                  \
+    "popm" FX_SP_M_ " #12, r15\n\t"                                                      \
+    "pop %[hi]\n\t"                                                                      \
+    "jmp .Lstore%=\n"                                                                    \
+    ".Ldone%=:\n\t"                                                                      \
+    ".ifne (.Lend%= - .Lchain%=) - 10 * (" FX_SP_STR_(FX_SPARSE_RUN_TAPS) " - 1)\n\t"   \
+    ".error \"fx_sparse_run: a chain step is not 10 bytes\"\n\t"                         \
+    ".endif\n\t"                                                                         \
+    ".ifne (.Lnl%= - .Lrq%=) - 128\n\t"                                                  \
+    ".error \"fx_sparse_run: a range test of act none is not 8 bytes\"\n\t"              \
+    ".endif\n\t"                                                                         \
+    ".ifne (.Lrl%= - .Lrq%=) - 194\n\t"                                                  \
+    ".error \"fx_sparse_run: the ladders' layout differs from fx_sparse_rq's entries\"\n\t" \
+    ".endif\n\t"                                                                         \
+    ".ifne (.Lstore%= - .Lrl%=) - 60\n\t"                                                \
+    ".error \"fx_sparse_run: a ladder pair is not 4 bytes\"\n\t"                         \
+    ".endif"
+/* The table's offsets the shared parts read. */
+#define FX_SP_RUN_OFFSETS_                                                               \
+    [slow] "i"(fx_sparse_slow), [o_e1] "i"(FX_SP_AT_(e1)), [o_e2] "i"(FX_SP_AT_(e2)),    \
+    [o_lim] "i"(FX_SP_AT_(lim)), [o_xr] "i"(FX_SP_AT_(xr)), [o_yp] "i"(FX_SP_AT_(yp)),   \
+    [o_ys] "i"(FX_SP_AT_(ys)), [o_ncols] "i"(FX_SP_AT_(ncols)),                          \
+    [o_nrows] "i"(FX_SP_AT_(nrows)), [o_radj] "i"(FX_SP_AT_(radj)),                      \
+    [o_yadj] "i"(FX_SP_AT_(yadj)), [o_half] "i"(FX_SP_AT_(half))
+
 /* The block b from table t (t->n >= 1), on the MSP430 with MPY32. Per output: tap 0 through
  * MPYS (the product replaces the previous output's sum), a jump into an unrolled chain of
  * FX_SPARSE_RUN_TAPS - 1 steps at the entry that leaves t->n - 1 of them (10 cycles each:
@@ -1095,150 +1254,74 @@ FX_NOINLINE static void fx_sparse_run(fx_sparse_table_t *t)
     uint16_t p, hi, xr, g, lim, ys, blo, bhi;
 
     __asm__ volatile(
-        /* set-up: e1 = the chain's entry for n - 1 steps, e2 = the requantisation's entry */
-        "mov %c[o_e1](%[tab]), %[p]\n\t"
-        "mov" FX_SP_A_ " #.Lend%=, %[e1]\n\t"
-        "sub" FX_SP_A_ " %[p], %[e1]\n\t"
-        "mov %c[o_e2](%[tab]), %[e2]\n\t"
-        "cmp #-1, %[e2]\n\t"
-        "jeq .Lforce%=\n\t"
-        "mov" FX_SP_A_ " #.Lrq%=, %[p]\n\t"
-        "add" FX_SP_A_ " %[p], %[e2]\n\t"
-        "jmp .Lgo%=\n"
-        ".Lforce%=:\n\t"
-        "mov" FX_SP_A_ " #.Lslow%=, %[e2]\n"
-        ".Lgo%=:\n\t"
-        "mov %c[o_lim](%[tab]), %[lim]\n\t"
+        FX_SP_ENTRY_("e2")
         "mov %c[o_blo](%[tab]), %[blo]\n\t"
         "mov %c[o_bhi](%[tab]), %[bhi]\n\t"
-        "mov %c[o_xr](%[tab]), %[xr]\n\t"
-        "mov" FX_SP_A_ " %c[o_yp](%[tab]), %[yp]\n\t"
-        "mov %c[o_ys](%[tab]), %[ys]\n\t"
-        "mov %c[o_ncols](%[tab]), %[g]\n"
-        /* one output */
-        ".Lout%=:\n\t"
-        "mov" FX_SP_A_ " %[tab], %[p]\n\t"
-        "add @%[p]+, %[xr]\n\t"
-        "mov @%[xr], &MPYS\n\t"
-        "mov @%[p]+, &OP2\n\t"
-        "br" FX_SP_A_ " %[e1]\n"
-        ".Lchain%=:\n\t"
-        ".rept " FX_SP_STR_(FX_SPARSE_RUN_TAPS) " - 1\n\t"
-        "add @%[p]+, %[xr]\n\t"
-        "mov @%[xr], &MACS\n\t"
-        "mov @%[p]+, &OP2\n\t"
-        ".endr\n"
-        ".Lend%=:\n\t"
-        "mov &RESLO, %[p]\n\t"
-        "mov &RESHI, %[hi]\n\t"
+        FX_SP_CHAIN_
         "add %[blo], %[p]\n\t"
         "addc %[bhi], %[hi]\n\t"
         "cmp %[hi], %[lim]\n\t"
         "jlo .Lbig%=\n\t"
         "br" FX_SP_A_ " %[e2]\n"
-        /* act none: the range tests, 8 bytes each; shift 16 (h + 2^15 = 0 only for h = 0x8000) */
-        ".Lrq%=:\n\t"
-        "cmp #1, %[hi]\n\t"
-        "jlo .Lsatn%=\n\t"
-        "jmp .Lnl%= + 60\n\t"
-        "nop\n\t"
-        ".irp k, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15\n\t"
-        "bit #-(1 << (16 - \\k)), %[hi]\n\t"
-        "jnz .Lsatn%=\n\t"
-        "jmp .Lnl%= + 4 * (15 - \\k)\n\t"
-        ".endr\n"
-        ".Lnl%=:\n\t"                       /* act none: k pairs, the sign bit back */
-        ".rept 15\n\t"
-        "rla %[p]\n\t"
-        "rlc %[hi]\n\t"
-        ".endr\n\t"
-        "xor #0x8000, %[hi]\n\t"
-        "jmp .Lstore%=\n"
-        ".Lrl%=:\n\t"                       /* ReLU: k pairs */
-        ".rept 15\n\t"
-        "rla %[p]\n\t"
-        "rlc %[hi]\n\t"
-        ".endr\n"
-        ".Lstore%=:\n\t"
-        "mov" FX_SP_XW_ " %[hi], 0(%[yp])\n\t"
-        "add" FX_SP_A_ " %[ys], %[yp]\n\t"
-        "dec %[g]\n\t"
-        "jnz .Lout%=\n\t"
-        "sub #1, %c[o_nrows](%[tab])\n\t"
-        "jz .Ldone%=\n\t"
-        "add %c[o_radj](%[tab]), %[xr]\n\t"
-        "add" FX_SP_X_ " %c[o_yadj](%[tab]), %[yp]\n\t"
-        "mov %c[o_ncols](%[tab]), %[g]\n\t"
-        "jmp .Lout%=\n"
-        /* ReLU, h > lim: negative, too large, or h = 0x8000 (wrapped when lo <= lim) */
-        ".Lbig%=:\n\t"
-        "cmp #0x8001, %[hi]\n\t"
-        "jhs .Lzero%=\n\t"
-        "cmp #0x8000, %[hi]\n\t"
-        "jne .Lmax%=\n\t"
-        "cmp %[p], %[lim]\n\t"
-        "jhs .Lmax%=\n"
-        ".Lzero%=:\n\t"
-        "clr %[hi]\n\t"
-        "jmp .Lstore%=\n"
-        ".Lmax%=:\n\t"
-        "mov #0x7FFF, %[hi]\n\t"
-        "jmp .Lstore%=\n"
-        /* act none, outside: h = h' - 2^(shift-1); 0x8000 wrapped when lo < 2^(shift-1) */
-        ".Lsatn%=:\n\t"
-        "sub %c[o_half](%[tab]), %[hi]\n\t"
-        "cmp #0x8000, %[hi]\n\t"
-        "jeq .Lwrapn%=\n\t"
-        "tst %[hi]\n\t"
-        "jge .Lmax%=\n\t"
-        "mov #0x8000, %[hi]\n\t"
-        "jmp .Lstore%=\n"
-        ".Lwrapn%=:\n\t"
-        "cmp %c[o_half](%[tab]), %[p]\n\t"
-        "jlo .Lmax%=\n\t"
-        "jmp .Lstore%=\n"
-        ".Lslow%=:\n\t"                     /* hi = fx_sparse_slow(lo, hi, tab) */
-        "sub" FX_SP_A_ " #2, r1\n\t"        /* a slot for the result */
-        "pushm" FX_SP_M_ " #12, r15\n\t"
-        "push %[hi]\n\t"
-        "push %[p]\n\t"
-        "push" FX_SP_X_ " %[tab]\n\t"
-        "pop" FX_SP_X_ " r14\n\t"
-        "pop r12\n\t"
-        "pop r13\n\t"
-        "call" FX_SP_A_ " %[slow]\n\t"
-        "mov r12, " FX_SP_FRAME_ "(r1)\n\t"
-        "popm" FX_SP_M_ " #12, r15\n\t"
-        "pop %[hi]\n\t"
-        "jmp .Lstore%=\n"
-        ".Ldone%=:\n\t"
-        ".ifne (.Lend%= - .Lchain%=) - 10 * (" FX_SP_STR_(FX_SPARSE_RUN_TAPS) " - 1)\n\t"
-        ".error \"fx_sparse_run: a chain step is not 10 bytes\"\n\t"
-        ".endif\n\t"
-        ".ifne (.Lnl%= - .Lrq%=) - 128\n\t"
-        ".error \"fx_sparse_run: a range test of act none is not 8 bytes\"\n\t"
-        ".endif\n\t"
-        ".ifne (.Lrl%= - .Lrq%=) - 194\n\t"
-        ".error \"fx_sparse_run: the ladders' layout differs from fx_sparse_rq's entries\"\n\t"
-        ".endif\n\t"
-        ".ifne (.Lstore%= - .Lrl%=) - 60\n\t"
-        ".error \"fx_sparse_run: a ladder pair is not 4 bytes\"\n\t"
-        ".endif"
+        FX_SP_RQ_
         : [p] "=&r"(p), [hi] "=&r"(hi), [xr] "=&r"(xr), [e1] "=&r"(e1), [e2] "=&r"(e2),
           [yp] "=&r"(yp), [g] "=&r"(g), [lim] "=&r"(lim), [ys] "=&r"(ys), [blo] "=&r"(blo),
           [bhi] "=&r"(bhi)
-        : [tab] "r"(tab), [slow] "i"(fx_sparse_slow), [o_e1] "i"(FX_SP_AT_(e1)),
-          [o_e2] "i"(FX_SP_AT_(e2)), [o_lim] "i"(FX_SP_AT_(lim)), [o_blo] "i"(FX_SP_AT_(bias[0])),
-          [o_bhi] "i"(FX_SP_AT_(bias[1])), [o_xr] "i"(FX_SP_AT_(xr)), [o_yp] "i"(FX_SP_AT_(yp)),
-          [o_ys] "i"(FX_SP_AT_(ys)), [o_ncols] "i"(FX_SP_AT_(ncols)),
-          [o_nrows] "i"(FX_SP_AT_(nrows)), [o_radj] "i"(FX_SP_AT_(radj)),
-          [o_yadj] "i"(FX_SP_AT_(yadj)), [o_half] "i"(FX_SP_AT_(half))
+        : [tab] "r"(tab), [o_blo] "i"(FX_SP_AT_(bias[0])), [o_bhi] "i"(FX_SP_AT_(bias[1])),
+          FX_SP_RUN_OFFSETS_
+        : "memory");
+}
+
+/* fx_sparse_run for one group of a channel's taps (fx_sparse_long): the same walk, but each
+ * output's products are added to its partial sum in the band's image of sums (acc), at 2 yp +
+ * t->bias[0] (mod 2^16: the image lies in SRAM, 4 bytes per output where y has 2), which
+ * fx_sparse_long starts at the bias words. A group before the channel's last (t->bias[1] = 0)
+ * stores the sum back (about 21 cycles per output besides the taps); the last one requantises it
+ * as fx_sparse_run does. */
+FX_NOINLINE static void fx_sparse_run_acc(fx_sparse_table_t *t)
+{
+    const uint16_t *tab = t->pairs;
+    const void *e1, *e2, *e3;
+    int16_t *yp;
+    uint16_t p, hi, xr, g, lim, ys, a;
+
+    __asm__ volatile(
+        FX_SP_ENTRY_("e3")
+        "mov" FX_SP_A_ " #.Lsave%=, %[e2]\n\t"
+        "tst %c[o_last](%[tab])\n\t"
+        "jz .Lrun%=\n\t"
+        "mov" FX_SP_A_ " #.Lfin%=, %[e2]\n"
+        ".Lrun%=:\n\t"
+        FX_SP_CHAIN_
+        "mov %[yp], %[a]\n\t"               /* the output's partial sum: 2 yp + K */
+        "rla %[a]\n\t"
+        "add %c[o_k](%[tab]), %[a]\n\t"
+        "add @%[a]+, %[p]\n\t"
+        "addc @%[a], %[hi]\n\t"
+        "br" FX_SP_A_ " %[e2]\n"
+        ".Lsave%=:\n\t"                     /* a group before the last: the sum back */
+        "mov %[p], -2(%[a])\n\t"
+        "mov %[hi], 0(%[a])\n\t"
+        "jmp .Lnext%=\n"
+        ".Lfin%=:\n\t"                      /* the last group: requantise */
+        "cmp %[hi], %[lim]\n\t"
+        "jlo .Lbig%=\n\t"
+        "br" FX_SP_A_ " %[e3]\n"
+        FX_SP_RQ_
+        : [p] "=&r"(p), [hi] "=&r"(hi), [xr] "=&r"(xr), [e1] "=&r"(e1), [e2] "=&r"(e2),
+          [e3] "=&r"(e3), [yp] "=&r"(yp), [g] "=&r"(g), [lim] "=&r"(lim), [ys] "=&r"(ys),
+          [a] "=&r"(a)
+        : [tab] "r"(tab), [o_k] "i"(FX_SP_AT_(bias[0])), [o_last] "i"(FX_SP_AT_(bias[1])),
+          FX_SP_RUN_OFFSETS_
         : "memory");
 }
 #else
 /* The block b from table t, portable C: per output bias + the products of the table's taps,
- * read at the window origin + d (mod 2^16, as every valid tap's index fits). */
-static void fx_sparse_run(const fx_sparse_table_t *t, const fx_sparse_block_t *b)
+ * read at the window origin + d (mod 2^16, as every valid tap's index fits). With acc (a group
+ * of a channel's taps, fx_sparse_long) each output starts from its partial sum in acc->img and,
+ * unless the group is the channel's last, stores the sum back there. */
+static void fx_sparse_run(const fx_sparse_table_t *t, const fx_sparse_block_t *b,
+                          const fx_sparse_acc_t *acc)
 {
     fx_requant_fn_t *const rq = fx_requant_fn(t->shift);
     int16_t *yline = b->yp;
@@ -1248,13 +1331,18 @@ static void fx_sparse_run(const fx_sparse_table_t *t, const fx_sparse_block_t *b
         int16_t *yp = yline;
         for (c = 0; c < b->ncols; ++c) {
             const uint16_t *q = t->pairs;
-            int32_t acc;
-            FX_MAC_BEGIN(t->bias0);
+            uint32_t *const slot = acc == NULL ? NULL : acc->img + (yp - acc->ybase);
+            int32_t sum;
+            FX_MAC_BEGIN(slot == NULL ? t->bias0 : (int32_t)*slot);
             for (i = 0; i < t->n; ++i, q += 2) {
                 FX_MAC(b->xg[(uint16_t)(org + q[0])], (int16_t)q[1]);
             }
-            acc = FX_MAC_END();
-            FX_STORE(*yp, fx_sparse_act(t->act, rq(acc)));
+            sum = FX_MAC_END();
+            if (slot != NULL && !acc->last) {
+                *slot = (uint32_t)sum;
+            } else {
+                FX_STORE(*yp, fx_sparse_act(t->act, rq(sum)));
+            }
             yp += b->ycol;
             org = (uint16_t)(org + b->cstep);
         }
@@ -1278,18 +1366,34 @@ static void fx_sparse_lines(fx_sparse_table_t *t, const fx_sparse_block_t *b)
 }
 #endif
 
+/* The output of the partial sum s of a channel with groups: act(requant(the sum without init +
+ * the bias)). */
+static int16_t fx_sparse_acc_out(const fx_sparse_table_t *t, const fx_sparse_acc_t *acc,
+                                 uint32_t s)
+{
+    return fx_sparse_act(t->act, fx_requant((int32_t)(s - acc->init + (uint32_t)t->bias0),
+                                            t->shift));
+}
+
 /* The block b from table t: act(requant(bias)) everywhere when no tap is valid, else
- * fx_sparse_run (on the MSP430 with MPY32 after the block's walk is stored in t). */
-static void fx_sparse_block(fx_sparse_table_t *t, const fx_sparse_block_t *b)
+ * fx_sparse_run (on the MSP430 with MPY32 after the block's walk is stored in t). With acc (a
+ * group of a channel's taps): the partial sums of the band's image, stored by the last group. */
+FX_SP_INLINE_ void fx_sparse_block(fx_sparse_table_t *t, const fx_sparse_block_t *b,
+                            const fx_sparse_acc_t *acc)
 {
     if (t->n == 0u) {
-        const int16_t v = fx_sparse_act(t->act, fx_requant(t->bias0, t->shift));
         int16_t *yline = b->yp;
         uint16_t r, c;
+        int16_t v = 0;
+        if (acc == NULL) {
+            v = fx_sparse_act(t->act, fx_requant(t->bias0, t->shift));
+        } else if (!acc->last) {
+            return;
+        }
         for (r = 0; r < b->nrows; ++r) {
             int16_t *yp = yline;
             for (c = 0; c < b->ncols; ++c) {
-                FX_STORE(*yp, v);
+                FX_STORE(*yp, acc == NULL ? v : fx_sparse_acc_out(t, acc, acc->img[yp - acc->ybase]));
                 yp += b->ycol;
             }
             yline += b->yrow;
@@ -1301,9 +1405,16 @@ static void fx_sparse_block(fx_sparse_table_t *t, const fx_sparse_block_t *b)
     t->e1 = (uint16_t)(10u * (uint16_t)(t->n - 1u));
     t->xr = (uint16_t)((uint16_t)(uintptr_t)b->xg + 2u * (uint16_t)(b->org - b->cstep + t->dlast));
     t->yp = b->yp;
-    fx_sparse_run(t);
+    if (acc == NULL) {
+        fx_sparse_run(t);
+    } else {        /* fx_sparse_run_acc's K and last flag in the bias words (see fx_sparse_long) */
+        t->bias[0] = (uint16_t)((uint16_t)(uintptr_t)acc->img
+                                - 2u * (uint16_t)(uintptr_t)acc->ybase);
+        t->bias[1] = acc->last;
+        fx_sparse_run_acc(t);
+    }
 #else
-    fx_sparse_run(t, b);
+    fx_sparse_run(t, b, acc);
 #endif
 }
 
@@ -1411,27 +1522,38 @@ static void fx_sparse_classes(const fx_conv_sparse_t *p, const fx_sparse_call_t 
 }
 
 /* A block of one output (a corner) straight from list, with no table: bias + the products of the
- * taps whose mask has every bit of need, read at the window origin org + d of xg (mod 2^16). */
-static void fx_sparse_one(const fx_sparse_table_t *t, const fx_sparse_tap_t *list, uint16_t n,
-                          uint16_t need, const int16_t *xg, uint16_t org, int16_t *y)
+ * taps whose mask has every bit of need, read at the window origin org + d of xg (mod 2^16).
+ * With acc: from and (unless the last group) back to the output's partial sum. */
+FX_SP_INLINE_ void fx_sparse_one(const fx_sparse_table_t *t, const fx_sparse_tap_t *list, uint16_t n,
+                          uint16_t need, const int16_t *xg, uint16_t org, int16_t *y,
+                          const fx_sparse_acc_t *acc)
 {
     const fx_sparse_tap_t *const end = list + n;
-    int32_t acc;
-    FX_MAC_BEGIN(t->bias0);
+    uint32_t *const slot = acc == NULL ? NULL : acc->img + (y - acc->ybase);
+    int32_t sum;
+    FX_MAC_BEGIN(slot == NULL ? t->bias0 : (int32_t)*slot);
     for (; list != end; ++list) {
         if ((list->nm.both & need) == 0u) {
             FX_MAC(xg[(uint16_t)(org + list->d)], list->v);
         }
     }
-    acc = FX_MAC_END();
-    FX_STORE(*y, fx_sparse_act(t->act, fx_requant(acc, t->shift)));
+    sum = FX_MAC_END();
+    if (slot == NULL) {
+        FX_STORE(*y, fx_sparse_act(t->act, fx_requant(sum, t->shift)));
+    } else if (acc->last) {
+        FX_STORE(*y, fx_sparse_acc_out(t, acc, (uint32_t)sum));
+    } else {
+        *slot = (uint32_t)sum;
+    }
 }
 
-/* One channel of a call with borders, its n <= FX_SPARSE_RUN_TAPS taps in list, block by block;
- * a border column runs as one line down the rows of its row class. */
-static void fx_sparse_channel(const fx_conv_sparse_t *p, const fx_sparse_call_t *c,
+/* One channel of a call with borders, its n <= FX_SPARSE_RUN_TAPS taps in list (or a group of
+ * them, with acc), block by block; a border column runs as one line down the rows of its row
+ * class. */
+FX_SP_INLINE_ void fx_sparse_channel(const fx_conv_sparse_t *p, const fx_sparse_call_t *c,
                               const fx_sparse_classes_t *k, const int16_t *xg, int16_t *ych,
-                              const fx_sparse_tap_t *list, uint16_t n, fx_sparse_table_t *t)
+                              const fx_sparse_tap_t *list, uint16_t n, fx_sparse_table_t *t,
+                              const fx_sparse_acc_t *acc)
 {
     fx_sparse_block_t b;
     fx_sparse_mask_t need;      /* the block's row and column class */
@@ -1464,10 +1586,10 @@ static void fx_sparse_channel(const fx_conv_sparse_t *p, const fx_sparse_call_t 
             need.half[0] = rbit;
             need.half[1] = cbit;
             if (ncols == 1u && nrows == 1u) {
-                fx_sparse_one(t, list, n, need.both, xg, org, yp);
+                fx_sparse_one(t, list, n, need.both, xg, org, yp, acc);
             } else {
                 fx_sparse_table(t, list, n, need.both, b.cstep);
-                fx_sparse_block(t, &b);
+                fx_sparse_block(t, &b, acc);
             }
             org = (uint16_t)(org + (ncols == 1u ? p->sw : k->in_ix));
             yp += ncols;
@@ -1525,7 +1647,7 @@ FX_NOINLINE static uint16_t fx_sparse_inside(const fx_conv_sparse_t *p, const fx
             continue;
         }
 #endif
-        fx_sparse_block(&t, &b);
+        fx_sparse_block(&t, &b, NULL);
     }
     return co;
 }
@@ -1551,9 +1673,140 @@ FX_NOINLINE static uint16_t fx_sparse_borders(const fx_conv_sparse_t *p,
         }
         fx_sparse_rq(&t, p->bias[co], p->shift[co], &p->act);
         fx_sparse_list(&g, &k, p->offsets + j0, p->values + j0, n, list);
-        fx_sparse_channel(p, c, &k, pos->xg, pos->ych, list, n, &t);
+        fx_sparse_channel(p, c, &k, pos->xg, pos->ych, list, n, &t, NULL);
     }
     return co;
+}
+
+#ifndef FX_SPARSE_ACC
+#define FX_SPARSE_ACC 32        /* outputs of a band of fx_sparse_long: its partial sums */
+#endif
+
+/* The call c cut to its output rows [a, b), a band of fx_sparse_long, from the whole call's rows
+ * (oy0, and in w its iy0, org0): the fields that change (its interior and the classes follow). */
+typedef struct {
+    uint16_t oy0, oy1, org0, in_rows;
+    int32_t iy0;
+    uint32_t y0;
+    uint8_t inside;
+} fx_sparse_rows_t;
+
+static void fx_sparse_rows(fx_sparse_call_t *c, const fx_sparse_rows_t *r)
+{
+    c->oy0 = r->oy0;
+    c->oy1 = r->oy1;
+    c->org0 = r->org0;
+    c->in_rows = r->in_rows;
+    c->iy0 = r->iy0;
+    c->y0 = r->y0;
+    c->inside = r->inside;
+}
+
+static void fx_sparse_band(const fx_conv_sparse_t *p, fx_sparse_call_t *c,
+                           const fx_sparse_rows_t *w, uint16_t a, uint16_t b)
+{
+    const uint16_t skip = (uint16_t)(a - w->oy0);
+    const uint16_t lo = c->ry_lo > a ? c->ry_lo : a;
+    const uint16_t hi = c->ry_hi < b ? c->ry_hi : b;
+    c->oy0 = a;
+    c->oy1 = b;
+    c->iy0 = w->iy0 + (int32_t)skip * p->sh;
+    c->org0 = (uint16_t)(w->org0 + (uint16_t)(skip * c->rstep));
+    c->y0 = (uint32_t)a * p->ow;
+    c->in_rows = lo < hi ? (uint16_t)(hi - lo) : 0u;
+    c->inside = (uint8_t)(c->in_rows == b - a && c->in_lo == 0u && c->in_hi == p->ow);
+}
+
+/* Channels co, co + 1, ... while they have more than FX_SPARSE_RUN_TAPS taps, up to co1, of a call
+ * the fast path takes (near, fx_sparse_fits) with at most FX_SPARSE_ACC outputs per row. Band by
+ * band of FX_SPARSE_ACC / ow output rows (a band's classes once for all its channels), a channel's
+ * taps pass in groups of FX_SPARSE_RUN_TAPS through the fast path's tables and runs
+ * (fx_sparse_direct, or fx_sparse_list and fx_sparse_channel), each output of the band keeping its
+ * partial sum in img between the groups (fx_sparse_acc_t). c is cut to each band meanwhile
+ * (fx_sparse_band) and restored. Returns the first channel it leaves. */
+FX_NOINLINE static uint16_t fx_sparse_long(const fx_conv_sparse_t *p, fx_sparse_call_t *c,
+                                           uint16_t co, uint16_t co1, fx_sparse_pos_t *pos)
+{
+    uint32_t img[FX_SPARSE_ACC];
+    fx_sparse_tap_t list[FX_SPARSE_RUN_TAPS];
+    fx_sparse_classes_t k;
+    fx_sparse_table_t t;
+    fx_sparse_geo_t g;
+    fx_sparse_block_t b;
+    fx_sparse_acc_t acc;
+    fx_sparse_rows_t whole;
+    fx_sparse_pos_t at;
+    const uint16_t band = (uint16_t)(FX_SPARSE_ACC / p->ow);
+    uint16_t ce = co, oy;
+    while (ce < co1 && (uint16_t)(p->chanptr[ce + 1u] - p->chanptr[ce]) > FX_SPARSE_RUN_TAPS) {
+        ++ce;
+    }
+    whole.oy0 = c->oy0;
+    whole.oy1 = c->oy1;
+    whole.org0 = c->org0;
+    whole.in_rows = c->in_rows;
+    whole.iy0 = c->iy0;
+    whole.y0 = c->y0;
+    whole.inside = c->inside;
+    at.xg = pos->xg;
+    at.ych = pos->ych;
+    at.gi = pos->gi;
+    fx_sparse_geo(p, &g);
+    acc.img = img;
+    b.cstep = p->sw;
+    b.rstep = c->rstep;
+    b.ncols = p->ow;
+    b.span = (uint16_t)(p->ow * p->sw);
+    b.ycol = 1;
+    b.yrow = p->ow;
+    for (oy = whole.oy0; oy < whole.oy1; oy = c->oy1) {
+        const uint16_t oy1 = (uint16_t)(whole.oy1 - oy > band ? oy + band : whole.oy1);
+        const uint16_t cnt = (uint16_t)((oy1 - oy) * p->ow);
+        uint16_t ch;
+        fx_sparse_band(p, c, &whole, oy, oy1);
+        if (!c->inside) {
+            fx_sparse_classes(p, c, &k);
+        }
+        b.org = c->org0;
+        b.nrows = (uint16_t)(oy1 - oy);
+        at.xg = pos->xg;        /* field by field: a struct copy may be a memcpy call */
+        at.ych = pos->ych;
+        at.gi = pos->gi;
+        for (ch = co; ch < ce; ++ch, fx_sparse_next(c, &at)) {
+            const uint16_t j1 = p->chanptr[ch + 1u];
+            uint16_t j = p->chanptr[ch], i;
+            fx_sparse_rq(&t, p->bias[ch], p->shift[ch], &p->act);
+#if FX_SPARSE_ASM
+            acc.init = ((uint32_t)t.bias[1] << 16) | t.bias[0];
+#else
+            acc.init = (uint32_t)t.bias0;
+#endif
+            acc.ybase = at.ych + c->y0;
+            for (i = 0; i < cnt; ++i) {
+                img[i] = acc.init;
+            }
+            while (j < j1) {
+                const uint16_t m = (uint16_t)(j1 - j > FX_SPARSE_RUN_TAPS ? FX_SPARSE_RUN_TAPS
+                                                                          : j1 - j);
+                acc.last = (uint8_t)(j + m == j1);
+                if (c->inside) {
+                    fx_sparse_direct(p->offsets + j, p->values + j, m, p->sw, &t);
+                    b.xg = at.xg;
+                    b.yp = acc.ybase;
+                    fx_sparse_block(&t, &b, &acc);
+                } else {
+                    fx_sparse_list(&g, &k, p->offsets + j, p->values + j, m, list);
+                    fx_sparse_channel(p, c, &k, at.xg, at.ych, list, m, &t, &acc);
+                }
+                j = (uint16_t)(j + m);
+            }
+        }
+    }
+    fx_sparse_rows(c, &whole);
+    pos->xg = at.xg;
+    pos->ych = at.ych;
+    pos->gi = at.gi;
+    return ce;
 }
 
 /* Channel co, rows [oy0, oy1), any number of taps: segments of up to FX_SPARSE_CONV_SEG outputs
@@ -1661,6 +1914,8 @@ void fx_conv_sparse(const fx_conv_sparse_t *p, const int16_t *x, int16_t *y,
         if (fast && (uint16_t)(p->chanptr[co + 1u] - p->chanptr[co]) <= FX_SPARSE_RUN_TAPS) {
             co = c.inside ? fx_sparse_inside(p, &c, co, co1, &pos)
                           : fx_sparse_borders(p, &c, co, co1, &pos);
+        } else if (fast && p->ow <= FX_SPARSE_ACC) {
+            co = fx_sparse_long(p, &c, co, co1, &pos);
         } else {
             fx_sparse_chunked(p, pos.xg, pos.ych, co, oy0, oy1, c.in_lo, c.in_hi);
             fx_sparse_next(&c, &pos);

@@ -62,8 +62,9 @@ Rules:
   the lifetime of the buffer they view.
 - Offsets are byte offsets inside their space, aligned to the element size (2 for i16, 4 for i32).
   In ``fram`` and ``hifram`` the activation arena starts at 0 and the constants follow it.
-- SRAM keeps ``stack`` bytes (default 1 KiB) free for the call stack and the runtime's own state;
-  the activations get ``sram - stack``. Lower FRAM keeps room for the code and the read-only tables
+- SRAM keeps ``stack`` bytes (default 1 KiB) free for the call stack and the runtime's own state,
+  and :data:`SPARSE_LONG_STACK` more when a conv_sparse step has an output channel of more than
+  FX_SPARSE_RUN_TAPS stored taps (:func:`sparse_stack`); the activations get the rest. Lower FRAM keeps room for the code and the read-only tables
   (unless ``code`` is given, :func:`estimate_code_bytes` and :func:`estimate_rodata_bytes`), and
   ``app_reserve`` bytes (default 2 KiB) for what links with the model: crt0, the application's main
   and I/O (the simulator harness main_sim.c with its CIO output: ~1.9 KiB); the model gets at most
@@ -98,6 +99,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from transpiler.errors import BudgetError, Location, PassError
+from transpiler.lir.cost import SPARSE_RUN_TAPS, per_output_nnz
 from transpiler.lir.ir import DTYPES, Buffer, Program, Step
 from transpiler.lir.liveness import liveness, overlaps
 from transpiler.pass_infra import Pass, PassResult, register
@@ -371,6 +373,22 @@ def suggest_size(n: int) -> str:
     return f"{max(1, -(-n // 1024))}KiB"
 
 
+#: SRAM beyond the ``stack`` reserve that runtime_c/fx_sparse.c's grouped path needs (fx_sparse_long:
+#: a conv_sparse channel of more than FX_SPARSE_RUN_TAPS stored taps, its band's partial sums and a
+#: group's taps beside the fast path's tables): its deepest call chain less the fast path's
+#: (fx_sparse_borders), measured with -fstack-usage: about 304 bytes in the small model, 320 in the
+#: large one; rounded up.
+SPARSE_LONG_STACK = 352
+
+
+def sparse_stack(p: Program) -> int:
+    """The SRAM a program's sparse convs need beyond the ``stack`` reserve: SPARSE_LONG_STACK when
+    some conv_sparse step has an output channel of more than SPARSE_RUN_TAPS stored taps, else 0."""
+    wide = any(s.op == "conv_sparse" and max(per_output_nnz(p, s), default=0) > SPARSE_RUN_TAPS
+               for s in p.steps)
+    return SPARSE_LONG_STACK if wide else 0
+
+
 @dataclass(frozen=True)
 class PlanMemoryOptions:
     """Options of `plan-memory` (sizes in bytes; the pipeline text accepts ``16KiB``)."""
@@ -518,7 +536,8 @@ class PlanMemory(Pass):
         before = {n: (b.space, b.offset) for n, b in p.buffers.items()}
 
         # --- activations: SRAM first, spill to FRAM --------------------------------------------
-        sram_cap = sram - o.stack
+        stack = o.stack + sparse_stack(p)
+        sram_cap = sram - stack
         pinned = fram_pinned(p)      # the gNet feature vector persists in FRAM (DESIGN.md section 8)
         in_fram: list[Buffer] = list(acts) if o.persistent else [b for b in acts if b.name in pinned]
         in_sram: list[Buffer] = [] if o.persistent else [b for b in acts if b.name not in pinned]
@@ -530,7 +549,7 @@ class PlanMemory(Pass):
                 break
             step_at, live = live_at(p, lives, [b.name for b in in_sram])
             if not o.fram_activations:
-                self._sram_error(p, lives, sram_pack.total, sram, o.stack, step_at, live, spill_allowed=False)
+                self._sram_error(p, lives, sram_pack.total, sram, stack, step_at, live, spill_allowed=False)
             victim = max(live, key=lambda n: (p.buffers[n].nbytes, n))
             spilled.append(victim)
             in_sram = [b for b in in_sram if b.name != victim]
@@ -607,7 +626,7 @@ class PlanMemory(Pass):
             **summary,
             "sram_budget": sram,
             "sram_available": sram_cap,
-            "stack_reserve": o.stack,
+            "stack_reserve": stack,
             "fram_budget": fram,
             "lower_fram_capacity": lower_cap,
             "lower_fram_used": lower_used,
@@ -626,7 +645,7 @@ class PlanMemory(Pass):
         self.context.extra["plan-memory"] = stats
         self.context.say(
             f"plan-memory: SRAM {fmt_bytes(summary['sram_peak'])} of {fmt_bytes(sram_cap)} "
-            f"({fmt_bytes(o.stack)} reserved for the stack), FRAM weights {fmt_bytes(summary['fram_weights'])}, "
+            f"({fmt_bytes(stack)} reserved for the stack), FRAM weights {fmt_bytes(summary['fram_weights'])}, "
             f"activations in FRAM {fmt_bytes(summary['fram_activations'])}"
             + (f" and HIFRAM {fmt_bytes(summary['hifram_activations'])}" if in_hifram else "")
             + (f", step functions in HIFRAM (~{fmt_bytes(hicode)} of code)" if code_up else "")

@@ -747,8 +747,11 @@ typedef struct {
     /* read by the assembly: */
     uint16_t bias[2];   /* bias + round (+ 2^(shift-1) * 2^16 with act none), low and high half */
     uint16_t lim;       /* ReLU: the high half h of the rounded sum fits when h <= lim */
-    uint16_t e2;        /* the requantisation's entry, bytes after .Lrq; 0xFFFF: fx_sparse_slow */
-    uint16_t e1;        /* 10 (n - 1): bytes of the chain's steps the outputs skip */
+    uint16_t e2;        /* the requantisation's entry, bytes after .Lbase; 0xFFFF: fx_sparse_slow */
+    uint16_t e1;        /* 10 (n - 1): bytes of the chain's steps the outputs skip (a group of a
+                         * channel's taps: FX_SP_PRE_) */
+    uint16_t e1x;       /* a group: 10 (n - 1) */
+    uint16_t acck;      /* a group: the band's image of partial sums - 2 ybase, mod 2^16 */
     int16_t *yp;        /* the block's first output */
     uint16_t xr;        /* the input pointer before output 0: xg + 2 (org - cstep + dlast) */
     uint16_t ys;        /* bytes between the outputs of a line */
@@ -786,6 +789,7 @@ typedef struct {
     uint32_t *img;
     int16_t *ybase;
     uint32_t init;
+    uint16_t e2, lim;   /* the channel's requantisation (fx_sparse_rq), for its last group */
     uint8_t last;
 } fx_sparse_acc_t;
 
@@ -1043,9 +1047,10 @@ FX_SP_INLINE_ void fx_sparse_direct(const uint16_t *off, const int16_t *val, uin
     t->dlast = prev;
 }
 
-/* The requantisation of t's channel: bias, shift, activation. The assembly's entries (e2):
- * act none, shift s: a range test at .Lrq + 8 (16 - s), then 16 - s pairs of the ladder at .Lnl;
- * ReLU: 16 - s pairs of the ladder at .Lrl = .Lrq + 194 (its range test is lim). */
+/* The requantisation of t's channel: bias, shift, activation. The assembly's entries (e2, bytes
+ * after .Lbase = .Lrq - 2): act none, shift s: a range test at .Lrq + 8 (16 - s), then 16 - s
+ * pairs of the ladder at .Lnl; ReLU: 16 - s pairs of the ladder at .Lrl = .Lrq + 194 (its range
+ * test is lim). */
 static void fx_sparse_rq(fx_sparse_table_t *t, int32_t bias, int8_t shift, const fx_act_t *act)
 {
 #if FX_SPARSE_ASM
@@ -1065,10 +1070,10 @@ static void fx_sparse_rq(fx_sparse_table_t *t, int32_t bias, int8_t shift, const
         b.u += half;
         if (act->kind == FX_ACT_RELU) {
             t->lim = (uint16_t)(half - 1u);
-            t->e2 = (uint16_t)(190u + 4u * (uint16_t)shift);        /* .Lrl + 4 (15 - k) */
+            t->e2 = (uint16_t)(192u + 4u * (uint16_t)shift);        /* .Lrl + 4 (15 - k) */
         } else {
             t->half = half;
-            t->e2 = (uint16_t)(8u * (uint16_t)(16 - shift));        /* .Lrq + 8 k */
+            t->e2 = (uint16_t)(2u + 8u * (uint16_t)(16 - shift));   /* .Lrq + 8 k */
             b.h[1] = (uint16_t)(b.h[1] + half);
         }
     }
@@ -1090,144 +1095,10 @@ static int16_t fx_sparse_slow(uint16_t lo, uint16_t hi, const uint16_t *tab)
     return fx_sparse_act(t->act, fx_requant((int32_t)(a - t->round), t->shift));
 }
 
-/* The parts of fx_sparse_run's and fx_sparse_run_acc's assembly they share (operands p, hi, xr,
- * e1, yp, g, lim, ys, tab and the table's offsets). FX_SP_ENTRY_(e): e = the requantisation's
- * entry (t->e2 after .Lrq, or .Lslow when t->e2 = 0xFFFF), then the fields every run loads;
- * FX_SP_CHAIN_: one output's taps, tap 0 through MPYS and a jump (e1) into the unrolled chain,
- * ending at .Lend with the products in RESLO/RESHI; FX_SP_RQ_: the requantisation of p (low
- * half) and hi from its entries on, the store (.Lstore), the walk to the next output (.Lnext:
- * .Lout or the next line) and the out-of-range cases. */
-#define FX_SP_ENTRY_(e)                                                                  \
-    "mov %c[o_e1](%[tab]), %[p]\n\t"                                                     \
-    "mov" FX_SP_A_ " #.Lend%=, %[e1]\n\t"                                                \
-    "sub" FX_SP_A_ " %[p], %[e1]\n\t"                                                    \
-    "mov %c[o_e2](%[tab]), %[" e "]\n\t"                                                 \
-    "cmp #-1, %[" e "]\n\t"                                                              \
-    "jeq .Lforce%=\n\t"                                                                  \
-    "mov" FX_SP_A_ " #.Lrq%=, %[p]\n\t"                                                  \
-    "add" FX_SP_A_ " %[p], %[" e "]\n\t"                                                 \
-    "jmp .Lgo%=\n"                                                                       \
-    ".Lforce%=:\n\t"                                                                     \
-    "mov" FX_SP_A_ " #.Lslow%=, %[" e "]\n"                                              \
-    ".Lgo%=:\n\t"                                                                        \
-    "mov %c[o_lim](%[tab]), %[lim]\n\t"                                                  \
-    "mov %c[o_xr](%[tab]), %[xr]\n\t"                                                    \
-    "mov" FX_SP_A_ " %c[o_yp](%[tab]), %[yp]\n\t"                                        \
-    "mov %c[o_ys](%[tab]), %[ys]\n\t"                                                    \
-    "mov %c[o_ncols](%[tab]), %[g]\n\t"
-#define FX_SP_CHAIN_                                                                     \
-    ".Lout%=:\n\t"                                                                       \
-    "mov" FX_SP_A_ " %[tab], %[p]\n\t"                                                   \
-    "add @%[p]+, %[xr]\n\t"                                                              \
-    "mov @%[xr], &MPYS\n\t"                                                              \
-    "mov @%[p]+, &OP2\n\t"                                                               \
-    "br" FX_SP_A_ " %[e1]\n"                                                             \
-    ".Lchain%=:\n\t"                                                                     \
-    ".rept " FX_SP_STR_(FX_SPARSE_RUN_TAPS) " - 1\n\t"                                   \
-    "add @%[p]+, %[xr]\n\t"                                                              \
-    "mov @%[xr], &MACS\n\t"                                                              \
-    "mov @%[p]+, &OP2\n\t"                                                               \
-    ".endr\n"                                                                            \
-    ".Lend%=:\n\t"                                                                       \
-    "mov &RESLO, %[p]\n\t"                                                               \
-    "mov &RESHI, %[hi]\n\t"
-#define FX_SP_RQ_                                                                        \
-    /* act none: the range tests, 8 bytes each; shift 16 (h + 2^15 = 0 only for h = 0x8000) */ \
-    ".Lrq%=:\n\t"                                                                        \
-    "cmp #1, %[hi]\n\t"                                                                  \
-    "jlo .Lsatn%=\n\t"                                                                   \
-    "jmp .Lnl%= + 60\n\t"                                                                \
-    "nop\n\t"                                                                            \
-    ".irp k, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15\n\t"                      \
-    "bit #-(1 << (16 - \\k)), %[hi]\n\t"                                                 \
-    "jnz .Lsatn%=\n\t"                                                                   \
-    "jmp .Lnl%= + 4 * (15 - \\k)\n\t"                                                    \
-    ".endr\n"                                                                            \
-    ".Lnl%=:\n\t"                       /* act none: k pairs, the sign bit back */       \
-    ".rept 15\n\t"                                                                       \
-    "rla %[p]\n\t"                                                                       \
-    "rlc %[hi]\n\t"                                                                      \
-    ".endr\n\t"                                                                          \
-    "xor #0x8000, %[hi]\n\t"                                                             \
-    "jmp .Lstore%=\n"                                                                    \
-    ".Lrl%=:\n\t"                       /* ReLU: k pairs */                              \
-    ".rept 15\n\t"                                                                       \
-    "rla %[p]\n\t"                                                                       \
-    "rlc %[hi]\n\t"                                                                      \
-    ".endr\n"                                                                            \
-    ".Lstore%=:\n\t"                                                                     \
-    "mov" FX_SP_XW_ " %[hi], 0(%[yp])\n"                                                 \
-    ".Lnext%=:\n\t"                                                                      \
-    "add" FX_SP_A_ " %[ys], %[yp]\n\t"                                                   \
-    "dec %[g]\n\t"                                                                       \
-    "jnz .Lout%=\n\t"                                                                    \
-    "sub #1, %c[o_nrows](%[tab])\n\t"                                                    \
-    "jz .Ldone%=\n\t"                                                                    \
-    "add %c[o_radj](%[tab]), %[xr]\n\t"                                                  \
-    "add" FX_SP_X_ " %c[o_yadj](%[tab]), %[yp]\n\t"                                      \
-    "mov %c[o_ncols](%[tab]), %[g]\n\t"                                                  \
-    "jmp .Lout%=\n"                                                                      \
-    /* ReLU, h > lim: negative, too large, or h = 0x8000 (wrapped when lo <= lim) */     \
-    ".Lbig%=:\n\t"                                                                       \
-    "cmp #0x8001, %[hi]\n\t"                                                             \
-    "jhs .Lzero%=\n\t"                                                                   \
-    "cmp #0x8000, %[hi]\n\t"                                                             \
-    "jne .Lmax%=\n\t"                                                                    \
-    "cmp %[p], %[lim]\n\t"                                                               \
-    "jhs .Lmax%=\n"                                                                      \
-    ".Lzero%=:\n\t"                                                                      \
-    "clr %[hi]\n\t"                                                                      \
-    "jmp .Lstore%=\n"                                                                    \
-    ".Lmax%=:\n\t"                                                                       \
-    "mov #0x7FFF, %[hi]\n\t"                                                             \
-    "jmp .Lstore%=\n"                                                                    \
-    /* act none, outside: h = h' - 2^(shift-1); 0x8000 wrapped when lo < 2^(shift-1) */  \
-    ".Lsatn%=:\n\t"                                                                      \
-    "sub %c[o_half](%[tab]), %[hi]\n\t"                                                  \
-    "cmp #0x8000, %[hi]\n\t"                                                             \
-    "jeq .Lwrapn%=\n\t"                                                                  \
-    "tst %[hi]\n\t"                                                                      \
-    "jge .Lmax%=\n\t"                                                                    \
-    "mov #0x8000, %[hi]\n\t"                                                             \
-    "jmp .Lstore%=\n"                                                                    \
-    ".Lwrapn%=:\n\t"                                                                     \
-    "cmp %c[o_half](%[tab]), %[p]\n\t"                                                   \
-    "jlo .Lmax%=\n\t"                                                                    \
-    "jmp .Lstore%=\n"                                                                    \
-    ".Lslow%=:\n\t"                     /* hi = fx_sparse_slow(lo, hi, tab) */           \
-    "sub" FX_SP_A_ " #2, r1\n\t"        /* a slot for the result */                      \
-    "pushm" FX_SP_M_ " #12, r15\n\t"                                                     \
-    "push %[hi]\n\t"                                                                     \
-    "push %[p]\n\t"                                                                      \
-    "push" FX_SP_X_ " %[tab]\n\t"                                                        \
-    "pop" FX_SP_X_ " r14\n\t"                                                            \
-    "pop r12\n\t"                                                                        \
-    "pop r13\n\t"                                                                        \
-    "call" FX_SP_A_ " %[slow]\n\t"                                                       \
-    "mov r12, " FX_SP_FRAME_ "(r1)\n\t"                                                  \
-    "popm" FX_SP_M_ " #12, r15\n\t"                                                      \
-    "pop %[hi]\n\t"                                                                      \
-    "jmp .Lstore%=\n"                                                                    \
-    ".Ldone%=:\n\t"                                                                      \
-    ".ifne (.Lend%= - .Lchain%=) - 10 * (" FX_SP_STR_(FX_SPARSE_RUN_TAPS) " - 1)\n\t"   \
-    ".error \"fx_sparse_run: a chain step is not 10 bytes\"\n\t"                         \
-    ".endif\n\t"                                                                         \
-    ".ifne (.Lnl%= - .Lrq%=) - 128\n\t"                                                  \
-    ".error \"fx_sparse_run: a range test of act none is not 8 bytes\"\n\t"              \
-    ".endif\n\t"                                                                         \
-    ".ifne (.Lrl%= - .Lrq%=) - 194\n\t"                                                  \
-    ".error \"fx_sparse_run: the ladders' layout differs from fx_sparse_rq's entries\"\n\t" \
-    ".endif\n\t"                                                                         \
-    ".ifne (.Lstore%= - .Lrl%=) - 60\n\t"                                                \
-    ".error \"fx_sparse_run: a ladder pair is not 4 bytes\"\n\t"                         \
-    ".endif"
-/* The table's offsets the shared parts read. */
-#define FX_SP_RUN_OFFSETS_                                                               \
-    [slow] "i"(fx_sparse_slow), [o_e1] "i"(FX_SP_AT_(e1)), [o_e2] "i"(FX_SP_AT_(e2)),    \
-    [o_lim] "i"(FX_SP_AT_(lim)), [o_xr] "i"(FX_SP_AT_(xr)), [o_yp] "i"(FX_SP_AT_(yp)),   \
-    [o_ys] "i"(FX_SP_AT_(ys)), [o_ncols] "i"(FX_SP_AT_(ncols)),                          \
-    [o_nrows] "i"(FX_SP_AT_(nrows)), [o_radj] "i"(FX_SP_AT_(radj)),                      \
-    [o_yadj] "i"(FX_SP_AT_(yadj)), [o_half] "i"(FX_SP_AT_(half))
+/* Table values of a group of a channel's taps (fx_sparse_long): e1 = the partial sum's stub
+ * .Lpre (bytes before .Lend: the chain and the stub), e2 = .Lsave (a group before the last). */
+#define FX_SP_PRE_ (10 * (FX_SPARSE_RUN_TAPS - 1) + 30)
+#define FX_SP_SAVE_ 0
 
 /* The block b from table t (t->n >= 1), on the MSP430 with MPY32. Per output: tap 0 through
  * MPYS (the product replaces the previous output's sum), a jump into an unrolled chain of
@@ -1245,7 +1116,13 @@ static int16_t fx_sparse_slow(uint16_t lo, uint16_t hi, const uint16_t *tab)
  * output's last tap to the next output's first (the table's first step includes the move of the
  * window); at the end of a line it gets radj, the output pointer yadj. 16-bit address arithmetic
  * on the input: x lies below 64 KiB (FX_SPARSE_NEAR); y is stored with movx.w in the large
- * model. */
+ * model.
+ * A group of a channel's taps (fx_sparse_long) runs the same code from other table values, so the
+ * fast path pays nothing for it: the bias words are 0, e1 = FX_SP_PRE_ enters .Lpre after tap 0,
+ * which adds the output's partial sum (at 2 yp + t->acck, mod 2^16: the band's image in SRAM, 4
+ * bytes per output where y has 2) to RESLO/RESHI and jumps into the chain at .Lend - t->e1x; the
+ * last group then requantises as above, a group before it (e2 = FX_SP_SAVE_: .Lsave, lim 0xFFFF)
+ * stores the sum back. About 26 cycles per output and group besides the taps. */
 FX_NOINLINE static void fx_sparse_run(fx_sparse_table_t *t)
 {
     const uint16_t *tab = t->pairs;
@@ -1254,65 +1131,173 @@ FX_NOINLINE static void fx_sparse_run(fx_sparse_table_t *t)
     uint16_t p, hi, xr, g, lim, ys, blo, bhi;
 
     __asm__ volatile(
-        FX_SP_ENTRY_("e2")
+        /* set-up: e1 = the chain's entry for n - 1 steps, e2 = the requantisation's entry */
+        "mov %c[o_e1](%[tab]), %[p]\n\t"
+        "mov" FX_SP_A_ " #.Lend%=, %[e1]\n\t"
+        "sub" FX_SP_A_ " %[p], %[e1]\n\t"
+        "mov %c[o_e2](%[tab]), %[e2]\n\t"
+        "cmp #-1, %[e2]\n\t"
+        "jeq .Lforce%=\n\t"
+        "mov" FX_SP_A_ " #.Lbase%=, %[p]\n\t"
+        "add" FX_SP_A_ " %[p], %[e2]\n\t"
+        "jmp .Lgo%=\n"
+        ".Lforce%=:\n\t"
+        "mov" FX_SP_A_ " #.Lslow%=, %[e2]\n"
+        ".Lgo%=:\n\t"
+        "mov %c[o_lim](%[tab]), %[lim]\n\t"
         "mov %c[o_blo](%[tab]), %[blo]\n\t"
         "mov %c[o_bhi](%[tab]), %[bhi]\n\t"
-        FX_SP_CHAIN_
+        "mov %c[o_xr](%[tab]), %[xr]\n\t"
+        "mov" FX_SP_A_ " %c[o_yp](%[tab]), %[yp]\n\t"
+        "mov %c[o_ys](%[tab]), %[ys]\n\t"
+        "mov %c[o_ncols](%[tab]), %[g]\n"
+        /* one output */
+        ".Lout%=:\n\t"
+        "mov" FX_SP_A_ " %[tab], %[p]\n\t"
+        "add @%[p]+, %[xr]\n\t"
+        "mov @%[xr], &MPYS\n\t"
+        "mov @%[p]+, &OP2\n\t"
+        "br" FX_SP_A_ " %[e1]\n"
+        ".Lpre%=:\n\t"                      /* a group: RES += the output's partial sum */
+        "mov %[yp], %[blo]\n\t"
+        "rla %[blo]\n\t"
+        "add %c[o_acck](%[tab]), %[blo]\n\t"
+        "add @%[blo]+, &RESLO\n\t"
+        "addc @%[blo], &RESHI\n\t"
+        "mov %c[o_e1x](%[tab]), %[blo]\n\t"
+        "mov" FX_SP_A_ " #.Lend%=, %[hi]\n\t"
+        "sub" FX_SP_A_ " %[blo], %[hi]\n\t"
+        "clr %[blo]\n\t"
+        "br" FX_SP_A_ " %[hi]\n"
+        ".Lchain%=:\n\t"
+        ".rept " FX_SP_STR_(FX_SPARSE_RUN_TAPS) " - 1\n\t"
+        "add @%[p]+, %[xr]\n\t"
+        "mov @%[xr], &MACS\n\t"
+        "mov @%[p]+, &OP2\n\t"
+        ".endr\n"
+        ".Lend%=:\n\t"
+        "mov &RESLO, %[p]\n\t"
+        "mov &RESHI, %[hi]\n\t"
         "add %[blo], %[p]\n\t"
         "addc %[bhi], %[hi]\n\t"
         "cmp %[hi], %[lim]\n\t"
         "jlo .Lbig%=\n\t"
         "br" FX_SP_A_ " %[e2]\n"
-        FX_SP_RQ_
+        ".Lbase%=:\n\t"                     /* e2 = FX_SP_SAVE_ */
+        "jmp .Lsave%=\n"
+        /* act none: the range tests, 8 bytes each; shift 16 (h + 2^15 = 0 only for h = 0x8000) */
+        ".Lrq%=:\n\t"
+        "cmp #1, %[hi]\n\t"
+        "jlo .Lsatn%=\n\t"
+        "jmp .Lnl%= + 60\n\t"
+        "nop\n\t"
+        ".irp k, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15\n\t"
+        "bit #-(1 << (16 - \\k)), %[hi]\n\t"
+        "jnz .Lsatn%=\n\t"
+        "jmp .Lnl%= + 4 * (15 - \\k)\n\t"
+        ".endr\n"
+        ".Lnl%=:\n\t"                       /* act none: k pairs, the sign bit back */
+        ".rept 15\n\t"
+        "rla %[p]\n\t"
+        "rlc %[hi]\n\t"
+        ".endr\n\t"
+        "xor #0x8000, %[hi]\n\t"
+        "jmp .Lstore%=\n"
+        ".Lrl%=:\n\t"                       /* ReLU: k pairs */
+        ".rept 15\n\t"
+        "rla %[p]\n\t"
+        "rlc %[hi]\n\t"
+        ".endr\n"
+        ".Lstore%=:\n\t"
+        "mov" FX_SP_XW_ " %[hi], 0(%[yp])\n"
+        ".Lnext%=:\n\t"
+        "add" FX_SP_A_ " %[ys], %[yp]\n\t"
+        "dec %[g]\n\t"
+        "jnz .Lout%=\n\t"
+        "sub #1, %c[o_nrows](%[tab])\n\t"
+        "jz .Ldone%=\n\t"
+        "add %c[o_radj](%[tab]), %[xr]\n\t"
+        "add" FX_SP_X_ " %c[o_yadj](%[tab]), %[yp]\n\t"
+        "mov %c[o_ncols](%[tab]), %[g]\n\t"
+        "jmp .Lout%=\n"
+        /* ReLU, h > lim: negative, too large, or h = 0x8000 (wrapped when lo <= lim) */
+        ".Lbig%=:\n\t"
+        "cmp #0x8001, %[hi]\n\t"
+        "jhs .Lzero%=\n\t"
+        "cmp #0x8000, %[hi]\n\t"
+        "jne .Lmax%=\n\t"
+        "cmp %[p], %[lim]\n\t"
+        "jhs .Lmax%=\n"
+        ".Lzero%=:\n\t"
+        "clr %[hi]\n\t"
+        "jmp .Lstore%=\n"
+        ".Lmax%=:\n\t"
+        "mov #0x7FFF, %[hi]\n\t"
+        "jmp .Lstore%=\n"
+        /* act none, outside: h = h' - 2^(shift-1); 0x8000 wrapped when lo < 2^(shift-1) */
+        ".Lsatn%=:\n\t"
+        "sub %c[o_half](%[tab]), %[hi]\n\t"
+        "cmp #0x8000, %[hi]\n\t"
+        "jeq .Lwrapn%=\n\t"
+        "tst %[hi]\n\t"
+        "jge .Lmax%=\n\t"
+        "mov #0x8000, %[hi]\n\t"
+        "jmp .Lstore%=\n"
+        ".Lwrapn%=:\n\t"
+        "cmp %c[o_half](%[tab]), %[p]\n\t"
+        "jlo .Lmax%=\n\t"
+        "jmp .Lstore%=\n"
+        ".Lslow%=:\n\t"                     /* hi = fx_sparse_slow(lo, hi, tab) */
+        "sub" FX_SP_A_ " #2, r1\n\t"        /* a slot for the result */
+        "pushm" FX_SP_M_ " #12, r15\n\t"
+        "push %[hi]\n\t"
+        "push %[p]\n\t"
+        "push" FX_SP_X_ " %[tab]\n\t"
+        "pop" FX_SP_X_ " r14\n\t"
+        "pop r12\n\t"
+        "pop r13\n\t"
+        "call" FX_SP_A_ " %[slow]\n\t"
+        "mov r12, " FX_SP_FRAME_ "(r1)\n\t"
+        "popm" FX_SP_M_ " #12, r15\n\t"
+        "pop %[hi]\n\t"
+        "jmp .Lstore%=\n"
+        ".Lsave%=:\n\t"                     /* a group before the last: the partial sum back */
+        "mov %[yp], %[blo]\n\t"
+        "rla %[blo]\n\t"
+        "add %c[o_acck](%[tab]), %[blo]\n\t"
+        "mov %[p], 0(%[blo])\n\t"
+        "mov %[hi], 2(%[blo])\n\t"
+        "clr %[blo]\n\t"
+        "jmp .Lnext%=\n"
+        ".Ldone%=:\n\t"
+        ".ifne (.Lend%= - .Lchain%=) - 10 * (" FX_SP_STR_(FX_SPARSE_RUN_TAPS) " - 1)\n\t"
+        ".error \"fx_sparse_run: a chain step is not 10 bytes\"\n\t"
+        ".endif\n\t"
+        ".ifne (.Lend%= - .Lpre%=) - " FX_SP_STR_(FX_SP_PRE_) "\n\t"
+        ".error \"fx_sparse_run: .Lpre is not FX_SP_PRE_ bytes before .Lend\"\n\t"
+        ".endif\n\t"
+        ".ifne (.Lrq%= - .Lbase%=) - 2\n\t"
+        ".error \"fx_sparse_run: .Lsave's jump is not 2 bytes\"\n\t"
+        ".endif\n\t"
+        ".ifne (.Lnl%= - .Lrq%=) - 128\n\t"
+        ".error \"fx_sparse_run: a range test of act none is not 8 bytes\"\n\t"
+        ".endif\n\t"
+        ".ifne (.Lrl%= - .Lrq%=) - 194\n\t"
+        ".error \"fx_sparse_run: the ladders' layout differs from fx_sparse_rq's entries\"\n\t"
+        ".endif\n\t"
+        ".ifne (.Lstore%= - .Lrl%=) - 60\n\t"
+        ".error \"fx_sparse_run: a ladder pair is not 4 bytes\"\n\t"
+        ".endif"
         : [p] "=&r"(p), [hi] "=&r"(hi), [xr] "=&r"(xr), [e1] "=&r"(e1), [e2] "=&r"(e2),
           [yp] "=&r"(yp), [g] "=&r"(g), [lim] "=&r"(lim), [ys] "=&r"(ys), [blo] "=&r"(blo),
           [bhi] "=&r"(bhi)
-        : [tab] "r"(tab), [o_blo] "i"(FX_SP_AT_(bias[0])), [o_bhi] "i"(FX_SP_AT_(bias[1])),
-          FX_SP_RUN_OFFSETS_
-        : "memory");
-}
-
-/* fx_sparse_run for one group of a channel's taps (fx_sparse_long): the same walk, but each
- * output's products are added to its partial sum in the band's image of sums (acc), at 2 yp +
- * t->bias[0] (mod 2^16: the image lies in SRAM, 4 bytes per output where y has 2), which
- * fx_sparse_long starts at the bias words. A group before the channel's last (t->bias[1] = 0)
- * stores the sum back (about 21 cycles per output besides the taps); the last one requantises it
- * as fx_sparse_run does. */
-FX_NOINLINE static void fx_sparse_run_acc(fx_sparse_table_t *t)
-{
-    const uint16_t *tab = t->pairs;
-    const void *e1, *e2, *e3;
-    int16_t *yp;
-    uint16_t p, hi, xr, g, lim, ys, a;
-
-    __asm__ volatile(
-        FX_SP_ENTRY_("e3")
-        "mov" FX_SP_A_ " #.Lsave%=, %[e2]\n\t"
-        "tst %c[o_last](%[tab])\n\t"
-        "jz .Lrun%=\n\t"
-        "mov" FX_SP_A_ " #.Lfin%=, %[e2]\n"
-        ".Lrun%=:\n\t"
-        FX_SP_CHAIN_
-        "mov %[yp], %[a]\n\t"               /* the output's partial sum: 2 yp + K */
-        "rla %[a]\n\t"
-        "add %c[o_k](%[tab]), %[a]\n\t"
-        "add @%[a]+, %[p]\n\t"
-        "addc @%[a], %[hi]\n\t"
-        "br" FX_SP_A_ " %[e2]\n"
-        ".Lsave%=:\n\t"                     /* a group before the last: the sum back */
-        "mov %[p], -2(%[a])\n\t"
-        "mov %[hi], 0(%[a])\n\t"
-        "jmp .Lnext%=\n"
-        ".Lfin%=:\n\t"                      /* the last group: requantise */
-        "cmp %[hi], %[lim]\n\t"
-        "jlo .Lbig%=\n\t"
-        "br" FX_SP_A_ " %[e3]\n"
-        FX_SP_RQ_
-        : [p] "=&r"(p), [hi] "=&r"(hi), [xr] "=&r"(xr), [e1] "=&r"(e1), [e2] "=&r"(e2),
-          [e3] "=&r"(e3), [yp] "=&r"(yp), [g] "=&r"(g), [lim] "=&r"(lim), [ys] "=&r"(ys),
-          [a] "=&r"(a)
-        : [tab] "r"(tab), [o_k] "i"(FX_SP_AT_(bias[0])), [o_last] "i"(FX_SP_AT_(bias[1])),
-          FX_SP_RUN_OFFSETS_
+        : [tab] "r"(tab), [slow] "i"(fx_sparse_slow), [o_e1] "i"(FX_SP_AT_(e1)),
+          [o_e2] "i"(FX_SP_AT_(e2)), [o_lim] "i"(FX_SP_AT_(lim)), [o_blo] "i"(FX_SP_AT_(bias[0])),
+          [o_bhi] "i"(FX_SP_AT_(bias[1])), [o_xr] "i"(FX_SP_AT_(xr)), [o_yp] "i"(FX_SP_AT_(yp)),
+          [o_ys] "i"(FX_SP_AT_(ys)), [o_ncols] "i"(FX_SP_AT_(ncols)),
+          [o_nrows] "i"(FX_SP_AT_(nrows)), [o_radj] "i"(FX_SP_AT_(radj)),
+          [o_yadj] "i"(FX_SP_AT_(yadj)), [o_half] "i"(FX_SP_AT_(half)),
+          [o_acck] "i"(FX_SP_AT_(acck)), [o_e1x] "i"(FX_SP_AT_(e1x))
         : "memory");
 }
 #else
@@ -1405,14 +1390,14 @@ FX_SP_INLINE_ void fx_sparse_block(fx_sparse_table_t *t, const fx_sparse_block_t
     t->e1 = (uint16_t)(10u * (uint16_t)(t->n - 1u));
     t->xr = (uint16_t)((uint16_t)(uintptr_t)b->xg + 2u * (uint16_t)(b->org - b->cstep + t->dlast));
     t->yp = b->yp;
-    if (acc == NULL) {
-        fx_sparse_run(t);
-    } else {        /* fx_sparse_run_acc's K and last flag in the bias words (see fx_sparse_long) */
-        t->bias[0] = (uint16_t)((uint16_t)(uintptr_t)acc->img
-                                - 2u * (uint16_t)(uintptr_t)acc->ybase);
-        t->bias[1] = acc->last;
-        fx_sparse_run_acc(t);
+    if (acc != NULL) {      /* a group: fx_sparse_run's partial sums (the bias words are 0) */
+        t->e1x = t->e1;
+        t->e1 = FX_SP_PRE_;
+        t->acck = (uint16_t)((uint16_t)(uintptr_t)acc->img - 2u * (uint16_t)(uintptr_t)acc->ybase);
+        t->e2 = acc->last ? acc->e2 : (uint16_t)FX_SP_SAVE_;
+        t->lim = acc->last ? acc->lim : 0xFFFFu;
     }
+    fx_sparse_run(t);
 #else
     fx_sparse_run(t, b, acc);
 #endif
@@ -1679,7 +1664,7 @@ FX_NOINLINE static uint16_t fx_sparse_borders(const fx_conv_sparse_t *p,
 }
 
 #ifndef FX_SPARSE_ACC
-#define FX_SPARSE_ACC 32        /* outputs of a band of fx_sparse_long: its partial sums */
+#define FX_SPARSE_ACC 64        /* outputs of a band of fx_sparse_long: its partial sums */
 #endif
 
 /* The call c cut to its output rows [a, b), a band of fx_sparse_long, from the whole call's rows
@@ -1718,7 +1703,8 @@ static void fx_sparse_band(const fx_conv_sparse_t *p, fx_sparse_call_t *c,
 }
 
 /* Channels co, co + 1, ... while they have more than FX_SPARSE_RUN_TAPS taps, up to co1, of a call
- * the fast path takes (near, fx_sparse_fits) with at most FX_SPARSE_ACC outputs per row. Band by
+ * the fast path takes (near, fx_sparse_fits) with at most FX_SPARSE_ACC outputs per row and a
+ * kernel whose rows and dilated row fit FX_SPARSE_KMAX (every band gets classes). Band by
  * band of FX_SPARSE_ACC / ow output rows (a band's classes once for all its channels), a channel's
  * taps pass in groups of FX_SPARSE_RUN_TAPS through the fast path's tables and runs
  * (fx_sparse_direct, or fx_sparse_list and fx_sparse_channel), each output of the band keeping its
@@ -1732,7 +1718,6 @@ FX_NOINLINE static uint16_t fx_sparse_long(const fx_conv_sparse_t *p, fx_sparse_
     fx_sparse_classes_t k;
     fx_sparse_table_t t;
     fx_sparse_geo_t g;
-    fx_sparse_block_t b;
     fx_sparse_acc_t acc;
     fx_sparse_rows_t whole;
     fx_sparse_pos_t at;
@@ -1753,22 +1738,12 @@ FX_NOINLINE static uint16_t fx_sparse_long(const fx_conv_sparse_t *p, fx_sparse_
     at.gi = pos->gi;
     fx_sparse_geo(p, &g);
     acc.img = img;
-    b.cstep = p->sw;
-    b.rstep = c->rstep;
-    b.ncols = p->ow;
-    b.span = (uint16_t)(p->ow * p->sw);
-    b.ycol = 1;
-    b.yrow = p->ow;
     for (oy = whole.oy0; oy < whole.oy1; oy = c->oy1) {
         const uint16_t oy1 = (uint16_t)(whole.oy1 - oy > band ? oy + band : whole.oy1);
         const uint16_t cnt = (uint16_t)((oy1 - oy) * p->ow);
         uint16_t ch;
         fx_sparse_band(p, c, &whole, oy, oy1);
-        if (!c->inside) {
-            fx_sparse_classes(p, c, &k);
-        }
-        b.org = c->org0;
-        b.nrows = (uint16_t)(oy1 - oy);
+        fx_sparse_classes(p, c, &k);
         at.xg = pos->xg;        /* field by field: a struct copy may be a memcpy call */
         at.ych = pos->ych;
         at.gi = pos->gi;
@@ -1778,6 +1753,10 @@ FX_NOINLINE static uint16_t fx_sparse_long(const fx_conv_sparse_t *p, fx_sparse_
             fx_sparse_rq(&t, p->bias[ch], p->shift[ch], &p->act);
 #if FX_SPARSE_ASM
             acc.init = ((uint32_t)t.bias[1] << 16) | t.bias[0];
+            acc.e2 = t.e2;
+            acc.lim = t.lim;
+            t.bias[0] = 0;
+            t.bias[1] = 0;
 #else
             acc.init = (uint32_t)t.bias0;
 #endif
@@ -1789,15 +1768,8 @@ FX_NOINLINE static uint16_t fx_sparse_long(const fx_conv_sparse_t *p, fx_sparse_
                 const uint16_t m = (uint16_t)(j1 - j > FX_SPARSE_RUN_TAPS ? FX_SPARSE_RUN_TAPS
                                                                           : j1 - j);
                 acc.last = (uint8_t)(j + m == j1);
-                if (c->inside) {
-                    fx_sparse_direct(p->offsets + j, p->values + j, m, p->sw, &t);
-                    b.xg = at.xg;
-                    b.yp = acc.ybase;
-                    fx_sparse_block(&t, &b, &acc);
-                } else {
-                    fx_sparse_list(&g, &k, p->offsets + j, p->values + j, m, list);
-                    fx_sparse_channel(p, c, &k, at.xg, at.ych, list, m, &t, &acc);
-                }
+                fx_sparse_list(&g, &k, p->offsets + j, p->values + j, m, list);
+                fx_sparse_channel(p, c, &k, at.xg, at.ych, list, m, &t, &acc);
                 j = (uint16_t)(j + m);
             }
         }
@@ -1914,7 +1886,8 @@ void fx_conv_sparse(const fx_conv_sparse_t *p, const int16_t *x, int16_t *y,
         if (fast && (uint16_t)(p->chanptr[co + 1u] - p->chanptr[co]) <= FX_SPARSE_RUN_TAPS) {
             co = c.inside ? fx_sparse_inside(p, &c, co, co1, &pos)
                           : fx_sparse_borders(p, &c, co, co1, &pos);
-        } else if (fast && p->ow <= FX_SPARSE_ACC) {
+        } else if (fast && p->ow <= FX_SPARSE_ACC && p->kh <= FX_SPARSE_KMAX
+                   && (uint32_t)(p->kw - 1u) * p->dw < FX_SPARSE_KMAX) {    /* its classes */
             co = fx_sparse_long(p, &c, co, co1, &pos);
         } else {
             fx_sparse_chunked(p, pos.xg, pos.ych, co, oy0, oy1, c.in_lo, c.in_hi);

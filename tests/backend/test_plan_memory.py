@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from passes.plan_memory import (HIFRAM_START, LOWER_FRAM_BYTES, VECTOR_BYTES, Lifetime, PlanMemory, PlanMemoryOptions, _Item, is_planned,
                                 fmt_bytes, lifetimes, memory_summary, pack, uses_large_model,
-                                estimate_rodata_bytes, estimate_code_bytes, step_code_bytes)
+                                SPARSE_LONG_STACK, estimate_rodata_bytes, estimate_code_bytes, step_code_bytes)
 from transpiler.errors import BudgetError, PassError
 from transpiler.lir.ir import DTYPES, Buffer, Port, Program, Step
 from transpiler.lir.liveness import liveness, overlaps
@@ -509,3 +509,29 @@ def test_random_programs_plan_and_verify(p: Program, lower_room: int | None) -> 
     assert stats["sram_peak"] <= stats["sram_available"]
     assert stats["lower_fram_used"] <= stats["lower_fram_capacity"]
     assert (stats["hifram_activations"] > 0) == bool(stats["spilled_to_hifram"])
+
+
+@pytest.mark.parametrize("taps, extra", [(32, 0), (33, SPARSE_LONG_STACK)])
+def test_sparse_convs_with_wide_channels_reserve_more_stack(taps: int, extra: int) -> None:
+    """A conv_sparse channel of more than FX_SPARSE_RUN_TAPS (32) stored taps may take
+    fx_sparse_long, whose frame is deeper than the fast path's: plan-memory reserves
+    SPARSE_LONG_STACK more SRAM for the stack, and the activations get that much less."""
+    from transpiler.lir import kernels as K
+
+    p = Program("wide_sparse")
+    x = act(p, "x", (8, 4, 4))
+    y = act(p, "y", (2, 4, 4))
+    w = np.zeros((2, 8, 3, 3), dtype=np.int16)
+    w.reshape(2, -1)[0, :taps] = 5
+    values, offsets, chanptr = K.conv_sparse_from_dense(w, (4, 4))
+    for name, dtype, data in (("v", "i16", values), ("o", "u16", offsets), ("c", "u16", chanptr)):
+        p.add(Buffer(name, dtype, tuple(data.shape), q=[12] * 2 if name == "v" else None, data=data))
+    b = const(p, "b", "i32", (2,))
+    p.steps.append(Step("conv_sparse", "conv", [x, "v", "o", "c", b], [y],
+                        {"kernel": [3, 3], "stride": [1, 1], "pads": [1, 1, 1, 1], "dilation": [1, 1],
+                         "group": 1, "shift": [13, 13], "act": "relu"}))
+    p.inputs.append(Port("in", x))
+    p.outputs.append(Port("out", y))
+    _, stats = plan(p, sram=4096)
+    assert stats["stack_reserve"] == 1024 + extra
+    assert stats["sram_available"] == 4096 - 1024 - extra

@@ -296,6 +296,52 @@ def test_conv_sparse_c(sparse_harnesses: list[Harness],
     check(sparse_harnesses, [c for c, _ in flat], [e for _, e in flat])  # type: ignore[misc]
 
 
+@st.composite
+def long_channel_cases(draw: st.DrawFn) -> list[tuple[SparseCase, np.ndarray]]:
+    """Convs whose channels keep 33..300 stored taps (more than FX_SPARSE_RUN_TAPS: groups of 32
+    taps with partial sums per band of rows, fx_sparse_long; rows wider than FX_SPARSE_ACC = 64
+    outputs: the chunked path): inside the input or with borders, strided, dilated, grouped."""
+    group = draw(st.sampled_from([1, 1, 2, 3]))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    sh, sw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    pads = (0, 0, 0, 0) if draw(st.booleans()) else tuple(draw(st.integers(0, 2)) for _ in range(4))
+    taps = draw(st.lists(st.integers(33, 300), min_size=1, max_size=3))
+    cin_g = -(-max(taps) // (kh * kw))
+    cout_g = len(taps)
+    ih = draw(st.integers((kh - 1) * dh + 1, (kh - 1) * dh + 9))
+    wmax = min((kw - 1) * dw + 72, 32767 // (cin_g * ih))    # a group's offsets fit 16 bits
+    iw = draw(st.integers(min((kw - 1) * dw + 1, wmax), wmax))
+    oh, ow = K.out_hw((ih, iw), (kh, kw), (sh, sw), pads, (dh, dw))
+    rng = np.random.default_rng(draw(seeds))
+    cin, cout = group * cin_g, group * cout_g
+    x = int16_array(rng, draw(modes), (cin, ih, iw))
+    dense = int16_array(rng, "mix", (cout, cin_g * kh * kw))
+    w = np.zeros_like(dense)
+    for co in range(cout):      # exactly taps[co % cout_g] stored taps, none zero
+        keep = rng.choice(cin_g * kh * kw, size=taps[co % cout_g], replace=False)
+        w[co, keep] = np.where(dense[co, keep] == 0, 1, dense[co, keep])
+    w = w.reshape(cout, cin_g, kh, kw)
+    b = int32_array(rng, draw(modes), cout)
+    shift = rng.integers(-2, 24, size=cout)
+    act = draw(acts())
+    values, offsets, chanptr = K.conv_sparse_from_dense(w, (ih, iw), (dh, dw))
+    assert np.diff(chanptr.astype(int)).min() > TAPS
+    y = K.conv_sparse(x, values, offsets, chanptr, b, (kh, kw), (sh, sw), pads, (dh, dw), group, shift, act)
+    tiles, expected = draw(tiling_conv(y))
+    params = [cin, ih, iw, cout, oh, ow, kh, kw, sh, sw, dh, dw, pads[0], pads[1], group, *act_params(act)]
+    return [(SparseCase("conv_sparse", params, [x, values, offsets, chanptr, b, shift], tiles), expected),
+            (SparseCase("conv", params, [x, w, b, shift], [(0, cout, 0, oh)]), y)]
+
+
+@given(cases=st.lists(long_channel_cases(), min_size=1, max_size=3))
+@EXAMPLES
+def test_conv_sparse_long_channels_c(sparse_harnesses: list[Harness],
+                                     cases: list[list[tuple[SparseCase, np.ndarray]]]) -> None:
+    flat = [c for group in cases for c in group]
+    check(sparse_harnesses, [c for c, _ in flat], [e for _, e in flat])  # type: ignore[misc]
+
+
 CONV_EDGES = {
     # name: (cin, ih, iw, cout, kh, kw, stride, pads, dilation, group, density)
     "chunked-wide-rows": (12, 6, 37, 3, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1, 0.9),

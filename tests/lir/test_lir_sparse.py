@@ -187,12 +187,20 @@ def test_cost_model_counts_stored_weights() -> None:
 
 def test_sparse_conv_call_counts_classes_blocks_and_the_chunked_path() -> None:
     """A 3x3 pad 1 conv over 8x8: 2 border rows + interior, 2 border columns + interior; one row
-    of the interior has one row class; a channel of more than SPARSE_RUN_TAPS taps is chunked."""
+    of the interior has one row class; a channel of more than SPARSE_RUN_TAPS taps takes groups
+    of them (fx_sparse_long: 8 rows of 8 outputs are one band of SPARSE_ACC = 64) when its rows are
+    at most SPARSE_ACC wide, else the chunked path."""
     g = _ConvGeometry(cg=4, ih=8, iw=8, oh=8, ow=8, kh=3, kw=3, sh=1, sw=1, dh=1, dw=1, pt=1, pl=1)
     whole = sparse_conv_call(g, [5, 40], range(8))
-    assert (whole.classes, whole.channels, whole.taps, whole.blocks, whole.block_taps) == (6, 2, 5, 9, 45)
-    assert (whole.outputs, whole.macs, whole.chunk_taps, whole.chunk_macs) == (128, 5 * 64, 40, 40 * 64)
-    assert whole.chunk_border_macs == 40 * (2 * 8 + 6 * 2)
+    # the fast channel, then the long one's band: its classes again, 2 groups per block and output
+    assert (whole.classes, whole.channels, whole.taps, whole.blocks, whole.block_taps) == (12, 2, 45, 27, 405)
+    assert (whole.outputs, whole.macs, whole.group_outputs, whole.chunk_taps) == (128, 45 * 64, 2 * 64, 0)
+    wide = replace(g, iw=70, ow=70)     # rows wider than SPARSE_ACC: chunked
+    chunked = sparse_conv_call(wide, [5, 40], range(8))
+    assert (chunked.chunk_taps, chunked.chunk_macs, chunked.group_outputs) == (40, 40 * 560, 0)
+    assert chunked.chunk_border_macs == 40 * (2 * 70 + 6 * 2)
+    bands = sparse_conv_call(replace(g, iw=20, ow=20), [40], range(8))  # bands of 3, 3 and 2 rows
+    assert (bands.channels, bands.taps, bands.group_outputs) == (3, 120, 2 * 160)
     row = sparse_conv_call(g, [5], range(3, 4))
     assert (row.classes, row.blocks, row.block_taps, row.outputs) == (4, 3, 15, 8)
     inside = sparse_conv_call(replace(g, pt=0, pl=0, oh=6, ow=6), [5], range(6))

@@ -57,6 +57,13 @@ CONV_CASES = [
              K.Act("leaky", alpha=3277)),
     ConvCase("depthwise-1d", (3, 1, 20, 3, 1, 5, (1, 2), (0, 2, 0, 2), (1, 1), 3), 0.6, K.Act("relu")),
     ConvCase("wide-padding", (2, 3, 4, 5, 3, 5, (1, 1), (2, 3, 2, 3), (1, 1), 1), 0.5, K.Act("relu")),
+    # channels of more than FX_SPARSE_RUN_TAPS (32) taps: groups of 32 with partial sums
+    # (fx_sparse_long), inside, in bands of rows with borders, strided, dilated, grouped; rows wider
+    # than FX_SPARSE_ACC (64) outputs take the chunked path
+    ConvCase("long-inside", (12, 4, 5, 2, 3, 3, (1, 1), (0, 0, 0, 0), (1, 1), 1), 0.6, K.Act("relu")),
+    ConvCase("long-bands", (6, 10, 10, 2, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1), 0.9, K.Act("relu")),
+    ConvCase("long-strided-dilated-grouped", (12, 7, 7, 4, 3, 3, (2, 1), (2, 1, 1, 1), (2, 1), 2), 0.9),
+    ConvCase("long-wide-rows-chunked", (5, 2, 66, 2, 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 1), 0.9),
 ]
 EDGE_SHIFTS = (1, 2, 9, 14, 15, 16)
 

@@ -99,6 +99,9 @@ class OpCost:
     """conv_sparse: cycles per stored tap of a border output on the chunked path (range checks)."""
     call_stride: float = 0.0
     """conv_sparse: cycles of a call with a stride > 1 (the set-up's multiplications)."""
+    group_output: float = 0.0
+    """conv_sparse: cycles per output and group of FX_SPARSE_RUN_TAPS taps of a channel with more
+    taps (fx_sparse_long: the output's partial sum added and stored back, its image set up)."""
 
 
 # Fitted with bench/calibrate_cost.py on the patched msp430-elf-run (-O2, MPY32).
@@ -137,11 +140,16 @@ COSTS: dict[str, OpCost] = {
     # (5x5 no pad, 3x3 pad 1, 5x5 pad 2, 1x5, depthwise 3x3, stride 2, 16-channel 5x5 on the
     # chunked path; densities 0.02-1.0; small model, ReLU, shift 14): 0.91-1.10x the simulator's
     # cycles; every constant then raised by 8 % (over-estimates are safe for the tile pass; the
-    # large model is 5-15 % slower): 0.98-1.19x.
+    # large model is 5-15 % slower): 0.98-1.19x. A channel of more than 32 taps on fx_sparse_long
+    # pays the same per band (its classes, set-up, decoding, blocks and tables) and group_output
+    # per output and group of 32 taps: fitted on bench/sparse_speed.py's layers whose channels
+    # take it (5x5 no pad at 0.2 and 1.0, 3x3 pad 1 16x16 at 1.0, 3x3 pad 1 64 -> 32 ch 8x8 at
+    # 0.05-1.0): 26 cycles, raised to 48 so that none is under-predicted by more than 2 %:
+    # 0.98-1.11x the simulator's cycles.
     "fc_sparse": OpCost(base=36.0, mac=10.2, store=27.0),
     "conv_sparse": OpCost(base=0.0, mac=10.5, store=29.8, index=27.2, call=671, call_border=518,
                           call_stride=1369, channel=671, block=163, block_tap=23.3, chunk_index=70.0,
-                          slow_mac=22.1, chunk_border=19.8),
+                          slow_mac=22.1, chunk_border=19.8, group_output=48.0),
 }
 # Sparse steps whose input lies in HIFRAM (above 64 KiB; plan-memory puts activations there only
 # when lower FRAM cannot hold them, inputs of sparse steps last) run runtime_c/fx_sparse.c's portable
@@ -338,11 +346,11 @@ def step_work(program: Program, step: Step, cols: int | None = None) -> StepWork
     elif op == "tree_sum":
         units, macs, stores = out.size, bufs[step.inputs[0]].size, 1
     elif op == "fc_sparse":
-        units, macs, stores = out.size, max(_per_output_nnz(program, step), default=0), 1
+        units, macs, stores = out.size, max(per_output_nnz(program, step), default=0), 1
     elif op == "conv_sparse":
         cout, oh, ow = out.shape[-3:]
         units, stores = cout * oh, ow
-        most = max(_per_output_nnz(program, step), default=0)
+        most = max(per_output_nnz(program, step), default=0)
         macs = ow * most
         c = op_cost(program, step)
         if _sparse_near(c):     # the worst one-row call of one channel but what a call pays once
@@ -369,7 +377,7 @@ def op_cost(program: Program, step: Step) -> OpCost:
     return sparse_cost(program, step) if step.op in SPARSE_FAR else COSTS[step.op]
 
 
-def _per_output_nnz(program: Program, step: Step) -> list[int]:
+def per_output_nnz(program: Program, step: Step) -> list[int]:
     """Stored weights per output (fc_sparse) or per output channel (conv_sparse): the differences
     of the pointer array (input 3)."""
     ptr = program.buffers[step.inputs[3]].data
@@ -501,9 +509,10 @@ def conv_rows(program: Program, step: Step) -> list[ConvRow]:
     return rows
 
 
-SPARSE_RUN_TAPS = 32    # runtime_c/fx_sparse.c: FX_SPARSE_RUN_TAPS, FX_SPARSE_CLASSES, FX_SPARSE_KMAX
-SPARSE_CLASSES = 8
+SPARSE_RUN_TAPS = 32    # runtime_c/fx_sparse.c: FX_SPARSE_RUN_TAPS, FX_SPARSE_CLASSES, FX_SPARSE_KMAX,
+SPARSE_CLASSES = 8      # FX_SPARSE_ACC
 SPARSE_KMAX = 16
+SPARSE_ACC = 64
 
 
 @dataclass(frozen=True)
@@ -511,7 +520,8 @@ class SparseConvCall:
     """The work of one fx_conv_sparse call (near input) that the cost model counts:
     ``cost = call + call_border * classes + call_stride * strided + channel * channels
     + index * taps + block * blocks + block_tap * block_taps + store * outputs + mac * macs
-    + chunk_index * chunk_taps + slow_mac * chunk_macs + chunk_border * chunk_border_macs``."""
+    + chunk_index * chunk_taps + slow_mac * chunk_macs + chunk_border * chunk_border_macs
+    + group_output * group_outputs``."""
 
     classes: int = 0
     strided: int = 0
@@ -524,6 +534,7 @@ class SparseConvCall:
     chunk_taps: int = 0
     chunk_macs: int = 0
     chunk_border_macs: int = 0
+    group_outputs: int = 0
 
     def call_cycles(self, c: OpCost) -> float:
         """The cycles paid once per call: ``call``, ``call_border`` per class, ``call_stride``."""
@@ -533,7 +544,8 @@ class SparseConvCall:
         """Predicted cycles of the call with the constants ``c``."""
         return (self.call_cycles(c) + c.channel * self.channels + c.index * self.taps + c.block * self.blocks + c.block_tap * self.block_taps
                 + c.store * self.outputs + c.mac * self.macs + c.chunk_index * self.chunk_taps
-                + c.slow_mac * self.chunk_macs + c.chunk_border * self.chunk_border_macs)
+                + c.slow_mac * self.chunk_macs + c.chunk_border * self.chunk_border_macs
+                + c.group_output * self.group_outputs)
 
 
 def _inside(n_out: int, s: int, p: int, k: int, d: int, n_in: int) -> list[bool]:
@@ -541,13 +553,27 @@ def _inside(n_out: int, s: int, p: int, k: int, d: int, n_in: int) -> list[bool]
     return [o * s - p >= 0 and o * s - p + (k - 1) * d < n_in for o in range(n_out)]
 
 
+def _sparse_blocks(g: _ConvGeometry, row_in: list[bool], border_cols: int, rows: range) -> tuple[int, int, bool]:
+    """The row classes + column classes, the blocks (row class x column class) of the output rows
+    ``rows`` on the fast path, and whether every window of theirs lies inside the input."""
+    col_classes = border_cols + (border_cols < g.ow)
+    border_rows = sum(1 for oy in rows if not row_in[oy])
+    row_classes = border_rows + (border_rows < len(rows))
+    inside = border_rows == 0 and border_cols == 0
+    return row_classes + col_classes, 1 if inside else row_classes * col_classes, inside
+
+
 def sparse_conv_call(g: _ConvGeometry, taps: list[int], rows: range) -> SparseConvCall:
     """What one fx_conv_sparse call over the channels with ``taps`` stored taps each and the output
     rows ``rows`` does (runtime_c/fx_sparse.c, fx_conv_sparse): the fast path (a channel with at
     most SPARSE_RUN_TAPS taps) runs one block per channel when every window lies inside the input,
     else a block per row class x column class (the border rows and columns, one class each, and the
-    interior); the chunked path decodes the taps per channel and call and checks border taps. Which
-    path is decided by the whole step's classes (a call of fewer rows has no more classes)."""
+    interior). A channel with more taps takes the fast path's tables in groups of SPARSE_RUN_TAPS
+    taps (fx_sparse_long) when rows are at most SPARSE_ACC outputs wide: band by band of
+    SPARSE_ACC // ow rows, the band's classes once, per channel and band a set-up, its taps decoded
+    and each group's tables per block, a partial sum per output and group; else the chunked path
+    decodes the taps per channel and call and checks border taps. Which path is decided by the
+    whole step's classes (a call of fewer rows has no more classes)."""
     row_in = _inside(g.oh, g.sh, g.pt, g.kh, g.dh, g.ih)
     col_in = _inside(g.ow, g.sw, g.pl, g.kw, g.dw, g.iw)
     border_cols = col_in.count(False)
@@ -555,20 +581,35 @@ def sparse_conv_call(g: _ConvGeometry, taps: list[int], rows: range) -> SparseCo
     step_rows = row_in.count(False) + (True in row_in)
     fits = (g.kh <= SPARSE_KMAX and (g.kw - 1) * g.dw < SPARSE_KMAX and step_rows <= SPARSE_CLASSES
             and col_classes <= SPARSE_CLASSES)
-    border_rows = sum(1 for oy in rows if not row_in[oy])
-    row_classes = border_rows + (border_rows < len(rows))
-    inside = border_rows == 0 and border_cols == 0
-    blocks = 1 if inside else row_classes * col_classes
+    classes, blocks, inside = _sparse_blocks(g, row_in, border_cols, rows)
     border_outputs = sum(g.ow if not row_in[oy] else border_cols for oy in rows)
     outputs = len(rows) * g.ow
     n_fast = [n for n in taps if fits and n <= SPARSE_RUN_TAPS]
-    n_slow = [n for n in taps if not (fits and n <= SPARSE_RUN_TAPS)]
-    return SparseConvCall(
-        classes=0 if inside else row_classes + col_classes, strided=int(g.sh > 1 or g.sw > 1),
+    long_ok = fits and g.ow <= SPARSE_ACC and g.kh <= SPARSE_KMAX and (g.kw - 1) * g.dw < SPARSE_KMAX
+    n_long = [n for n in taps if long_ok and n > SPARSE_RUN_TAPS]
+    n_slow = [n for n in taps if n > SPARSE_RUN_TAPS and not long_ok]
+    call = SparseConvCall(
+        classes=0 if inside else classes, strided=int(g.sh > 1 or g.sw > 1),
         channels=len(taps), taps=sum(n_fast), blocks=blocks * len(n_fast),
         block_taps=0 if inside else blocks * sum(n_fast), outputs=outputs * len(taps),
-        macs=outputs * sum(n_fast), chunk_taps=sum(n_slow), chunk_macs=outputs * sum(n_slow),
+        macs=outputs * sum(n_fast + n_long), chunk_taps=sum(n_slow), chunk_macs=outputs * sum(n_slow),
         chunk_border_macs=border_outputs * sum(n_slow))
+    if not n_long:
+        return call
+    band = SPARSE_ACC // g.ow
+    extra = {"classes": 0, "channels": -len(n_long), "taps": 0, "blocks": 0, "block_taps": 0,
+             "group_outputs": 0}
+    for oy in range(rows.start, rows.stop, band):
+        part = range(oy, min(oy + band, rows.stop))
+        b_classes, b_blocks, _ = _sparse_blocks(g, row_in, border_cols, part)
+        groups = [-(-n // SPARSE_RUN_TAPS) for n in n_long]
+        extra["classes"] += b_classes          # fx_sparse_long takes classes even inside
+        extra["channels"] += len(n_long)
+        extra["taps"] += sum(n_long)
+        extra["blocks"] += b_blocks * sum(groups)
+        extra["block_taps"] += b_blocks * sum(n_long)
+        extra["group_outputs"] += len(part) * g.ow * sum(groups)
+    return replace(call, **{k: getattr(call, k) + v for k, v in extra.items()})
 
 
 def _sparse_near(cost: OpCost) -> bool:
@@ -598,7 +639,7 @@ def _sparse_setup_cycles(program: Program, step: Step) -> float:
     """conv_sparse: the most cycles a call pays for a channel it starts inside (the channel's
     set-up, its table, its blocks), over one-row calls of the channel with the most taps."""
     c = COSTS["conv_sparse"]
-    most = max(_per_output_nnz(program, step), default=0)
+    most = max(per_output_nnz(program, step), default=0)
     oh = program.buffers[step.outputs[0]].shape[-2]
     rows = [replace(_sparse_row(program, step, most, oy), outputs=0, macs=0, chunk_macs=0, chunk_border_macs=0)
             for oy in range(oh)]
@@ -679,7 +720,7 @@ def step_cycles(program: Program, step: Step) -> float:
         work = step_work(program, step)
         return work.units * work.cycles_per_unit
     cost = sparse_cost(program, step)
-    per = _per_output_nnz(program, step)
+    per = per_output_nnz(program, step)
     out = program.buffers[step.outputs[0]]
     if step.op == "fc_sparse":
         return len(per) * (cost.base + cost.store) + cost.mac * sum(per)

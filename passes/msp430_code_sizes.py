@@ -7,7 +7,7 @@ msp430-elf-gcc (freeml-tx msp430 toolchain, Debian gcc-12-source 12.2.0-14+deb12
 its section. plan-memory adds up what is reachable from the entry points a program's steps call.
 """
 
-SOURCES_SHA256 = '4035f5176b9f13c1ae06dc0ca0e3c052821e3c3c443087d847a4f4b799c59f0d'
+SOURCES_SHA256 = 'c6e51c5a5e91dba7ebaa74c83599194f8136c2fd80339edc9499c67d49a55a53'
 
 GRAPHS: dict[str, dict[str, dict[str, object]]] = {
  "large": {
@@ -281,6 +281,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_sparse.c:.text.fx_sparse_borders",
     "fx_sparse.c:.text.fx_sparse_chunked",
     "fx_sparse.c:.text.fx_sparse_inside",
+    "fx_sparse.c:.text.fx_sparse_long",
     "fx_sparse.c:.text.fx_sparse_setup",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
@@ -295,19 +296,13 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.text.fx_requant",
     "fx_sparse.c:.lower.rodata.fx_sp_pow2"
    ],
-   "fx_sparse.c:.text.fx_sparse_block": [
-    "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant",
-    "fx_sparse.c:.text.fx_sparse_run"
-   ],
    "fx_sparse.c:.text.fx_sparse_borders": [
     "fx_requant.c:.text.fx_apply_act",
     "fx_requant.c:.text.fx_requant",
-    "fx_sparse.c:.text.fx_sparse_block",
+    "fx_sparse.c:.text.fx_sparse_classes",
     "fx_sparse.c:.text.fx_sparse_geo",
     "fx_sparse.c:.text.fx_sparse_rq",
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+    "fx_sparse.c:.text.fx_sparse_run"
    ],
    "fx_sparse.c:.text.fx_sparse_chunked": [
     "fx_requant.c:.text.fx_apply_act",
@@ -318,15 +313,31 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
+   "fx_sparse.c:.text.fx_sparse_classes": [
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   ],
    "fx_sparse.c:.text.fx_sparse_geo": [
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
    "fx_sparse.c:.text.fx_sparse_inside": [
-    "fx_sparse.c:.text.fx_sparse_block",
+    "fx_requant.c:.text.fx_apply_act",
+    "fx_requant.c:.text.fx_requant",
     "fx_sparse.c:.text.fx_sparse_rq",
     "fx_sparse.c:.text.fx_sparse_run",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2"
+   ],
+   "fx_sparse.c:.text.fx_sparse_long": [
+    "fx_requant.c:.text.fx_apply_act",
+    "fx_requant.c:.text.fx_requant",
+    "fx_sparse.c:.text.fx_sparse_classes",
+    "fx_sparse.c:.text.fx_sparse_geo",
+    "fx_sparse.c:.text.fx_sparse_rq",
+    "fx_sparse.c:.text.fx_sparse_run",
+    "libgcc.a(lib2divHI.o):.text.__udivhi3",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
    "fx_sparse.c:.text.fx_sparse_pixel": [
     "fx_sparse.c:.text.fx_sparse_dot",
@@ -801,7 +812,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "rodata"
    ],
    "fx_sparse.c:.text.fx_conv_sparse": [
-    430,
+    532,
     "code"
    ],
    "fx_sparse.c:.text.fx_fc_sparse": [
@@ -812,16 +823,16 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     2306,
     "code"
    ],
-   "fx_sparse.c:.text.fx_sparse_block": [
-    250,
-    "code"
-   ],
    "fx_sparse.c:.text.fx_sparse_borders": [
-    2808,
+    1576,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_chunked": [
     1994,
+    "code"
+   ],
+   "fx_sparse.c:.text.fx_sparse_classes": [
+    1486,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_dot": [
@@ -833,7 +844,11 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_inside": [
-    576,
+    632,
+    "code"
+   ],
+   "fx_sparse.c:.text.fx_sparse_long": [
+    2532,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_pixel": [
@@ -841,11 +856,11 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_rq": [
-    166,
+    170,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_run": [
-    788,
+    840,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_setup": [
@@ -1217,6 +1232,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_sparse.c:.text.fx_sparse_borders",
     "fx_sparse.c:.text.fx_sparse_chunked",
     "fx_sparse.c:.text.fx_sparse_inside",
+    "fx_sparse.c:.text.fx_sparse_long",
     "fx_sparse.c:.text.fx_sparse_setup",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
@@ -1230,19 +1246,13 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.text.fx_requant",
     "fx_sparse.c:.rodata.fx_sp_pow2"
    ],
-   "fx_sparse.c:.text.fx_sparse_block": [
-    "fx_requant.c:.text.fx_apply_act",
-    "fx_requant.c:.text.fx_requant",
-    "fx_sparse.c:.text.fx_sparse_run"
-   ],
    "fx_sparse.c:.text.fx_sparse_borders": [
     "fx_requant.c:.text.fx_apply_act",
     "fx_requant.c:.text.fx_requant",
-    "fx_sparse.c:.text.fx_sparse_block",
+    "fx_sparse.c:.text.fx_sparse_classes",
     "fx_sparse.c:.text.fx_sparse_geo",
     "fx_sparse.c:.text.fx_sparse_rq",
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
-    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+    "fx_sparse.c:.text.fx_sparse_run"
    ],
    "fx_sparse.c:.text.fx_sparse_chunked": [
     "fx_requant.c:.text.fx_apply_act",
@@ -1254,15 +1264,31 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulsi2",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
+   "fx_sparse.c:.text.fx_sparse_classes": [
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
+   ],
    "fx_sparse.c:.text.fx_sparse_geo": [
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
    "fx_sparse.c:.text.fx_sparse_inside": [
-    "fx_sparse.c:.text.fx_sparse_block",
+    "fx_requant.c:.text.fx_apply_act",
+    "fx_requant.c:.text.fx_requant",
     "fx_sparse.c:.text.fx_sparse_rq",
     "fx_sparse.c:.text.fx_sparse_run",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2"
+   ],
+   "fx_sparse.c:.text.fx_sparse_long": [
+    "fx_requant.c:.text.fx_apply_act",
+    "fx_requant.c:.text.fx_requant",
+    "fx_sparse.c:.text.fx_sparse_classes",
+    "fx_sparse.c:.text.fx_sparse_geo",
+    "fx_sparse.c:.text.fx_sparse_rq",
+    "fx_sparse.c:.text.fx_sparse_run",
+    "libgcc.a(lib2divHI.o):.text.__udivhi3",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__mulhi2",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
    "fx_sparse.c:.text.fx_sparse_pixel": [
     "fx_sparse.c:.text.fx_sparse_dot",
@@ -1736,7 +1762,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "rodata"
    ],
    "fx_sparse.c:.text.fx_conv_sparse": [
-    424,
+    508,
     "code"
    ],
    "fx_sparse.c:.text.fx_fc_sparse": [
@@ -1747,16 +1773,16 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     2274,
     "code"
    ],
-   "fx_sparse.c:.text.fx_sparse_block": [
-    238,
-    "code"
-   ],
    "fx_sparse.c:.text.fx_sparse_borders": [
-    2582,
+    1462,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_chunked": [
     1860,
+    "code"
+   ],
+   "fx_sparse.c:.text.fx_sparse_classes": [
+    1330,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_dot": [
@@ -1768,7 +1794,11 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_inside": [
-    550,
+    600,
+    "code"
+   ],
+   "fx_sparse.c:.text.fx_sparse_long": [
+    2372,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_pixel": [
@@ -1776,11 +1806,11 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_rq": [
-    158,
+    162,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_run": [
-    778,
+    830,
     "code"
    ],
    "fx_sparse.c:.text.fx_sparse_setup": [

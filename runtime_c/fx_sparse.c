@@ -37,13 +37,28 @@
  * output's last tap to the next output's first), then the bias added in registers and a
  * requantisation on 16-bit halves specialised for ReLU and none (with ReLU 25 + 2 (16 - shift)
  * cycles per output besides the taps, about 10 more with none; bench/sparse_speed.py: 70-71 % of
- * the ideal speed-up at 10 % density). A channel with more taps, an x above 64 KiB in the large
- * model, or a call with more classes or a kernel row longer than FX_SPARSE_KMAX takes the chunked
- * path: taps decoded FX_SPARSE_CONV_TAPS at a time, segments of FX_SPARSE_CONV_SEG outputs with
- * 32-bit partial sums, interior windows without checks and border taps checked against their
- * valid ranges. Stack (small model): fx_conv_sparse 66 bytes + fx_sparse_borders about 590 (the
- * list, classes and table) or fx_sparse_inside about 220 or fx_sparse_chunked about 430 ((3 *
- * FX_SPARSE_CONV_TAPS + 1) * 2 + 4 * FX_SPARSE_CONV_SEG and the walk).
+ * the ideal speed-up at 10 % density).
+ * A channel with more taps (fx_sparse_long), in a call the fast path takes with rows of at most
+ * FX_SPARSE_ACC (64) outputs and a kernel within FX_SPARSE_KMAX, runs band by band of
+ * FX_SPARSE_ACC / ow output rows (the band's classes once for its channels): its taps pass in
+ * groups of FX_SPARSE_RUN_TAPS through fx_sparse_list, the blocks' tables and fx_sparse_run, each
+ * output keeping its 32-bit partial sum in the band's image between the groups (fx_sparse_run adds
+ * it into RESLO/RESHI after tap 0 and stores it back, or requantises after the last group: about
+ * 26 cycles per output and group besides the taps; the fast path's own code and cycles are
+ * unchanged). bench/sparse_speed.py, conv 3x3 pad 1 64 -> 32 ch at 8x8 (576 weights per channel):
+ * 16.6 cycles per stored weight and output at 10 % density, 51 % of the ideal speed-up (the
+ * chunked path: 43.5 and 22 %), 49 % at 5 %; its geometry (64 outputs per channel, 28 of them on
+ * the border) keeps the fast path itself at 42 % at 2 %. A channel with more taps in rows wider
+ * than FX_SPARSE_ACC, an x above 64 KiB in the large model, or a call with more classes or a
+ * kernel row longer than FX_SPARSE_KMAX takes the chunked path: taps decoded FX_SPARSE_CONV_TAPS
+ * at a time, segments of FX_SPARSE_CONV_SEG outputs with 32-bit partial sums, interior windows
+ * without checks and border taps checked against their valid ranges (about 44 cycles per stored
+ * weight and output).
+ * Stack (-fstack-usage, small / large model): fx_conv_sparse 68 / 90 bytes + fx_sparse_borders
+ * 578 / 636 (the list and table; its callee fx_sparse_classes 66 / 94) or fx_sparse_inside 216 /
+ * 242 or fx_sparse_chunked 432 / 460 or fx_sparse_long 888 / 962 (a band's partial sums, the
+ * list, classes and table): plan-memory reserves SPARSE_LONG_STACK more for a program with a
+ * channel of more than FX_SPARSE_RUN_TAPS taps.
  *
  * Offsets and d are uint16: the offsets' layout of one group must have at most 65535 elements
  * (cin / group * Hv * Wv <= 65535; d is computed modulo 2^16 and every valid tap's input index

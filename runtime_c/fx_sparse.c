@@ -819,8 +819,8 @@ typedef struct {
 #define FX_SP_LW_(f) ((int)offsetof(fx_sparse_lw_t, f))
 #endif
 
-/* Inlined into each caller, so that the fast path's calls (acc NULL) keep their code and frame: the helpers of
- * fx_sparse_inside, fx_sparse_borders and fx_sparse_long. */
+/* The helpers of fx_sparse_inside, fx_sparse_borders and fx_sparse_long: inlined into each
+ * caller, so that the fast path's calls (acc NULL) keep their code and cycles. */
 #if defined(__GNUC__)
 #define FX_SP_INLINE_ static inline __attribute__((always_inline))
 #else
@@ -832,8 +832,8 @@ typedef struct {
  * mask and its column's (indexed by kx * dw, the offset in the row). On the MSP430 with MPY32 an
  * assembly loop: 31 cycles per tap, about 15 per kernel row or channel passed. */
 FX_SP_INLINE_ void fx_sparse_list(const fx_sparse_geo_t *g, const fx_sparse_classes_t *k,
-                           const uint16_t *off, const int16_t *val, uint16_t n,
-                           fx_sparse_tap_t *list)
+                                  const uint16_t *off, const int16_t *val, uint16_t n,
+                                  fx_sparse_tap_t *list)
 {
     const fx_sparse_tap_t *const end = list + n;
     const uint16_t kh = g->kh, vrs = g->vrow, vcs = g->vchan;
@@ -955,7 +955,7 @@ FX_SP_INLINE_ void fx_sparse_list(const fx_sparse_geo_t *g, const fx_sparse_clas
  * the form fx_sparse_run reads (for a block whose origin moves by cstep elements per column). On
  * the MSP430 with MPY32 an assembly loop: 21 cycles per tap taken, 8 per tap left. */
 FX_SP_INLINE_ void fx_sparse_table(fx_sparse_table_t *t, const fx_sparse_tap_t *list, uint16_t n,
-                            uint16_t need, uint16_t cstep)
+                                   uint16_t need, uint16_t cstep)
 {
     const fx_sparse_tap_t *const end = list + n;
     uint16_t *q = t->pairs;
@@ -1011,8 +1011,8 @@ FX_SP_INLINE_ void fx_sparse_table(fx_sparse_table_t *t, const fx_sparse_tap_t *
 /* t's taps: all n of a channel, straight from its offsets, for a block whose windows lie inside
  * the input (the offsets are then the taps' input offsets) and move by cstep elements per
  * column. On the MSP430 with MPY32 two taps per loop, 14 cycles per tap. */
-FX_SP_INLINE_ void fx_sparse_direct(const uint16_t *off, const int16_t *val, uint16_t n, uint16_t cstep,
-                             fx_sparse_table_t *t)
+FX_SP_INLINE_ void fx_sparse_direct(const uint16_t *off, const int16_t *val, uint16_t n,
+                                    uint16_t cstep, fx_sparse_table_t *t)
 {
     uint16_t prev = 0;
 #if FX_SPARSE_ASM
@@ -1379,7 +1379,7 @@ static int16_t fx_sparse_acc_out(const fx_sparse_table_t *t, const fx_sparse_acc
  * fx_sparse_run (on the MSP430 with MPY32 after the block's walk is stored in t). With acc (a
  * group of a channel's taps): the partial sums of the band's image, stored by the last group. */
 FX_SP_INLINE_ void fx_sparse_block(fx_sparse_table_t *t, const fx_sparse_block_t *b,
-                            const fx_sparse_acc_t *acc)
+                                   const fx_sparse_acc_t *acc)
 {
     if (t->n == 0u) {
         int16_t *yline = b->yp;
@@ -1393,7 +1393,8 @@ FX_SP_INLINE_ void fx_sparse_block(fx_sparse_table_t *t, const fx_sparse_block_t
         for (r = 0; r < b->nrows; ++r) {
             int16_t *yp = yline;
             for (c = 0; c < b->ncols; ++c) {
-                FX_STORE(*yp, acc == NULL ? v : fx_sparse_acc_out(t, acc, acc->img[yp - acc->ybase]));
+                FX_STORE(*yp, acc == NULL ? v
+                                          : fx_sparse_acc_out(t, acc, acc->img[yp - acc->ybase]));
                 yp += b->ycol;
             }
             yline += b->yrow;
@@ -1524,9 +1525,9 @@ static void fx_sparse_classes(const fx_conv_sparse_t *p, const fx_sparse_call_t 
 /* A block of one output (a corner) straight from list, with no table: bias + the products of the
  * taps whose mask has every bit of need, read at the window origin org + d of xg (mod 2^16).
  * With acc: from and (unless the last group) back to the output's partial sum. */
-FX_SP_INLINE_ void fx_sparse_one(const fx_sparse_table_t *t, const fx_sparse_tap_t *list, uint16_t n,
-                          uint16_t need, const int16_t *xg, uint16_t org, int16_t *y,
-                          const fx_sparse_acc_t *acc)
+FX_SP_INLINE_ void fx_sparse_one(const fx_sparse_table_t *t, const fx_sparse_tap_t *list,
+                                 uint16_t n, uint16_t need, const int16_t *xg, uint16_t org,
+                                 int16_t *y, const fx_sparse_acc_t *acc)
 {
     const fx_sparse_tap_t *const end = list + n;
     uint32_t *const slot = acc == NULL ? NULL : acc->img + (y - acc->ybase);
@@ -1551,9 +1552,9 @@ FX_SP_INLINE_ void fx_sparse_one(const fx_sparse_table_t *t, const fx_sparse_tap
  * them, with acc), block by block; a border column runs as one line down the rows of its row
  * class. */
 FX_SP_INLINE_ void fx_sparse_channel(const fx_conv_sparse_t *p, const fx_sparse_call_t *c,
-                              const fx_sparse_classes_t *k, const int16_t *xg, int16_t *ych,
-                              const fx_sparse_tap_t *list, uint16_t n, fx_sparse_table_t *t,
-                              const fx_sparse_acc_t *acc)
+                                     const fx_sparse_classes_t *k, const int16_t *xg, int16_t *ych,
+                                     const fx_sparse_tap_t *list, uint16_t n, fx_sparse_table_t *t,
+                                     const fx_sparse_acc_t *acc)
 {
     fx_sparse_block_t b;
     fx_sparse_mask_t need;      /* the block's row and column class */

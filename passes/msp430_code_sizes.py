@@ -7,7 +7,7 @@ msp430-elf-gcc (freeml-tx msp430 toolchain, Debian gcc-12-source 12.2.0-14+deb12
 its section. plan-memory adds up what is reachable from the entry points a program's steps call.
 """
 
-SOURCES_SHA256 = 'c6e51c5a5e91dba7ebaa74c83599194f8136c2fd80339edc9499c67d49a55a53'
+SOURCES_SHA256 = '552951fab51543d2cc00cf874c672d08a2ec4c0c591960f4ee35274d16dbc128'
 
 GRAPHS: dict[str, dict[str, dict[str, object]]] = {
  "large": {
@@ -279,10 +279,9 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    ],
    "fx_sparse.c:.text.fx_conv_sparse": [
     "fx_sparse.c:.text.fx_sparse_borders",
-    "fx_sparse.c:.text.fx_sparse_chunked",
     "fx_sparse.c:.text.fx_sparse_inside",
-    "fx_sparse.c:.text.fx_sparse_long",
     "fx_sparse.c:.text.fx_sparse_setup",
+    "fx_sparse.c:.text.fx_sparse_wide",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
    "fx_sparse.c:.text.fx_fc_sparse": [
@@ -361,6 +360,11 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.text.fx_apply_act",
     "fx_requant.c:.text.fx_requant",
     "libgcc.a(slli.o):.text.__mspabi_slll"
+   ],
+   "fx_sparse.c:.text.fx_sparse_wide": [
+    "fx_sparse.c:.text.fx_sparse_chunked",
+    "fx_sparse.c:.text.fx_sparse_long",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
    "fx_tree.c:.text.fx_tree_sum": [
     "fx_requant.c:.text.fx_requant"
@@ -812,7 +816,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "rodata"
    ],
    "fx_sparse.c:.text.fx_conv_sparse": [
-    532,
+    344,
     "code"
    ],
    "fx_sparse.c:.text.fx_fc_sparse": [
@@ -869,6 +873,10 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    ],
    "fx_sparse.c:.text.fx_sparse_slow": [
     82,
+    "code"
+   ],
+   "fx_sparse.c:.text.fx_sparse_wide": [
+    200,
     "code"
    ],
    "fx_tree.c:.text.fx_tree_sum": [
@@ -1230,10 +1238,9 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    ],
    "fx_sparse.c:.text.fx_conv_sparse": [
     "fx_sparse.c:.text.fx_sparse_borders",
-    "fx_sparse.c:.text.fx_sparse_chunked",
     "fx_sparse.c:.text.fx_sparse_inside",
-    "fx_sparse.c:.text.fx_sparse_long",
     "fx_sparse.c:.text.fx_sparse_setup",
+    "fx_sparse.c:.text.fx_sparse_wide",
     "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
    "fx_sparse.c:.text.fx_fc_sparse": [
@@ -1311,6 +1318,11 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "fx_requant.c:.text.fx_apply_act",
     "fx_requant.c:.text.fx_requant",
     "libgcc.a(slli.o):.text.__mspabi_slll"
+   ],
+   "fx_sparse.c:.text.fx_sparse_wide": [
+    "fx_sparse.c:.text.fx_sparse_chunked",
+    "fx_sparse.c:.text.fx_sparse_long",
+    "libmul_f5.a(lib2hw_mul_f5.o):.text.__umulhisi2"
    ],
    "fx_tree.c:.text.fx_tree_sum": [
     "fx_requant.c:.text.fx_requant"
@@ -1762,7 +1774,7 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
     "rodata"
    ],
    "fx_sparse.c:.text.fx_conv_sparse": [
-    508,
+    330,
     "code"
    ],
    "fx_sparse.c:.text.fx_fc_sparse": [
@@ -1819,6 +1831,10 @@ GRAPHS: dict[str, dict[str, dict[str, object]]] = {
    ],
    "fx_sparse.c:.text.fx_sparse_slow": [
     82,
+    "code"
+   ],
+   "fx_sparse.c:.text.fx_sparse_wide": [
+    180,
     "code"
    ],
    "fx_tree.c:.text.fx_tree_sum": [

@@ -1845,6 +1845,22 @@ FX_NOINLINE static void fx_sparse_chunked(const fx_conv_sparse_t *p, const int16
     }
 }
 
+/* Channel co of more than FX_SPARSE_RUN_TAPS taps and the ones after it: fx_sparse_long when the
+ * fast path takes the call (fast), its rows are at most FX_SPARSE_ACC wide and its kernel fits
+ * the classes, else channel co on the chunked path. Returns the first channel it leaves. */
+FX_NOINLINE static uint16_t fx_sparse_wide(const fx_conv_sparse_t *p, fx_sparse_call_t *c,
+                                           uint16_t co, uint16_t co1, fx_sparse_pos_t *pos,
+                                           int fast)
+{
+    if (fast && p->ow <= FX_SPARSE_ACC && p->kh <= FX_SPARSE_KMAX
+        && (uint32_t)(p->kw - 1u) * p->dw < FX_SPARSE_KMAX) {
+        return fx_sparse_long(p, c, co, co1, pos);
+    }
+    fx_sparse_chunked(p, pos->xg, pos->ych, co, c->oy0, c->oy1, c->in_lo, c->in_hi);
+    fx_sparse_next(c, pos);
+    return (uint16_t)(co + 1u);
+}
+
 /* What the channels of the call [co0, co1) x [oy0, oy1) share (c), and where its first channel
  * is (pos). Not inlined: its temporaries stay out of fx_conv_sparse's frame, which the fast path's
  * adds to. */
@@ -1902,13 +1918,8 @@ void fx_conv_sparse(const fx_conv_sparse_t *p, const int16_t *x, int16_t *y,
         if (fast && (uint16_t)(p->chanptr[co + 1u] - p->chanptr[co]) <= FX_SPARSE_RUN_TAPS) {
             co = c.inside ? fx_sparse_inside(p, &c, co, co1, &pos)
                           : fx_sparse_borders(p, &c, co, co1, &pos);
-        } else if (fast && p->ow <= FX_SPARSE_ACC && p->kh <= FX_SPARSE_KMAX
-                   && (uint32_t)(p->kw - 1u) * p->dw < FX_SPARSE_KMAX) {    /* its classes */
-            co = fx_sparse_long(p, &c, co, co1, &pos);
         } else {
-            fx_sparse_chunked(p, pos.xg, pos.ych, co, oy0, oy1, c.in_lo, c.in_hi);
-            fx_sparse_next(&c, &pos);
-            ++co;
+            co = fx_sparse_wide(p, &c, co, co1, &pos, fast);
         }
     }
 }

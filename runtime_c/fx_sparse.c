@@ -46,9 +46,10 @@
  * it into RESLO/RESHI after tap 0 and stores it back, or requantises after the last group: about
  * 26 cycles per output and group besides the taps; the fast path's own code and cycles are
  * unchanged). bench/sparse_speed.py, conv 3x3 pad 1 64 -> 32 ch at 8x8 (576 weights per channel):
- * 16.6 cycles per stored weight and output at 10 % density, 51 % of the ideal speed-up (the
- * chunked path: 43.5 and 22 %), 49 % at 5 %; its geometry (64 outputs per channel, 28 of them on
- * the border) keeps the fast path itself at 42 % at 2 %. A channel with more taps in rows wider
+ * 44 + 15.8 cycles per stored weight per output (its fit over densities <= 10 %; the chunked
+ * path: 43.5 per weight), 51 % of the ideal speed-up at 10 % density (was 22 %), 49 % at 5 % (was
+ * 34 %); its geometry (64 outputs per channel, 28 of them on the border, tables and corners per
+ * channel) keeps the fast path itself at 42 % at 2 %. A channel with more taps in rows wider
  * than FX_SPARSE_ACC, an x above 64 KiB in the large model, or a call with more classes or a
  * kernel row longer than FX_SPARSE_KMAX takes the chunked path: taps decoded FX_SPARSE_CONV_TAPS
  * at a time, segments of FX_SPARSE_CONV_SEG outputs with 32-bit partial sums, interior windows

@@ -7,7 +7,7 @@ msp430-elf-gcc (freeml-tx msp430 toolchain, Debian gcc-12-source 12.2.0-14+deb12
 its section. plan-memory adds up what is reachable from the entry points a program's steps call.
 """
 
-SOURCES_SHA256 = '552951fab51543d2cc00cf874c672d08a2ec4c0c591960f4ee35274d16dbc128'
+SOURCES_SHA256 = '881643756178335f2f66c98d7c0b3f6e9cc01ccfc6f3f99b6f3e130489e87c39'
 
 GRAPHS: dict[str, dict[str, dict[str, object]]] = {
  "large": {

@@ -737,12 +737,14 @@ EXPECTATIONS: tuple[Expect, ...] = (
            "align_corners to a height of 1: the coordinate divides by zero, and onnxruntime (which the "
            "compiler follows) and the test's reference values differ", r"align_corners resizing to length 1"),
     Expect(r"^test_resize_downsample_(scales|sizes)_nearest", UNSUPPORTED,
-           "nearest downsampling (factors 1/2, 3/4): only integer upsampling factors", r"is not an integer >= 1"),
+           "nearest downsampling (factors 1/2, 3/4) with round_prefer_floor: a non-integer resize is reproduced "
+           "only with floor/ceil rounding", r"not an integer upsampling"),
     Expect(r"^test_resize_upsample_sizes_nearest(_axes_2_3|_axes_3_2|_not_larger)?$", UNSUPPORTED,
-           "sizes [7, 8] (or [7, 7]) from [2, 2]: factor 7/2 is not an integer", r"scale 7/2 of axis 2"),
-    Expect(r"^test_resize_upsample_sizes_nearest_(floor_align_corners|round_prefer_ceil_asymmetric|ceil_half_pixel)$",
-           UNSUPPORTED, "factor 2, but the index rule (align_corners/floor, asymmetric/round_prefer_ceil, "
-           "half_pixel/ceil) picks other rows than i // 2: not replication", r"does not repeat each element"),
+           "sizes [7, 8] (or [7, 7]) from [2, 2] with round_prefer_floor: a non-integer resize is reproduced only "
+           "with floor/ceil rounding", r"scale 7/2x[78]/2 \(not an integer upsampling"),
+    Expect(r"^test_resize_upsample_sizes_nearest_round_prefer_ceil_asymmetric$", UNSUPPORTED,
+           "factor 2 with round_prefer_ceil: the index rule picks other rows than i // 2, and a non-integer map is "
+           "reproduced only with floor/ceil rounding", r"not an integer upsampling"),
     Expect(r"^test_convtranspose_3d$", UNSUPPORTED, "3-D transposed convolution (rank-5 input): only 1-D and 2-D",
            r"is not \[1, C, L\] or \[1, C, H, W\]"),
     Expect(r"^test_convtranspose_(output_shape|kernel_shape|autopad_same)$", UNSUPPORTED,

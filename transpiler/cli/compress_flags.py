@@ -26,6 +26,9 @@ from typing import Any, NoReturn
 from transpiler.errors import BudgetError, Location
 
 
+GNET_HINT = "a smaller gNet head (fewer exits: --gnet exits=...; --gnet-pool 1x1)"
+
+
 def add_compress_arguments(parser: argparse.ArgumentParser) -> None:
     """--max-drop, --task and --compress."""
     parser.add_argument("--max-drop", type=_points, default=1.0, metavar="POINTS",
@@ -113,7 +116,7 @@ def _refuse(args: argparse.Namespace, sizes: Any, floor: int, budget: int, what:
         location=Location(file=str(getattr(args, "model", "")) or None),
         hint=f"use a smaller model (about {over:.0f}x fewer weights: fewer or narrower layers, a width "
              f"multiplier, fewer classes), or a larger --fram"
-             + ("; a smaller gNet head (fewer exits: --gnet exits=...; --gnet-pool 1x1)" if gnet else ""))
+             + (f"; {GNET_HINT}" if gnet else ""))
 
 
 def _refuse_no_room(args: argparse.Namespace, size: int, floor: int, overhead: Any, ceiling: int) -> NoReturn:
@@ -132,6 +135,8 @@ def _refuse_no_room(args: argparse.Namespace, size: int, floor: int, overhead: A
         ways.append("more --sram, so that fewer activations move to FRAM")
     if overhead.activations:
         ways.append("smaller feature maps (fewer channels in the largest layers, an earlier stride or pool)")
+    if overhead.gnet:
+        ways.append(GNET_HINT)
     parts = [f"the code (~{overhead.code:,} B)", f"the descriptors and tables ({overhead.tables:,} B)",
              f"the FRAM activations ({overhead.activations:,} B: {where})"]
     if overhead.gnet:

@@ -416,19 +416,17 @@ def _reject_other_formats(path: str) -> None:
     if not head or head.startswith(NUMPY_MAGICS):
         return
     text = head.decode("utf-8", errors="replace")
-    hint = "make it with numpy.savez(path, x=inputs, y=labels)"
     if head.startswith(b"\x80"):
-        what = "a Python pickle"
-        hint = "load it and save the arrays with numpy.savez(path, x=inputs, y=labels)"
-    elif "\ufffd" not in text and any(sep in text for sep in ",;\t"):
+        what, hint = "a Python pickle", "load it and save the arrays with numpy.savez(path, x=inputs, y=labels)"
+    elif "\ufffd" in text:         # binary but neither: np.load says what it is not
+        return
+    elif any(sep in text for sep in ",;\t"):
         what = "a text file: CSV?"
         hint = ("convert it, e.g. for a header line and the label in the last column: d = numpy.loadtxt(path, "
                 "delimiter=',', skiprows=1); numpy.savez('d.npz', x=d[:, :-1].astype('float32'), "
                 "y=d[:, -1].astype('int64'))")
-    elif "\ufffd" not in text:
-        what = "a text file"
     else:
-        return
+        what, hint = "a text file", "make it with numpy.savez(path, x=inputs, y=labels)"
     raise DataError(f"not a readable .npz or .npy file ({what}): --data reads numpy .npz (one array per model "
                     f"input, labels as 'y') or .npy (the inputs of a single-input model)",
                     location=Location(file=path), hint=hint)
@@ -496,11 +494,15 @@ def _fit(array: np.ndarray, spec: tuple[int, ...], key: str, name: str, path: st
         squeezed_got = tuple(d for d in got if d != 1)
         squeezed_spec = tuple(d for d in spec if d != 1)
         if squeezed_got != squeezed_spec:
+            move = _channel_move(got, spec)
+            note, call = _MOVES[move] if move is not None else ("", "")
             raise DataError(
                 f"array '{key}' (model input '{name}') has per-sample shape {list(got)}, "
-                f"expected {list(spec)}" + _layout_note(got, spec),
+                f"expected {list(spec)}{note}",
                 location=where,
-                hint=_layout_hint(got, spec, key) or
+                # the data is never transposed silently: which axis is the channel is the user's to say
+                hint=f"store '{key}' as {call.format(key=key)} (per-sample {list(spec)}); the data is never "
+                     f"transposed silently" if move is not None else
                 f"store it as [n, {', '.join(map(str, spec))}] (first axis = samples); only size-1 axes may differ")
         array = array.reshape((array.shape[0],) + spec)
     out = array.astype(np.float32)
@@ -529,21 +531,6 @@ def _channel_move(got: tuple[int, ...], spec: tuple[int, ...]) -> str | None:
 _MOVES = {"swapped": (" (its two axes are the other way round)", "np.swapaxes({key}, 1, 2)"),
           "last-to-first": (" (the data is channel-last, the model input channel-first)", "np.moveaxis({key}, -1, 1)"),
           "first-to-last": (" (the data is channel-first, the model input channel-last)", "np.moveaxis({key}, 1, -1)")}
-
-
-def _layout_note(got: tuple[int, ...], spec: tuple[int, ...]) -> str:
-    move = _channel_move(got, spec)
-    return "" if move is None else _MOVES[move][0]
-
-
-def _layout_hint(got: tuple[int, ...], spec: tuple[int, ...], key: str) -> str | None:
-    """How to store channel-last data for a channel-first input (or the converse); None otherwise.
-    The data is never transposed silently: which axis is the channel is the user's to say."""
-    move = _channel_move(got, spec)
-    if move is None:
-        return None
-    call = _MOVES[move][1].format(key=key)
-    return f"store '{key}' as {call} (per-sample {list(spec)}); the data is never transposed silently"
 
 
 def class_indices(labels: np.ndarray, classes: Sequence[Any], source: str | None = None) -> np.ndarray:

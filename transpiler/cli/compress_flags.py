@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from transpiler.errors import BudgetError, Location
+
+if TYPE_CHECKING:
+    from passes.compress_size import FramOverhead
 
 
 GNET_HINT = "a smaller gNet head (fewer exits: --gnet exits=...; --gnet-pool 1x1)"
@@ -79,11 +82,10 @@ def compression_spec(args: argparse.Namespace, model: Any, data: Any,
     budget = max(ceiling - overhead.total, 0)
     if size <= budget:
         return None
-    if budget <= 0 and overhead.uncompressed < args.fram:
-        _refuse_no_room(args, size, floor, overhead, ceiling)
     if budget <= 0:
-        # the code and the activations alone fill --fram: plan-memory's error names what overflows
-        return None
+        if overhead.uncompressed < args.fram:
+            _refuse_no_room(args, size, floor, overhead, ceiling)
+        return None     # the code and the activations alone fill --fram: plan-memory's error names what overflows
     if floor > budget:
         head = f" and the gNet head ({overhead.gnet:,} B of weights)" if overhead.gnet else ""
         _refuse(args, sizes, floor, budget, f"left for them after code, FRAM activations{head}",
@@ -119,7 +121,8 @@ def _refuse(args: argparse.Namespace, sizes: Any, floor: int, budget: int, what:
              + (f"; {GNET_HINT}" if gnet else ""))
 
 
-def _refuse_no_room(args: argparse.Namespace, size: int, floor: int, overhead: Any, ceiling: int) -> NoReturn:
+def _refuse_no_room(args: argparse.Namespace, size: int, floor: int, overhead: FramOverhead,
+                    ceiling: int) -> NoReturn:
     """Raise the BudgetError of a model whose code, tables and FRAM activations (``overhead``, a
     :class:`passes.compress_size.FramOverhead`) with the code compression adds leave no room for any
     parameters in ``ceiling``, the usable part of --fram: compressing the weights cannot help."""
